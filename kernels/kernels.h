@@ -1,0 +1,74 @@
+// FP32 reference kernels for the default ONNX domain: the oracle that every
+// faster path (INT8, fused, vectorized) is tested against. Written for
+// clarity first; the heavy ones (MatMul, Gemm, Conv) call oneDNN's sgemm.
+//
+// Each function implements one ONNX op across the opsets the runtime
+// supports (9-21), including the attribute forms of older opsets; see
+// runtime/kernel.h for the contract. register_fp32_kernels() in registry.cc
+// is the one place that maps op names to these functions.
+#pragma once
+
+#include "runtime/kernel.h"
+
+namespace sarai {
+
+void register_fp32_kernels(KernelTable& table);
+
+namespace kernels {
+
+// elementwise.cc: NumPy-broadcasting binary ops, Where.
+Status Add(KernelContext& ctx);
+Status Sub(KernelContext& ctx);
+Status Mul(KernelContext& ctx);
+Status Div(KernelContext& ctx);
+Status Pow(KernelContext& ctx);
+Status Equal(KernelContext& ctx);
+Status Where(KernelContext& ctx);
+
+// activation.cc: unary float ops.
+Status Sqrt(KernelContext& ctx);
+Status Erf(KernelContext& ctx);
+Status Gelu(KernelContext& ctx);
+Status Relu(KernelContext& ctx);
+Status Sigmoid(KernelContext& ctx);
+Status Tanh(KernelContext& ctx);
+Status HardSigmoid(KernelContext& ctx);
+Status HardSwish(KernelContext& ctx);
+Status Clip(KernelContext& ctx);
+
+// normalization.cc / reduce.cc
+Status Softmax(KernelContext& ctx);
+Status LayerNormalization(KernelContext& ctx);
+Status BatchNormalization(KernelContext& ctx);
+Status ReduceMean(KernelContext& ctx);
+
+// matmul.cc, conv.cc, pool.cc, resize.cc
+Status MatMul(KernelContext& ctx);
+Status Gemm(KernelContext& ctx);
+Status Conv(KernelContext& ctx);
+Status ConvTranspose(KernelContext& ctx);
+Status GlobalAveragePool(KernelContext& ctx);
+Status AveragePool(KernelContext& ctx);
+Status MaxPool(KernelContext& ctx);
+Status Resize(KernelContext& ctx);
+
+// shape_ops.cc / data_ops.cc: data movement and shape computation.
+Status Transpose(KernelContext& ctx);
+Status Reshape(KernelContext& ctx);
+Status Flatten(KernelContext& ctx);
+Status Squeeze(KernelContext& ctx);
+Status Unsqueeze(KernelContext& ctx);
+Status Concat(KernelContext& ctx);
+Status Slice(KernelContext& ctx);
+Status Split(KernelContext& ctx);
+Status Gather(KernelContext& ctx);
+Status Shape(KernelContext& ctx);
+Status Cast(KernelContext& ctx);
+Status Constant(KernelContext& ctx);
+Status ConstantOfShape(KernelContext& ctx);
+Status Identity(KernelContext& ctx);
+Status Expand(KernelContext& ctx);
+Status Range(KernelContext& ctx);
+
+}  // namespace kernels
+}  // namespace sarai

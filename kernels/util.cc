@@ -1,0 +1,44 @@
+#include "kernels/util.h"
+
+#include <algorithm>
+
+namespace sarai::kernels {
+
+Expected<int> normalize_axis(int64_t axis, int rank, const char* what) {
+  if (axis < -rank || axis >= rank)
+    return Status::error(std::string(what) + " " + std::to_string(axis) +
+                         " is out of range for rank " + std::to_string(rank));
+  return static_cast<int>(axis < 0 ? axis + rank : axis);
+}
+
+Expected<Shape> broadcast_shapes(const std::vector<Shape>& shapes) {
+  size_t rank = 0;
+  for (const Shape& s : shapes) rank = std::max(rank, s.size());
+  Shape out(rank, 1);
+  for (const Shape& s : shapes) {
+    size_t off = rank - s.size();
+    for (size_t i = 0; i < s.size(); ++i) {
+      int64_t& o = out[off + i];
+      int64_t d = s[i];
+      if (d == o || d == 1) continue;
+      if (o == 1) { o = d; continue; }
+      std::string all;
+      for (const Shape& t : shapes) all += (all.empty() ? "" : " and ") + shape_to_string(t);
+      return Status::error("shapes " + all + " cannot be broadcast together");
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
+  std::vector<int64_t> strides(out.size(), 0);
+  int64_t stride = 1;
+  for (size_t i = in.size(); i-- > 0;) {
+    size_t o = out.size() - in.size() + i;
+    strides[o] = in[i] == 1 ? 0 : stride;
+    stride *= in[i];
+  }
+  return strides;
+}
+
+}  // namespace sarai::kernels

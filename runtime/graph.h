@@ -1,0 +1,111 @@
+// The runtime's own IR: a graph of nodes over values, with no protobuf types.
+//
+// Values are indexed by position in Graph::values; a node names its inputs
+// and outputs by value index (kNoValue for an omitted optional input). A
+// value is either a graph input, an initializer (a constant Tensor, possibly
+// a view into a mapped file), or the output of exactly one node.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/status.h"
+#include "runtime/tensor.h"
+
+namespace sarai {
+
+inline constexpr int kNoValue = -1;
+
+// One dimension of a declared shape: a fixed size, a named symbol
+// ("seq_len"), or unknown (no value, no symbol).
+struct Dim {
+  int64_t value = -1;
+  std::string symbol;
+  bool is_fixed() const { return value >= 0; }
+  std::string to_string() const { return is_fixed() ? std::to_string(value) : (symbol.empty() ? "?" : symbol); }
+};
+
+struct Attribute {
+  enum class Kind { kFloat, kInt, kString, kTensor, kFloats, kInts, kStrings, kGraph };
+  Kind kind = Kind::kInt;
+  float f = 0;
+  int64_t i = 0;
+  std::string s;
+  Tensor t;
+  std::vector<float> floats;
+  std::vector<int64_t> ints;
+  std::vector<std::string> strings;
+};
+
+struct Node {
+  std::string name;     // may be empty in the source model; the loader names it
+  std::string op_type;
+  std::string domain;   // "" for the default ONNX domain
+  std::vector<int> inputs;
+  std::vector<int> outputs;
+  std::map<std::string, Attribute> attrs;
+
+  bool has_attr(const std::string& k) const { return attrs.count(k) != 0; }
+  const Attribute* attr(const std::string& k) const {
+    auto it = attrs.find(k);
+    return it == attrs.end() ? nullptr : &it->second;
+  }
+  int64_t attr_int(const std::string& k, int64_t def) const {
+    const Attribute* a = attr(k);
+    return a ? a->i : def;
+  }
+  float attr_float(const std::string& k, float def) const {
+    const Attribute* a = attr(k);
+    return a ? a->f : def;
+  }
+  std::string attr_string(const std::string& k, const std::string& def) const {
+    const Attribute* a = attr(k);
+    return a ? a->s : def;
+  }
+  std::vector<int64_t> attr_ints(const std::string& k, std::vector<int64_t> def = {}) const {
+    const Attribute* a = attr(k);
+    return a ? a->ints : def;
+  }
+  // "node 'name' (OpType)" for error messages.
+  std::string describe() const { return "node '" + name + "' (" + op_type + ")"; }
+};
+
+struct Value {
+  std::string name;
+  DType dtype = DType::kUndefined;  // kUndefined when the model does not say
+  std::vector<Dim> dims;
+  bool has_shape = false;
+  int producer = -1;                 // node index, -1 for inputs and initializers
+  bool is_initializer = false;
+  Tensor initializer;                // set when is_initializer
+};
+
+class Graph {
+ public:
+  std::string name;
+  int64_t opset = 0;                // default-domain opset the model imports
+  std::vector<Value> values;
+  std::vector<Node> nodes;
+  std::vector<int> inputs;          // graph inputs that are not initializers
+  std::vector<int> outputs;
+
+  int find_value(const std::string& name) const;  // kNoValue if absent
+  // Adds a value (name must be new) and returns its index.
+  int add_value(const std::string& name);
+
+  // Nodes in an order where every node comes after the producers of its
+  // inputs; an error naming a node on the cycle when there is one.
+  Expected<std::vector<int>> topological_order() const;
+
+  // For each value, the index in `order` of the last node that reads it
+  // (-1 when no node reads it). Graph outputs are never released.
+  std::vector<int> last_uses(const std::vector<int>& order) const;
+
+ private:
+  std::map<std::string, int> index_;
+};
+
+}  // namespace sarai

@@ -1,0 +1,41 @@
+#include "runtime/parallel.h"
+
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace sarai {
+
+namespace {
+int g_threads = 1;
+}
+
+void set_num_threads(int n) {
+  g_threads = n < 1 ? 1 : n;
+  omp_set_num_threads(g_threads);  // oneDNN's OpenMP build reads this
+}
+
+int num_threads() { return g_threads; }
+
+int physical_cores() {
+  // Count distinct (physical id, core id) pairs; fall back to the logical
+  // count when /proc/cpuinfo does not say.
+  std::ifstream in("/proc/cpuinfo");
+  std::set<std::pair<std::string, std::string>> cores;
+  std::string line, phys = "0";
+  while (std::getline(in, line)) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, line.find_last_not_of(" \t", colon - 1) + 1);
+    std::string val = line.substr(colon + 1);
+    if (key == "physical id") phys = val;
+    if (key == "core id") cores.insert({phys, val});
+  }
+  if (!cores.empty()) return static_cast<int>(cores.size());
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw ? static_cast<int>(hw) : 1;
+}
+
+}  // namespace sarai

@@ -1,0 +1,23 @@
+// Intra-op parallelism. One pool for the whole process: OpenMP's, which
+// oneDNN (Debian's build uses the OpenMP runtime) shares, so our loops and
+// oneDNN's never oversubscribe each other.
+#pragma once
+
+#include <cstdint>
+
+namespace sarai {
+
+// Sets the thread count used by parallel_for and by oneDNN.
+void set_num_threads(int n);
+int num_threads();
+// Number of physical cores (not hyperthreads), at least 1.
+int physical_cores();
+
+// Calls fn(begin, end) over [0, n) split into contiguous chunks of at least
+// `grain` items, on up to num_threads() threads. fn must not throw.
+template <class Fn>
+void parallel_for(int64_t n, int64_t grain, Fn&& fn);
+
+}  // namespace sarai
+
+#include "runtime/parallel_impl.h"

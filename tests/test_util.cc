@@ -1,0 +1,75 @@
+#include "tests/test_util.h"
+
+#include <cstring>
+#include <random>
+#include <sstream>
+
+namespace sarai::test {
+
+Tensor random_tensor(Shape shape, uint32_t seed, float lo, float hi) {
+  Tensor t = Tensor::allocate(DType::kFloat32, std::move(shape));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  float* p = t.mutable_data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(rng);
+  return t;
+}
+
+Node make_node(const std::string& op_type, int num_inputs, int num_outputs) {
+  Node n;
+  n.name = op_type + "_under_test";
+  n.op_type = op_type;
+  for (int i = 0; i < num_inputs; ++i) n.inputs.push_back(i);
+  for (int i = 0; i < num_outputs; ++i) n.outputs.push_back(num_inputs + i);
+  return n;
+}
+
+Attribute attr_int(int64_t v) { Attribute a; a.kind = Attribute::Kind::kInt; a.i = v; return a; }
+Attribute attr_float(float v) { Attribute a; a.kind = Attribute::Kind::kFloat; a.f = v; return a; }
+Attribute attr_ints(std::vector<int64_t> v) { Attribute a; a.kind = Attribute::Kind::kInts; a.ints = std::move(v); return a; }
+Attribute attr_floats(std::vector<float> v) { Attribute a; a.kind = Attribute::Kind::kFloats; a.floats = std::move(v); return a; }
+Attribute attr_string(std::string v) { Attribute a; a.kind = Attribute::Kind::kString; a.s = std::move(v); return a; }
+Attribute attr_tensor(Tensor t) { Attribute a; a.kind = Attribute::Kind::kTensor; a.t = std::move(t); return a; }
+
+Expected<std::vector<Tensor>> run_kernel(KernelFn fn, const Node& node,
+                                         const std::vector<Tensor>& inputs, int64_t opset,
+                                         int num_threads) {
+  std::vector<const Tensor*> ptrs;
+  for (const Tensor& t : inputs) ptrs.push_back(t.defined() ? &t : nullptr);
+  KernelContext ctx(node, opset, ptrs, num_threads);
+  Status s = fn(ctx);
+  if (!s.is_ok()) return s;
+  return ctx.outputs();
+}
+
+::testing::AssertionResult tensors_near(const Tensor& a, const Tensor& e, double atol, double rtol) {
+  if (a.dtype() != e.dtype())
+    return ::testing::AssertionFailure() << "dtype " << dtype_name(a.dtype()) << " vs expected " << dtype_name(e.dtype());
+  if (a.shape() != e.shape())
+    return ::testing::AssertionFailure() << "shape " << shape_to_string(a.shape()) << " vs expected " << shape_to_string(e.shape());
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    double x = a.float_at(i), y = e.float_at(i);
+    if (std::isnan(x) && std::isnan(y)) continue;
+    if (std::isinf(x) && x == y) continue;
+    if (!(std::fabs(x - y) <= atol + rtol * std::fabs(y)))
+      return ::testing::AssertionFailure() << "element " << i << ": " << x << " vs expected " << y
+                                           << " (atol " << atol << ", rtol " << rtol << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult tensors_equal(const Tensor& a, const Tensor& e) {
+  if (a.dtype() != e.dtype())
+    return ::testing::AssertionFailure() << "dtype " << dtype_name(a.dtype()) << " vs expected " << dtype_name(e.dtype());
+  if (a.shape() != e.shape())
+    return ::testing::AssertionFailure() << "shape " << shape_to_string(a.shape()) << " vs expected " << shape_to_string(e.shape());
+  if (a.nbytes() && std::memcmp(a.raw(), e.raw(), a.nbytes()) != 0) {
+    for (int64_t i = 0; i < a.numel(); ++i)
+      if (a.float_at(i) != e.float_at(i))
+        return ::testing::AssertionFailure() << "element " << i << ": " << a.float_at(i) << " vs expected " << e.float_at(i);
+    return ::testing::AssertionFailure() << "bytes differ";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace sarai::test

@@ -1,0 +1,65 @@
+// Helpers for tests: build tensors, run one kernel, compare floats.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "runtime/graph.h"
+#include "runtime/kernel.h"
+#include "runtime/tensor.h"
+
+namespace sarai::test {
+
+template <class T> DType dtype_of();
+template <> inline DType dtype_of<float>() { return DType::kFloat32; }
+template <> inline DType dtype_of<double>() { return DType::kFloat64; }
+template <> inline DType dtype_of<int64_t>() { return DType::kInt64; }
+template <> inline DType dtype_of<int32_t>() { return DType::kInt32; }
+template <> inline DType dtype_of<int8_t>() { return DType::kInt8; }
+template <> inline DType dtype_of<uint8_t>() { return DType::kUInt8; }
+template <> inline DType dtype_of<bool>() { return DType::kBool; }
+
+template <class T>
+Tensor make_tensor(Shape shape, const std::vector<T>& values) {
+  Tensor t = Tensor::allocate(dtype_of<T>(), shape);
+  EXPECT_EQ(static_cast<int64_t>(values.size()), t.numel()) << "make_tensor: value count";
+  for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.numel(); ++i) {
+    if constexpr (std::is_same_v<T, bool>)
+      t.mutable_data<uint8_t>()[i] = values[i] ? 1 : 0;
+    else
+      t.mutable_data<T>()[i] = values[i];
+  }
+  return t;
+}
+
+// A tensor of `shape` filled with deterministic pseudo-random floats in
+// [lo, hi) from `seed`.
+Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f);
+
+// Builds a node with `num_inputs` inputs and `num_outputs` outputs (value ids
+// 0..n-1 and n..) so a kernel can be called directly.
+Node make_node(const std::string& op_type, int num_inputs, int num_outputs = 1);
+Attribute attr_int(int64_t v);
+Attribute attr_float(float v);
+Attribute attr_ints(std::vector<int64_t> v);
+Attribute attr_floats(std::vector<float> v);
+Attribute attr_string(std::string v);
+Attribute attr_tensor(Tensor t);
+
+// Runs `fn` on `node` with `inputs` (an undefined Tensor = omitted optional
+// input) and returns the outputs or the kernel's error.
+Expected<std::vector<Tensor>> run_kernel(KernelFn fn, const Node& node,
+                                         const std::vector<Tensor>& inputs, int64_t opset = 17,
+                                         int num_threads = 1);
+
+// Element-wise comparison with |a-b| <= atol + rtol*|b|; reports the first
+// mismatch with its flat index.
+::testing::AssertionResult tensors_near(const Tensor& actual, const Tensor& expected,
+                                        double atol = 1e-5, double rtol = 1e-5);
+// Exact comparison (dtype, shape, bytes).
+::testing::AssertionResult tensors_equal(const Tensor& actual, const Tensor& expected);
+
+}  // namespace sarai::test

@@ -62,7 +62,7 @@ Status Concat(KernelContext& ctx);
 Status Slice(KernelContext& ctx);
 Status Split(KernelContext& ctx);
 Status Gather(KernelContext& ctx);
-Status Shape(KernelContext& ctx);
+Status ShapeOp(KernelContext& ctx);  // "Shape": named apart from the sarai::Shape type
 Status Cast(KernelContext& ctx);
 Status Constant(KernelContext& ctx);
 Status ConstantOfShape(KernelContext& ctx);

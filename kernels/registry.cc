@@ -47,7 +47,7 @@ void register_fp32_kernels(KernelTable& t) {
   t.add("Slice", Slice);
   t.add("Split", Split);
   t.add("Gather", Gather);
-  t.add("Shape", Shape);
+  t.add("Shape", ShapeOp);
   t.add("Cast", Cast);
   t.add("Constant", Constant);
   t.add("ConstantOfShape", ConstantOfShape);

@@ -1,0 +1,1 @@
+// placeholder while the session is written; replaced in the next commit

@@ -1,0 +1,188 @@
+// Unary element-wise ops: Sqrt, Erf, Gelu, Relu, Sigmoid, Tanh, HardSigmoid,
+// HardSwish, Clip. All float32; Relu and Clip also take integer tensors.
+// Each is one loop over the flat buffer, split over the thread pool.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <string>
+#include <type_traits>
+
+#include "kernels/kernels.h"
+#include "kernels/util.h"
+#include "runtime/parallel.h"
+
+namespace sarai::kernels {
+namespace {
+
+constexpr int64_t kGrain = 16384;
+
+Status require_x(const KernelContext& ctx, const char* name = "X") {
+  if (!ctx.has_input(0)) return Status::error(std::string("missing required input '") + name + "' (input 0)");
+  return Status::ok();
+}
+
+// y = fn(x) elementwise into a fresh output of x's dtype and shape.
+template <class T, class Fn>
+void map_into(KernelContext& ctx, const Tensor& x, Fn fn) {
+  Tensor& y = ctx.allocate_output(0, x.dtype(), x.shape());
+  const T* px = x.data<T>();
+  T* py = y.mutable_data<T>();
+  parallel_for(x.numel(), kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) py[i] = fn(px[i]);
+  });
+}
+
+template <class Fn>
+Status unary_float(KernelContext& ctx, Fn fn, const char* name = "X") {
+  SARAI_RETURN_IF_ERROR(require_x(ctx, name));
+  const Tensor& x = ctx.input(0);
+  if (x.dtype() != DType::kFloat32)
+    return Status::error(std::string("input '") + name + "' must be float32, got " + dtype_name(x.dtype()));
+  map_into<float>(ctx, x, fn);
+  return Status::ok();
+}
+
+// Calls fn(T{}) with the C++ type for float32 and the integer dtypes.
+template <class Fn>
+bool visit_numeric(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kFloat32: fn(float{}); return true;
+    case DType::kInt8: fn(int8_t{}); return true;
+    case DType::kUInt8: fn(uint8_t{}); return true;
+    case DType::kInt16: fn(int16_t{}); return true;
+    case DType::kUInt16: fn(uint16_t{}); return true;
+    case DType::kInt32: fn(int32_t{}); return true;
+    case DType::kUInt32: fn(uint32_t{}); return true;
+    case DType::kInt64: fn(int64_t{}); return true;
+    case DType::kUInt64: fn(uint64_t{}); return true;
+    default: return false;
+  }
+}
+
+float sigmoid(float x) {
+  // Never exp of a large positive number: both branches stay in (0, 1].
+  if (x >= 0) return 1.f / (1.f + std::exp(-x));
+  const float e = std::exp(x);
+  return e / (1.f + e);
+}
+
+// max(0, min(1, alpha * x + beta)), NaN propagating.
+float hard_sigmoid(float x, float alpha, float beta) {
+  const float v = alpha * x + beta;
+  return v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
+}
+
+// min(max(x, lo), hi) by comparisons, so a NaN element stays NaN and lo > hi
+// gives hi.
+template <class T>
+T clamp(T v, T lo, T hi) {
+  const T a = v < lo ? lo : v;
+  return a > hi ? hi : a;
+}
+
+}  // namespace
+
+Status Sqrt(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return std::sqrt(x); });
+}
+
+Status Erf(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return std::erf(x); }, "input");
+}
+
+Status Tanh(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return std::tanh(x); }, "input");
+}
+
+Status Sigmoid(KernelContext& ctx) {
+  return unary_float(ctx, sigmoid);
+}
+
+// Gelu (opset 20):
+//   none: 0.5 x (1 + erf(x / sqrt(2)))
+//   tanh: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+Status Gelu(KernelContext& ctx) {
+  const std::string approx = ctx.node().attr_string("approximate", "none");
+  if (approx == "none") {
+    return unary_float(ctx, [](float x) {
+      return 0.5f * x * (1.f + std::erf(x * static_cast<float>(1.0 / std::numbers::sqrt2)));
+    });
+  }
+  if (approx == "tanh") {
+    constexpr float kC = static_cast<float>(0.7978845608028654);  // sqrt(2 / pi)
+    return unary_float(ctx, [](float x) {
+      return 0.5f * x * (1.f + std::tanh(kC * (x + 0.044715f * x * x * x)));
+    });
+  }
+  return Status::error("attribute 'approximate' must be \"none\" or \"tanh\", got \"" + approx + "\"");
+}
+
+// Relu: float32 and (opset 14) the integer types.
+Status Relu(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_x(ctx));
+  const Tensor& x = ctx.input(0);
+  const bool ok = visit_numeric(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    // x < 0 ? 0 : x keeps NaN as NaN.
+    if constexpr (std::is_signed_v<T> || std::is_floating_point_v<T>)
+      map_into<T>(ctx, x, [](T v) { return v < T{0} ? T{0} : v; });
+    else
+      map_into<T>(ctx, x, [](T v) { return v; });
+  });
+  if (!ok)
+    return Status::error(std::string("input 'X' must be float32 or an integer type, got ") + dtype_name(x.dtype()));
+  return Status::ok();
+}
+
+Status HardSigmoid(KernelContext& ctx) {
+  const float alpha = ctx.node().attr_float("alpha", 0.2f);
+  const float beta = ctx.node().attr_float("beta", 0.5f);
+  return unary_float(ctx, [=](float x) { return hard_sigmoid(x, alpha, beta); });
+}
+
+// HardSwish: x * HardSigmoid(x) with alpha = 1/6, beta = 0.5.
+Status HardSwish(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return x * hard_sigmoid(x, 1.f / 6.f, 0.5f); });
+}
+
+// Clip: before opset 11 the bounds are float attributes 'min'/'max'; from 11
+// on they are optional scalar inputs 1 and 2 of the input's dtype. A missing
+// bound is the dtype's limit. When min > max every element becomes max
+// (min(max(x, lo), hi), as the spec says).
+Status Clip(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_x(ctx, "input"));
+  const Tensor& x = ctx.input(0);
+  if (ctx.opset() < 11) {
+    if (x.dtype() != DType::kFloat32)
+      return Status::error(std::string("input 'input' must be float32 (opset ") + std::to_string(ctx.opset()) +
+                           "), got " + dtype_name(x.dtype()));
+    const float lo = ctx.node().attr_float("min", std::numeric_limits<float>::lowest());
+    const float hi = ctx.node().attr_float("max", std::numeric_limits<float>::max());
+    map_into<float>(ctx, x, [=](float v) { return clamp(v, lo, hi); });
+    return Status::ok();
+  }
+  for (int i = 1; i <= 2; ++i) {
+    if (!ctx.has_input(i)) continue;
+    const Tensor& b = ctx.input(i);
+    const char* name = i == 1 ? "min" : "max";
+    if (b.dtype() != x.dtype())
+      return Status::error(std::string("input '") + name + "' must have the dtype of 'input' (" +
+                           dtype_name(x.dtype()) + "), got " + dtype_name(b.dtype()));
+    if (b.numel() != 1)
+      return Status::error(std::string("input '") + name + "' must be a scalar, got shape " +
+                           shape_to_string(b.shape()));
+  }
+  const bool ok = visit_numeric(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T lo = ctx.has_input(1) ? ctx.input(1).data<T>()[0] : std::numeric_limits<T>::lowest();
+    const T hi = ctx.has_input(2) ? ctx.input(2).data<T>()[0] : std::numeric_limits<T>::max();
+    map_into<T>(ctx, x, [=](T v) { return clamp(v, lo, hi); });
+  });
+  if (!ok)
+    return Status::error(std::string("input 'input' must be float32 or an integer type, got ") +
+                         dtype_name(x.dtype()));
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

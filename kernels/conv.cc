@@ -1,0 +1,453 @@
+// Conv and ConvTranspose on float32, any number of spatial dims.
+//
+// Conv, per (batch n, group g), is one GEMM over an im2col matrix:
+//   Y[n, g*Mg + m, o] = sum_r W[g*Mg + m, r] * col[r, o] (+ B[g*Mg + m])
+// where r = (c, k) runs over the group's Cg input channels times the kernel
+// taps, o over the output positions, and
+//   col[(c, k), o] = X[n, g*Cg + c, o*stride - pad_begin + k*dilation]
+// (0 outside the input). A 1x1 kernel with unit strides and no padding uses
+// X itself as the col matrix. Depthwise convs (group == C == M) are a direct
+// loop instead, since their im2col matrix would be as large as the work.
+//
+// ConvTranspose is the adjoint: col = W_g^T * X_g (one GEMM), then col2im
+// scatters col[(m, k), i] into Y[n, g*Mg + m, i*stride - pad_begin + k*dilation].
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/util.h"
+#include "oneapi/dnnl/dnnl.h"
+#include "runtime/parallel.h"
+
+namespace sarai::kernels {
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+std::string ints_str(const Ints& v) { return shape_to_string(v); }
+
+Status sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+             const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return Status::ok();
+  if (k == 0) {
+    if (beta == 0.f) std::fill(c, c + m * ldc, 0.f);
+    return Status::ok();
+  }
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', 'N', m, n, k, 1.f, a, std::max<int64_t>(lda, 1),
+                                b, std::max<int64_t>(ldb, 1), beta, c, std::max<int64_t>(ldc, 1));
+  if (st != dnnl_success)
+    return Status::error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(st)) +
+                         ") for M=" + std::to_string(m) + " N=" + std::to_string(n) +
+                         " K=" + std::to_string(k));
+  return Status::ok();
+}
+
+// The attributes shared by Conv and ConvTranspose, resolved against the
+// actual shapes: everything per spatial dim.
+struct ConvGeometry {
+  int nsp = 0;                   // number of spatial dims
+  Ints in, out, kernel;          // spatial sizes
+  Ints strides, dilations, pad_begin, pad_end;
+  int64_t in_size() const { return numel_of(in); }
+  int64_t out_size() const { return numel_of(out); }
+  int64_t kernel_size() const { return numel_of(kernel); }
+};
+
+// Reads kernel_shape/strides/dilations/pads (not auto_pad) and validates
+// their lengths and values. `w_spatial` is W's spatial shape.
+Status read_common_attrs(const Node& node, const Shape& x, const Shape& w, ConvGeometry* g) {
+  g->nsp = static_cast<int>(x.size()) - 2;
+  g->in.assign(x.begin() + 2, x.end());
+  Ints w_spatial(w.begin() + 2, w.end());
+  const size_t n = static_cast<size_t>(g->nsp);
+  g->kernel = node.attr_ints("kernel_shape", w_spatial);
+  if (g->kernel != w_spatial)
+    return Status::error("kernel_shape " + ints_str(g->kernel) + " does not match W " +
+                         shape_to_string(w) + " (spatial dims " + ints_str(w_spatial) + ")");
+  g->strides = node.attr_ints("strides", Ints(n, 1));
+  g->dilations = node.attr_ints("dilations", Ints(n, 1));
+  if (g->strides.size() != n)
+    return Status::error("strides " + ints_str(g->strides) + " must have " + std::to_string(n) +
+                         " values for input " + shape_to_string(x));
+  if (g->dilations.size() != n)
+    return Status::error("dilations " + ints_str(g->dilations) + " must have " +
+                         std::to_string(n) + " values for input " + shape_to_string(x));
+  for (size_t i = 0; i < n; ++i) {
+    if (g->kernel[i] < 1)
+      return Status::error("kernel_shape " + ints_str(g->kernel) + " must be >= 1");
+    if (g->strides[i] < 1) return Status::error("strides " + ints_str(g->strides) + " must be >= 1");
+    if (g->dilations[i] < 1)
+      return Status::error("dilations " + ints_str(g->dilations) + " must be >= 1");
+  }
+  Ints pads = node.attr_ints("pads", Ints(2 * n, 0));
+  if (pads.size() != 2 * n)
+    return Status::error("pads " + ints_str(pads) + " must have " + std::to_string(2 * n) +
+                         " values (begin and end per spatial dim) for input " + shape_to_string(x));
+  for (int64_t p : pads)
+    if (p < 0) return Status::error("pads " + ints_str(pads) + " must be >= 0");
+  g->pad_begin.assign(pads.begin(), pads.begin() + static_cast<long>(n));
+  g->pad_end.assign(pads.begin() + static_cast<long>(n), pads.end());
+  return Status::ok();
+}
+
+Expected<std::string> read_auto_pad(const Node& node) {
+  std::string ap = node.attr_string("auto_pad", "NOTSET");
+  if (ap != "NOTSET" && ap != "SAME_UPPER" && ap != "SAME_LOWER" && ap != "VALID")
+    return Status::error("auto_pad '" + ap +
+                         "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+  return ap;
+}
+
+// Shape checks shared by both ops: X is [N, C, spatial...], W has X's rank,
+// B (if given) is 1-D of length `bias_len`.
+Status check_x_w(const KernelContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1))
+    return Status::error("missing required input X or W");
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  for (int i = 0; i < 3; ++i) {
+    if (!ctx.has_input(i)) continue;
+    if (ctx.input(i).dtype() != DType::kFloat32)
+      return Status::error(std::string("input ") + "XWB"[i] + " has dtype " +
+                           dtype_name(ctx.input(i).dtype()) + "; only float32 is supported");
+  }
+  if (x.rank() < 3)
+    return Status::error("input X " + shape_to_string(x.shape()) +
+                         " must have rank >= 3 ([N, C, spatial...])");
+  if (w.rank() != x.rank())
+    return Status::error("W " + shape_to_string(w.shape()) + " must have the rank of X " +
+                         shape_to_string(x.shape()));
+  return Status::ok();
+}
+
+Status check_bias(const KernelContext& ctx, int64_t m) {
+  if (!ctx.has_input(2)) return Status::ok();
+  const Tensor& b = ctx.input(2);
+  if (b.rank() != 1 || b.dim(0) != m)
+    return Status::error("bias B " + shape_to_string(b.shape()) + " must be [" + std::to_string(m) +
+                         "] (one value per output channel)");
+  return Status::ok();
+}
+
+// Fills each of `planes` planes of `plane_size` floats with the bias of its
+// channel (plane p is channel p % channels), or leaves zeros without bias.
+void fill_bias(const KernelContext& ctx, float* y, int64_t planes, int64_t channels,
+               int64_t plane_size) {
+  if (!ctx.has_input(2)) return;
+  const float* b = ctx.input(2).data<float>();
+  parallel_for(planes, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p)
+      std::fill(y + p * plane_size, y + (p + 1) * plane_size, b[p % channels]);
+  });
+}
+
+// Splits flat kernel index `kidx` into per-dim offsets (row-major).
+void unravel(int64_t idx, const Ints& dims, int64_t* out) {
+  for (size_t d = dims.size(); d-- > 0;) {
+    out[d] = idx % dims[d];
+    idx /= dims[d];
+  }
+}
+
+// col[(c, k), o] for the Cg channels starting at `x` (each in_size floats).
+// Rows are independent, so they are split over threads.
+void im2col(const ConvGeometry& g, const float* x, int64_t channels, float* col) {
+  const int64_t ksize = g.kernel_size(), in_size = g.in_size(), out_size = g.out_size();
+  const int nsp = g.nsp, last = nsp - 1;
+  const int64_t out_last = g.out[static_cast<size_t>(last)];
+  const int64_t outer = out_size / std::max<int64_t>(out_last, 1);
+  const Ints outer_dims(g.out.begin(), g.out.end() - 1);
+  parallel_for(channels * ksize, 4, [&](int64_t begin, int64_t end) {
+    Ints kk(static_cast<size_t>(nsp)), o(static_cast<size_t>(nsp));
+    for (int64_t r = begin; r < end; ++r) {
+      const float* src = x + (r / ksize) * in_size;
+      float* dst = col + r * out_size;
+      unravel(r % ksize, g.kernel, kk.data());
+      const int64_t s = g.strides[last];
+      const int64_t shift = kk[last] * g.dilations[last] - g.pad_begin[last];
+      const int64_t w = g.in[last];
+      for (int64_t op = 0; op < outer; ++op) {
+        // Input offset of the outer dims and whether they are inside.
+        unravel(op, outer_dims, o.data());
+        int64_t base = 0;
+        bool inside = true;
+        for (int d = 0; d < last; ++d) {
+          int64_t i = o[d] * g.strides[d] - g.pad_begin[d] + kk[d] * g.dilations[d];
+          inside = inside && i >= 0 && i < g.in[d];
+          base = base * g.in[d] + i;
+        }
+        float* row = dst + op * out_last;
+        if (!inside) {
+          std::fill(row, row + out_last, 0.f);
+          continue;
+        }
+        const float* line = src + base * w;
+        for (int64_t ol = 0; ol < out_last; ++ol) {
+          int64_t i = ol * s + shift;
+          row[ol] = (i >= 0 && i < w) ? line[i] : 0.f;
+        }
+      }
+    }
+  });
+}
+
+// Adds col[(m, k), i] into y at i*stride - pad_begin + k*dilation, for
+// `channels` output channels (each out_size floats). Each thread owns whole
+// output channels, so the scatter needs no atomics.
+void col2im(const ConvGeometry& g, const float* col, int64_t channels, float* y) {
+  const int64_t ksize = g.kernel_size(), in_size = g.in_size(), out_size = g.out_size();
+  const int nsp = g.nsp, last = nsp - 1;
+  const int64_t in_last = g.in[static_cast<size_t>(last)];
+  const int64_t outer = in_size / std::max<int64_t>(in_last, 1);
+  const Ints outer_dims(g.in.begin(), g.in.end() - 1);
+  parallel_for(channels, 1, [&](int64_t begin, int64_t end) {
+    Ints kk(static_cast<size_t>(nsp)), i(static_cast<size_t>(nsp));
+    for (int64_t m = begin; m < end; ++m) {
+      float* dst = y + m * out_size;
+      for (int64_t k = 0; k < ksize; ++k) {
+        const float* src = col + (m * ksize + k) * in_size;
+        unravel(k, g.kernel, kk.data());
+        const int64_t s = g.strides[last];
+        const int64_t shift = kk[last] * g.dilations[last] - g.pad_begin[last];
+        const int64_t w = g.out[last];
+        for (int64_t ip = 0; ip < outer; ++ip) {
+          unravel(ip, outer_dims, i.data());
+          int64_t base = 0;
+          bool inside = true;
+          for (int d = 0; d < last; ++d) {
+            int64_t o = i[d] * g.strides[d] - g.pad_begin[d] + kk[d] * g.dilations[d];
+            inside = inside && o >= 0 && o < g.out[d];
+            base = base * g.out[d] + o;
+          }
+          if (!inside) continue;
+          float* line = dst + base * w;
+          const float* row = src + ip * in_last;
+          for (int64_t il = 0; il < in_last; ++il) {
+            int64_t o = il * s + shift;
+            if (o >= 0 && o < w) line[o] += row[il];
+          }
+        }
+      }
+    }
+  });
+}
+
+// Depthwise conv with 1 or 2 spatial dims (1-D is 2-D with H = 1), one
+// output plane per (n, c), accumulated over the kernel taps directly.
+void depthwise_2d(const ConvGeometry& g, const float* x, const float* w, int64_t planes,
+                  int64_t channels, float* y) {
+  const bool is1d = g.nsp == 1;
+  const int64_t ih = is1d ? 1 : g.in[0], iw = g.in[g.nsp - 1];
+  const int64_t oh = is1d ? 1 : g.out[0], ow = g.out[g.nsp - 1];
+  const int64_t kh = is1d ? 1 : g.kernel[0], kw = g.kernel[g.nsp - 1];
+  const int64_t sh = is1d ? 1 : g.strides[0], sw = g.strides[g.nsp - 1];
+  const int64_t dh = is1d ? 1 : g.dilations[0], dw = g.dilations[g.nsp - 1];
+  const int64_t ph = is1d ? 0 : g.pad_begin[0], pw = g.pad_begin[g.nsp - 1];
+  parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float* src = x + p * ih * iw;
+      const float* ker = w + (p % channels) * kh * kw;
+      float* dst = y + p * oh * ow;  // already holds the bias (or 0)
+      for (int64_t a = 0; a < kh; ++a) {
+        for (int64_t b = 0; b < kw; ++b) {
+          const float wv = ker[a * kw + b];
+          for (int64_t r = 0; r < oh; ++r) {
+            const int64_t yi = r * sh - ph + a * dh;
+            if (yi < 0 || yi >= ih) continue;
+            const float* line = src + yi * iw;
+            float* out = dst + r * ow;
+            for (int64_t c = 0; c < ow; ++c) {
+              const int64_t xi = c * sw - pw + b * dw;
+              if (xi >= 0 && xi < iw) out[c] += wv * line[xi];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+Status Conv(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(check_x_w(ctx));
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Node& node = ctx.node();
+  const int64_t n = x.dim(0), c = x.dim(1), m = w.dim(0);
+  const int64_t group = node.attr_int("group", 1);
+  if (group < 1) return Status::error("group " + std::to_string(group) + " must be >= 1");
+  if (c % group != 0)
+    return Status::error("input channels " + std::to_string(c) + " of X " +
+                         shape_to_string(x.shape()) + " are not divisible by group " +
+                         std::to_string(group));
+  if (w.dim(1) != c / group)
+    return Status::error("W " + shape_to_string(w.shape()) + " has " + std::to_string(w.dim(1)) +
+                         " input channels per group but X " + shape_to_string(x.shape()) +
+                         " with group " + std::to_string(group) + " needs " +
+                         std::to_string(c / group));
+  if (m % group != 0)
+    return Status::error("output channels " + std::to_string(m) + " of W " +
+                         shape_to_string(w.shape()) + " are not divisible by group " +
+                         std::to_string(group));
+  SARAI_RETURN_IF_ERROR(check_bias(ctx, m));
+
+  ConvGeometry g;
+  SARAI_RETURN_IF_ERROR(read_common_attrs(node, x.shape(), w.shape(), &g));
+  SARAI_ASSIGN_OR_RETURN(std::string auto_pad, read_auto_pad(node));
+  g.out.resize(static_cast<size_t>(g.nsp));
+  for (size_t i = 0; i < static_cast<size_t>(g.nsp); ++i) {
+    const int64_t ek = (g.kernel[i] - 1) * g.dilations[i] + 1;  // dilated kernel extent
+    const int64_t s = g.strides[i];
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      g.out[i] = (g.in[i] + s - 1) / s;
+      const int64_t total = std::max<int64_t>(0, (g.out[i] - 1) * s + ek - g.in[i]);
+      g.pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      g.pad_end[i] = total - g.pad_begin[i];
+    } else {
+      if (auto_pad == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
+      const int64_t padded = g.in[i] + g.pad_begin[i] + g.pad_end[i];
+      if (ek > padded)
+        return Status::error("kernel " + ints_str(g.kernel) + " with dilations " +
+                             ints_str(g.dilations) + " is larger than the padded input " +
+                             shape_to_string(x.shape()) + " (pads " + ints_str(g.pad_begin) +
+                             " + " + ints_str(g.pad_end) + ") along spatial dim " +
+                             std::to_string(i));
+      g.out[i] = (padded - ek) / s + 1;
+    }
+  }
+
+  Shape out_shape = {n, m};
+  out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  if (y.numel() == 0) return Status::ok();
+  float* py = y.mutable_data<float>();
+  const float* px = x.data<float>();
+  const float* pw = w.data<float>();
+  const int64_t out_size = g.out_size(), in_size = g.in_size();
+  fill_bias(ctx, py, n * m, m, out_size);
+  const float beta = ctx.has_input(2) ? 1.f : 0.f;
+
+  if (group == c && group == m && g.nsp <= 2) {
+    depthwise_2d(g, px, pw, n * c, c, py);
+    return Status::ok();
+  }
+
+  const int64_t cg = c / group, mg = m / group, rows = cg * g.kernel_size();
+  bool pointwise = true;
+  for (size_t i = 0; i < static_cast<size_t>(g.nsp); ++i)
+    pointwise = pointwise && g.kernel[i] == 1 && g.strides[i] == 1 && g.pad_begin[i] == 0 &&
+                g.pad_end[i] == 0;
+  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(rows * out_size));
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t gi = 0; gi < group; ++gi) {
+      const float* xg = px + (b * c + gi * cg) * in_size;
+      const float* colp = xg;
+      if (!pointwise) {
+        im2col(g, xg, cg, col.data());
+        colp = col.data();
+      }
+      SARAI_RETURN_IF_ERROR(sgemm(false, mg, out_size, rows, pw + gi * mg * rows, rows, colp,
+                                  out_size, beta, py + (b * m + gi * mg) * out_size, out_size));
+    }
+  }
+  return Status::ok();
+}
+
+Status ConvTranspose(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(check_x_w(ctx));
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Node& node = ctx.node();
+  const int64_t n = x.dim(0), c = x.dim(1);
+  const int64_t group = node.attr_int("group", 1);
+  if (group < 1) return Status::error("group " + std::to_string(group) + " must be >= 1");
+  if (w.dim(0) != c)
+    return Status::error("W " + shape_to_string(w.shape()) + " must have " + std::to_string(c) +
+                         " input channels (dim 0) to match X " + shape_to_string(x.shape()));
+  if (c % group != 0)
+    return Status::error("input channels " + std::to_string(c) + " of X " +
+                         shape_to_string(x.shape()) + " are not divisible by group " +
+                         std::to_string(group));
+  const int64_t mg = w.dim(1), m = mg * group;
+  SARAI_RETURN_IF_ERROR(check_bias(ctx, m));
+
+  ConvGeometry g;
+  SARAI_RETURN_IF_ERROR(read_common_attrs(node, x.shape(), w.shape(), &g));
+  SARAI_ASSIGN_OR_RETURN(std::string auto_pad, read_auto_pad(node));
+  const size_t nsp = static_cast<size_t>(g.nsp);
+  Ints out_pad = node.attr_ints("output_padding", Ints(nsp, 0));
+  if (out_pad.size() != nsp)
+    return Status::error("output_padding " + ints_str(out_pad) + " must have " +
+                         std::to_string(nsp) + " values");
+  for (int64_t p : out_pad)
+    if (p < 0) return Status::error("output_padding " + ints_str(out_pad) + " must be >= 0");
+  Ints out_shape_attr = node.attr_ints("output_shape");
+  if (!out_shape_attr.empty()) {
+    // Either the spatial dims or the whole shape; keep the spatial dims.
+    if (out_shape_attr.size() == nsp + 2)
+      out_shape_attr.erase(out_shape_attr.begin(), out_shape_attr.begin() + 2);
+    if (out_shape_attr.size() != nsp)
+      return Status::error("output_shape " + ints_str(node.attr_ints("output_shape")) + " must have " +
+                           std::to_string(nsp) + " spatial dims for X " + shape_to_string(x.shape()));
+  }
+
+  g.out.resize(nsp);
+  for (size_t i = 0; i < nsp; ++i) {
+    const int64_t ek = (g.kernel[i] - 1) * g.dilations[i] + 1;
+    // Size of the output before padding is cut off.
+    const int64_t full = g.strides[i] * (g.in[i] - 1) + out_pad[i] + ek;
+    int64_t want = -1;
+    if (!out_shape_attr.empty()) want = out_shape_attr[i];
+    else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") want = g.in[i] * g.strides[i];
+    if (want >= 0) {
+      // total_padding = full - output_shape, split as the spec says
+      // (SAME_UPPER puts the smaller half first).
+      const int64_t total = full - want;
+      if (total < 0) {
+        g.pad_begin[i] = 0;  // output longer than the data: zeros at the end
+      } else if (auto_pad == "SAME_UPPER") {
+        g.pad_begin[i] = total / 2;
+      } else {
+        g.pad_begin[i] = total - total / 2;
+      }
+      g.pad_end[i] = total - g.pad_begin[i];
+      g.out[i] = want;
+    } else {
+      if (auto_pad == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
+      g.out[i] = full - g.pad_begin[i] - g.pad_end[i];
+    }
+    if (g.out[i] <= 0)
+      return Status::error("output spatial dim " + std::to_string(i) + " would be " +
+                           std::to_string(g.out[i]) + " for X " + shape_to_string(x.shape()) +
+                           ", W " + shape_to_string(w.shape()) + ", pads " + ints_str(g.pad_begin) +
+                           " + " + ints_str(g.pad_end));
+  }
+
+  Shape out_shape = {n, m};
+  out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  if (y.numel() == 0) return Status::ok();
+  float* py = y.mutable_data<float>();
+  const float* px = x.data<float>();
+  const float* pw = w.data<float>();
+  const int64_t out_size = g.out_size(), in_size = g.in_size();
+  fill_bias(ctx, py, n * m, m, out_size);
+
+  const int64_t cg = c / group, rows = mg * g.kernel_size();
+  std::vector<float> col(static_cast<size_t>(rows * in_size));
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t gi = 0; gi < group; ++gi) {
+      // col[(m, k), i] = sum_c W[g*Cg + c, m, k] * X[b, g*Cg + c, i]
+      SARAI_RETURN_IF_ERROR(sgemm(true, rows, in_size, cg, pw + gi * cg * rows, rows,
+                                  px + (b * c + gi * cg) * in_size, in_size, 0.f, col.data(),
+                                  in_size));
+      col2im(g, col.data(), mg, py + (b * m + gi * mg) * out_size);
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

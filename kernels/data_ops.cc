@@ -1,0 +1,766 @@
+// Data-movement ops (Transpose, Concat, Slice, Split, Gather), Cast, and the
+// constant producers (Constant, ConstantOfShape, Range).
+//
+// Everything that only moves elements works on bytes: an element is
+// dtype_size(dtype) bytes, so one code path serves every dtype. Transpose and
+// Slice are both "gather a dense output from a strided view of the input",
+// done by strided_copy() below.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/util.h"
+#include "runtime/parallel.h"
+
+namespace sarai::kernels {
+namespace {
+
+// Bytes moved per parallel chunk; below this, threading costs more than it saves.
+constexpr int64_t kGrainBytes = 64 * 1024;
+
+std::string ints_to_string(const std::vector<int64_t>& v) { return shape_to_string(v); }
+
+Status require_storable(DType t, const char* what) {
+  if (dtype_size(t) == 0)
+    return Status::error(std::string(what) + " has unsupported dtype " + dtype_name(t));
+  return Status::ok();
+}
+
+// Reads a 1-D int32/int64 input (Slice's starts, Split's split...).
+Expected<std::vector<int64_t>> int_list_input(const KernelContext& ctx, int i, const char* what) {
+  const Tensor& t = ctx.input(i);
+  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)
+    return Status::error(std::string("input '") + what + "' must be int64 or int32, got " +
+                         dtype_name(t.dtype()));
+  if (t.rank() > 1)
+    return Status::error(std::string("input '") + what + "' must be 1-D, got shape " +
+                         shape_to_string(t.shape()));
+  return t.to_int_vector();
+}
+
+template <size_t N> struct Bytes { unsigned char b[N]; };
+
+// Copies `n` elements of size sizeof(T) from src (element stride `stride`,
+// may be 0 or negative) to contiguous dst.
+template <class T>
+void copy_run(unsigned char* dst, const unsigned char* src, int64_t n, int64_t stride) {
+  T* d = reinterpret_cast<T*>(dst);
+  for (int64_t j = 0; j < n; ++j) std::memcpy(d + j, src + j * stride * static_cast<int64_t>(sizeof(T)), sizeof(T));
+}
+
+// The strided_copy case where the innermost output dim is strided in the
+// input but another dim `j` is contiguous there (a transpose of the two
+// innermost axes, e.g. [B, S, D] -> [B, D, S]): copy in kTile x kTile tiles so
+// both the reads along j and the writes along the last dim stay in cache.
+template <class T>
+void tiled_copy(unsigned char* dst_b, const unsigned char* src_b, const Shape& shape,
+                const std::vector<int64_t>& strides, size_t j) {
+  constexpr int64_t kTile = 32;
+  const size_t last = shape.size() - 1;
+  std::vector<int64_t> dst_st(shape.size(), 1);
+  for (size_t k = shape.size(); k-- > 1;) dst_st[k - 1] = dst_st[k] * shape[k];
+  std::vector<size_t> outer_dims;
+  int64_t outer = 1;
+  for (size_t k = 0; k < last; ++k)
+    if (k != j) { outer_dims.push_back(k); outer *= shape[k]; }
+  const int64_t nj = shape[j], nl = shape[last];
+  const int64_t sj = strides[j], sl = strides[last], dj = dst_st[j];
+  const int64_t j_tiles = (nj + kTile - 1) / kTile;
+  T* dst = reinterpret_cast<T*>(dst_b);
+  const T* src = reinterpret_cast<const T*>(src_b);
+  parallel_for(outer * j_tiles, std::max<int64_t>(1, kGrainBytes / (kTile * nl * static_cast<int64_t>(sizeof(T)))),
+               [&](int64_t begin, int64_t end) {
+    for (int64_t w = begin; w < end; ++w) {
+      int64_t rem = w / j_tiles, so = 0, d_o = 0;
+      for (size_t q = outer_dims.size(); q-- > 0;) {
+        const size_t k = outer_dims[q];
+        so += (rem % shape[k]) * strides[k];
+        d_o += (rem % shape[k]) * dst_st[k];
+        rem /= shape[k];
+      }
+      const int64_t j0 = (w % j_tiles) * kTile, j1 = std::min(nj, j0 + kTile);
+      for (int64_t l0 = 0; l0 < nl; l0 += kTile) {
+        const int64_t l1 = std::min(nl, l0 + kTile);
+        for (int64_t a = j0; a < j1; ++a) {
+          T* d = dst + d_o + a * dj;
+          const T* s = src + so + a * sj;
+          for (int64_t l = l0; l < l1; ++l) d[l] = s[l * sl];
+        }
+      }
+    }
+  });
+}
+
+// dst[i] = src[base + sum_k idx_k * strides[k]] for every index of `out`,
+// dst dense in row-major order; strides in elements (may be negative).
+// Dims that are contiguous with their inner neighbour are merged first, so
+// the innermost loop covers the longest run possible; a unit-stride run is
+// one memcpy.
+void strided_copy(void* dst_v, const void* src_v, int64_t base, const Shape& out_shape,
+                  const std::vector<int64_t>& in_strides, size_t es) {
+  Shape shape;
+  std::vector<int64_t> strides;
+  for (size_t k = 0; k < out_shape.size(); ++k) {
+    if (out_shape[k] == 0) return;
+    if (out_shape[k] == 1) continue;
+    if (!shape.empty() && strides.back() == in_strides[k] * out_shape[k]) {
+      shape.back() *= out_shape[k];
+      strides.back() = in_strides[k];
+    } else {
+      shape.push_back(out_shape[k]);
+      strides.push_back(in_strides[k]);
+    }
+  }
+  auto* dst = static_cast<unsigned char*>(dst_v);
+  const auto* src = static_cast<const unsigned char*>(src_v) + base * static_cast<int64_t>(es);
+  if (shape.empty()) {  // one element
+    std::memcpy(dst, src, es);
+    return;
+  }
+  const size_t rank = shape.size();
+  const int64_t row = shape[rank - 1];
+  const int64_t row_stride = strides[rank - 1];
+  if (row_stride != 1 && row >= 8) {
+    for (size_t j = 0; j + 1 < rank; ++j) {
+      if (strides[j] != 1 || shape[j] < 8) continue;
+      switch (es) {
+        case 1: tiled_copy<uint8_t>(dst, src, shape, strides, j); return;
+        case 2: tiled_copy<uint16_t>(dst, src, shape, strides, j); return;
+        case 4: tiled_copy<uint32_t>(dst, src, shape, strides, j); return;
+        case 8: tiled_copy<uint64_t>(dst, src, shape, strides, j); return;
+        default: break;
+      }
+    }
+  }
+  int64_t rows = 1;
+  for (size_t k = 0; k + 1 < rank; ++k) rows *= shape[k];
+  const int64_t row_bytes = row * static_cast<int64_t>(es);
+
+  parallel_for(rows, std::max<int64_t>(1, kGrainBytes / row_bytes), [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> idx(rank - 1, 0);
+    int64_t off = 0;  // element offset of the current row's first element
+    for (int64_t rem = begin, k = static_cast<int64_t>(rank) - 2; k >= 0; --k) {
+      size_t uk = static_cast<size_t>(k);
+      idx[uk] = rem % shape[uk];
+      rem /= shape[uk];
+      off += idx[uk] * strides[uk];
+    }
+    for (int64_t r = begin; r < end; ++r) {
+      unsigned char* d = dst + r * row_bytes;
+      const unsigned char* s = src + off * static_cast<int64_t>(es);
+      if (row_stride == 1) {
+        std::memcpy(d, s, static_cast<size_t>(row_bytes));
+      } else {
+        switch (es) {
+          case 1: copy_run<uint8_t>(d, s, row, row_stride); break;
+          case 2: copy_run<uint16_t>(d, s, row, row_stride); break;
+          case 4: copy_run<uint32_t>(d, s, row, row_stride); break;
+          case 8: copy_run<uint64_t>(d, s, row, row_stride); break;
+          default:
+            for (int64_t j = 0; j < row; ++j)
+              std::memcpy(d + j * static_cast<int64_t>(es), s + j * row_stride * static_cast<int64_t>(es), es);
+        }
+      }
+      for (size_t k = rank - 1; k-- > 0;) {
+        off += strides[k];
+        if (++idx[k] < shape[k]) break;
+        off -= strides[k] * shape[k];
+        idx[k] = 0;
+      }
+    }
+  });
+}
+
+// Row-major element strides of `s`.
+std::vector<int64_t> dense_strides(const Shape& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (size_t k = s.size(); k-- > 1;) st[k - 1] = st[k] * s[k];
+  return st;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Transpose
+
+Status Transpose(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  const Tensor& x = ctx.input(0);
+  SARAI_RETURN_IF_ERROR(require_storable(x.dtype(), "input 'data'"));
+  const int r = x.rank();
+  std::vector<int64_t> perm;
+  if (ctx.node().has_attr("perm")) {
+    perm = ctx.node().attr_ints("perm");
+    if (static_cast<int>(perm.size()) != r)
+      return Status::error("perm " + ints_to_string(perm) + " has " + std::to_string(perm.size()) +
+                           " entries but the input " + shape_to_string(x.shape()) + " has rank " +
+                           std::to_string(r));
+    std::vector<bool> seen(static_cast<size_t>(r), false);
+    for (int64_t p : perm) {
+      if (p < 0 || p >= r || seen[static_cast<size_t>(p)])
+        return Status::error("perm " + ints_to_string(perm) + " is not a permutation of 0.." +
+                             std::to_string(r - 1));
+      seen[static_cast<size_t>(p)] = true;
+    }
+  } else {
+    for (int i = r - 1; i >= 0; --i) perm.push_back(i);
+  }
+  Shape out(static_cast<size_t>(r));
+  const std::vector<int64_t> in_st = dense_strides(x.shape());
+  std::vector<int64_t> st(static_cast<size_t>(r));
+  for (int k = 0; k < r; ++k) {
+    out[static_cast<size_t>(k)] = x.dim(static_cast<int>(perm[static_cast<size_t>(k)]));
+    st[static_cast<size_t>(k)] = in_st[static_cast<size_t>(perm[static_cast<size_t>(k)])];
+  }
+  Tensor& y = ctx.allocate_output(0, x.dtype(), out);
+  if (y.numel() == 0) return Status::ok();
+  strided_copy(y.mutable_raw(), x.raw(), 0, out, st, dtype_size(x.dtype()));
+  return Status::ok();
+}
+
+// ------------------------------------------------------------------- Concat
+
+Status Concat(KernelContext& ctx) {
+  if (ctx.num_inputs() == 0 || !ctx.has_input(0)) return Status::error("needs at least one input");
+  if (!ctx.node().has_attr("axis")) return Status::error("missing required attribute 'axis'");
+  const Tensor& first = ctx.input(0);
+  SARAI_RETURN_IF_ERROR(require_storable(first.dtype(), "input 0"));
+  const int r = first.rank();
+  SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 0), r, "axis"));
+  Shape out = first.shape();
+  out[static_cast<size_t>(axis)] = 0;
+  std::vector<const Tensor*> ins;
+  for (int i = 0; i < ctx.num_inputs(); ++i) {
+    if (!ctx.has_input(i)) return Status::error("input " + std::to_string(i) + " is missing");
+    const Tensor& t = ctx.input(i);
+    if (t.dtype() != first.dtype())
+      return Status::error("input " + std::to_string(i) + " has dtype " + dtype_name(t.dtype()) +
+                           " but input 0 has " + dtype_name(first.dtype()));
+    bool ok = t.rank() == r;
+    for (int k = 0; ok && k < r; ++k) ok = k == axis || t.dim(k) == first.dim(k);
+    if (!ok)
+      return Status::error("input " + std::to_string(i) + " has shape " + shape_to_string(t.shape()) +
+                           ", which does not match input 0's shape " + shape_to_string(first.shape()) +
+                           " outside axis " + std::to_string(axis));
+    out[static_cast<size_t>(axis)] += t.dim(axis);
+    ins.push_back(&t);
+  }
+  const size_t es = dtype_size(first.dtype());
+  SARAI_RETURN_IF_ERROR(checked_numel(out, es).status());
+  Tensor& y = ctx.allocate_output(0, first.dtype(), out);
+  if (y.numel() == 0) return Status::ok();
+
+  int64_t outer = 1, inner = 1;
+  for (int k = 0; k < axis; ++k) outer *= out[static_cast<size_t>(k)];
+  for (int k = axis + 1; k < r; ++k) inner *= out[static_cast<size_t>(k)];
+  const int64_t out_block = out[static_cast<size_t>(axis)] * inner * static_cast<int64_t>(es);
+  auto* dst = static_cast<unsigned char*>(y.mutable_raw());
+  parallel_for(outer, std::max<int64_t>(1, kGrainBytes / out_block), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      unsigned char* d = dst + o * out_block;
+      for (const Tensor* t : ins) {
+        const int64_t block = t->dim(axis) * inner * static_cast<int64_t>(es);
+        if (block == 0) continue;
+        std::memcpy(d, static_cast<const unsigned char*>(t->raw()) + o * block, static_cast<size_t>(block));
+        d += block;
+      }
+    }
+  });
+  return Status::ok();
+}
+
+// -------------------------------------------------------------------- Slice
+
+// starts/ends/axes/steps: attributes before opset 10, inputs 1..4 after.
+// Per axis (ONNX's clamping): a negative start/end counts from the end; for
+// step > 0 both clamp to [0, dim]; for step < 0 start clamps to [0, dim-1]
+// and end to [-1, dim-1]. INT64_MAX / INT64_MIN ends mean "to the edge".
+Status Slice(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  const Tensor& x = ctx.input(0);
+  SARAI_RETURN_IF_ERROR(require_storable(x.dtype(), "input 'data'"));
+  const int r = x.rank();
+  std::vector<int64_t> starts, ends, axes, steps;
+  bool have_axes = false, have_steps = false;
+  if (ctx.opset() < 10) {
+    if (!ctx.node().has_attr("starts") || !ctx.node().has_attr("ends"))
+      return Status::error("missing required attribute 'starts' or 'ends'");
+    starts = ctx.node().attr_ints("starts");
+    ends = ctx.node().attr_ints("ends");
+    have_axes = ctx.node().has_attr("axes");
+    axes = ctx.node().attr_ints("axes");
+  } else {
+    if (!ctx.has_input(1) || !ctx.has_input(2))
+      return Status::error("missing required input 'starts' or 'ends'");
+    SARAI_ASSIGN_OR_RETURN(starts, int_list_input(ctx, 1, "starts"));
+    SARAI_ASSIGN_OR_RETURN(ends, int_list_input(ctx, 2, "ends"));
+    have_axes = ctx.has_input(3);
+    if (have_axes) { SARAI_ASSIGN_OR_RETURN(axes, int_list_input(ctx, 3, "axes")); }
+    have_steps = ctx.has_input(4);
+    if (have_steps) { SARAI_ASSIGN_OR_RETURN(steps, int_list_input(ctx, 4, "steps")); }
+  }
+  const size_t n = starts.size();
+  if (ends.size() != n || (have_axes && axes.size() != n) || (have_steps && steps.size() != n))
+    return Status::error("starts " + ints_to_string(starts) + ", ends " + ints_to_string(ends) +
+                         (have_axes ? ", axes " + ints_to_string(axes) : "") +
+                         (have_steps ? ", steps " + ints_to_string(steps) : "") +
+                         " must have the same length");
+  if (!have_axes) {
+    axes.resize(n);
+    for (size_t i = 0; i < n; ++i) axes[i] = static_cast<int64_t>(i);
+  }
+  if (!have_steps) steps.assign(n, 1);
+
+  Shape out = x.shape();
+  const std::vector<int64_t> in_st = dense_strides(x.shape());
+  std::vector<int64_t> st = in_st;
+  std::vector<bool> seen(static_cast<size_t>(r), false);
+  int64_t base = 0;
+  for (size_t i = 0; i < n; ++i) {
+    SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(axes[i], r, "axes value"));
+    const size_t a = static_cast<size_t>(ax);
+    if (seen[a]) return Status::error("axes " + ints_to_string(axes) + " repeat axis " + std::to_string(ax));
+    seen[a] = true;
+    const int64_t dim = x.dim(ax), step = steps[i];
+    if (step == 0) return Status::error("steps " + ints_to_string(steps) + " contain 0");
+    int64_t s = starts[i], e = ends[i];
+    if (s < 0) s += dim;  // no overflow: dim >= 0 and s < 0
+    if (e < 0) e += dim;
+    int64_t count;
+    if (dim == 0) {
+      count = 0;
+    } else if (step > 0) {
+      s = std::clamp<int64_t>(s, 0, dim);
+      e = std::clamp<int64_t>(e, 0, dim);
+      count = e > s ? (e - s - 1) / step + 1 : 0;  // ceil((e - s) / step) without overflow
+    } else {
+      s = std::clamp<int64_t>(s, 0, dim - 1);
+      e = std::clamp<int64_t>(e, -1, dim - 1);
+      // -step overflows only for INT64_MIN, which takes one element.
+      count = s <= e ? 0 : step == std::numeric_limits<int64_t>::min() ? 1 : (s - e - 1) / -step + 1;
+    }
+    out[a] = count;
+    if (count > 0) base += s * in_st[a];
+    st[a] = count > 1 ? step * in_st[a] : in_st[a];
+  }
+  Tensor& y = ctx.allocate_output(0, x.dtype(), out);
+  if (y.numel() == 0) return Status::ok();
+  strided_copy(y.mutable_raw(), x.raw(), base, out, st, dtype_size(x.dtype()));
+  return Status::ok();
+}
+
+// -------------------------------------------------------------------- Split
+
+// Sizes along the axis: `split` attribute (opset < 13) or input (>= 13);
+// else `num_outputs` (opset 18: ceil(dim / n) per output, the last one
+// smaller); else equal parts, one per output.
+Status Split(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  const Tensor& x = ctx.input(0);
+  SARAI_RETURN_IF_ERROR(require_storable(x.dtype(), "input 'input'"));
+  const int r = x.rank();
+  SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 0), r, "axis"));
+  const int64_t dim = x.dim(axis);
+  const int nout = ctx.num_outputs();
+  std::vector<int64_t> sizes;
+  if (ctx.opset() < 13 && ctx.node().has_attr("split")) {
+    sizes = ctx.node().attr_ints("split");
+  } else if (ctx.opset() >= 13 && ctx.has_input(1)) {
+    SARAI_ASSIGN_OR_RETURN(sizes, int_list_input(ctx, 1, "split"));
+  } else if (ctx.opset() >= 18 && ctx.node().has_attr("num_outputs")) {
+    const int64_t k = ctx.node().attr_int("num_outputs", 0);
+    if (k != nout)
+      return Status::error("num_outputs " + std::to_string(k) + " does not match the node's " +
+                           std::to_string(nout) + " outputs");
+    if (k <= 0) return Status::error("num_outputs " + std::to_string(k) + " must be positive");
+    const int64_t chunk = (dim + k - 1) / k;
+    int64_t left = dim;
+    for (int64_t i = 0; i < k; ++i) {
+      sizes.push_back(std::min(chunk, left));
+      left -= sizes.back();
+    }
+  } else {
+    if (nout <= 0) return Status::error("has no outputs");
+    if (dim % nout != 0)
+      return Status::error("cannot split axis " + std::to_string(axis) + " of size " +
+                           std::to_string(dim) + " into " + std::to_string(nout) + " equal parts");
+    sizes.assign(static_cast<size_t>(nout), dim / nout);
+  }
+  if (static_cast<int>(sizes.size()) != nout)
+    return Status::error("split " + ints_to_string(sizes) + " has " + std::to_string(sizes.size()) +
+                         " entries but the node has " + std::to_string(nout) + " outputs");
+  int64_t total = 0;
+  for (int64_t s : sizes) {
+    if (s < 0) return Status::error("split " + ints_to_string(sizes) + " has a negative size");
+    total += s;
+  }
+  if (total != dim)
+    return Status::error("split " + ints_to_string(sizes) + " sums to " + std::to_string(total) +
+                         " but axis " + std::to_string(axis) + " of input shape " +
+                         shape_to_string(x.shape()) + " has size " + std::to_string(dim));
+
+  const size_t es = dtype_size(x.dtype());
+  int64_t outer = 1, inner = 1;
+  for (int k = 0; k < axis; ++k) outer *= x.dim(k);
+  for (int k = axis + 1; k < r; ++k) inner *= x.dim(k);
+  const int64_t in_block = dim * inner * static_cast<int64_t>(es);
+  const auto* src = static_cast<const unsigned char*>(x.raw());
+  int64_t offset = 0;  // along the axis, in elements of `inner`
+  for (int i = 0; i < nout; ++i) {
+    const int64_t size = sizes[static_cast<size_t>(i)];
+    const int64_t start = offset;
+    offset += size;
+    if (!ctx.wants_output(i)) continue;
+    Shape os = x.shape();
+    os[static_cast<size_t>(axis)] = size;
+    Tensor& y = ctx.allocate_output(i, x.dtype(), os);
+    if (y.numel() == 0) continue;
+    const int64_t block = size * inner * static_cast<int64_t>(es);
+    auto* dst = static_cast<unsigned char*>(y.mutable_raw());
+    parallel_for(outer, std::max<int64_t>(1, kGrainBytes / block), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o)
+        std::memcpy(dst + o * block, src + o * in_block + start * inner * static_cast<int64_t>(es),
+                    static_cast<size_t>(block));
+    });
+  }
+  return Status::ok();
+}
+
+// ------------------------------------------------------------------- Gather
+
+// out = data[:axis] + indices.shape + data[axis+1:];
+// out[o, j, i] = data[o, idx[j], i] with idx[j] < 0 counting from the end.
+Status Gather(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  const Tensor& x = ctx.input(0);
+  if (!ctx.has_input(1)) return Status::error("missing required input 'indices'");
+  const Tensor& ind = ctx.input(1);
+  SARAI_RETURN_IF_ERROR(require_storable(x.dtype(), "input 'data'"));
+  if (ind.dtype() != DType::kInt64 && ind.dtype() != DType::kInt32)
+    return Status::error(std::string("input 'indices' must be int64 or int32, got ") + dtype_name(ind.dtype()));
+  const int r = x.rank();
+  if (r == 0) return Status::error("input 'data' must have rank >= 1, got a scalar");
+  SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 0), r, "axis"));
+  const int64_t dim = x.dim(axis);
+  const int64_t n = ind.numel();
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t v = ind.int_at(j);
+    if (v < -dim || v >= dim)
+      return Status::error("index " + std::to_string(v) + " is out of range for axis " +
+                           std::to_string(axis) + " of size " + std::to_string(dim) +
+                           " (data shape " + shape_to_string(x.shape()) + ")");
+    idx[static_cast<size_t>(j)] = v < 0 ? v + dim : v;
+  }
+  Shape out(x.shape().begin(), x.shape().begin() + axis);
+  out.insert(out.end(), ind.shape().begin(), ind.shape().end());
+  out.insert(out.end(), x.shape().begin() + axis + 1, x.shape().end());
+  const size_t es = dtype_size(x.dtype());
+  SARAI_RETURN_IF_ERROR(checked_numel(out, es).status());
+  Tensor& y = ctx.allocate_output(0, x.dtype(), out);
+  if (y.numel() == 0) return Status::ok();
+
+  int64_t outer = 1, inner = 1;
+  for (int k = 0; k < axis; ++k) outer *= x.dim(k);
+  for (int k = axis + 1; k < r; ++k) inner *= x.dim(k);
+  const int64_t block = inner * static_cast<int64_t>(es);
+  const auto* src = static_cast<const unsigned char*>(x.raw());
+  auto* dst = static_cast<unsigned char*>(y.mutable_raw());
+  parallel_for(outer * n, std::max<int64_t>(1, kGrainBytes / block), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / n, j = t % n;
+      std::memcpy(dst + t * block, src + (o * dim + idx[static_cast<size_t>(j)]) * block,
+                  static_cast<size_t>(block));
+    }
+  });
+  return Status::ok();
+}
+
+// --------------------------------------------------------------------- Cast
+
+namespace {
+
+struct F16 { uint16_t bits; };
+struct BF16 { uint16_t bits; };
+struct Bool8 { uint8_t v; };
+
+template <class T> inline constexpr bool kIsFloaty =
+    std::is_floating_point_v<T> || std::is_same_v<T, F16> || std::is_same_v<T, BF16>;
+
+float bf16_to_float(uint16_t b) {
+  uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Round to nearest even (NaN stays a quiet NaN).
+uint16_t float_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+template <class S> double to_double(S s) {
+  if constexpr (std::is_same_v<S, F16>) return half_to_float(s.bits);
+  else if constexpr (std::is_same_v<S, BF16>) return bf16_to_float(s.bits);
+  else if constexpr (std::is_same_v<S, Bool8>) return s.v ? 1.0 : 0.0;
+  else return static_cast<double>(s);
+}
+
+// Float to integer truncates toward zero; NaN gives 0 and out-of-range
+// values saturate (C++ leaves both undefined; ONNX does not say).
+template <class D> D from_double(double v) {
+  if constexpr (std::is_same_v<D, F16>) return F16{float_to_half(static_cast<float>(v))};
+  else if constexpr (std::is_same_v<D, BF16>) return BF16{float_to_bf16(static_cast<float>(v))};
+  else if constexpr (std::is_same_v<D, Bool8>) return Bool8{static_cast<uint8_t>(v != 0)};
+  else if constexpr (std::is_floating_point_v<D>) return static_cast<D>(v);
+  else {
+    if (std::isnan(v)) return D{0};
+    constexpr double lo = static_cast<double>(std::numeric_limits<D>::min());
+    constexpr double hi = static_cast<double>(std::numeric_limits<D>::max());
+    if (v <= lo) return std::numeric_limits<D>::min();
+    if (v >= hi) return std::numeric_limits<D>::max();
+    return static_cast<D>(v);
+  }
+}
+
+template <class D, class S> D convert(S s) {
+  if constexpr (kIsFloaty<S> || kIsFloaty<D>) {
+    if constexpr (std::is_same_v<S, Bool8>) return from_double<D>(s.v ? 1.0 : 0.0);
+    else if constexpr (!kIsFloaty<S> && std::is_floating_point_v<D>) return static_cast<D>(s);
+    else return from_double<D>(to_double(s));
+  } else if constexpr (std::is_same_v<D, Bool8>) {
+    if constexpr (std::is_same_v<S, Bool8>) return s;
+    else return Bool8{static_cast<uint8_t>(s != 0)};
+  } else if constexpr (std::is_same_v<S, Bool8>) {
+    return static_cast<D>(s.v != 0);
+  } else {
+    return static_cast<D>(s);  // integer to integer: modular, as in C++20
+  }
+}
+
+template <class T> struct Tag { using type = T; };
+
+// Calls fn(Tag<T>{}) for the C++ type of `t`; false when there is none.
+template <class Fn> bool visit_dtype(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kFloat32: fn(Tag<float>{}); return true;
+    case DType::kFloat64: fn(Tag<double>{}); return true;
+    case DType::kFloat16: fn(Tag<F16>{}); return true;
+    case DType::kBFloat16: fn(Tag<BF16>{}); return true;
+    case DType::kInt8: fn(Tag<int8_t>{}); return true;
+    case DType::kUInt8: fn(Tag<uint8_t>{}); return true;
+    case DType::kInt16: fn(Tag<int16_t>{}); return true;
+    case DType::kUInt16: fn(Tag<uint16_t>{}); return true;
+    case DType::kInt32: fn(Tag<int32_t>{}); return true;
+    case DType::kUInt32: fn(Tag<uint32_t>{}); return true;
+    case DType::kInt64: fn(Tag<int64_t>{}); return true;
+    case DType::kUInt64: fn(Tag<uint64_t>{}); return true;
+    case DType::kBool: fn(Tag<Bool8>{}); return true;
+    default: return false;
+  }
+}
+
+// Names of the ONNX element types the runtime has no DType for.
+std::string onnx_type_name(int64_t code) {
+  switch (code) {
+    case 0: return "UNDEFINED";
+    case 8: return "STRING";
+    case 14: return "COMPLEX64";
+    case 15: return "COMPLEX128";
+    case 17: return "FLOAT8E4M3FN";
+    case 18: return "FLOAT8E4M3FNUZ";
+    case 19: return "FLOAT8E5M2";
+    case 20: return "FLOAT8E5M2FNUZ";
+    case 21: return "UINT4";
+    case 22: return "INT4";
+    case 23: return "FLOAT4E2M1";
+    default: return "unknown type";
+  }
+}
+
+}  // namespace
+
+Status Cast(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  const Tensor& x = ctx.input(0);
+  if (!ctx.node().has_attr("to")) return Status::error("missing required attribute 'to'");
+  const int64_t to = ctx.node().attr_int("to", 0);
+  DType dt;
+  if (to < std::numeric_limits<int32_t>::min() || to > std::numeric_limits<int32_t>::max() || !dtype_from_onnx(static_cast<int32_t>(to), &dt) ||
+      dtype_size(dt) == 0)
+    return Status::error("target type 'to' = " + std::to_string(to) + " (" + onnx_type_name(to) +
+                         ") is not supported");
+  if (dtype_size(x.dtype()) == 0)
+    return Status::error(std::string("input dtype ") + dtype_name(x.dtype()) + " is not supported");
+  if (dt == x.dtype()) {
+    ctx.set_output(0, x);
+    return Status::ok();
+  }
+  Tensor& y = ctx.allocate_output(0, dt, x.shape());
+  const int64_t n = x.numel();
+  const void* src = x.raw();
+  void* dst = y.mutable_raw();
+  visit_dtype(x.dtype(), [&](auto stag) {
+    using S = typename decltype(stag)::type;
+    visit_dtype(dt, [&](auto dtag) {
+      using D = typename decltype(dtag)::type;
+      const S* s = static_cast<const S*>(src);
+      D* d = static_cast<D*>(dst);
+      parallel_for(n, 16384, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) d[i] = convert<D>(s[i]);
+      });
+    });
+  });
+  return Status::ok();
+}
+
+// ----------------------------------------------------------------- Constant
+
+Status Constant(KernelContext& ctx) {
+  const Node& node = ctx.node();
+  for (const char* name : {"sparse_value", "value_string", "value_strings"})
+    if (node.has_attr(name))
+      return Status::error(std::string("attribute '") + name + "' is unsupported (only numeric dense "
+                           "tensors are; sparse and string constants are not)");
+  if (const Attribute* a = node.attr("value")) {
+    if (a->kind != Attribute::Kind::kTensor)
+      return Status::error("attribute 'value' must be a tensor");
+    if (dtype_size(a->t.dtype()) == 0)
+      return Status::error(std::string("attribute 'value' has unsupported dtype ") + dtype_name(a->t.dtype()));
+    ctx.set_output(0, a->t);
+    return Status::ok();
+  }
+  if (const Attribute* a = node.attr("value_float")) {
+    ctx.allocate_output(0, DType::kFloat32, {}).mutable_data<float>()[0] = a->f;
+    return Status::ok();
+  }
+  if (const Attribute* a = node.attr("value_int")) {
+    ctx.allocate_output(0, DType::kInt64, {}).mutable_data<int64_t>()[0] = a->i;
+    return Status::ok();
+  }
+  if (const Attribute* a = node.attr("value_floats")) {
+    Tensor& y = ctx.allocate_output(0, DType::kFloat32, {static_cast<int64_t>(a->floats.size())});
+    if (!a->floats.empty()) std::memcpy(y.mutable_raw(), a->floats.data(), a->floats.size() * sizeof(float));
+    return Status::ok();
+  }
+  if (const Attribute* a = node.attr("value_ints")) {
+    Tensor& y = ctx.allocate_output(0, DType::kInt64, {static_cast<int64_t>(a->ints.size())});
+    if (!a->ints.empty()) std::memcpy(y.mutable_raw(), a->ints.data(), a->ints.size() * sizeof(int64_t));
+    return Status::ok();
+  }
+  return Status::error("has none of the attributes value, value_float, value_floats, value_int, value_ints");
+}
+
+// ---------------------------------------------------------- ConstantOfShape
+
+Status ConstantOfShape(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 'input'");
+  const Tensor& s = ctx.input(0);
+  if (s.dtype() != DType::kInt64 && s.dtype() != DType::kInt32)
+    return Status::error(std::string("input 'input' must be int64, got ") + dtype_name(s.dtype()));
+  if (s.rank() > 1)
+    return Status::error("input 'input' must be 1-D, got shape " + shape_to_string(s.shape()));
+  Shape out = s.to_int_vector();
+  DType dt = DType::kFloat32;
+  const void* value = nullptr;
+  if (const Attribute* a = ctx.node().attr("value")) {
+    if (a->kind != Attribute::Kind::kTensor || a->t.numel() != 1)
+      return Status::error("attribute 'value' must be a one-element tensor" +
+                           (a->kind == Attribute::Kind::kTensor ? ", got shape " + shape_to_string(a->t.shape())
+                                                                : std::string()));
+    dt = a->t.dtype();
+    if (dtype_size(dt) == 0)
+      return Status::error(std::string("attribute 'value' has unsupported dtype ") + dtype_name(dt));
+    value = a->t.raw();
+  }
+  const size_t es = dtype_size(dt);
+  auto n = checked_numel(out, es);
+  if (!n) return Status::error("invalid output shape " + shape_to_string(out) + ": " + n.message());
+  Tensor& y = ctx.allocate_output(0, dt, out);
+  if (!value || *n == 0) return Status::ok();  // storage is zeroed already
+  const auto* v = static_cast<const unsigned char*>(value);
+  if (std::all_of(v, v + es, [](unsigned char c) { return c == 0; })) return Status::ok();
+  auto* dst = static_cast<unsigned char*>(y.mutable_raw());
+  parallel_for(*n, 16384, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) std::memcpy(dst + i * static_cast<int64_t>(es), v, es);
+  });
+  return Status::ok();
+}
+
+// -------------------------------------------------------------------- Range
+
+namespace {
+
+// ceil(a / b) for b != 0, with C++'s truncating division corrected.
+__int128 ceil_div(__int128 a, __int128 b) {
+  __int128 q = a / b;
+  if (a % b != 0 && ((a > 0) == (b > 0))) ++q;
+  return q;
+}
+
+template <class T>
+Status range_impl(KernelContext& ctx, const Tensor& ts, const Tensor& tl, const Tensor& td) {
+  const T start = ts.data<T>()[0], limit = tl.data<T>()[0], delta = td.data<T>()[0];
+  if (delta == 0) return Status::error("delta is 0");
+  int64_t n;
+  // Spec: number_of_elements = max(ceil((limit - start) / delta), 0), and
+  // output[i] = start + i * delta, computed in T.
+  if constexpr (std::is_floating_point_v<T>) {
+    const double c = std::ceil(static_cast<double>(static_cast<T>((limit - start) / delta)));
+    if (!std::isfinite(c) || c > static_cast<double>(int64_t{1} << 40))
+      return Status::error("start " + std::to_string(start) + ", limit " + std::to_string(limit) +
+                           ", delta " + std::to_string(delta) + " give an unusable element count");
+    n = std::max<int64_t>(static_cast<int64_t>(c), 0);
+  } else {
+    const __int128 c = ceil_div(static_cast<__int128>(limit) - start, delta);
+    if (c > (__int128{1} << 40))
+      return Status::error("start " + std::to_string(start) + ", limit " + std::to_string(limit) +
+                           ", delta " + std::to_string(delta) + " give too many elements");
+    n = c > 0 ? static_cast<int64_t>(c) : 0;
+  }
+  Tensor& y = ctx.allocate_output(0, ts.dtype(), {n});
+  T* p = y.mutable_data<T>();
+  for (int64_t i = 0; i < n; ++i) {
+    if constexpr (std::is_floating_point_v<T>)
+      p[i] = start + static_cast<T>(i) * delta;
+    else
+      p[i] = static_cast<T>(static_cast<__int128>(start) + static_cast<__int128>(i) * delta);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status Range(KernelContext& ctx) {
+  const char* names[3] = {"start", "limit", "delta"};
+  for (int i = 0; i < 3; ++i) {
+    if (!ctx.has_input(i)) return Status::error(std::string("missing required input '") + names[i] + "'");
+    if (ctx.input(i).numel() != 1)
+      return Status::error(std::string("input '") + names[i] + "' must be a scalar, got shape " +
+                           shape_to_string(ctx.input(i).shape()));
+    if (ctx.input(i).dtype() != ctx.input(0).dtype())
+      return Status::error(std::string("input '") + names[i] + "' has dtype " + dtype_name(ctx.input(i).dtype()) +
+                           " but 'start' has " + dtype_name(ctx.input(0).dtype()));
+  }
+  const Tensor &s = ctx.input(0), &l = ctx.input(1), &d = ctx.input(2);
+  switch (s.dtype()) {
+    case DType::kFloat32: return range_impl<float>(ctx, s, l, d);
+    case DType::kFloat64: return range_impl<double>(ctx, s, l, d);
+    case DType::kInt16: return range_impl<int16_t>(ctx, s, l, d);
+    case DType::kInt32: return range_impl<int32_t>(ctx, s, l, d);
+    case DType::kInt64: return range_impl<int64_t>(ctx, s, l, d);
+    default:
+      return Status::error(std::string("inputs have dtype ") + dtype_name(s.dtype()) +
+                           "; Range supports float32, float64, int16, int32, int64");
+  }
+}
+
+}  // namespace sarai::kernels

@@ -1,0 +1,366 @@
+// NumPy-broadcasting binary ops (Add, Sub, Mul, Div, Pow, Equal) and Where.
+//
+// Every op runs on a BroadcastPlan: the output shape with its dims coalesced
+// (size-1 dims dropped, neighbours merged when every input walks them the
+// same way), so that the innermost coalesced dim has stride 1 or 0 in each
+// input. The work is then a set of rows over that dim; the odometer only
+// advances once per row, and the row loop specializes on "both contiguous",
+// "one side constant" so it vectorizes. Equal shapes coalesce to one row,
+// a scalar or a bias along the last dim to rows with a constant side.
+//
+// Integer arithmetic wraps (two's complement) instead of invoking signed
+// overflow: the sums and products are formed in uint64_t and narrowed.
+// Integer Div truncates toward zero like C; a zero divisor is an error.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/util.h"
+#include "runtime/parallel.h"
+
+namespace sarai::kernels {
+namespace {
+
+// Elements per parallel work item and per thread at least.
+constexpr int64_t kBlock = 16384;
+constexpr int64_t kGrainElems = 32768;
+
+struct BroadcastPlan {
+  Shape out;                                  // the broadcast output shape
+  Shape dims;                                 // coalesced, never empty
+  std::vector<std::vector<int64_t>> strides;  // per input, over `dims`
+};
+
+Expected<BroadcastPlan> make_plan(const std::vector<Shape>& shapes) {
+  BroadcastPlan p;
+  SARAI_ASSIGN_OR_RETURN(p.out, broadcast_shapes(shapes));
+  std::vector<std::vector<int64_t>> full;
+  for (const Shape& s : shapes) full.push_back(broadcast_strides(s, p.out));
+  p.strides.resize(shapes.size());
+  for (size_t d = 0; d < p.out.size(); ++d) {
+    if (p.out[d] == 1) continue;
+    bool merge = !p.dims.empty();
+    for (size_t k = 0; merge && k < shapes.size(); ++k)
+      merge = p.strides[k].back() == full[k][d] * p.out[d];
+    if (merge) {
+      p.dims.back() *= p.out[d];
+      for (size_t k = 0; k < shapes.size(); ++k) p.strides[k].back() = full[k][d];
+    } else {
+      p.dims.push_back(p.out[d]);
+      for (size_t k = 0; k < shapes.size(); ++k) p.strides[k].push_back(full[k][d]);
+    }
+  }
+  if (p.dims.empty()) {  // all dims are 1 (or a scalar): one element
+    p.dims.push_back(1);
+    for (auto& s : p.strides) s.push_back(0);
+  }
+  return p;
+}
+
+// Calls fn(out_offset, in_offsets, n) over pieces of rows of the innermost
+// coalesced dim; input k advances by plan.strides[k].back() (0 or 1) per
+// element within a piece. Pieces are spread over the thread pool.
+template <size_t K, class RowFn>
+void for_each_row(const BroadcastPlan& p, RowFn&& fn) {
+  const int64_t total = numel_of(p.out);
+  if (total == 0) return;
+  const size_t outer_rank = p.dims.size() - 1;
+  const int64_t inner = p.dims.back();
+  const int64_t rows = total / inner;
+  const int64_t block = std::min(inner, kBlock);
+  const int64_t nblocks = (inner + block - 1) / block;
+  std::array<int64_t, K> inner_stride;
+  for (size_t k = 0; k < K; ++k) inner_stride[k] = p.strides[k].back();
+
+  parallel_for(rows * nblocks, std::max<int64_t>(1, kGrainElems / block),
+               [&](int64_t begin, int64_t end) {
+    int64_t row = begin / nblocks, blk = begin % nblocks;
+    std::vector<int64_t> idx(outer_rank, 0);
+    std::array<int64_t, K> off{};
+    for (size_t d = outer_rank, r = static_cast<size_t>(row); d-- > 0;) {
+      const size_t size = static_cast<size_t>(p.dims[d]);
+      idx[d] = static_cast<int64_t>(r % size);
+      r /= size;
+      for (size_t k = 0; k < K; ++k) off[k] += idx[d] * p.strides[k][d];
+    }
+    for (int64_t w = begin; w < end; ++w) {
+      const int64_t start = blk * block;
+      const int64_t n = std::min(block, inner - start);
+      std::array<int64_t, K> in;
+      for (size_t k = 0; k < K; ++k) in[k] = off[k] + start * inner_stride[k];
+      fn(row * inner + start, in, n);
+      if (++blk < nblocks) continue;
+      blk = 0;
+      ++row;
+      for (size_t d = outer_rank; d-- > 0;) {
+        ++idx[d];
+        for (size_t k = 0; k < K; ++k) off[k] += p.strides[k][d];
+        if (idx[d] < p.dims[d]) break;
+        for (size_t k = 0; k < K; ++k) off[k] -= p.strides[k][d] * p.dims[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
+// r = op(a, b) over the plan, with the row loop specialized on which side is
+// constant along the row.
+template <class A, class B, class R, class Op>
+void binary_loop(const BroadcastPlan& p, const A* a, const B* b, R* r, Op op) {
+  const bool a_varies = p.strides[0].back() != 0;
+  const bool b_varies = p.strides[1].back() != 0;
+  for_each_row<2>(p, [&](int64_t o, const std::array<int64_t, 2>& in, int64_t n) {
+    const A* pa = a + in[0];
+    const B* pb = b + in[1];
+    R* pr = r + o;
+    if (a_varies && b_varies) {
+      for (int64_t i = 0; i < n; ++i) pr[i] = op(pa[i], pb[i]);
+    } else if (a_varies) {
+      const B bv = *pb;
+      for (int64_t i = 0; i < n; ++i) pr[i] = op(pa[i], bv);
+    } else if (b_varies) {
+      const A av = *pa;
+      for (int64_t i = 0; i < n; ++i) pr[i] = op(av, pb[i]);
+    } else {
+      const R v = op(*pa, *pb);
+      for (int64_t i = 0; i < n; ++i) pr[i] = v;
+    }
+  });
+}
+
+// Calls fn(T{}) with the C++ type of an integer dtype; false for others.
+template <class Fn>
+bool visit_int(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kInt8: fn(int8_t{}); return true;
+    case DType::kUInt8: fn(uint8_t{}); return true;
+    case DType::kInt16: fn(int16_t{}); return true;
+    case DType::kUInt16: fn(uint16_t{}); return true;
+    case DType::kInt32: fn(int32_t{}); return true;
+    case DType::kUInt32: fn(uint32_t{}); return true;
+    case DType::kInt64: fn(int64_t{}); return true;
+    case DType::kUInt64: fn(uint64_t{}); return true;
+    default: return false;
+  }
+}
+
+enum class Arith { kAdd, kSub, kMul, kDiv };
+
+template <class T>
+T int_arith(Arith op, T a, T b) {
+  // Wrapping arithmetic: conversions to and from uint64_t are modular.
+  const uint64_t ua = static_cast<uint64_t>(a), ub = static_cast<uint64_t>(b);
+  switch (op) {
+    case Arith::kAdd: return static_cast<T>(ua + ub);
+    case Arith::kSub: return static_cast<T>(ua - ub);
+    case Arith::kMul: return static_cast<T>(ua * ub);
+    case Arith::kDiv:
+      // b != 0 was checked up front. MIN / -1 overflows (and traps on x86):
+      // it wraps to MIN, i.e. the two's-complement negation of a.
+      if constexpr (std::is_signed_v<T>)
+        if (b == -1) return static_cast<T>(uint64_t{0} - ua);
+      return static_cast<T>(a / b);
+  }
+  return T{};
+}
+
+Status require_inputs(const KernelContext& ctx, std::initializer_list<const char*> names) {
+  int i = 0;
+  for (const char* name : names) {
+    if (!ctx.has_input(i))
+      return Status::error(std::string("missing required input '") + name + "' (input " +
+                           std::to_string(i) + ")");
+    ++i;
+  }
+  return Status::ok();
+}
+
+Status same_dtype(const Tensor& a, const Tensor& b, const char* na, const char* nb) {
+  if (a.dtype() == b.dtype()) return Status::ok();
+  return Status::error(std::string("inputs '") + na + "' and '" + nb + "' must have the same dtype, got " +
+                       dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
+}
+
+template <class T>
+void run_int_arith(Arith op, const BroadcastPlan& p, const Tensor& a, const Tensor& b, Tensor& out) {
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  T* pr = out.mutable_data<T>();
+  switch (op) {
+    case Arith::kAdd: binary_loop(p, pa, pb, pr, [](T x, T y) { return int_arith(Arith::kAdd, x, y); }); break;
+    case Arith::kSub: binary_loop(p, pa, pb, pr, [](T x, T y) { return int_arith(Arith::kSub, x, y); }); break;
+    case Arith::kMul: binary_loop(p, pa, pb, pr, [](T x, T y) { return int_arith(Arith::kMul, x, y); }); break;
+    case Arith::kDiv: binary_loop(p, pa, pb, pr, [](T x, T y) { return int_arith(Arith::kDiv, x, y); }); break;
+  }
+}
+
+Status arith(KernelContext& ctx, Arith op) {
+  SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"A", "B"}));
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  SARAI_RETURN_IF_ERROR(same_dtype(a, b, "A", "B"));
+  SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({a.shape(), b.shape()}));
+  const DType dt = a.dtype();
+
+  if (dt == DType::kFloat32) {
+    Tensor& out = ctx.allocate_output(0, dt, plan.out);
+    const float* pa = a.data<float>();
+    const float* pb = b.data<float>();
+    float* pr = out.mutable_data<float>();
+    switch (op) {
+      case Arith::kAdd: binary_loop(plan, pa, pb, pr, [](float x, float y) { return x + y; }); break;
+      case Arith::kSub: binary_loop(plan, pa, pb, pr, [](float x, float y) { return x - y; }); break;
+      case Arith::kMul: binary_loop(plan, pa, pb, pr, [](float x, float y) { return x * y; }); break;
+      case Arith::kDiv: binary_loop(plan, pa, pb, pr, [](float x, float y) { return x / y; }); break;
+    }
+    return Status::ok();
+  }
+
+  Status status;
+  const bool is_int = visit_int(dt, [&](auto tag) {
+    using T = decltype(tag);
+    if (op == Arith::kDiv && numel_of(plan.out) > 0) {
+      const T* pb = b.data<T>();
+      for (int64_t i = 0; i < b.numel(); ++i)
+        if (pb[i] == 0) {
+          status = Status::error("integer division by zero: input 'B' (" + std::string(dtype_name(dt)) +
+                                 " " + shape_to_string(b.shape()) + ") has a zero at flat index " +
+                                 std::to_string(i));
+          return;
+        }
+    }
+    Tensor& out = ctx.allocate_output(0, dt, plan.out);
+    run_int_arith<T>(op, plan, a, b, out);
+  });
+  if (!is_int)
+    return Status::error(std::string("unsupported dtype ") + dtype_name(dt) +
+                         " for inputs 'A' and 'B' (supported: float32 and integer types)");
+  return status;
+}
+
+}  // namespace
+
+Status Add(KernelContext& ctx) { return arith(ctx, Arith::kAdd); }
+Status Sub(KernelContext& ctx) { return arith(ctx, Arith::kSub); }
+Status Mul(KernelContext& ctx) { return arith(ctx, Arith::kMul); }
+Status Div(KernelContext& ctx) { return arith(ctx, Arith::kDiv); }
+
+// Pow(X, Y): the output has X's dtype. Float bases use powf for a float
+// exponent (what NumPy does for float32 ** float32) and double pow for an
+// integer exponent; integer bases go through double pow and saturate.
+Status Pow(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"X", "Y"}));
+  const Tensor& x = ctx.input(0);
+  const Tensor& y = ctx.input(1);
+  const DType bt = x.dtype(), et = y.dtype();
+  if (bt != DType::kFloat32 && bt != DType::kInt32 && bt != DType::kInt64)
+    return Status::error(std::string("unsupported dtype ") + dtype_name(bt) +
+                         " for input 'X' (base; supported: float32, int32, int64)");
+  SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({x.shape(), y.shape()}));
+
+  auto run = [&](auto base_tag, auto exp_tag) {
+    using B = decltype(base_tag);
+    using E = decltype(exp_tag);
+    Tensor& out = ctx.allocate_output(0, bt, plan.out);
+    binary_loop(plan, x.data<B>(), y.data<E>(), out.mutable_data<B>(), [](B a, E e) -> B {
+      if constexpr (std::is_same_v<B, float> && std::is_same_v<E, float>) {
+        return std::pow(a, e);
+      } else if constexpr (std::is_same_v<B, float>) {
+        return static_cast<float>(std::pow(static_cast<double>(a), static_cast<double>(e)));
+      } else {
+        const double v = std::pow(static_cast<double>(a), static_cast<double>(e));
+        // Saturate instead of the undefined out-of-range float->int conversion.
+        if (std::isnan(v)) return B{0};
+        if (v >= static_cast<double>(std::numeric_limits<B>::max())) return std::numeric_limits<B>::max();
+        if (v <= static_cast<double>(std::numeric_limits<B>::lowest())) return std::numeric_limits<B>::lowest();
+        return static_cast<B>(v);
+      }
+    });
+  };
+  auto with_base = [&](auto exp_tag) {
+    if (bt == DType::kFloat32) run(float{}, exp_tag);
+    else if (bt == DType::kInt32) run(int32_t{}, exp_tag);
+    else run(int64_t{}, exp_tag);
+  };
+  if (et == DType::kFloat32) {
+    with_base(float{});
+  } else if (!visit_int(et, with_base)) {
+    return Status::error(std::string("unsupported dtype ") + dtype_name(et) +
+                         " for input 'Y' (exponent; supported: float32 and integer types)");
+  }
+  return Status::ok();
+}
+
+// Equal(A, B) -> bool (stored one byte per element, 0 or 1).
+Status Equal(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"A", "B"}));
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  SARAI_RETURN_IF_ERROR(same_dtype(a, b, "A", "B"));
+  SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({a.shape(), b.shape()}));
+  const DType dt = a.dtype();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    Tensor& out = ctx.allocate_output(0, DType::kBool, plan.out);
+    binary_loop(plan, a.data<T>(), b.data<T>(), out.mutable_data<uint8_t>(),
+                [](T x, T y) -> uint8_t { return x == y ? 1 : 0; });
+  };
+  if (dt == DType::kFloat32) {
+    run(float{});
+  } else if (dt == DType::kBool) {
+    Tensor& out = ctx.allocate_output(0, DType::kBool, plan.out);
+    binary_loop(plan, a.data<uint8_t>(), b.data<uint8_t>(), out.mutable_data<uint8_t>(),
+                [](uint8_t x, uint8_t y) -> uint8_t { return (x != 0) == (y != 0) ? 1 : 0; });
+  } else if (!visit_int(dt, run)) {
+    return Status::error(std::string("unsupported dtype ") + dtype_name(dt) +
+                         " for inputs 'A' and 'B' (supported: float32, bool and integer types)");
+  }
+  return Status::ok();
+}
+
+// Where(condition, X, Y): moves elements by size, so every dtype works.
+Status Where(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"condition", "X", "Y"}));
+  const Tensor& c = ctx.input(0);
+  const Tensor& x = ctx.input(1);
+  const Tensor& y = ctx.input(2);
+  if (c.dtype() != DType::kBool)
+    return Status::error(std::string("input 'condition' must be bool, got ") + dtype_name(c.dtype()));
+  SARAI_RETURN_IF_ERROR(same_dtype(x, y, "X", "Y"));
+  const size_t size = dtype_size(x.dtype());
+  if (size != 1 && size != 2 && size != 4 && size != 8)
+    return Status::error(std::string("unsupported dtype ") + dtype_name(x.dtype()) + " for inputs 'X' and 'Y'");
+  SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({c.shape(), x.shape(), y.shape()}));
+  Tensor& out = ctx.allocate_output(0, x.dtype(), plan.out);
+
+  auto run = [&](auto tag) {
+    using T = decltype(tag);  // an unsigned integer of the element's size
+    const uint8_t* pc = c.data<uint8_t>();
+    const T* px = static_cast<const T*>(x.raw());
+    const T* py = static_cast<const T*>(y.raw());
+    T* pr = static_cast<T*>(out.mutable_raw());
+    const int64_t sc = plan.strides[0].back(), sx = plan.strides[1].back(), sy = plan.strides[2].back();
+    for_each_row<3>(plan, [&](int64_t o, const std::array<int64_t, 3>& in, int64_t n) {
+      const uint8_t* rc = pc + in[0];
+      const T* rx = px + in[1];
+      const T* ry = py + in[2];
+      T* rr = pr + o;
+      for (int64_t i = 0; i < n; ++i) rr[i] = rc[i * sc] ? rx[i * sx] : ry[i * sy];
+    });
+  };
+  switch (size) {
+    case 1: run(uint8_t{}); break;
+    case 2: run(uint16_t{}); break;
+    case 4: run(uint32_t{}); break;
+    default: run(uint64_t{}); break;
+  }
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

@@ -1,0 +1,264 @@
+// Softmax, LayerNormalization and BatchNormalization (inference), float32.
+//
+// Numerics: Softmax subtracts the row max before exp and sums in double.
+// LayerNormalization takes the mean and the variance in double with two
+// passes (var = mean((x - mean)^2)), which is exact enough that it can serve
+// as the oracle for faster single-pass float versions.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/util.h"
+#include "runtime/parallel.h"
+
+namespace sarai::kernels {
+namespace {
+
+constexpr int64_t kGrainElems = 16384;
+
+Status require_float(const KernelContext& ctx, int i, const char* name) {
+  if (!ctx.has_input(i))
+    return Status::error(std::string("missing required input '") + name + "' (input " + std::to_string(i) + ")");
+  const DType t = ctx.input(i).dtype();
+  if (t != DType::kFloat32)
+    return Status::error(std::string("input '") + name + "' must be float32, got " + dtype_name(t));
+  return Status::ok();
+}
+
+int64_t product(const Shape& s, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t i = begin; i < end; ++i) p *= s[i];
+  return p;
+}
+
+// Softmax of `outer` independent groups of n values, each value `inner`
+// floats apart (inner == 1: contiguous rows).
+void softmax_rows(const float* x, float* y, int64_t outer, int64_t n, int64_t inner) {
+  if (inner == 1) {
+    parallel_for(outer, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const float* xr = x + r * n;
+        float* yr = y + r * n;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < n; ++j) mx = std::max(mx, xr[j]);
+        double sum = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          yr[j] = std::exp(xr[j] - mx);
+          sum += yr[j];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
+      }
+    });
+    return;
+  }
+  // Strided groups: walk an [n, inner] block row by row, keeping one running
+  // max and sum per column, so memory is read contiguously.
+  parallel_for(outer, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n * inner, 1)), [&](int64_t b, int64_t e) {
+    std::vector<float> mx(static_cast<size_t>(inner));
+    std::vector<double> sum(static_cast<size_t>(inner));
+    for (int64_t o = b; o < e; ++o) {
+      const float* xb = x + o * n * inner;
+      float* yb = y + o * n * inner;
+      std::fill(mx.begin(), mx.end(), -std::numeric_limits<float>::infinity());
+      std::fill(sum.begin(), sum.end(), 0.0);
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < inner; ++i) mx[i] = std::max(mx[i], xb[j * inner + i]);
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < inner; ++i) {
+          const float v = std::exp(xb[j * inner + i] - mx[i]);
+          yb[j * inner + i] = v;
+          sum[i] += v;
+        }
+      for (int64_t i = 0; i < inner; ++i) mx[i] = static_cast<float>(1.0 / sum[i]);  // reuse as 1/sum
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < inner; ++i) yb[j * inner + i] *= mx[i];
+    }
+  });
+}
+
+}  // namespace
+
+// Softmax. Before opset 13 the input is coerced to 2-D [d0*..*d(axis-1),
+// d(axis)*..*d(r-1)] (axis default 1) and each row is normalized; from 13 on
+// the softmax runs along the single dim `axis` (default -1).
+Status Softmax(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "input"));
+  const Tensor& x = ctx.input(0);
+  const int rank = x.rank();
+  const bool coerce_2d = ctx.opset() < 13;
+  const int64_t axis_attr = ctx.node().attr_int("axis", coerce_2d ? 1 : -1);
+  int axis;
+  if (coerce_2d) {
+    // The 2-D coercion accepts axis == rank (every row has one element).
+    if (axis_attr < -rank || axis_attr > rank)
+      return Status::error("attribute 'axis' " + std::to_string(axis_attr) + " is out of range for rank " +
+                           std::to_string(rank));
+    axis = static_cast<int>(axis_attr < 0 ? axis_attr + rank : axis_attr);
+  } else {
+    SARAI_ASSIGN_OR_RETURN(axis, normalize_axis(axis_attr, rank, "attribute 'axis'"));
+  }
+  const Shape& s = x.shape();
+  const size_t ax = static_cast<size_t>(axis);
+  const int64_t outer = product(s, 0, ax);
+  const int64_t n = coerce_2d ? product(s, ax, s.size()) : s[ax];
+  const int64_t inner = coerce_2d ? 1 : product(s, ax + 1, s.size());
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, s);
+  if (x.numel() == 0) return Status::ok();
+  softmax_rows(x.data<float>(), y.mutable_data<float>(), outer, n, inner);
+  return Status::ok();
+}
+
+// LayerNormalization (opset 17): normalizes over dims [axis, rank) (axis in
+// [-r, r], default -1), then Y = normalized * Scale + B, where Scale and B
+// broadcast to X.shape[axis:]. Optional outputs Mean and InvStdDev have shape
+// X.shape[:axis] + [1] * (r - axis).
+Status LayerNormalization(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "X"));
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 1, "Scale"));
+  if (ctx.has_input(2)) SARAI_RETURN_IF_ERROR(require_float(ctx, 2, "B"));
+  const Tensor& x = ctx.input(0);
+  const int rank = x.rank();
+  const int64_t axis_attr = ctx.node().attr_int("axis", -1);
+  if (axis_attr < -rank || axis_attr > rank)
+    return Status::error("attribute 'axis' " + std::to_string(axis_attr) + " is out of range [-" +
+                         std::to_string(rank) + ", " + std::to_string(rank) + "] for input 'X' of shape " +
+                         shape_to_string(x.shape()));
+  const size_t axis = static_cast<size_t>(axis_attr < 0 ? axis_attr + rank : axis_attr);
+  const double epsilon = ctx.node().attr_float("epsilon", 1e-5f);
+  const int64_t stash_type = ctx.node().attr_int("stash_type", 1);
+  const bool want_stats = ctx.wants_output(1) || ctx.wants_output(2);
+  if (want_stats && stash_type != 1)
+    return Status::error("attribute 'stash_type' " + std::to_string(stash_type) +
+                         " is not supported for the Mean/InvStdDev outputs (only 1, float32)");
+
+  const Shape& xs = x.shape();
+  const Shape norm_shape(xs.begin() + static_cast<std::ptrdiff_t>(axis), xs.end());
+  const int64_t rows = product(xs, 0, axis);
+  const int64_t n = numel_of(norm_shape);
+
+  // Scale and B expanded to n floats each (they are small: one row).
+  std::vector<float> params[2];
+  for (int k = 0; k < 2; ++k) {
+    std::vector<float>& dst = params[k];
+    const char* name = k == 0 ? "Scale" : "B";
+    if (k == 1 && !ctx.has_input(2)) {
+      dst.assign(static_cast<size_t>(n), 0.f);
+      continue;
+    }
+    const Tensor& p = ctx.input(k + 1);
+    // Unidirectional broadcast to the normalized shape; extra leading 1s ok.
+    Shape ps = p.shape();
+    while (ps.size() > norm_shape.size() && ps.front() == 1) ps.erase(ps.begin());
+    bool ok = ps.size() <= norm_shape.size();
+    for (size_t i = 0; ok && i < ps.size(); ++i) {
+      const int64_t d = norm_shape[norm_shape.size() - ps.size() + i];
+      ok = ps[i] == d || ps[i] == 1;
+    }
+    if (!ok)
+      return Status::error(std::string("input '") + name + "' of shape " + shape_to_string(p.shape()) +
+                           " does not broadcast to the normalized shape " + shape_to_string(norm_shape) +
+                           " (X " + shape_to_string(xs) + ", axis " + std::to_string(axis_attr) + ")");
+    dst.resize(static_cast<size_t>(n));
+    const float* src = p.data<float>();
+    for_each_broadcast(norm_shape, {broadcast_strides(ps, norm_shape)},
+                       [&](int64_t i, const int64_t* off) { dst[static_cast<size_t>(i)] = src[off[0]]; });
+  }
+
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, xs);
+  Shape stat_shape(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(axis));
+  stat_shape.resize(xs.size(), 1);
+  float* mean_out = ctx.wants_output(1) ? ctx.allocate_output(1, DType::kFloat32, stat_shape).mutable_data<float>() : nullptr;
+  float* inv_out = ctx.wants_output(2) ? ctx.allocate_output(2, DType::kFloat32, stat_shape).mutable_data<float>() : nullptr;
+  if (rows == 0) return Status::ok();
+
+  const float* px = x.data<float>();
+  float* py = y.mutable_data<float>();
+  const float* scale = params[0].data();
+  const float* bias = params[1].data();
+  parallel_for(rows, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* xr = px + r * n;
+      float* yr = py + r * n;
+      double sum = 0;
+      for (int64_t j = 0; j < n; ++j) sum += xr[j];
+      const double mean = sum / static_cast<double>(n);
+      double sq = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const double d = xr[j] - mean;
+        sq += d * d;
+      }
+      const double inv_std = 1.0 / std::sqrt(sq / static_cast<double>(n) + epsilon);
+      for (int64_t j = 0; j < n; ++j)
+        yr[j] = static_cast<float>((xr[j] - mean) * inv_std) * scale[j] + bias[j];
+      if (mean_out) mean_out[r] = static_cast<float>(mean);
+      if (inv_out) inv_out[r] = static_cast<float>(inv_std);
+    }
+  });
+  return Status::ok();
+}
+
+// BatchNormalization, inference form (opsets 9-15):
+//   Y = (X - mean[c]) / sqrt(var[c] + epsilon) * scale[c] + B[c]
+// over X of shape (N, C, D1, ...); a 1-D X of size N has C = 1. Training
+// (training_mode = 1 from opset 14, or asking for the running statistics
+// outputs before that) is not supported.
+Status BatchNormalization(KernelContext& ctx) {
+  static const char* const kNames[] = {"X", "scale", "B", "input_mean", "input_var"};
+  for (int i = 0; i < 5; ++i) SARAI_RETURN_IF_ERROR(require_float(ctx, i, kNames[i]));
+  const Node& node = ctx.node();
+  if (ctx.opset() >= 14 && node.attr_int("training_mode", 0) != 0)
+    return Status::error("attribute 'training_mode' = " + std::to_string(node.attr_int("training_mode", 0)) +
+                         " is not supported: only inference (training_mode = 0) is implemented");
+  for (int i = 1; i < ctx.num_outputs(); ++i)
+    if (ctx.wants_output(i))
+      return Status::error("output " + std::to_string(i) +
+                           " (running/saved statistics) is only produced in training mode, which is not "
+                           "supported: only inference with the single output Y is implemented");
+  if (ctx.opset() < 9 && node.attr_int("spatial", 1) == 0)
+    return Status::error("attribute 'spatial' = 0 is not supported (only spatial batch normalization)");
+
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 1)
+    return Status::error("input 'X' must have rank >= 1, got a scalar");
+  const Shape& xs = x.shape();
+  const int64_t channels = x.rank() == 1 ? 1 : xs[1];
+  const int64_t batch = xs[0];
+  const int64_t spatial = x.rank() == 1 ? 1 : product(xs, 2, xs.size());
+  for (int i = 1; i < 5; ++i) {
+    const Tensor& p = ctx.input(i);
+    if (p.rank() != 1 || p.dim(0) != channels)
+      return Status::error(std::string("input '") + kNames[i] + "' must have shape [" + std::to_string(channels) +
+                           "] (channels of X " + shape_to_string(xs) + "), got " + shape_to_string(p.shape()));
+  }
+  const double epsilon = node.attr_float("epsilon", 1e-5f);
+
+  // Per channel: y = (x - mean) * a + bias with a = scale / sqrt(var + eps).
+  std::vector<float> a(static_cast<size_t>(channels));
+  const float* scale = ctx.input(1).data<float>();
+  const float* bias = ctx.input(2).data<float>();
+  const float* mean = ctx.input(3).data<float>();
+  const float* var = ctx.input(4).data<float>();
+  for (int64_t c = 0; c < channels; ++c)
+    a[c] = static_cast<float>(scale[c] / std::sqrt(static_cast<double>(var[c]) + epsilon));
+
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, xs);
+  const float* px = x.data<float>();
+  float* py = y.mutable_data<float>();
+  parallel_for(batch * channels, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(spatial, 1)),
+               [&](int64_t b, int64_t e) {
+    for (int64_t plane = b; plane < e; ++plane) {
+      const int64_t c = plane % channels;
+      const float m = mean[c], s = a[c], bi = bias[c];
+      const float* xp = px + plane * spatial;
+      float* yp = py + plane * spatial;
+      for (int64_t i = 0; i < spatial; ++i) yp[i] = (xp[i] - m) * s + bi;
+    }
+  });
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

@@ -1,0 +1,434 @@
+// Resize (opsets 10-21): nearest, N-linear and cubic interpolation.
+//
+// Every output coordinate x along axis d maps back to an input coordinate
+// x_ori by coordinate_transformation_mode, with scale = out/in when `sizes`
+// is given, else the given scale, and out_len = scale * in (a real number,
+// as in the ONNX reference):
+//   half_pixel            (x + 0.5) / scale - 0.5
+//   half_pixel_symmetric  the same, shifted by (in/2) * (1 - out/out_len)
+//   pytorch_half_pixel    as half_pixel, but -0.5 when out_len == 1
+//   align_corners         x * (in - 1) / (out_len - 1), 0 when out_len == 1
+//   asymmetric            x / scale
+//   tf_crop_and_resize    roi_start*(in-1) + x*(roi_end-roi_start)*(in-1)/(out_len-1);
+//                         outside [0, in-1] the output is extrapolation_value
+// and then takes taps from the input (indices clamped to the edge, which is
+// the reference's edge padding):
+//   nearest  one tap chosen by nearest_mode (x_ori itself when integral)
+//   linear   floor(x_ori) and the next, weights (1-r, r), r = x_ori - floor
+//   cubic    floor-1 .. floor+2 with Keys' coefficients for cubic_coeff_a
+//            (exclude_outside zeroes taps outside the input and renormalizes)
+// Interpolation is separable, so the weight of an N-D tap is the product of
+// its per-axis weights; axes that are not resized have a single tap.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/util.h"
+#include "runtime/parallel.h"
+
+namespace sarai::kernels {
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+// One axis's sampling table: for each output coordinate, `ntaps` (input
+// index, weight) pairs, and whether the coordinate is outside a
+// tf_crop_and_resize crop.
+struct AxisTaps {
+  int ntaps = 1;
+  Ints index;                 // [out * ntaps]
+  std::vector<float> weight;  // [out * ntaps]
+  std::vector<uint8_t> outside;
+};
+
+struct ResizeParams {
+  std::string mode = "nearest";
+  std::string coord = "half_pixel";
+  std::string nearest_mode = "round_prefer_floor";
+  bool opset10_nearest = false;  // opset 10: floor upsampling, ceil downsampling
+  double cubic_a = -0.75;
+  bool exclude_outside = false;
+  float extrapolation = 0.f;
+};
+
+// True when the optional input i is present and non-empty (opsets 11-12
+// pass "unused" roi/scales as empty tensors).
+bool present(const KernelContext& ctx, int i) {
+  return ctx.has_input(i) && ctx.input(i).numel() > 0;
+}
+
+std::string doubles_str(const std::vector<double>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v[i]);
+    s += (i ? ", " : "") + std::string(buf);
+  }
+  return s + "]";
+}
+
+double source_coordinate(const ResizeParams& p, int64_t x, double scale, int64_t in, int64_t out,
+                         double roi_start, double roi_end) {
+  const double out_len = scale * static_cast<double>(in);
+  const double xd = static_cast<double>(x);
+  const std::string& m = p.coord;
+  if (m == "half_pixel") return (xd + 0.5) / scale - 0.5;
+  if (m == "half_pixel_symmetric") {
+    const double adjustment = static_cast<double>(out) / out_len;
+    const double offset = static_cast<double>(in) / 2.0 * (1.0 - adjustment);
+    return offset + (xd + 0.5) / scale - 0.5;
+  }
+  if (m == "pytorch_half_pixel") return out_len == 1.0 ? -0.5 : (xd + 0.5) / scale - 0.5;
+  if (m == "align_corners")
+    return out_len == 1.0 ? 0.0 : xd * static_cast<double>(in - 1) / (out_len - 1.0);
+  if (m == "asymmetric") return xd / scale;
+  // tf_crop_and_resize
+  const double span = (roi_end - roi_start) * static_cast<double>(in - 1);
+  const double base = roi_start * static_cast<double>(in - 1);
+  if (out_len == 1.0) return base + span / 2.0;
+  return base + xd * span / (out_len - 1.0);
+}
+
+std::vector<double> cubic_coeffs(double r, double a) {
+  return {((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
+          ((a + 2) * r - (a + 3)) * r * r + 1,
+          ((a + 2) * (1 - r) - (a + 3)) * (1 - r) * (1 - r) + 1,
+          ((a * ((1 - r) + 1) - 5 * a) * ((1 - r) + 1) + 8 * a) * ((1 - r) + 1) - 4 * a};
+}
+
+AxisTaps axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale, double roi_start,
+                   double roi_end) {
+  AxisTaps t;
+  t.ntaps = p.mode == "nearest" ? 1 : p.mode == "linear" ? 2 : 4;
+  const size_t nt = static_cast<size_t>(t.ntaps);
+  t.index.resize(static_cast<size_t>(out) * nt);
+  t.weight.resize(static_cast<size_t>(out) * nt);
+  t.outside.assign(static_cast<size_t>(out), 0);
+  auto clamp = [&](int64_t i) { return std::clamp<int64_t>(i, 0, in - 1); };
+  for (int64_t x = 0; x < out; ++x) {
+    const double xo = source_coordinate(p, x, scale, in, out, roi_start, roi_end);
+    const size_t base = static_cast<size_t>(x) * nt;
+    if (p.coord == "tf_crop_and_resize" && (xo < 0 || xo > static_cast<double>(in - 1)))
+      t.outside[static_cast<size_t>(x)] = 1;
+    const double fl = std::floor(xo);
+    const double r = xo - fl;
+    const int64_t i0 = static_cast<int64_t>(fl);
+    if (p.mode == "nearest") {
+      int64_t i = i0;
+      if (p.opset10_nearest) {
+        i = scale < 1.0 ? static_cast<int64_t>(std::ceil(xo)) : i0;
+      } else if (r != 0) {
+        const std::string& nm = p.nearest_mode;
+        bool up = nm == "ceil" || (nm == "round_prefer_floor" && r > 0.5) ||
+                  (nm == "round_prefer_ceil" && r >= 0.5);
+        i = up ? i0 + 1 : i0;
+      }
+      t.index[base] = clamp(i);
+      t.weight[base] = 1.f;
+    } else if (p.mode == "linear") {
+      t.index[base] = clamp(i0);
+      t.index[base + 1] = clamp(i0 + 1);
+      t.weight[base] = static_cast<float>(1 - r);
+      t.weight[base + 1] = static_cast<float>(r);
+    } else {
+      // The reference takes the 4 nearest points, so an integral x_ori is
+      // the third of them (ratio 1), not the second.
+      int64_t start = i0 - 1;
+      double ratio = r;
+      if (r == 0) { start = i0 - 2; ratio = 1.0; }
+      std::vector<double> c = cubic_coeffs(ratio, p.cubic_a);
+      if (p.exclude_outside) {
+        double sum = 0;
+        for (size_t k = 0; k < 4; ++k) {
+          int64_t i = start + static_cast<int64_t>(k);
+          if (i < 0 || i >= in) c[k] = 0;
+          sum += c[k];
+        }
+        for (double& v : c) v = sum != 0 ? v / sum : 0;
+      }
+      for (size_t k = 0; k < 4; ++k) {
+        t.index[base + k] = clamp(start + static_cast<int64_t>(k));
+        t.weight[base + k] = static_cast<float>(c[k]);
+      }
+    }
+  }
+  // An axis where every output takes exactly one input with weight 1 (an
+  // axis that is not resized) keeps one tap.
+  if (t.ntaps > 1) {
+    bool single = true;
+    Ints idx(static_cast<size_t>(out));
+    for (int64_t x = 0; x < out && single; ++x) {
+      int ones = 0, zeros = 0;
+      for (size_t k = 0; k < nt; ++k) {
+        float w = t.weight[static_cast<size_t>(x) * nt + k];
+        if (w == 1.f) { ++ones; idx[static_cast<size_t>(x)] = t.index[static_cast<size_t>(x) * nt + k]; }
+        else if (w == 0.f) ++zeros;
+      }
+      single = ones == 1 && zeros == t.ntaps - 1;
+    }
+    if (single) {
+      t.ntaps = 1;
+      t.index = idx;
+      t.weight.assign(static_cast<size_t>(out), 1.f);
+    }
+  }
+  return t;
+}
+
+Status read_params(const KernelContext& ctx, ResizeParams* p) {
+  const Node& node = ctx.node();
+  const int64_t opset = ctx.opset();
+  p->mode = node.attr_string("mode", "nearest");
+  if (p->mode != "nearest" && p->mode != "linear" && p->mode != "cubic")
+    return Status::error("mode '" + p->mode + "' is not one of nearest, linear, cubic");
+  if (opset < 11) {
+    if (p->mode == "cubic") return Status::error("mode 'cubic' needs opset 11 or later");
+    // Opset 10 samples like Upsample: asymmetric coordinates.
+    p->coord = "asymmetric";
+    p->opset10_nearest = true;
+    return Status::ok();
+  }
+  p->coord = node.attr_string("coordinate_transformation_mode", "half_pixel");
+  static const char* kCoords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
+                                  "align_corners", "asymmetric", "tf_crop_and_resize"};
+  if (std::find(std::begin(kCoords), std::end(kCoords), p->coord) == std::end(kCoords) ||
+      (p->coord == "half_pixel_symmetric" && opset < 19))
+    return Status::error("coordinate_transformation_mode '" + p->coord + "' is not supported at opset " +
+                         std::to_string(opset));
+  p->nearest_mode = node.attr_string("nearest_mode", "round_prefer_floor");
+  if (p->nearest_mode != "round_prefer_floor" && p->nearest_mode != "round_prefer_ceil" &&
+      p->nearest_mode != "floor" && p->nearest_mode != "ceil")
+    return Status::error("nearest_mode '" + p->nearest_mode +
+                         "' is not one of round_prefer_floor, round_prefer_ceil, floor, ceil");
+  p->cubic_a = node.attr_float("cubic_coeff_a", -0.75f);
+  p->exclude_outside = node.attr_int("exclude_outside", 0) != 0;
+  p->extrapolation = node.attr_float("extrapolation_value", 0.f);
+  return Status::ok();
+}
+
+}  // namespace
+
+Status Resize(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input X");
+  const Tensor& x = ctx.input(0);
+  const Node& node = ctx.node();
+  const int64_t opset = ctx.opset();
+  const int rank = x.rank();
+  if (rank < 1) return Status::error("input X must have rank >= 1, got a scalar");
+  ResizeParams p;
+  SARAI_RETURN_IF_ERROR(read_params(ctx, &p));
+  if (p.mode != "nearest" && x.dtype() != DType::kFloat32)
+    return Status::error("mode '" + p.mode + "' needs float32 input X, got " +
+                         dtype_name(x.dtype()) + " (nearest works for any dtype)");
+  if (dtype_size(x.dtype()) == 0)
+    return Status::error(std::string("input X has unsupported dtype ") + dtype_name(x.dtype()));
+
+  // Which inputs are where: opset 10 is (X, scales); 11+ is (X, roi, scales, sizes).
+  const int scales_in = opset < 11 ? 1 : 2, sizes_in = opset < 11 ? -1 : 3;
+  const bool has_scales = present(ctx, scales_in);
+  const bool has_sizes = sizes_in > 0 && present(ctx, sizes_in);
+  if (has_scales == has_sizes)
+    return Status::error(has_scales ? "only one of inputs 'scales' and 'sizes' may be given"
+                                    : "one of inputs 'scales' and 'sizes' must be given");
+
+  // The axes the scales/sizes/roi refer to (opset 18 'axes'; all by default).
+  Ints axes;
+  if (opset >= 18 && node.has_attr("axes")) {
+    for (int64_t a : node.attr_ints("axes")) {
+      SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(a, rank, "axes"));
+      if (std::find(axes.begin(), axes.end(), ax) != axes.end())
+        return Status::error("axes " + shape_to_string(node.attr_ints("axes")) + " repeats axis " +
+                             std::to_string(ax));
+      axes.push_back(ax);
+    }
+  } else {
+    for (int d = 0; d < rank; ++d) axes.push_back(d);
+  }
+  const size_t na = axes.size();
+
+  std::vector<double> scale(static_cast<size_t>(rank), 1.0);
+  Shape out = x.shape();
+  if (has_scales) {
+    const Tensor& s = ctx.input(scales_in);
+    if (s.dtype() != DType::kFloat32)
+      return Status::error(std::string("input 'scales' must be float32, got ") + dtype_name(s.dtype()));
+    if (static_cast<size_t>(s.numel()) != na)
+      return Status::error("input 'scales' has " + std::to_string(s.numel()) + " values but X " +
+                           shape_to_string(x.shape()) + " needs " + std::to_string(na));
+    for (size_t i = 0; i < na; ++i) {
+      const double v = s.float_at(static_cast<int64_t>(i));
+      if (!(v > 0)) {
+        std::vector<double> all;
+        for (int64_t j = 0; j < s.numel(); ++j) all.push_back(s.float_at(j));
+        return Status::error("scales " + doubles_str(all) + " must all be > 0");
+      }
+      const size_t d = static_cast<size_t>(axes[i]);
+      scale[d] = v;
+      out[d] = static_cast<int64_t>(std::floor(v * static_cast<double>(x.shape()[d])));
+    }
+  } else {
+    const Tensor& s = ctx.input(sizes_in);
+    if (s.dtype() != DType::kInt64)
+      return Status::error(std::string("input 'sizes' must be int64, got ") + dtype_name(s.dtype()));
+    if (static_cast<size_t>(s.numel()) != na)
+      return Status::error("input 'sizes' has " + std::to_string(s.numel()) + " values but X " +
+                           shape_to_string(x.shape()) + " needs " + std::to_string(na));
+    Ints sizes = s.to_int_vector();
+    for (int64_t v : sizes)
+      if (v < 0) return Status::error("sizes " + shape_to_string(sizes) + " must be >= 0");
+    const std::string policy =
+        opset >= 18 ? node.attr_string("keep_aspect_ratio_policy", "stretch") : "stretch";
+    if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
+      return Status::error("keep_aspect_ratio_policy '" + policy +
+                           "' is not one of stretch, not_larger, not_smaller");
+    if (policy == "stretch") {
+      for (size_t i = 0; i < na; ++i) {
+        const size_t d = static_cast<size_t>(axes[i]);
+        out[d] = sizes[i];
+        scale[d] = x.shape()[d] == 0 ? 1.0
+                                      : static_cast<double>(sizes[i]) / static_cast<double>(x.shape()[d]);
+      }
+    } else {
+      // One scale for all the axes, the one that keeps the result inside
+      // (not_larger) or around (not_smaller) the requested box.
+      double common = policy == "not_larger" ? INFINITY : 0.0;
+      for (size_t i = 0; i < na; ++i) {
+        const double in = static_cast<double>(x.shape()[static_cast<size_t>(axes[i])]);
+        if (in == 0) continue;
+        const double r = static_cast<double>(sizes[i]) / in;
+        common = policy == "not_larger" ? std::min(common, r) : std::max(common, r);
+      }
+      if (!std::isfinite(common)) common = 1.0;
+      for (size_t i = 0; i < na; ++i) {
+        const size_t d = static_cast<size_t>(axes[i]);
+        scale[d] = common;
+        out[d] = static_cast<int64_t>(std::floor(common * static_cast<double>(x.shape()[d]) + 0.5));
+      }
+    }
+  }
+
+  std::vector<double> roi_start(static_cast<size_t>(rank), 0.0), roi_end(static_cast<size_t>(rank), 1.0);
+  if (p.coord == "tf_crop_and_resize") {
+    if (!present(ctx, 1))
+      return Status::error("coordinate_transformation_mode 'tf_crop_and_resize' needs input 'roi'");
+    const Tensor& roi = ctx.input(1);
+    if (static_cast<size_t>(roi.numel()) != 2 * na)
+      return Status::error("input 'roi' has " + std::to_string(roi.numel()) + " values but X " +
+                           shape_to_string(x.shape()) + " needs " + std::to_string(2 * na) +
+                           " (starts then ends)");
+    for (size_t i = 0; i < na; ++i) {
+      roi_start[static_cast<size_t>(axes[i])] = roi.float_at(static_cast<int64_t>(i));
+      roi_end[static_cast<size_t>(axes[i])] = roi.float_at(static_cast<int64_t>(na + i));
+    }
+  }
+
+  if (opset >= 18 && node.attr_int("antialias", 0) != 0 && p.mode != "nearest") {
+    for (int d = 0; d < rank; ++d)
+      if (scale[static_cast<size_t>(d)] < 1.0)
+        return Status::error("antialias=1 is not supported when downsampling (mode '" + p.mode +
+                             "', output " + shape_to_string(out) + " from X " +
+                             shape_to_string(x.shape()) + ")");
+  }
+  for (int d = 0; d < rank; ++d)
+    if (x.shape()[static_cast<size_t>(d)] == 0 && out[static_cast<size_t>(d)] > 0)
+      return Status::error("cannot resize the empty dim " + std::to_string(d) + " of X " +
+                           shape_to_string(x.shape()) + " to " + shape_to_string(out));
+
+  Tensor& y = ctx.allocate_output(0, x.dtype(), out);
+  if (y.numel() == 0) return Status::ok();
+
+  std::vector<AxisTaps> taps;
+  for (int d = 0; d < rank; ++d) {
+    const size_t ud = static_cast<size_t>(d);
+    taps.push_back(axis_taps(p, x.shape()[ud], out[ud], scale[ud], roi_start[ud], roi_end[ud]));
+  }
+  Ints in_strides(static_cast<size_t>(rank), 1);
+  for (int d = rank - 1; d > 0; --d)
+    in_strides[static_cast<size_t>(d - 1)] = in_strides[static_cast<size_t>(d)] * x.shape()[static_cast<size_t>(d)];
+
+  const int last = rank - 1;
+  const int64_t out_last = out[static_cast<size_t>(last)];
+  const int64_t rows = y.numel() / out_last;
+  const AxisTaps& lt = taps[static_cast<size_t>(last)];
+  const size_t lnt = static_cast<size_t>(lt.ntaps);
+  const int64_t lstride = in_strides[static_cast<size_t>(last)];
+  const size_t esize = dtype_size(x.dtype());
+  const auto* px = static_cast<const uint8_t*>(x.raw());
+  auto* py = static_cast<uint8_t*>(y.mutable_raw());
+  const bool is_float = x.dtype() == DType::kFloat32;
+  // extrapolation_value as one element of X's dtype, for nearest on non-float data.
+  std::vector<uint8_t> extrapolated(esize, 0);
+  {
+    const double e = p.extrapolation;
+    auto put = [&](auto v) { std::memcpy(extrapolated.data(), &v, sizeof v); };
+    switch (x.dtype()) {
+      case DType::kFloat64: put(e); break;
+      case DType::kInt64: put(static_cast<int64_t>(e)); break;
+      case DType::kInt32: put(static_cast<int32_t>(e)); break;
+      case DType::kInt8: put(static_cast<int8_t>(e)); break;
+      case DType::kUInt8: put(static_cast<uint8_t>(e)); break;
+      case DType::kFloat16: put(float_to_half(static_cast<float>(e))); break;
+      default: break;  // zeros
+    }
+  }
+
+  parallel_for(rows, 4, [&](int64_t begin, int64_t end) {
+    // The (input offset, weight) combinations of the outer axes for one row.
+    std::vector<std::pair<int64_t, float>> combos, next;
+    Ints o(static_cast<size_t>(last));
+    for (int64_t row = begin; row < end; ++row) {
+      int64_t rem = row;
+      for (int d = last - 1; d >= 0; --d) {
+        o[static_cast<size_t>(d)] = rem % out[static_cast<size_t>(d)];
+        rem /= out[static_cast<size_t>(d)];
+      }
+      bool outside = false;
+      combos.assign(1, {0, 1.f});
+      for (int d = 0; d < last; ++d) {
+        const AxisTaps& t = taps[static_cast<size_t>(d)];
+        const size_t od = static_cast<size_t>(o[static_cast<size_t>(d)]);
+        outside = outside || t.outside[od];
+        next.clear();
+        for (const auto& [off, w] : combos)
+          for (size_t k = 0; k < static_cast<size_t>(t.ntaps); ++k)
+            next.push_back({off + t.index[od * static_cast<size_t>(t.ntaps) + k] * in_strides[static_cast<size_t>(d)],
+                            w * t.weight[od * static_cast<size_t>(t.ntaps) + k]});
+        combos.swap(next);
+      }
+      uint8_t* dst = py + static_cast<size_t>(row * out_last) * esize;
+      if (!is_float) {
+        // Nearest on any dtype: a byte copy of the one tap.
+        for (int64_t xl = 0; xl < out_last; ++xl) {
+          if (outside || lt.outside[static_cast<size_t>(xl)]) {
+            std::memcpy(dst + static_cast<size_t>(xl) * esize, extrapolated.data(), esize);
+            continue;
+          }
+          const int64_t off = combos[0].first + lt.index[static_cast<size_t>(xl)] * lstride;
+          std::memcpy(dst + static_cast<size_t>(xl) * esize, px + static_cast<size_t>(off) * esize, esize);
+        }
+        continue;
+      }
+      const float* src = reinterpret_cast<const float*>(px);
+      float* yf = reinterpret_cast<float*>(dst);
+      for (int64_t xl = 0; xl < out_last; ++xl) {
+        if (outside || lt.outside[static_cast<size_t>(xl)]) {
+          yf[xl] = p.extrapolation;
+          continue;
+        }
+        float acc = 0.f;
+        for (size_t k = 0; k < lnt; ++k) {
+          const int64_t loff = lt.index[static_cast<size_t>(xl) * lnt + k] * lstride;
+          const float lw = lt.weight[static_cast<size_t>(xl) * lnt + k];
+          for (const auto& [off, w] : combos) acc += w * lw * src[off + loff];
+        }
+        yf[xl] = acc;
+      }
+    }
+  });
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

@@ -1,0 +1,53 @@
+// A loaded model: the graph plus everything that keeps its constant data
+// alive (file mappings, the parsed source). Produced by loader/, consumed by
+// runtime/session.h; it never refers to protobuf types.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/graph.h"
+
+namespace sarai {
+
+struct ExternalDataFile {
+  std::string location;      // as written in the model (relative to its folder)
+  uint64_t file_size = 0;
+  uint64_t bytes_used = 0;   // sum of the tensor lengths that point into it
+  int tensor_count = 0;
+};
+
+struct Model {
+  std::string path;
+  int64_t ir_version = 0;
+  std::string producer_name;
+  std::string producer_version;
+  std::map<std::string, int64_t> opset_imports;  // domain ("" = ONNX) -> version
+  Graph graph;
+  std::vector<ExternalDataFile> external_data;
+  // Owners of the bytes that initializers point into (mappings, the parsed
+  // protobuf). Opaque on purpose: only the loader knows what they are.
+  std::vector<std::shared_ptr<const void>> keepalive;
+
+  int64_t parameter_count() const;
+  uint64_t parameter_bytes() const;
+};
+
+inline int64_t Model::parameter_count() const {
+  int64_t n = 0;
+  for (const Value& v : graph.values)
+    if (v.is_initializer) n += v.initializer.numel();
+  return n;
+}
+
+inline uint64_t Model::parameter_bytes() const {
+  uint64_t n = 0;
+  for (const Value& v : graph.values)
+    if (v.is_initializer) n += v.initializer.nbytes();
+  return n;
+}
+
+}  // namespace sarai

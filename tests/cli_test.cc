@@ -1,0 +1,179 @@
+// End-to-end tests of the sarai-rt command line: success paths, --help on
+// every subcommand, and every bad input, each asserting its one-line message.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "loader/npy.h"
+#include "tests/onnx_builder.h"
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace sarai {
+namespace {
+
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CliResult run_cli(const std::vector<std::string>& args) {
+  const char* bin = std::getenv("SARAI_RT");
+  EXPECT_NE(bin, nullptr) << "SARAI_RT is not set (run through ctest)";
+  std::string dir = test::temp_dir("cli");
+  std::string cmd = quote(bin ? bin : "sarai-rt");
+  for (const std::string& a : args) cmd += " " + quote(a);
+  cmd += " >" + quote(dir + "/out") + " 2>" + quote(dir + "/err");
+  int status = std::system(cmd.c_str());
+  CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = test::read_file(dir + "/out");
+  r.err = test::read_file(dir + "/err");
+  return r;
+}
+
+std::string fixture(const std::string& name) {
+  const char* src = std::getenv("SARAI_SOURCE_DIR");
+  return std::string(src ? src : ".") + "/tests/fixtures/" + name;
+}
+
+// A failed command prints exactly one line, on stderr, that contains `needle`.
+void expect_one_line_error(const CliResult& r, const std::string& needle) {
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line on stderr: " << r.err;
+}
+
+TEST(Cli, HelpOnEverySubcommand) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--help"}, {"run", "--help"}, {"inspect", "--help"}}) {
+    CliResult r = run_cli(args);
+    EXPECT_EQ(r.code, 0) << args.front();
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
+  }
+  EXPECT_NE(run_cli({"run", "--help"}).out.find("--output-dir"), std::string::npos);
+}
+
+TEST(Cli, InspectFixture) {
+  CliResult r = run_cli({"inspect", fixture("whisper_tiny_encoder.onnx")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("mel: float32 [1, 80, frames]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("MatMul"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("parameters: "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("unsupported"), std::string::npos) << r.out;
+}
+
+TEST(Cli, InspectShowsExternalData) {
+  std::string dir = test::temp_dir("ext");
+  auto m = test::add_model({4, 4});
+  test::externalize(m, "w", dir, "model.onnx.data");
+  test::save(m, dir + "/model.onnx");
+  CliResult r = run_cli({"inspect", dir + "/model.onnx"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("model.onnx.data: 64 B, 1 tensors"), std::string::npos) << r.out;
+}
+
+TEST(Cli, RunWritesOutputsAsNpy) {
+  std::string dir = test::temp_dir("run");
+  test::save(test::add_model(), dir + "/model.onnx");
+  ASSERT_TRUE(write_npy(dir + "/x.npy", test::make_tensor<float>({2, 3}, {1, 2, 3, 4, 5, 6})).is_ok());
+  CliResult r = run_cli({"run", dir + "/model.onnx", "--input", "x=" + dir + "/x.npy", "--output-dir", dir + "/out",
+                         "--runs", "3", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("run 3: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("median of 3 runs"), std::string::npos) << r.out;
+  auto y = read_npy(dir + "/out/y.npy");
+  ASSERT_TRUE(y.has_value()) << y.message();
+  EXPECT_TRUE(test::tensors_equal(*y, test::make_tensor<float>({2, 3}, {1, 3, 5, 7, 9, 11})));
+}
+
+TEST(Cli, RunFixtureWithRandomInputAtSeveralLengths) {
+  for (const char* frames : {"1x80x100", "1x80x37"}) {
+    CliResult r = run_cli({"run", fixture("whisper_tiny_encoder.onnx"), "--random", std::string("mel=") + frames});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("output 'encoder_out': float32 [1, "), std::string::npos) << r.out;
+  }
+}
+
+TEST(CliErrors, MissingModel) {
+  expect_one_line_error(run_cli({"run", "/nonexistent.onnx"}), "sarai-rt: error: /nonexistent.onnx: cannot open: No such file or directory");
+  expect_one_line_error(run_cli({"inspect", "/nonexistent.onnx"}), "/nonexistent.onnx: cannot open");
+}
+
+TEST(CliErrors, GarbageModel) {
+  std::string dir = test::temp_dir("garbage");
+  test::write_file(dir + "/model.onnx", "this is not protobuf at all \xff\xff");
+  expect_one_line_error(run_cli({"run", dir + "/model.onnx"}), "model.onnx: not a valid ONNX model");
+  expect_one_line_error(run_cli({"inspect", dir + "/model.onnx"}), "model.onnx: not a valid ONNX model");
+}
+
+TEST(CliErrors, BadModelsFromTheLoader) {
+  std::string dir = test::temp_dir("bad");
+  auto m = test::add_model();
+  test::externalize(m, "w", dir, "weights.bin");
+  fs::resize_file(dir + "/weights.bin", 8);
+  test::save(m, dir + "/model.onnx");
+  expect_one_line_error(run_cli({"run", dir + "/model.onnx"}), "tensor 'w': external data 'weights.bin': offset 0 + length 24 is past the end");
+  expect_one_line_error(run_cli({"inspect", dir + "/model.onnx"}), "is past the end of the file (8 bytes)");
+
+  auto opset = test::add_model();
+  opset.mutable_opset_import(0)->set_version(30);
+  test::save(opset, dir + "/opset.onnx");
+  expect_one_line_error(run_cli({"run", dir + "/opset.onnx"}), "opset.onnx: opset 30 of the default domain is not supported");
+}
+
+TEST(CliErrors, UnsupportedOpsListedOnce) {
+  std::string dir = test::temp_dir("ops");
+  auto m = test::add_model();
+  m.mutable_graph()->mutable_node(0)->set_op_type("NonMaxSuppression");
+  test::save(m, dir + "/model.onnx");
+  expect_one_line_error(run_cli({"run", dir + "/model.onnx"}), "1 unsupported op at opset 17: NonMaxSuppression (1 node, e.g. 'add0')");
+  CliResult r = run_cli({"inspect", dir + "/model.onnx"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("NonMaxSuppression"), std::string::npos);
+  EXPECT_NE(r.out.find("(unsupported)"), std::string::npos);
+}
+
+TEST(CliErrors, InputFileProblems) {
+  std::string dir = test::temp_dir("inputs");
+  test::save(test::add_model(), dir + "/model.onnx");
+  const std::string model = dir + "/model.onnx";
+  ASSERT_TRUE(write_npy(dir + "/int.npy", Tensor::allocate(DType::kInt64, {2, 3})).is_ok());
+  ASSERT_TRUE(write_npy(dir + "/shape.npy", Tensor::allocate(DType::kFloat32, {3, 2})).is_ok());
+  ASSERT_TRUE(write_npy(dir + "/ok.npy", Tensor::allocate(DType::kFloat32, {2, 3})).is_ok());
+  test::write_file(dir + "/junk.npy", "junk");
+
+  expect_one_line_error(run_cli({"run", model, "--input", "x=" + dir + "/int.npy"}),
+                        "int.npy: " + model + ": input 'x' must be float32 [2, 3], got int64 [2, 3]");
+  expect_one_line_error(run_cli({"run", model, "--input", "x=" + dir + "/shape.npy"}),
+                        "shape.npy: " + model + ": input 'x' must be float32 [2, 3], got float32 [3, 2] (dim 0 must be 2)");
+  expect_one_line_error(run_cli({"run", model, "--input", "x=" + dir + "/junk.npy"}), "junk.npy: not a NumPy .npy file");
+  expect_one_line_error(run_cli({"run", model, "--input", "x=" + dir + "/none.npy"}), "none.npy: cannot open");
+  expect_one_line_error(run_cli({"run", model, "--input", "nope=" + dir + "/ok.npy"}), "the model has no input 'nope' (its inputs: x)");
+  expect_one_line_error(run_cli({"run", model, "--input", dir + "/ok.npy"}), "must be NAME=FILE.npy");
+  expect_one_line_error(run_cli({"run", model}), "missing input 'x' (float32 [2, 3])");
+  expect_one_line_error(run_cli({"run", model, "--input", "x=" + dir + "/ok.npy", "--random", "x=2x3"}), "input 'x' is given twice");
+  expect_one_line_error(run_cli({"run", model, "--random", "x=2xq"}), "'2xq' is not a shape like 1x80x3000");
+  expect_one_line_error(run_cli({"run", model, "--random", "x=4x3"}), "(dim 0 must be 2)");
+}
+
+TEST(CliErrors, BadCommandLine) {
+  CliResult r = run_cli({"run"});
+  EXPECT_EQ(r.code, 2);
+  expect_one_line_error(r, "model is required");
+  expect_one_line_error(run_cli({"frobnicate"}), "sarai-rt: error: ");
+  expect_one_line_error(run_cli({"run", "m.onnx", "--threads", "-3"}), "--threads");
+}
+
+}  // namespace
+}  // namespace sarai

@@ -1,0 +1,122 @@
+// Runs the ONNX backend node test cases (generated at build time by
+// tests/onnx_backend/generate_node_data.py with Debian's python3-onnx) for
+// every case whose ops the runtime registers. One ctest entry per case.
+//
+// Tolerance: the ONNX backend's own, |actual - expected| <= 1e-7 + 1e-3 * |expected|;
+// integer and bool outputs must match exactly.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "kernels/kernels.h"
+#include "loader/onnx_loader.h"
+#include "runtime/session.h"
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace sarai {
+namespace {
+
+// Cases we register the ops for but do not run, and why. Keep each reason
+// specific; remove the entry when the reason goes away.
+const std::map<std::string, std::string>& skip_list() {
+  static const std::map<std::string, std::string> kSkip = {
+      // Training mode of BatchNormalization (running statistics outputs) is
+      // not an inference feature.
+      {"test_batchnorm_epsilon_training_mode", "BatchNormalization training_mode=1 is not supported (inference runtime)"},
+      {"test_batchnorm_example_training_mode", "BatchNormalization training_mode=1 is not supported (inference runtime)"},
+  };
+  return kSkip;
+}
+
+std::string data_dir() {
+  const char* env = std::getenv("SARAI_ONNX_NODE_DATA");
+  return env ? env : SARAI_ONNX_NODE_DATA;
+}
+
+struct Case {
+  std::string name;
+};
+
+std::vector<Case> applicable_cases() {
+  KernelTable table;
+  register_fp32_kernels(table);
+  std::vector<Case> cases;
+  std::ifstream index(data_dir() + "/index.tsv");
+  std::string line;
+  while (std::getline(index, line)) {
+    auto tab = line.find('\t');
+    if (tab == std::string::npos) continue;
+    std::string name = line.substr(0, tab);
+    std::stringstream ops(line.substr(tab + 1));
+    std::string op;
+    bool all_registered = true;
+    // Opset 21 is the newest we accept; a registered op always has some
+    // kernel there, which is all this pre-filter needs to know.
+    while (std::getline(ops, op, ','))
+      if (!table.find(op, 21) && !table.find(op, 9)) all_registered = false;
+    if (all_registered) cases.push_back({name});
+  }
+  return cases;
+}
+
+class OnnxNodeTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OnnxNodeTest, MatchesExpectedOutputs) {
+  const std::string& name = GetParam().name;
+  auto skip = skip_list().find(name);
+  if (skip != skip_list().end()) GTEST_SKIP() << skip->second;
+
+  const fs::path dir = fs::path(data_dir()) / "node" / name;
+  auto model = load_onnx((dir / "model.onnx").string());
+  ASSERT_TRUE(model.has_value()) << model.message();
+  KernelTable table;
+  register_fp32_kernels(table);
+  auto session = Session::create(*model, table, SessionOptions{1});
+  ASSERT_TRUE(session.has_value()) << session.message();
+  const Graph& g = (*session)->graph();
+
+  int sets = 0;
+  for (int s = 0; fs::exists(dir / ("test_data_set_" + std::to_string(s))); ++s, ++sets) {
+    const fs::path set = dir / ("test_data_set_" + std::to_string(s));
+    std::vector<NamedTensor> inputs;
+    for (size_t i = 0; i < g.inputs.size(); ++i) {
+      auto t = load_tensor_proto_file((set / ("input_" + std::to_string(i) + ".pb")).string());
+      ASSERT_TRUE(t.has_value()) << t.message();
+      inputs.push_back({g.values[static_cast<size_t>(g.inputs[i])].name, std::move(*t)});
+    }
+    auto outputs = (*session)->run(inputs);
+    ASSERT_TRUE(outputs.has_value()) << outputs.message();
+    for (size_t o = 0; o < outputs->size(); ++o) {
+      auto expected = load_tensor_proto_file((set / ("output_" + std::to_string(o) + ".pb")).string());
+      ASSERT_TRUE(expected.has_value()) << expected.message();
+      const Tensor& actual = (*outputs)[o].tensor;
+      bool exact = expected->dtype() != DType::kFloat32 && expected->dtype() != DType::kFloat64 &&
+                   expected->dtype() != DType::kFloat16;
+      if (exact)
+        EXPECT_TRUE(test::tensors_equal(actual, *expected)) << "output '" << (*outputs)[o].name << "', data set " << s;
+      else
+        EXPECT_TRUE(test::tensors_near(actual, *expected, 1e-7, 1e-3)) << "output '" << (*outputs)[o].name << "', data set " << s;
+    }
+  }
+  EXPECT_GT(sets, 0) << "case has no test data";
+}
+
+INSTANTIATE_TEST_SUITE_P(Node, OnnxNodeTest, ::testing::ValuesIn(applicable_cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+// The index itself must be there: without it every case above would vanish
+// silently and the suite would pass on nothing.
+TEST(OnnxNodeData, IndexListsCasesForRegisteredOps) {
+  std::ifstream index(data_dir() + "/index.tsv");
+  ASSERT_TRUE(index.good()) << "missing " << data_dir() << "/index.tsv (build target onnx_node_data)";
+  EXPECT_GT(applicable_cases().size(), 200u);
+}
+
+}  // namespace
+}  // namespace sarai

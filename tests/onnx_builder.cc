@@ -1,0 +1,109 @@
+#include "tests/onnx_builder.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace sarai::test {
+
+namespace fs = std::filesystem;
+
+std::string temp_dir(const std::string& tag) {
+  const char* base = std::getenv("SARAI_TEST_TMP");
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "no_test";
+  for (char& c : name)
+    if (c == '/') c = '_';
+  fs::path dir = fs::path(base ? base : "/tmp/sarai-tests") / (name + "." + tag + "." + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+static void set_tensor_type(onnx::ValueInfoProto* vi, const std::string& name, const std::vector<int64_t>& dims) {
+  vi->set_name(name);
+  auto* tt = vi->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  auto* shape = tt->mutable_shape();
+  for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
+}
+
+onnx::ModelProto add_model(const std::vector<int64_t>& dims) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.set_producer_name("sarai-tests");
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("add");
+  set_tensor_type(g->add_input(), "x", dims);
+  set_tensor_type(g->add_output(), "y", dims);
+  auto* w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  int64_t n = 1;
+  for (int64_t d : dims) { w->add_dims(d); n *= d; }
+  std::string raw(static_cast<size_t>(n) * 4, '\0');
+  for (int64_t i = 0; i < n; ++i) {
+    float v = static_cast<float>(i);
+    std::memcpy(&raw[static_cast<size_t>(i) * 4], &v, 4);
+  }
+  w->set_raw_data(raw);
+  auto* node = g->add_node();
+  node->set_name("add0");
+  node->set_op_type("Add");
+  node->add_input("x");
+  node->add_input("w");
+  node->add_output("y");
+  return m;
+}
+
+void externalize(onnx::ModelProto& m, const std::string& name, const std::string& dir,
+                 const std::string& location, uint64_t offset) {
+  for (auto& t : *m.mutable_graph()->mutable_initializer()) {
+    if (t.name() != name) continue;
+    std::string raw = t.raw_data();
+    fs::path path = fs::path(dir) / location;
+    {
+      std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+      if (!f) f.open(path, std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(offset));
+      f.write(raw.data(), static_cast<std::streamsize>(raw.size()));
+    }
+    t.clear_raw_data();
+    t.set_data_location(onnx::TensorProto::EXTERNAL);
+    auto add = [&](const std::string& k, const std::string& v) {
+      auto* e = t.add_external_data();
+      e->set_key(k);
+      e->set_value(v);
+    };
+    add("location", location);
+    add("offset", std::to_string(offset));
+    add("length", std::to_string(raw.size()));
+    return;
+  }
+  ADD_FAILURE() << "externalize: no initializer " << name;
+}
+
+void save(const onnx::ModelProto& m, const std::string& path) {
+  std::ofstream f(path, std::ios::binary);
+  ASSERT_TRUE(m.SerializeToOstream(&f)) << path;
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace sarai::test

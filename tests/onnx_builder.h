@@ -1,0 +1,28 @@
+// Builds small ONNX models in tests, including deliberately broken ones, so
+// every loader error path has a test that asserts its message.
+#pragma once
+
+#include <onnx/onnx_pb.h>
+
+#include <string>
+#include <vector>
+
+namespace sarai::test {
+
+// A fresh folder under $SARAI_TEST_TMP (or /tmp) unique to this test.
+std::string temp_dir(const std::string& tag);
+
+// y = Add(x, w): x is a float32 input of `dims`, w a float32 initializer of
+// the same dims holding 0, 1, 2, ... Opset 17.
+onnx::ModelProto add_model(const std::vector<int64_t>& dims = {2, 3});
+
+// Moves initializer `name` into external data: writes its bytes at `offset`
+// of `dir/location` (created or extended) and points the tensor there.
+void externalize(onnx::ModelProto& m, const std::string& name, const std::string& dir,
+                 const std::string& location, uint64_t offset = 0);
+
+void save(const onnx::ModelProto& m, const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+std::string read_file(const std::string& path);
+
+}  // namespace sarai::test

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's first command: installs what is missing, builds, and runs the
+# main job on the small Whisper-style encoder that ships in tests/fixtures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+tools/build.sh release
+bin=build/release/sarai-rt
+model=tests/fixtures/whisper_tiny_encoder.onnx
+echo
+echo "== sarai-rt inspect $model"
+"$bin" inspect "$model"
+echo
+echo "== sarai-rt run $model (30 s of audio: 3000 mel frames, random input)"
+"$bin" run "$model" --random mel=1x80x3000 --runs 3 --output-dir build/quickstart-out

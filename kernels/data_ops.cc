@@ -60,7 +60,7 @@ void copy_run(unsigned char* dst, const unsigned char* src, int64_t n, int64_t s
 template <class T>
 void tiled_copy(unsigned char* dst_b, const unsigned char* src_b, const Shape& shape,
                 const std::vector<int64_t>& strides, size_t j) {
-  constexpr int64_t kTile = 32;
+  constexpr int64_t kTile = 64;
   const size_t last = shape.size() - 1;
   std::vector<int64_t> dst_st(shape.size(), 1);
   for (size_t k = shape.size(); k-- > 1;) dst_st[k - 1] = dst_st[k] * shape[k];

@@ -132,7 +132,7 @@ int64_t Tensor::int_at(int64_t i) const {
     case DType::kBool: return data<uint8_t>()[i] != 0;
     case DType::kFloat32: return static_cast<int64_t>(data<float>()[i]);
     case DType::kFloat64: return static_cast<int64_t>(data<double>()[i]);
-    case DType::kFloat16: return static_cast<int64_t>(half_to_float(data<uint16_t>()[i]));
+    case DType::kFloat16: case DType::kBFloat16: return static_cast<int64_t>(float_at(i));
     default: assert(false && "int_at on unsupported dtype"); return 0;
   }
 }
@@ -142,6 +142,12 @@ double Tensor::float_at(int64_t i) const {
     case DType::kFloat32: return data<float>()[i];
     case DType::kFloat64: return data<double>()[i];
     case DType::kFloat16: return half_to_float(data<uint16_t>()[i]);
+    case DType::kBFloat16: {
+      uint32_t bits = static_cast<uint32_t>(data<uint16_t>()[i]) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return f;
+    }
     default: return static_cast<double>(int_at(i));
   }
 }

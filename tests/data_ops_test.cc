@@ -129,6 +129,15 @@ TEST(Transpose, DefaultReversesAndLargeParallel) {
   EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, n, {big}), naive_transpose<float>(big, {1, 0, 2})));
   n.attrs["perm"] = attr_ints({0, 2, 1});
   EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, n, {big}), naive_transpose<float>(big, {0, 2, 1})));
+  // The tiled path (inner output dim strided, another contiguous) with
+  // partial tiles and every element size.
+  Tensor b8 = iota<int8_t>({3, 70, 137});
+  Tensor b64 = iota<int64_t>({3, 70, 137});
+  for (std::vector<int64_t> p : {std::vector<int64_t>{0, 2, 1}, {2, 1, 0}, {1, 2, 0}}) {
+    n.attrs["perm"] = attr_ints(p);
+    EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, n, {b8}), naive_transpose<int8_t>(b8, p)));
+    EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, n, {b64}), naive_transpose<int64_t>(b64, p)));
+  }
   // Scalars and zero-size tensors.
   EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, make_node("Transpose", 1), {make_tensor<float>({}, {3})}),
                             make_tensor<float>({}, {3})));

@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "kernels/kernels.h"
 #include "loader/onnx_loader.h"
 #include "runtime/session.h"
+#include "tests/onnx_builder.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -30,6 +32,21 @@ const std::map<std::string, std::string>& skip_list() {
       // not an inference feature.
       {"test_batchnorm_epsilon_training_mode", "BatchNormalization training_mode=1 is not supported (inference runtime)"},
       {"test_batchnorm_example_training_mode", "BatchNormalization training_mode=1 is not supported (inference runtime)"},
+      // Non-tensor types: the IR has tensors only.
+      {"test_identity_opt", "optional types are not supported (tensors only)"},
+      {"test_identity_sequence", "sequence types are not supported (tensors only)"},
+      // String tensors: no model in scope carries them.
+      {"test_cast_FLOAT_to_STRING", "string tensors are not supported"},
+      {"test_cast_STRING_to_FLOAT", "string tensors are not supported"},
+      {"test_castlike_FLOAT_to_STRING_expanded", "string tensors are not supported"},
+      {"test_castlike_STRING_to_FLOAT_expanded", "string tensors are not supported"},
+      // onnx 1.12's reference truncates float -> bfloat16; we round to
+      // nearest even, as ONNX Runtime does and as later onnx references do.
+      {"test_cast_FLOAT_to_BFLOAT16", "onnx 1.12 expects truncation; we round to nearest even"},
+      {"test_castlike_FLOAT_to_BFLOAT16_expanded", "onnx 1.12 expects truncation; we round to nearest even"},
+      // The case declares input 'like' as [3, 4] but its data is [1]: a bug
+      // in the onnx 1.12 test data, which our input check rightly reports.
+      {"test_castlike_BFLOAT16_to_FLOAT_expanded", "test data does not match the model's declared input shape"},
   };
   return kSkip;
 }
@@ -65,6 +82,35 @@ std::vector<Case> applicable_cases() {
   return cases;
 }
 
+// ONNX writes each case at its op's since-version. A few of our ops date
+// from before opset 9 (the oldest we load) and are unchanged through opset
+// 21; their cases are valid at opset 9, so run them there.
+const std::set<std::string> kUnchangedSinceBefore9 = {"GlobalAveragePool", "HardSigmoid"};
+
+std::string model_path_for(const fs::path& dir) {
+  const std::string path = (dir / "model.onnx").string();
+  onnx::ModelProto m;
+  std::ifstream in(path, std::ios::binary);
+  if (!m.ParseFromIstream(&in)) return path;
+  bool old = false;
+  for (auto& op : *m.mutable_opset_import())
+    if ((op.domain().empty() || op.domain() == "ai.onnx") && op.version() < 9) { old = true; op.set_version(9); }
+  if (!old) return path;
+  for (const auto& n : m.graph().node())
+    if (!kUnchangedSinceBefore9.count(n.op_type())) return path;  // let the loader reject it
+  std::string bumped = test::temp_dir("opset9") + "/model.onnx";
+  test::save(m, bumped);
+  return bumped;
+}
+
+// onnx 1.12 stores bfloat16 test tensors as uint16 (the same bits): read
+// them as the type the model declares.
+Tensor as_declared(Tensor t, DType declared) {
+  if (t.dtype() == DType::kUInt16 && declared == DType::kBFloat16)
+    return Tensor::wrap(DType::kBFloat16, t.shape(), t.raw(), std::make_shared<Tensor>(t), false);
+  return t;
+}
+
 class OnnxNodeTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(OnnxNodeTest, MatchesExpectedOutputs) {
@@ -73,7 +119,7 @@ TEST_P(OnnxNodeTest, MatchesExpectedOutputs) {
   if (skip != skip_list().end()) GTEST_SKIP() << skip->second;
 
   const fs::path dir = fs::path(data_dir()) / "node" / name;
-  auto model = load_onnx((dir / "model.onnx").string());
+  auto model = load_onnx(model_path_for(dir));
   ASSERT_TRUE(model.has_value()) << model.message();
   KernelTable table;
   register_fp32_kernels(table);
@@ -88,7 +134,8 @@ TEST_P(OnnxNodeTest, MatchesExpectedOutputs) {
     for (size_t i = 0; i < g.inputs.size(); ++i) {
       auto t = load_tensor_proto_file((set / ("input_" + std::to_string(i) + ".pb")).string());
       ASSERT_TRUE(t.has_value()) << t.message();
-      inputs.push_back({g.values[static_cast<size_t>(g.inputs[i])].name, std::move(*t)});
+      const Value& v = g.values[static_cast<size_t>(g.inputs[i])];
+      inputs.push_back({v.name, as_declared(std::move(*t), v.dtype)});
     }
     auto outputs = (*session)->run(inputs);
     ASSERT_TRUE(outputs.has_value()) << outputs.message();
@@ -96,6 +143,7 @@ TEST_P(OnnxNodeTest, MatchesExpectedOutputs) {
       auto expected = load_tensor_proto_file((set / ("output_" + std::to_string(o) + ".pb")).string());
       ASSERT_TRUE(expected.has_value()) << expected.message();
       const Tensor& actual = (*outputs)[o].tensor;
+      *expected = as_declared(std::move(*expected), actual.dtype());
       bool exact = expected->dtype() != DType::kFloat32 && expected->dtype() != DType::kFloat64 &&
                    expected->dtype() != DType::kFloat16;
       if (exact)

@@ -9,6 +9,7 @@
 //   pytorch_half_pixel    as half_pixel, but -0.5 when out_len == 1
 //   align_corners         x * (in - 1) / (out_len - 1), 0 when out_len == 1
 //   asymmetric            x / scale
+//   tf_half_pixel_for_nn  (x + 0.5) / scale (opsets 11-12 only)
 //   tf_crop_and_resize    roi_start*(in-1) + x*(roi_end-roi_start)*(in-1)/(out_len-1);
 //                         outside [0, in-1] the output is extrapolation_value
 // and then takes taps from the input (indices clamped to the edge, which is
@@ -85,6 +86,7 @@ double source_coordinate(const ResizeParams& p, int64_t x, double scale, int64_t
   if (m == "align_corners")
     return out_len == 1.0 ? 0.0 : xd * static_cast<double>(in - 1) / (out_len - 1.0);
   if (m == "asymmetric") return xd / scale;
+  if (m == "tf_half_pixel_for_nn") return (xd + 0.5) / scale;
   // tf_crop_and_resize
   const double span = (roi_end - roi_start) * static_cast<double>(in - 1);
   const double base = roi_start * static_cast<double>(in - 1);
@@ -134,12 +136,10 @@ AxisTaps axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale,
       t.weight[base] = static_cast<float>(1 - r);
       t.weight[base + 1] = static_cast<float>(r);
     } else {
-      // The reference takes the 4 nearest points, so an integral x_ori is
-      // the third of them (ratio 1), not the second.
-      int64_t start = i0 - 1;
-      double ratio = r;
-      if (r == 0) { start = i0 - 2; ratio = 1.0; }
-      std::vector<double> c = cubic_coeffs(ratio, p.cubic_a);
+      // The reference puts an integral x_ori third of its 4 taps with ratio
+      // 1; second with ratio 0 gives the same coefficients (0, 1, 0, 0).
+      const int64_t start = i0 - 1;
+      std::vector<double> c = cubic_coeffs(r, p.cubic_a);
       if (p.exclude_outside) {
         double sum = 0;
         for (size_t k = 0; k < 4; ++k) {
@@ -192,12 +192,14 @@ Status read_params(const KernelContext& ctx, ResizeParams* p) {
     return Status::ok();
   }
   p->coord = node.attr_string("coordinate_transformation_mode", "half_pixel");
-  static const char* kCoords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                  "align_corners", "asymmetric", "tf_crop_and_resize"};
-  if (std::find(std::begin(kCoords), std::end(kCoords), p->coord) == std::end(kCoords) ||
-      (p->coord == "half_pixel_symmetric" && opset < 19))
-    return Status::error("coordinate_transformation_mode '" + p->coord + "' is not supported at opset " +
-                         std::to_string(opset));
+  static const char* kCoords[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+                                  "asymmetric", "tf_crop_and_resize"};
+  const bool known = std::find(std::begin(kCoords), std::end(kCoords), p->coord) != std::end(kCoords) ||
+                     (p->coord == "half_pixel_symmetric" && opset >= 19) ||
+                     (p->coord == "tf_half_pixel_for_nn" && opset < 13);
+  if (!known)
+    return Status::error("coordinate_transformation_mode '" + p->coord +
+                         "' is not supported at opset " + std::to_string(opset));
   p->nearest_mode = node.attr_string("nearest_mode", "round_prefer_floor");
   if (p->nearest_mode != "round_prefer_floor" && p->nearest_mode != "round_prefer_ceil" &&
       p->nearest_mode != "floor" && p->nearest_mode != "ceil")

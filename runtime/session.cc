@@ -1,6 +1,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "runtime/parallel.h"
@@ -48,6 +49,8 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   }
   s->last_use_ = g.last_uses(s->order_);
   s->num_threads_ = options.num_threads > 0 ? options.num_threads : physical_cores();
+  s->profile_ = options.profile;
+  if (s->profile_) s->node_ms_.assign(g.nodes.size(), 0.0);
   s->model_ = std::move(model);
   return s;
 }
@@ -123,7 +126,11 @@ Expected<std::vector<NamedTensor>> Session::run(const std::vector<NamedTensor>& 
     for (int v : node.inputs)
       in.push_back(v != kNoValue && values[static_cast<size_t>(v)].defined() ? &values[static_cast<size_t>(v)] : nullptr);
     KernelContext ctx(node, g.opset, std::move(in), num_threads_);
+    const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     Status st = kernel_of_node_[static_cast<size_t>(node_id)](ctx);
+    if (profile_)
+      node_ms_[static_cast<size_t>(node_id)] +=
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!st.is_ok()) return Status::error(model_->path + ": " + node.describe() + ": " + st.message());
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       int v = node.outputs[k];

@@ -20,6 +20,7 @@ namespace sarai {
 
 struct SessionOptions {
   int num_threads = 0;  // 0: one per physical core
+  bool profile = false; // time every node (see Session::node_times_ms)
 };
 
 struct NamedTensor {
@@ -45,6 +46,10 @@ class Session {
 
   Expected<std::vector<NamedTensor>> run(const std::vector<NamedTensor>& inputs);
 
+  // With SessionOptions::profile: milliseconds spent in each node (indexed
+  // like graph().nodes), summed over every run so far.
+  const std::vector<double>& node_times_ms() const { return node_ms_; }
+
  private:
   Session() = default;
   Status bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<Tensor>& values) const;
@@ -54,6 +59,8 @@ class Session {
   std::vector<KernelFn> kernel_of_node_;
   std::vector<int> last_use_;
   int num_threads_ = 1;
+  bool profile_ = false;
+  std::vector<double> node_ms_;
 };
 
 }  // namespace sarai

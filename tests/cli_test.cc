@@ -28,10 +28,10 @@ std::string quote(const std::string& s) {
 }
 
 CliResult run_cli(const std::vector<std::string>& args) {
-  const char* bin = std::getenv("SARAI_RT");
-  EXPECT_NE(bin, nullptr) << "SARAI_RT is not set (run through ctest)";
+  const std::string bin = test::test_setting("SARAI_RT");
+  EXPECT_FALSE(bin.empty()) << "SARAI_RT is not set";
   std::string dir = test::temp_dir("cli");
-  std::string cmd = quote(bin ? bin : "sarai-rt");
+  std::string cmd = quote(bin);
   for (const std::string& a : args) cmd += " " + quote(a);
   cmd += " >" + quote(dir + "/out") + " 2>" + quote(dir + "/err");
   int status = std::system(cmd.c_str());
@@ -43,8 +43,7 @@ CliResult run_cli(const std::vector<std::string>& args) {
 }
 
 std::string fixture(const std::string& name) {
-  const char* src = std::getenv("SARAI_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/tests/fixtures/" + name;
+  return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
 }
 
 // A failed command prints exactly one line, on stderr, that contains `needle`.

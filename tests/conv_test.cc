@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "runtime/parallel.h"
 #include "tests/test_util.h"
 
 // The case tables below list only the leading fields they need.
@@ -170,8 +171,14 @@ TEST(Conv, MatchesNaive2D) {
       {{1, 3, 9, 8}, {4, 3, 3, 2}, 1, {2, 3}, {}, {}, "VALID"},
       {{1, 2, 5, 5}, {3, 2, 2, 2}, 1, {}, {}, {}, "", false},                 // no bias
   };
-  uint32_t seed = 100;
-  for (const ConvCase& cc : cases) check_conv(cc, seed += 3);
+  // Under 1 and 2 threads, to cover the parallel im2col and depthwise loops.
+  int saved = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    uint32_t seed = 100;
+    for (const ConvCase& cc : cases) check_conv(cc, seed += 3);
+  }
+  set_num_threads(saved);
 }
 
 TEST(Conv, MatchesNaive1DAnd3D) {
@@ -332,8 +339,13 @@ TEST(ConvTranspose, MatchesNaive) {
       {{1, 3, 7}, {3, 2, 4}, 1, {3}, {2}, {1, 2}},                           // 1-D
       {{1, 2, 3, 2, 3}, {2, 2, 2, 3, 2}, 1, {2, 1, 2}, {1, 1, 1}, {0, 1, 0, 0, 0, 1}},  // 3-D
   };
-  uint32_t seed = 500;
-  for (const ConvTCase& cc : cases) check_conv_transpose(cc, seed += 3);
+  int saved = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    uint32_t seed = 500;
+    for (const ConvTCase& cc : cases) check_conv_transpose(cc, seed += 3);
+  }
+  set_num_threads(saved);
 }
 
 TEST(ConvTranspose, HandComputedAutopadSame) {

@@ -1,4 +1,5 @@
 #include "tests/onnx_builder.h"
+#include "tests/test_util.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -14,12 +15,12 @@ namespace sarai::test {
 namespace fs = std::filesystem;
 
 std::string temp_dir(const std::string& tag) {
-  const char* base = std::getenv("SARAI_TEST_TMP");
+  std::string base = test_setting("SARAI_TEST_TMP");
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "no_test";
   for (char& c : name)
     if (c == '/') c = '_';
-  fs::path dir = fs::path(base ? base : "/tmp/sarai-tests") / (name + "." + tag + "." + std::to_string(getpid()));
+  fs::path dir = fs::path(base.empty() ? "/tmp/sarai-tests" : base) / (name + "." + tag + "." + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();

@@ -1,10 +1,22 @@
 #include "tests/test_util.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <sstream>
 
 namespace sarai::test {
+
+std::string test_setting(const char* name) {
+  if (const char* v = std::getenv(name)) return v;
+  const std::string n = name;
+#ifdef SARAI_RT_DEFAULT
+  if (n == "SARAI_RT") return SARAI_RT_DEFAULT;
+  if (n == "SARAI_SOURCE_DIR") return SARAI_SOURCE_DIR_DEFAULT;
+  if (n == "SARAI_TEST_TMP") return SARAI_TEST_TMP_DEFAULT;
+#endif
+  return "";
+}
 
 Tensor random_tensor(Shape shape, uint32_t seed, float lo, float hi) {
   Tensor t = Tensor::allocate(DType::kFloat32, std::move(shape));

@@ -35,6 +35,10 @@ Tensor make_tensor(Shape shape, const std::vector<T>& values) {
   return t;
 }
 
+// $NAME if set, else the build's default for it (SARAI_RT, SARAI_SOURCE_DIR,
+// SARAI_TEST_TMP).
+std::string test_setting(const char* name);
+
 // A tensor of `shape` filled with deterministic pseudo-random floats in
 // [lo, hi) from `seed`.
 Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f);

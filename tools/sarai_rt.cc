@@ -110,7 +110,27 @@ struct RunArgs {
   int threads = 0;
   int runs = 1;
   uint64_t seed = 0;
+  bool profile = false;
 };
+
+// Time per op type over all runs, largest first, with each op's share.
+void print_profile(const Session& session, int runs) {
+  const Graph& g = session.graph();
+  std::map<std::string, std::pair<double, int>> by_op;
+  double total = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    auto& e = by_op[g.nodes[i].op_type];
+    e.first += session.node_times_ms()[i] / runs;
+    e.second += 1;
+    total += session.node_times_ms()[i] / runs;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> rows(by_op.begin(), by_op.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.second.first > y.second.first; });
+  std::printf("profile (mean per run, by op type):\n");
+  for (const auto& [op, v] : rows)
+    std::printf("  %-22s %10.3f ms %5.1f %%  (%d node%s)\n", op.c_str(), v.first, total > 0 ? 100 * v.first / total : 0.0,
+                v.second, v.second == 1 ? "" : "s");
+}
 
 int cmd_run(const RunArgs& a) {
   auto model = load_onnx(a.model);
@@ -119,6 +139,7 @@ int cmd_run(const RunArgs& a) {
   register_fp32_kernels(kernels);
   SessionOptions opts;
   opts.num_threads = a.threads;
+  opts.profile = a.profile;
   auto session = Session::create(*model, kernels, opts);
   if (!session) return fail(session.message());
   const Graph& g = (*session)->graph();
@@ -176,6 +197,7 @@ int cmd_run(const RunArgs& a) {
     std::printf("median of %zu runs: %.3f ms (min %.3f, max %.3f)\n", n, median, sorted.front(), sorted.back());
   }
 
+  if (a.profile) print_profile(**session, a.runs);
   if (!a.output_dir.empty()) {
     std::error_code ec;
     fs::create_directories(a.output_dir, ec);
@@ -273,6 +295,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   run_cmd->add_option("--runs", run.runs, "Run this many times and print each time")->check(CLI::Range(1, 1000000));
   run_cmd->add_option("--seed", run.seed, "Seed for --random inputs");
+  run_cmd->add_flag("--profile", run.profile, "Print the time spent per op type");
 
   std::string inspect_path;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Describe a model: inputs, outputs, ops, parameters, data files");

@@ -35,8 +35,9 @@ Status sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int6
     if (beta == 0.f) std::fill(c, c + m * ldc, 0.f);
     return Status::ok();
   }
-  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', 'N', m, n, k, 1.f, a, std::max<int64_t>(lda, 1),
-                                b, std::max<int64_t>(ldb, 1), beta, c, std::max<int64_t>(ldc, 1));
+  dnnl_status_t st =
+      dnnl_sgemm(trans_a ? 'T' : 'N', 'N', m, n, k, 1.f, a, std::max<int64_t>(lda, 1), b,
+                 std::max<int64_t>(ldb, 1), beta, c, std::max<int64_t>(ldc, 1));
   if (st != dnnl_success)
     return Status::error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(st)) +
                          ") for M=" + std::to_string(m) + " N=" + std::to_string(n) +
@@ -47,8 +48,8 @@ Status sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int6
 // The attributes shared by Conv and ConvTranspose, resolved against the
 // actual shapes: everything per spatial dim.
 struct ConvGeometry {
-  int nsp = 0;                   // number of spatial dims
-  Ints in, out, kernel;          // spatial sizes
+  int nsp = 0;           // number of spatial dims
+  Ints in, out, kernel;  // spatial sizes
   Ints strides, dilations, pad_begin, pad_end;
   int64_t in_size() const { return numel_of(in); }
   int64_t out_size() const { return numel_of(out); }
@@ -72,12 +73,13 @@ Status read_common_attrs(const Node& node, const Shape& x, const Shape& w, ConvG
     return Status::error("strides " + ints_str(g->strides) + " must have " + std::to_string(n) +
                          " values for input " + shape_to_string(x));
   if (g->dilations.size() != n)
-    return Status::error("dilations " + ints_str(g->dilations) + " must have " +
-                         std::to_string(n) + " values for input " + shape_to_string(x));
+    return Status::error("dilations " + ints_str(g->dilations) + " must have " + std::to_string(n) +
+                         " values for input " + shape_to_string(x));
   for (size_t i = 0; i < n; ++i) {
     if (g->kernel[i] < 1)
       return Status::error("kernel_shape " + ints_str(g->kernel) + " must be >= 1");
-    if (g->strides[i] < 1) return Status::error("strides " + ints_str(g->strides) + " must be >= 1");
+    if (g->strides[i] < 1)
+      return Status::error("strides " + ints_str(g->strides) + " must be >= 1");
     if (g->dilations[i] < 1)
       return Status::error("dilations " + ints_str(g->dilations) + " must be >= 1");
   }
@@ -103,8 +105,7 @@ Expected<std::string> read_auto_pad(const Node& node) {
 // Shape checks shared by both ops: X is [N, C, spatial...], W has X's rank,
 // B (if given) is 1-D of length `bias_len`.
 Status check_x_w(const KernelContext& ctx) {
-  if (!ctx.has_input(0) || !ctx.has_input(1))
-    return Status::error("missing required input X or W");
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return Status::error("missing required input X or W");
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   for (int i = 0; i < 3; ++i) {
@@ -234,6 +235,9 @@ void col2im(const ConvGeometry& g, const float* col, int64_t channels, float* y)
   });
 }
 
+// ceil(a / b) for b > 0 and any sign of a.
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
 // Depthwise conv with 1 or 2 spatial dims (1-D is 2-D with H = 1), one
 // output plane per (n, c), accumulated over the kernel taps directly.
 void depthwise_2d(const ConvGeometry& g, const float* x, const float* w, int64_t planes,
@@ -253,15 +257,16 @@ void depthwise_2d(const ConvGeometry& g, const float* x, const float* w, int64_t
       for (int64_t a = 0; a < kh; ++a) {
         for (int64_t b = 0; b < kw; ++b) {
           const float wv = ker[a * kw + b];
+          // Output columns whose input column c*sw - pw + b*dw is inside.
+          const int64_t shift = b * dw - pw;
+          const int64_t c0 = std::clamp<int64_t>(ceil_div(-shift, sw), 0, ow);
+          const int64_t c1 = std::clamp<int64_t>(ceil_div(iw - shift, sw), c0, ow);
           for (int64_t r = 0; r < oh; ++r) {
             const int64_t yi = r * sh - ph + a * dh;
             if (yi < 0 || yi >= ih) continue;
-            const float* line = src + yi * iw;
+            const float* line = src + yi * iw + shift;
             float* out = dst + r * ow;
-            for (int64_t c = 0; c < ow; ++c) {
-              const int64_t xi = c * sw - pw + b * dw;
-              if (xi >= 0 && xi < iw) out[c] += wv * line[xi];
-            }
+            for (int64_t c = c0; c < c1; ++c) out[c] += wv * line[c * sw];
           }
         }
       }
@@ -390,8 +395,9 @@ Status ConvTranspose(KernelContext& ctx) {
     if (out_shape_attr.size() == nsp + 2)
       out_shape_attr.erase(out_shape_attr.begin(), out_shape_attr.begin() + 2);
     if (out_shape_attr.size() != nsp)
-      return Status::error("output_shape " + ints_str(node.attr_ints("output_shape")) + " must have " +
-                           std::to_string(nsp) + " spatial dims for X " + shape_to_string(x.shape()));
+      return Status::error("output_shape " + ints_str(node.attr_ints("output_shape")) +
+                           " must have " + std::to_string(nsp) + " spatial dims for X " +
+                           shape_to_string(x.shape()));
   }
 
   g.out.resize(nsp);
@@ -400,8 +406,10 @@ Status ConvTranspose(KernelContext& ctx) {
     // Size of the output before padding is cut off.
     const int64_t full = g.strides[i] * (g.in[i] - 1) + out_pad[i] + ek;
     int64_t want = -1;
-    if (!out_shape_attr.empty()) want = out_shape_attr[i];
-    else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") want = g.in[i] * g.strides[i];
+    if (!out_shape_attr.empty())
+      want = out_shape_attr[i];
+    else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER")
+      want = g.in[i] * g.strides[i];
     if (want >= 0) {
       // total_padding = full - output_shape, split as the spec says
       // (SAME_UPPER puts the smaller half first).

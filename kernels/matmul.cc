@@ -132,8 +132,7 @@ Status MatMul(KernelContext& ctx) {
 }
 
 Status Gemm(KernelContext& ctx) {
-  if (!ctx.has_input(0) || !ctx.has_input(1))
-    return Status::error("Gemm needs inputs A and B");
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return Status::error("Gemm needs inputs A and B");
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
   SARAI_RETURN_IF_ERROR(require_float(a, "A"));

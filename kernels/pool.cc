@@ -47,24 +47,26 @@ Status pool_geometry(const KernelContext& ctx, PoolGeometry* g) {
     return Status::error("missing required attribute kernel_shape");
   g->kernel = node.attr_ints("kernel_shape");
   if (g->kernel.size() != n)
-    return Status::error("kernel_shape " + ints_str(g->kernel) + " must have " +
-                         std::to_string(n) + " values for input " + shape_to_string(x.shape()));
+    return Status::error("kernel_shape " + ints_str(g->kernel) + " must have " + std::to_string(n) +
+                         " values for input " + shape_to_string(x.shape()));
   g->strides = node.attr_ints("strides", Ints(n, 1));
   g->dilations = node.attr_ints("dilations", Ints(n, 1));
   if (g->strides.size() != n)
     return Status::error("strides " + ints_str(g->strides) + " must have " + std::to_string(n) +
                          " values for input " + shape_to_string(x.shape()));
   if (g->dilations.size() != n)
-    return Status::error("dilations " + ints_str(g->dilations) + " must have " +
-                         std::to_string(n) + " values for input " + shape_to_string(x.shape()));
+    return Status::error("dilations " + ints_str(g->dilations) + " must have " + std::to_string(n) +
+                         " values for input " + shape_to_string(x.shape()));
   Ints pads = node.attr_ints("pads", Ints(2 * n, 0));
   if (pads.size() != 2 * n)
     return Status::error("pads " + ints_str(pads) + " must have " + std::to_string(2 * n) +
                          " values (begin and end per spatial dim) for input " +
                          shape_to_string(x.shape()));
   for (size_t i = 0; i < n; ++i) {
-    if (g->kernel[i] < 1) return Status::error("kernel_shape " + ints_str(g->kernel) + " must be >= 1");
-    if (g->strides[i] < 1) return Status::error("strides " + ints_str(g->strides) + " must be >= 1");
+    if (g->kernel[i] < 1)
+      return Status::error("kernel_shape " + ints_str(g->kernel) + " must be >= 1");
+    if (g->strides[i] < 1)
+      return Status::error("strides " + ints_str(g->strides) + " must be >= 1");
     if (g->dilations[i] < 1)
       return Status::error("dilations " + ints_str(g->dilations) + " must be >= 1");
   }
@@ -96,9 +98,8 @@ Status pool_geometry(const KernelContext& ctx, PoolGeometry* g) {
     if (span < 0)
       return Status::error("kernel_shape " + ints_str(g->kernel) + " with dilations " +
                            ints_str(g->dilations) + " is larger than the padded input " +
-                           shape_to_string(x.shape()) + " (pads " + ints_str(g->pad_begin) +
-                           " + " + ints_str(g->pad_end) + ") along spatial dim " +
-                           std::to_string(i));
+                           shape_to_string(x.shape()) + " (pads " + ints_str(g->pad_begin) + " + " +
+                           ints_str(g->pad_end) + ") along spatial dim " + std::to_string(i));
     g->out[i] = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
     // A window must start inside the input or the begin padding; ceil_mode
     // may otherwise add one that lies entirely in the end padding.
@@ -159,7 +160,8 @@ void for_each_window(const PoolGeometry& g, const std::vector<DimWindows>& table
         visit(in_flat, idx);
         size_t d = n;
         while (d-- > 0) {
-          if (++pick[d] < static_cast<int64_t>(tables[d].positions[static_cast<size_t>(o[d])].size()))
+          if (++pick[d] <
+              static_cast<int64_t>(tables[d].positions[static_cast<size_t>(o[d])].size()))
             break;
           pick[d] = 0;
         }
@@ -293,9 +295,15 @@ Status MaxPool(KernelContext& ctx) {
   if (ctx.wants_output(1))
     indices = ctx.allocate_output(1, DType::kInt64, out_shape).mutable_data<int64_t>();
   switch (x.dtype()) {
-    case DType::kFloat32: max_pool<float>(g, x, y, indices, storage_order == 1); break;
-    case DType::kInt8: max_pool<int8_t>(g, x, y, indices, storage_order == 1); break;
-    default: max_pool<uint8_t>(g, x, y, indices, storage_order == 1); break;
+    case DType::kFloat32:
+      max_pool<float>(g, x, y, indices, storage_order == 1);
+      break;
+    case DType::kInt8:
+      max_pool<int8_t>(g, x, y, indices, storage_order == 1);
+      break;
+    default:
+      max_pool<uint8_t>(g, x, y, indices, storage_order == 1);
+      break;
   }
   return Status::ok();
 }

@@ -164,8 +164,11 @@ AxisTaps axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale,
       int ones = 0, zeros = 0;
       for (size_t k = 0; k < nt; ++k) {
         float w = t.weight[static_cast<size_t>(x) * nt + k];
-        if (w == 1.f) { ++ones; idx[static_cast<size_t>(x)] = t.index[static_cast<size_t>(x) * nt + k]; }
-        else if (w == 0.f) ++zeros;
+        if (w == 1.f) {
+          ++ones;
+          idx[static_cast<size_t>(x)] = t.index[static_cast<size_t>(x) * nt + k];
+        } else if (w == 0.f)
+          ++zeros;
       }
       single = ones == 1 && zeros == t.ntaps - 1;
     }
@@ -192,11 +195,12 @@ Status read_params(const KernelContext& ctx, ResizeParams* p) {
     return Status::ok();
   }
   p->coord = node.attr_string("coordinate_transformation_mode", "half_pixel");
-  static const char* kCoords[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
-                                  "asymmetric", "tf_crop_and_resize"};
-  const bool known = std::find(std::begin(kCoords), std::end(kCoords), p->coord) != std::end(kCoords) ||
-                     (p->coord == "half_pixel_symmetric" && opset >= 19) ||
-                     (p->coord == "tf_half_pixel_for_nn" && opset < 13);
+  static const char* kCoords[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+                                  "tf_crop_and_resize"};
+  const bool known =
+      std::find(std::begin(kCoords), std::end(kCoords), p->coord) != std::end(kCoords) ||
+      (p->coord == "half_pixel_symmetric" && opset >= 19) ||
+      (p->coord == "tf_half_pixel_for_nn" && opset < 13);
   if (!known)
     return Status::error("coordinate_transformation_mode '" + p->coord +
                          "' is not supported at opset " + std::to_string(opset));
@@ -256,7 +260,8 @@ Status Resize(KernelContext& ctx) {
   if (has_scales) {
     const Tensor& s = ctx.input(scales_in);
     if (s.dtype() != DType::kFloat32)
-      return Status::error(std::string("input 'scales' must be float32, got ") + dtype_name(s.dtype()));
+      return Status::error(std::string("input 'scales' must be float32, got ") +
+                           dtype_name(s.dtype()));
     if (static_cast<size_t>(s.numel()) != na)
       return Status::error("input 'scales' has " + std::to_string(s.numel()) + " values but X " +
                            shape_to_string(x.shape()) + " needs " + std::to_string(na));
@@ -274,7 +279,8 @@ Status Resize(KernelContext& ctx) {
   } else {
     const Tensor& s = ctx.input(sizes_in);
     if (s.dtype() != DType::kInt64)
-      return Status::error(std::string("input 'sizes' must be int64, got ") + dtype_name(s.dtype()));
+      return Status::error(std::string("input 'sizes' must be int64, got ") +
+                           dtype_name(s.dtype()));
     if (static_cast<size_t>(s.numel()) != na)
       return Status::error("input 'sizes' has " + std::to_string(s.numel()) + " values but X " +
                            shape_to_string(x.shape()) + " needs " + std::to_string(na));
@@ -290,8 +296,9 @@ Status Resize(KernelContext& ctx) {
       for (size_t i = 0; i < na; ++i) {
         const size_t d = static_cast<size_t>(axes[i]);
         out[d] = sizes[i];
-        scale[d] = x.shape()[d] == 0 ? 1.0
-                                      : static_cast<double>(sizes[i]) / static_cast<double>(x.shape()[d]);
+        scale[d] = x.shape()[d] == 0
+                       ? 1.0
+                       : static_cast<double>(sizes[i]) / static_cast<double>(x.shape()[d]);
       }
     } else {
       // One scale for all the axes, the one that keeps the result inside
@@ -312,7 +319,8 @@ Status Resize(KernelContext& ctx) {
     }
   }
 
-  std::vector<double> roi_start(static_cast<size_t>(rank), 0.0), roi_end(static_cast<size_t>(rank), 1.0);
+  std::vector<double> roi_start(static_cast<size_t>(rank), 0.0),
+      roi_end(static_cast<size_t>(rank), 1.0);
   if (p.coord == "tf_crop_and_resize") {
     if (!present(ctx, 1))
       return Status::error("coordinate_transformation_mode 'tf_crop_and_resize' needs input 'roi'");
@@ -349,7 +357,8 @@ Status Resize(KernelContext& ctx) {
   }
   Ints in_strides(static_cast<size_t>(rank), 1);
   for (int d = rank - 1; d > 0; --d)
-    in_strides[static_cast<size_t>(d - 1)] = in_strides[static_cast<size_t>(d)] * x.shape()[static_cast<size_t>(d)];
+    in_strides[static_cast<size_t>(d - 1)] =
+        in_strides[static_cast<size_t>(d)] * x.shape()[static_cast<size_t>(d)];
 
   const int last = rank - 1;
   const int64_t out_last = out[static_cast<size_t>(last)];
@@ -367,13 +376,26 @@ Status Resize(KernelContext& ctx) {
     const double e = p.extrapolation;
     auto put = [&](auto v) { std::memcpy(extrapolated.data(), &v, sizeof v); };
     switch (x.dtype()) {
-      case DType::kFloat64: put(e); break;
-      case DType::kInt64: put(static_cast<int64_t>(e)); break;
-      case DType::kInt32: put(static_cast<int32_t>(e)); break;
-      case DType::kInt8: put(static_cast<int8_t>(e)); break;
-      case DType::kUInt8: put(static_cast<uint8_t>(e)); break;
-      case DType::kFloat16: put(float_to_half(static_cast<float>(e))); break;
-      default: break;  // zeros
+      case DType::kFloat64:
+        put(e);
+        break;
+      case DType::kInt64:
+        put(static_cast<int64_t>(e));
+        break;
+      case DType::kInt32:
+        put(static_cast<int32_t>(e));
+        break;
+      case DType::kInt8:
+        put(static_cast<int8_t>(e));
+        break;
+      case DType::kUInt8:
+        put(static_cast<uint8_t>(e));
+        break;
+      case DType::kFloat16:
+        put(float_to_half(static_cast<float>(e)));
+        break;
+      default:
+        break;  // zeros
     }
   }
 
@@ -396,7 +418,8 @@ Status Resize(KernelContext& ctx) {
         next.clear();
         for (const auto& [off, w] : combos)
           for (size_t k = 0; k < static_cast<size_t>(t.ntaps); ++k)
-            next.push_back({off + t.index[od * static_cast<size_t>(t.ntaps) + k] * in_strides[static_cast<size_t>(d)],
+            next.push_back({off + t.index[od * static_cast<size_t>(t.ntaps) + k] *
+                                      in_strides[static_cast<size_t>(d)],
                             w * t.weight[od * static_cast<size_t>(t.ntaps) + k]});
         combos.swap(next);
       }
@@ -409,7 +432,8 @@ Status Resize(KernelContext& ctx) {
             continue;
           }
           const int64_t off = combos[0].first + lt.index[static_cast<size_t>(xl)] * lstride;
-          std::memcpy(dst + static_cast<size_t>(xl) * esize, px + static_cast<size_t>(off) * esize, esize);
+          std::memcpy(dst + static_cast<size_t>(xl) * esize, px + static_cast<size_t>(off) * esize,
+                      esize);
         }
         continue;
       }

@@ -121,7 +121,8 @@ TEST(LoaderErrors, MissingFile) {
 
 TEST(LoaderErrors, GarbageBytes) {
   std::string dir = temp_dir("garbage");
-  test::write_file(dir + "/model.onnx", std::string("\xff\xff\xff\xff garbage \x01\x02", 17));
+  const char garbage[] = "\xff\xff\xff\xff garbage \x01\x02";
+  test::write_file(dir + "/model.onnx", std::string(garbage, sizeof garbage - 1));
   auto r = load_onnx(dir + "/model.onnx");
   ASSERT_FALSE(r.has_value());
   EXPECT_CONTAINS(r.message(), "model.onnx: not a valid ONNX model");

@@ -65,26 +65,35 @@ class KernelContext {
 
 using KernelFn = Status (*)(KernelContext&);
 
-// op_type -> implementation, for the default ONNX domain. An op may have
-// several entries for disjoint opset ranges; most kernels handle every
-// opset form themselves by looking at ctx.opset().
+// (domain, op_type) -> implementation. The default ONNX domain is "";
+// "sarai" holds the runtime's own ops (the quantized ones the converter
+// writes). An op may have several entries for disjoint opset ranges of the
+// default domain; most kernels handle every opset form themselves by
+// looking at ctx.opset().
 class KernelTable {
  public:
   void add(const std::string& op_type, KernelFn fn, int64_t since_opset = 1,
-           int64_t until_opset = INT64_MAX) {
-    table_[op_type].push_back({since_opset, until_opset, fn});
+           int64_t until_opset = INT64_MAX, const std::string& domain = "") {
+    table_[key(domain, op_type)].push_back({since_opset, until_opset, fn});
   }
-  KernelFn find(const std::string& op_type, int64_t opset) const {
-    auto it = table_.find(op_type);
+  void add_domain_op(const std::string& domain, const std::string& op_type, KernelFn fn) {
+    add(op_type, fn, 1, INT64_MAX, domain);
+  }
+  KernelFn find(const std::string& op_type, int64_t opset, const std::string& domain = "") const {
+    auto it = table_.find(key(domain, op_type));
     if (it == table_.end()) return nullptr;
     for (const Entry& e : it->second)
       if (opset >= e.since && opset <= e.until) return e.fn;
     return nullptr;
   }
+  // "Op" for the default domain, "domain::Op" otherwise.
   std::vector<std::string> op_types() const {
     std::vector<std::string> r;
     for (const auto& [k, v] : table_) r.push_back(k);
     return r;
+  }
+  static std::string key(const std::string& domain, const std::string& op_type) {
+    return domain.empty() ? op_type : domain + "::" + op_type;
   }
 
  private:

@@ -29,9 +29,9 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   s->kernel_of_node_.resize(g.nodes.size(), nullptr);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
-    KernelFn fn = n.domain.empty() ? kernels.find(n.op_type, g.opset) : nullptr;
+    KernelFn fn = kernels.find(n.op_type, g.opset, n.domain);
     if (!fn) {
-      auto& m = missing[n.domain.empty() ? n.op_type : n.domain + "::" + n.op_type];
+      auto& m = missing[KernelTable::key(n.domain, n.op_type)];
       if (m.first++ == 0) m.second = n.name;
     }
     s->kernel_of_node_[i] = fn;

@@ -251,13 +251,15 @@ int cmd_inspect(const std::string& path) {
   KernelTable kernels;
   register_fp32_kernels(kernels);
   std::map<std::string, int> hist;
-  for (const Node& n : g.nodes) hist[n.domain.empty() ? n.op_type : n.domain + "::" + n.op_type]++;
+  for (const Node& n : g.nodes) hist[KernelTable::key(n.domain, n.op_type)]++;
   std::vector<std::pair<std::string, int>> ops(hist.begin(), hist.end());
   std::stable_sort(ops.begin(), ops.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
   std::printf("ops (%zu nodes):\n", g.nodes.size());
   int unsupported = 0;
   for (const auto& [op, count] : ops) {
-    bool ok = op.find("::") == std::string::npos && kernels.find(op, g.opset) != nullptr;
+    auto sep = op.find("::");
+    bool ok = sep == std::string::npos ? kernels.find(op, g.opset) != nullptr
+                                       : kernels.find(op.substr(sep + 2), g.opset, op.substr(0, sep)) != nullptr;
     unsupported += !ok;
     std::printf("  %-24s %6d%s\n", op.c_str(), count, ok ? "" : "  (unsupported)");
   }

@@ -1,0 +1,54 @@
+// How INT8 weights are laid out for the kernels that read them in place from
+// a mapped .sarai blob, and the contract of the quantized ops.
+//
+// Layout version 1 (blob::Layout::kPackedN16K4) for a weight matrix W[K][N]
+// (K = reduction, N = output channels): N is split into panels of 16
+// channels and K into groups of 4; each (panel, k-group) is one 64-byte
+// block holding, for channel n = 0..15 of the panel, its 4 consecutive k
+// values. That is the operand of one AVX-512 VNNI `vpdpbusd` (16 int32
+// lanes, each the dot product of 4 u8 activations with 4 s8 weights); the
+// AVX2 kernels read half a block. K is padded to a multiple of 4 and N to a
+// multiple of 16 with zero weights, so tails need no special loads.
+//
+//   byte(k, n) = ((n / 16) * (Kp / 4) + k / 4) * 64 + (n % 16) * 4 + k % 4
+//   Kp = round_up(K, 4), Np = round_up(N, 16), size = Kp * Np bytes
+//
+// Grouped convolutions (group > 1, incl. depthwise) keep ONNX's plain OIHW
+// order instead (per output channel, its C/group * kh * kw weights in a
+// row): packing a handful of channels per group into 16-wide panels would
+// waste most of the bytes.
+//
+// Quantized ops (domain "sarai"), written by the quantizer in place of the
+// float op, all with dynamic per-tensor u8 activations (zero point z_x,
+// scale s_x, as ONNX DynamicQuantizeLinear), s8 weights, int32 accumulation:
+//   QMatMul(X float[..., K], W int8 packed [K, N], scale float[N] or [1],
+//           wsum int32[N], bias float[N]?) -> Y float[..., N]
+//   QConv(X, W int8 [M, C/g, k...] (packed as [K = C*k..., N = M] when
+//         group == 1, plain otherwise), scale, wsum, bias?) with Conv's
+//         attributes -> Y
+//   QConvTranspose(X, W int8 [C, M/g, k...] plain, scale float[M] or [1],
+//         wsum int32[M] (unused, kept for uniformity), bias?) with
+//         ConvTranspose's attributes -> Y
+// Y[m][n] = s_x * scale[n] * (Σ_k x_q[m][k] * w[k][n] - z_x * wsum[n]) + bias[n]
+// because x = s_x (x_q - z_x) and w = scale[n] * w_q, so
+// x·w = s_x scale[n] (Σ x_q w_q - z_x Σ w_q): the second sum is wsum, a
+// constant precomputed at convert time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sarai::int8 {
+
+inline constexpr uint32_t kWeightLayoutVersion = 1;
+inline constexpr int64_t kPanelN = 16;
+inline constexpr int64_t kGroupK = 4;
+
+inline constexpr int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+inline constexpr int64_t packed_size(int64_t k, int64_t n) { return round_up(k, kGroupK) * round_up(n, kPanelN); }
+inline constexpr int64_t packed_index(int64_t k, int64_t n, int64_t K) {
+  return ((n / kPanelN) * (round_up(K, kGroupK) / kGroupK) + k / kGroupK) * (kPanelN * kGroupK) +
+         (n % kPanelN) * kGroupK + k % kGroupK;
+}
+
+}  // namespace sarai::int8

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/graph.h"
@@ -28,6 +29,8 @@ struct Model {
   std::map<std::string, int64_t> opset_imports;  // domain ("" = ONNX) -> version
   Graph graph;
   std::vector<ExternalDataFile> external_data;
+  // Key-value metadata (a .sarai blob's META section; empty for ONNX).
+  std::vector<std::pair<std::string, std::string>> metadata;
   // Owners of the bytes that initializers point into (mappings, the parsed
   // protobuf). Opaque on purpose: only the loader knows what they are.
   std::vector<std::shared_ptr<const void>> keepalive;

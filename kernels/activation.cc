@@ -1,15 +1,17 @@
 // Unary element-wise ops: Sqrt, Erf, Gelu, Relu, Sigmoid, Tanh, HardSigmoid,
 // HardSwish, Clip. All float32; Relu and Clip also take integer tensors.
-// Each is one loop over the flat buffer, split over the thread pool.
+// Each is one loop over the flat buffer, split over the thread pool; the
+// float32 paths except Sqrt and Tanh run the vectorized kernels of
+// vec_kernels.h.
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numbers>
 #include <string>
 #include <type_traits>
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
+#include "kernels/vec_kernels.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -31,6 +33,25 @@ void map_into(KernelContext& ctx, const Tensor& x, Fn fn) {
   parallel_for(x.numel(), kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) py[i] = fn(px[i]);
   });
+}
+
+// y = kernel(x) in chunks of the flat buffer, kernel one of vec_kernels().
+template <class Kernel>
+void map_vec_into(KernelContext& ctx, const Tensor& x, Kernel kernel) {
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
+  const float* px = x.data<float>();
+  float* py = y.mutable_data<float>();
+  parallel_for(x.numel(), kGrain, [&](int64_t b, int64_t e) { kernel(px + b, py + b, e - b); });
+}
+
+template <class Kernel>
+Status unary_vec(KernelContext& ctx, Kernel kernel, const char* name = "X") {
+  SARAI_RETURN_IF_ERROR(require_x(ctx, name));
+  const Tensor& x = ctx.input(0);
+  if (x.dtype() != DType::kFloat32)
+    return Status::error(std::string("input '") + name + "' must be float32, got " + dtype_name(x.dtype()));
+  map_vec_into(ctx, x, kernel);
+  return Status::ok();
 }
 
 template <class Fn>
@@ -60,19 +81,6 @@ bool visit_numeric(DType t, Fn&& fn) {
   }
 }
 
-float sigmoid(float x) {
-  // Never exp of a large positive number: both branches stay in (0, 1].
-  if (x >= 0) return 1.f / (1.f + std::exp(-x));
-  const float e = std::exp(x);
-  return e / (1.f + e);
-}
-
-// max(0, min(1, alpha * x + beta)), NaN propagating.
-float hard_sigmoid(float x, float alpha, float beta) {
-  const float v = alpha * x + beta;
-  return v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
-}
-
 // min(max(x, lo), hi) by comparisons, so a NaN element stays NaN and lo > hi
 // gives hi.
 template <class T>
@@ -88,7 +96,7 @@ Status Sqrt(KernelContext& ctx) {
 }
 
 Status Erf(KernelContext& ctx) {
-  return unary_float(ctx, [](float x) { return std::erf(x); }, "input");
+  return unary_vec(ctx, vec_kernels().erf, "input");
 }
 
 Status Tanh(KernelContext& ctx) {
@@ -96,7 +104,7 @@ Status Tanh(KernelContext& ctx) {
 }
 
 Status Sigmoid(KernelContext& ctx) {
-  return unary_float(ctx, sigmoid);
+  return unary_vec(ctx, vec_kernels().sigmoid);
 }
 
 // Gelu (opset 20):
@@ -105,9 +113,7 @@ Status Sigmoid(KernelContext& ctx) {
 Status Gelu(KernelContext& ctx) {
   const std::string approx = ctx.node().attr_string("approximate", "none");
   if (approx == "none") {
-    return unary_float(ctx, [](float x) {
-      return 0.5f * x * (1.f + std::erf(x * static_cast<float>(1.0 / std::numbers::sqrt2)));
-    });
+    return unary_vec(ctx, vec_kernels().gelu);
   }
   if (approx == "tanh") {
     constexpr float kC = static_cast<float>(0.7978845608028654);  // sqrt(2 / pi)
@@ -124,8 +130,13 @@ Status Relu(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const bool ok = visit_numeric(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    // x < 0 ? 0 : x keeps NaN as NaN.
-    if constexpr (std::is_signed_v<T> || std::is_floating_point_v<T>)
+    // x < 0 ? 0 : x keeps NaN as NaN; for float that is clip(x, 0, inf).
+    if constexpr (std::is_same_v<T, float>) {
+      const auto clip = vec_kernels().clip;
+      map_vec_into(ctx, x, [=](const float* in, float* out, int64_t n) {
+        clip(in, out, n, 0.f, std::numeric_limits<float>::infinity());
+      });
+    } else if constexpr (std::is_signed_v<T>)
       map_into<T>(ctx, x, [](T v) { return v < T{0} ? T{0} : v; });
     else
       map_into<T>(ctx, x, [](T v) { return v; });
@@ -138,12 +149,13 @@ Status Relu(KernelContext& ctx) {
 Status HardSigmoid(KernelContext& ctx) {
   const float alpha = ctx.node().attr_float("alpha", 0.2f);
   const float beta = ctx.node().attr_float("beta", 0.5f);
-  return unary_float(ctx, [=](float x) { return hard_sigmoid(x, alpha, beta); });
+  const auto kernel = vec_kernels().hard_sigmoid;
+  return unary_vec(ctx, [=](const float* x, float* y, int64_t n) { kernel(x, y, n, alpha, beta); });
 }
 
 // HardSwish: x * HardSigmoid(x) with alpha = 1/6, beta = 0.5.
 Status HardSwish(KernelContext& ctx) {
-  return unary_float(ctx, [](float x) { return x * hard_sigmoid(x, 1.f / 6.f, 0.5f); });
+  return unary_vec(ctx, vec_kernels().hard_swish);
 }
 
 // Clip: before opset 11 the bounds are float attributes 'min'/'max'; from 11
@@ -159,7 +171,8 @@ Status Clip(KernelContext& ctx) {
                            "), got " + dtype_name(x.dtype()));
     const float lo = ctx.node().attr_float("min", std::numeric_limits<float>::lowest());
     const float hi = ctx.node().attr_float("max", std::numeric_limits<float>::max());
-    map_into<float>(ctx, x, [=](float v) { return clamp(v, lo, hi); });
+    const auto clip = vec_kernels().clip;
+    map_vec_into(ctx, x, [=](const float* in, float* out, int64_t n) { clip(in, out, n, lo, hi); });
     return Status::ok();
   }
   for (int i = 1; i <= 2; ++i) {
@@ -177,7 +190,12 @@ Status Clip(KernelContext& ctx) {
     using T = decltype(tag);
     const T lo = ctx.has_input(1) ? ctx.input(1).data<T>()[0] : std::numeric_limits<T>::lowest();
     const T hi = ctx.has_input(2) ? ctx.input(2).data<T>()[0] : std::numeric_limits<T>::max();
-    map_into<T>(ctx, x, [=](T v) { return clamp(v, lo, hi); });
+    if constexpr (std::is_same_v<T, float>) {
+      const auto clip = vec_kernels().clip;
+      map_vec_into(ctx, x, [=](const float* in, float* out, int64_t n) { clip(in, out, n, lo, hi); });
+    } else {
+      map_into<T>(ctx, x, [=](T v) { return clamp(v, lo, hi); });
+    }
   });
   if (!ok)
     return Status::error(std::string("input 'input' must be float32 or an integer type, got ") +

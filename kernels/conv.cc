@@ -254,19 +254,25 @@ void depthwise_2d(const ConvGeometry& g, const float* x, const float* w, int64_t
       const float* src = x + p * ih * iw;
       const float* ker = w + (p % channels) * kh * kw;
       float* dst = y + p * oh * ow;  // already holds the bias (or 0)
-      for (int64_t a = 0; a < kh; ++a) {
-        for (int64_t b = 0; b < kw; ++b) {
-          const float wv = ker[a * kw + b];
-          // Output columns whose input column c*sw - pw + b*dw is inside.
-          const int64_t shift = b * dw - pw;
-          const int64_t c0 = std::clamp<int64_t>(ceil_div(-shift, sw), 0, ow);
-          const int64_t c1 = std::clamp<int64_t>(ceil_div(iw - shift, sw), c0, ow);
-          for (int64_t r = 0; r < oh; ++r) {
-            const int64_t yi = r * sh - ph + a * dh;
-            if (yi < 0 || yi >= ih) continue;
+      // Row by row, all taps on one output row while it is in L1; each
+      // element still sums its taps in (a, b) order.
+      for (int64_t r = 0; r < oh; ++r) {
+        float* out = dst + r * ow;
+        for (int64_t a = 0; a < kh; ++a) {
+          const int64_t yi = r * sh - ph + a * dh;
+          if (yi < 0 || yi >= ih) continue;
+          for (int64_t b = 0; b < kw; ++b) {
+            const float wv = ker[a * kw + b];
+            // Output columns whose input column c*sw - pw + b*dw is inside.
+            const int64_t shift = b * dw - pw;
+            const int64_t c0 = std::clamp<int64_t>(ceil_div(-shift, sw), 0, ow);
+            const int64_t c1 = std::clamp<int64_t>(ceil_div(iw - shift, sw), c0, ow);
             const float* line = src + yi * iw + shift;
-            float* out = dst + r * ow;
-            for (int64_t c = c0; c < c1; ++c) out[c] += wv * line[c * sw];
+            if (sw == 1) {
+              for (int64_t c = c0; c < c1; ++c) out[c] += wv * line[c];
+            } else {
+              for (int64_t c = c0; c < c1; ++c) out[c] += wv * line[c * sw];
+            }
           }
         }
       }

@@ -22,6 +22,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
+#include "kernels/vec_kernels.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -150,7 +151,9 @@ bool visit_int(DType t, Fn&& fn) {
   }
 }
 
+// Same order as VecBinaryOp, so the float path can cast.
 enum class Arith { kAdd, kSub, kMul, kDiv };
+static_assert(static_cast<int>(Arith::kDiv) == static_cast<int>(VecBinaryOp::kDiv));
 
 template <class T>
 T int_arith(Arith op, T a, T b) {
@@ -213,12 +216,13 @@ Status arith(KernelContext& ctx, Arith op) {
     const float* pa = a.data<float>();
     const float* pb = b.data<float>();
     float* pr = out.mutable_data<float>();
-    switch (op) {
-      case Arith::kAdd: binary_loop(plan, pa, pb, pr, [](float x, float y) { return x + y; }); break;
-      case Arith::kSub: binary_loop(plan, pa, pb, pr, [](float x, float y) { return x - y; }); break;
-      case Arith::kMul: binary_loop(plan, pa, pb, pr, [](float x, float y) { return x * y; }); break;
-      case Arith::kDiv: binary_loop(plan, pa, pb, pr, [](float x, float y) { return x / y; }); break;
-    }
+    // The vectorized row kernel; the same IEEE operation per element.
+    const auto binary = vec_kernels().binary;
+    const VecBinaryOp vop = static_cast<VecBinaryOp>(static_cast<int>(op));
+    const int64_t sa = plan.strides[0].back() != 0, sb = plan.strides[1].back() != 0;
+    for_each_row<2>(plan, [&](int64_t o, const std::array<int64_t, 2>& in, int64_t n) {
+      binary(vop, pa + in[0], sa, pb + in[1], sb, pr + o, n);
+    });
     return Status::ok();
   }
 

@@ -70,5 +70,19 @@ Status Identity(KernelContext& ctx);
 Status Expand(KernelContext& ctx);
 Status Range(KernelContext& ctx);
 
+// quant_ops.cc: the standard ONNX quantization ops (scalar references).
+Status DynamicQuantizeLinear(KernelContext& ctx);
+Status QuantizeLinear(KernelContext& ctx);
+Status DequantizeLinear(KernelContext& ctx);
+Status MatMulInteger(KernelContext& ctx);
+Status ConvInteger(KernelContext& ctx);
+
+// qlinear.cc: the quantized ops of domain "sarai" (contract in
+// kernels/int8_layout.h; integer cores in kernels/qlinear.h). Reference
+// kernels: the oracle for the fast INT8 paths.
+Status QMatMul(KernelContext& ctx);
+Status QConv(KernelContext& ctx);
+Status QConvTranspose(KernelContext& ctx);
+
 }  // namespace kernels
 }  // namespace sarai

@@ -119,7 +119,12 @@ Status MatMul(KernelContext& ctx) {
     return sgemm(false, false, m, n, k, 1.f, pa + a_off[static_cast<size_t>(i)], k,
                  pb + b_off[static_cast<size_t>(i)], n, 0.f, py + i * m * n, n);
   };
-  if (m * n * k < kSmallGemmFlops && nbatch > 1 && num_threads() > 1) {
+  // Batch entries split evenly over the threads (the attention heads,
+  // [1, H, T, d] x [1, H, d, T]) also run one single-threaded sgemm per
+  // entry: no barrier inside each call, and each thread's panels stay in its
+  // own cache.
+  const bool even_batches = nbatch % num_threads() == 0;
+  if ((m * n * k < kSmallGemmFlops || even_batches) && nbatch > 1 && num_threads() > 1) {
     std::vector<Status> errors(static_cast<size_t>(nbatch));
     parallel_for(nbatch, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) errors[static_cast<size_t>(i)] = run(i);

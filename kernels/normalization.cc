@@ -1,9 +1,10 @@
 // Softmax, LayerNormalization and BatchNormalization (inference), float32.
 //
-// Numerics: Softmax subtracts the row max before exp and sums in double.
-// LayerNormalization takes the mean and the variance in double with two
-// passes (var = mean((x - mean)^2)), which is exact enough that it can serve
-// as the oracle for faster single-pass float versions.
+// Numerics: Softmax subtracts the row max before exp. Contiguous rows
+// (the last axis) run the vectorized float kernel of vec_kernels.h; strided
+// groups sum in double. LayerNormalization takes the mean and the variance
+// in float, vectorized, with two passes and a correction term (see
+// vec_body.h) that keeps a large common offset from costing accuracy.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -12,6 +13,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
+#include "kernels/vec_kernels.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -38,20 +40,9 @@ int64_t product(const Shape& s, size_t begin, size_t end) {
 // floats apart (inner == 1: contiguous rows).
 void softmax_rows(const float* x, float* y, int64_t outer, int64_t n, int64_t inner) {
   if (inner == 1) {
+    const auto softmax_row = vec_kernels().softmax_row;
     parallel_for(outer, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const float* xr = x + r * n;
-        float* yr = y + r * n;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < n; ++j) mx = std::max(mx, xr[j]);
-        double sum = 0;
-        for (int64_t j = 0; j < n; ++j) {
-          yr[j] = std::exp(xr[j] - mx);
-          sum += yr[j];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
-      }
+      for (int64_t r = b; r < e; ++r) softmax_row(x + r * n, y + r * n, n);
     });
     return;
   }
@@ -179,23 +170,16 @@ Status LayerNormalization(KernelContext& ctx) {
   float* py = y.mutable_data<float>();
   const float* scale = params[0].data();
   const float* bias = params[1].data();
+  const auto layernorm_row = vec_kernels().layernorm_row;
+  const float eps = static_cast<float>(epsilon);
   parallel_for(rows, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const float* xr = px + r * n;
       float* yr = py + r * n;
-      double sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += xr[j];
-      const double mean = sum / static_cast<double>(n);
-      double sq = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        const double d = xr[j] - mean;
-        sq += d * d;
-      }
-      const double inv_std = 1.0 / std::sqrt(sq / static_cast<double>(n) + epsilon);
-      for (int64_t j = 0; j < n; ++j)
-        yr[j] = static_cast<float>((xr[j] - mean) * inv_std) * scale[j] + bias[j];
-      if (mean_out) mean_out[r] = static_cast<float>(mean);
-      if (inv_out) inv_out[r] = static_cast<float>(inv_std);
+      float mean, inv_std;
+      layernorm_row(xr, yr, scale, bias, n, eps, &mean, &inv_std);
+      if (mean_out) mean_out[r] = mean;
+      if (inv_out) inv_out[r] = inv_std;
     }
   });
   return Status::ok();

@@ -54,6 +54,19 @@ void register_fp32_kernels(KernelTable& t) {
   t.add("Identity", Identity);
   t.add("Expand", Expand);
   t.add("Range", Range, /*since_opset=*/11);
+
+  // ONNX quantization ops (also in this function so every caller, the CLI
+  // and the backend tests, sees them).
+  t.add("DynamicQuantizeLinear", DynamicQuantizeLinear, /*since_opset=*/11);
+  t.add("QuantizeLinear", QuantizeLinear, /*since_opset=*/10);
+  t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10);
+  t.add("MatMulInteger", MatMulInteger, /*since_opset=*/10);
+  t.add("ConvInteger", ConvInteger, /*since_opset=*/10);
+
+  // The quantized ops `sarai-rt convert` writes.
+  t.add_domain_op("sarai", "QMatMul", QMatMul);
+  t.add_domain_op("sarai", "QConv", QConv);
+  t.add_domain_op("sarai", "QConvTranspose", QConvTranspose);
 }
 
 }  // namespace sarai

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "loader/blob_reader.h"
 #include "loader/npy.h"
 #include "tests/onnx_builder.h"
 #include "tests/test_util.h"
@@ -172,6 +173,79 @@ TEST(CliErrors, BadCommandLine) {
   expect_one_line_error(r, "model is required");
   expect_one_line_error(run_cli({"frobnicate"}), "sarai-rt: error: ");
   expect_one_line_error(run_cli({"run", "m.onnx", "--threads", "-3"}), "--threads");
+}
+
+}  // namespace
+}  // namespace sarai
+
+namespace sarai {
+namespace {
+
+TEST(CliConvert, ConvertVerifyInspectAndRunABlob) {
+  std::string dir = test::temp_dir("convert");
+  const std::string blob = dir + "/w.sarai";
+  CliResult c = run_cli({"convert", fixture("whisper_tiny_encoder.onnx"), "-o", blob, "--quiet"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find("weights: 14 quantized to INT8, 0 kept in FP32"), std::string::npos) << c.out;
+  EXPECT_TRUE(c.err.empty()) << "--quiet printed: " << c.err;
+  CliResult v = run_cli({"verify", blob});
+  ASSERT_EQ(v.code, 0) << v.err;
+  EXPECT_NE(v.out.find("every checksum matches"), std::string::npos) << v.out;
+  CliResult i = run_cli({"inspect", blob});
+  ASSERT_EQ(i.code, 0) << i.err;
+  EXPECT_NE(i.out.find("packed n16k4"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("source.sha256: "), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("sarai::QMatMul"), std::string::npos) << i.out;
+  CliResult r = run_cli({"run", blob, "--verify", "--random", "mel=1x80x200", "--output-dir", dir + "/out"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/out/encoder_out.npy"));
+}
+
+TEST(CliConvert, KeepFp32AndMinElementsShowInTheBlob) {
+  std::string dir = test::temp_dir("keep");
+  CliResult c = run_cli({"convert", fixture("whisper_tiny_encoder.onnx"), "-o", dir + "/w.sarai", "--quiet",
+                         "--keep-fp32", "conv1*", "--min-elements", "20000"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  CliResult i = run_cli({"inspect", dir + "/w.sarai"});
+  EXPECT_NE(i.out.find("matches --keep-fp32 'conv1*'"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("< --min-elements 20000"), std::string::npos) << i.out;
+}
+
+TEST(CliConvert, Errors) {
+  std::string dir = test::temp_dir("converr");
+  const std::string src = dir + "/m.onnx";
+  fs::copy_file(fixture("small_cnn.onnx"), src);
+  const auto before = test::read_file(src);
+  expect_one_line_error(run_cli({"convert", src, "-o", dir + "/missing/x.sarai", "-q"}), "does not exist");
+  expect_one_line_error(run_cli({"convert", src, "-o", src, "-q"}), "convert never overwrites its input");
+  expect_one_line_error(run_cli({"convert", src, "-o", dir + "/x.sarai", "--to", "tflite"}), "--to must be 'sarai' or 'onnx'");
+  expect_one_line_error(run_cli({"convert", dir + "/none.onnx", "-o", dir + "/x.sarai"}), "none.onnx: cannot open");
+  EXPECT_EQ(test::read_file(src), before) << "convert changed its source";
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename(), "m.onnx") << "left behind: " << e.path();
+}
+
+TEST(CliConvert, VerifyNamesTheDamage) {
+  std::string dir = test::temp_dir("damage");
+  const std::string blob = dir + "/c.sarai";
+  ASSERT_EQ(run_cli({"convert", fixture("small_cnn.onnx"), "-o", blob, "-q"}).code, 0);
+  std::string bytes = test::read_file(blob);
+  test::write_file(dir + "/cut.sarai", bytes.substr(0, bytes.size() / 2));
+  expect_one_line_error(run_cli({"verify", dir + "/cut.sarai"}),
+                        "cut.sarai: truncated at byte " + std::to_string(bytes.size() / 2) + " of " + std::to_string(bytes.size()));
+  BlobInfo info;
+  ASSERT_TRUE(load_blob(blob, false, &info).has_value());
+  const BlobTensorInfo* largest = &info.tensors[0];
+  for (const BlobTensorInfo& t : info.tensors)
+    if (t.entry.size > largest->entry.size) largest = &t;
+  std::string flipped = bytes;
+  flipped[largest->entry.offset + largest->entry.size / 2] ^= 0x40;
+  test::write_file(dir + "/flip.sarai", flipped);
+  expect_one_line_error(run_cli({"verify", dir + "/flip.sarai"}),
+                        "flip.sarai: checksum mismatch in tensor '" + largest->name + "'");
+  expect_one_line_error(run_cli({"run", dir + "/flip.sarai", "--verify", "--random", "image=1x3x64x64"}),
+                        "checksum mismatch in tensor '");
+  expect_one_line_error(run_cli({"verify", fixture("small_cnn.onnx")}), "not a .sarai blob (bad magic)");
 }
 
 }  // namespace

@@ -1,0 +1,340 @@
+// Reference INT8 kernels for the quantized ops of domain "sarai": QMatMul,
+// QConv, QConvTranspose (contract: kernels/int8_layout.h). Scalar and
+// obviously correct; the fast kernels are tested bit-exactly against them.
+//
+// Every op runs in three steps:
+//   1. x_q = quantize_u8(X): dynamic per-tensor u8 (s_x, z_x), ONNX
+//      DynamicQuantizeLinear semantics (kernels/quantize_activations.h).
+//   2. acc = the int32 core (kernels/qlinear.h), weights read in place.
+//   3. y = dequantize_acc(acc - z_x * wsum[n], s_x * scale[n], bias[n]).
+//
+// Why step 3 is right (MLAS writes its zero-point expansion next to its code;
+// this is ours). With x = s_x (x_q - z_x) and w[k][n] = scale[n] w_q[k][n]
+// (symmetric weights, zero point 0):
+//   Σ_k x[k] w[k][n] = s_x scale[n] Σ_k (x_q[k] - z_x) w_q[k][n]
+//                    = s_x scale[n] (Σ_k x_q[k] w_q[k][n] - z_x Σ_k w_q[k][n])
+//                    = s_x scale[n] (acc[n] - z_x wsum[n])
+// wsum[n] = Σ_k w_q[k][n] is a constant computed at convert time, so the
+// core is a plain u8 x s8 dot product: exactly what vpdpbusd computes. For a
+// convolution the padded taps read x_q = z_x (x = 0), so every output sees
+// all K products and the same identity holds. ConvTranspose does not have
+// that property (see conv_transpose_u8s8), so its core subtracts z_x itself.
+// Integer bounds: |x_q - z_x| <= 255 and |w_q| <= 127, so every partial sum
+// stays within 255 * 127 * K; the ops reject K > qref::kMaxReduction.
+#include "kernels/qlinear.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "kernels/int8_layout.h"
+#include "kernels/kernels.h"
+#include "kernels/quantize_activations.h"
+#include "runtime/parallel.h"
+
+namespace sarai::kernels {
+namespace qref {
+
+void gemm_u8s8_n16k4(int64_t M, int64_t K, int64_t N, const uint8_t* a, const int8_t* w,
+                     int32_t* acc) {
+  parallel_for(M, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      const uint8_t* row = a + m * K;
+      for (int64_t n = 0; n < N; ++n) {
+        int32_t s = 0;
+        for (int64_t k = 0; k < K; ++k)
+          s += static_cast<int32_t>(row[k]) * static_cast<int32_t>(w[int8::packed_index(k, n, K)]);
+        acc[m * N + n] = s;
+      }
+    }
+  });
+}
+
+using convgeo::tap_table;
+
+void conv_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w, int32_t* acc) {
+  const auto& g = p.g;
+  const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = g.kernel_size();
+  const int64_t kg = cg * ks, in_size = g.in_size(), out_size = g.out_size();
+  assert(!p.packed || p.group == 1);
+  const std::vector<int64_t> taps = tap_table(g);
+  parallel_for(p.batch * p.M, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bm = begin; bm < end; ++bm) {
+      const int64_t b = bm / p.M, m = bm % p.M, grp = m / mg;
+      const uint8_t* x = xq + (b * p.C + grp * cg) * in_size;
+      int32_t* out = acc + bm * out_size;
+      for (int64_t o = 0; o < out_size; ++o) {
+        const int64_t* t = taps.data() + o * ks;
+        int32_t s = 0;
+        for (int64_t c = 0; c < cg; ++c) {
+          for (int64_t r = 0; r < ks; ++r) {
+            const int64_t kk = c * ks + r;  // row of W's [K, N] view
+            const int32_t wv = p.packed ? w[int8::packed_index(kk, m, kg)] : w[m * kg + kk];
+            const int32_t xv = t[r] < 0 ? zp : x[c * in_size + t[r]];
+            s += xv * wv;
+          }
+        }
+        out[o] = s;
+      }
+    }
+  });
+}
+
+void conv_transpose_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
+                         int32_t* acc) {
+  // Output o = i*stride - pad_begin + k*dilation: Conv's index formula with
+  // the roles of input and output swapped, so the tap table of the swapped
+  // geometry lists, per input position i and tap r, the output it reaches.
+  convgeo::ConvGeometry h = p.g;
+  std::swap(h.in, h.out);
+  const std::vector<int64_t> targets = tap_table(h);
+  const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = h.kernel_size();
+  const int64_t in_size = h.out_size(), out_size = h.in_size();
+  parallel_for(p.batch * p.M, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bch = begin; bch < end; ++bch) {
+      const int64_t b = bch / p.M, ch = bch % p.M, grp = ch / mg, m = ch % mg;
+      int32_t* out = acc + bch * out_size;
+      std::fill(out, out + out_size, 0);
+      for (int64_t c = 0; c < cg; ++c) {
+        const int64_t ci = grp * cg + c;
+        const uint8_t* x = xq + (b * p.C + ci) * in_size;
+        const int8_t* wk = w + (ci * mg + m) * ks;  // W[ci][m][:]
+        for (int64_t i = 0; i < in_size; ++i) {
+          const int32_t xv = static_cast<int32_t>(x[i]) - zp;
+          const int64_t* t = targets.data() + i * ks;
+          for (int64_t r = 0; r < ks; ++r)
+            if (t[r] >= 0) out[t[r]] += xv * static_cast<int32_t>(wk[r]);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace qref
+
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+Status require_dtype(const KernelContext& ctx, int i, const char* name, DType want) {
+  const Tensor& t = ctx.input(i);
+  if (t.dtype() != want)
+    return Status::error(std::string("input ") + name + " has dtype " + dtype_name(t.dtype()) +
+                         "; " + ctx.node().op_type + " takes " + dtype_name(want));
+  return Status::ok();
+}
+
+// X, W, scale, wsum present, X float32, W int8.
+Status check_required(const KernelContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(2) || !ctx.has_input(3))
+    return Status::error(ctx.node().op_type + " needs inputs X, W, scale and wsum (bias is optional)");
+  SARAI_RETURN_IF_ERROR(require_dtype(ctx, 0, "X", DType::kFloat32));
+  SARAI_RETURN_IF_ERROR(require_dtype(ctx, 1, "W", DType::kInt8));
+  return Status::ok();
+}
+
+// scale float32 [channels] or [1]; wsum int32 [channels]; bias float32
+// [channels] (or [1, channels], Gemm's C) when given.
+Status check_channel_params(const KernelContext& ctx, int64_t channels) {
+  SARAI_RETURN_IF_ERROR(require_dtype(ctx, 2, "scale", DType::kFloat32));
+  SARAI_RETURN_IF_ERROR(require_dtype(ctx, 3, "wsum", DType::kInt32));
+  const Tensor& scale = ctx.input(2);
+  if (scale.rank() > 1 || (scale.numel() != channels && scale.numel() != 1))
+    return Status::error("scale " + shape_to_string(scale.shape()) + " must be [" + str(channels) +
+                         "] (per output channel) or [1] (per tensor)");
+  const Tensor& wsum = ctx.input(3);
+  if (wsum.rank() != 1 || wsum.dim(0) != channels)
+    return Status::error("wsum " + shape_to_string(wsum.shape()) + " must be [" + str(channels) +
+                         "] (one weight sum per output channel)");
+  if (ctx.has_input(4)) {
+    SARAI_RETURN_IF_ERROR(require_dtype(ctx, 4, "bias", DType::kFloat32));
+    const Tensor& b = ctx.input(4);
+    const bool ok = (b.rank() == 1 && b.dim(0) == channels) ||
+                    (b.rank() == 2 && b.dim(0) == 1 && b.dim(1) == channels);
+    if (!ok)
+      return Status::error("bias " + shape_to_string(b.shape()) + " must be [" + str(channels) +
+                           "] (one value per output channel)");
+  }
+  return Status::ok();
+}
+
+Status check_reduction(const char* what, int64_t k) {
+  if (k > qref::kMaxReduction)
+    return Status::error(std::string(what) + " = " + str(k) +
+                         " exceeds the int32 accumulator bound " + str(qref::kMaxReduction) +
+                         " (255 * 127 * K must fit in int32)");
+  return Status::ok();
+}
+
+// y[(b * channels + n) * inner + o] = dequantize_acc(acc - zp * wsum[n], s_x * scale[n], bias[n])
+// for `outer` blocks of channels x inner accumulators. `compensate` is false
+// for ConvTranspose, whose core already subtracted the zero point.
+void epilogue(const KernelContext& ctx, const int32_t* acc, QuantParams xp, int64_t outer,
+              int64_t channels, int64_t inner, bool compensate, float* y) {
+  const float* scale = ctx.input(2).data<float>();
+  const bool per_tensor = ctx.input(2).numel() == 1;
+  const int32_t* wsum = ctx.input(3).data<int32_t>();
+  const float* bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
+  std::vector<float> cs(static_cast<size_t>(channels));
+  for (int64_t n = 0; n < channels; ++n) cs[static_cast<size_t>(n)] = xp.scale * scale[per_tensor ? 0 : n];
+  parallel_for(outer * channels, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bn = begin; bn < end; ++bn) {
+      const int64_t n = bn % channels;
+      // int64 then a modular cast: equal to the int32 arithmetic for every
+      // valid wsum, and defined behaviour for a corrupt one.
+      const int64_t comp = compensate ? int64_t{xp.zero_point} * wsum[n] : 0;
+      const float b = bias ? bias[n] : 0.f;
+      for (int64_t o = 0; o < inner; ++o) {
+        const int64_t i = bn * inner + o;
+        y[i] = dequantize_acc(static_cast<int32_t>(acc[i] - comp), cs[static_cast<size_t>(n)], b);
+      }
+    }
+  });
+}
+
+Expected<int64_t> positive_attr(const Node& node, const char* name, const char* meaning) {
+  if (!node.has_attr(name))
+    return Status::error(std::string("attribute ") + name + " (" + meaning + ") is missing");
+  const int64_t v = node.attr_int(name, 0);
+  if (v < 1) return Status::error(std::string("attribute ") + name + " = " + str(v) + " must be >= 1");
+  return v;
+}
+
+// The ONNX weight shape of a QConv/QConvTranspose: the weight_shape
+// attribute (required for a packed weight), else W's own shape.
+Expected<Shape> weight_shape(const KernelContext& ctx, bool require_attr) {
+  const Node& node = ctx.node();
+  const Tensor& w = ctx.input(1);
+  if (!node.has_attr("weight_shape")) {
+    if (require_attr)
+      return Status::error("attribute weight_shape (the ONNX weight shape) is missing; it is "
+                           "required when W is packed (group 1)");
+    return w.shape();
+  }
+  Shape ws = node.attr_ints("weight_shape");
+  if (ws.size() != static_cast<size_t>(ctx.input(0).rank()))
+    return Status::error("weight_shape " + shape_to_string(ws) + " must have the rank of X " +
+                         shape_to_string(ctx.input(0).shape()));
+  for (int64_t d : ws)
+    if (d < 1) return Status::error("weight_shape " + shape_to_string(ws) + " must have dims >= 1");
+  if (!checked_numel(ws).has_value())
+    return Status::error("weight_shape " + shape_to_string(ws) + " overflows int64");
+  return ws;
+}
+
+}  // namespace
+
+Status QMatMul(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(check_required(ctx));
+  const Node& node = ctx.node();
+  SARAI_ASSIGN_OR_RETURN(const int64_t k, positive_attr(node, "K", "reduction size"));
+  SARAI_ASSIGN_OR_RETURN(const int64_t n, positive_attr(node, "N", "output channels"));
+  SARAI_RETURN_IF_ERROR(check_reduction("K", k));
+  if (n > (int64_t{1} << 40) / int8::round_up(k, int8::kGroupK))
+    return Status::error("attributes K = " + str(k) + ", N = " + str(n) + " are too large");
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  if (w.rank() != 1 || w.numel() != int8::packed_size(k, n))
+    return Status::error("packed W " + shape_to_string(w.shape()) + " must be [" +
+                         str(int8::packed_size(k, n)) + "] (N16K4 bytes of K = " + str(k) +
+                         ", N = " + str(n) + ")");
+  if (x.rank() < 1 || x.dim(x.rank() - 1) != k)
+    return Status::error("input X " + shape_to_string(x.shape()) + " must end in K = " + str(k));
+  SARAI_RETURN_IF_ERROR(check_channel_params(ctx, n));
+
+  Shape out_shape(x.shape().begin(), x.shape().end() - 1);
+  out_shape.push_back(n);
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  const int64_t rows = x.numel() / k;
+  if (y.numel() == 0) return Status::ok();
+  std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
+  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
+  std::vector<int32_t> acc(static_cast<size_t>(rows * n));
+  qref::gemm_u8s8_n16k4(rows, k, n, xq.data(), w.data<int8_t>(), acc.data());
+  epilogue(ctx, acc.data(), xp, /*outer=*/rows, /*channels=*/n, /*inner=*/1, /*compensate=*/true,
+           y.mutable_data<float>());
+  return Status::ok();
+}
+
+Status QConv(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(check_required(ctx));
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Node& node = ctx.node();
+  if (x.rank() < 3)
+    return Status::error("input X " + shape_to_string(x.shape()) +
+                         " must have rank >= 3 ([N, C, spatial...])");
+  const int64_t group = node.attr_int("group", 1);
+  const bool packed = group == 1;
+  SARAI_ASSIGN_OR_RETURN(const Shape ws, weight_shape(ctx, packed));
+  qref::ConvProblem p;
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(node, x.shape(), ws, group, &p.g));
+  p.batch = x.dim(0);
+  p.C = x.dim(1);
+  p.M = ws[0];
+  p.group = group;
+  p.packed = packed;
+  const int64_t kg = ws[1] * p.g.kernel_size();  // reduction per output channel
+  SARAI_RETURN_IF_ERROR(check_reduction("K (C/group * kernel taps)", kg));
+  if (packed) {
+    if (w.rank() != 1 || w.numel() != int8::packed_size(kg, p.M))
+      return Status::error("packed W " + shape_to_string(w.shape()) + " must be [" +
+                           str(int8::packed_size(kg, p.M)) + "] (N16K4 bytes of K = " + str(kg) +
+                           ", N = " + str(p.M) + " for weight_shape " + shape_to_string(ws) + ")");
+  } else if (w.shape() != ws) {
+    return Status::error("W " + shape_to_string(w.shape()) + " must be the plain weight " +
+                         shape_to_string(ws) + " (group " + str(group) + " > 1 is not packed)");
+  }
+  SARAI_RETURN_IF_ERROR(check_channel_params(ctx, p.M));
+
+  Shape out_shape = {p.batch, p.M};
+  out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  if (y.numel() == 0) return Status::ok();
+  std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
+  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
+  std::vector<int32_t> acc(static_cast<size_t>(y.numel()));
+  qref::conv_u8s8(p, xq.data(), xp.zero_point, w.data<int8_t>(), acc.data());
+  epilogue(ctx, acc.data(), xp, p.batch, p.M, p.g.out_size(), /*compensate=*/true,
+           y.mutable_data<float>());
+  return Status::ok();
+}
+
+Status QConvTranspose(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(check_required(ctx));
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Node& node = ctx.node();
+  if (x.rank() < 3)
+    return Status::error("input X " + shape_to_string(x.shape()) +
+                         " must have rank >= 3 ([N, C, spatial...])");
+  SARAI_ASSIGN_OR_RETURN(const Shape ws, weight_shape(ctx, /*require_attr=*/false));
+  if (w.shape() != ws)
+    return Status::error("W " + shape_to_string(w.shape()) + " must be the plain weight " +
+                         shape_to_string(ws) + " (QConvTranspose weights are not packed)");
+  const int64_t group = node.attr_int("group", 1);
+  qref::ConvProblem p;
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv_transpose(node, x.shape(), ws, group, &p.g));
+  p.batch = x.dim(0);
+  p.C = x.dim(1);
+  p.M = ws[1] * group;
+  p.group = group;
+  SARAI_RETURN_IF_ERROR(check_reduction("C/group * kernel taps", p.C / group * p.g.kernel_size()));
+  SARAI_RETURN_IF_ERROR(check_channel_params(ctx, p.M));
+
+  Shape out_shape = {p.batch, p.M};
+  out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  if (y.numel() == 0) return Status::ok();
+  std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
+  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
+  std::vector<int32_t> acc(static_cast<size_t>(y.numel()));
+  qref::conv_transpose_u8s8(p, xq.data(), xp.zero_point, w.data<int8_t>(), acc.data());
+  epilogue(ctx, acc.data(), xp, p.batch, p.M, p.g.out_size(), /*compensate=*/false,
+           y.mutable_data<float>());
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

@@ -1,0 +1,30 @@
+// VecKernels for AVX-512F (16 floats per vector); see vec_kernels.h. Only
+// the functions in the target region below use AVX-512, and they are only
+// reached through vec_kernels() after it checked cpuid and XCR0.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/vec_kernels.h"
+
+namespace sarai::kernels {
+namespace {
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx2,fma")
+
+constexpr int kW = 16;
+constexpr const char* kIsaName = "avx512";
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+static inline vf fmadd(vf a, vf b, vf c) { return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c); }
+
+#include "kernels/vec_body.h"
+
+#pragma GCC pop_options
+
+}  // namespace
+
+const VecKernels& vec_kernels_avx512() { return kTable; }
+
+}  // namespace sarai::kernels

@@ -1,0 +1,255 @@
+// The bodies of the VecKernels (vec_kernels.h), written once over GCC vector
+// extensions and included by each per-ISA file (vec_sse2.cc, vec_avx2.cc,
+// vec_avx512.cc) inside its own namespace and `#pragma GCC target` region.
+// The includer defines first:
+//   kW        lanes per vector (4, 8 or 16)
+//   vf, vi    float / int32 vectors of kW lanes (GCC vector_size types)
+//   fmadd     vf fmadd(vf a, vf b, vf c) = a * b + c (fused where the ISA can)
+// Not a normal header: no include guard, no includes, internal linkage only
+// (every function is static), so the copies for each ISA never merge.
+
+static inline vf splat(float c) { return vf{} + c; }
+static inline vf load(const float* p) {
+  vf v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void store(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
+// The first n < kW floats of p, the other lanes `fill`.
+static inline vf load_tail(const float* p, int64_t n, float fill) {
+  float buf[kW];
+  for (int i = 0; i < kW; ++i) buf[i] = i < n ? p[i] : fill;
+  return load(buf);
+}
+static inline void store_tail(float* p, vf v, int64_t n) {
+  float buf[kW];
+  store(buf, v);
+  for (int64_t i = 0; i < n; ++i) p[i] = buf[i];
+}
+static inline float hsum(vf v) {
+  float s = 0.f;
+  for (int i = 0; i < kW; ++i) s += v[i];
+  return s;
+}
+static inline float hmax(vf v) {
+  float m = v[0];
+  for (int i = 1; i < kW; ++i) m = m < v[i] ? v[i] : m;
+  return m;
+}
+// Lane-wise "a < b ? b : a", so a NaN in b is ignored (like std::max(a, b)).
+static inline vf vmax(vf a, vf b) { return a < b ? b : a; }
+
+// exp(x), see vec_kernels.h. x = n ln2 + r with n = round(x / ln2) (the
+// 1.5 * 2^23 trick rounds to nearest, and t's low mantissa bits are n), ln2 =
+// C1 + C2 split so n * C1 is exact; Cephes' polynomial for e^r on
+// [-ln2/2, ln2/2]; 2^n applied as 2^(n/2) * 2^(n - n/2) so that n down to
+// -150 (subnormal results) and up to 128 stay in the exponent range.
+static inline vf vexp(vf x) {
+  const float kLo = -104.f, kHi = 88.7228394f;
+  x = x < kLo ? splat(kLo) : x;  // NaN compares false and stays NaN
+  x = x > kHi ? splat(kHi) : x;
+  const vf magic = splat(12582912.f);  // 1.5 * 2^23
+  const vf t = fmadd(x, splat(1.44269504088896341f), magic);
+  const vf nf = t - magic;
+  const vi n = (vi)t - (vi)magic;
+  vf r = fmadd(nf, splat(-0.693359375f), x);
+  r = fmadd(nf, splat(2.12194440e-4f), r);
+  vf p = splat(1.9875691500e-4f);
+  p = fmadd(p, r, splat(1.3981999507e-3f));
+  p = fmadd(p, r, splat(8.3334519073e-3f));
+  p = fmadd(p, r, splat(4.1665795894e-2f));
+  p = fmadd(p, r, splat(1.6666665459e-1f));
+  p = fmadd(p, r, splat(5.0000001201e-1f));
+  p = fmadd(p, r * r, r + 1.f);
+  const vi n1 = n >> 1, n2 = n - n1;
+  return p * (vf)((n1 + 127) << 23) * (vf)((n2 + 127) << 23);
+}
+
+// erf(x), see vec_kernels.h: both branches for every lane, then a select.
+static inline vf verf(vf x) {
+  const vi sign = (vi)x & static_cast<int32_t>(0x80000000u);
+  vf a = (vf)((vi)x & 0x7fffffff);
+  a = a > 4.f ? splat(4.f) : a;  // erf(4) rounds to 1.f; keeps the polynomial bounded
+  const vf s = a * a;
+  vf small = splat(-5.99104969e-4f);
+  small = fmadd(small, s, splat(4.99339588e-3f));
+  small = fmadd(small, s, splat(-2.67667342e-2f));
+  small = fmadd(small, s, splat(1.12818025e-1f));
+  small = fmadd(small, s, splat(-3.76124859e-1f));
+  small = fmadd(small, s, splat(1.28379151e-1f));  // 2/sqrt(pi) - 1
+  small = fmadd(small, a, a);
+  vf big = splat(1.72948930e-5f);
+  big = fmadd(big, a, splat(-3.83208680e-4f));
+  big = fmadd(big, a, splat(3.88393435e-3f));
+  big = fmadd(big, a, splat(-2.42545605e-2f));
+  big = fmadd(big, a, splat(1.06777847e-1f));
+  big = fmadd(big, a, splat(6.34846687e-1f));
+  big = fmadd(big, a, splat(1.28717512e-1f));
+  big = fmadd(big, a, a);
+  big = 1.f - vexp(-big);
+  const vf r = a > 0.921875f ? big : small;
+  return (vf)((vi)r | sign);
+}
+
+static inline vf vgelu(vf x) {
+  return x * 0.5f * (1.f + verf(x * 0.70710678118654752f));
+}
+
+// Never exp of a large positive number: e = exp(-|x|) in (0, 1].
+static inline vf vsigmoid(vf x) {
+  const vf e = vexp((vf)((vi)x | static_cast<int32_t>(0x80000000u)));
+  const vf r = 1.f / (1.f + e);
+  return x >= 0.f ? r : e * r;
+}
+
+// max(0, min(1, alpha x + beta)) by comparisons (NaN stays), unfused like
+// the scalar reference.
+static inline vf vhard_sigmoid(vf x, float alpha, float beta) {
+  vf v = x * alpha;
+  v = v + beta;
+  v = v < 0.f ? splat(0.f) : v;
+  return v > 1.f ? splat(1.f) : v;
+}
+
+static inline vf vclip(vf v, vf lo, vf hi) {
+  const vf a = v < lo ? lo : v;
+  return a > hi ? hi : a;
+}
+
+// y[i] = EXPR for n floats, EXPR a vector expression in v: whole vectors,
+// then one padded tail. (A macro, not a lambda: a lambda's operator() does
+// not inherit the includer's `#pragma GCC target`.)
+#define SARAI_VEC_MAP(x, y, n, EXPR)                                        \
+  do {                                                                      \
+    int64_t i_ = 0;                                                         \
+    for (; i_ + kW <= (n); i_ += kW) {                                      \
+      const vf v = load((x) + i_);                                          \
+      store((y) + i_, EXPR);                                                \
+    }                                                                       \
+    if (i_ < (n)) {                                                         \
+      const vf v = load_tail((x) + i_, (n) - i_, 0.f);                      \
+      store_tail((y) + i_, EXPR, (n) - i_);                                 \
+    }                                                                       \
+  } while (0)
+
+static void erf_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, verf(v)); }
+static void gelu_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, vgelu(v)); }
+static void sigmoid_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, vsigmoid(v)); }
+static void hard_swish_n(const float* x, float* y, int64_t n) {
+  SARAI_VEC_MAP(x, y, n, v * vhard_sigmoid(v, 1.f / 6.f, 0.5f));
+}
+static void hard_sigmoid_n(const float* x, float* y, int64_t n, float alpha, float beta) {
+  SARAI_VEC_MAP(x, y, n, vhard_sigmoid(v, alpha, beta));
+}
+static void clip_n(const float* x, float* y, int64_t n, float lo, float hi) {
+  const vf vlo = splat(lo), vhi = splat(hi);
+  SARAI_VEC_MAP(x, y, n, vclip(v, vlo, vhi));
+}
+
+static void softmax_row(const float* x, float* y, int64_t n) {
+  const float kNegInf = -__builtin_inff();
+  vf m = splat(kNegInf);
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) m = vmax(m, load(x + i));
+  if (i < n) m = vmax(m, load_tail(x + i, n - i, kNegInf));
+  const vf mx = splat(hmax(m));
+  vf sum = splat(0.f);
+  for (i = 0; i + kW <= n; i += kW) {
+    const vf e = vexp(load(x + i) - mx);
+    sum += e;
+    store(y + i, e);
+  }
+  if (i < n) {
+    const vf e = vexp(load_tail(x + i, n - i, kNegInf) - mx);  // padding: exp(-inf) = 0
+    sum += e;
+    store_tail(y + i, e, n - i);
+  }
+  const vf inv = splat(1.f / hsum(sum));
+  for (i = 0; i + kW <= n; i += kW) store(y + i, load(y + i) * inv);
+  if (i < n) store_tail(y + i, load_tail(y + i, n - i, 0.f) * inv, n - i);
+}
+
+template <int Op>
+static inline vf apply(vf a, vf b) {
+  if constexpr (Op == 0) return a + b;
+  if constexpr (Op == 1) return a - b;
+  if constexpr (Op == 2) return a * b;
+  return a / b;
+}
+
+template <int Op>
+static void binary_op(const float* a, int64_t sa, const float* b, int64_t sb, float* r, int64_t n) {
+  int64_t i = 0;
+  if (sa && sb) {
+    for (; i + kW <= n; i += kW) store(r + i, apply<Op>(load(a + i), load(b + i)));
+    if (i < n) store_tail(r + i, apply<Op>(load_tail(a + i, n - i, 1.f), load_tail(b + i, n - i, 1.f)), n - i);
+  } else if (sa) {
+    const vf vb = splat(*b);
+    for (; i + kW <= n; i += kW) store(r + i, apply<Op>(load(a + i), vb));
+    if (i < n) store_tail(r + i, apply<Op>(load_tail(a + i, n - i, 1.f), vb), n - i);
+  } else if (sb) {
+    const vf va = splat(*a);
+    for (; i + kW <= n; i += kW) store(r + i, apply<Op>(va, load(b + i)));
+    if (i < n) store_tail(r + i, apply<Op>(va, load_tail(b + i, n - i, 1.f)), n - i);
+  } else {
+    const vf v = apply<Op>(splat(*a), splat(*b));
+    for (; i + kW <= n; i += kW) store(r + i, v);
+    if (i < n) store_tail(r + i, v, n - i);
+  }
+}
+
+static void binary(VecBinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* r,
+                   int64_t n) {
+  switch (op) {
+    case VecBinaryOp::kAdd: binary_op<0>(a, sa, b, sb, r, n); break;
+    case VecBinaryOp::kSub: binary_op<1>(a, sa, b, sb, r, n); break;
+    case VecBinaryOp::kMul: binary_op<2>(a, sa, b, sb, r, n); break;
+    case VecBinaryOp::kDiv: binary_op<3>(a, sa, b, sb, r, n); break;
+  }
+}
+
+// Two passes with a correction, so a large common offset costs no accuracy:
+// m0 = float mean, then d = x - m0 (exact when x is near m0), and
+//   mean = m0 + c,  c = sum(d) / n,  var = sum(d^2) / n - c^2,
+//   y = ((x - m0) - c) * inv_std * scale + bias.
+static void layernorm_row(const float* x, float* y, const float* scale, const float* bias, int64_t n,
+                          float eps, float* mean_out, float* inv_std_out) {
+  vf acc = splat(0.f);
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) acc += load(x + i);
+  if (i < n) acc += load_tail(x + i, n - i, 0.f);
+  const float m0 = hsum(acc) / static_cast<float>(n);
+  const vf vm0 = splat(m0);
+  vf s1 = splat(0.f), s2 = splat(0.f);
+  for (i = 0; i + kW <= n; i += kW) {
+    const vf d = load(x + i) - vm0;
+    s1 += d;
+    s2 = fmadd(d, d, s2);
+  }
+  if (i < n) {
+    const vf d = load_tail(x + i, n - i, m0) - vm0;  // padding: d = 0
+    s1 += d;
+    s2 = fmadd(d, d, s2);
+  }
+  const float c = hsum(s1) / static_cast<float>(n);
+  float var = hsum(s2) / static_cast<float>(n) - c * c;
+  var = var < 0.f ? 0.f : var;
+  const float inv_std = 1.f / __builtin_sqrtf(var + eps);
+  const vf vc = splat(c), vinv = splat(inv_std);
+  for (i = 0; i + kW <= n; i += kW)
+    store(y + i, fmadd(((load(x + i) - vm0) - vc) * vinv, load(scale + i), load(bias + i)));
+  if (i < n) {
+    const int64_t t = n - i;
+    store_tail(y + i, fmadd(((load_tail(x + i, t, 0.f) - vm0) - vc) * vinv, load_tail(scale + i, t, 0.f),
+                            load_tail(bias + i, t, 0.f)), t);
+  }
+  *mean_out = m0 + c;
+  *inv_std_out = inv_std;
+}
+
+#undef SARAI_VEC_MAP
+
+static const VecKernels kTable = {
+    kIsaName,  softmax_row, erf_n,  gelu_n,        sigmoid_n, hard_sigmoid_n,
+    hard_swish_n, clip_n,   binary, layernorm_row,
+};

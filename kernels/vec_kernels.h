@@ -1,0 +1,61 @@
+// Vectorized float32 row kernels behind one table of function pointers,
+// chosen once per process from the CPU (MLAS's platform table): AVX-512F,
+// AVX2+FMA, or the SSE2 baseline the binary is built for. The wide variants
+// live in vec_avx512.cc / vec_avx2.cc, compiled for their ISA with a
+// `#pragma GCC target` region, and the binary itself still runs on any
+// x86-64. Set SARAI_MAX_CPU_ISA=sse2|avx2|avx512 to cap the choice (like
+// oneDNN's ONEDNN_MAX_CPU_ISA), so one machine can test every path.
+//
+// The kernels work on contiguous rows; the ops in activation.cc,
+// normalization.cc and elementwise.cc keep shapes, broadcasting, threading
+// and validation. No kernel allocates or fails.
+//
+// Numerics (all three ISAs run the same algorithms; FMA where available):
+//   exp(x): x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial for e^r, scaled
+//     by 2^n in two steps so results down to the subnormals are right.
+//     About 2 ulp; exp(-inf) = 0; NaN stays NaN.
+//   erf(x): the faithfully rounded erff of N. Juffa (also MLAS's erf):
+//     odd polynomial for |x| <= 0.921875, 1 - exp(-poly(|x|)) above,
+//     exactly +-1 for |x| >= 4 (and +-inf).
+//   softmax/layernorm rows accumulate in float with one partial sum per
+//     lane, which is well within the 1e-5 relative tolerance of the tests.
+#pragma once
+
+#include <cstdint>
+
+namespace sarai::kernels {
+
+enum class VecBinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
+
+struct VecKernels {
+  const char* isa;  // "avx512", "avx2" or "sse2"
+  // y = softmax(x) over one contiguous row of n > 0 floats (y may alias x).
+  void (*softmax_row)(const float* x, float* y, int64_t n);
+  // Element-wise maps over n floats (y may alias x).
+  void (*erf)(const float* x, float* y, int64_t n);
+  void (*gelu)(const float* x, float* y, int64_t n);  // 0.5 x (1 + erf(x / sqrt 2))
+  void (*sigmoid)(const float* x, float* y, int64_t n);
+  void (*hard_sigmoid)(const float* x, float* y, int64_t n, float alpha, float beta);
+  void (*hard_swish)(const float* x, float* y, int64_t n);
+  // min(max(x, lo), hi) by comparisons: NaN stays NaN, lo > hi gives hi.
+  void (*clip)(const float* x, float* y, int64_t n, float lo, float hi);
+  // r[i] = a[i * sa] op b[i * sb] with sa, sb in {0, 1} (0: a scalar side).
+  void (*binary)(VecBinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* r,
+                 int64_t n);
+  // One LayerNormalization row of n > 0 floats:
+  //   y = (x - mean) / sqrt(var + eps) * scale + bias, var = mean((x - mean)^2),
+  // also returning mean and 1 / sqrt(var + eps).
+  void (*layernorm_row)(const float* x, float* y, const float* scale, const float* bias, int64_t n,
+                        float eps, float* mean, float* inv_std);
+};
+
+// The table for this CPU (and SARAI_MAX_CPU_ISA), chosen on first use.
+const VecKernels& vec_kernels();
+
+// Per-ISA tables; the avx2/avx512 ones must only be called when the CPU and
+// the OS support that ISA (vec_kernels() checks cpuid and XCR0).
+const VecKernels& vec_kernels_sse2();
+const VecKernels& vec_kernels_avx2();
+const VecKernels& vec_kernels_avx512();
+
+}  // namespace sarai::kernels

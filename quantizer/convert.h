@@ -1,0 +1,61 @@
+// ONNX model -> .sarai blob, streaming: the library side of `sarai-rt
+// convert` (tools/ owns the command line, the progress bar and signals).
+//
+// The graph is rewritten per the plan (quantizer/plan.h): a quantized
+// MatMul / Gemm becomes QMatMul (attrs K, N), Conv QConv (Conv's attrs +
+// weight_shape), ConvTranspose QConvTranspose (attrs + weight_shape), all in
+// domain "sarai", reading X, W.q, W.scale, W.wsum and the bias (see
+// kernels/int8_layout.h). Every other tensor is written as it is.
+//
+// Tensors are visited one at a time, in the source's order: each weight is
+// read from its mapping (quant::to_float), quantized, packed and written,
+// and its source pages are then released from the process, so peak memory
+// is a constant plus O(largest tensor) however big the model is.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "quantizer/plan.h"
+#include "runtime/model.h"
+#include "runtime/status.h"
+
+namespace sarai::quant {
+
+inline constexpr const char* kConverterVersion = "sarai-rt 0.1.0";
+
+struct ConvertOptions : QuantOptions {
+  // Called from the calling thread after each tensor and within big ones
+  // (about every 8 MB). total_bytes = the source .onnx file (hashed) plus
+  // every tensor read.
+  std::function<void(uint64_t done_bytes, uint64_t total_bytes)> progress;
+  // When it becomes true: stop, remove the temp file, return "interrupted".
+  const std::atomic<bool>* cancel = nullptr;
+  std::string command_line;  // recorded in the metadata ("options")
+};
+
+struct ConvertSummary {
+  int quantized = 0;       // weights stored as INT8
+  int kept_fp32 = 0;       // MatMul/Gemm/Conv/ConvTranspose weights left in FP32
+  int other_tensors = 0;   // every other tensor written as is (biases, tables...)
+  uint64_t bytes_in = 0;   // the source: .onnx file + its external data files
+  uint64_t bytes_out = 0;  // the blob's size
+  double seconds = 0;
+  std::vector<WeightChoice> choices;  // node indices refer to the source graph after promote_constants
+};
+
+// Streams `model` into a blob at out_path: writes out_path + ".tmp-<pid>" in
+// the same folder and renames it on success; on any error or cancel the
+// temp file is removed and out_path is untouched. The source files are never
+// written. `model.graph` is rewritten in place (the caller loaded it for
+// this). Errors are one line naming the file, tensor or node.
+Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_path, const ConvertOptions& opt);
+
+// "--per-tensor --keep-fp32 'a*' --min-elements 1024": the options as
+// recorded when ConvertOptions::command_line is empty.
+std::string canonical_options(const QuantOptions& o);
+
+}  // namespace sarai::quant

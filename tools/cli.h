@@ -1,0 +1,62 @@
+// Shared pieces of the sarai-rt command line (tools/ is the only code that
+// knows about argv, stdout and exit codes). One file per subcommand:
+// cmd_run.cc, cmd_inspect.cc, cmd_convert.cc (convert and verify).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/model.h"
+#include "runtime/status.h"
+#include "runtime/tensor.h"
+
+namespace sarai::cli {
+
+// Prints "sarai-rt: error: MESSAGE" on stderr and returns 1.
+int fail(const std::string& message);
+
+// "NAME=REST" -> {NAME, REST}; NAME and REST may not be empty.
+bool split_assignment(const std::string& s, std::string* name, std::string* rest);
+// "1x80x3000" -> {1, 80, 3000}.
+Expected<Shape> parse_dims(const std::string& text);
+// Deterministic random values of `dtype`: floats in [-1, 1), integers in [0, 10).
+Tensor random_input(DType dtype, const Shape& shape, std::mt19937_64& rng);
+// A file name for an output value ('/', '\', ':' replaced).
+std::string file_name_for(const std::string& value_name);
+std::string human_bytes(uint64_t b);
+
+// Loads a .onnx model or a .sarai blob (recognized by its magic bytes).
+Expected<std::shared_ptr<Model>> load_model(const std::string& path, bool verify_blob);
+
+struct RunArgs {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::vector<std::string> randoms;
+  std::string output_dir;
+  int threads = 0;
+  int runs = 1;
+  uint64_t seed = 0;
+  bool profile = false;
+  bool verify = false;
+};
+
+struct ConvertArgs {
+  std::string model;
+  std::string output;
+  std::string to = "sarai";
+  bool per_tensor = false;
+  std::vector<std::string> keep_fp32;
+  int64_t min_elements = 0;
+  bool quiet = false;
+  std::string command_line;
+};
+
+int cmd_run(const RunArgs& a);
+int cmd_inspect(const std::string& path);
+int cmd_convert(const ConvertArgs& a);
+int cmd_verify(const std::string& path);
+
+}  // namespace sarai::cli

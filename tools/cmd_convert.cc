@@ -1,0 +1,189 @@
+// sarai-rt convert (ONNX -> .sarai blob or quantized ONNX) and sarai-rt
+// verify (every checksum of a blob).
+//
+// convert writes a temp file beside the output and renames it at the end; on
+// SIGINT/SIGTERM the converter stops at the next tensor boundary (or within a
+// large tensor), removes the temp file and exits 130/143. A second signal
+// removes the temp file from the handler itself and exits at once.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "loader/blob_reader.h"
+#include "loader/onnx_loader.h"
+#include "quantizer/convert.h"
+#include "quantizer/onnx_export.h"
+#include "tools/cli.h"
+
+namespace fs = std::filesystem;
+
+namespace sarai::cli {
+namespace {
+
+std::atomic<bool> g_cancel{false};
+volatile sig_atomic_t g_signal = 0;
+char g_temp_paths[2][4096];  // removed by the handler on a second signal
+
+void on_signal(int sig) {
+  if (g_signal != 0) {  // second signal: clean up here and leave now
+    for (auto& p : g_temp_paths)
+      if (p[0]) ::unlink(p);
+    ::_exit(128 + sig);
+  }
+  g_signal = sig;
+  g_cancel.store(true);
+}
+
+void set_temp_path(int i, const std::string& p) {
+  std::snprintf(g_temp_paths[i], sizeof g_temp_paths[i], "%s", p.c_str());
+}
+
+// Progress on stderr: a redrawn bar on a terminal, a line every ~5 % or
+// 10 s otherwise, nothing with --quiet.
+class Progress {
+ public:
+  explicit Progress(bool quiet) : quiet_(quiet), tty_(::isatty(STDERR_FILENO)), start_(Clock::now()) {}
+
+  void update(uint64_t done, uint64_t total) {
+    if (quiet_ || total == 0) return;
+    const auto now = Clock::now();
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double since = std::chrono::duration<double>(now - last_).count();
+    const int percent = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total));
+    if (tty_) {
+      if (since < 0.1 && done < total) return;
+    } else if (!(percent >= last_percent_ + 5 || since >= 10 || (done == total && last_percent_ < 100))) {
+      return;
+    }
+    last_ = now;
+    last_percent_ = percent;
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+    char line[256];
+    if (tty_) {
+      char bar[31];
+      const int filled = percent * 30 / 100;
+      for (int i = 0; i < 30; ++i) bar[i] = i < filled ? '#' : '.';
+      bar[30] = '\0';
+      std::snprintf(line, sizeof line, "\r[%s] %3d %%  %s / %s  %s/s  ETA %.0f s   ", bar, percent,
+                    human_bytes(done).c_str(), human_bytes(total).c_str(), human_bytes(static_cast<uint64_t>(rate)).c_str(),
+                    eta);
+    } else {
+      std::snprintf(line, sizeof line, "convert: %s of %s (%d %%), %s/s, ETA %.0f s\n", human_bytes(done).c_str(),
+                    human_bytes(total).c_str(), percent, human_bytes(static_cast<uint64_t>(rate)).c_str(), eta);
+    }
+    std::fputs(line, stderr);
+    std::fflush(stderr);
+  }
+
+  void finish() {
+    if (!quiet_ && tty_) std::fputs("\n", stderr);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool quiet_, tty_;
+  Clock::time_point start_, last_{};
+  int last_percent_ = -1;
+};
+
+// The output must not be (or, for --to onnx, its .data file must not be) one
+// of the source files: convert never writes its input.
+Status check_output_is_not_source(const Model& m, const std::string& out, bool onnx) {
+  std::error_code ec;
+  std::vector<fs::path> sources = {fs::path(m.path)};
+  fs::path dir = fs::path(m.path).has_parent_path() ? fs::path(m.path).parent_path() : fs::path(".");
+  for (const ExternalDataFile& f : m.external_data) sources.push_back(dir / f.location);
+  std::vector<std::string> outputs = {out};
+  if (onnx) outputs.push_back(out + ".data");
+  for (const std::string& o : outputs)
+    for (const fs::path& s : sources)
+      if (fs::exists(o, ec) && fs::equivalent(o, s, ec))
+        return Status::error(o + ": is the source file " + s.string() + "; convert never overwrites its input");
+  fs::path parent = fs::path(out).has_parent_path() ? fs::path(out).parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec)) return Status::error(out + ": folder " + parent.string() + " does not exist");
+  return Status::ok();
+}
+
+}  // namespace
+
+int cmd_convert(const ConvertArgs& a) {
+  if (a.to != "sarai" && a.to != "onnx") return fail("--to must be 'sarai' or 'onnx', not '" + a.to + "'");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto loaded = load_onnx(a.model);
+  if (!loaded) return fail(loaded.message());
+  Model& model = **loaded;
+  Status st = check_output_is_not_source(model, a.output, a.to == "onnx");
+  if (!st) return fail(st.message());
+
+  Progress progress(a.quiet);
+  quant::ConvertOptions opt;
+  opt.per_tensor = a.per_tensor;
+  opt.keep_fp32 = a.keep_fp32;
+  opt.min_elements = a.min_elements;
+  opt.command_line = a.command_line;
+  opt.cancel = &g_cancel;
+  opt.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
+
+  // The converters name their temp files <output>.tmp-<pid> (and the ONNX
+  // exporter <output>.data.tmp-<pid>).
+  const std::string suffix = ".tmp-" + std::to_string(::getpid());
+  set_temp_path(0, a.output + suffix);
+  set_temp_path(1, a.to == "onnx" ? a.output + ".data" + suffix : std::string());
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  int quantized = 0, kept = 0, others = -1;
+  uint64_t bytes_in = 0, bytes_out = 0;
+  if (a.to == "sarai") {
+    auto r = quant::convert_to_blob(model, a.output, opt);
+    progress.finish();
+    if (!r) return g_signal ? (std::fprintf(stderr, "sarai-rt: interrupted; nothing written\n"), 128 + g_signal) : fail(r.message());
+    quantized = r->quantized;
+    kept = r->kept_fp32;
+    others = r->other_tensors;
+    bytes_in = r->bytes_in;
+    bytes_out = r->bytes_out;
+  } else {
+    auto r = quant::export_quantized_onnx(model, a.output, opt);
+    progress.finish();
+    if (!r) return g_signal ? (std::fprintf(stderr, "sarai-rt: interrupted; nothing written\n"), 128 + g_signal) : fail(r.message());
+    quantized = r->quantized;
+    kept = r->kept_fp32;
+    bytes_in = r->bytes_in;
+    bytes_out = r->bytes_out;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("converted %s -> %s\n", a.model.c_str(), a.output.c_str());
+  std::printf("  weights: %d quantized to INT8, %d kept in FP32", quantized, kept);
+  if (others >= 0) std::printf("; %d other tensors stored as they are", others);
+  std::printf("\n");
+  std::printf("  size: %s -> %s (%.1f %%)\n", human_bytes(bytes_in).c_str(), human_bytes(bytes_out).c_str(),
+              bytes_in ? 100.0 * static_cast<double>(bytes_out) / static_cast<double>(bytes_in) : 0.0);
+  std::printf("  time: %.2f s (%s/s of input)\n", seconds,
+              human_bytes(seconds > 0 ? static_cast<uint64_t>(static_cast<double>(bytes_in) / seconds) : 0).c_str());
+  return 0;
+}
+
+int cmd_verify(const std::string& path) {
+  VerifyStats stats;
+  Status st = verify_blob(path, &stats);
+  if (!st) return fail(st.message());
+  std::printf("%s: OK: %d tensors, %s checked, every checksum matches (%.2f s, %s/s)\n", path.c_str(), stats.tensors,
+              human_bytes(stats.bytes_checked).c_str(), stats.seconds,
+              human_bytes(stats.seconds > 0 ? static_cast<uint64_t>(static_cast<double>(stats.bytes_checked) / stats.seconds)
+                                            : 0)
+                  .c_str());
+  return 0;
+}
+
+}  // namespace sarai::cli

@@ -1,0 +1,141 @@
+// sarai-rt inspect: describe a model (.onnx, or a .sarai blob with its
+// metadata and tensor table).
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "kernels/kernels.h"
+#include "loader/blob_reader.h"
+#include "loader/onnx_loader.h"
+#include "runtime/session.h"
+#include "tools/cli.h"
+
+namespace sarai::cli {
+
+namespace {
+
+const char* layout_name(blob::Layout l) {
+  return l == blob::Layout::kPackedN16K4 ? "packed n16k4" : "plain";
+}
+const char* scheme_name(blob::Scheme s) {
+  switch (s) {
+    case blob::Scheme::kNone: return "-";
+    case blob::Scheme::kInt8PerChannel: return "int8/channel";
+    case blob::Scheme::kInt8PerTensor: return "int8/tensor";
+  }
+  return "?";
+}
+
+// The blob-only part: format, sections, metadata, the tensor table with
+// each quantized weight's scheme, axis and scale range.
+void print_blob_details(const BlobInfo& info, const Model& m) {
+  std::printf("format: .sarai version %u, weight layout version %u, %s\n", info.header.format_version,
+              info.header.weight_layout_version, human_bytes(info.header.file_size).c_str());
+  std::printf("sections:\n");
+  const char* kinds[] = {"?", "META", "GRAPH", "TENSORS", "DATA"};
+  for (const blob::BlobSection& s : info.sections) {
+    auto k = static_cast<uint32_t>(s.kind);
+    std::printf("  %-8s offset %12llu  size %12llu  crc32c %08x\n", k < 5 ? kinds[k] : "?",
+                static_cast<unsigned long long>(s.offset), static_cast<unsigned long long>(s.size), s.crc32c);
+  }
+  std::printf("metadata:\n");
+  for (const auto& [k, v] : info.metadata)
+    if (k.rfind("choice:", 0) != 0) std::printf("  %s: %s\n", k.c_str(), v.c_str());
+  std::printf("tensors (%zu):\n", info.tensors.size());
+  std::printf("  %-44s %-8s %-20s %-13s %-12s %5s %12s\n", "name", "dtype", "dims", "layout", "scheme", "axis", "bytes");
+  for (const BlobTensorInfo& t : info.tensors) {
+    std::string scales;
+    if (t.entry.scale_tensor >= 0 && static_cast<size_t>(t.entry.scale_tensor) < info.tensors.size()) {
+      // Scale range straight from the mapping, through the model's view of it.
+      const std::string& sname = info.tensors[static_cast<size_t>(t.entry.scale_tensor)].name;
+      int v = m.graph.find_value(sname);
+      if (v != kNoValue && m.graph.values[static_cast<size_t>(v)].is_initializer) {
+        const Tensor& st = m.graph.values[static_cast<size_t>(v)].initializer;
+        if (st.dtype() == DType::kFloat32 && st.numel() > 0) {
+          float lo = st.data<float>()[0], hi = lo;
+          for (int64_t i = 1; i < st.numel(); ++i) {
+            lo = std::min(lo, st.data<float>()[i]);
+            hi = std::max(hi, st.data<float>()[i]);
+          }
+          char buf[64];
+          std::snprintf(buf, sizeof buf, "  scales %.3g..%.3g", lo, hi);
+          scales = buf;
+        }
+      }
+    }
+    std::string name = t.name.size() > 44 ? "..." + t.name.substr(t.name.size() - 41) : t.name;
+    std::printf("  %-44s %-8s %-20s %-13s %-12s %5d %12llu%s\n", name.c_str(), dtype_name(t.dtype),
+                shape_to_string(t.dims).c_str(), layout_name(t.entry.layout), scheme_name(t.entry.scheme), t.entry.axis,
+                static_cast<unsigned long long>(t.entry.size), scales.c_str());
+  }
+  int choices = 0;
+  for (const auto& [k, v] : info.metadata) choices += k.rfind("choice:", 0) == 0;
+  if (choices) {
+    std::printf("quantization choices (%d weights):\n", choices);
+    for (const auto& [k, v] : info.metadata)
+      if (k.rfind("choice:", 0) == 0) std::printf("  %s: %s\n", k.substr(7).c_str(), v.c_str());
+  }
+}
+
+}  // namespace
+
+int cmd_inspect(const std::string& path) {
+  const bool is_blob = looks_like_blob(path);
+  BlobInfo info;
+  auto loaded = is_blob ? load_blob(path, /*verify=*/false, &info) : load_onnx(path);
+  if (!loaded) return fail(loaded.message());
+  const Model& m = **loaded;
+  const Graph& g = m.graph;
+  std::printf("model: %s\n", path.c_str());
+  if (is_blob) {
+    print_blob_details(info, m);
+  } else {
+    std::printf("producer: %s %s, IR version %lld\n", m.producer_name.empty() ? "(unknown)" : m.producer_name.c_str(),
+                m.producer_version.c_str(), static_cast<long long>(m.ir_version));
+  }
+  std::printf("opset: %lld (default domain)\n", static_cast<long long>(g.opset));
+  std::printf("inputs:\n");
+  for (int id : g.inputs) {
+    const Value& v = g.values[static_cast<size_t>(id)];
+    std::printf("  %s: %s\n", v.name.c_str(), describe_value_type(v).c_str());
+  }
+  std::printf("outputs:\n");
+  for (int id : g.outputs) {
+    const Value& v = g.values[static_cast<size_t>(id)];
+    std::printf("  %s: %s\n", v.name.c_str(), describe_value_type(v).c_str());
+  }
+  KernelTable kernels;
+  register_fp32_kernels(kernels);
+  std::map<std::string, int> hist;
+  for (const Node& n : g.nodes) hist[KernelTable::key(n.domain, n.op_type)]++;
+  std::vector<std::pair<std::string, int>> ops(hist.begin(), hist.end());
+  std::stable_sort(ops.begin(), ops.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+  std::printf("ops (%zu nodes):\n", g.nodes.size());
+  int unsupported = 0;
+  for (const auto& [op, count] : ops) {
+    auto sep = op.find("::");
+    bool ok = sep == std::string::npos ? kernels.find(op, g.opset) != nullptr
+                                       : kernels.find(op.substr(sep + 2), g.opset, op.substr(0, sep)) != nullptr;
+    unsupported += !ok;
+    std::printf("  %-24s %6d%s\n", op.c_str(), count, ok ? "" : "  (unsupported)");
+  }
+  int64_t count = 0;
+  uint64_t bytes = 0;
+  int n_init = 0;
+  for (const Value& v : g.values)
+    if (v.is_initializer) { ++n_init; count += v.initializer.numel(); bytes += v.initializer.nbytes(); }
+  std::printf("parameters: %lld in %d initializers, %s\n", static_cast<long long>(count), n_init, human_bytes(bytes).c_str());
+  if (is_blob) {
+    // weights live in the blob itself
+  } else if (m.external_data.empty()) {
+    std::printf("external data: none\n");
+  } else {
+    std::printf("external data:\n");
+    for (const ExternalDataFile& f : m.external_data)
+      std::printf("  %s: %s, %d tensors, %s referenced\n", f.location.c_str(), human_bytes(f.file_size).c_str(),
+                  f.tensor_count, human_bytes(f.bytes_used).c_str());
+  }
+  if (unsupported) std::printf("note: %d op type%s not supported by this runtime\n", unsupported, unsupported > 1 ? "s are" : " is");
+  return 0;
+}
+}  // namespace sarai::cli

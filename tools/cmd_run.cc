@@ -1,0 +1,136 @@
+// sarai-rt run: load a model (.onnx or .sarai), run it, write its outputs.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "kernels/kernels.h"
+#include "loader/npy.h"
+#include "runtime/session.h"
+#include "tools/cli.h"
+
+namespace fs = std::filesystem;
+
+namespace sarai::cli {
+namespace {
+
+// Time per op type over all runs, largest first, with each op's share.
+void print_profile(const Session& session, int runs) {
+  const Graph& g = session.graph();
+  std::map<std::string, std::pair<double, int>> by_op;
+  double total = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    auto& e = by_op[g.nodes[i].op_type];
+    e.first += session.node_times_ms()[i] / runs;
+    e.second += 1;
+    total += session.node_times_ms()[i] / runs;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> rows(by_op.begin(), by_op.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.second.first > y.second.first; });
+  std::printf("profile (mean per run, by op type):\n");
+  for (const auto& [op, v] : rows)
+    std::printf("  %-22s %10.3f ms %5.1f %%  (%d node%s)\n", op.c_str(), v.first, total > 0 ? 100 * v.first / total : 0.0,
+                v.second, v.second == 1 ? "" : "s");
+}
+
+}  // namespace
+
+int cmd_run(const RunArgs& a) {
+  auto model = load_model(a.model, a.verify);
+  if (!model) return fail(model.message());
+  KernelTable kernels;
+  register_fp32_kernels(kernels);
+  SessionOptions opts;
+  opts.num_threads = a.threads;
+  opts.profile = a.profile;
+  auto session = Session::create(*model, kernels, opts);
+  if (!session) return fail(session.message());
+  const Graph& g = (*session)->graph();
+
+  std::vector<NamedTensor> inputs;
+  auto seen = [&](const std::string& name) {
+    return std::any_of(inputs.begin(), inputs.end(), [&](const NamedTensor& t) { return t.name == name; });
+  };
+  for (const std::string& spec : a.inputs) {
+    std::string name, file;
+    if (!split_assignment(spec, &name, &file)) return fail("--input '" + spec + "' must be NAME=FILE.npy");
+    if (seen(name)) return fail("input '" + name + "' is given twice");
+    auto t = read_npy(file);
+    if (!t) return fail(t.message());
+    NamedTensor in{name, std::move(*t)};
+    Status st = (*session)->check_input(in);
+    if (!st) return fail(file + ": " + st.message());
+    inputs.push_back(std::move(in));
+  }
+  std::mt19937_64 rng(a.seed);
+  for (const std::string& spec : a.randoms) {
+    std::string name, dims;
+    if (!split_assignment(spec, &name, &dims)) return fail("--random '" + spec + "' must be NAME=DxDxD");
+    if (seen(name)) return fail("input '" + name + "' is given twice");
+    auto shape = parse_dims(dims);
+    if (!shape) return fail("--random " + spec + ": " + shape.message());
+    int id = g.find_value(name);
+    DType dtype = id == kNoValue ? DType::kFloat32 : g.values[static_cast<size_t>(id)].dtype;
+    if (dtype == DType::kUndefined) dtype = DType::kFloat32;
+    NamedTensor in{name, random_input(dtype, *shape, rng)};
+    Status st = (*session)->check_input(in);
+    if (!st) return fail("--random " + spec + ": " + st.message());
+    inputs.push_back(std::move(in));
+  }
+
+  std::printf("model %s: %zu nodes, %d thread%s\n", a.model.c_str(), g.nodes.size(), (*session)->num_threads(),
+              (*session)->num_threads() == 1 ? "" : "s");
+  std::vector<NamedTensor> outputs;
+  std::vector<double> times;
+  for (int r = 0; r < a.runs; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto out = (*session)->run(inputs);
+    auto t1 = std::chrono::steady_clock::now();
+    if (!out) return fail(out.message());
+    double ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    times.push_back(ms);
+    std::printf("run %d: %.3f ms\n", r + 1, ms);
+    outputs = std::move(*out);
+  }
+  if (times.size() > 1) {
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    size_t n = sorted.size();
+    double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    std::printf("median of %zu runs: %.3f ms (min %.3f, max %.3f)\n", n, median, sorted.front(), sorted.back());
+  }
+
+  if (a.profile) print_profile(**session, a.runs);
+  if (!a.output_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(a.output_dir, ec);
+    if (ec) return fail(a.output_dir + ": cannot create folder: " + ec.message());
+  }
+  for (const NamedTensor& o : outputs) {
+    const Tensor& t = o.tensor;
+    std::string line = "output '" + o.name + "': " + dtype_name(t.dtype()) + " " + shape_to_string(t.shape());
+    if (t.numel() > 0 && (t.dtype() == DType::kFloat32 || t.dtype() == DType::kFloat64 || t.dtype() == DType::kFloat16)) {
+      double lo = INFINITY, hi = -INFINITY, sum = 0;
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        double v = t.float_at(i);
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+        sum += v;
+      }
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "  min %.6g  max %.6g  mean %.6g", lo, hi, sum / t.numel());
+      line += buf;
+    }
+    if (!a.output_dir.empty()) {
+      std::string path = (fs::path(a.output_dir) / file_name_for(o.name)).string();
+      Status st = write_npy(path, t);
+      if (!st) return fail(st.message());
+      line += "  -> " + path;
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
+}  // namespace sarai::cli

@@ -13,6 +13,7 @@ packages=(
   libdnnl-dev libxsimd-dev libmimalloc-dev libcli11-dev
   libgtest-dev libbenchmark-dev
   python3-onnx python3-numpy
+  clang libclang-rt-14-dev libomp-14-dev
 )
 # Node.js runs ONNX Runtime for the comparisons; the machine may have its own.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

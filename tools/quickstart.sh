@@ -13,3 +13,12 @@ echo "== sarai-rt inspect $model"
 echo
 echo "== sarai-rt run $model (30 s of audio: 3000 mel frames, random input)"
 "$bin" run "$model" --random mel=1x80x3000 --runs 3 --output-dir build/quickstart-out
+echo
+echo "== sarai-rt convert: INT8 per output channel into a .sarai blob"
+"$bin" convert "$model" -o build/quickstart-out/whisper_tiny_encoder.sarai
+echo
+echo "== sarai-rt verify"
+"$bin" verify build/quickstart-out/whisper_tiny_encoder.sarai
+echo
+echo "== sarai-rt run the blob (INT8 reference kernels)"
+"$bin" run build/quickstart-out/whisper_tiny_encoder.sarai --random mel=1x80x3000 --output-dir build/quickstart-out/int8

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/conv_geometry.h"
 #include "kernels/kernels.h"
 #include "kernels/util.h"
 #include "oneapi/dnnl/dnnl.h"
@@ -26,7 +27,6 @@ namespace {
 
 using Ints = std::vector<int64_t>;
 
-std::string ints_str(const Ints& v) { return shape_to_string(v); }
 
 Status sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
              const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -45,62 +45,7 @@ Status sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int6
   return Status::ok();
 }
 
-// The attributes shared by Conv and ConvTranspose, resolved against the
-// actual shapes: everything per spatial dim.
-struct ConvGeometry {
-  int nsp = 0;           // number of spatial dims
-  Ints in, out, kernel;  // spatial sizes
-  Ints strides, dilations, pad_begin, pad_end;
-  int64_t in_size() const { return numel_of(in); }
-  int64_t out_size() const { return numel_of(out); }
-  int64_t kernel_size() const { return numel_of(kernel); }
-};
-
-// Reads kernel_shape/strides/dilations/pads (not auto_pad) and validates
-// their lengths and values. `w_spatial` is W's spatial shape.
-Status read_common_attrs(const Node& node, const Shape& x, const Shape& w, ConvGeometry* g) {
-  g->nsp = static_cast<int>(x.size()) - 2;
-  g->in.assign(x.begin() + 2, x.end());
-  Ints w_spatial(w.begin() + 2, w.end());
-  const size_t n = static_cast<size_t>(g->nsp);
-  g->kernel = node.attr_ints("kernel_shape", w_spatial);
-  if (g->kernel != w_spatial)
-    return Status::error("kernel_shape " + ints_str(g->kernel) + " does not match W " +
-                         shape_to_string(w) + " (spatial dims " + ints_str(w_spatial) + ")");
-  g->strides = node.attr_ints("strides", Ints(n, 1));
-  g->dilations = node.attr_ints("dilations", Ints(n, 1));
-  if (g->strides.size() != n)
-    return Status::error("strides " + ints_str(g->strides) + " must have " + std::to_string(n) +
-                         " values for input " + shape_to_string(x));
-  if (g->dilations.size() != n)
-    return Status::error("dilations " + ints_str(g->dilations) + " must have " + std::to_string(n) +
-                         " values for input " + shape_to_string(x));
-  for (size_t i = 0; i < n; ++i) {
-    if (g->kernel[i] < 1)
-      return Status::error("kernel_shape " + ints_str(g->kernel) + " must be >= 1");
-    if (g->strides[i] < 1)
-      return Status::error("strides " + ints_str(g->strides) + " must be >= 1");
-    if (g->dilations[i] < 1)
-      return Status::error("dilations " + ints_str(g->dilations) + " must be >= 1");
-  }
-  Ints pads = node.attr_ints("pads", Ints(2 * n, 0));
-  if (pads.size() != 2 * n)
-    return Status::error("pads " + ints_str(pads) + " must have " + std::to_string(2 * n) +
-                         " values (begin and end per spatial dim) for input " + shape_to_string(x));
-  for (int64_t p : pads)
-    if (p < 0) return Status::error("pads " + ints_str(pads) + " must be >= 0");
-  g->pad_begin.assign(pads.begin(), pads.begin() + static_cast<long>(n));
-  g->pad_end.assign(pads.begin() + static_cast<long>(n), pads.end());
-  return Status::ok();
-}
-
-Expected<std::string> read_auto_pad(const Node& node) {
-  std::string ap = node.attr_string("auto_pad", "NOTSET");
-  if (ap != "NOTSET" && ap != "SAME_UPPER" && ap != "SAME_LOWER" && ap != "VALID")
-    return Status::error("auto_pad '" + ap +
-                         "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
-  return ap;
-}
+using convgeo::ConvGeometry;
 
 // Shape checks shared by both ops: X is [N, C, spatial...], W has X's rank,
 // B (if given) is 1-D of length `bias_len`.
@@ -289,46 +234,9 @@ Status Conv(KernelContext& ctx) {
   const Node& node = ctx.node();
   const int64_t n = x.dim(0), c = x.dim(1), m = w.dim(0);
   const int64_t group = node.attr_int("group", 1);
-  if (group < 1) return Status::error("group " + std::to_string(group) + " must be >= 1");
-  if (c % group != 0)
-    return Status::error("input channels " + std::to_string(c) + " of X " +
-                         shape_to_string(x.shape()) + " are not divisible by group " +
-                         std::to_string(group));
-  if (w.dim(1) != c / group)
-    return Status::error("W " + shape_to_string(w.shape()) + " has " + std::to_string(w.dim(1)) +
-                         " input channels per group but X " + shape_to_string(x.shape()) +
-                         " with group " + std::to_string(group) + " needs " +
-                         std::to_string(c / group));
-  if (m % group != 0)
-    return Status::error("output channels " + std::to_string(m) + " of W " +
-                         shape_to_string(w.shape()) + " are not divisible by group " +
-                         std::to_string(group));
-  SARAI_RETURN_IF_ERROR(check_bias(ctx, m));
-
   ConvGeometry g;
-  SARAI_RETURN_IF_ERROR(read_common_attrs(node, x.shape(), w.shape(), &g));
-  SARAI_ASSIGN_OR_RETURN(std::string auto_pad, read_auto_pad(node));
-  g.out.resize(static_cast<size_t>(g.nsp));
-  for (size_t i = 0; i < static_cast<size_t>(g.nsp); ++i) {
-    const int64_t ek = (g.kernel[i] - 1) * g.dilations[i] + 1;  // dilated kernel extent
-    const int64_t s = g.strides[i];
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      g.out[i] = (g.in[i] + s - 1) / s;
-      const int64_t total = std::max<int64_t>(0, (g.out[i] - 1) * s + ek - g.in[i]);
-      g.pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      g.pad_end[i] = total - g.pad_begin[i];
-    } else {
-      if (auto_pad == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
-      const int64_t padded = g.in[i] + g.pad_begin[i] + g.pad_end[i];
-      if (ek > padded)
-        return Status::error("kernel " + ints_str(g.kernel) + " with dilations " +
-                             ints_str(g.dilations) + " is larger than the padded input " +
-                             shape_to_string(x.shape()) + " (pads " + ints_str(g.pad_begin) +
-                             " + " + ints_str(g.pad_end) + ") along spatial dim " +
-                             std::to_string(i));
-      g.out[i] = (padded - ek) / s + 1;
-    }
-  }
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(node, x.shape(), w.shape(), group, &g));
+  SARAI_RETURN_IF_ERROR(check_bias(ctx, m));
 
   Shape out_shape = {n, m};
   out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
@@ -374,71 +282,10 @@ Status ConvTranspose(KernelContext& ctx) {
   const Node& node = ctx.node();
   const int64_t n = x.dim(0), c = x.dim(1);
   const int64_t group = node.attr_int("group", 1);
-  if (group < 1) return Status::error("group " + std::to_string(group) + " must be >= 1");
-  if (w.dim(0) != c)
-    return Status::error("W " + shape_to_string(w.shape()) + " must have " + std::to_string(c) +
-                         " input channels (dim 0) to match X " + shape_to_string(x.shape()));
-  if (c % group != 0)
-    return Status::error("input channels " + std::to_string(c) + " of X " +
-                         shape_to_string(x.shape()) + " are not divisible by group " +
-                         std::to_string(group));
+  ConvGeometry g;
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv_transpose(node, x.shape(), w.shape(), group, &g));
   const int64_t mg = w.dim(1), m = mg * group;
   SARAI_RETURN_IF_ERROR(check_bias(ctx, m));
-
-  ConvGeometry g;
-  SARAI_RETURN_IF_ERROR(read_common_attrs(node, x.shape(), w.shape(), &g));
-  SARAI_ASSIGN_OR_RETURN(std::string auto_pad, read_auto_pad(node));
-  const size_t nsp = static_cast<size_t>(g.nsp);
-  Ints out_pad = node.attr_ints("output_padding", Ints(nsp, 0));
-  if (out_pad.size() != nsp)
-    return Status::error("output_padding " + ints_str(out_pad) + " must have " +
-                         std::to_string(nsp) + " values");
-  for (int64_t p : out_pad)
-    if (p < 0) return Status::error("output_padding " + ints_str(out_pad) + " must be >= 0");
-  Ints out_shape_attr = node.attr_ints("output_shape");
-  if (!out_shape_attr.empty()) {
-    // Either the spatial dims or the whole shape; keep the spatial dims.
-    if (out_shape_attr.size() == nsp + 2)
-      out_shape_attr.erase(out_shape_attr.begin(), out_shape_attr.begin() + 2);
-    if (out_shape_attr.size() != nsp)
-      return Status::error("output_shape " + ints_str(node.attr_ints("output_shape")) +
-                           " must have " + std::to_string(nsp) + " spatial dims for X " +
-                           shape_to_string(x.shape()));
-  }
-
-  g.out.resize(nsp);
-  for (size_t i = 0; i < nsp; ++i) {
-    const int64_t ek = (g.kernel[i] - 1) * g.dilations[i] + 1;
-    // Size of the output before padding is cut off.
-    const int64_t full = g.strides[i] * (g.in[i] - 1) + out_pad[i] + ek;
-    int64_t want = -1;
-    if (!out_shape_attr.empty())
-      want = out_shape_attr[i];
-    else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER")
-      want = g.in[i] * g.strides[i];
-    if (want >= 0) {
-      // total_padding = full - output_shape, split as the spec says
-      // (SAME_UPPER puts the smaller half first).
-      const int64_t total = full - want;
-      if (total < 0) {
-        g.pad_begin[i] = 0;  // output longer than the data: zeros at the end
-      } else if (auto_pad == "SAME_UPPER") {
-        g.pad_begin[i] = total / 2;
-      } else {
-        g.pad_begin[i] = total - total / 2;
-      }
-      g.pad_end[i] = total - g.pad_begin[i];
-      g.out[i] = want;
-    } else {
-      if (auto_pad == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
-      g.out[i] = full - g.pad_begin[i] - g.pad_end[i];
-    }
-    if (g.out[i] <= 0)
-      return Status::error("output spatial dim " + std::to_string(i) + " would be " +
-                           std::to_string(g.out[i]) + " for X " + shape_to_string(x.shape()) +
-                           ", W " + shape_to_string(w.shape()) + ", pads " + ints_str(g.pad_begin) +
-                           " + " + ints_str(g.pad_end));
-  }
 
   Shape out_shape = {n, m};
   out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());

@@ -1,8 +1,7 @@
-// Conv / ConvTranspose attribute and output-shape logic, shared by the
-// quantized convolutions (QConv, QConvTranspose in qlinear.cc; ConvInteger
-// in quant_ops.cc). It is a copy of the logic in kernels/conv.cc (FP32),
-// kept in step with it by hand: the same attributes, defaults, checks and
-// messages, so a quantized conv accepts exactly what the float one does.
+// Conv / ConvTranspose attribute and output-shape logic, shared by every
+// convolution: the FP32 ones (conv.cc) and the quantized ones (QConv,
+// QConvTranspose in qlinear.cc; ConvInteger in quant_ops.cc), so a quantized
+// conv accepts exactly what the float one does, with the same messages.
 //
 // The weight shape is passed explicitly (not read from a tensor) because a
 // packed QConv weight is 1-D and carries its ONNX shape in the node's

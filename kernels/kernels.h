@@ -1,10 +1,11 @@
-// FP32 reference kernels for the default ONNX domain: the oracle that every
-// faster path (INT8, fused, vectorized) is tested against. Written for
-// clarity first; the heavy ones (MatMul, Gemm, Conv) call oneDNN's sgemm.
+// The runtime's kernels: the FP32 kernels of the default ONNX domain (the
+// oracle every faster path is tested against; the heavy ones call oneDNN's
+// sgemm), the ONNX quantization ops, and the INT8 reference kernels of the
+// quantized ops in domain "sarai".
 //
 // Each function implements one ONNX op across the opsets the runtime
 // supports (9-21), including the attribute forms of older opsets; see
-// runtime/kernel.h for the contract. register_fp32_kernels() in registry.cc
+// runtime/kernel.h for the contract. register_kernels() in registry.cc
 // is the one place that maps op names to these functions.
 #pragma once
 
@@ -12,7 +13,7 @@
 
 namespace sarai {
 
-void register_fp32_kernels(KernelTable& table);
+void register_kernels(KernelTable& table);
 
 namespace kernels {
 

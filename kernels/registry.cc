@@ -4,7 +4,7 @@
 
 namespace sarai {
 
-void register_fp32_kernels(KernelTable& t) {
+void register_kernels(KernelTable& t) {
   using namespace kernels;
   t.add("Add", Add);
   t.add("Sub", Sub);

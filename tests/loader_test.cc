@@ -331,7 +331,7 @@ TEST(SessionErrors, EveryUnsupportedOpInOneMessage) {
   auto m = load_onnx(dir + "/model.onnx");
   ASSERT_TRUE(m.has_value()) << m.message();
   KernelTable table;
-  register_fp32_kernels(table);
+  register_kernels(table);
   auto s = Session::create(*m, table);
   ASSERT_FALSE(s.has_value());
   EXPECT_CONTAINS(s.message(), "model.onnx: 2 unsupported ops at opset 17: BarOp (1 node, e.g. 'bar1'), FooOp (2 nodes, e.g. 'foo1')");
@@ -343,7 +343,7 @@ TEST(SessionErrors, InputChecks) {
   auto m = load_onnx(dir + "/model.onnx");
   ASSERT_TRUE(m.has_value());
   KernelTable table;
-  register_fp32_kernels(table);
+  register_kernels(table);
   auto s = Session::create(*m, table, SessionOptions{1});
   ASSERT_TRUE(s.has_value()) << s.message();
   auto err = [&](std::vector<NamedTensor> in) {
@@ -376,7 +376,7 @@ TEST(SessionErrors, SymbolicDimsMustAgreeAcrossInputs) {
   auto m = load_onnx(dir + "/model.onnx");
   ASSERT_TRUE(m.has_value()) << m.message();
   KernelTable table;
-  register_fp32_kernels(table);
+  register_kernels(table);
   auto s = Session::create(*m, table, SessionOptions{1});
   ASSERT_TRUE(s.has_value());
   auto r = (*s)->run({{"x", Tensor::allocate(DType::kFloat32, {2, 5})}, {"w", Tensor::allocate(DType::kFloat32, {2, 7})}});

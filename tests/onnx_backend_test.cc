@@ -62,7 +62,7 @@ struct Case {
 
 std::vector<Case> applicable_cases() {
   KernelTable table;
-  register_fp32_kernels(table);
+  register_kernels(table);
   std::vector<Case> cases;
   std::ifstream index(data_dir() + "/index.tsv");
   std::string line;
@@ -122,7 +122,7 @@ TEST_P(OnnxNodeTest, MatchesExpectedOutputs) {
   auto model = load_onnx(model_path_for(dir));
   ASSERT_TRUE(model.has_value()) << model.message();
   KernelTable table;
-  register_fp32_kernels(table);
+  register_kernels(table);
   auto session = Session::create(*model, table, SessionOptions{1});
   ASSERT_TRUE(session.has_value()) << session.message();
   const Graph& g = (*session)->graph();

@@ -178,7 +178,7 @@ std::vector<NamedTensor> run_model(const std::string& path, const std::vector<Na
   EXPECT_TRUE(m.has_value()) << m.message();
   if (!m) return {};
   KernelTable table;
-  register_fp32_kernels(table);
+  register_kernels(table);
   auto s = Session::create(*m, table, SessionOptions{1});
   EXPECT_TRUE(s.has_value()) << s.message();
   if (!s) return {};

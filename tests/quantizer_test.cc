@@ -979,7 +979,7 @@ void expect_blob_close_to_fp32(const std::string& fixture_name, const std::strin
   auto blob = load_blob(dir + "/m.sarai");
   ASSERT_TRUE(blob.has_value()) << blob.message();
   KernelTable table;
-  register_fp32_kernels(table);
+  register_kernels(table);
   Tensor x = test::random_tensor(shape, 7);
   std::vector<Tensor> outs;
   for (std::shared_ptr<Model> m : {*fp32, *blob}) {

@@ -105,7 +105,7 @@ int cmd_inspect(const std::string& path) {
     std::printf("  %s: %s\n", v.name.c_str(), describe_value_type(v).c_str());
   }
   KernelTable kernels;
-  register_fp32_kernels(kernels);
+  register_kernels(kernels);
   std::map<std::string, int> hist;
   for (const Node& n : g.nodes) hist[KernelTable::key(n.domain, n.op_type)]++;
   std::vector<std::pair<std::string, int>> ops(hist.begin(), hist.end());

@@ -41,7 +41,7 @@ int cmd_run(const RunArgs& a) {
   auto model = load_model(a.model, a.verify);
   if (!model) return fail(model.message());
   KernelTable kernels;
-  register_fp32_kernels(kernels);
+  register_kernels(kernels);
   SessionOptions opts;
   opts.num_threads = a.threads;
   opts.profile = a.profile;

@@ -29,6 +29,7 @@
 
 #include "kernels/int8_layout.h"
 #include "kernels/kernels.h"
+#include "kernels/qgemm.h"
 #include "kernels/quantize_activations.h"
 #include "runtime/parallel.h"
 
@@ -252,7 +253,7 @@ Status QMatMul(KernelContext& ctx) {
   std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
   const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
   std::vector<int32_t> acc(static_cast<size_t>(rows * n));
-  qref::gemm_u8s8_n16k4(rows, k, n, xq.data(), w.data<int8_t>(), acc.data());
+  qgemm_u8s8_n16k4(xq.data(), rows, k, /*lda=*/k, w.data<int8_t>(), n, acc.data(), /*ldc=*/n);
   epilogue(ctx, acc.data(), xp, /*outer=*/rows, /*channels=*/n, /*inner=*/1, /*compensate=*/true,
            y.mutable_data<float>());
   return Status::ok();

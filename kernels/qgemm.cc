@@ -1,82 +1,182 @@
-// Dispatch of the QMatMul int32 core (kernels/qgemm.h): cpuid + XCR0 +
-// SARAI_MAX_CPU_ISA, decided once into a function pointer.
+// The INT8 GEMM driver and its scalar micro-kernel (kernels/qgemm.h).
+//
+// Blocking: the output is cut into tasks of (up to kMB rows) × (one panel
+// group of uk.np * 16 channels). Tasks are numbered panel-group-major, so
+// consecutive tasks on one thread reuse the same weights (kKC * np * 16
+// bytes: 64 KB for AVX-512's 2 panels, in L2) across row blocks. Within a
+// task, K is walked in blocks of kKC, the micro-kernel accumulating into an
+// int32 buffer on the stack (kMB × 64 int32 = 16 KB, in L1); after the last
+// k-block the epilogue turns that buffer into y. Every output element is
+// computed by exactly one task, from the same sequence of integer additions
+// whatever the thread count, so results do not depend on threads.
+//
+// M = 1..16 (GEMV-like, the decoder's and streaming's case): a single row
+// block, so the tasks are the panel groups and each weight byte is read
+// once per call; the micro-kernel's row loop reuses it from registers.
 #include "kernels/qgemm.h"
 
-#include <cpuid.h>
-
-#include <cstdlib>
+#include <algorithm>
+#include <cassert>
 #include <cstring>
 
-#include "kernels/qlinear.h"
+#include "kernels/int8_layout.h"
+#include "runtime/parallel.h"
 
 namespace sarai::kernels {
 namespace {
 
-using QgemmFn = void (*)(const uint8_t*, int64_t, int64_t, int64_t, const int8_t*, int64_t,
-                         int32_t*, int64_t);
+constexpr int64_t kMB = 64;         // rows per task
+constexpr int64_t kKC = 2048;       // reduction per k-block (multiple of 4)
+constexpr int64_t kMaxCols = 64;    // np * 16 <= kMaxCols for every ukernel
+constexpr int64_t kBlockBytes = int8::kPanelN * int8::kGroupK;  // 64
 
-uint64_t xgetbv0() {
-  uint32_t eax, edx;
-  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-  return (static_cast<uint64_t>(edx) << 32) | eax;
+// --- scalar micro-kernel: the obvious loops, one output at a time.
+void tile_scalar(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
+                 int64_t panels, int64_t groups, int64_t kt, int32_t* c, int64_t ldc,
+                 bool accumulate) {
+  const int64_t kk = groups * int8::kGroupK + kt;
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < panels * int8::kPanelN; ++j) {
+      const int8_t* wj = w + (j / int8::kPanelN) * pstride + (j % int8::kPanelN) * int8::kGroupK;
+      int32_t s = accumulate ? c[i * ldc + j] : 0;
+      for (int64_t k = 0; k < kk; ++k)
+        s += static_cast<int32_t>(a[i * lda + k]) *
+             static_cast<int32_t>(wj[(k / int8::kGroupK) * kBlockBytes + k % int8::kGroupK]);
+      c[i * ldc + j] = s;
+    }
+  }
 }
 
-bool detect_avx512vnni() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-  if (!(c & (1u << 27))) return false;  // OSXSAVE: xgetbv is usable
-  if ((xgetbv0() & 0xe6) != 0xe6) return false;  // XMM, YMM, opmask, ZMM_Hi256, Hi16_ZMM
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  const bool avx512f = b & (1u << 16), avx512bw = b & (1u << 30), vnni = c & (1u << 11);
-  return avx512f && avx512bw && vnni;
+inline float epilogue_one(int32_t acc, int32_t comp, float cscale, float bias, const float* res,
+                          QgemmActivation act) {
+  float v = static_cast<float>(static_cast<int32_t>(static_cast<uint32_t>(acc) - static_cast<uint32_t>(comp)));
+  v = v * cscale;
+  v = v + bias;
+  if (res != nullptr) v = v + *res;
+  if (act == QgemmActivation::kRelu) v = v < 0.f ? 0.f : v;
+  return v;
 }
 
-// SARAI_MAX_CPU_ISA=sse2|avx2 caps below avx512 (anything else, or unset,
-// allows avx512), as in vec_dispatch.cc.
-bool capped_below_avx512() {
-  const char* env = std::getenv("SARAI_MAX_CPU_ISA");
-  if (env == nullptr) return false;
-  return std::strcmp(env, "sse2") == 0 || std::strcmp(env, "avx2") == 0;
-}
+const QgemmUkernel kScalar = {Isa::kScalar, 4, 1, tile_scalar, qgemm_epilogue_row_scalar};
 
-// qref's signature is (M, K, N, a, w, acc) with dense a and acc.
-void ref_core(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w, int64_t n,
-              int32_t* c, int64_t ldc) {
-  if (lda == k && ldc == n) {
-    qref::gemm_u8s8_n16k4(m, k, n, a, w, c);
+// One task's output: rows [m0, m0 + rows), channels [n0, n0 + cols).
+void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, const int32_t* acc,
+                    int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+  const int32_t* comp = ep.comp ? ep.comp + n0 : nullptr;
+  const float* cs = ep.cscale + n0;
+  const float* bias = ep.bias ? ep.bias + n0 : nullptr;
+  if (ep.ldy_n == 1 && (ep.residual == nullptr || ep.ldr_n == 1)) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t m = m0 + i;
+      const float* res = ep.residual ? ep.residual + m * ep.ldr_m + n0 : nullptr;
+      uk.epilogue_row(acc + i * ldacc, cols, comp, cs, bias, res, ep.act, ep.y + m * ep.ldy_m + n0);
+    }
     return;
   }
-  for (int64_t i = 0; i < m; ++i) qref::gemm_u8s8_n16k4(1, k, n, a + i * lda, w, c + i * ldc);
+  // Strided output (e.g. QConv writing [channel][position]): channel-major
+  // so each channel's run of positions is written contiguously when ldy_m == 1.
+  for (int64_t j = 0; j < cols; ++j) {
+    const int64_t n = n0 + j;
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t m = m0 + i;
+      const float* res = ep.residual ? ep.residual + m * ep.ldr_m + n * ep.ldr_n : nullptr;
+      ep.y[m * ep.ldy_m + n * ep.ldy_n] =
+          epilogue_one(acc[i * ldacc + j], comp ? comp[j] : 0, cs[j], bias ? bias[j] : 0.f, res, ep.act);
+    }
+  }
 }
 
-struct Choice {
-  QgemmFn fn;
-  const char* isa;
-};
-
-Choice choose() {
-  if (cpu_has_avx512vnni() && !capped_below_avx512())
-    return {qgemm_u8s8_n16k4_avx512vnni, "avx512vnni"};
-  return {ref_core, "ref"};
-}
-
-const Choice& chosen() {
-  static const Choice c = choose();
-  return c;
+// Runs the blocked loops; `sink(acc, ldacc, m0, rows, n0, cols)` consumes
+// each finished task.
+template <class Sink>
+void drive(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64_t lda,
+           const int8_t* w_packed, int64_t n, Sink&& sink) {
+  assert(m >= 0 && k >= 1 && n >= 1 && lda >= k);
+  assert(uk.np * int8::kPanelN <= kMaxCols && kMB % uk.mr == 0);
+  if (m == 0) return;
+  const int64_t kp = int8::round_up(k, int8::kGroupK);
+  const int64_t pstride = kp * int8::kPanelN;
+  const int64_t panels = (n + int8::kPanelN - 1) / int8::kPanelN;
+  const int64_t pgroups = (panels + uk.np - 1) / uk.np;
+  const int64_t mblocks = (m + kMB - 1) / kMB;
+  const int64_t tasks = pgroups * mblocks;
+  // Below ~4 M multiply-adds a thread team costs more than it saves.
+  const int64_t grain = m * n * k < (int64_t{1} << 22) ? tasks : 1;
+  parallel_for(tasks, grain, [&](int64_t begin, int64_t end) {
+    alignas(64) int32_t acc[kMB * kMaxCols];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t pg = t / mblocks, mb = t % mblocks;
+      const int64_t p0 = pg * uk.np, np = std::min<int64_t>(uk.np, panels - p0);
+      const int64_t n0 = p0 * int8::kPanelN, cols = std::min<int64_t>(np * int8::kPanelN, n - n0);
+      const int64_t m0 = mb * kMB, rows = std::min(kMB, m - m0);
+      const int64_t ldacc = np * int8::kPanelN;
+      for (int64_t k0 = 0; k0 < k; k0 += kKC) {
+        const int64_t k1 = std::min(k, k0 + kKC);
+        const int64_t groups = (k1 - k0) / int8::kGroupK, kt = (k1 - k0) % int8::kGroupK;
+        const int8_t* w = w_packed + p0 * pstride + (k0 / int8::kGroupK) * kBlockBytes;
+        for (int64_t r = 0; r < rows; r += uk.mr) {
+          const int64_t mr = std::min<int64_t>(uk.mr, rows - r);
+          uk.tile(a + (m0 + r) * lda + k0, lda, mr, w, pstride, np, groups, kt, acc + r * ldacc,
+                  ldacc, /*accumulate=*/k0 != 0);
+        }
+      }
+      sink(acc, ldacc, m0, rows, n0, cols);
+    }
+  });
 }
 
 }  // namespace
 
-bool cpu_has_avx512vnni() {
-  static const bool has = detect_avx512vnni();
-  return has;
+void qgemm_epilogue_row_scalar(const int32_t* acc, int64_t n, const int32_t* comp,
+                               const float* cscale, const float* bias, const float* residual,
+                               QgemmActivation act, float* y) {
+  for (int64_t j = 0; j < n; ++j)
+    y[j] = epilogue_one(acc[j], comp ? comp[j] : 0, cscale[j], bias ? bias[j] : 0.f,
+                        residual ? residual + j : nullptr, act);
 }
 
-const char* qgemm_u8s8_n16k4_isa() { return chosen().isa; }
+const QgemmUkernel& qgemm_ukernel_scalar() { return kScalar; }
 
-void qgemm_u8s8_n16k4(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
-                      int64_t n, int32_t* c, int64_t ldc) {
-  chosen().fn(a, m, k, lda, w_packed, n, c, ldc);
+const QgemmUkernel* qgemm_ukernel(Isa isa) {
+  if (!isa_supported(isa)) return nullptr;
+  switch (isa) {
+    case Isa::kScalar: return &qgemm_ukernel_scalar();
+    case Isa::kAvx2: return &qgemm_ukernel_avx2();
+    case Isa::kAvx2Vnni: return &qgemm_ukernel_avx2_vnni();
+    case Isa::kAvx512Vnni: return &qgemm_ukernel_avx512_vnni();
+    case Isa::kAmx: return nullptr;
+  }
+  return nullptr;
+}
+
+const QgemmUkernel& qgemm_default_ukernel() {
+  static const QgemmUkernel* uk = [] {
+    for (int i = static_cast<int>(max_isa()); i > 0; --i) {
+      const Isa isa = static_cast<Isa>(i);
+      if (const QgemmUkernel* u = qgemm_ukernel(isa); u != nullptr && isa_allowed(isa)) return u;
+    }
+    return &qgemm_ukernel_scalar();
+  }();
+  return *uk;
+}
+
+void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
+                int64_t n, const QgemmEpilogue& ep, const QgemmUkernel* uk) {
+  const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
+  drive(u, a, m, k, lda, w_packed, n,
+        [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+          apply_epilogue(u, ep, acc, ldacc, m0, rows, n0, cols);
+        });
+}
+
+void qgemm_u8s8_s32(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
+                    int64_t n, int32_t* c, int64_t ldc, const QgemmUkernel* uk) {
+  const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
+  drive(u, a, m, k, lda, w_packed, n,
+        [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+          for (int64_t i = 0; i < rows; ++i)
+            std::memcpy(c + (m0 + i) * ldc + n0, acc + i * ldacc, static_cast<size_t>(cols) * sizeof(int32_t));
+        });
 }
 
 }  // namespace sarai::kernels

@@ -1,35 +1,111 @@
-// The int32 core of QMatMul behind one dispatch function:
-//   c[m][n] = Σ_k a[m][k] * w[k][n]   (u8 × s8 → int32, exact)
-// with w read in place from the N16K4 layout (kernels/int8_layout.h), a
-// row-major with row stride lda, c row-major with row stride ldc. The result
-// equals qref::gemm_u8s8_n16k4 bit for bit (integer sums, no saturation:
-// vpdpbusd adds four u8·s8 products straight into int32), as long as
-// K <= qref::kMaxReduction.
+// The INT8 GEMM behind QMatMul and QConv:
 //
-// The implementation is chosen once per process, like vec_kernels(): the
-// AVX-512 VNNI micro-kernel when cpuid reports AVX512F + AVX512BW +
-// AVX512_VNNI, XCR0 says the OS saves opmask/ZMM state, and
-// SARAI_MAX_CPU_ISA (sse2|avx2|avx512) does not cap it below avx512;
-// otherwise the scalar reference.
+//   acc[m][n] = Σ_k a[m][k] * w[k][n]        (u8 × s8 → int32, exact)
+//   y[m][n]   = act(float(acc[m][n] - comp[n]) * cscale[n] + bias[n] + residual[m][n])
+//
+// with w read in place from the N16K4 layout (kernels/int8_layout.h) of a
+// mapped blob: never repacked, per run or per load. Bit-exact with the scalar
+// reference (qref::gemm_u8s8_n16k4 + the ops' float epilogue) on every ISA,
+// for every thread count, as long as K <= qref::kMaxReduction.
+//
+// Structure (BLIS/XNNPACK style): one portable driver (qgemm.cc) owns
+// blocking, threading and the epilogue; each ISA supplies a QgemmUkernel: a
+// register-tile micro-kernel and a vectorized epilogue row. The driver runs
+// the micro-kernel over a (row block × panel group) task into a small int32
+// buffer on the stack and applies the epilogue while that buffer is in L1,
+// so no M×N int32 matrix is ever written.
+//
+// ISAs (runtime/cpu_isa.h; SARAI_MAX_ISA caps the choice):
+//   avx512_vnni  qgemm_avx512vnni.cc   vpdpbusd zmm, 4 rows × 2 panels
+//   avx2_vnni    qgemm_avx2.cc         vpdpbusd ymm (AVX-VNNI)
+//   avx2         qgemm_avx2.cc         vpmaddubsw/vpmaddwd, exact (no pair saturation)
+//   scalar       qgemm.cc              plain C++
 #pragma once
 
 #include <cstdint>
 
+#include "runtime/cpu_isa.h"
+
 namespace sarai::kernels {
 
-void qgemm_u8s8_n16k4(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
-                      int64_t n, int32_t* c, int64_t ldc);
+enum class QgemmActivation : int { kNone = 0, kRelu = 1 };
 
-// The name of the implementation qgemm_u8s8_n16k4 uses: "avx512vnni" or "ref".
-const char* qgemm_u8s8_n16k4_isa();
+// The float epilogue. Per output (m, n), in this order and with these float
+// operations only (no FMA contraction: these files build with
+// -ffp-contract=off), so every ISA and the unfused graph agree bit for bit:
+//   v = float(acc - comp[n])            int32 subtraction, modular
+//   v = v * cscale[n] + bias[n]         (two roundings; bias 0 when absent)
+//   v = v + residual[m * ldr_m + n * ldr_n]   when residual != nullptr
+//   v = v < 0 ? 0 : v                   when act == kRelu (NaN stays NaN, -0 stays
+//                                       -0: the Relu op's formula)
+//   y[m * ldy_m + n * ldy_n] = v
+// comp[n] = z_x * wsum[n] (the activation zero point's compensation,
+// kernels/int8_layout.h); cscale[n] = s_x * scale[n].
+struct QgemmEpilogue {
+  const int32_t* comp = nullptr;    // [N]; nullptr: no compensation
+  const float* cscale = nullptr;    // [N], required
+  const float* bias = nullptr;      // [N]; nullptr: none
+  const float* residual = nullptr;  // nullptr: none
+  int64_t ldr_m = 0, ldr_n = 1;
+  QgemmActivation act = QgemmActivation::kNone;
+  float* y = nullptr;
+  int64_t ldy_m = 0, ldy_n = 1;
+};
 
-// True when the CPU and OS support the VNNI kernel (ignores SARAI_MAX_CPU_ISA).
-bool cpu_has_avx512vnni();
+// One ISA's pieces.
+struct QgemmUkernel {
+  Isa isa;
+  int mr;  // rows per full tile
+  int np;  // 16-channel panels per full tile (np * 16 columns)
+  // c[i * ldc + j] (+)= Σ_{g < groups} Σ_{t < 4} a[i * lda + 4g + t] * W(g, t, j)
+  //                    + (when kt > 0) Σ_{t < kt} a[i * lda + 4 groups + t] * W(groups, t, j)
+  // for i < rows (1..mr) and j < panels * 16 (panels 1..np), where W(g, t, j)
+  // is byte (j / 16) * pstride + g * 64 + (j % 16) * 4 + t of w: `w` points
+  // at the 64-byte block of the tile's first panel and first k-group,
+  // `pstride` is the byte distance between panels (Kp * 16). kt in 0..3: the
+  // reduction's last, partial group; the micro-kernel never reads a past
+  // a[i * lda + 4 groups + kt - 1]. accumulate = false overwrites c.
+  // Columns of padding channels (beyond N in the last panel) come out as 0
+  // (their weights are zero) and the driver ignores them.
+  void (*tile)(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
+               int64_t panels, int64_t groups, int64_t kt, int32_t* c, int64_t ldc,
+               bool accumulate);
+  // The epilogue over one row segment with contiguous output (ldy_n == 1,
+  // ldr_n == 1): for j < n, y[j] = epilogue(acc[j]) with comp, cscale, bias
+  // already offset to the segment's first channel (bias/comp may be null,
+  // residual may be null).
+  void (*epilogue_row)(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
+                       const float* bias, const float* residual, QgemmActivation act, float* y);
+};
 
-// The AVX-512 VNNI kernel itself (4 rows × 2 panels of 16 channels per tile,
-// K in groups of 4); call only when cpu_has_avx512vnni(). Threads over
-// (panel pairs × row blocks) with parallel_for when the problem is large.
-void qgemm_u8s8_n16k4_avx512vnni(const uint8_t* a, int64_t m, int64_t k, int64_t lda,
-                                 const int8_t* w_packed, int64_t n, int32_t* c, int64_t ldc);
+// The micro-kernel of one ISA, or nullptr when this build has none for it or
+// the CPU/OS lacks it (ignores SARAI_MAX_ISA; amx returns nullptr: no AMX
+// micro-kernel of our own yet).
+const QgemmUkernel* qgemm_ukernel(Isa isa);
+// The best micro-kernel allowed under max_isa(); never nullptr (scalar).
+const QgemmUkernel& qgemm_default_ukernel();
+
+// y = epilogue(a · W): a is row-major [m, k] with row stride lda (u8), W the
+// N16K4-packed [k, n] weights. Threads with parallel_for. uk = nullptr uses
+// qgemm_default_ukernel().
+void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
+                int64_t n, const QgemmEpilogue& ep, const QgemmUkernel* uk = nullptr);
+
+// The raw accumulators, c[i * ldc + j] = acc[i][j]: for tests and for ops
+// that need the integers.
+void qgemm_u8s8_s32(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
+                    int64_t n, int32_t* c, int64_t ldc, const QgemmUkernel* uk = nullptr);
+
+// The scalar epilogue_row, the reference the vector ones must equal.
+void qgemm_epilogue_row_scalar(const int32_t* acc, int64_t n, const int32_t* comp,
+                               const float* cscale, const float* bias, const float* residual,
+                               QgemmActivation act, float* y);
+
+// Per-ISA tables, defined in their files; call only through qgemm_ukernel()
+// (it checks the CPU).
+const QgemmUkernel& qgemm_ukernel_scalar();
+const QgemmUkernel& qgemm_ukernel_avx2();
+const QgemmUkernel& qgemm_ukernel_avx2_vnni();
+const QgemmUkernel& qgemm_ukernel_avx512_vnni();
 
 }  // namespace sarai::kernels

@@ -1,7 +1,6 @@
-// qgemm_u8s8_n16k4_avx512vnni (kernels/qgemm.h): the QMatMul int32 core for
-// AVX-512 VNNI, reading the N16K4 weights in place. This file is compiled
-// with -mavx512f -mavx512bw -mavx512vnni (top-level CMakeLists.txt) and is
-// only reached through qgemm_u8s8_n16k4 after cpuid/XCR0 checks.
+// The AVX-512 VNNI micro-kernel and epilogue of the INT8 GEMM
+// (kernels/qgemm.h), reading the N16K4 weights in place. Only reached
+// through qgemm_ukernel(Isa::kAvx512Vnni) after the cpuid/XCR0 checks.
 //
 // One 64-byte block of N16K4 (panel p, k-group g) holds, for each of the 16
 // channels of the panel, its 4 consecutive k values: exactly the s8 operand
@@ -12,16 +11,14 @@
 // in int32 without intermediate saturation, so the result equals the scalar
 // reference exactly. K tail: the weights are zero-padded to Kp = round_up(K, 4),
 // so the last partial group only needs its activation bytes zero-extended
-// (built from the valid bytes, never read past a[m][K-1]). N tail: channels
-// >= N of the last panel are computed on padding zeros and not stored
-// (masked store).
+// (built from the valid bytes, never read past a[m][K-1]).
 //
-// Tile: kMR rows × kNR panels = 8 zmm accumulators; per k-group kNR weight
-// loads + kMR broadcasts feed kMR*kNR vpdpbusd. K is blocked by kKC so one
-// tile's weights (kNR * kKC * 16 bytes = 64 KB) stay in L2 across the row
-// tiles of a row block; partial sums over k-blocks go through c. (kKC = 512,
-// 16 KB in L1, measured ~5 % slower at M=1500, K=N=2048 on this machine's
-// AMD EPYC: the extra pass over c costs more than the L1 residency saves.)
+// Tile: 4 rows × 2 panels = 8 zmm accumulators; per k-group 2 weight loads
+// + 4 broadcasts feed 8 vpdpbusd. The driver (qgemm.cc) blocks K by 2048 so
+// a tile's weights (2 * 2048 * 16 bytes = 64 KB) stay in L2 across the row
+// tiles of a row block. (A 512 k-block, 16 KB in L1, measured ~5 % slower at
+// M=1500, K=N=2048 on this machine's AMD EPYC: the extra pass over the
+// accumulators costs more than the L1 residency saves.)
 #include <immintrin.h>
 
 #include <algorithm>
@@ -30,7 +27,6 @@
 
 #include "kernels/int8_layout.h"
 #include "kernels/qgemm.h"
-#include "runtime/parallel.h"
 
 // Only this file's own functions get AVX-512 code: the headers above are
 // compiled for the baseline, so no shared inline function (std::min,
@@ -42,10 +38,6 @@
 namespace sarai::kernels {
 namespace {
 
-constexpr int kMR = 4;           // rows per tile
-constexpr int kNR = 2;           // 16-channel panels per tile
-constexpr int64_t kKC = 2048;    // k per block (multiple of 4)
-constexpr int64_t kMB = 64;      // rows per parallel task (multiple of kMR)
 constexpr int64_t kPanelBytesPerGroup = int8::kPanelN * int8::kGroupK;  // 64
 
 inline int32_t load_u32(const uint8_t* p) {
@@ -67,7 +59,7 @@ inline int32_t load_tail(const uint8_t* p, int64_t kt) {
 // `last_mask` masks the lanes of panel NR-1 (the N tail); other panels are full.
 template <int MR, int NR>
 void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t pstride, int64_t groups,
-          int64_t kt, int32_t* c, int64_t ldc, bool accumulate, __mmask16 last_mask) {
+          int64_t kt, int32_t* c, int64_t ldc, bool accumulate) {
   __m512i acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_si512();
@@ -91,16 +83,15 @@ void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t pstride, int64
   for (int i = 0; i < MR; ++i) {
     for (int j = 0; j < NR; ++j) {
       int32_t* out = c + i * ldc + j * int8::kPanelN;
-      const __mmask16 mask = j == NR - 1 ? last_mask : __mmask16(0xffff);
       __m512i v = acc[i][j];
-      if (accumulate) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mask, out));
-      _mm512_mask_storeu_epi32(out, mask, v);
+      if (accumulate) v = _mm512_add_epi32(v, _mm512_loadu_si512(out));
+      _mm512_storeu_si512(out, v);
     }
   }
 }
 
 using TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, int64_t,
-                        int32_t*, int64_t, bool, __mmask16);
+                        int32_t*, int64_t, bool);
 
 template <int NR>
 TileFn tile_for_rows(int64_t mr) {
@@ -112,42 +103,49 @@ TileFn tile_for_rows(int64_t mr) {
   }
 }
 
+void tile_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
+                     int64_t panels, int64_t groups, int64_t kt, int32_t* c, int64_t ldc,
+                     bool accumulate) {
+  const TileFn fn = panels == 2 ? tile_for_rows<2>(rows) : tile_for_rows<1>(rows);
+  fn(a, lda, w, pstride, groups, kt, c, ldc, accumulate);
+}
+
+// 16 outputs of the epilogue; `mask` selects the valid lanes. Separate mul
+// and add (this file builds with -ffp-contract=off): the scalar order.
+inline void epilogue16(const int32_t* acc, const int32_t* comp, const float* cscale,
+                       const float* bias, const float* residual, QgemmActivation act, float* y,
+                       __mmask16 mask) {
+  __m512i v = _mm512_maskz_loadu_epi32(mask, acc);
+  if (comp) v = _mm512_sub_epi32(v, _mm512_maskz_loadu_epi32(mask, comp));
+  // (maskz form: GCC 12 warns falsely on the plain one's undefined source)
+  __m512 f = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xffff, v), _mm512_maskz_loadu_ps(mask, cscale));
+  f = _mm512_add_ps(f, bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps());
+  if (residual) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(mask, residual));
+  if (act == QgemmActivation::kRelu) {
+    // v < 0 ? 0 : v: clear the lanes that compare less than zero (NaN, -0 kept).
+    const __mmask16 neg = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_LT_OQ);
+    f = _mm512_mask_mov_ps(f, neg, _mm512_setzero_ps());
+  }
+  _mm512_mask_storeu_ps(y, mask, f);
+}
+
+void epilogue_row_avx512(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
+                         const float* bias, const float* residual, QgemmActivation act, float* y) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    epilogue16(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
+               residual ? residual + j : nullptr, act, y + j, 0xffff);
+  if (j < n)
+    epilogue16(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
+               residual ? residual + j : nullptr, act, y + j,
+               static_cast<__mmask16>((1u << (n - j)) - 1u));
+}
+
+const QgemmUkernel kAvx512Vnni = {Isa::kAvx512Vnni, 4, 2, tile_avx512vnni, epilogue_row_avx512};
+
 }  // namespace
 
-void qgemm_u8s8_n16k4_avx512vnni(const uint8_t* a, int64_t m, int64_t k, int64_t lda,
-                                 const int8_t* w_packed, int64_t n, int32_t* c, int64_t ldc) {
-  static_assert(kMR == 4 && kKC % int8::kGroupK == 0 && kMB % kMR == 0);
-  assert(m >= 0 && k >= 1 && n >= 1 && lda >= k && ldc >= n);
-  if (m == 0) return;
-  const int64_t kp = int8::round_up(k, int8::kGroupK);
-  const int64_t pstride = kp * int8::kPanelN;  // bytes per panel
-  const int64_t panels = (n + int8::kPanelN - 1) / int8::kPanelN;
-  const int64_t pairs = (panels + kNR - 1) / kNR;
-  const int64_t mblocks = (m + kMB - 1) / kMB;
-  const int64_t tasks = pairs * mblocks;
-  // Below ~4 M multiply-adds a thread team costs more than it saves.
-  const int64_t grain = m * n * k < (int64_t{1} << 22) ? tasks : 1;
-  parallel_for(tasks, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t pair = t / mblocks, mb = t % mblocks;  // row blocks inner: weights reused
-      const int64_t p0 = pair * kNR, nr = std::min<int64_t>(kNR, panels - p0);
-      const int64_t n_last = std::min<int64_t>(n - (p0 + nr - 1) * int8::kPanelN, int8::kPanelN);
-      const __mmask16 last_mask = static_cast<__mmask16>((1u << n_last) - 1u);
-      const int64_t m0 = mb * kMB, m1 = std::min(m, m0 + kMB);
-      for (int64_t k0 = 0; k0 < k; k0 += kKC) {
-        const int64_t k1 = std::min(k, k0 + kKC);
-        const int64_t groups = (k1 - k0) / int8::kGroupK, kt = (k1 - k0) % int8::kGroupK;
-        const int8_t* w = w_packed + p0 * pstride + (k0 / int8::kGroupK) * kPanelBytesPerGroup;
-        for (int64_t r = m0; r < m1; r += kMR) {
-          const int64_t mr = std::min<int64_t>(kMR, m1 - r);
-          const TileFn fn = nr == 2 ? tile_for_rows<2>(mr) : tile_for_rows<1>(mr);
-          fn(a + r * lda + k0, lda, w, pstride, groups, kt, c + r * ldc + p0 * int8::kPanelN, ldc,
-             /*accumulate=*/k0 != 0, last_mask);
-        }
-      }
-    }
-  });
-}
+const QgemmUkernel& qgemm_ukernel_avx512_vnni() { return kAvx512Vnni; }
 
 }  // namespace sarai::kernels
 

@@ -195,6 +195,57 @@ void epilogue(const KernelContext& ctx, const int32_t* acc, QuantParams xp, int6
   });
 }
 
+// Per-channel constants of the epilogue: cscale[n] = s_x * scale[n] and
+// comp[n] = z_x * wsum[n] (modular int32, computed in int64 so a corrupt
+// wsum is defined behaviour).
+struct ChannelParams {
+  std::vector<float> cscale;
+  std::vector<int32_t> comp;
+};
+
+ChannelParams channel_params(const KernelContext& ctx, QuantParams xp, int64_t channels,
+                             bool compensate) {
+  const float* scale = ctx.input(2).data<float>();
+  const bool per_tensor = ctx.input(2).numel() == 1;
+  const int32_t* wsum = ctx.input(3).data<int32_t>();
+  ChannelParams p;
+  p.cscale.resize(static_cast<size_t>(channels));
+  p.comp.resize(static_cast<size_t>(channels));
+  for (int64_t n = 0; n < channels; ++n) {
+    p.cscale[static_cast<size_t>(n)] = xp.scale * scale[per_tensor ? 0 : n];
+    p.comp[static_cast<size_t>(n)] =
+        compensate ? static_cast<int32_t>(static_cast<uint32_t>(int64_t{xp.zero_point} * wsum[n])) : 0;
+  }
+  return p;
+}
+
+// What the graph fused into a quantized op (runtime/fuse.h): a residual
+// input (index 5, Y's exact shape, added after the bias) and an activation
+// (attribute "activation": "Relu"), applied in that order.
+struct Fusion {
+  const float* residual = nullptr;
+  QgemmActivation act = QgemmActivation::kNone;
+};
+
+Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
+  Fusion f;
+  const Node& node = ctx.node();
+  if (ctx.has_input(5)) {
+    const Tensor& r = ctx.input(5);
+    if (r.dtype() != DType::kFloat32 || r.shape() != y_shape)
+      return Status::error("fused residual " + shape_to_string(r.shape()) + " " +
+                           dtype_name(r.dtype()) + " must be float32 " + shape_to_string(y_shape) +
+                           " (the output's shape)");
+    f.residual = r.data<float>();
+  }
+  if (node.has_attr("activation")) {
+    const std::string act = node.attr_string("activation", "");
+    if (act != "Relu") return Status::error("attribute activation = \"" + act + "\" is not supported (Relu is)");
+    f.act = QgemmActivation::kRelu;
+  }
+  return f;
+}
+
 Expected<int64_t> positive_attr(const Node& node, const char* name, const char* meaning) {
   if (!node.has_attr(name))
     return Status::error(std::string("attribute ") + name + " (" + meaning + ") is missing");
@@ -244,18 +295,25 @@ Status QMatMul(KernelContext& ctx) {
   if (x.rank() < 1 || x.dim(x.rank() - 1) != k)
     return Status::error("input X " + shape_to_string(x.shape()) + " must end in K = " + str(k));
   SARAI_RETURN_IF_ERROR(check_channel_params(ctx, n));
-
+  const int64_t rows = x.numel() / k;
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(n);
+  SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
-  const int64_t rows = x.numel() / k;
   if (y.numel() == 0) return Status::ok();
   std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
   const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
-  std::vector<int32_t> acc(static_cast<size_t>(rows * n));
-  qgemm_u8s8_n16k4(xq.data(), rows, k, /*lda=*/k, w.data<int8_t>(), n, acc.data(), /*ldc=*/n);
-  epilogue(ctx, acc.data(), xp, /*outer=*/rows, /*channels=*/n, /*inner=*/1, /*compensate=*/true,
-           y.mutable_data<float>());
+  const ChannelParams cp = channel_params(ctx, xp, n, /*compensate=*/true);
+  QgemmEpilogue ep;
+  ep.comp = cp.comp.data();
+  ep.cscale = cp.cscale.data();
+  ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
+  ep.residual = fusion.residual;
+  ep.ldr_m = n;
+  ep.act = fusion.act;
+  ep.y = y.mutable_data<float>();
+  ep.ldy_m = n;
+  qgemm_u8s8(xq.data(), rows, k, /*lda=*/k, w.data<int8_t>(), n, ep);
   return Status::ok();
 }
 

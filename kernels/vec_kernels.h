@@ -3,8 +3,8 @@
 // AVX2+FMA, or the SSE2 baseline the binary is built for. The wide variants
 // live in vec_avx512.cc / vec_avx2.cc, compiled for their ISA with a
 // `#pragma GCC target` region, and the binary itself still runs on any
-// x86-64. Set SARAI_MAX_CPU_ISA=sse2|avx2|avx512 to cap the choice (like
-// oneDNN's ONEDNN_MAX_CPU_ISA), so one machine can test every path.
+// x86-64. SARAI_MAX_ISA (runtime/cpu_isa.h) caps the choice: scalar selects
+// sse2, avx2/avx2_vnni select avx2, so one machine can test every path.
 //
 // The kernels work on contiguous rows; the ops in activation.cc,
 // normalization.cc and elementwise.cc keep shapes, broadcasting, threading
@@ -49,7 +49,7 @@ struct VecKernels {
                         float eps, float* mean, float* inv_std);
 };
 
-// The table for this CPU (and SARAI_MAX_CPU_ISA), chosen on first use.
+// The table for max_isa() (runtime/cpu_isa.h), chosen on first use.
 const VecKernels& vec_kernels();
 
 // Per-ISA tables; the avx2/avx512 ones must only be called when the CPU and

@@ -1,5 +1,5 @@
 // VecKernels for the x86-64 baseline, SSE2 (4 floats per vector, no FMA);
-// see vec_kernels.h. Also what SARAI_MAX_CPU_ISA=sse2 selects.
+// see vec_kernels.h. Also what SARAI_MAX_ISA=scalar selects.
 #include <cstdint>
 
 #include "kernels/vec_kernels.h"

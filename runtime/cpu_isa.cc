@@ -1,0 +1,139 @@
+// cpuid/XCR0 detection and the SARAI_MAX_ISA cap (runtime/cpu_isa.h).
+#include "runtime/cpu_isa.h"
+
+#include <cpuid.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "oneapi/dnnl/dnnl.h"
+
+namespace sarai {
+namespace {
+
+constexpr const char* kNames[] = {"scalar", "avx2", "avx2_vnni", "avx512_vnni", "amx"};
+
+uint64_t xgetbv0() {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+struct Features {
+  bool avx2 = false;         // AVX2 + FMA, YMM state saved
+  bool avx_vnni = false;     // VEX vpdpbusd (cpuid 7.1 eax bit 4)
+  bool avx512_vnni = false;  // F + BW + VL + VNNI, opmask/ZMM state saved
+  bool amx_int8 = false;     // AMX-TILE + AMX-INT8, tile state enabled in XCR0
+};
+
+Features detect() {
+  Features f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
+  if (!osxsave || !avx || !fma) return f;
+  const uint64_t xcr0 = xgetbv0();
+  if ((xcr0 & 0x6) != 0x6) return f;  // XMM and YMM state
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const unsigned b7 = b, c7 = c, d7 = d;
+  f.avx2 = b7 & (1u << 5);
+  if (!f.avx2) return f;
+  unsigned a71 = 0, b71, c71, d71;
+  if (__get_cpuid_count(7, 1, &a71, &b71, &c71, &d71)) f.avx_vnni = a71 & (1u << 4);
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool avx512f = b7 & (1u << 16), avx512bw = b7 & (1u << 30), avx512vl = b7 & (1u << 31);
+  const bool avx512vnni = c7 & (1u << 11);
+  f.avx512_vnni = zmm_state && avx512f && avx512bw && avx512vl && avx512vnni;
+  const bool amx_tile = d7 & (1u << 24), amx_int8 = d7 & (1u << 25);
+  const bool tile_state = (xcr0 & (3ull << 17)) == (3ull << 17);  // XTILECFG, XTILEDATA
+  f.amx_int8 = f.avx512_vnni && amx_tile && amx_int8 && tile_state;
+  return f;
+}
+
+const Features& features() {
+  static const Features f = detect();
+  return f;
+}
+
+dnnl_cpu_isa_t onednn_cap(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return dnnl_cpu_isa_sse41;  // oneDNN's lowest level
+    case Isa::kAvx2: return dnnl_cpu_isa_avx2;
+    case Isa::kAvx2Vnni: return dnnl_cpu_isa_avx2_vnni;
+    case Isa::kAvx512Vnni: return dnnl_cpu_isa_avx512_core_vnni;
+    case Isa::kAmx: return dnnl_cpu_isa_avx512_core_amx;
+  }
+  return dnnl_cpu_isa_all;
+}
+
+const char* g_onednn_name = "ALL";
+
+Isa decide() {
+  Isa cap = Isa::kAmx;
+  bool capped = false;
+  if (const char* env = std::getenv("SARAI_MAX_ISA"); env != nullptr && *env != '\0') {
+    if (auto parsed = parse_isa(env)) {
+      cap = *parsed;
+      capped = true;
+    } else {
+      std::fprintf(stderr,
+                   "sarai-rt: ignoring SARAI_MAX_ISA=%s (expected scalar, avx2, avx2_vnni, "
+                   "avx512_vnni or amx)\n",
+                   env);
+    }
+  }
+  Isa best = Isa::kScalar;
+  for (int i = static_cast<int>(cap); i > 0; --i) {
+    if (isa_supported(static_cast<Isa>(i))) {
+      best = static_cast<Isa>(i);
+      break;
+    }
+  }
+  if (capped) {
+    // oneDNN reads ONEDNN_MAX_CPU_ISA itself; an explicit SARAI_MAX_ISA wins.
+    // The call fails once oneDNN has created a primitive; we run first.
+    static constexpr const char* kOnednn[] = {"SSE41", "AVX2", "AVX2_VNNI", "AVX512_CORE_VNNI",
+                                              "AVX512_CORE_AMX"};
+    if (dnnl_set_max_cpu_isa(onednn_cap(cap)) == dnnl_success)
+      g_onednn_name = kOnednn[static_cast<int>(cap)];
+  }
+  return best;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) { return kNames[static_cast<int>(isa)]; }
+
+std::optional<Isa> parse_isa(std::string_view name) {
+  for (int i = 0; i < 5; ++i)
+    if (name == kNames[i]) return static_cast<Isa>(i);
+  return std::nullopt;
+}
+
+bool isa_supported(Isa isa) {
+  const Features& f = features();
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return f.avx2;
+    case Isa::kAvx2Vnni: return f.avx2 && f.avx_vnni;
+    case Isa::kAvx512Vnni: return f.avx512_vnni;
+    case Isa::kAmx: return f.amx_int8;
+  }
+  return false;
+}
+
+Isa max_isa() {
+  static const Isa isa = decide();
+  return isa;
+}
+
+bool isa_allowed(Isa isa) {
+  return isa_supported(isa) && static_cast<int>(isa) <= static_cast<int>(max_isa());
+}
+
+const char* onednn_isa_name() {
+  max_isa();
+  return g_onednn_name;
+}
+
+}  // namespace sarai

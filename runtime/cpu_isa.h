@@ -1,0 +1,55 @@
+// Which instruction sets this process may use: read once from cpuid and
+// XCR0 (the CPU must have the instructions *and* the OS must save their
+// register state), capped by SARAI_MAX_ISA. Every dispatching kernel family
+// (the INT8 GEMMs, the FP32 vector kernels) asks max_isa(), and the same cap
+// goes to oneDNN (dnnl_set_max_cpu_isa), so one variable moves everything:
+//
+//   SARAI_MAX_ISA=scalar|avx2|avx2_vnni|avx512_vnni|amx
+//
+// Levels are ordered; a cap above what the CPU has changes nothing. On a
+// CPU with AVX-512 VNNI but no AVX-VNNI (Ice Lake, Tiger Lake), a cap of
+// avx2_vnni has no VNNI at 256 bits to give, so it resolves to avx2. An
+// unknown value is an error reported once (stderr) and ignored.
+//
+// What each level means for our kernels:
+//   scalar       portable C++ (the FP32 vector layer still uses SSE2, the
+//                x86-64 baseline)
+//   avx2         AVX2 + FMA; INT8 via vpmaddubsw/vpmaddwd (exact, see
+//                kernels/qgemm_avx2.cc)
+//   avx2_vnni    AVX-VNNI (VEX vpdpbusd on ymm): Alder Lake and later, Zen 5
+//   avx512_vnni  AVX-512 F/BW/VL + VNNI: Ice/Tiger Lake, Cascade Lake, Zen 4/5
+//   amx          AMX-INT8 tiles: Sapphire Rapids. We have no AMX kernel of our
+//                own yet (no AMX machine to test it on); at this level ours
+//                run AVX-512 VNNI and oneDNN may use AMX.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+namespace sarai {
+
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx2Vnni = 2, kAvx512Vnni = 3, kAmx = 4 };
+
+// "scalar", "avx2", "avx2_vnni", "avx512_vnni", "amx".
+const char* isa_name(Isa isa);
+std::optional<Isa> parse_isa(std::string_view name);
+
+// True when the CPU and the OS support every instruction the level's kernels
+// use (ignores SARAI_MAX_ISA). kScalar is always supported. Levels are not
+// nested on every CPU: AVX-VNNI can be missing where AVX-512 VNNI is present.
+bool isa_supported(Isa isa);
+
+// The highest level this process uses: the best supported level not above
+// SARAI_MAX_ISA. Decided on first call; the first call also sets oneDNN's
+// cap to match (see onednn_isa_name).
+Isa max_isa();
+
+// True when kernels of this level may run now: supported and <= max_isa().
+bool isa_allowed(Isa isa);
+
+// The oneDNN cap that goes with max_isa(), as ONEDNN_MAX_CPU_ISA spells it
+// ("SSE41", "AVX2", "AVX2_VNNI", "AVX512_CORE_VNNI", "AVX512_CORE_AMX"), or
+// "ALL" when no cap was set.
+const char* onednn_isa_name();
+
+}  // namespace sarai

@@ -31,6 +31,7 @@
 #include "kernels/kernels.h"
 #include "kernels/qgemm.h"
 #include "kernels/quantize_activations.h"
+#include "kernels/util.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -220,11 +221,14 @@ ChannelParams channel_params(const KernelContext& ctx, QuantParams xp, int64_t c
 }
 
 // What the graph fused into a quantized op (runtime/fuse.h): a residual
-// input (index 5, Y's exact shape, added after the bias) and an activation
-// (attribute "activation": "Relu"), applied in that order.
+// input (index 5, added after the bias) and an activation (attribute
+// "activation": "Relu"), applied in that order.
 struct Fusion {
-  const float* residual = nullptr;
+  const Tensor* residual = nullptr;
   QgemmActivation act = QgemmActivation::kNone;
+  // The residual has exactly the op's own output shape: the GEMM epilogue
+  // adds it. Otherwise finish_fusion broadcasts it afterwards.
+  bool in_epilogue = false;
 };
 
 Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
@@ -232,18 +236,50 @@ Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
   const Node& node = ctx.node();
   if (ctx.has_input(5)) {
     const Tensor& r = ctx.input(5);
-    if (r.dtype() != DType::kFloat32 || r.shape() != y_shape)
-      return Status::error("fused residual " + shape_to_string(r.shape()) + " " +
-                           dtype_name(r.dtype()) + " must be float32 " + shape_to_string(y_shape) +
-                           " (the output's shape)");
-    f.residual = r.data<float>();
+    if (r.dtype() != DType::kFloat32)
+      return Status::error(std::string("fused residual has dtype ") + dtype_name(r.dtype()) +
+                           "; it must be float32");
+    SARAI_RETURN_IF_ERROR(broadcast_shapes({y_shape, r.shape()}).status());
+    f.residual = &r;
+    f.in_epilogue = r.shape() == y_shape;
   }
   if (node.has_attr("activation")) {
     const std::string act = node.attr_string("activation", "");
-    if (act != "Relu") return Status::error("attribute activation = \"" + act + "\" is not supported (Relu is)");
+    if (act != "Relu")
+      return Status::error("attribute activation = \"" + act + "\" is not supported (Relu is)");
     f.act = QgemmActivation::kRelu;
   }
   return f;
+}
+
+// The epilogue's view of a fusion whose residual it can add itself.
+void set_fusion(const Fusion& f, int64_t ldr_m, QgemmEpilogue* ep) {
+  if (f.residual == nullptr || f.in_epilogue) {
+    ep->residual = f.residual ? f.residual->data<float>() : nullptr;
+    ep->ldr_m = ldr_m;
+    ep->act = f.act;
+  }
+}
+
+// The op's output: y itself when the epilogue did all the fused work;
+// otherwise out = act(y + residual) with NumPy broadcasting (the unfused
+// graph's Add then Relu, the same float operations), written as output 0.
+Status finish_fusion(KernelContext& ctx, const Fusion& f, const Tensor& y) {
+  if (f.residual == nullptr || f.in_epilogue) return Status::ok();
+  SARAI_ASSIGN_OR_RETURN(const Shape out_shape, broadcast_shapes({y.shape(), f.residual->shape()}));
+  Tensor& out = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  const std::vector<std::vector<int64_t>> strides = {broadcast_strides(y.shape(), out_shape),
+                                                     broadcast_strides(f.residual->shape(), out_shape)};
+  const float* py = y.data<float>();
+  const float* pr = f.residual->data<float>();
+  float* po = out.mutable_data<float>();
+  const bool relu = f.act == QgemmActivation::kRelu;
+  for_each_broadcast(out_shape, strides, [&](int64_t i, const int64_t* off) {
+    float v = py[off[0]] + pr[off[1]];
+    if (relu) v = v < 0.f ? 0.f : v;
+    po[i] = v;
+  });
+  return Status::ok();
 }
 
 Expected<int64_t> positive_attr(const Node& node, const char* name, const char* meaning) {
@@ -299,8 +335,11 @@ Status QMatMul(KernelContext& ctx) {
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(n);
   SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
-  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
-  if (y.numel() == 0) return Status::ok();
+  const bool direct = fusion.residual == nullptr || fusion.in_epilogue;
+  Tensor scratch;
+  Tensor& y = direct ? ctx.allocate_output(0, DType::kFloat32, out_shape)
+                     : (scratch = Tensor::allocate(DType::kFloat32, out_shape));
+  if (y.numel() == 0) return finish_fusion(ctx, fusion, y);
   std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
   const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
   const ChannelParams cp = channel_params(ctx, xp, n, /*compensate=*/true);
@@ -308,13 +347,11 @@ Status QMatMul(KernelContext& ctx) {
   ep.comp = cp.comp.data();
   ep.cscale = cp.cscale.data();
   ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
-  ep.residual = fusion.residual;
-  ep.ldr_m = n;
-  ep.act = fusion.act;
+  set_fusion(fusion, /*ldr_m=*/n, &ep);
   ep.y = y.mutable_data<float>();
   ep.ldy_m = n;
   qgemm_u8s8(xq.data(), rows, k, /*lda=*/k, w.data<int8_t>(), n, ep);
-  return Status::ok();
+  return finish_fusion(ctx, fusion, y);
 }
 
 Status QConv(KernelContext& ctx) {

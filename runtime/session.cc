@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 
+#include "runtime/fuse.h"
 #include "runtime/parallel.h"
 
 namespace sarai {
@@ -19,6 +20,12 @@ std::string describe_value_type(const Value& v) {
 Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model, const KernelTable& kernels,
                                                    SessionOptions options) {
   std::unique_ptr<Session> s(new Session());
+  if (options.fuse) {
+    // Fold element-wise ops into the quantized ops' epilogues on a copy of
+    // the model (tensors are shared handles: no weight is copied).
+    auto fused = std::make_shared<Model>(*model);
+    if (fuse_quantized_epilogues(fused->graph) > 0) model = std::move(fused);
+  }
   const Graph& g = model->graph;
   auto order = g.topological_order();
   if (!order) return Status::error(model->path + ": " + order.message());

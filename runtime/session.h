@@ -21,6 +21,7 @@ namespace sarai {
 struct SessionOptions {
   int num_threads = 0;  // 0: one per physical core
   bool profile = false; // time every node (see Session::node_times_ms)
+  bool fuse = true;      // fold Add/Relu into quantized ops (runtime/fuse.h)
 };
 
 struct NamedTensor {

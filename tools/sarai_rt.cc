@@ -20,9 +20,22 @@
 
 #include "tools/cli.h"
 
+#ifdef SARAI_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 using namespace sarai::cli;
 
 int main(int argc, char** argv) {
+#ifdef SARAI_WITH_MIMALLOC
+  // Activations of long sequences are tens of MB each and are freed after
+  // their last use; mimalloc returns such blocks to the OS, so every run
+  // page-faults them in again, 4 KB at a time (measured: most of the FP32
+  // whisper time at 3000 frames, docs/BENCHMARKS.md). 2 MB pages cut the
+  // faults 512-fold. MIMALLOC_LARGE_OS_PAGES=0 in the environment overrides
+  // this. The memory planner (a later issue) removes the churn itself.
+  mi_option_set_default(mi_option_large_os_pages, 1);
+#endif
   CLI::App app{"sarai-rt: run ONNX models on CPUs in INT8, fast and in little memory"};
   app.require_subcommand(1);
 

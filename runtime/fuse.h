@@ -1,0 +1,29 @@
+// Graph rewrites that fold FP32 element-wise work into the epilogue of the
+// quantized ops (QMatMul, QConv of domain "sarai"), so their output is
+// written once, in its final form, straight from the INT8 GEMM's tiles
+// (kernels/qgemm.h). Run by Session::create unless SessionOptions::fuse is
+// off. Each fold keeps the float arithmetic of the unfused graph exactly
+// (the epilogue adds in the same order), so outputs are bit-identical with
+// and without it.
+//
+// A node P (QMatMul/QConv) absorbs its output's only consumer C when P's
+// output is not a graph output and C is:
+//   Add(y, b), b a float32 initializer of shape [N] and P a QMatMul without
+//     bias: b becomes P's bias (input 4). Exact: float(acc)*s + 0 + b equals
+//     float(acc)*s + b for every b.
+//   Add(y, r) or Add(r, y), P without residual or activation: r becomes P's
+//     input 5. If at run time r's shape is not y's, the op falls back to a
+//     broadcasting add after the GEMM (kernels/qlinear.cc).
+//   Relu(y), P without activation: attribute activation = "Relu".
+// Then P takes over C's output and C is removed. r cannot depend on y (y's
+// only consumer is C), so the graph stays acyclic.
+#pragma once
+
+#include "runtime/graph.h"
+
+namespace sarai {
+
+// Rewrites g in place; returns how many nodes were folded away.
+int fuse_quantized_epilogues(Graph& g);
+
+}  // namespace sarai

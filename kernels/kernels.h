@@ -39,6 +39,7 @@ Status Clip(KernelContext& ctx);
 
 // normalization.cc / reduce.cc
 Status Softmax(KernelContext& ctx);
+Status ScaledSoftmax(KernelContext& ctx);
 Status LayerNormalization(KernelContext& ctx);
 Status BatchNormalization(KernelContext& ctx);
 Status ReduceMean(KernelContext& ctx);

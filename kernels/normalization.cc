@@ -103,6 +103,32 @@ Status Softmax(KernelContext& ctx) {
   return Status::ok();
 }
 
+// ScaledSoftmax (domain "sarai", runtime/fuse.h): Softmax(X / divisor) over
+// the last axis, in one pass per row: the row is divided into Y with the
+// Div op's own vector kernel, then normalized in place, so the result is
+// bit-identical to Div followed by Softmax.
+Status ScaledSoftmax(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "input"));
+  if (!ctx.node().has_attr("divisor")) return Status::error("attribute 'divisor' is missing");
+  const float divisor = ctx.node().attr_float("divisor", 1.f);
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 1) return Status::error("input must have rank >= 1 (a scalar has no last axis)");
+  const int64_t n = x.dim(x.rank() - 1);
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
+  if (x.numel() == 0) return Status::ok();
+  const int64_t rows = x.numel() / n;
+  const float* px = x.data<float>();
+  float* py = y.mutable_data<float>();
+  const auto& vk = vec_kernels();
+  parallel_for(rows, std::max<int64_t>(1, kGrainElems / n), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      vk.binary(VecBinaryOp::kDiv, px + r * n, 1, &divisor, 0, py + r * n, n);
+      vk.softmax_row(py + r * n, py + r * n, n);
+    }
+  });
+  return Status::ok();
+}
+
 // LayerNormalization (opset 17): normalizes over dims [axis, rank) (axis in
 // [-r, r], default -1), then Y = normalized * Scale + B, where Scale and B
 // broadcast to X.shape[axis:]. Optional outputs Mean and InvStdDev have shape

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "kernels/int8_layout.h"
+#include "kernels/vec_kernels.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -65,11 +66,16 @@ void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, const int32
   const int32_t* comp = ep.comp ? ep.comp + n0 : nullptr;
   const float* cs = ep.cscale + n0;
   const float* bias = ep.bias ? ep.bias + n0 : nullptr;
+  const bool gelu = ep.act == QgemmActivation::kGelu;
+  const QgemmActivation act = gelu ? QgemmActivation::kNone : ep.act;
+  const auto gelu_fn = vec_kernels().gelu;
   if (ep.ldy_n == 1 && (ep.residual == nullptr || ep.ldr_n == 1)) {
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t m = m0 + i;
       const float* res = ep.residual ? ep.residual + m * ep.ldr_m + n0 : nullptr;
-      uk.epilogue_row(acc + i * ldacc, cols, comp, cs, bias, res, ep.act, ep.y + m * ep.ldy_m + n0);
+      float* y = ep.y + m * ep.ldy_m + n0;
+      uk.epilogue_row(acc + i * ldacc, cols, comp, cs, bias, res, act, y);
+      if (gelu) gelu_fn(y, y, cols);
     }
     return;
   }
@@ -80,8 +86,14 @@ void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, const int32
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t m = m0 + i;
       const float* res = ep.residual ? ep.residual + m * ep.ldr_m + n * ep.ldr_n : nullptr;
-      ep.y[m * ep.ldy_m + n * ep.ldy_n] =
-          epilogue_one(acc[i * ldacc + j], comp ? comp[j] : 0, cs[j], bias ? bias[j] : 0.f, res, ep.act);
+      float* y = ep.y + m * ep.ldy_m + n * ep.ldy_n;
+      *y = epilogue_one(acc[i * ldacc + j], comp ? comp[j] : 0, cs[j], bias ? bias[j] : 0.f, res, act);
+      if (gelu && ep.ldy_m != 1) gelu_fn(y, y, 1);
+    }
+    // Column-major output (ldy_m == 1): this channel's rows are contiguous.
+    if (gelu && ep.ldy_m == 1) {
+      float* y = ep.y + m0 + n * ep.ldy_n;
+      gelu_fn(y, y, rows);
     }
   }
 }

@@ -28,7 +28,7 @@
 
 namespace sarai::kernels {
 
-enum class QgemmActivation : int { kNone = 0, kRelu = 1 };
+enum class QgemmActivation : int { kNone = 0, kRelu = 1, kGelu = 2 };
 
 // The float epilogue. Per output (m, n), in this order and with these float
 // operations only (no FMA contraction: these files build with
@@ -38,6 +38,9 @@ enum class QgemmActivation : int { kNone = 0, kRelu = 1 };
 //   v = v + residual[m * ldr_m + n * ldr_n]   when residual != nullptr
 //   v = v < 0 ? 0 : v                   when act == kRelu (NaN stays NaN, -0 stays
 //                                       -0: the Relu op's formula)
+//   v = gelu(v)                         when act == kGelu: vec_kernels().gelu,
+//                                       the Gelu op's own function, run by the
+//                                       driver over each finished row segment
 //   y[m * ldy_m + n * ldy_n] = v
 // comp[n] = z_x * wsum[n] (the activation zero point's compensation,
 // kernels/int8_layout.h); cscale[n] = s_x * scale[n].
@@ -73,7 +76,7 @@ struct QgemmUkernel {
   // The epilogue over one row segment with contiguous output (ldy_n == 1,
   // ldr_n == 1): for j < n, y[j] = epilogue(acc[j]) with comp, cscale, bias
   // already offset to the segment's first channel (bias/comp may be null,
-  // residual may be null).
+  // residual may be null). act is kNone or kRelu (the driver applies kGelu).
   void (*epilogue_row)(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
                        const float* bias, const float* residual, QgemmActivation act, float* y);
 };

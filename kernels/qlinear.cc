@@ -32,6 +32,7 @@
 #include "kernels/qgemm.h"
 #include "kernels/quantize_activations.h"
 #include "kernels/util.h"
+#include "kernels/vec_kernels.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -245,9 +246,9 @@ Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
   }
   if (node.has_attr("activation")) {
     const std::string act = node.attr_string("activation", "");
-    if (act != "Relu")
-      return Status::error("attribute activation = \"" + act + "\" is not supported (Relu is)");
-    f.act = QgemmActivation::kRelu;
+    if (act == "Relu") f.act = QgemmActivation::kRelu;
+    else if (act == "Gelu") f.act = QgemmActivation::kGelu;
+    else return Status::error("attribute activation = \"" + act + "\" is not supported (Relu and Gelu are)");
   }
   return f;
 }
@@ -279,6 +280,7 @@ Status finish_fusion(KernelContext& ctx, const Fusion& f, const Tensor& y) {
     if (relu) v = v < 0.f ? 0.f : v;
     po[i] = v;
   });
+  if (f.act == QgemmActivation::kGelu) vec_kernels().gelu(po, po, out.numel());
   return Status::ok();
 }
 

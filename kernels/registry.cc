@@ -64,6 +64,8 @@ void register_kernels(KernelTable& t) {
   t.add("ConvInteger", ConvInteger, /*since_opset=*/10);
 
   // The quantized ops `sarai-rt convert` writes.
+  t.add_domain_op("sarai", "Gelu", Gelu);  // fused erf-GELU chains (runtime/fuse.h), any opset
+  t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax);  // fused Div + Softmax
   t.add_domain_op("sarai", "QMatMul", QMatMul);
   t.add_domain_op("sarai", "QConv", QConv);
   t.add_domain_op("sarai", "QConvTranspose", QConvTranspose);

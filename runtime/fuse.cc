@@ -2,6 +2,8 @@
 #include "runtime/fuse.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <vector>
 
 namespace sarai {
@@ -9,6 +11,13 @@ namespace {
 
 bool is_quantized_gemm(const Node& n) {
   return n.domain == "sarai" && (n.op_type == "QMatMul" || n.op_type == "QConv");
+}
+
+Attribute string_attr(const char* s) {
+  Attribute a;
+  a.kind = Attribute::Kind::kString;
+  a.s = s;
+  return a;
 }
 
 bool has(const Node& n, size_t i) { return n.inputs.size() > i && n.inputs[i] != kNoValue; }
@@ -35,7 +44,127 @@ bool is_bias_for(const Graph& g, const Node& p, int v) {
          b.initializer.dim(0) == channels(p);
 }
 
+// The float value of a one-element float32 constant: an initializer or a
+// Constant node's `value`; nullopt otherwise.
+std::optional<float> scalar_constant(const Graph& g, int v) {
+  if (v == kNoValue) return std::nullopt;
+  const Value& val = g.values[static_cast<size_t>(v)];
+  const Tensor* t = nullptr;
+  if (val.is_initializer) {
+    t = &val.initializer;
+  } else if (val.producer >= 0) {
+    const Node& n = g.nodes[static_cast<size_t>(val.producer)];
+    if (n.op_type == "Constant" && n.domain.empty())
+      if (const Attribute* a = n.attr("value"); a != nullptr && a->kind == Attribute::Kind::kTensor)
+        t = &a->t;
+  }
+  if (t == nullptr || t->dtype() != DType::kFloat32 || t->numel() != 1) return std::nullopt;
+  return t->data<float>()[0];
+}
+
+bool near(std::optional<float> v, double want) {
+  return v.has_value() && std::abs(*v - want) <= 1e-6 * std::abs(want);
+}
+
+// The operand of a two-input node that is not `v`, or kNoValue.
+int other_input(const Node& n, int v) {
+  if (n.inputs.size() != 2) return kNoValue;
+  if (n.inputs[0] == v) return n.inputs[1];
+  if (n.inputs[1] == v) return n.inputs[0];
+  return kNoValue;
+}
+
+// The single live consumer of v with this default-domain op type, or -1.
+int only_consumer(const std::vector<std::vector<int>>& consumers, const Graph& g, int v,
+                  const char* op) {
+  if (consumers[static_cast<size_t>(v)].size() != 1) return -1;
+  const int c = consumers[static_cast<size_t>(v)][0];
+  const Node& n = g.nodes[static_cast<size_t>(c)];
+  return n.op_type == op && n.domain.empty() && n.outputs.size() == 1 ? c : -1;
+}
+
+bool is_output(const Graph& g, int v) {
+  return std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
+}
+
+void rebuild(Graph& g, const std::vector<bool>& dead) {
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+  for (Value& v : g.values) v.producer = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int o : g.nodes[i].outputs)
+      if (o != kNoValue) g.values[static_cast<size_t>(o)].producer = static_cast<int>(i);
+}
+
 }  // namespace
+
+int fuse_gelu(Graph& g) {
+  std::vector<bool> dead(g.nodes.size(), false);
+  const auto consumers = consumers_of(g, dead);
+  int fused = 0;
+  for (size_t di = 0; di < g.nodes.size(); ++di) {
+    const Node& div = g.nodes[di];
+    if (dead[di] || div.op_type != "Div" || !div.domain.empty() || div.inputs.size() != 2 ||
+        div.outputs.size() != 1 || !near(scalar_constant(g, div.inputs[1]), 1.4142135623730951))
+      continue;
+    const int x = div.inputs[0];
+    const int d = div.outputs[0];
+    const int erf = only_consumer(consumers, g, d, "Erf");
+    if (erf < 0 || is_output(g, d)) continue;
+    const int e = g.nodes[static_cast<size_t>(erf)].outputs[0];
+    const int add = only_consumer(consumers, g, e, "Add");
+    if (add < 0 || is_output(g, e) || !near(scalar_constant(g, other_input(g.nodes[static_cast<size_t>(add)], e)), 1.0))
+      continue;
+    const int a = g.nodes[static_cast<size_t>(add)].outputs[0];
+    const int mul1 = only_consumer(consumers, g, a, "Mul");
+    if (mul1 < 0 || is_output(g, a) || other_input(g.nodes[static_cast<size_t>(mul1)], a) != x) continue;
+    const int m = g.nodes[static_cast<size_t>(mul1)].outputs[0];
+    const int mul2 = only_consumer(consumers, g, m, "Mul");
+    if (mul2 < 0 || is_output(g, m) || !near(scalar_constant(g, other_input(g.nodes[static_cast<size_t>(mul2)], m)), 0.5))
+      continue;
+    // Div becomes the Gelu node; the other four go.
+    Node& gelu = g.nodes[di];
+    gelu.op_type = "Gelu";
+    gelu.domain = "sarai";
+    gelu.inputs = {x};
+    gelu.outputs = {g.nodes[static_cast<size_t>(mul2)].outputs[0]};
+    gelu.attrs.clear();
+    for (int dn : {erf, add, mul1, mul2}) dead[static_cast<size_t>(dn)] = true;
+    ++fused;
+  }
+  if (fused > 0) rebuild(g, dead);
+  return fused;
+}
+
+int fuse_scaled_softmax(Graph& g) {
+  if (g.opset < 13) return 0;  // Softmax's axis meant a 2-D coercion before opset 13
+  std::vector<bool> dead(g.nodes.size(), false);
+  const auto consumers = consumers_of(g, dead);
+  int fused = 0;
+  for (size_t di = 0; di < g.nodes.size(); ++di) {
+    const Node& div = g.nodes[di];
+    if (div.op_type != "Div" || !div.domain.empty() || div.inputs.size() != 2 || div.outputs.size() != 1)
+      continue;
+    const std::optional<float> c = scalar_constant(g, div.inputs[1]);
+    if (!c.has_value() || is_output(g, div.outputs[0])) continue;
+    const int sm = only_consumer(consumers, g, div.outputs[0], "Softmax");
+    if (sm < 0 || g.nodes[static_cast<size_t>(sm)].attr_int("axis", -1) != -1) continue;
+    Node& n = g.nodes[static_cast<size_t>(sm)];
+    n.op_type = "ScaledSoftmax";
+    n.domain = "sarai";
+    n.inputs = {div.inputs[0]};
+    Attribute a;
+    a.kind = Attribute::Kind::kFloat;
+    a.f = *c;
+    n.attrs["divisor"] = a;
+    dead[di] = true;
+    ++fused;
+  }
+  if (fused > 0) rebuild(g, dead);
+  return fused;
+}
 
 int fuse_quantized_epilogues(Graph& g) {
   std::vector<bool> dead(g.nodes.size(), false);
@@ -52,7 +181,8 @@ int fuse_quantized_epilogues(Graph& g) {
       if (std::find(g.outputs.begin(), g.outputs.end(), y) != g.outputs.end()) continue;
       if (consumers[y].size() != 1) continue;
       Node& c = g.nodes[consumers[y][0]];
-      if (!c.domain.empty() || c.outputs.size() != 1) continue;
+      if (c.outputs.size() != 1 || !(c.domain.empty() || (c.domain == "sarai" && c.op_type == "Gelu")))
+        continue;
       bool fold = false;
       if (c.op_type == "Add" && c.inputs.size() == 2 && c.inputs[0] != c.inputs[1]) {
         const int other = c.inputs[0] == y ? c.inputs[1] : c.inputs[0];
@@ -67,10 +197,10 @@ int fuse_quantized_epilogues(Graph& g) {
           fold = true;
         }
       } else if (c.op_type == "Relu" && c.inputs.size() == 1 && !p.has_attr("activation")) {
-        Attribute a;
-        a.kind = Attribute::Kind::kString;
-        a.s = "Relu";
-        p.attrs["activation"] = a;
+        p.attrs["activation"] = string_attr("Relu");
+        fold = true;
+      } else if (c.op_type == "Gelu" && c.domain == "sarai" && !p.has_attr("activation")) {
+        p.attrs["activation"] = string_attr("Gelu");
         fold = true;
       }
       if (!fold) continue;
@@ -82,16 +212,7 @@ int fuse_quantized_epilogues(Graph& g) {
       break;  // consumers are stale now
     }
   }
-  if (folded == 0) return 0;
-  std::vector<Node> kept;
-  kept.reserve(g.nodes.size() - static_cast<size_t>(folded));
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
-  for (Value& v : g.values) v.producer = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int o : g.nodes[i].outputs)
-      if (o != kNoValue) g.values[static_cast<size_t>(o)].producer = static_cast<int>(i);
+  if (folded > 0) rebuild(g, dead);
   return folded;
 }
 

@@ -14,7 +14,9 @@
 //   Add(y, r) or Add(r, y), P without residual or activation: r becomes P's
 //     input 5. If at run time r's shape is not y's, the op falls back to a
 //     broadcasting add after the GEMM (kernels/qlinear.cc).
-//   Relu(y), P without activation: attribute activation = "Relu".
+//   Relu(y) or sarai::Gelu(y) (see fuse_gelu), P without activation:
+//     attribute activation = "Relu" / "Gelu" (the Gelu op's own vector
+//     function, applied to the finished rows: bit-identical too).
 // Then P takes over C's output and C is removed. r cannot depend on y (y's
 // only consumer is C), so the graph stays acyclic.
 #pragma once
@@ -25,5 +27,22 @@ namespace sarai {
 
 // Rewrites g in place; returns how many nodes were folded away.
 int fuse_quantized_epilogues(Graph& g);
+
+// The exact GELU as exporters write it before opset 20,
+//   Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)   (operands in either order)
+// with every intermediate used once, becomes one node Gelu of domain
+// "sarai" (the opset-20 Gelu kernel, approximate = "none"): one pass over
+// the data instead of five. Not bit-identical to the chain (it rounds
+// once, not five times); within float rounding of it. Run before
+// fuse_quantized_epilogues so a quantized op can absorb the Gelu as its
+// activation. Returns how many chains were replaced.
+int fuse_gelu(Graph& g);
+
+// Softmax(Div(x, c), axis = -1), c a one-element float constant and the
+// Div's output used only there (attention's scores / sqrt(d)), becomes
+// ScaledSoftmax(x, divisor = c) of domain "sarai": each row divided and
+// normalized in one pass, with the same float operations as the pair
+// (bit-identical). Returns how many pairs were replaced.
+int fuse_scaled_softmax(Graph& g);
 
 }  // namespace sarai

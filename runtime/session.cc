@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 
+#include "runtime/cpu_isa.h"
 #include "runtime/fuse.h"
 #include "runtime/parallel.h"
 
@@ -20,11 +21,17 @@ std::string describe_value_type(const Value& v) {
 Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model, const KernelTable& kernels,
                                                    SessionOptions options) {
   std::unique_ptr<Session> s(new Session());
-  if (options.fuse) {
-    // Fold element-wise ops into the quantized ops' epilogues on a copy of
-    // the model (tensors are shared handles: no weight is copied).
+  // Decide the ISA level now, before any kernel runs: it also caps oneDNN,
+  // which only honours a cap set before its first primitive.
+  max_isa();
+  if (options.fuse || options.fuse_patterns) {
+    // Fuse exported GELU chains and scaled softmaxes into one op each, fold element-wise ops into
+    // the quantized ops' epilogues, on a copy of the model (tensors are
+    // shared handles: no weight is copied).
     auto fused = std::make_shared<Model>(*model);
-    if (fuse_quantized_epilogues(fused->graph) > 0) model = std::move(fused);
+    int changes = options.fuse_patterns ? fuse_gelu(fused->graph) + fuse_scaled_softmax(fused->graph) : 0;
+    changes += options.fuse ? fuse_quantized_epilogues(fused->graph) : 0;
+    if (changes > 0) model = std::move(fused);
   }
   const Graph& g = model->graph;
   auto order = g.topological_order();

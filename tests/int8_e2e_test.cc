@@ -1,7 +1,7 @@
 // INT8 end to end: converted fixture models run on the fast INT8 kernels
 // and stay within cosine 0.999 of the FP32 path; epilogue fusion
-// (runtime/fuse.h) changes no bit; results do not depend on the thread
-// count. The ISA level is whatever max_isa() allows: tests/CMakeLists.txt
+// (runtime/fuse.h) changes no bit; GELU-chain fusion stays within float
+// rounding; results do not depend on the thread count. The ISA level is whatever max_isa() allows: tests/CMakeLists.txt
 // runs this file again under each SARAI_MAX_ISA level (ctest isa.*).
 #include <cmath>
 #include <cstring>
@@ -86,6 +86,9 @@ TEST_P(Int8EndToEnd, CloseToFp32FusionExactThreadInvariant) {
   const Tensor x = test::random_tensor(c.shape, 11);
 
   const Tensor ref = run_once(*fp32, c.input, x, SessionOptions{2});
+  SessionOptions chain{2};
+  chain.fuse_patterns = false;
+  const Tensor ref_chain = run_once(*fp32, c.input, x, chain);
   const Tensor fused2 = run_once(*blob, c.input, x, SessionOptions{2});
   SessionOptions unfused{2};
   unfused.fuse = false;
@@ -96,7 +99,9 @@ TEST_P(Int8EndToEnd, CloseToFp32FusionExactThreadInvariant) {
   const double cos = cosine(ref, fused2);
   EXPECT_GE(cos, 0.999) << "isa " << isa_name(max_isa());
   RecordProperty("cosine", std::to_string(cos));
-  EXPECT_TRUE(same_bits(fused2, plain2)) << "fusion changed the output";
+  EXPECT_TRUE(same_bits(fused2, plain2)) << "epilogue fusion changed the output";
+  // The fused GELU rounds once where the exported chain rounds five times.
+  EXPECT_GE(cosine(ref, ref_chain), 0.9999999);
   EXPECT_TRUE(same_bits(fused2, fused1)) << "1 thread differs from 2";
   EXPECT_TRUE(same_bits(fused2, fused3)) << "3 threads differ from 2";
 }
@@ -208,6 +213,57 @@ TEST(Fuse, LeavesGraphOutputsAndSharedValuesAlone) {
   const int folded = fuse_quantized_epilogues(g);
   EXPECT_EQ(folded, 1);  // only the second QMatMul's residual Add
   EXPECT_EQ(g.nodes.size(), before - 1);
+}
+
+// x -> Div(sqrt 8) -> Softmax, and the exported erf-GELU chain on another
+// branch: the first pair becomes one ScaledSoftmax (bit-identical), the
+// chain one Gelu (within float rounding).
+TEST(Fuse, ScaledSoftmaxIsBitIdenticalAndGeluChainIsClose) {
+  auto m = std::make_shared<Model>();
+  m->path = "patterns";
+  Graph& g = m->graph;
+  g.opset = 17;
+  const int x = g.add_value("x");
+  g.values[x].dtype = DType::kFloat32;
+  g.inputs = {x};
+  auto scalar = [&](const std::string& name, float v) {
+    return add_init(g, name, test::make_tensor<float>({}, {v}));
+  };
+  int s = add_node(g, "Div", "", {x, scalar("c", 2.8284271f)}, "scores");
+  Node& sm = g.nodes[static_cast<size_t>(g.values[add_node(g, "Softmax", "", {s}, "probs")].producer)];
+  sm.attrs["axis"] = test::attr_int(-1);
+  int d = add_node(g, "Div", "", {x, scalar("sqrt2", 1.4142135f)}, "d");
+  d = add_node(g, "Erf", "", {d}, "e");
+  d = add_node(g, "Add", "", {scalar("one", 1.f), d}, "a");
+  d = add_node(g, "Mul", "", {d, x}, "m");
+  d = add_node(g, "Mul", "", {d, scalar("half", 0.5f)}, "gelu");
+  g.outputs = {g.find_value("probs"), d};
+
+  Graph fused = g;
+  EXPECT_EQ(fuse_scaled_softmax(fused), 1);
+  EXPECT_EQ(fuse_gelu(fused), 1);
+  EXPECT_EQ(fused.nodes.size(), 2u);
+
+  KernelTable table;
+  register_kernels(table);
+  const Tensor in = test::random_tensor({3, 7, 37}, 12, -6.f, 6.f);
+  std::vector<std::vector<NamedTensor>> outs;
+  for (bool on : {true, false}) {
+    SessionOptions o{1};
+    o.fuse_patterns = on;
+    auto session = Session::create(m, table, o);
+    ASSERT_TRUE(session.has_value()) << session.message();
+    auto y = (*session)->run({{"x", in}});
+    ASSERT_TRUE(y.has_value()) << y.message();
+    outs.push_back(*y);
+  }
+  EXPECT_TRUE(same_bits(outs[0][0].tensor, outs[1][0].tensor));
+  const Tensor& a = outs[0][1].tensor;
+  const Tensor& b = outs[1][1].tensor;
+  ASSERT_EQ(a.shape(), b.shape());
+  for (int64_t i = 0; i < a.numel(); ++i)
+    ASSERT_NEAR(a.data<float>()[i], b.data<float>()[i], 2e-6f * (1.f + std::abs(b.data<float>()[i])))
+        << "at " << i << " x = " << in.data<float>()[i];
 }
 
 }  // namespace

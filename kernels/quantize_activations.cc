@@ -3,8 +3,16 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/vec_kernels.h"
+#include "runtime/parallel.h"
+
 namespace sarai::kernels {
 namespace {
+
+// Floats per thread at least (128 KiB: tens of microseconds of work, well
+// above the cost of waking the pool), and at most this many range blocks.
+constexpr int64_t kGrain = int64_t{1} << 15;
+constexpr int64_t kMaxBlocks = 64;
 
 // round_half_even(v) clamped to [0, 255]; NaN -> 0. std::nearbyint rounds
 // half to even in the default FE_TONEAREST mode (the runtime never changes it).
@@ -29,21 +37,36 @@ QuantParams choose_u8_params(float lo, float hi) {
 }
 
 void quantize_u8_with(const float* x, int64_t n, QuantParams p, uint8_t* out) {
-  const float zp = static_cast<float>(p.zero_point);
-  for (int64_t i = 0; i < n; ++i) {
-    // round(x / scale) + zp, then saturate: round before adding the zero
-    // point, as the spec writes it (zp is an integer, so the order only
-    // matters for NaN, which saturate_u8 maps to 0).
-    out[i] = saturate_u8(std::nearbyint(x[i] / p.scale) + zp);
-  }
+  // round(x / scale) + zp, then saturate: round before adding the zero point,
+  // as the spec writes it (vec_kernels.h; what saturate_u8 above does for one
+  // value). Elementwise, so the chunking cannot change a result.
+  const VecKernels& vk = vec_kernels();
+  parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
+    vk.quantize_u8(x + begin, end - begin, p.scale, p.zero_point, out + begin);
+  });
 }
 
 QuantParams quantize_u8(const float* x, int64_t n, uint8_t* out) {
+  // Range pass: lo = x[i] < lo ? x[i] : lo (hi alike) from 0, NaN ignored.
+  // Each thread folds one contiguous run of blocks from 0, 0 into its first
+  // block's slot; the slots are then folded in order. Min and max are exact
+  // and every fold starts at 0, so the result is the sequential loop's bit
+  // for bit whatever the thread count (vec_kernels.h, minmax).
+  const VecKernels& vk = vec_kernels();
   float lo = 0.f, hi = 0.f;
-  for (int64_t i = 0; i < n; ++i) {
-    // NaN compares false both ways and is ignored for the range.
-    lo = x[i] < lo ? x[i] : lo;
-    hi = x[i] > hi ? x[i] : hi;
+  const int64_t blocks = std::min<int64_t>(kMaxBlocks, n / kGrain);
+  if (blocks <= 1) {
+    vk.minmax(x, n, &lo, &hi);
+  } else {
+    float block_lo[kMaxBlocks] = {}, block_hi[kMaxBlocks] = {};
+    parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+      const int64_t begin = n * b0 / blocks, end = n * b1 / blocks;
+      vk.minmax(x + begin, end - begin, &block_lo[b0], &block_hi[b0]);
+    });
+    for (int64_t b = 0; b < blocks; ++b) {
+      lo = block_lo[b] < lo ? block_lo[b] : lo;
+      hi = block_hi[b] > hi ? block_hi[b] : hi;
+    }
   }
   QuantParams p = choose_u8_params(lo, hi);
   quantize_u8_with(x, n, p, out);

@@ -21,11 +21,17 @@ struct QuantParams {
 // values, all 0, are the same).
 QuantParams choose_u8_params(float lo, float hi);
 
-// out[i] = saturate(round_half_even(x[i] / p.scale) + p.zero_point).
+// out[i] = saturate(round_half_even(x[i] / p.scale) + p.zero_point), in
+// float: a true division, rounded, then the zero point added.
 // NaN maps to 0 (never undefined behaviour); NaN is ignored for the range.
+// Both run the vector kernels of vec_kernels.h (minmax, quantize_u8) over
+// chunks with parallel_for once n reaches a few 10^4 floats; the results are
+// those of the plain scalar loops, bit for bit, for any ISA and thread count
+// (tests/quantize_activations_test.cc keeps that scalar code as its oracle).
 void quantize_u8_with(const float* x, int64_t n, QuantParams p, uint8_t* out);
 
-// choose_u8_params over x's range, then quantize_u8_with.
+// choose_u8_params over x's range (min and max folded from 0, so the range
+// always holds 0), then quantize_u8_with.
 QuantParams quantize_u8(const float* x, int64_t n, uint8_t* out);
 
 // The epilogue of QMatMul / QConv / QConvTranspose for one output, with the

@@ -18,6 +18,14 @@ constexpr const char* kIsaName = "avx512";
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
 static inline vf fmadd(vf a, vf b, vf c) { return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c); }
+// Lanes in [0, 255]: vpmovdb (AVX-512F) truncates each dword to its byte.
+// (The store form: GCC 12's _mm512_cvtepi32_epi8 trips -Wmaybe-uninitialized.)
+static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
+  _mm512_mask_cvtepi32_storeu_epi8(p, 0xffff, (__m512i)a);
+  _mm512_mask_cvtepi32_storeu_epi8(p + 16, 0xffff, (__m512i)b);
+  _mm512_mask_cvtepi32_storeu_epi8(p + 32, 0xffff, (__m512i)c);
+  _mm512_mask_cvtepi32_storeu_epi8(p + 48, 0xffff, (__m512i)d);
+}
 
 #include "kernels/vec_body.h"
 

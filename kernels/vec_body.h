@@ -5,10 +5,17 @@
 //   kW        lanes per vector (4, 8 or 16)
 //   vf, vi    float / int32 vectors of kW lanes (GCC vector_size types)
 //   fmadd     vf fmadd(vf a, vf b, vf c) = a * b + c (fused where the ISA can)
+//   pack_u8   void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d): stores the
+//             4 kW lanes of a, b, c, d, each in [0, 255], as 4 kW bytes in
+//             order (generic vector code has no saturating packs, and GCC
+//             narrows a __builtin_convertvector to bytes one lane at a time)
 // Not a normal header: no include guard, no includes, internal linkage only
 // (every function is static), so the copies for each ISA never merge.
 
 static inline vf splat(float c) { return vf{} + c; }
+// splat keeping c's bits: 0 + c above turns -0 into +0 (c - 0 keeps it),
+// which matters where c divides (x / -0 = -inf) or starts a fold.
+static inline vf splat_bits(float c) { return c - vf{}; }
 static inline vf load(const float* p) {
   vf v;
   __builtin_memcpy(&v, p, sizeof v);
@@ -38,6 +45,8 @@ static inline float hmax(vf v) {
 }
 // Lane-wise "a < b ? b : a", so a NaN in b is ignored (like std::max(a, b)).
 static inline vf vmax(vf a, vf b) { return a < b ? b : a; }
+// Lane-wise "b < a ? b : a": a NaN in b is ignored (like std::min(a, b)).
+static inline vf vmin(vf a, vf b) { return b < a ? b : a; }
 
 // exp(x), see vec_kernels.h. x = n ln2 + r with n = round(x / ln2) (the
 // 1.5 * 2^23 trick rounds to nearest, and t's low mantissa bits are n), ln2 =
@@ -247,9 +256,84 @@ static void layernorm_row(const float* x, float* y, const float* scale, const fl
   *inv_std_out = inv_std;
 }
 
+// The range pass of DynamicQuantizeLinear, see vec_kernels.h: four
+// accumulators per side, each a strict-compare fold starting at *lo / *hi,
+// then folded into them lane by lane. An accumulator only ever moves to a
+// value strictly beyond its start, so any grouping gives the sequential
+// fold's value (and its bits, unless that value is a zero beyond the start).
+static void minmax(const float* x, int64_t n, float* lo_io, float* hi_io) {
+  vf lo0 = splat_bits(*lo_io), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+  vf hi0 = splat_bits(*hi_io), hi1 = hi0, hi2 = hi0, hi3 = hi0;
+  int64_t i = 0;
+  for (; i + 4 * kW <= n; i += 4 * kW) {
+    const vf a = load(x + i), b = load(x + i + kW), c = load(x + i + 2 * kW), d = load(x + i + 3 * kW);
+    lo0 = vmin(lo0, a), lo1 = vmin(lo1, b), lo2 = vmin(lo2, c), lo3 = vmin(lo3, d);
+    hi0 = vmax(hi0, a), hi1 = vmax(hi1, b), hi2 = vmax(hi2, c), hi3 = vmax(hi3, d);
+  }
+  for (; i + kW <= n; i += kW) {
+    const vf a = load(x + i);
+    lo0 = vmin(lo0, a), hi0 = vmax(hi0, a);
+  }
+  if (i < n) {
+    const vf a = load_tail(x + i, n - i, __builtin_nanf(""));  // padding: NaN, ignored
+    lo0 = vmin(lo0, a), hi0 = vmax(hi0, a);
+  }
+  lo0 = vmin(vmin(lo0, lo1), vmin(lo2, lo3));
+  hi0 = vmax(vmax(hi0, hi1), vmax(hi2, hi3));
+  float lo = *lo_io, hi = *hi_io;
+  for (int k = 0; k < kW; ++k) {
+    lo = lo0[k] < lo ? lo0[k] : lo;
+    hi = hi0[k] > hi ? hi0[k] : hi;
+  }
+  *lo_io = lo;
+  *hi_io = hi;
+}
+
+// saturate_u8(round_half_even(x / scale) + zp) for kW lanes, returned as
+// int32 in [0, 255]; `base` is M - zp and `top` M - zp + 255, M = 1.5 * 2^23.
+// t = x / scale + M rounds x / scale half to even (the addition rounds to
+// an integer, ties to even, as M is even) and is exact for |x / scale| <=
+// 2^22; the floats of [2^23, 2^24) are the consecutive integers, so
+// clamping t to [base, top] and subtracting base's bits from t's gives
+// round(x / scale) + zp saturated to [0, 255], as the scalar code computes
+// it in float. Beyond 2^22, t is monotone in x / scale and already past
+// base or top (t >= 2^24 > top, or t <= 2^23 < base), and so are +-inf; NaN
+// compares false and becomes base, i.e. 0. A division, an addition and two
+// compare-selects: nothing an FMA could contract, nothing converted before
+// the clamp.
+static inline vi quantize_lanes(vf x, vf scale, vf base, vf top) {
+  vf t = x / scale;
+  t = t + 12582912.f;
+  t = t > base ? t : base;
+  t = t < top ? t : top;
+  return (vi)t - (vi)base;
+}
+
+static void quantize_u8_n(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out) {
+  const vf vs = splat_bits(scale);
+  const float base = 12582912.f - static_cast<float>(zero_point);  // exact: integers < 2^24
+  const vf vbase = splat(base), vtop = splat(base + 255.f);
+  int64_t i = 0;
+  for (; i + 4 * kW <= n; i += 4 * kW)
+    pack_u8(out + i, quantize_lanes(load(x + i), vs, vbase, vtop),
+            quantize_lanes(load(x + i + kW), vs, vbase, vtop),
+            quantize_lanes(load(x + i + 2 * kW), vs, vbase, vtop),
+            quantize_lanes(load(x + i + 3 * kW), vs, vbase, vtop));
+  if (i < n) {
+    float buf[4 * kW];
+    uint8_t q[4 * kW];
+    const int64_t t = n - i;
+    for (int k = 0; k < 4 * kW; ++k) buf[k] = k < t ? x[i + k] : 0.f;
+    pack_u8(q, quantize_lanes(load(buf), vs, vbase, vtop), quantize_lanes(load(buf + kW), vs, vbase, vtop),
+            quantize_lanes(load(buf + 2 * kW), vs, vbase, vtop),
+            quantize_lanes(load(buf + 3 * kW), vs, vbase, vtop));
+    for (int64_t k = 0; k < t; ++k) out[i + k] = q[k];
+  }
+}
+
 #undef SARAI_VEC_MAP
 
 static const VecKernels kTable = {
     kIsaName,  softmax_row, erf_n,  gelu_n,        sigmoid_n, hard_sigmoid_n,
-    hard_swish_n, clip_n,   binary, layernorm_row,
+    hard_swish_n, clip_n,   binary, layernorm_row, minmax,    quantize_u8_n,
 };

@@ -47,6 +47,20 @@ struct VecKernels {
   // also returning mean and 1 / sqrt(var + eps).
   void (*layernorm_row)(const float* x, float* y, const float* scale, const float* bias, int64_t n,
                         float eps, float* mean, float* inv_std);
+  // The range pass of DynamicQuantizeLinear: folds the n floats into
+  // [*lo, *hi] exactly like the scalar loop
+  //   lo = x[i] < lo ? x[i] : lo;  hi = x[i] > hi ? x[i] : hi;
+  // NaN compares false and is ignored; n == 0 or all NaN leaves *lo, *hi as
+  // they were. Min and max are exact, so lanes, chunks and threads may fold
+  // in any order: with *lo <= 0 <= *hi (DynamicQuantizeLinear starts at 0, 0)
+  // the result is the scalar loop's bit for bit. (Only a zero extreme beyond
+  // the start, e.g. *lo = +inf and x = {-0, +0}, may come out as either zero.)
+  void (*minmax)(const float* x, int64_t n, float* lo, float* hi);
+  // out[i] = saturate_u8(round_half_even(x[i] / scale) + zero_point), NaN -> 0:
+  // a true division, rounded before the zero point is added, in float, then
+  // clamped to [0, 255]; bit-identical to the scalar quantize_u8_with
+  // (kernels/quantize_activations.h) for every input, scale and zero point.
+  void (*quantize_u8)(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out);
 };
 
 // The table for max_isa() (runtime/cpu_isa.h), chosen on first use.

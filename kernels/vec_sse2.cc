@@ -1,5 +1,7 @@
 // VecKernels for the x86-64 baseline, SSE2 (4 floats per vector, no FMA);
 // see vec_kernels.h. Also what SARAI_MAX_ISA=scalar selects.
+#include <emmintrin.h>
+
 #include <cstdint>
 
 #include "kernels/vec_kernels.h"
@@ -12,6 +14,11 @@ constexpr const char* kIsaName = "sse2";
 typedef float vf __attribute__((vector_size(16)));
 typedef int32_t vi __attribute__((vector_size(16)));
 static inline vf fmadd(vf a, vf b, vf c) { return a * b + c; }
+// Lanes in [0, 255]: the signed saturating packs keep them as they are.
+static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
+  const __m128i ab = _mm_packs_epi32((__m128i)a, (__m128i)b), cd = _mm_packs_epi32((__m128i)c, (__m128i)d);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(ab, cd));
+}
 
 #include "kernels/vec_body.h"
 

@@ -12,10 +12,9 @@
 // Not a normal header: no include guard, no includes, internal linkage only
 // (every function is static), so the copies for each ISA never merge.
 
-static inline vf splat(float c) { return vf{} + c; }
-// splat keeping c's bits: 0 + c above turns -0 into +0 (c - 0 keeps it),
-// which matters where c divides (x / -0 = -inf) or starts a fold.
-static inline vf splat_bits(float c) { return c - vf{}; }
+// c in every lane, keeping its bits: c - 0 (0 + c would turn -0 into +0,
+// which matters where c multiplies, divides or bounds: x / -0 = -inf).
+static inline vf splat(float c) { return c - vf{}; }
 static inline vf load(const float* p) {
   vf v;
   __builtin_memcpy(&v, p, sizeof v);
@@ -262,8 +261,8 @@ static void layernorm_row(const float* x, float* y, const float* scale, const fl
 // value strictly beyond its start, so any grouping gives the sequential
 // fold's value (and its bits, unless that value is a zero beyond the start).
 static void minmax(const float* x, int64_t n, float* lo_io, float* hi_io) {
-  vf lo0 = splat_bits(*lo_io), lo1 = lo0, lo2 = lo0, lo3 = lo0;
-  vf hi0 = splat_bits(*hi_io), hi1 = hi0, hi2 = hi0, hi3 = hi0;
+  vf lo0 = splat(*lo_io), lo1 = lo0, lo2 = lo0, lo3 = lo0;
+  vf hi0 = splat(*hi_io), hi1 = hi0, hi2 = hi0, hi3 = hi0;
   int64_t i = 0;
   for (; i + 4 * kW <= n; i += 4 * kW) {
     const vf a = load(x + i), b = load(x + i + kW), c = load(x + i + 2 * kW), d = load(x + i + 3 * kW);
@@ -310,7 +309,7 @@ static inline vi quantize_lanes(vf x, vf scale, vf base, vf top) {
 }
 
 static void quantize_u8_n(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out) {
-  const vf vs = splat_bits(scale);
+  const vf vs = splat(scale);
   const float base = 12582912.f - static_cast<float>(zero_point);  // exact: integers < 2^24
   const vf vbase = splat(base), vtop = splat(base + 255.f);
   int64_t i = 0;

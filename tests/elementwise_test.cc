@@ -121,6 +121,19 @@ TEST(Elementwise, FloatArithmeticMatchesNaiveBroadcast) {
   set_num_threads(1);
 }
 
+// A scalar operand of -0 keeps its sign in the vector kernels: x * -0 is
+// -0 for x > 0 (a broadcast written as 0 + c once turned it into +0).
+TEST(Elementwise, ScalarNegativeZeroKeepsItsSign) {
+  const Tensor x = test::random_tensor({37}, 3, 0.5f, 2.f);
+  const Tensor z = test::make_tensor<float>({}, {-0.f});
+  const Tensor mul = run1(kernels::Mul, "Mul", {x, z});
+  const Tensor div = run1(kernels::Div, "Div", {x, z});
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    EXPECT_TRUE(std::signbit(mul.data<float>()[i])) << i;
+    EXPECT_EQ(div.data<float>()[i], -std::numeric_limits<float>::infinity()) << i;
+  }
+}
+
 TEST(Elementwise, HandValues) {
   Tensor a = make_tensor<float>({2, 2}, {1, 2, 3, 4});
   Tensor b = make_tensor<float>({2}, {10, 20});

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/fp32_gemm.h"
 #include "kernels/kernels.h"
 #include "kernels/util.h"
 #include "oneapi/dnnl/dnnl.h"
@@ -191,6 +192,12 @@ Status Gemm(KernelContext& ctx) {
   }
   return sgemm(ta, tb, m, n, k, alpha, a.data<float>(), a.dim(1), b.data<float>(), b.dim(1),
                gemm_beta, py, n);
+}
+
+Status fp32_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                 int64_t ldc) {
+  return sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace sarai::kernels

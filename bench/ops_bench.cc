@@ -1,0 +1,151 @@
+// The memory-bound row kernels around the INT8 GEMM, at the audio encoders'
+// sizes, in bytes per second (bytes_per_second: the operands' bytes read +
+// written once per call, so a kernel that reads its input twice still counts
+// it once). See bench/README.md.
+//
+//   BM_quantize_u8        kernels::quantize_u8 (range pass + quantize pass,
+//                         threaded): 4 B in + 1 B out per element
+//   BM_quantize_u8_with   the quantize pass alone (scale, zero point given)
+//   BM_epilogue_row       the INT8 GEMM's float epilogue over rows of int32
+//                         accumulators (qgemm_default_ukernel().epilogue_row;
+//                         there is no separate vectorized dequantize, the
+//                         scalar one is kernels::dequantize_acc): 4 B in + 4 B
+//                         out per element (comp, cscale, bias are per-channel
+//                         rows that stay in L1 and are not counted)
+//   BM_epilogue_row_scalar  the same with the scalar reference epilogue
+//   BM_softmax_row        vec_kernels().softmax_row over rows of 1500 (T x T
+//                         attention scores): 4 B in + 4 B out
+//   BM_layernorm_row      vec_kernels().layernorm_row, 1500 rows x 512
+//
+// The data (<= 12 MB) fits in a 32 MB L3: these are in-cache rates, the
+// situation inside an encoder layer where a GEMM's output feeds the next op.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/qgemm.h"
+#include "kernels/quantize_activations.h"
+#include "kernels/vec_kernels.h"
+#include "runtime/cpu_isa.h"
+#include "runtime/parallel.h"
+
+namespace {
+
+namespace kn = sarai::kernels;
+
+std::vector<float> random_floats(int64_t n, float scale, uint64_t seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    x = scale * (static_cast<float>(static_cast<int64_t>(seed >> 40) - (1 << 23)) / (1 << 23));
+  }
+  return v;
+}
+
+void BM_quantize_u8(benchmark::State& st) {
+  const int64_t rows = st.range(0), cols = st.range(1), n = rows * cols;
+  sarai::max_isa();
+  sarai::set_num_threads(static_cast<int>(st.range(2)));
+  const std::vector<float> x = random_floats(n, 3.f, 1);
+  std::vector<uint8_t> q(static_cast<size_t>(n));
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(kn::quantize_u8(x.data(), n, q.data()));
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * n * 5);
+  st.SetLabel(kn::vec_kernels().isa);
+}
+
+void BM_quantize_u8_with(benchmark::State& st) {
+  const int64_t rows = st.range(0), cols = st.range(1), n = rows * cols;
+  sarai::max_isa();
+  sarai::set_num_threads(static_cast<int>(st.range(2)));
+  const std::vector<float> x = random_floats(n, 3.f, 1);
+  std::vector<uint8_t> q(static_cast<size_t>(n));
+  const kn::QuantParams p = kn::choose_u8_params(-3.f, 3.f);
+  for (auto _ : st) {
+    kn::quantize_u8_with(x.data(), n, p, q.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * n * 5);
+  st.SetLabel(kn::vec_kernels().isa);
+}
+
+using EpilogueRow = void (*)(const int32_t*, int64_t, const int32_t*, const float*, const float*,
+                             const float*, kn::QgemmActivation, float*);
+
+void run_epilogue(benchmark::State& st, EpilogueRow fn, const char* label) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  std::vector<int32_t> acc(static_cast<size_t>(rows * n)), comp(static_cast<size_t>(n));
+  for (size_t i = 0; i < acc.size(); ++i) acc[i] = static_cast<int32_t>((i * 2654435761u) % 200001) - 100000;
+  for (size_t j = 0; j < comp.size(); ++j) comp[j] = static_cast<int32_t>(131 * (j % 97));
+  const std::vector<float> cscale = random_floats(n, 1e-4f, 2), bias = random_floats(n, 0.1f, 3);
+  std::vector<float> y(static_cast<size_t>(rows * n));
+  for (auto _ : st) {
+    for (int64_t r = 0; r < rows; ++r)
+      fn(acc.data() + r * n, n, comp.data(), cscale.data(), bias.data(), nullptr,
+         kn::QgemmActivation::kNone, y.data() + r * n);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * rows * n * 8);
+  st.SetLabel(label);
+}
+
+void BM_epilogue_row(benchmark::State& st) {
+  sarai::max_isa();
+  const kn::QgemmUkernel& uk = kn::qgemm_default_ukernel();
+  run_epilogue(st, uk.epilogue_row, sarai::isa_name(uk.isa));
+}
+
+void BM_epilogue_row_scalar(benchmark::State& st) {
+  run_epilogue(st, kn::qgemm_epilogue_row_scalar, "scalar");
+}
+
+void BM_softmax_row(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  sarai::max_isa();
+  const kn::VecKernels& vk = kn::vec_kernels();
+  const std::vector<float> x = random_floats(rows * n, 8.f, 4);
+  std::vector<float> y(x.size());
+  for (auto _ : st) {
+    for (int64_t r = 0; r < rows; ++r) vk.softmax_row(x.data() + r * n, y.data() + r * n, n);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * rows * n * 8);
+  st.SetLabel(vk.isa);
+}
+
+void BM_layernorm_row(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  sarai::max_isa();
+  const kn::VecKernels& vk = kn::vec_kernels();
+  const std::vector<float> x = random_floats(rows * n, 2.f, 5);
+  const std::vector<float> scale = random_floats(n, 1.f, 6), bias = random_floats(n, 0.1f, 7);
+  std::vector<float> y(x.size());
+  float mean = 0, inv_std = 0;
+  for (auto _ : st) {
+    for (int64_t r = 0; r < rows; ++r)
+      vk.layernorm_row(x.data() + r * n, y.data() + r * n, scale.data(), bias.data(), n, 1e-5f, &mean,
+                       &inv_std);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * rows * n * 8);
+  st.SetLabel(vk.isa);
+}
+
+BENCHMARK(BM_quantize_u8)
+    ->ArgNames({"rows", "cols", "nthr"})
+    ->ArgsProduct({{1, 1500}, {512, 2048}, {1, 2}})
+    ->UseRealTime();
+BENCHMARK(BM_quantize_u8_with)
+    ->ArgNames({"rows", "cols", "nthr"})
+    ->ArgsProduct({{1500}, {512, 2048}, {1, 2}})
+    ->UseRealTime();
+BENCHMARK(BM_epilogue_row)->ArgNames({"rows", "N"})->ArgsProduct({{1, 1500}, {512, 2048}});
+BENCHMARK(BM_epilogue_row_scalar)->ArgNames({"rows", "N"})->ArgsProduct({{1500}, {512, 2048}});
+BENCHMARK(BM_softmax_row)->ArgNames({"rows", "cols"})->Args({1500, 1500});
+BENCHMARK(BM_layernorm_row)->ArgNames({"rows", "cols"})->Args({1500, 512})->Args({150, 512});
+
+}  // namespace

@@ -29,6 +29,7 @@
 
 #include "kernels/int8_layout.h"
 #include "kernels/kernels.h"
+#include "kernels/qconv.h"
 #include "kernels/qgemm.h"
 #include "kernels/quantize_activations.h"
 #include "kernels/util.h"
@@ -169,32 +170,6 @@ Status check_reduction(const char* what, int64_t k) {
                          " exceeds the int32 accumulator bound " + str(qref::kMaxReduction) +
                          " (255 * 127 * K must fit in int32)");
   return Status::ok();
-}
-
-// y[(b * channels + n) * inner + o] = dequantize_acc(acc - zp * wsum[n], s_x * scale[n], bias[n])
-// for `outer` blocks of channels x inner accumulators. `compensate` is false
-// for ConvTranspose, whose core already subtracted the zero point.
-void epilogue(const KernelContext& ctx, const int32_t* acc, QuantParams xp, int64_t outer,
-              int64_t channels, int64_t inner, bool compensate, float* y) {
-  const float* scale = ctx.input(2).data<float>();
-  const bool per_tensor = ctx.input(2).numel() == 1;
-  const int32_t* wsum = ctx.input(3).data<int32_t>();
-  const float* bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
-  std::vector<float> cs(static_cast<size_t>(channels));
-  for (int64_t n = 0; n < channels; ++n) cs[static_cast<size_t>(n)] = xp.scale * scale[per_tensor ? 0 : n];
-  parallel_for(outer * channels, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bn = begin; bn < end; ++bn) {
-      const int64_t n = bn % channels;
-      // int64 then a modular cast: equal to the int32 arithmetic for every
-      // valid wsum, and defined behaviour for a corrupt one.
-      const int64_t comp = compensate ? int64_t{xp.zero_point} * wsum[n] : 0;
-      const float b = bias ? bias[n] : 0.f;
-      for (int64_t o = 0; o < inner; ++o) {
-        const int64_t i = bn * inner + o;
-        y[i] = dequantize_acc(static_cast<int32_t>(acc[i] - comp), cs[static_cast<size_t>(n)], b);
-      }
-    }
-  });
 }
 
 // Per-channel constants of the epilogue: cscale[n] = s_x * scale[n] and
@@ -389,15 +364,26 @@ Status QConv(KernelContext& ctx) {
 
   Shape out_shape = {p.batch, p.M};
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
-  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
-  if (y.numel() == 0) return Status::ok();
+  SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
+  const bool direct = fusion.residual == nullptr || fusion.in_epilogue;
+  Tensor scratch;
+  Tensor& y = direct ? ctx.allocate_output(0, DType::kFloat32, out_shape)
+                     : (scratch = Tensor::allocate(DType::kFloat32, out_shape));
+  if (y.numel() == 0) return finish_fusion(ctx, fusion, y);
   std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
   const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
-  std::vector<int32_t> acc(static_cast<size_t>(y.numel()));
-  qref::conv_u8s8(p, xq.data(), xp.zero_point, w.data<int8_t>(), acc.data());
-  epilogue(ctx, acc.data(), xp, p.batch, p.M, p.g.out_size(), /*compensate=*/true,
-           y.mutable_data<float>());
-  return Status::ok();
+  const ChannelParams cp = channel_params(ctx, xp, p.M, /*compensate=*/true);
+  QgemmEpilogue fused;  // the fusion's residual and activation, as QMatMul takes them
+  set_fusion(fusion, /*ldr_m=*/0, &fused);
+  QconvEpilogue ep;
+  ep.comp = cp.comp.data();
+  ep.cscale = cp.cscale.data();
+  ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
+  ep.residual = fused.residual;
+  ep.act = fused.act;
+  ep.y = y.mutable_data<float>();
+  qconv_u8s8(p, xq.data(), xp.zero_point, w.data<int8_t>(), ep);
+  return finish_fusion(ctx, fusion, y);
 }
 
 Status QConvTranspose(KernelContext& ctx) {
@@ -428,10 +414,13 @@ Status QConvTranspose(KernelContext& ctx) {
   if (y.numel() == 0) return Status::ok();
   std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
   const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
-  std::vector<int32_t> acc(static_cast<size_t>(y.numel()));
-  qref::conv_transpose_u8s8(p, xq.data(), xp.zero_point, w.data<int8_t>(), acc.data());
-  epilogue(ctx, acc.data(), xp, p.batch, p.M, p.g.out_size(), /*compensate=*/false,
-           y.mutable_data<float>());
+  // The core subtracts the zero point itself: no wsum compensation.
+  const ChannelParams cp = channel_params(ctx, xp, p.M, /*compensate=*/false);
+  QconvEpilogue ep;
+  ep.cscale = cp.cscale.data();
+  ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
+  ep.y = y.mutable_data<float>();
+  qconv_transpose_u8s8(p, xq.data(), xp.zero_point, w.data<int8_t>(), ep);
   return Status::ok();
 }
 

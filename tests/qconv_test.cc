@@ -1,0 +1,758 @@
+// Tests for kernels/qconv.h: the fast QConv / QConvTranspose cores and the
+// ops built on them must equal the scalar references of kernels/qlinear.h
+// (qref::conv_u8s8, qref::conv_transpose_u8s8) exactly:
+//   - the integer cores, ASSERT_EQ on every int32, at every ISA level this
+//     CPU/OS has (scalar, avx2, avx2_vnni, avx512_vnni; others skipped),
+//     swept over 1-D and 2-D (and one 3-D) geometries: kernels 1, 2, 3, 5,
+//     symmetric and asymmetric pads, strides 1-3, dilations 1-2, group 1,
+//     2 and depthwise, channel tails (1, 3, 15, 16, 17, 33), zero points
+//     0, 1, 127, 128, 255, batch 1 and 2, output lengths around the im2col
+//     block boundaries, and the extreme data 255 x ±127 / -128;
+//   - the fused float epilogue (bias, per-tensor scale, residual, Relu,
+//     Gelu), bit for bit (memcmp) against the reference accumulators
+//     followed by the reference epilogue's float operations;
+//   - the ops QConv (incl. a fused residual + Relu, of y's shape or
+//     broadcast) and QConvTranspose, bit for bit against quantize_u8 + the
+//     reference core + that epilogue;
+//   - results independent of the thread count.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/conv_geometry.h"
+#include "kernels/int8_layout.h"
+#include "kernels/kernels.h"
+#include "kernels/qconv.h"
+#include "kernels/qgemm.h"
+#include "kernels/qlinear.h"
+#include "kernels/quantize_activations.h"
+#include "kernels/vec_kernels.h"
+#include "runtime/cpu_isa.h"
+#include "runtime/parallel.h"
+#include "tests/test_util.h"
+
+namespace sarai {
+namespace {
+
+using kernels::QconvEpilogue;
+using kernels::QgemmActivation;
+using kernels::QgemmUkernel;
+using kernels::qref::ConvProblem;
+using test::attr_int;
+using test::attr_ints;
+using test::attr_string;
+using test::make_node;
+using test::make_tensor;
+using Ints = std::vector<int64_t>;
+
+// One convolution: X [batch, C, in...], W [M, C/group, k...] (ConvTranspose:
+// [C, M/group, k...]); empty strides/dilations/pads = ONNX defaults.
+struct Case {
+  Ints in, k;
+  int64_t batch = 1, C = 1, M = 1, group = 1;
+  Ints strides, dilations, pads, output_padding;
+  int zp = 0;
+  bool extreme = false;  // x_q = 255 everywhere, w in {127, -127, -128}
+
+  std::string str() const {
+    return "in " + shape_to_string(in) + " k " + shape_to_string(k) + " batch " + std::to_string(batch) +
+           " C " + std::to_string(C) + " M " + std::to_string(M) + " group " + std::to_string(group) +
+           " strides " + shape_to_string(strides) + " dilations " + shape_to_string(dilations) +
+           " pads " + shape_to_string(pads) + " output_padding " + shape_to_string(output_padding) +
+           " zp " + std::to_string(zp) + (extreme ? " (255 x ±127/-128)" : "");
+  }
+};
+
+Node conv_node(const char* op, const Case& c, int num_inputs = 5) {
+  Node node = make_node(op, num_inputs);
+  node.domain = "sarai";
+  node.attrs["group"] = attr_int(c.group);
+  if (!c.strides.empty()) node.attrs["strides"] = attr_ints(c.strides);
+  if (!c.dilations.empty()) node.attrs["dilations"] = attr_ints(c.dilations);
+  if (!c.pads.empty()) node.attrs["pads"] = attr_ints(c.pads);
+  if (!c.output_padding.empty()) node.attrs["output_padding"] = attr_ints(c.output_padding);
+  return node;
+}
+
+Shape x_shape(const Case& c) {
+  Shape s = {c.batch, c.C};
+  s.insert(s.end(), c.in.begin(), c.in.end());
+  return s;
+}
+
+// The ONNX weight shape.
+Shape w_shape(const Case& c, bool transpose) {
+  Shape s = transpose ? Shape{c.C, c.M / c.group} : Shape{c.M, c.C / c.group};
+  s.insert(s.end(), c.k.begin(), c.k.end());
+  return s;
+}
+
+ConvProblem problem(const Case& c, bool transpose) {
+  ConvProblem p;
+  p.batch = c.batch;
+  p.C = c.C;
+  p.M = c.M;
+  p.group = c.group;
+  p.packed = !transpose && c.group == 1;
+  const Node node = conv_node(transpose ? "QConvTranspose" : "QConv", c);
+  const Status st = transpose ? kernels::convgeo::resolve_conv_transpose(node, x_shape(c), w_shape(c, true), c.group, &p.g)
+                              : kernels::convgeo::resolve_conv(node, x_shape(c), w_shape(c, false), c.group, &p.g);
+  EXPECT_TRUE(st.is_ok()) << st.message() << " for " << c.str();
+  return p;
+}
+
+struct Data {
+  std::vector<uint8_t> xq;
+  std::vector<int8_t> w;       // ONNX layout
+  std::vector<int8_t> packed;  // N16K4 [K = C*taps, N = M] for group-1 QConv
+};
+
+Data make_data(const Case& c, bool transpose, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Data d;
+  d.xq.resize(static_cast<size_t>(numel_of(x_shape(c))));
+  d.w.resize(static_cast<size_t>(numel_of(w_shape(c, transpose))));
+  for (auto& v : d.xq) v = c.extreme ? 255 : static_cast<uint8_t>(rng() & 255);
+  for (auto& v : d.w)
+    v = c.extreme ? static_cast<int8_t>(rng() % 3 == 0 ? -128 : rng() & 1 ? 127 : -127)
+                  : static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  if (!transpose && c.group == 1) {
+    const int64_t K = static_cast<int64_t>(d.w.size()) / c.M;
+    d.packed.assign(static_cast<size_t>(int8::packed_size(K, c.M)), 0);
+    for (int64_t m = 0; m < c.M; ++m)
+      for (int64_t k = 0; k < K; ++k)
+        d.packed[static_cast<size_t>(int8::packed_index(k, m, K))] = d.w[static_cast<size_t>(m * K + k)];
+  }
+  return d;
+}
+
+const int8_t* weights(const Case& c, const Data& d, bool transpose) {
+  return !transpose && c.group == 1 ? d.packed.data() : d.w.data();
+}
+
+std::vector<int32_t> reference_acc(const ConvProblem& p, const Case& c, const Data& d, bool transpose) {
+  std::vector<int32_t> acc(static_cast<size_t>(p.batch * p.M * p.g.out_size()));
+  if (transpose)
+    kernels::qref::conv_transpose_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.w.data(), acc.data());
+  else
+    kernels::qref::conv_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), acc.data());
+  return acc;
+}
+
+// The fast core's raw accumulators equal the reference's.
+void check_core(const QgemmUkernel* uk, const Case& c, bool transpose, uint32_t seed) {
+  const ConvProblem p = problem(c, transpose);
+  const Data d = make_data(c, transpose, seed);
+  const std::vector<int32_t> want = reference_acc(p, c, d, transpose);
+  std::vector<int32_t> got(want.size(), -12345);
+  if (transpose)
+    kernels::qconv_transpose_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.w.data(), got.data(), uk);
+  else
+    kernels::qconv_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), got.data(), uk);
+  const int64_t os = p.g.out_size();
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_EQ(got[i], want[i]) << "@ [b " << static_cast<int64_t>(i) / (p.M * os) << ", m "
+                               << static_cast<int64_t>(i) / os % p.M << ", o " << static_cast<int64_t>(i) % os << "] "
+                               << (transpose ? "QConvTranspose " : "QConv ") << c.str() << " isa " << isa_name(uk->isa);
+}
+
+// The reference epilogue's float operations on the reference accumulators.
+struct Epi {
+  std::vector<int32_t> comp;
+  std::vector<float> cscale, bias, residual;
+  bool with_comp = true, with_bias = true, with_residual = false;
+  QgemmActivation act = QgemmActivation::kNone;
+
+  QconvEpilogue view(float* y) const {
+    QconvEpilogue e;
+    e.comp = with_comp ? comp.data() : nullptr;
+    e.cscale = cscale.data();
+    e.bias = with_bias ? bias.data() : nullptr;
+    e.residual = with_residual ? residual.data() : nullptr;
+    e.act = act;
+    e.y = y;
+    return e;
+  }
+};
+
+std::vector<float> reference_y(const std::vector<int32_t>& acc, int64_t M, int64_t os, const Epi& e) {
+  std::vector<float> y(acc.size());
+  for (size_t i = 0; i < acc.size(); ++i) {
+    const size_t m = static_cast<size_t>(static_cast<int64_t>(i) / os % M);
+    const int32_t comp = e.with_comp ? e.comp[m] : 0;
+    float v = kernels::dequantize_acc(static_cast<int32_t>(static_cast<int64_t>(acc[i]) - comp), e.cscale[m],
+                                      e.with_bias ? e.bias[m] : 0.f);
+    if (e.with_residual) v = v + e.residual[i];
+    if (e.act == QgemmActivation::kRelu) v = v < 0.f ? 0.f : v;
+    y[i] = v;
+  }
+  if (e.act == QgemmActivation::kGelu)
+    for (size_t r = 0; r < acc.size(); r += static_cast<size_t>(os))
+      kernels::vec_kernels().gelu(y.data() + r, y.data() + r, os);
+  return y;
+}
+
+::testing::AssertionResult bits_equal(const std::vector<float>& got, const std::vector<float>& want) {
+  if (got.size() != want.size()) return ::testing::AssertionFailure() << "size " << got.size() << " vs " << want.size();
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0)
+      return ::testing::AssertionFailure() << "at " << i << ": " << got[i] << " vs " << want[i];
+  return ::testing::AssertionSuccess();
+}
+
+// Every ISA level; the test body skips the ones this CPU/OS lacks.
+class QconvIsa : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    uk_ = kernels::qgemm_ukernel(GetParam());
+    if (uk_ == nullptr) GTEST_SKIP() << "no " << isa_name(GetParam()) << " on this CPU/OS";
+  }
+  const QgemmUkernel* uk_ = nullptr;
+};
+
+INSTANTIATE_TEST_SUITE_P(Levels, QconvIsa,
+                         ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx2Vnni, Isa::kAvx512Vnni),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+const int kZps[] = {0, 1, 127, 128, 255};
+const int64_t kChannels[] = {1, 3, 15, 16, 17, 33};
+
+// 1-D: every kernel x stride x dilation x pads, five times, with channels,
+// group, zero point, batch and length cycled through their lists.
+std::vector<Case> sweep_1d() {
+  std::vector<Case> cases;
+  const Ints pads[] = {{0, 0}, {1, 1}, {2, 0}, {0, 3}};
+  int i = 0;
+  for (int pass = 0; pass < 5; ++pass, i += 7)  // each pass pairs the lists differently
+  for (int64_t k : {1, 2, 3, 5})
+    for (int64_t s : {1, 2, 3})
+      for (int64_t dil : {1, 2})
+        for (const Ints& pd : pads) {
+          Case c;
+          c.k = {k};
+          c.strides = {s};
+          c.dilations = {dil};
+          c.pads = pd;
+          c.zp = kZps[i % 5];
+          c.batch = 1 + (i / 3) % 2;
+          const int64_t ek = (k - 1) * dil + 1;
+          c.in = {std::max<int64_t>(ek - pd[0] - pd[1], 1) + (i * 7) % 23};
+          const int kind = i % 3;  // group 1, 2, depthwise
+          const int64_t ch = kChannels[(i / 2) % 6];
+          if (kind == 0) {
+            c.C = ch;
+            c.M = kChannels[(i + 3) % 6];
+          } else if (kind == 1) {
+            c.group = 2;
+            c.C = 2 * ((ch + 1) / 2);
+            c.M = 2 * ((kChannels[(i + 1) % 6] + 1) / 2);
+          } else {
+            c.C = c.group = ch;
+            c.M = ch * (1 + i % 2);  // depthwise, multiplier 1 or 2
+          }
+          cases.push_back(c);
+          ++i;
+        }
+  return cases;
+}
+
+// 2-D (and one 3-D) geometries.
+std::vector<Case> sweep_2d() {
+  std::vector<Case> cases;
+  struct G {
+    Ints in, k, s, d, pads;
+  };
+  const G geos[] = {
+      {{9, 8}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}},
+      {{7, 10}, {3, 3}, {2, 2}, {1, 1}, {0, 1, 2, 0}},
+      {{6, 6}, {1, 1}, {1, 1}, {1, 1}, {}},
+      {{8, 9}, {2, 3}, {1, 2}, {2, 1}, {1, 0, 0, 1}},
+      {{11, 7}, {5, 5}, {3, 1}, {1, 1}, {2, 2, 2, 2}},
+      {{5, 13}, {1, 3}, {1, 3}, {1, 2}, {0, 2, 0, 1}},
+      {{4, 4}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}},
+      {{5, 6, 4}, {3, 2, 2}, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 0}},
+      {{20, 9}, {17, 3}, {1, 2}, {1, 1}, {8, 1, 0, 1}},  // > 16 kernel lines: im2col's generic path
+      {{9, 30}, {2, 11}, {2, 1}, {1, 1}, {1, 5, 0, 5}},   // kernel lines wider than 8 bytes
+  };
+  int i = 0;
+  for (int pass = 0; pass < 3; ++pass, i += 5)  // each pass pairs the lists differently
+  for (const G& g : geos)
+    for (int kind = 0; kind < 3; ++kind) {
+      Case c;
+      c.in = g.in;
+      c.k = g.k;
+      c.strides = g.s;
+      c.dilations = g.d;
+      c.pads = g.pads;
+      c.zp = kZps[i % 5];
+      c.batch = 1 + i % 2;
+      const int64_t ch = kChannels[(i * 5) % 6];
+      if (kind == 0) {
+        c.C = ch;
+        c.M = kChannels[(i + 2) % 6];
+      } else if (kind == 1) {
+        c.group = 2;
+        c.C = 2 * ((ch + 1) / 2);
+        c.M = 2 * ((kChannels[(i + 4) % 6] + 1) / 2);
+      } else {
+        c.C = c.group = ch;
+        c.M = ch;
+      }
+      cases.push_back(c);
+      ++i;
+    }
+  return cases;
+}
+
+TEST_P(QconvIsa, CoreEqualsReference1D) {
+  uint32_t seed = 1;
+  for (const Case& c : sweep_1d()) ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+}
+
+TEST_P(QconvIsa, CoreEqualsReference2D) {
+  uint32_t seed = 100;
+  for (const Case& c : sweep_2d()) ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+}
+
+// Group 1 over every channel tail pair and zero point, 1-D k3 pad 1.
+TEST_P(QconvIsa, CoreEqualsReferenceOverChannelTails) {
+  uint32_t seed = 200;
+  for (int64_t C : kChannels)
+    for (int64_t M : kChannels) {
+      Case c;
+      c.in = {19};
+      c.k = {3};
+      c.pads = {1, 1};
+      c.C = C;
+      c.M = M;
+      c.zp = kZps[seed % 5];
+      ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+    }
+}
+
+// Every zero point at group 1, 2 and depthwise, padded on both sides.
+TEST_P(QconvIsa, CoreEqualsReferenceForEveryZeroPoint) {
+  uint32_t seed = 300;
+  for (int zp : kZps)
+    for (int64_t group : {1, 2, 16}) {
+      Case c;
+      c.in = {7, 9};
+      c.k = {3, 3};
+      c.pads = {2, 1, 0, 2};
+      c.batch = 2;
+      c.C = 16;
+      c.M = group == 16 ? 16 : 17 + (group == 2);
+      c.group = group;
+      c.zp = zp;
+      ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+    }
+}
+
+// Output lengths around the im2col block sizes: 1536 rows when K and M are
+// small, 192 (the minimum) when K = C * taps is large (here 2048 * 3).
+TEST_P(QconvIsa, CoreEqualsReferenceAroundBlockBoundaries) {
+  uint32_t seed = 400;
+  for (int64_t out : {1535, 1536, 1537, 3073}) {
+    Case c;
+    c.in = {out};
+    c.k = {3};
+    c.pads = {1, 1};
+    c.C = 5;
+    c.M = 17;
+    c.zp = 128;
+    c.batch = out == 1537 ? 2 : 1;
+    ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+  }
+  for (int64_t out : {191, 192, 193, 385}) {
+    Case c;
+    c.in = {2 * out};
+    c.k = {3};
+    c.strides = {2};
+    c.pads = {1, 0};
+    c.C = 2048;
+    c.M = 3;
+    c.zp = 1;
+    ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+  }
+}
+
+// 255 x ±127 / -128 everywhere: the largest products, every group kind.
+TEST_P(QconvIsa, CoreExactAt255AndExtremeWeights) {
+  uint32_t seed = 500;
+  for (int64_t group : {1, 2, 34}) {
+    Case c;
+    c.in = {40};
+    c.k = {5};
+    c.pads = {2, 2};
+    c.C = 34;
+    c.M = group == 34 ? 34 : 18;
+    c.group = group;
+    c.zp = 255;
+    c.extreme = true;
+    ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+    ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, true, seed++));
+  }
+}
+
+std::vector<Case> transpose_cases() {
+  std::vector<Case> cases;
+  int i = 0;
+  for (int64_t k : {1, 2, 3, 5})
+    for (int64_t s : {1, 2, 3})
+      for (int64_t dil : {1, 2}) {
+        Case c;
+        c.in = {3 + (i * 5) % 11};
+        c.k = {k};
+        c.strides = {s};
+        c.dilations = {dil};
+        const int64_t ek = (k - 1) * dil + 1;
+        c.pads = {std::min<int64_t>(i % 3, ek - 1), std::min<int64_t>((i / 3) % 2, ek - 1)};
+        if (s > 1 && i % 2) c.output_padding = {s - 1};
+        c.zp = kZps[i % 5];
+        c.batch = 1 + i % 2;
+        const int kind = i % 3;
+        c.group = kind == 0 ? 1 : kind == 1 ? 2 : 0;
+        const int64_t ch = kChannels[(i / 3) % 6];
+        if (c.group == 0) {
+          c.C = c.group = ch;
+          c.M = ch;
+        } else {
+          c.C = c.group * ((ch + c.group - 1) / c.group);
+          c.M = c.group * ((kChannels[(i + 1) % 6] + c.group - 1) / c.group);
+        }
+        cases.push_back(c);
+        ++i;
+      }
+  // 2-D.
+  Case a;
+  a.in = {5, 6};
+  a.k = {3, 3};
+  a.strides = {2, 2};
+  a.pads = {1, 0, 0, 1};
+  a.output_padding = {1, 0};
+  a.C = 17;
+  a.M = 15;
+  a.batch = 2;
+  a.zp = 127;
+  cases.push_back(a);
+  Case b = a;
+  b.k = {2, 3};
+  b.strides = {1, 3};
+  b.dilations = {2, 1};
+  b.pads = {0, 2, 1, 0};
+  b.output_padding = {0, 2};
+  b.group = 3;
+  b.C = 6;
+  b.M = 9;
+  b.zp = 1;
+  cases.push_back(b);
+  return cases;
+}
+
+TEST_P(QconvIsa, TransposeCoreEqualsReference) {
+  uint32_t seed = 600;
+  for (const Case& c : transpose_cases()) ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, true, seed++));
+}
+
+// The fused float epilogue, bit for bit: bias or not, residual, Relu, Gelu.
+TEST_P(QconvIsa, FusedEpilogueEqualsReferenceBitForBit) {
+  std::vector<Case> cases;
+  Case g1;
+  g1.in = {37};
+  g1.k = {3};
+  g1.pads = {1, 1};
+  g1.C = 15;
+  g1.M = 33;
+  g1.batch = 2;
+  g1.zp = 128;
+  cases.push_back(g1);
+  Case dw = g1;
+  dw.C = dw.M = dw.group = 16;
+  dw.strides = {2};
+  cases.push_back(dw);
+  Case g2;
+  g2.in = {6, 7};
+  g2.k = {3, 2};
+  g2.pads = {1, 0, 1, 1};
+  g2.C = 6;
+  g2.M = 4;
+  g2.group = 2;
+  g2.zp = 3;
+  cases.push_back(g2);
+  uint32_t seed = 700;
+  for (const Case& c : cases)
+    for (bool transpose : {false, true})
+      for (int variant = 0; variant < 4; ++variant) {
+        SCOPED_TRACE(c.str() + (transpose ? " transpose" : "") + " variant " + std::to_string(variant) +
+                     " isa " + isa_name(uk_->isa));
+        const ConvProblem p = problem(c, transpose);
+        const Data d = make_data(c, transpose, seed++);
+        const std::vector<int32_t> acc = reference_acc(p, c, d, transpose);
+        const int64_t os = p.g.out_size();
+        std::mt19937 rng(seed);
+        std::uniform_real_distribution<float> u(-1.f, 1.f);
+        Epi e;
+        e.comp.resize(static_cast<size_t>(c.M));
+        e.cscale.resize(static_cast<size_t>(c.M));
+        e.bias.resize(static_cast<size_t>(c.M));
+        for (int64_t m = 0; m < c.M; ++m) {
+          e.comp[static_cast<size_t>(m)] = static_cast<int32_t>(rng() % 20001) - 10000;
+          e.cscale[static_cast<size_t>(m)] = 1e-4f * (1.f + u(rng));
+          e.bias[static_cast<size_t>(m)] = u(rng);
+        }
+        e.residual.resize(acc.size());
+        for (float& r : e.residual) r = u(rng);
+        e.with_comp = !transpose;
+        e.with_bias = variant != 1;
+        e.with_residual = variant >= 2;
+        e.act = variant == 2 ? QgemmActivation::kRelu : variant == 3 ? QgemmActivation::kGelu : QgemmActivation::kNone;
+        const std::vector<float> want = reference_y(acc, c.M, os, e);
+        std::vector<float> got(acc.size(), -7.f);
+        if (transpose)
+          kernels::qconv_transpose_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.w.data(), e.view(got.data()), uk_);
+        else
+          kernels::qconv_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), e.view(got.data()), uk_);
+        ASSERT_TRUE(bits_equal(got, want));
+      }
+}
+
+TEST(Qconv, ResultsDoNotDependOnThreadCount) {
+  const int saved = num_threads();
+  std::vector<Case> cases;
+  Case g1;
+  g1.in = {700};
+  g1.k = {3};
+  g1.strides = {2};
+  g1.pads = {1, 1};
+  g1.C = 48;
+  g1.M = 40;
+  g1.batch = 2;
+  g1.zp = 5;
+  cases.push_back(g1);
+  Case dw = g1;
+  dw.C = dw.M = dw.group = 48;
+  cases.push_back(dw);
+  for (const Case& c : cases)
+    for (bool transpose : {false, true}) {
+      const ConvProblem p = problem(c, transpose);
+      const Data d = make_data(c, transpose, 9);
+      std::vector<int32_t> first;
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<int32_t> got(static_cast<size_t>(p.batch * p.M * p.g.out_size()));
+        if (transpose)
+          kernels::qconv_transpose_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.w.data(), got.data());
+        else
+          kernels::qconv_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), got.data());
+        if (first.empty()) {
+          first = got;
+          EXPECT_EQ(got, reference_acc(p, c, d, transpose)) << c.str();
+        } else {
+          EXPECT_EQ(got, first) << threads << " threads, " << c.str();
+        }
+      }
+    }
+  set_num_threads(saved);
+}
+
+// ---- The ops: quantize_u8 + core + epilogue, against the reference pieces.
+
+struct OpInputs {
+  std::vector<Tensor> inputs;
+  std::vector<float> x, scale, bias, residual;
+  std::vector<int32_t> wsum;
+  Data d;
+};
+
+// residual: none (empty), y's shape, or [M, 1...] (broadcast by the op after its core).
+OpInputs op_inputs(const Case& c, bool transpose, bool bias, bool per_tensor, const Shape& residual,
+                   uint32_t seed) {
+  OpInputs in;
+  in.d = make_data(c, transpose, seed);
+  std::mt19937 rng(seed + 1);
+  std::uniform_real_distribution<float> u(-1.5f, 2.5f);
+  in.x.resize(static_cast<size_t>(numel_of(x_shape(c))));
+  for (float& v : in.x) v = u(rng);
+  in.scale.resize(per_tensor ? 1 : static_cast<size_t>(c.M));
+  for (float& v : in.scale) v = 0.001f + 0.01f * (u(rng) + 1.5f);
+  in.bias.resize(static_cast<size_t>(c.M));
+  for (float& v : in.bias) v = u(rng);
+  in.wsum.assign(static_cast<size_t>(c.M), 0);
+  if (!transpose) {
+    const size_t per = in.d.w.size() / static_cast<size_t>(c.M);
+    for (size_t i = 0; i < in.d.w.size(); ++i) in.wsum[i / per] += in.d.w[i];
+  }
+  Tensor w = !transpose && c.group == 1 ? make_tensor<int8_t>({static_cast<int64_t>(in.d.packed.size())}, in.d.packed)
+                                        : make_tensor<int8_t>(w_shape(c, transpose), in.d.w);
+  in.inputs = {make_tensor<float>(x_shape(c), in.x), w,
+               make_tensor<float>({static_cast<int64_t>(in.scale.size())}, in.scale),
+               make_tensor<int32_t>({c.M}, in.wsum)};
+  in.inputs.push_back(bias ? make_tensor<float>({c.M}, in.bias) : Tensor());
+  if (!residual.empty()) {
+    in.residual.resize(static_cast<size_t>(numel_of(residual)));
+    for (float& v : in.residual) v = u(rng);
+    in.inputs.push_back(make_tensor<float>(residual, in.residual));
+  }
+  return in;
+}
+
+enum class Fused { kNone, kResidualRelu, kBroadcastResidualRelu };
+
+void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused fused, uint32_t seed) {
+  const bool residual_relu = fused != Fused::kNone;
+  SCOPED_TRACE(c.str() + (transpose ? " QConvTranspose" : " QConv") + (bias ? " bias" : "") +
+               (per_tensor ? " per-tensor" : "") + (residual_relu ? " residual+Relu" : "") +
+               (fused == Fused::kBroadcastResidualRelu ? " (broadcast)" : ""));
+  const ConvProblem p0 = problem(c, transpose);
+  Shape ys = {c.batch, c.M};
+  ys.insert(ys.end(), p0.g.out.begin(), p0.g.out.end());
+  Shape rs;
+  if (fused == Fused::kResidualRelu) rs = ys;
+  if (fused == Fused::kBroadcastResidualRelu) rs = Shape(ys.size() - 1, 1), rs[0] = c.M;  // [M, 1...]
+  OpInputs in = op_inputs(c, transpose, bias, per_tensor, rs, seed);
+  Node node = conv_node(transpose ? "QConvTranspose" : "QConv", c, residual_relu ? 6 : 5);
+  node.attrs["weight_shape"] = attr_ints(w_shape(c, transpose));
+  if (residual_relu) node.attrs["activation"] = attr_string("Relu");
+  auto out = test::run_kernel(transpose ? kernels::QConvTranspose : kernels::QConv, node, in.inputs);
+  ASSERT_TRUE(out.has_value()) << out.message();
+  const Tensor& y = (*out)[0];
+
+  // The reference: the op's quantization, the scalar core, the epilogue.
+  Case cq = c;
+  in.d.xq.assign(in.x.size(), 0);
+  const kernels::QuantParams xp = kernels::quantize_u8(in.x.data(), static_cast<int64_t>(in.x.size()), in.d.xq.data());
+  cq.zp = xp.zero_point;
+  const ConvProblem p = problem(cq, transpose);
+  const std::vector<int32_t> acc = reference_acc(p, cq, in.d, transpose);
+  Epi e;
+  for (int64_t m = 0; m < c.M; ++m) {
+    e.cscale.push_back(xp.scale * in.scale[per_tensor ? 0 : static_cast<size_t>(m)]);
+    e.comp.push_back(static_cast<int32_t>(int64_t{xp.zero_point} * in.wsum[static_cast<size_t>(m)]));
+  }
+  e.bias = in.bias;
+  e.residual = in.residual;
+  if (fused == Fused::kBroadcastResidualRelu) {  // r[m] at every (b, m, o)
+    e.residual.resize(acc.size());
+    for (size_t i = 0; i < acc.size(); ++i)
+      e.residual[i] = in.residual[static_cast<size_t>(static_cast<int64_t>(i) / p.g.out_size() % c.M)];
+  }
+  e.with_comp = !transpose;
+  e.with_bias = bias;
+  e.with_residual = residual_relu;
+  e.act = residual_relu ? QgemmActivation::kRelu : QgemmActivation::kNone;
+  const std::vector<float> want = reference_y(acc, c.M, p.g.out_size(), e);
+  ASSERT_EQ(y.shape(), ys);
+  ASSERT_EQ(y.numel(), static_cast<int64_t>(want.size()));
+  const std::vector<float> got(y.data<float>(), y.data<float>() + y.numel());
+  EXPECT_TRUE(bits_equal(got, want));
+}
+
+TEST(QconvOp, QConvEqualsReferenceBitForBit) {
+  Case whisper;  // the whisper front end, shrunk
+  whisper.in = {300};
+  whisper.k = {3};
+  whisper.pads = {1, 1};
+  whisper.C = 20;
+  whisper.M = 33;
+  Case down = whisper;
+  down.strides = {2};
+  down.C = 33;
+  down.M = 17;
+  down.batch = 2;
+  Case img;
+  img.in = {9, 8};
+  img.k = {3, 3};
+  img.strides = {2, 1};
+  img.pads = {1, 0, 1, 2};
+  img.C = 3;
+  img.M = 16;
+  Case dw = img;
+  dw.C = dw.M = dw.group = 15;
+  dw.dilations = {2, 1};
+  Case g2 = img;
+  g2.C = 6;
+  g2.M = 4;
+  g2.group = 2;
+  uint32_t seed = 800;
+  for (const Case& c : {whisper, down, img, dw, g2}) {
+    ASSERT_NO_FATAL_FAILURE(check_op(c, false, true, false, Fused::kNone, seed++));
+    ASSERT_NO_FATAL_FAILURE(check_op(c, false, false, true, Fused::kNone, seed++));
+    ASSERT_NO_FATAL_FAILURE(check_op(c, false, true, false, Fused::kResidualRelu, seed++));
+    ASSERT_NO_FATAL_FAILURE(check_op(c, false, false, false, Fused::kBroadcastResidualRelu, seed++));
+  }
+}
+
+TEST(QconvOp, QConvTransposeEqualsReferenceBitForBit) {
+  uint32_t seed = 900;
+  int i = 0;
+  for (const Case& c : transpose_cases()) {
+    if (i++ % 4 != 0) continue;  // a sample; the core sweep covers the rest
+    ASSERT_NO_FATAL_FAILURE(check_op(c, true, true, false, Fused::kNone, seed++));
+    ASSERT_NO_FATAL_FAILURE(check_op(c, true, false, true, Fused::kNone, seed++));
+  }
+}
+
+// Timing, run by hand:
+//   qconv_test --gtest_also_run_disabled_tests --gtest_filter='*Time*'
+// The two convolutions of a whisper-base encoder (80 -> 512 k3 pad 1 over
+// 3000 frames; 512 -> 512 k3 stride 2 pad 1): the fast op core (with its
+// epilogue) on 1 and 2 threads, best of 20, and the reference core.
+TEST(Qconv, DISABLED_TimeWhisperBaseFrontEnd) {
+  auto seconds = [](auto&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  Case c1;
+  c1.in = {3000};
+  c1.k = {3};
+  c1.pads = {1, 1};
+  c1.C = 80;
+  c1.M = 512;
+  c1.zp = 100;
+  Case c2 = c1;
+  c2.C = 512;
+  c2.strides = {2};
+  for (const Case& c : {c1, c2}) {
+    const ConvProblem p = problem(c, false);
+    const Data d = make_data(c, false, 1);
+    const int64_t n = p.batch * p.M * p.g.out_size();
+    std::vector<float> y(static_cast<size_t>(n));
+    std::vector<float> cs(static_cast<size_t>(c.M), 1e-3f), bias(static_cast<size_t>(c.M), 0.5f);
+    std::vector<int32_t> comp(static_cast<size_t>(c.M), 7);
+    QconvEpilogue e;
+    e.comp = comp.data();
+    e.cscale = cs.data();
+    e.bias = bias.data();
+    e.y = y.data();
+    const int saved = num_threads();
+    double best[2] = {1e30, 1e30};
+    for (int t = 0; t < 2; ++t) {
+      set_num_threads(t + 1);
+      for (int r = 0; r < 20; ++r)
+        best[t] = std::min(best[t], seconds([&] {
+          kernels::qconv_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.packed.data(), e);
+        }));
+    }
+    std::vector<int32_t> want;
+    const double ref = seconds([&] { want = reference_acc(p, c, d, false); });
+    set_num_threads(saved);
+    std::vector<int32_t> got(want.size());
+    kernels::qconv_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.packed.data(), got.data());
+    const double macs = static_cast<double>(n) * p.C * p.g.kernel_size();
+    std::printf("%s C %lld M %lld out %lld: 1 thread %.2f ms (%.0f GMAC/s), 2 threads %.2f ms; "
+                "reference core (2 threads) %.1f ms\n",
+                isa_name(kernels::qgemm_default_ukernel().isa), static_cast<long long>(c.C),
+                static_cast<long long>(c.M), static_cast<long long>(p.g.out_size()), best[0] * 1e3,
+                macs / best[0] * 1e-9, best[1] * 1e3, ref * 1e3);
+    ASSERT_EQ(got, want);
+  }
+}
+
+}  // namespace
+}  // namespace sarai

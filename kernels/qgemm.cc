@@ -3,7 +3,7 @@
 // Blocking: the output is cut into tasks of (up to kMB rows) × (one panel
 // group of uk.np * 16 channels). Tasks are numbered panel-group-major, so
 // consecutive tasks on one thread reuse the same weights (kKC * np * 16
-// bytes: 64 KB for AVX-512's 2 panels, in L2) across row blocks. Within a
+// bytes: 64 KB for AVX-512's 4 panels, in L2) across row blocks. Within a
 // task, K is walked in blocks of kKC, the micro-kernel accumulating into an
 // int32 buffer on the stack (kMB × 64 int32 = 16 KB, in L1); after the last
 // k-block the epilogue turns that buffer into y. Every output element is
@@ -12,7 +12,10 @@
 //
 // M = 1..16 (GEMV-like, the decoder's and streaming's case): a single row
 // block, so the tasks are the panel groups and each weight byte is read
-// once per call; the micro-kernel's row loop reuses it from registers.
+// from memory once per call (np sequential streams, which the hardware
+// prefetcher follows: ~0.84 of the measured 1-thread bandwidth at M=1,
+// K×N = 2048×8192, cold; docs/BENCHMARKS.md); the micro-kernel's row loop
+// reuses it from registers.
 #include "kernels/qgemm.h"
 
 #include <algorithm>
@@ -26,8 +29,8 @@
 namespace sarai::kernels {
 namespace {
 
-constexpr int64_t kMB = 64;         // rows per task
-constexpr int64_t kKC = 2048;       // reduction per k-block (multiple of 4)
+constexpr int64_t kMB = 64;         // rows per task (a multiple of every micro-kernel's mr)
+constexpr int64_t kKC = 1024;       // reduction per k-block (multiple of 4)
 constexpr int64_t kMaxCols = 64;    // np * 16 <= kMaxCols for every ukernel
 constexpr int64_t kBlockBytes = int8::kPanelN * int8::kGroupK;  // 64
 

@@ -13,12 +13,15 @@
 // so the last partial group only needs its activation bytes zero-extended
 // (built from the valid bytes, never read past a[m][K-1]).
 //
-// Tile: 4 rows × 2 panels = 8 zmm accumulators; per k-group 2 weight loads
-// + 4 broadcasts feed 8 vpdpbusd. The driver (qgemm.cc) blocks K by 2048 so
-// a tile's weights (2 * 2048 * 16 bytes = 64 KB) stay in L2 across the row
-// tiles of a row block. (A 512 k-block, 16 KB in L1, measured ~5 % slower at
-// M=1500, K=N=2048 on this machine's AMD EPYC: the extra pass over the
-// accumulators costs more than the L1 residency saves.)
+// Tile: 4 rows × 4 panels = 16 zmm accumulators; per k-group 4 weight loads
+// + 4 broadcasts feed 16 vpdpbusd (vpdpbusd's latency needs >= 8 independent
+// chains at 2 per cycle). The driver (qgemm.cc) blocks K by 1024, so a
+// tile's weights (4 * 1024 * 16 bytes = 64 KB) stay in L2 across the row
+// tiles of a row block. Measured on this machine's AMD EPYC (Zen 5), 1
+// thread, M=1500 K=N=2048, best of 9 (bench/qgemm_bench): 4x2 with a 2048
+// k-block ~590-606 GOPS; 4x4 ~630-660 with k-blocks of 512 or 1024 (1024 is
+// better at K=8192); 8x2 and 4x3 no better; 6x4 and 8x3 (24 accumulators)
+// spill and drop to ~345.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -93,21 +96,39 @@ void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t pstride, int64
 using TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, int64_t,
                         int32_t*, int64_t, bool);
 
-template <int NR>
-TileFn tile_for_rows(int64_t mr) {
-  switch (mr) {
-    case 1: return tile<1, NR>;
-    case 2: return tile<2, NR>;
-    case 3: return tile<3, NR>;
-    default: return tile<4, NR>;
+constexpr int kMR = 4;  // rows per full tile (the driver's row block, 64, must be a multiple)
+constexpr int kNR = 4;  // 16-channel panels per full tile (kNR * 16 <= 64)
+
+// Every partial tile (fewer rows or panels at the edges) is its own
+// instance, so the accumulator arrays are sized at compile time and stay in
+// registers.
+template <int MR>
+TileFn tile_for_panels(int64_t np) {
+  switch (np) {
+    case 1: return tile<MR, 1>;
+    case 2: return tile<MR, (kNR >= 2 ? 2 : 1)>;
+    case 3: return tile<MR, (kNR >= 3 ? 3 : 1)>;
+    default: return tile<MR, (kNR >= 4 ? 4 : 1)>;
+  }
+}
+
+TileFn tile_for(int64_t rows, int64_t np) {
+  switch (rows) {
+    case 1: return tile_for_panels<1>(np);
+    case 2: return tile_for_panels<(kMR >= 2 ? 2 : 1)>(np);
+    case 3: return tile_for_panels<(kMR >= 3 ? 3 : 1)>(np);
+    case 4: return tile_for_panels<(kMR >= 4 ? 4 : 1)>(np);
+    case 5: return tile_for_panels<(kMR >= 5 ? 5 : 1)>(np);
+    case 6: return tile_for_panels<(kMR >= 6 ? 6 : 1)>(np);
+    case 7: return tile_for_panels<(kMR >= 7 ? 7 : 1)>(np);
+    default: return tile_for_panels<(kMR >= 8 ? 8 : 1)>(np);
   }
 }
 
 void tile_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
                      int64_t panels, int64_t groups, int64_t kt, int32_t* c, int64_t ldc,
                      bool accumulate) {
-  const TileFn fn = panels == 2 ? tile_for_rows<2>(rows) : tile_for_rows<1>(rows);
-  fn(a, lda, w, pstride, groups, kt, c, ldc, accumulate);
+  tile_for(rows, panels)(a, lda, w, pstride, groups, kt, c, ldc, accumulate);
 }
 
 // 16 outputs of the epilogue; `mask` selects the valid lanes. Separate mul
@@ -141,7 +162,7 @@ void epilogue_row_avx512(const int32_t* acc, int64_t n, const int32_t* comp, con
                static_cast<__mmask16>((1u << (n - j)) - 1u));
 }
 
-const QgemmUkernel kAvx512Vnni = {Isa::kAvx512Vnni, 4, 2, tile_avx512vnni, epilogue_row_avx512};
+const QgemmUkernel kAvx512Vnni = {Isa::kAvx512Vnni, kMR, kNR, tile_avx512vnni, epilogue_row_avx512};
 
 }  // namespace
 

@@ -22,6 +22,8 @@
 #include <cassert>
 #include <cstring>
 
+#include <immintrin.h>
+
 #include "kernels/int8_layout.h"
 #include "kernels/vec_kernels.h"
 #include "runtime/parallel.h"
@@ -33,6 +35,10 @@ constexpr int64_t kMB = 64;         // rows per task (a multiple of every micro-
 constexpr int64_t kKC = 1024;       // reduction per k-block (multiple of 4)
 constexpr int64_t kMaxCols = 64;    // np * 16 <= kMaxCols for every ukernel
 constexpr int64_t kBlockBytes = int8::kPanelN * int8::kGroupK;  // 64
+// Outputs above this size are written with non-temporal stores when the
+// micro-kernel offers them (QgemmUkernel::epilogue_row_stream): about the
+// size of a core's L2 here, so a smaller y stays in cache for its consumer.
+constexpr int64_t kStreamBytes = int64_t{2} << 20;
 
 // --- scalar micro-kernel: the obvious loops, one output at a time.
 void tile_scalar(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
@@ -64,20 +70,23 @@ inline float epilogue_one(int32_t acc, int32_t comp, float cscale, float bias, c
 const QgemmUkernel kScalar = {Isa::kScalar, 4, 1, tile_scalar, qgemm_epilogue_row_scalar};
 
 // One task's output: rows [m0, m0 + rows), channels [n0, n0 + cols).
-void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, const int32_t* acc,
-                    int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, bool stream,
+                    const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0,
+                    int64_t cols) {
   const int32_t* comp = ep.comp ? ep.comp + n0 : nullptr;
   const float* cs = ep.cscale + n0;
   const float* bias = ep.bias ? ep.bias + n0 : nullptr;
   const bool gelu = ep.act == QgemmActivation::kGelu;
   const QgemmActivation act = gelu ? QgemmActivation::kNone : ep.act;
   const auto gelu_fn = vec_kernels().gelu;
+  // Stream big outputs past the caches, unless GELU rereads them at once.
+  const auto row_fn = stream && !gelu && uk.epilogue_row_stream ? uk.epilogue_row_stream : uk.epilogue_row;
   if (ep.ldy_n == 1 && (ep.residual == nullptr || ep.ldr_n == 1)) {
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t m = m0 + i;
       const float* res = ep.residual ? ep.residual + m * ep.ldr_m + n0 : nullptr;
       float* y = ep.y + m * ep.ldy_m + n0;
-      uk.epilogue_row(acc + i * ldacc, cols, comp, cs, bias, res, act, y);
+      row_fn(acc + i * ldacc, cols, comp, cs, bias, res, act, y);
       if (gelu) gelu_fn(y, y, cols);
     }
     return;
@@ -178,9 +187,13 @@ const QgemmUkernel& qgemm_default_ukernel() {
 void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
                 int64_t n, const QgemmEpilogue& ep, const QgemmUkernel* uk) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
+  const bool stream = m * n * static_cast<int64_t>(sizeof(float)) > kStreamBytes;
   drive(u, a, m, k, lda, w_packed, n,
         [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
-          apply_epilogue(u, ep, acc, ldacc, m0, rows, n0, cols);
+          apply_epilogue(u, ep, stream, acc, ldacc, m0, rows, n0, cols);
+          // Non-temporal stores are weakly ordered: fence them on the thread
+          // that made them, before the team's barrier hands y to readers.
+          if (stream) _mm_sfence();
         });
 }
 

@@ -133,6 +133,8 @@ void tile_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* 
 
 // 16 outputs of the epilogue; `mask` selects the valid lanes. Separate mul
 // and add (this file builds with -ffp-contract=off): the scalar order.
+// kStream: full, 64-byte aligned vectors go out with non-temporal stores.
+template <bool kStream>
 inline void epilogue16(const int32_t* acc, const int32_t* comp, const float* cscale,
                        const float* bias, const float* residual, QgemmActivation act, float* y,
                        __mmask16 mask) {
@@ -147,22 +149,27 @@ inline void epilogue16(const int32_t* acc, const int32_t* comp, const float* csc
     const __mmask16 neg = _mm512_cmp_ps_mask(f, _mm512_setzero_ps(), _CMP_LT_OQ);
     f = _mm512_mask_mov_ps(f, neg, _mm512_setzero_ps());
   }
-  _mm512_mask_storeu_ps(y, mask, f);
+  if (kStream && mask == 0xffff && (reinterpret_cast<uintptr_t>(y) & 63) == 0)
+    _mm512_stream_ps(y, f);
+  else
+    _mm512_mask_storeu_ps(y, mask, f);
 }
 
+template <bool kStream>
 void epilogue_row_avx512(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
                          const float* bias, const float* residual, QgemmActivation act, float* y) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16)
-    epilogue16(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
-               residual ? residual + j : nullptr, act, y + j, 0xffff);
+    epilogue16<kStream>(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
+                        residual ? residual + j : nullptr, act, y + j, 0xffff);
   if (j < n)
-    epilogue16(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
-               residual ? residual + j : nullptr, act, y + j,
-               static_cast<__mmask16>((1u << (n - j)) - 1u));
+    epilogue16<kStream>(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
+                        residual ? residual + j : nullptr, act, y + j,
+                        static_cast<__mmask16>((1u << (n - j)) - 1u));
 }
 
-const QgemmUkernel kAvx512Vnni = {Isa::kAvx512Vnni, kMR, kNR, tile_avx512vnni, epilogue_row_avx512};
+const QgemmUkernel kAvx512Vnni = {Isa::kAvx512Vnni, kMR, kNR, tile_avx512vnni, epilogue_row_avx512<false>,
+                                  epilogue_row_avx512<true>};
 
 }  // namespace
 

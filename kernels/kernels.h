@@ -40,6 +40,7 @@ Status Clip(KernelContext& ctx);
 // normalization.cc / reduce.cc
 Status Softmax(KernelContext& ctx);
 Status ScaledSoftmax(KernelContext& ctx);
+Status Attention(KernelContext& ctx);  // attention.cc
 Status LayerNormalization(KernelContext& ctx);
 Status BatchNormalization(KernelContext& ctx);
 Status ReduceMean(KernelContext& ctx);

@@ -66,6 +66,7 @@ void register_kernels(KernelTable& t) {
   // The quantized ops `sarai-rt convert` writes.
   t.add_domain_op("sarai", "Gelu", Gelu);  // fused erf-GELU chains (runtime/fuse.h), any opset
   t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax);  // fused Div + Softmax
+  t.add_domain_op("sarai", "Attention", Attention);  // fused MatMul + ScaledSoftmax + MatMul
   t.add_domain_op("sarai", "QMatMul", QMatMul);
   t.add_domain_op("sarai", "QConv", QConv);
   t.add_domain_op("sarai", "QConvTranspose", QConvTranspose);

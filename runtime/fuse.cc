@@ -166,6 +166,41 @@ int fuse_scaled_softmax(Graph& g) {
   return fused;
 }
 
+int fuse_attention(Graph& g) {
+  std::vector<bool> dead(g.nodes.size(), false);
+  const auto consumers = consumers_of(g, dead);
+  int fused = 0;
+  for (size_t si = 0; si < g.nodes.size(); ++si) {
+    const Node& sm = g.nodes[si];
+    if (sm.op_type != "ScaledSoftmax" || sm.domain != "sarai" || sm.inputs.size() != 1 ||
+        sm.outputs.size() != 1)
+      continue;
+    const int scores = sm.inputs[0], probs = sm.outputs[0];
+    const Value& sv = g.values[static_cast<size_t>(scores)];
+    if (sv.producer < 0 || is_output(g, scores) || is_output(g, probs)) continue;
+    const size_t mi = static_cast<size_t>(sv.producer);
+    const Node& mm1 = g.nodes[mi];
+    if (dead[mi] || mm1.op_type != "MatMul" || !mm1.domain.empty() || mm1.inputs.size() != 2 ||
+        consumers[static_cast<size_t>(scores)].size() != 1)
+      continue;
+    const int mm2 = only_consumer(consumers, g, probs, "MatMul");
+    if (mm2 < 0 || g.nodes[static_cast<size_t>(mm2)].inputs.size() != 2 ||
+        g.nodes[static_cast<size_t>(mm2)].inputs[0] != probs)
+      continue;
+    Node& out = g.nodes[static_cast<size_t>(mm2)];
+    Attribute divisor = *sm.attr("divisor");
+    out.inputs = {mm1.inputs[0], mm1.inputs[1], out.inputs[1]};
+    out.op_type = "Attention";
+    out.domain = "sarai";
+    out.attrs.clear();
+    out.attrs["divisor"] = divisor;
+    dead[mi] = dead[si] = true;
+    ++fused;
+  }
+  if (fused > 0) rebuild(g, dead);
+  return fused;
+}
+
 int fuse_quantized_epilogues(Graph& g) {
   std::vector<bool> dead(g.nodes.size(), false);
   int folded = 0;

@@ -45,4 +45,12 @@ int fuse_gelu(Graph& g);
 // (bit-identical). Returns how many pairs were replaced.
 int fuse_scaled_softmax(Graph& g);
 
+// MatMul(Q, KT) -> ScaledSoftmax -> MatMul(·, V), the intermediates used
+// once, becomes Attention(Q, KT, V, divisor) of domain "sarai"
+// (kernels/attention.cc): the scores are computed, normalized and consumed
+// a block of rows at a time in cache instead of going through memory as two
+// [..., T, S] tensors. Equal to the chain up to sgemm's rounding (not bit
+// for bit). Run after fuse_scaled_softmax. Returns how many were fused.
+int fuse_attention(Graph& g);
+
 }  // namespace sarai

@@ -29,7 +29,12 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
     // the quantized ops' epilogues, on a copy of the model (tensors are
     // shared handles: no weight is copied).
     auto fused = std::make_shared<Model>(*model);
-    int changes = options.fuse_patterns ? fuse_gelu(fused->graph) + fuse_scaled_softmax(fused->graph) : 0;
+    int changes = 0;
+    if (options.fuse_patterns) {
+      changes += fuse_gelu(fused->graph);
+      changes += fuse_scaled_softmax(fused->graph);
+      changes += fuse_attention(fused->graph);
+    }
     changes += options.fuse ? fuse_quantized_epilogues(fused->graph) : 0;
     if (changes > 0) model = std::move(fused);
   }

@@ -22,7 +22,7 @@ struct SessionOptions {
   int num_threads = 0;  // 0: one per physical core
   bool profile = false; // time every node (see Session::node_times_ms)
   bool fuse = true;       // Add/Relu/Gelu into quantized ops' epilogues (runtime/fuse.h)
-  bool fuse_patterns = true;  // erf-GELU chains -> Gelu, Div+Softmax -> ScaledSoftmax (runtime/fuse.h)
+  bool fuse_patterns = true;  // GELU chains, Div+Softmax, attention -> one op each (runtime/fuse.h)
 };
 
 struct NamedTensor {

@@ -1,0 +1,122 @@
+// Attention (domain "sarai", made by runtime/fuse.h from
+// MatMul -> ScaledSoftmax -> MatMul):
+//
+//   O[b] = softmax(Q[b] · KT[b] / divisor) · V[b]
+//   Q [..., T, d], KT [..., d, S], V [..., S, e] -> O [..., T, e]
+//
+// with the batch dims broadcasting as in the two MatMuls (rank >= 2: the
+// fusion only matches matrix products). The unfused graph
+// materializes the [..., T, S] scores twice (8 heads × 1500 × 1500 floats =
+// 72 MB per layer for a 30 s Whisper input) and streams them through memory
+// three times; here each task takes one batch entry and a block of kRows
+// query rows, computes its scores into a thread-local buffer (kRows × S
+// floats, in L2), divides and normalizes each row with the same vector
+// kernels as Div and Softmax, and multiplies by V, so the scores never
+// leave the cache. The scores and the output use oneDNN's sgemm like MatMul
+// (single-threaded inside our parallel region); the results equal the
+// unfused graph's up to the rounding of sgemm's blocking (a block of rows
+// instead of the whole matrix), tested in tests/int8_e2e_test.cc.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "kernels/fp32_gemm.h"
+#include "kernels/kernels.h"
+#include "kernels/util.h"
+#include "kernels/vec_kernels.h"
+#include "runtime/parallel.h"
+
+namespace sarai::kernels {
+namespace {
+
+constexpr int64_t kRows = 32;  // query rows per task
+
+Status check_input(const KernelContext& ctx, int i, const char* name) {
+  if (!ctx.has_input(i)) return Status::error(std::string("input ") + name + " is missing");
+  const Tensor& t = ctx.input(i);
+  if (t.dtype() != DType::kFloat32)
+    return Status::error(std::string("input ") + name + " has dtype " + dtype_name(t.dtype()) +
+                         "; Attention takes float32");
+  if (t.rank() < 2)
+    return Status::error(std::string("input ") + name + " " + shape_to_string(t.shape()) +
+                         " must have rank >= 2");
+  return Status::ok();
+}
+
+}  // namespace
+
+Status Attention(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(check_input(ctx, 0, "Q"));
+  SARAI_RETURN_IF_ERROR(check_input(ctx, 1, "KT"));
+  SARAI_RETURN_IF_ERROR(check_input(ctx, 2, "V"));
+  if (!ctx.node().has_attr("divisor")) return Status::error("attribute 'divisor' is missing");
+  const float divisor = ctx.node().attr_float("divisor", 1.f);
+  const Tensor& q = ctx.input(0);
+  const Tensor& kt = ctx.input(1);
+  const Tensor& v = ctx.input(2);
+  const int64_t t = q.dim(q.rank() - 2), d = q.dim(q.rank() - 1);
+  const int64_t s = kt.dim(kt.rank() - 1), e = v.dim(v.rank() - 1);
+  if (kt.dim(kt.rank() - 2) != d || v.dim(v.rank() - 2) != s)
+    return Status::error("inputs Q " + shape_to_string(q.shape()) + ", KT " +
+                         shape_to_string(kt.shape()) + ", V " + shape_to_string(v.shape()) +
+                         " must be [..., T, d], [..., d, S], [..., S, e]");
+  // Batch dims broadcast as in the two MatMuls.
+  const Shape qb(q.shape().begin(), q.shape().end() - 2);
+  const Shape kb(kt.shape().begin(), kt.shape().end() - 2);
+  const Shape vb(v.shape().begin(), v.shape().end() - 2);
+  Expected<Shape> batch_or = broadcast_shapes({qb, kb, vb});
+  if (!batch_or)
+    return Status::error("batch dims of Q " + shape_to_string(q.shape()) + ", KT " +
+                         shape_to_string(kt.shape()) + " and V " + shape_to_string(v.shape()) +
+                         " cannot be broadcast");
+  const Shape batch = *batch_or;
+  Shape out_shape = batch;
+  out_shape.push_back(t);
+  out_shape.push_back(e);
+  Tensor& o = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  if (o.numel() == 0) return Status::ok();
+  if (s == 0) {
+    // softmax over an empty axis is empty and its product with V [.., 0, e]
+    // is all zeros.
+    std::fill(o.mutable_data<float>(), o.mutable_data<float>() + o.numel(), 0.f);
+    return Status::ok();
+  }
+  const int64_t nbatch = numel_of(batch);
+  std::vector<int64_t> q_off(static_cast<size_t>(nbatch)), k_off(q_off), v_off(q_off);
+  for_each_broadcast(batch, {broadcast_strides(qb, batch), broadcast_strides(kb, batch), broadcast_strides(vb, batch)},
+                     [&](int64_t i, const int64_t* off) {
+                       q_off[static_cast<size_t>(i)] = off[0] * t * d;
+                       k_off[static_cast<size_t>(i)] = off[1] * d * s;
+                       v_off[static_cast<size_t>(i)] = off[2] * s * e;
+                     });
+  const int64_t blocks = (t + kRows - 1) / kRows;
+  const float* pq = q.data<float>();
+  const float* pk = kt.data<float>();
+  const float* pv = v.data<float>();
+  float* po = o.mutable_data<float>();
+  const auto& vk = vec_kernels();
+  std::vector<Status> errors(static_cast<size_t>(nbatch * blocks));
+  parallel_for(nbatch * blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(kRows * s));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / blocks, r0 = (task % blocks) * kRows;
+      const int64_t rows = std::min(kRows, t - r0);
+      const size_t bi = static_cast<size_t>(b);
+      Status st = fp32_gemm(false, false, rows, s, d, 1.f, pq + q_off[bi] + r0 * d, d,
+                            pk + k_off[bi], s, 0.f, scores.data(), s);
+      for (int64_t i = 0; st.is_ok() && i < rows; ++i) {
+        float* row = scores.data() + i * s;
+        vk.binary(VecBinaryOp::kDiv, row, 1, &divisor, 0, row, s);
+        vk.softmax_row(row, row, s);
+      }
+      if (st.is_ok())
+        st = fp32_gemm(false, false, rows, e, s, 1.f, scores.data(), s, pv + v_off[bi], e, 0.f,
+                       po + (b * t + r0) * e, e);
+      errors[static_cast<size_t>(task)] = st;
+    }
+  });
+  for (const Status& st : errors) SARAI_RETURN_IF_ERROR(st);
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

@@ -1,6 +1,17 @@
-// Reference INT8 kernels for the quantized ops of domain "sarai": QMatMul,
-// QConv, QConvTranspose (contract: kernels/int8_layout.h). Scalar and
-// obviously correct; the fast kernels are tested bit-exactly against them.
+// The quantized ops of domain "sarai": QMatMul, QConv, QConvTranspose
+// (contract: kernels/int8_layout.h), and their scalar reference cores
+// (qref::*, obviously correct; the fast kernels of qgemm.h / qconv.h are
+// tested bit-exactly against them).
+//
+// Why u8 activations with a zero point, not s8. vpdpbusd (AVX-512 VNNI,
+// AVX-VNNI) multiplies u8 by s8 and nothing else; symmetric s8 activations
+// would have to be shifted by +128 into u8 at run time and compensated by
+// -128 Σw anyway (oneDNN's s8s8 path, 0-15 % slower), and would waste half
+// the range of post-GELU/ReLU activations, which are mostly non-negative.
+// Asymmetric u8 uses all 256 levels over [min(0, x), max(0, x)], matches
+// ONNX DynamicQuantizeLinear (so `convert --to onnx` gives ONNX Runtime the
+// same numbers), and its zero point costs one per-channel integer
+// multiply-subtract in the epilogue:
 //
 // Every op runs in three steps:
 //   1. x_q = quantize_u8(X): dynamic per-tensor u8 (s_x, z_x), ONNX

@@ -30,16 +30,7 @@ std::string fixture(const std::string& name) {
   return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
 }
 
-double cosine(const Tensor& a, const Tensor& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double x = a.data<float>()[i], y = b.data<float>()[i];
-    ab += x * y;
-    aa += x * x;
-    bb += y * y;
-  }
-  return ab / std::sqrt(aa * bb + 1e-30);
-}
+using test::cosine;
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() &&

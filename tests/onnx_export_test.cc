@@ -160,18 +160,7 @@ void check_dequantized(const Model& src, const Model& out, int expected_weights,
   EXPECT_EQ(checked, expected_weights);
 }
 
-double cosine(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return 0;
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double x = a.data<float>()[i], y = b.data<float>()[i];
-    ab += x * y;
-    aa += x * x;
-    bb += y * y;
-  }
-  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0;
-}
+using test::cosine;
 
 std::vector<NamedTensor> run_model(const std::string& path, const std::vector<NamedTensor>& in) {
   auto m = load_onnx(path);

@@ -27,6 +27,7 @@
 #include "kernels/int8_layout.h"
 #include "kernels/qgemm.h"
 #include "kernels/qlinear.h"
+#include "test_util.h"
 
 namespace sarai {
 namespace {
@@ -34,15 +35,6 @@ namespace {
 using kernels::QgemmActivation;
 using kernels::QgemmEpilogue;
 using kernels::QgemmUkernel;
-
-// Row-major w [K, N] -> N16K4 bytes (zero padding).
-std::vector<int8_t> pack(const std::vector<int8_t>& w, int64_t K, int64_t N) {
-  std::vector<int8_t> p(static_cast<size_t>(int8::packed_size(K, N)), 0);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t n = 0; n < N; ++n)
-      p[static_cast<size_t>(int8::packed_index(k, n, K))] = w[static_cast<size_t>(k * N + n)];
-  return p;
-}
 
 // `count` elements of T ending exactly where a PROT_NONE page begins, so
 // any access past the last element faults.
@@ -118,7 +110,7 @@ void check(const QgemmUkernel& uk, int64_t M, int64_t K, int64_t N, Data d, int6
   Guarded<uint8_t> a(M * lda);
   std::vector<int8_t> w;
   fill(d, M, K, N, lda, a.data(), &w, static_cast<uint32_t>(M * 1000003 + K * 101 + N));
-  const std::vector<int8_t> packed = pack(w, K, N);
+  const std::vector<int8_t> packed = test::pack_n16k4(w, K, N);
   std::vector<uint8_t> dense(static_cast<size_t>(M * K));
   for (int64_t m = 0; m < M; ++m) std::memcpy(&dense[m * K], &a[m * lda], static_cast<size_t>(K));
   std::vector<int32_t> want(static_cast<size_t>(M * N)), got(static_cast<size_t>(M * N), -7);
@@ -250,7 +242,7 @@ TEST_P(QgemmAvx2Exact, FusedGemmEqualsScalarMicroKernelBitForBit) {
     std::vector<uint8_t> a(static_cast<size_t>(M * K));
     std::vector<int8_t> w;
     fill(Data::kRandom, M, K, N, K, a.data(), &w, static_cast<uint32_t>(K) + 1);
-    const std::vector<int8_t> packed = pack(w, K, N);
+    const std::vector<int8_t> packed = test::pack_n16k4(w, K, N);
     const EpilogueCase c = make_epilogue_case(N, rng);
     std::vector<float> residual(static_cast<size_t>(M * ldr));
     std::uniform_real_distribution<float> u(-1.f, 1.f);

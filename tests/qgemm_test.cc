@@ -17,6 +17,7 @@
 #include "kernels/int8_layout.h"
 #include "kernels/qgemm.h"
 #include "kernels/qlinear.h"
+#include "test_util.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/parallel.h"
 
@@ -26,15 +27,6 @@ namespace {
 using kernels::QgemmActivation;
 using kernels::QgemmEpilogue;
 using kernels::QgemmUkernel;
-
-// Row-major w [K, N] -> N16K4 bytes (zero padding).
-std::vector<int8_t> pack(const std::vector<int8_t>& w, int64_t K, int64_t N) {
-  std::vector<int8_t> p(static_cast<size_t>(int8::packed_size(K, N)), 0);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t n = 0; n < N; ++n)
-      p[static_cast<size_t>(int8::packed_index(k, n, K))] = w[static_cast<size_t>(k * N + n)];
-  return p;
-}
 
 enum class Data { kRandom, kExtreme };
 
@@ -55,7 +47,7 @@ Problem make(int64_t M, int64_t K, int64_t N, Data d, uint32_t seed) {
     for (auto& v : p.a) v = 255;
     for (auto& v : w) v = rng() & 1 ? 127 : -127;
   }
-  p.packed = pack(w, K, N);
+  p.packed = test::pack_n16k4(w, K, N);
   return p;
 }
 
@@ -122,7 +114,7 @@ TEST_P(QgemmIsa, HonoursStridesAndLeavesOtherColumnsAlone) {
   for (auto& v : a) v = static_cast<uint8_t>(rng() & 255);
   std::vector<int8_t> w(static_cast<size_t>(K * N));
   for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
-  const std::vector<int8_t> packed = pack(w, K, N);
+  const std::vector<int8_t> packed = test::pack_n16k4(w, K, N);
   std::vector<int32_t> c(static_cast<size_t>(M * ldc), -1);
   kernels::qgemm_u8s8_s32(a.data(), M, K, lda, packed.data(), N, c.data(), ldc, uk_);
   for (int64_t m = 0; m < M; ++m) {

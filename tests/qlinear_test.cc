@@ -119,14 +119,7 @@ std::vector<int8_t> pack(const std::vector<int8_t>& w, int64_t K, int64_t N, std
   return ::testing::AssertionSuccess();
 }
 
-double cosine(const Tensor& a, const Tensor& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double x = a.data<float>()[i], y = b.data<float>()[i];
-    ab += x * y, aa += x * x, bb += y * y;
-  }
-  return ab / std::sqrt(aa * bb);
-}
+using test::cosine;
 
 Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& in) {
   auto r = run_kernel(fn, node, in);

@@ -955,16 +955,7 @@ TEST(Convert, KeepFp32AndMinElementsRecordedPerWeight) {
 
 // The converted blob runs on the INT8 kernels and stays close to FP32: the
 // graph rewrite and the kernels agree on the IR conventions.
-double cosine(const Tensor& a, const Tensor& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double x = a.data<float>()[i], y = b.data<float>()[i];
-    ab += x * y;
-    aa += x * x;
-    bb += y * y;
-  }
-  return ab / std::sqrt(aa * bb + 1e-30);
-}
+using test::cosine;
 
 void expect_blob_close_to_fp32(const std::string& fixture_name, const std::string& input, Shape shape,
                                bool per_tensor, double min_cos) {

@@ -1,11 +1,33 @@
 #include "tests/test_util.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <sstream>
 
+#include "kernels/int8_layout.h"
+
 namespace sarai::test {
+
+double cosine(const Tensor& a, const Tensor& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double x = a.data<float>()[i], y = b.data<float>()[i];
+    ab += x * y;
+    aa += x * x;
+    bb += y * y;
+  }
+  return ab / std::sqrt(aa * bb + 1e-30);
+}
+
+std::vector<int8_t> pack_n16k4(const std::vector<int8_t>& w, int64_t K, int64_t N) {
+  std::vector<int8_t> p(static_cast<size_t>(int8::packed_size(K, N)), 0);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n)
+      p[static_cast<size_t>(int8::packed_index(k, n, K))] = w[static_cast<size_t>(k * N + n)];
+  return p;
+}
 
 std::string test_setting(const char* name) {
   if (const char* v = std::getenv(name)) return v;

@@ -43,6 +43,14 @@ std::string test_setting(const char* name);
 // [lo, hi) from `seed`.
 Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f);
 
+// Cosine similarity of two float32 tensors of the same size (1 for equal
+// non-zero tensors).
+double cosine(const Tensor& a, const Tensor& b);
+
+// Row-major int8 w [K, N] -> the N16K4 bytes of kernels/int8_layout.h
+// (zero padding), the layout the INT8 GEMM reads.
+std::vector<int8_t> pack_n16k4(const std::vector<int8_t>& w, int64_t K, int64_t N);
+
 // Builds a node with `num_inputs` inputs and `num_outputs` outputs (value ids
 // 0..n-1 and n..) so a kernel can be called directly.
 Node make_node(const std::string& op_type, int num_inputs, int num_outputs = 1);

@@ -3,7 +3,7 @@
 // Blocking: the output is cut into tasks of (up to kMB rows) × (one panel
 // group of uk.np * 16 channels). Tasks are numbered panel-group-major, so
 // consecutive tasks on one thread reuse the same weights (kKC * np * 16
-// bytes: 64 KB for AVX-512's 4 panels, in L2) across row blocks. Within a
+// bytes: 128 KB for AVX-512's 4 panels, in L2) across row blocks. Within a
 // task, K is walked in blocks of kKC, the micro-kernel accumulating into an
 // int32 buffer on the stack (kMB × 64 int32 = 16 KB, in L1); after the last
 // k-block the epilogue turns that buffer into y. Every output element is
@@ -32,7 +32,7 @@ namespace sarai::kernels {
 namespace {
 
 constexpr int64_t kMB = 64;         // rows per task (a multiple of every micro-kernel's mr)
-constexpr int64_t kKC = 1024;       // reduction per k-block (multiple of 4)
+constexpr int64_t kKC = 2048;       // reduction per k-block (multiple of 4)
 constexpr int64_t kMaxCols = 64;    // np * 16 <= kMaxCols for every ukernel
 constexpr int64_t kBlockBytes = int8::kPanelN * int8::kGroupK;  // 64
 // Outputs above this size are written with non-temporal stores when the

@@ -15,13 +15,18 @@
 //
 // Tile: 4 rows × 4 panels = 16 zmm accumulators; per k-group 4 weight loads
 // + 4 broadcasts feed 16 vpdpbusd (vpdpbusd's latency needs >= 8 independent
-// chains at 2 per cycle). The driver (qgemm.cc) blocks K by 1024, so a
-// tile's weights (4 * 1024 * 16 bytes = 64 KB) stay in L2 across the row
+// chains at 2 per cycle). The driver (qgemm.cc) blocks K by 2048, so a
+// tile's weights (4 * 2048 * 16 bytes = 128 KB) stay in L2 across the row
 // tiles of a row block. Measured on this machine's AMD EPYC (Zen 5), 1
-// thread, M=1500 K=N=2048, best of 9 (bench/qgemm_bench): 4x2 with a 2048
-// k-block ~590-606 GOPS; 4x4 ~630-660 with k-blocks of 512 or 1024 (1024 is
-// better at K=8192); 8x2 and 4x3 no better; 6x4 and 8x3 (24 accumulators)
-// spill and drop to ~345.
+// thread, bench/qgemm_bench, medians of 5 (peak 978 GOPS):
+//   - the accumulators as named variables fed through inline asm (below):
+//     M=1500 K=N=2048 ~890-910 GOPS (0.91 of peak), K=8192 ~790; with the
+//     intrinsic GCC 12 added 32 register copies per 16 vpdpbusd and the same
+//     tile ran ~640-675 (0.68);
+//   - k-blocks of 2048 vs 1024 vs 512: within noise at K=2048, 2048 best at
+//     K=8192 (~790 vs ~740-770);
+//   - with the intrinsic version, 4x2 ran ~600 and 6x4 / 8x3 (24
+//     accumulators, as an array) spilled to ~345.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -60,38 +65,76 @@ inline int32_t load_tail(const uint8_t* p, int64_t kt) {
 // bytes) for i < MR, j < NR. `a` points at a[row0][k0], `w` at block
 // (panel0, group g0), `pstride` is the byte distance between panels.
 // `last_mask` masks the lanes of panel NR-1 (the N tail); other panels are full.
+// acc += Σ4 u8(a) * s8(b) per int32 lane, in place. Inline asm, not
+// _mm512_dpbusd_epi32: GCC 12's pattern for the intrinsic does not tie the
+// accumulator to the result, so it computed each product in another register
+// and copied the accumulator there and back: 32 vmovdqa per 16 vpdpbusd in
+// the 4x4 tile's loop (seen in objdump), ~10 % of the throughput.
+#define SARAI_DPBUSD(acc, av, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(av), "v"(b))
+
+// One k-group of one row of the tile: broadcast the row's 4 activation
+// bytes (a32), multiply-accumulate into the row's NR accumulators.
+#define SARAI_TILE_ROW(i, a32)                          \
+  if constexpr (MR > i) {                               \
+    const __m512i av = _mm512_set1_epi32(a32);          \
+    if constexpr (NR > 0) SARAI_DPBUSD(c##i##0, av, b0); \
+    if constexpr (NR > 1) SARAI_DPBUSD(c##i##1, av, b1); \
+    if constexpr (NR > 2) SARAI_DPBUSD(c##i##2, av, b2); \
+    if constexpr (NR > 3) SARAI_DPBUSD(c##i##3, av, b3); \
+  }
+#define SARAI_TILE_STORE(i, j)                                                   \
+  if constexpr (MR > i && NR > j) {                                              \
+    int32_t* out = c + i * ldc + j * int8::kPanelN;                              \
+    __m512i v = c##i##j;                                                         \
+    if (accumulate) v = _mm512_add_epi32(v, _mm512_loadu_si512(out));            \
+    _mm512_storeu_si512(out, v);                                                 \
+  }
+
+// The accumulators are 16 named variables, not an array, so each lives in
+// one register across the loop (an array passed to the asm by reference was
+// kept in memory).
 template <int MR, int NR>
 void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t pstride, int64_t groups,
           int64_t kt, int32_t* c, int64_t ldc, bool accumulate) {
-  __m512i acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_si512();
+  static_assert(MR >= 1 && MR <= 4 && NR >= 1 && NR <= 4);
+  const __m512i z = _mm512_setzero_si512();
+  __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+  __m512i c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
+  const uint8_t* a0 = a;
+  const uint8_t* a1 = a + lda;
+  const uint8_t* a2 = a + 2 * lda;
+  const uint8_t* a3 = a + 3 * lda;
   const int8_t* wp = w;
+  __m512i b0 = z, b1 = z, b2 = z, b3 = z;
+  auto load_b = [&](const int8_t* p) {
+    b0 = _mm512_loadu_si512(p);
+    if constexpr (NR > 1) b1 = _mm512_loadu_si512(p + pstride);
+    if constexpr (NR > 2) b2 = _mm512_loadu_si512(p + 2 * pstride);
+    if constexpr (NR > 3) b3 = _mm512_loadu_si512(p + 3 * pstride);
+  };
   for (int64_t g = 0; g < groups; ++g, wp += kPanelBytesPerGroup) {
-    __m512i b[NR];
-    for (int j = 0; j < NR; ++j) b[j] = _mm512_loadu_si512(wp + j * pstride);
-    for (int i = 0; i < MR; ++i) {
-      const __m512i av = _mm512_set1_epi32(load_u32(a + i * lda + 4 * g));
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, b[j]);
-    }
+    load_b(wp);
+    SARAI_TILE_ROW(0, load_u32(a0 + 4 * g))
+    SARAI_TILE_ROW(1, load_u32(a1 + 4 * g))
+    SARAI_TILE_ROW(2, load_u32(a2 + 4 * g))
+    SARAI_TILE_ROW(3, load_u32(a3 + 4 * g))
   }
   if (kt != 0) {
-    __m512i b[NR];
-    for (int j = 0; j < NR; ++j) b[j] = _mm512_loadu_si512(wp + j * pstride);
-    for (int i = 0; i < MR; ++i) {
-      const __m512i av = _mm512_set1_epi32(load_tail(a + i * lda + 4 * groups, kt));
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, b[j]);
-    }
+    load_b(wp);
+    SARAI_TILE_ROW(0, load_tail(a0 + 4 * groups, kt))
+    SARAI_TILE_ROW(1, load_tail(a1 + 4 * groups, kt))
+    SARAI_TILE_ROW(2, load_tail(a2 + 4 * groups, kt))
+    SARAI_TILE_ROW(3, load_tail(a3 + 4 * groups, kt))
   }
-  for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < NR; ++j) {
-      int32_t* out = c + i * ldc + j * int8::kPanelN;
-      __m512i v = acc[i][j];
-      if (accumulate) v = _mm512_add_epi32(v, _mm512_loadu_si512(out));
-      _mm512_storeu_si512(out, v);
-    }
-  }
+  SARAI_TILE_STORE(0, 0) SARAI_TILE_STORE(0, 1) SARAI_TILE_STORE(0, 2) SARAI_TILE_STORE(0, 3)
+  SARAI_TILE_STORE(1, 0) SARAI_TILE_STORE(1, 1) SARAI_TILE_STORE(1, 2) SARAI_TILE_STORE(1, 3)
+  SARAI_TILE_STORE(2, 0) SARAI_TILE_STORE(2, 1) SARAI_TILE_STORE(2, 2) SARAI_TILE_STORE(2, 3)
+  SARAI_TILE_STORE(3, 0) SARAI_TILE_STORE(3, 1) SARAI_TILE_STORE(3, 2) SARAI_TILE_STORE(3, 3)
 }
+
+#undef SARAI_DPBUSD
+#undef SARAI_TILE_ROW
+#undef SARAI_TILE_STORE
 
 using TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int64_t, int64_t,
                         int32_t*, int64_t, bool);

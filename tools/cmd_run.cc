@@ -7,7 +7,9 @@
 #include <map>
 
 #include "kernels/kernels.h"
+#include "kernels/qgemm.h"
 #include "loader/npy.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/session.h"
 #include "tools/cli.h"
 
@@ -80,8 +82,11 @@ int cmd_run(const RunArgs& a) {
     inputs.push_back(std::move(in));
   }
 
-  std::printf("model %s: %zu nodes, %d thread%s\n", a.model.c_str(), g.nodes.size(), (*session)->num_threads(),
-              (*session)->num_threads() == 1 ? "" : "s");
+  // Which kernels run: users' first question when INT8 is slower than
+  // they expect (SARAI_MAX_ISA caps it; oneDNN gets the same cap).
+  std::printf("model %s: %zu nodes, %d thread%s, ISA %s (INT8 GEMM %s, oneDNN cap %s)\n", a.model.c_str(),
+              g.nodes.size(), (*session)->num_threads(), (*session)->num_threads() == 1 ? "" : "s",
+              isa_name(max_isa()), isa_name(kernels::qgemm_default_ukernel().isa), onednn_isa_name());
   std::vector<NamedTensor> outputs;
   std::vector<double> times;
   for (int r = 0; r < a.runs; ++r) {

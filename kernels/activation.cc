@@ -64,23 +64,6 @@ Status unary_float(KernelContext& ctx, Fn fn, const char* name = "X") {
   return Status::ok();
 }
 
-// Calls fn(T{}) with the C++ type for float32 and the integer dtypes.
-template <class Fn>
-bool visit_numeric(DType t, Fn&& fn) {
-  switch (t) {
-    case DType::kFloat32: fn(float{}); return true;
-    case DType::kInt8: fn(int8_t{}); return true;
-    case DType::kUInt8: fn(uint8_t{}); return true;
-    case DType::kInt16: fn(int16_t{}); return true;
-    case DType::kUInt16: fn(uint16_t{}); return true;
-    case DType::kInt32: fn(int32_t{}); return true;
-    case DType::kUInt32: fn(uint32_t{}); return true;
-    case DType::kInt64: fn(int64_t{}); return true;
-    case DType::kUInt64: fn(uint64_t{}); return true;
-    default: return false;
-  }
-}
-
 // min(max(x, lo), hi) by comparisons, so a NaN element stays NaN and lo > hi
 // gives hi.
 template <class T>

@@ -135,22 +135,6 @@ void binary_loop(const BroadcastPlan& p, const A* a, const B* b, R* r, Op op) {
   });
 }
 
-// Calls fn(T{}) with the C++ type of an integer dtype; false for others.
-template <class Fn>
-bool visit_int(DType t, Fn&& fn) {
-  switch (t) {
-    case DType::kInt8: fn(int8_t{}); return true;
-    case DType::kUInt8: fn(uint8_t{}); return true;
-    case DType::kInt16: fn(int16_t{}); return true;
-    case DType::kUInt16: fn(uint16_t{}); return true;
-    case DType::kInt32: fn(int32_t{}); return true;
-    case DType::kUInt32: fn(uint32_t{}); return true;
-    case DType::kInt64: fn(int64_t{}); return true;
-    case DType::kUInt64: fn(uint64_t{}); return true;
-    default: return false;
-  }
-}
-
 // Same order as VecBinaryOp, so the float path can cast.
 enum class Arith { kAdd, kSub, kMul, kDiv };
 static_assert(static_cast<int>(Arith::kDiv) == static_cast<int>(VecBinaryOp::kDiv));

@@ -35,6 +35,7 @@
 #include "kernels/qlinear.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -216,6 +217,15 @@ struct Fusion {
   // The residual has exactly the op's own output shape: the GEMM epilogue
   // adds it. Otherwise finish_fusion broadcasts it afterwards.
   bool in_epilogue = false;
+
+  // True when the epilogue applies everything fused (then y is output 0).
+  bool epilogue_does_all() const { return residual == nullptr || in_epilogue; }
+  // What the epilogue applies: the residual and activation, or neither when
+  // finish_fusion has to apply both after a broadcast.
+  const float* epilogue_residual() const {
+    return residual != nullptr && in_epilogue ? residual->data<float>() : nullptr;
+  }
+  QgemmActivation epilogue_act() const { return epilogue_does_all() ? act : QgemmActivation::kNone; }
 };
 
 Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
@@ -239,20 +249,32 @@ Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
   return f;
 }
 
-// The epilogue's view of a fusion whose residual it can add itself.
-void set_fusion(const Fusion& f, int64_t ldr_m, QgemmEpilogue* ep) {
-  if (f.residual == nullptr || f.in_epilogue) {
-    ep->residual = f.residual ? f.residual->data<float>() : nullptr;
-    ep->ldr_m = ldr_m;
-    ep->act = f.act;
-  }
+// Where the op's core writes: output 0 when the epilogue does all the fused
+// work, else `scratch`, which finish_fusion then reads.
+Tensor& core_output(KernelContext& ctx, const Fusion& f, const Shape& shape, Tensor* scratch) {
+  if (f.epilogue_does_all()) return ctx.allocate_output(0, DType::kFloat32, shape);
+  *scratch = Tensor::allocate(DType::kFloat32, shape);
+  return *scratch;
+}
+
+// X quantized to u8 (quantize_u8 writes every byte: no zero-fill first).
+struct QuantizedInput {
+  std::unique_ptr<uint8_t[]> q;
+  QuantParams params;
+};
+
+QuantizedInput quantize_input(const Tensor& x) {
+  QuantizedInput in;
+  in.q.reset(new uint8_t[static_cast<size_t>(x.numel())]);
+  in.params = quantize_u8(x.data<float>(), x.numel(), in.q.get());
+  return in;
 }
 
 // The op's output: y itself when the epilogue did all the fused work;
 // otherwise out = act(y + residual) with NumPy broadcasting (the unfused
 // graph's Add then Relu, the same float operations), written as output 0.
 Status finish_fusion(KernelContext& ctx, const Fusion& f, const Tensor& y) {
-  if (f.residual == nullptr || f.in_epilogue) return Status::ok();
+  if (f.epilogue_does_all()) return Status::ok();
   SARAI_ASSIGN_OR_RETURN(const Shape out_shape, broadcast_shapes({y.shape(), f.residual->shape()}));
   Tensor& out = ctx.allocate_output(0, DType::kFloat32, out_shape);
   const std::vector<std::vector<int64_t>> strides = {broadcast_strides(y.shape(), out_shape),
@@ -323,22 +345,21 @@ Status QMatMul(KernelContext& ctx) {
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(n);
   SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
-  const bool direct = fusion.residual == nullptr || fusion.in_epilogue;
   Tensor scratch;
-  Tensor& y = direct ? ctx.allocate_output(0, DType::kFloat32, out_shape)
-                     : (scratch = Tensor::allocate(DType::kFloat32, out_shape));
+  Tensor& y = core_output(ctx, fusion, out_shape, &scratch);
   if (y.numel() == 0) return finish_fusion(ctx, fusion, y);
-  std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
-  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
-  const ChannelParams cp = channel_params(ctx, xp, n, /*compensate=*/true);
+  const QuantizedInput xq = quantize_input(x);
+  const ChannelParams cp = channel_params(ctx, xq.params, n, /*compensate=*/true);
   QgemmEpilogue ep;
   ep.comp = cp.comp.data();
   ep.cscale = cp.cscale.data();
   ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
-  set_fusion(fusion, /*ldr_m=*/n, &ep);
+  ep.residual = fusion.epilogue_residual();
+  ep.ldr_m = n;
+  ep.act = fusion.epilogue_act();
   ep.y = y.mutable_data<float>();
   ep.ldy_m = n;
-  qgemm_u8s8(xq.data(), rows, k, /*lda=*/k, w.data<int8_t>(), n, ep);
+  qgemm_u8s8(xq.q.get(), rows, k, /*lda=*/k, w.data<int8_t>(), n, ep);
   return finish_fusion(ctx, fusion, y);
 }
 
@@ -376,24 +397,19 @@ Status QConv(KernelContext& ctx) {
   Shape out_shape = {p.batch, p.M};
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
   SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
-  const bool direct = fusion.residual == nullptr || fusion.in_epilogue;
   Tensor scratch;
-  Tensor& y = direct ? ctx.allocate_output(0, DType::kFloat32, out_shape)
-                     : (scratch = Tensor::allocate(DType::kFloat32, out_shape));
+  Tensor& y = core_output(ctx, fusion, out_shape, &scratch);
   if (y.numel() == 0) return finish_fusion(ctx, fusion, y);
-  std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
-  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
-  const ChannelParams cp = channel_params(ctx, xp, p.M, /*compensate=*/true);
-  QgemmEpilogue fused;  // the fusion's residual and activation, as QMatMul takes them
-  set_fusion(fusion, /*ldr_m=*/0, &fused);
+  const QuantizedInput xq = quantize_input(x);
+  const ChannelParams cp = channel_params(ctx, xq.params, p.M, /*compensate=*/true);
   QconvEpilogue ep;
   ep.comp = cp.comp.data();
   ep.cscale = cp.cscale.data();
   ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
-  ep.residual = fused.residual;
-  ep.act = fused.act;
+  ep.residual = fusion.epilogue_residual();
+  ep.act = fusion.epilogue_act();
   ep.y = y.mutable_data<float>();
-  qconv_u8s8(p, xq.data(), xp.zero_point, w.data<int8_t>(), ep);
+  qconv_u8s8(p, xq.q.get(), xq.params.zero_point, w.data<int8_t>(), ep);
   return finish_fusion(ctx, fusion, y);
 }
 
@@ -423,15 +439,14 @@ Status QConvTranspose(KernelContext& ctx) {
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
   if (y.numel() == 0) return Status::ok();
-  std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
-  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq.data());
+  const QuantizedInput xq = quantize_input(x);
   // The core subtracts the zero point itself: no wsum compensation.
-  const ChannelParams cp = channel_params(ctx, xp, p.M, /*compensate=*/false);
+  const ChannelParams cp = channel_params(ctx, xq.params, p.M, /*compensate=*/false);
   QconvEpilogue ep;
   ep.cscale = cp.cscale.data();
   ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
   ep.y = y.mutable_data<float>();
-  qconv_transpose_u8s8(p, xq.data(), xp.zero_point, w.data<int8_t>(), ep);
+  qconv_transpose_u8s8(p, xq.q.get(), xq.params.zero_point, w.data<int8_t>(), ep);
   return Status::ok();
 }
 

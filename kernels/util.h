@@ -10,6 +10,30 @@
 
 namespace sarai::kernels {
 
+// Calls fn(T{}) with the C++ type of an integer dtype; false for others.
+template <class Fn>
+bool visit_int(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kInt8: fn(int8_t{}); return true;
+    case DType::kUInt8: fn(uint8_t{}); return true;
+    case DType::kInt16: fn(int16_t{}); return true;
+    case DType::kUInt16: fn(uint16_t{}); return true;
+    case DType::kInt32: fn(int32_t{}); return true;
+    case DType::kUInt32: fn(uint32_t{}); return true;
+    case DType::kInt64: fn(int64_t{}); return true;
+    case DType::kUInt64: fn(uint64_t{}); return true;
+    default: return false;
+  }
+}
+
+// The same for float32 and the integer dtypes.
+template <class Fn>
+bool visit_numeric(DType t, Fn&& fn) {
+  if (t != DType::kFloat32) return visit_int(t, fn);
+  fn(float{});
+  return true;
+}
+
 // Maps a possibly negative axis into [0, rank); an error naming the
 // attribute when it is out of range.
 Expected<int> normalize_axis(int64_t axis, int rank, const char* what = "axis");

@@ -202,6 +202,8 @@ class Exporter {
                             std::vector<std::string> outputs);
   Status copy_attribute(const Node& n, const std::string& key, const Attribute& a, onnx::AttributeProto* ap);
   const std::array<std::string, 3>& dynamic_quantize(int x);
+  void add_dequantize(const std::string& p, const std::string& acc, const std::string& x_scale,
+                      const std::string& w_scale, const std::string& bias, const std::string& y);
   Status rewrite_linear(const Node& n, const WeightChoice& c);
   Status rewrite_conv(const Node& n, const WeightChoice& c);
   Status rewrite_conv_transpose(const Node& n, const WeightChoice& c);
@@ -542,6 +544,25 @@ const std::array<std::string, 3>& Exporter::dynamic_quantize(int x) {
   return dql_.emplace(x, o).first->second;
 }
 
+// The float tail of MatMulInteger / ConvInteger (names prefixed p):
+//   y = Cast<float>(acc) * (x_scale * w_scale) [+ bias]
+void Exporter::add_dequantize(const std::string& p, const std::string& acc, const std::string& x_scale,
+                              const std::string& w_scale, const std::string& bias, const std::string& y) {
+  const std::string cast = fresh(p + "Cast_output_0"), s = fresh(p + "scale_output_0");
+  auto* to = add_node("Cast", p + "Cast", {acc}, {cast})->add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(onnx::TensorProto::FLOAT);
+  add_node("Mul", p + "scale", {x_scale, w_scale}, {s});
+  if (bias.empty()) {
+    add_node("Mul", p + "Mul", {cast, s}, {y});
+  } else {
+    const std::string scaled = fresh(p + "Mul_output_0");
+    add_node("Mul", p + "Mul", {cast, s}, {scaled});
+    add_node("Add", p + "Add", {scaled, bias}, {y});
+  }
+}
+
 Status Exporter::rewrite_linear(const Node& n, const WeightChoice& c) {
   const QWeight& qw = qweights_.at(c.weight_value);
   const auto& x = dynamic_quantize(n.inputs[0]);
@@ -560,22 +581,9 @@ Status Exporter::rewrite_linear(const Node& n, const WeightChoice& c) {
     }
   }
   const std::string p = n.name + "/";
-  const std::string mm = fresh(p + "MatMulInteger_output_0"), cast = fresh(p + "Cast_output_0"),
-                    s = fresh(p + "scale_output_0");
+  const std::string mm = fresh(p + "MatMulInteger_output_0");
   add_node("MatMulInteger", p + "MatMulInteger", {x[0], qw.q, x[2]}, {mm});
-  auto* cn = add_node("Cast", p + "Cast", {mm}, {cast});
-  auto* to = cn->add_attribute();
-  to->set_name("to");
-  to->set_type(onnx::AttributeProto::INT);
-  to->set_i(onnx::TensorProto::FLOAT);
-  add_node("Mul", p + "scale", {x[1], qw.scale}, {s});
-  if (bias.empty()) {
-    add_node("Mul", p + "Mul", {cast, s}, {y});
-  } else {
-    const std::string scaled = fresh(p + "Mul_output_0");
-    add_node("Mul", p + "Mul", {cast, s}, {scaled});
-    add_node("Add", p + "Add", {scaled, bias}, {y});
-  }
+  add_dequantize(p, mm, x[1], qw.scale, bias, y);
   return Status::ok();
 }
 
@@ -602,23 +610,10 @@ Status Exporter::rewrite_conv(const Node& n, const WeightChoice& c) {
     bias = it->second;
   }
   const std::string p = n.name + "/";
-  const std::string ci = fresh(p + "ConvInteger_output_0"), cast = fresh(p + "Cast_output_0"),
-                    s = fresh(p + "scale_output_0");
+  const std::string ci = fresh(p + "ConvInteger_output_0");
   onnx::NodeProto* conv = add_node("ConvInteger", p + "ConvInteger", {x[0], qw.q, x[2]}, {ci});
   for (const auto& [key, a] : n.attrs) SARAI_RETURN_IF_ERROR(copy_attribute(n, key, a, conv->add_attribute()));
-  auto* cn = add_node("Cast", p + "Cast", {ci}, {cast});
-  auto* to = cn->add_attribute();
-  to->set_name("to");
-  to->set_type(onnx::AttributeProto::INT);
-  to->set_i(onnx::TensorProto::FLOAT);
-  add_node("Mul", p + "scale", {x[1], qw.scale}, {s});
-  if (bias.empty()) {
-    add_node("Mul", p + "Mul", {cast, s}, {y});
-  } else {
-    const std::string scaled = fresh(p + "Mul_output_0");
-    add_node("Mul", p + "Mul", {cast, s}, {scaled});
-    add_node("Add", p + "Add", {scaled, bias}, {y});
-  }
+  add_dequantize(p, ci, x[1], qw.scale, bias, y);
   return Status::ok();
 }
 

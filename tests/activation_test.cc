@@ -19,24 +19,14 @@ using test::attr_string;
 using test::make_node;
 using test::make_tensor;
 using test::random_tensor;
+using test::run1;
+using test::run_error;
 using test::run_kernel;
 using test::tensors_equal;
 using test::tensors_near;
 
 // Float tolerance for every transcendental comparison here.
 constexpr double kAtol = 1e-6, kRtol = 1e-6;
-
-Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& inputs, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, inputs, opset);
-  EXPECT_TRUE(r.has_value()) << r.message();
-  return r.has_value() ? (*r)[0] : Tensor();
-}
-
-std::string run_error(KernelFn fn, const Node& node, const std::vector<Tensor>& inputs, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, inputs, opset);
-  EXPECT_FALSE(r.has_value());
-  return r.message();
-}
 
 // The same shape as x with ref(x) evaluated in double.
 template <class Ref>

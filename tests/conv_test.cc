@@ -21,27 +21,13 @@ using test::attr_string;
 using test::make_node;
 using test::make_tensor;
 using test::random_tensor;
+using test::run1;
+using test::run_error;
 using test::run_kernel;
 using test::tensors_near;
 
 using Ints = std::vector<int64_t>;
 constexpr double kTol = 1e-4;
-
-Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, in, opset);
-  EXPECT_TRUE(r.has_value()) << r.message();
-  if (!r.has_value()) return Tensor();
-  return (*r)[0];
-}
-
-std::string run_err(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, in, opset);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::string() : r.message();
-}
-
-#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
-
 Ints unravel(int64_t i, const Ints& dims) {
   Ints r(dims.size());
   for (size_t d = dims.size(); d-- > 0;) {
@@ -197,48 +183,48 @@ TEST(Conv, MatchesNaive1DAnd3D) {
 TEST(Conv, KernelShapeAttributeMustMatchW) {
   Node node = make_node("Conv", 2);
   node.attrs["kernel_shape"] = attr_ints({3, 2});
-  std::string msg = run_err(kernels::Conv, node, {random_tensor({1, 1, 5, 5}, 1), random_tensor({1, 1, 3, 3}, 2)});
+  std::string msg = run_error(kernels::Conv, node, {random_tensor({1, 1, 5, 5}, 1), random_tensor({1, 1, 3, 3}, 2)});
   EXPECT_HAS(msg, "kernel_shape [3, 2] does not match W [1, 1, 3, 3]");
 }
 
 TEST(Conv, Errors) {
   Node node = make_node("Conv", 3);
   // W channels vs C / group.
-  std::string msg = run_err(kernels::Conv, node,
+  std::string msg = run_error(kernels::Conv, node,
                             {random_tensor({1, 4, 5, 5}, 1), random_tensor({2, 3, 3, 3}, 2), Tensor()});
   EXPECT_HAS(msg, "W [2, 3, 3, 3] has 3 input channels per group");
   EXPECT_HAS(msg, "needs 4");
   // M divisible by group.
   Node g2 = make_node("Conv", 2);
   g2.attrs["group"] = attr_int(2);
-  msg = run_err(kernels::Conv, g2, {random_tensor({1, 4, 5, 5}, 1), random_tensor({3, 2, 3, 3}, 2)});
+  msg = run_error(kernels::Conv, g2, {random_tensor({1, 4, 5, 5}, 1), random_tensor({3, 2, 3, 3}, 2)});
   EXPECT_HAS(msg, "output channels 3");
   EXPECT_HAS(msg, "not divisible by group 2");
   // C divisible by group.
-  msg = run_err(kernels::Conv, g2, {random_tensor({1, 3, 5, 5}, 1), random_tensor({2, 1, 3, 3}, 2)});
+  msg = run_error(kernels::Conv, g2, {random_tensor({1, 3, 5, 5}, 1), random_tensor({2, 1, 3, 3}, 2)});
   EXPECT_HAS(msg, "input channels 3");
   // pads length.
   Node p = make_node("Conv", 2);
   p.attrs["pads"] = attr_ints({1, 1});
-  msg = run_err(kernels::Conv, p, {random_tensor({1, 1, 5, 5}, 1), random_tensor({1, 1, 3, 3}, 2)});
+  msg = run_error(kernels::Conv, p, {random_tensor({1, 1, 5, 5}, 1), random_tensor({1, 1, 3, 3}, 2)});
   EXPECT_HAS(msg, "pads [1, 1] must have 4 values");
   // Kernel larger than the padded input.
-  msg = run_err(kernels::Conv, make_node("Conv", 2),
+  msg = run_error(kernels::Conv, make_node("Conv", 2),
                 {random_tensor({1, 1, 2, 5}, 1), random_tensor({1, 1, 3, 3}, 2)});
   EXPECT_HAS(msg, "larger than the padded input [1, 1, 2, 5]");
   // Bias length.
-  msg = run_err(kernels::Conv, node,
+  msg = run_error(kernels::Conv, node,
                 {random_tensor({1, 1, 5, 5}, 1), random_tensor({2, 1, 3, 3}, 2), random_tensor({3}, 3)});
   EXPECT_HAS(msg, "bias B [3] must be [2]");
   // Bad auto_pad, dtype, rank.
   Node ap = make_node("Conv", 2);
   ap.attrs["auto_pad"] = attr_string("SAME");
-  msg = run_err(kernels::Conv, ap, {random_tensor({1, 1, 5, 5}, 1), random_tensor({1, 1, 3, 3}, 2)});
+  msg = run_error(kernels::Conv, ap, {random_tensor({1, 1, 5, 5}, 1), random_tensor({1, 1, 3, 3}, 2)});
   EXPECT_HAS(msg, "auto_pad 'SAME'");
-  msg = run_err(kernels::Conv, make_node("Conv", 2),
+  msg = run_error(kernels::Conv, make_node("Conv", 2),
                 {make_tensor<int64_t>({1, 1, 1}, {1}), make_tensor<int64_t>({1, 1, 1}, {1})});
   EXPECT_HAS(msg, "only float32");
-  msg = run_err(kernels::Conv, make_node("Conv", 2), {random_tensor({1, 5}, 1), random_tensor({1, 5}, 2)});
+  msg = run_error(kernels::Conv, make_node("Conv", 2), {random_tensor({1, 5}, 1), random_tensor({1, 5}, 2)});
   EXPECT_HAS(msg, "must have rank >= 3");
 }
 
@@ -374,20 +360,20 @@ TEST(ConvTranspose, OutputShapeMayIncludeBatchAndChannels) {
 
 TEST(ConvTranspose, Errors) {
   Node node = make_node("ConvTranspose", 2);
-  std::string msg = run_err(kernels::ConvTranspose, node,
+  std::string msg = run_error(kernels::ConvTranspose, node,
                             {random_tensor({1, 3, 4, 4}, 1), random_tensor({2, 2, 3, 3}, 2)});
   EXPECT_HAS(msg, "W [2, 2, 3, 3] must have 3 input channels");
   Node g = make_node("ConvTranspose", 2);
   g.attrs["group"] = attr_int(2);
-  msg = run_err(kernels::ConvTranspose, g, {random_tensor({1, 3, 4, 4}, 1), random_tensor({3, 2, 3, 3}, 2)});
+  msg = run_error(kernels::ConvTranspose, g, {random_tensor({1, 3, 4, 4}, 1), random_tensor({3, 2, 3, 3}, 2)});
   EXPECT_HAS(msg, "not divisible by group 2");
   Node p = make_node("ConvTranspose", 2);
   p.attrs["pads"] = attr_ints({3, 3, 3, 3});
-  msg = run_err(kernels::ConvTranspose, p, {random_tensor({1, 1, 2, 2}, 1), random_tensor({1, 1, 2, 2}, 2)});
+  msg = run_error(kernels::ConvTranspose, p, {random_tensor({1, 1, 2, 2}, 1), random_tensor({1, 1, 2, 2}, 2)});
   EXPECT_HAS(msg, "output spatial dim 0 would be -3");
   Node op = make_node("ConvTranspose", 2);
   op.attrs["output_padding"] = attr_ints({1});
-  msg = run_err(kernels::ConvTranspose, op, {random_tensor({1, 1, 2, 2}, 1), random_tensor({1, 1, 2, 2}, 2)});
+  msg = run_error(kernels::ConvTranspose, op, {random_tensor({1, 1, 2, 2}, 1), random_tensor({1, 1, 2, 2}, 2)});
   EXPECT_HAS(msg, "output_padding [1] must have 2 values");
 }
 

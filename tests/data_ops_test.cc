@@ -25,6 +25,8 @@ using test::attr_tensor;
 using test::make_node;
 using test::make_tensor;
 using test::random_tensor;
+using test::run1;
+using test::run_error;
 using test::run_kernel;
 using test::tensors_equal;
 
@@ -47,22 +49,6 @@ Expected<std::vector<Tensor>> run(KernelFn fn, const Node& node, const std::vect
                                   int64_t opset = 17) {
   return run_kernel(fn, node, in, opset);
 }
-
-Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run(fn, node, in, opset);
-  EXPECT_TRUE(r.has_value()) << r.message();
-  if (!r.has_value()) return Tensor();
-  return (*r)[0];
-}
-
-std::string run_err(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run(fn, node, in, opset);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::string() : r.message();
-}
-
-#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
-
 // Row-major multi-index of flat index i in `s`.
 std::vector<int64_t> unravel(int64_t i, const Shape& s) {
   std::vector<int64_t> idx(s.size());
@@ -148,9 +134,9 @@ TEST(Transpose, DefaultReversesAndLargeParallel) {
 TEST(Transpose, BadPerm) {
   Node n = make_node("Transpose", 1);
   n.attrs["perm"] = attr_ints({0, 0, 1});
-  EXPECT_HAS(run_err(kernels::Transpose, n, {iota<float>({2, 3, 4})}), "perm [0, 0, 1] is not a permutation");
+  EXPECT_HAS(run_error(kernels::Transpose, n, {iota<float>({2, 3, 4})}), "perm [0, 0, 1] is not a permutation");
   n.attrs["perm"] = attr_ints({1, 0});
-  EXPECT_HAS(run_err(kernels::Transpose, n, {iota<float>({2, 3, 4})}), "has rank 3");
+  EXPECT_HAS(run_error(kernels::Transpose, n, {iota<float>({2, 3, 4})}), "has rank 3");
 }
 
 // ------------------------------------------------------------------- Concat
@@ -191,12 +177,12 @@ TEST(Concat, Int64Vectors) {
 TEST(Concat, Errors) {
   Node n = make_node("Concat", 2);
   n.attrs["axis"] = attr_int(1);
-  std::string msg = run_err(kernels::Concat, n, {iota<float>({2, 3}), iota<float>({3, 3})});
+  std::string msg = run_error(kernels::Concat, n, {iota<float>({2, 3}), iota<float>({3, 3})});
   EXPECT_HAS(msg, "[3, 3]");
   EXPECT_HAS(msg, "[2, 3]");
-  EXPECT_HAS(run_err(kernels::Concat, n, {iota<float>({2, 3}), iota<int64_t>({2, 3})}), "dtype int64");
+  EXPECT_HAS(run_error(kernels::Concat, n, {iota<float>({2, 3}), iota<int64_t>({2, 3})}), "dtype int64");
   n.attrs["axis"] = attr_int(2);
-  EXPECT_HAS(run_err(kernels::Concat, n, {iota<float>({2, 3}), iota<float>({2, 3})}), "axis 2 is out of range");
+  EXPECT_HAS(run_error(kernels::Concat, n, {iota<float>({2, 3}), iota<float>({2, 3})}), "axis 2 is out of range");
 }
 
 // -------------------------------------------------------------------- Slice
@@ -302,14 +288,14 @@ TEST(Slice, AnyDtype) {
 
 TEST(Slice, Errors) {
   Tensor x = random_tensor({4, 6}, 13);
-  EXPECT_HAS(run_err(kernels::Slice, make_node("Slice", 5), {x, i64({0}), i64({2}), i64({0}), i64({0})}),
+  EXPECT_HAS(run_error(kernels::Slice, make_node("Slice", 5), {x, i64({0}), i64({2}), i64({0}), i64({0})}),
              "steps [0] contain 0");
-  EXPECT_HAS(run_err(kernels::Slice, make_node("Slice", 3), {x, i64({0, 1}), i64({2})}), "same length");
-  EXPECT_HAS(run_err(kernels::Slice, make_node("Slice", 4), {x, i64({0, 1}), i64({2, 2}), i64({1, -1})}),
+  EXPECT_HAS(run_error(kernels::Slice, make_node("Slice", 3), {x, i64({0, 1}), i64({2})}), "same length");
+  EXPECT_HAS(run_error(kernels::Slice, make_node("Slice", 4), {x, i64({0, 1}), i64({2, 2}), i64({1, -1})}),
              "repeat axis 1");
-  EXPECT_HAS(run_err(kernels::Slice, make_node("Slice", 4), {x, i64({0}), i64({2}), i64({2})}),
+  EXPECT_HAS(run_error(kernels::Slice, make_node("Slice", 4), {x, i64({0}), i64({2}), i64({2})}),
              "axes value 2 is out of range");
-  EXPECT_HAS(run_err(kernels::Slice, make_node("Slice", 3), {x, make_tensor<float>({1}, {0}), i64({2})}),
+  EXPECT_HAS(run_error(kernels::Slice, make_node("Slice", 3), {x, make_tensor<float>({1}, {0}), i64({2})}),
              "'starts' must be int64");
 }
 
@@ -360,16 +346,16 @@ TEST(Split, NumOutputsUnevenOpset18) {
   EXPECT_TRUE(tensors_equal((*r)[1], make_tensor<float>({3}, {3, 4, 5})));
   EXPECT_TRUE(tensors_equal((*r)[2], make_tensor<float>({1}, {6})));
   n.attrs["num_outputs"] = attr_int(4);
-  EXPECT_HAS(run_err(kernels::Split, n, {x}, 18), "num_outputs 4 does not match");
+  EXPECT_HAS(run_error(kernels::Split, n, {x}, 18), "num_outputs 4 does not match");
 }
 
 TEST(Split, Errors) {
   Tensor x = iota<float>({7});
-  EXPECT_HAS(run_err(kernels::Split, make_node("Split", 1, 2), {x}), "cannot split axis 0 of size 7 into 2 equal parts");
-  std::string msg = run_err(kernels::Split, make_node("Split", 2, 2), {x, i64({3, 3})});
+  EXPECT_HAS(run_error(kernels::Split, make_node("Split", 1, 2), {x}), "cannot split axis 0 of size 7 into 2 equal parts");
+  std::string msg = run_error(kernels::Split, make_node("Split", 2, 2), {x, i64({3, 3})});
   EXPECT_HAS(msg, "split [3, 3] sums to 6");
   EXPECT_HAS(msg, "[7]");
-  EXPECT_HAS(run_err(kernels::Split, make_node("Split", 2, 2), {x, i64({7})}), "has 1 entries but the node has 2 outputs");
+  EXPECT_HAS(run_error(kernels::Split, make_node("Split", 2, 2), {x, i64({7})}), "has 1 entries but the node has 2 outputs");
 }
 
 // ------------------------------------------------------------------- Gather
@@ -422,10 +408,10 @@ TEST(Gather, OutOfRangeIndex) {
   Tensor x = random_tensor({3, 4}, 21);
   Node n = make_node("Gather", 2);
   n.attrs["axis"] = attr_int(1);
-  std::string msg = run_err(kernels::Gather, n, {x, i64({0, 4})});
+  std::string msg = run_error(kernels::Gather, n, {x, i64({0, 4})});
   EXPECT_HAS(msg, "index 4 is out of range for axis 1 of size 4");
-  EXPECT_HAS(run_err(kernels::Gather, n, {x, i64({-5})}), "index -5");
-  EXPECT_HAS(run_err(kernels::Gather, n, {x, make_tensor<float>({1}, {0})}), "'indices' must be int64");
+  EXPECT_HAS(run_error(kernels::Gather, n, {x, i64({-5})}), "index -5");
+  EXPECT_HAS(run_error(kernels::Gather, n, {x, make_tensor<float>({1}, {0})}), "'indices' must be int64");
 }
 
 // --------------------------------------------------------------------- Cast
@@ -506,10 +492,10 @@ TEST(Cast, HalfAndBFloat16RoundTrip) {
 TEST(Cast, SameTypeAndUnsupportedTarget) {
   Tensor x = make_tensor<float>({2}, {1, 2});
   EXPECT_TRUE(tensors_equal(run1(kernels::Cast, cast_node(1), {x}), x));
-  EXPECT_HAS(run_err(kernels::Cast, cast_node(17), {x}, 19), "'to' = 17 (FLOAT8E4M3FN) is not supported");
-  EXPECT_HAS(run_err(kernels::Cast, cast_node(8), {x}), "'to' = 8 (STRING) is not supported");
-  EXPECT_HAS(run_err(kernels::Cast, cast_node(99), {x}), "'to' = 99");
-  EXPECT_HAS(run_err(kernels::Cast, make_node("Cast", 1), {x}), "missing required attribute 'to'");
+  EXPECT_HAS(run_error(kernels::Cast, cast_node(17), {x}, 19), "'to' = 17 (FLOAT8E4M3FN) is not supported");
+  EXPECT_HAS(run_error(kernels::Cast, cast_node(8), {x}), "'to' = 8 (STRING) is not supported");
+  EXPECT_HAS(run_error(kernels::Cast, cast_node(99), {x}), "'to' = 99");
+  EXPECT_HAS(run_error(kernels::Cast, make_node("Cast", 1), {x}), "missing required attribute 'to'");
 }
 
 // ----------------------------------------------------------------- Constant
@@ -539,11 +525,11 @@ TEST(Constant, AllValueForms) {
 TEST(Constant, UnsupportedForms) {
   Node s = make_node("Constant", 0);
   s.attrs["value_string"] = attr_string("hello");
-  EXPECT_HAS(run_err(kernels::Constant, s, {}), "'value_string' is unsupported");
+  EXPECT_HAS(run_error(kernels::Constant, s, {}), "'value_string' is unsupported");
   Node sp = make_node("Constant", 0);
   sp.attrs["sparse_value"] = attr_tensor(make_tensor<float>({1}, {1}));
-  EXPECT_HAS(run_err(kernels::Constant, sp, {}), "'sparse_value' is unsupported");
-  EXPECT_HAS(run_err(kernels::Constant, make_node("Constant", 0), {}), "has none of the attributes");
+  EXPECT_HAS(run_error(kernels::Constant, sp, {}), "'sparse_value' is unsupported");
+  EXPECT_HAS(run_error(kernels::Constant, make_node("Constant", 0), {}), "has none of the attributes");
 }
 
 // ---------------------------------------------------------- ConstantOfShape
@@ -562,8 +548,8 @@ TEST(ConstantOfShape, DefaultAndValue) {
 TEST(ConstantOfShape, Errors) {
   Node n = make_node("ConstantOfShape", 1);
   n.attrs["value"] = attr_tensor(make_tensor<float>({2}, {1, 2}));
-  EXPECT_HAS(run_err(kernels::ConstantOfShape, n, {i64({3})}), "one-element tensor, got shape [2]");
-  EXPECT_HAS(run_err(kernels::ConstantOfShape, make_node("ConstantOfShape", 1), {i64({2, -1})}), "negative dimension -1");
+  EXPECT_HAS(run_error(kernels::ConstantOfShape, n, {i64({3})}), "one-element tensor, got shape [2]");
+  EXPECT_HAS(run_error(kernels::ConstantOfShape, make_node("ConstantOfShape", 1), {i64({2, -1})}), "negative dimension -1");
 }
 
 // -------------------------------------------------------------------- Range
@@ -585,10 +571,10 @@ TEST(Range, IntegerAndFloat) {
 TEST(Range, Errors) {
   Node n = make_node("Range", 3);
   auto s64 = [](int64_t v) { return make_tensor<int64_t>({}, {v}); };
-  EXPECT_HAS(run_err(kernels::Range, n, {s64(0), s64(5), s64(0)}, 11), "delta is 0");
-  EXPECT_HAS(run_err(kernels::Range, n, {s64(0), make_tensor<float>({}, {5}), s64(1)}, 11), "'limit' has dtype float32");
-  EXPECT_HAS(run_err(kernels::Range, n, {s64(0), i64({5, 6}), s64(1)}, 11), "'limit' must be a scalar");
-  EXPECT_HAS(run_err(kernels::Range, n, {make_tensor<uint8_t>({}, {0}), make_tensor<uint8_t>({}, {5}),
+  EXPECT_HAS(run_error(kernels::Range, n, {s64(0), s64(5), s64(0)}, 11), "delta is 0");
+  EXPECT_HAS(run_error(kernels::Range, n, {s64(0), make_tensor<float>({}, {5}), s64(1)}, 11), "'limit' has dtype float32");
+  EXPECT_HAS(run_error(kernels::Range, n, {s64(0), i64({5, 6}), s64(1)}, 11), "'limit' must be a scalar");
+  EXPECT_HAS(run_error(kernels::Range, n, {make_tensor<uint8_t>({}, {0}), make_tensor<uint8_t>({}, {5}),
                                          make_tensor<uint8_t>({}, {1})}, 11),
              "dtype uint8");
 }

@@ -15,21 +15,8 @@ namespace sarai {
 namespace {
 
 using test::make_node;
-using test::run_kernel;
-
-#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
-
-Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& in) {
-  auto r = run_kernel(fn, node, in);
-  EXPECT_TRUE(r.has_value()) << r.message();
-  return r.has_value() ? (*r)[0] : Tensor();
-}
-
-std::string error_of(KernelFn fn, const Node& node, const std::vector<Tensor>& in) {
-  auto r = run_kernel(fn, node, in);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::string() : r.message();
-}
+using test::run1;
+using test::run_error;
 
 Node attention_node(float divisor) {
   Node n = make_node("Attention", 3);
@@ -57,27 +44,27 @@ TEST(Attention, Errors) {
   const Tensor q = test::random_tensor({2, 4, 8}, 1);
   const Tensor kt = test::random_tensor({2, 8, 6}, 2);
   const Tensor v = test::random_tensor({2, 6, 3}, 3);
-  EXPECT_HAS(error_of(kernels::Attention, make_node("Attention", 3), {q, kt, v}),
+  EXPECT_HAS(run_error(kernels::Attention, make_node("Attention", 3), {q, kt, v}),
              "attribute 'divisor' is missing");
-  EXPECT_HAS(error_of(kernels::Attention, attention_node(1.f), {q, kt, Tensor()}), "input V is missing");
-  EXPECT_HAS(error_of(kernels::Attention, attention_node(1.f),
+  EXPECT_HAS(run_error(kernels::Attention, attention_node(1.f), {q, kt, Tensor()}), "input V is missing");
+  EXPECT_HAS(run_error(kernels::Attention, attention_node(1.f),
                       {test::make_tensor<int32_t>({1, 1}, {1}), kt, v}),
              "input Q has dtype int32; Attention takes float32");
-  EXPECT_HAS(error_of(kernels::Attention, attention_node(1.f), {test::random_tensor({8}, 4), kt, v}),
+  EXPECT_HAS(run_error(kernels::Attention, attention_node(1.f), {test::random_tensor({8}, 4), kt, v}),
              "input Q [8] must have rank >= 2");
-  EXPECT_HAS(error_of(kernels::Attention, attention_node(1.f), {q, test::random_tensor({2, 7, 6}, 5), v}),
+  EXPECT_HAS(run_error(kernels::Attention, attention_node(1.f), {q, test::random_tensor({2, 7, 6}, 5), v}),
              "must be [..., T, d], [..., d, S], [..., S, e]");
-  EXPECT_HAS(error_of(kernels::Attention, attention_node(1.f), {q, test::random_tensor({3, 8, 6}, 5), v}),
+  EXPECT_HAS(run_error(kernels::Attention, attention_node(1.f), {q, test::random_tensor({3, 8, 6}, 5), v}),
              "batch dims of Q [2, 4, 8], KT [3, 8, 6] and V [2, 6, 3] cannot be broadcast");
 }
 
 TEST(ScaledSoftmax, Errors) {
   const Tensor x = test::random_tensor({2, 5}, 1);
-  EXPECT_HAS(error_of(kernels::ScaledSoftmax, make_node("ScaledSoftmax", 1), {x}),
+  EXPECT_HAS(run_error(kernels::ScaledSoftmax, make_node("ScaledSoftmax", 1), {x}),
              "attribute 'divisor' is missing");
   Node n = make_node("ScaledSoftmax", 1);
   n.attrs["divisor"] = test::attr_float(2.f);
-  EXPECT_HAS(error_of(kernels::ScaledSoftmax, n, {test::make_tensor<float>({}, {1.f})}),
+  EXPECT_HAS(run_error(kernels::ScaledSoftmax, n, {test::make_tensor<float>({}, {1.f})}),
              "input must have rank >= 1 (a scalar has no last axis)");
 }
 
@@ -114,13 +101,13 @@ TEST(QMatMulFusion, BroadcastResidualAndReluAfterTheGemm) {
 }
 
 TEST(QMatMulFusion, Errors) {
-  EXPECT_HAS(error_of(kernels::QMatMul, qmatmul_node(), qmatmul_inputs(test::make_tensor<int32_t>({16}, std::vector<int32_t>(16, 0)))),
+  EXPECT_HAS(run_error(kernels::QMatMul, qmatmul_node(), qmatmul_inputs(test::make_tensor<int32_t>({16}, std::vector<int32_t>(16, 0)))),
              "fused residual has dtype int32; it must be float32");
-  EXPECT_HAS(error_of(kernels::QMatMul, qmatmul_node(), qmatmul_inputs(test::random_tensor({5}, 2))),
+  EXPECT_HAS(run_error(kernels::QMatMul, qmatmul_node(), qmatmul_inputs(test::random_tensor({5}, 2))),
              "cannot be broadcast");
   Node n = qmatmul_node();
   n.attrs["activation"] = test::attr_string("Tanh");
-  EXPECT_HAS(error_of(kernels::QMatMul, n, qmatmul_inputs(Tensor())),
+  EXPECT_HAS(run_error(kernels::QMatMul, n, qmatmul_inputs(Tensor())),
              "attribute activation = \"Tanh\" is not supported (Relu and Gelu are)");
 }
 

@@ -16,26 +16,12 @@ using test::attr_int;
 using test::make_node;
 using test::make_tensor;
 using test::random_tensor;
+using test::run1;
+using test::run_error;
 using test::run_kernel;
 using test::tensors_near;
 
 constexpr double kTol = 1e-4;
-
-Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, in, opset);
-  EXPECT_TRUE(r.has_value()) << r.message();
-  if (!r.has_value()) return Tensor();
-  return (*r)[0];
-}
-
-std::string run_err(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, in, opset);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::string() : r.message();
-}
-
-#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
-
 // numpy.matmul written out: promote 1-D, broadcast batch, drop added dims.
 Tensor naive_matmul(const Tensor& a, const Tensor& b) {
   Shape as = a.shape(), bs = b.shape();
@@ -115,13 +101,13 @@ TEST(MatMul, SmallBatchesInParallelMatchNaive) {
 
 TEST(MatMul, Errors) {
   Node n = make_node("MatMul", 2);
-  std::string msg = run_err(kernels::MatMul, n, {random_tensor({2, 3}, 1), random_tensor({4, 5}, 2)});
+  std::string msg = run_error(kernels::MatMul, n, {random_tensor({2, 3}, 1), random_tensor({4, 5}, 2)});
   EXPECT_HAS(msg, "inner dimensions differ");
   EXPECT_HAS(msg, "[2, 3]");
   EXPECT_HAS(msg, "K=4");
-  msg = run_err(kernels::MatMul, n, {random_tensor({2, 2, 3}, 1), random_tensor({3, 3, 5}, 2)});
+  msg = run_error(kernels::MatMul, n, {random_tensor({2, 2, 3}, 1), random_tensor({3, 3, 5}, 2)});
   EXPECT_HAS(msg, "cannot be broadcast");
-  msg = run_err(kernels::MatMul, n,
+  msg = run_error(kernels::MatMul, n,
                 {make_tensor<int64_t>({1, 1}, {1}), make_tensor<int64_t>({1, 1}, {1})});
   EXPECT_HAS(msg, "only float32");
 }
@@ -180,19 +166,19 @@ TEST(Gemm, OptionalCFromOpset11) {
   Node node3 = make_node("Gemm", 3);
   y = run1(kernels::Gemm, node3, {a, b, Tensor()}, /*opset=*/11);
   EXPECT_TRUE(tensors_near(y, naive_gemm(a, b, nullptr, false, false, 1.f, 1.f), kTol, kTol));
-  std::string msg = run_err(kernels::Gemm, node, {a, b}, /*opset=*/9);
+  std::string msg = run_error(kernels::Gemm, node, {a, b}, /*opset=*/9);
   EXPECT_HAS(msg, "input C is required before opset 11");
 }
 
 TEST(Gemm, Errors) {
   Node node = make_node("Gemm", 3);
-  std::string msg = run_err(kernels::Gemm, node,
+  std::string msg = run_error(kernels::Gemm, node,
                             {random_tensor({4, 6}, 1), random_tensor({5, 5}, 2), random_tensor({5}, 3)});
   EXPECT_HAS(msg, "inner dimensions differ");
-  msg = run_err(kernels::Gemm, node,
+  msg = run_error(kernels::Gemm, node,
                 {random_tensor({4, 6}, 1), random_tensor({6, 5}, 2), random_tensor({3, 5}, 3)});
   EXPECT_HAS(msg, "input C [3, 5] cannot be broadcast to the output [4, 5]");
-  msg = run_err(kernels::Gemm, node,
+  msg = run_error(kernels::Gemm, node,
                 {random_tensor({2, 4, 6}, 1), random_tensor({6, 5}, 2), random_tensor({5}, 3)});
   EXPECT_HAS(msg, "must be 2-D");
 }

@@ -20,27 +20,13 @@ using test::attr_string;
 using test::make_node;
 using test::make_tensor;
 using test::random_tensor;
+using test::run1;
+using test::run_error;
 using test::run_kernel;
 using test::tensors_equal;
 using test::tensors_near;
 
 using Ints = std::vector<int64_t>;
-
-Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, in, opset);
-  EXPECT_TRUE(r.has_value()) << r.message();
-  if (!r.has_value()) return Tensor();
-  return (*r)[0];
-}
-
-std::string run_err(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, in, opset);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::string() : r.message();
-}
-
-#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
-
 Tensor ramp(Shape shape, float start = 1.f) {
   Tensor t = Tensor::allocate(DType::kFloat32, shape);
   for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = start + float(i);
@@ -248,20 +234,20 @@ TEST(Pool, SameLowerPadsMoreAtTheBeginning) {
 
 TEST(Pool, Errors) {
   Node no_k = make_node("MaxPool", 1);
-  EXPECT_HAS(run_err(kernels::MaxPool, no_k, {ramp({1, 1, 4, 4})}), "missing required attribute kernel_shape");
-  EXPECT_HAS(run_err(kernels::AveragePool, pool_node("AveragePool", {2, 2}, {}, {1, 1}), {ramp({1, 1, 4, 4})}),
+  EXPECT_HAS(run_error(kernels::MaxPool, no_k, {ramp({1, 1, 4, 4})}), "missing required attribute kernel_shape");
+  EXPECT_HAS(run_error(kernels::AveragePool, pool_node("AveragePool", {2, 2}, {}, {1, 1}), {ramp({1, 1, 4, 4})}),
              "pads [1, 1] must have 4 values");
-  EXPECT_HAS(run_err(kernels::MaxPool, pool_node("MaxPool", {5, 2}), {ramp({1, 1, 4, 4})}),
+  EXPECT_HAS(run_error(kernels::MaxPool, pool_node("MaxPool", {5, 2}), {ramp({1, 1, 4, 4})}),
              "kernel_shape [5, 2] with dilations [1, 1] is larger than the padded input [1, 1, 4, 4]");
-  EXPECT_HAS(run_err(kernels::MaxPool, pool_node("MaxPool", {2}), {ramp({1, 1, 4, 4})}),
+  EXPECT_HAS(run_error(kernels::MaxPool, pool_node("MaxPool", {2}), {ramp({1, 1, 4, 4})}),
              "kernel_shape [2] must have 2 values");
-  EXPECT_HAS(run_err(kernels::AveragePool, pool_node("AveragePool", {1, 1}),
+  EXPECT_HAS(run_error(kernels::AveragePool, pool_node("AveragePool", {1, 1}),
                      {make_tensor<int64_t>({1, 1, 1, 1}, {1})}),
              "only float32");
   Node so = pool_node("MaxPool", {2, 2});
   so.attrs["storage_order"] = attr_int(2);
-  EXPECT_HAS(run_err(kernels::MaxPool, so, {ramp({1, 1, 4, 4})}), "storage_order 2 must be 0 or 1");
-  EXPECT_HAS(run_err(kernels::MaxPool, pool_node("MaxPool", {2}), {ramp({4, 4})}), "must have rank >= 3");
+  EXPECT_HAS(run_error(kernels::MaxPool, so, {ramp({1, 1, 4, 4})}), "storage_order 2 must be 0 or 1");
+  EXPECT_HAS(run_error(kernels::MaxPool, pool_node("MaxPool", {2}), {ramp({4, 4})}), "must have rank >= 3");
 }
 
 TEST(GlobalAveragePool, MatchesNaive) {
@@ -277,7 +263,7 @@ TEST(GlobalAveragePool, MatchesNaive) {
   // 1-D spatial.
   y = run1(kernels::GlobalAveragePool, make_node("GlobalAveragePool", 1), {ramp({1, 2, 4})});
   EXPECT_TRUE(tensors_near(y, make_tensor<float>({1, 2, 1}, {2.5f, 6.5f})));
-  EXPECT_HAS(run_err(kernels::GlobalAveragePool, make_node("GlobalAveragePool", 1),
+  EXPECT_HAS(run_error(kernels::GlobalAveragePool, make_node("GlobalAveragePool", 1),
                      {make_tensor<int32_t>({1, 1, 1}, {1})}),
              "only float32");
 }
@@ -354,7 +340,7 @@ TEST(Resize, TfCropAndResize) {
   roi = f32({0, 0, 0.4f, 0.6f, 1, 1, 1.2f, 1.7f});
   EXPECT_TRUE(tensors_near(run1(kernels::Resize, n, {x, roi, Tensor(), i64({1, 1, 3, 3})}),
                            make_tensor<float>({1, 1, 3, 3}, {7.6f, 10, 10, 12.4f, 10, 10, 10, 10, 10})));
-  std::string msg = run_err(kernels::Resize, n, {x, Tensor(), Tensor(), i64({1, 1, 3, 3})});
+  std::string msg = run_error(kernels::Resize, n, {x, Tensor(), Tensor(), i64({1, 1, 3, 3})});
   EXPECT_HAS(msg, "needs input 'roi'");
 }
 
@@ -439,7 +425,7 @@ TEST(Resize, HalfPixelSymmetricOpset19) {
   Node n = resize_node("linear", "half_pixel_symmetric");
   EXPECT_TRUE(tensors_near(resize_scales(n, ramp({1, 1, 1, 4}), {1, 1, 1, 0.6f}, 19),
                            make_tensor<float>({1, 1, 1, 2}, {1.666667f, 3.333333f})));
-  EXPECT_HAS(run_err(kernels::Resize, n, {ramp({1, 1, 1, 4}), Tensor(), f32({1, 1, 1, 0.6f}), Tensor()}, 18),
+  EXPECT_HAS(run_error(kernels::Resize, n, {ramp({1, 1, 1, 4}), Tensor(), f32({1, 1, 1, 0.6f}), Tensor()}, 18),
              "'half_pixel_symmetric' is not supported at opset 18");
 }
 
@@ -448,7 +434,7 @@ TEST(Resize, TfHalfPixelForNnOpset11Only) {
   Node n = resize_node("nearest", "tf_half_pixel_for_nn");
   EXPECT_TRUE(tensors_equal(resize_scales(n, ramp({1, 2}), {1, 2}, 11),
                             make_tensor<float>({1, 4}, {1, 2, 2, 2})));
-  EXPECT_HAS(run_err(kernels::Resize, n, {ramp({1, 2}), Tensor(), f32({1, 2}), Tensor()}, 13),
+  EXPECT_HAS(run_error(kernels::Resize, n, {ramp({1, 2}), Tensor(), f32({1, 2}), Tensor()}, 13),
              "'tf_half_pixel_for_nn' is not supported at opset 13");
 }
 
@@ -457,33 +443,33 @@ TEST(Resize, NearestOnIntegersLinearNeedsFloat) {
   Tensor y = run1(kernels::Resize, resize_node("nearest", "asymmetric"),
                   {x, Tensor(), f32({1, 2}), Tensor()});
   EXPECT_TRUE(tensors_equal(y, make_tensor<int64_t>({1, 6}, {10, 10, 20, 20, 30, 30})));
-  EXPECT_HAS(run_err(kernels::Resize, resize_node("linear"), {x, Tensor(), f32({1, 2}), Tensor()}),
+  EXPECT_HAS(run_error(kernels::Resize, resize_node("linear"), {x, Tensor(), f32({1, 2}), Tensor()}),
              "mode 'linear' needs float32 input X, got int64");
 }
 
 TEST(Resize, Errors) {
   Tensor x = ramp({1, 1, 2, 2});
-  EXPECT_HAS(run_err(kernels::Resize, resize_node("bilinear"), {x, Tensor(), f32({1, 1, 2, 2}), Tensor()}),
+  EXPECT_HAS(run_error(kernels::Resize, resize_node("bilinear"), {x, Tensor(), f32({1, 1, 2, 2}), Tensor()}),
              "mode 'bilinear' is not one of nearest, linear, cubic");
-  EXPECT_HAS(run_err(kernels::Resize, resize_node("nearest"), {x, Tensor(), f32({1, 1, 2, 2}), i64({1, 1, 4, 4})}),
+  EXPECT_HAS(run_error(kernels::Resize, resize_node("nearest"), {x, Tensor(), f32({1, 1, 2, 2}), i64({1, 1, 4, 4})}),
              "only one of inputs 'scales' and 'sizes'");
-  EXPECT_HAS(run_err(kernels::Resize, resize_node("nearest"), {x, Tensor(), Tensor(), Tensor()}),
+  EXPECT_HAS(run_error(kernels::Resize, resize_node("nearest"), {x, Tensor(), Tensor(), Tensor()}),
              "one of inputs 'scales' and 'sizes' must be given");
-  EXPECT_HAS(run_err(kernels::Resize, resize_node("nearest"), {x, Tensor(), f32({2, 2}), Tensor()}),
+  EXPECT_HAS(run_error(kernels::Resize, resize_node("nearest"), {x, Tensor(), f32({2, 2}), Tensor()}),
              "input 'scales' has 2 values but X [1, 1, 2, 2] needs 4");
-  EXPECT_HAS(run_err(kernels::Resize, resize_node("nearest"), {x, Tensor(), f32({1, 1, 0, 2}), Tensor()}),
+  EXPECT_HAS(run_error(kernels::Resize, resize_node("nearest"), {x, Tensor(), f32({1, 1, 0, 2}), Tensor()}),
              "scales [1, 1, 0, 2] must all be > 0");
   Node nm = resize_node("nearest");
   nm.attrs["nearest_mode"] = attr_string("round");
-  EXPECT_HAS(run_err(kernels::Resize, nm, {x, Tensor(), f32({1, 1, 2, 2}), Tensor()}), "nearest_mode 'round'");
+  EXPECT_HAS(run_error(kernels::Resize, nm, {x, Tensor(), f32({1, 1, 2, 2}), Tensor()}), "nearest_mode 'round'");
   Node aa = resize_node("linear");
   aa.attrs["antialias"] = attr_int(1);
-  EXPECT_HAS(run_err(kernels::Resize, aa, {x, Tensor(), f32({1, 1, 0.5f, 0.5f}), Tensor()}, 18),
+  EXPECT_HAS(run_error(kernels::Resize, aa, {x, Tensor(), f32({1, 1, 0.5f, 0.5f}), Tensor()}, 18),
              "antialias=1 is not supported when downsampling");
   // Upsampling with antialias is plain interpolation.
   EXPECT_EQ(run1(kernels::Resize, aa, {x, Tensor(), f32({1, 1, 2, 2}), Tensor()}, 18).shape(), (Shape{1, 1, 4, 4}));
   Node cm = resize_node("linear", "half_pixel_asymmetric");
-  EXPECT_HAS(run_err(kernels::Resize, cm, {x, Tensor(), f32({1, 1, 2, 2}), Tensor()}),
+  EXPECT_HAS(run_error(kernels::Resize, cm, {x, Tensor(), f32({1, 1, 2, 2}), Tensor()}),
              "coordinate_transformation_mode 'half_pixel_asymmetric'");
 }
 

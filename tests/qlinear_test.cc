@@ -34,12 +34,12 @@ using test::attr_string;
 using test::make_node;
 using test::make_tensor;
 using test::random_tensor;
+using test::run1;
+using test::run_error;
 using test::run_kernel;
 
 using Ints = std::vector<int64_t>;
 using kernels::QuantParams;
-
-#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
 
 // ---- The test's own DynamicQuantizeLinear (written from the spec, in
 // double where exactness allows; the scale division is float32 as the spec's
@@ -120,18 +120,6 @@ std::vector<int8_t> pack(const std::vector<int8_t>& w, int64_t K, int64_t N, std
 }
 
 using test::cosine;
-
-Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& in) {
-  auto r = run_kernel(fn, node, in);
-  EXPECT_TRUE(r.has_value()) << r.message();
-  return r.has_value() ? (*r)[0] : Tensor();
-}
-
-std::string run_err(KernelFn fn, const Node& node, const std::vector<Tensor>& in) {
-  auto r = run_kernel(fn, node, in);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::string() : r.message();
-}
 
 // ---- quantize_u8
 
@@ -359,32 +347,32 @@ TEST(QMatMul, Errors) {
   Node node = qmatmul_node(5, 4, true);
   Node no_k = node;
   no_k.attrs.erase("K");
-  EXPECT_HAS(run_err(kernels::QMatMul, no_k, in.tensors), "attribute K (reduction size) is missing");
+  EXPECT_HAS(run_error(kernels::QMatMul, no_k, in.tensors), "attribute K (reduction size) is missing");
   Node bad_n = node;
   bad_n.attrs["N"] = attr_int(0);
-  EXPECT_HAS(run_err(kernels::QMatMul, bad_n, in.tensors), "attribute N = 0 must be >= 1");
+  EXPECT_HAS(run_error(kernels::QMatMul, bad_n, in.tensors), "attribute N = 0 must be >= 1");
   Node huge_k = node;
   huge_k.attrs["K"] = attr_int(70000);
-  EXPECT_HAS(run_err(kernels::QMatMul, huge_k, in.tensors),
+  EXPECT_HAS(run_error(kernels::QMatMul, huge_k, in.tensors),
              "K = 70000 exceeds the int32 accumulator bound 66311");
-  EXPECT_HAS(run_err(kernels::QMatMul, node, with(0, make_tensor<int32_t>({2, 5}, std::vector<int32_t>(10)))),
+  EXPECT_HAS(run_error(kernels::QMatMul, node, with(0, make_tensor<int32_t>({2, 5}, std::vector<int32_t>(10)))),
              "input X has dtype int32; QMatMul takes float32");
-  EXPECT_HAS(run_err(kernels::QMatMul, node, with(1, make_tensor<int8_t>({63}, std::vector<int8_t>(63)))),
+  EXPECT_HAS(run_error(kernels::QMatMul, node, with(1, make_tensor<int8_t>({63}, std::vector<int8_t>(63)))),
              "packed W [63] must be [128] (N16K4 bytes of K = 5, N = 4)");
-  EXPECT_HAS(run_err(kernels::QMatMul, node, with(1, make_tensor<uint8_t>({128}, std::vector<uint8_t>(128)))),
+  EXPECT_HAS(run_error(kernels::QMatMul, node, with(1, make_tensor<uint8_t>({128}, std::vector<uint8_t>(128)))),
              "input W has dtype uint8; QMatMul takes int8");
-  EXPECT_HAS(run_err(kernels::QMatMul, node, with(0, random_tensor({2, 6}, 1))),
+  EXPECT_HAS(run_error(kernels::QMatMul, node, with(0, random_tensor({2, 6}, 1))),
              "input X [2, 6] must end in K = 5");
-  EXPECT_HAS(run_err(kernels::QMatMul, node, with(2, random_tensor({3}, 1))),
+  EXPECT_HAS(run_error(kernels::QMatMul, node, with(2, random_tensor({3}, 1))),
              "scale [3] must be [4] (per output channel) or [1] (per tensor)");
-  EXPECT_HAS(run_err(kernels::QMatMul, node, with(3, make_tensor<int32_t>({5}, std::vector<int32_t>(5)))),
+  EXPECT_HAS(run_error(kernels::QMatMul, node, with(3, make_tensor<int32_t>({5}, std::vector<int32_t>(5)))),
              "wsum [5] must be [4] (one weight sum per output channel)");
-  EXPECT_HAS(run_err(kernels::QMatMul, node, with(3, random_tensor({4}, 1))),
+  EXPECT_HAS(run_error(kernels::QMatMul, node, with(3, random_tensor({4}, 1))),
              "input wsum has dtype float32; QMatMul takes int32");
-  EXPECT_HAS(run_err(kernels::QMatMul, node, with(4, random_tensor({2, 4}, 1))),
+  EXPECT_HAS(run_error(kernels::QMatMul, node, with(4, random_tensor({2, 4}, 1))),
              "bias [2, 4] must be [4] (one value per output channel)");
   std::vector<Tensor> three(in.tensors.begin(), in.tensors.begin() + 3);
-  EXPECT_HAS(run_err(kernels::QMatMul, qmatmul_node(5, 4, false), three),
+  EXPECT_HAS(run_error(kernels::QMatMul, qmatmul_node(5, 4, false), three),
              "QMatMul needs inputs X, W, scale and wsum (bias is optional)");
 }
 
@@ -705,44 +693,44 @@ TEST(QConv, Errors) {
     return v;
   };
   Node node = conv_node("QConv", cc, true);
-  EXPECT_HAS(run_err(kernels::QConv, conv_node("QConv", cc, false), cd.inputs),
+  EXPECT_HAS(run_error(kernels::QConv, conv_node("QConv", cc, false), cd.inputs),
              "attribute weight_shape (the ONNX weight shape) is missing; it is required when W is packed");
   Node bad_ws = node;
   bad_ws.attrs["weight_shape"] = attr_ints({6, 4, 3});
-  EXPECT_HAS(run_err(kernels::QConv, bad_ws, cd.inputs), "weight_shape [6, 4, 3] must have the rank of X [1, 4, 6, 6]");
+  EXPECT_HAS(run_error(kernels::QConv, bad_ws, cd.inputs), "weight_shape [6, 4, 3] must have the rank of X [1, 4, 6, 6]");
   bad_ws.attrs["weight_shape"] = attr_ints({6, 3, 3, 3});
-  EXPECT_HAS(run_err(kernels::QConv, bad_ws, cd.inputs),
+  EXPECT_HAS(run_error(kernels::QConv, bad_ws, cd.inputs),
              "W [6, 3, 3, 3] has 3 input channels per group but X [1, 4, 6, 6] with group 1 needs 4");
-  EXPECT_HAS(run_err(kernels::QConv, node, with(1, make_tensor<int8_t>({10}, std::vector<int8_t>(10)))),
+  EXPECT_HAS(run_error(kernels::QConv, node, with(1, make_tensor<int8_t>({10}, std::vector<int8_t>(10)))),
              "packed W [10] must be [576] (N16K4 bytes of K = 36, N = 6 for weight_shape [6, 4, 3, 3])");
-  EXPECT_HAS(run_err(kernels::QConv, node, with(0, random_tensor({4, 6}, 1))),
+  EXPECT_HAS(run_error(kernels::QConv, node, with(0, random_tensor({4, 6}, 1))),
              "input X [4, 6] must have rank >= 3");
-  EXPECT_HAS(run_err(kernels::QConv, node, with(2, random_tensor({5}, 1))),
+  EXPECT_HAS(run_error(kernels::QConv, node, with(2, random_tensor({5}, 1))),
              "scale [5] must be [6] (per output channel) or [1] (per tensor)");
   Node strides = node;
   strides.attrs["strides"] = attr_ints({1});
-  EXPECT_HAS(run_err(kernels::QConv, strides, cd.inputs), "strides [1] must have 2 values for input [1, 4, 6, 6]");
+  EXPECT_HAS(run_error(kernels::QConv, strides, cd.inputs), "strides [1] must have 2 values for input [1, 4, 6, 6]");
   // Grouped: W plain, its shape must be weight_shape.
   QConvCase gc{{1, 4, 6, 6}, {6, 2, 3, 3}, 2};
   ConvData gd = qconv_data(gc, 4, false);
   Node gnode = conv_node("QConv", gc, true);
   gnode.attrs["weight_shape"] = attr_ints({6, 2, 3, 2});
-  EXPECT_HAS(run_err(kernels::QConv, gnode, gd.inputs),
+  EXPECT_HAS(run_error(kernels::QConv, gnode, gd.inputs),
              "W [6, 2, 3, 3] must be the plain weight [6, 2, 3, 2] (group 2 > 1 is not packed)");
   Node big = conv_node("QConv", gc, true);
   gd.inputs[0] = Tensor::allocate(DType::kFloat32, {1, 4 * 8000, 3, 3});
   big.attrs["weight_shape"] = attr_ints({6, 16000, 3, 3});
   gd.inputs[1] = Tensor::allocate(DType::kInt8, {6, 16000, 3, 3});
-  EXPECT_HAS(run_err(kernels::QConv, big, gd.inputs),
+  EXPECT_HAS(run_error(kernels::QConv, big, gd.inputs),
              "K (C/group * kernel taps) = 144000 exceeds the int32 accumulator bound 66311");
   QConvCase tc{{1, 3, 7}, {3, 2, 3}};
   ConvData td = qconv_data(tc, 5, true);
   Node tnode = conv_node("QConvTranspose", tc, false);
   Node tws = conv_node("QConvTranspose", tc, true);
   tws.attrs["weight_shape"] = attr_ints({3, 2, 2});
-  EXPECT_HAS(run_err(kernels::QConvTranspose, tws, td.inputs),
+  EXPECT_HAS(run_error(kernels::QConvTranspose, tws, td.inputs),
              "W [3, 2, 3] must be the plain weight [3, 2, 2] (QConvTranspose weights are not packed)");
-  EXPECT_HAS(run_err(kernels::QConvTranspose, tnode, {td.inputs[0], td.inputs[1], td.inputs[2],
+  EXPECT_HAS(run_error(kernels::QConvTranspose, tnode, {td.inputs[0], td.inputs[1], td.inputs[2],
                                                       make_tensor<int32_t>({3}, {0, 0, 0}), td.inputs[4]}),
              "wsum [3] must be [2] (one weight sum per output channel)");
 }

@@ -21,8 +21,6 @@ using test::make_tensor;
 using test::run_kernel;
 using test::tensors_equal;
 
-#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
-
 std::vector<Tensor> run(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 13) {
   auto r = run_kernel(fn, node, in, opset);
   EXPECT_TRUE(r.has_value()) << r.message();

@@ -562,7 +562,6 @@ TEST(ReleasePages, OnlyReadOnlyFileMappingsQualifyAndDataSurvives) {
   ::munmap(m, bytes.size());
 }
 
-
 // ------------------------------------------------------------ convert_to_blob
 
 std::string fixture(const std::string& name) {
@@ -951,7 +950,6 @@ TEST(Convert, KeepFp32AndMinElementsRecordedPerWeight) {
   ASSERT_TRUE(fresh.has_value());
   EXPECT_TRUE(test::tensors_equal(initializer(m.graph, "onnx::MatMul_240"), initializer((*fresh)->graph, "onnx::MatMul_240")));
 }
-
 
 // The converted blob runs on the INT8 kernels and stays close to FP32: the
 // graph rewrite and the kernels agree on the IR conventions.

@@ -15,6 +15,8 @@ using test::attr_ints;
 using test::make_node;
 using test::make_tensor;
 using test::random_tensor;
+using test::run1;
+using test::run_error;
 using test::run_kernel;
 using test::tensors_equal;
 
@@ -22,23 +24,6 @@ Tensor i64(std::vector<int64_t> v) {
   int64_t n = static_cast<int64_t>(v.size());
   return make_tensor<int64_t>({n}, v);
 }
-
-// Runs a one-output kernel and expects success.
-Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, in, opset);
-  EXPECT_TRUE(r.has_value()) << r.message();
-  if (!r.has_value()) return Tensor();
-  return (*r)[0];
-}
-
-// Runs a kernel that must fail and returns its message.
-std::string run_err(KernelFn fn, const Node& node, const std::vector<Tensor>& in, int64_t opset = 17) {
-  auto r = run_kernel(fn, node, in, opset);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::string() : r.message();
-}
-
-#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
 
 // ------------------------------------------------------------------ Reshape
 
@@ -68,20 +53,20 @@ TEST(Reshape, AllowZeroKeepsZeroOpset14) {
   EXPECT_EQ(run1(kernels::Reshape, n, {x, i64({3, 4, 0})}, 14).shape(), (Shape{3, 4, 0}));
   // Without allowzero a 0 copies the input dim: [3, 4, 4] has 48 elements, not 0.
   Node n0 = make_node("Reshape", 2);
-  std::string msg = run_err(kernels::Reshape, n0, {x, i64({3, 4, 0})}, 14);
+  std::string msg = run_error(kernels::Reshape, n0, {x, i64({3, 4, 0})}, 14);
   EXPECT_HAS(msg, "[0, 3, 4]");
 }
 
 TEST(Reshape, ErrorsNameShapes) {
   Tensor x = random_tensor({2, 3, 4}, 1);
   Node n = make_node("Reshape", 2);
-  std::string msg = run_err(kernels::Reshape, n, {x, i64({5, 5})});
+  std::string msg = run_error(kernels::Reshape, n, {x, i64({5, 5})});
   EXPECT_HAS(msg, "[2, 3, 4]");
   EXPECT_HAS(msg, "[5, 5]");
-  EXPECT_HAS(run_err(kernels::Reshape, n, {x, i64({-1, -1})}), "more than one -1");
-  EXPECT_HAS(run_err(kernels::Reshape, n, {x, i64({5, -1})}), "24 elements");
-  EXPECT_HAS(run_err(kernels::Reshape, n, {x, i64({-2, 12})}), "invalid dim -2");
-  EXPECT_HAS(run_err(kernels::Reshape, n, {x, make_tensor<float>({2}, {4, 6})}), "must be int64");
+  EXPECT_HAS(run_error(kernels::Reshape, n, {x, i64({-1, -1})}), "more than one -1");
+  EXPECT_HAS(run_error(kernels::Reshape, n, {x, i64({5, -1})}), "24 elements");
+  EXPECT_HAS(run_error(kernels::Reshape, n, {x, i64({-2, 12})}), "invalid dim -2");
+  EXPECT_HAS(run_error(kernels::Reshape, n, {x, make_tensor<float>({2}, {4, 6})}), "must be int64");
 }
 
 // ------------------------------------------------------------------ Flatten
@@ -106,7 +91,7 @@ TEST(Flatten, AxisForms) {
 TEST(Flatten, AxisOutOfRange) {
   Node n = make_node("Flatten", 1);
   n.attrs["axis"] = attr_int(5);
-  EXPECT_HAS(run_err(kernels::Flatten, n, {random_tensor({2, 3, 4, 5}, 2)}), "axis 5 is out of range for rank 4");
+  EXPECT_HAS(run_error(kernels::Flatten, n, {random_tensor({2, 3, 4, 5}, 2)}), "axis 5 is out of range for rank 4");
 }
 
 // ------------------------------------------------------------------ Squeeze
@@ -133,10 +118,10 @@ TEST(Squeeze, InputFormAndNoAxes) {
 
 TEST(Squeeze, Errors) {
   Tensor x = random_tensor({1, 3, 1, 5}, 3);
-  std::string msg = run_err(kernels::Squeeze, make_node("Squeeze", 2), {x, i64({1})}, 13);
+  std::string msg = run_error(kernels::Squeeze, make_node("Squeeze", 2), {x, i64({1})}, 13);
   EXPECT_HAS(msg, "cannot squeeze axis 1");
   EXPECT_HAS(msg, "[1, 3, 1, 5]");
-  EXPECT_HAS(run_err(kernels::Squeeze, make_node("Squeeze", 2), {x, i64({4})}, 13), "out of range for rank 4");
+  EXPECT_HAS(run_error(kernels::Squeeze, make_node("Squeeze", 2), {x, i64({4})}, 13), "out of range for rank 4");
 }
 
 // ---------------------------------------------------------------- Unsqueeze
@@ -160,9 +145,9 @@ TEST(Unsqueeze, AttributeAndInputForms) {
 
 TEST(Unsqueeze, Errors) {
   Tensor x = random_tensor({3, 4}, 4);
-  EXPECT_HAS(run_err(kernels::Unsqueeze, make_node("Unsqueeze", 2), {x, i64({1, -3})}, 13), "more than once");
-  EXPECT_HAS(run_err(kernels::Unsqueeze, make_node("Unsqueeze", 2), {x, i64({3})}, 13), "out of range for rank 3");
-  EXPECT_HAS(run_err(kernels::Unsqueeze, make_node("Unsqueeze", 1), {x}, 11), "axes");
+  EXPECT_HAS(run_error(kernels::Unsqueeze, make_node("Unsqueeze", 2), {x, i64({1, -3})}, 13), "more than once");
+  EXPECT_HAS(run_error(kernels::Unsqueeze, make_node("Unsqueeze", 2), {x, i64({3})}, 13), "out of range for rank 3");
+  EXPECT_HAS(run_error(kernels::Unsqueeze, make_node("Unsqueeze", 1), {x}, 11), "axes");
 }
 
 // -------------------------------------------------------------------- Shape
@@ -245,10 +230,10 @@ TEST(Expand, Int64AndMultithreaded) {
 }
 
 TEST(Expand, IncompatibleShape) {
-  std::string msg = run_err(kernels::Expand, make_node("Expand", 2), {random_tensor({3, 4}, 1), i64({2, 4})});
+  std::string msg = run_error(kernels::Expand, make_node("Expand", 2), {random_tensor({3, 4}, 1), i64({2, 4})});
   EXPECT_HAS(msg, "[3, 4]");
   EXPECT_HAS(msg, "[2, 4]");
-  EXPECT_HAS(run_err(kernels::Expand, make_node("Expand", 2), {random_tensor({3}, 1), i64({-1, 3})}),
+  EXPECT_HAS(run_error(kernels::Expand, make_node("Expand", 2), {random_tensor({3}, 1), i64({-1, 3})}),
              "negative dim -1");
 }
 

@@ -76,6 +76,18 @@ Expected<std::vector<Tensor>> run_kernel(KernelFn fn, const Node& node,
   return ctx.outputs();
 }
 
+Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& inputs, int64_t opset) {
+  auto r = run_kernel(fn, node, inputs, opset);
+  EXPECT_TRUE(r.has_value()) << r.message();
+  return r.has_value() ? (*r)[0] : Tensor();
+}
+
+std::string run_error(KernelFn fn, const Node& node, const std::vector<Tensor>& inputs, int64_t opset) {
+  auto r = run_kernel(fn, node, inputs, opset);
+  EXPECT_FALSE(r.has_value());
+  return r.has_value() ? std::string() : r.message();
+}
+
 ::testing::AssertionResult tensors_near(const Tensor& a, const Tensor& e, double atol, double rtol) {
   if (a.dtype() != e.dtype())
     return ::testing::AssertionFailure() << "dtype " << dtype_name(a.dtype()) << " vs expected " << dtype_name(e.dtype());

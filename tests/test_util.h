@@ -67,6 +67,18 @@ Expected<std::vector<Tensor>> run_kernel(KernelFn fn, const Node& node,
                                          const std::vector<Tensor>& inputs, int64_t opset = 17,
                                          int num_threads = 1);
 
+// The first output of fn on node; an EXPECT failure (and an empty Tensor)
+// when the kernel fails.
+Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& inputs, int64_t opset = 17);
+
+// The message of a kernel run that must fail; an EXPECT failure (and "")
+// when it succeeds.
+std::string run_error(KernelFn fn, const Node& node, const std::vector<Tensor>& inputs,
+                      int64_t opset = 17);
+
+// Expects `text` inside the string `msg`, printing msg when it is not.
+#define EXPECT_HAS(msg, text) EXPECT_NE((msg).find(text), std::string::npos) << "message: " << (msg)
+
 // Element-wise comparison with |a-b| <= atol + rtol*|b|; reports the first
 // mismatch with its flat index.
 ::testing::AssertionResult tensors_near(const Tensor& actual, const Tensor& expected,

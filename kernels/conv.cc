@@ -97,6 +97,21 @@ void unravel(int64_t idx, const Ints& dims, int64_t* out) {
   }
 }
 
+// The line (all dims but the last) that outer position `pos` reaches with
+// kernel tap `kk`: pos[d] * stride - pad_begin + kk[d] * dilation for d <
+// last, flattened over `extent` (the geometry's input dims for im2col, its
+// output dims for col2im); -1 when it falls outside.
+int64_t line_offset(const ConvGeometry& g, const int64_t* pos, const int64_t* kk, const Ints& extent,
+                    int last) {
+  int64_t base = 0;
+  for (int d = 0; d < last; ++d) {
+    const int64_t i = pos[d] * g.strides[d] - g.pad_begin[d] + kk[d] * g.dilations[d];
+    if (i < 0 || i >= extent[d]) return -1;
+    base = base * extent[d] + i;
+  }
+  return base;
+}
+
 // col[(c, k), o] for the Cg channels starting at `x` (each in_size floats).
 // Rows are independent, so they are split over threads.
 void im2col(const ConvGeometry& g, const float* x, int64_t channels, float* col) {
@@ -115,17 +130,10 @@ void im2col(const ConvGeometry& g, const float* x, int64_t channels, float* col)
       const int64_t shift = kk[last] * g.dilations[last] - g.pad_begin[last];
       const int64_t w = g.in[last];
       for (int64_t op = 0; op < outer; ++op) {
-        // Input offset of the outer dims and whether they are inside.
         unravel(op, outer_dims, o.data());
-        int64_t base = 0;
-        bool inside = true;
-        for (int d = 0; d < last; ++d) {
-          int64_t i = o[d] * g.strides[d] - g.pad_begin[d] + kk[d] * g.dilations[d];
-          inside = inside && i >= 0 && i < g.in[d];
-          base = base * g.in[d] + i;
-        }
+        const int64_t base = line_offset(g, o.data(), kk.data(), g.in, last);
         float* row = dst + op * out_last;
-        if (!inside) {
+        if (base < 0) {
           std::fill(row, row + out_last, 0.f);
           continue;
         }
@@ -160,14 +168,8 @@ void col2im(const ConvGeometry& g, const float* col, int64_t channels, float* y)
         const int64_t w = g.out[last];
         for (int64_t ip = 0; ip < outer; ++ip) {
           unravel(ip, outer_dims, i.data());
-          int64_t base = 0;
-          bool inside = true;
-          for (int d = 0; d < last; ++d) {
-            int64_t o = i[d] * g.strides[d] - g.pad_begin[d] + kk[d] * g.dilations[d];
-            inside = inside && o >= 0 && o < g.out[d];
-            base = base * g.out[d] + o;
-          }
-          if (!inside) continue;
+          const int64_t base = line_offset(g, i.data(), kk.data(), g.out, last);
+          if (base < 0) continue;
           float* line = dst + base * w;
           const float* row = src + ip * in_last;
           for (int64_t il = 0; il < in_last; ++il) {

@@ -220,7 +220,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
       out.op_type = c.role == WeightRole::kConv ? "QConv" : "QConvTranspose";
       Attribute ws;
       ws.kind = Attribute::Kind::kInts;
-      ws.ints = src.values[static_cast<size_t>(c.weight_value)].initializer.shape();
+      ws.ints = src.values[static_cast<size_t>(c.weight_value)].initializer.shape().to_vector();
       out.attrs["weight_shape"] = ws;
     }
   }

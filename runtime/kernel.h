@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,12 +22,43 @@
 
 namespace sarai {
 
+// How the executor provides memory to one kernel call (runtime/session.cc
+// fills it; a default NodeMemory means plain heap allocation).
+struct NodeMemory {
+  enum class Mode {
+    kHeap,       // outputs and workspaces on the heap (tests, unplanned runs)
+    kShapeOnly,  // planning pass: record sizes; skip_compute() may say yes
+    kPlanned,    // outputs and workspaces at planned offsets of one arena
+  };
+  Mode mode = Mode::kHeap;
+  // kPlanned: the arena, each output's offset (-1: not planned) and room,
+  // and this node's workspace region.
+  uint8_t* arena = nullptr;
+  const int64_t* output_offset = nullptr;
+  const uint64_t* output_capacity = nullptr;
+  int64_t workspace_offset = -1;
+  uint64_t workspace_capacity = 0;
+  // Filled in by the context: workspace bytes asked for (64-byte rounded,
+  // summed over calls), and whether a planned request did not fit its slot
+  // (it was then served from the heap and the plan is stale).
+  uint64_t workspace_used = 0;
+  bool plan_miss = false;
+};
+
+// Debugging aid: when SARAI_POISON_MEMORY=1 is set (the test suite sets
+// it), every output and workspace a kernel gets, and the planned arena
+// before each run, is filled with 0xFF bytes (NaN as float), so a kernel
+// that reads memory it never wrote shows up as a wrong result.
+bool poison_memory();
+void set_poison_memory(bool on);
+
 class KernelContext {
  public:
-  KernelContext(const Node& node, int64_t opset, std::vector<const Tensor*> inputs,
-                int num_threads)
-      : node_(node), opset_(opset), inputs_(std::move(inputs)),
-        outputs_(node.outputs.size()), num_threads_(num_threads) {}
+  KernelContext(const Node& node, int64_t opset, std::span<const Tensor* const> inputs,
+                std::span<Tensor> outputs, int num_threads, NodeMemory* memory = nullptr);
+  ~KernelContext();
+  KernelContext(const KernelContext&) = delete;
+  KernelContext& operator=(const KernelContext&) = delete;
 
   const Node& node() const { return node_; }
   int64_t opset() const { return opset_; }
@@ -46,21 +79,44 @@ class KernelContext {
     return i < num_outputs() && node_.outputs[static_cast<size_t>(i)] != kNoValue;
   }
 
-  // Fresh zeroed storage for output i.
-  Tensor& allocate_output(int i, DType dtype, Shape shape) {
-    outputs_[static_cast<size_t>(i)] = Tensor::allocate(dtype, std::move(shape));
-    return outputs_[static_cast<size_t>(i)];
-  }
+  // Storage for output i. Its contents are undefined (planned memory holds
+  // whatever the arena held): write every element, or use the zeroed form.
+  Tensor& allocate_output(int i, DType dtype, Shape shape);
+  Tensor& allocate_output_zeroed(int i, DType dtype, Shape shape);
   // Output i is an existing tensor (a view of an input, a constant).
   void set_output(int i, Tensor t) { outputs_[static_cast<size_t>(i)] = std::move(t); }
-  std::vector<Tensor>& outputs() { return outputs_; }
+  std::span<Tensor> outputs() { return outputs_; }
+  // Whether output i's storage came from allocate_output (not set_output).
+  bool allocated(int i) const { return i < 64 && ((allocated_mask_ >> i) & 1u); }
+
+  // Scratch memory valid until the kernel returns, 64-byte aligned, contents
+  // undefined. Ask for it before the skip_compute() check, so the planning
+  // pass sees its size; per-thread scratch is count * num_threads() with
+  // thread_index() (runtime/parallel.h) picking the slice.
+  template <class T> T* workspace(int64_t count) {
+    return static_cast<T*>(workspace_bytes(static_cast<uint64_t>(count) * sizeof(T)));
+  }
+  void* workspace_bytes(uint64_t bytes);
+
+  // True during the planning pass (runtime/session.h) when `out` is large
+  // enough that no shape can depend on its values: the kernel has allocated
+  // its outputs and workspaces, and returns without computing. Small and
+  // integer outputs are always computed (they may carry shapes).
+  bool skip_compute(const Tensor& out) const;
+  bool shape_only() const { return memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly; }
 
  private:
+  void* scratch(uint64_t bytes, std::shared_ptr<const void>* owner);
+
   const Node& node_;
   int64_t opset_;
-  std::vector<const Tensor*> inputs_;
-  std::vector<Tensor> outputs_;
+  std::span<const Tensor* const> inputs_;
+  std::span<Tensor> outputs_;
   int num_threads_;
+  NodeMemory* memory_;
+  uint64_t allocated_mask_ = 0;  // outputs 0..63; later ones are never planned
+  // Heap / planning-pass workspaces, released with the context.
+  std::vector<std::shared_ptr<const void>> owned_;
 };
 
 using KernelFn = Status (*)(KernelContext&);

@@ -19,6 +19,8 @@ void set_num_threads(int n) {
 
 int num_threads() { return g_threads; }
 
+int thread_index() { return omp_get_thread_num(); }
+
 int physical_cores() {
   // Count distinct (physical id, core id) pairs; fall back to the logical
   // count when /proc/cpuinfo does not say.

@@ -10,6 +10,9 @@ namespace sarai {
 // Sets the thread count used by parallel_for and by oneDNN.
 void set_num_threads(int n);
 int num_threads();
+// Index of the calling thread inside parallel_for (0 outside it), for
+// per-thread slices of a workspace.
+int thread_index();
 // Number of physical cores (not hyperthreads), at least 1.
 int physical_cores();
 

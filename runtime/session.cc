@@ -144,7 +144,8 @@ Expected<std::vector<NamedTensor>> Session::run(const std::vector<NamedTensor>& 
     in.reserve(node.inputs.size());
     for (int v : node.inputs)
       in.push_back(v != kNoValue && values[static_cast<size_t>(v)].defined() ? &values[static_cast<size_t>(v)] : nullptr);
-    KernelContext ctx(node, g.opset, std::move(in), num_threads_);
+    std::vector<Tensor> outs(node.outputs.size());
+    KernelContext ctx(node, g.opset, in, outs, num_threads_);
     const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     Status st = kernel_of_node_[static_cast<size_t>(node_id)](ctx);
     if (profile_)

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/small_vector.h"
 #include "runtime/status.h"
 
 namespace sarai {
@@ -43,7 +44,8 @@ size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // "float32", "int64", ...
 bool dtype_from_onnx(int32_t code, DType* out);
 
-using Shape = std::vector<int64_t>;
+// Up to 8 dims inline (no heap allocation per shape); see small_vector.h.
+using Shape = SmallVector<int64_t, 8>;
 
 std::string shape_to_string(const Shape& s);  // "[1, 80, 3000]"
 // Product of the dims; an error when a dim is negative or the product (or

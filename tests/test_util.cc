@@ -70,10 +70,11 @@ Expected<std::vector<Tensor>> run_kernel(KernelFn fn, const Node& node,
                                          int num_threads) {
   std::vector<const Tensor*> ptrs;
   for (const Tensor& t : inputs) ptrs.push_back(t.defined() ? &t : nullptr);
-  KernelContext ctx(node, opset, ptrs, num_threads);
+  std::vector<Tensor> outs(node.outputs.size());
+  KernelContext ctx(node, opset, ptrs, outs, num_threads);
   Status s = fn(ctx);
   if (!s.is_ok()) return s;
-  return ctx.outputs();
+  return outs;
 }
 
 Tensor run1(KernelFn fn, const Node& node, const std::vector<Tensor>& inputs, int64_t opset) {

@@ -1,0 +1,104 @@
+#include "runtime/kernel.h"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace sarai {
+
+KernelContext::KernelContext(const Node& node, int64_t opset, std::span<const Tensor* const> inputs,
+                             std::span<Tensor> outputs, int num_threads, NodeMemory* memory)
+    : node_(node), opset_(opset), inputs_(inputs), outputs_(outputs), num_threads_(num_threads), memory_(memory) {
+  assert(outputs.size() == node.outputs.size());
+}
+
+KernelContext::~KernelContext() = default;
+
+namespace {
+bool g_poison = [] {
+  const char* e = std::getenv("SARAI_POISON_MEMORY");
+  return e && *e && std::strcmp(e, "0") != 0;
+}();
+
+constexpr uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+// Planning pass: address space whose pages cost nothing until written
+// (reads see the shared zero page), so a skipped kernel's outputs and
+// workspaces never become resident.
+std::shared_ptr<const void> lazy_pages(uint64_t bytes) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return std::shared_ptr<const void>(p, [bytes](const void* q) { ::munmap(const_cast<void*>(q), bytes); });
+}
+
+std::shared_ptr<const void> heap_block(uint64_t bytes) {
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw std::bad_alloc();
+  return std::shared_ptr<const void>(p, [](const void* q) { std::free(const_cast<void*>(q)); });
+}
+}  // namespace
+
+bool poison_memory() { return g_poison; }
+void set_poison_memory(bool on) { g_poison = on; }
+
+void* KernelContext::scratch(uint64_t bytes, std::shared_ptr<const void>* owner) {
+  bytes = round64(bytes ? bytes : 1);
+  const bool lazy = memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly;
+  *owner = lazy ? lazy_pages(bytes) : heap_block(bytes);
+  if (g_poison && !lazy) std::memset(const_cast<void*>(owner->get()), 0xff, bytes);
+  return const_cast<void*>(owner->get());
+}
+
+Tensor& KernelContext::allocate_output(int i, DType dtype, Shape shape) {
+  const size_t k = static_cast<size_t>(i);
+  if (i < 64) allocated_mask_ |= uint64_t{1} << i;
+  const uint64_t bytes = static_cast<uint64_t>(numel_of(shape)) * dtype_size(dtype);
+  if (memory_ && memory_->mode == NodeMemory::Mode::kPlanned) {
+    const int64_t off = i < 64 ? memory_->output_offset[k] : -1;
+    if (off >= 0 && bytes <= memory_->output_capacity[k]) {
+      outputs_[k] = Tensor::wrap(dtype, std::move(shape), memory_->arena + off, nullptr, false);
+      return outputs_[k];
+    }
+    // The plan did not foresee this size (a shape that depends on data):
+    // serve it from the heap and let the session plan again.
+    memory_->plan_miss = true;
+  }
+  std::shared_ptr<const void> owner;
+  void* p = scratch(bytes, &owner);
+  outputs_[k] = Tensor::wrap(dtype, std::move(shape), p, std::move(owner), false);
+  return outputs_[k];
+}
+
+Tensor& KernelContext::allocate_output_zeroed(int i, DType dtype, Shape shape) {
+  Tensor& t = allocate_output(i, dtype, std::move(shape));
+  if (t.nbytes()) std::memset(t.mutable_raw(), 0, t.nbytes());
+  return t;
+}
+
+void* KernelContext::workspace_bytes(uint64_t bytes) {
+  bytes = round64(bytes ? bytes : 1);
+  if (memory_) {
+    const uint64_t at = memory_->workspace_used;
+    memory_->workspace_used += bytes;
+    if (memory_->mode == NodeMemory::Mode::kPlanned) {
+      if (memory_->workspace_offset >= 0 && at + bytes <= memory_->workspace_capacity)
+        return memory_->arena + memory_->workspace_offset + at;
+      memory_->plan_miss = true;
+    }
+  }
+  std::shared_ptr<const void> owner;
+  void* p = scratch(bytes, &owner);
+  owned_.push_back(std::move(owner));
+  return p;
+}
+
+bool KernelContext::skip_compute(const Tensor& out) const {
+  if (!shape_only()) return false;
+  const DType t = out.dtype();
+  const bool floating = t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16 || t == DType::kFloat64;
+  return floating && out.numel() >= 1024;
+}
+
+}  // namespace sarai

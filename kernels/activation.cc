@@ -28,6 +28,7 @@ Status require_x(const KernelContext& ctx, const char* name = "X") {
 template <class T, class Fn>
 void map_into(KernelContext& ctx, const Tensor& x, Fn fn) {
   Tensor& y = ctx.allocate_output(0, x.dtype(), x.shape());
+  if (ctx.skip_compute(y)) return;  // planning pass, large float output
   const T* px = x.data<T>();
   T* py = y.mutable_data<T>();
   parallel_for(x.numel(), kGrain, [&](int64_t b, int64_t e) {
@@ -39,6 +40,7 @@ void map_into(KernelContext& ctx, const Tensor& x, Fn fn) {
 template <class Kernel>
 void map_vec_into(KernelContext& ctx, const Tensor& x, Kernel kernel) {
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
+  if (ctx.skip_compute(y)) return;
   const float* px = x.data<float>();
   float* py = y.mutable_data<float>();
   parallel_for(x.numel(), kGrain, [&](int64_t b, int64_t e) { kernel(px + b, py + b, e - b); });
@@ -94,7 +96,7 @@ Status Sigmoid(KernelContext& ctx) {
 //   none: 0.5 x (1 + erf(x / sqrt(2)))
 //   tanh: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
 Status Gelu(KernelContext& ctx) {
-  const std::string approx = ctx.node().attr_string("approximate", "none");
+  const std::string_view approx = ctx.node().attr_string_view("approximate", "none");
   if (approx == "none") {
     return unary_vec(ctx, vec_kernels().gelu);
   }
@@ -104,7 +106,7 @@ Status Gelu(KernelContext& ctx) {
       return 0.5f * x * (1.f + std::tanh(kC * (x + 0.044715f * x * x * x)));
     });
   }
-  return Status::error("attribute 'approximate' must be \"none\" or \"tanh\", got \"" + approx + "\"");
+  return Status::error("attribute 'approximate' must be \"none\" or \"tanh\", got \"" + std::string(approx) + "\"");
 }
 
 // Relu: float32 and (opset 14) the integer types.

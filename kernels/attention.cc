@@ -9,16 +9,16 @@
 // materializes the [..., T, S] scores twice (8 heads × 1500 × 1500 floats =
 // 72 MB per layer for a 30 s Whisper input) and streams them through memory
 // three times; here each task takes one batch entry and a block of kRows
-// query rows, computes its scores into a thread-local buffer (kRows × S
-// floats, in L2), divides and normalizes each row with the same vector
+// query rows, computes its scores into its thread's slice of the workspace
+// (kRows × S floats, in L2), divides and normalizes each row with the same vector
 // kernels as Div and Softmax, and multiplies by V, so the scores never
 // leave the cache. The scores and the output use oneDNN's sgemm like MatMul
 // (single-threaded inside our parallel region); the results equal the
 // unfused graph's up to the rounding of sgemm's blocking (a block of rows
 // instead of the whole matrix), tested in tests/int8_e2e_test.cc.
 #include <algorithm>
+#include <mutex>
 #include <string>
-#include <vector>
 
 #include "kernels/fp32_gemm.h"
 #include "kernels/kernels.h"
@@ -75,19 +75,26 @@ Status Attention(KernelContext& ctx) {
   out_shape.push_back(e);
   Tensor& o = ctx.allocate_output(0, DType::kFloat32, out_shape);
   if (o.numel() == 0) return Status::ok();
+  const int64_t nbatch = numel_of(batch);
+  // Per batch entry the offsets of its Q, KT and V matrices; per thread the
+  // scores of one block of rows.
+  const int slots = thread_slots(ctx);
+  int64_t* q_off = s == 0 ? nullptr : ctx.workspace<int64_t>(3 * nbatch);
+  float* scores = s == 0 ? nullptr : ctx.workspace<float>(kRows * s * slots);
+  if (ctx.skip_compute(o)) return Status::ok();
   if (s == 0) {
     // softmax over an empty axis is empty and its product with V [.., 0, e]
     // is all zeros.
     std::fill(o.mutable_data<float>(), o.mutable_data<float>() + o.numel(), 0.f);
     return Status::ok();
   }
-  const int64_t nbatch = numel_of(batch);
-  std::vector<int64_t> q_off(static_cast<size_t>(nbatch)), k_off(q_off), v_off(q_off);
+  int64_t* k_off = q_off + nbatch;
+  int64_t* v_off = k_off + nbatch;
   for_each_broadcast(batch, {broadcast_strides(qb, batch), broadcast_strides(kb, batch), broadcast_strides(vb, batch)},
                      [&](int64_t i, const int64_t* off) {
-                       q_off[static_cast<size_t>(i)] = off[0] * t * d;
-                       k_off[static_cast<size_t>(i)] = off[1] * d * s;
-                       v_off[static_cast<size_t>(i)] = off[2] * s * e;
+                       q_off[i] = off[0] * t * d;
+                       k_off[i] = off[1] * d * s;
+                       v_off[i] = off[2] * s * e;
                      });
   const int64_t blocks = (t + kRows - 1) / kRows;
   const float* pq = q.data<float>();
@@ -95,28 +102,31 @@ Status Attention(KernelContext& ctx) {
   const float* pv = v.data<float>();
   float* po = o.mutable_data<float>();
   const auto& vk = vec_kernels();
-  std::vector<Status> errors(static_cast<size_t>(nbatch * blocks));
+  // The first error wins (oneDNN failing); no per-task Status array.
+  std::mutex mu;
+  Status error;
   parallel_for(nbatch * blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(kRows * s));
+    float* sc = scores + thread_index() * kRows * s;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / blocks, r0 = (task % blocks) * kRows;
       const int64_t rows = std::min(kRows, t - r0);
-      const size_t bi = static_cast<size_t>(b);
-      Status st = fp32_gemm(false, false, rows, s, d, 1.f, pq + q_off[bi] + r0 * d, d,
-                            pk + k_off[bi], s, 0.f, scores.data(), s);
+      Status st = fp32_gemm(false, false, rows, s, d, 1.f, pq + q_off[b] + r0 * d, d,
+                            pk + k_off[b], s, 0.f, sc, s);
       for (int64_t i = 0; st.is_ok() && i < rows; ++i) {
-        float* row = scores.data() + i * s;
+        float* row = sc + i * s;
         vk.binary(VecBinaryOp::kDiv, row, 1, &divisor, 0, row, s);
         vk.softmax_row(row, row, s);
       }
       if (st.is_ok())
-        st = fp32_gemm(false, false, rows, e, s, 1.f, scores.data(), s, pv + v_off[bi], e, 0.f,
+        st = fp32_gemm(false, false, rows, e, s, 1.f, sc, s, pv + v_off[b], e, 0.f,
                        po + (b * t + r0) * e, e);
-      errors[static_cast<size_t>(task)] = st;
+      if (!st.is_ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (error.is_ok()) error = std::move(st);
+      }
     }
   });
-  for (const Status& st : errors) SARAI_RETURN_IF_ERROR(st);
-  return Status::ok();
+  return error;
 }
 
 }  // namespace sarai::kernels

@@ -14,19 +14,16 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <vector>
 
 #include "kernels/conv_geometry.h"
 #include "kernels/kernels.h"
 #include "kernels/util.h"
 #include "oneapi/dnnl/dnnl.h"
+#include "runtime/memory_stats.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
 namespace {
-
-using Ints = std::vector<int64_t>;
-
 
 Status sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
              const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -35,9 +32,13 @@ Status sgemm(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a, int6
     if (beta == 0.f) std::fill(c, c + m * ldc, 0.f);
     return Status::ok();
   }
-  dnnl_status_t st =
-      dnnl_sgemm(trans_a ? 'T' : 'N', 'N', m, n, k, 1.f, a, std::max<int64_t>(lda, 1), b,
-                 std::max<int64_t>(ldb, 1), beta, c, std::max<int64_t>(ldc, 1));
+  dnnl_status_t st;
+  {
+    // oneDNN's sgemm mallocs its packing buffers per call: attribute them.
+    ForeignAllocationScope foreign;
+    st = dnnl_sgemm(trans_a ? 'T' : 'N', 'N', m, n, k, 1.f, a, std::max<int64_t>(lda, 1), b,
+                    std::max<int64_t>(ldb, 1), beta, c, std::max<int64_t>(ldc, 1));
+  }
   if (st != dnnl_success)
     return Status::error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(st)) +
                          ") for M=" + std::to_string(m) + " N=" + std::to_string(n) +
@@ -78,19 +79,20 @@ Status check_bias(const KernelContext& ctx, int64_t m) {
 }
 
 // Fills each of `planes` planes of `plane_size` floats with the bias of its
-// channel (plane p is channel p % channels), or leaves zeros without bias.
-void fill_bias(const KernelContext& ctx, float* y, int64_t planes, int64_t channels,
-               int64_t plane_size) {
-  if (!ctx.has_input(2)) return;
-  const float* b = ctx.input(2).data<float>();
+// channel (plane p is channel p % channels), or with zeros without bias: the
+// starting value of the kernels that accumulate into y (the output's memory
+// is uninitialized, runtime/kernel.h).
+void init_output(const KernelContext& ctx, float* y, int64_t planes, int64_t channels,
+                 int64_t plane_size) {
+  const float* b = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
   parallel_for(planes, 16, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p)
-      std::fill(y + p * plane_size, y + (p + 1) * plane_size, b[p % channels]);
+      std::fill(y + p * plane_size, y + (p + 1) * plane_size, b ? b[p % channels] : 0.f);
   });
 }
 
 // Splits flat kernel index `kidx` into per-dim offsets (row-major).
-void unravel(int64_t idx, const Ints& dims, int64_t* out) {
+void unravel(int64_t idx, const Shape& dims, int64_t* out) {
   for (size_t d = dims.size(); d-- > 0;) {
     out[d] = idx % dims[d];
     idx /= dims[d];
@@ -101,7 +103,7 @@ void unravel(int64_t idx, const Ints& dims, int64_t* out) {
 // kernel tap `kk`: pos[d] * stride - pad_begin + kk[d] * dilation for d <
 // last, flattened over `extent` (the geometry's input dims for im2col, its
 // output dims for col2im); -1 when it falls outside.
-int64_t line_offset(const ConvGeometry& g, const int64_t* pos, const int64_t* kk, const Ints& extent,
+int64_t line_offset(const ConvGeometry& g, const int64_t* pos, const int64_t* kk, const Shape& extent,
                     int last) {
   int64_t base = 0;
   for (int d = 0; d < last; ++d) {
@@ -119,9 +121,9 @@ void im2col(const ConvGeometry& g, const float* x, int64_t channels, float* col)
   const int nsp = g.nsp, last = nsp - 1;
   const int64_t out_last = g.out[static_cast<size_t>(last)];
   const int64_t outer = out_size / std::max<int64_t>(out_last, 1);
-  const Ints outer_dims(g.out.begin(), g.out.end() - 1);
+  const Shape outer_dims(g.out.begin(), g.out.end() - 1);
   parallel_for(channels * ksize, 4, [&](int64_t begin, int64_t end) {
-    Ints kk(static_cast<size_t>(nsp)), o(static_cast<size_t>(nsp));
+    Shape kk(static_cast<size_t>(nsp)), o(static_cast<size_t>(nsp));
     for (int64_t r = begin; r < end; ++r) {
       const float* src = x + (r / ksize) * in_size;
       float* dst = col + r * out_size;
@@ -155,9 +157,9 @@ void col2im(const ConvGeometry& g, const float* col, int64_t channels, float* y)
   const int nsp = g.nsp, last = nsp - 1;
   const int64_t in_last = g.in[static_cast<size_t>(last)];
   const int64_t outer = in_size / std::max<int64_t>(in_last, 1);
-  const Ints outer_dims(g.in.begin(), g.in.end() - 1);
+  const Shape outer_dims(g.in.begin(), g.in.end() - 1);
   parallel_for(channels, 1, [&](int64_t begin, int64_t end) {
-    Ints kk(static_cast<size_t>(nsp)), i(static_cast<size_t>(nsp));
+    Shape kk(static_cast<size_t>(nsp)), i(static_cast<size_t>(nsp));
     for (int64_t m = begin; m < end; ++m) {
       float* dst = y + m * out_size;
       for (int64_t k = 0; k < ksize; ++k) {
@@ -200,7 +202,7 @@ void depthwise_2d(const ConvGeometry& g, const float* x, const float* w, int64_t
     for (int64_t p = begin; p < end; ++p) {
       const float* src = x + p * ih * iw;
       const float* ker = w + (p % channels) * kh * kw;
-      float* dst = y + p * oh * ow;  // already holds the bias (or 0)
+      float* dst = y + p * oh * ow;  // init_output wrote the bias (or 0)
       // Row by row, all taps on one output row while it is in L1; each
       // element still sums its taps in (a, b) order.
       for (int64_t r = 0; r < oh; ++r) {
@@ -244,31 +246,36 @@ Status Conv(KernelContext& ctx) {
   out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
   if (y.numel() == 0) return Status::ok();
-  float* py = y.mutable_data<float>();
-  const float* px = x.data<float>();
-  const float* pw = w.data<float>();
   const int64_t out_size = g.out_size(), in_size = g.in_size();
-  fill_bias(ctx, py, n * m, m, out_size);
-  const float beta = ctx.has_input(2) ? 1.f : 0.f;
-
-  if (group == c && group == m && g.nsp <= 2) {
-    depthwise_2d(g, px, pw, n * c, c, py);
-    return Status::ok();
-  }
-
+  const bool depthwise = group == c && group == m && g.nsp <= 2;
   const int64_t cg = c / group, mg = m / group, rows = cg * g.kernel_size();
   bool pointwise = true;
   for (size_t i = 0; i < static_cast<size_t>(g.nsp); ++i)
     pointwise = pointwise && g.kernel[i] == 1 && g.strides[i] == 1 && g.pad_begin[i] == 0 &&
                 g.pad_end[i] == 0;
-  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(rows * out_size));
+  float* col = depthwise || pointwise ? nullptr : ctx.workspace<float>(rows * out_size);
+  if (ctx.skip_compute(y)) return Status::ok();
+  float* py = y.mutable_data<float>();
+  const float* px = x.data<float>();
+  const float* pw = w.data<float>();
+
+  if (depthwise) {
+    init_output(ctx, py, n * c, c, out_size);
+    depthwise_2d(g, px, pw, n * c, c, py);
+    return Status::ok();
+  }
+
+  // The GEMM adds to the bias (beta 1), or overwrites y (beta 0).
+  const bool has_bias = ctx.has_input(2);
+  if (has_bias) init_output(ctx, py, n * m, m, out_size);
+  const float beta = has_bias ? 1.f : 0.f;
   for (int64_t b = 0; b < n; ++b) {
     for (int64_t gi = 0; gi < group; ++gi) {
       const float* xg = px + (b * c + gi * cg) * in_size;
       const float* colp = xg;
       if (!pointwise) {
-        im2col(g, xg, cg, col.data());
-        colp = col.data();
+        im2col(g, xg, cg, col);
+        colp = col;
       }
       SARAI_RETURN_IF_ERROR(sgemm(false, mg, out_size, rows, pw + gi * mg * rows, rows, colp,
                                   out_size, beta, py + (b * m + gi * mg) * out_size, out_size));
@@ -293,21 +300,23 @@ Status ConvTranspose(KernelContext& ctx) {
   out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
   if (y.numel() == 0) return Status::ok();
+  const int64_t out_size = g.out_size(), in_size = g.in_size();
+  const int64_t cg = c / group, rows = mg * g.kernel_size();
+  float* col = ctx.workspace<float>(rows * in_size);
+  if (ctx.skip_compute(y)) return Status::ok();
   float* py = y.mutable_data<float>();
   const float* px = x.data<float>();
   const float* pw = w.data<float>();
-  const int64_t out_size = g.out_size(), in_size = g.in_size();
-  fill_bias(ctx, py, n * m, m, out_size);
+  // col2im adds into y: start from the bias (or zeros).
+  init_output(ctx, py, n * m, m, out_size);
 
-  const int64_t cg = c / group, rows = mg * g.kernel_size();
-  std::vector<float> col(static_cast<size_t>(rows * in_size));
   for (int64_t b = 0; b < n; ++b) {
     for (int64_t gi = 0; gi < group; ++gi) {
       // col[(m, k), i] = sum_c W[g*Cg + c, m, k] * X[b, g*Cg + c, i]
       SARAI_RETURN_IF_ERROR(sgemm(true, rows, in_size, cg, pw + gi * cg * rows, rows,
-                                  px + (b * c + gi * cg) * in_size, in_size, 0.f, col.data(),
+                                  px + (b * c + gi * cg) * in_size, in_size, 0.f, col,
                                   in_size));
-      col2im(g, col.data(), mg, py + (b * m + gi * mg) * out_size);
+      col2im(g, col, mg, py + (b * m + gi * mg) * out_size);
     }
   }
   return Status::ok();

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "kernels/util.h"
+
 namespace sarai::kernels::convgeo {
 namespace {
 
@@ -14,12 +16,12 @@ Status read_common_attrs(const Node& node, const Shape& x, const Shape& w, ConvG
   g->in.assign(x.begin() + 2, x.end());
   Ints w_spatial(w.begin() + 2, w.end());
   const size_t n = static_cast<size_t>(g->nsp);
-  g->kernel = node.attr_ints("kernel_shape", w_spatial);
+  g->kernel = attr_ints_or(node, "kernel_shape", w_spatial);
   if (g->kernel != w_spatial)
     return Status::error("kernel_shape " + ints_str(g->kernel) + " does not match W " +
                          shape_to_string(w) + " (spatial dims " + ints_str(w_spatial) + ")");
-  g->strides = node.attr_ints("strides", Ints(n, 1));
-  g->dilations = node.attr_ints("dilations", Ints(n, 1));
+  g->strides = attr_ints_or(node, "strides", Ints(n, 1));
+  g->dilations = attr_ints_or(node, "dilations", Ints(n, 1));
   if (g->strides.size() != n)
     return Status::error("strides " + ints_str(g->strides) + " must have " + std::to_string(n) +
                          " values for input " + shape_to_string(x));
@@ -34,7 +36,7 @@ Status read_common_attrs(const Node& node, const Shape& x, const Shape& w, ConvG
     if (g->dilations[i] < 1)
       return Status::error("dilations " + ints_str(g->dilations) + " must be >= 1");
   }
-  Ints pads = node.attr_ints("pads", Ints(2 * n, 0));
+  const Ints pads = attr_ints_or(node, "pads", Ints(2 * n, 0));
   if (pads.size() != 2 * n)
     return Status::error("pads " + ints_str(pads) + " must have " + std::to_string(2 * n) +
                          " values (begin and end per spatial dim) for input " + shape_to_string(x));
@@ -121,19 +123,19 @@ Status resolve_conv_transpose(const Node& node, const Shape& x, const Shape& w, 
   SARAI_RETURN_IF_ERROR(read_common_attrs(node, x, w, g));
   SARAI_ASSIGN_OR_RETURN(std::string auto_pad, read_auto_pad(node));
   const size_t nsp = static_cast<size_t>(g->nsp);
-  Ints out_pad = node.attr_ints("output_padding", Ints(nsp, 0));
+  const Ints out_pad = attr_ints_or(node, "output_padding", Ints(nsp, 0));
   if (out_pad.size() != nsp)
     return Status::error("output_padding " + ints_str(out_pad) + " must have " +
                          std::to_string(nsp) + " values");
   for (int64_t p : out_pad)
     if (p < 0) return Status::error("output_padding " + ints_str(out_pad) + " must be >= 0");
-  Ints out_shape_attr = node.attr_ints("output_shape");
+  Ints out_shape_attr = attr_ints_or(node, "output_shape", Ints());
   if (!out_shape_attr.empty()) {
     // Either the spatial dims or the whole shape; keep the spatial dims.
     if (out_shape_attr.size() == nsp + 2)
       out_shape_attr.erase(out_shape_attr.begin(), out_shape_attr.begin() + 2);
     if (out_shape_attr.size() != nsp)
-      return Status::error("output_shape " + ints_str(node.attr_ints("output_shape")) +
+      return Status::error("output_shape " + ints_str(attr_ints_or(node, "output_shape", Ints())) +
                            " must have " + std::to_string(nsp) + " spatial dims for X " +
                            shape_to_string(x));
   }

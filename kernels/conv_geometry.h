@@ -18,7 +18,9 @@
 
 namespace sarai::kernels::convgeo {
 
-using Ints = std::vector<int64_t>;
+// Per-spatial-dim lists are inline Shapes: resolving a geometry on every run
+// allocates nothing (up to 8 spatial dims).
+using Ints = Shape;
 
 // Everything per spatial dim, resolved against the actual shapes.
 struct ConvGeometry {

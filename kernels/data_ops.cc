@@ -23,24 +23,12 @@ namespace {
 // Bytes moved per parallel chunk; below this, threading costs more than it saves.
 constexpr int64_t kGrainBytes = 64 * 1024;
 
-std::string ints_to_string(const std::vector<int64_t>& v) { return shape_to_string(v); }
+std::string ints_to_string(const Shape& v) { return shape_to_string(v); }
 
 Status require_storable(DType t, const char* what) {
   if (dtype_size(t) == 0)
     return Status::error(std::string(what) + " has unsupported dtype " + dtype_name(t));
   return Status::ok();
-}
-
-// Reads a 1-D int32/int64 input (Slice's starts, Split's split...).
-Expected<std::vector<int64_t>> int_list_input(const KernelContext& ctx, int i, const char* what) {
-  const Tensor& t = ctx.input(i);
-  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)
-    return Status::error(std::string("input '") + what + "' must be int64 or int32, got " +
-                         dtype_name(t.dtype()));
-  if (t.rank() > 1)
-    return Status::error(std::string("input '") + what + "' must be 1-D, got shape " +
-                         shape_to_string(t.shape()));
-  return t.to_int_vector();
 }
 
 template <size_t N> struct Bytes { unsigned char b[N]; };
@@ -59,12 +47,12 @@ void copy_run(unsigned char* dst, const unsigned char* src, int64_t n, int64_t s
 // both the reads along j and the writes along the last dim stay in cache.
 template <class T>
 void tiled_copy(unsigned char* dst_b, const unsigned char* src_b, const Shape& shape,
-                const std::vector<int64_t>& strides, size_t j) {
+                const Shape& strides, size_t j) {
   constexpr int64_t kTile = 64;
   const size_t last = shape.size() - 1;
-  std::vector<int64_t> dst_st(shape.size(), 1);
+  Shape dst_st(shape.size(), 1);
   for (size_t k = shape.size(); k-- > 1;) dst_st[k - 1] = dst_st[k] * shape[k];
-  std::vector<size_t> outer_dims;
+  SmallVector<size_t, 8> outer_dims;
   int64_t outer = 1;
   for (size_t k = 0; k < last; ++k)
     if (k != j) { outer_dims.push_back(k); outer *= shape[k]; }
@@ -102,9 +90,8 @@ void tiled_copy(unsigned char* dst_b, const unsigned char* src_b, const Shape& s
 // the innermost loop covers the longest run possible; a unit-stride run is
 // one memcpy.
 void strided_copy(void* dst_v, const void* src_v, int64_t base, const Shape& out_shape,
-                  const std::vector<int64_t>& in_strides, size_t es) {
-  Shape shape;
-  std::vector<int64_t> strides;
+                  const Shape& in_strides, size_t es) {
+  Shape shape, strides;
   for (size_t k = 0; k < out_shape.size(); ++k) {
     if (out_shape[k] == 0) return;
     if (out_shape[k] == 1) continue;
@@ -142,7 +129,7 @@ void strided_copy(void* dst_v, const void* src_v, int64_t base, const Shape& out
   const int64_t row_bytes = row * static_cast<int64_t>(es);
 
   parallel_for(rows, std::max<int64_t>(1, kGrainBytes / row_bytes), [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> idx(rank - 1, 0);
+    Shape idx(rank - 1, 0);
     int64_t off = 0;  // element offset of the current row's first element
     for (int64_t rem = begin, k = static_cast<int64_t>(rank) - 2; k >= 0; --k) {
       size_t uk = static_cast<size_t>(k);
@@ -177,8 +164,8 @@ void strided_copy(void* dst_v, const void* src_v, int64_t base, const Shape& out
 }
 
 // Row-major element strides of `s`.
-std::vector<int64_t> dense_strides(const Shape& s) {
-  std::vector<int64_t> st(s.size(), 1);
+Shape dense_strides(const Shape& s) {
+  Shape st(s.size(), 1);
   for (size_t k = s.size(); k-- > 1;) st[k - 1] = st[k] * s[k];
   return st;
 }
@@ -192,32 +179,33 @@ Status Transpose(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   SARAI_RETURN_IF_ERROR(require_storable(x.dtype(), "input 'data'"));
   const int r = x.rank();
-  std::vector<int64_t> perm;
+  Shape perm;
   if (ctx.node().has_attr("perm")) {
-    perm = ctx.node().attr_ints("perm");
+    const std::span<const int64_t> pv = ctx.node().attr_ints_view("perm");
+    perm.assign(pv.begin(), pv.end());
     if (static_cast<int>(perm.size()) != r)
       return Status::error("perm " + ints_to_string(perm) + " has " + std::to_string(perm.size()) +
                            " entries but the input " + shape_to_string(x.shape()) + " has rank " +
                            std::to_string(r));
-    std::vector<bool> seen(static_cast<size_t>(r), false);
+    Shape seen(static_cast<size_t>(r), 0);
     for (int64_t p : perm) {
       if (p < 0 || p >= r || seen[static_cast<size_t>(p)])
         return Status::error("perm " + ints_to_string(perm) + " is not a permutation of 0.." +
                              std::to_string(r - 1));
-      seen[static_cast<size_t>(p)] = true;
+      seen[static_cast<size_t>(p)] = 1;
     }
   } else {
     for (int i = r - 1; i >= 0; --i) perm.push_back(i);
   }
   Shape out(static_cast<size_t>(r));
-  const std::vector<int64_t> in_st = dense_strides(x.shape());
-  std::vector<int64_t> st(static_cast<size_t>(r));
+  const Shape in_st = dense_strides(x.shape());
+  Shape st(static_cast<size_t>(r));
   for (int k = 0; k < r; ++k) {
     out[static_cast<size_t>(k)] = x.dim(static_cast<int>(perm[static_cast<size_t>(k)]));
     st[static_cast<size_t>(k)] = in_st[static_cast<size_t>(perm[static_cast<size_t>(k)])];
   }
   Tensor& y = ctx.allocate_output(0, x.dtype(), out);
-  if (y.numel() == 0) return Status::ok();
+  if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
   strided_copy(y.mutable_raw(), x.raw(), 0, out, st, dtype_size(x.dtype()));
   return Status::ok();
 }
@@ -233,7 +221,6 @@ Status Concat(KernelContext& ctx) {
   SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 0), r, "axis"));
   Shape out = first.shape();
   out[static_cast<size_t>(axis)] = 0;
-  std::vector<const Tensor*> ins;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) return Status::error("input " + std::to_string(i) + " is missing");
     const Tensor& t = ctx.input(i);
@@ -247,12 +234,11 @@ Status Concat(KernelContext& ctx) {
                            ", which does not match input 0's shape " + shape_to_string(first.shape()) +
                            " outside axis " + std::to_string(axis));
     out[static_cast<size_t>(axis)] += t.dim(axis);
-    ins.push_back(&t);
   }
   const size_t es = dtype_size(first.dtype());
   SARAI_RETURN_IF_ERROR(checked_numel(out, es).status());
   Tensor& y = ctx.allocate_output(0, first.dtype(), out);
-  if (y.numel() == 0) return Status::ok();
+  if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
 
   int64_t outer = 1, inner = 1;
   for (int k = 0; k < axis; ++k) outer *= out[static_cast<size_t>(k)];
@@ -262,10 +248,11 @@ Status Concat(KernelContext& ctx) {
   parallel_for(outer, std::max<int64_t>(1, kGrainBytes / out_block), [&](int64_t begin, int64_t end) {
     for (int64_t o = begin; o < end; ++o) {
       unsigned char* d = dst + o * out_block;
-      for (const Tensor* t : ins) {
-        const int64_t block = t->dim(axis) * inner * static_cast<int64_t>(es);
+      for (int i = 0; i < ctx.num_inputs(); ++i) {
+        const Tensor& t = ctx.input(i);
+        const int64_t block = t.dim(axis) * inner * static_cast<int64_t>(es);
         if (block == 0) continue;
-        std::memcpy(d, static_cast<const unsigned char*>(t->raw()) + o * block, static_cast<size_t>(block));
+        std::memcpy(d, static_cast<const unsigned char*>(t.raw()) + o * block, static_cast<size_t>(block));
         d += block;
       }
     }
@@ -284,15 +271,18 @@ Status Slice(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   SARAI_RETURN_IF_ERROR(require_storable(x.dtype(), "input 'data'"));
   const int r = x.rank();
-  std::vector<int64_t> starts, ends, axes, steps;
+  Shape starts, ends, axes, steps;
   bool have_axes = false, have_steps = false;
   if (ctx.opset() < 10) {
     if (!ctx.node().has_attr("starts") || !ctx.node().has_attr("ends"))
       return Status::error("missing required attribute 'starts' or 'ends'");
-    starts = ctx.node().attr_ints("starts");
-    ends = ctx.node().attr_ints("ends");
-    have_axes = ctx.node().has_attr("axes");
-    axes = ctx.node().attr_ints("axes");
+    const Node& node = ctx.node();
+    const std::span<const int64_t> sv = node.attr_ints_view("starts"), ev = node.attr_ints_view("ends"),
+                                   av = node.attr_ints_view("axes");
+    starts.assign(sv.begin(), sv.end());
+    ends.assign(ev.begin(), ev.end());
+    have_axes = node.has_attr("axes");
+    axes.assign(av.begin(), av.end());
   } else {
     if (!ctx.has_input(1) || !ctx.has_input(2))
       return Status::error("missing required input 'starts' or 'ends'");
@@ -316,15 +306,15 @@ Status Slice(KernelContext& ctx) {
   if (!have_steps) steps.assign(n, 1);
 
   Shape out = x.shape();
-  const std::vector<int64_t> in_st = dense_strides(x.shape());
-  std::vector<int64_t> st = in_st;
-  std::vector<bool> seen(static_cast<size_t>(r), false);
+  const Shape in_st = dense_strides(x.shape());
+  Shape st = in_st;
+  Shape seen(static_cast<size_t>(r), 0);
   int64_t base = 0;
   for (size_t i = 0; i < n; ++i) {
     SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(axes[i], r, "axes value"));
     const size_t a = static_cast<size_t>(ax);
     if (seen[a]) return Status::error("axes " + ints_to_string(axes) + " repeat axis " + std::to_string(ax));
-    seen[a] = true;
+    seen[a] = 1;
     const int64_t dim = x.dim(ax), step = steps[i];
     if (step == 0) return Status::error("steps " + ints_to_string(steps) + " contain 0");
     int64_t s = starts[i], e = ends[i];
@@ -348,7 +338,7 @@ Status Slice(KernelContext& ctx) {
     st[a] = count > 1 ? step * in_st[a] : in_st[a];
   }
   Tensor& y = ctx.allocate_output(0, x.dtype(), out);
-  if (y.numel() == 0) return Status::ok();
+  if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
   strided_copy(y.mutable_raw(), x.raw(), base, out, st, dtype_size(x.dtype()));
   return Status::ok();
 }
@@ -366,9 +356,10 @@ Status Split(KernelContext& ctx) {
   SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 0), r, "axis"));
   const int64_t dim = x.dim(axis);
   const int nout = ctx.num_outputs();
-  std::vector<int64_t> sizes;
+  Shape sizes;
   if (ctx.opset() < 13 && ctx.node().has_attr("split")) {
-    sizes = ctx.node().attr_ints("split");
+    const std::span<const int64_t> sv = ctx.node().attr_ints_view("split");
+    sizes.assign(sv.begin(), sv.end());
   } else if (ctx.opset() >= 13 && ctx.has_input(1)) {
     SARAI_ASSIGN_OR_RETURN(sizes, int_list_input(ctx, 1, "split"));
   } else if (ctx.opset() >= 18 && ctx.node().has_attr("num_outputs")) {
@@ -418,7 +409,7 @@ Status Split(KernelContext& ctx) {
     Shape os = x.shape();
     os[static_cast<size_t>(axis)] = size;
     Tensor& y = ctx.allocate_output(i, x.dtype(), os);
-    if (y.numel() == 0) continue;
+    if (y.numel() == 0 || ctx.skip_compute(y)) continue;
     const int64_t block = size * inner * static_cast<int64_t>(es);
     auto* dst = static_cast<unsigned char*>(y.mutable_raw());
     parallel_for(outer, std::max<int64_t>(1, kGrainBytes / block), [&](int64_t b, int64_t e) {
@@ -447,14 +438,12 @@ Status Gather(KernelContext& ctx) {
   SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 0), r, "axis"));
   const int64_t dim = x.dim(axis);
   const int64_t n = ind.numel();
-  std::vector<int64_t> idx(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) {
-    int64_t v = ind.int_at(j);
+    const int64_t v = ind.int_at(j);
     if (v < -dim || v >= dim)
       return Status::error("index " + std::to_string(v) + " is out of range for axis " +
                            std::to_string(axis) + " of size " + std::to_string(dim) +
                            " (data shape " + shape_to_string(x.shape()) + ")");
-    idx[static_cast<size_t>(j)] = v < 0 ? v + dim : v;
   }
   Shape out(x.shape().begin(), x.shape().begin() + axis);
   out.insert(out.end(), ind.shape().begin(), ind.shape().end());
@@ -462,7 +451,7 @@ Status Gather(KernelContext& ctx) {
   const size_t es = dtype_size(x.dtype());
   SARAI_RETURN_IF_ERROR(checked_numel(out, es).status());
   Tensor& y = ctx.allocate_output(0, x.dtype(), out);
-  if (y.numel() == 0) return Status::ok();
+  if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
 
   int64_t outer = 1, inner = 1;
   for (int k = 0; k < axis; ++k) outer *= x.dim(k);
@@ -472,8 +461,8 @@ Status Gather(KernelContext& ctx) {
   auto* dst = static_cast<unsigned char*>(y.mutable_raw());
   parallel_for(outer * n, std::max<int64_t>(1, kGrainBytes / block), [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const int64_t o = t / n, j = t % n;
-      std::memcpy(dst + t * block, src + (o * dim + idx[static_cast<size_t>(j)]) * block,
+      const int64_t o = t / n, v = ind.int_at(t % n);  // checked above
+      std::memcpy(dst + t * block, src + (o * dim + (v < 0 ? v + dim : v)) * block,
                   static_cast<size_t>(block));
     }
   });
@@ -605,6 +594,7 @@ Status Cast(KernelContext& ctx) {
     return Status::ok();
   }
   Tensor& y = ctx.allocate_output(0, dt, x.shape());
+  if (ctx.skip_compute(y)) return Status::ok();  // only a large float output
   const int64_t n = x.numel();
   const void* src = x.raw();
   void* dst = y.mutable_raw();
@@ -668,7 +658,8 @@ Status ConstantOfShape(KernelContext& ctx) {
     return Status::error(std::string("input 'input' must be int64, got ") + dtype_name(s.dtype()));
   if (s.rank() > 1)
     return Status::error("input 'input' must be 1-D, got shape " + shape_to_string(s.shape()));
-  Shape out = s.to_int_vector();
+  Shape out(static_cast<size_t>(s.numel()));
+  for (int64_t i = 0; i < s.numel(); ++i) out[static_cast<size_t>(i)] = s.int_at(i);
   DType dt = DType::kFloat32;
   const void* value = nullptr;
   if (const Attribute* a = ctx.node().attr("value")) {
@@ -684,10 +675,13 @@ Status ConstantOfShape(KernelContext& ctx) {
   const size_t es = dtype_size(dt);
   auto n = checked_numel(out, es);
   if (!n) return Status::error("invalid output shape " + shape_to_string(out) + ": " + n.message());
-  Tensor& y = ctx.allocate_output(0, dt, out);
-  if (!value || *n == 0) return Status::ok();  // storage is zeroed already
   const auto* v = static_cast<const unsigned char*>(value);
-  if (std::all_of(v, v + es, [](unsigned char c) { return c == 0; })) return Status::ok();
+  if (!value || std::all_of(v, v + es, [](unsigned char c) { return c == 0; })) {
+    ctx.allocate_output_zeroed(0, dt, out);  // the default value, 0
+    return Status::ok();
+  }
+  Tensor& y = ctx.allocate_output(0, dt, out);
+  if (*n == 0) return Status::ok();
   auto* dst = static_cast<unsigned char*>(y.mutable_raw());
   parallel_for(*n, 16384, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) std::memcpy(dst + i * static_cast<int64_t>(es), v, es);

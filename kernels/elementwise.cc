@@ -32,18 +32,23 @@ namespace {
 constexpr int64_t kBlock = 16384;
 constexpr int64_t kGrainElems = 32768;
 
+// Up to three inputs (Where); everything inline, so planning a broadcast
+// allocates nothing.
+constexpr size_t kMaxInputs = 3;
+
 struct BroadcastPlan {
-  Shape out;                                  // the broadcast output shape
-  Shape dims;                                 // coalesced, never empty
-  std::vector<std::vector<int64_t>> strides;  // per input, over `dims`
+  Shape out;                        // the broadcast output shape
+  Shape dims;                       // coalesced, never empty
+  Shape strides[kMaxInputs];        // per input, over `dims`
 };
 
-Expected<BroadcastPlan> make_plan(const std::vector<Shape>& shapes) {
+Expected<BroadcastPlan> make_plan(std::initializer_list<Shape> shape_list) {
+  const std::span<const Shape> shapes(shape_list.begin(), shape_list.size());
+  assert(shapes.size() <= kMaxInputs);
   BroadcastPlan p;
   SARAI_ASSIGN_OR_RETURN(p.out, broadcast_shapes(shapes));
-  std::vector<std::vector<int64_t>> full;
-  for (const Shape& s : shapes) full.push_back(broadcast_strides(s, p.out));
-  p.strides.resize(shapes.size());
+  Shape full[kMaxInputs];
+  for (size_t k = 0; k < shapes.size(); ++k) full[k] = broadcast_strides(shapes[k], p.out);
   for (size_t d = 0; d < p.out.size(); ++d) {
     if (p.out[d] == 1) continue;
     bool merge = !p.dims.empty();
@@ -59,7 +64,7 @@ Expected<BroadcastPlan> make_plan(const std::vector<Shape>& shapes) {
   }
   if (p.dims.empty()) {  // all dims are 1 (or a scalar): one element
     p.dims.push_back(1);
-    for (auto& s : p.strides) s.push_back(0);
+    for (size_t k = 0; k < shapes.size(); ++k) p.strides[k].push_back(0);
   }
   return p;
 }
@@ -82,7 +87,7 @@ void for_each_row(const BroadcastPlan& p, RowFn&& fn) {
   parallel_for(rows * nblocks, std::max<int64_t>(1, kGrainElems / block),
                [&](int64_t begin, int64_t end) {
     int64_t row = begin / nblocks, blk = begin % nblocks;
-    std::vector<int64_t> idx(outer_rank, 0);
+    Shape idx(outer_rank, 0);
     std::array<int64_t, K> off{};
     for (size_t d = outer_rank, r = static_cast<size_t>(row); d-- > 0;) {
       const size_t size = static_cast<size_t>(p.dims[d]);
@@ -197,6 +202,7 @@ Status arith(KernelContext& ctx, Arith op) {
 
   if (dt == DType::kFloat32) {
     Tensor& out = ctx.allocate_output(0, dt, plan.out);
+    if (ctx.skip_compute(out)) return Status::ok();
     const float* pa = a.data<float>();
     const float* pb = b.data<float>();
     float* pr = out.mutable_data<float>();
@@ -256,6 +262,7 @@ Status Pow(KernelContext& ctx) {
     using B = decltype(base_tag);
     using E = decltype(exp_tag);
     Tensor& out = ctx.allocate_output(0, bt, plan.out);
+    if (ctx.skip_compute(out)) return;  // a large float output only
     binary_loop(plan, x.data<B>(), y.data<E>(), out.mutable_data<B>(), [](B a, E e) -> B {
       if constexpr (std::is_same_v<B, float> && std::is_same_v<E, float>) {
         return std::pow(a, e);
@@ -326,6 +333,7 @@ Status Where(KernelContext& ctx) {
     return Status::error(std::string("unsupported dtype ") + dtype_name(x.dtype()) + " for inputs 'X' and 'Y'");
   SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({c.shape(), x.shape(), y.shape()}));
   Tensor& out = ctx.allocate_output(0, x.dtype(), plan.out);
+  if (ctx.skip_compute(out)) return Status::ok();
 
   auto run = [&](auto tag) {
     using T = decltype(tag);  // an unsigned integer of the element's size

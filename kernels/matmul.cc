@@ -9,13 +9,14 @@
 // Gemm: Y = alpha * op(A) * op(B) + beta * C, with C broadcast
 // unidirectionally to [M, N]. C is required before opset 11.
 #include <algorithm>
+#include <mutex>
 #include <string>
-#include <vector>
 
 #include "kernels/fp32_gemm.h"
 #include "kernels/kernels.h"
 #include "kernels/util.h"
 #include "oneapi/dnnl/dnnl.h"
+#include "runtime/memory_stats.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -34,9 +35,15 @@ Status sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
     return Status::ok();
   }
-  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
-                                std::max<int64_t>(lda, 1), b, std::max<int64_t>(ldb, 1), beta, c,
-                                std::max<int64_t>(ldc, 1));
+  dnnl_status_t st;
+  {
+    // oneDNN's sgemm mallocs its packing buffers per call: attribute them
+    // to oneDNN, not to the runtime (runtime/memory_stats.h).
+    ForeignAllocationScope foreign;
+    st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
+                    std::max<int64_t>(lda, 1), b, std::max<int64_t>(ldb, 1), beta, c,
+                    std::max<int64_t>(ldc, 1));
+  }
   if (st != dnnl_success)
     return Status::error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(st)) +
                          ") for M=" + std::to_string(m) + " N=" + std::to_string(n) +
@@ -92,33 +99,26 @@ Status MatMul(KernelContext& ctx) {
   if (!a_vec) out_shape.push_back(m);
   if (!b_vec) out_shape.push_back(n);
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  if (y.numel() == 0) return Status::ok();
+  // B is one matrix shared by every batch entry: fold A's batch into M.
+  const bool fold = (b_batch.empty() || numel_of(b_batch) == 1) && numel_of(a_batch) == numel_of(batch);
+  const int64_t nbatch = numel_of(batch);
+  // Per batch entry: the offsets of its A and B matrices.
+  int64_t* a_off = fold ? nullptr : ctx.workspace<int64_t>(2 * nbatch);
+  int64_t* b_off = fold ? nullptr : a_off + nbatch;
+  if (ctx.skip_compute(y)) return Status::ok();
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* py = y.mutable_data<float>();
-  if (y.numel() == 0) return Status::ok();
+  if (fold) return sgemm(false, false, nbatch * m, n, k, 1.f, pa, k, pb, n, 0.f, py, n);
 
-  // B is one matrix shared by every batch entry: fold A's batch into M.
-  if (b_batch.empty() || numel_of(b_batch) == 1) {
-    if (numel_of(a_batch) == numel_of(batch)) {
-      const int64_t rows = numel_of(batch) * m;
-      return sgemm(false, false, rows, n, k, 1.f, pa, k, pb, n, 0.f, py, n);
-    }
-  }
-
-  const int64_t nbatch = numel_of(batch);
-  std::vector<int64_t> a_off(static_cast<size_t>(nbatch)), b_off(static_cast<size_t>(nbatch));
-  {
-    // Offsets in matrices, via broadcast strides over the batch dims.
-    std::vector<std::vector<int64_t>> strides = {broadcast_strides(a_batch, batch),
-                                                 broadcast_strides(b_batch, batch)};
-    for_each_broadcast(batch, strides, [&](int64_t i, const int64_t* off) {
-      a_off[static_cast<size_t>(i)] = off[0] * m * k;
-      b_off[static_cast<size_t>(i)] = off[1] * k * n;
-    });
-  }
+  for_each_broadcast(batch, {broadcast_strides(a_batch, batch), broadcast_strides(b_batch, batch)},
+                     [&](int64_t i, const int64_t* off) {
+                       a_off[i] = off[0] * m * k;
+                       b_off[i] = off[1] * k * n;
+                     });
   auto run = [&](int64_t i) {
-    return sgemm(false, false, m, n, k, 1.f, pa + a_off[static_cast<size_t>(i)], k,
-                 pb + b_off[static_cast<size_t>(i)], n, 0.f, py + i * m * n, n);
+    return sgemm(false, false, m, n, k, 1.f, pa + a_off[i], k, pb + b_off[i], n, 0.f, py + i * m * n, n);
   };
   // Batch entries split evenly over the threads (the attention heads,
   // [1, H, T, d] x [1, H, d, T]) also run one single-threaded sgemm per
@@ -126,12 +126,18 @@ Status MatMul(KernelContext& ctx) {
   // own cache.
   const bool even_batches = nbatch % num_threads() == 0;
   if ((m * n * k < kSmallGemmFlops || even_batches) && nbatch > 1 && num_threads() > 1) {
-    std::vector<Status> errors(static_cast<size_t>(nbatch));
+    // The first error wins; no per-entry Status array (that would allocate).
+    std::mutex mu;
+    Status error;
     parallel_for(nbatch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) errors[static_cast<size_t>(i)] = run(i);
+      for (int64_t i = begin; i < end; ++i) {
+        Status st = run(i);
+        if (st.is_ok()) continue;
+        std::lock_guard<std::mutex> lock(mu);
+        if (error.is_ok()) error = std::move(st);
+      }
     });
-    for (const Status& s : errors) SARAI_RETURN_IF_ERROR(s);
-    return Status::ok();
+    return error;
   }
   for (int64_t i = 0; i < nbatch; ++i) SARAI_RETURN_IF_ERROR(run(i));
   return Status::ok();
@@ -166,16 +172,14 @@ Status Gemm(KernelContext& ctx) {
                          shape_to_string(b.shape()) + (tb ? " (transB=1)" : "") +
                          " has K=" + std::to_string(kb));
 
-  Tensor& y = ctx.allocate_output(0, DType::kFloat32, {m, n});
-  float* py = y.mutable_data<float>();
-  float gemm_beta = 0.f;
-  if (has_c && beta != 0.f) {
+  const bool use_c = has_c && beta != 0.f;
+  const Shape mn = {m, n};
+  if (use_c) {
     const Tensor& c = ctx.input(2);
     SARAI_RETURN_IF_ERROR(require_float(c, "C"));
     const Shape& cs = c.shape();
     // Unidirectional broadcast: C's shape right-aligned against [M, N].
     bool ok = cs.size() <= 2;
-    const Shape mn = {m, n};
     for (size_t i = 0; ok && i < cs.size(); ++i) {
       int64_t want = mn[2 - cs.size() + i];
       ok = cs[i] == want || cs[i] == 1;
@@ -184,7 +188,14 @@ Status Gemm(KernelContext& ctx) {
       return Status::error("Gemm input C " + shape_to_string(cs) +
                            " cannot be broadcast to the output [" + std::to_string(m) + ", " +
                            std::to_string(n) + "]");
-    std::vector<int64_t> st = broadcast_strides(cs, mn);
+  }
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, mn);
+  if (ctx.skip_compute(y)) return Status::ok();
+  float* py = y.mutable_data<float>();
+  float gemm_beta = 0.f;
+  if (use_c) {
+    const Tensor& c = ctx.input(2);
+    const Shape st = broadcast_strides(c.shape(), mn);
     const float* pc = c.data<float>();
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) py[i * n + j] = pc[i * st[0] + j * st[1]];

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <limits>
 #include <string>
-#include <vector>
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
@@ -37,8 +36,10 @@ int64_t product(const Shape& s, size_t begin, size_t end) {
 }
 
 // Softmax of `outer` independent groups of n values, each value `inner`
-// floats apart (inner == 1: contiguous rows).
-void softmax_rows(const float* x, float* y, int64_t outer, int64_t n, int64_t inner) {
+// floats apart (inner == 1: contiguous rows). For inner > 1, mx_ws and
+// sum_ws hold `inner` values per thread slot (thread_index()).
+void softmax_rows(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, float* mx_ws,
+                  double* sum_ws) {
   if (inner == 1) {
     const auto softmax_row = vec_kernels().softmax_row;
     parallel_for(outer, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
@@ -49,13 +50,13 @@ void softmax_rows(const float* x, float* y, int64_t outer, int64_t n, int64_t in
   // Strided groups: walk an [n, inner] block row by row, keeping one running
   // max and sum per column, so memory is read contiguously.
   parallel_for(outer, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n * inner, 1)), [&](int64_t b, int64_t e) {
-    std::vector<float> mx(static_cast<size_t>(inner));
-    std::vector<double> sum(static_cast<size_t>(inner));
+    float* mx = mx_ws + thread_index() * inner;
+    double* sum = sum_ws + thread_index() * inner;
     for (int64_t o = b; o < e; ++o) {
       const float* xb = x + o * n * inner;
       float* yb = y + o * n * inner;
-      std::fill(mx.begin(), mx.end(), -std::numeric_limits<float>::infinity());
-      std::fill(sum.begin(), sum.end(), 0.0);
+      std::fill(mx, mx + inner, -std::numeric_limits<float>::infinity());
+      std::fill(sum, sum + inner, 0.0);
       for (int64_t j = 0; j < n; ++j)
         for (int64_t i = 0; i < inner; ++i) mx[i] = std::max(mx[i], xb[j * inner + i]);
       for (int64_t j = 0; j < n; ++j)
@@ -99,7 +100,12 @@ Status Softmax(KernelContext& ctx) {
   const int64_t inner = coerce_2d ? 1 : product(s, ax + 1, s.size());
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, s);
   if (x.numel() == 0) return Status::ok();
-  softmax_rows(x.data<float>(), y.mutable_data<float>(), outer, n, inner);
+  // Strided groups keep a running max and sum per column and thread.
+  const int64_t per_thread = inner > 1 ? inner * thread_slots(ctx) : 0;
+  float* mx = per_thread ? ctx.workspace<float>(per_thread) : nullptr;
+  double* sum = per_thread ? ctx.workspace<double>(per_thread) : nullptr;
+  if (ctx.skip_compute(y)) return Status::ok();
+  softmax_rows(x.data<float>(), y.mutable_data<float>(), outer, n, inner, mx, sum);
   return Status::ok();
 }
 
@@ -115,7 +121,7 @@ Status ScaledSoftmax(KernelContext& ctx) {
   if (x.rank() < 1) return Status::error("input must have rank >= 1 (a scalar has no last axis)");
   const int64_t n = x.dim(x.rank() - 1);
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
-  if (x.numel() == 0) return Status::ok();
+  if (x.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
   const int64_t rows = x.numel() / n;
   const float* px = x.data<float>();
   float* py = y.mutable_data<float>();
@@ -157,18 +163,15 @@ Status LayerNormalization(KernelContext& ctx) {
   const int64_t rows = product(xs, 0, axis);
   const int64_t n = numel_of(norm_shape);
 
-  // Scale and B expanded to n floats each (they are small: one row).
-  std::vector<float> params[2];
+  // Scale and B, each unidirectionally broadcast to the normalized shape
+  // (extra leading 1s ok): their shapes with those 1s dropped.
+  Shape param_shape[2];
   for (int k = 0; k < 2; ++k) {
-    std::vector<float>& dst = params[k];
+    if (k == 1 && !ctx.has_input(2)) continue;
     const char* name = k == 0 ? "Scale" : "B";
-    if (k == 1 && !ctx.has_input(2)) {
-      dst.assign(static_cast<size_t>(n), 0.f);
-      continue;
-    }
     const Tensor& p = ctx.input(k + 1);
-    // Unidirectional broadcast to the normalized shape; extra leading 1s ok.
-    Shape ps = p.shape();
+    Shape& ps = param_shape[k];
+    ps = p.shape();
     while (ps.size() > norm_shape.size() && ps.front() == 1) ps.erase(ps.begin());
     bool ok = ps.size() <= norm_shape.size();
     for (size_t i = 0; ok && i < ps.size(); ++i) {
@@ -179,10 +182,6 @@ Status LayerNormalization(KernelContext& ctx) {
       return Status::error(std::string("input '") + name + "' of shape " + shape_to_string(p.shape()) +
                            " does not broadcast to the normalized shape " + shape_to_string(norm_shape) +
                            " (X " + shape_to_string(xs) + ", axis " + std::to_string(axis_attr) + ")");
-    dst.resize(static_cast<size_t>(n));
-    const float* src = p.data<float>();
-    for_each_broadcast(norm_shape, {broadcast_strides(ps, norm_shape)},
-                       [&](int64_t i, const int64_t* off) { dst[static_cast<size_t>(i)] = src[off[0]]; });
   }
 
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, xs);
@@ -191,11 +190,24 @@ Status LayerNormalization(KernelContext& ctx) {
   float* mean_out = ctx.wants_output(1) ? ctx.allocate_output(1, DType::kFloat32, stat_shape).mutable_data<float>() : nullptr;
   float* inv_out = ctx.wants_output(2) ? ctx.allocate_output(2, DType::kFloat32, stat_shape).mutable_data<float>() : nullptr;
   if (rows == 0) return Status::ok();
+  // Scale and B expanded to n floats each (they are small: one row).
+  float* params = ctx.workspace<float>(2 * n);
+  if (ctx.skip_compute(y)) return Status::ok();
+  for (int k = 0; k < 2; ++k) {
+    float* dst = params + k * n;
+    if (k == 1 && !ctx.has_input(2)) {
+      std::fill(dst, dst + n, 0.f);
+      continue;
+    }
+    const float* src = ctx.input(k + 1).data<float>();
+    for_each_broadcast(norm_shape, {broadcast_strides(param_shape[k], norm_shape)},
+                       [&](int64_t i, const int64_t* off) { dst[i] = src[off[0]]; });
+  }
 
   const float* px = x.data<float>();
   float* py = y.mutable_data<float>();
-  const float* scale = params[0].data();
-  const float* bias = params[1].data();
+  const float* scale = params;
+  const float* bias = params + n;
   const auto layernorm_row = vec_kernels().layernorm_row;
   const float eps = static_cast<float>(epsilon);
   parallel_for(rows, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
@@ -246,8 +258,10 @@ Status BatchNormalization(KernelContext& ctx) {
   }
   const double epsilon = node.attr_float("epsilon", 1e-5f);
 
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, xs);
   // Per channel: y = (x - mean) * a + bias with a = scale / sqrt(var + eps).
-  std::vector<float> a(static_cast<size_t>(channels));
+  float* a = ctx.workspace<float>(channels);
+  if (ctx.skip_compute(y)) return Status::ok();
   const float* scale = ctx.input(1).data<float>();
   const float* bias = ctx.input(2).data<float>();
   const float* mean = ctx.input(3).data<float>();
@@ -255,7 +269,6 @@ Status BatchNormalization(KernelContext& ctx) {
   for (int64_t c = 0; c < channels; ++c)
     a[c] = static_cast<float>(scale[c] / std::sqrt(static_cast<double>(var[c]) + epsilon));
 
-  Tensor& y = ctx.allocate_output(0, DType::kFloat32, xs);
   const float* px = x.data<float>();
   float* py = y.mutable_data<float>();
   parallel_for(batch * channels, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(spatial, 1)),

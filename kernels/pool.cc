@@ -14,7 +14,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
-#include <vector>
+#include <string_view>
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
@@ -23,7 +23,8 @@
 namespace sarai::kernels {
 namespace {
 
-using Ints = std::vector<int64_t>;
+// Per-spatial-dim lists are inline Shapes: no heap allocation per run.
+using Ints = Shape;
 
 std::string ints_str(const Ints& v) { return shape_to_string(v); }
 
@@ -45,19 +46,19 @@ Status pool_geometry(const KernelContext& ctx, PoolGeometry* g) {
   g->in.assign(x.shape().begin() + 2, x.shape().end());
   if (!node.has_attr("kernel_shape"))
     return Status::error("missing required attribute kernel_shape");
-  g->kernel = node.attr_ints("kernel_shape");
+  g->kernel = attr_ints_or(node, "kernel_shape", Ints());
   if (g->kernel.size() != n)
     return Status::error("kernel_shape " + ints_str(g->kernel) + " must have " + std::to_string(n) +
                          " values for input " + shape_to_string(x.shape()));
-  g->strides = node.attr_ints("strides", Ints(n, 1));
-  g->dilations = node.attr_ints("dilations", Ints(n, 1));
+  g->strides = attr_ints_or(node, "strides", Ints(n, 1));
+  g->dilations = attr_ints_or(node, "dilations", Ints(n, 1));
   if (g->strides.size() != n)
     return Status::error("strides " + ints_str(g->strides) + " must have " + std::to_string(n) +
                          " values for input " + shape_to_string(x.shape()));
   if (g->dilations.size() != n)
     return Status::error("dilations " + ints_str(g->dilations) + " must have " + std::to_string(n) +
                          " values for input " + shape_to_string(x.shape()));
-  Ints pads = node.attr_ints("pads", Ints(2 * n, 0));
+  const Ints pads = attr_ints_or(node, "pads", Ints(2 * n, 0));
   if (pads.size() != 2 * n)
     return Status::error("pads " + ints_str(pads) + " must have " + std::to_string(2 * n) +
                          " values (begin and end per spatial dim) for input " +
@@ -75,10 +76,10 @@ Status pool_geometry(const KernelContext& ctx, PoolGeometry* g) {
   g->pad_begin.assign(pads.begin(), pads.begin() + static_cast<long>(n));
   g->pad_end.assign(pads.begin() + static_cast<long>(n), pads.end());
 
-  const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+  const std::string_view auto_pad = node.attr_string_view("auto_pad", "NOTSET");
   if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" &&
       auto_pad != "VALID")
-    return Status::error("auto_pad '" + auto_pad +
+    return Status::error("auto_pad '" + std::string(auto_pad) +
                          "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
   const bool ceil_mode = ctx.opset() >= 10 && node.attr_int("ceil_mode", 0) != 0;
 
@@ -108,45 +109,65 @@ Status pool_geometry(const KernelContext& ctx, PoolGeometry* g) {
   return Status::ok();
 }
 
-// For each spatial dim and output coordinate: the in-bounds input positions
-// of its window, and the number of taps inside the padded extent.
-struct DimWindows {
-  std::vector<Ints> positions;  // [out] -> in-bounds input positions
-  Ints padded_count;            // [out]
+// For each spatial dim and output coordinate, its window: the in-bounds
+// input positions first, first + dil, ... (count of them: the taps k of a
+// window whose position o*stride - pad_begin + k*dil is inside form one
+// range of k), and the number of taps inside the padded extent.
+struct DimWindow {
+  int64_t first = 0, count = 0, padded = 0;
 };
 
-std::vector<DimWindows> window_tables(const PoolGeometry& g) {
-  std::vector<DimWindows> t(static_cast<size_t>(g.nsp));
-  for (size_t d = 0; d < t.size(); ++d) {
-    t[d].positions.resize(static_cast<size_t>(g.out[d]));
-    t[d].padded_count.resize(static_cast<size_t>(g.out[d]));
-    for (int64_t o = 0; o < g.out[d]; ++o) {
-      int64_t padded = 0;
-      for (int64_t k = 0; k < g.kernel[d]; ++k) {
-        int64_t i = o * g.strides[d] - g.pad_begin[d] + k * g.dilations[d];
-        if (i >= -g.pad_begin[d] && i < g.in[d] + g.pad_end[d]) ++padded;
-        if (i >= 0 && i < g.in[d]) t[d].positions[static_cast<size_t>(o)].push_back(i);
-      }
-      t[d].padded_count[static_cast<size_t>(o)] = padded;
-    }
-  }
-  return t;
+// The windows of every dim, dim after dim (sum of g.out entries), into
+// `table` (a workspace of window_table_size(g) entries).
+int64_t window_table_size(const PoolGeometry& g) {
+  int64_t n = 0;
+  for (int64_t o : g.out) n += o;
+  return n;
 }
 
-// Calls fn(out_flat, window) for every output position of one plane, where
-// window(visit) calls visit(in_flat, spatial_index_vector) for each in-bounds
-// tap. Spelled as an odometer over the output and, per output, over the
-// per-dim position lists.
+// ceil(a / b) for b > 0 and any sign of a.
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+void window_table(const PoolGeometry& g, DimWindow* table) {
+  for (size_t d = 0; d < static_cast<size_t>(g.nsp); ++d) {
+    const int64_t s = g.strides[d], dil = g.dilations[d], k = g.kernel[d];
+    const int64_t pb = g.pad_begin[d], in = g.in[d], pe = g.pad_end[d];
+    for (int64_t o = 0; o < g.out[d]; ++o) {
+      const int64_t start = o * s - pb;  // position of tap 0
+      // Taps with lo <= start + t*dil < hi: t in [ceil((lo-start)/dil), ceil((hi-start)/dil)).
+      auto taps_in = [&](int64_t lo, int64_t hi, int64_t* t0) {
+        const int64_t a = std::clamp<int64_t>(ceil_div(lo - start, dil), 0, k);
+        const int64_t b = std::clamp<int64_t>(ceil_div(hi - start, dil), a, k);
+        *t0 = a;
+        return b - a;
+      };
+      DimWindow& w = table[o];
+      int64_t t0 = 0, unused = 0;
+      w.count = taps_in(0, in, &t0);
+      w.first = start + t0 * dil;
+      w.padded = taps_in(-pb, in + pe, &unused);
+    }
+    table += g.out[d];
+  }
+}
+
+// Calls fn(out_flat, valid, padded, window) for every output position of one
+// plane, where window(visit) calls visit(in_flat, spatial_index) for each
+// in-bounds tap. Spelled as an odometer over the output and, per output,
+// over the per-dim positions (the last dim fastest).
 template <class Fn>
-void for_each_window(const PoolGeometry& g, const std::vector<DimWindows>& tables, Fn&& fn) {
+void for_each_window(const PoolGeometry& g, const DimWindow* table, Fn&& fn) {
   const size_t n = static_cast<size_t>(g.nsp);
   const int64_t out_size = numel_of(g.out);
+  // wins[d]: dim d's windows in the table.
+  SmallVector<const DimWindow*, 8> wins(n);
+  for (size_t d = 0, at = 0; d < n; at += static_cast<size_t>(g.out[d]), ++d) wins[d] = table + at;
   Ints o(n, 0), pick(n, 0), idx(n, 0);
   for (int64_t flat = 0; flat < out_size; ++flat) {
     int64_t valid = 1, padded = 1;
     for (size_t d = 0; d < n; ++d) {
-      valid *= static_cast<int64_t>(tables[d].positions[static_cast<size_t>(o[d])].size());
-      padded *= tables[d].padded_count[static_cast<size_t>(o[d])];
+      valid *= wins[d][o[d]].count;
+      padded *= wins[d][o[d]].padded;
     }
     auto visit_all = [&](auto&& visit) {
       if (valid == 0) return;
@@ -154,15 +175,13 @@ void for_each_window(const PoolGeometry& g, const std::vector<DimWindows>& table
       while (true) {
         int64_t in_flat = 0;
         for (size_t d = 0; d < n; ++d) {
-          idx[d] = tables[d].positions[static_cast<size_t>(o[d])][static_cast<size_t>(pick[d])];
+          idx[d] = wins[d][o[d]].first + pick[d] * g.dilations[d];
           in_flat = in_flat * g.in[d] + idx[d];
         }
         visit(in_flat, idx);
         size_t d = n;
         while (d-- > 0) {
-          if (++pick[d] <
-              static_cast<int64_t>(tables[d].positions[static_cast<size_t>(o[d])].size()))
-            break;
+          if (++pick[d] < wins[d][o[d]].count) break;
           pick[d] = 0;
         }
         if (d == static_cast<size_t>(-1)) return;
@@ -184,10 +203,9 @@ Shape pooled_shape(const Tensor& x, const PoolGeometry& g) {
 
 template <class T>
 void max_pool(const PoolGeometry& g, const Tensor& x, Tensor& y, int64_t* indices,
-              bool column_major) {
+              bool column_major, const DimWindow* tables) {
   const int64_t planes = x.dim(0) * x.dim(1);
   const int64_t in_size = numel_of(g.in), out_size = numel_of(g.out);
-  const std::vector<DimWindows> tables = window_tables(g);
   const T* px = x.data<T>();
   T* py = y.mutable_data<T>();
   parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
@@ -197,7 +215,7 @@ void max_pool(const PoolGeometry& g, const Tensor& x, Tensor& y, int64_t* indice
       for_each_window(g, tables, [&](int64_t o, int64_t, int64_t, auto&& visit_all) {
         T best = std::numeric_limits<T>::lowest();
         int64_t best_at = -1;
-        Ints best_idx;
+        Ints best_idx;  // inline: no allocation per window
         visit_all([&](int64_t i, const Ints& idx) {
           if (best_at < 0 || src[i] > best) {
             best = src[i];
@@ -234,6 +252,7 @@ Status GlobalAveragePool(KernelContext& ctx) {
   Shape out = x.shape();
   for (size_t i = 2; i < out.size(); ++i) out[i] = 1;
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, out);
+  if (ctx.skip_compute(y)) return Status::ok();
   const int64_t planes = x.dim(0) * x.dim(1);
   const int64_t size = planes == 0 ? 0 : x.numel() / planes;
   const float* px = x.data<float>();
@@ -256,11 +275,13 @@ Status AveragePool(KernelContext& ctx) {
                          "; only float32 is supported");
   PoolGeometry g;
   SARAI_RETURN_IF_ERROR(pool_geometry(ctx, &g));
-  const bool include_pad = ctx.node().attr_int("count_include_pad", 0) != 0;
+  const bool include_pad = attr_int_of(ctx.node(), "count_include_pad", 0) != 0;
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, pooled_shape(x, g));
+  auto* tables = ctx.workspace<DimWindow>(window_table_size(g));
+  if (ctx.skip_compute(y)) return Status::ok();
+  window_table(g, tables);
   const int64_t planes = x.dim(0) * x.dim(1);
   const int64_t in_size = numel_of(g.in), out_size = numel_of(g.out);
-  const std::vector<DimWindows> tables = window_tables(g);
   const float* px = x.data<float>();
   float* py = y.mutable_data<float>();
   parallel_for(planes, 1, [&](int64_t begin, int64_t end) {
@@ -294,15 +315,19 @@ Status MaxPool(KernelContext& ctx) {
   int64_t* indices = nullptr;
   if (ctx.wants_output(1))
     indices = ctx.allocate_output(1, DType::kInt64, out_shape).mutable_data<int64_t>();
+  auto* tables = ctx.workspace<DimWindow>(window_table_size(g));
+  // The int64 indices are never skipped (skip_compute refuses integers).
+  if (!indices && ctx.skip_compute(y)) return Status::ok();
+  window_table(g, tables);
   switch (x.dtype()) {
     case DType::kFloat32:
-      max_pool<float>(g, x, y, indices, storage_order == 1);
+      max_pool<float>(g, x, y, indices, storage_order == 1, tables);
       break;
     case DType::kInt8:
-      max_pool<int8_t>(g, x, y, indices, storage_order == 1);
+      max_pool<int8_t>(g, x, y, indices, storage_order == 1, tables);
       break;
     default:
-      max_pool<uint8_t>(g, x, y, indices, storage_order == 1);
+      max_pool<uint8_t>(g, x, y, indices, storage_order == 1, tables);
       break;
   }
   return Status::ok();

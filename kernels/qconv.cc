@@ -19,7 +19,46 @@ namespace sarai::kernels {
 namespace {
 
 using convgeo::ConvGeometry;
-using Ints = std::vector<int64_t>;
+// Per-spatial-dim lists: inline, no heap allocation per call.
+using Ints = Shape;
+
+// Carves the scratch memory of one call into 64-byte aligned arrays. With a
+// null base it only measures (the *_scratch_bytes functions run the same
+// carving code, so the sizes cannot drift apart).
+class Carver {
+ public:
+  explicit Carver(uint8_t* base) : base_(base) {}
+  template <class T> T* take(int64_t count) {
+    T* r = base_ ? reinterpret_cast<T*>(base_ + used_) : nullptr;
+    used_ += (std::max<int64_t>(count, 0) * static_cast<int64_t>(sizeof(T)) + 63) / 64 * 64;
+    return r;
+  }
+  int64_t used() const { return used_; }
+
+ private:
+  uint8_t* base_;
+  int64_t used_ = 0;
+};
+
+// Scratch memory for a call that was given none (tests, benchmarks): owned
+// here, on the heap.
+class OwnedScratch {
+ public:
+  OwnedScratch(void* given, int64_t bytes) {
+    if (given) {
+      p_ = static_cast<uint8_t*>(given);
+      return;
+    }
+    own_.resize(static_cast<size_t>(bytes + 64));
+    const uintptr_t a = reinterpret_cast<uintptr_t>(own_.data());
+    p_ = own_.data() + ((64 - a % 64) % 64);
+  }
+  uint8_t* get() const { return p_; }
+
+ private:
+  std::vector<uint8_t> own_;
+  uint8_t* p_ = nullptr;
+};
 
 // ---------------------------------------------------------------- epilogue
 
@@ -257,7 +296,9 @@ class Im2col {
     in_size_ = g.in_size();
     instride_ = strides_of(g.in);
     chunked_ = g.dilations[L] == 1 && kl_ <= kChunk;
-    // Per line q: the outer-dim offsets k_d * dil_d (d < L) of its taps.
+    // Per line q: the outer-dim offsets k_d * dil_d (d < L) of its taps
+    // (only fill_run, for up to kMaxLines lines, reads them).
+    if (lines_ > kMaxLines) return;
     kc_.resize(static_cast<size_t>(lines_) * n);
     Ints k(n);
     for (int64_t q = 0; q < lines_; ++q) {
@@ -390,7 +431,8 @@ class Im2col {
   const ConvGeometry& g_;
   int64_t C_, ks_ = 1, kl_ = 1, lines_ = 1, in_size_ = 0;
   bool chunked_ = false;
-  Ints instride_, kc_;
+  Ints instride_;
+  SmallVector<int64_t, kMaxLines * 4> kc_;  // inline up to 4 spatial dims
 };
 
 // Output positions per block: a multiple of kBlockQuantum (whole GEMM row
@@ -409,16 +451,31 @@ int64_t block_rows(int64_t K, int64_t M, int64_t out_size) {
   return std::min(r, out_size);
 }
 
+// The group-1 path's scratch: one block of u8 rows and its int32 results.
+struct PackedScratch {
+  uint8_t* rows;  // [block_rows * lda]
+  int32_t* c;     // [block_rows * M]
+};
+
+PackedScratch carve_packed(const qref::ConvProblem& p, Carver& cv) {
+  const int64_t K = p.C * p.g.kernel_size(), lda = K + 8;  // Im2col::K(), lda()
+  const int64_t br = block_rows(K, p.M, p.g.out_size());
+  PackedScratch s;
+  s.rows = cv.take<uint8_t>(br * lda);
+  s.c = cv.take<int32_t>(br * p.M);
+  return s;
+}
+
 // Runs gemm(b, buf, lda, o0, rows) per block of output positions of image b, after
 // filling buf with those rows (in parallel: each row is a plain copy, so the
-// thread count cannot change it).
+// thread count cannot change it). buf holds block_rows() rows.
 template <class Gemm>
 void im2col_blocks(const qref::ConvProblem& p, const Im2col& im, const uint8_t* xq, uint8_t zp,
-                   Gemm&& gemm) {
+                   uint8_t* buf, Gemm&& gemm) {
   const int64_t out_size = p.g.out_size(), K = im.K(), lda = im.lda();
+  assert(lda == K + 8);
   const int64_t in_img = p.C * p.g.in_size();
   const int64_t br = block_rows(K, p.M, out_size);
-  std::vector<uint8_t> buf(static_cast<size_t>(br * lda));
   for (int64_t b = 0; b < p.batch; ++b) {
     const uint8_t* x = xq + b * in_img;
     const int64_t avail = (p.batch - b) * in_img;  // bytes readable from x
@@ -427,31 +484,32 @@ void im2col_blocks(const qref::ConvProblem& p, const Im2col& im, const uint8_t* 
       // Below ~16 KB a thread team costs more than it saves.
       const int64_t grain = rows * K < (int64_t{1} << 14) ? rows : 16;
       parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-        im.fill(x, avail, zp, o0 + r0, r1 - r0, buf.data() + r0 * lda);
+        im.fill(x, avail, zp, o0 + r0, r1 - r0, buf + r0 * lda);
       });
-      gemm(b, buf.data(), lda, o0, rows);
+      gemm(b, buf, lda, o0, rows);
     }
   }
 }
 
 void conv_packed(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                 const QconvEpilogue& ep, const QgemmUkernel& uk) {
+                 const QconvEpilogue& ep, const QgemmUkernel& uk, uint8_t* scratch) {
   const Im2col im(p.g, p.C);
   const int64_t out_size = p.g.out_size(), K = im.K();
   const TransposeEpilogueFn tepi = transpose_epilogue_for(uk);
   const bool gelu = ep.act == QgemmActivation::kGelu;
   const QgemmActivation act = gelu ? QgemmActivation::kNone : ep.act;
-  std::vector<int32_t> c;
-  im2col_blocks(p, im, xq, zp, [&](int64_t b, const uint8_t* a, int64_t lda, int64_t o0, int64_t rows) {
-    c.resize(static_cast<size_t>(rows * p.M));
-    qgemm_u8s8_s32(a, rows, K, lda, w, p.M, c.data(), p.M, &uk);
+  Carver cv(scratch);
+  const PackedScratch sc = carve_packed(p, cv);
+  int32_t* c = sc.c;
+  im2col_blocks(p, im, xq, zp, sc.rows, [&](int64_t b, const uint8_t* a, int64_t lda, int64_t o0, int64_t rows) {
+    qgemm_u8s8_s32(a, rows, K, lda, w, p.M, c, p.M, &uk);
     // y[b][m][o0 + i] from c[i][m], in chunks of channels.
     const int64_t img = b * p.M * out_size + o0;
     const int64_t chunks = (p.M + kTile - 1) / kTile;
     const int64_t grain = rows * p.M < (int64_t{1} << 15) ? chunks : 1;
     parallel_for(chunks, grain, [&](int64_t c0, int64_t c1) {
       const int64_t m0 = c0 * kTile, nm = std::min(p.M, c1 * kTile) - m0;
-      tepi(c.data(), p.M, rows, m0, nm, ep.comp, ep.cscale, ep.bias,
+      tepi(c, p.M, rows, m0, nm, ep.comp, ep.cscale, ep.bias,
            ep.residual ? ep.residual + img : nullptr, ep.y + img, out_size, act);
       if (gelu)
         for (int64_t m = m0; m < m0 + nm; ++m) {
@@ -463,13 +521,14 @@ void conv_packed(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, cons
 }
 
 void conv_packed_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                     int32_t* acc, const QgemmUkernel& uk) {
+                     int32_t* acc, const QgemmUkernel& uk, uint8_t* scratch) {
   const Im2col im(p.g, p.C);
   const int64_t out_size = p.g.out_size(), K = im.K();
-  std::vector<int32_t> c;
-  im2col_blocks(p, im, xq, zp, [&](int64_t b, const uint8_t* a, int64_t lda, int64_t o0, int64_t rows) {
-    c.resize(static_cast<size_t>(rows * p.M));
-    qgemm_u8s8_s32(a, rows, K, lda, w, p.M, c.data(), p.M, &uk);
+  Carver cv(scratch);
+  const PackedScratch sc = carve_packed(p, cv);
+  int32_t* c = sc.c;
+  im2col_blocks(p, im, xq, zp, sc.rows, [&](int64_t b, const uint8_t* a, int64_t lda, int64_t o0, int64_t rows) {
+    qgemm_u8s8_s32(a, rows, K, lda, w, p.M, c, p.M, &uk);
     for (int64_t m = 0; m < p.M; ++m)
       for (int64_t i = 0; i < rows; ++i)
         acc[(b * p.M + m) * out_size + o0 + i] = c[static_cast<size_t>(i * p.M + m)];
@@ -484,21 +543,36 @@ void conv_packed_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, 
 // when no padding is needed.
 class PaddedInput {
  public:
-  PaddedInput(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp) {
-    const ConvGeometry& g = p.g;
+  // The padded dims, and whether x_q needs a padded copy at all.
+  static Ints padded_dims(const ConvGeometry& g, bool* needed) {
     const size_t n = static_cast<size_t>(g.nsp);
-    dims_.resize(n);
+    Ints dims(n);
     bool same = true;
     for (size_t d = 0; d < n; ++d) {
-      dims_[d] = (g.out[d] - 1) * g.strides[d] + (g.kernel[d] - 1) * g.dilations[d] + 1;
-      same = same && dims_[d] == g.in[d] && g.pad_begin[d] == 0;
+      dims[d] = (g.out[d] - 1) * g.strides[d] + (g.kernel[d] - 1) * g.dilations[d] + 1;
+      same = same && dims[d] == g.in[d] && g.pad_begin[d] == 0;
     }
+    *needed = !same;
+    return dims;
+  }
+  // The bytes of the padded copy (0 when x_q is used as it is).
+  static int64_t copy_bytes(const qref::ConvProblem& p) {
+    bool needed = false;
+    const Ints dims = padded_dims(p.g, &needed);
+    return needed ? p.batch * p.C * numel_of(dims) : 0;
+  }
+
+  // buf: copy_bytes(p) bytes.
+  PaddedInput(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, uint8_t* buf) {
+    const ConvGeometry& g = p.g;
+    const size_t n = static_cast<size_t>(g.nsp);
+    bool needed = false;
+    dims_ = padded_dims(g, &needed);
     size_ = numel_of(dims_);
-    if (same) {
+    if (!needed) {
       data_ = xq;
       return;
     }
-    buf_.resize(static_cast<size_t>(p.batch * p.C * size_));
     const int64_t last = dims_[n - 1], in_last = g.in[n - 1], pb_last = g.pad_begin[n - 1];
     const int64_t rows_per_ch = size_ / last, in_size = g.in_size();
     const Ints in_stride = strides_of(g.in);
@@ -509,7 +583,7 @@ class PaddedInput {
       Ints pc(n);
       for (int64_t t = begin; t < end; ++t) {
         const int64_t ch = t / rows_per_ch, row = t % rows_per_ch;
-        uint8_t* dst = buf_.data() + ch * size_ + row * last;
+        uint8_t* dst = buf + ch * size_ + row * last;
         unravel(row, outer, pc.data());
         bool inside = true;
         int64_t src_off = 0;
@@ -528,7 +602,7 @@ class PaddedInput {
         std::memset(dst + hi, zp, static_cast<size_t>(last - hi));
       }
     });
-    data_ = buf_.data();
+    data_ = buf;
   }
 
   const uint8_t* channel(int64_t b_c) const { return data_ + b_c * size_; }
@@ -537,30 +611,47 @@ class PaddedInput {
  private:
   Ints dims_;
   int64_t size_ = 0;
-  std::vector<uint8_t> buf_;
   const uint8_t* data_ = nullptr;
 };
+
+// The grouped path's scratch: the padded input, the taps' offsets in it,
+// and one int32 row of accumulators per thread.
+struct GroupedScratch {
+  uint8_t* padded;  // [PaddedInput::copy_bytes]
+  int64_t* koff;    // [taps]
+  int32_t* acc;     // [num_threads() * out_size]
+};
+
+GroupedScratch carve_grouped(const qref::ConvProblem& p, Carver& cv) {
+  GroupedScratch s;
+  s.padded = cv.take<uint8_t>(PaddedInput::copy_bytes(p));
+  s.koff = cv.take<int64_t>(p.g.kernel_size());
+  s.acc = cv.take<int32_t>(num_threads() * p.g.out_size());
+  return s;
+}
 
 // sink(b, m, row) receives each output channel's int32 row acc[b][m][:].
 template <class Sink>
 void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                  const QgemmUkernel& uk, Sink&& sink) {
+                  const QgemmUkernel& uk, uint8_t* scratch, Sink&& sink) {
   const ConvGeometry& g = p.g;
   const size_t n = static_cast<size_t>(g.nsp);
   const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = g.kernel_size();
   const int64_t out_size = g.out_size(), out_last = g.out[n - 1], s_last = g.strides[n - 1];
   const int64_t outer_size = out_size / out_last;
-  const PaddedInput xp(p, xq, zp);
+  Carver cv(scratch);
+  const GroupedScratch sc = carve_grouped(p, cv);
+  const PaddedInput xp(p, xq, zp, sc.padded);
   const Ints pstride = strides_of(xp.dims());
   // Per tap: its offset in the padded input.
-  Ints koff(static_cast<size_t>(ks));
+  int64_t* koff = sc.koff;
   {
     Ints k(n);
     for (int64_t r = 0; r < ks; ++r) {
       unravel(r, g.kernel, k.data());
       int64_t off = 0;
       for (size_t d = 0; d < n; ++d) off += k[d] * g.dilations[d] * pstride[d];
-      koff[static_cast<size_t>(r)] = off;
+      koff[r] = off;
     }
   }
   Ints outer_dims(g.out.begin(), g.out.end() - 1);
@@ -569,13 +660,13 @@ void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, con
   const int64_t work = p.batch * p.M * out_size * cg * ks;
   const int64_t grain = work < (int64_t{1} << 20) ? p.batch * p.M : 1;
   parallel_for(p.batch * p.M, grain, [&](int64_t begin, int64_t end) {
-    std::vector<int32_t> acc(static_cast<size_t>(out_size));
+    int32_t* acc = sc.acc + thread_index() * out_size;
     Ints oc(n);
     for (int64_t bm = begin; bm < end; ++bm) {
       const int64_t b = bm / p.M, m = bm % p.M, grp = m / mg;
       const int8_t* wm = w + m * cg * ks;
       for (int64_t ov = 0; ov < outer_size; ++ov) {
-        int32_t* row = acc.data() + ov * out_last;
+        int32_t* row = acc + ov * out_last;
         std::fill(row, row + out_last, 0);
         unravel(ov, outer_dims, oc.data());
         int64_t base = 0;
@@ -584,11 +675,11 @@ void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, con
           const uint8_t* xc = xp.channel(b * p.C + grp * cg + c) + base;
           for (int64_t r = 0; r < ks; ++r) {
             const int16_t wv = wm[c * ks + r];
-            if (wv != 0) lp.axpy(row, xc + koff[static_cast<size_t>(r)], s_last, out_last, wv);
+            if (wv != 0) lp.axpy(row, xc + koff[r], s_last, out_last, wv);
           }
         }
       }
-      sink(b, m, acc.data());
+      sink(b, m, acc);
     }
   });
 }
@@ -604,9 +695,38 @@ void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, con
 // t = j * s + φ lives at [φ][j] of the line, so tap k (t0 = k * dil -
 // pad_begin = q0 * s + φ, 0 <= φ < s) adds input i into [φ][i + q0], and the
 // phases are interleaved back into the line at the end (s == 1: no split).
+// The ConvTranspose path's scratch: per last-dim tap its landing place and
+// input range, and per thread an output row and its stride-phase split.
+struct TransposeScratch {
+  int64_t *at, *lo, *hi;  // [k_last] each
+  int32_t* acc;           // [num_threads() * out_size]
+  int32_t* split;         // [num_threads() * out_lines * line] when stride > 1
+};
+
+// s * ceil(out_last / s): a line split into its stride phases.
+int64_t split_line(const ConvGeometry& g) {
+  const size_t L = static_cast<size_t>(g.nsp) - 1;
+  const int64_t s = g.strides[L];
+  return s * ((g.out[L] + s - 1) / s);
+}
+
+TransposeScratch carve_transpose(const qref::ConvProblem& p, Carver& cv) {
+  const ConvGeometry& g = p.g;
+  const size_t L = static_cast<size_t>(g.nsp) - 1;
+  const int64_t k_last = g.kernel[L], out_size = g.out_size();
+  const int64_t out_lines = out_size / g.out[L], threads = num_threads();
+  TransposeScratch s;
+  s.at = cv.take<int64_t>(k_last);
+  s.lo = cv.take<int64_t>(k_last);
+  s.hi = cv.take<int64_t>(k_last);
+  s.acc = cv.take<int32_t>(threads * out_size);
+  s.split = g.strides[L] > 1 ? cv.take<int32_t>(threads * out_lines * split_line(g)) : nullptr;
+  return s;
+}
+
 template <class Sink>
 void conv_transpose(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                    const QgemmUkernel& uk, Sink&& sink) {
+                    const QgemmUkernel& uk, uint8_t* scratch, Sink&& sink) {
   const ConvGeometry& g = p.g;
   const size_t n = static_cast<size_t>(g.nsp), L = n - 1;
   const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = g.kernel_size();
@@ -617,11 +737,14 @@ void conv_transpose(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, c
   const int64_t in_outer_size = in_last > 0 ? in_size / in_last : 0, k_outer_size = ks / k_last;
   const int64_t out_lines = out_size / out_last;
   const int64_t P = (out_last + s - 1) / s, line = s * P;  // split line: s phases of P
+  assert(line == split_line(g));
+  Carver cv(scratch);
+  const TransposeScratch sc = carve_transpose(p, cv);
   Ints line_stride(n, 0);  // per outer dim: lines per unit step
   for (size_t d = L; d-- > 0;) line_stride[d] = d + 1 == L ? 1 : line_stride[d + 1] * g.out[d + 1];
   // Per last-dim tap k: where input 0 lands in the split line (phase * P +
   // q0) and the input range [lo, hi) that lands inside the output.
-  Ints at(static_cast<size_t>(k_last)), lo(static_cast<size_t>(k_last)), hi(static_cast<size_t>(k_last));
+  int64_t *at = sc.at, *lo = sc.lo, *hi = sc.hi;
   for (int64_t k = 0; k < k_last; ++k) {
     const int64_t t0 = k * d_last - pb_last;
     const int64_t phase = ((t0 % s) + s) % s, q0 = (t0 - phase) / s;
@@ -635,9 +758,8 @@ void conv_transpose(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, c
   const int64_t work = p.batch * p.M * in_size * cg * ks;
   const int64_t grain = work < (int64_t{1} << 20) ? p.batch * p.M : 1;
   parallel_for(p.batch * p.M, grain, [&](int64_t begin, int64_t end) {
-    std::vector<int32_t> acc(static_cast<size_t>(out_size));
-    std::vector<int32_t> split_buf(s > 1 ? static_cast<size_t>(out_lines * line) : 0);
-    int32_t* split = s > 1 ? split_buf.data() : acc.data();
+    int32_t* acc = sc.acc + thread_index() * out_size;
+    int32_t* split = s > 1 ? sc.split + thread_index() * out_lines * line : acc;
     Ints ic(n), kc(n);
     for (int64_t bch = begin; bch < end; ++bch) {
       const int64_t b = bch / p.M, ch = bch % p.M, grp = ch / mg, m = ch % mg;
@@ -672,59 +794,80 @@ void conv_transpose(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, c
       if (s > 1)
         for (int64_t l = 0; l < out_lines; ++l) {
           const int32_t* sl = split + l * line;
-          int32_t* ol = acc.data() + l * out_last;
+          int32_t* ol = acc + l * out_last;
           for (int64_t phase = 0; phase < s && phase < out_last; ++phase)
             for (int64_t j = 0; j * s + phase < out_last; ++j) ol[j * s + phase] = sl[phase * P + j];
         }
-      sink(b, ch, acc.data());
+      sink(b, ch, acc);
     }
   });
 }
 
 }  // namespace
 
+int64_t qconv_scratch_bytes(const qref::ConvProblem& p) {
+  if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return 0;
+  Carver cv(nullptr);
+  if (p.packed) carve_packed(p, cv);
+  else carve_grouped(p, cv);
+  return cv.used();
+}
+
+int64_t qconv_transpose_scratch_bytes(const qref::ConvProblem& p) {
+  if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return 0;
+  Carver cv(nullptr);
+  carve_transpose(p, cv);
+  return cv.used();
+}
+
 void qconv_u8s8(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                const QconvEpilogue& ep, const QgemmUkernel* uk) {
+                const QconvEpilogue& ep, const QgemmUkernel* uk, void* scratch) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
   assert(!p.packed || p.group == 1);
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return;
-  if (p.packed) return conv_packed(p, xq, zp, w, ep, u);
+  const OwnedScratch sc(scratch, qconv_scratch_bytes(p));
+  if (p.packed) return conv_packed(p, xq, zp, w, ep, u, sc.get());
   const int64_t out_size = p.g.out_size();
-  conv_grouped(p, xq, zp, w, u, [&](int64_t b, int64_t m, const int32_t* row) {
+  conv_grouped(p, xq, zp, w, u, sc.get(), [&](int64_t b, int64_t m, const int32_t* row) {
     const int64_t off = (b * p.M + m) * out_size;
     channel_epilogue(ep, m, row, out_size, ep.residual ? ep.residual + off : nullptr, ep.y + off);
   });
 }
 
 void qconv_u8s8_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                    int32_t* acc, const QgemmUkernel* uk) {
+                    int32_t* acc, const QgemmUkernel* uk, void* scratch) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
   assert(!p.packed || p.group == 1);
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return;
-  if (p.packed) return conv_packed_s32(p, xq, zp, w, acc, u);
+  const OwnedScratch sc(scratch, qconv_scratch_bytes(p));
+  if (p.packed) return conv_packed_s32(p, xq, zp, w, acc, u, sc.get());
   const int64_t out_size = p.g.out_size();
-  conv_grouped(p, xq, zp, w, u, [&](int64_t b, int64_t m, const int32_t* row) {
+  conv_grouped(p, xq, zp, w, u, sc.get(), [&](int64_t b, int64_t m, const int32_t* row) {
     std::memcpy(acc + (b * p.M + m) * out_size, row, static_cast<size_t>(out_size) * sizeof(int32_t));
   });
 }
 
 void qconv_transpose_u8s8(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp,
-                          const int8_t* w, const QconvEpilogue& ep, const QgemmUkernel* uk) {
+                          const int8_t* w, const QconvEpilogue& ep, const QgemmUkernel* uk,
+                          void* scratch) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return;
+  const OwnedScratch sc(scratch, qconv_transpose_scratch_bytes(p));
   const int64_t out_size = p.g.out_size();
-  conv_transpose(p, xq, zp, w, u, [&](int64_t b, int64_t ch, const int32_t* row) {
+  conv_transpose(p, xq, zp, w, u, sc.get(), [&](int64_t b, int64_t ch, const int32_t* row) {
     const int64_t off = (b * p.M + ch) * out_size;
     channel_epilogue(ep, ch, row, out_size, ep.residual ? ep.residual + off : nullptr, ep.y + off);
   });
 }
 
 void qconv_transpose_u8s8_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp,
-                              const int8_t* w, int32_t* acc, const QgemmUkernel* uk) {
+                              const int8_t* w, int32_t* acc, const QgemmUkernel* uk,
+                              void* scratch) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return;
+  const OwnedScratch sc(scratch, qconv_transpose_scratch_bytes(p));
   const int64_t out_size = p.g.out_size();
-  conv_transpose(p, xq, zp, w, u, [&](int64_t b, int64_t ch, const int32_t* row) {
+  conv_transpose(p, xq, zp, w, u, sc.get(), [&](int64_t b, int64_t ch, const int32_t* row) {
     std::memcpy(acc + (b * p.M + ch) * out_size, row, static_cast<size_t>(out_size) * sizeof(int32_t));
   });
 }

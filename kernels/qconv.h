@@ -57,26 +57,37 @@ struct QconvEpilogue {
   float* y = nullptr;               // [B, M, out...]
 };
 
+// Every function below needs scratch memory (im2col blocks, a zero-point
+// padded input, per-thread accumulator rows): `scratch`, 64-byte aligned, of
+// qconv_scratch_bytes(p) (QConv) or qconv_transpose_scratch_bytes(p)
+// (QConvTranspose) bytes, sized for the current num_threads()
+// (runtime/parallel.h). The ops take it from their KernelContext's
+// workspace, so a planned run allocates nothing; with scratch = nullptr the
+// call allocates its own (tests, benchmarks).
+int64_t qconv_scratch_bytes(const qref::ConvProblem& p);
+int64_t qconv_transpose_scratch_bytes(const qref::ConvProblem& p);
+
 // QConv: y = epilogue(qref::conv_u8s8(p, xq, zp, w)) computed fast. p.packed
 // selects the layout of w exactly as for the reference (packed requires
 // group 1). uk picks the ISA level (nullptr: qgemm_default_ukernel()).
 // Requires C/group * taps <= qref::kMaxReduction.
 void qconv_u8s8(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                const QconvEpilogue& ep, const QgemmUkernel* uk = nullptr);
+                const QconvEpilogue& ep, const QgemmUkernel* uk = nullptr, void* scratch = nullptr);
 
 // The raw accumulators, acc[b][m][o], equal to qref::conv_u8s8's: for tests
 // and for ops that need the integers.
 void qconv_u8s8_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                    int32_t* acc, const QgemmUkernel* uk = nullptr);
+                    int32_t* acc, const QgemmUkernel* uk = nullptr, void* scratch = nullptr);
 
 // QConvTranspose: y = epilogue(qref::conv_transpose_u8s8(p, xq, zp, w)); the
 // core is already compensated, so ep.comp should be null.
 void qconv_transpose_u8s8(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp,
                           const int8_t* w, const QconvEpilogue& ep,
-                          const QgemmUkernel* uk = nullptr);
+                          const QgemmUkernel* uk = nullptr, void* scratch = nullptr);
 
 // The raw (compensated) accumulators, equal to qref::conv_transpose_u8s8's.
 void qconv_transpose_u8s8_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp,
-                              const int8_t* w, int32_t* acc, const QgemmUkernel* uk = nullptr);
+                              const int8_t* w, int32_t* acc, const QgemmUkernel* uk = nullptr,
+                              void* scratch = nullptr);
 
 }  // namespace sarai::kernels

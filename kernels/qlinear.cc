@@ -35,7 +35,6 @@
 #include "kernels/qlinear.h"
 
 #include <algorithm>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -130,8 +129,6 @@ void conv_transpose_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, co
 
 namespace {
 
-using Ints = std::vector<int64_t>;
-
 std::string str(int64_t v) { return std::to_string(v); }
 
 Status require_dtype(const KernelContext& ctx, int i, const char* name, DType want) {
@@ -184,28 +181,30 @@ Status check_reduction(const char* what, int64_t k) {
   return Status::ok();
 }
 
-// Per-channel constants of the epilogue: cscale[n] = s_x * scale[n] and
-// comp[n] = z_x * wsum[n] (modular int32, computed in int64 so a corrupt
-// wsum is defined behaviour).
+// Per-channel constants of the epilogue, in the op's workspace: cscale[n] =
+// s_x * scale[n] and comp[n] = z_x * wsum[n] (modular int32, computed in
+// int64 so a corrupt wsum is defined behaviour).
 struct ChannelParams {
-  std::vector<float> cscale;
-  std::vector<int32_t> comp;
+  float* cscale = nullptr;  // [channels]
+  int32_t* comp = nullptr;  // [channels]
 };
 
-ChannelParams channel_params(const KernelContext& ctx, QuantParams xp, int64_t channels,
-                             bool compensate) {
+ChannelParams channel_workspace(KernelContext& ctx, int64_t channels) {
+  ChannelParams p;
+  p.cscale = ctx.workspace<float>(channels);
+  p.comp = ctx.workspace<int32_t>(channels);
+  return p;
+}
+
+void channel_params(const KernelContext& ctx, QuantParams xp, int64_t channels, bool compensate,
+                    const ChannelParams& p) {
   const float* scale = ctx.input(2).data<float>();
   const bool per_tensor = ctx.input(2).numel() == 1;
   const int32_t* wsum = ctx.input(3).data<int32_t>();
-  ChannelParams p;
-  p.cscale.resize(static_cast<size_t>(channels));
-  p.comp.resize(static_cast<size_t>(channels));
   for (int64_t n = 0; n < channels; ++n) {
-    p.cscale[static_cast<size_t>(n)] = xp.scale * scale[per_tensor ? 0 : n];
-    p.comp[static_cast<size_t>(n)] =
-        compensate ? static_cast<int32_t>(static_cast<uint32_t>(int64_t{xp.zero_point} * wsum[n])) : 0;
+    p.cscale[n] = xp.scale * scale[per_tensor ? 0 : n];
+    p.comp[n] = compensate ? static_cast<int32_t>(static_cast<uint32_t>(int64_t{xp.zero_point} * wsum[n])) : 0;
   }
-  return p;
 }
 
 // What the graph fused into a quantized op (runtime/fuse.h): a residual
@@ -249,47 +248,47 @@ Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
   return f;
 }
 
-// Where the op's core writes: output 0 when the epilogue does all the fused
-// work, else `scratch`, which finish_fusion then reads.
-Tensor& core_output(KernelContext& ctx, const Fusion& f, const Shape& shape, Tensor* scratch) {
-  if (f.epilogue_does_all()) return ctx.allocate_output(0, DType::kFloat32, shape);
-  *scratch = Tensor::allocate(DType::kFloat32, shape);
-  return *scratch;
-}
-
-// X quantized to u8 (quantize_u8 writes every byte: no zero-fill first).
-struct QuantizedInput {
-  std::unique_ptr<uint8_t[]> q;
-  QuantParams params;
+// The op's memory. `out` is output 0. `y` is where the core writes: output 0
+// itself when the epilogue does all the fused work, else a workspace tensor
+// (`core`) that finish_fusion then adds the broadcast residual to.
+struct OpOutput {
+  Tensor* out = nullptr;
+  Tensor* y = nullptr;
+  Tensor core;
 };
 
-QuantizedInput quantize_input(const Tensor& x) {
-  QuantizedInput in;
-  in.q.reset(new uint8_t[static_cast<size_t>(x.numel())]);
-  in.params = quantize_u8(x.data<float>(), x.numel(), in.q.get());
-  return in;
+// Allocates output 0 (and the core's workspace); `shape` is the core's.
+// read_fusion checked that the residual broadcasts against it.
+void allocate_op_output(KernelContext& ctx, const Fusion& f, const Shape& shape, OpOutput* o) {
+  if (f.epilogue_does_all()) {
+    o->out = o->y = &ctx.allocate_output(0, DType::kFloat32, shape);
+    return;
+  }
+  o->out = &ctx.allocate_output(0, DType::kFloat32, *broadcast_shapes({shape, f.residual->shape()}));
+  o->core = Tensor::wrap(DType::kFloat32, shape, ctx.workspace<float>(numel_of(shape)), nullptr,
+                         /*read_only=*/false);
+  o->y = &o->core;
 }
 
 // The op's output: y itself when the epilogue did all the fused work;
 // otherwise out = act(y + residual) with NumPy broadcasting (the unfused
-// graph's Add then Relu, the same float operations), written as output 0.
-Status finish_fusion(KernelContext& ctx, const Fusion& f, const Tensor& y) {
-  if (f.epilogue_does_all()) return Status::ok();
-  SARAI_ASSIGN_OR_RETURN(const Shape out_shape, broadcast_shapes({y.shape(), f.residual->shape()}));
-  Tensor& out = ctx.allocate_output(0, DType::kFloat32, out_shape);
-  const std::vector<std::vector<int64_t>> strides = {broadcast_strides(y.shape(), out_shape),
-                                                     broadcast_strides(f.residual->shape(), out_shape)};
+// graph's Add then Relu, the same float operations), written to output 0.
+void finish_fusion(const Fusion& f, const OpOutput& o) {
+  if (f.epilogue_does_all()) return;
+  const Tensor& y = *o.y;
+  Tensor& out = *o.out;
+  const Shape& out_shape = out.shape();
   const float* py = y.data<float>();
   const float* pr = f.residual->data<float>();
   float* po = out.mutable_data<float>();
   const bool relu = f.act == QgemmActivation::kRelu;
-  for_each_broadcast(out_shape, strides, [&](int64_t i, const int64_t* off) {
+  for_each_broadcast(out_shape, {broadcast_strides(y.shape(), out_shape), broadcast_strides(f.residual->shape(), out_shape)},
+                     [&](int64_t i, const int64_t* off) {
     float v = py[off[0]] + pr[off[1]];
     if (relu) v = v < 0.f ? 0.f : v;
     po[i] = v;
   });
   if (f.act == QgemmActivation::kGelu) vec_kernels().gelu(po, po, out.numel());
-  return Status::ok();
 }
 
 Expected<int64_t> positive_attr(const Node& node, const char* name, const char* meaning) {
@@ -311,7 +310,7 @@ Expected<Shape> weight_shape(const KernelContext& ctx, bool require_attr) {
                            "required when W is packed (group 1)");
     return w.shape();
   }
-  Shape ws = node.attr_ints("weight_shape");
+  Shape ws = attr_ints_or(node, "weight_shape", {});
   if (ws.size() != static_cast<size_t>(ctx.input(0).rank()))
     return Status::error("weight_shape " + shape_to_string(ws) + " must have the rank of X " +
                          shape_to_string(ctx.input(0).shape()));
@@ -345,22 +344,29 @@ Status QMatMul(KernelContext& ctx) {
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(n);
   SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
-  Tensor scratch;
-  Tensor& y = core_output(ctx, fusion, out_shape, &scratch);
-  if (y.numel() == 0) return finish_fusion(ctx, fusion, y);
-  const QuantizedInput xq = quantize_input(x);
-  const ChannelParams cp = channel_params(ctx, xq.params, n, /*compensate=*/true);
+  OpOutput o;
+  allocate_op_output(ctx, fusion, out_shape, &o);
+  if (o.y->numel() == 0) return Status::ok();  // so is the broadcast output
+  // X quantized to u8 (quantize_u8 writes every byte) and the per-channel
+  // constants, in the workspace.
+  uint8_t* xq = ctx.workspace<uint8_t>(x.numel());
+  const ChannelParams cp = channel_workspace(ctx, n);
+  // Planning pass: nothing read, the packed weights included.
+  if (ctx.skip_compute(*o.out)) return Status::ok();
+  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq);
+  channel_params(ctx, xp, n, /*compensate=*/true, cp);
   QgemmEpilogue ep;
-  ep.comp = cp.comp.data();
-  ep.cscale = cp.cscale.data();
+  ep.comp = cp.comp;
+  ep.cscale = cp.cscale;
   ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
   ep.residual = fusion.epilogue_residual();
   ep.ldr_m = n;
   ep.act = fusion.epilogue_act();
-  ep.y = y.mutable_data<float>();
+  ep.y = o.y->mutable_data<float>();
   ep.ldy_m = n;
-  qgemm_u8s8(xq.q.get(), rows, k, /*lda=*/k, w.data<int8_t>(), n, ep);
-  return finish_fusion(ctx, fusion, y);
+  qgemm_u8s8(xq, rows, k, /*lda=*/k, w.data<int8_t>(), n, ep);
+  finish_fusion(fusion, o);
+  return Status::ok();
 }
 
 Status QConv(KernelContext& ctx) {
@@ -397,20 +403,25 @@ Status QConv(KernelContext& ctx) {
   Shape out_shape = {p.batch, p.M};
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
   SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
-  Tensor scratch;
-  Tensor& y = core_output(ctx, fusion, out_shape, &scratch);
-  if (y.numel() == 0) return finish_fusion(ctx, fusion, y);
-  const QuantizedInput xq = quantize_input(x);
-  const ChannelParams cp = channel_params(ctx, xq.params, p.M, /*compensate=*/true);
+  OpOutput o;
+  allocate_op_output(ctx, fusion, out_shape, &o);
+  if (o.y->numel() == 0) return Status::ok();
+  uint8_t* xq = ctx.workspace<uint8_t>(x.numel());
+  const ChannelParams cp = channel_workspace(ctx, p.M);
+  void* scratch = ctx.workspace<uint8_t>(qconv_scratch_bytes(p));
+  if (ctx.skip_compute(*o.out)) return Status::ok();
+  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq);
+  channel_params(ctx, xp, p.M, /*compensate=*/true, cp);
   QconvEpilogue ep;
-  ep.comp = cp.comp.data();
-  ep.cscale = cp.cscale.data();
+  ep.comp = cp.comp;
+  ep.cscale = cp.cscale;
   ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
   ep.residual = fusion.epilogue_residual();
   ep.act = fusion.epilogue_act();
-  ep.y = y.mutable_data<float>();
-  qconv_u8s8(p, xq.q.get(), xq.params.zero_point, w.data<int8_t>(), ep);
-  return finish_fusion(ctx, fusion, y);
+  ep.y = o.y->mutable_data<float>();
+  qconv_u8s8(p, xq, xp.zero_point, w.data<int8_t>(), ep, nullptr, scratch);
+  finish_fusion(fusion, o);
+  return Status::ok();
 }
 
 Status QConvTranspose(KernelContext& ctx) {
@@ -439,14 +450,18 @@ Status QConvTranspose(KernelContext& ctx) {
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
   if (y.numel() == 0) return Status::ok();
-  const QuantizedInput xq = quantize_input(x);
+  uint8_t* xq = ctx.workspace<uint8_t>(x.numel());
+  const ChannelParams cp = channel_workspace(ctx, p.M);
+  void* scratch = ctx.workspace<uint8_t>(qconv_transpose_scratch_bytes(p));
+  if (ctx.skip_compute(y)) return Status::ok();
+  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq);
   // The core subtracts the zero point itself: no wsum compensation.
-  const ChannelParams cp = channel_params(ctx, xq.params, p.M, /*compensate=*/false);
+  channel_params(ctx, xp, p.M, /*compensate=*/false, cp);
   QconvEpilogue ep;
-  ep.cscale = cp.cscale.data();
+  ep.cscale = cp.cscale;
   ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
   ep.y = y.mutable_data<float>();
-  qconv_transpose_u8s8(p, xq.q.get(), xq.params.zero_point, w.data<int8_t>(), ep);
+  qconv_transpose_u8s8(p, xq, xp.zero_point, w.data<int8_t>(), ep, nullptr, scratch);
   return Status::ok();
 }
 

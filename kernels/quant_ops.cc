@@ -300,9 +300,8 @@ Status MatMulInteger(KernelContext& ctx) {
   if (y.numel() == 0) return Status::ok();
   const int64_t nbatch = numel_of(batch);
   std::vector<int64_t> a_off(static_cast<size_t>(nbatch)), b_off(static_cast<size_t>(nbatch));
-  std::vector<std::vector<int64_t>> strides = {broadcast_strides(a_batch, batch),
-                                               broadcast_strides(b_batch, batch)};
-  for_each_broadcast(batch, strides, [&](int64_t i, const int64_t* off) {
+  for_each_broadcast(batch, {broadcast_strides(a_batch, batch), broadcast_strides(b_batch, batch)},
+                     [&](int64_t i, const int64_t* off) {
     a_off[static_cast<size_t>(i)] = off[0] * m * k;
     b_off[static_cast<size_t>(i)] = off[1] * k * n;
   });

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <limits>
 #include <string>
-#include <vector>
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
@@ -22,20 +21,30 @@ constexpr int64_t kColumnBlock = 1024;
 
 // The axes to reduce: attribute 'axes' before opset 18, optional input 1 from
 // 18 on (empty when none are given).
-Expected<std::vector<int64_t>> reduce_axes(const KernelContext& ctx) {
-  if (ctx.opset() < 18) return ctx.node().attr_ints("axes");
-  if (!ctx.has_input(1)) return std::vector<int64_t>{};
+Expected<Shape> reduce_axes(const KernelContext& ctx) {
+  if (ctx.opset() < 18) {
+    const std::span<const int64_t> v = ctx.node().attr_ints_view("axes");
+    return Shape(v.begin(), v.end());
+  }
+  if (!ctx.has_input(1)) return Shape();
   const Tensor& a = ctx.input(1);
   if (a.dtype() != DType::kInt64 && a.dtype() != DType::kInt32)
     return Status::error(std::string("input 'axes' must be int64, got ") + dtype_name(a.dtype()));
   if (a.rank() > 1)
     return Status::error("input 'axes' must be 1-D, got shape " + shape_to_string(a.shape()));
-  return a.to_int_vector();
+  Shape v(static_cast<size_t>(a.numel()));
+  for (int64_t i = 0; i < a.numel(); ++i) v[static_cast<size_t>(i)] = a.int_at(i);
+  return v;
 }
+
+// Column blocks of mean_outer_red_inner: up to kColumnBlock adjacent columns.
+int64_t column_block(int64_t inner) { return std::min(inner, kColumnBlock); }
 
 // Sums of `red` values `inner` apart, for each of outer * inner outputs,
 // divided by `red`: out[o * inner + i] = mean_j x[(o * red + j) * inner + i].
-void mean_outer_red_inner(const float* x, float* y, int64_t outer, int64_t red, int64_t inner) {
+// For inner > 1, acc_ws holds column_block(inner) doubles per thread slot.
+void mean_outer_red_inner(const float* x, float* y, int64_t outer, int64_t red, int64_t inner,
+                          double* acc_ws) {
   const double inv = 1.0 / static_cast<double>(red);  // red == 0 gives NaN, as NumPy
   if (inner == 1) {
     parallel_for(outer, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(red, 1)), [&](int64_t b, int64_t e) {
@@ -49,16 +58,16 @@ void mean_outer_red_inner(const float* x, float* y, int64_t outer, int64_t red, 
     return;
   }
   // Column sums: blocks of up to kColumnBlock adjacent columns, read row by row.
-  const int64_t block = std::min(inner, kColumnBlock);
+  const int64_t block = column_block(inner);
   const int64_t nblocks = (inner + block - 1) / block;
   parallel_for(outer * nblocks, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(red * block, 1)),
                [&](int64_t b, int64_t e) {
-    std::vector<double> acc(static_cast<size_t>(block));
+    double* acc = acc_ws + thread_index() * block;
     for (int64_t w = b; w < e; ++w) {
       const int64_t o = w / nblocks;
       const int64_t i0 = (w % nblocks) * block;
       const int64_t n = std::min(block, inner - i0);
-      std::fill(acc.begin(), acc.end(), 0.0);
+      std::fill(acc, acc + block, 0.0);
       for (int64_t j = 0; j < red; ++j) {
         const float* xr = x + (o * red + j) * inner + i0;
         for (int64_t i = 0; i < n; ++i) acc[i] += xr[i];
@@ -83,18 +92,18 @@ Status ReduceMean(KernelContext& ctx) {
   const int rank = x.rank();
   const Shape& xs = x.shape();
   const bool keepdims = ctx.node().attr_int("keepdims", 1) != 0;
-  SARAI_ASSIGN_OR_RETURN(std::vector<int64_t> axes, reduce_axes(ctx));
+  SARAI_ASSIGN_OR_RETURN(Shape axes, reduce_axes(ctx));
 
-  if (axes.empty() && ctx.opset() >= 18 && ctx.node().attr_int("noop_with_empty_axes", 0) != 0) {
+  if (axes.empty() && ctx.opset() >= 18 && attr_int_of(ctx.node(), "noop_with_empty_axes", 0) != 0) {
     ctx.set_output(0, x);
     return Status::ok();
   }
-  std::vector<bool> reduced(static_cast<size_t>(rank), axes.empty());
+  Shape reduced(static_cast<size_t>(rank), axes.empty() ? 1 : 0);  // flags
   for (int64_t a : axes) {
     SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(a, rank, "axes value"));
     if (reduced[static_cast<size_t>(ax)])
       return Status::error("axes " + shape_to_string(axes) + " name axis " + std::to_string(ax) + " twice");
-    reduced[static_cast<size_t>(ax)] = true;
+    reduced[static_cast<size_t>(ax)] = 1;
   }
 
   Shape out_shape;
@@ -106,12 +115,11 @@ Status ReduceMean(KernelContext& ctx) {
   if (y.numel() == 0) return Status::ok();
 
   // Runs of equal kind: sizes and whether the run is reduced.
-  std::vector<int64_t> run_size;
-  std::vector<bool> run_reduced;
+  Shape run_size, run_reduced;
   for (int d = 0; d < rank; ++d) {
     const int64_t size = xs[static_cast<size_t>(d)];
     if (size == 1) continue;
-    const bool r = reduced[static_cast<size_t>(d)];
+    const int64_t r = reduced[static_cast<size_t>(d)];
     if (!run_size.empty() && run_reduced.back() == r) {
       run_size.back() *= size;
     } else {
@@ -126,21 +134,25 @@ Status ReduceMean(KernelContext& ctx) {
   if (k < run_size.size() && run_reduced[k]) red = run_size[k++];
   if (k < run_size.size() && !run_reduced[k]) inner = run_size[k++];
   if (k == run_size.size()) {
-    mean_outer_red_inner(x.data<float>(), y.mutable_data<float>(), outer, red, inner);
+    double* acc = inner > 1 ? ctx.workspace<double>(column_block(inner) * thread_slots(ctx)) : nullptr;
+    if (ctx.skip_compute(y)) return Status::ok();
+    mean_outer_red_inner(x.data<float>(), y.mutable_data<float>(), outer, red, inner, acc);
     return Status::ok();
   }
 
   // General layout: walk the input once, adding each element into its output.
+  const int64_t ny = y.numel();
+  double* acc = ctx.workspace<double>(ny);
+  if (ctx.skip_compute(y)) return Status::ok();
   Shape kept_shape(xs);
   for (int d = 0; d < rank; ++d)
     if (reduced[static_cast<size_t>(d)]) kept_shape[static_cast<size_t>(d)] = 1;
-  std::vector<int64_t> out_strides = broadcast_strides(kept_shape, xs);
-  std::vector<double> acc(static_cast<size_t>(y.numel()), 0.0);
+  std::fill(acc, acc + ny, 0.0);
   const float* px = x.data<float>();
-  for_each_broadcast(xs, {out_strides}, [&](int64_t i, const int64_t* off) { acc[off[0]] += px[i]; });
-  const double count = static_cast<double>(x.numel()) / static_cast<double>(y.numel());
+  for_each_broadcast(xs, {broadcast_strides(kept_shape, xs)}, [&](int64_t i, const int64_t* off) { acc[off[0]] += px[i]; });
+  const double count = static_cast<double>(x.numel()) / static_cast<double>(ny);
   float* py = y.mutable_data<float>();
-  for (size_t i = 0; i < acc.size(); ++i) py[i] = static_cast<float>(acc[i] / count);
+  for (int64_t i = 0; i < ny; ++i) py[i] = static_cast<float>(acc[i] / count);
   return Status::ok();
 }
 

@@ -21,10 +21,11 @@
 // Interpolation is separable, so the weight of an N-D tap is the product of
 // its per-axis weights; axes that are not resized have a single tap.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
-#include <vector>
+#include <string_view>
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
@@ -33,22 +34,35 @@
 namespace sarai::kernels {
 namespace {
 
-using Ints = std::vector<int64_t>;
+// Per-axis lists: inline, no heap allocation per run (up to rank 8).
+using Ints = Shape;
+using Doubles = SmallVector<double, 8>;
 
 // One axis's sampling table: for each output coordinate, `ntaps` (input
 // index, weight) pairs, and whether the coordinate is outside a
-// tf_crop_and_resize crop.
+// tf_crop_and_resize crop. The arrays live in the kernel's workspace.
 struct AxisTaps {
   int ntaps = 1;
-  Ints index;                 // [out * ntaps]
-  std::vector<float> weight;  // [out * ntaps]
-  std::vector<uint8_t> outside;
+  int64_t* index = nullptr;  // [out * ntaps]
+  float* weight = nullptr;   // [out * ntaps]
+  uint8_t* outside = nullptr;  // [out]
 };
 
+// The taps per output coordinate before axis_taps() drops an axis to one.
+int max_taps(std::string_view mode) { return mode == "nearest" ? 1 : mode == "linear" ? 2 : 4; }
+
+// One (input offset, weight) combination of the outer axes' taps.
+struct Combo {
+  int64_t off;
+  float w;
+};
+
+// Views of attribute strings (or literals): the node outlives the call, and
+// no std::string is built (values like "round_prefer_floor" would allocate).
 struct ResizeParams {
-  std::string mode = "nearest";
-  std::string coord = "half_pixel";
-  std::string nearest_mode = "round_prefer_floor";
+  std::string_view mode = "nearest";
+  std::string_view coord = "half_pixel";
+  std::string_view nearest_mode = "round_prefer_floor";
   bool opset10_nearest = false;  // opset 10: floor upsampling, ceil downsampling
   double cubic_a = -0.75;
   bool exclude_outside = false;
@@ -61,7 +75,7 @@ bool present(const KernelContext& ctx, int i) {
   return ctx.has_input(i) && ctx.input(i).numel() > 0;
 }
 
-std::string doubles_str(const std::vector<double>& v) {
+std::string doubles_str(const Doubles& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) {
     char buf[32];
@@ -75,7 +89,7 @@ double source_coordinate(const ResizeParams& p, int64_t x, double scale, int64_t
                          double roi_start, double roi_end) {
   const double out_len = scale * static_cast<double>(in);
   const double xd = static_cast<double>(x);
-  const std::string& m = p.coord;
+  const std::string_view m = p.coord;
   if (m == "half_pixel") return (xd + 0.5) / scale - 0.5;
   if (m == "half_pixel_symmetric") {
     const double adjustment = static_cast<double>(out) / out_len;
@@ -94,21 +108,19 @@ double source_coordinate(const ResizeParams& p, int64_t x, double scale, int64_t
   return base + xd * span / (out_len - 1.0);
 }
 
-std::vector<double> cubic_coeffs(double r, double a) {
+std::array<double, 4> cubic_coeffs(double r, double a) {
   return {((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
           ((a + 2) * r - (a + 3)) * r * r + 1,
           ((a + 2) * (1 - r) - (a + 3)) * (1 - r) * (1 - r) + 1,
           ((a * ((1 - r) + 1) - 5 * a) * ((1 - r) + 1) + 8 * a) * ((1 - r) + 1) - 4 * a};
 }
 
-AxisTaps axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale, double roi_start,
-                   double roi_end) {
-  AxisTaps t;
-  t.ntaps = p.mode == "nearest" ? 1 : p.mode == "linear" ? 2 : 4;
+// Fills t (its arrays sized for max_taps(p.mode) taps per coordinate).
+void axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale, double roi_start,
+               double roi_end, AxisTaps& t) {
+  t.ntaps = max_taps(p.mode);
   const size_t nt = static_cast<size_t>(t.ntaps);
-  t.index.resize(static_cast<size_t>(out) * nt);
-  t.weight.resize(static_cast<size_t>(out) * nt);
-  t.outside.assign(static_cast<size_t>(out), 0);
+  std::fill(t.outside, t.outside + out, uint8_t{0});
   auto clamp = [&](int64_t i) { return std::clamp<int64_t>(i, 0, in - 1); };
   for (int64_t x = 0; x < out; ++x) {
     const double xo = source_coordinate(p, x, scale, in, out, roi_start, roi_end);
@@ -123,7 +135,7 @@ AxisTaps axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale,
       if (p.opset10_nearest) {
         i = scale < 1.0 ? static_cast<int64_t>(std::ceil(xo)) : i0;
       } else if (r != 0) {
-        const std::string& nm = p.nearest_mode;
+        const std::string_view nm = p.nearest_mode;
         bool up = nm == "ceil" || (nm == "round_prefer_floor" && r > 0.5) ||
                   (nm == "round_prefer_ceil" && r >= 0.5);
         i = up ? i0 + 1 : i0;
@@ -139,7 +151,7 @@ AxisTaps axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale,
       // The reference puts an integral x_ori third of its 4 taps with ratio
       // 1; second with ratio 0 gives the same coefficients (0, 1, 0, 0).
       const int64_t start = i0 - 1;
-      std::vector<double> c = cubic_coeffs(r, p.cubic_a);
+      std::array<double, 4> c = cubic_coeffs(r, p.cubic_a);
       if (p.exclude_outside) {
         double sum = 0;
         for (size_t k = 0; k < 4; ++k) {
@@ -159,34 +171,36 @@ AxisTaps axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale,
   // axis that is not resized) keeps one tap.
   if (t.ntaps > 1) {
     bool single = true;
-    Ints idx(static_cast<size_t>(out));
     for (int64_t x = 0; x < out && single; ++x) {
       int ones = 0, zeros = 0;
       for (size_t k = 0; k < nt; ++k) {
         float w = t.weight[static_cast<size_t>(x) * nt + k];
-        if (w == 1.f) {
-          ++ones;
-          idx[static_cast<size_t>(x)] = t.index[static_cast<size_t>(x) * nt + k];
-        } else if (w == 0.f)
-          ++zeros;
+        if (w == 1.f) ++ones;
+        else if (w == 0.f) ++zeros;
       }
       single = ones == 1 && zeros == t.ntaps - 1;
     }
     if (single) {
+      // Compact in place: entry x is written after entries < x were read,
+      // and x <= x * nt, the first one it reads.
+      for (int64_t x = 0; x < out; ++x) {
+        int64_t idx = 0;
+        for (size_t k = 0; k < nt; ++k)
+          if (t.weight[static_cast<size_t>(x) * nt + k] == 1.f) idx = t.index[static_cast<size_t>(x) * nt + k];
+        t.index[x] = idx;
+      }
+      std::fill(t.weight, t.weight + out, 1.f);
       t.ntaps = 1;
-      t.index = idx;
-      t.weight.assign(static_cast<size_t>(out), 1.f);
     }
   }
-  return t;
 }
 
 Status read_params(const KernelContext& ctx, ResizeParams* p) {
   const Node& node = ctx.node();
   const int64_t opset = ctx.opset();
-  p->mode = node.attr_string("mode", "nearest");
+  p->mode = node.attr_string_view("mode", "nearest");
   if (p->mode != "nearest" && p->mode != "linear" && p->mode != "cubic")
-    return Status::error("mode '" + p->mode + "' is not one of nearest, linear, cubic");
+    return Status::error("mode '" + std::string(p->mode) + "' is not one of nearest, linear, cubic");
   if (opset < 11) {
     if (p->mode == "cubic") return Status::error("mode 'cubic' needs opset 11 or later");
     // Opset 10 samples like Upsample: asymmetric coordinates.
@@ -194,7 +208,7 @@ Status read_params(const KernelContext& ctx, ResizeParams* p) {
     p->opset10_nearest = true;
     return Status::ok();
   }
-  p->coord = node.attr_string("coordinate_transformation_mode", "half_pixel");
+  p->coord = node.attr_string_view("coordinate_transformation_mode", "half_pixel");
   static const char* kCoords[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
                                   "tf_crop_and_resize"};
   const bool known =
@@ -202,16 +216,16 @@ Status read_params(const KernelContext& ctx, ResizeParams* p) {
       (p->coord == "half_pixel_symmetric" && opset >= 19) ||
       (p->coord == "tf_half_pixel_for_nn" && opset < 13);
   if (!known)
-    return Status::error("coordinate_transformation_mode '" + p->coord +
+    return Status::error("coordinate_transformation_mode '" + std::string(p->coord) +
                          "' is not supported at opset " + std::to_string(opset));
-  p->nearest_mode = node.attr_string("nearest_mode", "round_prefer_floor");
+  p->nearest_mode = node.attr_string_view("nearest_mode", "round_prefer_floor");
   if (p->nearest_mode != "round_prefer_floor" && p->nearest_mode != "round_prefer_ceil" &&
       p->nearest_mode != "floor" && p->nearest_mode != "ceil")
-    return Status::error("nearest_mode '" + p->nearest_mode +
+    return Status::error("nearest_mode '" + std::string(p->nearest_mode) +
                          "' is not one of round_prefer_floor, round_prefer_ceil, floor, ceil");
   p->cubic_a = node.attr_float("cubic_coeff_a", -0.75f);
   p->exclude_outside = node.attr_int("exclude_outside", 0) != 0;
-  p->extrapolation = node.attr_float("extrapolation_value", 0.f);
+  p->extrapolation = attr_float_of(node, "extrapolation_value", 0.f);
   return Status::ok();
 }
 
@@ -227,7 +241,7 @@ Status Resize(KernelContext& ctx) {
   ResizeParams p;
   SARAI_RETURN_IF_ERROR(read_params(ctx, &p));
   if (p.mode != "nearest" && x.dtype() != DType::kFloat32)
-    return Status::error("mode '" + p.mode + "' needs float32 input X, got " +
+    return Status::error("mode '" + std::string(p.mode) + "' needs float32 input X, got " +
                          dtype_name(x.dtype()) + " (nearest works for any dtype)");
   if (dtype_size(x.dtype()) == 0)
     return Status::error(std::string("input X has unsupported dtype ") + dtype_name(x.dtype()));
@@ -243,10 +257,10 @@ Status Resize(KernelContext& ctx) {
   // The axes the scales/sizes/roi refer to (opset 18 'axes'; all by default).
   Ints axes;
   if (opset >= 18 && node.has_attr("axes")) {
-    for (int64_t a : node.attr_ints("axes")) {
+    for (int64_t a : node.attr_ints_view("axes")) {
       SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(a, rank, "axes"));
       if (std::find(axes.begin(), axes.end(), ax) != axes.end())
-        return Status::error("axes " + shape_to_string(node.attr_ints("axes")) + " repeats axis " +
+        return Status::error("axes " + shape_to_string(attr_ints_or(node, "axes", {})) + " repeats axis " +
                              std::to_string(ax));
       axes.push_back(ax);
     }
@@ -255,7 +269,7 @@ Status Resize(KernelContext& ctx) {
   }
   const size_t na = axes.size();
 
-  std::vector<double> scale(static_cast<size_t>(rank), 1.0);
+  Doubles scale(static_cast<size_t>(rank), 1.0);
   Shape out = x.shape();
   if (has_scales) {
     const Tensor& s = ctx.input(scales_in);
@@ -268,7 +282,7 @@ Status Resize(KernelContext& ctx) {
     for (size_t i = 0; i < na; ++i) {
       const double v = s.float_at(static_cast<int64_t>(i));
       if (!(v > 0)) {
-        std::vector<double> all;
+        Doubles all;
         for (int64_t j = 0; j < s.numel(); ++j) all.push_back(s.float_at(j));
         return Status::error("scales " + doubles_str(all) + " must all be > 0");
       }
@@ -284,13 +298,14 @@ Status Resize(KernelContext& ctx) {
     if (static_cast<size_t>(s.numel()) != na)
       return Status::error("input 'sizes' has " + std::to_string(s.numel()) + " values but X " +
                            shape_to_string(x.shape()) + " needs " + std::to_string(na));
-    Ints sizes = s.to_int_vector();
+    Ints sizes(static_cast<size_t>(na));
+    for (size_t i = 0; i < na; ++i) sizes[i] = s.int_at(static_cast<int64_t>(i));
     for (int64_t v : sizes)
       if (v < 0) return Status::error("sizes " + shape_to_string(sizes) + " must be >= 0");
-    const std::string policy =
-        opset >= 18 ? node.attr_string("keep_aspect_ratio_policy", "stretch") : "stretch";
+    const std::string_view policy =
+        opset >= 18 ? node.attr_string_view("keep_aspect_ratio_policy", "stretch") : "stretch";
     if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
-      return Status::error("keep_aspect_ratio_policy '" + policy +
+      return Status::error("keep_aspect_ratio_policy '" + std::string(policy) +
                            "' is not one of stretch, not_larger, not_smaller");
     if (policy == "stretch") {
       for (size_t i = 0; i < na; ++i) {
@@ -319,8 +334,7 @@ Status Resize(KernelContext& ctx) {
     }
   }
 
-  std::vector<double> roi_start(static_cast<size_t>(rank), 0.0),
-      roi_end(static_cast<size_t>(rank), 1.0);
+  Doubles roi_start(static_cast<size_t>(rank), 0.0), roi_end(static_cast<size_t>(rank), 1.0);
   if (p.coord == "tf_crop_and_resize") {
     if (!present(ctx, 1))
       return Status::error("coordinate_transformation_mode 'tf_crop_and_resize' needs input 'roi'");
@@ -338,7 +352,7 @@ Status Resize(KernelContext& ctx) {
   if (opset >= 18 && node.attr_int("antialias", 0) != 0 && p.mode != "nearest") {
     for (int d = 0; d < rank; ++d)
       if (scale[static_cast<size_t>(d)] < 1.0)
-        return Status::error("antialias=1 is not supported when downsampling (mode '" + p.mode +
+        return Status::error("antialias=1 is not supported when downsampling (mode '" + std::string(p.mode) +
                              "', output " + shape_to_string(out) + " from X " +
                              shape_to_string(x.shape()) + ")");
   }
@@ -350,17 +364,35 @@ Status Resize(KernelContext& ctx) {
   Tensor& y = ctx.allocate_output(0, x.dtype(), out);
   if (y.numel() == 0) return Status::ok();
 
-  std::vector<AxisTaps> taps;
-  for (int d = 0; d < rank; ++d) {
+  // The per-axis tap tables, from the shapes and scales alone (cheap, and
+  // needed to size the combinations below), in the workspace.
+  const int mt = max_taps(p.mode);
+  int64_t entries = 0;
+  for (int64_t o : out) entries += o;
+  int64_t* index_ws = ctx.workspace<int64_t>(entries * mt);
+  float* weight_ws = ctx.workspace<float>(entries * mt);
+  uint8_t* outside_ws = ctx.workspace<uint8_t>(entries);
+  SmallVector<AxisTaps, 8> taps(static_cast<size_t>(rank));
+  for (int d = 0, at = 0; d < rank; at += static_cast<int>(out[static_cast<size_t>(d)]), ++d) {
     const size_t ud = static_cast<size_t>(d);
-    taps.push_back(axis_taps(p, x.shape()[ud], out[ud], scale[ud], roi_start[ud], roi_end[ud]));
+    AxisTaps& t = taps[ud];
+    t.index = index_ws + static_cast<int64_t>(at) * mt;
+    t.weight = weight_ws + static_cast<int64_t>(at) * mt;
+    t.outside = outside_ws + at;
+    axis_taps(p, x.shape()[ud], out[ud], scale[ud], roi_start[ud], roi_end[ud], t);
   }
+  const int last = rank - 1;
+  // Per thread: two buffers of the outer axes' tap combinations.
+  int64_t max_combos = 1;
+  for (int d = 0; d < last; ++d) max_combos *= taps[static_cast<size_t>(d)].ntaps;
+  Combo* combo_ws = ctx.workspace<Combo>(2 * max_combos * thread_slots(ctx));
+  if (ctx.skip_compute(y)) return Status::ok();
+
   Ints in_strides(static_cast<size_t>(rank), 1);
   for (int d = rank - 1; d > 0; --d)
     in_strides[static_cast<size_t>(d - 1)] =
         in_strides[static_cast<size_t>(d)] * x.shape()[static_cast<size_t>(d)];
 
-  const int last = rank - 1;
   const int64_t out_last = out[static_cast<size_t>(last)];
   const int64_t rows = y.numel() / out_last;
   const AxisTaps& lt = taps[static_cast<size_t>(last)];
@@ -371,10 +403,10 @@ Status Resize(KernelContext& ctx) {
   auto* py = static_cast<uint8_t*>(y.mutable_raw());
   const bool is_float = x.dtype() == DType::kFloat32;
   // extrapolation_value as one element of X's dtype, for nearest on non-float data.
-  std::vector<uint8_t> extrapolated(esize, 0);
+  uint8_t extrapolated[8] = {};  // esize <= 8
   {
     const double e = p.extrapolation;
-    auto put = [&](auto v) { std::memcpy(extrapolated.data(), &v, sizeof v); };
+    auto put = [&](auto v) { std::memcpy(extrapolated, &v, sizeof v); };
     switch (x.dtype()) {
       case DType::kFloat64:
         put(e);
@@ -401,7 +433,9 @@ Status Resize(KernelContext& ctx) {
 
   parallel_for(rows, 4, [&](int64_t begin, int64_t end) {
     // The (input offset, weight) combinations of the outer axes for one row.
-    std::vector<std::pair<int64_t, float>> combos, next;
+    Combo* combos = combo_ws + thread_index() * 2 * max_combos;
+    Combo* next = combos + max_combos;
+    int64_t ncombos = 0;
     Ints o(static_cast<size_t>(last));
     for (int64_t row = begin; row < end; ++row) {
       int64_t rem = row;
@@ -410,28 +444,30 @@ Status Resize(KernelContext& ctx) {
         rem /= out[static_cast<size_t>(d)];
       }
       bool outside = false;
-      combos.assign(1, {0, 1.f});
+      combos[0] = {0, 1.f};
+      ncombos = 1;
       for (int d = 0; d < last; ++d) {
         const AxisTaps& t = taps[static_cast<size_t>(d)];
         const size_t od = static_cast<size_t>(o[static_cast<size_t>(d)]);
         outside = outside || t.outside[od];
-        next.clear();
-        for (const auto& [off, w] : combos)
+        int64_t nn = 0;
+        for (int64_t c = 0; c < ncombos; ++c)
           for (size_t k = 0; k < static_cast<size_t>(t.ntaps); ++k)
-            next.push_back({off + t.index[od * static_cast<size_t>(t.ntaps) + k] *
-                                      in_strides[static_cast<size_t>(d)],
-                            w * t.weight[od * static_cast<size_t>(t.ntaps) + k]});
-        combos.swap(next);
+            next[nn++] = {combos[c].off + t.index[od * static_cast<size_t>(t.ntaps) + k] *
+                                              in_strides[static_cast<size_t>(d)],
+                          combos[c].w * t.weight[od * static_cast<size_t>(t.ntaps) + k]};
+        std::swap(combos, next);
+        ncombos = nn;
       }
       uint8_t* dst = py + static_cast<size_t>(row * out_last) * esize;
       if (!is_float) {
         // Nearest on any dtype: a byte copy of the one tap.
         for (int64_t xl = 0; xl < out_last; ++xl) {
           if (outside || lt.outside[static_cast<size_t>(xl)]) {
-            std::memcpy(dst + static_cast<size_t>(xl) * esize, extrapolated.data(), esize);
+            std::memcpy(dst + static_cast<size_t>(xl) * esize, extrapolated, esize);
             continue;
           }
-          const int64_t off = combos[0].first + lt.index[static_cast<size_t>(xl)] * lstride;
+          const int64_t off = combos[0].off + lt.index[static_cast<size_t>(xl)] * lstride;
           std::memcpy(dst + static_cast<size_t>(xl) * esize, px + static_cast<size_t>(off) * esize,
                       esize);
         }
@@ -448,7 +484,7 @@ Status Resize(KernelContext& ctx) {
         for (size_t k = 0; k < lnt; ++k) {
           const int64_t loff = lt.index[static_cast<size_t>(xl) * lnt + k] * lstride;
           const float lw = lt.weight[static_cast<size_t>(xl) * lnt + k];
-          for (const auto& [off, w] : combos) acc += w * lw * src[off + loff];
+          for (int64_t c = 0; c < ncombos; ++c) acc += combos[c].w * lw * src[combos[c].off + loff];
         }
         yf[xl] = acc;
       }

@@ -17,30 +17,18 @@
 namespace sarai::kernels {
 namespace {
 
-// Reads a 1-D (or scalar) int32/int64 input such as Reshape's `shape` or
-// Unsqueeze's `axes`; `what` names it in errors.
-Expected<std::vector<int64_t>> int_list_input(const KernelContext& ctx, int i, const char* what) {
-  const Tensor& t = ctx.input(i);
-  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)
-    return Status::error(std::string("input '") + what + "' must be int64 (or int32), got " +
-                         dtype_name(t.dtype()));
-  if (t.rank() > 1)
-    return Status::error(std::string("input '") + what + "' must be 1-D, got shape " +
-                         shape_to_string(t.shape()));
-  return t.to_int_vector();
-}
-
-std::string ints_to_string(const std::vector<int64_t>& v) { return shape_to_string(v); }
+std::string ints_to_string(const Shape& v) { return shape_to_string(v); }
 
 // The axes of Squeeze/Unsqueeze: an attribute before opset 13, an optional
 // input from 13 on. `present` reports whether any were given.
-Expected<std::vector<int64_t>> axes_operand(const KernelContext& ctx, bool* present) {
+Expected<Shape> axes_operand(const KernelContext& ctx, bool* present) {
   if (ctx.opset() < 13) {
     *present = ctx.node().has_attr("axes");
-    return ctx.node().attr_ints("axes");
+    const std::span<const int64_t> v = ctx.node().attr_ints_view("axes");
+    return Shape(v.begin(), v.end());
   }
   *present = ctx.has_input(1);
-  if (!*present) return std::vector<int64_t>{};
+  if (!*present) return Shape();
   return int_list_input(ctx, 1, "axes");
 }
 
@@ -51,11 +39,12 @@ Expected<std::vector<int64_t>> axes_operand(const KernelContext& ctx, bool* pres
 Status Reshape(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 0");
   const Tensor& x = ctx.input(0);
-  std::vector<int64_t> spec;
+  Shape spec;
   if (ctx.has_input(1)) {
     SARAI_ASSIGN_OR_RETURN(spec, int_list_input(ctx, 1, "shape"));
   } else if (ctx.opset() < 5 && ctx.node().has_attr("shape")) {
-    spec = ctx.node().attr_ints("shape");
+    const std::span<const int64_t> v = ctx.node().attr_ints_view("shape");
+    spec.assign(v.begin(), v.end());
   } else {
     return Status::error("missing required input 'shape'");
   }
@@ -120,8 +109,8 @@ Status Squeeze(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const int r = x.rank();
   bool present = false;
-  SARAI_ASSIGN_OR_RETURN(std::vector<int64_t> axes, axes_operand(ctx, &present));
-  std::vector<bool> drop(static_cast<size_t>(r), false);
+  SARAI_ASSIGN_OR_RETURN(Shape axes, axes_operand(ctx, &present));
+  Shape drop(static_cast<size_t>(r), 0);  // flags, inline (std::vector<bool> allocates)
   if (!present) {
     for (int i = 0; i < r; ++i) drop[static_cast<size_t>(i)] = x.dim(i) == 1;
   } else {
@@ -131,7 +120,7 @@ Status Squeeze(KernelContext& ctx) {
         return Status::error("cannot squeeze axis " + std::to_string(a) + ": dim is " +
                              std::to_string(x.dim(ax)) + " in input shape " +
                              shape_to_string(x.shape()));
-      drop[static_cast<size_t>(ax)] = true;
+      drop[static_cast<size_t>(ax)] = 1;
     }
   }
   Shape out;
@@ -146,16 +135,16 @@ Status Unsqueeze(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 0");
   const Tensor& x = ctx.input(0);
   bool present = false;
-  SARAI_ASSIGN_OR_RETURN(std::vector<int64_t> axes, axes_operand(ctx, &present));
+  SARAI_ASSIGN_OR_RETURN(Shape axes, axes_operand(ctx, &present));
   if (!present) return Status::error("missing required 'axes'");
   const int out_rank = x.rank() + static_cast<int>(axes.size());
-  std::vector<bool> inserted(static_cast<size_t>(out_rank), false);
+  Shape inserted(static_cast<size_t>(out_rank), 0);  // flags
   for (int64_t a : axes) {
     SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(a, out_rank, "axes value"));
     if (inserted[static_cast<size_t>(ax)])
       return Status::error("axes " + ints_to_string(axes) + " name output axis " +
                            std::to_string(ax) + " more than once");
-    inserted[static_cast<size_t>(ax)] = true;
+    inserted[static_cast<size_t>(ax)] = 1;
   }
   Shape out(static_cast<size_t>(out_rank));
   int src = 0;
@@ -199,7 +188,7 @@ Status Expand(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 0");
   const Tensor& x = ctx.input(0);
   if (!ctx.has_input(1)) return Status::error("missing required input 'shape'");
-  SARAI_ASSIGN_OR_RETURN(std::vector<int64_t> spec, int_list_input(ctx, 1, "shape"));
+  SARAI_ASSIGN_OR_RETURN(Shape spec, int_list_input(ctx, 1, "shape"));
   for (int64_t d : spec)
     if (d < 0)
       return Status::error("shape " + ints_to_string(spec) + " has negative dim " + std::to_string(d));
@@ -212,13 +201,13 @@ Status Expand(KernelContext& ctx) {
   if (es == 0) return Status::error(std::string("unsupported input dtype ") + dtype_name(x.dtype()));
   SARAI_RETURN_IF_ERROR(checked_numel(out, es).status());
   Tensor& y = ctx.allocate_output(0, x.dtype(), out);
-  if (y.numel() == 0) return Status::ok();
+  if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
 
   if (out.empty()) {  // scalar to scalar
     std::memcpy(y.mutable_raw(), x.raw(), es);
     return Status::ok();
   }
-  const std::vector<int64_t> st = broadcast_strides(x.shape(), out);
+  const Shape st = broadcast_strides(x.shape(), out);
   const size_t rank = out.size();
   const int64_t row = out[rank - 1];
   const int64_t row_stride = st[rank - 1];  // 1 (copy) or 0 (repeat)
@@ -228,7 +217,7 @@ Status Expand(KernelContext& ctx) {
 
   parallel_for(rows, std::max<int64_t>(1, 16384 / row), [&](int64_t begin, int64_t end) {
     // Odometer over the outer dims, started at row `begin`.
-    std::vector<int64_t> idx(rank - 1, 0);
+    Shape idx(rank - 1, 0);
     int64_t off = 0;
     for (int64_t rem = begin, d = static_cast<int64_t>(rank) - 2; d >= 0; --d) {
       idx[static_cast<size_t>(d)] = rem % out[static_cast<size_t>(d)];

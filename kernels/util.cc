@@ -11,7 +11,20 @@ Expected<int> normalize_axis(int64_t axis, int rank, const char* what) {
   return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
 
-Expected<Shape> broadcast_shapes(const std::vector<Shape>& shapes) {
+Expected<Shape> int_list_input(const KernelContext& ctx, int i, const char* what) {
+  const Tensor& t = ctx.input(i);
+  if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)
+    return Status::error(std::string("input '") + what + "' must be int64 or int32, got " +
+                         dtype_name(t.dtype()));
+  if (t.rank() > 1)
+    return Status::error(std::string("input '") + what + "' must be 1-D, got shape " +
+                         shape_to_string(t.shape()));
+  Shape v(static_cast<size_t>(t.numel()));
+  for (int64_t k = 0; k < t.numel(); ++k) v[static_cast<size_t>(k)] = t.int_at(k);
+  return v;
+}
+
+Expected<Shape> broadcast_shapes(std::span<const Shape> shapes) {
   size_t rank = 0;
   for (const Shape& s : shapes) rank = std::max(rank, s.size());
   Shape out(rank, 1);
@@ -30,8 +43,8 @@ Expected<Shape> broadcast_shapes(const std::vector<Shape>& shapes) {
   return out;
 }
 
-std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
-  std::vector<int64_t> strides(out.size(), 0);
+Shape broadcast_strides(const Shape& in, const Shape& out) {
+  Shape strides(out.size(), 0);
   int64_t stride = 1;
   for (size_t i = in.size(); i-- > 0;) {
     size_t o = out.size() - in.size() + i;

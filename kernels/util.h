@@ -1,10 +1,18 @@
-// Small helpers shared by the op kernels: axis normalization, broadcasting.
+// Small helpers shared by the op kernels: axis normalization, broadcasting,
+// attribute and input reading that does not allocate.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "runtime/graph.h"
+#include "runtime/kernel.h"
+#include "runtime/parallel.h"
 #include "runtime/status.h"
 #include "runtime/tensor.h"
 
@@ -38,31 +46,63 @@ bool visit_numeric(DType t, Fn&& fn) {
 // attribute when it is out of range.
 Expected<int> normalize_axis(int64_t axis, int rank, const char* what = "axis");
 
+// node.attr_int / attr_float for keys longer than 15 characters: those
+// would build a heap-allocated std::string key on every run (Node::find_attr).
+inline int64_t attr_int_of(const Node& node, std::string_view k, int64_t def) {
+  const Attribute* a = node.find_attr(k);
+  return a ? a->i : def;
+}
+inline float attr_float_of(const Node& node, std::string_view k, float def) {
+  const Attribute* a = node.find_attr(k);
+  return a ? a->f : def;
+}
+
+// An ints attribute copied into an inline Shape (Node::attr_ints copies into
+// a heap-allocated std::vector on every call), or `def` when it is absent.
+inline Shape attr_ints_or(const Node& node, std::string_view k, Shape def) {
+  const Attribute* a = node.find_attr(k);
+  return a ? Shape(a->ints.begin(), a->ints.end()) : def;
+}
+
+// Reads a 1-D (or scalar) int32/int64 input such as Reshape's `shape` or
+// Slice's `starts` into an inline Shape (no heap allocation up to 8 values);
+// `what` names it in errors.
+Expected<Shape> int_list_input(const KernelContext& ctx, int i, const char* what);
+
+// How many per-thread slices a workspace needs: parallel_for runs on up to
+// num_threads() threads (runtime/parallel.h), which the session sets to the
+// context's count; a kernel called directly may see either.
+inline int thread_slots(const KernelContext& ctx) { return std::max(ctx.num_threads(), num_threads()); }
+
 // The NumPy broadcast of several shapes, or an error naming both shapes.
-Expected<Shape> broadcast_shapes(const std::vector<Shape>& shapes);
+Expected<Shape> broadcast_shapes(std::span<const Shape> shapes);
+inline Expected<Shape> broadcast_shapes(std::initializer_list<Shape> shapes) {
+  return broadcast_shapes(std::span<const Shape>(shapes.begin(), shapes.size()));
+}
 
 // Element strides of `in` as seen from the broadcast shape `out` (right
 // aligned; 0 along broadcast dims). out.size() >= in.size().
-std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out);
+Shape broadcast_strides(const Shape& in, const Shape& out);
 
 // Calls fn(out_index, offsets) for every element of `out`, where offsets[k]
 // is the element offset into input k with strides strides[k]. Walks the
-// index with an odometer, so the cost per element is O(1) amortized.
-template <class Fn>
-void for_each_broadcast(const Shape& out, const std::vector<std::vector<int64_t>>& strides, Fn&& fn) {
+// index with an odometer, so the cost per element is O(1) amortized. No
+// heap allocation for rank <= 8.
+template <size_t K, class Fn>
+void for_each_broadcast(const Shape& out, const Shape (&strides)[K], Fn&& fn) {
   const size_t rank = out.size();
-  const size_t k = strides.size();
   int64_t total = 1;
   for (int64_t d : out) total *= d;
   if (total == 0) return;
-  std::vector<int64_t> idx(rank, 0), off(k, 0);
+  Shape idx(rank, 0);
+  int64_t off[K] = {};
   for (int64_t i = 0; i < total; ++i) {
-    fn(i, off.data());
+    fn(i, static_cast<const int64_t*>(off));
     for (size_t d = rank; d-- > 0;) {
       ++idx[d];
-      for (size_t j = 0; j < k; ++j) off[j] += strides[j][d];
+      for (size_t j = 0; j < K; ++j) off[j] += strides[j][d];
       if (idx[d] < out[d]) break;
-      for (size_t j = 0; j < k; ++j) off[j] -= strides[j][d] * out[d];
+      for (size_t j = 0; j < K; ++j) off[j] -= strides[j][d] * out[d];
       idx[d] = 0;
     }
   }

@@ -701,7 +701,9 @@ Expected<std::shared_ptr<Model>> load_blob(const std::string& path, bool verify,
   auto file = MappedFile::open(path);
   if (!file) return file.status();
   std::shared_ptr<MappedFile> f = *file;
-  return load_impl(f->data(), f->size(), f, path, verify, info, nullptr);
+  auto m = load_impl(f->data(), f->size(), f, path, verify, info, nullptr);
+  if (m) (*m)->mapped_regions.push_back({f->data(), f->size()});
+  return m;
 }
 
 Status verify_blob(const std::string& path, VerifyStats* stats) {

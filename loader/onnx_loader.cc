@@ -75,6 +75,7 @@ class ExternalData {
     for (auto& [real, e] : files_) {
       model.external_data.push_back({e.location, e.file->size(), e.bytes_used, e.tensors});
       model.keepalive.push_back(e.file);
+      model.mapped_regions.push_back({e.file->data(), e.file->size()});
     }
   }
 

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/status.h"
@@ -68,6 +70,24 @@ struct Node {
   std::vector<int64_t> attr_ints(const std::string& k, std::vector<int64_t> def = {}) const {
     const Attribute* a = attr(k);
     return a ? a->ints : def;
+  }
+  // Lookups that never allocate, for kernels (they run on every
+  // Session::run, which must not touch the heap once planned): the key is
+  // compared in place, where a std::string temporary would allocate past 15
+  // characters ("coordinate_transformation_mode"), and values are views into
+  // the attribute instead of copies. A linear scan: nodes have few attributes.
+  const Attribute* find_attr(std::string_view k) const {
+    for (const auto& [name, a] : attrs)
+      if (name == k) return &a;
+    return nullptr;
+  }
+  std::span<const int64_t> attr_ints_view(std::string_view k) const {
+    const Attribute* a = find_attr(k);
+    return a ? std::span<const int64_t>(a->ints) : std::span<const int64_t>();
+  }
+  std::string_view attr_string_view(std::string_view k, std::string_view def) const {
+    const Attribute* a = find_attr(k);
+    return a ? std::string_view(a->s) : def;
   }
   // "node 'name' (OpType)" for error messages.
   std::string describe() const { return "node '" + name + "' (" + op_type + ")"; }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,11 @@ struct Model {
   // Owners of the bytes that initializers point into (mappings, the parsed
   // protobuf). Opaque on purpose: only the loader knows what they are.
   std::vector<std::shared_ptr<const void>> keepalive;
+  // The read-only file mappings that initializers may point into (a blob,
+  // ONNX external data). Weights there are paged in on use and can be
+  // released again (runtime/session.h's streaming mode); weights elsewhere
+  // live in anonymous memory.
+  std::vector<std::span<const uint8_t>> mapped_regions;
 
   int64_t parameter_count() const;
   uint64_t parameter_bytes() const;

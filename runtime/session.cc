@@ -1,14 +1,74 @@
 #include "runtime/session.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "runtime/cpu_isa.h"
 #include "runtime/fuse.h"
+#include "runtime/memory_plan.h"
+#include "runtime/memory_stats.h"
 #include "runtime/parallel.h"
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14; older kernels answer EINVAL, which we ignore
+#endif
+
 namespace sarai {
+
+namespace {
+constexpr uint64_t kAlign = 64;
+constexpr size_t kMaxPlans = 8;  // shape signatures kept; the oldest goes first
+uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+std::string mb(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buf;
+}
+
+// Inputs an op may overwrite with its output (same shape and dtype): each
+// element is read before its position is written. Anything else gets an
+// output buffer of its own.
+std::span<const int> in_place_inputs(const Node& n) {
+  static const int kBoth[] = {0, 1};
+  static const int kFirst[] = {0};
+  if (!n.domain.empty() && n.domain != "sarai") return {};
+  const std::string& op = n.op_type;
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return kBoth;
+  if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Erf" || op == "Sqrt" || op == "Gelu")
+    return kFirst;
+  return {};
+}
+}  // namespace
+
+// A plan for one shape signature: where each node's outputs and workspace
+// live in the arena, and how the weights are treated under the budget.
+struct Session::Plan {
+  std::vector<int64_t> out_offset;    // per node output (Session::out_begin_): arena offset, -1 when not planned
+  std::vector<uint64_t> out_capacity;
+  std::vector<int64_t> ws_offset;     // per node position
+  std::vector<uint64_t> ws_capacity;
+  std::vector<uint8_t> release;       // streaming: per weight range, release after use
+  std::vector<int> value_buffer;      // per value: its buffer (SessionOptions::check_overlaps)
+  MemoryReport report;
+  bool stale = false;
+};
+
+// What a planning pass learns: every buffer's size and lifetime, and which
+// buffer each value, node output and workspace is.
+struct Recording {
+  std::vector<BufferLifetime> buffers;
+  std::vector<const uint8_t*> base;  // storage of each buffer during the pass
+  std::vector<int> value_buffer;     // per value, -1: not in the arena
+  std::vector<int> out_buffer;       // like Plan::out_offset
+  std::vector<int> ws_buffer;        // per node position
+};
 
 std::string describe_value_type(const Value& v) {
   std::string s = v.dtype == DType::kUndefined ? "tensor" : dtype_name(v.dtype);
@@ -69,10 +129,48 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   s->last_use_ = g.last_uses(s->order_);
   s->num_threads_ = options.num_threads > 0 ? options.num_threads : physical_cores();
   s->profile_ = options.profile;
+  s->options_ = options;
   if (s->profile_) s->node_ms_.assign(g.nodes.size(), 0.0);
+  s->out_begin_.push_back(0);
+  for (int node_id : s->order_)
+    s->out_begin_.push_back(s->out_begin_.back() + static_cast<int>(g.nodes[static_cast<size_t>(node_id)].outputs.size()));
+
+  // Which weights each node reads, as page ranges of the file mappings
+  // (released after use in streaming mode). Nothing here touches a weight.
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<bool> counted(g.values.size(), false);
+  s->weight_begin_.push_back(0);
+  for (int node_id : s->order_) {
+    for (int v : g.nodes[static_cast<size_t>(node_id)].inputs) {
+      if (v == kNoValue || !g.values[static_cast<size_t>(v)].is_initializer) continue;
+      const Tensor& t = g.values[static_cast<size_t>(v)].initializer;
+      const auto* p = static_cast<const uint8_t*>(t.raw());
+      const uint64_t n = t.nbytes();
+      if (n == 0) continue;
+      const std::span<const uint8_t>* region = nullptr;
+      for (const auto& r : model->mapped_regions)
+        if (p >= r.data() && p + n <= r.data() + r.size()) region = &r;
+      if (!counted[static_cast<size_t>(v)]) {
+        counted[static_cast<size_t>(v)] = true;
+        (region ? s->mapped_weight_bytes_ : s->heap_weight_bytes_) += n;
+      }
+      if (!region) continue;
+      const uint64_t lo = std::max<uint64_t>(reinterpret_cast<uintptr_t>(p) / page * page,
+                                             reinterpret_cast<uintptr_t>(region->data()));
+      const uint64_t hi = std::min<uint64_t>(round_up(reinterpret_cast<uintptr_t>(p) + n, page),
+                                             reinterpret_cast<uintptr_t>(region->data() + region->size()));
+      s->weight_ranges_.push_back({reinterpret_cast<const uint8_t*>(lo), hi - lo});
+    }
+    s->weight_begin_.push_back(static_cast<int>(s->weight_ranges_.size()));
+  }
+  s->weight_begin_.push_back(static_cast<int>(s->weight_ranges_.size()));  // a sentinel for "the next node"
   s->model_ = std::move(model);
   return s;
 }
+
+Session::~Session() { std::free(arena_); }
+
+uint64_t Session::resident_weight_bytes() const { return resident_bytes(model_->mapped_regions); }
 
 Status Session::check_input(const NamedTensor& in) const {
   const Graph& g = graph();
@@ -85,25 +183,29 @@ Status Session::check_input(const NamedTensor& in) const {
   }
   const Value& v = g.values[static_cast<size_t>(id)];
   const Tensor& t = in.tensor;
-  const std::string got = std::string(dtype_name(t.dtype())) + " " + shape_to_string(t.shape());
+  // Built only for a message: a valid input costs no allocation.
+  auto got = [&] { return std::string(dtype_name(t.dtype())) + " " + shape_to_string(t.shape()); };
   if (v.dtype != DType::kUndefined && v.dtype != t.dtype())
-    return Status::error(path + ": input '" + in.name + "' must be " + describe_value_type(v) + ", got " + got);
+    return Status::error(path + ": input '" + in.name + "' must be " + describe_value_type(v) + ", got " + got());
   if (!v.has_shape) return Status::ok();
   if (static_cast<size_t>(t.rank()) != v.dims.size())
     return Status::error(path + ": input '" + in.name + "' must be " + describe_value_type(v) + " (rank " +
-                         std::to_string(v.dims.size()) + "), got " + got);
+                         std::to_string(v.dims.size()) + "), got " + got());
   for (size_t d = 0; d < v.dims.size(); ++d)
     if (v.dims[d].is_fixed() && v.dims[d].value != t.shape()[d])
-      return Status::error(path + ": input '" + in.name + "' must be " + describe_value_type(v) + ", got " + got +
+      return Status::error(path + ": input '" + in.name + "' must be " + describe_value_type(v) + ", got " + got() +
                            " (dim " + std::to_string(d) + " must be " + std::to_string(v.dims[d].value) + ")");
   return Status::ok();
 }
 
-Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<Tensor>& values) const {
+Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<Tensor>& values) {
   const Graph& g = graph();
   const std::string& path = model_->path;
+  values.resize(g.values.size());
+  for (size_t i = 0; i < g.values.size(); ++i)
+    values[i] = g.values[i].is_initializer ? g.values[i].initializer : Tensor();
   // A symbolic dim ("frames") must take one value across all inputs.
-  std::map<std::string, std::pair<int64_t, std::string>> symbols;  // symbol -> (value, input that set it)
+  symbols_.clear();
   for (const NamedTensor& in : inputs) {
     SARAI_RETURN_IF_ERROR(check_input(in));
     int id = g.find_value(in.name);
@@ -112,11 +214,14 @@ Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<
       const Dim& dim = v.dims[d];
       if (dim.is_fixed() || dim.symbol.empty()) continue;
       int64_t actual = in.tensor.shape()[d];
-      auto [it, fresh] = symbols.emplace(dim.symbol, std::make_pair(actual, in.name));
-      if (!fresh && it->second.first != actual)
+      auto it = std::find_if(symbols_.begin(), symbols_.end(),
+                             [&](const SymbolBinding& b) { return *b.symbol == dim.symbol; });
+      if (it == symbols_.end())
+        symbols_.push_back({&dim.symbol, actual, &in.name});
+      else if (it->value != actual)
         return Status::error(path + ": input '" + in.name + "' has " + dim.symbol + " = " + std::to_string(actual) +
-                             ", but input '" + it->second.second + "' has " + dim.symbol + " = " +
-                             std::to_string(it->second.first));
+                             ", but input '" + *it->input + "' has " + dim.symbol + " = " +
+                             std::to_string(it->value));
     }
     values[static_cast<size_t>(id)] = in.tensor;
   }
@@ -129,48 +234,371 @@ Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<
   return Status::ok();
 }
 
-Expected<std::vector<NamedTensor>> Session::run(const std::vector<NamedTensor>& inputs) {
+Expected<std::unique_ptr<Session::Plan>> Session::build_plan(const std::vector<NamedTensor>& inputs) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Graph& g = graph();
+  const size_t positions = order_.size();
+  auto plan = std::make_unique<Plan>();
+  const int outs = out_begin_.back();
+
+  // The planning pass: every kernel runs in shape-only mode (outputs in
+  // untouched pages, big float work skipped). Should a kernel fail on the
+  // zero-filled stand-ins (a shape that depends on float data), record a
+  // real run instead.
+  Recording rec;
+  rec.value_buffer.assign(g.values.size(), -1);
+  rec.out_buffer.assign(static_cast<size_t>(outs), -1);
+  rec.ws_buffer.assign(positions, -1);
+  Status st = execute(inputs, nullptr, NodeMemory::Mode::kShapeOnly, &rec);
+  if (!st) {
+    rec = Recording();
+    rec.value_buffer.assign(g.values.size(), -1);
+    rec.out_buffer.assign(static_cast<size_t>(outs), -1);
+    rec.ws_buffer.assign(positions, -1);
+    SARAI_RETURN_IF_ERROR(execute(inputs, nullptr, NodeMemory::Mode::kHeap, &rec));
+  }
+  MemoryReport& r = plan->report;
+  for (int id : g.outputs) r.output_bytes += values_[static_cast<size_t>(id)].nbytes();
+  for (Tensor& t : values_) t = Tensor();
+
+  // In place: an element-wise op's output takes the buffer of an input that
+  // dies at that op (same size, and no other input of the op shares it).
+  int in_place = 0;
+  if (options_.reuse_buffers) {
+    for (size_t pos = 0; pos < positions; ++pos) {
+      const Node& node = g.nodes[static_cast<size_t>(order_[pos])];
+      if (node.outputs.empty()) continue;
+      const int bo = rec.out_buffer[static_cast<size_t>(out_begin_[pos])];
+      if (bo < 0 || rec.buffers[static_cast<size_t>(bo)].first != static_cast<int>(pos)) continue;
+      for (int j : in_place_inputs(node)) {
+        if (j >= static_cast<int>(node.inputs.size()) || node.inputs[static_cast<size_t>(j)] == kNoValue) continue;
+        const int vi = node.inputs[static_cast<size_t>(j)];
+        const int bi = rec.value_buffer[static_cast<size_t>(vi)];
+        if (bi < 0 || bi == bo) continue;
+        BufferLifetime& in = rec.buffers[static_cast<size_t>(bi)];
+        const BufferLifetime& out = rec.buffers[static_cast<size_t>(bo)];
+        if (in.last != static_cast<int>(pos) || in.bytes != out.bytes) continue;
+        bool shared = false;
+        for (int v : node.inputs)
+          if (v != kNoValue && v != vi && rec.value_buffer[static_cast<size_t>(v)] == bi) shared = true;
+        if (shared) continue;
+        in.last = out.last;
+        rec.buffers[static_cast<size_t>(bo)].bytes = 0;
+        for (int& b : rec.value_buffer) b = b == bo ? bi : b;
+        for (int& b : rec.out_buffer) b = b == bo ? bi : b;
+        ++in_place;
+        break;
+      }
+    }
+  }
+
+  const ArenaLayout layout = plan_arena(rec.buffers, kAlign, options_.reuse_buffers);
+  if (options_.check_overlaps) {
+    SARAI_RETURN_IF_ERROR(check_arena_layout(rec.buffers, layout, kAlign));
+    plan->value_buffer = rec.value_buffer;
+  }
+  plan->out_offset.assign(static_cast<size_t>(outs), -1);
+  plan->out_capacity.assign(static_cast<size_t>(outs), 0);
+  for (size_t i = 0; i < static_cast<size_t>(outs); ++i) {
+    const int b = rec.out_buffer[i];
+    if (b < 0) continue;
+    plan->out_offset[i] = static_cast<int64_t>(layout.offsets[static_cast<size_t>(b)]);
+    plan->out_capacity[i] = round_up(rec.buffers[static_cast<size_t>(b)].bytes, kAlign);
+  }
+  plan->ws_offset.assign(positions, -1);
+  plan->ws_capacity.assign(positions, 0);
+  for (size_t pos = 0; pos < positions; ++pos) {
+    const int b = rec.ws_buffer[pos];
+    if (b < 0) continue;
+    plan->ws_offset[pos] = static_cast<int64_t>(layout.offsets[static_cast<size_t>(b)]);
+    plan->ws_capacity[pos] = round_up(rec.buffers[static_cast<size_t>(b)].bytes, kAlign);
+    r.workspace_bytes = std::max(r.workspace_bytes, plan->ws_capacity[pos]);
+  }
+  r.arena_bytes = layout.size;
+  r.lower_bound_bytes = arena_lower_bound(rec.buffers, kAlign);
+  for (const BufferLifetime& b : rec.buffers) {
+    r.no_reuse_bytes += round_up(b.bytes, kAlign);
+    r.buffers += b.bytes > 0;
+  }
+  r.in_place = in_place;
+  r.mapped_weight_bytes = mapped_weight_bytes_;
+  r.heap_weight_bytes = heap_weight_bytes_;
+  for (size_t pos = 0; pos < positions; ++pos) {
+    uint64_t n = 0;
+    for (int i = weight_begin_[pos]; i < weight_begin_[pos + 1]; ++i) n += weight_ranges_[static_cast<size_t>(i)].size();
+    r.largest_node_weight_bytes = std::max(r.largest_node_weight_bytes, n);
+  }
+  r.plan_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return plan;
+}
+
+Status Session::decide_budget(Plan& plan) {
+  MemoryReport& r = plan.report;
+  const ProcessMemory now = process_memory();
+  const uint64_t resident = resident_weight_bytes();
+  r.runtime_bytes = now.rss_bytes > resident ? now.rss_bytes - resident : 0;
+  r.budget_bytes = options_.max_memory_bytes;
+  const uint64_t base = r.runtime_bytes + r.arena_bytes + r.output_bytes;
+  const uint64_t all_resident = base + r.mapped_weight_bytes;
+  plan.release.assign(weight_ranges_.size(), 0);
+  r.streaming = false;
+  r.pinned_weight_bytes = r.mapped_weight_bytes;
+  r.needed_bytes = all_resident;
+  if (!options_.stream_weights && (r.budget_bytes == 0 || all_resident <= r.budget_bytes)) return Status::ok();
+  const uint64_t minimum = base + r.largest_node_weight_bytes;
+  if (r.budget_bytes && minimum > r.budget_bytes)
+    return Status::error(model_->path + ": a memory budget of " + mb(r.budget_bytes) + " is too small: running needs at least " +
+                         mb(minimum) + " (activations " + mb(r.arena_bytes + r.output_bytes) + ", the largest node's weights " +
+                         mb(r.largest_node_weight_bytes) + ", the runtime itself " + mb(r.runtime_bytes) + ")");
+  // Streaming: keep the weights of the first nodes resident while they fit
+  // beside the minimum (with a 5% margin for what the estimate cannot see),
+  // release every later node's weight pages after it ran.
+  r.streaming = true;
+  const uint64_t margin = r.budget_bytes / 20;
+  uint64_t room = r.budget_bytes > minimum + margin ? r.budget_bytes - minimum - margin : 0;  // 0 without a budget
+  r.pinned_weight_bytes = 0;
+  for (size_t i = 0; i < weight_ranges_.size(); ++i) {
+    const uint64_t n = weight_ranges_[i].size();
+    if (n <= room) {
+      room -= n;
+      r.pinned_weight_bytes += n;
+    } else {
+      plan.release[i] = 1;
+      room = 0;  // keep the resident part a prefix: later small tensors stream too
+    }
+  }
+  r.needed_bytes = minimum + r.pinned_weight_bytes;
+  return Status::ok();
+}
+
+Expected<Session::Plan*> Session::plan_for(const std::vector<NamedTensor>& inputs) {
+  const Graph& g = graph();
+  SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));
+  signature_.clear();
+  for (int id : g.inputs) {
+    const Tensor& t = values_[static_cast<size_t>(id)];
+    signature_.push_back(static_cast<int64_t>(t.dtype()));
+    signature_.push_back(t.rank());
+    for (int64_t d : t.shape()) signature_.push_back(d);
+  }
+  auto it = plans_.find(signature_);
+  if (it != plans_.end() && !it->second->stale) return it->second.get();
+  if (it != plans_.end()) plans_.erase(it);
+  std::vector<int64_t> key = signature_;
+  auto plan = build_plan(inputs);
+  if (!plan) return plan.status();
+  SARAI_RETURN_IF_ERROR(decide_budget(**plan));
+  if (plans_.size() >= kMaxPlans) plans_.erase(plans_.begin());
+  const uint64_t need = std::max<uint64_t>((*plan)->report.arena_bytes, kAlign);
+  if (need > arena_capacity_) {
+    std::free(arena_);
+    arena_ = static_cast<uint8_t*>(std::aligned_alloc(kAlign, round_up(need, kAlign)));
+    arena_capacity_ = arena_ ? need : 0;
+    if (!arena_) return Status::error(model_->path + ": cannot allocate the " + mb(need) + " activation arena");
+  }
+  Plan* p = plan->get();
+  plans_[std::move(key)] = std::move(*plan);
+  return p;
+}
+
+Expected<MemoryReport> Session::prepare(const std::vector<NamedTensor>& inputs) {
+  auto plan = plan_for(inputs);
+  if (!plan) return plan.status();
+  return (*plan)->report;
+}
+
+Status Session::execute(const std::vector<NamedTensor>& inputs, Plan* plan, NodeMemory::Mode mode,
+                        Recording* rec) {
   const Graph& g = graph();
   set_num_threads(num_threads_);
-  std::vector<Tensor> values(g.values.size());
-  for (size_t i = 0; i < g.values.size(); ++i)
-    if (g.values[i].is_initializer) values[i] = g.values[i].initializer;
-  SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values));
+  SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));
+  const bool streaming = plan && plan->report.streaming;
+  // Weight pages: on a cold first run ask the kernel to read the next
+  // node's weights ahead; when streaming, also map the current node's in one
+  // call instead of a fault per page.
+  const bool prefetch = mode == NodeMemory::Mode::kPlanned && (streaming || !weights_touched_);
 
   for (size_t pos = 0; pos < order_.size(); ++pos) {
     const int node_id = order_[pos];
     const Node& node = g.nodes[static_cast<size_t>(node_id)];
-    std::vector<const Tensor*> in;
-    in.reserve(node.inputs.size());
+    node_inputs_.clear();
     for (int v : node.inputs)
-      in.push_back(v != kNoValue && values[static_cast<size_t>(v)].defined() ? &values[static_cast<size_t>(v)] : nullptr);
-    std::vector<Tensor> outs(node.outputs.size());
-    KernelContext ctx(node, g.opset, in, outs, num_threads_);
+      node_inputs_.push_back(v != kNoValue && values_[static_cast<size_t>(v)].defined() ? &values_[static_cast<size_t>(v)]
+                                                                                       : nullptr);
+    node_outputs_.clear();
+    node_outputs_.resize(node.outputs.size());
+    NodeMemory mem;
+    mem.mode = mode;
+    if (plan) {
+      const size_t ob = static_cast<size_t>(out_begin_[pos]);
+      mem.arena = arena_;
+      mem.output_offset = plan->out_offset.data() + ob;
+      mem.output_capacity = plan->out_capacity.data() + ob;
+      mem.workspace_offset = plan->ws_offset[pos];
+      mem.workspace_capacity = plan->ws_capacity[pos];
+    }
+    if (prefetch) {
+      if (streaming)
+        for (int i = weight_begin_[pos]; i < weight_begin_[pos + 1]; ++i)
+          ::madvise(const_cast<uint8_t*>(weight_ranges_[static_cast<size_t>(i)].data()),
+                    weight_ranges_[static_cast<size_t>(i)].size(), MADV_POPULATE_READ);
+      if (pos + 1 < order_.size())
+        for (int i = weight_begin_[pos + 1]; i < weight_begin_[pos + 2]; ++i)
+          ::madvise(const_cast<uint8_t*>(weight_ranges_[static_cast<size_t>(i)].data()),
+                    weight_ranges_[static_cast<size_t>(i)].size(), MADV_WILLNEED);
+    }
+    KernelContext ctx(node, g.opset, node_inputs_, node_outputs_, num_threads_, &mem);
     const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     Status st = kernel_of_node_[static_cast<size_t>(node_id)](ctx);
-    if (profile_)
+    if (profile_ && mode == NodeMemory::Mode::kPlanned)
       node_ms_[static_cast<size_t>(node_id)] +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!st.is_ok()) return Status::error(model_->path + ": " + node.describe() + ": " + st.message());
+    if (mem.plan_miss && plan) {
+      plan->stale = true;
+      ++plan_misses_;
+    }
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       int v = node.outputs[k];
       if (v == kNoValue) continue;
-      Tensor& out = ctx.outputs()[k];
-      if (!out.defined())
+      if (!node_outputs_[k].defined())
         return Status::error(model_->path + ": " + node.describe() + ": produced no value for output " +
                              std::to_string(k) + " ('" + g.values[static_cast<size_t>(v)].name + "')");
+    }
+    if (rec) record(pos, ctx, mem, *rec);
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      int v = node.outputs[k];
       // An output nobody reads and the graph does not return dies at once.
-      if (last_use_[static_cast<size_t>(v)] >= 0) values[static_cast<size_t>(v)] = std::move(out);
+      if (v != kNoValue && last_use_[static_cast<size_t>(v)] >= 0)
+        values_[static_cast<size_t>(v)] = std::move(node_outputs_[k]);
     }
     // Release what no later node reads.
     for (int v : node.inputs)
       if (v != kNoValue && last_use_[static_cast<size_t>(v)] == static_cast<int>(pos) &&
           !g.values[static_cast<size_t>(v)].is_initializer)
-        values[static_cast<size_t>(v)] = Tensor();
+        values_[static_cast<size_t>(v)] = Tensor();
+    if (plan && options_.check_overlaps) SARAI_RETURN_IF_ERROR(check_live_overlaps(pos, *plan));
+    if (streaming)
+      for (int i = weight_begin_[pos]; i < weight_begin_[pos + 1]; ++i)
+        if (plan->release[static_cast<size_t>(i)])
+          ::madvise(const_cast<uint8_t*>(weight_ranges_[static_cast<size_t>(i)].data()),
+                    weight_ranges_[static_cast<size_t>(i)].size(), MADV_DONTNEED);
   }
+  if (mode == NodeMemory::Mode::kPlanned) weights_touched_ = true;
+  return Status::ok();
+}
 
+Status Session::check_live_overlaps(size_t pos, const Plan& plan) const {
+  const Graph& g = graph();
+  const uint8_t* lo = arena_;
+  const uint8_t* hi = arena_ + plan.report.arena_bytes;
+  auto in_arena = [&](const Tensor& t) {
+    const auto* p = static_cast<const uint8_t*>(t.raw());
+    return t.defined() && t.nbytes() > 0 && p >= lo && p < hi;
+  };
+  const int64_t ws = plan.ws_offset[pos];
+  for (size_t a = 0; a < values_.size(); ++a) {
+    const Tensor& x = values_[a];
+    if (!in_arena(x)) continue;
+    const auto* xa = static_cast<const uint8_t*>(x.raw());
+    if (ws >= 0 && xa < arena_ + ws + plan.ws_capacity[pos] && arena_ + ws < xa + x.nbytes())
+      return Status::error("plan overlap: value '" + g.values[a].name + "' shares memory with the workspace of " +
+                           g.nodes[static_cast<size_t>(order_[pos])].describe());
+    for (size_t b = a + 1; b < values_.size(); ++b) {
+      const Tensor& y = values_[b];
+      if (!in_arena(y) || plan.value_buffer[a] == plan.value_buffer[b]) continue;
+      const auto* yb = static_cast<const uint8_t*>(y.raw());
+      if (xa < yb + y.nbytes() && yb < xa + x.nbytes())
+        return Status::error("plan overlap: live values '" + g.values[a].name + "' and '" + g.values[b].name +
+                             "' share memory after " + g.nodes[static_cast<size_t>(order_[pos])].describe());
+    }
+  }
+  return Status::ok();
+}
+
+void Session::record(size_t pos, const KernelContext& ctx, const NodeMemory& mem, Recording& rec) {
+  const Graph& g = graph();
+  const Node& node = g.nodes[static_cast<size_t>(order_[pos])];
+  const int p = static_cast<int>(pos);
+  const size_t ob = static_cast<size_t>(out_begin_[pos]);
+  for (size_t k = 0; k < node.outputs.size(); ++k) {
+    const int v = node.outputs[k];
+    const Tensor& t = node_outputs_[k];
+    int b = -1;
+    if (ctx.allocated(static_cast<int>(k))) {
+      // A new buffer, alive until the value's last reader (or at once when
+      // nobody reads it; graph outputs live to the end).
+      const int last = v == kNoValue ? p : std::max(p, last_use_[static_cast<size_t>(v)]);
+      b = static_cast<int>(rec.buffers.size());
+      rec.buffers.push_back({t.nbytes(), p, last});
+      rec.base.push_back(static_cast<const uint8_t*>(t.raw()));
+      rec.out_buffer[ob + k] = b;
+    } else if (t.defined() && v != kNoValue) {
+      // A view: if it points into an input's buffer, that buffer must live
+      // as long as the view is read.
+      const auto* q = static_cast<const uint8_t*>(t.raw());
+      for (int in : node.inputs) {
+        const int bi = in == kNoValue ? -1 : rec.value_buffer[static_cast<size_t>(in)];
+        if (bi < 0) continue;
+        const uint8_t* base = rec.base[static_cast<size_t>(bi)];
+        if (q >= base && q < base + std::max<uint64_t>(rec.buffers[static_cast<size_t>(bi)].bytes, 1)) {
+          b = bi;
+          BufferLifetime& buf = rec.buffers[static_cast<size_t>(bi)];
+          buf.last = std::max(buf.last, last_use_[static_cast<size_t>(v)]);
+          break;
+        }
+      }
+    }
+    if (v != kNoValue) rec.value_buffer[static_cast<size_t>(v)] = b;
+  }
+  if (mem.workspace_used > 0) {
+    rec.ws_buffer[pos] = static_cast<int>(rec.buffers.size());
+    rec.buffers.push_back({mem.workspace_used, p, p});
+    rec.base.push_back(nullptr);
+  }
+}
+
+Status Session::run(const std::vector<NamedTensor>& inputs, std::vector<NamedTensor>* outputs) {
+  const Graph& g = graph();
+  auto planned = plan_for(inputs);
+  if (!planned) return planned.status();
+  Plan* plan = *planned;
+  if (poison_memory()) std::memset(arena_, 0xff, plan->report.arena_bytes);
+  Status st = execute(inputs, plan, NodeMemory::Mode::kPlanned, nullptr);
+  if (st) {
+    // Hand the outputs over, into the caller's previous buffers when they
+    // fit (then nothing is allocated).
+    bool same = outputs->size() == g.outputs.size();
+    for (size_t i = 0; same && i < g.outputs.size(); ++i)
+      same = (*outputs)[i].name == g.values[static_cast<size_t>(g.outputs[i])].name;
+    if (!same) {
+      outputs->clear();
+      for (int id : g.outputs) outputs->push_back({g.values[static_cast<size_t>(id)].name, Tensor()});
+    }
+    for (size_t i = 0; i < g.outputs.size(); ++i) {
+      const Tensor& src = values_[static_cast<size_t>(g.outputs[i])];
+      Tensor& dst = (*outputs)[i].tensor;
+      const bool reuse = dst.defined() && dst.dtype() == src.dtype() && dst.shape() == src.shape() &&
+                         !dst.read_only() && dst.owner_use_count() == 1 && dst.raw() != src.raw();
+      if (!reuse) dst = Tensor::allocate(src.dtype(), src.shape());
+      if (src.nbytes()) std::memcpy(dst.mutable_raw(), src.raw(), src.nbytes());
+    }
+  }
+  // Drop this run's handles (the caller's inputs, arena views).
+  for (Tensor& t : values_) t = Tensor();
+  if (plan->stale) {
+    for (auto it = plans_.begin(); it != plans_.end(); ++it)
+      if (it->second.get() == plan) {
+        plans_.erase(it);
+        break;
+      }
+  }
+  return st;
+}
+
+Expected<std::vector<NamedTensor>> Session::run(const std::vector<NamedTensor>& inputs) {
   std::vector<NamedTensor> outputs;
-  for (int id : g.outputs) outputs.push_back({g.values[static_cast<size_t>(id)].name, values[static_cast<size_t>(id)]});
+  SARAI_RETURN_IF_ERROR(run(inputs, &outputs));
   return outputs;
 }
 

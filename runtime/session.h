@@ -8,6 +8,7 @@
 // shapes, and frees every intermediate after its last reader.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,12 +24,48 @@ struct SessionOptions {
   bool profile = false; // time every node (see Session::node_times_ms)
   bool fuse = true;       // Add/Relu/Gelu into quantized ops' epilogues (runtime/fuse.h)
   bool fuse_patterns = true;  // GELU chains, Div+Softmax, attention -> one op each (runtime/fuse.h)
+  // Planned activation memory: buffers whose lifetimes do not meet share
+  // arena memory, and element-wise ops write over an input that dies with
+  // them. false gives every buffer memory of its own (tests compare both).
+  bool reuse_buffers = true;
+  // A memory budget for the whole process (0: none); see prepare().
+  uint64_t max_memory_bytes = 0;
+  // Stream the weights whatever the budget (tests; callers who know the
+  // weights will not stay in the page cache anyway).
+  bool stream_weights = false;
+  // Tests: after every node, check that no two live values of different
+  // buffers, and no workspace, share arena memory (a run error if they do).
+  bool check_overlaps = false;
 };
 
 struct NamedTensor {
   std::string name;
   Tensor tensor;
 };
+
+// What prepare() planned for one input-shape signature, and how it fits
+// the budget. Byte counts; "runtime" is the process's resident memory
+// before running, less any weight pages already mapped in.
+struct MemoryReport {
+  uint64_t arena_bytes = 0;          // activations + workspaces, one arena
+  uint64_t no_reuse_bytes = 0;       // the same buffers without sharing
+  uint64_t lower_bound_bytes = 0;    // most bytes alive at one node
+  uint64_t workspace_bytes = 0;      // largest single kernel workspace
+  uint64_t output_bytes = 0;         // graph outputs handed to the caller
+  uint64_t mapped_weight_bytes = 0;  // weights read through file mappings
+  uint64_t heap_weight_bytes = 0;    // weights in anonymous memory
+  uint64_t largest_node_weight_bytes = 0;
+  uint64_t runtime_bytes = 0;
+  uint64_t budget_bytes = 0;         // 0: no budget
+  bool streaming = false;            // weight pages released after use
+  uint64_t pinned_weight_bytes = 0;  // streaming: weights kept resident anyway
+  uint64_t needed_bytes = 0;         // the plan's peak for the chosen mode
+  int buffers = 0;
+  int in_place = 0;                  // outputs written over a dying input
+  double plan_ms = 0;                // planning pass + layout
+};
+
+struct Recording;  // session.cc: what a planning pass learns
 
 // "float32 [1, 80, frames]" for a declared value.
 std::string describe_value_type(const Value& v);
@@ -37,6 +74,7 @@ class Session {
  public:
   static Expected<std::unique_ptr<Session>> create(std::shared_ptr<const Model> model, const KernelTable& kernels,
                                                    SessionOptions options = {});
+  ~Session();
 
   const Model& model() const { return *model_; }
   const Graph& graph() const { return model_->graph; }
@@ -46,23 +84,76 @@ class Session {
   // dims), so a caller can name the file it came from in the error.
   Status check_input(const NamedTensor& input) const;
 
+  // Plans memory for the shapes of `inputs` (their values are not read) and
+  // checks the budget, once per shape signature (run() calls it too):
+  // a planning pass runs every kernel in shape-only mode to learn each
+  // buffer's size and lifetime, then plan_arena lays them out. With a
+  // budget, the weights stay resident if everything fits; otherwise the
+  // session streams them (each node's weight pages are released after it
+  // ran, except a prefix that fits); and if even the activations do not
+  // fit, this fails with how much memory would be needed.
+  Expected<MemoryReport> prepare(const std::vector<NamedTensor>& inputs);
+
+  // Runs the model. The second form writes into *outputs, reusing their
+  // storage when they are the previous run's outputs (same names, shapes,
+  // sole owner): after the first run of a shape it then performs no heap
+  // allocation of its own.
   Expected<std::vector<NamedTensor>> run(const std::vector<NamedTensor>& inputs);
+  Status run(const std::vector<NamedTensor>& inputs, std::vector<NamedTensor>* outputs);
 
   // With SessionOptions::profile: milliseconds spent in each node (indexed
   // like graph().nodes), summed over every run so far.
   const std::vector<double>& node_times_ms() const { return node_ms_; }
+  // Whether a planned run met a size its plan did not foresee (a shape that
+  // depends on data); the next run plans again.
+  int plan_misses() const { return plan_misses_; }
+  // Bytes of the weight mappings resident in this process now.
+  uint64_t resident_weight_bytes() const;
 
  private:
+  struct Plan;
   Session() = default;
-  Status bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<Tensor>& values) const;
+  Status bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<Tensor>& values);
+  Expected<Plan*> plan_for(const std::vector<NamedTensor>& inputs);
+  Expected<std::unique_ptr<Plan>> build_plan(const std::vector<NamedTensor>& inputs);
+  Status decide_budget(Plan& plan);
+  Status execute(const std::vector<NamedTensor>& inputs, Plan* plan, NodeMemory::Mode mode, Recording* rec);
+  void record(size_t pos, const KernelContext& ctx, const NodeMemory& mem, Recording& rec);
+  Status check_live_overlaps(size_t pos, const Plan& plan) const;
 
   std::shared_ptr<const Model> model_;
+  SessionOptions options_;
   std::vector<int> order_;
   std::vector<KernelFn> kernel_of_node_;
   std::vector<int> last_use_;
+  std::vector<int> out_begin_;  // node position -> index of its first output in per-output tables
   int num_threads_ = 1;
   bool profile_ = false;
   std::vector<double> node_ms_;
+
+  // Weights per node position, as page-aligned ranges of the mappings.
+  std::vector<std::span<const uint8_t>> weight_ranges_;
+  std::vector<int> weight_begin_;  // node position -> first range (size order+1)
+  uint64_t mapped_weight_bytes_ = 0, heap_weight_bytes_ = 0;
+  bool weights_touched_ = false;
+
+  // Plans per shape signature (dtype, rank, dims of each graph input).
+  std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
+  std::vector<int64_t> signature_;  // scratch, reused
+  uint8_t* arena_ = nullptr;
+  uint64_t arena_capacity_ = 0;
+  int plan_misses_ = 0;
+
+  // Per-run scratch, reused so a planned run allocates nothing.
+  std::vector<Tensor> values_;
+  std::vector<const Tensor*> node_inputs_;
+  std::vector<Tensor> node_outputs_;
+  struct SymbolBinding {
+    const std::string* symbol;
+    int64_t value;
+    const std::string* input;
+  };
+  std::vector<SymbolBinding> symbols_;
 };
 
 }  // namespace sarai

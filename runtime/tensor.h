@@ -80,6 +80,9 @@ class Tensor {
   int64_t numel() const { return numel_of(shape_); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
   bool read_only() const { return read_only_; }
+  // How many handles share this tensor's storage owner (0 when nothing owns
+  // it, e.g. planned arena memory); 1 means this handle is the only one.
+  long owner_use_count() const { return owner_.use_count(); }
 
   const void* raw() const { return data_; }
   void* mutable_raw() {

@@ -105,6 +105,26 @@ TEST(Cli, RunFixtureWithRandomInputAtSeveralLengths) {
   }
 }
 
+TEST(Cli, ReportMemoryAndBudget) {
+  const std::string model = fixture("whisper_tiny_encoder.onnx");
+  CliResult r = run_cli({"run", model, "--random", "mel=1x80x200", "--runs", "2", "--report-memory"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("session ready in"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("memory plan: activation arena"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("memory: peak RSS (VmHWM)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("budget none"), std::string::npos) << r.out;
+
+  CliResult roomy = run_cli({"run", model, "--random", "mel=1x80x200", "--max-memory-mb", "100000"});
+  ASSERT_EQ(roomy.code, 0) << roomy.err;
+  EXPECT_NE(roomy.out.find("memory budget 100000.0 MB: everything fits"), std::string::npos) << roomy.out;
+
+  // Too small even for the activations: one line, before any run.
+  CliResult tiny = run_cli({"run", model, "--random", "mel=1x80x200", "--max-memory-mb", "1"});
+  expect_one_line_error(tiny, "whisper_tiny_encoder.onnx: a memory budget of 1.0 MB is too small: running needs at least");
+  EXPECT_EQ(tiny.out.find("run 1:"), std::string::npos) << tiny.out;
+  expect_one_line_error(run_cli({"run", model, "--max-memory-mb", "0"}), "--max-memory-mb");
+}
+
 TEST(CliErrors, MissingModel) {
   expect_one_line_error(run_cli({"run", "/nonexistent.onnx"}), "sarai-rt: error: /nonexistent.onnx: cannot open: No such file or directory");
   expect_one_line_error(run_cli({"inspect", "/nonexistent.onnx"}), "/nonexistent.onnx: cannot open");

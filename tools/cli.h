@@ -41,6 +41,8 @@ struct RunArgs {
   uint64_t seed = 0;
   bool profile = false;
   bool verify = false;
+  uint64_t max_memory_mb = 0;  // 0: no budget
+  bool report_memory = false;
 };
 
 struct ConvertArgs {

@@ -10,6 +10,7 @@
 #include "kernels/qgemm.h"
 #include "loader/npy.h"
 #include "runtime/cpu_isa.h"
+#include "runtime/memory_stats.h"
 #include "runtime/session.h"
 #include "tools/cli.h"
 
@@ -37,9 +38,27 @@ void print_profile(const Session& session, int runs) {
                 v.second, v.second == 1 ? "" : "s");
 }
 
+std::string megabytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buf;
+}
+
+void print_plan(const MemoryReport& r) {
+  std::printf("memory plan: activation arena %s (%d buffers, %d in place; %s without reuse, lower bound %s), "
+              "largest workspace %s, planned in %.1f ms\n",
+              megabytes(r.arena_bytes).c_str(), r.buffers, r.in_place, megabytes(r.no_reuse_bytes).c_str(),
+              megabytes(r.lower_bound_bytes).c_str(), megabytes(r.workspace_bytes).c_str(), r.plan_ms);
+  std::printf("memory plan: weights %s mapped + %s in memory, largest node %s; runtime %s; outputs %s\n",
+              megabytes(r.mapped_weight_bytes).c_str(), megabytes(r.heap_weight_bytes).c_str(),
+              megabytes(r.largest_node_weight_bytes).c_str(), megabytes(r.runtime_bytes).c_str(),
+              megabytes(r.output_bytes).c_str());
+}
+
 }  // namespace
 
 int cmd_run(const RunArgs& a) {
+  const auto t_open = std::chrono::steady_clock::now();
   auto model = load_model(a.model, a.verify);
   if (!model) return fail(model.message());
   KernelTable kernels;
@@ -47,8 +66,11 @@ int cmd_run(const RunArgs& a) {
   SessionOptions opts;
   opts.num_threads = a.threads;
   opts.profile = a.profile;
+  opts.max_memory_bytes = a.max_memory_mb * 1000000;
   auto session = Session::create(*model, kernels, opts);
   if (!session) return fail(session.message());
+  const double open_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_open).count();
   const Graph& g = (*session)->graph();
 
   std::vector<NamedTensor> inputs;
@@ -87,17 +109,32 @@ int cmd_run(const RunArgs& a) {
   std::printf("model %s: %zu nodes, %d thread%s, ISA %s (INT8 GEMM %s, oneDNN cap %s)\n", a.model.c_str(),
               g.nodes.size(), (*session)->num_threads(), (*session)->num_threads() == 1 ? "" : "s",
               isa_name(max_isa()), isa_name(kernels::qgemm_default_ukernel().isa), onednn_isa_name());
+  // Plan memory (and check the budget) before the first run: a budget too
+  // small fails here, before any work.
+  auto plan = (*session)->prepare(inputs);
+  if (!plan) return fail(plan.message());
+  if (a.report_memory) {
+    std::printf("session ready in %.1f ms (open %.1f ms + plan %.1f ms)\n", open_ms + plan->plan_ms, open_ms,
+                plan->plan_ms);
+    print_plan(*plan);
+  }
+  if (plan->budget_bytes)
+    std::printf("memory budget %s: %s (needs about %s)\n", megabytes(plan->budget_bytes).c_str(),
+                plan->streaming ? ("the weights do not fit: streaming them, " + megabytes(plan->pinned_weight_bytes) +
+                                   " kept resident, every later node's weight pages released after use")
+                                      .c_str()
+                                : "everything fits, weights stay resident",
+                megabytes(plan->needed_bytes).c_str());
   std::vector<NamedTensor> outputs;
   std::vector<double> times;
   for (int r = 0; r < a.runs; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    auto out = (*session)->run(inputs);
+    Status st = (*session)->run(inputs, &outputs);  // reuses the previous run's output buffers
     auto t1 = std::chrono::steady_clock::now();
-    if (!out) return fail(out.message());
+    if (!st) return fail(st.message());
     double ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
     times.push_back(ms);
     std::printf("run %d: %.3f ms\n", r + 1, ms);
-    outputs = std::move(*out);
   }
   if (times.size() > 1) {
     std::vector<double> sorted = times;
@@ -108,6 +145,16 @@ int cmd_run(const RunArgs& a) {
   }
 
   if (a.profile) print_profile(**session, a.runs);
+  if (a.report_memory) {
+    const ProcessMemory pm = process_memory();
+    std::printf("memory: peak RSS (VmHWM) %s, RSS now %s, resident weights %s of %s mapped, budget %s\n",
+                megabytes(pm.peak_rss_bytes).c_str(), megabytes(pm.rss_bytes).c_str(),
+                megabytes((*session)->resident_weight_bytes()).c_str(), megabytes(plan->mapped_weight_bytes).c_str(),
+                plan->budget_bytes ? megabytes(plan->budget_bytes).c_str() : "none");
+    if ((*session)->plan_misses())
+      std::printf("memory: %d allocation%s did not match the plan (shapes that depend on data) and were planned again\n",
+                  (*session)->plan_misses(), (*session)->plan_misses() == 1 ? "" : "s");
+  }
   if (!a.output_dir.empty()) {
     std::error_code ec;
     fs::create_directories(a.output_dir, ec);

@@ -3,6 +3,7 @@
 //
 //   sarai-rt run MODEL [--input NAME=FILE.npy]... [--random NAME=DxDxD]...
 //                [--output-dir DIR] [--threads N] [--runs N] [--seed S] [--verify]
+//                [--max-memory-mb N] [--report-memory]
 //   sarai-rt inspect MODEL
 //   sarai-rt convert MODEL.onnx -o OUT.sarai [--per-tensor] [--keep-fp32 GLOB]...
 //                [--min-elements N] [--to sarai|onnx] [--quiet]
@@ -51,6 +52,12 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--seed", run.seed, "Seed for --random inputs");
   run_cmd->add_flag("--profile", run.profile, "Print the time spent per op type");
   run_cmd->add_flag("--verify", run.verify, "Check every checksum of a .sarai blob before running");
+  run_cmd->add_option("--max-memory-mb", run.max_memory_mb,
+                      "Memory budget for the whole process in MB (1 MB = 10^6 bytes): stream the weights if they do "
+                      "not fit, fail before running if the activations do not")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  run_cmd->add_flag("--report-memory", run.report_memory,
+                    "Print the memory plan, peak RSS (VmHWM), resident weight bytes and the budget");
 
   std::string inspect_path;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Describe a model: inputs, outputs, ops, parameters, data files; "

@@ -1,0 +1,499 @@
+// The memory planner (runtime/memory_plan.h) and the session's planned,
+// budgeted and streaming runs (runtime/session.h).
+//
+// This executable replaces malloc & co. with counting wrappers, so the test
+// "NoHeapAllocationAfterFirstRun" can see every allocation the process
+// makes during a run (operator new goes through malloc). Allocations made
+// inside a ForeignAllocationScope (oneDNN's sgemm packs into a buffer it
+// mallocs per call) are counted apart. Under AddressSanitizer, which owns
+// malloc, the wrappers are left out and that test is skipped.
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/kernels.h"
+#include "loader/blob_reader.h"
+#include "loader/onnx_loader.h"
+#include "quantizer/convert.h"
+#include "runtime/memory_plan.h"
+#include "runtime/memory_stats.h"
+#include "runtime/session.h"
+#include "onnx_builder.h"
+#include "test_util.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SARAI_COUNT_ALLOCATIONS 0
+#else
+#define SARAI_COUNT_ALLOCATIONS 1
+#endif
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_ours{0}, g_foreign{0};
+inline void count_one() {
+  if (!g_counting.load(std::memory_order_relaxed)) return;
+  (sarai::ForeignAllocationScope::active() ? g_foreign : g_ours).fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+#if SARAI_COUNT_ALLOCATIONS
+extern "C" {
+void* __libc_malloc(size_t);
+void __libc_free(void*);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void* __libc_memalign(size_t, size_t);
+void* malloc(size_t n) {
+  count_one();
+  return __libc_malloc(n);
+}
+void free(void* p) { __libc_free(p); }
+void* calloc(size_t n, size_t s) {
+  count_one();
+  return __libc_calloc(n, s);
+}
+void* realloc(void* p, size_t n) {
+  count_one();
+  return __libc_realloc(p, n);
+}
+void* memalign(size_t a, size_t n) {
+  count_one();
+  return __libc_memalign(a, n);
+}
+void* aligned_alloc(size_t a, size_t n) {
+  count_one();
+  return __libc_memalign(a, n);
+}
+int posix_memalign(void** out, size_t a, size_t n) {
+  count_one();
+  *out = __libc_memalign(a, n);
+  return *out ? 0 : ENOMEM;
+}
+}
+#endif
+
+namespace sarai {
+namespace {
+
+std::string fixture(const std::string& name) {
+  return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+// ------------------------------------------------------------ plan_arena
+
+TEST(MemoryPlan, DisjointLifetimesShareAndOverlappingOnesDoNot) {
+  const std::vector<BufferLifetime> b = {{1000, 0, 1}, {1000, 2, 3}, {500, 1, 2}};
+  const ArenaLayout l = plan_arena(b);
+  ASSERT_TRUE(check_arena_layout(b, l).is_ok());
+  EXPECT_EQ(l.offsets[0], l.offsets[1]);  // 0 dies before 1 is born
+  EXPECT_EQ(l.size, 1024u + 512u);       // 64-byte aligned sizes
+  EXPECT_EQ(arena_lower_bound(b), 1024u + 512u);
+  const ArenaLayout apart = plan_arena(b, 64, /*reuse=*/false);
+  EXPECT_EQ(apart.size, 1024u + 1024u + 512u);
+  ASSERT_TRUE(check_arena_layout(b, apart).is_ok());
+}
+
+TEST(MemoryPlan, CheckerFindsOverlapsAndOverruns) {
+  const std::vector<BufferLifetime> b = {{128, 0, 2}, {128, 1, 3}};
+  ArenaLayout bad{{0, 64}, 192};
+  EXPECT_HAS(check_arena_layout(b, bad).message(), "alive together and overlap");
+  ArenaLayout short_arena{{0, 128}, 192};
+  EXPECT_HAS(check_arena_layout(b, short_arena).message(), "ends past the arena");
+}
+
+TEST(MemoryPlan, RandomLifetimesNeverOverlapAndStayNearTheBound) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int n = 1 + static_cast<int>(rng() % 60), positions = 1 + static_cast<int>(rng() % 40);
+    std::vector<BufferLifetime> b;
+    for (int i = 0; i < n; ++i) {
+      const int first = static_cast<int>(rng() % positions);
+      const int last = first + static_cast<int>(rng() % (positions - first + 1));
+      const uint64_t bytes = rng() % 4 == 0 ? 0 : 1 + rng() % (1 << (4 + rng() % 14));
+      b.push_back({bytes, first, last});
+    }
+    const ArenaLayout l = plan_arena(b);
+    ASSERT_TRUE(check_arena_layout(b, l).is_ok()) << "trial " << trial << ": " << check_arena_layout(b, l).message();
+    const uint64_t bound = arena_lower_bound(b);
+    EXPECT_GE(l.size, bound);
+    EXPECT_LE(l.size, plan_arena(b, 64, false).size);
+    // Greedy by size is not optimal, but it is never far off on such sets.
+    EXPECT_LE(static_cast<double>(l.size), 2.0 * static_cast<double>(bound) + 64) << "trial " << trial;
+  }
+}
+
+// ------------------------------------------------------------ random DAGs
+
+int add_value(Graph& g, const std::string& name) { return g.add_value(name); }
+
+int add_init(Graph& g, const std::string& name, Tensor t) {
+  const int id = g.add_value(name);
+  g.values[static_cast<size_t>(id)].is_initializer = true;
+  g.values[static_cast<size_t>(id)].dtype = t.dtype();
+  g.values[static_cast<size_t>(id)].initializer = std::move(t);
+  return id;
+}
+
+int add_node(Graph& g, const std::string& op, std::vector<int> in, std::map<std::string, Attribute> attrs = {}) {
+  const std::string out = "v" + std::to_string(g.values.size());
+  Node n;
+  n.name = out + "_" + op;
+  n.op_type = op;
+  n.inputs = std::move(in);
+  n.attrs = std::move(attrs);
+  const int id = add_value(g, out);
+  g.values[static_cast<size_t>(id)].producer = static_cast<int>(g.nodes.size());
+  n.outputs = {id};
+  g.nodes.push_back(std::move(n));
+  return id;
+}
+
+// A random graph over x [R, C]: element-wise ops, views (Reshape), copies
+// (Transpose), MatMul with a weight, Concat+Slice, and graph outputs picked
+// among the values (some of them read later too).
+std::shared_ptr<Model> random_dag(uint32_t seed, int64_t rows, int64_t cols) {
+  std::mt19937 rng(seed);
+  auto m = std::make_shared<Model>();
+  m->path = "random_dag_" + std::to_string(seed);
+  Graph& g = m->graph;
+  g.opset = 17;
+  const int x = add_value(g, "x");
+  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
+  g.inputs = {x};
+  const int w = add_init(g, "w", test::random_tensor({cols, cols}, seed + 1, -0.2f, 0.2f));
+  const int as_rc = add_init(g, "shape_rc", test::make_tensor<int64_t>({2}, {rows, cols}));
+  const int as_cr = add_init(g, "shape_cr", test::make_tensor<int64_t>({2}, {cols, rows}));
+  std::vector<int> rc = {x}, cr;  // values of shape [R, C] and [C, R]
+  auto pick = [&](const std::vector<int>& v) { return v[rng() % v.size()]; };
+  const int nodes = 8 + static_cast<int>(rng() % 30);
+  for (int i = 0; i < nodes; ++i) {
+    const bool use_cr = !cr.empty() && rng() % 3 == 0;
+    std::vector<int>& pool = use_cr ? cr : rc;
+    switch (rng() % 8) {
+      case 0: case 1: {
+        static const char* kBinary[] = {"Add", "Mul", "Sub"};
+        pool.push_back(add_node(g, kBinary[rng() % 3], {pick(pool), pick(pool)}));
+        break;
+      }
+      case 2: {
+        static const char* kUnary[] = {"Relu", "Sigmoid", "Tanh"};
+        pool.push_back(add_node(g, kUnary[rng() % 3], {pick(pool)}));
+        break;
+      }
+      case 3:  // a view of the other shape
+        (use_cr ? rc : cr).push_back(add_node(g, "Reshape", {pick(pool), use_cr ? as_rc : as_cr}));
+        break;
+      case 4:  // a copy of the other shape
+        (use_cr ? rc : cr).push_back(add_node(g, "Transpose", {pick(pool)}, {{"perm", test::attr_ints({1, 0})}}));
+        break;
+      case 5:
+        if (!use_cr) rc.push_back(add_node(g, "MatMul", {pick(rc), w}));
+        break;
+      case 6: {  // Concat then Slice back: a buffer twice the size, then a copy
+        const int cat = add_node(g, "Concat", {pick(rc), pick(rc)}, {{"axis", test::attr_int(0)}});
+        const int st = add_init(g, "st" + std::to_string(i), test::make_tensor<int64_t>({1}, {rows / 2}));
+        const int en = add_init(g, "en" + std::to_string(i), test::make_tensor<int64_t>({1}, {rows / 2 + rows}));
+        const int ax = add_init(g, "ax" + std::to_string(i), test::make_tensor<int64_t>({1}, {0}));
+        rc.push_back(add_node(g, "Slice", {cat, st, en, ax}));
+        break;
+      }
+      default:
+        pool.push_back(add_node(g, "Relu", {add_node(g, "Add", {pick(pool), pick(pool)})}));
+    }
+  }
+  g.outputs = {rc.back()};
+  for (int k = 0; k < 2; ++k) {
+    const int o = pick(rng() % 2 || cr.empty() ? rc : cr);
+    if (std::find(g.outputs.begin(), g.outputs.end(), o) == g.outputs.end()) g.outputs.push_back(o);
+  }
+  return m;
+}
+
+std::vector<NamedTensor> run_model(std::shared_ptr<const Model> m, const std::vector<NamedTensor>& inputs,
+                                   SessionOptions o, int runs = 2, MemoryReport* report = nullptr) {
+  KernelTable table;
+  register_kernels(table);
+  auto s = Session::create(std::move(m), table, o);
+  EXPECT_TRUE(s.has_value()) << s.message();
+  if (!s.has_value()) return {};
+  std::vector<NamedTensor> out;
+  for (int r = 0; r < runs; ++r) {
+    Status st = (*s)->run(inputs, &out);
+    EXPECT_TRUE(st.is_ok()) << st.message();
+    if (!st) return {};
+  }
+  if (report) {
+    auto rep = (*s)->prepare(inputs);
+    EXPECT_TRUE(rep.has_value());
+    if (rep.has_value()) *report = *rep;
+  }
+  EXPECT_EQ((*s)->plan_misses(), 0);
+  return out;
+}
+
+void expect_same_outputs(const std::vector<NamedTensor>& a, const std::vector<NamedTensor>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(same_bits(a[i].tensor, b[i].tensor)) << what << ": output '" << a[i].name << "' differs";
+}
+
+class PoisonedMemory : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    was_ = poison_memory();
+    set_poison_memory(true);  // stale arena bytes become NaN: reuse bugs show
+  }
+  void TearDown() override { set_poison_memory(was_); }
+  bool was_ = false;
+};
+
+using PlannedRuns = PoisonedMemory;
+
+TEST_F(PlannedRuns, RandomDagsMatchUnsharedBuffersAndNeverOverlap) {
+  int in_place = 0, shared = 0;
+  for (uint32_t seed = 1; seed <= 60; ++seed) {
+    const int64_t rows = 4 + seed % 5 * 2, cols = 3 + seed % 7;
+    auto m = random_dag(seed, rows, cols);
+    const std::vector<NamedTensor> in = {{"x", test::random_tensor({rows, cols}, seed)}};
+    SessionOptions apart;
+    apart.reuse_buffers = false;
+    apart.check_overlaps = true;
+    SessionOptions reuse;
+    reuse.check_overlaps = true;
+    MemoryReport r;
+    const auto a = run_model(m, in, apart);
+    const auto b = run_model(m, in, reuse, 3, &r);
+    expect_same_outputs(a, b, m->path);
+    if (HasFailure()) return;
+    in_place += r.in_place;
+    shared += r.arena_bytes < r.no_reuse_bytes;
+    EXPECT_GE(r.arena_bytes, r.lower_bound_bytes) << m->path;
+  }
+  // The property is only tested if the graphs exercise reuse.
+  EXPECT_GT(in_place, 20);
+  EXPECT_GT(shared, 40);
+}
+
+struct FixtureCase {
+  const char* model;
+  const char* input;
+  Shape shape;
+};
+
+class FixtureModels : public PoisonedMemory, public ::testing::WithParamInterface<FixtureCase> {};
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModels,
+                         ::testing::Values(FixtureCase{"whisper_tiny_encoder.onnx", "mel", {1, 80, 200}},
+                                           FixtureCase{"small_cnn.onnx", "image", {1, 3, 64, 96}}),
+                         [](const auto& info) {
+                           std::string s = info.param.model;
+                           return s.substr(0, s.find('.'));
+                         });
+
+// FP32 model and its INT8 blob: planned (shared buffers, in place) runs give
+// the bits of unshared ones, no two live values ever overlap, and a second
+// shape signature gets a plan of its own.
+TEST_P(FixtureModels, PlannedRunsMatchUnsharedAndNeverOverlap) {
+  const FixtureCase& c = GetParam();
+  const std::string dir = test::temp_dir("memory");
+  auto fp32 = load_onnx(fixture(c.model));
+  auto source = load_onnx(fixture(c.model));
+  ASSERT_TRUE(fp32.has_value() && source.has_value());
+  ASSERT_TRUE(quant::convert_to_blob(**source, dir + "/m.sarai", {}).has_value());
+  auto blob = load_blob(dir + "/m.sarai");
+  ASSERT_TRUE(blob.has_value()) << blob.message();
+  Shape other = c.shape;
+  other.back() /= 2;
+  for (const auto& [name, model] : {std::pair{"fp32", *fp32}, std::pair{"int8", *blob}}) {
+    for (const Shape& shape : {c.shape, other}) {
+      const std::vector<NamedTensor> in = {{c.input, test::random_tensor(shape, 3)}};
+      SessionOptions apart;
+      apart.reuse_buffers = false;
+      apart.check_overlaps = true;
+      SessionOptions reuse;
+      reuse.check_overlaps = true;
+      MemoryReport r;
+      const auto a = run_model(model, in, apart);
+      const auto b = run_model(model, in, reuse, 2, &r);
+      expect_same_outputs(a, b, std::string(name) + " " + shape_to_string(shape));
+      EXPECT_LT(r.arena_bytes, r.no_reuse_bytes / 2) << name << ": reuse should at least halve the arena";
+      EXPECT_GT(r.in_place, 0) << name;
+    }
+  }
+}
+
+// A chain of MatMuls x[4, 512] @ W_i[512, 512] (1 MB each) with the weights
+// in an external data file: big enough weights that the kernel's fault-around
+// (it maps up to 64 KB around a faulting page) does not blur what is resident.
+std::string matmul_chain(const std::string& dir, int layers) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("chain");
+  auto type = [](onnx::ValueInfoProto* v, const std::string& name) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : {4, 512}) t->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  type(g->add_input(), "x");
+  const Tensor w = test::random_tensor({512, 512}, 4, -0.06f, 0.06f);
+  for (int i = 0; i < layers; ++i) {
+    auto* t = g->add_initializer();
+    t->set_name("w" + std::to_string(i));
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(512);
+    t->add_dims(512);
+    t->set_raw_data(std::string(static_cast<const char*>(w.raw()), w.nbytes()));
+    auto* n = g->add_node();
+    n->set_name("mm" + std::to_string(i));
+    n->set_op_type("MatMul");
+    n->add_input(i == 0 ? "x" : "h" + std::to_string(i - 1));
+    n->add_input(t->name());
+    n->add_output(i + 1 == layers ? "y" : "h" + std::to_string(i));
+    test::externalize(m, t->name(), dir, "chain.data", static_cast<uint64_t>(i) * w.nbytes());
+  }
+  type(g->add_output(), "y");
+  test::save(m, dir + "/chain.onnx");
+  return dir + "/chain.onnx";
+}
+
+// Streaming releases each node's weight pages after use: same bits as the
+// normal mode, and the weights do not stay resident.
+TEST(StreamingWeights, SameOutputsAndTheWeightsDoNotStayResident) {
+  const std::string dir = test::temp_dir("stream");
+  auto m = load_onnx(matmul_chain(dir, 8));
+  ASSERT_TRUE(m.has_value()) << m.message();
+  const std::vector<NamedTensor> in = {{"x", test::random_tensor({4, 512}, 5)}};
+  KernelTable table;
+  register_kernels(table);
+  auto normal = Session::create(*m, table, SessionOptions{});
+  ASSERT_TRUE(normal.has_value());
+  std::vector<NamedTensor> expect, out;
+  ASSERT_TRUE((*normal)->run(in, &expect).is_ok());
+  EXPECT_GT((*normal)->resident_weight_bytes(), uint64_t{7} << 20) << "a normal run maps every weight in";
+
+  SessionOptions o;
+  o.stream_weights = true;
+  auto s = Session::create(*m, table, o);
+  ASSERT_TRUE(s.has_value()) << s.message();
+  auto plan = (*s)->prepare(in);
+  ASSERT_TRUE(plan.has_value()) << plan.message();
+  EXPECT_TRUE(plan->streaming);
+  EXPECT_EQ(plan->mapped_weight_bytes, uint64_t{8} << 20);
+  EXPECT_EQ(plan->largest_node_weight_bytes, uint64_t{1} << 20);
+  for (int r = 0; r < 2; ++r) ASSERT_TRUE((*s)->run(in, &out).is_ok());
+  expect_same_outputs(expect, out, "streaming");
+  EXPECT_LT((*s)->resident_weight_bytes(), plan->mapped_weight_bytes / 8)
+      << "resident " << (*s)->resident_weight_bytes() << " of " << plan->mapped_weight_bytes;
+
+  // A budget between "everything" and "one layer at a time" streams by
+  // itself and keeps a prefix of the weights resident.
+  o.stream_weights = false;
+  const uint64_t runtime = process_memory().rss_bytes;
+  o.max_memory_bytes = runtime + plan->arena_bytes + (uint64_t{9} << 20) / 2 * 1;  // about half the weights
+  auto budget = Session::create(*m, table, o);
+  ASSERT_TRUE(budget.has_value());
+  auto bp = (*budget)->prepare(in);
+  ASSERT_TRUE(bp.has_value()) << bp.message();
+  EXPECT_TRUE(bp->streaming);
+  EXPECT_GT(bp->pinned_weight_bytes, 0u);
+  EXPECT_LT(bp->pinned_weight_bytes, plan->mapped_weight_bytes);
+  EXPECT_LE(bp->needed_bytes, o.max_memory_bytes);
+  ASSERT_TRUE((*budget)->run(in, &out).is_ok());
+  expect_same_outputs(expect, out, "budget");
+}
+
+TEST(MemoryBudget, TooSmallFailsBeforeRunningAndSaysWhatIsNeeded) {
+  auto m = load_onnx(fixture("whisper_tiny_encoder.onnx"));
+  ASSERT_TRUE(m.has_value());
+  KernelTable table;
+  register_kernels(table);
+  SessionOptions o;
+  o.max_memory_bytes = 1000000;  // 1 MB: below the process itself
+  auto s = Session::create(*m, table, o);
+  ASSERT_TRUE(s.has_value());
+  const std::vector<NamedTensor> in = {{"mel", test::random_tensor({1, 80, 200}, 1)}};
+  auto plan = (*s)->prepare(in);
+  ASSERT_FALSE(plan.has_value());
+  EXPECT_HAS(plan.message(), "whisper_tiny_encoder.onnx: a memory budget of 1.0 MB is too small: running needs at least");
+  EXPECT_HAS(plan.message(), "activations");
+  EXPECT_HAS(plan.message(), "largest node's weights");
+  auto run = (*s)->run(in);
+  ASSERT_FALSE(run.has_value());
+  EXPECT_HAS(run.message(), "too small");
+
+  // A budget that holds everything keeps the weights resident.
+  o.max_memory_bytes = uint64_t{64} << 30;
+  auto roomy = Session::create(*m, table, o);
+  ASSERT_TRUE(roomy.has_value());
+  auto ok = (*roomy)->prepare(in);
+  ASSERT_TRUE(ok.has_value()) << ok.message();
+  EXPECT_FALSE(ok->streaming);
+  EXPECT_LE(ok->needed_bytes, o.max_memory_bytes);
+  EXPECT_GT(ok->arena_bytes, 0u);
+}
+
+// After the first run of a shape, a run allocates nothing of its own: every
+// intermediate lives in the planned arena, kernels take their scratch from
+// it, and the outputs land in the previous run's buffers.
+TEST(PlannedMemory, NoHeapAllocationAfterFirstRun) {
+  if (!SARAI_COUNT_ALLOCATIONS) GTEST_SKIP() << "the sanitizer owns malloc";
+  const std::string dir = test::temp_dir("alloc");
+  struct Item {
+    std::string name;
+    std::shared_ptr<const Model> model;
+    std::vector<NamedTensor> inputs;
+  };
+  std::vector<Item> items;
+  for (const FixtureCase& c : {FixtureCase{"whisper_tiny_encoder.onnx", "mel", {1, 80, 200}},
+                               FixtureCase{"small_cnn.onnx", "image", {1, 3, 64, 96}}}) {
+    auto fp32 = load_onnx(fixture(c.model));
+    auto source = load_onnx(fixture(c.model));
+    ASSERT_TRUE(fp32.has_value() && source.has_value());
+    const std::string path = dir + "/" + std::string(c.model) + ".sarai";
+    ASSERT_TRUE(quant::convert_to_blob(**source, path, {}).has_value());
+    auto blob = load_blob(path);
+    ASSERT_TRUE(blob.has_value());
+    const std::vector<NamedTensor> in = {{c.input, test::random_tensor(c.shape, 9)}};
+    items.push_back({std::string(c.model) + " (fp32)", *fp32, in});
+    items.push_back({std::string(c.model) + " (int8 blob)", *blob, in});
+  }
+  KernelTable table;
+  register_kernels(table);
+  for (int threads : {1, 2}) {
+    for (const Item& it : items) {
+      auto s = Session::create(it.model, table, SessionOptions{threads});
+      ASSERT_TRUE(s.has_value());
+      std::vector<NamedTensor> out;
+      ASSERT_TRUE((*s)->run(it.inputs, &out).is_ok());  // plans, sizes the arena
+      ASSERT_TRUE((*s)->run(it.inputs, &out).is_ok());  // sizes the outputs
+      g_ours = 0;
+      g_foreign = 0;
+      g_counting = true;
+      Status st = (*s)->run(it.inputs, &out);
+      g_counting = false;
+      ASSERT_TRUE(st.is_ok()) << st.message();
+      EXPECT_EQ(g_ours.load(), 0) << it.name << ", " << threads << " thread(s)";
+      RecordProperty(it.name + " t" + std::to_string(threads) + " oneDNN allocations", std::to_string(g_foreign.load()));
+      std::printf("%s, %d thread(s): %ld allocations of ours, %ld inside oneDNN\n", it.name.c_str(), threads,
+                  g_ours.load(), g_foreign.load());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sarai

@@ -2,6 +2,7 @@
 #include "kernels/conv_geometry.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include "kernels/util.h"
 
@@ -47,10 +48,10 @@ Status read_common_attrs(const Node& node, const Shape& x, const Shape& w, ConvG
   return Status::ok();
 }
 
-Expected<std::string> read_auto_pad(const Node& node) {
-  std::string ap = node.attr_string("auto_pad", "NOTSET");
+Expected<std::string_view> read_auto_pad(const Node& node) {
+  const std::string_view ap = node.attr_string_view("auto_pad", "NOTSET");
   if (ap != "NOTSET" && ap != "SAME_UPPER" && ap != "SAME_LOWER" && ap != "VALID")
-    return Status::error("auto_pad '" + ap +
+    return Status::error("auto_pad '" + std::string(ap) +
                          "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
   return ap;
 }
@@ -85,7 +86,7 @@ Status resolve_conv(const Node& node, const Shape& x, const Shape& w, int64_t gr
     return Status::error("output channels " + std::to_string(m) + " of W " + shape_to_string(w) +
                          " are not divisible by group " + std::to_string(group));
   SARAI_RETURN_IF_ERROR(read_common_attrs(node, x, w, g));
-  SARAI_ASSIGN_OR_RETURN(std::string auto_pad, read_auto_pad(node));
+  SARAI_ASSIGN_OR_RETURN(const std::string_view auto_pad, read_auto_pad(node));
   g->out.resize(static_cast<size_t>(g->nsp));
   for (size_t i = 0; i < static_cast<size_t>(g->nsp); ++i) {
     const int64_t ek = (g->kernel[i] - 1) * g->dilations[i] + 1;  // dilated kernel extent
@@ -121,7 +122,7 @@ Status resolve_conv_transpose(const Node& node, const Shape& x, const Shape& w, 
     return Status::error("input channels " + std::to_string(c) + " of X " + shape_to_string(x) +
                          " are not divisible by group " + std::to_string(group));
   SARAI_RETURN_IF_ERROR(read_common_attrs(node, x, w, g));
-  SARAI_ASSIGN_OR_RETURN(std::string auto_pad, read_auto_pad(node));
+  SARAI_ASSIGN_OR_RETURN(const std::string_view auto_pad, read_auto_pad(node));
   const size_t nsp = static_cast<size_t>(g->nsp);
   const Ints out_pad = attr_ints_or(node, "output_padding", Ints(nsp, 0));
   if (out_pad.size() != nsp)

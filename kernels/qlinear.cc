@@ -240,10 +240,10 @@ Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
     f.in_epilogue = r.shape() == y_shape;
   }
   if (node.has_attr("activation")) {
-    const std::string act = node.attr_string("activation", "");
+    const std::string_view act = node.attr_string_view("activation", "");
     if (act == "Relu") f.act = QgemmActivation::kRelu;
     else if (act == "Gelu") f.act = QgemmActivation::kGelu;
-    else return Status::error("attribute activation = \"" + act + "\" is not supported (Relu and Gelu are)");
+    else return Status::error("attribute activation = \"" + std::string(act) + "\" is not supported (Relu and Gelu are)");
   }
   return f;
 }

@@ -32,16 +32,26 @@ std::string mb(uint64_t bytes) {
   return buf;
 }
 
-// Inputs an op may overwrite with its output (same shape and dtype): each
-// element is read before its position is written. Anything else gets an
-// output buffer of its own.
+// Inputs an op may overwrite with its output (same size): each element is
+// read before its position is written (audited per kernel; see
+// docs/memory.md). Anything else gets an output buffer of its own.
 std::span<const int> in_place_inputs(const Node& n) {
   static const int kBoth[] = {0, 1};
   static const int kFirst[] = {0};
-  if (!n.domain.empty() && n.domain != "sarai") return {};
+  static const int kResidual[] = {5};  // the fused residual of QMatMul/QConv (runtime/fuse.h)
   const std::string& op = n.op_type;
+  if (n.domain == "sarai") {
+    if (op == "QMatMul" || op == "QConv") return kResidual;
+    if (op == "Gelu" || op == "ScaledSoftmax") return kFirst;
+    return {};
+  }
+  if (!n.domain.empty()) return {};
   if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return kBoth;
-  if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Erf" || op == "Sqrt" || op == "Gelu")
+  // Pow: only the base; an exponent of another dtype can have the same bytes
+  // in another shape.
+  if (op == "Pow" || op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Erf" || op == "Sqrt" ||
+      op == "Gelu" || op == "Clip" || op == "HardSigmoid" || op == "HardSwish" || op == "Softmax" ||
+      op == "LayerNormalization")
     return kFirst;
   return {};
 }

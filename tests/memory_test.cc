@@ -249,6 +249,38 @@ void expect_same_outputs(const std::vector<NamedTensor>& a, const std::vector<Na
     EXPECT_TRUE(same_bits(a[i].tensor, b[i].tensor)) << what << ": output '" << a[i].name << "' differs";
 }
 
+// Runs `m` with every buffer apart and with planned reuse (both checking
+// live overlaps after every node) and expects the same bits; returns the
+// planned session's report.
+MemoryReport expect_reuse_changes_nothing(std::shared_ptr<const Model> m, const std::vector<NamedTensor>& in,
+                                          const std::string& what) {
+  SessionOptions apart;
+  apart.reuse_buffers = false;
+  apart.check_overlaps = true;
+  SessionOptions reuse;
+  reuse.check_overlaps = true;
+  MemoryReport r;
+  const auto a = run_model(m, in, apart);
+  const auto b = run_model(m, in, reuse, 3, &r);
+  expect_same_outputs(a, b, what);
+  return r;
+}
+
+// The fixture's FP32 model and its INT8 blob (converted into `dir`).
+std::pair<std::shared_ptr<Model>, std::shared_ptr<Model>> fixture_and_blob(const std::string& model,
+                                                                           const std::string& dir) {
+  auto fp32 = load_onnx(fixture(model));
+  auto source = load_onnx(fixture(model));
+  EXPECT_TRUE(fp32.has_value() && source.has_value());
+  if (!fp32.has_value() || !source.has_value()) return {};
+  const std::string path = dir + "/" + model + ".sarai";
+  EXPECT_TRUE(quant::convert_to_blob(**source, path, {}).has_value());
+  auto blob = load_blob(path);
+  EXPECT_TRUE(blob.has_value()) << blob.message();
+  if (!blob.has_value()) return {};
+  return {*fp32, *blob};
+}
+
 class PoisonedMemory : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -267,15 +299,7 @@ TEST_F(PlannedRuns, RandomDagsMatchUnsharedBuffersAndNeverOverlap) {
     const int64_t rows = 4 + seed % 5 * 2, cols = 3 + seed % 7;
     auto m = random_dag(seed, rows, cols);
     const std::vector<NamedTensor> in = {{"x", test::random_tensor({rows, cols}, seed)}};
-    SessionOptions apart;
-    apart.reuse_buffers = false;
-    apart.check_overlaps = true;
-    SessionOptions reuse;
-    reuse.check_overlaps = true;
-    MemoryReport r;
-    const auto a = run_model(m, in, apart);
-    const auto b = run_model(m, in, reuse, 3, &r);
-    expect_same_outputs(a, b, m->path);
+    const MemoryReport r = expect_reuse_changes_nothing(m, in, m->path);
     if (HasFailure()) return;
     in_place += r.in_place;
     shared += r.arena_bytes < r.no_reuse_bytes;
@@ -307,27 +331,14 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModels,
 // shape signature gets a plan of its own.
 TEST_P(FixtureModels, PlannedRunsMatchUnsharedAndNeverOverlap) {
   const FixtureCase& c = GetParam();
-  const std::string dir = test::temp_dir("memory");
-  auto fp32 = load_onnx(fixture(c.model));
-  auto source = load_onnx(fixture(c.model));
-  ASSERT_TRUE(fp32.has_value() && source.has_value());
-  ASSERT_TRUE(quant::convert_to_blob(**source, dir + "/m.sarai", {}).has_value());
-  auto blob = load_blob(dir + "/m.sarai");
-  ASSERT_TRUE(blob.has_value()) << blob.message();
+  const auto [fp32, blob] = fixture_and_blob(c.model, test::temp_dir("memory"));
+  ASSERT_TRUE(fp32 && blob);
   Shape other = c.shape;
   other.back() /= 2;
-  for (const auto& [name, model] : {std::pair{"fp32", *fp32}, std::pair{"int8", *blob}}) {
+  for (const auto& [name, model] : {std::pair{"fp32", fp32}, std::pair{"int8", blob}}) {
     for (const Shape& shape : {c.shape, other}) {
       const std::vector<NamedTensor> in = {{c.input, test::random_tensor(shape, 3)}};
-      SessionOptions apart;
-      apart.reuse_buffers = false;
-      apart.check_overlaps = true;
-      SessionOptions reuse;
-      reuse.check_overlaps = true;
-      MemoryReport r;
-      const auto a = run_model(model, in, apart);
-      const auto b = run_model(model, in, reuse, 2, &r);
-      expect_same_outputs(a, b, std::string(name) + " " + shape_to_string(shape));
+      const MemoryReport r = expect_reuse_changes_nothing(model, in, std::string(name) + " " + shape_to_string(shape));
       EXPECT_LT(r.arena_bytes, r.no_reuse_bytes / 2) << name << ": reuse should at least halve the arena";
       EXPECT_GT(r.in_place, 0) << name;
     }
@@ -401,18 +412,23 @@ TEST(StreamingWeights, SameOutputsAndTheWeightsDoNotStayResident) {
       << "resident " << (*s)->resident_weight_bytes() << " of " << plan->mapped_weight_bytes;
 
   // A budget between "everything" and "one layer at a time" streams by
-  // itself and keeps a prefix of the weights resident.
+  // itself and keeps a prefix of the weights resident: 12 MB above what the
+  // process, the activations and the outputs take, 16 MB of weights.
+  auto m16 = load_onnx(matmul_chain(test::temp_dir("stream16"), 16));
+  ASSERT_TRUE(m16.has_value()) << m16.message();
   o.stream_weights = false;
-  const uint64_t runtime = process_memory().rss_bytes;
-  o.max_memory_bytes = runtime + plan->arena_bytes + (uint64_t{9} << 20) / 2 * 1;  // about half the weights
-  auto budget = Session::create(*m, table, o);
+  o.max_memory_bytes = process_memory().rss_bytes + plan->arena_bytes + plan->output_bytes + (uint64_t{12} << 20);
+  auto budget = Session::create(*m16, table, o);
   ASSERT_TRUE(budget.has_value());
   auto bp = (*budget)->prepare(in);
   ASSERT_TRUE(bp.has_value()) << bp.message();
   EXPECT_TRUE(bp->streaming);
   EXPECT_GT(bp->pinned_weight_bytes, 0u);
-  EXPECT_LT(bp->pinned_weight_bytes, plan->mapped_weight_bytes);
+  EXPECT_LT(bp->pinned_weight_bytes, bp->mapped_weight_bytes);
   EXPECT_LE(bp->needed_bytes, o.max_memory_bytes);
+  auto full = Session::create(*m16, table, SessionOptions{});
+  ASSERT_TRUE(full.has_value());
+  ASSERT_TRUE((*full)->run(in, &expect).is_ok());
   ASSERT_TRUE((*budget)->run(in, &out).is_ok());
   expect_same_outputs(expect, out, "budget");
 }
@@ -461,16 +477,11 @@ TEST(PlannedMemory, NoHeapAllocationAfterFirstRun) {
   std::vector<Item> items;
   for (const FixtureCase& c : {FixtureCase{"whisper_tiny_encoder.onnx", "mel", {1, 80, 200}},
                                FixtureCase{"small_cnn.onnx", "image", {1, 3, 64, 96}}}) {
-    auto fp32 = load_onnx(fixture(c.model));
-    auto source = load_onnx(fixture(c.model));
-    ASSERT_TRUE(fp32.has_value() && source.has_value());
-    const std::string path = dir + "/" + std::string(c.model) + ".sarai";
-    ASSERT_TRUE(quant::convert_to_blob(**source, path, {}).has_value());
-    auto blob = load_blob(path);
-    ASSERT_TRUE(blob.has_value());
+    const auto [fp32, blob] = fixture_and_blob(c.model, dir);
+    ASSERT_TRUE(fp32 && blob);
     const std::vector<NamedTensor> in = {{c.input, test::random_tensor(c.shape, 9)}};
-    items.push_back({std::string(c.model) + " (fp32)", *fp32, in});
-    items.push_back({std::string(c.model) + " (int8 blob)", *blob, in});
+    items.push_back({std::string(c.model) + " (fp32)", fp32, in});
+    items.push_back({std::string(c.model) + " (int8 blob)", blob, in});
   }
   KernelTable table;
   register_kernels(table);

@@ -20,5 +20,6 @@ echo
 echo "== sarai-rt verify"
 "$bin" verify build/quickstart-out/whisper_tiny_encoder.sarai
 echo
-echo "== sarai-rt run the blob (INT8 kernels)"
-"$bin" run build/quickstart-out/whisper_tiny_encoder.sarai --random mel=1x80x3000 --output-dir build/quickstart-out/int8
+echo "== sarai-rt run the blob (INT8 kernels), with its memory plan and peak RSS"
+"$bin" run build/quickstart-out/whisper_tiny_encoder.sarai --random mel=1x80x3000 --runs 3 --report-memory \
+  --output-dir build/quickstart-out/int8

@@ -1,11 +1,16 @@
 // Session: a loaded model made ready to run.
 //
 // create() checks once that every node has a kernel (listing every
-// unsupported op in one message) and fixes the execution order; run()
-// validates the caller's inputs against the declared inputs (dtype, rank,
-// fixed dims, and symbolic dims that must agree across inputs), then walks
-// the nodes in order, inferring each output's shape from the actual input
-// shapes, and frees every intermediate after its last reader.
+// unsupported op in one message), fixes the execution order and notes which
+// weight pages each node reads; nothing touches a weight. run() validates
+// the caller's inputs against the declared inputs (dtype, rank, fixed dims,
+// and symbolic dims that must agree across inputs), plans memory once per
+// input-shape signature (prepare(); docs/memory.md), then walks the nodes in
+// order with every intermediate in one planned arena.
+//
+// A session runs one thing at a time: run() and prepare() keep per-run state
+// in the session (the arena, reused scratch), so concurrent callers need a
+// session each (they share the Model and its mapped weights).
 #pragma once
 
 #include <map>

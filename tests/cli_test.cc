@@ -125,6 +125,25 @@ TEST(Cli, ReportMemoryAndBudget) {
   expect_one_line_error(run_cli({"run", model, "--max-memory-mb", "0"}), "--max-memory-mb");
 }
 
+TEST(Cli, BenchPrintsTheUsersFigures) {
+  const std::string model = fixture("whisper_tiny_encoder.onnx");
+  CliResult r = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "5", "--warmup", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* line : {"load (open + plan)", "first run", "latency over 5 runs (after 0 warm-up): P50",
+                           "P90", "P99", "runs/s", "peak RSS (VmHWM)"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << " in: " << r.out;
+  CliResult j = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "3", "--json", "--max-memory-mb",
+                         "100000"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_EQ(j.out.front(), '{');
+  for (const char* key : {"\"load_ms\": ", "\"first_run_ms\": ", "\"p50_ms\": ", "\"p99_ms\": ",
+                          "\"runs_per_s\": ", "\"peak_rss_mb\": ", "\"budget_mb\": 100000.0", "\"streaming\": false"})
+    EXPECT_NE(j.out.find(key), std::string::npos) << key << " in: " << j.out;
+  expect_one_line_error(run_cli({"bench", model, "--random", "mel=1x80x100", "--max-memory-mb", "1"}),
+                        "a memory budget of 1.0 MB is too small");
+  expect_one_line_error(run_cli({"bench", model, "--random", "x=1x80x100"}), "the model has no input 'x'");
+}
+
 TEST(CliErrors, MissingModel) {
   expect_one_line_error(run_cli({"run", "/nonexistent.onnx"}), "sarai-rt: error: /nonexistent.onnx: cannot open: No such file or directory");
   expect_one_line_error(run_cli({"inspect", "/nonexistent.onnx"}), "/nonexistent.onnx: cannot open");

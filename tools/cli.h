@@ -1,6 +1,6 @@
 // Shared pieces of the sarai-rt command line (tools/ is the only code that
 // knows about argv, stdout and exit codes). One file per subcommand:
-// cmd_run.cc, cmd_inspect.cc, cmd_convert.cc (convert and verify).
+// cmd_run.cc, cmd_bench.cc, cmd_inspect.cc, cmd_convert.cc (convert and verify).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/model.h"
+#include "runtime/session.h"
 #include "runtime/status.h"
 #include "runtime/tensor.h"
 
@@ -45,6 +46,18 @@ struct RunArgs {
   bool report_memory = false;
 };
 
+struct BenchArgs {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::vector<std::string> randoms;
+  int threads = 0;
+  int warmup = 1;
+  int runs = 20;
+  uint64_t seed = 0;
+  uint64_t max_memory_mb = 0;
+  bool json = false;
+};
+
 struct ConvertArgs {
   std::string model;
   std::string output;
@@ -56,7 +69,13 @@ struct ConvertArgs {
   std::string command_line;
 };
 
+// The model's inputs from --input NAME=FILE.npy and --random NAME=DxDxD
+// specs, each checked against its declaration.
+Expected<std::vector<NamedTensor>> read_inputs(const Session& session, const std::vector<std::string>& files,
+                                               const std::vector<std::string>& randoms, uint64_t seed);
+
 int cmd_run(const RunArgs& a);
+int cmd_bench(const BenchArgs& a);
 int cmd_inspect(const std::string& path);
 int cmd_convert(const ConvertArgs& a);
 int cmd_verify(const std::string& path);

@@ -57,6 +57,43 @@ void print_plan(const MemoryReport& r) {
 
 }  // namespace
 
+Expected<std::vector<NamedTensor>> read_inputs(const Session& session, const std::vector<std::string>& files,
+                                               const std::vector<std::string>& randoms, uint64_t seed) {
+  const Graph& g = session.graph();
+  std::vector<NamedTensor> inputs;
+  auto seen = [&](const std::string& name) {
+    return std::any_of(inputs.begin(), inputs.end(), [&](const NamedTensor& t) { return t.name == name; });
+  };
+  for (const std::string& spec : files) {
+    std::string name, file;
+    if (!split_assignment(spec, &name, &file)) return Status::error("--input '" + spec + "' must be NAME=FILE.npy");
+    if (seen(name)) return Status::error("input '" + name + "' is given twice");
+    auto t = read_npy(file);
+    if (!t) return Status::error(t.message());
+    NamedTensor in{name, std::move(*t)};
+    Status st = session.check_input(in);
+    if (!st) return Status::error(file + ": " + st.message());
+    inputs.push_back(std::move(in));
+  }
+  std::mt19937_64 rng(seed);
+  for (const std::string& spec : randoms) {
+    std::string name, dims;
+    if (!split_assignment(spec, &name, &dims)) return Status::error("--random '" + spec + "' must be NAME=DxDxD");
+    if (seen(name)) return Status::error("input '" + name + "' is given twice");
+    auto shape = parse_dims(dims);
+    if (!shape) return Status::error("--random " + spec + ": " + shape.message());
+    int id = g.find_value(name);
+    DType dtype = id == kNoValue ? DType::kFloat32 : g.values[static_cast<size_t>(id)].dtype;
+    if (dtype == DType::kUndefined) dtype = DType::kFloat32;
+    NamedTensor in{name, random_input(dtype, *shape, rng)};
+    Status st = session.check_input(in);
+    if (!st) return Status::error("--random " + spec + ": " + st.message());
+    inputs.push_back(std::move(in));
+  }
+
+  return inputs;
+}
+
 int cmd_run(const RunArgs& a) {
   const auto t_open = std::chrono::steady_clock::now();
   auto model = load_model(a.model, a.verify);
@@ -73,36 +110,9 @@ int cmd_run(const RunArgs& a) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_open).count();
   const Graph& g = (*session)->graph();
 
-  std::vector<NamedTensor> inputs;
-  auto seen = [&](const std::string& name) {
-    return std::any_of(inputs.begin(), inputs.end(), [&](const NamedTensor& t) { return t.name == name; });
-  };
-  for (const std::string& spec : a.inputs) {
-    std::string name, file;
-    if (!split_assignment(spec, &name, &file)) return fail("--input '" + spec + "' must be NAME=FILE.npy");
-    if (seen(name)) return fail("input '" + name + "' is given twice");
-    auto t = read_npy(file);
-    if (!t) return fail(t.message());
-    NamedTensor in{name, std::move(*t)};
-    Status st = (*session)->check_input(in);
-    if (!st) return fail(file + ": " + st.message());
-    inputs.push_back(std::move(in));
-  }
-  std::mt19937_64 rng(a.seed);
-  for (const std::string& spec : a.randoms) {
-    std::string name, dims;
-    if (!split_assignment(spec, &name, &dims)) return fail("--random '" + spec + "' must be NAME=DxDxD");
-    if (seen(name)) return fail("input '" + name + "' is given twice");
-    auto shape = parse_dims(dims);
-    if (!shape) return fail("--random " + spec + ": " + shape.message());
-    int id = g.find_value(name);
-    DType dtype = id == kNoValue ? DType::kFloat32 : g.values[static_cast<size_t>(id)].dtype;
-    if (dtype == DType::kUndefined) dtype = DType::kFloat32;
-    NamedTensor in{name, random_input(dtype, *shape, rng)};
-    Status st = (*session)->check_input(in);
-    if (!st) return fail("--random " + spec + ": " + st.message());
-    inputs.push_back(std::move(in));
-  }
+  auto read = read_inputs(**session, a.inputs, a.randoms, a.seed);
+  if (!read) return fail(read.message());
+  const std::vector<NamedTensor>& inputs = *read;
 
   // Which kernels run: users' first question when INT8 is slower than
   // they expect (SARAI_MAX_ISA caps it; oneDNN gets the same cap).

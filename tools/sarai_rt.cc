@@ -4,6 +4,8 @@
 //   sarai-rt run MODEL [--input NAME=FILE.npy]... [--random NAME=DxDxD]...
 //                [--output-dir DIR] [--threads N] [--runs N] [--seed S] [--verify]
 //                [--max-memory-mb N] [--report-memory]
+//   sarai-rt bench MODEL [--input NAME=FILE.npy | --random NAME=DxDxD]... [--warmup N] [--runs N]
+//                  [--threads N] [--max-memory-mb N] [--json]
 //   sarai-rt inspect MODEL
 //   sarai-rt convert MODEL.onnx -o OUT.sarai [--per-tensor] [--keep-fp32 GLOB]...
 //                [--min-elements N] [--to sarai|onnx] [--quiet]
@@ -59,6 +61,23 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--report-memory", run.report_memory,
                     "Print the memory plan, peak RSS (VmHWM), resident weight bytes and the budget");
 
+  BenchArgs bench;
+  CLI::App* bench_cmd = app.add_subcommand(
+      "bench", "Time a model: load, first run, P50/P90/P99/max latency, runs per second, peak RSS");
+  bench_cmd->add_option("model", bench.model, "Model file (.onnx or .sarai)")->required();
+  bench_cmd->add_option("--input", bench.inputs, "An input from a NumPy file: NAME=FILE.npy (repeatable)");
+  bench_cmd->add_option("--random", bench.randoms, "A random input of this shape: NAME=DxDxD (repeatable)");
+  bench_cmd->add_option("--warmup", bench.warmup, "Untimed runs after the first (default 1)")
+      ->check(CLI::Range(0, 1000000));
+  bench_cmd->add_option("--runs", bench.runs, "Timed runs (default 20)")->check(CLI::Range(1, 1000000));
+  bench_cmd->add_option("--threads", bench.threads, "Threads for intra-op parallelism (default: physical cores)")
+      ->check(CLI::Range(0, 1024));
+  bench_cmd->add_option("--seed", bench.seed, "Seed for --random inputs");
+  bench_cmd->add_option("--max-memory-mb", bench.max_memory_mb,
+                        "Memory budget for the whole process in MB, as for run")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  bench_cmd->add_flag("--json", bench.json, "Print one JSON object instead of text");
+
   std::string inspect_path;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Describe a model: inputs, outputs, ops, parameters, data files; "
                                                         "for a .sarai blob also its metadata and tensor table");
@@ -97,6 +116,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) conv.command_line += (i ? " " : "") + std::string(argv[i]);
   try {
     if (*run_cmd) return cmd_run(run);
+    if (*bench_cmd) return cmd_bench(bench);
     if (*inspect_cmd) return cmd_inspect(inspect_path);
     if (*convert_cmd) return cmd_convert(conv);
     if (*verify_cmd) return cmd_verify(verify_path);

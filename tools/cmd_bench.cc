@@ -1,0 +1,115 @@
+// sarai-rt bench: the figures users track for a model (.onnx on the FP32
+// path, .sarai in INT8): load time, first run, latency percentiles, runs per
+// second and peak RSS, as text or one JSON object.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "runtime/cpu_isa.h"
+#include "runtime/memory_stats.h"
+#include "runtime/session.h"
+#include "tools/cli.h"
+
+namespace sarai::cli {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Nearest-rank percentile of sorted values (p in (0, 100]).
+double percentile(const std::vector<double>& sorted, double p) {
+  const size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::min(sorted.size(), std::max<size_t>(rank, 1)) - 1];
+}
+
+std::string json_string(const std::string& s) {
+  std::string r = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') r += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      r += buf;
+      continue;
+    }
+    r += c;
+  }
+  return r + "\"";
+}
+
+}  // namespace
+
+int cmd_bench(const BenchArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto model = load_model(a.model, /*verify_blob=*/false);
+  if (!model) return fail(model.message());
+  KernelTable kernels;
+  register_kernels(kernels);
+  SessionOptions opts;
+  opts.num_threads = a.threads;
+  opts.max_memory_bytes = a.max_memory_mb * 1000000;
+  auto session = Session::create(*model, kernels, opts);
+  if (!session) return fail(session.message());
+  auto inputs = read_inputs(**session, a.inputs, a.randoms, a.seed);
+  if (!inputs) return fail(inputs.message());
+  auto plan = (*session)->prepare(*inputs);
+  if (!plan) return fail(plan.message());
+  const double load_ms = ms_since(t0);  // open + create + plan (input generation included: small)
+
+  std::vector<NamedTensor> outputs;
+  auto t1 = std::chrono::steady_clock::now();
+  if (Status st = (*session)->run(*inputs, &outputs); !st) return fail(st.message());
+  const double first_ms = ms_since(t1);
+  for (int i = 0; i < a.warmup; ++i)
+    if (Status st = (*session)->run(*inputs, &outputs); !st) return fail(st.message());
+  std::vector<double> times;
+  const auto t_all = std::chrono::steady_clock::now();
+  for (int i = 0; i < a.runs; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    if (Status st = (*session)->run(*inputs, &outputs); !st) return fail(st.message());
+    times.push_back(ms_since(t));
+  }
+  const double total_s = ms_since(t_all) / 1000.0;
+  std::sort(times.begin(), times.end());
+  const ProcessMemory pm = process_memory();
+  const double p50 = percentile(times, 50), p90 = percentile(times, 90), p99 = percentile(times, 99);
+  const double mb = 1e6;
+
+  if (a.json) {
+    std::printf(
+        "{\"model\": %s, \"threads\": %d, \"isa\": %s, \"load_ms\": %.3f, \"first_run_ms\": %.3f, "
+        "\"warmup\": %d, \"runs\": %d, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, "
+        "\"min_ms\": %.3f, \"runs_per_s\": %.3f, \"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, "
+        "\"mapped_weights_mb\": %.1f, \"resident_weights_mb\": %.1f, \"budget_mb\": %.1f, \"streaming\": %s}\n",
+        json_string(a.model).c_str(), (*session)->num_threads(), json_string(isa_name(max_isa())).c_str(), load_ms,
+        first_ms, a.warmup, a.runs, p50, p90, p99, times.back(), times.front(), a.runs / total_s,
+        static_cast<double>(pm.peak_rss_bytes) / mb, static_cast<double>(plan->arena_bytes) / mb,
+        static_cast<double>(plan->mapped_weight_bytes) / mb,
+        static_cast<double>((*session)->resident_weight_bytes()) / mb, static_cast<double>(plan->budget_bytes) / mb,
+        plan->streaming ? "true" : "false");
+    return 0;
+  }
+  std::printf("model %s: %d thread%s, ISA %s\n", a.model.c_str(), (*session)->num_threads(),
+              (*session)->num_threads() == 1 ? "" : "s", isa_name(max_isa()));
+  std::printf("load (open + plan)  %10.1f ms\n", load_ms);
+  std::printf("first run           %10.1f ms\n", first_ms);
+  std::printf("latency over %d runs (after %d warm-up): P50 %.1f ms  P90 %.1f ms  P99 %.1f ms  max %.1f ms\n", a.runs,
+              a.warmup, p50, p90, p99, times.back());
+  std::printf("throughput          %10.2f runs/s\n", a.runs / total_s);
+  std::printf("peak RSS (VmHWM)    %10.1f MB  (arena %.1f MB, weights %.1f MB mapped, %.1f MB resident%s)\n",
+              static_cast<double>(pm.peak_rss_bytes) / mb, static_cast<double>(plan->arena_bytes) / mb,
+              static_cast<double>(plan->mapped_weight_bytes) / mb,
+              static_cast<double>((*session)->resident_weight_bytes()) / mb,
+              plan->budget_bytes ? (", budget " + std::to_string(a.max_memory_mb) + " MB" +
+                                    (plan->streaming ? ", streaming weights" : ""))
+                                       .c_str()
+                                 : "");
+  return 0;
+}
+
+}  // namespace sarai::cli

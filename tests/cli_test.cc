@@ -144,6 +144,40 @@ TEST(Cli, BenchPrintsTheUsersFigures) {
   expect_one_line_error(run_cli({"bench", model, "--random", "x=1x80x100"}), "the model has no input 'x'");
 }
 
+TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {
+  const std::string dir = test::temp_dir("compare");
+  const std::string ref = fixture("whisper_tiny_encoder.onnx");
+  ASSERT_EQ(run_cli({"convert", ref, "-o", dir + "/m.sarai", "-q"}).code, 0);
+  CliResult ok = run_cli({"compare", ref, dir + "/m.sarai", "--random", "mel=1x80x120", "--max-mse", "0.01",
+                          "--max-mae", "0.05"});
+  ASSERT_EQ(ok.code, 0) << ok.out << ok.err;
+  for (const char* text : {"cosine", "MSE", "MAE", "max abs", "rel L2", "argmax", "encoder_out", "faster",
+                           "thresholds held"})
+    EXPECT_NE(ok.out.find(text), std::string::npos) << text << " in: " << ok.out;
+  // A threshold no INT8 model meets: exit 3, and the failing output named.
+  CliResult strict = run_cli({"compare", ref, dir + "/m.sarai", "--random", "mel=1x80x120", "--min-cosine", "1.5"});
+  EXPECT_EQ(strict.code, 3) << strict.out << strict.err;
+  EXPECT_NE(strict.out.find("threshold not held: 'encoder_out': cosine"), std::string::npos) << strict.out;
+  CliResult json = run_cli({"compare", ref, dir + "/m.sarai", "--random", "mel=1x80x120", "--json", "--max-mae", "0"});
+  EXPECT_EQ(json.code, 3);
+  EXPECT_NE(json.out.find("\"thresholds_held\": false"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"name\": \"encoder_out\", \"cosine\": 0.99"), std::string::npos) << json.out;
+
+  // A folder of input sets: one subfolder per set, NAME.npy per input.
+  for (const char* set : {"a", "b"}) {
+    fs::create_directories(dir + "/sets/" + set);
+    ASSERT_TRUE(write_npy(dir + "/sets/" + set + "/mel.npy", test::random_tensor({1, 80, 64}, set[0])).is_ok());
+  }
+  CliResult many = run_cli({"compare", ref, dir + "/m.sarai", "--inputs-dir", dir + "/sets"});
+  ASSERT_EQ(many.code, 0) << many.err;
+  EXPECT_NE(many.out.find("2 input sets"), std::string::npos) << many.out;
+
+  expect_one_line_error(run_cli({"compare", ref, dir + "/m.sarai", "--inputs-dir", dir + "/none"}),
+                        "/none: not a folder");
+  expect_one_line_error(run_cli({"compare", ref, fixture("small_cnn.onnx"), "--random", "mel=1x80x64"}),
+                        "small_cnn.onnx: the model has no input 'mel'");
+}
+
 TEST(CliErrors, MissingModel) {
   expect_one_line_error(run_cli({"run", "/nonexistent.onnx"}), "sarai-rt: error: /nonexistent.onnx: cannot open: No such file or directory");
   expect_one_line_error(run_cli({"inspect", "/nonexistent.onnx"}), "/nonexistent.onnx: cannot open");

@@ -1,6 +1,6 @@
 // Shared pieces of the sarai-rt command line (tools/ is the only code that
 // knows about argv, stdout and exit codes). One file per subcommand:
-// cmd_run.cc, cmd_bench.cc, cmd_inspect.cc, cmd_convert.cc (convert and verify).
+// cmd_run.cc, cmd_bench.cc, cmd_compare.cc, cmd_inspect.cc, cmd_convert.cc (convert and verify).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,8 @@ Tensor random_input(DType dtype, const Shape& shape, std::mt19937_64& rng);
 // A file name for an output value ('/', '\', ':' replaced).
 std::string file_name_for(const std::string& value_name);
 std::string human_bytes(uint64_t b);
+// s as a JSON string literal, quoted and escaped.
+std::string json_string(const std::string& s);
 
 // Loads a .onnx model or a .sarai blob (recognized by its magic bytes).
 Expected<std::shared_ptr<Model>> load_model(const std::string& path, bool verify_blob);
@@ -58,6 +60,21 @@ struct BenchArgs {
   bool json = false;
 };
 
+struct CompareArgs {
+  std::string reference;  // FP32 reference model
+  std::string test;       // the model to check (a .sarai blob)
+  std::vector<std::string> inputs;
+  std::vector<std::string> randoms;
+  std::string inputs_dir;
+  int threads = 0;
+  int runs = 3;            // timed runs per model and input set (median)
+  uint64_t seed = 0;
+  double min_cosine = 0.98;
+  double max_mse = -1;     // < 0: not checked
+  double max_mae = -1;
+  bool json = false;
+};
+
 struct ConvertArgs {
   std::string model;
   std::string output;
@@ -76,6 +93,8 @@ Expected<std::vector<NamedTensor>> read_inputs(const Session& session, const std
 
 int cmd_run(const RunArgs& a);
 int cmd_bench(const BenchArgs& a);
+// Exit code 0 when every threshold held, 3 when one did not, 1 on errors.
+int cmd_compare(const CompareArgs& a);
 int cmd_inspect(const std::string& path);
 int cmd_convert(const ConvertArgs& a);
 int cmd_verify(const std::string& path);

@@ -84,4 +84,19 @@ Expected<std::shared_ptr<Model>> load_model(const std::string& path, bool verify
   return load_onnx(path);
 }
 
+std::string json_string(const std::string& s) {
+  std::string r = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') r += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      r += buf;
+      continue;
+    }
+    r += c;
+  }
+  return r + "\"";
+}
+
 }  // namespace sarai::cli

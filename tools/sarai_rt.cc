@@ -4,6 +4,8 @@
 //   sarai-rt run MODEL [--input NAME=FILE.npy]... [--random NAME=DxDxD]...
 //                [--output-dir DIR] [--threads N] [--runs N] [--seed S] [--verify]
 //                [--max-memory-mb N] [--report-memory]
+//   sarai-rt compare REF.onnx TEST.sarai [--input ... | --random ... | --inputs-dir DIR] [--min-cosine C]
+//                    [--max-mse X] [--max-mae X] [--runs N] [--threads N] [--json]
 //   sarai-rt bench MODEL [--input NAME=FILE.npy | --random NAME=DxDxD]... [--warmup N] [--runs N]
 //                  [--threads N] [--max-memory-mb N] [--json]
 //   sarai-rt inspect MODEL
@@ -78,6 +80,26 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   bench_cmd->add_flag("--json", bench.json, "Print one JSON object instead of text");
 
+  CompareArgs cmp;
+  CLI::App* compare_cmd = app.add_subcommand(
+      "compare", "Compare a quantized model with its FP32 reference on the same inputs: cosine, MSE, MAE, max abs "
+                 "error, relative L2, argmax agreement per output, and the speed-up; exit 3 if a threshold fails");
+  compare_cmd->add_option("reference", cmp.reference, "FP32 reference model (.onnx)")->required();
+  compare_cmd->add_option("test", cmp.test, "Model to check (.sarai, or .onnx)")->required();
+  compare_cmd->add_option("--input", cmp.inputs, "An input from a NumPy file: NAME=FILE.npy (repeatable)");
+  compare_cmd->add_option("--random", cmp.randoms, "A random input of this shape: NAME=DxDxD (repeatable)");
+  compare_cmd->add_option("--inputs-dir", cmp.inputs_dir,
+                          "Input sets: DIR/NAME.npy, or one subfolder of NAME.npy files per set");
+  compare_cmd->add_option("--min-cosine", cmp.min_cosine, "Lowest acceptable cosine per output (default 0.98)");
+  compare_cmd->add_option("--max-mse", cmp.max_mse, "Highest acceptable MSE per output");
+  compare_cmd->add_option("--max-mae", cmp.max_mae, "Highest acceptable MAE per output");
+  compare_cmd->add_option("--runs", cmp.runs, "Timed runs per model and input set (median; default 3)")
+      ->check(CLI::Range(1, 1000000));
+  compare_cmd->add_option("--threads", cmp.threads, "Threads for intra-op parallelism (default: physical cores)")
+      ->check(CLI::Range(0, 1024));
+  compare_cmd->add_option("--seed", cmp.seed, "Seed for --random inputs");
+  compare_cmd->add_flag("--json", cmp.json, "Print one JSON object instead of text");
+
   std::string inspect_path;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Describe a model: inputs, outputs, ops, parameters, data files; "
                                                         "for a .sarai blob also its metadata and tensor table");
@@ -117,6 +139,7 @@ int main(int argc, char** argv) {
   try {
     if (*run_cmd) return cmd_run(run);
     if (*bench_cmd) return cmd_bench(bench);
+    if (*compare_cmd) return cmd_compare(cmp);
     if (*inspect_cmd) return cmd_inspect(inspect_path);
     if (*convert_cmd) return cmd_convert(conv);
     if (*verify_cmd) return cmd_verify(verify_path);

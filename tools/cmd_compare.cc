@@ -1,0 +1,206 @@
+// sarai-rt compare: a quantized model against its FP32 reference on the
+// same inputs — per output cosine, MSE, MAE, max abs error, relative L2 and
+// argmax agreement, the speed-up from the same run, and an exit code that
+// says whether the thresholds held (so it can gate a deployment).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "loader/npy.h"
+#include "quantizer/accuracy.h"
+#include "runtime/session.h"
+#include "tools/cli.h"
+
+namespace fs = std::filesystem;
+
+namespace sarai::cli {
+namespace {
+
+struct InputSet {
+  std::string name;  // the folder, or "--input/--random"
+  std::vector<NamedTensor> tensors;
+};
+
+// DIR/*.npy is one set; otherwise every subfolder of DIR holding .npy files
+// is one (sorted by name). Each file is NAME.npy for graph input NAME.
+Expected<std::vector<InputSet>> read_input_sets(const Session& session, const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::error(dir + ": not a folder");
+  auto read_set = [&](const fs::path& folder) -> Expected<InputSet> {
+    InputSet set{folder.string(), {}};
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(folder, ec))
+      if (e.is_regular_file() && e.path().extension() == ".npy") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) {
+      auto t = read_npy(f.string());
+      if (!t) return t.status();
+      NamedTensor in{f.stem().string(), std::move(*t)};
+      if (Status st = session.check_input(in); !st) return Status::error(f.string() + ": " + st.message());
+      set.tensors.push_back(std::move(in));
+    }
+    return set;
+  };
+  std::vector<InputSet> sets;
+  auto top = read_set(dir);
+  if (!top) return top.status();
+  if (!top->tensors.empty()) {
+    sets.push_back(std::move(*top));
+    return sets;
+  }
+  std::vector<fs::path> subdirs;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory()) subdirs.push_back(e.path());
+  std::sort(subdirs.begin(), subdirs.end());
+  for (const fs::path& d : subdirs) {
+    auto s = read_set(d);
+    if (!s) return s.status();
+    if (!s->tensors.empty()) sets.push_back(std::move(*s));
+  }
+  if (sets.empty()) return Status::error(dir + ": no .npy files (NAME.npy per input, in DIR or in its subfolders)");
+  return sets;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// One untimed run (planning, page faults), then `runs` timed ones; returns
+// the median time; *out gets the outputs.
+Expected<double> timed(Session& s, const std::vector<NamedTensor>& in, int runs, std::vector<NamedTensor>* out) {
+  if (Status st = s.run(in, out); !st) return st;
+  std::vector<double> ms;
+  for (int r = 0; r < runs; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (Status st = s.run(in, out); !st) return st;
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return median(ms);
+}
+
+}  // namespace
+
+int cmd_compare(const CompareArgs& a) {
+  KernelTable kernels;
+  register_kernels(kernels);
+  SessionOptions opts;
+  opts.num_threads = a.threads;
+  std::unique_ptr<Session> sessions[2];
+  const std::string paths[2] = {a.reference, a.test};
+  for (int k = 0; k < 2; ++k) {
+    auto model = load_model(paths[k], /*verify_blob=*/false);
+    if (!model) return fail(model.message());
+    auto s = Session::create(*model, kernels, opts);
+    if (!s) return fail(s.message());
+    sessions[k] = std::move(*s);
+  }
+  Session& ref = *sessions[0];
+  Session& test = *sessions[1];
+
+  std::vector<InputSet> sets;
+  if (!a.inputs_dir.empty()) {
+    if (!a.inputs.empty() || !a.randoms.empty()) return fail("--inputs-dir cannot be combined with --input/--random");
+    auto s = read_input_sets(ref, a.inputs_dir);
+    if (!s) return fail(s.message());
+    sets = std::move(*s);
+  } else {
+    auto in = read_inputs(ref, a.inputs, a.randoms, a.seed);
+    if (!in) return fail(in.message());
+    sets.push_back({"--input/--random", std::move(*in)});
+  }
+  for (const InputSet& set : sets)
+    for (const NamedTensor& t : set.tensors)
+      if (Status st = test.check_input(t); !st) return fail(set.name + ": " + st.message());
+
+  // Outputs are matched by name; the test model must have every one.
+  std::vector<std::string> names;
+  for (int id : ref.graph().outputs) {
+    const std::string& n = ref.graph().values[static_cast<size_t>(id)].name;
+    const int tid = test.graph().find_value(n);
+    const auto& touts = test.graph().outputs;
+    if (tid == kNoValue || std::find(touts.begin(), touts.end(), tid) == touts.end())
+      return fail(a.test + ": has no output '" + n + "' (an output of " + a.reference + ")");
+    names.push_back(n);
+  }
+  std::vector<quant::OutputError> errors(names.size());
+  double ref_ms = 0, test_ms = 0;
+  std::vector<NamedTensor> ref_out, test_out;
+  for (const InputSet& set : sets) {
+    auto rm = timed(ref, set.tensors, a.runs, &ref_out);
+    if (!rm) return fail(set.name + ": " + rm.message());
+    auto tm = timed(test, set.tensors, a.runs, &test_out);
+    if (!tm) return fail(set.name + ": " + tm.message());
+    ref_ms += *rm;
+    test_ms += *tm;
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto find = [&](const std::vector<NamedTensor>& outs) {
+        return std::find_if(outs.begin(), outs.end(), [&](const NamedTensor& t) { return t.name == names[i]; });
+      };
+      Status st = errors[i].add(find(ref_out)->tensor, find(test_out)->tensor);
+      if (!st) return fail(set.name + ": output '" + names[i] + "': " + st.message());
+    }
+  }
+
+  // The verdict: every output within every threshold that was given.
+  bool held = true;
+  std::vector<std::string> failures;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const quant::OutputError& e = errors[i];
+    char buf[160];
+    if (!(e.cosine() >= a.min_cosine)) {
+      std::snprintf(buf, sizeof buf, "'%s': cosine %.6f < %.6g", names[i].c_str(), e.cosine(), a.min_cosine);
+      failures.push_back(buf);
+    }
+    if (a.max_mse >= 0 && !(e.mse() <= a.max_mse)) {
+      std::snprintf(buf, sizeof buf, "'%s': MSE %.6g > %.6g", names[i].c_str(), e.mse(), a.max_mse);
+      failures.push_back(buf);
+    }
+    if (a.max_mae >= 0 && !(e.mae() <= a.max_mae)) {
+      std::snprintf(buf, sizeof buf, "'%s': MAE %.6g > %.6g", names[i].c_str(), e.mae(), a.max_mae);
+      failures.push_back(buf);
+    }
+  }
+  held = failures.empty();
+  const double speedup = test_ms > 0 ? ref_ms / test_ms : 0;
+
+  if (a.json) {
+    std::printf("{\"reference\": %s, \"test\": %s, \"input_sets\": %zu, \"threads\": %d, "
+                "\"reference_ms\": %.3f, \"test_ms\": %.3f, \"speedup\": %.3f, \"outputs\": [",
+                json_string(a.reference).c_str(), json_string(a.test).c_str(), sets.size(), ref.num_threads(), ref_ms,
+                test_ms, speedup);
+    for (size_t i = 0; i < names.size(); ++i) {
+      const quant::OutputError& e = errors[i];
+      std::printf("%s{\"name\": %s, \"cosine\": %.9f, \"mse\": %.9g, \"mae\": %.9g, \"max_abs\": %.9g, "
+                  "\"relative_l2\": %.9g, \"argmax_agreement\": %.6f, \"rows\": %lld, \"elements\": %lld}",
+                  i ? ", " : "", json_string(names[i]).c_str(), e.cosine(), e.mse(), e.mae(), e.max_abs(), e.relative_l2(),
+                  e.argmax_agreement(), static_cast<long long>(e.rows()), static_cast<long long>(e.elements()));
+    }
+    std::printf("], \"thresholds_held\": %s}\n", held ? "true" : "false");
+  } else {
+    std::printf("reference %s (%.1f ms) vs test %s (%.1f ms): %.2fx faster, %zu input set%s, %d thread%s\n",
+                a.reference.c_str(), ref_ms, a.test.c_str(), test_ms, speedup, sets.size(), sets.size() == 1 ? "" : "s",
+                ref.num_threads(), ref.num_threads() == 1 ? "" : "s");
+    std::printf("%-24s %10s %12s %12s %12s %12s %9s\n", "output", "cosine", "MSE", "MAE", "max abs", "rel L2",
+                "argmax");
+    for (size_t i = 0; i < names.size(); ++i) {
+      const quant::OutputError& e = errors[i];
+      std::printf("%-24s %10.6f %12.4g %12.4g %12.4g %12.4g %8.2f%%\n", names[i].c_str(), e.cosine(), e.mse(),
+                  e.mae(), e.max_abs(), e.relative_l2(), 100 * e.argmax_agreement());
+    }
+    if (held)
+      std::printf("thresholds held (cosine >= %g%s%s)\n", a.min_cosine,
+                  a.max_mse >= 0 ? (", MSE <= " + std::to_string(a.max_mse)).c_str() : "",
+                  a.max_mae >= 0 ? (", MAE <= " + std::to_string(a.max_mae)).c_str() : "");
+    for (const std::string& f : failures) std::printf("threshold not held: %s\n", f.c_str());
+  }
+  return held ? 0 : 3;
+}
+
+}  // namespace sarai::cli

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -194,10 +195,13 @@ int cmd_compare(const CompareArgs& a) {
       std::printf("%-24s %10.6f %12.4g %12.4g %12.4g %12.4g %8.2f%%\n", names[i].c_str(), e.cosine(), e.mse(),
                   e.mae(), e.max_abs(), e.relative_l2(), 100 * e.argmax_agreement());
     }
-    if (held)
-      std::printf("thresholds held (cosine >= %g%s%s)\n", a.min_cosine,
-                  a.max_mse >= 0 ? (", MSE <= " + std::to_string(a.max_mse)).c_str() : "",
-                  a.max_mae >= 0 ? (", MAE <= " + std::to_string(a.max_mae)).c_str() : "");
+    if (held) {
+      char limits[96] = "";
+      if (a.max_mse >= 0) std::snprintf(limits, sizeof limits, ", MSE <= %g", a.max_mse);
+      if (a.max_mae >= 0)
+        std::snprintf(limits + std::strlen(limits), sizeof limits - std::strlen(limits), ", MAE <= %g", a.max_mae);
+      std::printf("thresholds held (cosine >= %g%s)\n", a.min_cosine, limits);
+    }
     for (const std::string& f : failures) std::printf("threshold not held: %s\n", f.c_str());
   }
   return held ? 0 : 3;

@@ -23,3 +23,10 @@ echo
 echo "== sarai-rt run the blob (INT8 kernels), with its memory plan and peak RSS"
 "$bin" run build/quickstart-out/whisper_tiny_encoder.sarai --random mel=1x80x3000 --runs 3 --report-memory \
   --output-dir build/quickstart-out/int8
+echo
+echo "== sarai-rt compare: INT8 against FP32 on the same input, with the users' thresholds (exit 3 if one fails)"
+"$bin" compare "$model" build/quickstart-out/whisper_tiny_encoder.sarai --random mel=1x80x3000 \
+  --min-cosine 0.98 --max-mse 0.01 --max-mae 0.05
+echo
+echo "== sarai-rt bench the blob"
+"$bin" bench build/quickstart-out/whisper_tiny_encoder.sarai --random mel=1x80x3000 --runs 20

@@ -466,6 +466,8 @@ Status Session::execute(const std::vector<NamedTensor>& inputs, Plan* plan, Node
       node_ms_[static_cast<size_t>(node_id)] +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!st.is_ok()) return Status::error(model_->path + ": " + node.describe() + ": " + st.message());
+    if (options_.observer && mode != NodeMemory::Mode::kShapeOnly)
+      options_.observer(node, std::span<const Tensor>(node_outputs_.data(), node_outputs_.size()));
     if (mem.plan_miss && plan) {
       plan->stale = true;
       ++plan_misses_;

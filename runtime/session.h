@@ -13,7 +13,9 @@
 // session each (they share the Model and its mapped weights).
 #pragma once
 
+#include <functional>
 #include <map>
+#include <span>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +40,10 @@ struct SessionOptions {
   // Stream the weights whatever the budget (tests; callers who know the
   // weights will not stay in the page cache anyway).
   bool stream_weights = false;
+  // Called after every node of a run (not of the planning pass) with its
+  // outputs; they live in the arena, so copy what you keep (Tensor::clone).
+  // For analysis (sarai-rt compare --per-layer), not for speed.
+  std::function<void(const Node&, std::span<const Tensor>)> observer;
   // Tests: after every node, check that no two live values of different
   // buffers, and no workspace, share arena memory (a run error if they do).
   bool check_overlaps = false;

@@ -163,6 +163,27 @@ TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {
   EXPECT_NE(json.out.find("\"thresholds_held\": false"), std::string::npos) << json.out;
   EXPECT_NE(json.out.find("\"name\": \"encoder_out\", \"cosine\": 0.99"), std::string::npos) << json.out;
 
+  // Per layer: every quantized node by its real name, local and
+  // accumulated; the first layer's input is exact, so both agree there.
+  CliResult layers = run_cli({"compare", ref, dir + "/m.sarai", "--random", "mel=1x80x120", "--per-layer"});
+  ASSERT_EQ(layers.code, 0) << layers.err;
+  for (const char* node : {"/conv1/Conv", "/conv2/Conv", "/blocks.0/fc1/MatMul", "/blocks.1/attn/out/MatMul"})
+    EXPECT_NE(layers.out.find(node), std::string::npos) << node << " in: " << layers.out;
+  const size_t conv1 = layers.out.find("/conv1/Conv");
+  ASSERT_NE(conv1, std::string::npos);
+  const std::string row = layers.out.substr(conv1, layers.out.find('\n', conv1) - conv1);
+  double local_cos = 0, local_l2 = 0, acc_cos = 0, acc_l2 = 0;
+  char name[64], op[32];
+  ASSERT_EQ(std::sscanf(row.c_str(), "%63s %31s %lf %lf %lf %lf", name, op, &local_cos, &local_l2, &acc_cos, &acc_l2), 6)
+      << row;
+  EXPECT_STREQ(op, "QConv");
+  EXPECT_GT(local_cos, 0.999);
+  EXPECT_DOUBLE_EQ(local_cos, acc_cos);
+  EXPECT_DOUBLE_EQ(local_l2, acc_l2);
+  CliResult layers_json =
+      run_cli({"compare", ref, dir + "/m.sarai", "--random", "mel=1x80x120", "--per-layer", "--json"});
+  EXPECT_NE(layers_json.out.find("\"layers\": [{\"node\": "), std::string::npos) << layers_json.out;
+
   // A folder of input sets: one subfolder per set, NAME.npy per input.
   for (const char* set : {"a", "b"}) {
     fs::create_directories(dir + "/sets/" + set);

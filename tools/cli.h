@@ -72,6 +72,7 @@ struct CompareArgs {
   double min_cosine = 0.98;
   double max_mse = -1;     // < 0: not checked
   double max_mae = -1;
+  bool per_layer = false;  // error of every quantized node, local and accumulated
   bool json = false;
 };
 

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +88,118 @@ Expected<double> timed(Session& s, const std::vector<NamedTensor>& in, int runs,
   return median(ms);
 }
 
+
+bool is_quantized(const Node& n) {
+  return n.domain == "sarai" && (n.op_type == "QMatMul" || n.op_type == "QConv" || n.op_type == "QConvTranspose");
+}
+
+// Per quantized node of the test model: its output against the reference's
+// value of the same name, (a) as the INT8 chain computed it (accumulated)
+// and (b) with the node alone fed the reference's exact inputs (local).
+// Both models run unfused so every value keeps its exported name.
+struct LayerError {
+  std::string node, op, output;
+  quant::OutputError local, accumulated;
+};
+
+class PerLayer {
+ public:
+  Status init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
+              const KernelTable& kernels) {
+    kernels_ = &kernels;
+    test_model_ = test;
+    const Graph& tg = test->graph;
+    for (const Node& n : tg.nodes) {
+      if (!is_quantized(n) || n.outputs.empty() || n.outputs[0] == kNoValue) continue;
+      const std::string& out = tg.values[static_cast<size_t>(n.outputs[0])].name;
+      if (ref->graph.find_value(out) == kNoValue) continue;  // renamed by the converter: no reference
+      layers_.push_back({n.name, n.op_type, out, {}, {}});
+      nodes_.push_back(&n);
+      want_test_.insert(out);
+      want_ref_.insert(out);
+      for (int v : n.inputs)
+        if (v != kNoValue && !tg.values[static_cast<size_t>(v)].is_initializer)
+          want_ref_.insert(tg.values[static_cast<size_t>(v)].name);
+    }
+    SessionOptions o;
+    o.num_threads = threads;
+    o.fuse = false;
+    o.fuse_patterns = false;
+    auto capture = [](const std::set<std::string>* want, std::map<std::string, Tensor>* into, const Graph* g) {
+      return [=](const Node& n, std::span<const Tensor> outs) {
+        for (size_t k = 0; k < outs.size(); ++k) {
+          if (n.outputs[k] == kNoValue || !outs[k].defined()) continue;
+          const std::string& name = g->values[static_cast<size_t>(n.outputs[k])].name;
+          if (want->count(name)) (*into)[name] = outs[k].clone();
+        }
+      };
+    };
+    for (int k = 0; k < 2; ++k) {
+      const auto& m = k == 0 ? ref : test;
+      SessionOptions ok = o;
+      ok.observer = capture(k == 0 ? &want_ref_ : &want_test_, k == 0 ? &ref_values_ : &test_values_, &m->graph);
+      auto s = Session::create(m, kernels, ok);
+      if (!s) return s.status();
+      (k == 0 ? ref_ : test_) = std::move(*s);
+    }
+    return Status::ok();
+  }
+
+  size_t size() const { return layers_.size(); }
+
+  Status add(const std::vector<NamedTensor>& inputs) {
+    ref_values_.clear();
+    test_values_.clear();
+    SARAI_RETURN_IF_ERROR(ref_->run(inputs).status());
+    SARAI_RETURN_IF_ERROR(test_->run(inputs).status());
+    // Graph inputs feed quantized nodes too.
+    for (const NamedTensor& t : inputs) ref_values_[t.name] = t.tensor;
+    const Graph& tg = test_model_->graph;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      LayerError& l = layers_[i];
+      const Tensor& expect = ref_values_[l.output];
+      if (!expect.defined()) continue;
+      SARAI_RETURN_IF_ERROR(l.accumulated.add(expect, test_values_[l.output]));
+      const Node& n = *nodes_[i];
+      std::vector<const Tensor*> in;
+      for (int v : n.inputs) {
+        if (v == kNoValue) {
+          in.push_back(nullptr);
+          continue;
+        }
+        const Value& val = tg.values[static_cast<size_t>(v)];
+        auto it = ref_values_.find(val.name);
+        in.push_back(val.is_initializer ? &val.initializer : it == ref_values_.end() ? nullptr : &it->second);
+        if (!in.back()) return Status::error(n.describe() + ": the reference has no value '" + val.name + "'");
+      }
+      std::vector<Tensor> outs(n.outputs.size());
+      KernelContext ctx(n, tg.opset, in, outs, ref_->num_threads());
+      SARAI_RETURN_IF_ERROR(kernels_->find(n.op_type, tg.opset, n.domain)(ctx));
+      SARAI_RETURN_IF_ERROR(l.local.add(expect, outs[0]));
+    }
+    return Status::ok();
+  }
+
+  // Most damaged first: by local relative L2 error.
+  std::vector<const LayerError*> sorted() const {
+    std::vector<const LayerError*> r;
+    for (const LayerError& l : layers_) r.push_back(&l);
+    std::stable_sort(r.begin(), r.end(), [](const LayerError* x, const LayerError* y) {
+      return x->local.relative_l2() > y->local.relative_l2();
+    });
+    return r;
+  }
+
+ private:
+  const KernelTable* kernels_ = nullptr;
+  std::shared_ptr<const Model> test_model_;
+  std::vector<LayerError> layers_;
+  std::vector<const Node*> nodes_;
+  std::set<std::string> want_ref_, want_test_;
+  std::map<std::string, Tensor> ref_values_, test_values_;
+  std::unique_ptr<Session> ref_, test_;
+};
+
 }  // namespace
 
 int cmd_compare(const CompareArgs& a) {
@@ -94,10 +208,12 @@ int cmd_compare(const CompareArgs& a) {
   SessionOptions opts;
   opts.num_threads = a.threads;
   std::unique_ptr<Session> sessions[2];
+  std::shared_ptr<Model> models[2];
   const std::string paths[2] = {a.reference, a.test};
   for (int k = 0; k < 2; ++k) {
     auto model = load_model(paths[k], /*verify_blob=*/false);
     if (!model) return fail(model.message());
+    models[k] = *model;
     auto s = Session::create(*model, kernels, opts);
     if (!s) return fail(s.message());
     sessions[k] = std::move(*s);
@@ -130,6 +246,12 @@ int cmd_compare(const CompareArgs& a) {
       return fail(a.test + ": has no output '" + n + "' (an output of " + a.reference + ")");
     names.push_back(n);
   }
+  PerLayer layers;
+  if (a.per_layer) {
+    if (Status st = layers.init(models[0], models[1], ref.num_threads(), kernels); !st) return fail(st.message());
+    if (layers.size() == 0)
+      return fail(a.test + ": --per-layer: no quantized node whose output the reference also has");
+  }
   std::vector<quant::OutputError> errors(names.size());
   double ref_ms = 0, test_ms = 0;
   std::vector<NamedTensor> ref_out, test_out;
@@ -147,6 +269,8 @@ int cmd_compare(const CompareArgs& a) {
       Status st = errors[i].add(find(ref_out)->tensor, find(test_out)->tensor);
       if (!st) return fail(set.name + ": output '" + names[i] + "': " + st.message());
     }
+    if (a.per_layer)
+      if (Status st = layers.add(set.tensors); !st) return fail(set.name + ": --per-layer: " + st.message());
   }
 
   // The verdict: every output within every threshold that was given.
@@ -183,7 +307,21 @@ int cmd_compare(const CompareArgs& a) {
                   i ? ", " : "", json_string(names[i]).c_str(), e.cosine(), e.mse(), e.mae(), e.max_abs(), e.relative_l2(),
                   e.argmax_agreement(), static_cast<long long>(e.rows()), static_cast<long long>(e.elements()));
     }
-    std::printf("], \"thresholds_held\": %s}\n", held ? "true" : "false");
+    std::printf("]");
+    if (a.per_layer) {
+      std::printf(", \"layers\": [");
+      bool first = true;
+      for (const LayerError* l : layers.sorted()) {
+        std::printf("%s{\"node\": %s, \"op\": %s, \"output\": %s, \"local_cosine\": %.9f, "
+                    "\"local_relative_l2\": %.9g, \"accumulated_cosine\": %.9f, \"accumulated_relative_l2\": %.9g}",
+                    first ? "" : ", ", json_string(l->node).c_str(), json_string(l->op).c_str(),
+                    json_string(l->output).c_str(), l->local.cosine(), l->local.relative_l2(),
+                    l->accumulated.cosine(), l->accumulated.relative_l2());
+        first = false;
+      }
+      std::printf("]");
+    }
+    std::printf(", \"thresholds_held\": %s}\n", held ? "true" : "false");
   } else {
     std::printf("reference %s (%.1f ms) vs test %s (%.1f ms): %.2fx faster, %zu input set%s, %d thread%s\n",
                 a.reference.c_str(), ref_ms, a.test.c_str(), test_ms, speedup, sets.size(), sets.size() == 1 ? "" : "s",
@@ -201,6 +339,15 @@ int cmd_compare(const CompareArgs& a) {
       if (a.max_mae >= 0)
         std::snprintf(limits + std::strlen(limits), sizeof limits - std::strlen(limits), ", MAE <= %g", a.max_mae);
       std::printf("thresholds held (cosine >= %g%s)\n", a.min_cosine, limits);
+    }
+    if (a.per_layer) {
+      std::printf("\nper quantized node, most damaged first (local: the node alone on the reference's inputs; "
+                  "accumulated: along the INT8 chain)\n");
+      std::printf("%-36s %-14s %12s %12s %12s %12s\n", "node", "op", "local cos", "local relL2", "accum cos",
+                  "accum relL2");
+      for (const LayerError* l : layers.sorted())
+        std::printf("%-36s %-14s %12.6f %12.4g %12.6f %12.4g\n", l->node.c_str(), l->op.c_str(), l->local.cosine(),
+                    l->local.relative_l2(), l->accumulated.cosine(), l->accumulated.relative_l2());
     }
     for (const std::string& f : failures) std::printf("threshold not held: %s\n", f.c_str());
   }

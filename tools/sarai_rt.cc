@@ -5,7 +5,7 @@
 //                [--output-dir DIR] [--threads N] [--runs N] [--seed S] [--verify]
 //                [--max-memory-mb N] [--report-memory]
 //   sarai-rt compare REF.onnx TEST.sarai [--input ... | --random ... | --inputs-dir DIR] [--min-cosine C]
-//                    [--max-mse X] [--max-mae X] [--runs N] [--threads N] [--json]
+//                    [--max-mse X] [--max-mae X] [--per-layer] [--runs N] [--threads N] [--json]
 //   sarai-rt bench MODEL [--input NAME=FILE.npy | --random NAME=DxDxD]... [--warmup N] [--runs N]
 //                  [--threads N] [--max-memory-mb N] [--json]
 //   sarai-rt inspect MODEL
@@ -31,6 +31,18 @@
 
 using namespace sarai::cli;
 
+namespace {
+// The input and thread options run, bench and compare share.
+void add_input_options(CLI::App* cmd, std::vector<std::string>* inputs, std::vector<std::string>* randoms,
+                       uint64_t* seed, int* threads) {
+  cmd->add_option("--input", *inputs, "An input from a NumPy file: NAME=FILE.npy (repeatable)");
+  cmd->add_option("--random", *randoms, "A random input of this shape: NAME=DxDxD (repeatable)");
+  cmd->add_option("--seed", *seed, "Seed for --random inputs");
+  cmd->add_option("--threads", *threads, "Threads for intra-op parallelism (default: physical cores)")
+      ->check(CLI::Range(0, 1024));
+}
+}  // namespace
+
 int main(int argc, char** argv) {
 #ifdef SARAI_WITH_MIMALLOC
   // Activations of long sequences are tens of MB each and are freed after
@@ -47,13 +59,9 @@ int main(int argc, char** argv) {
   RunArgs run;
   CLI::App* run_cmd = app.add_subcommand("run", "Run a model (.onnx on the FP32 path, .sarai in INT8) and write its outputs");
   run_cmd->add_option("model", run.model, "Model file (.onnx or .sarai)")->required();
-  run_cmd->add_option("--input", run.inputs, "An input from a NumPy file: NAME=FILE.npy (repeatable)");
-  run_cmd->add_option("--random", run.randoms, "A random input of this shape: NAME=DxDxD (repeatable)");
+  add_input_options(run_cmd, &run.inputs, &run.randoms, &run.seed, &run.threads);
   run_cmd->add_option("--output-dir", run.output_dir, "Write each output as DIR/<output name>.npy");
-  run_cmd->add_option("--threads", run.threads, "Threads for intra-op parallelism (default: physical cores)")
-      ->check(CLI::Range(0, 1024));
   run_cmd->add_option("--runs", run.runs, "Run this many times and print each time")->check(CLI::Range(1, 1000000));
-  run_cmd->add_option("--seed", run.seed, "Seed for --random inputs");
   run_cmd->add_flag("--profile", run.profile, "Print the time spent per op type");
   run_cmd->add_flag("--verify", run.verify, "Check every checksum of a .sarai blob before running");
   run_cmd->add_option("--max-memory-mb", run.max_memory_mb,
@@ -67,14 +75,10 @@ int main(int argc, char** argv) {
   CLI::App* bench_cmd = app.add_subcommand(
       "bench", "Time a model: load, first run, P50/P90/P99/max latency, runs per second, peak RSS");
   bench_cmd->add_option("model", bench.model, "Model file (.onnx or .sarai)")->required();
-  bench_cmd->add_option("--input", bench.inputs, "An input from a NumPy file: NAME=FILE.npy (repeatable)");
-  bench_cmd->add_option("--random", bench.randoms, "A random input of this shape: NAME=DxDxD (repeatable)");
+  add_input_options(bench_cmd, &bench.inputs, &bench.randoms, &bench.seed, &bench.threads);
   bench_cmd->add_option("--warmup", bench.warmup, "Untimed runs after the first (default 1)")
       ->check(CLI::Range(0, 1000000));
   bench_cmd->add_option("--runs", bench.runs, "Timed runs (default 20)")->check(CLI::Range(1, 1000000));
-  bench_cmd->add_option("--threads", bench.threads, "Threads for intra-op parallelism (default: physical cores)")
-      ->check(CLI::Range(0, 1024));
-  bench_cmd->add_option("--seed", bench.seed, "Seed for --random inputs");
   bench_cmd->add_option("--max-memory-mb", bench.max_memory_mb,
                         "Memory budget for the whole process in MB, as for run")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
@@ -86,8 +90,7 @@ int main(int argc, char** argv) {
                  "error, relative L2, argmax agreement per output, and the speed-up; exit 3 if a threshold fails");
   compare_cmd->add_option("reference", cmp.reference, "FP32 reference model (.onnx)")->required();
   compare_cmd->add_option("test", cmp.test, "Model to check (.sarai, or .onnx)")->required();
-  compare_cmd->add_option("--input", cmp.inputs, "An input from a NumPy file: NAME=FILE.npy (repeatable)");
-  compare_cmd->add_option("--random", cmp.randoms, "A random input of this shape: NAME=DxDxD (repeatable)");
+  add_input_options(compare_cmd, &cmp.inputs, &cmp.randoms, &cmp.seed, &cmp.threads);
   compare_cmd->add_option("--inputs-dir", cmp.inputs_dir,
                           "Input sets: DIR/NAME.npy, or one subfolder of NAME.npy files per set");
   compare_cmd->add_option("--min-cosine", cmp.min_cosine, "Lowest acceptable cosine per output (default 0.98)");
@@ -95,9 +98,9 @@ int main(int argc, char** argv) {
   compare_cmd->add_option("--max-mae", cmp.max_mae, "Highest acceptable MAE per output");
   compare_cmd->add_option("--runs", cmp.runs, "Timed runs per model and input set (median; default 3)")
       ->check(CLI::Range(1, 1000000));
-  compare_cmd->add_option("--threads", cmp.threads, "Threads for intra-op parallelism (default: physical cores)")
-      ->check(CLI::Range(0, 1024));
-  compare_cmd->add_option("--seed", cmp.seed, "Seed for --random inputs");
+  compare_cmd->add_flag("--per-layer", cmp.per_layer,
+                        "Also the error of every quantized node's output, local (the node alone on the reference's "
+                        "inputs) and accumulated (along the INT8 chain), most damaged first");
   compare_cmd->add_flag("--json", cmp.json, "Print one JSON object instead of text");
 
   std::string inspect_path;

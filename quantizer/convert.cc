@@ -285,6 +285,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   meta.emplace_back("options", opt.command_line.empty() ? canonical_options(opt) : opt.command_line);
   meta.emplace_back("weight_layout", "n16k4 v" + std::to_string(int8::kWeightLayoutVersion));
   for (auto& kv : choice_metadata(src, plan)) meta.push_back(std::move(kv));
+  for (const auto& kv : opt.extra_metadata) meta.push_back(kv);
 
   // ---- Stream the tensors.
   const std::string tmp_path = out_path + ".tmp-" + std::to_string(::getpid());

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quantizer/plan.h"
@@ -35,6 +36,9 @@ struct ConvertOptions : QuantOptions {
   // When it becomes true: stop, remove the temp file, return "interrupted".
   const std::atomic<bool>* cancel = nullptr;
   std::string command_line;  // recorded in the metadata ("options")
+  // More key-value pairs for the blob's metadata (e.g. what
+  // `convert --auto-keep-fp32` chose and measured).
+  std::vector<std::pair<std::string, std::string>> extra_metadata;
 };
 
 struct ConvertSummary {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <tuple>
 
 #include "loader/blob_reader.h"
 #include "loader/npy.h"
@@ -197,6 +198,86 @@ TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {
                         "/none: not a folder");
   expect_one_line_error(run_cli({"compare", ref, fixture("small_cnn.onnx"), "--random", "mel=1x80x64"}),
                         "small_cnn.onnx: the model has no input 'mel'");
+}
+
+// x [1, 16, 64] -> MatMul W1 -> h -> MatMul W2 -> y, where W1's first
+// column is 300x the others: h has one huge channel, so quantizing h per
+// tensor for the second MatMul wipes out the small channels that W2 reads
+// (its first row is zero). Plain INT8 misses a 0.999 cosine; keeping the
+// second MatMul in FP32 reaches it.
+std::string sensitive_model(const std::string& dir) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("sensitive");
+  auto io = [](onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> dims) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  io(g->add_input(), "x", {1, 16, 64});
+  io(g->add_output(), "y", {1, 16, 32});
+  auto weight = [&](const std::string& name, int64_t k, int64_t n, uint32_t seed, bool big_col0, bool zero_row0) {
+    Tensor w = test::random_tensor({k, n}, seed, -0.2f, 0.2f);
+    float* p = w.mutable_data<float>();
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        if (big_col0 && j == 0) p[i * n + j] *= 300;
+        if (zero_row0 && i == 0) p[i * n + j] = 0;
+      }
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(k);
+    t->add_dims(n);
+    t->set_raw_data(std::string(static_cast<const char*>(w.raw()), w.nbytes()));
+  };
+  weight("w1", 64, 64, 1, true, false);
+  weight("w2", 64, 32, 2, false, true);
+  for (auto [name, in, w, out] : {std::tuple{"first", "x", "w1", "h"}, std::tuple{"second", "h", "w2", "y"}}) {
+    auto* n = g->add_node();
+    n->set_name(name);
+    n->set_op_type("MatMul");
+    n->add_input(in);
+    n->add_input(w);
+    n->add_output(out);
+  }
+  test::save(m, dir + "/sensitive.onnx");
+  return dir + "/sensitive.onnx";
+}
+
+TEST(Cli, AutoKeepFp32ReachesTheTargetWherePlainInt8DoesNot) {
+  const std::string dir = test::temp_dir("autofp32");
+  const std::string model = sensitive_model(dir);
+  for (int s = 0; s < 3; ++s) {
+    fs::create_directories(dir + "/calib/" + std::to_string(s));
+    ASSERT_TRUE(write_npy(dir + "/calib/" + std::to_string(s) + "/x.npy", test::random_tensor({1, 16, 64}, 40 + s)).is_ok());
+  }
+  ASSERT_EQ(run_cli({"convert", model, "-o", dir + "/plain.sarai", "-q"}).code, 0);
+  CliResult plain = run_cli({"compare", model, dir + "/plain.sarai", "--inputs-dir", dir + "/calib", "--min-cosine", "0.999"});
+  EXPECT_EQ(plain.code, 3) << "plain INT8 should miss the target: " << plain.out;
+
+  CliResult conv = run_cli({"convert", model, "-o", dir + "/auto.sarai", "-q", "--auto-keep-fp32", "--target-cosine",
+                            "0.999", "--calibration", dir + "/calib"});
+  ASSERT_EQ(conv.code, 0) << conv.out << conv.err;
+  EXPECT_NE(conv.out.find("1 of 2 quantized layers kept in FP32 (second)"), std::string::npos) << conv.out;
+  CliResult meta = run_cli({"inspect", dir + "/auto.sarai"});
+  EXPECT_NE(meta.out.find("auto_keep_fp32.nodes"), std::string::npos) << meta.out;
+  EXPECT_NE(meta.out.find("auto_keep_fp32.cosine"), std::string::npos) << meta.out;
+  // Fresh inputs, not the calibration ones: the target holds there too.
+  CliResult check = run_cli({"compare", model, dir + "/auto.sarai", "--random", "x=1x16x64", "--seed", "99",
+                             "--min-cosine", "0.999"});
+  EXPECT_EQ(check.code, 0) << check.out;
+  // Nothing left behind but the blobs.
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_TRUE(e.is_directory() || e.path().extension() == ".sarai" || e.path().extension() == ".onnx") << e.path();
+
+  expect_one_line_error(run_cli({"convert", model, "-o", dir + "/x.sarai", "--auto-keep-fp32"}),
+                        "--auto-keep-fp32 needs --calibration DIR");
+  expect_one_line_error(run_cli({"convert", model, "-o", dir + "/x.sarai", "--calibration", dir + "/calib"}),
+                        "--calibration is only used with --auto-keep-fp32");
 }
 
 TEST(CliErrors, MissingModel) {

@@ -85,6 +85,12 @@ struct ConvertArgs {
   int64_t min_elements = 0;
   bool quiet = false;
   std::string command_line;
+  // Mixed precision: keep the fewest layers in FP32 that bring the INT8
+  // model to target_cosine on the calibration input sets.
+  bool auto_keep_fp32 = false;
+  double target_cosine = 0.999;
+  std::string calibration;
+  int threads = 0;
 };
 
 // The model's inputs from --input NAME=FILE.npy and --random NAME=DxDxD

@@ -19,7 +19,10 @@
 #include "loader/onnx_loader.h"
 #include "quantizer/convert.h"
 #include "quantizer/onnx_export.h"
+#include "kernels/kernels.h"
+#include "runtime/session.h"
 #include "tools/cli.h"
+#include "tools/eval.h"
 
 namespace fs = std::filesystem;
 
@@ -111,6 +114,102 @@ Status check_output_is_not_source(const Model& m, const std::string& out, bool o
   return Status::ok();
 }
 
+
+// --auto-keep-fp32: measure plain INT8 on the calibration sets; if it misses
+// the target, rank the quantized nodes by their local damage and find the
+// fewest of the most damaging to keep in FP32 (binary search on the count:
+// keeping more layers in FP32 only brings the model closer). Each trial is a
+// real conversion into a temp file beside the output, measured end to end.
+Status choose_fp32_layers(const ConvertArgs& a, quant::ConvertOptions* opt) {
+  if (a.calibration.empty()) return Status::error("--auto-keep-fp32 needs --calibration DIR (the input sets to measure on)");
+  if (a.to != "sarai") return Status::error("--auto-keep-fp32 writes a .sarai blob (not --to " + a.to + ")");
+  KernelTable kernels;
+  register_kernels(kernels);
+  SessionOptions so;
+  so.num_threads = a.threads;
+  auto ref_model = load_onnx(a.model);
+  if (!ref_model) return ref_model.status();
+  auto ref = Session::create(*ref_model, kernels, so);
+  if (!ref) return ref.status();
+  auto sets = read_input_sets(**ref, a.calibration);
+  if (!sets) return sets.status();
+
+  const std::string trial_path = a.output + ".auto-" + std::to_string(::getpid());
+  set_temp_path(0, trial_path + ".tmp-" + std::to_string(::getpid()));
+  std::shared_ptr<Model> last_blob;
+  auto trial = [&](const std::vector<std::string>& keep) -> Expected<double> {
+    auto source = load_onnx(a.model);
+    if (!source) return source.status();
+    quant::ConvertOptions o = *opt;
+    o.progress = nullptr;
+    o.keep_fp32.insert(o.keep_fp32.end(), keep.begin(), keep.end());
+    auto r = quant::convert_to_blob(**source, trial_path, o);
+    if (!r) return r.status();
+    auto blob = load_blob(trial_path);
+    std::error_code ec;
+    fs::remove(trial_path, ec);  // the mapping stays valid
+    if (!blob) return blob.status();
+    last_blob = *blob;
+    auto s = Session::create(*blob, kernels, so);
+    if (!s) return s.status();
+    return min_output_cosine(**ref, **s, *sets);
+  };
+
+  auto plain = trial({});
+  if (!plain) return plain.status();
+  std::vector<std::string> keep;
+  double cosine = *plain;
+  std::string ranked_note;
+  if (*plain < a.target_cosine) {
+    PerLayer layers;
+    SARAI_RETURN_IF_ERROR(layers.init(*ref_model, last_blob, (*ref)->num_threads(), kernels));
+    for (const InputSet& set : *sets) SARAI_RETURN_IF_ERROR(layers.add(set.tensors));
+    std::vector<std::string> ranked;
+    for (const LayerError* l : layers.sorted()) ranked.push_back(l->node);
+    if (ranked.empty()) return Status::error(a.model + ": --auto-keep-fp32: no quantized layer to keep in FP32");
+    size_t lo = 1, hi = ranked.size();
+    while (lo < hi) {
+      const size_t mid = (lo + hi) / 2;
+      auto c = trial(std::vector<std::string>(ranked.begin(), ranked.begin() + static_cast<long>(mid)));
+      if (!c) return c.status();
+      if (*c >= a.target_cosine)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    keep.assign(ranked.begin(), ranked.begin() + static_cast<long>(lo));
+    auto c = trial(keep);  // the measured cosine of the final choice
+    if (!c) return c.status();
+    cosine = *c;
+    if (cosine < a.target_cosine)
+      return Status::error(a.model + ": --auto-keep-fp32: even with all " + std::to_string(ranked.size()) +
+                           " quantized layers in FP32 the cosine is " + std::to_string(cosine) + " < " +
+                           std::to_string(a.target_cosine));
+    ranked_note = std::to_string(ranked.size());
+  }
+  set_temp_path(0, a.output + ".tmp-" + std::to_string(::getpid()));
+  std::string kept;
+  for (const std::string& k : keep) kept += (kept.empty() ? "" : ",") + k;
+  char buf[64];
+  opt->keep_fp32.insert(opt->keep_fp32.end(), keep.begin(), keep.end());
+  std::snprintf(buf, sizeof buf, "%.6f", *plain);
+  opt->extra_metadata.emplace_back("auto_keep_fp32.plain_int8_cosine", buf);
+  std::snprintf(buf, sizeof buf, "%.6f", cosine);
+  opt->extra_metadata.emplace_back("auto_keep_fp32.cosine", buf);
+  std::snprintf(buf, sizeof buf, "%g", a.target_cosine);
+  opt->extra_metadata.emplace_back("auto_keep_fp32.target_cosine", buf);
+  opt->extra_metadata.emplace_back("auto_keep_fp32.calibration_sets", std::to_string(sets->size()));
+  opt->extra_metadata.emplace_back("auto_keep_fp32.nodes", kept);
+  std::printf("auto mixed precision on %zu calibration set%s: plain INT8 cosine %.6f %s target %g; ", sets->size(),
+              sets->size() == 1 ? "" : "s", *plain, *plain >= a.target_cosine ? ">=" : "<", a.target_cosine);
+  if (keep.empty())
+    std::printf("no layer kept in FP32\n");
+  else
+    std::printf("%zu of %s quantized layers kept in FP32 (%s): cosine %.6f\n", keep.size(), ranked_note.c_str(),
+                kept.c_str(), cosine);
+  return Status::ok();
+}
+
 }  // namespace
 
 int cmd_convert(const ConvertArgs& a) {
@@ -141,6 +240,14 @@ int cmd_convert(const ConvertArgs& a) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  if (a.auto_keep_fp32) {
+    Status chosen = choose_fp32_layers(a, &opt);
+    if (!chosen)
+      return g_signal ? (std::fprintf(stderr, "sarai-rt: interrupted; nothing written\n"), 128 + g_signal)
+                      : fail(chosen.message());
+  } else if (!a.calibration.empty()) {
+    return fail("--calibration is only used with --auto-keep-fp32");
+  }
 
   int quantized = 0, kept = 0, others = -1;
   uint64_t bytes_in = 0, bytes_out = 0;

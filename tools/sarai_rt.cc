@@ -121,6 +121,16 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("--min-elements", conv.min_elements, "Keep weights with fewer elements in FP32")
       ->check(CLI::Range(int64_t{0}, INT64_MAX));
   convert_cmd->add_flag("-q,--quiet", conv.quiet, "No progress output");
+  convert_cmd->add_flag("--auto-keep-fp32", conv.auto_keep_fp32,
+                        "Mixed precision: keep the fewest layers in FP32 (most damaging first, measured per layer on "
+                        "--calibration) that reach --target-cosine; the choice goes into the blob's metadata");
+  convert_cmd->add_option("--target-cosine", conv.target_cosine,
+                          "With --auto-keep-fp32: lowest cosine to FP32 over every output (default 0.999)")
+      ->check(CLI::Range(-1.0, 1.0));
+  convert_cmd->add_option("--calibration", conv.calibration,
+                          "Input sets for --auto-keep-fp32: DIR/NAME.npy, or one subfolder of NAME.npy per set");
+  convert_cmd->add_option("--threads", conv.threads, "Threads for the --auto-keep-fp32 measurements")
+      ->check(CLI::Range(0, 1024));
 
   std::string verify_path;
   CLI::App* verify_cmd = app.add_subcommand("verify", "Check every checksum and structural invariant of a .sarai blob");

@@ -43,7 +43,7 @@ struct SessionOptions {
   // Called after every node of a run (not of the planning pass) with its
   // outputs; they live in the arena, so copy what you keep (Tensor::clone).
   // For analysis (sarai-rt compare --per-layer), not for speed.
-  std::function<void(const Node&, std::span<const Tensor>)> observer;
+  std::function<void(const Node&, std::span<const Tensor>)> observer = nullptr;
   // Tests: after every node, check that no two live values of different
   // buffers, and no workspace, share arena memory (a run error if they do).
   bool check_overlaps = false;

@@ -71,7 +71,7 @@ Expected<double> min_output_cosine(Session& reference, Session& test, const std:
 }
 
 Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
-            const KernelTable& kernels) {
+                      const KernelTable& kernels) {
   kernels_ = &kernels;
   test_model_ = test;
   const Graph& tg = test->graph;

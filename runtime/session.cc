@@ -73,6 +73,8 @@ struct Session::Plan {
 // What a planning pass learns: every buffer's size and lifetime, and which
 // buffer each value, node output and workspace is.
 struct Recording {
+  Recording(size_t values, size_t outputs, size_t positions)
+      : value_buffer(values, -1), out_buffer(outputs, -1), ws_buffer(positions, -1) {}
   std::vector<BufferLifetime> buffers;
   std::vector<const uint8_t*> base;  // storage of each buffer during the pass
   std::vector<int> value_buffer;     // per value, -1: not in the arena
@@ -251,21 +253,16 @@ Expected<std::unique_ptr<Session::Plan>> Session::build_plan(const std::vector<N
   auto plan = std::make_unique<Plan>();
   const int outs = out_begin_.back();
 
-  // The planning pass: every kernel runs in shape-only mode (outputs in
-  // untouched pages, big float work skipped). Should a kernel fail on the
-  // zero-filled stand-ins (a shape that depends on float data), record a
-  // real run instead.
-  Recording rec;
-  rec.value_buffer.assign(g.values.size(), -1);
-  rec.out_buffer.assign(static_cast<size_t>(outs), -1);
-  rec.ws_buffer.assign(positions, -1);
-  Status st = execute(inputs, nullptr, NodeMemory::Mode::kShapeOnly, &rec);
+  // The planning pass (on the inputs plan_for bound): every kernel runs in
+  // shape-only mode (outputs in untouched pages, big float work skipped).
+  // Should a kernel fail on the zero-filled stand-ins (a shape that depends
+  // on float data), record a real run instead.
+  Recording rec(g.values.size(), static_cast<size_t>(outs), positions);
+  Status st = execute(nullptr, NodeMemory::Mode::kShapeOnly, &rec);
   if (!st) {
-    rec = Recording();
-    rec.value_buffer.assign(g.values.size(), -1);
-    rec.out_buffer.assign(static_cast<size_t>(outs), -1);
-    rec.ws_buffer.assign(positions, -1);
-    SARAI_RETURN_IF_ERROR(execute(inputs, nullptr, NodeMemory::Mode::kHeap, &rec));
+    rec = Recording(g.values.size(), static_cast<size_t>(outs), positions);
+    SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));
+    SARAI_RETURN_IF_ERROR(execute(nullptr, NodeMemory::Mode::kHeap, &rec));
   }
   MemoryReport& r = plan->report;
   for (int id : g.outputs) r.output_bytes += values_[static_cast<size_t>(id)].nbytes();
@@ -399,6 +396,7 @@ Expected<Session::Plan*> Session::plan_for(const std::vector<NamedTensor>& input
   std::vector<int64_t> key = signature_;
   auto plan = build_plan(inputs);
   if (!plan) return plan.status();
+  SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));  // the planning pass consumed them
   SARAI_RETURN_IF_ERROR(decide_budget(**plan));
   if (plans_.size() >= kMaxPlans) plans_.erase(plans_.begin());
   const uint64_t need = std::max<uint64_t>((*plan)->report.arena_bytes, kAlign);
@@ -419,11 +417,9 @@ Expected<MemoryReport> Session::prepare(const std::vector<NamedTensor>& inputs) 
   return (*plan)->report;
 }
 
-Status Session::execute(const std::vector<NamedTensor>& inputs, Plan* plan, NodeMemory::Mode mode,
-                        Recording* rec) {
+Status Session::execute(Plan* plan, NodeMemory::Mode mode, Recording* rec) {
   const Graph& g = graph();
   set_num_threads(num_threads_);
-  SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));
   const bool streaming = plan && plan->report.streaming;
   // Weight pages: on a cold first run ask the kernel to read the next
   // node's weights ahead; when streaming, also map the current node's in one
@@ -578,7 +574,7 @@ Status Session::run(const std::vector<NamedTensor>& inputs, std::vector<NamedTen
   if (!planned) return planned.status();
   Plan* plan = *planned;
   if (poison_memory()) std::memset(arena_, 0xff, plan->report.arena_bytes);
-  Status st = execute(inputs, plan, NodeMemory::Mode::kPlanned, nullptr);
+  Status st = execute(plan, NodeMemory::Mode::kPlanned, nullptr);  // on the inputs plan_for bound
   if (st) {
     // Hand the outputs over, into the caller's previous buffers when they
     // fit (then nothing is allocated).

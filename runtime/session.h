@@ -125,10 +125,14 @@ class Session {
   struct Plan;
   Session() = default;
   Status bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<Tensor>& values);
+  // Binds `inputs` into values_ (checking them) and returns the plan for
+  // their shape signature, building it first if needed.
   Expected<Plan*> plan_for(const std::vector<NamedTensor>& inputs);
   Expected<std::unique_ptr<Plan>> build_plan(const std::vector<NamedTensor>& inputs);
   Status decide_budget(Plan& plan);
-  Status execute(const std::vector<NamedTensor>& inputs, Plan* plan, NodeMemory::Mode mode, Recording* rec);
+  // Runs every node on the values bind_inputs put in values_ (and consumes
+  // them: intermediates are released after their last reader).
+  Status execute(Plan* plan, NodeMemory::Mode mode, Recording* rec);
   void record(size_t pos, const KernelContext& ctx, const NodeMemory& mem, Recording& rec);
   Status check_live_overlaps(size_t pos, const Plan& plan) const;
 

@@ -196,6 +196,14 @@ TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {
 
   expect_one_line_error(run_cli({"compare", ref, dir + "/m.sarai", "--inputs-dir", dir + "/none"}),
                         "/none: not a folder");
+  // Outputs are matched by name.
+  onnx::ModelProto y = test::add_model({2, 3});
+  test::save(y, dir + "/y.onnx");
+  y.mutable_graph()->mutable_output(0)->set_name("z");
+  y.mutable_graph()->mutable_node(0)->set_output(0, "z");
+  test::save(y, dir + "/z.onnx");
+  expect_one_line_error(run_cli({"compare", dir + "/y.onnx", dir + "/z.onnx", "--random", "x=2x3"}),
+                        "z.onnx: has no output 'y' (an output of " + dir + "/y.onnx)");
   expect_one_line_error(run_cli({"compare", ref, fixture("small_cnn.onnx"), "--random", "mel=1x80x64"}),
                         "small_cnn.onnx: the model has no input 'mel'");
 }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -82,6 +83,12 @@ std::string human_bytes(uint64_t b) {
 Expected<std::shared_ptr<Model>> load_model(const std::string& path, bool verify_blob) {
   if (looks_like_blob(path)) return load_blob(path, verify_blob);
   return load_onnx(path);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 std::string json_string(const std::string& s) {

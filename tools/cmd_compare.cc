@@ -2,50 +2,18 @@
 // same inputs — per output cosine, MSE, MAE, max abs error, relative L2 and
 // argmax agreement, the speed-up from the same run, and an exit code that
 // says whether the thresholds held (so it can gate a deployment).
-#include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <map>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
-#include "loader/npy.h"
 #include "quantizer/accuracy.h"
-#include "tools/eval.h"
 #include "runtime/session.h"
 #include "tools/cli.h"
-
-namespace fs = std::filesystem;
+#include "tools/eval.h"
 
 namespace sarai::cli {
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// One untimed run (planning, page faults), then `runs` timed ones; returns
-// the median time; *out gets the outputs.
-Expected<double> timed(Session& s, const std::vector<NamedTensor>& in, int runs, std::vector<NamedTensor>* out) {
-  if (Status st = s.run(in, out); !st) return st;
-  std::vector<double> ms;
-  for (int r = 0; r < runs; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (Status st = s.run(in, out); !st) return st;
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return median(ms);
-}
-
-
-}  // namespace
 
 int cmd_compare(const CompareArgs& a) {
   KernelTable kernels;
@@ -81,42 +49,20 @@ int cmd_compare(const CompareArgs& a) {
     for (const NamedTensor& t : set.tensors)
       if (Status st = test.check_input(t); !st) return fail(set.name + ": " + st.message());
 
-  // Outputs are matched by name; the test model must have every one.
-  std::vector<std::string> names;
-  for (int id : ref.graph().outputs) {
-    const std::string& n = ref.graph().values[static_cast<size_t>(id)].name;
-    const int tid = test.graph().find_value(n);
-    const auto& touts = test.graph().outputs;
-    if (tid == kNoValue || std::find(touts.begin(), touts.end(), tid) == touts.end())
-      return fail(a.test + ": has no output '" + n + "' (an output of " + a.reference + ")");
-    names.push_back(n);
-  }
   PerLayer layers;
   if (a.per_layer) {
     if (Status st = layers.init(models[0], models[1], ref.num_threads(), kernels); !st) return fail(st.message());
     if (layers.size() == 0)
       return fail(a.test + ": --per-layer: no quantized node whose output the reference also has");
   }
-  std::vector<quant::OutputError> errors(names.size());
-  double ref_ms = 0, test_ms = 0;
-  std::vector<NamedTensor> ref_out, test_out;
-  for (const InputSet& set : sets) {
-    auto rm = timed(ref, set.tensors, a.runs, &ref_out);
-    if (!rm) return fail(set.name + ": " + rm.message());
-    auto tm = timed(test, set.tensors, a.runs, &test_out);
-    if (!tm) return fail(set.name + ": " + tm.message());
-    ref_ms += *rm;
-    test_ms += *tm;
-    for (size_t i = 0; i < names.size(); ++i) {
-      auto find = [&](const std::vector<NamedTensor>& outs) {
-        return std::find_if(outs.begin(), outs.end(), [&](const NamedTensor& t) { return t.name == names[i]; });
-      };
-      Status st = errors[i].add(find(ref_out)->tensor, find(test_out)->tensor);
-      if (!st) return fail(set.name + ": output '" + names[i] + "': " + st.message());
-    }
-    if (a.per_layer)
+  auto compared = compare_outputs(ref, test, sets, a.runs);
+  if (!compared) return fail(compared.message());
+  const std::vector<std::string>& names = compared->names;
+  const std::vector<quant::OutputError>& errors = compared->errors;
+  const double ref_ms = compared->reference_ms, test_ms = compared->test_ms;
+  if (a.per_layer)
+    for (const InputSet& set : sets)
       if (Status st = layers.add(set.tensors); !st) return fail(set.name + ": --per-layer: " + st.message());
-  }
 
   // The verdict: every output within every threshold that was given.
   bool held = true;

@@ -147,11 +147,8 @@ int cmd_run(const RunArgs& a) {
     std::printf("run %d: %.3f ms\n", r + 1, ms);
   }
   if (times.size() > 1) {
-    std::vector<double> sorted = times;
-    std::sort(sorted.begin(), sorted.end());
-    size_t n = sorted.size();
-    double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-    std::printf("median of %zu runs: %.3f ms (min %.3f, max %.3f)\n", n, median, sorted.front(), sorted.back());
+    const auto [lo, hi] = std::minmax_element(times.begin(), times.end());
+    std::printf("median of %zu runs: %.3f ms (min %.3f, max %.3f)\n", times.size(), median(times), *lo, *hi);
   }
 
   if (a.profile) print_profile(**session, a.runs);

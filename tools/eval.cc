@@ -1,9 +1,11 @@
 #include "tools/eval.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include "loader/npy.h"
+#include "tools/cli.h"
 
 namespace fs = std::filesystem;
 
@@ -51,22 +53,58 @@ Expected<std::vector<InputSet>> read_input_sets(const Session& session, const st
   return sets;
 }
 
-Expected<double> min_output_cosine(Session& reference, Session& test, const std::vector<InputSet>& sets) {
-  const Graph& g = reference.graph();
-  std::vector<quant::OutputError> errors(g.outputs.size());
+namespace {
+// One untimed run (planning, page faults), then `runs` timed ones; returns
+// their median time (0 without timed runs); *out gets the outputs.
+Expected<double> timed(Session& s, const std::vector<NamedTensor>& in, int runs, std::vector<NamedTensor>* out) {
+  if (Status st = s.run(in, out); !st) return st;
+  std::vector<double> ms;
+  for (int r = 0; r < runs; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (Status st = s.run(in, out); !st) return st;
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return ms.empty() ? 0.0 : median(ms);
+}
+}  // namespace
+
+Expected<Comparison> compare_outputs(Session& reference, Session& test, const std::vector<InputSet>& sets, int runs) {
+  Comparison c;
+  const Graph& rg = reference.graph();
+  const Graph& tg = test.graph();
+  for (int id : rg.outputs) {
+    const std::string& n = rg.values[static_cast<size_t>(id)].name;
+    const int tid = tg.find_value(n);
+    if (tid == kNoValue || std::find(tg.outputs.begin(), tg.outputs.end(), tid) == tg.outputs.end())
+      return Status::error(test.model().path + ": has no output '" + n + "' (an output of " +
+                           reference.model().path + ")");
+    c.names.push_back(n);
+  }
+  c.errors.resize(c.names.size());
   std::vector<NamedTensor> ref_out, test_out;
   for (const InputSet& set : sets) {
-    if (Status st = reference.run(set.tensors, &ref_out); !st) return Status::error(set.name + ": " + st.message());
-    if (Status st = test.run(set.tensors, &test_out); !st) return Status::error(set.name + ": " + st.message());
-    for (size_t i = 0; i < ref_out.size(); ++i) {
-      auto it = std::find_if(test_out.begin(), test_out.end(),
-                             [&](const NamedTensor& t) { return t.name == ref_out[i].name; });
-      if (it == test_out.end()) return Status::error("the quantized model has no output '" + ref_out[i].name + "'");
-      SARAI_RETURN_IF_ERROR(errors[i].add(ref_out[i].tensor, it->tensor));
+    auto rm = timed(reference, set.tensors, runs, &ref_out);
+    if (!rm) return Status::error(set.name + ": " + rm.message());
+    auto tm = timed(test, set.tensors, runs, &test_out);
+    if (!tm) return Status::error(set.name + ": " + tm.message());
+    c.reference_ms += *rm;
+    c.test_ms += *tm;
+    for (size_t i = 0; i < c.names.size(); ++i) {
+      auto find = [&](const std::vector<NamedTensor>& outs) {
+        return std::find_if(outs.begin(), outs.end(), [&](const NamedTensor& t) { return t.name == c.names[i]; });
+      };
+      Status st = c.errors[i].add(find(ref_out)->tensor, find(test_out)->tensor);
+      if (!st) return Status::error(set.name + ": output '" + c.names[i] + "': " + st.message());
     }
   }
+  return c;
+}
+
+Expected<double> min_output_cosine(Session& reference, Session& test, const std::vector<InputSet>& sets) {
+  auto c = compare_outputs(reference, test, sets, /*runs=*/0);
+  if (!c) return c.status();
   double worst = 1;
-  for (const quant::OutputError& e : errors) worst = std::min(worst, e.cosine());
+  for (const quant::OutputError& e : c->errors) worst = std::min(worst, e.cosine());
   return worst;
 }
 

@@ -25,6 +25,18 @@ struct InputSet {
 // checked against `session`'s declaration.
 Expected<std::vector<InputSet>> read_input_sets(const Session& session, const std::string& dir);
 
+// Both models on every set: each reference output's error in the test
+// model (matched by name; an error when the test model lacks one), summed
+// over the sets, and the sum over the sets of each model's median time over
+// `runs` timed runs after one untimed run (runs = 0: the untimed run only,
+// times 0). Errors name the set.
+struct Comparison {
+  std::vector<std::string> names;
+  std::vector<quant::OutputError> errors;
+  double reference_ms = 0, test_ms = 0;
+};
+Expected<Comparison> compare_outputs(Session& reference, Session& test, const std::vector<InputSet>& sets, int runs);
+
 // The lowest cosine over the reference's outputs, accumulated over `sets`.
 Expected<double> min_output_cosine(Session& reference, Session& test, const std::vector<InputSet>& sets);
 

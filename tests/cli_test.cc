@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <tuple>
 
 #include "loader/blob_reader.h"
 #include "loader/npy.h"
@@ -214,20 +213,7 @@ TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {
 // (its first row is zero). Plain INT8 misses a 0.999 cosine; keeping the
 // second MatMul in FP32 reaches it.
 std::string sensitive_model(const std::string& dir) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("sensitive");
-  auto io = [](onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> dims) {
-    v->set_name(name);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  io(g->add_input(), "x", {1, 16, 64});
-  io(g->add_output(), "y", {1, 16, 32});
-  auto weight = [&](const std::string& name, int64_t k, int64_t n, uint32_t seed, bool big_col0, bool zero_row0) {
+  auto weight = [](int64_t k, int64_t n, uint32_t seed, bool big_col0, bool zero_row0) {
     Tensor w = test::random_tensor({k, n}, seed, -0.2f, 0.2f);
     float* p = w.mutable_data<float>();
     for (int64_t i = 0; i < k; ++i)
@@ -235,24 +221,11 @@ std::string sensitive_model(const std::string& dir) {
         if (big_col0 && j == 0) p[i * n + j] *= 300;
         if (zero_row0 && i == 0) p[i * n + j] = 0;
       }
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_dims(k);
-    t->add_dims(n);
-    t->set_raw_data(std::string(static_cast<const char*>(w.raw()), w.nbytes()));
+    return w;
   };
-  weight("w1", 64, 64, 1, true, false);
-  weight("w2", 64, 32, 2, false, true);
-  for (auto [name, in, w, out] : {std::tuple{"first", "x", "w1", "h"}, std::tuple{"second", "h", "w2", "y"}}) {
-    auto* n = g->add_node();
-    n->set_name(name);
-    n->set_op_type("MatMul");
-    n->add_input(in);
-    n->add_input(w);
-    n->add_output(out);
-  }
-  test::save(m, dir + "/sensitive.onnx");
+  test::save(test::matmul_chain_model({1, 16, 64}, {1, 16, 32}, {weight(64, 64, 1, true, false), weight(64, 32, 2, false, true)},
+                                      {"first", "second"}),
+             dir + "/sensitive.onnx");
   return dir + "/sensitive.onnx";
 }
 

@@ -104,28 +104,8 @@ struct Built {
   std::shared_ptr<Model> model;
 };
 
-int add_init(Graph& g, const std::string& name, Tensor t) {
-  const int id = g.add_value(name);
-  g.values[id].is_initializer = true;
-  g.values[id].dtype = t.dtype();
-  g.values[id].initializer = std::move(t);
-  return id;
-}
-
-int add_node(Graph& g, const std::string& op, const std::string& domain, std::vector<int> in,
-             const std::string& out, std::map<std::string, Attribute> attrs = {}) {
-  Node n;
-  n.name = out + "_node";
-  n.op_type = op;
-  n.domain = domain;
-  n.inputs = std::move(in);
-  const int o = g.add_value(out);
-  n.outputs = {o};
-  n.attrs = std::move(attrs);
-  g.values[o].producer = static_cast<int>(g.nodes.size());
-  g.nodes.push_back(std::move(n));
-  return o;
-}
+using test::add_node;
+using test::add_init;
 
 std::shared_ptr<Model> build_fusable(int64_t K, int64_t N) {
   auto m = std::make_shared<Model>();

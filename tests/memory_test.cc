@@ -136,28 +136,11 @@ TEST(MemoryPlan, RandomLifetimesNeverOverlapAndStayNearTheBound) {
 
 // ------------------------------------------------------------ random DAGs
 
-int add_value(Graph& g, const std::string& name) { return g.add_value(name); }
+using test::add_init;
 
-int add_init(Graph& g, const std::string& name, Tensor t) {
-  const int id = g.add_value(name);
-  g.values[static_cast<size_t>(id)].is_initializer = true;
-  g.values[static_cast<size_t>(id)].dtype = t.dtype();
-  g.values[static_cast<size_t>(id)].initializer = std::move(t);
-  return id;
-}
-
+// A node whose output is a new value "v<index>".
 int add_node(Graph& g, const std::string& op, std::vector<int> in, std::map<std::string, Attribute> attrs = {}) {
-  const std::string out = "v" + std::to_string(g.values.size());
-  Node n;
-  n.name = out + "_" + op;
-  n.op_type = op;
-  n.inputs = std::move(in);
-  n.attrs = std::move(attrs);
-  const int id = add_value(g, out);
-  g.values[static_cast<size_t>(id)].producer = static_cast<int>(g.nodes.size());
-  n.outputs = {id};
-  g.nodes.push_back(std::move(n));
-  return id;
+  return test::add_node(g, op, "", std::move(in), "v" + std::to_string(g.values.size()), std::move(attrs));
 }
 
 // A random graph over x [R, C]: element-wise ops, views (Reshape), copies
@@ -169,7 +152,7 @@ std::shared_ptr<Model> random_dag(uint32_t seed, int64_t rows, int64_t cols) {
   m->path = "random_dag_" + std::to_string(seed);
   Graph& g = m->graph;
   g.opset = 17;
-  const int x = add_value(g, "x");
+  const int x = g.add_value("x");
   g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
   g.inputs = {x};
   const int w = add_init(g, "w", test::random_tensor({cols, cols}, seed + 1, -0.2f, 0.2f));
@@ -349,35 +332,12 @@ TEST_P(FixtureModels, PlannedRunsMatchUnsharedAndNeverOverlap) {
 // in an external data file: big enough weights that the kernel's fault-around
 // (it maps up to 64 KB around a faulting page) does not blur what is resident.
 std::string matmul_chain(const std::string& dir, int layers) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("chain");
-  auto type = [](onnx::ValueInfoProto* v, const std::string& name) {
-    v->set_name(name);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : {4, 512}) t->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  type(g->add_input(), "x");
   const Tensor w = test::random_tensor({512, 512}, 4, -0.06f, 0.06f);
-  for (int i = 0; i < layers; ++i) {
-    auto* t = g->add_initializer();
-    t->set_name("w" + std::to_string(i));
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_dims(512);
-    t->add_dims(512);
-    t->set_raw_data(std::string(static_cast<const char*>(w.raw()), w.nbytes()));
-    auto* n = g->add_node();
-    n->set_name("mm" + std::to_string(i));
-    n->set_op_type("MatMul");
-    n->add_input(i == 0 ? "x" : "h" + std::to_string(i - 1));
-    n->add_input(t->name());
-    n->add_output(i + 1 == layers ? "y" : "h" + std::to_string(i));
-    test::externalize(m, t->name(), dir, "chain.data", static_cast<uint64_t>(i) * w.nbytes());
-  }
-  type(g->add_output(), "y");
+  std::vector<std::string> names;
+  for (int i = 0; i < layers; ++i) names.push_back("mm" + std::to_string(i));
+  onnx::ModelProto m = test::matmul_chain_model({4, 512}, {4, 512}, std::vector<Tensor>(static_cast<size_t>(layers), w), names);
+  for (int i = 0; i < layers; ++i)
+    test::externalize(m, "w" + std::to_string(i), dir, "chain.data", static_cast<uint64_t>(i) * w.nbytes());
   test::save(m, dir + "/chain.onnx");
   return dir + "/chain.onnx";
 }

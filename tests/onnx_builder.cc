@@ -26,12 +26,42 @@ std::string temp_dir(const std::string& tag) {
   return dir.string();
 }
 
-static void set_tensor_type(onnx::ValueInfoProto* vi, const std::string& name, const std::vector<int64_t>& dims) {
+void set_tensor_type(onnx::ValueInfoProto* vi, const std::string& name, const std::vector<int64_t>& dims) {
   vi->set_name(name);
   auto* tt = vi->mutable_type()->mutable_tensor_type();
   tt->set_elem_type(onnx::TensorProto::FLOAT);
   auto* shape = tt->mutable_shape();
   for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
+}
+
+void add_float_initializer(onnx::GraphProto* g, const std::string& name, const Tensor& t) {
+  auto* init = g->add_initializer();
+  init->set_name(name);
+  init->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : t.shape()) init->add_dims(d);
+  init->set_raw_data(std::string(static_cast<const char*>(t.raw()), t.nbytes()));
+}
+
+onnx::ModelProto matmul_chain_model(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& out_dims,
+                                    const std::vector<Tensor>& weights, const std::vector<std::string>& node_names) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("matmul_chain");
+  set_tensor_type(g->add_input(), "x", in_dims);
+  set_tensor_type(g->add_output(), "y", out_dims);
+  const size_t n = weights.size();
+  for (size_t i = 0; i < n; ++i) {
+    add_float_initializer(g, "w" + std::to_string(i), weights[i]);
+    auto* node = g->add_node();
+    node->set_name(node_names[i]);
+    node->set_op_type("MatMul");
+    node->add_input(i == 0 ? "x" : "h" + std::to_string(i - 1));
+    node->add_input("w" + std::to_string(i));
+    node->add_output(i + 1 == n ? "y" : "h" + std::to_string(i));
+  }
+  return m;
 }
 
 onnx::ModelProto add_model(const std::vector<int64_t>& dims) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/tensor.h"
+
 namespace sarai::test {
 
 // A fresh folder under $SARAI_TEST_TMP (or /tmp) unique to this test.
@@ -22,6 +24,14 @@ void externalize(onnx::ModelProto& m, const std::string& name, const std::string
                  const std::string& location, uint64_t offset = 0);
 
 void save(const onnx::ModelProto& m, const std::string& path);
+// A float32 graph input/output `name` of `dims`.
+void set_tensor_type(onnx::ValueInfoProto* vi, const std::string& name, const std::vector<int64_t>& dims);
+// A float32 initializer holding t's values (raw data).
+void add_float_initializer(onnx::GraphProto* g, const std::string& name, const Tensor& t);
+// x [in_dims] -> MatMul(w0) -> h0 -> MatMul(w1) -> ... -> y [out_dims], opset
+// 17: weights[i] is initializer "w<i>", node i is named node_names[i].
+onnx::ModelProto matmul_chain_model(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& out_dims,
+                                    const std::vector<Tensor>& weights, const std::vector<std::string>& node_names);
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
 

@@ -65,6 +65,30 @@ Attribute attr_floats(std::vector<float> v) { Attribute a; a.kind = Attribute::K
 Attribute attr_string(std::string v) { Attribute a; a.kind = Attribute::Kind::kString; a.s = std::move(v); return a; }
 Attribute attr_tensor(Tensor t) { Attribute a; a.kind = Attribute::Kind::kTensor; a.t = std::move(t); return a; }
 
+int add_init(Graph& g, const std::string& name, Tensor t) {
+  const int id = g.add_value(name);
+  Value& v = g.values[static_cast<size_t>(id)];
+  v.is_initializer = true;
+  v.dtype = t.dtype();
+  v.initializer = std::move(t);
+  return id;
+}
+
+int add_node(Graph& g, const std::string& op, const std::string& domain, std::vector<int> inputs,
+             const std::string& out, std::map<std::string, Attribute> attrs) {
+  Node n;
+  n.name = out + "_node";
+  n.op_type = op;
+  n.domain = domain;
+  n.inputs = std::move(inputs);
+  const int o = g.add_value(out);
+  n.outputs = {o};
+  n.attrs = std::move(attrs);
+  g.values[static_cast<size_t>(o)].producer = static_cast<int>(g.nodes.size());
+  g.nodes.push_back(std::move(n));
+  return o;
+}
+
 Expected<std::vector<Tensor>> run_kernel(KernelFn fn, const Node& node,
                                          const std::vector<Tensor>& inputs, int64_t opset,
                                          int num_threads) {

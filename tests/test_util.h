@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,12 @@ Attribute attr_ints(std::vector<int64_t> v);
 Attribute attr_floats(std::vector<float> v);
 Attribute attr_string(std::string v);
 Attribute attr_tensor(Tensor t);
+
+// Building IR graphs by hand: an initializer value, and a node (named
+// "<out>_node") with one new output value `out`. Both return the value id.
+int add_init(Graph& g, const std::string& name, Tensor t);
+int add_node(Graph& g, const std::string& op, const std::string& domain, std::vector<int> inputs,
+             const std::string& out, std::map<std::string, Attribute> attrs = {});
 
 // Runs `fn` on `node` with `inputs` (an undefined Tensor = omitted optional
 // input) and returns the outputs or the kernel's error.

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <new>
 
+#include "runtime/memory_plan.h"
+
 namespace sarai {
 
 KernelContext::KernelContext(const Node& node, int64_t opset, std::span<const Tensor* const> inputs,
@@ -21,8 +23,6 @@ bool g_poison = [] {
   const char* e = std::getenv("SARAI_POISON_MEMORY");
   return e && *e && std::strcmp(e, "0") != 0;
 }();
-
-constexpr uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
 
 // Planning pass: address space whose pages cost nothing until written
 // (reads see the shared zero page), so a skipped kernel's outputs and
@@ -44,7 +44,7 @@ bool poison_memory() { return g_poison; }
 void set_poison_memory(bool on) { g_poison = on; }
 
 void* KernelContext::scratch(uint64_t bytes, std::shared_ptr<const void>* owner) {
-  bytes = round64(bytes ? bytes : 1);
+  bytes = align_up(bytes ? bytes : 1, 64);
   const bool lazy = memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly;
   *owner = lazy ? lazy_pages(bytes) : heap_block(bytes);
   if (g_poison && !lazy) std::memset(const_cast<void*>(owner->get()), 0xff, bytes);
@@ -78,7 +78,7 @@ Tensor& KernelContext::allocate_output_zeroed(int i, DType dtype, Shape shape) {
 }
 
 void* KernelContext::workspace_bytes(uint64_t bytes) {
-  bytes = round64(bytes ? bytes : 1);
+  bytes = align_up(bytes ? bytes : 1, 64);
   if (memory_) {
     const uint64_t at = memory_->workspace_used;
     memory_->workspace_used += bytes;

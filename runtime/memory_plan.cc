@@ -8,7 +8,6 @@
 namespace sarai {
 
 namespace {
-uint64_t aligned(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 bool lifetimes_meet(const BufferLifetime& x, const BufferLifetime& y) { return x.first <= y.last && y.first <= x.last; }
 }  // namespace
 
@@ -18,7 +17,7 @@ ArenaLayout plan_arena(std::span<const BufferLifetime> buffers, uint64_t alignme
   if (!reuse) {
     for (size_t i = 0; i < buffers.size(); ++i) {
       layout.offsets[i] = layout.size;
-      layout.size += aligned(buffers[i].bytes, alignment);
+      layout.size += align_up(buffers[i].bytes, alignment);
     }
     return layout;
   }
@@ -32,12 +31,12 @@ ArenaLayout plan_arena(std::span<const BufferLifetime> buffers, uint64_t alignme
   std::vector<size_t> placed;  // indices already given an offset
   std::vector<std::pair<uint64_t, uint64_t>> busy;  // [begin, end) of live neighbours
   for (size_t i : order) {
-    const uint64_t need = aligned(buffers[i].bytes, alignment);
+    const uint64_t need = align_up(buffers[i].bytes, alignment);
     if (need == 0) continue;
     busy.clear();
     for (size_t j : placed)
       if (lifetimes_meet(buffers[i], buffers[j]))
-        busy.push_back({layout.offsets[j], layout.offsets[j] + aligned(buffers[j].bytes, alignment)});
+        busy.push_back({layout.offsets[j], layout.offsets[j] + align_up(buffers[j].bytes, alignment)});
     std::sort(busy.begin(), busy.end());
     // The smallest gap that fits (best fit), else after the last neighbour.
     uint64_t best = UINT64_MAX, best_gap = UINT64_MAX, cursor = 0;
@@ -59,7 +58,7 @@ ArenaLayout plan_arena(std::span<const BufferLifetime> buffers, uint64_t alignme
 uint64_t arena_lower_bound(std::span<const BufferLifetime> buffers, uint64_t alignment) {
   std::map<int, int64_t> delta;  // position -> change of live bytes
   for (const BufferLifetime& b : buffers) {
-    const int64_t n = static_cast<int64_t>(aligned(b.bytes, alignment));
+    const int64_t n = static_cast<int64_t>(align_up(b.bytes, alignment));
     delta[b.first] += n;
     delta[b.last + 1] -= n;
   }
@@ -74,12 +73,12 @@ uint64_t arena_lower_bound(std::span<const BufferLifetime> buffers, uint64_t ali
 Status check_arena_layout(std::span<const BufferLifetime> buffers, const ArenaLayout& layout, uint64_t alignment) {
   if (layout.offsets.size() != buffers.size()) return Status::error("layout has the wrong number of offsets");
   for (size_t i = 0; i < buffers.size(); ++i) {
-    const uint64_t ni = aligned(buffers[i].bytes, alignment);
+    const uint64_t ni = align_up(buffers[i].bytes, alignment);
     if (layout.offsets[i] % alignment) return Status::error("buffer " + std::to_string(i) + " is misaligned");
     if (ni && layout.offsets[i] + ni > layout.size)
       return Status::error("buffer " + std::to_string(i) + " ends past the arena");
     for (size_t j = i + 1; j < buffers.size(); ++j) {
-      const uint64_t nj = aligned(buffers[j].bytes, alignment);
+      const uint64_t nj = align_up(buffers[j].bytes, alignment);
       if (!ni || !nj || !lifetimes_meet(buffers[i], buffers[j])) continue;
       const uint64_t a = layout.offsets[i], b = layout.offsets[j];
       if (a < b + nj && b < a + ni)

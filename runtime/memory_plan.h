@@ -23,6 +23,9 @@
 
 namespace sarai {
 
+// n rounded up to a multiple of a.
+constexpr uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
 struct BufferLifetime {
   uint64_t bytes = 0;  // 0: no storage (the buffer gets offset 0)
   int first = 0;       // first node position that writes it

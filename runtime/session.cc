@@ -25,7 +25,6 @@ namespace sarai {
 namespace {
 constexpr uint64_t kAlign = 64;
 constexpr size_t kMaxPlans = 8;  // shape signatures kept; the oldest goes first
-uint64_t round_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 std::string mb(uint64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
@@ -169,7 +168,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
       if (!region) continue;
       const uint64_t lo = std::max<uint64_t>(reinterpret_cast<uintptr_t>(p) / page * page,
                                              reinterpret_cast<uintptr_t>(region->data()));
-      const uint64_t hi = std::min<uint64_t>(round_up(reinterpret_cast<uintptr_t>(p) + n, page),
+      const uint64_t hi = std::min<uint64_t>(align_up(reinterpret_cast<uintptr_t>(p) + n, page),
                                              reinterpret_cast<uintptr_t>(region->data() + region->size()));
       s->weight_ranges_.push_back({reinterpret_cast<const uint8_t*>(lo), hi - lo});
     }
@@ -310,7 +309,7 @@ Expected<std::unique_ptr<Session::Plan>> Session::build_plan(const std::vector<N
     const int b = rec.out_buffer[i];
     if (b < 0) continue;
     plan->out_offset[i] = static_cast<int64_t>(layout.offsets[static_cast<size_t>(b)]);
-    plan->out_capacity[i] = round_up(rec.buffers[static_cast<size_t>(b)].bytes, kAlign);
+    plan->out_capacity[i] = align_up(rec.buffers[static_cast<size_t>(b)].bytes, kAlign);
   }
   plan->ws_offset.assign(positions, -1);
   plan->ws_capacity.assign(positions, 0);
@@ -318,13 +317,13 @@ Expected<std::unique_ptr<Session::Plan>> Session::build_plan(const std::vector<N
     const int b = rec.ws_buffer[pos];
     if (b < 0) continue;
     plan->ws_offset[pos] = static_cast<int64_t>(layout.offsets[static_cast<size_t>(b)]);
-    plan->ws_capacity[pos] = round_up(rec.buffers[static_cast<size_t>(b)].bytes, kAlign);
+    plan->ws_capacity[pos] = align_up(rec.buffers[static_cast<size_t>(b)].bytes, kAlign);
     r.workspace_bytes = std::max(r.workspace_bytes, plan->ws_capacity[pos]);
   }
   r.arena_bytes = layout.size;
   r.lower_bound_bytes = arena_lower_bound(rec.buffers, kAlign);
   for (const BufferLifetime& b : rec.buffers) {
-    r.no_reuse_bytes += round_up(b.bytes, kAlign);
+    r.no_reuse_bytes += align_up(b.bytes, kAlign);
     r.buffers += b.bytes > 0;
   }
   r.in_place = in_place;
@@ -402,7 +401,7 @@ Expected<Session::Plan*> Session::plan_for(const std::vector<NamedTensor>& input
   const uint64_t need = std::max<uint64_t>((*plan)->report.arena_bytes, kAlign);
   if (need > arena_capacity_) {
     std::free(arena_);
-    arena_ = static_cast<uint8_t*>(std::aligned_alloc(kAlign, round_up(need, kAlign)));
+    arena_ = static_cast<uint8_t*>(std::aligned_alloc(kAlign, align_up(need, kAlign)));
     arena_capacity_ = arena_ ? need : 0;
     if (!arena_) return Status::error(model_->path + ": cannot allocate the " + mb(need) + " activation arena");
   }

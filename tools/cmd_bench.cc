@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/kernels.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/memory_stats.h"
 #include "runtime/session.h"
@@ -31,14 +30,10 @@ double percentile(const std::vector<double>& sorted, double p) {
 
 int cmd_bench(const BenchArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  auto model = load_model(a.model, /*verify_blob=*/false);
-  if (!model) return fail(model.message());
-  KernelTable kernels;
-  register_kernels(kernels);
   SessionOptions opts;
   opts.num_threads = a.threads;
   opts.max_memory_bytes = a.max_memory_mb * 1000000;
-  auto session = Session::create(*model, kernels, opts);
+  auto session = open_session(a.model, /*verify_blob=*/false, opts);
   if (!session) return fail(session.message());
   auto inputs = read_inputs(**session, a.inputs, a.randoms, a.seed);
   if (!inputs) return fail(inputs.message());

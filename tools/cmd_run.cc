@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <map>
 
-#include "kernels/kernels.h"
 #include "kernels/qgemm.h"
 #include "loader/npy.h"
 #include "runtime/cpu_isa.h"
@@ -96,15 +95,11 @@ Expected<std::vector<NamedTensor>> read_inputs(const Session& session, const std
 
 int cmd_run(const RunArgs& a) {
   const auto t_open = std::chrono::steady_clock::now();
-  auto model = load_model(a.model, a.verify);
-  if (!model) return fail(model.message());
-  KernelTable kernels;
-  register_kernels(kernels);
   SessionOptions opts;
   opts.num_threads = a.threads;
   opts.profile = a.profile;
   opts.max_memory_bytes = a.max_memory_mb * 1000000;
-  auto session = Session::create(*model, kernels, opts);
+  auto session = open_session(a.model, a.verify, opts);
   if (!session) return fail(session.message());
   const double open_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_open).count();

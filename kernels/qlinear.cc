@@ -16,6 +16,9 @@
 // Every op runs in three steps:
 //   1. x_q = quantize_u8(X): dynamic per-tensor u8 (s_x, z_x), ONNX
 //      DynamicQuantizeLinear semantics (kernels/quantize_activations.h).
+//      With static ranges (attributes x_min and x_max, from `convert
+//      --static` calibration) the range pass is skipped: (s_x, z_x) =
+//      choose_u8_params(x_min, x_max), and values outside saturate.
 //   2. acc = the int32 core (kernels/qlinear.h), weights read in place.
 //   3. y = dequantize_acc(acc - z_x * wsum[n], s_x * scale[n], bias[n]).
 //
@@ -35,6 +38,8 @@
 #include "kernels/qlinear.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -291,6 +296,31 @@ void finish_fusion(const Fusion& f, const OpOutput& o) {
   if (f.act == QgemmActivation::kGelu) vec_kernels().gelu(po, po, out.numel());
 }
 
+// The activation's quantization: static when the node carries the
+// calibrated range (float attributes x_min and x_max, both or neither),
+// else dynamic (nullopt: quantize_u8 measures X's range on every call).
+Expected<std::optional<QuantParams>> static_params(const Node& node) {
+  const Attribute* lo = node.find_attr("x_min");
+  const Attribute* hi = node.find_attr("x_max");
+  if (lo == nullptr && hi == nullptr) return std::optional<QuantParams>();
+  if (lo == nullptr || hi == nullptr)
+    return Status::error(std::string("attribute ") + (lo ? "x_max" : "x_min") +
+                         " is missing (a static activation range needs both x_min and x_max)");
+  if (lo->kind != Attribute::Kind::kFloat || hi->kind != Attribute::Kind::kFloat)
+    return Status::error("attributes x_min and x_max must be floats");
+  if (!std::isfinite(lo->f) || !std::isfinite(hi->f) || lo->f > hi->f)
+    return Status::error("static activation range [x_min, x_max] = [" + std::to_string(lo->f) + ", " +
+                         std::to_string(hi->f) + "] must be finite with x_min <= x_max");
+  return std::optional<QuantParams>(choose_u8_params(lo->f, hi->f));
+}
+
+// Step 1: X into xq with the static parameters, or dynamically.
+QuantParams quantize_input(const std::optional<QuantParams>& fixed, const Tensor& x, uint8_t* xq) {
+  if (!fixed) return quantize_u8(x.data<float>(), x.numel(), xq);
+  quantize_u8_with(x.data<float>(), x.numel(), *fixed, xq);
+  return *fixed;
+}
+
 Expected<int64_t> positive_attr(const Node& node, const char* name, const char* meaning) {
   if (!node.has_attr(name))
     return Status::error(std::string("attribute ") + name + " (" + meaning + ") is missing");
@@ -340,6 +370,7 @@ Status QMatMul(KernelContext& ctx) {
   if (x.rank() < 1 || x.dim(x.rank() - 1) != k)
     return Status::error("input X " + shape_to_string(x.shape()) + " must end in K = " + str(k));
   SARAI_RETURN_IF_ERROR(check_channel_params(ctx, n));
+  SARAI_ASSIGN_OR_RETURN(const std::optional<QuantParams> fixed, static_params(node));
   const int64_t rows = x.numel() / k;
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(n);
@@ -353,7 +384,7 @@ Status QMatMul(KernelContext& ctx) {
   const ChannelParams cp = channel_workspace(ctx, n);
   // Planning pass: nothing read, the packed weights included.
   if (ctx.skip_compute(*o.out)) return Status::ok();
-  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq);
+  const QuantParams xp = quantize_input(fixed, x, xq);
   channel_params(ctx, xp, n, /*compensate=*/true, cp);
   QgemmEpilogue ep;
   ep.comp = cp.comp;
@@ -399,6 +430,7 @@ Status QConv(KernelContext& ctx) {
                          shape_to_string(ws) + " (group " + str(group) + " > 1 is not packed)");
   }
   SARAI_RETURN_IF_ERROR(check_channel_params(ctx, p.M));
+  SARAI_ASSIGN_OR_RETURN(const std::optional<QuantParams> fixed, static_params(node));
 
   Shape out_shape = {p.batch, p.M};
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
@@ -410,7 +442,7 @@ Status QConv(KernelContext& ctx) {
   const ChannelParams cp = channel_workspace(ctx, p.M);
   void* scratch = ctx.workspace<uint8_t>(qconv_scratch_bytes(p));
   if (ctx.skip_compute(*o.out)) return Status::ok();
-  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq);
+  const QuantParams xp = quantize_input(fixed, x, xq);
   channel_params(ctx, xp, p.M, /*compensate=*/true, cp);
   QconvEpilogue ep;
   ep.comp = cp.comp;
@@ -445,6 +477,7 @@ Status QConvTranspose(KernelContext& ctx) {
   p.group = group;
   SARAI_RETURN_IF_ERROR(check_reduction("C/group * kernel taps", p.C / group * p.g.kernel_size()));
   SARAI_RETURN_IF_ERROR(check_channel_params(ctx, p.M));
+  SARAI_ASSIGN_OR_RETURN(const std::optional<QuantParams> fixed, static_params(node));
 
   Shape out_shape = {p.batch, p.M};
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
@@ -454,7 +487,7 @@ Status QConvTranspose(KernelContext& ctx) {
   const ChannelParams cp = channel_workspace(ctx, p.M);
   void* scratch = ctx.workspace<uint8_t>(qconv_transpose_scratch_bytes(p));
   if (ctx.skip_compute(y)) return Status::ok();
-  const QuantParams xp = quantize_u8(x.data<float>(), x.numel(), xq);
+  const QuantParams xp = quantize_input(fixed, x, xq);
   // The core subtracts the zero point itself: no wsum compensation.
   channel_params(ctx, xp, p.M, /*compensate=*/false, cp);
   QconvEpilogue ep;

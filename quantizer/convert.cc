@@ -52,6 +52,13 @@ int add_const_value(Graph& g, const std::string& name, DType dtype, const Shape&
   return v;
 }
 
+Attribute float_attr(float v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kFloat;
+  a.f = v;
+  return a;
+}
+
 Attribute int_attr(int64_t v) {
   Attribute a;
   a.kind = Attribute::Kind::kInt;
@@ -222,6 +229,15 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
       ws.kind = Attribute::Kind::kInts;
       ws.ints = src.values[static_cast<size_t>(c.weight_value)].initializer.shape().to_vector();
       out.attrs["weight_shape"] = ws;
+    }
+    if (!opt.activation_ranges.empty()) {
+      const std::string& xname = src.values[static_cast<size_t>(x)].name;
+      auto r = opt.activation_ranges.find(xname);
+      if (r == opt.activation_ranges.end())
+        return Status::error(model.path + ": " + n.describe() + ": no calibrated range for its input '" + xname +
+                             "' (static quantization needs one for every quantized node)");
+      out.attrs["x_min"] = float_attr(r->second.lo);
+      out.attrs["x_max"] = float_attr(r->second.hi);
     }
   }
   // Which FP32 tensors are still read (quantized weights read elsewhere stay).

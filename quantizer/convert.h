@@ -5,7 +5,8 @@
 // MatMul / Gemm becomes QMatMul (attrs K, N), Conv QConv (Conv's attrs +
 // weight_shape), ConvTranspose QConvTranspose (attrs + weight_shape), all in
 // domain "sarai", reading X, W.q, W.scale, W.wsum and the bias (see
-// kernels/int8_layout.h). Every other tensor is written as it is.
+// kernels/int8_layout.h); with static ranges, each also gets x_min and
+// x_max. Every other tensor is written as it is.
 //
 // Tensors are visited one at a time, in the source's order: each weight is
 // read from its mapping (quant::to_float), quantized, packed and written,
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "quantizer/calibration.h"
 #include "quantizer/plan.h"
 #include "runtime/model.h"
 #include "runtime/status.h"
@@ -39,6 +41,11 @@ struct ConvertOptions : QuantOptions {
   // More key-value pairs for the blob's metadata (e.g. what
   // `convert --auto-keep-fp32` chose and measured).
   std::vector<std::pair<std::string, std::string>> extra_metadata;
+  // Static activation quantization: the calibrated range of each quantized
+  // node's input X, by value name (quantizer/calibration.h). When not empty,
+  // every quantized node gets attributes x_min and x_max from it (a node
+  // whose X has no range is an error); empty = dynamic quantization.
+  ActivationRanges activation_ranges;
 };
 
 struct ConvertSummary {

@@ -738,6 +738,9 @@ Expected<OnnxExportSummary> Exporter::run() {
 }  // namespace
 
 Expected<OnnxExportSummary> export_quantized_onnx(Model& model, const std::string& out_path, const ConvertOptions& opt) {
+  if (!opt.activation_ranges.empty())
+    return Status::error(out_path + ": static activation ranges are written to .sarai blobs only; the ONNX "
+                         "export quantizes activations dynamically (DynamicQuantizeLinear)");
   Exporter e(model, out_path, opt);
   return e.run();
 }

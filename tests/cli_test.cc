@@ -258,7 +258,92 @@ TEST(Cli, AutoKeepFp32ReachesTheTargetWherePlainInt8DoesNot) {
   expect_one_line_error(run_cli({"convert", model, "-o", dir + "/x.sarai", "--auto-keep-fp32"}),
                         "--auto-keep-fp32 needs --calibration DIR");
   expect_one_line_error(run_cli({"convert", model, "-o", dir + "/x.sarai", "--calibration", dir + "/calib"}),
-                        "--calibration is only used with --auto-keep-fp32");
+                        "--calibration is only used with --static or --auto-keep-fp32");
+}
+
+// convert --static: the calibrated ranges land in the blob as QMatMul
+// attributes and the kernels use them. On a single MatMul calibrated on the
+// very input it then runs, min/max static quantization must reproduce the
+// dynamic blob bit for bit (the same range, hence the same parameters).
+TEST(Cli, StaticCalibrationRoundTrip) {
+  const std::string dir = test::temp_dir("static");
+  const std::string one = dir + "/one.onnx";
+  test::save(test::matmul_chain_model({1, 16, 64}, {1, 16, 32}, {test::random_tensor({64, 32}, 3, -0.2f, 0.2f)}, {"only"}),
+             one);
+  const Tensor x = test::random_tensor({1, 16, 64}, 5, -1.f, 3.f);
+  fs::create_directories(dir + "/calib/0");
+  ASSERT_TRUE(write_npy(dir + "/calib/0/x.npy", x).is_ok());
+  ASSERT_EQ(run_cli({"convert", one, "-o", dir + "/dyn.sarai", "-q"}).code, 0);
+  CliResult conv = run_cli({"convert", one, "-o", dir + "/static.sarai", "-q", "--static", "--calibration", dir + "/calib"});
+  ASSERT_EQ(conv.code, 0) << conv.out << conv.err;
+  EXPECT_NE(conv.out.find("static activation ranges (minmax) of 1 layer input from 1 calibration set"), std::string::npos)
+      << conv.out;
+
+  // The blob: the node carries x's range folded from 0, and the metadata says how.
+  auto blob = load_blob(dir + "/static.sarai", /*verify=*/true);
+  ASSERT_TRUE(blob.has_value()) << blob.message();
+  const Node* node = nullptr;
+  for (const Node& n : (*blob)->graph.nodes)
+    if (n.name == "only") node = &n;
+  ASSERT_NE(node, nullptr);
+  ASSERT_EQ(node->op_type, "QMatMul");
+  float lo = 0, hi = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) lo = std::min(lo, x.data<float>()[i]), hi = std::max(hi, x.data<float>()[i]);
+  EXPECT_EQ(node->attr_float("x_min", 99), lo);
+  EXPECT_EQ(node->attr_float("x_max", 99), hi);
+  CliResult meta = run_cli({"inspect", dir + "/static.sarai"});
+  EXPECT_NE(meta.out.find("static.method: minmax"), std::string::npos) << meta.out;
+  EXPECT_NE(meta.out.find("static.calibration_sets: 1"), std::string::npos) << meta.out;
+
+  // Run both blobs on the calibration input: identical bits.
+  for (const char* b : {"dyn", "static"})
+    ASSERT_EQ(run_cli({"run", dir + "/" + b + ".sarai", "--input", "x=" + dir + "/calib/0/x.npy", "--output-dir",
+                       dir + "/out_" + b}).code, 0);
+  auto yd = read_npy(dir + "/out_dyn/y.npy"), ys = read_npy(dir + "/out_static/y.npy");
+  ASSERT_TRUE(yd.has_value() && ys.has_value());
+  EXPECT_TRUE(test::tensors_equal(*ys, *yd));
+  // On other inputs, static is still close to FP32.
+  EXPECT_EQ(run_cli({"compare", one, dir + "/static.sarai", "--random", "x=1x16x64", "--seed", "7", "--min-cosine",
+                     "0.999"}).code, 0);
+
+  // Percentile: a narrower range than min/max, recorded in the metadata.
+  ASSERT_EQ(run_cli({"convert", one, "-o", dir + "/pct.sarai", "-q", "--static", "--calibration", dir + "/calib",
+                     "--calibration-method", "percentile", "--percentile", "99"}).code, 0);
+  auto pct = load_blob(dir + "/pct.sarai");
+  ASSERT_TRUE(pct.has_value()) << pct.message();
+  for (const Node& n : (*pct)->graph.nodes)
+    if (n.name == "only") {
+      EXPECT_GT(n.attr_float("x_min", 99), lo);
+      EXPECT_LT(n.attr_float("x_max", 99), hi);
+      EXPECT_LE(n.attr_float("x_min", 99), 0.f);
+    }
+  meta = run_cli({"inspect", dir + "/pct.sarai"});
+  EXPECT_NE(meta.out.find("static.percentile: 99"), std::string::npos) << meta.out;
+
+  // --static composes with --auto-keep-fp32: the trials use the static ranges.
+  const std::string sens = sensitive_model(dir);
+  CliResult both = run_cli({"convert", sens, "-o", dir + "/both.sarai", "-q", "--static", "--auto-keep-fp32",
+                            "--target-cosine", "0.999", "--calibration", dir + "/calib"});
+  ASSERT_EQ(both.code, 0) << both.out << both.err;
+  EXPECT_NE(both.out.find("static activation ranges (minmax) of 2 layer inputs"), std::string::npos) << both.out;
+  EXPECT_NE(both.out.find("kept in FP32 (second)"), std::string::npos) << both.out;
+
+  expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.sarai", "--static"}),
+                        "--static needs --calibration DIR");
+  expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.onnx", "--to", "onnx", "--static", "--calibration",
+                                 dir + "/calib"}),
+                        "--static writes a .sarai blob (not --to onnx)");
+  expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.sarai", "--static", "--calibration", dir + "/calib",
+                                 "--calibration-method", "entropy"}),
+                        "calibration method 'entropy' is not known (minmax or percentile)");
+  expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.sarai", "--percentile", "99.9"}),
+                        "--calibration-method and --percentile are only used with --static");
+  // A calibration set that does not fit the model.
+  fs::create_directories(dir + "/bad/0");
+  ASSERT_TRUE(write_npy(dir + "/bad/0/x.npy", test::random_tensor({1, 16, 63}, 1)).is_ok());
+  expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.sarai", "--static", "--calibration", dir + "/bad"}),
+                        "bad/0/x.npy");
+  EXPECT_FALSE(fs::exists(dir + "/x.sarai"));
 }
 
 TEST(CliErrors, MissingModel) {

@@ -28,6 +28,7 @@
 namespace sarai {
 namespace {
 
+using test::attr_float;
 using test::attr_int;
 using test::attr_ints;
 using test::attr_string;
@@ -376,6 +377,69 @@ TEST(QMatMul, Errors) {
              "QMatMul needs inputs X, W, scale and wsum (bias is optional)");
 }
 
+// ---- Static activation ranges (attributes x_min / x_max, from `convert --static`)
+
+Node with_range(Node n, float lo, float hi) {
+  n.attrs["x_min"] = attr_float(lo);
+  n.attrs["x_max"] = attr_float(hi);
+  return n;
+}
+
+TEST(QMatMulStatic, TheObservedRangeGivesTheDynamicResultBitForBit) {
+  // The range quantize_u8 would measure (folded from 0) as a static range:
+  // the same parameters, so the same bits.
+  const int64_t K = 37, N = 21;
+  std::vector<float> x = random_floats(4 * K, 3, -0.75f, 2.5f);
+  QMatMulInputs in = qmatmul_inputs({4, K}, x, K, N, false, true, 4);
+  float lo = 0, hi = 0;
+  for (float v : x) lo = std::min(lo, v), hi = std::max(hi, v);
+  Tensor dyn = run1(kernels::QMatMul, qmatmul_node(K, N, true), in.tensors);
+  Tensor fixed = run1(kernels::QMatMul, with_range(qmatmul_node(K, N, true), lo, hi), in.tensors);
+  EXPECT_TRUE(test::tensors_equal(fixed, dyn));
+}
+
+TEST(QMatMulStatic, ValuesOutsideTheRangeSaturate) {
+  // Range [-1, 1]: x in [-3, 3] clips to the grid's ends, and the op equals
+  // the formula with the fixed parameters and saturated codes.
+  const int64_t K = 29, N = 17;
+  std::vector<float> x = random_floats(3 * K, 7, -3.f, 3.f);
+  QMatMulInputs in = qmatmul_inputs({3, K}, x, K, N, false, false, 8);
+  Tensor y = run1(kernels::QMatMul, with_range(qmatmul_node(K, N, false), -1.f, 1.f), in.tensors);
+  const QuantParams p = kernels::choose_u8_params(-1.f, 1.f);
+  std::vector<double> dot, bias;
+  int clipped = 0;
+  for (int64_t m = 0; m < 3; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t acc = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float v = x[static_cast<size_t>(m * K + k)];
+        const uint8_t q = sat_u8(round_half_even(v / p.scale) + p.zero_point);
+        clipped += n == 0 && (q == 0 || q == 255);
+        acc += int64_t{q} * in.w[static_cast<size_t>(k * N + n)];
+      }
+      dot.push_back(double(p.scale) * in.scale[static_cast<size_t>(n)] *
+                    double(acc - int64_t{p.zero_point} * in.sums[static_cast<size_t>(n)]));
+      bias.push_back(0);
+    }
+  EXPECT_GT(clipped, 3 * K / 3) << "the case must clip";
+  EXPECT_TRUE(near_formula(y, dot, bias));
+}
+
+TEST(QMatMulStatic, Errors) {
+  QMatMulInputs in = qmatmul_inputs({2, 5}, random_floats(10, 1), 5, 4, false, true, 1);
+  Node node = qmatmul_node(5, 4, true);
+  Node only_min = node;
+  only_min.attrs["x_min"] = attr_float(-1);
+  EXPECT_HAS(run_error(kernels::QMatMul, only_min, in.tensors),
+             "attribute x_max is missing (a static activation range needs both x_min and x_max)");
+  Node ints = with_range(node, -1, 1);
+  ints.attrs["x_max"] = attr_int(1);
+  EXPECT_HAS(run_error(kernels::QMatMul, ints, in.tensors), "attributes x_min and x_max must be floats");
+  EXPECT_HAS(run_error(kernels::QMatMul, with_range(node, 2, 1), in.tensors),
+             "static activation range [x_min, x_max] = [2.000000, 1.000000] must be finite with x_min <= x_max");
+  EXPECT_HAS(run_error(kernels::QMatMul, with_range(node, -1, std::nanf("")), in.tensors), "must be finite");
+}
+
 // ---- QConv / QConvTranspose
 
 struct QConvCase {
@@ -634,6 +698,29 @@ TEST(QConv, AutoPadEqualsExplicitPads) {
 
 // QConv / QConvTranspose against the FP32 ops on the dequantized-free path:
 // the float weights quantized per output channel the way the converter does.
+TEST(QConvStatic, TheObservedRangeGivesTheDynamicResultBitForBit) {
+  // Grouped and packed (group 1) convolutions, and transposed ones.
+  const QConvCase conv[] = {conv_cases()[1], conv_cases()[4]};
+  const QConvCase convt[] = {{{1, 3, 7}, {3, 2, 3}}, {{2, 4, 6}, {4, 3, 4}, 2, {2}, {1}, {1, 2}}};
+  for (bool transpose : {false, true})
+    for (const QConvCase& cc : transpose ? convt : conv) {
+      SCOPED_TRACE(transpose ? "QConvTranspose" : "QConv");
+      ConvData cd = qconv_data(cc, 31, transpose);
+      float lo = 0, hi = 0;
+      for (float v : cd.x) lo = std::min(lo, v), hi = std::max(hi, v);
+      const char* op = transpose ? "QConvTranspose" : "QConv";
+      auto fn = transpose ? kernels::QConvTranspose : kernels::QConv;
+      Node node = conv_node(op, cc, /*with_weight_shape=*/true);
+      Tensor dyn = run1(fn, node, cd.inputs);
+      Tensor fixed = run1(fn, with_range(node, lo, hi), cd.inputs);
+      EXPECT_TRUE(test::tensors_equal(fixed, dyn));
+      // A narrower range changes the result (the attributes are used).
+      Tensor narrow = run1(fn, with_range(node, lo / 2, hi / 2), cd.inputs);
+      EXPECT_FALSE(test::tensors_equal(narrow, dyn));
+      EXPECT_HAS(run_error(fn, with_range(node, 1, -1), cd.inputs), "must be finite with x_min <= x_max");
+    }
+}
+
 TEST(QConv, CloseToFp32Conv) {
   struct Case { Shape x, w; int64_t group; Ints pads; bool transpose; };
   const std::vector<Case> cases = {

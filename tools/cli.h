@@ -95,6 +95,10 @@ struct ConvertArgs {
   bool auto_keep_fp32 = false;
   double target_cosine = 0.999;
   std::string calibration;
+  // Static activation ranges from the calibration sets (quantizer/calibration.h).
+  bool static_ranges = false;
+  std::string calibration_method = "minmax";
+  double percentile = 99.99;
   int threads = 0;
 };
 

@@ -115,27 +115,78 @@ Status check_output_is_not_source(const Model& m, const std::string& out, bool o
 }
 
 
+// The FP32 reference and the calibration input sets, shared by --static
+// and --auto-keep-fp32.
+struct Calibration {
+  KernelTable kernels;
+  std::shared_ptr<Model> model;
+  std::unique_ptr<Session> session;
+  std::vector<InputSet> sets;
+  SessionOptions options;
+};
+
+Status open_calibration(const ConvertArgs& a, Calibration* c) {
+  register_kernels(c->kernels);
+  c->options.num_threads = a.threads;
+  auto m = load_onnx(a.model);
+  if (!m) return m.status();
+  c->model = *m;
+  auto s = Session::create(c->model, c->kernels, c->options);
+  if (!s) return s.status();
+  c->session = std::move(*s);
+  auto sets = read_input_sets(*c->session, a.calibration);
+  if (!sets) return sets.status();
+  c->sets = std::move(*sets);
+  return Status::ok();
+}
+
+// --static: the range of every input X of a node the plan quantizes,
+// measured on the FP32 model over the calibration sets.
+Status measure_static_ranges(const ConvertArgs& a, const Calibration& c, quant::ConvertOptions* opt) {
+  quant::RangeOptions ro;
+  auto method = quant::parse_range_method(a.calibration_method);
+  if (!method) return method.status();
+  ro.method = *method;
+  ro.percentile = a.percentile;
+  Graph g = c.model->graph;
+  quant::promote_constants(g);
+  std::set<std::string> names;
+  for (const quant::WeightChoice& w : quant::plan_quantization(g, *opt).choices)
+    if (w.quantize) names.insert(g.values[static_cast<size_t>(g.nodes[static_cast<size_t>(w.node)].inputs[0])].name);
+  auto ranges = calibrate_ranges(c.model, c.sets, names, ro, c.session->num_threads(), c.kernels);
+  if (!ranges) return ranges.status();
+  opt->activation_ranges = std::move(*ranges);
+  opt->extra_metadata.emplace_back("static.method", quant::range_method_name(ro.method));
+  if (ro.method == quant::RangeMethod::kPercentile) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", ro.percentile);
+    opt->extra_metadata.emplace_back("static.percentile", buf);
+  }
+  opt->extra_metadata.emplace_back("static.calibration_sets", std::to_string(c.sets.size()));
+  opt->extra_metadata.emplace_back("static.ranges", std::to_string(opt->activation_ranges.size()));
+  std::printf("static activation ranges (%s) of %zu layer input%s from %zu calibration set%s\n",
+              quant::range_method_name(ro.method), opt->activation_ranges.size(),
+              opt->activation_ranges.size() == 1 ? "" : "s", c.sets.size(), c.sets.size() == 1 ? "" : "s");
+  return Status::ok();
+}
+
 // --auto-keep-fp32: measure plain INT8 on the calibration sets; if it misses
 // the target, rank the quantized nodes by their local damage and find the
 // fewest of the most damaging to keep in FP32 (binary search on the count:
 // keeping more layers in FP32 only brings the model closer). Each trial is a
-// real conversion into a temp file beside the output, measured end to end.
-Status choose_fp32_layers(const ConvertArgs& a, quant::ConvertOptions* opt) {
-  if (a.calibration.empty()) return Status::error("--auto-keep-fp32 needs --calibration DIR (the input sets to measure on)");
+// real conversion into a temp file beside the output, measured end to end
+// (with the static ranges when --static chose them).
+Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::ConvertOptions* opt) {
   if (a.to != "sarai") return Status::error("--auto-keep-fp32 writes a .sarai blob (not --to " + a.to + ")");
-  KernelTable kernels;
-  register_kernels(kernels);
-  SessionOptions so;
-  so.num_threads = a.threads;
-  auto ref_model = load_onnx(a.model);
-  if (!ref_model) return ref_model.status();
-  auto ref = Session::create(*ref_model, kernels, so);
-  if (!ref) return ref.status();
-  auto sets = read_input_sets(**ref, a.calibration);
-  if (!sets) return sets.status();
+  const KernelTable& kernels = cal.kernels;
+  Session& ref = *cal.session;
+  const std::vector<InputSet>& sets = cal.sets;
 
+  // A trial blob is renamed into place and removed at once; a second signal
+  // in between removes it from the handler.
   const std::string trial_path = a.output + ".auto-" + std::to_string(::getpid());
   set_temp_path(0, trial_path + ".tmp-" + std::to_string(::getpid()));
+  set_temp_path(1, trial_path);
   std::shared_ptr<Model> last_blob;
   auto trial = [&](const std::vector<std::string>& keep) -> Expected<double> {
     auto source = load_onnx(a.model);
@@ -150,9 +201,9 @@ Status choose_fp32_layers(const ConvertArgs& a, quant::ConvertOptions* opt) {
     fs::remove(trial_path, ec);  // the mapping stays valid
     if (!blob) return blob.status();
     last_blob = *blob;
-    auto s = Session::create(*blob, kernels, so);
+    auto s = Session::create(*blob, kernels, cal.options);
     if (!s) return s.status();
-    return min_output_cosine(**ref, **s, *sets);
+    return min_output_cosine(ref, **s, sets);
   };
 
   auto plain = trial({});
@@ -162,8 +213,8 @@ Status choose_fp32_layers(const ConvertArgs& a, quant::ConvertOptions* opt) {
   std::string ranked_note;
   if (*plain < a.target_cosine) {
     PerLayer layers;
-    SARAI_RETURN_IF_ERROR(layers.init(*ref_model, last_blob, (*ref)->num_threads(), kernels));
-    for (const InputSet& set : *sets) SARAI_RETURN_IF_ERROR(layers.add(set.tensors));
+    SARAI_RETURN_IF_ERROR(layers.init(cal.model, last_blob, ref.num_threads(), kernels));
+    for (const InputSet& set : sets) SARAI_RETURN_IF_ERROR(layers.add(set.tensors));
     std::vector<std::string> ranked;
     for (const LayerError* l : layers.sorted()) ranked.push_back(l->node);
     if (ranked.empty()) return Status::error(a.model + ": --auto-keep-fp32: no quantized layer to keep in FP32");
@@ -188,6 +239,7 @@ Status choose_fp32_layers(const ConvertArgs& a, quant::ConvertOptions* opt) {
     ranked_note = std::to_string(ranked.size());
   }
   set_temp_path(0, a.output + ".tmp-" + std::to_string(::getpid()));
+  set_temp_path(1, std::string());
   std::string kept;
   for (const std::string& k : keep) kept += (kept.empty() ? "" : ",") + k;
   char buf[64];
@@ -198,10 +250,10 @@ Status choose_fp32_layers(const ConvertArgs& a, quant::ConvertOptions* opt) {
   opt->extra_metadata.emplace_back("auto_keep_fp32.cosine", buf);
   std::snprintf(buf, sizeof buf, "%g", a.target_cosine);
   opt->extra_metadata.emplace_back("auto_keep_fp32.target_cosine", buf);
-  opt->extra_metadata.emplace_back("auto_keep_fp32.calibration_sets", std::to_string(sets->size()));
+  opt->extra_metadata.emplace_back("auto_keep_fp32.calibration_sets", std::to_string(sets.size()));
   opt->extra_metadata.emplace_back("auto_keep_fp32.nodes", kept);
-  std::printf("auto mixed precision on %zu calibration set%s: plain INT8 cosine %.6f %s target %g; ", sets->size(),
-              sets->size() == 1 ? "" : "s", *plain, *plain >= a.target_cosine ? ">=" : "<", a.target_cosine);
+  std::printf("auto mixed precision on %zu calibration set%s: plain INT8 cosine %.6f %s target %g; ", sets.size(),
+              sets.size() == 1 ? "" : "s", *plain, *plain >= a.target_cosine ? ">=" : "<", a.target_cosine);
   if (keep.empty())
     std::printf("no layer kept in FP32\n");
   else
@@ -240,14 +292,22 @@ int cmd_convert(const ConvertArgs& a) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  if (a.auto_keep_fp32) {
-    Status chosen = choose_fp32_layers(a, &opt);
-    if (!chosen)
+  if (a.static_ranges || a.auto_keep_fp32) {
+    const char* what = a.static_ranges ? "--static" : "--auto-keep-fp32";
+    if (a.calibration.empty()) return fail(std::string(what) + " needs --calibration DIR (the input sets to measure on)");
+    if (a.to != "sarai") return fail(std::string(what) + " writes a .sarai blob (not --to " + a.to + ")");
+    Calibration cal;
+    Status st = open_calibration(a, &cal);
+    if (st && a.static_ranges) st = measure_static_ranges(a, cal, &opt);
+    if (st && a.auto_keep_fp32) st = choose_fp32_layers(a, cal, &opt);
+    if (!st)
       return g_signal ? (std::fprintf(stderr, "sarai-rt: interrupted; nothing written\n"), 128 + g_signal)
-                      : fail(chosen.message());
+                      : fail(st.message());
   } else if (!a.calibration.empty()) {
-    return fail("--calibration is only used with --auto-keep-fp32");
+    return fail("--calibration is only used with --static or --auto-keep-fp32");
   }
+  if (!a.static_ranges && (a.calibration_method != "minmax" || a.percentile != 99.99))
+    return fail("--calibration-method and --percentile are only used with --static");
 
   int quantized = 0, kept = 0, others = -1;
   uint64_t bytes_in = 0, bytes_out = 0;

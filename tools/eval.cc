@@ -108,6 +108,57 @@ Expected<double> min_output_cosine(Session& reference, Session& test, const std:
   return worst;
 }
 
+Expected<quant::ActivationRanges> calibrate_ranges(std::shared_ptr<const Model> ref, const std::vector<InputSet>& sets,
+                                                   const std::set<std::string>& names, const quant::RangeOptions& o,
+                                                   int threads, const KernelTable& kernels) {
+  std::map<std::string, quant::ActivationStats> stats;
+  for (const std::string& n : names) stats[n];
+  int pass = 0;
+  Status failed = Status::ok();
+  auto observe = [&](const std::string& name, const Tensor& t) {
+    auto it = stats.find(name);
+    if (it == stats.end() || !failed) return;
+    if (t.dtype() != DType::kFloat32) {
+      failed = Status::error("value '" + name + "' has dtype " + dtype_name(t.dtype()) + "; static ranges are for float32");
+      return;
+    }
+    if (pass == 0) {
+      Status st = it->second.observe_range(t.data<float>(), t.numel());
+      if (!st) failed = Status::error("value '" + name + "' " + st.message());
+    } else {
+      it->second.observe_histogram(t.data<float>(), t.numel());
+    }
+  };
+  SessionOptions so;
+  so.num_threads = threads;
+  so.fuse = false;
+  so.fuse_patterns = false;
+  const Graph& g = ref->graph;
+  so.observer = [&](const Node& n, std::span<const Tensor> outs) {
+    for (size_t k = 0; k < outs.size(); ++k)
+      if (n.outputs[k] != kNoValue && outs[k].defined()) observe(g.values[static_cast<size_t>(n.outputs[k])].name, outs[k]);
+  };
+  auto session = Session::create(ref, kernels, so);
+  if (!session) return session.status();
+  const int passes = o.method == quant::RangeMethod::kPercentile ? 2 : 1;
+  for (pass = 0; pass < passes; ++pass) {
+    for (const Value& v : g.values)
+      if (v.is_initializer) observe(v.name, v.initializer);
+    for (const InputSet& set : sets) {
+      for (const NamedTensor& t : set.tensors) observe(t.name, t.tensor);
+      if (Status st = (*session)->run(set.tensors).status(); !st) return Status::error(set.name + ": " + st.message());
+      if (!failed) return Status::error(set.name + ": " + failed.message());
+    }
+  }
+  quant::ActivationRanges ranges;
+  for (const auto& [name, s] : stats) {
+    if (s.count() == 0)
+      return Status::error(ref->path + ": value '" + name + "' got no finite value on the calibration sets");
+    ranges[name] = s.range(o);
+  }
+  return ranges;
+}
+
 Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
                       const KernelTable& kernels) {
   kernels_ = &kernels;

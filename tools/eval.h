@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "quantizer/accuracy.h"
+#include "quantizer/calibration.h"
 #include "runtime/kernel.h"
 #include "runtime/session.h"
 
@@ -41,6 +42,16 @@ Expected<Comparison> compare_outputs(Session& reference, Session& test, const st
 Expected<double> min_output_cosine(Session& reference, Session& test, const std::vector<InputSet>& sets);
 
 bool is_quantized(const Node& n);
+
+// Static activation quantization (`convert --static`): the FP32 model
+// `ref` runs unfused (every value keeps its exported name) on every set,
+// once for min/max and, for the percentile method, once more for the
+// histograms; returns the range of each value named in `names` (graph
+// inputs and float32 initializers included). A name that never gets a
+// value is an error naming it.
+Expected<quant::ActivationRanges> calibrate_ranges(std::shared_ptr<const Model> ref, const std::vector<InputSet>& sets,
+                                                   const std::set<std::string>& names, const quant::RangeOptions& o,
+                                                   int threads, const KernelTable& kernels);
 
 // Per quantized node of the test model: its output against the reference's
 // value of the same name, (a) as the INT8 chain computed it (accumulated)

@@ -128,8 +128,17 @@ int main(int argc, char** argv) {
                           "With --auto-keep-fp32: lowest cosine to FP32 over every output (default 0.999)")
       ->check(CLI::Range(-1.0, 1.0));
   convert_cmd->add_option("--calibration", conv.calibration,
-                          "Input sets for --auto-keep-fp32: DIR/NAME.npy, or one subfolder of NAME.npy per set");
-  convert_cmd->add_option("--threads", conv.threads, "Threads for the --auto-keep-fp32 measurements")
+                          "Input sets for --static and --auto-keep-fp32: DIR/NAME.npy, or one subfolder of NAME.npy "
+                          "per set");
+  convert_cmd->add_flag("--static", conv.static_ranges,
+                        "Static activation quantization: each quantized layer's input range is measured on "
+                        "--calibration and stored in the blob (no range pass at run time)");
+  convert_cmd->add_option("--calibration-method", conv.calibration_method,
+                          "With --static: minmax (the whole observed range, default) or percentile (clip the tails)");
+  convert_cmd->add_option("--percentile", conv.percentile,
+                          "With --calibration-method percentile: the share of values kept on each side (default 99.99)")
+      ->check(CLI::Range(50.0, 100.0));
+  convert_cmd->add_option("--threads", conv.threads, "Threads for the calibration runs and --auto-keep-fp32 measurements")
       ->check(CLI::Range(0, 1024));
 
   std::string verify_path;

@@ -115,6 +115,16 @@ Status check_output_is_not_source(const Model& m, const std::string& out, bool o
 }
 
 
+// A node name as a --keep-fp32 pattern that matches only itself.
+std::string glob_escape(const std::string& name) {
+  std::string r;
+  for (char c : name) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') r += '\\';
+    r += c;
+  }
+  return r;
+}
+
 // The FP32 reference and the calibration input sets, shared by --static
 // and --auto-keep-fp32.
 struct Calibration {
@@ -171,8 +181,9 @@ Status measure_static_ranges(const ConvertArgs& a, const Calibration& c, quant::
 }
 
 // --auto-keep-fp32: measure plain INT8 on the calibration sets; if it misses
-// the target, rank the quantized nodes by their local damage and find the
-// fewest of the most damaging to keep in FP32 (binary search on the count:
+// the target, rank the quantized nodes by their single-layer sensitivity
+// (end to end, the node alone in INT8) and find the fewest of the most
+// damaging to keep in FP32 (binary search on the count:
 // keeping more layers in FP32 only brings the model closer). Each trial is a
 // real conversion into a temp file beside the output, measured end to end
 // (with the static ranges when --static chose them).
@@ -193,7 +204,7 @@ Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::Convert
     if (!source) return source.status();
     quant::ConvertOptions o = *opt;
     o.progress = nullptr;
-    o.keep_fp32.insert(o.keep_fp32.end(), keep.begin(), keep.end());
+    for (const std::string& k : keep) o.keep_fp32.push_back(glob_escape(k));
     auto r = quant::convert_to_blob(**source, trial_path, o);
     if (!r) return r.status();
     auto blob = load_blob(trial_path);
@@ -212,11 +223,24 @@ Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::Convert
   double cosine = *plain;
   std::string ranked_note;
   if (*plain < a.target_cosine) {
-    PerLayer layers;
-    SARAI_RETURN_IF_ERROR(layers.init(cal.model, last_blob, ref.num_threads(), kernels));
-    for (const InputSet& set : sets) SARAI_RETURN_IF_ERROR(layers.add(set.tensors));
+    // Rank by single-layer sensitivity: each quantized layer alone in INT8
+    // (every other in FP32), measured end to end on the calibration sets.
+    // A layer's own error can be small and still be amplified downstream
+    // (or be large and washed out), which a local measure cannot see.
+    std::vector<std::pair<double, std::string>> damage;
+    for (const Node& n : last_blob->graph.nodes) {
+      if (!is_quantized(n)) continue;
+      auto one = with_one_quantized_node(cal.model, last_blob, n.name);
+      if (!one) return one.status();
+      auto s = Session::create(*one, kernels, cal.options);
+      if (!s) return s.status();
+      auto c = min_output_cosine(ref, **s, sets);
+      if (!c) return c.status();
+      damage.emplace_back(1.0 - *c, n.name);
+    }
+    std::stable_sort(damage.begin(), damage.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
     std::vector<std::string> ranked;
-    for (const LayerError* l : layers.sorted()) ranked.push_back(l->node);
+    for (const auto& d : damage) ranked.push_back(d.second);
     if (ranked.empty()) return Status::error(a.model + ": --auto-keep-fp32: no quantized layer to keep in FP32");
     size_t lo = 1, hi = ranked.size();
     while (lo < hi) {
@@ -243,7 +267,7 @@ Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::Convert
   std::string kept;
   for (const std::string& k : keep) kept += (kept.empty() ? "" : ",") + k;
   char buf[64];
-  opt->keep_fp32.insert(opt->keep_fp32.end(), keep.begin(), keep.end());
+  for (const std::string& k : keep) opt->keep_fp32.push_back(glob_escape(k));
   std::snprintf(buf, sizeof buf, "%.6f", *plain);
   opt->extra_metadata.emplace_back("auto_keep_fp32.plain_int8_cosine", buf);
   std::snprintf(buf, sizeof buf, "%.6f", cosine);

@@ -159,6 +159,51 @@ Expected<quant::ActivationRanges> calibrate_ranges(std::shared_ptr<const Model> 
   return ranges;
 }
 
+Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const Model> ref,
+                                                         std::shared_ptr<const Model> quantized,
+                                                         const std::string& node) {
+  auto find_node = [&](const Graph& g) -> int {
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      if (g.nodes[i].name == node) return static_cast<int>(i);
+    return -1;
+  };
+  const Graph& qg = quantized->graph;
+  const int qi = find_node(qg);
+  if (qi < 0 || !is_quantized(qg.nodes[static_cast<size_t>(qi)]))
+    return Status::error(quantized->path + ": has no quantized node '" + node + "'");
+  auto m = std::make_shared<Model>(*ref);
+  Graph& g = m->graph;
+  const int ri = find_node(g);
+  if (ri < 0) return Status::error(ref->path + ": has no node '" + node + "'");
+  Node n = qg.nodes[static_cast<size_t>(qi)];
+  for (int& v : n.inputs) {
+    if (v == kNoValue) continue;
+    const Value& qv = qg.values[static_cast<size_t>(v)];
+    int mine = g.find_value(qv.name);
+    if (mine == kNoValue) {  // a tensor the converter made: W.q, W.scale, W.wsum, a Gemm bias
+      if (!qv.is_initializer)
+        return Status::error(quantized->path + ": node '" + node + "' reads '" + qv.name + "', which " + ref->path +
+                             " does not have");
+      mine = g.add_value(qv.name);
+      Value& nv = g.values[static_cast<size_t>(mine)];
+      nv = qv;
+      nv.producer = -1;
+    }
+    v = mine;
+  }
+  for (int& v : n.outputs) {
+    if (v == kNoValue) continue;
+    v = g.find_value(qg.values[static_cast<size_t>(v)].name);
+    if (v == kNoValue) return Status::error(ref->path + ": node '" + node + "' has an output the reference lacks");
+  }
+  g.nodes[static_cast<size_t>(ri)] = std::move(n);
+  for (const auto& [domain, version] : quantized->opset_imports) m->opset_imports.emplace(domain, version);
+  m->keepalive.push_back(quantized);
+  m->keepalive.push_back(ref);
+  m->mapped_regions.insert(m->mapped_regions.end(), quantized->mapped_regions.begin(), quantized->mapped_regions.end());
+  return m;
+}
+
 Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
                       const KernelTable& kernels) {
   kernels_ = &kernels;

@@ -53,6 +53,16 @@ Expected<quant::ActivationRanges> calibrate_ranges(std::shared_ptr<const Model> 
                                                    const std::set<std::string>& names, const quant::RangeOptions& o,
                                                    int threads, const KernelTable& kernels);
 
+// Single-layer sensitivity: `ref` with only the node named `node` replaced
+// by its quantized version from `quantized` (a blob converted from ref; the
+// node keeps its name). Its new inputs (W.q, scales, sums, a folded bias)
+// are copied from `quantized` as views, and the result keeps both models
+// alive. Nothing is converted or copied, so every layer can be measured on
+// its own end to end.
+Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const Model> ref,
+                                                         std::shared_ptr<const Model> quantized,
+                                                         const std::string& node);
+
 // Per quantized node of the test model: its output against the reference's
 // value of the same name, (a) as the INT8 chain computed it (accumulated)
 // and (b) with the node alone fed the reference's exact inputs (local).

@@ -138,6 +138,10 @@ struct Calibration {
 Status open_calibration(const ConvertArgs& a, Calibration* c) {
   register_kernels(c->kernels);
   c->options.num_threads = a.threads;
+  // Each weight's pages are released after use, so measuring a model of any
+  // size keeps convert's memory bounded (the FP32 weights are never all
+  // resident at once).
+  c->options.stream_weights = true;
   auto m = load_onnx(a.model);
   if (!m) return m.status();
   c->model = *m;

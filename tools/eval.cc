@@ -133,6 +133,7 @@ Expected<quant::ActivationRanges> calibrate_ranges(std::shared_ptr<const Model> 
   so.num_threads = threads;
   so.fuse = false;
   so.fuse_patterns = false;
+  so.stream_weights = true;  // convert stays in bounded memory: weight pages are released after use
   const Graph& g = ref->graph;
   so.observer = [&](const Node& n, std::span<const Tensor> outs) {
     for (size_t k = 0; k < outs.size(); ++k)

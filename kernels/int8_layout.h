@@ -29,6 +29,9 @@
 //   QConvTranspose(X, W int8 [C, M/g, k...] plain, scale float[M] or [1],
 //         wsum int32[M] (unused, kept for uniformity), bias?) with
 //         ConvTranspose's attributes -> Y
+// Each may carry float attributes x_min and x_max (`convert --static`): X's
+// calibrated range, which replaces the per-call range of X (values outside
+// it saturate); see kernels/qlinear.cc.
 // Y[m][n] = s_x * scale[n] * (Σ_k x_q[m][k] * w[k][n] - z_x * wsum[n]) + bias[n]
 // because x = s_x (x_q - z_x) and w = scale[n] * w_q, so
 // x·w = s_x scale[n] (Σ x_q w_q - z_x Σ w_q): the second sum is wsum, a

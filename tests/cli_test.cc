@@ -172,17 +172,22 @@ TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {
   const size_t conv1 = layers.out.find("/conv1/Conv");
   ASSERT_NE(conv1, std::string::npos);
   const std::string row = layers.out.substr(conv1, layers.out.find('\n', conv1) - conv1);
-  double local_cos = 0, local_l2 = 0, acc_cos = 0, acc_l2 = 0;
+  double alone_cos = 0, local_cos = 0, local_l2 = 0, acc_cos = 0, acc_l2 = 0;
   char name[64], op[32];
-  ASSERT_EQ(std::sscanf(row.c_str(), "%63s %31s %lf %lf %lf %lf", name, op, &local_cos, &local_l2, &acc_cos, &acc_l2), 6)
+  ASSERT_EQ(std::sscanf(row.c_str(), "%63s %31s %lf %lf %lf %lf %lf", name, op, &alone_cos, &local_cos, &local_l2,
+                        &acc_cos, &acc_l2),
+            7)
       << row;
   EXPECT_STREQ(op, "QConv");
+  EXPECT_GT(alone_cos, 0.999);
+  EXPECT_LT(alone_cos, 1.0);
   EXPECT_GT(local_cos, 0.999);
   EXPECT_DOUBLE_EQ(local_cos, acc_cos);
   EXPECT_DOUBLE_EQ(local_l2, acc_l2);
   CliResult layers_json =
       run_cli({"compare", ref, dir + "/m.sarai", "--random", "mel=1x80x120", "--per-layer", "--json"});
   EXPECT_NE(layers_json.out.find("\"layers\": [{\"node\": "), std::string::npos) << layers_json.out;
+  EXPECT_NE(layers_json.out.find("\"alone_cosine\": 0.99"), std::string::npos) << layers_json.out;
 
   // A folder of input sets: one subfolder per set, NAME.npy per input.
   for (const char* set : {"a", "b"}) {
@@ -239,6 +244,20 @@ TEST(Cli, AutoKeepFp32ReachesTheTargetWherePlainInt8DoesNot) {
   ASSERT_EQ(run_cli({"convert", model, "-o", dir + "/plain.sarai", "-q"}).code, 0);
   CliResult plain = run_cli({"compare", model, dir + "/plain.sarai", "--inputs-dir", dir + "/calib", "--min-cosine", "0.999"});
   EXPECT_EQ(plain.code, 3) << "plain INT8 should miss the target: " << plain.out;
+  // Single-layer sensitivity names the culprit: "second" alone in INT8
+  // misses the target and comes first; "first" alone does not.
+  CliResult layers = run_cli({"compare", model, dir + "/plain.sarai", "--inputs-dir", dir + "/calib", "--per-layer"});
+  const size_t table = layers.out.find("most damaging first");
+  ASSERT_NE(table, std::string::npos) << layers.out;
+  const size_t second = layers.out.find("\nsecond ", table), first = layers.out.find("\nfirst ", table);
+  ASSERT_NE(second, std::string::npos) << layers.out;
+  ASSERT_NE(first, std::string::npos) << layers.out;
+  EXPECT_LT(second, first) << layers.out;
+  double alone_second = 0, alone_first = 0;
+  ASSERT_EQ(std::sscanf(layers.out.c_str() + second, " second %*s %lf", &alone_second), 1);
+  ASSERT_EQ(std::sscanf(layers.out.c_str() + first, " first %*s %lf", &alone_first), 1);
+  EXPECT_LT(alone_second, 0.999);
+  EXPECT_GT(alone_first, 0.999);
 
   CliResult conv = run_cli({"convert", model, "-o", dir + "/auto.sarai", "-q", "--auto-keep-fp32", "--target-cosine",
                             "0.999", "--calibration", dir + "/calib"});

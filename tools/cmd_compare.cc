@@ -60,9 +60,15 @@ int cmd_compare(const CompareArgs& a) {
   const std::vector<std::string>& names = compared->names;
   const std::vector<quant::OutputError>& errors = compared->errors;
   const double ref_ms = compared->reference_ms, test_ms = compared->test_ms;
-  if (a.per_layer)
+  if (a.per_layer) {
     for (const InputSet& set : sets)
       if (Status st = layers.add(set.tensors); !st) return fail(set.name + ": --per-layer: " + st.message());
+    SessionOptions so;
+    so.num_threads = ref.num_threads();
+    auto sens = single_layer_sensitivity(models[0], ref, models[1], sets, kernels, so);
+    if (!sens) return fail("--per-layer: " + sens.message());
+    layers.set_sensitivity(*sens);
+  }
 
   // The verdict: every output within every threshold that was given.
   bool held = true;
@@ -103,10 +109,10 @@ int cmd_compare(const CompareArgs& a) {
       std::printf(", \"layers\": [");
       bool first = true;
       for (const LayerError* l : layers.sorted()) {
-        std::printf("%s{\"node\": %s, \"op\": %s, \"output\": %s, \"local_cosine\": %.9f, "
+        std::printf("%s{\"node\": %s, \"op\": %s, \"output\": %s, \"alone_cosine\": %.9f, \"local_cosine\": %.9f, "
                     "\"local_relative_l2\": %.9g, \"accumulated_cosine\": %.9f, \"accumulated_relative_l2\": %.9g}",
                     first ? "" : ", ", json_string(l->node).c_str(), json_string(l->op).c_str(),
-                    json_string(l->output).c_str(), l->local.cosine(), l->local.relative_l2(),
+                    json_string(l->output).c_str(), l->alone_cosine, l->local.cosine(), l->local.relative_l2(),
                     l->accumulated.cosine(), l->accumulated.relative_l2());
         first = false;
       }
@@ -132,13 +138,15 @@ int cmd_compare(const CompareArgs& a) {
       std::printf("thresholds held (cosine >= %g%s)\n", a.min_cosine, limits);
     }
     if (a.per_layer) {
-      std::printf("\nper quantized node, most damaged first (local: the node alone on the reference's inputs; "
-                  "accumulated: along the INT8 chain)\n");
-      std::printf("%-36s %-14s %12s %12s %12s %12s\n", "node", "op", "local cos", "local relL2", "accum cos",
-                  "accum relL2");
+      std::printf("\nper quantized node, most damaging first (alone: the model's output cosine with only this node "
+                  "in INT8; local: the node's output, alone on the reference's inputs; accumulated: the node's output "
+                  "along the INT8 chain)\n");
+      std::printf("%-36s %-14s %12s %12s %12s %12s %12s\n", "node", "op", "alone cos", "local cos", "local relL2",
+                  "accum cos", "accum relL2");
       for (const LayerError* l : layers.sorted())
-        std::printf("%-36s %-14s %12.6f %12.4g %12.6f %12.4g\n", l->node.c_str(), l->op.c_str(), l->local.cosine(),
-                    l->local.relative_l2(), l->accumulated.cosine(), l->accumulated.relative_l2());
+        std::printf("%-36s %-14s %12.6f %12.6f %12.4g %12.6f %12.4g\n", l->node.c_str(), l->op.c_str(),
+                    l->alone_cosine, l->local.cosine(), l->local.relative_l2(), l->accumulated.cosine(),
+                    l->accumulated.relative_l2());
     }
     for (const std::string& f : failures) std::printf("threshold not held: %s\n", f.c_str());
   }

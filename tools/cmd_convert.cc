@@ -231,20 +231,11 @@ Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::Convert
     // (every other in FP32), measured end to end on the calibration sets.
     // A layer's own error can be small and still be amplified downstream
     // (or be large and washed out), which a local measure cannot see.
-    std::vector<std::pair<double, std::string>> damage;
-    for (const Node& n : last_blob->graph.nodes) {
-      if (!is_quantized(n)) continue;
-      auto one = with_one_quantized_node(cal.model, last_blob, n.name);
-      if (!one) return one.status();
-      auto s = Session::create(*one, kernels, cal.options);
-      if (!s) return s.status();
-      auto c = min_output_cosine(ref, **s, sets);
-      if (!c) return c.status();
-      damage.emplace_back(1.0 - *c, n.name);
-    }
-    std::stable_sort(damage.begin(), damage.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+    auto sens = single_layer_sensitivity(cal.model, ref, last_blob, sets, kernels, cal.options);
+    if (!sens) return sens.status();
+    std::stable_sort(sens->begin(), sens->end(), [](const Sensitivity& x, const Sensitivity& y) { return x.cosine < y.cosine; });
     std::vector<std::string> ranked;
-    for (const auto& d : damage) ranked.push_back(d.second);
+    for (const Sensitivity& e : *sens) ranked.push_back(e.node);
     if (ranked.empty()) return Status::error(a.model + ": --auto-keep-fp32: no quantized layer to keep in FP32");
     size_t lo = 1, hi = ranked.size();
     while (lo < hi) {

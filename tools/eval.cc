@@ -205,6 +205,24 @@ Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const M
   return m;
 }
 
+Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<const Model> ref_model, Session& ref,
+                                                            std::shared_ptr<const Model> test,
+                                                            const std::vector<InputSet>& sets,
+                                                            const KernelTable& kernels, const SessionOptions& options) {
+  std::vector<Sensitivity> r;
+  for (const Node& n : test->graph.nodes) {
+    if (!is_quantized(n)) continue;
+    auto one = with_one_quantized_node(ref_model, test, n.name);
+    if (!one) return one.status();
+    auto s = Session::create(*one, kernels, options);
+    if (!s) return s.status();
+    auto c = min_output_cosine(ref, **s, sets);
+    if (!c) return c.status();
+    r.push_back({n.name, *c});
+  }
+  return r;
+}
+
 Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
                       const KernelTable& kernels) {
   kernels_ = &kernels;
@@ -277,10 +295,18 @@ Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
   }
   return Status::ok();
 }
+void PerLayer::set_sensitivity(const std::vector<Sensitivity>& s) {
+  for (LayerError& l : layers_)
+    for (const Sensitivity& e : s)
+      if (e.node == l.node) l.alone_cosine = e.cosine;
+}
+
 std::vector<const LayerError*> PerLayer::sorted() const {
   std::vector<const LayerError*> r;
   for (const LayerError& l : layers_) r.push_back(&l);
   std::stable_sort(r.begin(), r.end(), [](const LayerError* x, const LayerError* y) {
+    auto alone = [](const LayerError* l) { return l->alone_cosine >= -1 ? l->alone_cosine : 2.0; };  // unmeasured last
+    if (alone(x) != alone(y)) return alone(x) < alone(y);
     return x->local.relative_l2() > y->local.relative_l2();
   });
   return r;

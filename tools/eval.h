@@ -63,6 +63,19 @@ Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const M
                                                          std::shared_ptr<const Model> quantized,
                                                          const std::string& node);
 
+// Single-layer sensitivity of every quantized node of `test` (a blob
+// converted from `ref_model`, whose session is `ref`): the lowest output
+// cosine over `sets` with that node alone in INT8 and every other node
+// FP32. In test's node order; most damaging = lowest cosine.
+struct Sensitivity {
+  std::string node;
+  double cosine = 1;
+};
+Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<const Model> ref_model, Session& ref,
+                                                            std::shared_ptr<const Model> test,
+                                                            const std::vector<InputSet>& sets,
+                                                            const KernelTable& kernels, const SessionOptions& options);
+
 // Per quantized node of the test model: its output against the reference's
 // value of the same name, (a) as the INT8 chain computed it (accumulated)
 // and (b) with the node alone fed the reference's exact inputs (local).
@@ -70,6 +83,7 @@ Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const M
 struct LayerError {
   std::string node, op, output;
   quant::OutputError local, accumulated;
+  double alone_cosine = -2;  // single-layer sensitivity when measured (set_sensitivity), else < -1
 };
 
 class PerLayer {
@@ -80,7 +94,10 @@ class PerLayer {
   size_t size() const { return layers_.size(); }
   // Runs both models on one input set and adds every layer's errors.
   Status add(const std::vector<NamedTensor>& inputs);
-  // Most damaged first: by local relative L2 error.
+  // Adds each layer's single-layer sensitivity (matched by node name).
+  void set_sensitivity(const std::vector<Sensitivity>& s);
+  // Most damaged first: by single-layer sensitivity when measured, then by
+  // local relative L2 error.
   std::vector<const LayerError*> sorted() const;
 
  private:

@@ -347,6 +347,30 @@ TEST(Cli, StaticCalibrationRoundTrip) {
   EXPECT_NE(both.out.find("static activation ranges (minmax) of 2 layer inputs"), std::string::npos) << both.out;
   EXPECT_NE(both.out.find("kept in FP32 (second)"), std::string::npos) << both.out;
 
+  // A real graph: the whisper-tiny fixture, whose first QConv reads the
+  // graph input itself (its range comes from the sets, not an observer).
+  for (int k = 0; k < 2; ++k) {
+    fs::create_directories(dir + "/wcal/" + std::to_string(k));
+    ASSERT_TRUE(write_npy(dir + "/wcal/" + std::to_string(k) + "/mel.npy", test::random_tensor({1, 80, 200}, 60 + k)).is_ok());
+  }
+  const std::string tiny = fixture("whisper_tiny_encoder.onnx");
+  CliResult wconv = run_cli({"convert", tiny, "-o", dir + "/w.sarai", "-q", "--static", "--calibration", dir + "/wcal",
+                             "--calibration-method", "percentile"});
+  ASSERT_EQ(wconv.code, 0) << wconv.out << wconv.err;
+  auto wblob = load_blob(dir + "/w.sarai");
+  ASSERT_TRUE(wblob.has_value()) << wblob.message();
+  int with_range = 0, quantized = 0;
+  for (const Node& n : (*wblob)->graph.nodes) {
+    if (n.domain != "sarai") continue;
+    ++quantized;
+    with_range += n.has_attr("x_min") && n.has_attr("x_max") && n.attr_float("x_max", 0) > 0;
+  }
+  EXPECT_GT(quantized, 0);
+  EXPECT_EQ(with_range, quantized);
+  CliResult wcmp = run_cli({"compare", tiny, dir + "/w.sarai", "--random", "mel=1x80x200", "--seed", "3", "--min-cosine",
+                            "0.999"});
+  EXPECT_EQ(wcmp.code, 0) << wcmp.out << wcmp.err;
+
   expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.sarai", "--static"}),
                         "--static needs --calibration DIR");
   expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.onnx", "--to", "onnx", "--static", "--calibration",

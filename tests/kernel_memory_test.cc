@@ -17,6 +17,7 @@
 
 #include "kernels/int8_layout.h"
 #include "kernels/kernels.h"
+#include "runtime/memory_plan.h"
 #include "runtime/parallel.h"
 #include "tests/test_util.h"
 
@@ -31,7 +32,6 @@ using test::make_node;
 using test::make_tensor;
 using test::random_tensor;
 
-constexpr uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
 
 // Runs fn once in the given NodeMemory; the outputs, or the kernel's error.
 Expected<std::vector<Tensor>> run_with(KernelFn fn, const Node& node, const std::vector<Tensor>& inputs,
@@ -68,13 +68,13 @@ void check_memory_modes(KernelFn fn, const Node& node, const std::vector<Tensor>
       EXPECT_EQ(p.shape(), (*ref)[i].shape()) << "output " << i;
       EXPECT_EQ(p.dtype(), (*ref)[i].dtype()) << "output " << i;
       offsets.push_back(static_cast<int64_t>(size));
-      capacity.push_back(round64(p.nbytes()));
-      size += round64(p.nbytes());
+      capacity.push_back(align_up(p.nbytes(), 64));
+      size += align_up(p.nbytes(), 64);
     }
     const uint64_t ws_offset = size;
     size += shape_only.workspace_used;
-    void* arena = std::aligned_alloc(64, round64(size ? size : 1));
-    std::memset(arena, 0xff, round64(size ? size : 1));
+    void* arena = std::aligned_alloc(64, align_up(size ? size : 1, 64));
+    std::memset(arena, 0xff, align_up(size ? size : 1, 64));
     NodeMemory planned;
     planned.mode = NodeMemory::Mode::kPlanned;
     planned.arena = static_cast<uint8_t*>(arena);

@@ -65,7 +65,9 @@ int cmd_compare(const CompareArgs& a) {
       if (Status st = layers.add(set.tensors); !st) return fail(set.name + ": --per-layer: " + st.message());
     SessionOptions so;
     so.num_threads = ref.num_threads();
-    auto sens = single_layer_sensitivity(models[0], ref, models[1], sets, kernels, so);
+    auto ref_out = ReferenceOutputs::run(ref, sets);
+    if (!ref_out) return fail("--per-layer: " + ref_out.message());
+    auto sens = single_layer_sensitivity(models[0], *ref_out, models[1], sets, kernels, so);
     if (!sens) return fail("--per-layer: " + sens.message());
     layers.set_sensitivity(*sens);
   }

@@ -192,10 +192,11 @@ Status measure_static_ranges(const ConvertArgs& a, const Calibration& c, quant::
 // real conversion into a temp file beside the output, measured end to end
 // (with the static ranges when --static chose them).
 Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::ConvertOptions* opt) {
-  if (a.to != "sarai") return Status::error("--auto-keep-fp32 writes a .sarai blob (not --to " + a.to + ")");
   const KernelTable& kernels = cal.kernels;
-  Session& ref = *cal.session;
   const std::vector<InputSet>& sets = cal.sets;
+  // The reference runs once; every trial and every layer is measured against it.
+  auto ref = ReferenceOutputs::run(*cal.session, sets);
+  if (!ref) return ref.status();
 
   // A trial blob is renamed into place and removed at once; a second signal
   // in between removes it from the handler.
@@ -218,7 +219,7 @@ Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::Convert
     last_blob = *blob;
     auto s = Session::create(*blob, kernels, cal.options);
     if (!s) return s.status();
-    return min_output_cosine(ref, **s, sets);
+    return min_output_cosine(*ref, **s, sets);
   };
 
   auto plain = trial({});
@@ -231,7 +232,7 @@ Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::Convert
     // (every other in FP32), measured end to end on the calibration sets.
     // A layer's own error can be small and still be amplified downstream
     // (or be large and washed out), which a local measure cannot see.
-    auto sens = single_layer_sensitivity(cal.model, ref, last_blob, sets, kernels, cal.options);
+    auto sens = single_layer_sensitivity(cal.model, *ref, last_blob, sets, kernels, cal.options);
     if (!sens) return sens.status();
     std::stable_sort(sens->begin(), sens->end(), [](const Sensitivity& x, const Sensitivity& y) { return x.cosine < y.cosine; });
     std::vector<std::string> ranked;
@@ -325,7 +326,8 @@ int cmd_convert(const ConvertArgs& a) {
   } else if (!a.calibration.empty()) {
     return fail("--calibration is only used with --static or --auto-keep-fp32");
   }
-  if (!a.static_ranges && (a.calibration_method != "minmax" || a.percentile != 99.99))
+  if (const ConvertArgs defaults;
+      !a.static_ranges && (a.calibration_method != defaults.calibration_method || a.percentile != defaults.percentile))
     return fail("--calibration-method and --percentile are only used with --static");
 
   int quantized = 0, kept = 0, others = -1;

@@ -68,8 +68,10 @@ Expected<double> timed(Session& s, const std::vector<NamedTensor>& in, int runs,
 }
 }  // namespace
 
-Expected<Comparison> compare_outputs(Session& reference, Session& test, const std::vector<InputSet>& sets, int runs) {
-  Comparison c;
+namespace {
+// Every reference output, by name, must be an output of the test model.
+Expected<std::vector<std::string>> matched_outputs(const Session& reference, const Session& test) {
+  std::vector<std::string> names;
   const Graph& rg = reference.graph();
   const Graph& tg = test.graph();
   for (int id : rg.outputs) {
@@ -78,8 +80,31 @@ Expected<Comparison> compare_outputs(Session& reference, Session& test, const st
     if (tid == kNoValue || std::find(tg.outputs.begin(), tg.outputs.end(), tid) == tg.outputs.end())
       return Status::error(test.model().path + ": has no output '" + n + "' (an output of " +
                            reference.model().path + ")");
-    c.names.push_back(n);
+    names.push_back(n);
   }
+  return names;
+}
+
+// Adds one set's error of each named output to errors[i].
+Status add_errors(const std::vector<std::string>& names, const std::vector<NamedTensor>& ref_out,
+                  const std::vector<NamedTensor>& test_out, const std::string& set,
+                  std::vector<quant::OutputError>* errors) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto find = [&](const std::vector<NamedTensor>& outs) {
+      return std::find_if(outs.begin(), outs.end(), [&](const NamedTensor& t) { return t.name == names[i]; });
+    };
+    Status st = (*errors)[i].add(find(ref_out)->tensor, find(test_out)->tensor);
+    if (!st) return Status::error(set + ": output '" + names[i] + "': " + st.message());
+  }
+  return Status::ok();
+}
+}  // namespace
+
+Expected<Comparison> compare_outputs(Session& reference, Session& test, const std::vector<InputSet>& sets, int runs) {
+  Comparison c;
+  auto names = matched_outputs(reference, test);
+  if (!names) return names.status();
+  c.names = std::move(*names);
   c.errors.resize(c.names.size());
   std::vector<NamedTensor> ref_out, test_out;
   for (const InputSet& set : sets) {
@@ -89,22 +114,33 @@ Expected<Comparison> compare_outputs(Session& reference, Session& test, const st
     if (!tm) return Status::error(set.name + ": " + tm.message());
     c.reference_ms += *rm;
     c.test_ms += *tm;
-    for (size_t i = 0; i < c.names.size(); ++i) {
-      auto find = [&](const std::vector<NamedTensor>& outs) {
-        return std::find_if(outs.begin(), outs.end(), [&](const NamedTensor& t) { return t.name == c.names[i]; });
-      };
-      Status st = c.errors[i].add(find(ref_out)->tensor, find(test_out)->tensor);
-      if (!st) return Status::error(set.name + ": output '" + c.names[i] + "': " + st.message());
-    }
+    SARAI_RETURN_IF_ERROR(add_errors(c.names, ref_out, test_out, set.name, &c.errors));
   }
   return c;
 }
 
-Expected<double> min_output_cosine(Session& reference, Session& test, const std::vector<InputSet>& sets) {
-  auto c = compare_outputs(reference, test, sets, /*runs=*/0);
-  if (!c) return c.status();
+Expected<ReferenceOutputs> ReferenceOutputs::run(Session& reference, const std::vector<InputSet>& sets) {
+  ReferenceOutputs r;
+  r.session = &reference;
+  for (const InputSet& set : sets) {
+    auto out = reference.run(set.tensors);
+    if (!out) return Status::error(set.name + ": " + out.message());
+    r.per_set.push_back(std::move(*out));
+  }
+  return r;
+}
+
+Expected<double> min_output_cosine(const ReferenceOutputs& reference, Session& test, const std::vector<InputSet>& sets) {
+  auto names = matched_outputs(*reference.session, test);
+  if (!names) return names.status();
+  std::vector<quant::OutputError> errors(names->size());
+  std::vector<NamedTensor> test_out;
+  for (size_t k = 0; k < sets.size(); ++k) {
+    if (Status st = test.run(sets[k].tensors, &test_out); !st) return Status::error(sets[k].name + ": " + st.message());
+    SARAI_RETURN_IF_ERROR(add_errors(*names, reference.per_set[k], test_out, sets[k].name, &errors));
+  }
   double worst = 1;
-  for (const quant::OutputError& e : c->errors) worst = std::min(worst, e.cosine());
+  for (const quant::OutputError& e : errors) worst = std::min(worst, e.cosine());
   return worst;
 }
 
@@ -205,7 +241,8 @@ Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const M
   return m;
 }
 
-Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<const Model> ref_model, Session& ref,
+Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<const Model> ref_model,
+                                                            const ReferenceOutputs& ref,
                                                             std::shared_ptr<const Model> test,
                                                             const std::vector<InputSet>& sets,
                                                             const KernelTable& kernels, const SessionOptions& options) {

@@ -38,8 +38,18 @@ struct Comparison {
 };
 Expected<Comparison> compare_outputs(Session& reference, Session& test, const std::vector<InputSet>& sets, int runs);
 
-// The lowest cosine over the reference's outputs, accumulated over `sets`.
-Expected<double> min_output_cosine(Session& reference, Session& test, const std::vector<InputSet>& sets);
+// The reference's outputs on every set, computed once for the many test
+// models that --auto-keep-fp32 and single-layer sensitivity measure
+// against it.
+struct ReferenceOutputs {
+  Session* session = nullptr;
+  std::vector<std::vector<NamedTensor>> per_set;  // indexed like the sets
+  static Expected<ReferenceOutputs> run(Session& reference, const std::vector<InputSet>& sets);
+};
+
+// The lowest cosine over the reference's outputs, accumulated over `sets`
+// (the sets `reference` was run on).
+Expected<double> min_output_cosine(const ReferenceOutputs& reference, Session& test, const std::vector<InputSet>& sets);
 
 bool is_quantized(const Node& n);
 
@@ -64,14 +74,15 @@ Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const M
                                                          const std::string& node);
 
 // Single-layer sensitivity of every quantized node of `test` (a blob
-// converted from `ref_model`, whose session is `ref`): the lowest output
+// converted from `ref_model`, whose outputs on `sets` are `ref`): the lowest output
 // cosine over `sets` with that node alone in INT8 and every other node
 // FP32. In test's node order; most damaging = lowest cosine.
 struct Sensitivity {
   std::string node;
   double cosine = 1;
 };
-Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<const Model> ref_model, Session& ref,
+Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<const Model> ref_model,
+                                                            const ReferenceOutputs& ref,
                                                             std::shared_ptr<const Model> test,
                                                             const std::vector<InputSet>& sets,
                                                             const KernelTable& kernels, const SessionOptions& options);

@@ -99,8 +99,9 @@ int main(int argc, char** argv) {
   compare_cmd->add_option("--runs", cmp.runs, "Timed runs per model and input set (median; default 3)")
       ->check(CLI::Range(1, 1000000));
   compare_cmd->add_flag("--per-layer", cmp.per_layer,
-                        "Also the error of every quantized node's output, local (the node alone on the reference's "
-                        "inputs) and accumulated (along the INT8 chain), most damaged first");
+                        "Also, per quantized node: the model's output cosine with only that node in INT8 (alone), "
+                        "and the node's own error, local (on the reference's inputs) and accumulated (along the INT8 "
+                        "chain); most damaging first");
   compare_cmd->add_flag("--json", cmp.json, "Print one JSON object instead of text");
 
   std::string inspect_path;

@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "loader/blob_reader.h"
 #include "loader/npy.h"
@@ -381,6 +383,22 @@ TEST(Cli, StaticCalibrationRoundTrip) {
                         "calibration method 'entropy' is not known (minmax or percentile)");
   expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.sarai", "--percentile", "99.9"}),
                         "--calibration-method and --percentile are only used with --static");
+  // Calibration data no finite range can hold, named by value.
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    const std::string d = dir + (std::isnan(bad) ? "/nan" : "/inf");
+    fs::create_directories(d + "/0");
+    Tensor t = test::random_tensor({1, 16, 64}, 1);
+    float* p = t.mutable_data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = std::isnan(bad) ? bad : (i == 5 ? bad : p[i]);
+    ASSERT_TRUE(write_npy(d + "/0/x.npy", t).is_ok());
+    expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.sarai", "--static", "--calibration", d}),
+                          std::isnan(bad) ? "value 'x' got no finite value on the calibration sets"
+                                          : "value 'x' holds an infinite value; no finite range can quantize it");
+  }
+  // --per-layer against a blob of another model: the missing value is named.
+  ASSERT_EQ(run_cli({"convert", sens, "-o", dir + "/sens.sarai", "-q"}).code, 0);
+  expect_one_line_error(run_cli({"compare", one, dir + "/sens.sarai", "--random", "x=1x16x64", "--per-layer"}),
+                        "--per-layer: node 'second' (QMatMul): the reference has no value 'h0'");
   // A calibration set that does not fit the model.
   fs::create_directories(dir + "/bad/0");
   ASSERT_TRUE(write_npy(dir + "/bad/0/x.npy", test::random_tensor({1, 16, 63}, 1)).is_ok());

@@ -256,6 +256,17 @@ TEST(OnnxExport, WhisperTinyEncoder) {
   expect_close_outputs(src, out, {{"mel", test::random_tensor({1, 80, 64}, 7, -2.f, 2.f)}});
 }
 
+TEST(OnnxExport, StaticRangesAreRefused) {
+  const std::string dir = test::temp_dir("export_static");
+  ConvertOptions opt;
+  opt.activation_ranges["x"] = {-1.f, 1.f};
+  auto r = export_to(test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/small_cnn.onnx", dir + "/q.onnx", opt);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.message(), dir + "/q.onnx: static activation ranges are written to .sarai blobs only; the ONNX export "
+                               "quantizes activations dynamically (DynamicQuantizeLinear)");
+  EXPECT_FALSE(fs::exists(dir + "/q.onnx"));
+}
+
 TEST(OnnxExport, SmallCnn) {
   const std::string dir = test::temp_dir("cnn"), out = dir + "/cnn_int8.onnx";
   const std::string src = fixture("small_cnn.onnx");

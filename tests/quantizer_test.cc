@@ -853,6 +853,22 @@ TEST(Convert, NanWeightNamesTheTensorAndLeavesNothing) {
   EXPECT_TRUE(dir_entries(dir).empty());
 }
 
+TEST(Convert, StaticRangesMustCoverEveryQuantizedNode) {
+  // One range given, for a value no quantized node reads: the first
+  // quantized node without one is named, and nothing is written.
+  const std::string dir = test::temp_dir("static_missing");
+  auto model = load_onnx(fixture("small_cnn.onnx"));
+  ASSERT_TRUE(model.has_value()) << model.message();
+  quant::ConvertOptions o;
+  o.activation_ranges["not_an_input"] = {-1.f, 1.f};
+  auto sum = quant::convert_to_blob(**model, dir + "/s.sarai", o);
+  ASSERT_FALSE(sum.has_value());
+  EXPECT_EQ(sum.message(), fixture("small_cnn.onnx") +
+                               ": node '/stem/stem.0/Conv' (Conv): no calibrated range for its input 'image' "
+                               "(static quantization needs one for every quantized node)");
+  EXPECT_TRUE(dir_entries(dir).empty());
+}
+
 TEST(Convert, NanInAFileModelNamesTheFile) {
   const std::string dir = test::temp_dir("nanfile");
   onnx::ModelProto mp = test::add_model({2, 3});

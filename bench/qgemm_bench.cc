@@ -102,10 +102,15 @@ double seconds_since(Clock::time_point t0) {
 #define SARAI_ACC_OUT(i) [c##i] "+v"(c##i),
 #define SARAI_ACC_OUTX(i) [c##i] "+x"(c##i),
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vnni")
+// Each spin/sum function gets its ISA from a target attribute of its own
+// (clang has no `#pragma GCC target`); only the benchmarks that checked
+// the CPU call them.
+#define SARAI_BENCH_AVX512 __attribute__((noinline, target("avx512f,avx512bw,avx512vnni")))
+#define SARAI_BENCH_AVX_VNNI __attribute__((noinline, target("avx2,avxvnni")))
+#define SARAI_BENCH_AVX2 __attribute__((noinline, target("avx2,fma")))
+
 // 16 x vpdpbusd zmm per iteration: 16 * 128 ops.
-__attribute__((noinline)) void spin_vnni_zmm(int64_t iters) {
+SARAI_BENCH_AVX512 void spin_vnni_zmm(int64_t iters) {
   __m512i x = _mm512_set1_epi32(0x01010101);
   const __m512i w = _mm512_set1_epi32(0x01ff0102);
 #define SARAI_DECL(i) __m512i c##i = _mm512_set1_epi32(i);
@@ -123,7 +128,7 @@ __attribute__((noinline)) void spin_vnni_zmm(int64_t iters) {
 }
 
 // 16 x vfmadd231ps zmm per iteration: 16 * 32 flops.
-__attribute__((noinline)) void spin_fma_zmm(int64_t iters) {
+SARAI_BENCH_AVX512 void spin_fma_zmm(int64_t iters) {
   __m512 a = _mm512_set1_ps(1.0000001f);
   const __m512 b = _mm512_set1_ps(0.9999999f);
 #define SARAI_DECL(i) __m512 c##i = _mm512_set1_ps(static_cast<float>(i));
@@ -139,7 +144,7 @@ __attribute__((noinline)) void spin_fma_zmm(int64_t iters) {
 
 // One thread summing a buffer with 512-bit loads, as one sequential stream
 // or as two (its halves, side by side); n a multiple of 256.
-__attribute__((noinline)) uint64_t sum_bytes_avx512(const uint8_t* p, size_t n, int streams) {
+SARAI_BENCH_AVX512 uint64_t sum_bytes_avx512(const uint8_t* p, size_t n, int streams) {
   __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
   const size_t step = streams == 2 ? 128 : 256, end = streams == 2 ? n / 2 : n;
   const size_t o2 = streams == 2 ? n / 2 : 128;  // the third and fourth loads
@@ -153,13 +158,10 @@ __attribute__((noinline)) uint64_t sum_bytes_avx512(const uint8_t* p, size_t n, 
   _mm512_store_si512(l, _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
   return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
 }
-#pragma GCC pop_options
 
-#pragma GCC push_options
-#pragma GCC target("avx2,avxvnni")
 // 12 x {vex} vpdpbusd ymm per iteration (VEX: ymm0-15 only, so 12
 // accumulators + 2 sources): 12 * 64 ops.
-__attribute__((noinline)) void spin_vnni_ymm(int64_t iters) {
+SARAI_BENCH_AVX_VNNI void spin_vnni_ymm(int64_t iters) {
   __m256i x = _mm256_set1_epi32(0x01010101);
   const __m256i w = _mm256_set1_epi32(0x01ff0102);
 #define SARAI_DECL(i) __m256i c##i = _mm256_set1_epi32(i);
@@ -171,14 +173,11 @@ __attribute__((noinline)) void spin_vnni_ymm(int64_t iters) {
 #undef SARAI_INS
   }
 }
-#pragma GCC pop_options
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
 // 12 x (vpmaddubsw, vpmaddwd with ones, vpaddd) ymm per iteration: 12 * 64
 // ops. The temporary t is rewritten from scratch each time (no loop-carried
 // dependency through it: the core renames it); only the vpaddd chains carry.
-__attribute__((noinline)) void spin_avx2_pair(int64_t iters) {
+SARAI_BENCH_AVX2 void spin_avx2_pair(int64_t iters) {
   __m256i t = _mm256_setzero_si256();
   const __m256i x = _mm256_set1_epi8(1);
   const __m256i w = _mm256_set1_epi8(2), one = _mm256_set1_epi16(1);
@@ -198,7 +197,7 @@ __attribute__((noinline)) void spin_avx2_pair(int64_t iters) {
 }
 
 // 12 x vfmadd231ps ymm per iteration: 12 * 16 flops.
-__attribute__((noinline)) void spin_fma_ymm(int64_t iters) {
+SARAI_BENCH_AVX2 void spin_fma_ymm(int64_t iters) {
   __m256 a = _mm256_set1_ps(1.0000001f);
   const __m256 b = _mm256_set1_ps(0.9999999f);
 #define SARAI_DECL(i) __m256 c##i = _mm256_set1_ps(static_cast<float>(i));
@@ -211,7 +210,7 @@ __attribute__((noinline)) void spin_fma_ymm(int64_t iters) {
   }
 }
 
-__attribute__((noinline)) uint64_t sum_bytes_avx2(const uint8_t* p, size_t n, int streams) {
+SARAI_BENCH_AVX2 uint64_t sum_bytes_avx2(const uint8_t* p, size_t n, int streams) {
   __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
   const size_t step = streams == 2 ? 64 : 128, end = streams == 2 ? n / 2 : n;
   const size_t o2 = streams == 2 ? n / 2 : 64;
@@ -226,7 +225,6 @@ __attribute__((noinline)) uint64_t sum_bytes_avx2(const uint8_t* p, size_t n, in
                      _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3)));
   return l[0] + l[1] + l[2] + l[3];
 }
-#pragma GCC pop_options
 
 // 64 dependent 1-cycle integer adds per iteration: iterations * 64 / s is
 // the core clock (the loop's own increment and branch run alongside).

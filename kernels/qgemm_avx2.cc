@@ -59,14 +59,16 @@
 #include "kernels/int8_layout.h"
 #include "kernels/qgemm.h"
 
-// Only this file's own functions get AVX2 / AVX-VNNI code: the headers above
-// are compiled for the baseline, so no shared inline function can come out
-// of this file with wide instructions in it and be picked by the linker for
-// callers on older CPUs. The AVX2 region leaves out FMA so the epilogue
-// cannot be contracted whatever the flags; the AVX-VNNI region reuses the
-// AVX2 helpers (a callee's ISA is a subset of its caller's, so they inline).
-#pragma GCC push_options
-#pragma GCC target("avx2")
+// Only this file's own functions get AVX2 / AVX-VNNI code, each through its
+// own target attribute (GCC and clang alike; clang has no `#pragma GCC
+// target`): the headers above are compiled for the baseline, so no shared
+// inline function can come out of this file with wide instructions in it and
+// be picked by the linker for callers on older CPUs. The AVX2 functions leave
+// out FMA so the epilogue cannot be contracted whatever the flags; the
+// AVX-VNNI ones reuse the AVX2 helpers (a callee's ISA is a subset of its
+// caller's, so they inline). Lambdas need the attribute too.
+#define SARAI_AVX2 __attribute__((target("avx2")))
+#define SARAI_AVX2_VNNI __attribute__((target("avxvnni,avx2,fma")))
 
 namespace sarai::kernels {
 namespace {
@@ -79,7 +81,7 @@ constexpr int64_t kHalfBytes = kBlockBytes / 2;                 // 32: 8 channel
 // int32, zero-extended: n = 4, or kt in 1..3 for the partial last group
 // (never reads past a[i * lda + n - 1]).
 template <int MR>
-inline void load_group(int32_t (&x)[MR], const uint8_t* a, int64_t lda, int64_t n) {
+SARAI_AVX2 inline void load_group(int32_t (&x)[MR], const uint8_t* a, int64_t lda, int64_t n) {
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
     const uint8_t* p = a + i * lda;
@@ -94,11 +96,11 @@ inline void load_group(int32_t (&x)[MR], const uint8_t* a, int64_t lda, int64_t 
   }
 }
 
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+SARAI_AVX2 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // c[i][0..15] (+)= acc[i][0..1] for i < MR.
 template <int MR>
-inline void store_tile(const __m256i (&acc)[MR][2], int32_t* c, int64_t ldc, bool accumulate) {
+SARAI_AVX2 inline void store_tile(const __m256i (&acc)[MR][2], int32_t* c, int64_t ldc, bool accumulate) {
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 2
@@ -114,7 +116,7 @@ inline void store_tile(const __m256i (&acc)[MR][2], int32_t* c, int64_t ldc, boo
 // --- AVX2: vpmaddwd on even/odd k bytes (exactness: see the top comment).
 // acc[i][h] += row i's products with one 64-byte block (x: load_group).
 template <int MR>
-inline void group_avx2(__m256i (&acc)[MR][2], const int32_t (&x)[MR], const int8_t* block) {
+SARAI_AVX2 inline void group_avx2(__m256i (&acc)[MR][2], const int32_t (&x)[MR], const int8_t* block) {
   __m256i even[2], odd[2];
 #pragma GCC unroll 2
   for (int h = 0; h < 2; ++h) {
@@ -138,7 +140,7 @@ inline void group_avx2(__m256i (&acc)[MR][2], const int32_t (&x)[MR], const int8
 // c[i][0..15] (+)= Σ over groups [0, groups) (+ one tail group of kt bytes)
 // for i < MR; `a` points at a[row0][k0], `w` at the block (panel, group g0).
 template <int MR>
-void tile_avx2(const uint8_t* a, int64_t lda, const int8_t* w, int64_t groups, int64_t kt,
+SARAI_AVX2 void tile_avx2(const uint8_t* a, int64_t lda, const int8_t* w, int64_t groups, int64_t kt,
                int32_t* c, int64_t ldc, bool accumulate) {
   __m256i acc[MR][2];
 #pragma GCC unroll 4
@@ -157,7 +159,7 @@ void tile_avx2(const uint8_t* a, int64_t lda, const int8_t* w, int64_t groups, i
   store_tile<MR>(acc, c, ldc, accumulate);
 }
 
-void tile_avx2_rows(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w,
+SARAI_AVX2 void tile_avx2_rows(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w,
                     int64_t pstride, int64_t panels, int64_t groups, int64_t kt, int32_t* c,
                     int64_t ldc, bool accumulate) {
   assert(panels == 1 && rows >= 1 && rows <= kMR);
@@ -172,13 +174,13 @@ void tile_avx2_rows(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w
 // --- The epilogue (both ISAs): 8 outputs; kMasked: only the lanes of `mask`
 // are read and written. Separate mul and add: the scalar order.
 template <bool kMasked>
-inline void epilogue8(const int32_t* acc, const int32_t* comp, const float* cscale,
+SARAI_AVX2 inline void epilogue8(const int32_t* acc, const int32_t* comp, const float* cscale,
                       const float* bias, const float* residual, QgemmActivation act, float* y,
                       __m256i mask) {
-  const auto load_i = [mask](const int32_t* p) {
+  const auto load_i = [mask](const int32_t* p) SARAI_AVX2 {
     return kMasked ? _mm256_maskload_epi32(p, mask) : load256(p);
   };
-  const auto load_f = [mask](const float* p) {
+  const auto load_f = [mask](const float* p) SARAI_AVX2 {
     return kMasked ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p);
   };
   __m256i v = load_i(acc);
@@ -196,7 +198,7 @@ inline void epilogue8(const int32_t* acc, const int32_t* comp, const float* csca
     _mm256_storeu_ps(y, f);
 }
 
-void epilogue_row_avx2(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
+SARAI_AVX2 void epilogue_row_avx2(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
                        const float* bias, const float* residual, QgemmActivation act, float* y) {
   int64_t j = 0;
   for (; j + 8 <= n; j += 8)
@@ -211,20 +213,9 @@ void epilogue_row_avx2(const int32_t* acc, int64_t n, const int32_t* comp, const
   }
 }
 
-}  // namespace
-}  // namespace sarai::kernels
-
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avxvnni,avx2,fma")
-
-namespace sarai::kernels {
-namespace {
-
 // --- AVX-VNNI: vpdpbusd ymm.
 template <int MR>
-inline void group_avx2_vnni(__m256i (&acc)[MR][2], const int32_t (&x)[MR], const int8_t* block) {
+SARAI_AVX2_VNNI inline void group_avx2_vnni(__m256i (&acc)[MR][2], const int32_t (&x)[MR], const int8_t* block) {
   const __m256i b0 = load256(block), b1 = load256(block + kHalfBytes);
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
@@ -236,7 +227,7 @@ inline void group_avx2_vnni(__m256i (&acc)[MR][2], const int32_t (&x)[MR], const
 
 // Same contract as tile_avx2.
 template <int MR>
-void tile_avx2_vnni(const uint8_t* a, int64_t lda, const int8_t* w, int64_t groups, int64_t kt,
+SARAI_AVX2_VNNI void tile_avx2_vnni(const uint8_t* a, int64_t lda, const int8_t* w, int64_t groups, int64_t kt,
                     int32_t* c, int64_t ldc, bool accumulate) {
   __m256i acc[MR][2];
 #pragma GCC unroll 4
@@ -253,7 +244,7 @@ void tile_avx2_vnni(const uint8_t* a, int64_t lda, const int8_t* w, int64_t grou
   store_tile<MR>(acc, c, ldc, accumulate);
 }
 
-void tile_avx2_vnni_rows(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w,
+SARAI_AVX2_VNNI void tile_avx2_vnni_rows(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w,
                          int64_t pstride, int64_t panels, int64_t groups, int64_t kt, int32_t* c,
                          int64_t ldc, bool accumulate) {
   assert(panels == 1 && rows >= 1 && rows <= kMR);
@@ -264,14 +255,6 @@ void tile_avx2_vnni_rows(const uint8_t* a, int64_t lda, int64_t rows, const int8
     default: return tile_avx2_vnni<4>(a, lda, w, groups, kt, c, ldc, accumulate);
   }
 }
-
-}  // namespace
-}  // namespace sarai::kernels
-
-#pragma GCC pop_options
-
-namespace sarai::kernels {
-namespace {
 
 const QgemmUkernel kAvx2 = {Isa::kAvx2, kMR, 1, tile_avx2_rows, epilogue_row_avx2};
 const QgemmUkernel kAvx2Vnni = {Isa::kAvx2Vnni, kMR, 1, tile_avx2_vnni_rows, epilogue_row_avx2};

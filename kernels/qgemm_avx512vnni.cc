@@ -36,26 +36,27 @@
 #include "kernels/int8_layout.h"
 #include "kernels/qgemm.h"
 
-// Only this file's own functions get AVX-512 code: the headers above are
-// compiled for the baseline, so no shared inline function (std::min,
-// int8::round_up...) can come out of this file with AVX-512 instructions in
-// it and be picked by the linker for callers on older CPUs.
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vnni")
+// Only this file's own functions get AVX-512 code, each through its own
+// target attribute (GCC and clang alike; clang has no `#pragma GCC target`):
+// the headers above are compiled for the baseline, so no shared inline
+// function (std::min, int8::round_up...) can come out of this file with
+// AVX-512 instructions in it and be picked by the linker for callers on
+// older CPUs. Lambdas need the attribute too.
+#define SARAI_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
 namespace sarai::kernels {
 namespace {
 
 constexpr int64_t kPanelBytesPerGroup = int8::kPanelN * int8::kGroupK;  // 64
 
-inline int32_t load_u32(const uint8_t* p) {
+SARAI_AVX512_VNNI inline int32_t load_u32(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return v;
 }
 
 // The last, partial group: kt in 1..3 valid bytes, zero-extended.
-inline int32_t load_tail(const uint8_t* p, int64_t kt) {
+SARAI_AVX512_VNNI inline int32_t load_tail(const uint8_t* p, int64_t kt) {
   uint8_t b[4] = {0, 0, 0, 0};
   for (int64_t t = 0; t < kt; ++t) b[t] = p[t];
   return load_u32(b);
@@ -94,7 +95,7 @@ inline int32_t load_tail(const uint8_t* p, int64_t kt) {
 // one register across the loop (an array passed to the asm by reference was
 // kept in memory).
 template <int MR, int NR>
-void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t pstride, int64_t groups,
+SARAI_AVX512_VNNI void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t pstride, int64_t groups,
           int64_t kt, int32_t* c, int64_t ldc, bool accumulate) {
   static_assert(MR >= 1 && MR <= 4 && NR >= 1 && NR <= 4);
   const __m512i z = _mm512_setzero_si512();
@@ -106,7 +107,7 @@ void tile(const uint8_t* a, int64_t lda, const int8_t* w, int64_t pstride, int64
   const uint8_t* a3 = a + 3 * lda;
   const int8_t* wp = w;
   __m512i b0 = z, b1 = z, b2 = z, b3 = z;
-  auto load_b = [&](const int8_t* p) {
+  auto load_b = [&](const int8_t* p) SARAI_AVX512_VNNI {
     b0 = _mm512_loadu_si512(p);
     if constexpr (NR > 1) b1 = _mm512_loadu_si512(p + pstride);
     if constexpr (NR > 2) b2 = _mm512_loadu_si512(p + 2 * pstride);
@@ -168,7 +169,7 @@ TileFn tile_for(int64_t rows, int64_t np) {
   }
 }
 
-void tile_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
+SARAI_AVX512_VNNI void tile_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
                      int64_t panels, int64_t groups, int64_t kt, int32_t* c, int64_t ldc,
                      bool accumulate) {
   tile_for(rows, panels)(a, lda, w, pstride, groups, kt, c, ldc, accumulate);
@@ -178,7 +179,7 @@ void tile_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* 
 // and add (this file builds with -ffp-contract=off): the scalar order.
 // kStream: full, 64-byte aligned vectors go out with non-temporal stores.
 template <bool kStream>
-inline void epilogue16(const int32_t* acc, const int32_t* comp, const float* cscale,
+SARAI_AVX512_VNNI inline void epilogue16(const int32_t* acc, const int32_t* comp, const float* cscale,
                        const float* bias, const float* residual, QgemmActivation act, float* y,
                        __mmask16 mask) {
   __m512i v = _mm512_maskz_loadu_epi32(mask, acc);
@@ -199,7 +200,7 @@ inline void epilogue16(const int32_t* acc, const int32_t* comp, const float* csc
 }
 
 template <bool kStream>
-void epilogue_row_avx512(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
+SARAI_AVX512_VNNI void epilogue_row_avx512(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
                          const float* bias, const float* residual, QgemmActivation act, float* y) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16)
@@ -220,4 +221,3 @@ const QgemmUkernel& qgemm_ukernel_avx512_vnni() { return kAvx512Vnni; }
 
 }  // namespace sarai::kernels
 
-#pragma GCC pop_options

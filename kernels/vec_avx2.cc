@@ -1,5 +1,5 @@
 // VecKernels for AVX2 + FMA (8 floats per vector); see vec_kernels.h. Only
-// the functions in the target region below use AVX2, and they are only
+// the functions with the target attribute below use AVX2, and they are only
 // reached through vec_kernels() after it checked cpuid and XCR0.
 #include <immintrin.h>
 
@@ -10,18 +10,19 @@
 namespace sarai::kernels {
 namespace {
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#define SARAI_VEC_TARGET __attribute__((target("avx2,fma")))
 
 constexpr int kW = 8;
 constexpr const char* kIsaName = "avx2";
 typedef float vf __attribute__((vector_size(32)));
 typedef int32_t vi __attribute__((vector_size(32)));
-static inline vf fmadd(vf a, vf b, vf c) { return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c); }
+SARAI_VEC_TARGET static inline vf fmadd(vf a, vf b, vf c) {
+  return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+}
 // Lanes in [0, 255]. The packs work per 128-bit half, leaving the 4-byte
 // groups as a0-3 b0-3 c0-3 d0-3 a4-7 b4-7 c4-7 d4-7; one dword permute
 // puts them in order.
-static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
+SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
   const __m256i ab = _mm256_packs_epi32((__m256i)a, (__m256i)b);
   const __m256i cd = _mm256_packs_epi32((__m256i)c, (__m256i)d);
   const __m256i r = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd),
@@ -31,7 +32,7 @@ static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
 
 #include "kernels/vec_body.h"
 
-#pragma GCC pop_options
+#undef SARAI_VEC_TARGET
 
 }  // namespace
 

@@ -1,5 +1,5 @@
 // VecKernels for AVX-512F (16 floats per vector); see vec_kernels.h. Only
-// the functions in the target region below use AVX-512, and they are only
+// the functions with the target attribute below use AVX-512, and they are only
 // reached through vec_kernels() after it checked cpuid and XCR0.
 #include <immintrin.h>
 
@@ -10,17 +10,18 @@
 namespace sarai::kernels {
 namespace {
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx2,fma")
+#define SARAI_VEC_TARGET __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
 constexpr int kW = 16;
 constexpr const char* kIsaName = "avx512";
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
-static inline vf fmadd(vf a, vf b, vf c) { return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c); }
+SARAI_VEC_TARGET static inline vf fmadd(vf a, vf b, vf c) {
+  return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+}
 // Lanes in [0, 255]: vpmovdb (AVX-512F) truncates each dword to its byte.
 // (The store form: GCC 12's _mm512_cvtepi32_epi8 trips -Wmaybe-uninitialized.)
-static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
+SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
   _mm512_mask_cvtepi32_storeu_epi8(p, 0xffff, (__m512i)a);
   _mm512_mask_cvtepi32_storeu_epi8(p + 16, 0xffff, (__m512i)b);
   _mm512_mask_cvtepi32_storeu_epi8(p + 32, 0xffff, (__m512i)c);
@@ -29,7 +30,7 @@ static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
 
 #include "kernels/vec_body.h"
 
-#pragma GCC pop_options
+#undef SARAI_VEC_TARGET
 
 }  // namespace
 

@@ -1,7 +1,9 @@
 // The bodies of the VecKernels (vec_kernels.h), written once over GCC vector
 // extensions and included by each per-ISA file (vec_sse2.cc, vec_avx2.cc,
-// vec_avx512.cc) inside its own namespace and `#pragma GCC target` region.
-// The includer defines first:
+// vec_avx512.cc) inside its own namespace. The includer defines first:
+//   SARAI_VEC_TARGET  the target attribute every function here carries
+//             (e.g. __attribute__((target("avx2,fma"))), empty for the
+//             baseline): per function, as clang has no `#pragma GCC target`
 //   kW        lanes per vector (4, 8 or 16)
 //   vf, vi    float / int32 vectors of kW lanes (GCC vector_size types)
 //   fmadd     vf fmadd(vf a, vf b, vf c) = a * b + c (fused where the ISA can)
@@ -14,45 +16,45 @@
 
 // c in every lane, keeping its bits: c - 0 (0 + c would turn -0 into +0,
 // which matters where c multiplies, divides or bounds: x / -0 = -inf).
-static inline vf splat(float c) { return c - vf{}; }
-static inline vf load(const float* p) {
+SARAI_VEC_TARGET static inline vf splat(float c) { return c - vf{}; }
+SARAI_VEC_TARGET static inline vf load(const float* p) {
   vf v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-static inline void store(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
+SARAI_VEC_TARGET static inline void store(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
 // The first n < kW floats of p, the other lanes `fill`.
-static inline vf load_tail(const float* p, int64_t n, float fill) {
+SARAI_VEC_TARGET static inline vf load_tail(const float* p, int64_t n, float fill) {
   float buf[kW];
   for (int i = 0; i < kW; ++i) buf[i] = i < n ? p[i] : fill;
   return load(buf);
 }
-static inline void store_tail(float* p, vf v, int64_t n) {
+SARAI_VEC_TARGET static inline void store_tail(float* p, vf v, int64_t n) {
   float buf[kW];
   store(buf, v);
   for (int64_t i = 0; i < n; ++i) p[i] = buf[i];
 }
-static inline float hsum(vf v) {
+SARAI_VEC_TARGET static inline float hsum(vf v) {
   float s = 0.f;
   for (int i = 0; i < kW; ++i) s += v[i];
   return s;
 }
-static inline float hmax(vf v) {
+SARAI_VEC_TARGET static inline float hmax(vf v) {
   float m = v[0];
   for (int i = 1; i < kW; ++i) m = m < v[i] ? v[i] : m;
   return m;
 }
 // Lane-wise "a < b ? b : a", so a NaN in b is ignored (like std::max(a, b)).
-static inline vf vmax(vf a, vf b) { return a < b ? b : a; }
+SARAI_VEC_TARGET static inline vf vmax(vf a, vf b) { return a < b ? b : a; }
 // Lane-wise "b < a ? b : a": a NaN in b is ignored (like std::min(a, b)).
-static inline vf vmin(vf a, vf b) { return b < a ? b : a; }
+SARAI_VEC_TARGET static inline vf vmin(vf a, vf b) { return b < a ? b : a; }
 
 // exp(x), see vec_kernels.h. x = n ln2 + r with n = round(x / ln2) (the
 // 1.5 * 2^23 trick rounds to nearest, and t's low mantissa bits are n), ln2 =
 // C1 + C2 split so n * C1 is exact; Cephes' polynomial for e^r on
 // [-ln2/2, ln2/2]; 2^n applied as 2^(n/2) * 2^(n - n/2) so that n down to
 // -150 (subnormal results) and up to 128 stay in the exponent range.
-static inline vf vexp(vf x) {
+SARAI_VEC_TARGET static inline vf vexp(vf x) {
   const float kLo = -104.f, kHi = 88.7228394f;
   x = x < kLo ? splat(kLo) : x;  // NaN compares false and stays NaN
   x = x > kHi ? splat(kHi) : x;
@@ -74,7 +76,7 @@ static inline vf vexp(vf x) {
 }
 
 // erf(x), see vec_kernels.h: both branches for every lane, then a select.
-static inline vf verf(vf x) {
+SARAI_VEC_TARGET static inline vf verf(vf x) {
   const vi sign = (vi)x & static_cast<int32_t>(0x80000000u);
   vf a = (vf)((vi)x & 0x7fffffff);
   a = a > 4.f ? splat(4.f) : a;  // erf(4) rounds to 1.f; keeps the polynomial bounded
@@ -99,12 +101,12 @@ static inline vf verf(vf x) {
   return (vf)((vi)r | sign);
 }
 
-static inline vf vgelu(vf x) {
+SARAI_VEC_TARGET static inline vf vgelu(vf x) {
   return x * 0.5f * (1.f + verf(x * 0.70710678118654752f));
 }
 
 // Never exp of a large positive number: e = exp(-|x|) in (0, 1].
-static inline vf vsigmoid(vf x) {
+SARAI_VEC_TARGET static inline vf vsigmoid(vf x) {
   const vf e = vexp((vf)((vi)x | static_cast<int32_t>(0x80000000u)));
   const vf r = 1.f / (1.f + e);
   return x >= 0.f ? r : e * r;
@@ -112,21 +114,21 @@ static inline vf vsigmoid(vf x) {
 
 // max(0, min(1, alpha x + beta)) by comparisons (NaN stays), unfused like
 // the scalar reference.
-static inline vf vhard_sigmoid(vf x, float alpha, float beta) {
+SARAI_VEC_TARGET static inline vf vhard_sigmoid(vf x, float alpha, float beta) {
   vf v = x * alpha;
   v = v + beta;
   v = v < 0.f ? splat(0.f) : v;
   return v > 1.f ? splat(1.f) : v;
 }
 
-static inline vf vclip(vf v, vf lo, vf hi) {
+SARAI_VEC_TARGET static inline vf vclip(vf v, vf lo, vf hi) {
   const vf a = v < lo ? lo : v;
   return a > hi ? hi : a;
 }
 
 // y[i] = EXPR for n floats, EXPR a vector expression in v: whole vectors,
-// then one padded tail. (A macro, not a lambda: a lambda's operator() does
-// not inherit the includer's `#pragma GCC target`.)
+// then one padded tail. (A macro, not a lambda, so it needs no target
+// attribute of its own.)
 #define SARAI_VEC_MAP(x, y, n, EXPR)                                        \
   do {                                                                      \
     int64_t i_ = 0;                                                         \
@@ -140,21 +142,21 @@ static inline vf vclip(vf v, vf lo, vf hi) {
     }                                                                       \
   } while (0)
 
-static void erf_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, verf(v)); }
-static void gelu_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, vgelu(v)); }
-static void sigmoid_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, vsigmoid(v)); }
-static void hard_swish_n(const float* x, float* y, int64_t n) {
+SARAI_VEC_TARGET static void erf_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, verf(v)); }
+SARAI_VEC_TARGET static void gelu_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, vgelu(v)); }
+SARAI_VEC_TARGET static void sigmoid_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, vsigmoid(v)); }
+SARAI_VEC_TARGET static void hard_swish_n(const float* x, float* y, int64_t n) {
   SARAI_VEC_MAP(x, y, n, v * vhard_sigmoid(v, 1.f / 6.f, 0.5f));
 }
-static void hard_sigmoid_n(const float* x, float* y, int64_t n, float alpha, float beta) {
+SARAI_VEC_TARGET static void hard_sigmoid_n(const float* x, float* y, int64_t n, float alpha, float beta) {
   SARAI_VEC_MAP(x, y, n, vhard_sigmoid(v, alpha, beta));
 }
-static void clip_n(const float* x, float* y, int64_t n, float lo, float hi) {
+SARAI_VEC_TARGET static void clip_n(const float* x, float* y, int64_t n, float lo, float hi) {
   const vf vlo = splat(lo), vhi = splat(hi);
   SARAI_VEC_MAP(x, y, n, vclip(v, vlo, vhi));
 }
 
-static void softmax_row(const float* x, float* y, int64_t n) {
+SARAI_VEC_TARGET static void softmax_row(const float* x, float* y, int64_t n) {
   const float kNegInf = -__builtin_inff();
   vf m = splat(kNegInf);
   int64_t i = 0;
@@ -178,7 +180,7 @@ static void softmax_row(const float* x, float* y, int64_t n) {
 }
 
 template <int Op>
-static inline vf apply(vf a, vf b) {
+SARAI_VEC_TARGET static inline vf apply(vf a, vf b) {
   if constexpr (Op == 0) return a + b;
   if constexpr (Op == 1) return a - b;
   if constexpr (Op == 2) return a * b;
@@ -186,7 +188,7 @@ static inline vf apply(vf a, vf b) {
 }
 
 template <int Op>
-static void binary_op(const float* a, int64_t sa, const float* b, int64_t sb, float* r, int64_t n) {
+SARAI_VEC_TARGET static void binary_op(const float* a, int64_t sa, const float* b, int64_t sb, float* r, int64_t n) {
   int64_t i = 0;
   if (sa && sb) {
     for (; i + kW <= n; i += kW) store(r + i, apply<Op>(load(a + i), load(b + i)));
@@ -206,7 +208,7 @@ static void binary_op(const float* a, int64_t sa, const float* b, int64_t sb, fl
   }
 }
 
-static void binary(VecBinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* r,
+SARAI_VEC_TARGET static void binary(VecBinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* r,
                    int64_t n) {
   switch (op) {
     case VecBinaryOp::kAdd: binary_op<0>(a, sa, b, sb, r, n); break;
@@ -220,7 +222,7 @@ static void binary(VecBinaryOp op, const float* a, int64_t sa, const float* b, i
 // m0 = float mean, then d = x - m0 (exact when x is near m0), and
 //   mean = m0 + c,  c = sum(d) / n,  var = sum(d^2) / n - c^2,
 //   y = ((x - m0) - c) * inv_std * scale + bias.
-static void layernorm_row(const float* x, float* y, const float* scale, const float* bias, int64_t n,
+SARAI_VEC_TARGET static void layernorm_row(const float* x, float* y, const float* scale, const float* bias, int64_t n,
                           float eps, float* mean_out, float* inv_std_out) {
   vf acc = splat(0.f);
   int64_t i = 0;
@@ -260,7 +262,7 @@ static void layernorm_row(const float* x, float* y, const float* scale, const fl
 // then folded into them lane by lane. An accumulator only ever moves to a
 // value strictly beyond its start, so any grouping gives the sequential
 // fold's value (and its bits, unless that value is a zero beyond the start).
-static void minmax(const float* x, int64_t n, float* lo_io, float* hi_io) {
+SARAI_VEC_TARGET static void minmax(const float* x, int64_t n, float* lo_io, float* hi_io) {
   vf lo0 = splat(*lo_io), lo1 = lo0, lo2 = lo0, lo3 = lo0;
   vf hi0 = splat(*hi_io), hi1 = hi0, hi2 = hi0, hi3 = hi0;
   int64_t i = 0;
@@ -300,7 +302,7 @@ static void minmax(const float* x, int64_t n, float* lo_io, float* hi_io) {
 // compares false and becomes base, i.e. 0. A division, an addition and two
 // compare-selects: nothing an FMA could contract, nothing converted before
 // the clamp.
-static inline vi quantize_lanes(vf x, vf scale, vf base, vf top) {
+SARAI_VEC_TARGET static inline vi quantize_lanes(vf x, vf scale, vf base, vf top) {
   vf t = x / scale;
   t = t + 12582912.f;
   t = t > base ? t : base;
@@ -308,7 +310,7 @@ static inline vi quantize_lanes(vf x, vf scale, vf base, vf top) {
   return (vi)t - (vi)base;
 }
 
-static void quantize_u8_n(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out) {
+SARAI_VEC_TARGET static void quantize_u8_n(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out) {
   const vf vs = splat(scale);
   const float base = 12582912.f - static_cast<float>(zero_point);  // exact: integers < 2^24
   const vf vbase = splat(base), vtop = splat(base + 255.f);

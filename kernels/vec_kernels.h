@@ -1,9 +1,9 @@
 // Vectorized float32 row kernels behind one table of function pointers,
 // chosen once per process from the CPU (MLAS's platform table): AVX-512F,
 // AVX2+FMA, or the SSE2 baseline the binary is built for. The wide variants
-// live in vec_avx512.cc / vec_avx2.cc, compiled for their ISA with a
-// `#pragma GCC target` region, and the binary itself still runs on any
-// x86-64. SARAI_MAX_ISA (runtime/cpu_isa.h) caps the choice: scalar selects
+// live in vec_avx512.cc / vec_avx2.cc, whose functions are compiled for
+// their ISA by a target attribute each, and the binary itself still runs on
+// any x86-64. SARAI_MAX_ISA (runtime/cpu_isa.h) caps the choice: scalar selects
 // sse2, avx2/avx2_vnni select avx2, so one machine can test every path.
 //
 // The kernels work on contiguous rows; the ops in activation.cc,

@@ -9,6 +9,7 @@
 namespace sarai::kernels {
 namespace {
 
+#define SARAI_VEC_TARGET  // the x86-64 baseline: no attribute
 constexpr int kW = 4;
 constexpr const char* kIsaName = "sse2";
 typedef float vf __attribute__((vector_size(16)));
@@ -21,6 +22,8 @@ static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
 }
 
 #include "kernels/vec_body.h"
+
+#undef SARAI_VEC_TARGET
 
 }  // namespace
 

@@ -35,7 +35,10 @@ CliResult run_cli(const std::vector<std::string>& args) {
   EXPECT_FALSE(bin.empty()) << "SARAI_RT is not set";
   std::string dir = test::temp_dir("cli");
   std::string cmd = quote(bin);
-  for (const std::string& a : args) cmd += " " + quote(a);
+  for (const std::string& a : args) {
+    cmd += ' ';
+    cmd += quote(a);
+  }
   cmd += " >" + quote(dir + "/out") + " 2>" + quote(dir + "/err");
   int status = std::system(cmd.c_str());
   CliResult r;

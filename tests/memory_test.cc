@@ -140,7 +140,7 @@ using test::add_init;
 
 // A node whose output is a new value "v<index>".
 int add_node(Graph& g, const std::string& op, std::vector<int> in, std::map<std::string, Attribute> attrs = {}) {
-  return test::add_node(g, op, "", std::move(in), "v" + std::to_string(g.values.size()), std::move(attrs));
+  return test::add_node(g, op, "", std::move(in), test::numbered("v", g.values.size()), std::move(attrs));
 }
 
 // A random graph over x [R, C]: element-wise ops, views (Reshape), copies
@@ -334,10 +334,11 @@ TEST_P(FixtureModels, PlannedRunsMatchUnsharedAndNeverOverlap) {
 std::string matmul_chain(const std::string& dir, int layers) {
   const Tensor w = test::random_tensor({512, 512}, 4, -0.06f, 0.06f);
   std::vector<std::string> names;
-  for (int i = 0; i < layers; ++i) names.push_back("mm" + std::to_string(i));
+  for (int i = 0; i < layers; ++i) names.push_back(test::numbered("mm", static_cast<size_t>(i)));
   onnx::ModelProto m = test::matmul_chain_model({4, 512}, {4, 512}, std::vector<Tensor>(static_cast<size_t>(layers), w), names);
   for (int i = 0; i < layers; ++i)
-    test::externalize(m, "w" + std::to_string(i), dir, "chain.data", static_cast<uint64_t>(i) * w.nbytes());
+    test::externalize(m, test::numbered("w", static_cast<size_t>(i)), dir, "chain.data",
+                      static_cast<uint64_t>(i) * w.nbytes());
   test::save(m, dir + "/chain.onnx");
   return dir + "/chain.onnx";
 }

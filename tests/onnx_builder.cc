@@ -53,13 +53,13 @@ onnx::ModelProto matmul_chain_model(const std::vector<int64_t>& in_dims, const s
   set_tensor_type(g->add_output(), "y", out_dims);
   const size_t n = weights.size();
   for (size_t i = 0; i < n; ++i) {
-    add_float_initializer(g, "w" + std::to_string(i), weights[i]);
+    add_float_initializer(g, numbered("w", i), weights[i]);
     auto* node = g->add_node();
     node->set_name(node_names[i]);
     node->set_op_type("MatMul");
-    node->add_input(i == 0 ? "x" : "h" + std::to_string(i - 1));
-    node->add_input("w" + std::to_string(i));
-    node->add_output(i + 1 == n ? "y" : "h" + std::to_string(i));
+    node->add_input(i == 0 ? std::string("x") : numbered("h", i - 1));
+    node->add_input(numbered("w", i));
+    node->add_output(i + 1 == n ? std::string("y") : numbered("h", i));
   }
   return m;
 }
@@ -87,9 +87,9 @@ onnx::ModelProto add_model(const std::vector<int64_t>& dims) {
   auto* node = g->add_node();
   node->set_name("add0");
   node->set_op_type("Add");
-  node->add_input("x");
-  node->add_input("w");
-  node->add_output("y");
+  node->add_input(std::string("x"));
+  node->add_input(std::string("w"));
+  node->add_output(std::string("y"));
   return m;
 }
 

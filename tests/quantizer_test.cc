@@ -972,7 +972,7 @@ TEST(Convert, KeepFp32AndMinElementsRecordedPerWeight) {
 using test::cosine;
 
 void expect_blob_close_to_fp32(const std::string& fixture_name, const std::string& input, Shape shape,
-                               bool per_tensor, double min_cos) {
+                               bool per_tensor, double measured_cos) {
   SCOPED_TRACE(fixture_name + (per_tensor ? " per-tensor" : " per-channel"));
   const std::string dir = test::temp_dir("run");
   auto fp32 = load_onnx(fixture(fixture_name));
@@ -995,15 +995,14 @@ void expect_blob_close_to_fp32(const std::string& fixture_name, const std::strin
     outs.push_back((*y)[0].tensor);
   }
   ASSERT_EQ(outs[0].shape(), outs[1].shape());
-  const double cos = cosine(outs[0], outs[1]);
-  EXPECT_GE(cos, min_cos);
-  ::testing::Test::RecordProperty("cosine " + fixture_name + (per_tensor ? " per-tensor" : ""), std::to_string(cos));
+  test::expect_cosine_near_measured(cosine(outs[0], outs[1]), measured_cos,
+                                    fixture_name + (per_tensor ? " per-tensor" : " per-channel"));
 }
 
 TEST(Convert, BlobRunsCloseToFp32) {
-  expect_blob_close_to_fp32("whisper_tiny_encoder.onnx", "mel", {1, 80, 64}, false, 0.99);
-  expect_blob_close_to_fp32("small_cnn.onnx", "image", {1, 3, 32, 48}, false, 0.99);
-  expect_blob_close_to_fp32("small_cnn.onnx", "image", {1, 3, 32, 48}, true, 0.98);
+  expect_blob_close_to_fp32("whisper_tiny_encoder.onnx", "mel", {1, 80, 64}, false, 0.999934);
+  expect_blob_close_to_fp32("small_cnn.onnx", "image", {1, 3, 32, 48}, false, 0.999936);
+  expect_blob_close_to_fp32("small_cnn.onnx", "image", {1, 3, 32, 48}, true, 0.999938);
 }
 
 }  // namespace

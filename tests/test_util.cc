@@ -1,6 +1,7 @@
 #include "tests/test_util.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -21,12 +22,27 @@ double cosine(const Tensor& a, const Tensor& b) {
   return ab / std::sqrt(aa * bb + 1e-30);
 }
 
+void expect_cosine_near_measured(double cos, double measured_cos, const std::string& what) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.8f", cos);
+  ::testing::Test::RecordProperty("cosine " + what, buf);
+  const double gate = 1.0 - 10.0 * (1.0 - measured_cos);
+  EXPECT_GE(cos, gate) << what << ": cosine " << buf << ", measured " << measured_cos
+                       << " when the gate was set (1 - cos may grow 10x at most)";
+}
+
 std::vector<int8_t> pack_n16k4(const std::vector<int8_t>& w, int64_t K, int64_t N) {
   std::vector<int8_t> p(static_cast<size_t>(int8::packed_size(K, N)), 0);
   for (int64_t k = 0; k < K; ++k)
     for (int64_t n = 0; n < N; ++n)
       p[static_cast<size_t>(int8::packed_index(k, n, K))] = w[static_cast<size_t>(k * N + n)];
   return p;
+}
+
+std::string numbered(const char* prefix, size_t i) {
+  std::string s(prefix);
+  s += std::to_string(i);
+  return s;
 }
 
 std::string test_setting(const char* name) {

@@ -36,6 +36,11 @@ Tensor make_tensor(Shape shape, const std::vector<T>& values) {
   return t;
 }
 
+// prefix followed by i in decimal ("w3"), built by appending: GCC 12 warns
+// falsely (-Wrestrict, GCC bug 105329) on `"w" + std::to_string(i)` once
+// inlined, so the tests name numbered things through this.
+std::string numbered(const char* prefix, size_t i);
+
 // $NAME if set, else the build's default for it (SARAI_RT, SARAI_SOURCE_DIR,
 // SARAI_TEST_TMP).
 std::string test_setting(const char* name);
@@ -47,6 +52,13 @@ Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f
 // Cosine similarity of two float32 tensors of the same size (1 for equal
 // non-zero tensors).
 double cosine(const Tensor& a, const Tensor& b);
+
+// The accuracy gate of the INT8 tests, set close to what is measured:
+// fails when 1 - cos grows past 10 times the measured 1 - measured_cos (a
+// 10x loss of accuracy), while rounding differences between ISAs and thread
+// counts, far smaller, pass. Records cos as the property "cosine <what>"
+// (--gtest_output=json shows it), so a changed figure is easy to re-measure.
+void expect_cosine_near_measured(double cos, double measured_cos, const std::string& what);
 
 // Row-major int8 w [K, N] -> the N16K4 bytes of kernels/int8_layout.h
 // (zero padding), the layout the INT8 GEMM reads.

@@ -11,6 +11,10 @@ packages=(
   build-essential cmake pkg-config
   libprotobuf-dev protobuf-compiler libonnx-dev
   libdnnl-dev libxsimd-dev libmimalloc-dev libcli11-dev
+  # Not for OpenCL, which sarai-rt never uses: Debian's oneDNN CMake config
+  # (dnnl-config.cmake) calls find_package(OpenCL) and fails without it, and
+  # libdnnl-dev only *recommends* it (we install --no-install-recommends).
+  ocl-icd-opencl-dev
   libgtest-dev libbenchmark-dev
   python3-onnx python3-numpy
   clang libclang-rt-14-dev libomp-14-dev

@@ -1,0 +1,323 @@
+// The FP32 vector kernels (kernels/vec_kernels.h) at every ISA level this
+// CPU has (sse2, avx2, avx512; a table the CPU lacks is skipped), against
+// scalar references written here from the definitions, in double where the
+// kernel approximates (std::exp, std::erf) and in float where it must be
+// exact (clip, hard sigmoid/swish, add/sub/mul/div). Lengths 0..70 cover
+// every tail of 4, 8 and 16 lanes, offsets 0..3 the unaligned loads; a guard
+// after each row catches a write past n; special values (NaN, +-inf, -0,
+// subnormals, huge) are mixed in where the op defines them.
+//
+// The tolerances are ~10x the worst error measured on every table (noted
+// beside each), so a kernel that loses accuracy fails while the rounding
+// differences between sse2 (no FMA) and avx2/avx512 (FMA) pass.
+// (quantize_u8 and minmax: quantize_activations_test.cc, bit for bit.)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/vec_kernels.h"
+#include "runtime/cpu_isa.h"
+
+namespace sarai {
+namespace {
+
+using kernels::VecBinaryOp;
+using kernels::VecKernels;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kGuard = 12345.678f;
+constexpr int64_t kMaxN = 70;
+
+const VecKernels* table_for(const std::string& name) {
+  if (name == "sse2") return &kernels::vec_kernels_sse2();
+  if (name == "avx2") return isa_supported(Isa::kAvx2) ? &kernels::vec_kernels_avx2() : nullptr;
+  if (name == "avx512") return isa_supported(Isa::kAvx512Vnni) ? &kernels::vec_kernels_avx512() : nullptr;
+  return nullptr;
+}
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+std::string sci(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2e", v);
+  return buf;
+}
+
+bool same_float(float a, float b) { return (std::isnan(a) && std::isnan(b)) || bits(a) == bits(b); }
+
+std::vector<float> uniform(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& f : v) f = d(rng);
+  return v;
+}
+
+// Uniform values with one in 8 replaced by a special value.
+std::vector<float> with_specials(size_t n, uint32_t seed, float lo, float hi) {
+  std::vector<float> v = uniform(n, seed, lo, hi);
+  const float sp[] = {0.f, -0.f, kInf, -kInf, kNaN, 1e-40f, -1e-40f, 1e30f, -1e30f, 88.f, -104.f, 4.f};
+  std::mt19937 rng(seed + 7);
+  for (float& f : v)
+    if (rng() % 8 == 0) f = sp[rng() % (sizeof sp / sizeof sp[0])];
+  return v;
+}
+
+// Worst error seen, in units of the check's tolerance scale.
+struct Worst {
+  double abs = 0, rel = 0;
+  void see(double got, double want) {
+    const double e = std::fabs(got - want);
+    abs = std::max(abs, e);
+    // Relative error only for normal floats (below, float cannot hold it).
+    if (std::fabs(want) >= std::numeric_limits<float>::min()) rel = std::max(rel, e / std::fabs(want));
+  }
+};
+
+class VecKernelsIsa : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    vk_ = table_for(GetParam());
+    if (vk_ == nullptr) GTEST_SKIP() << GetParam() << " is not supported by this CPU";
+    ASSERT_STREQ(vk_->isa, GetParam().c_str());
+  }
+
+  // A unary map against `ref` (double), |got - want| <= abs_tol + rel_tol |want|,
+  // over every length and offset; NaN where `ref` gives NaN; in place equal
+  // to out of place; nothing written past n.
+  template <class Fn, class Ref>
+  void check_map(const char* what, Fn fn, Ref ref, const std::vector<float>& x, double abs_tol,
+                 double rel_tol) {
+    Worst worst;
+    for (int64_t off = 0; off < 4; ++off) {
+      for (int64_t n = 0; n <= kMaxN; ++n) {
+        const float* in = x.data() + off + n * 3;
+        std::vector<float> y(static_cast<size_t>(n) + 1, kGuard);
+        fn(in, y.data(), n);
+        ASSERT_EQ(bits(y[n]), bits(kGuard)) << what << ": wrote past n = " << n;
+        std::vector<float> inplace(in, in + n);
+        fn(inplace.data(), inplace.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+          const double want = ref(static_cast<double>(in[i]));
+          ASSERT_TRUE(same_float(inplace[i], y[i])) << what << ": in place differs at x = " << in[i];
+          if (std::isnan(want)) {
+            ASSERT_TRUE(std::isnan(y[i])) << what << "(" << in[i] << ") = " << y[i] << ", want NaN";
+            continue;
+          }
+          if (std::isinf(want)) {
+            ASSERT_EQ(y[i], want) << what << "(" << in[i] << ")";
+            continue;
+          }
+          worst.see(y[i], want);
+          ASSERT_LE(std::fabs(y[i] - want), abs_tol + rel_tol * std::fabs(want))
+              << what << "(" << in[i] << ") = " << y[i] << ", want " << want << " (n " << n << ")";
+        }
+      }
+    }
+    RecordProperty(std::string(what) + "_max_abs_err", sci(worst.abs));
+    RecordProperty(std::string(what) + "_max_rel_err", sci(worst.rel));
+  }
+
+  const VecKernels* vk_ = nullptr;
+};
+
+double ref_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double ref_gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+
+// erf: measured worst 4.9e-8 absolute, 7.3e-8 relative near 0 (sse2 and
+// avx2 on an AMD EPYC Zen 3, 2026-12-04).
+TEST_P(VecKernelsIsa, ErfMatchesStdErf) {
+  const std::vector<float> x = with_specials(4 * kMaxN + 8, 1, -5.f, 5.f);
+  check_map("erf", vk_->erf, [](double v) { return std::erf(v); }, x, 5e-7, 0);
+  const std::vector<float> small = uniform(4 * kMaxN + 8, 2, -1e-3f, 1e-3f);  // relative accuracy near 0
+  check_map("erf_small", vk_->erf, [](double v) { return std::erf(v); }, small, 0, 7e-7);
+}
+
+// GELU: measured worst 3.5e-7 absolute; large negative x gives (-)0.
+TEST_P(VecKernelsIsa, GeluMatchesDefinition) {
+  std::vector<float> x = uniform(4 * kMaxN + 8, 3, -6.f, 6.f);
+  for (size_t i = 0; i < x.size(); i += 9) x[i] = (i % 2) ? 1e30f : -1e30f;
+  for (size_t i = 4; i < x.size(); i += 13) x[i] = kNaN;
+  x[5] = kInf;
+  check_map("gelu", vk_->gelu, ref_gelu, x, 3e-6, 3e-6);
+}
+
+// Sigmoid: measured worst 1.5e-7 relative; exp never overflows (+-inf: 1, 0).
+TEST_P(VecKernelsIsa, SigmoidMatchesDefinition) {
+  const std::vector<float> x = with_specials(4 * kMaxN + 8, 4, -30.f, 30.f);
+  check_map("sigmoid", vk_->sigmoid, ref_sigmoid, x, 1e-30, 1.5e-6);
+}
+
+// Exact: the kernels compute alpha x + beta unfused, then compare, like this
+// float code.
+TEST_P(VecKernelsIsa, HardSigmoidHardSwishAndClipAreExact) {
+  const std::vector<float> x = with_specials(4 * kMaxN + 8, 5, -8.f, 8.f);
+  const auto hs = [](float v, float alpha, float beta) {
+    float t = v * alpha;
+    t = t + beta;
+    t = t < 0.f ? 0.f : t;
+    return t > 1.f ? 1.f : t;
+  };
+  for (int64_t off = 0; off < 4; ++off) {
+    for (int64_t n = 0; n <= kMaxN; ++n) {
+      const float* in = x.data() + off + 3 * n;
+      std::vector<float> a(n + 1, kGuard), b(n + 1, kGuard), c(n + 1, kGuard), d(n + 1, kGuard);
+      vk_->hard_sigmoid(in, a.data(), n, 0.2f, 0.5f);
+      vk_->hard_swish(in, b.data(), n);
+      vk_->clip(in, c.data(), n, -1.5f, 2.25f);
+      vk_->clip(in, d.data(), n, 3.f, -3.f);  // lo > hi gives hi
+      ASSERT_TRUE(bits(a[n]) == bits(kGuard) && bits(b[n]) == bits(kGuard) && bits(c[n]) == bits(kGuard) &&
+                  bits(d[n]) == bits(kGuard))
+          << "wrote past n = " << n;
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = in[i];
+        ASSERT_TRUE(same_float(a[i], hs(v, 0.2f, 0.5f))) << "hard_sigmoid(" << v << ") = " << a[i];
+        ASSERT_TRUE(same_float(b[i], v * hs(v, 1.f / 6.f, 0.5f))) << "hard_swish(" << v << ") = " << b[i];
+        const float lo = v < -1.5f ? -1.5f : v;
+        ASSERT_TRUE(same_float(c[i], lo > 2.25f ? 2.25f : lo)) << "clip(" << v << ") = " << c[i];
+        const float lo2 = v < 3.f ? 3.f : v;
+        ASSERT_TRUE(same_float(d[i], lo2 > -3.f ? -3.f : lo2)) << "clip lo > hi (" << v << ") = " << d[i];
+      }
+    }
+  }
+}
+
+// IEEE add/sub/mul/div round once, in every ISA: bit for bit with float,
+// for both operands arrays, either one a scalar, or both scalars.
+TEST_P(VecKernelsIsa, BinaryOpsAreExactForEveryBroadcast) {
+  const std::vector<float> a = with_specials(4 * kMaxN + 8, 6, -3.f, 3.f);
+  const std::vector<float> b = with_specials(4 * kMaxN + 8, 7, -3.f, 3.f);
+  const VecBinaryOp ops[] = {VecBinaryOp::kAdd, VecBinaryOp::kSub, VecBinaryOp::kMul, VecBinaryOp::kDiv};
+  const auto apply = [](VecBinaryOp op, float x, float y) {
+    switch (op) {
+      case VecBinaryOp::kAdd: return x + y;
+      case VecBinaryOp::kSub: return x - y;
+      case VecBinaryOp::kMul: return x * y;
+      case VecBinaryOp::kDiv: return x / y;
+    }
+    return 0.f;
+  };
+  for (VecBinaryOp op : ops)
+    for (int64_t sa = 0; sa <= 1; ++sa)
+      for (int64_t sb = 0; sb <= 1; ++sb)
+        for (int64_t off = 0; off < 4; ++off)
+          for (int64_t n = 0; n <= kMaxN; ++n) {
+            const float* pa = a.data() + off + 3 * n;
+            const float* pb = b.data() + 3 * n + (3 - off);
+            std::vector<float> r(n + 1, kGuard);
+            vk_->binary(op, pa, sa, pb, sb, r.data(), n);
+            ASSERT_EQ(bits(r[n]), bits(kGuard)) << "wrote past n = " << n;
+            for (int64_t i = 0; i < n; ++i) {
+              const float want = apply(op, pa[i * sa], pb[i * sb]);
+              ASSERT_TRUE(same_float(r[i], want))
+                  << "op " << static_cast<int>(op) << " sa " << sa << " sb " << sb << " n " << n << " i " << i
+                  << ": " << pa[i * sa] << ", " << pb[i * sb] << " -> " << r[i] << ", want " << want;
+            }
+          }
+}
+
+// Softmax rows against double: measured worst 2.2e-6 relative (rows of up
+// to 1000, inputs up to +-1000 so most terms underflow to 0); -inf inputs
+// give exactly 0; in place equals out of place.
+TEST_P(VecKernelsIsa, SoftmaxMatchesDouble) {
+  Worst worst;
+  for (float scale : {1.f, 30.f, 1000.f}) {
+    const std::vector<float> x = uniform(1100, 8, -scale, scale);
+    for (int64_t n : {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 70, 255, 1000}) {
+      for (int64_t off = 0; off < 4; ++off) {
+        std::vector<float> in(x.begin() + off, x.begin() + off + n);
+        if (n > 2) in[1] = -kInf;
+        std::vector<float> y(n + 1, kGuard);
+        vk_->softmax_row(in.data(), y.data(), n);
+        ASSERT_EQ(bits(y[n]), bits(kGuard)) << "wrote past n = " << n;
+        double mx = -HUGE_VAL, sum = 0;
+        for (float v : in) mx = std::max(mx, static_cast<double>(v));
+        for (float v : in) sum += std::exp(v - mx);
+        for (int64_t i = 0; i < n; ++i) {
+          const double want = std::exp(in[i] - mx) / sum;
+          if (in[i] == -kInf) {
+            ASSERT_EQ(bits(y[i]), bits(0.f)) << "exp(-inf) must be 0";
+            continue;
+          }
+          worst.see(y[i], want);
+          ASSERT_LE(std::fabs(y[i] - want), 1e-30 + 2e-5 * want)
+              << "n " << n << " scale " << scale << " i " << i << ": " << y[i] << ", want " << want;
+        }
+        std::vector<float> inplace = in;
+        vk_->softmax_row(inplace.data(), inplace.data(), n);
+        for (int64_t i = 0; i < n; ++i) ASSERT_TRUE(same_float(inplace[i], y[i])) << "in place, n " << n;
+      }
+    }
+  }
+  RecordProperty("softmax_max_rel_err", sci(worst.rel));
+}
+
+// LayerNorm rows against double, including a large common offset (the
+// two-pass correction keeps it accurate; a naive float variance would be
+// off by whole units at -3e4): measured worst 1.9e-6 absolute on outputs
+// of magnitude ~4; mean and 1/std returned too.
+TEST_P(VecKernelsIsa, LayerNormMatchesDouble) {
+  Worst worst_y, worst_stats;
+  const std::vector<float> scale = uniform(1100, 9, 0.5f, 1.5f), bias = uniform(1100, 10, -1.f, 1.f);
+  for (float offset : {0.f, 1000.f, -3e4f}) {
+    const std::vector<float> noise = uniform(1100, 11, -2.f, 2.f);
+    for (int64_t n : {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 70, 255, 1000}) {
+      std::vector<float> x(n);
+      for (int64_t i = 0; i < n; ++i) x[i] = offset + noise[i];
+      std::vector<float> y(n + 1, kGuard);
+      float mean = 0, inv_std = 0;
+      const float eps = 1e-5f;
+      vk_->layernorm_row(x.data(), y.data(), scale.data(), bias.data(), n, eps, &mean, &inv_std);
+      ASSERT_EQ(bits(y[n]), bits(kGuard)) << "wrote past n = " << n;
+      double m = 0, v = 0;
+      for (float f : x) m += f;
+      m /= n;
+      for (float f : x) v += (f - m) * (f - m);
+      v /= n;
+      const double is = 1.0 / std::sqrt(v + eps);
+      worst_stats.see(mean, m);
+      worst_stats.see(inv_std, is);
+      ASSERT_NEAR(mean, m, 1e-6 * (1 + std::fabs(m))) << "n " << n << " offset " << offset;
+      ASSERT_NEAR(inv_std, is, 2e-5 * is) << "n " << n << " offset " << offset;
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = (x[i] - m) * is * scale[i] + bias[i];
+        worst_y.see(y[i], want);
+        ASSERT_NEAR(y[i], want, 2e-5)
+            << "n " << n << " offset " << offset << " i " << i;
+      }
+    }
+  }
+  RecordProperty("layernorm_max_abs_err", sci(worst_y.abs));
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, VecKernelsIsa, ::testing::Values("sse2", "avx2", "avx512"),
+                         [](const auto& info) { return info.param; });
+
+// vec_kernels() follows max_isa() (and so SARAI_MAX_ISA): the isa.<level>
+// ctest entries run this under each cap.
+TEST(VecKernelsDispatch, TableFollowsMaxIsa) {
+  const char* want = "sse2";
+  switch (max_isa()) {
+    case Isa::kAmx:
+    case Isa::kAvx512Vnni: want = "avx512"; break;
+    case Isa::kAvx2Vnni:
+    case Isa::kAvx2: want = "avx2"; break;
+    case Isa::kScalar: break;
+  }
+  EXPECT_STREQ(kernels::vec_kernels().isa, want) << "max_isa " << isa_name(max_isa());
+}
+
+}  // namespace
+}  // namespace sarai

@@ -29,16 +29,22 @@
 #include "onnx_builder.h"
 #include "test_util.h"
 
+// GCC says ASan with __SANITIZE_ADDRESS__, clang with __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
 #define SARAI_COUNT_ALLOCATIONS 0
-#else
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SARAI_COUNT_ALLOCATIONS 0
+#endif
+#endif
+#ifndef SARAI_COUNT_ALLOCATIONS
 #define SARAI_COUNT_ALLOCATIONS 1
 #endif
 
 namespace {
 std::atomic<bool> g_counting{false};
 std::atomic<long> g_ours{0}, g_foreign{0};
-inline void count_one() {
+[[maybe_unused]] inline void count_one() {
   if (!g_counting.load(std::memory_order_relaxed)) return;
   (sarai::ForeignAllocationScope::active() ? g_foreign : g_ours).fetch_add(1, std::memory_order_relaxed);
 }

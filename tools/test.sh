@@ -13,8 +13,10 @@ read -r -a flavours <<< "${flavours[*]}"
 for f in "${flavours[@]}"; do
   echo "== test: $f build"
   tools/build.sh "$f"
-  # ASan's leak checker is on; UBSan stops at the first finding.
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  # ASan's leak checker is on (minus libomp's thread pool: tests/lsan.supp);
+  # UBSan stops at the first finding.
+  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     ctest --test-dir "build/$f" --output-on-failure -j"$(nproc)" | tee "build/$f/ctest.log"
 done
 

@@ -18,6 +18,7 @@
 #include "kernels/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/parallel.h"
+#include "tests/test_util.h"
 
 namespace sarai {
 namespace {
@@ -138,18 +139,10 @@ int64_t first_mismatch(const std::vector<T>& a, const std::vector<T>& b) {
 // ---- Each ISA table, skipped where the CPU/OS lacks it (the same tests as
 // vec_dispatch.cc's choice: avx2 for the avx2 level, avx512 for avx512_vnni).
 
-const VecKernels* table_for(const std::string& name) {
-  if (name == "sse2") return &kernels::vec_kernels_sse2();
-  if (name == "avx2") return isa_supported(Isa::kAvx2) ? &kernels::vec_kernels_avx2() : nullptr;
-  if (name == "avx512")
-    return isa_supported(Isa::kAvx512Vnni) ? &kernels::vec_kernels_avx512() : nullptr;
-  return nullptr;
-}
-
 class VecQuantize : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    vk_ = table_for(GetParam());
+    vk_ = test::vec_table(GetParam());
     if (vk_ == nullptr) GTEST_SKIP() << GetParam() << " not supported on this CPU";
     ASSERT_STREQ(vk_->isa, GetParam().c_str());
   }

@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "kernels/int8_layout.h"
+#include "kernels/vec_kernels.h"
+#include "runtime/cpu_isa.h"
 
 namespace sarai::test {
 
@@ -37,6 +39,13 @@ std::vector<int8_t> pack_n16k4(const std::vector<int8_t>& w, int64_t K, int64_t 
     for (int64_t n = 0; n < N; ++n)
       p[static_cast<size_t>(int8::packed_index(k, n, K))] = w[static_cast<size_t>(k * N + n)];
   return p;
+}
+
+const kernels::VecKernels* vec_table(const std::string& name) {
+  if (name == "sse2") return &kernels::vec_kernels_sse2();
+  if (name == "avx2") return isa_supported(Isa::kAvx2) ? &kernels::vec_kernels_avx2() : nullptr;
+  if (name == "avx512") return isa_supported(Isa::kAvx512Vnni) ? &kernels::vec_kernels_avx512() : nullptr;
+  return nullptr;
 }
 
 std::string numbered(const char* prefix, size_t i) {

@@ -12,7 +12,16 @@
 #include "runtime/kernel.h"
 #include "runtime/tensor.h"
 
+namespace sarai::kernels {
+struct VecKernels;
+}
+
 namespace sarai::test {
+
+// The FP32 vector table named "sse2", "avx2" or "avx512"
+// (kernels/vec_kernels.h), or nullptr where this CPU lacks it (then skip):
+// the same cpuid checks as vec_dispatch.cc's choice.
+const kernels::VecKernels* vec_table(const std::string& name);
 
 template <class T> DType dtype_of();
 template <> inline DType dtype_of<float>() { return DType::kFloat32; }

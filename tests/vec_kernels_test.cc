@@ -24,6 +24,7 @@
 
 #include "kernels/vec_kernels.h"
 #include "runtime/cpu_isa.h"
+#include "tests/test_util.h"
 
 namespace sarai {
 namespace {
@@ -35,13 +36,6 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kGuard = 12345.678f;
 constexpr int64_t kMaxN = 70;
-
-const VecKernels* table_for(const std::string& name) {
-  if (name == "sse2") return &kernels::vec_kernels_sse2();
-  if (name == "avx2") return isa_supported(Isa::kAvx2) ? &kernels::vec_kernels_avx2() : nullptr;
-  if (name == "avx512") return isa_supported(Isa::kAvx512Vnni) ? &kernels::vec_kernels_avx512() : nullptr;
-  return nullptr;
-}
 
 uint32_t bits(float f) {
   uint32_t u;
@@ -89,7 +83,7 @@ struct Worst {
 class VecKernelsIsa : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    vk_ = table_for(GetParam());
+    vk_ = test::vec_table(GetParam());
     if (vk_ == nullptr) GTEST_SKIP() << GetParam() << " is not supported by this CPU";
     ASSERT_STREQ(vk_->isa, GetParam().c_str());
   }

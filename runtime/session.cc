@@ -24,7 +24,7 @@ namespace sarai {
 
 namespace {
 constexpr uint64_t kAlign = 64;
-constexpr size_t kMaxPlans = 8;  // shape signatures kept; the oldest goes first
+constexpr size_t kMaxPlans = 8;  // shape signatures kept; the least recently used goes first
 std::string mb(uint64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
@@ -67,6 +67,7 @@ struct Session::Plan {
   std::vector<int> value_buffer;      // per value: its buffer (SessionOptions::check_overlaps)
   MemoryReport report;
   bool stale = false;
+  uint64_t last_use = 0;  // Session::plan_clock_ at its last run (LRU eviction)
 };
 
 // What a planning pass learns: every buffer's size and lifetime, and which
@@ -390,14 +391,22 @@ Expected<Session::Plan*> Session::plan_for(const std::vector<NamedTensor>& input
     for (int64_t d : t.shape()) signature_.push_back(d);
   }
   auto it = plans_.find(signature_);
-  if (it != plans_.end() && !it->second->stale) return it->second.get();
+  if (it != plans_.end() && !it->second->stale) {
+    it->second->last_use = ++plan_clock_;
+    return it->second.get();
+  }
   if (it != plans_.end()) plans_.erase(it);
   std::vector<int64_t> key = signature_;
   auto plan = build_plan(inputs);
   if (!plan) return plan.status();
   SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));  // the planning pass consumed them
   SARAI_RETURN_IF_ERROR(decide_budget(**plan));
-  if (plans_.size() >= kMaxPlans) plans_.erase(plans_.begin());
+  if (plans_.size() >= kMaxPlans) {  // evict the least recently used (a few entries: a scan)
+    auto lru = plans_.begin();
+    for (auto p = plans_.begin(); p != plans_.end(); ++p)
+      if (p->second->last_use < lru->second->last_use) lru = p;
+    plans_.erase(lru);
+  }
   const uint64_t need = std::max<uint64_t>((*plan)->report.arena_bytes, kAlign);
   if (need > arena_capacity_) {
     std::free(arena_);
@@ -406,6 +415,8 @@ Expected<Session::Plan*> Session::plan_for(const std::vector<NamedTensor>& input
     if (!arena_) return Status::error(model_->path + ": cannot allocate the " + mb(need) + " activation arena");
   }
   Plan* p = plan->get();
+  p->last_use = ++plan_clock_;
+  ++plans_built_;
   plans_[std::move(key)] = std::move(*plan);
   return p;
 }

@@ -118,6 +118,10 @@ class Session {
   // Whether a planned run met a size its plan did not foresee (a shape that
   // depends on data); the next run plans again.
   int plan_misses() const { return plan_misses_; }
+  // Memory plans made so far: one per new input-shape signature, and again
+  // for a signature whose plan was evicted (8 are kept, least recently used
+  // first out) or went stale. Constant once the shapes in use are planned.
+  int plans_built() const { return plans_built_; }
   // Bytes of the weight mappings resident in this process now.
   uint64_t resident_weight_bytes() const;
 
@@ -158,6 +162,8 @@ class Session {
   uint8_t* arena_ = nullptr;
   uint64_t arena_capacity_ = 0;
   int plan_misses_ = 0;
+  int plans_built_ = 0;
+  uint64_t plan_clock_ = 0;  // counts plan uses, for LRU eviction
 
   // Per-run scratch, reused so a planned run allocates nothing.
   std::vector<Tensor> values_;

@@ -400,6 +400,44 @@ TEST(StreamingWeights, SameOutputsAndTheWeightsDoNotStayResident) {
   expect_same_outputs(expect, out, "budget");
 }
 
+// Plans are kept per input-shape signature, 8 at most; the least recently
+// used goes first. With 9 shapes: after a hit on the first shape planned
+// (also the smallest signature, which the old eviction removed), planning a
+// ninth shape evicts the second, and the first is still served as planned.
+// Outputs are the same whether a plan was reused or rebuilt.
+TEST(PlanCache, EvictsTheLeastRecentlyUsedSignature) {
+  auto m = load_onnx(fixture("whisper_tiny_encoder.onnx"));
+  ASSERT_TRUE(m.has_value());
+  KernelTable table;
+  register_kernels(table);
+  auto s = Session::create(*m, table, SessionOptions{1});
+  ASSERT_TRUE(s.has_value());
+  Session& session = **s;
+  const auto input = [](int64_t frames) {
+    return std::vector<NamedTensor>{{"mel", test::random_tensor({1, 80, frames}, static_cast<uint32_t>(frames))}};
+  };
+  const int64_t frames[] = {16, 18, 20, 22, 24, 26, 28, 30, 32};  // 9 signatures, ascending
+  std::vector<Tensor> first(9);
+  for (int i = 0; i < 8; ++i) {
+    auto y = session.run(input(frames[i]));
+    ASSERT_TRUE(y.has_value()) << y.message();
+    first[i] = (*y)[0].tensor.clone();
+  }
+  EXPECT_EQ(session.plans_built(), 8);
+  ASSERT_TRUE(session.run(input(frames[0])).has_value());  // a hit: frames[0] is now the most recent
+  EXPECT_EQ(session.plans_built(), 8);
+  ASSERT_TRUE(session.run(input(frames[8])).has_value());  // the 9th: evicts frames[1], the LRU
+  EXPECT_EQ(session.plans_built(), 9);
+  auto again = session.run(input(frames[0]));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(session.plans_built(), 9) << "the most recently used plan was evicted";
+  EXPECT_TRUE(test::tensors_equal((*again)[0].tensor, first[0]));
+  auto rebuilt = session.run(input(frames[1]));  // evicted: planned again, same result
+  ASSERT_TRUE(rebuilt.has_value());
+  EXPECT_EQ(session.plans_built(), 10);
+  EXPECT_TRUE(test::tensors_equal((*rebuilt)[0].tensor, first[1]));
+}
+
 TEST(MemoryBudget, TooSmallFailsBeforeRunningAndSaysWhatIsNeeded) {
   auto m = load_onnx(fixture("whisper_tiny_encoder.onnx"));
   ASSERT_TRUE(m.has_value());

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <functional>
+#include <list>
 #include <map>
 #include <span>
 #include <memory>
@@ -47,6 +48,21 @@ struct SessionOptions {
   // Tests: after every node, check that no two live values of different
   // buffers, and no workspace, share arena memory (a run error if they do).
   bool check_overlaps = false;
+  // A result cache of this many entries (0: off): a run whose inputs are
+  // identical to a cached run's (names, dtypes, shapes and every byte,
+  // compared in full; a checksum only narrows the search) returns copies of
+  // the stored outputs without running. Least recently used evicted first.
+  // Each entry holds a copy of its inputs and outputs (cache_stats().bytes),
+  // outside the memory budget and the no-allocation guarantee of planned runs.
+  int cache_size = 0;
+};
+
+// The result cache's counters (SessionOptions::cache_size).
+struct CacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;   // runs that looked and ran (0 while the cache is off)
+  uint64_t entries = 0;
+  uint64_t bytes = 0;    // inputs + outputs held
 };
 
 struct NamedTensor {
@@ -122,6 +138,7 @@ class Session {
   // for a signature whose plan was evicted (8 are kept, least recently used
   // first out) or went stale. Constant once the shapes in use are planned.
   int plans_built() const { return plans_built_; }
+  const CacheStats& cache_stats() const { return cache_stats_; }
   // Bytes of the weight mappings resident in this process now.
   uint64_t resident_weight_bytes() const;
 
@@ -163,6 +180,21 @@ class Session {
   uint64_t arena_capacity_ = 0;
   int plan_misses_ = 0;
   int plans_built_ = 0;
+  // The result cache: front is the most recently used.
+  struct CacheEntry {
+    uint32_t crc = 0;             // of the inputs' bytes: narrows the search, never decides
+    std::vector<Tensor> inputs;   // copies, in graph input order
+    std::vector<NamedTensor> outputs;
+    uint64_t bytes = 0;
+  };
+  std::list<CacheEntry> cache_;
+  std::vector<Tensor> cache_inputs_;  // a missed run's inputs, copied before it consumes them
+  CacheStats cache_stats_;
+  uint32_t bound_inputs_crc() const;
+  // The entry whose inputs equal those bound in values_, moved to the front.
+  CacheEntry* cache_lookup(uint32_t crc);
+  // Stores cache_inputs_ with copies of `outputs` as the newest entry.
+  void cache_store(uint32_t crc, const std::vector<NamedTensor>& outputs);
   uint64_t plan_clock_ = 0;  // counts plan uses, for LRU eviction
 
   // Per-run scratch, reused so a planned run allocates nothing.

@@ -147,6 +147,21 @@ TEST(Cli, BenchPrintsTheUsersFigures) {
   expect_one_line_error(run_cli({"bench", model, "--random", "mel=1x80x100", "--max-memory-mb", "1"}),
                         "a memory budget of 1.0 MB is too small");
   expect_one_line_error(run_cli({"bench", model, "--random", "x=1x80x100"}), "the model has no input 'x'");
+
+  // With a result cache, the same input is served from it after the first
+  // run: 2 warm-up + 4 timed runs are hits.
+  CliResult c = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "4", "--warmup", "2", "--cache-size",
+                         "1"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find("result cache        size 1: 6 hits, 1 misses (hit rate 85.7 %)"), std::string::npos)
+      << c.out;
+  CliResult cj = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "3", "--warmup", "0", "--json",
+                          "--cache-size", "4"});
+  ASSERT_EQ(cj.code, 0) << cj.err;
+  for (const char* key : {"\"cache_size\": 4", "\"cache_hits\": 3", "\"cache_misses\": 1", "\"cache_hit_rate_pct\": 75.00"})
+    EXPECT_NE(cj.out.find(key), std::string::npos) << key << " in: " << cj.out;
+  CliResult off = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "2"});
+  EXPECT_EQ(off.out.find("result cache"), std::string::npos) << "off by default: " << off.out;
 }
 
 TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {

@@ -438,6 +438,70 @@ TEST(PlanCache, EvictsTheLeastRecentlyUsedSignature) {
   EXPECT_TRUE(test::tensors_equal((*rebuilt)[0].tensor, first[1]));
 }
 
+// The result cache: off by default; a hit needs every input byte, dtype and
+// shape equal (a one-bit change runs again); hits return copies (changing
+// one does not change the next hit); least recently used evicted first;
+// outputs equal an uncached session's.
+TEST(ResultCache, HitsOnlyOnIdenticalInputsAndEvictsTheLeastRecentlyUsed) {
+  auto m = load_onnx(fixture("whisper_tiny_encoder.onnx"));
+  ASSERT_TRUE(m.has_value());
+  KernelTable table;
+  register_kernels(table);
+  auto plain = Session::create(*m, table, SessionOptions{1});
+  ASSERT_TRUE(plain.has_value());
+  SessionOptions o{1};
+  o.cache_size = 2;
+  auto cached = Session::create(*m, table, o);
+  ASSERT_TRUE(cached.has_value());
+  Session& s = **cached;
+  const auto input = [](uint32_t seed, int64_t frames) {
+    return std::vector<NamedTensor>{{"mel", test::random_tensor({1, 80, frames}, seed)}};
+  };
+  const auto run = [](Session& session, const std::vector<NamedTensor>& in) {
+    auto y = session.run(in);
+    EXPECT_TRUE(y.has_value()) << y.message();
+    return y.has_value() ? (*y)[0].tensor : Tensor();
+  };
+  EXPECT_EQ((*plain)->cache_stats().misses, 0u) << "off by default";
+  const auto a = input(1, 40), b = input(2, 40), c = input(3, 48);
+  const Tensor ya = run(s, a);
+  EXPECT_TRUE(test::tensors_equal(ya, run(**plain, a)));
+  EXPECT_EQ(s.cache_stats().misses, 1u);
+  Tensor hit = run(s, input(1, 40));  // equal bytes in another tensor
+  EXPECT_EQ(s.cache_stats().hits, 1u);
+  EXPECT_TRUE(test::tensors_equal(hit, ya));
+  hit.mutable_data<float>()[0] += 1.f;  // the caller owns what it got
+  EXPECT_TRUE(test::tensors_equal(run(s, a), ya));
+  EXPECT_EQ(s.cache_stats().hits, 2u);
+
+  // One bit of one input differs: a miss, and the right output.
+  std::vector<NamedTensor> a1 = input(1, 40);
+  uint32_t bits;
+  std::memcpy(&bits, a1[0].tensor.data<float>() + 1000, 4);
+  bits ^= 1u;
+  std::memcpy(a1[0].tensor.mutable_data<float>() + 1000, &bits, 4);
+  EXPECT_TRUE(test::tensors_equal(run(s, a1), run(**plain, a1)));
+  EXPECT_EQ(s.cache_stats().hits, 2u);
+  EXPECT_EQ(s.cache_stats().misses, 2u);
+  EXPECT_EQ(s.cache_stats().entries, 2u);
+  const uint64_t two_entries = s.cache_stats().bytes;
+  EXPECT_GT(two_entries, 2 * a[0].tensor.nbytes());
+
+  // Entries now: a1 (newest), a. A hit on a leaves a1 the least recently
+  // used, so b evicts a1 (a still hits, a1 runs again and evicts b), and c,
+  // of another shape, evicts a.
+  run(s, a);
+  EXPECT_EQ(s.cache_stats().hits, 3u);
+  EXPECT_TRUE(test::tensors_equal(run(s, b), run(**plain, b)));
+  run(s, a);
+  EXPECT_EQ(s.cache_stats().hits, 4u) << "a was evicted instead of a1";
+  run(s, a1);
+  EXPECT_EQ(s.cache_stats().hits, 4u) << "a1 should have been evicted";
+  EXPECT_TRUE(test::tensors_equal(run(s, c), run(**plain, c)));
+  EXPECT_EQ(s.cache_stats().entries, 2u);
+  EXPECT_EQ(s.cache_stats().misses, 5u);
+}
+
 TEST(MemoryBudget, TooSmallFailsBeforeRunningAndSaysWhatIsNeeded) {
   auto m = load_onnx(fixture("whisper_tiny_encoder.onnx"));
   ASSERT_TRUE(m.has_value());

@@ -62,6 +62,7 @@ struct BenchArgs {
   int runs = 20;
   uint64_t seed = 0;
   uint64_t max_memory_mb = 0;
+  int cache_size = 0;  // result cache entries (SessionOptions::cache_size)
   bool json = false;
 };
 

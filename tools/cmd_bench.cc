@@ -33,6 +33,7 @@ int cmd_bench(const BenchArgs& a) {
   SessionOptions opts;
   opts.num_threads = a.threads;
   opts.max_memory_bytes = a.max_memory_mb * 1000000;
+  opts.cache_size = a.cache_size;
   auto session = open_session(a.model, /*verify_blob=*/false, opts);
   if (!session) return fail(session.message());
   auto inputs = read_inputs(**session, a.inputs, a.randoms, a.seed);
@@ -59,19 +60,25 @@ int cmd_bench(const BenchArgs& a) {
   const ProcessMemory pm = process_memory();
   const double p50 = percentile(times, 50), p90 = percentile(times, 90), p99 = percentile(times, 99);
   const double mb = 1e6;
+  const CacheStats& cache = (*session)->cache_stats();
+  const uint64_t lookups = cache.hits + cache.misses;
+  const double hit_rate = lookups ? 100.0 * static_cast<double>(cache.hits) / static_cast<double>(lookups) : 0.0;
 
   if (a.json) {
     std::printf(
         "{\"model\": %s, \"threads\": %d, \"isa\": %s, \"load_ms\": %.3f, \"first_run_ms\": %.3f, "
         "\"warmup\": %d, \"runs\": %d, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, "
         "\"min_ms\": %.3f, \"runs_per_s\": %.3f, \"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, "
-        "\"mapped_weights_mb\": %.1f, \"resident_weights_mb\": %.1f, \"budget_mb\": %.1f, \"streaming\": %s}\n",
+        "\"mapped_weights_mb\": %.1f, \"resident_weights_mb\": %.1f, \"budget_mb\": %.1f, \"streaming\": %s, "
+        "\"cache_size\": %d, \"cache_hits\": %llu, \"cache_misses\": %llu, \"cache_hit_rate_pct\": %.2f, "
+        "\"cache_mb\": %.3f}\n",
         json_string(a.model).c_str(), (*session)->num_threads(), json_string(isa_name(max_isa())).c_str(), load_ms,
         first_ms, a.warmup, a.runs, p50, p90, p99, times.back(), times.front(), a.runs / total_s,
         static_cast<double>(pm.peak_rss_bytes) / mb, static_cast<double>(plan->arena_bytes) / mb,
         static_cast<double>(plan->mapped_weight_bytes) / mb,
         static_cast<double>((*session)->resident_weight_bytes()) / mb, static_cast<double>(plan->budget_bytes) / mb,
-        plan->streaming ? "true" : "false");
+        plan->streaming ? "true" : "false", a.cache_size, static_cast<unsigned long long>(cache.hits),
+        static_cast<unsigned long long>(cache.misses), hit_rate, static_cast<double>(cache.bytes) / mb);
     return 0;
   }
   std::printf("model %s: %d thread%s, ISA %s\n", a.model.c_str(), (*session)->num_threads(),
@@ -89,6 +96,10 @@ int cmd_bench(const BenchArgs& a) {
                                     (plan->streaming ? ", streaming weights" : ""))
                                        .c_str()
                                  : "");
+  if (a.cache_size > 0)
+    std::printf("result cache        size %d: %llu hits, %llu misses (hit rate %.1f %%), %.2f MB held\n",
+                a.cache_size, static_cast<unsigned long long>(cache.hits),
+                static_cast<unsigned long long>(cache.misses), hit_rate, static_cast<double>(cache.bytes) / mb);
   return 0;
 }
 

@@ -82,6 +82,10 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--max-memory-mb", bench.max_memory_mb,
                         "Memory budget for the whole process in MB, as for run")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  bench_cmd->add_option("--cache-size", bench.cache_size,
+                        "Result cache of N entries (default 0: off); identical inputs are then served from it, "
+                        "and the hit rate is reported")
+      ->check(CLI::Range(0, 1000000));
   bench_cmd->add_flag("--json", bench.json, "Print one JSON object instead of text");
 
   CompareArgs cmp;

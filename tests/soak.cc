@@ -158,6 +158,7 @@ int soak(int argc, char** argv) {
     } else if (r > a.warmup && (r % a.sample_every == 0 || r == a.runs)) {
       max_rss = std::max(max_rss, rss);
       std::printf("  run %6d  RSS %8.1f MB  %+6.2f MB\n", r, mb(rss), mb(rss) - mb(base_rss));
+      std::fflush(stdout);
       if (mb(rss) - mb(base_rss) > a.tolerance_mb) {
         std::fprintf(stderr, "sarai_soak: run %d: RSS grew %.2f MB past the baseline (tolerance %.2f MB)\n", r,
                      mb(rss) - mb(base_rss), a.tolerance_mb);

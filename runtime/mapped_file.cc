@@ -12,16 +12,16 @@ namespace sarai {
 
 Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::error(path + ": cannot open: " + std::strerror(errno));
+  if (fd < 0) return Status::error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     int e = errno;
     ::close(fd);
-    return Status::error(path + ": cannot stat: " + std::strerror(e));
+    return Status::error(ErrorCode::kIo, path + ": cannot stat: " + std::strerror(e));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Status::error(path + ": not a regular file");
+    return Status::error(ErrorCode::kIo, path + ": not a regular file");
   }
   std::shared_ptr<MappedFile> m(new MappedFile());
   m->path_ = path;
@@ -31,7 +31,7 @@ Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) 
     if (p == MAP_FAILED) {
       int e = errno;
       ::close(fd);
-      return Status::error(path + ": cannot map: " + std::strerror(e));
+      return Status::error(ErrorCode::kIo, path + ": cannot map: " + std::strerror(e));
     }
     m->data_ = static_cast<const uint8_t*>(p);
   }

@@ -137,7 +137,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
              ", e.g. '" + info.second + "')";
       first = false;
     }
-    return Status::error(msg);
+    return Status::error(ErrorCode::kUnsupportedOp, msg);
   }
   s->last_use_ = g.last_uses(s->order_);
   s->num_threads_ = options.num_threads > 0 ? options.num_threads : physical_cores();
@@ -192,21 +192,21 @@ Status Session::check_input(const NamedTensor& in) const {
   if (id == kNoValue || std::find(g.inputs.begin(), g.inputs.end(), id) == g.inputs.end()) {
     std::string names;
     for (int i : g.inputs) names += (names.empty() ? "" : ", ") + g.values[static_cast<size_t>(i)].name;
-    return Status::error(path + ": the model has no input '" + in.name + "' (its inputs: " + names + ")");
+    return Status::error(ErrorCode::kBadInput, path + ": the model has no input '" + in.name + "' (its inputs: " + names + ")");
   }
   const Value& v = g.values[static_cast<size_t>(id)];
   const Tensor& t = in.tensor;
   // Built only for a message: a valid input costs no allocation.
   auto got = [&] { return std::string(dtype_name(t.dtype())) + " " + shape_to_string(t.shape()); };
   if (v.dtype != DType::kUndefined && v.dtype != t.dtype())
-    return Status::error(path + ": input '" + in.name + "' must be " + describe_value_type(v) + ", got " + got());
+    return Status::error(ErrorCode::kBadInput, path + ": input '" + in.name + "' must be " + describe_value_type(v) + ", got " + got());
   if (!v.has_shape) return Status::ok();
   if (static_cast<size_t>(t.rank()) != v.dims.size())
-    return Status::error(path + ": input '" + in.name + "' must be " + describe_value_type(v) + " (rank " +
+    return Status::error(ErrorCode::kBadInput, path + ": input '" + in.name + "' must be " + describe_value_type(v) + " (rank " +
                          std::to_string(v.dims.size()) + "), got " + got());
   for (size_t d = 0; d < v.dims.size(); ++d)
     if (v.dims[d].is_fixed() && v.dims[d].value != t.shape()[d])
-      return Status::error(path + ": input '" + in.name + "' must be " + describe_value_type(v) + ", got " + got() +
+      return Status::error(ErrorCode::kBadInput, path + ": input '" + in.name + "' must be " + describe_value_type(v) + ", got " + got() +
                            " (dim " + std::to_string(d) + " must be " + std::to_string(v.dims[d].value) + ")");
   return Status::ok();
 }
@@ -232,7 +232,7 @@ Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<
       if (it == symbols_.end())
         symbols_.push_back({&dim.symbol, actual, &in.name});
       else if (it->value != actual)
-        return Status::error(path + ": input '" + in.name + "' has " + dim.symbol + " = " + std::to_string(actual) +
+        return Status::error(ErrorCode::kBadInput, path + ": input '" + in.name + "' has " + dim.symbol + " = " + std::to_string(actual) +
                              ", but input '" + *it->input + "' has " + dim.symbol + " = " +
                              std::to_string(it->value));
     }
@@ -241,7 +241,7 @@ Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<
   for (int id : g.inputs) {
     if (!values[static_cast<size_t>(id)].defined()) {
       const Value& v = g.values[static_cast<size_t>(id)];
-      return Status::error(path + ": missing input '" + v.name + "' (" + describe_value_type(v) + ")");
+      return Status::error(ErrorCode::kBadInput, path + ": missing input '" + v.name + "' (" + describe_value_type(v) + ")");
     }
   }
   return Status::ok();
@@ -355,7 +355,7 @@ Status Session::decide_budget(Plan& plan) {
   if (!options_.stream_weights && (r.budget_bytes == 0 || all_resident <= r.budget_bytes)) return Status::ok();
   const uint64_t minimum = base + r.largest_node_weight_bytes;
   if (r.budget_bytes && minimum > r.budget_bytes)
-    return Status::error(model_->path + ": a memory budget of " + mb(r.budget_bytes) + " is too small: running needs at least " +
+    return Status::error(ErrorCode::kOutOfMemoryBudget, model_->path + ": a memory budget of " + mb(r.budget_bytes) + " is too small: running needs at least " +
                          mb(minimum) + " (activations " + mb(r.arena_bytes + r.output_bytes) + ", the largest node's weights " +
                          mb(r.largest_node_weight_bytes) + ", the runtime itself " + mb(r.runtime_bytes) + ")");
   // Streaming: keep the weights of the first nodes resident while they fit

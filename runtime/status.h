@@ -14,6 +14,18 @@
 
 namespace sarai {
 
+// What kind of failure a Status reports, for callers that act on it (the
+// public API's error categories, include/sarai_rt/). Most errors leave it
+// kUnspecified; the public API then names the category from where the error
+// arose (loading: invalid model; running: internal).
+enum class ErrorCode : int {
+  kUnspecified = 0,
+  kIo,                // a file cannot be opened, read or mapped
+  kUnsupportedOp,     // the model uses an op this runtime lacks
+  kBadInput,          // an input's name, dtype, rank or shape does not fit the model
+  kOutOfMemoryBudget  // the memory budget cannot hold the run
+};
+
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
@@ -24,18 +36,25 @@ class [[nodiscard]] Status {
     s.failed_ = true;
     return s;
   }
+  static Status error(ErrorCode code, std::string message) {
+    Status s = error(std::move(message));
+    s.code_ = code;
+    return s;
+  }
   bool is_ok() const { return !failed_; }
   explicit operator bool() const { return !failed_; }
   const std::string& message() const { return message_; }
+  ErrorCode code() const { return code_; }
   // Prepends context ("file.onnx: ") to the message of a failed status.
   Status with_prefix(const std::string& prefix) const {
     if (!failed_) return *this;
-    return error(prefix + message_);
+    return error(code_, prefix + message_);
   }
 
  private:
   std::string message_;
   bool failed_ = false;
+  ErrorCode code_ = ErrorCode::kUnspecified;
 };
 
 template <class T>

@@ -1,0 +1,173 @@
+// The public C++ API (include/sarai_rt/sarai_rt.hpp) over the loader and
+// the runtime's Session. Inputs are wrapped without a copy; outputs are the
+// session's own output tensors, handed over (their storage is shared, not
+// copied).
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "include/sarai_rt/sarai_rt.hpp"
+#include "kernels/kernels.h"
+#include "loader/blob_reader.h"
+#include "loader/onnx_loader.h"
+#include "runtime/session.h"
+
+namespace sarai_rt {
+namespace {
+
+Error make_error(ErrorCategory category, std::string message) { return Error{category, std::move(message)}; }
+
+// The category of an internal error: its code where it has one, else where
+// it arose (`fallback`).
+Error from_status(const sarai::Status& st, ErrorCategory fallback) {
+  switch (st.code()) {
+    case sarai::ErrorCode::kIo: return make_error(ErrorCategory::kIo, st.message());
+    case sarai::ErrorCode::kUnsupportedOp: return make_error(ErrorCategory::kUnsupportedOp, st.message());
+    case sarai::ErrorCode::kBadInput: return make_error(ErrorCategory::kBadInput, st.message());
+    case sarai::ErrorCode::kOutOfMemoryBudget: return make_error(ErrorCategory::kOutOfMemoryBudget, st.message());
+    case sarai::ErrorCode::kUnspecified: break;
+  }
+  return make_error(fallback, st.message());
+}
+
+bool is_public_dtype(sarai::DType t) {
+  switch (t) {
+    case sarai::DType::kFloat32: case sarai::DType::kUInt8: case sarai::DType::kInt8: case sarai::DType::kUInt16:
+    case sarai::DType::kInt16: case sarai::DType::kInt32: case sarai::DType::kInt64: case sarai::DType::kBool:
+    case sarai::DType::kFloat16: case sarai::DType::kFloat64: case sarai::DType::kUInt32: case sarai::DType::kUInt64:
+      return true;
+    default: return false;
+  }
+}
+
+TensorInfo info_of(const sarai::Value& v) {
+  TensorInfo t;
+  t.name = v.name;
+  t.dtype = static_cast<DType>(v.dtype);
+  for (const sarai::Dim& d : v.dims) {
+    t.shape.push_back(d.is_fixed() ? d.value : -1);
+    t.symbols.push_back(d.is_fixed() ? std::string() : d.symbol);
+  }
+  return t;
+}
+
+}  // namespace
+
+const char* version() { return "0.1.0"; }
+
+const char* category_name(ErrorCategory c) {
+  switch (c) {
+    case ErrorCategory::kInvalidModel: return "invalid model";
+    case ErrorCategory::kUnsupportedOp: return "unsupported op";
+    case ErrorCategory::kBadInput: return "bad input";
+    case ErrorCategory::kOutOfMemoryBudget: return "out of memory budget";
+    case ErrorCategory::kIo: return "I/O";
+    case ErrorCategory::kInvalidArgument: return "invalid argument";
+    case ErrorCategory::kInternal: return "internal";
+  }
+  return "unknown";
+}
+
+const char* dtype_name(DType d) {
+  return is_public_dtype(static_cast<sarai::DType>(d)) ? sarai::dtype_name(static_cast<sarai::DType>(d)) : "unknown";
+}
+
+size_t dtype_size(DType d) {
+  return is_public_dtype(static_cast<sarai::DType>(d)) ? sarai::dtype_size(static_cast<sarai::DType>(d)) : 0;
+}
+
+int64_t Tensor::element_count() const {
+  int64_t n = 1;
+  for (int64_t d : shape_) n *= d;
+  return n;
+}
+
+struct Session::Impl {
+  std::unique_ptr<sarai::Session> session;
+  std::vector<TensorInfo> inputs, outputs;
+  std::vector<sarai::NamedTensor> bound;  // scratch for run()
+};
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+Result<Session> Session::open(const std::string& path, const Options& options) {
+  if (options.threads < 0 || options.cache_size < 0)
+    return make_error(ErrorCategory::kInvalidArgument, path + ": threads and cache_size must be >= 0");
+  if (options.max_memory_mb > (uint64_t{1} << 40))
+    return make_error(ErrorCategory::kInvalidArgument, path + ": max_memory_mb is larger than 2^40");
+  // I/O first, so that a missing or unreadable file is never reported as a
+  // broken model.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return make_error(ErrorCategory::kIo, path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return make_error(ErrorCategory::kIo, path + ": not a regular file");
+  auto model = sarai::looks_like_blob(path) ? sarai::load_blob(path) : sarai::load_onnx(path);
+  if (!model) return from_status(model.status(), ErrorCategory::kInvalidModel);
+  sarai::KernelTable table;
+  sarai::register_kernels(table);
+  sarai::SessionOptions so;
+  so.num_threads = options.threads;
+  so.max_memory_bytes = options.max_memory_mb * 1000000;
+  so.cache_size = options.cache_size;
+  auto created = sarai::Session::create(*model, table, so);
+  if (!created) return from_status(created.status(), ErrorCategory::kInvalidModel);
+  auto impl = std::make_unique<Impl>();
+  impl->session = std::move(*created);
+  const sarai::Graph& g = impl->session->graph();
+  for (int id : g.inputs) impl->inputs.push_back(info_of(g.values[static_cast<size_t>(id)]));
+  for (int id : g.outputs) impl->outputs.push_back(info_of(g.values[static_cast<size_t>(id)]));
+  return Session(std::move(impl));
+}
+
+const std::vector<TensorInfo>& Session::inputs() const { return impl_->inputs; }
+const std::vector<TensorInfo>& Session::outputs() const { return impl_->outputs; }
+
+Result<std::vector<Tensor>> Session::run(const std::vector<TensorView>& inputs) {
+  if (!impl_) return make_error(ErrorCategory::kInvalidArgument, "run on a moved-from session");
+  const std::string& path = impl_->session->model().path;
+  std::vector<sarai::NamedTensor>& bound = impl_->bound;
+  bound.clear();
+  for (const TensorView& in : inputs) {
+    if (!is_public_dtype(static_cast<sarai::DType>(in.dtype)))
+      return make_error(ErrorCategory::kBadInput, path + ": input '" + in.name + "' has an unknown dtype code " +
+                                                      std::to_string(static_cast<int>(in.dtype)));
+    sarai::Shape shape;
+    int64_t n = 1;
+    for (int64_t d : in.shape) {
+      if (d < 0 || (d > 0 && n > (int64_t{1} << 40) / d))
+        return make_error(ErrorCategory::kBadInput, path + ": input '" + in.name + "' has a negative or huge dimension");
+      n *= d;
+      shape.push_back(d);
+    }
+    if (in.data == nullptr && n > 0)
+      return make_error(ErrorCategory::kBadInput, path + ": input '" + in.name + "' has no data");
+    bound.push_back({in.name, sarai::Tensor::wrap(static_cast<sarai::DType>(in.dtype), std::move(shape), in.data,
+                                                  nullptr, /*read_only=*/true)});
+  }
+  auto out = impl_->session->run(bound);
+  bound.clear();  // the caller's memory is not kept
+  if (!out) return from_status(out.status(), ErrorCategory::kInternal);
+  std::vector<Tensor> result;
+  result.reserve(out->size());
+  for (sarai::NamedTensor& o : *out) {
+    Tensor t;
+    t.name_ = o.name;
+    t.dtype_ = static_cast<DType>(o.tensor.dtype());
+    t.shape_.assign(o.tensor.shape().begin(), o.tensor.shape().end());
+    t.data_ = o.tensor.raw();
+    t.bytes_ = o.tensor.nbytes();
+    t.owner_ = std::make_shared<sarai::Tensor>(std::move(o.tensor));  // keeps the storage alive
+    result.push_back(std::move(t));
+  }
+  return result;
+}
+
+CacheCounters Session::cache_counters() const {
+  const sarai::CacheStats& c = impl_->session->cache_stats();
+  return CacheCounters{c.hits, c.misses, c.entries, c.bytes};
+}
+
+}  // namespace sarai_rt

@@ -1,0 +1,151 @@
+// sarai-rt's public C++ API: open a model (.onnx or .sarai), ask for its
+// inputs and outputs, run it. Errors are values (Result<T>) with a category,
+// never exceptions. Nothing of the runtime's internals, and no dependency
+// (protobuf, oneDNN), appears in this header; link sarai_rt::sarai_rt.
+//
+//   auto session = sarai_rt::Session::open("model.sarai", {.threads = 2});
+//   if (!session) { std::puts(session.error().message.c_str()); return 1; }
+//   auto outputs = session->run({{"mel", sarai_rt::DType::kFloat32, {1, 80, 3000}, data}});
+//
+// A Session runs one call at a time (use one per thread; they may open the
+// same file, whose weights the OS maps once). The C API (sarai_rt.h) is
+// built on this one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#if defined(SARAI_RT_BUILDING)
+#define SARAI_RT_API __attribute__((visibility("default")))
+#else
+#define SARAI_RT_API
+#endif
+
+namespace sarai_rt {
+
+// "0.1.0": the library's version (also SARAI_RT_VERSION in sarai_rt.h).
+SARAI_RT_API const char* version();
+
+enum class ErrorCategory : int {
+  kInvalidModel = 1,      // the file is not a model we can read, or its graph is broken
+  kUnsupportedOp = 2,     // the model uses an op this runtime lacks
+  kBadInput = 3,          // an input's name, dtype, rank, shape or data does not fit
+  kOutOfMemoryBudget = 4, // max_memory_mb cannot hold the run
+  kIo = 5,                // a file cannot be opened, read or mapped
+  kInvalidArgument = 6,   // a misuse of the API itself (bad option, closed session)
+  kInternal = 7,          // a failure inside a kernel that none of the above explains
+};
+// "invalid model", "unsupported op", "bad input", "out of memory budget", "I/O",
+// "invalid argument", "internal".
+SARAI_RT_API const char* category_name(ErrorCategory category);
+
+struct Error {
+  ErrorCategory category = ErrorCategory::kInternal;
+  std::string message;  // one line naming the file, input or node
+};
+
+template <class T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T& operator*() & { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  const Error& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Error> v_;
+};
+
+// Element types, numbered as ONNX's TensorProto numbers them.
+enum class DType : int32_t {
+  kFloat32 = 1, kUInt8 = 2, kInt8 = 3, kUInt16 = 4, kInt16 = 5, kInt32 = 6, kInt64 = 7,
+  kBool = 9, kFloat16 = 10, kFloat64 = 11, kUInt32 = 12, kUInt64 = 13,
+};
+SARAI_RT_API const char* dtype_name(DType dtype);  // "float32", "int64", ...
+SARAI_RT_API size_t dtype_size(DType dtype);       // bytes per element
+
+// A declared input or output. shape[i] is -1 where the model leaves the
+// dimension open; symbols[i] then holds its name (possibly empty).
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;
+  std::vector<std::string> symbols;
+};
+
+// An input, borrowed: `data` must hold the product of `shape` elements of
+// `dtype`, C-contiguous, and stay valid during run(). It is not copied.
+struct TensorView {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+};
+
+// An output: owned memory, 64-byte aligned, C-contiguous.
+class SARAI_RT_API Tensor {
+ public:
+  Tensor() = default;
+  const std::string& name() const { return name_; }
+  DType dtype() const { return dtype_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  const void* data() const { return data_; }
+  template <class T> const T* data_as() const { return static_cast<const T*>(data_); }
+  size_t size_bytes() const { return bytes_; }
+  int64_t element_count() const;
+
+ private:
+  friend class Session;
+  std::string name_;
+  DType dtype_ = DType::kFloat32;
+  std::vector<int64_t> shape_;
+  const void* data_ = nullptr;
+  size_t bytes_ = 0;
+  std::shared_ptr<const void> owner_;
+};
+
+struct Options {
+  int threads = 0;             // 0: one per physical core
+  uint64_t max_memory_mb = 0;  // a budget for the whole process (0: none); weights stream when needed
+  int cache_size = 0;          // result cache entries (0: off): identical inputs return the stored outputs
+};
+
+struct CacheCounters {
+  uint64_t hits = 0, misses = 0, entries = 0, bytes = 0;
+};
+
+class SARAI_RT_API Session {
+ public:
+  // Opens a model: an ONNX file (with its external data) or a .sarai blob,
+  // memory-mapped; checks that every op is supported.
+  static Result<Session> open(const std::string& path, const Options& options = {});
+
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  ~Session();
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+  // Runs the model on every declared input (any order) and returns every
+  // output, in declaration order.
+  Result<std::vector<Tensor>> run(const std::vector<TensorView>& inputs);
+  CacheCounters cache_counters() const;
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sarai_rt

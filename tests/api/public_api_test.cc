@@ -1,0 +1,207 @@
+// The public API (include/sarai_rt/) through libsarai_rt.so: the C++ and
+// the C API give the internal Session's outputs bit for bit; declared
+// inputs/outputs; every error category, each naming the file or input; the
+// session stays usable after a bad call. (tests/api/check_embedding.sh
+// builds docs/embedding.md's programs against the installed package.)
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "include/sarai_rt/sarai_rt.h"
+#include "include/sarai_rt/sarai_rt.hpp"
+#include "kernels/kernels.h"
+#include "loader/onnx_loader.h"
+#include "runtime/session.h"
+#include "tests/onnx_builder.h"
+#include "tests/test_util.h"
+
+namespace {
+
+std::string fixture(const std::string& name) {
+  return sarai::test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
+}
+
+
+// The internal Session's output for `x`, as the reference.
+sarai::Tensor internal_output(const std::string& model, const sarai::Tensor& x) {
+  auto m = sarai::load_onnx(model);
+  EXPECT_TRUE(m.has_value());
+  sarai::KernelTable table;
+  sarai::register_kernels(table);
+  auto s = sarai::Session::create(*m, table, sarai::SessionOptions{1});
+  EXPECT_TRUE(s.has_value());
+  auto y = (*s)->run({{"mel", x}});
+  EXPECT_TRUE(y.has_value());
+  return (*y)[0].tensor;
+}
+
+TEST(PublicApi, CppAndCGiveTheInternalOutputsBitForBit) {
+  const std::string model = fixture("whisper_tiny_encoder.onnx");
+  const sarai::Tensor x = sarai::test::random_tensor({1, 80, 200}, 3);
+  const sarai::Tensor want = internal_output(model, x);
+
+  EXPECT_STREQ(sarai_rt::version(), SARAI_RT_VERSION);
+  EXPECT_STREQ(sarai_rt_version(), SARAI_RT_VERSION);
+  auto session = sarai_rt::Session::open(model, {.threads = 1});
+  ASSERT_TRUE(session.ok()) << session.error().message;
+  ASSERT_EQ(session->inputs().size(), 1u);
+  const sarai_rt::TensorInfo& in = session->inputs()[0];
+  EXPECT_EQ(in.name, "mel");
+  EXPECT_EQ(in.dtype, sarai_rt::DType::kFloat32);
+  ASSERT_EQ(in.shape.size(), 3u);
+  EXPECT_EQ(in.shape[1], 80);
+  EXPECT_EQ(in.shape[2], -1) << "frames is open";
+  EXPECT_FALSE(in.symbols[2].empty());
+  ASSERT_EQ(session->outputs().size(), 1u);
+
+  auto out = session->run({{"mel", sarai_rt::DType::kFloat32, {1, 80, 200}, x.raw()}});
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  ASSERT_EQ(out->size(), 1u);
+  const sarai_rt::Tensor& y = (*out)[0];
+  EXPECT_EQ(y.name(), session->outputs()[0].name);
+  EXPECT_EQ(y.shape(), std::vector<int64_t>(want.shape().begin(), want.shape().end()));
+  ASSERT_EQ(y.size_bytes(), want.nbytes());
+  EXPECT_EQ(std::memcmp(y.data(), want.raw(), want.nbytes()), 0);
+
+  sarai_rt_session* cs = nullptr;
+  const sarai_rt_options opts = {1, 0, 0};
+  ASSERT_EQ(sarai_rt_session_open(model.c_str(), &opts, &cs), nullptr);
+  size_t n = 0;
+  ASSERT_EQ(sarai_rt_session_input_count(cs, &n), nullptr);
+  EXPECT_EQ(n, 1u);
+  const char* name = nullptr;
+  sarai_rt_dtype dtype;
+  size_t rank = 0;
+  const int64_t* dims = nullptr;
+  ASSERT_EQ(sarai_rt_session_input_info(cs, 0, &name, &dtype, &rank, &dims), nullptr);
+  EXPECT_STREQ(name, "mel");
+  EXPECT_EQ(dtype, SARAI_RT_FLOAT32);
+  ASSERT_EQ(rank, 3u);
+  EXPECT_EQ(dims[2], -1);
+  const int64_t shape[] = {1, 80, 200};
+  const sarai_rt_tensor input = {"mel", SARAI_RT_FLOAT32, 3, shape, x.raw()};
+  sarai_rt_outputs* outs = nullptr;
+  ASSERT_EQ(sarai_rt_session_run(cs, &input, 1, &outs), nullptr);
+  sarai_rt_tensor t;
+  ASSERT_EQ(sarai_rt_outputs_get(outs, 0, &t), nullptr);
+  EXPECT_EQ(t.rank, static_cast<size_t>(want.rank()));
+  EXPECT_EQ(std::memcmp(t.data, want.raw(), want.nbytes()), 0);
+  sarai_rt_status* bad = sarai_rt_outputs_get(outs, 1, &t);
+  EXPECT_EQ(sarai_rt_status_code(bad), SARAI_RT_INVALID_ARGUMENT);
+  EXPECT_HAS(std::string(sarai_rt_status_message(bad)), "index 1 is out of range (1)");
+  sarai_rt_status_free(bad);
+  sarai_rt_outputs_free(outs);
+  sarai_rt_session_close(cs);
+}
+
+TEST(PublicApi, EveryErrorCategoryNamesWhatIsWrong) {
+  using sarai_rt::ErrorCategory;
+  const std::string dir = sarai::test::temp_dir("api");
+  auto missing = sarai_rt::Session::open(dir + "/none.onnx");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().category, ErrorCategory::kIo);
+  EXPECT_HAS(missing.error().message, "none.onnx: No such file or directory");
+  auto folder = sarai_rt::Session::open(dir);
+  ASSERT_FALSE(folder.ok());
+  EXPECT_EQ(folder.error().category, ErrorCategory::kIo);
+  EXPECT_HAS(folder.error().message, "not a regular file");
+
+  sarai::test::write_file(dir + "/junk.onnx", "this is not a model");
+  auto junk = sarai_rt::Session::open(dir + "/junk.onnx");
+  ASSERT_FALSE(junk.ok());
+  EXPECT_EQ(junk.error().category, ErrorCategory::kInvalidModel);
+  EXPECT_HAS(junk.error().message, "junk.onnx");
+
+  onnx::ModelProto m = sarai::test::add_model({2, 3});
+  m.mutable_graph()->mutable_node(0)->set_op_type("NoSuchOp");
+  sarai::test::save(m, dir + "/unsupported.onnx");
+  auto unsupported = sarai_rt::Session::open(dir + "/unsupported.onnx");
+  ASSERT_FALSE(unsupported.ok());
+  EXPECT_EQ(unsupported.error().category, ErrorCategory::kUnsupportedOp);
+  EXPECT_HAS(unsupported.error().message, "NoSuchOp");
+
+  EXPECT_EQ(sarai_rt::Session::open(fixture("small_cnn.onnx"), {.threads = -1}).error().category,
+            ErrorCategory::kInvalidArgument);
+
+  // Bad inputs: each names the input; the session runs fine afterwards.
+  auto s = sarai_rt::Session::open(fixture("whisper_tiny_encoder.onnx"), {.threads = 1});
+  ASSERT_TRUE(s.ok());
+  const std::vector<float> x(80 * 50, 0.25f);
+  const std::vector<int32_t> xi(80 * 50, 1);
+  struct Bad {
+    sarai_rt::TensorView view;
+    const char* says;
+  };
+  const Bad bad[] = {
+      {{"wrong", sarai_rt::DType::kFloat32, {1, 80, 50}, x.data()}, "no input 'wrong'"},
+      {{"mel", sarai_rt::DType::kInt32, {1, 80, 50}, xi.data()}, "input 'mel' must be float32"},
+      {{"mel", sarai_rt::DType::kFloat32, {80, 50}, x.data()}, "input 'mel' must be"},
+      {{"mel", sarai_rt::DType::kFloat32, {1, 81, 50}, x.data()}, "input 'mel' must be"},
+      {{"mel", sarai_rt::DType::kFloat32, {1, 80, -5}, x.data()}, "input 'mel' has a negative or huge dimension"},
+      {{"mel", sarai_rt::DType::kFloat32, {1, 80, 50}, nullptr}, "input 'mel' has no data"},
+      {{"mel", static_cast<sarai_rt::DType>(99), {1, 80, 50}, x.data()}, "unknown dtype code 99"},
+  };
+  for (const Bad& b : bad) {
+    auto r = s->run({b.view});
+    ASSERT_FALSE(r.ok()) << b.says;
+    EXPECT_EQ(r.error().category, ErrorCategory::kBadInput) << r.error().message;
+    EXPECT_HAS(r.error().message, b.says);
+  }
+  auto none = s->run({});
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().category, ErrorCategory::kBadInput);
+  EXPECT_HAS(none.error().message, "missing input 'mel'");
+  auto good = s->run({{"mel", sarai_rt::DType::kFloat32, {1, 80, 50}, x.data()}});
+  EXPECT_TRUE(good.ok()) << good.error().message;
+
+  // A budget below the process itself.
+  auto tight = sarai_rt::Session::open(fixture("whisper_tiny_encoder.onnx"), {.max_memory_mb = 1});
+  ASSERT_TRUE(tight.ok());
+  auto r = tight->run({{"mel", sarai_rt::DType::kFloat32, {1, 80, 50}, x.data()}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().category, ErrorCategory::kOutOfMemoryBudget);
+  EXPECT_HAS(r.error().message, "is too small");
+
+  // The C API: categories as codes, NULL arguments refused.
+  sarai_rt_session* cs = nullptr;
+  sarai_rt_status* st = sarai_rt_session_open((dir + "/none.onnx").c_str(), nullptr, &cs);
+  EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_IO);
+  EXPECT_EQ(cs, nullptr);
+  sarai_rt_status_free(st);
+  st = sarai_rt_session_open(nullptr, nullptr, &cs);
+  EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_INVALID_ARGUMENT);
+  EXPECT_HAS(std::string(sarai_rt_status_message(st)), "path is NULL");
+  sarai_rt_status_free(st);
+  EXPECT_EQ(sarai_rt_status_code(nullptr), SARAI_RT_OK);
+}
+
+TEST(PublicApi, ResultCacheCountersThroughBothApis) {
+  const std::string model = fixture("whisper_tiny_encoder.onnx");
+  const std::vector<float> x(80 * 40, 0.5f);
+  auto s = sarai_rt::Session::open(model, {.threads = 1, .cache_size = 2});
+  ASSERT_TRUE(s.ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->run({{"mel", sarai_rt::DType::kFloat32, {1, 80, 40}, x.data()}}).ok());
+  EXPECT_EQ(s->cache_counters().hits, 2u);
+  EXPECT_EQ(s->cache_counters().misses, 1u);
+  EXPECT_EQ(s->cache_counters().entries, 1u);
+  sarai_rt_session* cs = nullptr;
+  const sarai_rt_options opts = {1, 0, 4};
+  ASSERT_EQ(sarai_rt_session_open(model.c_str(), &opts, &cs), nullptr);
+  const int64_t shape[] = {1, 80, 40};
+  const sarai_rt_tensor input = {"mel", SARAI_RT_FLOAT32, 3, shape, x.data()};
+  for (int i = 0; i < 2; ++i) {
+    sarai_rt_outputs* outs = nullptr;
+    ASSERT_EQ(sarai_rt_session_run(cs, &input, 1, &outs), nullptr);
+    sarai_rt_outputs_free(outs);
+  }
+  uint64_t hits = 0, misses = 0, bytes = 0;
+  ASSERT_EQ(sarai_rt_session_cache_counters(cs, &hits, &misses, &bytes), nullptr);
+  EXPECT_EQ(hits, 1u);
+  EXPECT_EQ(misses, 1u);
+  EXPECT_GT(bytes, x.size() * sizeof(float));
+  sarai_rt_session_close(cs);
+}
+
+}  // namespace

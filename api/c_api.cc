@@ -26,8 +26,13 @@ struct sarai_rt_outputs {
 
 namespace {
 
+// Returned when a status itself cannot be allocated: never NULL, which would
+// read as success; sarai_rt_status_free leaves it alone.
+sarai_rt_status g_out_of_memory{SARAI_RT_INTERNAL, "sarai-rt: out of memory"};
+
 sarai_rt_status* make_status(sarai_rt_code code, std::string message) {
-  return new (std::nothrow) sarai_rt_status{code, std::move(message)};
+  sarai_rt_status* s = new (std::nothrow) sarai_rt_status{code, std::move(message)};
+  return s ? s : &g_out_of_memory;
 }
 
 sarai_rt_status* from_error(const sarai_rt::Error& e) {
@@ -76,7 +81,9 @@ const char* sarai_rt_status_message(const sarai_rt_status* status) {
   return status ? status->message.c_str() : "";
 }
 
-void sarai_rt_status_free(sarai_rt_status* status) { delete status; }
+void sarai_rt_status_free(sarai_rt_status* status) {
+  if (status != &g_out_of_memory) delete status;
+}
 
 const char* sarai_rt_dtype_name(sarai_rt_dtype dtype) {
   return sarai_rt::dtype_name(static_cast<sarai_rt::DType>(dtype));

@@ -585,6 +585,7 @@ Status Session::run(const std::vector<NamedTensor>& inputs, std::vector<NamedTen
   if (!planned) return planned.status();
   Plan* plan = *planned;
   uint32_t crc = 0;
+  std::vector<Tensor> miss_inputs;  // a cache miss's inputs, for its entry
   if (options_.cache_size > 0) {
     crc = bound_inputs_crc();
     if (CacheEntry* hit = cache_lookup(crc)) {
@@ -597,7 +598,7 @@ Status Session::run(const std::vector<NamedTensor>& inputs, std::vector<NamedTen
     ++cache_stats_.misses;
     // The run consumes the bound inputs (values die after their last
     // reader), so the entry's copies are taken now.
-    for (int id : g.inputs) cache_inputs_.push_back(values_[static_cast<size_t>(id)].clone());
+    for (int id : g.inputs) miss_inputs.push_back(values_[static_cast<size_t>(id)].clone());
   }
   if (poison_memory()) std::memset(arena_, 0xff, plan->report.arena_bytes);
   Status st = execute(plan, NodeMemory::Mode::kPlanned, nullptr);  // on the inputs plan_for bound
@@ -619,11 +620,10 @@ Status Session::run(const std::vector<NamedTensor>& inputs, std::vector<NamedTen
       if (!reuse) dst = Tensor::allocate(src.dtype(), src.shape());
       if (src.nbytes()) std::memcpy(dst.mutable_raw(), src.raw(), src.nbytes());
     }
-    if (options_.cache_size > 0) cache_store(crc, *outputs);
+    if (options_.cache_size > 0) cache_store(crc, std::move(miss_inputs), *outputs);
   }
   // Drop this run's handles (the caller's inputs, arena views).
   for (Tensor& t : values_) t = Tensor();
-  cache_inputs_.clear();  // stored by cache_store, or dropped after a failed run
   if (plan->stale) {
     for (auto it = plans_.begin(); it != plans_.end(); ++it)
       if (it->second.get() == plan) {
@@ -661,10 +661,10 @@ Session::CacheEntry* Session::cache_lookup(uint32_t crc) {
   return nullptr;
 }
 
-void Session::cache_store(uint32_t crc, const std::vector<NamedTensor>& outputs) {
+void Session::cache_store(uint32_t crc, std::vector<Tensor> inputs, const std::vector<NamedTensor>& outputs) {
   CacheEntry e;
   e.crc = crc;
-  e.inputs = std::move(cache_inputs_);
+  e.inputs = std::move(inputs);
   for (const Tensor& t : e.inputs) e.bytes += t.nbytes();
   for (const NamedTensor& o : outputs) {
     e.outputs.push_back({o.name, o.tensor.clone()});

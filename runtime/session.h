@@ -188,13 +188,13 @@ class Session {
     uint64_t bytes = 0;
   };
   std::list<CacheEntry> cache_;
-  std::vector<Tensor> cache_inputs_;  // a missed run's inputs, copied before it consumes them
   CacheStats cache_stats_;
   uint32_t bound_inputs_crc() const;
   // The entry whose inputs equal those bound in values_, moved to the front.
   CacheEntry* cache_lookup(uint32_t crc);
-  // Stores cache_inputs_ with copies of `outputs` as the newest entry.
-  void cache_store(uint32_t crc, const std::vector<NamedTensor>& outputs);
+  // Stores `inputs` (copies taken before the run consumed them) with copies
+  // of `outputs` as the newest entry, evicting the least recently used.
+  void cache_store(uint32_t crc, std::vector<Tensor> inputs, const std::vector<NamedTensor>& outputs);
   uint64_t plan_clock_ = 0;  // counts plan uses, for LRU eviction
 
   // Per-run scratch, reused so a planned run allocates nothing.

@@ -210,25 +210,32 @@ std::shared_ptr<Model> random_dag(uint32_t seed, int64_t rows, int64_t cols) {
   return m;
 }
 
-std::vector<NamedTensor> run_model(std::shared_ptr<const Model> m, const std::vector<NamedTensor>& inputs,
-                                   SessionOptions o, int runs = 2, MemoryReport* report = nullptr) {
+// A session on `m` with every kernel registered (a failed expectation and
+// nullptr if it cannot be made).
+std::unique_ptr<Session> session_on(std::shared_ptr<const Model> m, SessionOptions o) {
   KernelTable table;
   register_kernels(table);
   auto s = Session::create(std::move(m), table, o);
   EXPECT_TRUE(s.has_value()) << s.message();
-  if (!s.has_value()) return {};
+  return s.has_value() ? std::move(*s) : nullptr;
+}
+
+std::vector<NamedTensor> run_model(std::shared_ptr<const Model> m, const std::vector<NamedTensor>& inputs,
+                                   SessionOptions o, int runs = 2, MemoryReport* report = nullptr) {
+  std::unique_ptr<Session> s = session_on(std::move(m), o);
+  if (!s) return {};
   std::vector<NamedTensor> out;
   for (int r = 0; r < runs; ++r) {
-    Status st = (*s)->run(inputs, &out);
+    Status st = s->run(inputs, &out);
     EXPECT_TRUE(st.is_ok()) << st.message();
     if (!st) return {};
   }
   if (report) {
-    auto rep = (*s)->prepare(inputs);
+    auto rep = s->prepare(inputs);
     EXPECT_TRUE(rep.has_value());
     if (rep.has_value()) *report = *rep;
   }
-  EXPECT_EQ((*s)->plan_misses(), 0);
+  EXPECT_EQ(s->plan_misses(), 0);
   return out;
 }
 
@@ -408,11 +415,9 @@ TEST(StreamingWeights, SameOutputsAndTheWeightsDoNotStayResident) {
 TEST(PlanCache, EvictsTheLeastRecentlyUsedSignature) {
   auto m = load_onnx(fixture("whisper_tiny_encoder.onnx"));
   ASSERT_TRUE(m.has_value());
-  KernelTable table;
-  register_kernels(table);
-  auto s = Session::create(*m, table, SessionOptions{1});
-  ASSERT_TRUE(s.has_value());
-  Session& session = **s;
+  std::unique_ptr<Session> s = session_on(*m, SessionOptions{1});
+  ASSERT_TRUE(s);
+  Session& session = *s;
   const auto input = [](int64_t frames) {
     return std::vector<NamedTensor>{{"mel", test::random_tensor({1, 80, frames}, static_cast<uint32_t>(frames))}};
   };
@@ -445,15 +450,12 @@ TEST(PlanCache, EvictsTheLeastRecentlyUsedSignature) {
 TEST(ResultCache, HitsOnlyOnIdenticalInputsAndEvictsTheLeastRecentlyUsed) {
   auto m = load_onnx(fixture("whisper_tiny_encoder.onnx"));
   ASSERT_TRUE(m.has_value());
-  KernelTable table;
-  register_kernels(table);
-  auto plain = Session::create(*m, table, SessionOptions{1});
-  ASSERT_TRUE(plain.has_value());
+  std::unique_ptr<Session> plain = session_on(*m, SessionOptions{1});
   SessionOptions o{1};
   o.cache_size = 2;
-  auto cached = Session::create(*m, table, o);
-  ASSERT_TRUE(cached.has_value());
-  Session& s = **cached;
+  std::unique_ptr<Session> cached = session_on(*m, o);
+  ASSERT_TRUE(plain && cached);
+  Session& s = *cached;
   const auto input = [](uint32_t seed, int64_t frames) {
     return std::vector<NamedTensor>{{"mel", test::random_tensor({1, 80, frames}, seed)}};
   };
@@ -462,10 +464,10 @@ TEST(ResultCache, HitsOnlyOnIdenticalInputsAndEvictsTheLeastRecentlyUsed) {
     EXPECT_TRUE(y.has_value()) << y.message();
     return y.has_value() ? (*y)[0].tensor : Tensor();
   };
-  EXPECT_EQ((*plain)->cache_stats().misses, 0u) << "off by default";
+  EXPECT_EQ(plain->cache_stats().misses, 0u) << "off by default";
   const auto a = input(1, 40), b = input(2, 40), c = input(3, 48);
   const Tensor ya = run(s, a);
-  EXPECT_TRUE(test::tensors_equal(ya, run(**plain, a)));
+  EXPECT_TRUE(test::tensors_equal(ya, run(*plain, a)));
   EXPECT_EQ(s.cache_stats().misses, 1u);
   Tensor hit = run(s, input(1, 40));  // equal bytes in another tensor
   EXPECT_EQ(s.cache_stats().hits, 1u);
@@ -480,7 +482,7 @@ TEST(ResultCache, HitsOnlyOnIdenticalInputsAndEvictsTheLeastRecentlyUsed) {
   std::memcpy(&bits, a1[0].tensor.data<float>() + 1000, 4);
   bits ^= 1u;
   std::memcpy(a1[0].tensor.mutable_data<float>() + 1000, &bits, 4);
-  EXPECT_TRUE(test::tensors_equal(run(s, a1), run(**plain, a1)));
+  EXPECT_TRUE(test::tensors_equal(run(s, a1), run(*plain, a1)));
   EXPECT_EQ(s.cache_stats().hits, 2u);
   EXPECT_EQ(s.cache_stats().misses, 2u);
   EXPECT_EQ(s.cache_stats().entries, 2u);
@@ -492,12 +494,12 @@ TEST(ResultCache, HitsOnlyOnIdenticalInputsAndEvictsTheLeastRecentlyUsed) {
   // of another shape, evicts a.
   run(s, a);
   EXPECT_EQ(s.cache_stats().hits, 3u);
-  EXPECT_TRUE(test::tensors_equal(run(s, b), run(**plain, b)));
+  EXPECT_TRUE(test::tensors_equal(run(s, b), run(*plain, b)));
   run(s, a);
   EXPECT_EQ(s.cache_stats().hits, 4u) << "a was evicted instead of a1";
   run(s, a1);
   EXPECT_EQ(s.cache_stats().hits, 4u) << "a1 should have been evicted";
-  EXPECT_TRUE(test::tensors_equal(run(s, c), run(**plain, c)));
+  EXPECT_TRUE(test::tensors_equal(run(s, c), run(*plain, c)));
   EXPECT_EQ(s.cache_stats().entries, 2u);
   EXPECT_EQ(s.cache_stats().misses, 5u);
 }

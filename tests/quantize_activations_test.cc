@@ -139,14 +139,8 @@ int64_t first_mismatch(const std::vector<T>& a, const std::vector<T>& b) {
 // ---- Each ISA table, skipped where the CPU/OS lacks it (the same tests as
 // vec_dispatch.cc's choice: avx2 for the avx2 level, avx512 for avx512_vnni).
 
-class VecQuantize : public ::testing::TestWithParam<std::string> {
+class VecQuantize : public test::VecTableTest {
  protected:
-  void SetUp() override {
-    vk_ = test::vec_table(GetParam());
-    if (vk_ == nullptr) GTEST_SKIP() << GetParam() << " not supported on this CPU";
-    ASSERT_STREQ(vk_->isa, GetParam().c_str());
-  }
-
   // The table's quantize_u8 against the oracle on x[0..n), memcmp equal.
   void check_quantize(const float* x, int64_t n, float scale, uint8_t zp, const std::string& what) {
     std::vector<uint8_t> want(static_cast<size_t>(n) + 1, 0xa5), got(static_cast<size_t>(n) + 1, 0xa5);
@@ -170,8 +164,6 @@ class VecQuantize : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(bits(got_hi), bits(want_hi)) << what << ": n " << n << " start " << hi0 << " hi " << got_hi
                                            << " want " << want_hi;
   }
-
-  const VecKernels* vk_ = nullptr;
 };
 
 TEST_P(VecQuantize, MinMaxEqualsScalarFoldOverTailsAndOffsets) {

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -63,12 +62,8 @@ int usage(const char* why) {
 
 bool same_bits(const std::vector<NamedTensor>& a, const std::vector<NamedTensor>& b) {
   if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const Tensor& x = a[i].tensor;
-    const Tensor& y = b[i].tensor;
-    if (x.dtype() != y.dtype() || x.shape() != y.shape() || std::memcmp(x.raw(), y.raw(), x.nbytes()) != 0)
-      return false;
-  }
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!test::tensors_equal(a[i].tensor, b[i].tensor)) return false;
   return true;
 }
 
@@ -104,8 +99,7 @@ int soak(int argc, char** argv) {
     if (!parse_shape(pos[2 + k], &a.shapes[k])) return usage((std::string("bad shape ") + pos[2 + k]).c_str());
   if (a.sample_every < 1 || a.warmup < 2 || a.runs <= a.warmup) return usage("need runs > warmup >= 2, sample-every >= 1");
 
-  const bool blob = a.model.size() > 6 && a.model.compare(a.model.size() - 6, 6, ".sarai") == 0;
-  auto model = blob ? load_blob(a.model) : load_onnx(a.model);
+  auto model = looks_like_blob(a.model) ? load_blob(a.model) : load_onnx(a.model);
   if (!model) {
     std::fprintf(stderr, "sarai_soak: %s\n", model.message().c_str());
     return 1;

@@ -8,13 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "kernels/vec_kernels.h"
 #include "runtime/graph.h"
 #include "runtime/kernel.h"
 #include "runtime/tensor.h"
-
-namespace sarai::kernels {
-struct VecKernels;
-}
 
 namespace sarai::test {
 
@@ -22,6 +19,18 @@ namespace sarai::test {
 // (kernels/vec_kernels.h), or nullptr where this CPU lacks it (then skip):
 // the same cpuid checks as vec_dispatch.cc's choice.
 const kernels::VecKernels* vec_table(const std::string& name);
+
+// Tests over each FP32 vector table, the table's name as the parameter:
+// vk_ is that table; the test is skipped where the CPU lacks it.
+class VecTableTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    vk_ = vec_table(GetParam());
+    if (vk_ == nullptr) GTEST_SKIP() << GetParam() << " is not supported by this CPU";
+    ASSERT_STREQ(vk_->isa, GetParam().c_str());
+  }
+  const kernels::VecKernels* vk_ = nullptr;
+};
 
 template <class T> DType dtype_of();
 template <> inline DType dtype_of<float>() { return DType::kFloat32; }

@@ -80,14 +80,8 @@ struct Worst {
   }
 };
 
-class VecKernelsIsa : public ::testing::TestWithParam<std::string> {
+class VecKernelsIsa : public test::VecTableTest {
  protected:
-  void SetUp() override {
-    vk_ = test::vec_table(GetParam());
-    if (vk_ == nullptr) GTEST_SKIP() << GetParam() << " is not supported by this CPU";
-    ASSERT_STREQ(vk_->isa, GetParam().c_str());
-  }
-
   // A unary map against `ref` (double), |got - want| <= abs_tol + rel_tol |want|,
   // over every length and offset; NaN where `ref` gives NaN; in place equal
   // to out of place; nothing written past n.
@@ -123,8 +117,6 @@ class VecKernelsIsa : public ::testing::TestWithParam<std::string> {
     RecordProperty(std::string(what) + "_max_abs_err", sci(worst.abs));
     RecordProperty(std::string(what) + "_max_rel_err", sci(worst.rel));
   }
-
-  const VecKernels* vk_ = nullptr;
 };
 
 double ref_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }

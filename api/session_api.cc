@@ -86,7 +86,6 @@ int64_t Tensor::element_count() const {
 struct Session::Impl {
   std::unique_ptr<sarai::Session> session;
   std::vector<TensorInfo> inputs, outputs;
-  std::vector<sarai::NamedTensor> bound;  // scratch for run()
 };
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -128,8 +127,7 @@ const std::vector<TensorInfo>& Session::outputs() const { return impl_->outputs;
 Result<std::vector<Tensor>> Session::run(const std::vector<TensorView>& inputs) {
   if (!impl_) return make_error(ErrorCategory::kInvalidArgument, "run on a moved-from session");
   const std::string& path = impl_->session->model().path;
-  std::vector<sarai::NamedTensor>& bound = impl_->bound;
-  bound.clear();
+  std::vector<sarai::NamedTensor> bound;
   for (const TensorView& in : inputs) {
     if (!is_public_dtype(static_cast<sarai::DType>(in.dtype)))
       return make_error(ErrorCategory::kBadInput, path + ": input '" + in.name + "' has an unknown dtype code " +
@@ -148,7 +146,6 @@ Result<std::vector<Tensor>> Session::run(const std::vector<TensorView>& inputs) 
                                                   nullptr, /*read_only=*/true)});
   }
   auto out = impl_->session->run(bound);
-  bound.clear();  // the caller's memory is not kept
   if (!out) return from_status(out.status(), ErrorCategory::kInternal);
   std::vector<Tensor> result;
   result.reserve(out->size());
@@ -166,7 +163,7 @@ Result<std::vector<Tensor>> Session::run(const std::vector<TensorView>& inputs) 
 }
 
 CacheCounters Session::cache_counters() const {
-  const sarai::CacheStats& c = impl_->session->cache_stats();
+  const sarai::CacheStats c = impl_->session->cache_stats();
   return CacheCounters{c.hits, c.misses, c.entries, c.bytes};
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 
 #include "runtime/cpu_isa.h"
 #include "runtime/crc32c.h"
@@ -67,8 +68,28 @@ struct Session::Plan {
   std::vector<uint8_t> release;       // streaming: per weight range, release after use
   std::vector<int> value_buffer;      // per value: its buffer (SessionOptions::check_overlaps)
   MemoryReport report;
-  bool stale = false;
-  uint64_t last_use = 0;  // Session::plan_clock_ at its last run (LRU eviction)
+  std::atomic<bool> stale{false};  // a run met a size the plan did not foresee
+  uint64_t last_use = 0;  // Session::plan_clock_ at its last run (LRU eviction; mutex_)
+};
+
+// What one call in flight writes: the arena and the reused scratch of a run.
+// Kept in Session::contexts_ for the next call, so that a planned run
+// allocates nothing.
+struct Session::RunContext {
+  ~RunContext() { std::free(arena); }
+  uint8_t* arena = nullptr;
+  uint64_t arena_capacity = 0;  // counted in Session::arena_bytes_
+  std::vector<Tensor> values;   // per graph value, during a run
+  std::vector<const Tensor*> node_inputs;
+  std::vector<Tensor> node_outputs;
+  struct SymbolBinding {
+    const std::string* symbol;
+    int64_t value;
+    const std::string* input;
+  };
+  std::vector<SymbolBinding> symbols;
+  std::vector<int64_t> signature;
+  std::vector<double> node_ms;  // SessionOptions::profile: this call's, merged into Session::node_ms_
 };
 
 // What a planning pass learns: every buffer's size and lifetime, and which
@@ -181,7 +202,53 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   return s;
 }
 
-Session::~Session() { std::free(arena_); }
+Session::~Session() = default;
+
+Session::RunContext* Session::acquire_context() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!idle_.empty()) {
+    RunContext* ctx = idle_.back();  // the most recently used: its pages are warm
+    idle_.pop_back();
+    return ctx;
+  }
+  contexts_.push_back(std::make_unique<RunContext>());
+  idle_.reserve(contexts_.size());  // so that release_context never allocates
+  return contexts_.back().get();
+}
+
+void Session::release_context(RunContext* ctx) {
+  for (Tensor& t : ctx->values) t = Tensor();  // the caller's inputs, arena views
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle_.push_back(ctx);
+  }
+  context_freed_.notify_all();
+}
+
+int Session::plans_built() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plans_built_;
+}
+
+CacheStats Session::cache_stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cache_stats_;
+}
+
+int Session::run_contexts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int>(contexts_.size());
+}
+
+uint64_t Session::arena_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return arena_bytes_;
+}
+
+std::vector<double> Session::node_times_ms() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return node_ms_;
+}
 
 uint64_t Session::resident_weight_bytes() const { return resident_bytes(model_->mapped_regions); }
 
@@ -211,14 +278,16 @@ Status Session::check_input(const NamedTensor& in) const {
   return Status::ok();
 }
 
-Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<Tensor>& values) {
+Status Session::bind_inputs(RunContext& ctx, const std::vector<NamedTensor>& inputs) {
+  std::vector<Tensor>& values = ctx.values;
   const Graph& g = graph();
   const std::string& path = model_->path;
   values.resize(g.values.size());
   for (size_t i = 0; i < g.values.size(); ++i)
     values[i] = g.values[i].is_initializer ? g.values[i].initializer : Tensor();
   // A symbolic dim ("frames") must take one value across all inputs.
-  symbols_.clear();
+  auto& symbols = ctx.symbols;
+  symbols.clear();
   for (const NamedTensor& in : inputs) {
     SARAI_RETURN_IF_ERROR(check_input(in));
     int id = g.find_value(in.name);
@@ -227,10 +296,10 @@ Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<
       const Dim& dim = v.dims[d];
       if (dim.is_fixed() || dim.symbol.empty()) continue;
       int64_t actual = in.tensor.shape()[d];
-      auto it = std::find_if(symbols_.begin(), symbols_.end(),
-                             [&](const SymbolBinding& b) { return *b.symbol == dim.symbol; });
-      if (it == symbols_.end())
-        symbols_.push_back({&dim.symbol, actual, &in.name});
+      auto it = std::find_if(symbols.begin(), symbols.end(),
+                             [&](const RunContext::SymbolBinding& b) { return *b.symbol == dim.symbol; });
+      if (it == symbols.end())
+        symbols.push_back({&dim.symbol, actual, &in.name});
       else if (it->value != actual)
         return Status::error(ErrorCode::kBadInput, path + ": input '" + in.name + "' has " + dim.symbol + " = " + std::to_string(actual) +
                              ", but input '" + *it->input + "' has " + dim.symbol + " = " +
@@ -247,7 +316,7 @@ Status Session::bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<
   return Status::ok();
 }
 
-Expected<std::unique_ptr<Session::Plan>> Session::build_plan(const std::vector<NamedTensor>& inputs) {
+Expected<std::unique_ptr<Session::Plan>> Session::build_plan(RunContext& ctx, const std::vector<NamedTensor>& inputs) {
   const auto t0 = std::chrono::steady_clock::now();
   const Graph& g = graph();
   const size_t positions = order_.size();
@@ -259,15 +328,18 @@ Expected<std::unique_ptr<Session::Plan>> Session::build_plan(const std::vector<N
   // Should a kernel fail on the zero-filled stand-ins (a shape that depends
   // on float data), record a real run instead.
   Recording rec(g.values.size(), static_cast<size_t>(outs), positions);
-  Status st = execute(nullptr, NodeMemory::Mode::kShapeOnly, &rec);
+  Status st = execute(ctx, nullptr, NodeMemory::Mode::kShapeOnly, &rec);
   if (!st) {
     rec = Recording(g.values.size(), static_cast<size_t>(outs), positions);
-    SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));
-    SARAI_RETURN_IF_ERROR(execute(nullptr, NodeMemory::Mode::kHeap, &rec));
+    SARAI_RETURN_IF_ERROR(bind_inputs(ctx, inputs));
+    st = execute(ctx, nullptr, NodeMemory::Mode::kHeap, &rec);
+    // The inputs passed their declared types, yet a node cannot take the
+    // shapes they lead to: the caller's input is at fault, not a kernel.
+    if (!st) return st.code() == ErrorCode::kUnspecified ? Status::error(ErrorCode::kBadInput, st.message()) : st;
   }
   MemoryReport& r = plan->report;
-  for (int id : g.outputs) r.output_bytes += values_[static_cast<size_t>(id)].nbytes();
-  for (Tensor& t : values_) t = Tensor();
+  for (int id : g.outputs) r.output_bytes += ctx.values[static_cast<size_t>(id)].nbytes();
+  for (Tensor& t : ctx.values) t = Tensor();
 
   // In place: an element-wise op's output takes the buffer of an input that
   // dies at that op (same size, and no other input of the op shares it).
@@ -381,76 +453,117 @@ Status Session::decide_budget(Plan& plan) {
   return Status::ok();
 }
 
-Expected<Session::Plan*> Session::plan_for(const std::vector<NamedTensor>& inputs) {
+Expected<std::shared_ptr<Session::Plan>> Session::plan_for(RunContext& ctx, const std::vector<NamedTensor>& inputs) {
   const Graph& g = graph();
-  SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));
-  signature_.clear();
+  SARAI_RETURN_IF_ERROR(bind_inputs(ctx, inputs));
+  std::vector<int64_t>& sig = ctx.signature;
+  sig.clear();
   for (int id : g.inputs) {
-    const Tensor& t = values_[static_cast<size_t>(id)];
-    signature_.push_back(static_cast<int64_t>(t.dtype()));
-    signature_.push_back(t.rank());
-    for (int64_t d : t.shape()) signature_.push_back(d);
+    const Tensor& t = ctx.values[static_cast<size_t>(id)];
+    sig.push_back(static_cast<int64_t>(t.dtype()));
+    sig.push_back(t.rank());
+    for (int64_t d : t.shape()) sig.push_back(d);
   }
-  auto it = plans_.find(signature_);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = plans_.find(sig);
+    if (it != plans_.end() && !it->second->stale) {
+      it->second->last_use = ++plan_clock_;
+      return it->second;
+    }
+  }
+  // Planned without the lock (other signatures' runs go on); a call that
+  // planned the same signature meanwhile wins, and this plan is dropped.
+  auto built = build_plan(ctx, inputs);
+  if (!built) return built.status();
+  SARAI_RETURN_IF_ERROR(bind_inputs(ctx, inputs));  // the planning pass consumed them
+  SARAI_RETURN_IF_ERROR(decide_budget(**built));
+  std::shared_ptr<Plan> plan = std::move(*built);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = plans_.find(sig);
   if (it != plans_.end() && !it->second->stale) {
     it->second->last_use = ++plan_clock_;
-    return it->second.get();
+    return it->second;
   }
   if (it != plans_.end()) plans_.erase(it);
-  std::vector<int64_t> key = signature_;
-  auto plan = build_plan(inputs);
-  if (!plan) return plan.status();
-  SARAI_RETURN_IF_ERROR(bind_inputs(inputs, values_));  // the planning pass consumed them
-  SARAI_RETURN_IF_ERROR(decide_budget(**plan));
   if (plans_.size() >= kMaxPlans) {  // evict the least recently used (a few entries: a scan)
     auto lru = plans_.begin();
     for (auto p = plans_.begin(); p != plans_.end(); ++p)
       if (p->second->last_use < lru->second->last_use) lru = p;
-    plans_.erase(lru);
+    plans_.erase(lru);  // a call still running it keeps its shared_ptr
   }
-  const uint64_t need = std::max<uint64_t>((*plan)->report.arena_bytes, kAlign);
-  if (need > arena_capacity_) {
-    std::free(arena_);
-    arena_ = static_cast<uint8_t*>(std::aligned_alloc(kAlign, align_up(need, kAlign)));
-    arena_capacity_ = arena_ ? need : 0;
-    if (!arena_) return Status::error(model_->path + ": cannot allocate the " + mb(need) + " activation arena");
-  }
-  Plan* p = plan->get();
-  p->last_use = ++plan_clock_;
+  plan->last_use = ++plan_clock_;
   ++plans_built_;
-  plans_[std::move(key)] = std::move(*plan);
-  return p;
+  plans_[sig] = plan;
+  return plan;
+}
+
+Status Session::fit_arena(RunContext& ctx, const Plan& plan) {
+  const uint64_t need = std::max<uint64_t>(plan.report.arena_bytes, kAlign);
+  if (need <= ctx.arena_capacity) return Status::ok();
+  std::unique_lock<std::mutex> lock(mutex_);
+  // This arena is too small: give it up first, so that a call waiting below
+  // never holds memory the others wait for.
+  std::free(ctx.arena);
+  ctx.arena = nullptr;
+  arena_bytes_ -= ctx.arena_capacity;
+  ctx.arena_capacity = 0;
+  // Under a budget every call's arena counts: when this one does not fit
+  // beside the others, free the idle ones' and, if that is not enough, wait
+  // for calls in flight to end. (The plan's own check, decide_budget, saw
+  // one arena; with none other allocated it always passes here.)
+  const uint64_t budget = options_.max_memory_bytes;
+  while (budget != 0 && arena_bytes_ != 0 && plan.report.needed_bytes + arena_bytes_ > budget) {
+    bool freed = false;
+    for (RunContext* idle : idle_) {
+      if (!idle->arena) continue;
+      std::free(idle->arena);
+      idle->arena = nullptr;
+      arena_bytes_ -= idle->arena_capacity;
+      idle->arena_capacity = 0;
+      freed = true;
+    }
+    if (!freed) context_freed_.wait(lock);
+  }
+  ctx.arena = static_cast<uint8_t*>(std::aligned_alloc(kAlign, align_up(need, kAlign)));
+  if (!ctx.arena) return Status::error(model_->path + ": cannot allocate the " + mb(need) + " activation arena");
+  ctx.arena_capacity = need;
+  arena_bytes_ += need;
+  return Status::ok();
 }
 
 Expected<MemoryReport> Session::prepare(const std::vector<NamedTensor>& inputs) {
-  auto plan = plan_for(inputs);
+  RunContext* ctx = acquire_context();
+  auto plan = plan_for(*ctx, inputs);
+  release_context(ctx);
   if (!plan) return plan.status();
   return (*plan)->report;
 }
 
-Status Session::execute(Plan* plan, NodeMemory::Mode mode, Recording* rec) {
+Status Session::execute(RunContext& ctx, Plan* plan, NodeMemory::Mode mode, Recording* rec) {
   const Graph& g = graph();
   set_num_threads(num_threads_);
+  if (profile_ && ctx.node_ms.size() != g.nodes.size()) ctx.node_ms.assign(g.nodes.size(), 0.0);
   const bool streaming = plan && plan->report.streaming;
   // Weight pages: on a cold first run ask the kernel to read the next
   // node's weights ahead; when streaming, also map the current node's in one
   // call instead of a fault per page.
-  const bool prefetch = mode == NodeMemory::Mode::kPlanned && (streaming || !weights_touched_);
+  const bool prefetch = mode == NodeMemory::Mode::kPlanned && (streaming || !weights_touched_.load(std::memory_order_relaxed));
 
   for (size_t pos = 0; pos < order_.size(); ++pos) {
     const int node_id = order_[pos];
     const Node& node = g.nodes[static_cast<size_t>(node_id)];
-    node_inputs_.clear();
+    ctx.node_inputs.clear();
     for (int v : node.inputs)
-      node_inputs_.push_back(v != kNoValue && values_[static_cast<size_t>(v)].defined() ? &values_[static_cast<size_t>(v)]
+      ctx.node_inputs.push_back(v != kNoValue && ctx.values[static_cast<size_t>(v)].defined() ? &ctx.values[static_cast<size_t>(v)]
                                                                                        : nullptr);
-    node_outputs_.clear();
-    node_outputs_.resize(node.outputs.size());
+    ctx.node_outputs.clear();
+    ctx.node_outputs.resize(node.outputs.size());
     NodeMemory mem;
     mem.mode = mode;
     if (plan) {
       const size_t ob = static_cast<size_t>(out_begin_[pos]);
-      mem.arena = arena_;
+      mem.arena = ctx.arena;
       mem.output_offset = plan->out_offset.data() + ob;
       mem.output_capacity = plan->out_capacity.data() + ob;
       mem.workspace_offset = plan->ws_offset[pos];
@@ -466,15 +579,15 @@ Status Session::execute(Plan* plan, NodeMemory::Mode mode, Recording* rec) {
           ::madvise(const_cast<uint8_t*>(weight_ranges_[static_cast<size_t>(i)].data()),
                     weight_ranges_[static_cast<size_t>(i)].size(), MADV_WILLNEED);
     }
-    KernelContext ctx(node, g.opset, node_inputs_, node_outputs_, num_threads_, &mem);
+    KernelContext kctx(node, g.opset, ctx.node_inputs, ctx.node_outputs, num_threads_, &mem);
     const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    Status st = kernel_of_node_[static_cast<size_t>(node_id)](ctx);
+    Status st = kernel_of_node_[static_cast<size_t>(node_id)](kctx);
     if (profile_ && mode == NodeMemory::Mode::kPlanned)
-      node_ms_[static_cast<size_t>(node_id)] +=
+      ctx.node_ms[static_cast<size_t>(node_id)] +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!st.is_ok()) return Status::error(model_->path + ": " + node.describe() + ": " + st.message());
     if (options_.observer && mode != NodeMemory::Mode::kShapeOnly)
-      options_.observer(node, std::span<const Tensor>(node_outputs_.data(), node_outputs_.size()));
+      options_.observer(node, std::span<const Tensor>(ctx.node_outputs.data(), ctx.node_outputs.size()));
     if (mem.plan_miss && plan) {
       plan->stale = true;
       ++plan_misses_;
@@ -482,51 +595,51 @@ Status Session::execute(Plan* plan, NodeMemory::Mode mode, Recording* rec) {
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       int v = node.outputs[k];
       if (v == kNoValue) continue;
-      if (!node_outputs_[k].defined())
+      if (!ctx.node_outputs[k].defined())
         return Status::error(model_->path + ": " + node.describe() + ": produced no value for output " +
                              std::to_string(k) + " ('" + g.values[static_cast<size_t>(v)].name + "')");
     }
-    if (rec) record(pos, ctx, mem, *rec);
+    if (rec) record(ctx, pos, kctx, mem, *rec);
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       int v = node.outputs[k];
       // An output nobody reads and the graph does not return dies at once.
       if (v != kNoValue && last_use_[static_cast<size_t>(v)] >= 0)
-        values_[static_cast<size_t>(v)] = std::move(node_outputs_[k]);
+        ctx.values[static_cast<size_t>(v)] = std::move(ctx.node_outputs[k]);
     }
     // Release what no later node reads.
     for (int v : node.inputs)
       if (v != kNoValue && last_use_[static_cast<size_t>(v)] == static_cast<int>(pos) &&
           !g.values[static_cast<size_t>(v)].is_initializer)
-        values_[static_cast<size_t>(v)] = Tensor();
-    if (plan && options_.check_overlaps) SARAI_RETURN_IF_ERROR(check_live_overlaps(pos, *plan));
+        ctx.values[static_cast<size_t>(v)] = Tensor();
+    if (plan && options_.check_overlaps) SARAI_RETURN_IF_ERROR(check_live_overlaps(ctx, pos, *plan));
     if (streaming)
       for (int i = weight_begin_[pos]; i < weight_begin_[pos + 1]; ++i)
         if (plan->release[static_cast<size_t>(i)])
           ::madvise(const_cast<uint8_t*>(weight_ranges_[static_cast<size_t>(i)].data()),
                     weight_ranges_[static_cast<size_t>(i)].size(), MADV_DONTNEED);
   }
-  if (mode == NodeMemory::Mode::kPlanned) weights_touched_ = true;
+  if (mode == NodeMemory::Mode::kPlanned) weights_touched_.store(true, std::memory_order_relaxed);
   return Status::ok();
 }
 
-Status Session::check_live_overlaps(size_t pos, const Plan& plan) const {
+Status Session::check_live_overlaps(const RunContext& ctx, size_t pos, const Plan& plan) const {
   const Graph& g = graph();
-  const uint8_t* lo = arena_;
-  const uint8_t* hi = arena_ + plan.report.arena_bytes;
+  const uint8_t* lo = ctx.arena;
+  const uint8_t* hi = ctx.arena + plan.report.arena_bytes;
   auto in_arena = [&](const Tensor& t) {
     const auto* p = static_cast<const uint8_t*>(t.raw());
     return t.defined() && t.nbytes() > 0 && p >= lo && p < hi;
   };
   const int64_t ws = plan.ws_offset[pos];
-  for (size_t a = 0; a < values_.size(); ++a) {
-    const Tensor& x = values_[a];
+  for (size_t a = 0; a < ctx.values.size(); ++a) {
+    const Tensor& x = ctx.values[a];
     if (!in_arena(x)) continue;
     const auto* xa = static_cast<const uint8_t*>(x.raw());
-    if (ws >= 0 && xa < arena_ + ws + plan.ws_capacity[pos] && arena_ + ws < xa + x.nbytes())
+    if (ws >= 0 && xa < ctx.arena + ws + plan.ws_capacity[pos] && ctx.arena + ws < xa + x.nbytes())
       return Status::error("plan overlap: value '" + g.values[a].name + "' shares memory with the workspace of " +
                            g.nodes[static_cast<size_t>(order_[pos])].describe());
-    for (size_t b = a + 1; b < values_.size(); ++b) {
-      const Tensor& y = values_[b];
+    for (size_t b = a + 1; b < ctx.values.size(); ++b) {
+      const Tensor& y = ctx.values[b];
       if (!in_arena(y) || plan.value_buffer[a] == plan.value_buffer[b]) continue;
       const auto* yb = static_cast<const uint8_t*>(y.raw());
       if (xa < yb + y.nbytes() && yb < xa + x.nbytes())
@@ -537,16 +650,16 @@ Status Session::check_live_overlaps(size_t pos, const Plan& plan) const {
   return Status::ok();
 }
 
-void Session::record(size_t pos, const KernelContext& ctx, const NodeMemory& mem, Recording& rec) {
+void Session::record(RunContext& ctx, size_t pos, const KernelContext& kctx, const NodeMemory& mem, Recording& rec) {
   const Graph& g = graph();
   const Node& node = g.nodes[static_cast<size_t>(order_[pos])];
   const int p = static_cast<int>(pos);
   const size_t ob = static_cast<size_t>(out_begin_[pos]);
   for (size_t k = 0; k < node.outputs.size(); ++k) {
     const int v = node.outputs[k];
-    const Tensor& t = node_outputs_[k];
+    const Tensor& t = ctx.node_outputs[k];
     int b = -1;
-    if (ctx.allocated(static_cast<int>(k))) {
+    if (kctx.allocated(static_cast<int>(k))) {
       // A new buffer, alive until the value's last reader (or at once when
       // nobody reads it; graph outputs live to the end).
       const int last = v == kNoValue ? p : std::max(p, last_use_[static_cast<size_t>(v)]);
@@ -580,28 +693,37 @@ void Session::record(size_t pos, const KernelContext& ctx, const NodeMemory& mem
 }
 
 Status Session::run(const std::vector<NamedTensor>& inputs, std::vector<NamedTensor>* outputs) {
+  RunContext* ctx = acquire_context();
+  Status st = Status::ok();
+  auto planned = plan_for(*ctx, inputs);
+  if (!planned) st = planned.status();
+  if (st) st = fit_arena(*ctx, **planned);
+  if (st) st = run_in(*ctx, *planned, outputs);
+  release_context(ctx);
+  return st;
+}
+
+Status Session::run_in(RunContext& ctx, const std::shared_ptr<Plan>& plan, std::vector<NamedTensor>* outputs) {
   const Graph& g = graph();
-  auto planned = plan_for(inputs);
-  if (!planned) return planned.status();
-  Plan* plan = *planned;
   uint32_t crc = 0;
   std::vector<Tensor> miss_inputs;  // a cache miss's inputs, for its entry
   if (options_.cache_size > 0) {
-    crc = bound_inputs_crc();
-    if (CacheEntry* hit = cache_lookup(crc)) {
+    crc = bound_inputs_crc(ctx);
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (CacheEntry* hit = cache_lookup(ctx, crc)) {
       ++cache_stats_.hits;
-      for (Tensor& t : values_) t = Tensor();
       outputs->clear();
       for (const NamedTensor& o : hit->outputs) outputs->push_back({o.name, o.tensor.clone()});
       return Status::ok();
     }
     ++cache_stats_.misses;
+    lock.unlock();
     // The run consumes the bound inputs (values die after their last
     // reader), so the entry's copies are taken now.
-    for (int id : g.inputs) miss_inputs.push_back(values_[static_cast<size_t>(id)].clone());
+    for (int id : g.inputs) miss_inputs.push_back(ctx.values[static_cast<size_t>(id)].clone());
   }
-  if (poison_memory()) std::memset(arena_, 0xff, plan->report.arena_bytes);
-  Status st = execute(plan, NodeMemory::Mode::kPlanned, nullptr);  // on the inputs plan_for bound
+  if (poison_memory()) std::memset(ctx.arena, 0xff, plan->report.arena_bytes);
+  Status st = execute(ctx, plan.get(), NodeMemory::Mode::kPlanned, nullptr);  // on the inputs plan_for bound
   if (st) {
     // Hand the outputs over, into the caller's previous buffers when they
     // fit (then nothing is allocated).
@@ -613,43 +735,43 @@ Status Session::run(const std::vector<NamedTensor>& inputs, std::vector<NamedTen
       for (int id : g.outputs) outputs->push_back({g.values[static_cast<size_t>(id)].name, Tensor()});
     }
     for (size_t i = 0; i < g.outputs.size(); ++i) {
-      const Tensor& src = values_[static_cast<size_t>(g.outputs[i])];
+      const Tensor& src = ctx.values[static_cast<size_t>(g.outputs[i])];
       Tensor& dst = (*outputs)[i].tensor;
       const bool reuse = dst.defined() && dst.dtype() == src.dtype() && dst.shape() == src.shape() &&
                          !dst.read_only() && dst.owner_use_count() == 1 && dst.raw() != src.raw();
       if (!reuse) dst = Tensor::allocate(src.dtype(), src.shape());
       if (src.nbytes()) std::memcpy(dst.mutable_raw(), src.raw(), src.nbytes());
     }
-    if (options_.cache_size > 0) cache_store(crc, std::move(miss_inputs), *outputs);
   }
-  // Drop this run's handles (the caller's inputs, arena views).
-  for (Tensor& t : values_) t = Tensor();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (st && options_.cache_size > 0) cache_store(crc, std::move(miss_inputs), *outputs);
+  if (profile_) {
+    for (size_t i = 0; i < ctx.node_ms.size(); ++i) node_ms_[i] += ctx.node_ms[i];
+    std::fill(ctx.node_ms.begin(), ctx.node_ms.end(), 0.0);
+  }
   if (plan->stale) {
-    for (auto it = plans_.begin(); it != plans_.end(); ++it)
-      if (it->second.get() == plan) {
-        plans_.erase(it);
-        break;
-      }
+    auto it = std::find_if(plans_.begin(), plans_.end(), [&](const auto& p) { return p.second == plan; });
+    if (it != plans_.end()) plans_.erase(it);
   }
   return st;
 }
 
-uint32_t Session::bound_inputs_crc() const {
+uint32_t Session::bound_inputs_crc(const RunContext& ctx) const {
   uint32_t crc = 0;
   for (int id : graph().inputs) {
-    const Tensor& t = values_[static_cast<size_t>(id)];
+    const Tensor& t = ctx.values[static_cast<size_t>(id)];
     crc = crc32c(crc, t.raw(), t.nbytes());
   }
   return crc;
 }
 
-Session::CacheEntry* Session::cache_lookup(uint32_t crc) {
+Session::CacheEntry* Session::cache_lookup(const RunContext& ctx, uint32_t crc) {
   const Graph& g = graph();
   for (auto it = cache_.begin(); it != cache_.end(); ++it) {
     if (it->crc != crc) continue;
     bool same = true;
     for (size_t i = 0; same && i < g.inputs.size(); ++i) {
-      const Tensor& a = values_[static_cast<size_t>(g.inputs[i])];
+      const Tensor& a = ctx.values[static_cast<size_t>(g.inputs[i])];
       const Tensor& b = it->inputs[i];
       same = a.dtype() == b.dtype() && a.shape() == b.shape() &&
              (a.nbytes() == 0 || std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0);

@@ -8,14 +8,21 @@
 // input-shape signature (prepare(); docs/memory.md), then walks the nodes in
 // order with every intermediate in one planned arena.
 //
-// A session runs one thing at a time: run() and prepare() keep per-run state
-// in the session (the arena, reused scratch), so concurrent callers need a
-// session each (they share the Model and its mapped weights).
+// Concurrent runs: run() and prepare() may be called from several threads
+// at once on one session. What a run writes (its arena, the bound values,
+// scratch) lives in a run context taken from a pool, one per call in
+// flight, kept for the next call; the model, its weights, the kernels and
+// the memory plans are shared (a plan is built once per shape signature and
+// then only read). Each call uses num_threads OpenMP threads of its own, so
+// concurrent callers x num_threads should not exceed the cores.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <list>
 #include <map>
+#include <mutex>
 #include <span>
 #include <memory>
 #include <string>
@@ -36,14 +43,17 @@ struct SessionOptions {
   // arena memory, and element-wise ops write over an input that dies with
   // them. false gives every buffer memory of its own (tests compare both).
   bool reuse_buffers = true;
-  // A memory budget for the whole process (0: none); see prepare().
+  // A memory budget for the whole process (0: none); see prepare(). Each
+  // run in flight has an arena of its own, and all of them count: a run
+  // that would need a new arena beyond the budget waits for one in use.
   uint64_t max_memory_bytes = 0;
   // Stream the weights whatever the budget (tests; callers who know the
   // weights will not stay in the page cache anyway).
   bool stream_weights = false;
   // Called after every node of a run (not of the planning pass) with its
   // outputs; they live in the arena, so copy what you keep (Tensor::clone).
-  // For analysis (sarai-rt compare --per-layer), not for speed.
+  // For analysis (sarai-rt compare --per-layer), not for speed. Concurrent
+  // runs call it concurrently, each from its own thread.
   std::function<void(const Node&, std::span<const Tensor>)> observer = nullptr;
   // Tests: after every node, check that no two live values of different
   // buffers, and no workspace, share arena memory (a run error if they do).
@@ -130,33 +140,46 @@ class Session {
 
   // With SessionOptions::profile: milliseconds spent in each node (indexed
   // like graph().nodes), summed over every run so far.
-  const std::vector<double>& node_times_ms() const { return node_ms_; }
+  std::vector<double> node_times_ms() const;
   // Whether a planned run met a size its plan did not foresee (a shape that
   // depends on data); the next run plans again.
-  int plan_misses() const { return plan_misses_; }
+  int plan_misses() const { return plan_misses_.load(); }
   // Memory plans made so far: one per new input-shape signature, and again
   // for a signature whose plan was evicted (8 are kept, least recently used
   // first out) or went stale. Constant once the shapes in use are planned.
-  int plans_built() const { return plans_built_; }
-  const CacheStats& cache_stats() const { return cache_stats_; }
+  int plans_built() const;
+  CacheStats cache_stats() const;
+  // Run contexts (arena + scratch) made so far: the most calls ever in
+  // flight at once.
+  int run_contexts() const;
+  // Bytes of all run contexts' activation arenas now.
+  uint64_t arena_bytes() const;
   // Bytes of the weight mappings resident in this process now.
   uint64_t resident_weight_bytes() const;
 
  private:
   struct Plan;
+  struct RunContext;
   Session() = default;
-  Status bind_inputs(const std::vector<NamedTensor>& inputs, std::vector<Tensor>& values);
-  // Binds `inputs` into values_ (checking them) and returns the plan for
+  RunContext* acquire_context();
+  void release_context(RunContext* ctx);
+  Status bind_inputs(RunContext& ctx, const std::vector<NamedTensor>& inputs);
+  // Binds `inputs` into ctx.values (checking them) and returns the plan for
   // their shape signature, building it first if needed.
-  Expected<Plan*> plan_for(const std::vector<NamedTensor>& inputs);
-  Expected<std::unique_ptr<Plan>> build_plan(const std::vector<NamedTensor>& inputs);
+  Expected<std::shared_ptr<Plan>> plan_for(RunContext& ctx, const std::vector<NamedTensor>& inputs);
+  Expected<std::unique_ptr<Plan>> build_plan(RunContext& ctx, const std::vector<NamedTensor>& inputs);
   Status decide_budget(Plan& plan);
-  // Runs every node on the values bind_inputs put in values_ (and consumes
-  // them: intermediates are released after their last reader).
-  Status execute(Plan* plan, NodeMemory::Mode mode, Recording* rec);
-  void record(size_t pos, const KernelContext& ctx, const NodeMemory& mem, Recording& rec);
-  Status check_live_overlaps(size_t pos, const Plan& plan) const;
+  // Makes ctx's arena hold `plan`'s; under a budget, waits until the other
+  // calls' arenas leave room for it.
+  Status fit_arena(RunContext& ctx, const Plan& plan);
+  // Runs every node on the values bind_inputs put in ctx.values (and
+  // consumes them: intermediates are released after their last reader).
+  Status execute(RunContext& ctx, Plan* plan, NodeMemory::Mode mode, Recording* rec);
+  void record(RunContext& ctx, size_t pos, const KernelContext& kctx, const NodeMemory& mem, Recording& rec);
+  Status check_live_overlaps(const RunContext& ctx, size_t pos, const Plan& plan) const;
+  Status run_in(RunContext& ctx, const std::shared_ptr<Plan>& plan, std::vector<NamedTensor>* outputs);
 
+  // Fixed at create(), then only read.
   std::shared_ptr<const Model> model_;
   SessionOptions options_;
   std::vector<int> order_;
@@ -165,21 +188,27 @@ class Session {
   std::vector<int> out_begin_;  // node position -> index of its first output in per-output tables
   int num_threads_ = 1;
   bool profile_ = false;
-  std::vector<double> node_ms_;
-
   // Weights per node position, as page-aligned ranges of the mappings.
   std::vector<std::span<const uint8_t>> weight_ranges_;
   std::vector<int> weight_begin_;  // node position -> first range (size order+1)
   uint64_t mapped_weight_bytes_ = 0, heap_weight_bytes_ = 0;
-  bool weights_touched_ = false;
 
+  std::atomic<bool> weights_touched_{false};
+  std::atomic<int> plan_misses_{0};
+
+  // Guarded by mutex_: the plans, the run contexts, the result cache and
+  // the profile.
+  mutable std::mutex mutex_;
+  std::condition_variable context_freed_;
   // Plans per shape signature (dtype, rank, dims of each graph input).
-  std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
-  std::vector<int64_t> signature_;  // scratch, reused
-  uint8_t* arena_ = nullptr;
-  uint64_t arena_capacity_ = 0;
-  int plan_misses_ = 0;
+  std::map<std::vector<int64_t>, std::shared_ptr<Plan>> plans_;
   int plans_built_ = 0;
+  uint64_t plan_clock_ = 0;  // counts plan uses, for LRU eviction
+  std::vector<std::unique_ptr<RunContext>> contexts_;  // all of them
+  std::vector<RunContext*> idle_;                       // those not in a call
+  uint64_t arena_bytes_ = 0;                            // of all contexts
+  std::vector<double> node_ms_;
+
   // The result cache: front is the most recently used.
   struct CacheEntry {
     uint32_t crc = 0;             // of the inputs' bytes: narrows the search, never decides
@@ -189,24 +218,13 @@ class Session {
   };
   std::list<CacheEntry> cache_;
   CacheStats cache_stats_;
-  uint32_t bound_inputs_crc() const;
-  // The entry whose inputs equal those bound in values_, moved to the front.
-  CacheEntry* cache_lookup(uint32_t crc);
+  uint32_t bound_inputs_crc(const RunContext& ctx) const;
+  // The entry whose inputs equal those bound in ctx, moved to the front
+  // (mutex_ held).
+  CacheEntry* cache_lookup(const RunContext& ctx, uint32_t crc);
   // Stores `inputs` (copies taken before the run consumed them) with copies
   // of `outputs` as the newest entry, evicting the least recently used.
   void cache_store(uint32_t crc, std::vector<Tensor> inputs, const std::vector<NamedTensor>& outputs);
-  uint64_t plan_clock_ = 0;  // counts plan uses, for LRU eviction
-
-  // Per-run scratch, reused so a planned run allocates nothing.
-  std::vector<Tensor> values_;
-  std::vector<const Tensor*> node_inputs_;
-  std::vector<Tensor> node_outputs_;
-  struct SymbolBinding {
-    const std::string* symbol;
-    int64_t value;
-    const std::string* input;
-  };
-  std::vector<SymbolBinding> symbols_;
 };
 
 }  // namespace sarai

@@ -17,6 +17,8 @@ packages=(
   ocl-icd-opencl-dev
   libgtest-dev libbenchmark-dev
   python3-onnx python3-numpy
+  # The Python module (api/python/) and its tests.
+  python3-dev pybind11-dev python3-pytest
   clang libclang-rt-14-dev libomp-14-dev
 )
 # Node.js runs ONNX Runtime for the comparisons; the machine may have its own.

@@ -1,0 +1,358 @@
+// The Python module `sarai_rt`: ONNX Runtime's InferenceSession surface over
+// the public C++ API (include/sarai_rt/sarai_rt.hpp), so that code written
+// for onnxruntime changes one import.
+//
+//   sess = sarai_rt.InferenceSession("model.sarai", threads=2)
+//   [y] = sess.run(None, {"mel": mel})        # numpy in, numpy out
+//
+// Inputs: a NumPy array of the declared dtype that is C-contiguous, aligned
+// and in native byte order is read in place; any other array of that dtype
+// (a slice, a transpose, a byte-swapped array) is copied first; an array of
+// another dtype is a BadInput error, as in ONNX Runtime (never a silent
+// conversion). Python scalars and lists are converted to the declared dtype.
+// Outputs: NumPy arrays over the runtime's own output buffers (no copy),
+// freed when the last array referring to them goes.
+//
+// The GIL is released while a model runs. One session serves concurrent
+// run() calls from several Python threads (runtime/session.h); close()
+// waits for the calls in flight. Errors are exceptions whose class follows
+// the API's ErrorCategory (sarai_rt.Error and subclasses).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "sarai_rt/sarai_rt.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+// The exception classes, one per ErrorCategory, created at import.
+struct Exceptions {
+  py::object base, invalid_model, unsupported_op, bad_input, out_of_memory_budget, io, invalid_argument, internal;
+};
+Exceptions* g_exceptions = nullptr;
+
+py::object new_exception(py::module_& m, const char* name, py::tuple bases, const char* doc) {
+  const std::string qualified = std::string("sarai_rt.") + name;
+  py::object cls = py::reinterpret_steal<py::object>(PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(), nullptr));
+  if (!cls) throw py::error_already_set();
+  m.attr(name) = cls;
+  return cls;
+}
+
+[[noreturn]] void raise(const sarai_rt::Error& e) {
+  const Exceptions& x = *g_exceptions;
+  const py::object* cls = &x.internal;
+  switch (e.category) {
+    case sarai_rt::ErrorCategory::kInvalidModel: cls = &x.invalid_model; break;
+    case sarai_rt::ErrorCategory::kUnsupportedOp: cls = &x.unsupported_op; break;
+    case sarai_rt::ErrorCategory::kBadInput: cls = &x.bad_input; break;
+    case sarai_rt::ErrorCategory::kOutOfMemoryBudget: cls = &x.out_of_memory_budget; break;
+    case sarai_rt::ErrorCategory::kIo: cls = &x.io; break;
+    case sarai_rt::ErrorCategory::kInvalidArgument: cls = &x.invalid_argument; break;
+    case sarai_rt::ErrorCategory::kInternal: break;
+  }
+  PyErr_SetString(cls->ptr(), e.message.c_str());
+  throw py::error_already_set();
+}
+
+[[noreturn]] void raise(sarai_rt::ErrorCategory category, const std::string& message) {
+  raise(sarai_rt::Error{category, message});
+}
+
+// ONNX Runtime's type strings ("tensor(float)", ...) and NumPy's dtypes.
+const char* onnx_type_string(sarai_rt::DType d) {
+  using D = sarai_rt::DType;
+  switch (d) {
+    case D::kFloat32: return "tensor(float)";
+    case D::kUInt8: return "tensor(uint8)";
+    case D::kInt8: return "tensor(int8)";
+    case D::kUInt16: return "tensor(uint16)";
+    case D::kInt16: return "tensor(int16)";
+    case D::kInt32: return "tensor(int32)";
+    case D::kInt64: return "tensor(int64)";
+    case D::kBool: return "tensor(bool)";
+    case D::kFloat16: return "tensor(float16)";
+    case D::kFloat64: return "tensor(double)";
+    case D::kUInt32: return "tensor(uint32)";
+    case D::kUInt64: return "tensor(uint64)";
+  }
+  return "tensor(undefined)";
+}
+
+// The NumPy dtype of `d`, or nullopt for an element type NumPy lacks.
+std::optional<py::dtype> numpy_dtype(sarai_rt::DType d) {
+  using D = sarai_rt::DType;
+  switch (d) {
+    case D::kFloat32: return py::dtype("float32");
+    case D::kUInt8: return py::dtype("uint8");
+    case D::kInt8: return py::dtype("int8");
+    case D::kUInt16: return py::dtype("uint16");
+    case D::kInt16: return py::dtype("int16");
+    case D::kInt32: return py::dtype("int32");
+    case D::kInt64: return py::dtype("int64");
+    case D::kBool: return py::dtype("bool");
+    case D::kFloat16: return py::dtype("float16");
+    case D::kFloat64: return py::dtype("float64");
+    case D::kUInt32: return py::dtype("uint32");
+    case D::kUInt64: return py::dtype("uint64");
+  }
+  return std::nullopt;
+}
+
+// The API's dtype of a NumPy dtype (byte order aside), if it has one.
+std::optional<sarai_rt::DType> api_dtype(const py::dtype& dt) {
+  using D = sarai_rt::DType;
+  for (D d : {D::kFloat32, D::kUInt8, D::kInt8, D::kUInt16, D::kInt16, D::kInt32, D::kInt64, D::kBool, D::kFloat16,
+              D::kFloat64, D::kUInt32, D::kUInt64})
+    if (dt.kind() == numpy_dtype(d)->kind() && dt.itemsize() == numpy_dtype(d)->itemsize()) return d;
+  return std::nullopt;
+}
+
+// ONNX Runtime's NodeArg: name, shape (ints, symbol strings, None for an
+// unnamed open dim), type.
+struct NodeArg {
+  std::string name;
+  py::list shape;
+  std::string type;
+};
+
+NodeArg node_arg(const sarai_rt::TensorInfo& t) {
+  NodeArg a;
+  a.name = t.name;
+  for (size_t i = 0; i < t.shape.size(); ++i) {
+    if (t.shape[i] >= 0)
+      a.shape.append(t.shape[i]);
+    else if (!t.symbols[i].empty())
+      a.shape.append(t.symbols[i]);
+    else
+      a.shape.append(py::none());
+  }
+  a.type = onnx_type_string(t.dtype);
+  return a;
+}
+
+class InferenceSession {
+ public:
+  InferenceSession(const std::string& path, std::optional<int> threads, std::optional<uint64_t> max_memory_mb,
+                   int cache_size, const py::object& sess_options, const py::object& providers) : path_(path) {
+    sarai_rt::Options o;
+    o.threads = threads.value_or(0);
+    o.max_memory_mb = max_memory_mb.value_or(0);
+    o.cache_size = cache_size;
+    // ONNX Runtime's arguments, so existing calls keep working: the CPU
+    // provider is the only one, and SessionOptions.intra_op_num_threads
+    // gives the thread count when `threads` does not.
+    if (!providers.is_none()) {
+      for (py::handle p : providers) {
+        py::object name = py::isinstance<py::tuple>(p) ? py::reinterpret_borrow<py::tuple>(p)[0] : py::reinterpret_borrow<py::object>(p);
+        if (!py::isinstance<py::str>(name) || name.cast<std::string>() != "CPUExecutionProvider")
+          raise(sarai_rt::ErrorCategory::kInvalidArgument,
+                path + ": provider " + py::repr(name).cast<std::string>() + " is not available (sarai-rt has only 'CPUExecutionProvider')");
+      }
+    }
+    if (!sess_options.is_none() && !threads && py::hasattr(sess_options, "intra_op_num_threads"))
+      o.threads = sess_options.attr("intra_op_num_threads").cast<int>();
+    std::optional<sarai_rt::Result<sarai_rt::Session>> opened;
+    {
+      py::gil_scoped_release nogil;
+      opened.emplace(sarai_rt::Session::open(path, o));
+    }
+    if (!*opened) raise(opened->error());
+    session_.emplace(std::move(opened->value()));
+    for (const auto& t : session_->inputs()) inputs_.push_back(node_arg(t));
+    for (const auto& t : session_->outputs()) outputs_.push_back(node_arg(t));
+  }
+
+  const std::vector<NodeArg>& get_inputs() const { return inputs_; }
+  const std::vector<NodeArg>& get_outputs() const { return outputs_; }
+  py::list get_providers() const { return py::cast(std::vector<std::string>{"CPUExecutionProvider"}); }
+
+  py::list run(const py::object& output_names, const py::dict& input_feed, const py::object& run_options) {
+    std::shared_lock<std::shared_mutex> lock(mutex_, std::defer_lock);
+    {
+      py::gil_scoped_release nogil;  // close() may hold the lock while it waits for other runs
+      lock.lock();
+    }
+    if (!session_) raise(sarai_rt::ErrorCategory::kInvalidArgument, path_ + ": run on a closed session");
+
+    // Which outputs, in the caller's order.
+    const std::vector<sarai_rt::TensorInfo>& outs = session_->outputs();
+    std::vector<size_t> picked;
+    if (output_names.is_none()) {
+      for (size_t i = 0; i < outs.size(); ++i) picked.push_back(i);
+    } else {
+      for (py::handle h : output_names) {
+        if (!py::isinstance<py::str>(h)) throw py::type_error(path_ + ": output names must be strings, got " + py::repr(h).cast<std::string>());
+        const std::string name = h.cast<std::string>();
+        size_t i = 0;
+        while (i < outs.size() && outs[i].name != name) ++i;
+        if (i == outs.size()) {
+          std::string all;
+          for (const auto& o : outs) all += (all.empty() ? "" : ", ") + o.name;
+          raise(sarai_rt::ErrorCategory::kBadInput, path_ + ": the model has no output '" + name + "' (its outputs: " + all + ")");
+        }
+        picked.push_back(i);
+      }
+    }
+
+    // The inputs: views of the caller's arrays where they can be read in
+    // place. `keep` holds every array (the caller's or our copy) until the
+    // run is over.
+    std::vector<sarai_rt::TensorView> views;
+    std::vector<py::array> keep;
+    for (auto [key, value] : input_feed) {
+      if (!py::isinstance<py::str>(key)) throw py::type_error(path_ + ": input names must be strings, got " + py::repr(key).cast<std::string>());
+      const std::string name = key.cast<std::string>();
+      const sarai_rt::TensorInfo* info = nullptr;
+      for (const auto& t : session_->inputs())
+        if (t.name == name) info = &t;
+      if (!info) {
+        std::string all;
+        for (const auto& t : session_->inputs()) all += (all.empty() ? "" : ", ") + t.name;
+        raise(sarai_rt::ErrorCategory::kBadInput, path_ + ": the model has no input '" + name + "' (its inputs: " + all + ")");
+      }
+      const std::optional<py::dtype> want = numpy_dtype(info->dtype);
+      if (!want)
+        raise(sarai_rt::ErrorCategory::kBadInput, path_ + ": input '" + name + "' has a dtype NumPy cannot hold");
+      py::array arr;
+      if (py::isinstance<py::array>(value)) {
+        arr = py::reinterpret_borrow<py::array>(value);
+        const std::optional<sarai_rt::DType> got = api_dtype(arr.dtype());
+        if (!got || *got != info->dtype)
+          raise(sarai_rt::ErrorCategory::kBadInput, path_ + ": input '" + name + "' must be " + onnx_type_string(info->dtype) +
+                                                       ", got a NumPy array of " + py::str(arr.dtype()).cast<std::string>());
+        // In place only when it is C-contiguous, aligned and native-endian;
+        // anything else is copied into such an array.
+        const int flags = arr.flags();
+        const bool direct = (flags & py::array::c_style) && (flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_) &&
+                            arr.dtype().equal(*want);
+        if (!direct)
+          arr = py::reinterpret_steal<py::array>(
+              py::module_::import("numpy").attr("array")(arr, py::arg("dtype") = *want, py::arg("order") = "C").release());
+      } else {
+        // A Python scalar or (nested) list: converted to the declared dtype.
+        arr = py::reinterpret_steal<py::array>(
+            py::module_::import("numpy").attr("array")(value, py::arg("dtype") = *want, py::arg("order") = "C").release());
+      }
+      sarai_rt::TensorView v;
+      v.name = name;
+      v.dtype = info->dtype;
+      v.shape.assign(arr.shape(), arr.shape() + arr.ndim());
+      v.data = arr.data();
+      views.push_back(std::move(v));
+      keep.push_back(std::move(arr));
+    }
+
+    std::optional<sarai_rt::Result<std::vector<sarai_rt::Tensor>>> result;
+    {
+      py::gil_scoped_release nogil;
+      result.emplace(session_->run(views));
+    }
+    if (!*result) raise(result->error());
+
+    // Outputs without a copy: each array's base is a capsule that owns the
+    // output tensor (its storage is ours alone, so the array is writable).
+    py::list arrays;
+    for (size_t i : picked) {
+      auto* t = new sarai_rt::Tensor(std::move((*result)->at(i)));
+      py::capsule owner(t, [](void* p) { delete static_cast<sarai_rt::Tensor*>(p); });
+      const std::optional<py::dtype> dt = numpy_dtype(t->dtype());
+      if (!dt) raise(sarai_rt::ErrorCategory::kInternal, path_ + ": output '" + t->name() + "' has a dtype NumPy cannot hold");
+      std::vector<py::ssize_t> shape(t->shape().begin(), t->shape().end());
+      arrays.append(py::array(*dt, shape, {}, const_cast<void*>(t->data()), owner));
+    }
+    return arrays;
+  }
+
+  py::dict cache_counters() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    if (!session_) raise(sarai_rt::ErrorCategory::kInvalidArgument, path_ + ": cache_counters on a closed session");
+    const sarai_rt::CacheCounters c = session_->cache_counters();
+    py::dict d;
+    d["hits"] = c.hits;
+    d["misses"] = c.misses;
+    d["entries"] = c.entries;
+    d["bytes"] = c.bytes;
+    return d;
+  }
+
+  // Frees the session (its arenas, plans, mappings) now rather than when
+  // Python collects the object; waits for runs in flight. Idempotent.
+  void close() {
+    py::gil_scoped_release nogil;
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    session_.reset();
+  }
+  bool closed() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return !session_;
+  }
+
+ private:
+  std::string path_;
+  mutable std::shared_mutex mutex_;  // run: shared; close: exclusive
+  std::optional<sarai_rt::Session> session_;
+  std::vector<NodeArg> inputs_, outputs_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(sarai_rt, m) {
+  m.doc() = "sarai-rt: ONNX models in INT8 on the CPU, with ONNX Runtime's InferenceSession API";
+  m.attr("__version__") = sarai_rt::version();
+
+  // Exceptions: sarai_rt.Error (a RuntimeError) and one subclass per
+  // category, each also deriving from the built-in a caller may already
+  // catch (ValueError for bad inputs, OSError for I/O, ...).
+  static Exceptions ex;
+  py::module_ builtins = py::module_::import("builtins");
+  ex.base = new_exception(m, "Error", py::make_tuple(builtins.attr("RuntimeError")), "Any sarai-rt failure.");
+  ex.invalid_model = new_exception(m, "InvalidModel", py::make_tuple(ex.base), "The file is not a model sarai-rt can read, or its graph is broken.");
+  ex.unsupported_op = new_exception(m, "UnsupportedOp", py::make_tuple(ex.base, builtins.attr("NotImplementedError")),
+                                    "The model uses an op sarai-rt lacks.");
+  ex.bad_input = new_exception(m, "BadInput", py::make_tuple(ex.base, builtins.attr("ValueError")),
+                               "An input's name, dtype, rank, shape or data does not fit the model.");
+  ex.out_of_memory_budget = new_exception(m, "OutOfMemoryBudget", py::make_tuple(ex.base, builtins.attr("MemoryError")),
+                                          "max_memory_mb cannot hold the run.");
+  ex.io = new_exception(m, "IoError", py::make_tuple(ex.base, builtins.attr("OSError")),
+                        "A file cannot be opened, read or mapped.");
+  ex.invalid_argument = new_exception(m, "InvalidArgument", py::make_tuple(ex.base, builtins.attr("ValueError")),
+                                      "A misuse of the API (a bad option, a closed session).");
+  ex.internal = new_exception(m, "InternalError", py::make_tuple(ex.base), "A failure inside a kernel.");
+  g_exceptions = &ex;
+
+  py::class_<NodeArg>(m, "NodeArg", "A declared input or output: name, shape (ints; symbol strings or None where open), type.")
+      .def_readonly("name", &NodeArg::name)
+      .def_readonly("shape", &NodeArg::shape)
+      .def_readonly("type", &NodeArg::type)
+      .def("__repr__", [](const NodeArg& a) {
+        return "NodeArg(name='" + a.name + "', type='" + a.type + "', shape=" + py::repr(a.shape).cast<std::string>() + ")";
+      });
+
+  py::class_<InferenceSession>(m, "InferenceSession",
+                               "A model (.onnx on the FP32 path, .sarai in INT8) ready to run; ONNX Runtime's API.")
+      .def(py::init<const std::string&, std::optional<int>, std::optional<uint64_t>, int, const py::object&, const py::object&>(),
+           py::arg("path"), py::arg("threads") = py::none(), py::arg("max_memory_mb") = py::none(), py::arg("cache_size") = 0,
+           py::kw_only(), py::arg("sess_options") = py::none(), py::arg("providers") = py::none(),
+           "threads: intra-op threads (default: one per physical core); max_memory_mb: a budget for the whole "
+           "process (weights stream when needed); cache_size: result-cache entries (0: off). sess_options "
+           "(intra_op_num_threads) and providers (only 'CPUExecutionProvider') as in ONNX Runtime.")
+      .def("get_inputs", &InferenceSession::get_inputs)
+      .def("get_outputs", &InferenceSession::get_outputs)
+      .def("get_providers", &InferenceSession::get_providers)
+      .def("run", &InferenceSession::run, py::arg("output_names"), py::arg("input_feed"), py::arg("run_options") = py::none(),
+           "Runs the model; returns the outputs named (None: all, in declaration order) as NumPy arrays.")
+      .def("cache_counters", &InferenceSession::cache_counters, "The result cache's hits, misses, entries and bytes.")
+      .def("close", &InferenceSession::close, "Frees the session now; later calls raise InvalidArgument.")
+      .def_property_readonly("closed", &InferenceSession::closed)
+      .def("__enter__", [](py::object self) { return self; })
+      .def("__exit__", [](InferenceSession& s, py::args) { s.close(); });
+}

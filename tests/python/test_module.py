@@ -1,0 +1,273 @@
+"""The Python module sarai_rt (api/python/module.cc), run by ctest as
+python.module with Debian's /usr/bin/python3 and pytest:
+  PYTHONPATH=build/release/python SARAI_RT=build/release/sarai-rt \
+    /usr/bin/python3 -m pytest -p no:cacheprovider tests/python
+Outputs are compared bit for bit with the CLI's (sarai-rt run --output-dir)
+on the fixtures, FP32 and INT8; every bad input raises the exception of its
+category and leaves the session usable."""
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import sarai_rt
+
+SOURCE = os.environ.get("SARAI_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+FIXTURES = os.path.join(SOURCE, "tests", "fixtures")
+CLI = os.environ["SARAI_RT"]
+WHISPER = os.path.join(FIXTURES, "whisper_tiny_encoder.onnx")
+CNN = os.path.join(FIXTURES, "small_cnn.onnx")
+
+
+@pytest.fixture(scope="session")
+def tmp():
+    d = os.environ.get("SARAI_TEST_TMP") or "/tmp/sarai_rt_python_test"
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def whisper_blob(tmp):
+    path = os.path.join(tmp, "whisper_tiny_encoder.sarai")
+    subprocess.run([CLI, "convert", WHISPER, "-o", path], check=True, capture_output=True)
+    return path
+
+
+def mel(frames, seed=1):
+    return np.random.default_rng(seed).standard_normal((1, 80, frames)).astype(np.float32)
+
+
+def cli_outputs(tmp, model, feeds, tag):
+    """Runs the CLI on `feeds` ({name: array}) and loads its outputs."""
+    d = os.path.join(tmp, tag)
+    os.makedirs(d, exist_ok=True)
+    args = [CLI, "run", model, "--threads", "1", "--output-dir", os.path.join(d, "out")]
+    for name, a in feeds.items():
+        f = os.path.join(d, name + ".npy")
+        np.save(f, a)
+        args += ["--input", f"{name}={f}"]
+    subprocess.run(args, check=True, capture_output=True)
+    return {n[:-4]: np.load(os.path.join(d, "out", n)) for n in os.listdir(os.path.join(d, "out"))}
+
+
+def test_version_and_exception_classes():
+    assert sarai_rt.__version__ == "0.1.0"
+    assert issubclass(sarai_rt.BadInput, sarai_rt.Error) and issubclass(sarai_rt.BadInput, ValueError)
+    assert issubclass(sarai_rt.IoError, OSError)
+    assert issubclass(sarai_rt.OutOfMemoryBudget, MemoryError)
+    assert issubclass(sarai_rt.UnsupportedOp, NotImplementedError)
+    assert issubclass(sarai_rt.Error, RuntimeError)
+
+
+def test_inputs_and_outputs_as_onnxruntime_describes_them():
+    s = sarai_rt.InferenceSession(CNN, threads=1)
+    [i] = s.get_inputs()
+    assert (i.name, i.type, i.shape) == ("image", "tensor(float)", [1, 3, "H", "W"])
+    [o] = s.get_outputs()
+    assert (o.name, o.type, o.shape) == ("prob", "tensor(float)", [1, 1, "H_out", "W_out"])
+    assert s.get_providers() == ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize("which", ["fp32", "int8"])
+def test_outputs_equal_the_cli_bit_for_bit(tmp, whisper_blob, which):
+    model = WHISPER if which == "fp32" else whisper_blob
+    s = sarai_rt.InferenceSession(model, threads=1)
+    feeds = {"mel": mel(300, seed=3)}
+    ours = s.run(None, feeds)
+    theirs = cli_outputs(tmp, model, feeds, "cli_" + which)
+    names = [o.name for o in s.get_outputs()]
+    assert len(ours) == len(names) == len(theirs)
+    for name, y in zip(names, ours):
+        assert y.dtype == theirs[name].dtype and y.shape == theirs[name].shape
+        assert np.array_equal(y, theirs[name]), name
+
+
+def test_cnn_equals_the_cli(tmp):
+    s = sarai_rt.InferenceSession(CNN, threads=1)
+    x = np.random.default_rng(5).random((1, 3, 32, 48), dtype=np.float32)
+    [y] = s.run(["prob"], {"image": x})
+    assert np.array_equal(y, cli_outputs(tmp, CNN, {"image": x}, "cli_cnn")["prob"])
+
+
+def test_outputs_are_handed_over_without_a_copy():
+    s = sarai_rt.InferenceSession(WHISPER, threads=1)
+    [y] = s.run(None, {"mel": mel(30)})
+    assert not y.flags.owndata and y.base is not None and not isinstance(y.base, np.ndarray)
+    assert y.flags.c_contiguous and y.flags.writeable
+    y[...] = 0  # ours alone: writing it touches nothing else
+    [z] = s.run(None, {"mel": mel(30)})
+    assert np.abs(z).sum() > 0
+
+
+def test_any_layout_of_the_declared_dtype_gives_the_same_result():
+    s = sarai_rt.InferenceSession(WHISPER, threads=1)
+    x = mel(40, seed=9)
+    [want] = s.run(None, {"mel": x})
+    big = np.zeros((1, 80, 80), np.float32)
+    big[:, :, ::2] = x
+    strided = big[:, :, ::2]                       # not contiguous: copied
+    fortran = np.asfortranarray(x)                 # not C order: copied
+    swapped = x.astype(x.dtype.newbyteorder(">"))  # big-endian float32: converted
+    readonly = x.copy()
+    readonly.flags.writeable = False               # read in place (never written)
+    for a in (strided, fortran, swapped, readonly, x.tolist()):
+        [y] = s.run(None, {"mel": a})
+        assert np.array_equal(y, want)
+    assert np.array_equal(x, mel(40, seed=9)), "the input was not modified"
+
+
+def test_output_names_pick_and_order():
+    s = sarai_rt.InferenceSession(CNN, threads=1)
+    x = np.ones((1, 3, 16, 16), np.float32)
+    [a] = s.run(["prob"], {"image": x})
+    [b] = s.run(None, {"image": x})
+    assert np.array_equal(a, b)
+    with pytest.raises(sarai_rt.BadInput, match="no output 'nope'.*prob"):
+        s.run(["nope"], {"image": x})
+
+
+def test_bad_inputs_raise_bad_input_and_the_session_stays_usable():
+    s = sarai_rt.InferenceSession(WHISPER, threads=1)
+    x = mel(30)
+    [want] = s.run(None, {"mel": x})
+    cases = [
+        ({"mle": x}, "no input 'mle'.*mel"),
+        ({"mel": x.astype(np.float64)}, "'mel' must be tensor\\(float\\), got a NumPy array of float64"),
+        ({"mel": x.astype(np.int64)}, "'mel' must be tensor\\(float\\)"),
+        ({"mel": x[0]}, "'mel' must be float32 \\[1, 80, frames\\].*rank 3"),
+        ({"mel": np.zeros((1, 81, 30), np.float32)}, "dim 1 must be 80"),
+        ({}, "missing input 'mel'"),
+    ]
+    for feed, message in cases:
+        with pytest.raises(sarai_rt.BadInput, match=message) as e:
+            s.run(None, feed)
+        assert WHISPER in str(e.value)
+        [y] = s.run(None, {"mel": x})
+        assert np.array_equal(y, want)
+    with pytest.raises(TypeError):
+        s.run(None, {3: x})
+
+
+def test_a_shape_no_node_can_take_is_bad_input():
+    s = sarai_rt.InferenceSession(CNN, threads=1)
+    with pytest.raises(sarai_rt.BadInput, match="MaxPool"):
+        s.run(None, {"image": np.zeros((1, 3, 1, 1), np.float32)})
+    [y] = s.run(None, {"image": np.zeros((1, 3, 16, 16), np.float32)})
+    assert y.shape[:2] == (1, 1)
+
+
+def test_files_that_cannot_be_opened_or_read(tmp, whisper_blob):
+    with pytest.raises(sarai_rt.IoError, match="nope.onnx"):
+        sarai_rt.InferenceSession(os.path.join(tmp, "nope.onnx"))
+    with pytest.raises(sarai_rt.IoError, match="not a regular file"):
+        sarai_rt.InferenceSession(tmp)
+    cut = os.path.join(tmp, "cut.sarai")
+    with open(whisper_blob, "rb") as f, open(cut, "wb") as g:
+        g.write(f.read()[:5000])
+    with pytest.raises(sarai_rt.Error, match="cut.sarai") as e:
+        sarai_rt.InferenceSession(cut)
+    assert isinstance(e.value, (sarai_rt.InvalidModel, sarai_rt.IoError))
+    garbage = os.path.join(tmp, "garbage.onnx")
+    with open(garbage, "wb") as g:
+        g.write(b"\x08\x07not a model at all" * 10)
+    with pytest.raises(sarai_rt.InvalidModel, match="garbage.onnx"):
+        sarai_rt.InferenceSession(garbage)
+
+
+def test_an_unsupported_op_is_named(tmp):
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Einsum", ["x", "x"], ["y"], equation="ij,jk->ik")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])])
+    path = os.path.join(tmp, "einsum.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(sarai_rt.UnsupportedOp, match="Einsum"):
+        sarai_rt.InferenceSession(path)
+
+
+def test_options_budget_and_providers():
+    with pytest.raises(sarai_rt.OutOfMemoryBudget, match="too small"):
+        s = sarai_rt.InferenceSession(WHISPER, max_memory_mb=1)
+        s.run(None, {"mel": mel(3000)})
+    with pytest.raises(sarai_rt.InvalidArgument, match="CUDAExecutionProvider"):
+        sarai_rt.InferenceSession(WHISPER, providers=["CUDAExecutionProvider"])
+    with pytest.raises(sarai_rt.InvalidArgument, match="threads"):
+        sarai_rt.InferenceSession(WHISPER, threads=-1)
+
+    class Options:  # onnxruntime.SessionOptions, as far as sarai-rt reads it
+        intra_op_num_threads = 1
+    s = sarai_rt.InferenceSession(WHISPER, sess_options=Options(), providers=["CPUExecutionProvider"])
+    assert len(s.run(None, {"mel": mel(30)})) == 1
+
+
+def test_result_cache_serves_a_second_identical_request():
+    s = sarai_rt.InferenceSession(WHISPER, threads=1, cache_size=2)
+    x = mel(100)
+    [a] = s.run(None, {"mel": x})
+    [b] = s.run(None, {"mel": x.copy()})
+    assert np.array_equal(a, b)
+    c = s.cache_counters()
+    assert (c["hits"], c["misses"], c["entries"]) == (1, 1, 1)
+
+
+def test_a_closed_session_raises_and_close_is_idempotent():
+    with sarai_rt.InferenceSession(WHISPER, threads=1) as s:
+        s.run(None, {"mel": mel(30)})
+    assert s.closed
+    s.close()
+    with pytest.raises(sarai_rt.InvalidArgument, match="closed session"):
+        s.run(None, {"mel": mel(30)})
+    with pytest.raises(sarai_rt.InvalidArgument, match="closed session"):
+        s.cache_counters()
+
+
+def test_the_gil_is_released_while_running():
+    s = sarai_rt.InferenceSession(WHISPER, threads=1)
+    x = mel(3000)
+    s.run(None, {"mel": x})  # planned
+    ticks = 0
+    done = threading.Event()
+
+    def work():
+        for _ in range(5):
+            s.run(None, {"mel": x})
+        done.set()
+    t0 = time.perf_counter()
+    th = threading.Thread(target=work)
+    th.start()
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0)
+    th.join()
+    elapsed = time.perf_counter() - t0
+    # Holding the GIL through a run would starve this loop for all of it;
+    # released, the loop spins the whole time (~1e5 turns per second).
+    assert ticks > 1000 * elapsed, (ticks, elapsed)
+
+
+def test_concurrent_calls_on_one_session_match_sequential_ones(whisper_blob):
+    s = sarai_rt.InferenceSession(whisper_blob, threads=1)
+    feeds = [mel(20 + 10 * (i % 4), seed=i) for i in range(8)]
+    want = [s.run(None, {"mel": f})[0] for f in feeds]
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                [y] = s.run(None, {"mel": feeds[i]})
+                if not np.array_equal(y, want[i]):
+                    errors.append(f"thread {i}: differs")
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"thread {i}: {e!r}")
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

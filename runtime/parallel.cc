@@ -9,15 +9,18 @@
 namespace sarai {
 
 namespace {
-int g_threads = 1;
+// Per calling thread, like OpenMP's own nthreads ICV: concurrent runs of one
+// or several sessions (runtime/session.h) each keep their own count, and a
+// parallel_for body (on a worker thread) sees 1, so it never nests a team.
+thread_local int t_threads = 1;
 }
 
 void set_num_threads(int n) {
-  g_threads = n < 1 ? 1 : n;
-  omp_set_num_threads(g_threads);  // oneDNN's OpenMP build reads this
+  t_threads = n < 1 ? 1 : n;
+  omp_set_num_threads(t_threads);  // oneDNN's OpenMP build reads this (also per thread)
 }
 
-int num_threads() { return g_threads; }
+int num_threads() { return t_threads; }
 
 int thread_index() { return omp_get_thread_num(); }
 

@@ -7,7 +7,8 @@
 
 namespace sarai {
 
-// Sets the thread count used by parallel_for and by oneDNN.
+// Sets the thread count used by parallel_for and by oneDNN, for the calling
+// thread only (each concurrent run sets its own).
 void set_num_threads(int n);
 int num_threads();
 // Index of the calling thread inside parallel_for (0 outside it), for

@@ -57,9 +57,12 @@ void hammer(Session& session, const std::vector<std::vector<NamedTensor>>& expec
   std::atomic<int> failures{0};
   std::vector<std::string> first_error(kThreads);
   std::vector<std::thread> pool;
+  std::atomic<int> ready{0};  // all threads start their calls together
   for (int t = 0; t < kThreads; ++t) {
     pool.emplace_back([&, t] {
       const std::vector<NamedTensor> in = input(t);
+      ++ready;
+      while (ready.load() < kThreads) std::this_thread::yield();
       std::vector<NamedTensor> out;
       for (int r = 0; r < runs; ++r) {
         Status st = Status::ok();

@@ -4,14 +4,23 @@
 # clang (tools/build.sh), so both compilers build everything. Ends with one
 # line saying which ISA levels the kernels were tested at on this CPU (the
 # ctest entries isa.<level>.*; a level the CPU lacks is Skipped, not Passed).
-#   tools/test.sh              both builds
-#   tools/test.sh release      one of them (release or asan)
+# Then the concurrency tests (tests/concurrency_test.cc) under ThreadSanitizer
+# (clang): a data race between calls on one session fails them.
+#   tools/test.sh              all three (release, asan, tsan)
+#   tools/test.sh release      some of them (release, asan or tsan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-flavours=("${@:-release asan}")
+flavours=("${@:-release asan tsan}")
 read -r -a flavours <<< "${flavours[*]}"
 for f in "${flavours[@]}"; do
   echo "== test: $f build"
+  if [[ "$f" == tsan ]]; then
+    # One test program: TSan slows every run about tenfold. Each call runs
+    # with threads=1, so no OpenMP team (uninstrumented) is involved.
+    tools/build.sh tsan concurrency_test
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 build/tsan/tests/concurrency_test 2>&1 | tee build/tsan/ctest.log
+    continue
+  fi
   tools/build.sh "$f"
   # ASan's leak checker is on (minus libomp's thread pool: tests/lsan.supp);
   # UBSan stops at the first finding.

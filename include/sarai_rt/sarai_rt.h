@@ -8,7 +8,9 @@
  *   sarai_rt_status* st = sarai_rt_session_open("model.sarai", NULL, &s);
  *   if (st) { fprintf(stderr, "%s\n", sarai_rt_status_message(st)); sarai_rt_status_free(st); }
  *
- * A session runs one call at a time: use one per thread.
+ * One session serves concurrent sarai_rt_session_run calls from several
+ * threads (each call has an activation arena of its own; the weights and
+ * plans are shared). Give each call threads = cores / concurrent callers.
  * docs/embedding.md has a complete example. */
 #ifndef SARAI_RT_H_
 #define SARAI_RT_H_

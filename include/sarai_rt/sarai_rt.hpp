@@ -7,9 +7,11 @@
 //   if (!session) { std::puts(session.error().message.c_str()); return 1; }
 //   auto outputs = session->run({{"mel", sarai_rt::DType::kFloat32, {1, 80, 3000}, data}});
 //
-// A Session runs one call at a time (use one per thread; they may open the
-// same file, whose weights the OS maps once). The C API (sarai_rt.h) is
-// built on this one.
+// One Session serves concurrent run() calls from several threads: each call
+// has an activation arena of its own (under max_memory_mb, a call whose
+// arena would not fit waits for another to end); weights, plans and the
+// result cache are shared. Each call uses `threads` threads, so give it
+// cores / concurrent callers. The C API (sarai_rt.h) is built on this one.
 #pragma once
 
 #include <cstdint>

@@ -19,6 +19,14 @@ done
 extra=$(find "$work/prefix/include" -type f | grep -v '/sarai_rt/sarai_rt\.hp\?p\?$' || true)
 [[ -z "$extra" ]] || { echo "check_embedding: installed headers beyond the public API: $extra" >&2; exit 1; }
 
+# The Python module: installed when built, importable from the prefix
+# (its RPATH finds the installed libsarai_rt.so).
+pydir=""
+if compgen -G "$build/python/sarai_rt*.so" >/dev/null; then
+  pydir=$(dirname "$(find "$work/prefix" -name 'sarai_rt*.so' -path '*dist-packages*' | head -1)")
+  [[ "$pydir" == */dist-packages ]] || { echo "check_embedding: the Python module was not installed" >&2; exit 1; }
+fi
+
 # The first ```cmake, ```c and ```cpp blocks of the page, verbatim.
 extract() {
   awk -v lang="$1" '$0 == "```" lang { on = 1; next } on && $0 == "```" { exit } on { print }' "$src/docs/embedding.md"
@@ -47,6 +55,23 @@ for model in "$@"; do
     printf 'C:\n%s\nC++:\n%s\npkg-config C:\n%s\n' "$c_out" "$cpp_out" "$pc_out" >&2
     exit 1
   }
+  # The installed Python module (when the build has one) agrees too.
+  if [[ -n "$pydir" ]]; then
+    py_out=$(PYTHONPATH="$pydir" /usr/bin/python3 -B - "$model" <<'PY'
+import sys
+import numpy as np
+import sarai_rt
+s = sarai_rt.InferenceSession(sys.argv[1])
+types = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+         "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(bool)": np.bool_}
+feed = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], types[i.type]) for i in s.get_inputs()}
+for o, y in zip(s.get_outputs(), s.run(None, feed)):
+    print(f"{o.name}: {y.dtype} [{', '.join(str(d) for d in y.shape)}]")
+PY
+)
+    [[ "$py_out" == "$c_out" ]] || {
+      printf 'check_embedding: the installed Python module disagrees on %s:\n%s\n' "$model" "$py_out" >&2; exit 1; }
+  fi
   if grep -qv '^[^:]*: [a-z0-9]* \[[0-9, ]*\]$' <<< "$c_out"; then
     echo "check_embedding: unexpected line in: $c_out" >&2
     exit 1

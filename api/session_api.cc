@@ -2,15 +2,9 @@
 // the runtime's Session. Inputs are wrapped without a copy; outputs are the
 // session's own output tensors, handed over (their storage is shared, not
 // copied).
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "include/sarai_rt/sarai_rt.hpp"
 #include "kernels/kernels.h"
-#include "loader/blob_reader.h"
-#include "loader/onnx_loader.h"
+#include "loader/model_file.h"
 #include "runtime/session.h"
 
 namespace sarai_rt {
@@ -98,12 +92,8 @@ Result<Session> Session::open(const std::string& path, const Options& options) {
     return make_error(ErrorCategory::kInvalidArgument, path + ": threads and cache_size must be >= 0");
   if (options.max_memory_mb > (uint64_t{1} << 40))
     return make_error(ErrorCategory::kInvalidArgument, path + ": max_memory_mb is larger than 2^40");
-  // I/O first, so that a missing or unreadable file is never reported as a
-  // broken model.
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return make_error(ErrorCategory::kIo, path + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return make_error(ErrorCategory::kIo, path + ": not a regular file");
-  auto model = sarai::looks_like_blob(path) ? sarai::load_blob(path) : sarai::load_onnx(path);
+  // A missing or unreadable file is an I/O error, never a broken model.
+  auto model = sarai::open_model_file(path);
   if (!model) return from_status(model.status(), ErrorCategory::kInvalidModel);
   sarai::KernelTable table;
   sarai::register_kernels(table);

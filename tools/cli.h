@@ -34,9 +34,8 @@ double median(std::vector<double> v);
 // s as a JSON string literal, quoted and escaped.
 std::string json_string(const std::string& s);
 
-// Loads a .onnx model or a .sarai blob (recognized by its magic bytes).
-Expected<std::shared_ptr<Model>> load_model(const std::string& path, bool verify_blob);
-// load_model, then a Session on every registered kernel.
+// open_model_file (loader/model_file.h, as the public API opens files), then
+// a Session on every registered kernel.
 Expected<std::unique_ptr<Session>> open_session(const std::string& path, bool verify_blob, const SessionOptions& options);
 
 struct RunArgs {

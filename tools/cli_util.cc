@@ -3,8 +3,7 @@
 #include <cstdio>
 
 #include "kernels/kernels.h"
-#include "loader/blob_reader.h"
-#include "loader/onnx_loader.h"
+#include "loader/model_file.h"
 #include "tools/cli.h"
 
 namespace sarai::cli {
@@ -81,13 +80,8 @@ std::string human_bytes(uint64_t b) {
   return buf;
 }
 
-Expected<std::shared_ptr<Model>> load_model(const std::string& path, bool verify_blob) {
-  if (looks_like_blob(path)) return load_blob(path, verify_blob);
-  return load_onnx(path);
-}
-
 Expected<std::unique_ptr<Session>> open_session(const std::string& path, bool verify_blob, const SessionOptions& options) {
-  auto model = load_model(path, verify_blob);
+  auto model = open_model_file(path, verify_blob);
   if (!model) return model.status();
   KernelTable kernels;  // the session keeps the kernel functions, not the table
   register_kernels(kernels);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "loader/model_file.h"
 #include "quantizer/accuracy.h"
 #include "runtime/session.h"
 #include "tools/cli.h"
@@ -24,7 +25,7 @@ int cmd_compare(const CompareArgs& a) {
   std::shared_ptr<Model> models[2];
   const std::string paths[2] = {a.reference, a.test};
   for (int k = 0; k < 2; ++k) {
-    auto model = load_model(paths[k], /*verify_blob=*/false);
+    auto model = open_model_file(paths[k]);
     if (!model) return fail(model.message());
     models[k] = *model;
     auto s = Session::create(*model, kernels, opts);

@@ -81,6 +81,6 @@ done
 if "$work/app/build/embed_c" "$work/no-such-model.onnx" 2> "$work/err"; then
   echo "check_embedding: a missing model did not fail" >&2; exit 1
 fi
-grep -q "^error (5): .*no-such-model.onnx: No such file or directory" "$work/err" || {
+grep -q "^error (5): .*no-such-model.onnx: cannot open: No such file or directory" "$work/err" || {
   echo "check_embedding: unexpected error for a missing model: $(cat "$work/err")" >&2; exit 1; }
 echo "check_embedding: OK"

@@ -102,7 +102,7 @@ TEST(PublicApi, EveryErrorCategoryNamesWhatIsWrong) {
   auto missing = sarai_rt::Session::open(dir + "/none.onnx");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().category, ErrorCategory::kIo);
-  EXPECT_HAS(missing.error().message, "none.onnx: No such file or directory");
+  EXPECT_HAS(missing.error().message, "none.onnx: cannot open: No such file or directory");
   auto folder = sarai_rt::Session::open(dir);
   ASSERT_FALSE(folder.ok());
   EXPECT_EQ(folder.error().category, ErrorCategory::kIo);

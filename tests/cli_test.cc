@@ -162,6 +162,20 @@ TEST(Cli, BenchPrintsTheUsersFigures) {
     EXPECT_NE(cj.out.find(key), std::string::npos) << key << " in: " << cj.out;
   CliResult off = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "2"});
   EXPECT_EQ(off.out.find("result cache"), std::string::npos) << "off by default: " << off.out;
+
+  // Several callers on one session: every caller's runs are timed, each
+  // call in flight has its own run context and arena.
+  CliResult two = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "3", "--warmup", "1", "--threads", "1",
+                           "--callers", "2"});
+  ASSERT_EQ(two.code, 0) << two.err;
+  EXPECT_NE(two.out.find("latency over 6 runs"), std::string::npos) << two.out;
+  EXPECT_NE(two.out.find("(2 callers on one session, 3 runs each; "), std::string::npos) << two.out;
+  CliResult twoj = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "3", "--threads", "1", "--callers",
+                            "2", "--json"});
+  ASSERT_EQ(twoj.code, 0) << twoj.err;
+  EXPECT_NE(twoj.out.find("\"callers\": 2, \"run_contexts\": "), std::string::npos) << twoj.out;
+  EXPECT_NE(twoj.out.find("\"runs\": 3, "), std::string::npos) << twoj.out;
+  EXPECT_NE(run_cli({"bench", model, "--random", "mel=1x80x100", "--callers", "0"}).code, 0);
 }
 
 TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {

@@ -62,6 +62,7 @@ struct BenchArgs {
   uint64_t seed = 0;
   uint64_t max_memory_mb = 0;
   int cache_size = 0;  // result cache entries (SessionOptions::cache_size)
+  int callers = 1;     // threads calling run() on the one session at once
   bool json = false;
 };
 

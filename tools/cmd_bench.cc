@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
+#include <atomic>
 
 #include "runtime/cpu_isa.h"
 #include "runtime/memory_stats.h"
@@ -46,21 +48,48 @@ int cmd_bench(const BenchArgs& a) {
   auto t1 = std::chrono::steady_clock::now();
   if (Status st = (*session)->run(*inputs, &outputs); !st) return fail(st.message());
   const double first_ms = ms_since(t1);
-  for (int i = 0; i < a.warmup; ++i)
-    if (Status st = (*session)->run(*inputs, &outputs); !st) return fail(st.message());
-  std::vector<double> times;
+
+  // Every caller warms up (so each has its run context), waits for the
+  // others, then times its runs; the wall time runs from the start signal
+  // to the last caller's end.
+  const int callers = a.callers;
+  std::vector<std::vector<double>> caller_times(static_cast<size_t>(callers));
+  std::vector<std::string> errors(static_cast<size_t>(callers));
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  auto call = [&](int c) {
+    std::vector<NamedTensor> out;
+    std::vector<double>& times = caller_times[static_cast<size_t>(c)];
+    times.reserve(static_cast<size_t>(a.runs));
+    Status st = Status::ok();
+    for (int i = 0; st && i < a.warmup; ++i) st = (*session)->run(*inputs, &out);
+    ++ready;
+    while (!go.load()) std::this_thread::yield();
+    for (int i = 0; st && i < a.runs; ++i) {
+      const auto t = std::chrono::steady_clock::now();
+      st = (*session)->run(*inputs, &out);
+      times.push_back(ms_since(t));
+    }
+    if (!st) errors[static_cast<size_t>(c)] = st.message();
+  };
+  std::vector<std::thread> pool;
+  for (int c = 1; c < callers; ++c) pool.emplace_back(call, c);
+  std::thread first(call, 0);
+  while (ready.load() < callers) std::this_thread::yield();
   const auto t_all = std::chrono::steady_clock::now();
-  for (int i = 0; i < a.runs; ++i) {
-    const auto t = std::chrono::steady_clock::now();
-    if (Status st = (*session)->run(*inputs, &outputs); !st) return fail(st.message());
-    times.push_back(ms_since(t));
-  }
+  go = true;
+  first.join();
+  for (std::thread& t : pool) t.join();
+  for (const std::string& e : errors)
+    if (!e.empty()) return fail(e);
+  std::vector<double> times;
+  for (const auto& ct : caller_times) times.insert(times.end(), ct.begin(), ct.end());
   const double total_s = ms_since(t_all) / 1000.0;
   std::sort(times.begin(), times.end());
   const ProcessMemory pm = process_memory();
   const double p50 = percentile(times, 50), p90 = percentile(times, 90), p99 = percentile(times, 99);
   const double mb = 1e6;
-  const CacheStats& cache = (*session)->cache_stats();
+  const CacheStats cache = (*session)->cache_stats();
   const uint64_t lookups = cache.hits + cache.misses;
   const double hit_rate = lookups ? 100.0 * static_cast<double>(cache.hits) / static_cast<double>(lookups) : 0.0;
 
@@ -71,23 +100,28 @@ int cmd_bench(const BenchArgs& a) {
         "\"min_ms\": %.3f, \"runs_per_s\": %.3f, \"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, "
         "\"mapped_weights_mb\": %.1f, \"resident_weights_mb\": %.1f, \"budget_mb\": %.1f, \"streaming\": %s, "
         "\"cache_size\": %d, \"cache_hits\": %llu, \"cache_misses\": %llu, \"cache_hit_rate_pct\": %.2f, "
-        "\"cache_mb\": %.3f}\n",
+        "\"cache_mb\": %.3f, \"callers\": %d, \"run_contexts\": %d, \"arenas_mb\": %.1f}\n",
         json_string(a.model).c_str(), (*session)->num_threads(), json_string(isa_name(max_isa())).c_str(), load_ms,
-        first_ms, a.warmup, a.runs, p50, p90, p99, times.back(), times.front(), a.runs / total_s,
+        first_ms, a.warmup, a.runs, p50, p90, p99, times.back(), times.front(), static_cast<double>(times.size()) / total_s,
         static_cast<double>(pm.peak_rss_bytes) / mb, static_cast<double>(plan->arena_bytes) / mb,
         static_cast<double>(plan->mapped_weight_bytes) / mb,
         static_cast<double>((*session)->resident_weight_bytes()) / mb, static_cast<double>(plan->budget_bytes) / mb,
         plan->streaming ? "true" : "false", a.cache_size, static_cast<unsigned long long>(cache.hits),
-        static_cast<unsigned long long>(cache.misses), hit_rate, static_cast<double>(cache.bytes) / mb);
+        static_cast<unsigned long long>(cache.misses), hit_rate, static_cast<double>(cache.bytes) / mb, callers,
+        (*session)->run_contexts(), static_cast<double>((*session)->arena_bytes()) / mb);
     return 0;
   }
   std::printf("model %s: %d thread%s, ISA %s\n", a.model.c_str(), (*session)->num_threads(),
               (*session)->num_threads() == 1 ? "" : "s", isa_name(max_isa()));
   std::printf("load (open + plan)  %10.1f ms\n", load_ms);
   std::printf("first run           %10.1f ms\n", first_ms);
-  std::printf("latency over %d runs (after %d warm-up): P50 %.1f ms  P90 %.1f ms  P99 %.1f ms  max %.1f ms\n", a.runs,
+  std::printf("latency over %zu runs (after %d warm-up): P50 %.1f ms  P90 %.1f ms  P99 %.1f ms  max %.1f ms\n", times.size(),
               a.warmup, p50, p90, p99, times.back());
-  std::printf("throughput          %10.2f runs/s\n", a.runs / total_s);
+  std::printf("throughput          %10.2f runs/s", static_cast<double>(times.size()) / total_s);
+  if (callers > 1)
+    std::printf("  (%d callers on one session, %d runs each; %d run contexts, arenas %.1f MB in all)", callers, a.runs,
+                (*session)->run_contexts(), static_cast<double>((*session)->arena_bytes()) / mb);
+  std::printf("\n");
   std::printf("peak RSS (VmHWM)    %10.1f MB  (arena %.1f MB, weights %.1f MB mapped, %.1f MB resident%s)\n",
               static_cast<double>(pm.peak_rss_bytes) / mb, static_cast<double>(plan->arena_bytes) / mb,
               static_cast<double>(plan->mapped_weight_bytes) / mb,

@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
                         "Result cache of N entries (default 0: off); identical inputs are then served from it, "
                         "and the hit rate is reported")
       ->check(CLI::Range(0, 1000000));
+  bench_cmd->add_option("--callers", bench.callers,
+                        "Threads calling the one session at once, each for --runs timed runs (default 1); "
+                        "with --threads T each call uses T threads")
+      ->check(CLI::Range(1, 256));
   bench_cmd->add_flag("--json", bench.json, "Print one JSON object instead of text");
 
   CompareArgs cmp;

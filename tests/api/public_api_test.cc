@@ -13,6 +13,7 @@
 #include "include/sarai_rt/sarai_rt.hpp"
 #include "kernels/kernels.h"
 #include "loader/onnx_loader.h"
+#include "quantizer/convert.h"
 #include "runtime/session.h"
 #include "tests/onnx_builder.h"
 #include "tests/test_util.h"
@@ -205,3 +206,88 @@ TEST(PublicApi, ResultCacheCountersThroughBothApis) {
 }
 
 }  // namespace
+
+namespace {
+
+// One C API run of whisper-tiny on `t`; the status's code, and the message
+// in *message.
+sarai_rt_code c_run(sarai_rt_session* s, const sarai_rt_tensor& t, std::string* message, std::vector<float>* out) {
+  sarai_rt_outputs* outs = nullptr;
+  sarai_rt_status* st = sarai_rt_session_run(s, &t, 1, &outs);
+  const sarai_rt_code code = sarai_rt_status_code(st);
+  *message = sarai_rt_status_message(st);
+  sarai_rt_status_free(st);
+  if (code == SARAI_RT_OK && out) {
+    sarai_rt_tensor y{};
+    sarai_rt_status* g = sarai_rt_outputs_get(outs, 0, &y);
+    EXPECT_EQ(g, nullptr);
+    sarai_rt_status_free(g);
+    size_t n = 1;
+    for (size_t d = 0; d < y.rank; ++d) n *= static_cast<size_t>(y.dims[d]);
+    const auto* p = static_cast<const float*>(y.data);
+    out->assign(p, p + n);
+  }
+  sarai_rt_outputs_free(outs);
+  return code;
+}
+
+}  // namespace
+
+// The bad inputs of the C++ test above, through the C API: each a
+// SARAI_RT_BAD_INPUT status naming the input, the session usable after
+// each; a cut blob and a NULL session are refused with their own codes.
+TEST(PublicApi, BadInputsThroughTheCApi) {
+  sarai_rt_session* s = nullptr;
+  sarai_rt_options o{1, 0, 0};
+  sarai_rt_status* st = sarai_rt_session_open(fixture("whisper_tiny_encoder.onnx").c_str(), &o, &s);
+  ASSERT_EQ(st, nullptr) << sarai_rt_status_message(st);
+  const std::vector<float> x(80 * 50, 0.25f);
+  const std::vector<int32_t> xi(80 * 50, 1);
+  const int64_t good_dims[] = {1, 80, 50}, rank2[] = {80, 50}, wide[] = {1, 81, 50};
+  std::string message;
+  std::vector<float> want, got;
+  ASSERT_EQ(c_run(s, {"mel", SARAI_RT_FLOAT32, 3, good_dims, x.data()}, &message, &want), SARAI_RT_OK) << message;
+  struct Bad {
+    sarai_rt_tensor t;
+    const char* says;
+  };
+  const Bad bad[] = {
+      {{"wrong", SARAI_RT_FLOAT32, 3, good_dims, x.data()}, "no input 'wrong'"},
+      {{"mel", SARAI_RT_INT32, 3, good_dims, xi.data()}, "input 'mel' must be float32"},
+      {{"mel", SARAI_RT_FLOAT32, 2, rank2, x.data()}, "input 'mel' must be"},
+      {{"mel", SARAI_RT_FLOAT32, 3, wide, x.data()}, "input 'mel' must be"},
+      {{"mel", SARAI_RT_FLOAT32, 3, good_dims, nullptr}, "input 'mel' has no data"},
+      {{nullptr, SARAI_RT_FLOAT32, 3, good_dims, x.data()}, "input 0 has no name"},
+  };
+  for (const Bad& b : bad) {
+    const sarai_rt_code code = c_run(s, b.t, &message, nullptr);
+    EXPECT_TRUE(code == SARAI_RT_BAD_INPUT || code == SARAI_RT_INVALID_ARGUMENT) << b.says << ": " << message;
+    EXPECT_HAS(message, b.says);
+    ASSERT_EQ(c_run(s, {"mel", SARAI_RT_FLOAT32, 3, good_dims, x.data()}, &message, &got), SARAI_RT_OK) << message;
+    EXPECT_EQ(got, want) << "after: " << b.says;
+  }
+  sarai_rt_outputs* outs = nullptr;
+  st = sarai_rt_session_run(s, nullptr, 0, &outs);
+  EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_BAD_INPUT);
+  EXPECT_HAS(std::string(sarai_rt_status_message(st)), "missing input 'mel'");
+  sarai_rt_status_free(st);
+  st = sarai_rt_session_run(nullptr, nullptr, 0, &outs);
+  EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_INVALID_ARGUMENT);
+  sarai_rt_status_free(st);
+  sarai_rt_session_close(s);
+
+  // A blob cut short: an invalid model (or unreadable file), naming it.
+  const std::string dir = sarai::test::temp_dir("c_api_bad");
+  auto m = sarai::load_onnx(fixture("whisper_tiny_encoder.onnx"));
+  ASSERT_TRUE(m.has_value());
+  const std::string blob = dir + "/w.sarai";
+  ASSERT_TRUE(sarai::quant::convert_to_blob(**m, blob, {}).has_value());
+  std::string bytes = sarai::test::read_file(blob);
+  sarai::test::write_file(dir + "/cut.sarai", bytes.substr(0, bytes.size() / 3));
+  sarai_rt_session* cut = nullptr;
+  st = sarai_rt_session_open((dir + "/cut.sarai").c_str(), &o, &cut);
+  EXPECT_TRUE(sarai_rt_status_code(st) == SARAI_RT_INVALID_MODEL || sarai_rt_status_code(st) == SARAI_RT_IO);
+  EXPECT_HAS(std::string(sarai_rt_status_message(st)), "cut.sarai");
+  EXPECT_EQ(cut, nullptr);
+  sarai_rt_status_free(st);
+}

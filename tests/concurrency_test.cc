@@ -35,14 +35,6 @@ std::shared_ptr<const Model> whisper(bool int8) {
   return blob.has_value() ? *blob : nullptr;
 }
 
-std::unique_ptr<Session> open(std::shared_ptr<const Model> m, SessionOptions o) {
-  KernelTable table;
-  register_kernels(table);
-  auto s = Session::create(std::move(m), table, o);
-  EXPECT_TRUE(s.has_value()) << s.message();
-  return s.has_value() ? std::move(*s) : nullptr;
-}
-
 // Input t: 4 shapes (so plans are built while other calls run), 2 seeds each.
 std::vector<NamedTensor> input(int t) {
   const int64_t frames = 20 + 10 * (t % 4);
@@ -88,7 +80,7 @@ void hammer(Session& session, const std::vector<std::vector<NamedTensor>>& expec
 }
 
 std::vector<std::vector<NamedTensor>> sequential(std::shared_ptr<const Model> m, SessionOptions o) {
-  std::unique_ptr<Session> s = open(std::move(m), o);
+  std::unique_ptr<Session> s = test::session_on(std::move(m), o);
   std::vector<std::vector<NamedTensor>> expected;
   for (int t = 0; s && t < kThreads; ++t) {
     auto y = s->run(input(t));
@@ -98,18 +90,26 @@ std::vector<std::vector<NamedTensor>> sequential(std::shared_ptr<const Model> m,
   return expected;
 }
 
-class ConcurrentRuns : public ::testing::TestWithParam<bool> {};  // INT8 blob or FP32 ONNX
+// The INT8 blob or the FP32 ONNX model, and each input's sequential result
+// (threads=1, the option of every session below).
+class ConcurrentRuns : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    model_ = whisper(GetParam());
+    ASSERT_TRUE(model_);
+    options_.num_threads = 1;
+    expected_ = sequential(model_, options_);
+    ASSERT_EQ(expected_.size(), static_cast<size_t>(kThreads));
+  }
+  std::shared_ptr<const Model> model_;
+  SessionOptions options_;
+  std::vector<std::vector<NamedTensor>> expected_;
+};
 
 TEST_P(ConcurrentRuns, EightThreadsOnOneSessionGiveTheSequentialBits) {
-  auto m = whisper(GetParam());
-  ASSERT_TRUE(m);
-  SessionOptions o;
-  o.num_threads = 1;
-  const auto expected = sequential(m, o);
-  ASSERT_EQ(expected.size(), static_cast<size_t>(kThreads));
-  std::unique_ptr<Session> s = open(m, o);
+  std::unique_ptr<Session> s = test::session_on(model_, options_);
   ASSERT_TRUE(s);
-  hammer(*s, expected, 4);
+  hammer(*s, expected_, 4);
   EXPECT_EQ(s->plans_built(), 4) << "one plan per shape signature, however many calls planned it at once";
   EXPECT_GE(s->run_contexts(), 1);
   EXPECT_LE(s->run_contexts(), kThreads);
@@ -119,16 +119,11 @@ TEST_P(ConcurrentRuns, EightThreadsOnOneSessionGiveTheSequentialBits) {
 // The result cache under concurrent calls: every call counted once, as a
 // hit or a miss, and a hit returns the bits of a run.
 TEST_P(ConcurrentRuns, ResultCacheCountsEveryCallOnce) {
-  auto m = whisper(GetParam());
-  ASSERT_TRUE(m);
-  SessionOptions o;
-  o.num_threads = 1;
-  const auto expected = sequential(m, o);
-  ASSERT_EQ(expected.size(), static_cast<size_t>(kThreads));
+  SessionOptions o = options_;
   o.cache_size = kThreads;
-  std::unique_ptr<Session> s = open(m, o);
+  std::unique_ptr<Session> s = test::session_on(model_, o);
   ASSERT_TRUE(s);
-  hammer(*s, expected, 3);
+  hammer(*s, expected_, 3);
   const CacheStats c = s->cache_stats();
   EXPECT_EQ(c.hits + c.misses, static_cast<uint64_t>(kThreads * 3));
   EXPECT_GE(c.misses, static_cast<uint64_t>(kThreads));  // each input missed at least once
@@ -168,7 +163,7 @@ TEST(ConcurrentRunsUnderABudget, ASecondArenaBeyondTheBudgetWaitsForTheFirst) {
   SessionOptions o;
   o.num_threads = 1;
   (void)sequential(m, o);  // warms the process up as the budgeted session will find it
-  std::unique_ptr<Session> probe = open(m, o);
+  std::unique_ptr<Session> probe = test::session_on(m, o);
   ASSERT_TRUE(probe);
   auto report = probe->prepare(in);
   ASSERT_TRUE(report.has_value()) << report.message();
@@ -190,7 +185,7 @@ TEST(ConcurrentRunsUnderABudget, ASecondArenaBeyondTheBudgetWaitsForTheFirst) {
       if (calls.inside < 2 && ++calls.inside == 2) calls.cv.notify_all();
       calls.cv.wait_for(lock, std::chrono::seconds(30), [&] { return calls.inside >= 2; });
     };
-    std::unique_ptr<Session> s = open(m, free_o);
+    std::unique_ptr<Session> s = test::session_on(m, free_o);
     ASSERT_TRUE(s);
     sp = s.get();
     run_two(*s, in, expect_out);
@@ -203,7 +198,7 @@ TEST(ConcurrentRunsUnderABudget, ASecondArenaBeyondTheBudgetWaitsForTheFirst) {
     TwoCalls calls;
     SessionOptions tight = o;
     Session* sp = nullptr;
-    std::unique_ptr<Session> now = open(m, o);
+    std::unique_ptr<Session> now = test::session_on(m, o);
     ASSERT_TRUE(now);
     auto current = now->prepare(in);
     ASSERT_TRUE(current.has_value()) << current.message();
@@ -211,7 +206,7 @@ TEST(ConcurrentRunsUnderABudget, ASecondArenaBeyondTheBudgetWaitsForTheFirst) {
     tight.observer = [&](const Node&, std::span<const Tensor>) {
       calls.max_arena_bytes = std::max(calls.max_arena_bytes.load(), sp->arena_bytes());
     };
-    std::unique_ptr<Session> s = open(m, tight);
+    std::unique_ptr<Session> s = test::session_on(m, tight);
     ASSERT_TRUE(s);
     sp = s.get();
     auto planned = s->prepare(in);

@@ -143,6 +143,7 @@ TEST(MemoryPlan, RandomLifetimesNeverOverlapAndStayNearTheBound) {
 // ------------------------------------------------------------ random DAGs
 
 using test::add_init;
+using test::session_on;
 
 // A node whose output is a new value "v<index>".
 int add_node(Graph& g, const std::string& op, std::vector<int> in, std::map<std::string, Attribute> attrs = {}) {
@@ -212,14 +213,6 @@ std::shared_ptr<Model> random_dag(uint32_t seed, int64_t rows, int64_t cols) {
 
 // A session on `m` with every kernel registered (a failed expectation and
 // nullptr if it cannot be made).
-std::unique_ptr<Session> session_on(std::shared_ptr<const Model> m, SessionOptions o) {
-  KernelTable table;
-  register_kernels(table);
-  auto s = Session::create(std::move(m), table, o);
-  EXPECT_TRUE(s.has_value()) << s.message();
-  return s.has_value() ? std::move(*s) : nullptr;
-}
-
 std::vector<NamedTensor> run_model(std::shared_ptr<const Model> m, const std::vector<NamedTensor>& inputs,
                                    SessionOptions o, int runs = 2, MemoryReport* report = nullptr) {
   std::unique_ptr<Session> s = session_on(std::move(m), o);

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "kernels/int8_layout.h"
+#include "kernels/kernels.h"
 #include "kernels/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 
@@ -52,6 +53,14 @@ std::string numbered(const char* prefix, size_t i) {
   std::string s(prefix);
   s += std::to_string(i);
   return s;
+}
+
+std::unique_ptr<Session> session_on(std::shared_ptr<const Model> model, SessionOptions options) {
+  KernelTable table;
+  register_kernels(table);
+  auto s = Session::create(std::move(model), table, options);
+  EXPECT_TRUE(s.has_value()) << s.message();
+  return s.has_value() ? std::move(*s) : nullptr;
 }
 
 std::string test_setting(const char* name) {

@@ -11,6 +11,7 @@
 #include "kernels/vec_kernels.h"
 #include "runtime/graph.h"
 #include "runtime/kernel.h"
+#include "runtime/session.h"
 #include "runtime/tensor.h"
 
 namespace sarai::test {
@@ -58,6 +59,10 @@ Tensor make_tensor(Shape shape, const std::vector<T>& values) {
 // falsely (-Wrestrict, GCC bug 105329) on `"w" + std::to_string(i)` once
 // inlined, so the tests name numbered things through this.
 std::string numbered(const char* prefix, size_t i);
+
+// A Session on every registered kernel (a test failure, and nullptr, if
+// create() fails).
+std::unique_ptr<Session> session_on(std::shared_ptr<const Model> model, SessionOptions options);
 
 // $NAME if set, else the build's default for it (SARAI_RT, SARAI_SOURCE_DIR,
 // SARAI_TEST_TMP).

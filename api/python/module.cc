@@ -141,8 +141,15 @@ NodeArg node_arg(const sarai_rt::TensorInfo& t) {
 
 class InferenceSession {
  public:
-  InferenceSession(const std::string& path, std::optional<int> threads, std::optional<uint64_t> max_memory_mb,
-                   int cache_size, const py::object& sess_options, const py::object& providers) : path_(path) {
+  InferenceSession(const py::object& path_like, std::optional<int> threads, std::optional<uint64_t> max_memory_mb,
+                   int cache_size, const py::object& sess_options, const py::object& providers) {
+    // A str or any os.PathLike; ONNX Runtime also takes a model's bytes,
+    // which sarai-rt does not (it maps the file instead of copying it).
+    if (py::isinstance<py::bytes>(path_like) || py::isinstance<py::bytearray>(path_like))
+      raise(sarai_rt::ErrorCategory::kInvalidArgument,
+            "InferenceSession: a model in memory (bytes) is not supported; pass the path of a .onnx or .sarai file");
+    path_ = py::module_::import("os").attr("fspath")(path_like).cast<std::string>();
+    const std::string& path = path_;
     sarai_rt::Options o;
     o.threads = threads.value_or(0);
     o.max_memory_mb = max_memory_mb.value_or(0);
@@ -339,7 +346,7 @@ PYBIND11_MODULE(sarai_rt, m) {
 
   py::class_<InferenceSession>(m, "InferenceSession",
                                "A model (.onnx on the FP32 path, .sarai in INT8) ready to run; ONNX Runtime's API.")
-      .def(py::init<const std::string&, std::optional<int>, std::optional<uint64_t>, int, const py::object&, const py::object&>(),
+      .def(py::init<const py::object&, std::optional<int>, std::optional<uint64_t>, int, const py::object&, const py::object&>(),
            py::arg("path"), py::arg("threads") = py::none(), py::arg("max_memory_mb") = py::none(), py::arg("cache_size") = 0,
            py::kw_only(), py::arg("sess_options") = py::none(), py::arg("providers") = py::none(),
            "threads: intra-op threads (default: one per physical core); max_memory_mb: a budget for the whole "

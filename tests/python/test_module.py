@@ -191,6 +191,15 @@ def test_an_unsupported_op_is_named(tmp):
         sarai_rt.InferenceSession(path)
 
 
+def test_paths_as_pathlike_and_bytes_refused():
+    import pathlib
+    s = sarai_rt.InferenceSession(pathlib.Path(WHISPER), threads=1)
+    assert s.get_inputs()[0].name == "mel"
+    with open(WHISPER, "rb") as f:
+        with pytest.raises(sarai_rt.InvalidArgument, match="bytes"):
+            sarai_rt.InferenceSession(f.read())
+
+
 def test_options_budget_and_providers():
     with pytest.raises(sarai_rt.OutOfMemoryBudget, match="too small"):
         s = sarai_rt.InferenceSession(WHISPER, max_memory_mb=1)

@@ -74,6 +74,8 @@ sarai_rt_status* tensor_info(const std::vector<sarai_rt::TensorInfo>& list, cons
 extern "C" {
 
 const char* sarai_rt_version(void) { return sarai_rt::version(); }
+const char* sarai_rt_isa_level(void) { return sarai_rt::isa_level(); }
+const char* sarai_rt_isa_cap_warning(void) { return sarai_rt::isa_cap_warning(); }
 
 sarai_rt_code sarai_rt_status_code(const sarai_rt_status* status) { return status ? status->code : SARAI_RT_OK; }
 

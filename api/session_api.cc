@@ -5,6 +5,7 @@
 #include "include/sarai_rt/sarai_rt.hpp"
 #include "kernels/kernels.h"
 #include "loader/model_file.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/session.h"
 
 namespace sarai_rt {
@@ -49,6 +50,10 @@ TensorInfo info_of(const sarai::Value& v) {
 }  // namespace
 
 const char* version() { return "0.1.0"; }
+
+const char* isa_level() { return sarai::isa_name(sarai::max_isa()); }
+
+const char* isa_cap_warning() { return sarai::isa_cap_warning(); }
 
 const char* category_name(ErrorCategory c) {
   switch (c) {

@@ -3,8 +3,8 @@
 
 #include <cpuid.h>
 
-#include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "oneapi/dnnl/dnnl.h"
 
@@ -22,7 +22,7 @@ uint64_t xgetbv0() {
 struct Features {
   bool avx2 = false;         // AVX2 + FMA, YMM state saved
   bool avx_vnni = false;     // VEX vpdpbusd (cpuid 7.1 eax bit 4)
-  bool avx512_vnni = false;  // F + BW + VL + VNNI, opmask/ZMM state saved
+  bool avx512_vnni = false;  // F + DQ + BW + VL + VNNI, opmask/ZMM state saved
   bool amx_int8 = false;     // AMX-TILE + AMX-INT8, tile state enabled in XCR0
 };
 
@@ -41,9 +41,12 @@ Features detect() {
   unsigned a71 = 0, b71, c71, d71;
   if (__get_cpuid_count(7, 1, &a71, &b71, &c71, &d71)) f.avx_vnni = a71 & (1u << 4);
   const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
-  const bool avx512f = b7 & (1u << 16), avx512bw = b7 & (1u << 30), avx512vl = b7 & (1u << 31);
+  // DQ too: the FP32 vector kernels of this level are built for it
+  // (kernels/vec_avx512.cc). Every CPU with AVX-512 VNNI has it.
+  const bool avx512f = b7 & (1u << 16), avx512dq = b7 & (1u << 17), avx512bw = b7 & (1u << 30),
+             avx512vl = b7 & (1u << 31);
   const bool avx512vnni = c7 & (1u << 11);
-  f.avx512_vnni = zmm_state && avx512f && avx512bw && avx512vl && avx512vnni;
+  f.avx512_vnni = zmm_state && avx512f && avx512dq && avx512bw && avx512vl && avx512vnni;
   const bool amx_tile = d7 & (1u << 24), amx_int8 = d7 & (1u << 25);
   const bool tile_state = (xcr0 & (3ull << 17)) == (3ull << 17);  // XTILECFG, XTILEDATA
   f.amx_int8 = f.avx512_vnni && amx_tile && amx_int8 && tile_state;
@@ -67,6 +70,7 @@ dnnl_cpu_isa_t onednn_cap(Isa isa) {
 }
 
 const char* g_onednn_name = "ALL";
+std::string g_cap_warning;  // set by decide(), read after it
 
 Isa decide() {
   Isa cap = Isa::kAmx;
@@ -76,10 +80,9 @@ Isa decide() {
       cap = *parsed;
       capped = true;
     } else {
-      std::fprintf(stderr,
-                   "sarai-rt: ignoring SARAI_MAX_ISA=%s (expected scalar, avx2, avx2_vnni, "
-                   "avx512_vnni or amx)\n",
-                   env);
+      // The runtime never prints: the CLI and the Python module report it.
+      g_cap_warning = std::string("SARAI_MAX_ISA=") + env +
+                      " is not a level (scalar, avx2, avx2_vnni, avx512_vnni or amx); it is ignored";
     }
   }
   Isa best = Isa::kScalar;
@@ -129,6 +132,11 @@ Isa max_isa() {
 
 bool isa_allowed(Isa isa) {
   return isa_supported(isa) && static_cast<int>(isa) <= static_cast<int>(max_isa());
+}
+
+const char* isa_cap_warning() {
+  max_isa();
+  return g_cap_warning.empty() ? nullptr : g_cap_warning.c_str();
 }
 
 const char* onednn_isa_name() {

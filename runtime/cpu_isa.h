@@ -9,7 +9,8 @@
 // Levels are ordered; a cap above what the CPU has changes nothing. On a
 // CPU with AVX-512 VNNI but no AVX-VNNI (Ice Lake, Tiger Lake), a cap of
 // avx2_vnni has no VNNI at 256 bits to give, so it resolves to avx2. An
-// unknown value is an error reported once (stderr) and ignored.
+// unknown value is ignored; isa_cap_warning() says so (the runtime never
+// prints: the CLI and the Python module pass it on).
 //
 // What each level means for our kernels:
 //   scalar       portable C++ (the FP32 vector layer still uses SSE2, the
@@ -17,7 +18,7 @@
 //   avx2         AVX2 + FMA; INT8 via vpmaddubsw/vpmaddwd (exact, see
 //                kernels/qgemm_avx2.cc)
 //   avx2_vnni    AVX-VNNI (VEX vpdpbusd on ymm): Alder Lake and later, Zen 5
-//   avx512_vnni  AVX-512 F/BW/VL + VNNI: Ice/Tiger Lake, Cascade Lake, Zen 4/5
+//   avx512_vnni  AVX-512 F/DQ/BW/VL + VNNI: Ice/Tiger Lake, Cascade Lake, Zen 4/5
 //   amx          AMX-INT8 tiles: Sapphire Rapids. We have no AMX kernel of our
 //                own yet (no AMX machine to test it on); at this level ours
 //                run AVX-512 VNNI and oneDNN may use AMX.
@@ -46,6 +47,9 @@ Isa max_isa();
 
 // True when kernels of this level may run now: supported and <= max_isa().
 bool isa_allowed(Isa isa);
+
+// Why SARAI_MAX_ISA was ignored (an unknown value), or nullptr.
+const char* isa_cap_warning();
 
 // The oneDNN cap that goes with max_isa(), as ONEDNN_MAX_CPU_ISA spells it
 // ("SSE41", "AVX2", "AVX2_VNNI", "AVX512_CORE_VNNI", "AVX512_CORE_AMX"), or

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "runtime/cpu_isa.h"
+
 namespace sarai {
 namespace {
 
@@ -63,7 +65,9 @@ uint32_t crc32c(uint32_t crc, const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);
   crc = ~crc;
 #if defined(__x86_64__)
-  static const bool has_sse42 = __builtin_cpu_supports("sse4.2");
+  // The SSE4.2 crc32 instruction, present on every CPU of level avx2 and up
+  // (runtime/cpu_isa.h); under SARAI_MAX_ISA=scalar, the portable table.
+  static const bool has_sse42 = max_isa() >= Isa::kAvx2;
   crc = has_sse42 ? crc32c_hw(crc, p, n) : crc32c_table(crc, p, n);
 #else
   crc = crc32c_table(crc, p, n);

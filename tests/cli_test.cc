@@ -30,11 +30,12 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
-CliResult run_cli(const std::vector<std::string>& args) {
+// Runs the CLI with `args`; `env` ("NAME=value ..." words) goes before it.
+CliResult run_cli(const std::vector<std::string>& args, const std::string& env = "") {
   const std::string bin = test::test_setting("SARAI_RT");
   EXPECT_FALSE(bin.empty()) << "SARAI_RT is not set";
   std::string dir = test::temp_dir("cli");
-  std::string cmd = quote(bin);
+  std::string cmd = (env.empty() ? "" : "env " + env + " ") + quote(bin);
   for (const std::string& a : args) {
     cmd += ' ';
     cmd += quote(a);
@@ -437,6 +438,19 @@ TEST(Cli, StaticCalibrationRoundTrip) {
   expect_one_line_error(run_cli({"convert", one, "-o", dir + "/x.sarai", "--static", "--calibration", dir + "/bad"}),
                         "bad/0/x.npy");
   EXPECT_FALSE(fs::exists(dir + "/x.sarai"));
+}
+
+// An unknown SARAI_MAX_ISA is ignored, and the CLI says so in one line
+// (the runtime itself never prints).
+TEST(Cli, WarnsOfAnUnknownIsaCap) {
+  CliResult r = run_cli({"run", fixture("small_cnn.onnx"), "--random", "image=1x3x16x16"}, "SARAI_MAX_ISA=avx9");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "sarai-rt: warning: SARAI_MAX_ISA=avx9 is not a level (scalar, avx2, avx2_vnni, avx512_vnni or "
+                   "amx); it is ignored\n");
+  CliResult ok = run_cli({"run", fixture("small_cnn.onnx"), "--random", "image=1x3x16x16"}, "SARAI_MAX_ISA=scalar");
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(ok.err, "");
+  EXPECT_NE(ok.out.find("ISA scalar"), std::string::npos) << ok.out;
 }
 
 TEST(CliErrors, MissingModel) {

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <new>
 
+#include "runtime/cpu_isa.h"
 #include "tools/cli.h"
 
 #ifdef SARAI_WITH_MIMALLOC
@@ -167,6 +168,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (int i = 0; i < argc; ++i) conv.command_line += (i ? " " : "") + std::string(argv[i]);
+  if (const char* w = sarai::isa_cap_warning()) std::fprintf(stderr, "sarai-rt: warning: %s\n", w);
   try {
     if (*run_cmd) return cmd_run(run);
     if (*bench_cmd) return cmd_bench(bench);

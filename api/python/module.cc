@@ -315,6 +315,10 @@ class InferenceSession {
 PYBIND11_MODULE(sarai_rt, m) {
   m.doc() = "sarai-rt: ONNX models in INT8 on the CPU, with ONNX Runtime's InferenceSession API";
   m.attr("__version__") = sarai_rt::version();
+  m.def("isa_level", &sarai_rt::isa_level,
+        "The kernels' instruction-set level in this process: 'scalar', 'avx2', 'avx2_vnni', 'avx512_vnni' or 'amx'.");
+  if (const char* w = sarai_rt::isa_cap_warning())
+    py::module_::import("warnings").attr("warn")(std::string("sarai_rt: ") + w, py::module_::import("builtins").attr("RuntimeWarning"));
 
   // Exceptions: sarai_rt.Error (a RuntimeError) and one subclass per
   // category, each also deriving from the built-in a caller may already

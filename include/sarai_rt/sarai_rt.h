@@ -36,6 +36,10 @@ extern "C" {
 /* The library's version, "MAJOR.MINOR.PATCH" (may differ from the header's
  * SARAI_RT_VERSION if the program runs against another build). */
 SARAI_RT_C_API const char* sarai_rt_version(void);
+/* The kernels' instruction-set level ("avx2", "avx512_vnni", ...), and why
+ * SARAI_MAX_ISA was ignored, or NULL (the library never prints it). */
+SARAI_RT_C_API const char* sarai_rt_isa_level(void);
+SARAI_RT_C_API const char* sarai_rt_isa_cap_warning(void);
 
 typedef enum sarai_rt_code {
   SARAI_RT_OK = 0,

@@ -32,6 +32,14 @@ namespace sarai_rt {
 // "0.1.0": the library's version (also SARAI_RT_VERSION in sarai_rt.h).
 SARAI_RT_API const char* version();
 
+// The instruction-set level the kernels use in this process: "scalar",
+// "avx2", "avx2_vnni", "avx512_vnni" or "amx" (the best this CPU has, capped
+// by the environment variable SARAI_MAX_ISA).
+SARAI_RT_API const char* isa_level();
+// Why SARAI_MAX_ISA was ignored (a value that is not a level), or nullptr.
+// The library never prints it; show it to whoever set the variable.
+SARAI_RT_API const char* isa_cap_warning();
+
 enum class ErrorCategory : int {
   kInvalidModel = 1,      // the file is not a model we can read, or its graph is broken
   kUnsupportedOp = 2,     // the model uses an op this runtime lacks

@@ -13,6 +13,7 @@
 #include "include/sarai_rt/sarai_rt.hpp"
 #include "kernels/kernels.h"
 #include "loader/onnx_loader.h"
+#include "runtime/cpu_isa.h"
 #include "quantizer/convert.h"
 #include "runtime/session.h"
 #include "tests/onnx_builder.h"
@@ -176,6 +177,12 @@ TEST(PublicApi, EveryErrorCategoryNamesWhatIsWrong) {
   EXPECT_HAS(std::string(sarai_rt_status_message(st)), "path is NULL");
   sarai_rt_status_free(st);
   EXPECT_EQ(sarai_rt_status_code(nullptr), SARAI_RT_OK);
+}
+
+TEST(PublicApi, IsaLevelIsTheRuntimes) {
+  EXPECT_STREQ(sarai_rt::isa_level(), sarai::isa_name(sarai::max_isa()));
+  EXPECT_STREQ(sarai_rt_isa_level(), sarai_rt::isa_level());
+  EXPECT_EQ(sarai_rt_isa_cap_warning(), sarai_rt::isa_cap_warning());
 }
 
 TEST(PublicApi, ResultCacheCountersThroughBothApis) {

@@ -55,13 +55,26 @@ def cli_outputs(tmp, model, feeds, tag):
     return {n[:-4]: np.load(os.path.join(d, "out", n)) for n in os.listdir(os.path.join(d, "out"))}
 
 
-def test_version_and_exception_classes():
+def test_version_isa_and_exception_classes():
     assert sarai_rt.__version__ == "0.1.0"
+    assert sarai_rt.isa_level() in ("scalar", "avx2", "avx2_vnni", "avx512_vnni", "amx")
     assert issubclass(sarai_rt.BadInput, sarai_rt.Error) and issubclass(sarai_rt.BadInput, ValueError)
     assert issubclass(sarai_rt.IoError, OSError)
     assert issubclass(sarai_rt.OutOfMemoryBudget, MemoryError)
     assert issubclass(sarai_rt.UnsupportedOp, NotImplementedError)
     assert issubclass(sarai_rt.Error, RuntimeError)
+
+
+def test_an_unknown_isa_cap_is_a_warning_at_import():
+    import sys
+    env = dict(os.environ, SARAI_MAX_ISA="avx9")
+    r = subprocess.run([sys.executable, "-B", "-W", "error::RuntimeWarning", "-c", "import sarai_rt"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "SARAI_MAX_ISA=avx9 is not a level" in r.stderr
+    env["SARAI_MAX_ISA"] = "scalar"
+    r = subprocess.run([sys.executable, "-B", "-c", "import sarai_rt; print(sarai_rt.isa_level())"], env=env,
+                       capture_output=True, text=True, check=True)
+    assert (r.stdout, r.stderr) == ("scalar\n", "")
 
 
 def test_inputs_and_outputs_as_onnxruntime_describes_them():

@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "kernels/int8_layout.h"
+#include "quantizer/atomic_file.h"
 #include "runtime/crc32c.h"
 
 namespace sarai::blob {
@@ -23,31 +24,7 @@ namespace {
 constexpr size_t kBufferSize = 8u << 20;      // one write() per 8 MB
 constexpr uint64_t kDataOffset = kPageAlignment;  // header + table, then zeros up to the first page
 
-// Temp paths of live, unfinished writers, for the signal handler. The
-// strings they point to are owned by the writers and never change.
-constexpr int kRegistrySlots = 16;
-std::atomic<const char*> g_registry[kRegistrySlots];
-
-int register_temp(const char* path) {
-  for (int i = 0; i < kRegistrySlots; ++i) {
-    const char* expected = nullptr;
-    if (g_registry[i].compare_exchange_strong(expected, path)) return i;
-  }
-  return -1;  // more than 16 writers at once: no signal-time cleanup for this one
-}
-
-void unregister_temp(int slot) {
-  if (slot >= 0) g_registry[slot].store(nullptr);
-}
-
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
-
-std::string dirname_of(const std::string& p) {
-  size_t s = p.rfind('/');
-  if (s == std::string::npos) return ".";
-  if (s == 0) return "/";
-  return p.substr(0, s);
-}
 
 // The stream encoding of META, GRAPH and TENSORS (blob_format.h).
 class Stream {
@@ -92,23 +69,14 @@ void put64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
 
 }  // namespace
 
-void unlink_unfinished_temp_files_from_signal_handler() noexcept {
-  for (int i = 0; i < kRegistrySlots; ++i) {
-    const char* p = g_registry[i].load();
-    if (p) ::unlink(p);
-  }
-}
-
 Expected<std::unique_ptr<BlobWriter>> BlobWriter::create(const std::string& tmp_path, const std::string& final_path) {
-  if (dirname_of(tmp_path) != dirname_of(final_path))
-    return Status::error(tmp_path + ": the temp file must be in the folder of " + final_path);
-  int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::error(tmp_path + ": cannot create: " + std::strerror(errno));
+  int err = 0;
+  std::unique_ptr<AtomicFile> file = AtomicFile::create(tmp_path, final_path, &err);
+  if (err == EXDEV) return Status::error(tmp_path + ": the temp file must be in the folder of " + final_path);
+  if (!file) return Status::error(tmp_path + ": cannot create: " + std::strerror(err));
   std::unique_ptr<BlobWriter> w(new BlobWriter());
   w->tmp_path_ = tmp_path;
-  w->final_path_ = final_path;
-  w->fd_ = fd;
-  w->registry_slot_ = register_temp(w->tmp_path_.c_str());
+  w->file_ = std::move(file);
   w->buf_.resize(kBufferSize);
   // The header and section table are written last (pwrite at 0); DATA
   // starts on the first page boundary.
@@ -122,11 +90,7 @@ BlobWriter::~BlobWriter() {
 }
 
 void BlobWriter::close_and_unlink() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  ::unlink(tmp_path_.c_str());
-  unregister_temp(registry_slot_);
-  registry_slot_ = -1;
+  if (file_) file_->discard();
   done_ = true;
 }
 
@@ -142,16 +106,7 @@ Status BlobWriter::fail(const std::string& what, int err) {
 }
 
 Status BlobWriter::flush() {
-  size_t off = 0;
-  while (off < buf_used_) {
-    ssize_t n = ::write(fd_, buf_.data() + off, buf_used_ - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail("cannot write", errno);
-    }
-    if (n == 0) return fail("cannot write", EIO);
-    off += static_cast<size_t>(n);
-  }
+  if (const int err = file_->write_all(buf_.data(), buf_used_); err != 0) return fail("cannot write", err);
   buf_used_ = 0;
   return Status::ok();
 }
@@ -161,15 +116,11 @@ Status BlobWriter::append(const void* data, uint64_t n) {
   while (n > 0) {
     if (buf_used_ == 0 && n >= buf_.size()) {
       // Large runs skip the copy: write straight from the caller's memory.
-      ssize_t w = ::write(fd_, p, static_cast<size_t>(std::min<uint64_t>(n, 1u << 30)));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return fail("cannot write", errno);
-      }
-      if (w == 0) return fail("cannot write", EIO);
+      const size_t w = static_cast<size_t>(std::min<uint64_t>(n, 1u << 30));
+      if (const int err = file_->write_all(p, w); err != 0) return fail("cannot write", err);
       p += w;
-      n -= static_cast<uint64_t>(w);
-      pos_ += static_cast<uint64_t>(w);
+      n -= w;
+      pos_ += w;
       continue;
     }
     size_t take = static_cast<size_t>(std::min<uint64_t>(n, buf_.size() - buf_used_));
@@ -447,30 +398,11 @@ Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_
       put64(p + 16, sections[i].size);
     }
     put32(head + HeaderLayout::kChecksum, crc32c(0, head, sizeof head));
-    for (size_t off = 0; off < sizeof head;) {
-      ssize_t n = ::pwrite(fd_, head + off, sizeof head - off, static_cast<off_t>(off));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return fail("cannot write the header", n < 0 ? errno : EIO);
-      off += static_cast<size_t>(n);
-    }
-    if (::fsync(fd_) != 0) return fail("cannot fsync", errno);
-    if (::close(fd_) != 0) {
-      fd_ = -1;
-      return fail("cannot close", errno);
-    }
-    fd_ = -1;
-    if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0)
-      return Status::error(tmp_path_ + ": cannot rename to " + final_path_ + ": " + std::strerror(errno));
+    if (const int err = file_->pwrite_all(head, sizeof head, 0); err != 0) return fail("cannot write the header", err);
+    if (const int err = file_->sync_close(); err != 0) return fail("cannot fsync and close", err);
+    if (const int err = file_->commit(); err != 0)
+      return Status::error(tmp_path_ + ": cannot rename to " + file_->final_path() + ": " + std::strerror(err));
     done_ = true;
-    unregister_temp(registry_slot_);
-    registry_slot_ = -1;
-    // The rename is durable only once the folder's entry is on disk.
-    const std::string dir = dirname_of(final_path_);
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
     return Status::ok();
   }();
   if (!st) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "loader/blob_format.h"
+#include "quantizer/atomic_file.h"
 #include "runtime/graph.h"
 #include "runtime/status.h"
 #include "runtime/tensor.h"
@@ -84,8 +85,8 @@ class BlobWriter {
   Status check_entries() const;
   void close_and_unlink();
 
-  std::string tmp_path_, final_path_;
-  int fd_ = -1;
+  std::string tmp_path_;
+  std::unique_ptr<AtomicFile> file_;  // quantizer/atomic_file.h
   bool done_ = false;
   Status error_;                 // sticky after the first failure
   std::vector<uint8_t> buf_;
@@ -93,12 +94,10 @@ class BlobWriter {
   uint64_t pos_ = 0;             // logical file position (written + buffered)
   std::vector<Entry> entries_;
   std::vector<std::pair<std::string, std::string>> metadata_;
-  int registry_slot_ = -1;
 };
 
-// For a SIGINT/SIGTERM handler: unlinks the temp file of every BlobWriter
-// alive in the process that has not finished. Only calls unlink(2), so it is
-// async-signal-safe; the handler should then _exit().
-void unlink_unfinished_temp_files_from_signal_handler() noexcept;
+// For a signal handler: sarai::unlink_unfinished_temp_files_from_signal_handler
+// (quantizer/atomic_file.h) removes every unfinished writer's temp file.
+using sarai::unlink_unfinished_temp_files_from_signal_handler;
 
 }  // namespace sarai::blob

@@ -17,6 +17,7 @@
 #include <set>
 #include <vector>
 
+#include "quantizer/atomic_file.h"
 #include "quantizer/quantize.h"
 #include "quantizer/release_pages.h"
 #include "runtime/parallel.h"
@@ -31,78 +32,54 @@ constexpr uint64_t kAlign = 4096;       // external tensors' offsets (ONNX Runti
 constexpr uint64_t kInlineBelow = 1024;  // smaller tensors stay in the .onnx (onnx's size_threshold)
 constexpr int64_t kQuantOpset = 11;      // DynamicQuantizeLinear
 
-// A file written under a temp name in the target folder, renamed over the
-// target by commit(); removed by the destructor unless committed.
+// One of the two output files (.onnx, .data): an AtomicFile
+// (quantizer/atomic_file.h: temp name, fsync, rename, folder fsync, signal
+// cleanup) with the exporter's error wording and alignment padding.
 class TempFile {
  public:
-  TempFile() = default;
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() { discard(); }
-
   Status open(const std::string& final_path) {
-    final_ = final_path;
-    temp_ = final_path + ".tmp-" + std::to_string(::getpid());
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) return Status::error(final_ + ": cannot create " + temp_ + ": " + std::strerror(errno));
+    const std::string temp = final_path + ".tmp-" + std::to_string(::getpid());
+    int err = 0;
+    file_ = AtomicFile::create(temp, final_path, &err);
+    if (!file_) return Status::error(final_path + ": cannot create " + temp + ": " + std::strerror(err));
     return Status::ok();
   }
 
   Status write(const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, c, std::min<size_t>(n, size_t{1} << 30));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return Status::error(temp_ + ": write failed at byte " + std::to_string(size_) + ": " + std::strerror(errno));
-      }
-      c += w;
-      n -= static_cast<size_t>(w);
-      size_ += static_cast<uint64_t>(w);
-    }
+    if (const int err = file_->write_all(p, n); err != 0)
+      return Status::error(file_->tmp_path() + ": write failed at byte " + std::to_string(file_->size()) + ": " +
+                           std::strerror(err));
     return Status::ok();
   }
 
   Status pad_to(uint64_t align) {
     static const char zeros[kAlign] = {};
-    const uint64_t pad = (align - size_ % align) % align;
+    const uint64_t pad = (align - file_->size() % align) % align;
     return pad ? write(zeros, static_cast<size_t>(pad)) : Status::ok();
   }
 
   Status sync_close() {
-    if (::fsync(fd_) != 0) return Status::error(temp_ + ": fsync failed: " + std::strerror(errno));
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return Status::error(temp_ + ": close failed: " + std::strerror(errno));
+    if (const int err = file_->sync_close(); err != 0)
+      return Status::error(file_->tmp_path() + ": fsync or close failed: " + std::strerror(err));
     return Status::ok();
   }
 
   Status commit() {
-    if (::rename(temp_.c_str(), final_.c_str()) != 0)
-      return Status::error(final_ + ": cannot rename " + temp_ + " to it: " + std::strerror(errno));
-    committed_ = true;
+    if (const int err = file_->commit(); err != 0)
+      return Status::error(file_->final_path() + ": cannot rename " + file_->tmp_path() + " to it: " + std::strerror(err));
     return Status::ok();
   }
 
   // After commit: removes the final file again (the other half of the
   // output failed to commit).
   void revoke() {
-    if (committed_) ::unlink(final_.c_str());
+    if (file_) file_->revoke();
   }
 
-  void discard() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    if (!committed_ && !temp_.empty()) ::unlink(temp_.c_str());
-  }
-
-  uint64_t size() const { return size_; }
+  uint64_t size() const { return file_ ? file_->size() : 0; }
 
  private:
-  int fd_ = -1;
-  std::string final_, temp_;
-  uint64_t size_ = 0;
-  bool committed_ = false;
+  std::unique_ptr<AtomicFile> file_;  // removes its temp file unless committed
 };
 
 // round-half-even(clamp(w * inv, ±127)): quantize_symmetric's rounding

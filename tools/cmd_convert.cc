@@ -17,6 +17,7 @@
 
 #include "loader/blob_reader.h"
 #include "loader/onnx_loader.h"
+#include "quantizer/atomic_file.h"
 #include "quantizer/convert.h"
 #include "quantizer/onnx_export.h"
 #include "kernels/kernels.h"
@@ -31,21 +32,19 @@ namespace {
 
 std::atomic<bool> g_cancel{false};
 volatile sig_atomic_t g_signal = 0;
-char g_temp_paths[2][4096];  // removed by the handler on a second signal
+char g_trial_path[4096];  // --auto-keep-fp32's trial blob, removed by the handler on a second signal
 
 void on_signal(int sig) {
   if (g_signal != 0) {  // second signal: clean up here and leave now
-    for (auto& p : g_temp_paths)
-      if (p[0]) ::unlink(p);
+    unlink_unfinished_temp_files_from_signal_handler();  // every writer's temp file (quantizer/atomic_file.h)
+    if (g_trial_path[0]) ::unlink(g_trial_path);
     ::_exit(128 + sig);
   }
   g_signal = sig;
   g_cancel.store(true);
 }
 
-void set_temp_path(int i, const std::string& p) {
-  std::snprintf(g_temp_paths[i], sizeof g_temp_paths[i], "%s", p.c_str());
-}
+void set_trial_path(const std::string& p) { std::snprintf(g_trial_path, sizeof g_trial_path, "%s", p.c_str()); }
 
 // Progress on stderr: a redrawn bar on a terminal, a line every ~5 % or
 // 10 s otherwise, nothing with --quiet.
@@ -201,8 +200,7 @@ Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::Convert
   // A trial blob is renamed into place and removed at once; a second signal
   // in between removes it from the handler.
   const std::string trial_path = a.output + ".auto-" + std::to_string(::getpid());
-  set_temp_path(0, trial_path + ".tmp-" + std::to_string(::getpid()));
-  set_temp_path(1, trial_path);
+  set_trial_path(trial_path);
   std::shared_ptr<Model> last_blob;
   auto trial = [&](const std::vector<std::string>& keep) -> Expected<double> {
     auto source = load_onnx(a.model);
@@ -258,8 +256,7 @@ Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::Convert
                            std::to_string(a.target_cosine));
     ranked_note = std::to_string(ranked.size());
   }
-  set_temp_path(0, a.output + ".tmp-" + std::to_string(::getpid()));
-  set_temp_path(1, std::string());
+  set_trial_path(std::string());
   std::string kept;
   for (const std::string& k : keep) kept += (kept.empty() ? "" : ",") + k;
   char buf[64];
@@ -302,11 +299,6 @@ int cmd_convert(const ConvertArgs& a) {
   opt.cancel = &g_cancel;
   opt.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
 
-  // The converters name their temp files <output>.tmp-<pid> (and the ONNX
-  // exporter <output>.data.tmp-<pid>).
-  const std::string suffix = ".tmp-" + std::to_string(::getpid());
-  set_temp_path(0, a.output + suffix);
-  set_temp_path(1, a.to == "onnx" ? a.output + ".data" + suffix : std::string());
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);

@@ -82,18 +82,6 @@ class TempFile {
   std::unique_ptr<AtomicFile> file_;  // removes its temp file unless committed
 };
 
-// round-half-even(clamp(w * inv, ±127)): quantize_symmetric's rounding
-// (nearbyint, then clamp; clamping first changes nothing since ±127 are
-// integers), written so the loop vectorizes: for |x| <= 127 adding 1.5 * 2^23
-// rounds x to an integer, half to even, in the default rounding mode.
-inline int8_t quantize_one(float w, float inv) {
-  float x = w * inv;
-  x = x < -127.f ? -127.f : x;
-  x = x > 127.f ? 127.f : x;
-  x = (x + 12582912.f) - 12582912.f;
-  return static_cast<int8_t>(static_cast<int32_t>(x));
-}
-
 // quantize_symmetric(w, K, N, 1, q, scales) for W[K, N] with one scale per
 // column, bit-identical, but reading rows contiguously and in parallel over
 // column strips (the reference walks each column down the rows).

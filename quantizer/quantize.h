@@ -25,6 +25,21 @@ Status to_float(const std::string& name, const Tensor& t, std::vector<float>& ou
 void quantize_symmetric(const float* w, int64_t outer, int64_t channels, int64_t inner, int8_t* q,
                         float* scales);
 
+// One weight, given inv = 1 / its channel's scale: round-half-even(clamp(w *
+// inv, ±127)), equal to quantize_symmetric's clamp(nearbyint(w * inv))
+// (clamping first changes nothing: ±127 are integers) but vectorizable: for
+// |x| <= 127, adding 1.5 * 2^23 leaves a float whose unit in the last place
+// is 1, so the addition itself rounds x to an integer, half to even in the
+// default rounding mode. The fast paths of both writers (quantize_weight.cc,
+// onnx_export.cc) quantize through it.
+inline int8_t quantize_one(float w, float inv) {
+  float x = w * inv;
+  x = x < -127.f ? -127.f : x;
+  x = x > 127.f ? 127.f : x;
+  x = (x + 12582912.f) - 12582912.f;
+  return static_cast<int8_t>(static_cast<int32_t>(x));
+}
+
 // Packs q, row-major [K, N], into the kernels' N16K4 layout (see
 // kernels/int8_layout.h; `out` holds int8::packed_size(K, N) bytes), and
 // writes sums[n] = Σ_k q[k][n].

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/int8_layout.h"
+#include "quantizer/quantize.h"
 #include "runtime/parallel.h"
 
 namespace sarai::quant {
@@ -15,19 +16,6 @@ constexpr int64_t kPanel = int8::kPanelN;  // 16
 constexpr int64_t kGroup = int8::kGroupK;  // 4
 constexpr int64_t kBatchBytes = 8 << 20;
 constexpr int64_t kStripPanels = 32;  // 512 columns: 2 KB of each row per strip
-
-// round-half-even(clamp(w * inv, ±127)), equal to quantize_symmetric's
-// clamp(nearbyint(w * inv)) (clamping first changes nothing: ±127 are
-// integers) but vectorizable: for |x| <= 127, adding 1.5 * 2^23 leaves a
-// float whose unit in the last place is 1, so the addition itself rounds x
-// to an integer, half to even in the default rounding mode.
-inline int8_t quantize_one(float w, float inv) {
-  float x = w * inv;
-  x = x < -127.f ? -127.f : x;
-  x = x > 127.f ? 127.f : x;
-  x = (x + 12582912.f) - 12582912.f;
-  return static_cast<int8_t>(static_cast<int32_t>(x));
-}
 
 inline float absmax(float a, float x) {
   const float ax = std::fabs(x);

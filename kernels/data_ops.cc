@@ -480,22 +480,6 @@ struct Bool8 { uint8_t v; };
 template <class T> inline constexpr bool kIsFloaty =
     std::is_floating_point_v<T> || std::is_same_v<T, F16> || std::is_same_v<T, BF16>;
 
-float bf16_to_float(uint16_t b) {
-  uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-// Round to nearest even (NaN stays a quiet NaN).
-uint16_t float_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
 template <class S> double to_double(S s) {
   if constexpr (std::is_same_v<S, F16>) return half_to_float(s.bits);
   else if constexpr (std::is_same_v<S, BF16>) return bf16_to_float(s.bits);

@@ -142,12 +142,7 @@ double Tensor::float_at(int64_t i) const {
     case DType::kFloat32: return data<float>()[i];
     case DType::kFloat64: return data<double>()[i];
     case DType::kFloat16: return half_to_float(data<uint16_t>()[i]);
-    case DType::kBFloat16: {
-      uint32_t bits = static_cast<uint32_t>(data<uint16_t>()[i]) << 16;
-      float f;
-      std::memcpy(&f, &bits, 4);
-      return f;
-    }
+    case DType::kBFloat16: return bf16_to_float(data<uint16_t>()[i]);
     default: return static_cast<double>(int_at(i));
   }
 }
@@ -156,6 +151,21 @@ std::vector<int64_t> Tensor::to_int_vector() const {
   std::vector<int64_t> v(static_cast<size_t>(numel()));
   for (int64_t i = 0; i < numel(); ++i) v[static_cast<size_t>(i)] = int_at(i);
   return v;
+}
+
+float bf16_to_float(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t float_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
 }
 
 float half_to_float(uint16_t h) {

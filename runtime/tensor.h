@@ -112,5 +112,9 @@ class Tensor {
 // IEEE half <-> float conversions (round to nearest even).
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);
+// bfloat16 <-> float: exact one way; round to nearest even the other, a NaN
+// staying a quiet NaN.
+float bf16_to_float(uint16_t b);
+uint16_t float_to_bf16(float f);
 
 }  // namespace sarai

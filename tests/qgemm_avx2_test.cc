@@ -36,32 +36,7 @@ using kernels::QgemmActivation;
 using kernels::QgemmEpilogue;
 using kernels::QgemmUkernel;
 
-// `count` elements of T ending exactly where a PROT_NONE page begins, so
-// any access past the last element faults.
-template <class T>
-class Guarded {
- public:
-  explicit Guarded(int64_t count) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t bytes = static_cast<size_t>(count) * sizeof(T);
-    size_ = (bytes + page - 1) / page * page + page;
-    void* m = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    EXPECT_NE(m, MAP_FAILED);
-    base_ = static_cast<char*>(m);
-    EXPECT_EQ(mprotect(base_ + size_ - page, page, PROT_NONE), 0);
-    data_ = reinterpret_cast<T*>(base_ + size_ - page - bytes);
-  }
-  Guarded(const Guarded&) = delete;
-  Guarded& operator=(const Guarded&) = delete;
-  ~Guarded() { munmap(base_, size_); }
-  T* data() { return data_; }
-  T& operator[](int64_t i) { return data_[i]; }
-
- private:
-  size_t size_ = 0;
-  char* base_ = nullptr;
-  T* data_ = nullptr;
-};
+using test::Guarded;
 
 enum class Data { kRandom, kPlus127, kMinus127, kAlternating, kPairs, kMinus128 };
 

@@ -1,5 +1,8 @@
 #include "tests/test_util.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -54,6 +57,23 @@ std::string numbered(const char* prefix, size_t i) {
   s += std::to_string(i);
   return s;
 }
+
+GuardedBytes::GuardedBytes(size_t bytes, GuardSide side) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_ = (bytes + page - 1) / page * page + page;
+  void* m = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  EXPECT_NE(m, MAP_FAILED);
+  base_ = static_cast<char*>(m);
+  if (side == GuardSide::kAfter) {
+    EXPECT_EQ(mprotect(base_ + size_ - page, page, PROT_NONE), 0);
+    data_ = base_ + size_ - page - bytes;
+  } else {
+    EXPECT_EQ(mprotect(base_, page, PROT_NONE), 0);
+    data_ = base_ + page;
+  }
+}
+
+GuardedBytes::~GuardedBytes() { munmap(base_, size_); }
 
 std::unique_ptr<Session> session_on(std::shared_ptr<const Model> model, SessionOptions options) {
   KernelTable table;

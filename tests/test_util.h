@@ -60,6 +60,35 @@ Tensor make_tensor(Shape shape, const std::vector<T>& values) {
 // inlined, so the tests name numbered things through this.
 std::string numbered(const char* prefix, size_t i);
 
+// `count` elements of T at a PROT_NONE page: ending exactly where it begins
+// (kAfter: any access past the last element faults) or starting right after
+// it (kBefore: any access before the first faults).
+enum class GuardSide { kAfter, kBefore };
+class GuardedBytes {
+ public:
+  GuardedBytes(size_t bytes, GuardSide side);
+  ~GuardedBytes();
+  GuardedBytes(const GuardedBytes&) = delete;
+  GuardedBytes& operator=(const GuardedBytes&) = delete;
+  void* data() const { return data_; }
+
+ private:
+  size_t size_ = 0;
+  char* base_ = nullptr;
+  void* data_ = nullptr;
+};
+template <class T>
+class Guarded {
+ public:
+  explicit Guarded(int64_t count, GuardSide side = GuardSide::kAfter)
+      : bytes_(static_cast<size_t>(count) * sizeof(T), side) {}
+  T* data() { return static_cast<T*>(bytes_.data()); }
+  T& operator[](int64_t i) { return data()[i]; }
+
+ private:
+  GuardedBytes bytes_;
+};
+
 // A Session on every registered kernel (a test failure, and nullptr, if
 // create() fails).
 std::unique_ptr<Session> session_on(std::shared_ptr<const Model> model, SessionOptions options);

@@ -1,0 +1,136 @@
+// A tester for the QGEMM micro-kernels (kernels/qgemm.h, QgemmUkernel::tile),
+// driving each directly rather than through the driver (XNNPACK's
+// GemmMicrokernelTester is the model): every row count 1..mr, panel count
+// 1..np, reduction K = 4 groups + kt over short, odd and long K, with and
+// without accumulate, row strides lda and ldc with padding, and every
+// buffer (a, w, c) at a PROT_NONE page on one side and then on the other,
+// so any read or write outside what the contract allows faults. Results
+// equal the contract's formula, computed here in int64, exactly; the
+// padding of c (columns past panels * 16, rows past `rows`) is never
+// written. One instantiation per ISA; a level this CPU lacks is skipped.
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/qgemm.h"
+#include "runtime/cpu_isa.h"
+#include "test_util.h"
+
+namespace sarai {
+namespace {
+
+using kernels::QgemmUkernel;
+using test::GuardSide;
+
+constexpr int32_t kSentinel = 0x5a5a5a5a;
+
+struct TileCase {
+  int64_t rows, panels, groups, kt, lda_pad, ldc_pad;
+  bool accumulate;
+  GuardSide side;
+  std::string str() const {
+    return "rows=" + std::to_string(rows) + " panels=" + std::to_string(panels) + " K=4*" + std::to_string(groups) +
+           "+" + std::to_string(kt) + " lda+" + std::to_string(lda_pad) + " ldc+" + std::to_string(ldc_pad) +
+           (accumulate ? " accumulate" : "") + (side == GuardSide::kAfter ? " guard after" : " guard before");
+  }
+};
+
+// Runs uk.tile on one case and checks every int32 of c against the
+// contract, and the padding of c against the sentinel.
+void check_tile(const QgemmUkernel& uk, const TileCase& tc, uint32_t seed) {
+  const int64_t K = 4 * tc.groups + tc.kt;
+  const int64_t lda = K + tc.lda_pad;
+  const int64_t full_groups = tc.groups + (tc.kt > 0 ? 1 : 0);
+  const int64_t pstride = full_groups * 64;  // Kp * 16 bytes per panel
+  const int64_t cols = tc.panels * 16;
+  const int64_t ldc = cols + tc.ldc_pad;
+  const int64_t c_rows = uk.mr;  // rows past tc.rows must stay untouched
+  std::mt19937 rng(seed);
+
+  // a: rows x lda, the last row ending at its last read byte (after-guard)
+  // or the first row starting at the guard (before-guard).
+  const int64_t a_bytes = (tc.rows - 1) * lda + K;
+  test::Guarded<uint8_t> a(a_bytes, tc.side);
+  for (int64_t i = 0; i < a_bytes; ++i) a[i] = static_cast<uint8_t>(rng());
+  // w: every byte of every panel's groups, the partial group's bytes past kt
+  // included (random: the sum runs over t < kt only).
+  const int64_t w_bytes = tc.panels * pstride;
+  test::Guarded<int8_t> w(std::max<int64_t>(w_bytes, 1), tc.side);
+  for (int64_t i = 0; i < w_bytes; ++i) w[i] = static_cast<int8_t>(rng());
+  test::Guarded<int32_t> c(c_rows * ldc, tc.side);
+  std::vector<int32_t> before(static_cast<size_t>(c_rows * ldc));
+  for (int64_t i = 0; i < c_rows * ldc; ++i) {
+    const bool inside = i / ldc < tc.rows && i % ldc < cols;
+    c[i] = inside ? static_cast<int32_t>(rng() % 2000001) - 1000000 : kSentinel;
+    before[static_cast<size_t>(i)] = c[i];
+  }
+
+  uk.tile(a.data(), lda, tc.rows, w.data(), pstride, tc.panels, tc.groups, tc.kt, c.data(), ldc, tc.accumulate);
+
+  for (int64_t i = 0; i < tc.rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      int64_t want = tc.accumulate ? before[static_cast<size_t>(i * ldc + j)] : 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t g = k / 4, t = k % 4;
+        want += static_cast<int64_t>(a[i * lda + k]) * w[(j / 16) * pstride + g * 64 + (j % 16) * 4 + t];
+      }
+      ASSERT_EQ(c[i * ldc + j], static_cast<int32_t>(want)) << "@[" << i << " x " << j << "] " << tc.str();
+    }
+  }
+  for (int64_t i = 0; i < c_rows * ldc; ++i) {
+    if (i / ldc >= tc.rows || i % ldc >= cols) {
+      ASSERT_EQ(c[i], kSentinel) << "wrote c[" << i / ldc << "][" << i % ldc << "] outside the tile: " << tc.str();
+    }
+  }
+}
+
+class QgemmUkernelTester : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    uk_ = kernels::qgemm_ukernel(GetParam());
+    if (uk_ == nullptr) GTEST_SKIP() << "CPU/OS without " << isa_name(GetParam());
+    ASSERT_EQ(uk_->isa, GetParam());
+  }
+  const QgemmUkernel* uk_ = nullptr;
+};
+
+// Every tile shape (1..mr rows, 1..np panels) over K = 1..23 and a few long
+// ones, fresh and accumulating, each buffer guarded on each side.
+TEST_P(QgemmUkernelTester, EveryTileShapeAndKTailMatchesTheContract) {
+  uint32_t seed = 1;
+  int cases = 0;
+  for (GuardSide side : {GuardSide::kAfter, GuardSide::kBefore})
+    for (int64_t rows = 1; rows <= uk_->mr; ++rows)
+      for (int64_t panels = 1; panels <= uk_->np; ++panels)
+        for (int64_t K : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 23, 64, 127, 515})
+          for (bool accumulate : {false, true}) {
+            const TileCase tc{rows, panels, K / 4, K % 4, (K % 3) * 3, (rows + panels) % 2 ? 5 : 0, accumulate, side};
+            check_tile(*uk_, tc, seed++);
+            if (HasFatalFailure()) return;
+            ++cases;
+          }
+  RecordProperty("cases", cases);
+}
+
+// Extreme values: activations 255 against weights of -128 and +127 over a
+// long reduction (products that saturate a pairwise int16 sum) stay exact.
+TEST_P(QgemmUkernelTester, ExtremeProductsAreExact) {
+  const int64_t groups = 512, rows = uk_->mr, panels = uk_->np, cols = panels * 16, pstride = groups * 64;
+  std::vector<uint8_t> a(static_cast<size_t>(rows * groups * 4), 255);
+  for (int8_t wv : {int8_t{-128}, int8_t{127}}) {
+    std::vector<int8_t> w(static_cast<size_t>(panels * pstride), wv);
+    std::vector<int32_t> c(static_cast<size_t>(rows * cols), 0);
+    uk_->tile(a.data(), groups * 4, rows, w.data(), pstride, panels, groups, 0, c.data(), cols, false);
+    for (int32_t v : c) ASSERT_EQ(v, 255 * wv * groups * 4) << "w = " << int(wv);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, QgemmUkernelTester,
+                         ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx2Vnni, Isa::kAvx512Vnni),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+}  // namespace
+}  // namespace sarai

@@ -50,6 +50,7 @@
 #include "kernels/quantize_activations.h"
 #include "kernels/util.h"
 #include "kernels/vec_kernels.h"
+#include "runtime/quantized_op.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -166,9 +167,9 @@ Status check_channel_params(const KernelContext& ctx, int64_t channels) {
   if (wsum.rank() != 1 || wsum.dim(0) != channels)
     return Status::error("wsum " + shape_to_string(wsum.shape()) + " must be [" + str(channels) +
                          "] (one weight sum per output channel)");
-  if (ctx.has_input(4)) {
+  if (ctx.has_input(qop::kBias)) {
     SARAI_RETURN_IF_ERROR(require_dtype(ctx, 4, "bias", DType::kFloat32));
-    const Tensor& b = ctx.input(4);
+    const Tensor& b = ctx.input(qop::kBias);
     const bool ok = (b.rank() == 1 && b.dim(0) == channels) ||
                     (b.rank() == 2 && b.dim(0) == 1 && b.dim(1) == channels);
     if (!ok)
@@ -235,8 +236,8 @@ struct Fusion {
 Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
   Fusion f;
   const Node& node = ctx.node();
-  if (ctx.has_input(5)) {
-    const Tensor& r = ctx.input(5);
+  if (ctx.has_input(qop::kResidual)) {
+    const Tensor& r = ctx.input(qop::kResidual);
     if (r.dtype() != DType::kFloat32)
       return Status::error(std::string("fused residual has dtype ") + dtype_name(r.dtype()) +
                            "; it must be float32");
@@ -389,7 +390,7 @@ Status QMatMul(KernelContext& ctx) {
   QgemmEpilogue ep;
   ep.comp = cp.comp;
   ep.cscale = cp.cscale;
-  ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
+  ep.bias = ctx.has_input(qop::kBias) ? ctx.input(qop::kBias).data<float>() : nullptr;
   ep.residual = fusion.epilogue_residual();
   ep.ldr_m = n;
   ep.act = fusion.epilogue_act();
@@ -447,7 +448,7 @@ Status QConv(KernelContext& ctx) {
   QconvEpilogue ep;
   ep.comp = cp.comp;
   ep.cscale = cp.cscale;
-  ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
+  ep.bias = ctx.has_input(qop::kBias) ? ctx.input(qop::kBias).data<float>() : nullptr;
   ep.residual = fusion.epilogue_residual();
   ep.act = fusion.epilogue_act();
   ep.y = o.y->mutable_data<float>();
@@ -492,7 +493,7 @@ Status QConvTranspose(KernelContext& ctx) {
   channel_params(ctx, xp, p.M, /*compensate=*/false, cp);
   QconvEpilogue ep;
   ep.cscale = cp.cscale;
-  ep.bias = ctx.has_input(4) ? ctx.input(4).data<float>() : nullptr;
+  ep.bias = ctx.has_input(qop::kBias) ? ctx.input(qop::kBias).data<float>() : nullptr;
   ep.y = y.mutable_data<float>();
   qconv_transpose_u8s8(p, xq, xp.zero_point, w.data<int8_t>(), ep, nullptr, scratch);
   return Status::ok();

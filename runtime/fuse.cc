@@ -6,6 +6,8 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/quantized_op.h"
+
 namespace sarai {
 namespace {
 
@@ -38,7 +40,7 @@ std::vector<std::vector<int>> consumers_of(const Graph& g, const std::vector<boo
 int64_t channels(const Node& p) { return p.attr_int("N", -1); }
 
 bool is_bias_for(const Graph& g, const Node& p, int v) {
-  if (p.op_type != "QMatMul" || has(p, 4) || has(p, 5) || p.has_attr("activation")) return false;
+  if (p.op_type != "QMatMul" || has(p, qop::kBias) || has(p, qop::kResidual) || p.has_attr("activation")) return false;
   const Value& b = g.values[v];
   return b.is_initializer && b.initializer.dtype() == DType::kFloat32 && b.initializer.rank() == 1 &&
          b.initializer.dim(0) == channels(p);
@@ -223,12 +225,12 @@ int fuse_quantized_epilogues(Graph& g) {
         const int other = c.inputs[0] == y ? c.inputs[1] : c.inputs[0];
         if (other == kNoValue) continue;
         if (is_bias_for(g, p, other)) {
-          if (p.inputs.size() < 5) p.inputs.resize(5, kNoValue);
-          p.inputs[4] = other;
+          if (p.inputs.size() <= qop::kBias) p.inputs.resize(qop::kBias + 1, kNoValue);
+          p.inputs[qop::kBias] = other;
           fold = true;
-        } else if (!has(p, 5) && !p.has_attr("activation")) {
-          if (p.inputs.size() < 6) p.inputs.resize(6, kNoValue);
-          p.inputs[5] = other;
+        } else if (!has(p, qop::kResidual) && !p.has_attr("activation")) {
+          if (p.inputs.size() <= qop::kResidual) p.inputs.resize(qop::kResidual + 1, kNoValue);
+          p.inputs[qop::kResidual] = other;
           fold = true;
         }
       } else if (c.op_type == "Relu" && c.inputs.size() == 1 && !p.has_attr("activation")) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <span>
@@ -126,21 +127,53 @@ using KernelFn = Status (*)(KernelContext&);
 // writes). An op may have several entries for disjoint opset ranges of the
 // default domain; most kernels handle every opset form themselves by
 // looking at ctx.opset().
+// What the executor knows of an op beyond its function (as ONNX Runtime's
+// kernel definitions say it): the inputs its output 0 may overwrite. Such
+// an input, when it dies at the op and has the output's size, shares the
+// output's buffer (runtime/session_plan.cc); the kernel must read every
+// element before writing its position (audited per kernel; docs/memory.md).
+struct OpSchema {
+  std::vector<int> in_place;
+};
+
 class KernelTable {
+  struct Entry {
+    int64_t since, until;
+    KernelFn fn;
+    OpSchema schema;
+  };
+
  public:
-  void add(const std::string& op_type, KernelFn fn, int64_t since_opset = 1,
-           int64_t until_opset = INT64_MAX, const std::string& domain = "") {
-    table_[key(domain, op_type)].push_back({since_opset, until_opset, fn});
+  // What add() returns: sets the schema of the entry just added.
+  class Registration {
+   public:
+    explicit Registration(Entry& e) : e_(e) {}
+    Registration& in_place(std::initializer_list<int> inputs) {
+      e_.schema.in_place.assign(inputs);
+      return *this;
+    }
+
+   private:
+    Entry& e_;
+  };
+
+  Registration add(const std::string& op_type, KernelFn fn, int64_t since_opset = 1,
+                   int64_t until_opset = INT64_MAX, const std::string& domain = "") {
+    std::vector<Entry>& v = table_[key(domain, op_type)];
+    v.push_back({since_opset, until_opset, fn, {}});
+    return Registration(v.back());
   }
-  void add_domain_op(const std::string& domain, const std::string& op_type, KernelFn fn) {
-    add(op_type, fn, 1, INT64_MAX, domain);
+  Registration add_domain_op(const std::string& domain, const std::string& op_type, KernelFn fn) {
+    return add(op_type, fn, 1, INT64_MAX, domain);
   }
   KernelFn find(const std::string& op_type, int64_t opset, const std::string& domain = "") const {
-    auto it = table_.find(key(domain, op_type));
-    if (it == table_.end()) return nullptr;
-    for (const Entry& e : it->second)
-      if (opset >= e.since && opset <= e.until) return e.fn;
-    return nullptr;
+    const Entry* e = entry(op_type, opset, domain);
+    return e ? e->fn : nullptr;
+  }
+  // The schema of the entry find() would pick, or nullptr.
+  const OpSchema* schema(const std::string& op_type, int64_t opset, const std::string& domain = "") const {
+    const Entry* e = entry(op_type, opset, domain);
+    return e ? &e->schema : nullptr;
   }
   // "Op" for the default domain, "domain::Op" otherwise.
   std::vector<std::string> op_types() const {
@@ -153,10 +186,13 @@ class KernelTable {
   }
 
  private:
-  struct Entry {
-    int64_t since, until;
-    KernelFn fn;
-  };
+  const Entry* entry(const std::string& op_type, int64_t opset, const std::string& domain) const {
+    auto it = table_.find(key(domain, op_type));
+    if (it == table_.end()) return nullptr;
+    for (const Entry& e : it->second)
+      if (opset >= e.since && opset <= e.until) return &e;
+    return nullptr;
+  }
   std::map<std::string, std::vector<Entry>> table_;
 };
 

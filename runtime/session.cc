@@ -58,6 +58,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   // Every op without a kernel, in one message: (op -> count, first node).
   std::map<std::string, std::pair<int, std::string>> missing;
   s->kernel_of_node_.resize(g.nodes.size(), nullptr);
+  s->in_place_.resize(g.nodes.size());
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     KernelFn fn = kernels.find(n.op_type, g.opset, n.domain);
@@ -66,6 +67,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
       if (m.first++ == 0) m.second = n.name;
     }
     s->kernel_of_node_[i] = fn;
+    if (const OpSchema* schema = kernels.schema(n.op_type, g.opset, n.domain)) s->in_place_[i] = schema->in_place;
   }
   if (!missing.empty()) {
     std::string msg = model->path + ": " + std::to_string(missing.size()) + " unsupported op" +

@@ -15,32 +15,6 @@
 #include "runtime/session_internal.h"
 
 namespace sarai {
-namespace {
-// Inputs an op may overwrite with its output (same size): each element is
-// read before its position is written (audited per kernel; see
-// docs/memory.md). Anything else gets an output buffer of its own.
-std::span<const int> in_place_inputs(const Node& n) {
-  static const int kBoth[] = {0, 1};
-  static const int kFirst[] = {0};
-  static const int kResidual[] = {5};  // the fused residual of QMatMul/QConv (runtime/fuse.h)
-  const std::string& op = n.op_type;
-  if (n.domain == "sarai") {
-    if (op == "QMatMul" || op == "QConv") return kResidual;
-    if (op == "Gelu" || op == "ScaledSoftmax") return kFirst;
-    return {};
-  }
-  if (!n.domain.empty()) return {};
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return kBoth;
-  // Pow: only the base; an exponent of another dtype can have the same bytes
-  // in another shape.
-  if (op == "Pow" || op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "Erf" || op == "Sqrt" ||
-      op == "Gelu" || op == "Clip" || op == "HardSigmoid" || op == "HardSwish" || op == "Softmax" ||
-      op == "LayerNormalization")
-    return kFirst;
-  return {};
-}
-}  // namespace
-
 using session_detail::kAlign;
 using session_detail::kMaxPlans;
 using session_detail::mb;
@@ -79,7 +53,7 @@ Expected<std::unique_ptr<Session::Plan>> Session::build_plan(RunContext& ctx, co
       if (node.outputs.empty()) continue;
       const int bo = rec.out_buffer[static_cast<size_t>(out_begin_[pos])];
       if (bo < 0 || rec.buffers[static_cast<size_t>(bo)].first != static_cast<int>(pos)) continue;
-      for (int j : in_place_inputs(node)) {
+      for (int j : in_place_[static_cast<size_t>(order_[pos])]) {
         if (j >= static_cast<int>(node.inputs.size()) || node.inputs[static_cast<size_t>(j)] == kNoValue) continue;
         const int vi = node.inputs[static_cast<size_t>(j)];
         const int bi = rec.value_buffer[static_cast<size_t>(vi)];

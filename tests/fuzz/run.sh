@@ -28,13 +28,16 @@ fi
 mkdir -p "$work/seeds" "$work/corpus"
 cxx="clang++ -std=c++20 -g -O1 -fopenmp -I$root"
 # What the reader needs: the blob reader and the runtime core it builds on.
+# crc32c follows the ISA cap (runtime/cpu_isa.cc), which also caps oneDNN.
 reader_src=("$root/loader/blob_reader.cc" "$root/runtime/tensor.cc" "$root/runtime/graph.cc"
-            "$root/runtime/crc32c.cc" "$root/runtime/mapped_file.cc" "$root/runtime/parallel.cc")
+            "$root/runtime/crc32c.cc" "$root/runtime/cpu_isa.cc" "$root/runtime/mapped_file.cc"
+            "$root/runtime/parallel.cc")
 
 echo "run.sh: building the seed generator and the fuzzer in $work" >&2
-$cxx "$root/tests/fuzz/make_seeds.cc" "$root/quantizer/blob_writer.cc" "${reader_src[@]:1}" -o "$work/make_seeds"
+$cxx "$root/tests/fuzz/make_seeds.cc" "$root/quantizer/blob_writer.cc" "$root/quantizer/atomic_file.cc" \
+  "${reader_src[@]:1}" -ldnnl -o "$work/make_seeds"
 $cxx -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  "$root/tests/fuzz/blob_reader_fuzz.cc" "${reader_src[@]}" -o "$work/blob_reader_fuzz"
+  "$root/tests/fuzz/blob_reader_fuzz.cc" "${reader_src[@]}" -ldnnl -o "$work/blob_reader_fuzz"
 
 "$work/make_seeds" "$work/seeds"
 

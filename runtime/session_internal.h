@@ -47,6 +47,14 @@ struct Session::Plan {
 // allocates nothing.
 struct Session::RunContext {
   ~RunContext() { std::free(arena); }
+  // Frees the arena and takes its bytes off `total` (Session::arena_bytes_,
+  // with mutex_ held).
+  void free_arena(uint64_t& total) {
+    std::free(arena);
+    arena = nullptr;
+    total -= arena_capacity;
+    arena_capacity = 0;
+  }
   uint8_t* arena = nullptr;
   uint64_t arena_capacity = 0;  // counted in Session::arena_bytes_
   std::vector<Tensor> values;   // per graph value, during a run
@@ -73,6 +81,5 @@ struct Recording {
   std::vector<int> out_buffer;       // like Plan::out_offset
   std::vector<int> ws_buffer;        // per node position
 };
-
 
 }  // namespace sarai

@@ -1,12 +1,8 @@
 // Session's memory planning (runtime/session.h, docs/memory.md): the
 // planning pass, the arena layout with in-place outputs, weight residency
 // under a budget, and the per-signature plan cache.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <mutex>
 
 #include "runtime/memory_plan.h"
@@ -167,13 +163,16 @@ Expected<std::shared_ptr<Session::Plan>> Session::plan_for(RunContext& ctx, cons
     sig.push_back(t.rank());
     for (int64_t d : t.shape()) sig.push_back(d);
   }
+  // The fresh plan of this signature, marked as used, or null (mutex_ held).
+  auto cached = [&]() -> std::shared_ptr<Plan> {
+    auto it = plans_.find(sig);
+    if (it == plans_.end() || it->second->stale) return nullptr;
+    it->second->last_use = ++plan_clock_;
+    return it->second;
+  };
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = plans_.find(sig);
-    if (it != plans_.end() && !it->second->stale) {
-      it->second->last_use = ++plan_clock_;
-      return it->second;
-    }
+    if (std::shared_ptr<Plan> p = cached()) return p;
   }
   // Planned without the lock (other signatures' runs go on); a call that
   // planned the same signature meanwhile wins, and this plan is dropped.
@@ -183,12 +182,8 @@ Expected<std::shared_ptr<Session::Plan>> Session::plan_for(RunContext& ctx, cons
   SARAI_RETURN_IF_ERROR(decide_budget(**built));
   std::shared_ptr<Plan> plan = std::move(*built);
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = plans_.find(sig);
-  if (it != plans_.end() && !it->second->stale) {
-    it->second->last_use = ++plan_clock_;
-    return it->second;
-  }
-  if (it != plans_.end()) plans_.erase(it);
+  if (std::shared_ptr<Plan> p = cached()) return p;
+  plans_.erase(sig);  // a stale one
   if (plans_.size() >= kMaxPlans) {  // evict the least recently used (a few entries: a scan)
     auto lru = plans_.begin();
     for (auto p = plans_.begin(); p != plans_.end(); ++p)
@@ -207,10 +202,7 @@ Status Session::fit_arena(RunContext& ctx, const Plan& plan) {
   std::unique_lock<std::mutex> lock(mutex_);
   // This arena is too small: give it up first, so that a call waiting below
   // never holds memory the others wait for.
-  std::free(ctx.arena);
-  ctx.arena = nullptr;
-  arena_bytes_ -= ctx.arena_capacity;
-  ctx.arena_capacity = 0;
+  ctx.free_arena(arena_bytes_);
   // Under a budget every call's arena counts: when this one does not fit
   // beside the others, free the idle ones' and, if that is not enough, wait
   // for calls in flight to end. (The plan's own check, decide_budget, saw
@@ -220,10 +212,7 @@ Status Session::fit_arena(RunContext& ctx, const Plan& plan) {
     bool freed = false;
     for (RunContext* idle : idle_) {
       if (!idle->arena) continue;
-      std::free(idle->arena);
-      idle->arena = nullptr;
-      arena_bytes_ -= idle->arena_capacity;
-      idle->arena_capacity = 0;
+      idle->free_arena(arena_bytes_);
       freed = true;
     }
     if (!freed) context_freed_.wait(lock);

@@ -25,6 +25,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sarai_rt/sarai_rt.hpp"
@@ -67,7 +68,7 @@ py::object new_exception(py::module_& m, const char* name, py::tuple bases, cons
   raise(sarai_rt::Error{category, message});
 }
 
-// ONNX Runtime's type strings ("tensor(float)", ...) and NumPy's dtypes.
+// ONNX Runtime's type strings ("tensor(float)", ...).
 const char* onnx_type_string(sarai_rt::DType d) {
   using D = sarai_rt::DType;
   switch (d) {
@@ -87,33 +88,12 @@ const char* onnx_type_string(sarai_rt::DType d) {
   return "tensor(undefined)";
 }
 
-// The NumPy dtype of `d`, or nullopt for an element type NumPy lacks.
+// The NumPy dtype of `d`, or nullopt for an element type NumPy lacks: the
+// API's dtype names ("float32", "bool", ...) are NumPy's.
 std::optional<py::dtype> numpy_dtype(sarai_rt::DType d) {
-  using D = sarai_rt::DType;
-  switch (d) {
-    case D::kFloat32: return py::dtype("float32");
-    case D::kUInt8: return py::dtype("uint8");
-    case D::kInt8: return py::dtype("int8");
-    case D::kUInt16: return py::dtype("uint16");
-    case D::kInt16: return py::dtype("int16");
-    case D::kInt32: return py::dtype("int32");
-    case D::kInt64: return py::dtype("int64");
-    case D::kBool: return py::dtype("bool");
-    case D::kFloat16: return py::dtype("float16");
-    case D::kFloat64: return py::dtype("float64");
-    case D::kUInt32: return py::dtype("uint32");
-    case D::kUInt64: return py::dtype("uint64");
-  }
-  return std::nullopt;
-}
-
-// The API's dtype of a NumPy dtype (byte order aside), if it has one.
-std::optional<sarai_rt::DType> api_dtype(const py::dtype& dt) {
-  using D = sarai_rt::DType;
-  for (D d : {D::kFloat32, D::kUInt8, D::kInt8, D::kUInt16, D::kInt16, D::kInt32, D::kInt64, D::kBool, D::kFloat16,
-              D::kFloat64, D::kUInt32, D::kUInt64})
-    if (dt.kind() == numpy_dtype(d)->kind() && dt.itemsize() == numpy_dtype(d)->itemsize()) return d;
-  return std::nullopt;
+  const char* name = sarai_rt::dtype_name(d);
+  if (std::string_view(name) == "unknown") return std::nullopt;
+  return py::dtype(name);
 }
 
 // ONNX Runtime's NodeArg: name, shape (ints, symbol strings, None for an
@@ -232,8 +212,9 @@ class InferenceSession {
       py::array arr;
       if (py::isinstance<py::array>(value)) {
         arr = py::reinterpret_borrow<py::array>(value);
-        const std::optional<sarai_rt::DType> got = api_dtype(arr.dtype());
-        if (!got || *got != info->dtype)
+        // The declared element type, in any byte order (kind and size name
+        // one type each).
+        if (arr.dtype().kind() != want->kind() || arr.dtype().itemsize() != want->itemsize())
           raise(sarai_rt::ErrorCategory::kBadInput, path_ + ": input '" + name + "' must be " + onnx_type_string(info->dtype) +
                                                        ", got a NumPy array of " + py::str(arr.dtype()).cast<std::string>());
         // In place only when it is C-contiguous, aligned and native-endian;

@@ -1,11 +1,6 @@
 #include "quantizer/blob_writer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -75,7 +70,6 @@ Expected<std::unique_ptr<BlobWriter>> BlobWriter::create(const std::string& tmp_
   if (err == EXDEV) return Status::error(tmp_path + ": the temp file must be in the folder of " + final_path);
   if (!file) return Status::error(tmp_path + ": cannot create: " + std::strerror(err));
   std::unique_ptr<BlobWriter> w(new BlobWriter());
-  w->tmp_path_ = tmp_path;
   w->file_ = std::move(file);
   w->buf_.resize(kBufferSize);
   // The header and section table are written last (pwrite at 0); DATA
@@ -97,11 +91,11 @@ void BlobWriter::close_and_unlink() {
 void BlobWriter::abort() {
   if (done_) return;
   close_and_unlink();
-  if (error_) error_ = Status::error(tmp_path_ + ": aborted");
+  if (error_) error_ = Status::error(tmp_path() + ": aborted");
 }
 
 Status BlobWriter::fail(const std::string& what, int err) {
-  error_ = Status::error(tmp_path_ + ": " + what + ": " + std::strerror(err));
+  error_ = Status::error(tmp_path() + ": " + what + ": " + std::strerror(err));
   return error_;
 }
 
@@ -145,7 +139,7 @@ Status BlobWriter::append_zeros(uint64_t n) {
 }
 
 Expected<int32_t> BlobWriter::add_tensor(const TensorSpec& spec, const void* data, uint64_t size) {
-  if (done_) return error_ ? Status::error(tmp_path_ + ": the blob is already finished") : error_;
+  if (done_) return error_ ? Status::error(tmp_path() + ": the blob is already finished") : error_;
   if (!error_) return error_;
   const std::string who = "tensor '" + spec.name + "'";
   if (too_long(spec.name)) return Status::error("tensor name longer than 4 GB");
@@ -207,7 +201,7 @@ Expected<int32_t> BlobWriter::add_tensor(const TensorSpec& spec, const void* dat
 
 void BlobWriter::set_companions(int32_t tensor, int32_t scale, int32_t zero_point, int32_t sum) {
   if (tensor < 0 || static_cast<size_t>(tensor) >= entries_.size()) {
-    if (error_) error_ = Status::error(tmp_path_ + ": set_companions: no tensor " + std::to_string(tensor));
+    if (error_) error_ = Status::error(tmp_path() + ": set_companions: no tensor " + std::to_string(tensor));
     return;
   }
   TensorSpec& s = entries_[static_cast<size_t>(tensor)].spec;
@@ -250,11 +244,11 @@ Status BlobWriter::check_entries() const {
 }
 
 Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_tensor) {
-  if (done_) return error_ ? Status::error(tmp_path_ + ": the blob is already finished") : error_;
+  if (done_) return error_ ? Status::error(tmp_path() + ": the blob is already finished") : error_;
   Status st = [&]() -> Status {
     SARAI_RETURN_IF_ERROR(error_);
     if (value_tensor.size() != graph.values.size())
-      return Status::error(tmp_path_ + ": value_tensor has " + std::to_string(value_tensor.size()) +
+      return Status::error(tmp_path() + ": value_tensor has " + std::to_string(value_tensor.size()) +
                            " entries for " + std::to_string(graph.values.size()) + " values");
     // Tensor-valued attributes go to DATA like every other tensor.
     std::vector<std::vector<int32_t>> attr_tensor(graph.nodes.size());
@@ -273,11 +267,11 @@ Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_
         attr_tensor[ni].push_back(*idx);
       }
     }
-    SARAI_RETURN_IF_ERROR(check_entries().with_prefix(tmp_path_ + ": "));
+    SARAI_RETURN_IF_ERROR(check_entries().with_prefix(tmp_path() + ": "));
     const int32_t ntensors = static_cast<int32_t>(entries_.size());
     for (size_t v = 0; v < value_tensor.size(); ++v)
       if (value_tensor[v] < -1 || value_tensor[v] >= ntensors)
-        return Status::error(tmp_path_ + ": value '" + graph.values[v].name + "' names tensor " +
+        return Status::error(tmp_path() + ": value '" + graph.values[v].name + "' names tensor " +
                              std::to_string(value_tensor[v]) + " of " + std::to_string(ntensors));
 
     // Zero-pad DATA to 64 bytes: the next section starts there.
@@ -292,7 +286,7 @@ Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_
     Stream meta;
     meta.count(metadata_.size());
     for (const auto& [k, v] : metadata_) {
-      if (too_long(k) || too_long(v)) return Status::error(tmp_path_ + ": metadata entry longer than 4 GB");
+      if (too_long(k) || too_long(v)) return Status::error(tmp_path() + ": metadata entry longer than 4 GB");
       meta.str(k);
       meta.str(v);
     }
@@ -307,7 +301,7 @@ Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_
       g.i32(static_cast<int32_t>(v.dtype));
       g.u8(v.has_shape ? 1 : 0);
       if (v.dims.size() > kMaxRank)
-        return Status::error(tmp_path_ + ": value '" + v.name + "' has rank " + std::to_string(v.dims.size()));
+        return Status::error(tmp_path() + ": value '" + v.name + "' has rank " + std::to_string(v.dims.size()));
       g.count(v.dims.size());
       for (const Dim& d : v.dims) {
         g.i64(d.is_fixed() ? d.value : -1);
@@ -401,7 +395,7 @@ Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_
     if (const int err = file_->pwrite_all(head, sizeof head, 0); err != 0) return fail("cannot write the header", err);
     if (const int err = file_->sync_close(); err != 0) return fail("cannot fsync and close", err);
     if (const int err = file_->commit(); err != 0)
-      return Status::error(tmp_path_ + ": cannot rename to " + file_->final_path() + ": " + std::strerror(err));
+      return Status::error(tmp_path() + ": cannot rename to " + file_->final_path() + ": " + std::strerror(err));
     done_ = true;
     return Status::ok();
   }();

@@ -68,7 +68,7 @@ class BlobWriter {
   void abort();
 
   uint64_t bytes_written() const { return pos_; }  // bytes of the file so far
-  const std::string& tmp_path() const { return tmp_path_; }
+  const std::string& tmp_path() const { return file_->tmp_path(); }
   int tensor_count() const { return static_cast<int>(entries_.size()); }
 
  private:
@@ -85,7 +85,6 @@ class BlobWriter {
   Status check_entries() const;
   void close_and_unlink();
 
-  std::string tmp_path_;
   std::unique_ptr<AtomicFile> file_;  // quantizer/atomic_file.h
   bool done_ = false;
   Status error_;                 // sticky after the first failure

@@ -1,8 +1,6 @@
 #include "quantizer/onnx_export.h"
 
-#include <fcntl.h>
 #include <onnx/onnx_pb.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>

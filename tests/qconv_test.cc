@@ -206,14 +206,7 @@ std::vector<float> reference_y(const std::vector<int32_t>& acc, int64_t M, int64
 }
 
 // Every ISA level; the test body skips the ones this CPU/OS lacks.
-class QconvIsa : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    uk_ = kernels::qgemm_ukernel(GetParam());
-    if (uk_ == nullptr) GTEST_SKIP() << "no " << isa_name(GetParam()) << " on this CPU/OS";
-  }
-  const QgemmUkernel* uk_ = nullptr;
-};
+using QconvIsa = test::QgemmUkernelTest;
 
 INSTANTIATE_TEST_SUITE_P(Levels, QconvIsa,
                          ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx2Vnni, Isa::kAvx512Vnni),

@@ -106,12 +106,11 @@ std::vector<int64_t> sorted_unique(std::vector<int64_t> v) {
 
 const int64_t kKs[] = {1, 2, 3, 4, 5, 7, 31, 61, 127, 257, 2053};
 
-class QgemmAvx2Exact : public ::testing::TestWithParam<Isa> {
+class QgemmAvx2Exact : public test::QgemmUkernelTest {
  protected:
   void SetUp() override {
-    uk_ = kernels::qgemm_ukernel(GetParam());
-    if (uk_ == nullptr) GTEST_SKIP() << "CPU/OS without " << isa_name(GetParam());
-    ASSERT_EQ(uk_->isa, GetParam());
+    test::QgemmUkernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     ASSERT_EQ(64 % uk_->mr, 0);
     ASSERT_LE(uk_->np * 16, 64);
   }
@@ -123,7 +122,6 @@ class QgemmAvx2Exact : public ::testing::TestWithParam<Isa> {
     return sorted_unique(v);
   }
   std::vector<int64_t> ns() const { return sorted_unique({1, 15, 16, 17, 31, 47, uk_->np * 16 + 15}); }
-  const QgemmUkernel* uk_ = nullptr;
 };
 
 TEST_P(QgemmAvx2Exact, EqualsReferenceOverTailsRandom) {

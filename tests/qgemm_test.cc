@@ -64,14 +64,7 @@ void check(const QgemmUkernel& uk, int64_t M, int64_t K, int64_t N, Data d) {
 }
 
 // Every ISA level; the test body skips the ones this CPU/OS lacks.
-class QgemmIsa : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    uk_ = kernels::qgemm_ukernel(GetParam());
-    if (uk_ == nullptr) GTEST_SKIP() << "no " << isa_name(GetParam()) << " on this CPU/OS";
-  }
-  const QgemmUkernel* uk_ = nullptr;
-};
+using QgemmIsa = test::QgemmUkernelTest;
 
 INSTANTIATE_TEST_SUITE_P(Levels, QgemmIsa,
                          ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx2Vnni,

@@ -87,15 +87,7 @@ void check_tile(const QgemmUkernel& uk, const TileCase& tc, uint32_t seed) {
   }
 }
 
-class QgemmUkernelTester : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    uk_ = kernels::qgemm_ukernel(GetParam());
-    if (uk_ == nullptr) GTEST_SKIP() << "CPU/OS without " << isa_name(GetParam());
-    ASSERT_EQ(uk_->isa, GetParam());
-  }
-  const QgemmUkernel* uk_ = nullptr;
-};
+using QgemmUkernelTester = test::QgemmUkernelTest;
 
 // Every tile shape (1..mr rows, 1..np panels) over K = 1..23 and a few long
 // ones, fresh and accumulating, each buffer guarded on each side.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/qgemm.h"
 #include "kernels/vec_kernels.h"
 #include "runtime/graph.h"
 #include "runtime/kernel.h"
@@ -59,6 +60,19 @@ Tensor make_tensor(Shape shape, const std::vector<T>& values) {
 // falsely (-Wrestrict, GCC bug 105329) on `"w" + std::to_string(i)` once
 // inlined, so the tests name numbered things through this.
 std::string numbered(const char* prefix, size_t i);
+
+// Tests over each QGEMM micro-kernel (kernels/qgemm.h), the ISA level as
+// the parameter: uk_ is that level's micro-kernel; the test is skipped where
+// the CPU/OS lacks it.
+class QgemmUkernelTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    uk_ = kernels::qgemm_ukernel(GetParam());
+    if (uk_ == nullptr) GTEST_SKIP() << "no " << isa_name(GetParam()) << " on this CPU/OS";
+    ASSERT_EQ(uk_->isa, GetParam());
+  }
+  const kernels::QgemmUkernel* uk_ = nullptr;
+};
 
 // `count` elements of T at a PROT_NONE page: ending exactly where it begins
 // (kAfter: any access past the last element faults) or starting right after

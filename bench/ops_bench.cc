@@ -25,9 +25,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/qgemm.h"
-#include "kernels/quantize_activations.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/qgemm.h"
+#include "kernels/cpu/quantize_activations.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/parallel.h"
 

@@ -1,4 +1,4 @@
-// The INT8 GEMM (kernels/qgemm.h) at the audio encoders' shapes, against
+// The INT8 GEMM (kernels/cpu/qgemm.h) at the audio encoders' shapes, against
 // the machine's measured limits, our FP32 GEMM and oneDNN 2.6. See
 // bench/README.md for how to run it and read it.
 //
@@ -68,9 +68,9 @@
 #include <vector>
 
 #include "kernels/fp32_gemm.h"
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
-#include "kernels/qgemm.h"
+#include "kernels/cpu/qgemm.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "runtime/cpu_isa.h"
 #include "runtime/graph.h"

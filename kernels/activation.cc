@@ -11,7 +11,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {

@@ -23,7 +23,7 @@
 #include "kernels/fp32_gemm.h"
 #include "kernels/kernels.h"
 #include "kernels/util.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {

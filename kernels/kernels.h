@@ -81,7 +81,7 @@ Status MatMulInteger(KernelContext& ctx);
 Status ConvInteger(KernelContext& ctx);
 
 // qlinear.cc: the quantized ops of domain "sarai" (contract in
-// kernels/int8_layout.h; integer cores in kernels/qlinear.h). Reference
+// kernels/cpu/int8_layout.h; integer cores in kernels/cpu/qref.h). Reference
 // kernels: the oracle for the fast INT8 paths.
 Status QMatMul(KernelContext& ctx);
 Status QConv(KernelContext& ctx);

@@ -20,7 +20,7 @@
 
 #include "kernels/conv_geometry.h"
 #include "kernels/kernels.h"
-#include "kernels/quantize_activations.h"
+#include "kernels/cpu/quantize_activations.h"
 #include "kernels/util.h"
 #include "runtime/parallel.h"
 

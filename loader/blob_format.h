@@ -48,7 +48,7 @@
 // (float32, one per output channel along `axis`, or one for per-tensor),
 // and per-channel sums Σ_k w (int32, the u8 zero-point compensation the INT8
 // kernels need). Their layout is the one the kernels read in place
-// (kernels/int8_layout.h); header.weight_layout_version names its version,
+// (kernels/cpu/int8_layout.h); header.weight_layout_version names its version,
 // and a reader that does not know it refuses the file instead of misreading.
 #pragma once
 
@@ -106,7 +106,7 @@ enum class AttrKind : uint8_t {
 
 enum class Layout : uint8_t {
   kPlain = 0,       // row-major in the logical shape, as ONNX stores it
-  kPackedN16K4 = 1, // int8 [K, N] for the VNNI kernels, see kernels/int8_layout.h
+  kPackedN16K4 = 1, // int8 [K, N] for the VNNI kernels, see kernels/cpu/int8_layout.h
 };
 
 enum class Scheme : uint8_t {

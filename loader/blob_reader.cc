@@ -11,7 +11,7 @@
 #include <limits>
 #include <set>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "runtime/crc32c.h"
 #include "runtime/mapped_file.h"
 #include "runtime/parallel.h"

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <limits>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "quantizer/atomic_file.h"
 #include "runtime/crc32c.h"
 

@@ -1,6 +1,6 @@
 // Static activation ranges from calibration data: what `sarai-rt convert
 // --calibration DIR --static` stores in the blob (attributes x_min / x_max
-// of each QMatMul / QConv / QConvTranspose, see kernels/qlinear.cc), so the
+// of each QMatMul / QConv / QConvTranspose, see kernels/qmatmul_qconv.cc), so the
 // kernels skip the per-call range pass of dynamic quantization.
 //
 // One ActivationStats per quantized input, fed every calibration set in two

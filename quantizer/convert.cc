@@ -8,7 +8,7 @@
 #include <map>
 #include <set>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "loader/blob_format.h"
 #include "quantizer/blob_writer.h"
 #include "quantizer/quantize.h"

@@ -5,7 +5,7 @@
 // MatMul / Gemm becomes QMatMul (attrs K, N), Conv QConv (Conv's attrs +
 // weight_shape), ConvTranspose QConvTranspose (attrs + weight_shape), all in
 // domain "sarai", reading X, W.q, W.scale, W.wsum and the bias (see
-// kernels/int8_layout.h); with static ranges, each also gets x_min and
+// kernels/cpu/int8_layout.h); with static ranges, each also gets x_min and
 // x_max. Every other tensor is written as it is.
 //
 // Tensors are visited one at a time, in the source's order: each weight is

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 
 namespace sarai::quant {
 

@@ -41,7 +41,7 @@ inline int8_t quantize_one(float w, float inv) {
 }
 
 // Packs q, row-major [K, N], into the kernels' N16K4 layout (see
-// kernels/int8_layout.h; `out` holds int8::packed_size(K, N) bytes), and
+// kernels/cpu/int8_layout.h; `out` holds int8::packed_size(K, N) bytes), and
 // writes sums[n] = Σ_k q[k][n].
 void pack_n16k4(const int8_t* q, int64_t K, int64_t N, int8_t* out, int32_t* sums);
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "quantizer/quantize.h"
 #include "runtime/parallel.h"
 

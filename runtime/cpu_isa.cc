@@ -42,11 +42,11 @@ Features detect() {
   if (__get_cpuid_count(7, 1, &a71, &b71, &c71, &d71)) f.avx_vnni = a71 & (1u << 4);
   const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   // DQ too: the FP32 vector kernels of this level are built for it
-  // (kernels/vec_avx512.cc). Every CPU with AVX-512 VNNI has it.
+  // (kernels/cpu/vec__avx512_vnni.cc). Every CPU with AVX-512 VNNI has it.
   const bool avx512f = b7 & (1u << 16), avx512dq = b7 & (1u << 17), avx512bw = b7 & (1u << 30),
              avx512vl = b7 & (1u << 31);
-  const bool avx512vnni = c7 & (1u << 11);
-  f.avx512_vnni = zmm_state && avx512f && avx512dq && avx512bw && avx512vl && avx512vnni;
+  const bool vnni512 = c7 & (1u << 11);
+  f.avx512_vnni = zmm_state && avx512f && avx512dq && avx512bw && avx512vl && vnni512;
   const bool amx_tile = d7 & (1u << 24), amx_int8 = d7 & (1u << 25);
   const bool tile_state = (xcr0 & (3ull << 17)) == (3ull << 17);  // XTILECFG, XTILEDATA
   f.amx_int8 = f.avx512_vnni && amx_tile && amx_int8 && tile_state;

@@ -16,7 +16,7 @@
 //   scalar       portable C++ (the FP32 vector layer still uses SSE2, the
 //                x86-64 baseline)
 //   avx2         AVX2 + FMA; INT8 via vpmaddubsw/vpmaddwd (exact, see
-//                kernels/qgemm_avx2.cc)
+//                kernels/cpu/qgemm_u8s8_4x16c4__avx2.cc)
 //   avx2_vnni    AVX-VNNI (VEX vpdpbusd on ymm): Alder Lake and later, Zen 5
 //   avx512_vnni  AVX-512 F/DQ/BW/VL + VNNI: Ice/Tiger Lake, Cascade Lake, Zen 4/5
 //   amx          AMX-INT8 tiles: Sapphire Rapids. We have no AMX kernel of our

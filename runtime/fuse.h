@@ -1,7 +1,7 @@
 // Graph rewrites that fold FP32 element-wise work into the epilogue of the
 // quantized ops (QMatMul, QConv of domain "sarai"), so their output is
 // written once, in its final form, straight from the INT8 GEMM's tiles
-// (kernels/qgemm.h). Run by Session::create unless SessionOptions::fuse is
+// (kernels/cpu/qgemm.h). Run by Session::create unless SessionOptions::fuse is
 // off. Each fold keeps the float arithmetic of the unfused graph exactly
 // (the epilogue adds in the same order), so outputs are bit-identical with
 // and without it.
@@ -13,7 +13,7 @@
 //     float(acc)*s + b for every b.
 //   Add(y, r) or Add(r, y), P without residual or activation: r becomes P's
 //     input 5. If at run time r's shape is not y's, the op falls back to a
-//     broadcasting add after the GEMM (kernels/qlinear.cc).
+//     broadcasting add after the GEMM (kernels/qmatmul_qconv.cc).
 //   Relu(y) or sarai::Gelu(y) (see fuse_gelu), P without activation:
 //     attribute activation = "Relu" / "Gelu" (the Gelu op's own vector
 //     function, applied to the finished rows: bit-identical too).

@@ -1,7 +1,7 @@
 // The inputs of the runtime's quantized ops (domain "sarai": QMatMul, QConv,
 // QConvTranspose), by name: what `sarai-rt convert` writes (slots 0-3), and
 // what the epilogue fusion adds (4, 5; runtime/fuse.h). The converter, the
-// fusion pass, the kernels (kernels/qlinear.cc) and the op registry all use
+// fusion pass, the kernels (kernels/qmatmul_qconv.cc) and the op registry all use
 // these names instead of the numbers.
 #pragma once
 

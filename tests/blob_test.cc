@@ -13,7 +13,7 @@
 #include <fstream>
 #include <random>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "tests/onnx_builder.h"
 #include "loader/blob_reader.h"
 #include "quantizer/blob_writer.h"

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 

@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
 #include "loader/blob_reader.h"
 #include "loader/onnx_loader.h"

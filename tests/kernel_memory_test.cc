@@ -15,7 +15,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
 #include "runtime/memory_plan.h"
 #include "runtime/parallel.h"

@@ -1,5 +1,5 @@
-// Tests for kernels/qconv.h: the fast QConv / QConvTranspose cores and the
-// ops built on them must equal the scalar references of kernels/qlinear.h
+// Tests for kernels/cpu/qconv.h: the fast QConv / QConvTranspose cores and the
+// ops built on them must equal the scalar references of kernels/cpu/qref.h
 // (qref::conv_u8s8, qref::conv_transpose_u8s8) exactly:
 //   - the integer cores, ASSERT_EQ on every int32, at every ISA level this
 //     CPU/OS has (scalar, avx2, avx2_vnni, avx512_vnni; others skipped),
@@ -25,13 +25,13 @@
 #include <gtest/gtest.h>
 
 #include "kernels/conv_geometry.h"
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
-#include "kernels/qconv.h"
-#include "kernels/qgemm.h"
-#include "kernels/qlinear.h"
-#include "kernels/quantize_activations.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/qconv.h"
+#include "kernels/cpu/qgemm.h"
+#include "kernels/cpu/qref.h"
+#include "kernels/cpu/quantize_activations.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/parallel.h"
 #include "tests/test_util.h"

@@ -1,5 +1,5 @@
-// Tests for the AVX2 and AVX-VNNI micro-kernels of kernels/qgemm.h
-// (kernels/qgemm_avx2.cc), each run through the real driver:
+// Tests for the AVX2 and AVX-VNNI micro-kernels of kernels/cpu/qgemm.h
+// (kernels/cpu/qgemm_u8s8_4x16c4__avx2.cc), each run through the real driver:
 //  - qgemm_u8s8_s32 must equal the scalar reference qref::gemm_u8s8_n16k4
 //    exactly (ASSERT_EQ on every int32, reported as "@[m x n] M=.. N=.. K=..")
 //    over K, M and N tails, random data and the cases where pairs of u8 × s8
@@ -24,9 +24,9 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/int8_layout.h"
-#include "kernels/qgemm.h"
-#include "kernels/qlinear.h"
+#include "kernels/cpu/int8_layout.h"
+#include "kernels/cpu/qgemm.h"
+#include "kernels/cpu/qref.h"
 #include "test_util.h"
 
 namespace sarai {
@@ -233,7 +233,7 @@ TEST_P(QgemmAvx2Exact, FusedGemmEqualsScalarMicroKernelBitForBit) {
       ep.ldy_m = N;
       std::vector<float> want(static_cast<size_t>(M * N)), got(static_cast<size_t>(M * N));
       ep.y = want.data();
-      kernels::qgemm_u8s8(a.data(), M, K, K, packed.data(), N, ep, &kernels::qgemm_ukernel_scalar());
+      kernels::qgemm_u8s8(a.data(), M, K, K, packed.data(), N, ep, kernels::qgemm_ukernel(Isa::kScalar));
       ep.y = got.data();
       kernels::qgemm_u8s8(a.data(), M, K, K, packed.data(), N, ep, uk_);
       ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)

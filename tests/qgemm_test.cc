@@ -1,4 +1,4 @@
-// Tests for kernels/qgemm.h: the INT8 GEMM of every ISA level (scalar, avx2,
+// Tests for kernels/cpu/qgemm.h: the INT8 GEMM of every ISA level (scalar, avx2,
 // avx2_vnni, avx512_vnni; each skipped where the CPU/OS lacks it) must equal
 // the scalar reference qref::gemm_u8s8_n16k4 exactly (ASSERT_EQ on every
 // int32, reported as "@[m x n] M=.. N=.. K=.."), over K, N and M tails, random
@@ -14,9 +14,9 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/int8_layout.h"
-#include "kernels/qgemm.h"
-#include "kernels/qlinear.h"
+#include "kernels/cpu/int8_layout.h"
+#include "kernels/cpu/qgemm.h"
+#include "kernels/cpu/qref.h"
 #include "test_util.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/parallel.h"

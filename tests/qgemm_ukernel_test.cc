@@ -1,4 +1,4 @@
-// A tester for the QGEMM micro-kernels (kernels/qgemm.h, QgemmUkernel::tile),
+// A tester for the QGEMM micro-kernels (kernels/cpu/qgemm.h, QgemmUkernel::tile),
 // driving each directly rather than through the driver (XNNPACK's
 // GemmMicrokernelTester is the model): every row count 1..mr, panel count
 // 1..np, reduction K = 4 groups + kt over short, odd and long K, with and
@@ -15,7 +15,7 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/qgemm.h"
+#include "kernels/cpu/qgemm.h"
 #include "runtime/cpu_isa.h"
 #include "test_util.h"
 

@@ -1,5 +1,5 @@
-// Tests for kernels/qlinear.cc (QMatMul, QConv, QConvTranspose, domain
-// "sarai") and kernels/quantize_activations.cc.
+// Tests for kernels/qmatmul_qconv.cc (QMatMul, QConv, QConvTranspose, domain
+// "sarai") and kernels/cpu/quantize_activations.cc.
 //
 // The integer cores must equal naive int32 loops written here exactly
 // (ASSERT_EQ, reported as "@[m x n] M=.. N=.. K=.."). The ops' float outputs
@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
-#include "kernels/qlinear.h"
-#include "kernels/quantize_activations.h"
+#include "kernels/cpu/qref.h"
+#include "kernels/cpu/quantize_activations.h"
 #include "quantizer/quantize.h"
 #include "runtime/parallel.h"
 #include "tests/test_util.h"

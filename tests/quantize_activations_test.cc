@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/quantize_activations.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/quantize_activations.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/parallel.h"
 #include "tests/test_util.h"
@@ -26,7 +26,7 @@ namespace {
 using kernels::QuantParams;
 using kernels::VecKernels;
 
-// ---- The oracle: kernels/quantize_activations.cc as it was before the
+// ---- The oracle: kernels/cpu/quantize_activations.cc as it was before the
 // vector kernels, verbatim but for the names.
 namespace oracle {
 
@@ -137,7 +137,7 @@ int64_t first_mismatch(const std::vector<T>& a, const std::vector<T>& b) {
 }
 
 // ---- Each ISA table, skipped where the CPU/OS lacks it (the same tests as
-// vec_dispatch.cc's choice: avx2 for the avx2 level, avx512 for avx512_vnni).
+// the platform table's: avx2 for the avx2 levels, avx512_vnni above).
 
 class VecQuantize : public test::VecTableTest {
  protected:
@@ -314,7 +314,7 @@ TEST_P(VecQuantize, QuantizeSweepOverFloatBitPatterns) {
   EXPECT_EQ(bits(hi), bits(want_hi));
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, VecQuantize, ::testing::Values("sse2", "avx2", "avx512"),
+INSTANTIATE_TEST_SUITE_P(Isa, VecQuantize, ::testing::Values("scalar", "avx2", "avx512_vnni"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 // ---- The public entry points (the process's table, chunked over threads).

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "loader/blob_reader.h"
 #include "loader/onnx_loader.h"
 #include "quantizer/convert.h"

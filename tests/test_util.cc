@@ -10,9 +10,10 @@
 #include <random>
 #include <sstream>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
+#include "kernels/cpu/platform.h"
 #include "kernels/kernels.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 
 namespace sarai::test {
@@ -46,10 +47,9 @@ std::vector<int8_t> pack_n16k4(const std::vector<int8_t>& w, int64_t K, int64_t 
 }
 
 const kernels::VecKernels* vec_table(const std::string& name) {
-  if (name == "sse2") return &kernels::vec_kernels_sse2();
-  if (name == "avx2") return isa_supported(Isa::kAvx2) ? &kernels::vec_kernels_avx2() : nullptr;
-  if (name == "avx512") return isa_supported(Isa::kAvx512Vnni) ? &kernels::vec_kernels_avx512() : nullptr;
-  return nullptr;
+  const std::optional<Isa> isa = parse_isa(name);
+  const kernels::Platform* p = isa ? kernels::platform_for(*isa) : nullptr;
+  return p ? p->vec : nullptr;
 }
 
 std::string numbered(const char* prefix, size_t i) {

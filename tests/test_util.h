@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/qgemm.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/qgemm.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/graph.h"
 #include "runtime/kernel.h"
 #include "runtime/session.h"
@@ -17,9 +17,9 @@
 
 namespace sarai::test {
 
-// The FP32 vector table named "sse2", "avx2" or "avx512"
-// (kernels/vec_kernels.h), or nullptr where this CPU lacks it (then skip):
-// the same cpuid checks as vec_dispatch.cc's choice.
+// The FP32 vector table of the ISA level named "scalar", "avx2" or
+// "avx512_vnni" (kernels/cpu/vec_kernels.h), or nullptr where this CPU lacks
+// it (then skip): the platform table's row (kernels/cpu/platform.h).
 const kernels::VecKernels* vec_table(const std::string& name);
 
 // Tests over each FP32 vector table, the table's name as the parameter:
@@ -61,7 +61,7 @@ Tensor make_tensor(Shape shape, const std::vector<T>& values) {
 // inlined, so the tests name numbered things through this.
 std::string numbered(const char* prefix, size_t i);
 
-// Tests over each QGEMM micro-kernel (kernels/qgemm.h), the ISA level as
+// Tests over each QGEMM micro-kernel (kernels/cpu/qgemm.h), the ISA level as
 // the parameter: uk_ is that level's micro-kernel; the test is skipped where
 // the CPU/OS lacks it.
 class QgemmUkernelTest : public ::testing::TestWithParam<Isa> {
@@ -126,7 +126,7 @@ double cosine(const Tensor& a, const Tensor& b);
 // (--gtest_output=json shows it), so a changed figure is easy to re-measure.
 void expect_cosine_near_measured(double cos, double measured_cos, const std::string& what);
 
-// Row-major int8 w [K, N] -> the N16K4 bytes of kernels/int8_layout.h
+// Row-major int8 w [K, N] -> the N16K4 bytes of kernels/cpu/int8_layout.h
 // (zero padding), the layout the INT8 GEMM reads.
 std::vector<int8_t> pack_n16k4(const std::vector<int8_t>& w, int64_t K, int64_t N);
 

@@ -1,5 +1,5 @@
-// The FP32 vector kernels (kernels/vec_kernels.h) at every ISA level this
-// CPU has (sse2, avx2, avx512; a table the CPU lacks is skipped), against
+// The FP32 vector kernels (kernels/cpu/vec_kernels.h) at every ISA level this
+// CPU has (scalar = SSE2, avx2, avx512_vnni; a table the CPU lacks is skipped), against
 // scalar references written here from the definitions, in double where the
 // kernel approximates (std::exp, std::erf) and in float where it must be
 // exact (clip, hard sigmoid/swish, add/sub/mul/div). Lengths 0..70 cover
@@ -9,7 +9,7 @@
 //
 // The tolerances are ~10x the worst error measured on every table (noted
 // beside each), so a kernel that loses accuracy fails while the rounding
-// differences between sse2 (no FMA) and avx2/avx512 (FMA) pass.
+// differences between scalar (SSE2, no FMA) and avx2/avx512_vnni (FMA) pass.
 // (quantize_u8 and minmax: quantize_activations_test.cc, bit for bit.)
 #include <gtest/gtest.h>
 
@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 #include "tests/test_util.h"
 
@@ -288,16 +288,16 @@ TEST_P(VecKernelsIsa, LayerNormMatchesDouble) {
   RecordProperty("layernorm_max_abs_err", sci(worst_y.abs));
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, VecKernelsIsa, ::testing::Values("sse2", "avx2", "avx512"),
+INSTANTIATE_TEST_SUITE_P(Isa, VecKernelsIsa, ::testing::Values("scalar", "avx2", "avx512_vnni"),
                          [](const auto& info) { return info.param; });
 
 // vec_kernels() follows max_isa() (and so SARAI_MAX_ISA): the isa.<level>
 // ctest entries run this under each cap.
 TEST(VecKernelsDispatch, TableFollowsMaxIsa) {
-  const char* want = "sse2";
+  const char* want = "scalar";
   switch (max_isa()) {
     case Isa::kAmx:
-    case Isa::kAvx512Vnni: want = "avx512"; break;
+    case Isa::kAvx512Vnni: want = "avx512_vnni"; break;
     case Isa::kAvx2Vnni:
     case Isa::kAvx2: want = "avx2"; break;
     case Isa::kScalar: break;

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <map>
 
-#include "kernels/qgemm.h"
+#include "kernels/cpu/qgemm.h"
 #include "loader/npy.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/memory_stats.h"

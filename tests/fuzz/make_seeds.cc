@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "quantizer/blob_writer.h"
 
 using namespace sarai;

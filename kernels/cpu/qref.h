@@ -1,5 +1,5 @@
 // The integer cores of the quantized ops QMatMul, QConv and QConvTranspose
-// (domain "sarai", contract in kernels/int8_layout.h), exposed so tests can
+// (domain "sarai", contract in kernels/cpu/int8_layout.h), exposed so tests can
 // check them for exact int32 equality and the fast kernels of later issues
 // can be tested against them bit for bit. Scalar, plain loops, no tricks:
 // these are the oracle. The ops themselves (quantize X, these cores, the

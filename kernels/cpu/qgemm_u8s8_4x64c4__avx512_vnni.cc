@@ -1,6 +1,7 @@
-// The AVX-512 VNNI micro-kernel and epilogue of the INT8 GEMM
-// (kernels/qgemm.h), reading the N16K4 weights in place. Only reached
-// through qgemm_ukernel(Isa::kAvx512Vnni) after the cpuid/XCR0 checks.
+// The AVX-512 VNNI micro-kernel of the INT8 GEMM, 4 rows x 64 channels (4
+// panels) over k in groups of 4, and its epilogue (kernels/cpu/qgemm.h),
+// reading the N16K4 weights in place. Only reached through the platform
+// table (kernels/cpu/platform.h) after the cpuid/XCR0 checks.
 //
 // One 64-byte block of N16K4 (panel p, k-group g) holds, for each of the 16
 // channels of the panel, its 4 consecutive k values: exactly the s8 operand
@@ -33,8 +34,8 @@
 #include <cassert>
 #include <cstring>
 
-#include "kernels/int8_layout.h"
-#include "kernels/qgemm.h"
+#include "kernels/cpu/int8_layout.h"
+#include "kernels/cpu/qgemm.h"
 
 // Only this file's own functions get AVX-512 code, each through its own
 // target attribute (GCC and clang alike; clang has no `#pragma GCC target`):
@@ -169,7 +170,7 @@ TileFn tile_for(int64_t rows, int64_t np) {
   }
 }
 
-SARAI_AVX512_VNNI void tile_avx512vnni(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
+SARAI_AVX512_VNNI void tile_avx512_vnni(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
                      int64_t panels, int64_t groups, int64_t kt, int32_t* c, int64_t ldc,
                      bool accumulate) {
   tile_for(rows, panels)(a, lda, w, pstride, groups, kt, c, ldc, accumulate);
@@ -212,12 +213,12 @@ SARAI_AVX512_VNNI void epilogue_row_avx512(const int32_t* acc, int64_t n, const 
                         static_cast<__mmask16>((1u << (n - j)) - 1u));
 }
 
-const QgemmUkernel kAvx512Vnni = {Isa::kAvx512Vnni, kMR, kNR, tile_avx512vnni, epilogue_row_avx512<false>,
-                                  epilogue_row_avx512<true>};
+const QgemmUkernel kTable = {Isa::kAvx512Vnni, kMR, kNR, tile_avx512_vnni, epilogue_row_avx512<false>,
+                             epilogue_row_avx512<true>};
 
 }  // namespace
 
-const QgemmUkernel& qgemm_ukernel_avx512_vnni() { return kAvx512Vnni; }
+const QgemmUkernel& qgemm_u8s8_4x64c4__avx512_vnni() { return kTable; }
 
 }  // namespace sarai::kernels
 

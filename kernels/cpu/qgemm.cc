@@ -1,4 +1,4 @@
-// The INT8 GEMM driver and its scalar micro-kernel (kernels/qgemm.h).
+// The INT8 GEMM driver (kernels/cpu/qgemm.h) and the scalar epilogue row.
 //
 // Blocking: the output is cut into tasks of (up to kMB rows) × (one panel
 // group of uk.np * 16 channels). Tasks are numbered panel-group-major, so
@@ -16,7 +16,7 @@
 // prefetcher follows: ~0.84 of the measured 1-thread bandwidth at M=1,
 // K×N = 2048×8192, cold; docs/BENCHMARKS.md); the micro-kernel's row loop
 // reuses it from registers.
-#include "kernels/qgemm.h"
+#include "kernels/cpu/qgemm.h"
 
 #include <algorithm>
 #include <cassert>
@@ -24,8 +24,8 @@
 
 #include <immintrin.h>
 
-#include "kernels/int8_layout.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/int8_layout.h"
+#include "kernels/cpu/platform.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
@@ -40,23 +40,6 @@ constexpr int64_t kBlockBytes = int8::kPanelN * int8::kGroupK;  // 64
 // size of a core's L2 here, so a smaller y stays in cache for its consumer.
 constexpr int64_t kStreamBytes = int64_t{2} << 20;
 
-// --- scalar micro-kernel: the obvious loops, one output at a time.
-void tile_scalar(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w, int64_t pstride,
-                 int64_t panels, int64_t groups, int64_t kt, int32_t* c, int64_t ldc,
-                 bool accumulate) {
-  const int64_t kk = groups * int8::kGroupK + kt;
-  for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t j = 0; j < panels * int8::kPanelN; ++j) {
-      const int8_t* wj = w + (j / int8::kPanelN) * pstride + (j % int8::kPanelN) * int8::kGroupK;
-      int32_t s = accumulate ? c[i * ldc + j] : 0;
-      for (int64_t k = 0; k < kk; ++k)
-        s += static_cast<int32_t>(a[i * lda + k]) *
-             static_cast<int32_t>(wj[(k / int8::kGroupK) * kBlockBytes + k % int8::kGroupK]);
-      c[i * ldc + j] = s;
-    }
-  }
-}
-
 inline float epilogue_one(int32_t acc, int32_t comp, float cscale, float bias, const float* res,
                           QgemmActivation act) {
   float v = static_cast<float>(static_cast<int32_t>(static_cast<uint32_t>(acc) - static_cast<uint32_t>(comp)));
@@ -67,8 +50,6 @@ inline float epilogue_one(int32_t acc, int32_t comp, float cscale, float bias, c
   return v;
 }
 
-const QgemmUkernel kScalar = {Isa::kScalar, 4, 1, tile_scalar, qgemm_epilogue_row_scalar};
-
 // One task's output: rows [m0, m0 + rows), channels [n0, n0 + cols).
 void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, bool stream,
                     const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0,
@@ -78,7 +59,7 @@ void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, bool stream
   const float* bias = ep.bias ? ep.bias + n0 : nullptr;
   const bool gelu = ep.act == QgemmActivation::kGelu;
   const QgemmActivation act = gelu ? QgemmActivation::kNone : ep.act;
-  const auto gelu_fn = vec_kernels().gelu;
+  const auto gelu_fn = platform().vec->gelu;
   // Stream big outputs past the caches, unless GELU rereads them at once.
   const auto row_fn = stream && !gelu && uk.epilogue_row_stream ? uk.epilogue_row_stream : uk.epilogue_row;
   if (ep.ldy_n == 1 && (ep.residual == nullptr || ep.ldr_n == 1)) {
@@ -157,31 +138,6 @@ void qgemm_epilogue_row_scalar(const int32_t* acc, int64_t n, const int32_t* com
   for (int64_t j = 0; j < n; ++j)
     y[j] = epilogue_one(acc[j], comp ? comp[j] : 0, cscale[j], bias ? bias[j] : 0.f,
                         residual ? residual + j : nullptr, act);
-}
-
-const QgemmUkernel& qgemm_ukernel_scalar() { return kScalar; }
-
-const QgemmUkernel* qgemm_ukernel(Isa isa) {
-  if (!isa_supported(isa)) return nullptr;
-  switch (isa) {
-    case Isa::kScalar: return &qgemm_ukernel_scalar();
-    case Isa::kAvx2: return &qgemm_ukernel_avx2();
-    case Isa::kAvx2Vnni: return &qgemm_ukernel_avx2_vnni();
-    case Isa::kAvx512Vnni: return &qgemm_ukernel_avx512_vnni();
-    case Isa::kAmx: return nullptr;
-  }
-  return nullptr;
-}
-
-const QgemmUkernel& qgemm_default_ukernel() {
-  static const QgemmUkernel* uk = [] {
-    for (int i = static_cast<int>(max_isa()); i > 0; --i) {
-      const Isa isa = static_cast<Isa>(i);
-      if (const QgemmUkernel* u = qgemm_ukernel(isa); u != nullptr && isa_allowed(isa)) return u;
-    }
-    return &qgemm_ukernel_scalar();
-  }();
-  return *uk;
 }
 
 void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,

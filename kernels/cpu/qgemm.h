@@ -3,7 +3,7 @@
 //   acc[m][n] = Σ_k a[m][k] * w[k][n]        (u8 × s8 → int32, exact)
 //   y[m][n]   = act(float(acc[m][n] - comp[n]) * cscale[n] + bias[n] + residual[m][n])
 //
-// with w read in place from the N16K4 layout (kernels/int8_layout.h) of a
+// with w read in place from the N16K4 layout (kernels/cpu/int8_layout.h) of a
 // mapped blob: never repacked, per run or per load. Bit-exact with the scalar
 // reference (qref::gemm_u8s8_n16k4 + the ops' float epilogue) on every ISA,
 // for every thread count, as long as K <= qref::kMaxReduction.
@@ -15,11 +15,12 @@
 // buffer on the stack and applies the epilogue while that buffer is in L1,
 // so no M×N int32 matrix is ever written.
 //
-// ISAs (runtime/cpu_isa.h; SARAI_MAX_ISA caps the choice):
-//   avx512_vnni  qgemm_avx512vnni.cc   vpdpbusd zmm, 4 rows × 2 panels
-//   avx2_vnni    qgemm_avx2.cc         vpdpbusd ymm (AVX-VNNI)
-//   avx2         qgemm_avx2.cc         vpmaddubsw/vpmaddwd, exact (no pair saturation)
-//   scalar       qgemm.cc              plain C++
+// ISA levels (runtime/cpu_isa.h; SARAI_MAX_ISA caps the choice), one
+// micro-kernel file each in kernels/cpu/:
+//   avx512_vnni  qgemm_u8s8_4x64c4__avx512_vnni.cc  vpdpbusd zmm, 4 rows × 4 panels
+//   avx2_vnni    qgemm_u8s8_4x16c4__avx2_vnni.cc    vpdpbusd ymm (AVX-VNNI)
+//   avx2         qgemm_u8s8_4x16c4__avx2.cc         vpmaddwd, exact (no pair saturation)
+//   scalar       qgemm_u8s8_4x16c4__scalar.cc       plain C++
 #pragma once
 
 #include <cstdint>
@@ -43,7 +44,7 @@ enum class QgemmActivation : int { kNone = 0, kRelu = 1, kGelu = 2 };
 //                                       driver over each finished row segment
 //   y[m * ldy_m + n * ldy_n] = v
 // comp[n] = z_x * wsum[n] (the activation zero point's compensation,
-// kernels/int8_layout.h); cscale[n] = s_x * scale[n].
+// kernels/cpu/int8_layout.h); cscale[n] = s_x * scale[n].
 struct QgemmEpilogue {
   const int32_t* comp = nullptr;    // [N]; nullptr: no compensation
   const float* cscale = nullptr;    // [N], required
@@ -91,9 +92,10 @@ struct QgemmUkernel {
 
 // The micro-kernel of one ISA, or nullptr when this build has none for it or
 // the CPU/OS lacks it (ignores SARAI_MAX_ISA; amx returns nullptr: no AMX
-// micro-kernel of our own yet).
+// micro-kernel of our own yet). From the platform table.
 const QgemmUkernel* qgemm_ukernel(Isa isa);
-// The best micro-kernel allowed under max_isa(); never nullptr (scalar).
+// The best micro-kernel allowed under max_isa() (platform().qgemm); never
+// nullptr (scalar).
 const QgemmUkernel& qgemm_default_ukernel();
 
 // y = epilogue(a · W): a is row-major [m, k] with row stride lda (u8), W the
@@ -112,11 +114,14 @@ void qgemm_epilogue_row_scalar(const int32_t* acc, int64_t n, const int32_t* com
                                const float* cscale, const float* bias, const float* residual,
                                QgemmActivation act, float* y);
 
-// Per-ISA tables, defined in their files; call only through qgemm_ukernel()
-// (it checks the CPU).
-const QgemmUkernel& qgemm_ukernel_scalar();
-const QgemmUkernel& qgemm_ukernel_avx2();
-const QgemmUkernel& qgemm_ukernel_avx2_vnni();
-const QgemmUkernel& qgemm_ukernel_avx512_vnni();
+// The micro-kernels, named by contract, tile and level as XNNPACK names
+// its own (u8 x s8 -> s32, mr rows x np * 16 channels, k in groups of 4
+// "c4", after "__" the ISA level), each defined in the file of that name.
+// Reach them through the platform table (kernels/cpu/platform.h) or
+// qgemm_ukernel(), which check the CPU.
+const QgemmUkernel& qgemm_u8s8_4x16c4__scalar();
+const QgemmUkernel& qgemm_u8s8_4x16c4__avx2();
+const QgemmUkernel& qgemm_u8s8_4x16c4__avx2_vnni();
+const QgemmUkernel& qgemm_u8s8_4x64c4__avx512_vnni();
 
 }  // namespace sarai::kernels

@@ -1,17 +1,18 @@
-// VecKernels for the x86-64 baseline, SSE2 (4 floats per vector, no FMA);
+// VecKernels for level scalar: the x86-64 baseline, SSE2 (4 floats per
+// vector, no FMA);
 // see vec_kernels.h. Also what SARAI_MAX_ISA=scalar selects.
 #include <emmintrin.h>
 
 #include <cstdint>
 
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 
 namespace sarai::kernels {
 namespace {
 
 #define SARAI_VEC_TARGET  // the x86-64 baseline: no attribute
 constexpr int kW = 4;
-constexpr const char* kIsaName = "sse2";
+constexpr const char* kIsaName = "scalar";
 typedef float vf __attribute__((vector_size(16)));
 typedef int32_t vi __attribute__((vector_size(16)));
 static inline vf fmadd(vf a, vf b, vf c) { return a * b + c; }
@@ -21,12 +22,12 @@ static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(ab, cd));
 }
 
-#include "kernels/vec_body.h"
+#include "kernels/cpu/vec_body.h"
 
 #undef SARAI_VEC_TARGET
 
 }  // namespace
 
-const VecKernels& vec_kernels_sse2() { return kTable; }
+const VecKernels& vec_kernels__scalar() { return kTable; }
 
 }  // namespace sarai::kernels

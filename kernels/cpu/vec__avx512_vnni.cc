@@ -1,11 +1,12 @@
-// VecKernels for AVX-512F (16 floats per vector); see vec_kernels.h. Only
+// VecKernels for level avx512_vnni: AVX-512 F/DQ (16 floats per vector),
+// which that level guarantees; see vec_kernels.h. Only
 // the functions with the target attribute below use AVX-512, and they are only
-// reached through vec_kernels() after it checked cpuid and XCR0.
+// reached through the platform table (kernels/cpu/platform.h) after its cpuid and XCR0 checks.
 #include <immintrin.h>
 
 #include <cstdint>
 
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 
 namespace sarai::kernels {
 namespace {
@@ -13,7 +14,7 @@ namespace {
 #define SARAI_VEC_TARGET __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
 constexpr int kW = 16;
-constexpr const char* kIsaName = "avx512";
+constexpr const char* kIsaName = "avx512_vnni";
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
 SARAI_VEC_TARGET static inline vf fmadd(vf a, vf b, vf c) {
@@ -28,12 +29,12 @@ SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) 
   _mm512_mask_cvtepi32_storeu_epi8(p + 48, 0xffff, (__m512i)d);
 }
 
-#include "kernels/vec_body.h"
+#include "kernels/cpu/vec_body.h"
 
 #undef SARAI_VEC_TARGET
 
 }  // namespace
 
-const VecKernels& vec_kernels_avx512() { return kTable; }
+const VecKernels& vec_kernels__avx512_vnni() { return kTable; }
 
 }  // namespace sarai::kernels

@@ -1,10 +1,10 @@
-// Vectorized float32 row kernels behind one table of function pointers,
-// chosen once per process from the CPU (MLAS's platform table): AVX-512F,
-// AVX2+FMA, or the SSE2 baseline the binary is built for. The wide variants
-// live in vec_avx512.cc / vec_avx2.cc, whose functions are compiled for
-// their ISA by a target attribute each, and the binary itself still runs on
-// any x86-64. SARAI_MAX_ISA (runtime/cpu_isa.h) caps the choice: scalar selects
-// sse2, avx2/avx2_vnni select avx2, so one machine can test every path.
+// Vectorized float32 row kernels behind one table of function pointers per
+// ISA level, in the compute layer's platform table (kernels/cpu/platform.h):
+// SSE2 (the x86-64 baseline) at level scalar, AVX2+FMA at avx2 and
+// avx2_vnni, AVX-512 F/DQ at avx512_vnni and amx. Each table's file
+// (vec__<level>.cc) compiles vec_body.h with its level's target attribute per
+// function, so the binary itself still runs on any x86-64, and
+// SARAI_MAX_ISA (runtime/cpu_isa.h) moves this family with the others.
 //
 // The kernels work on contiguous rows; the ops in activation.cc,
 // normalization.cc and elementwise.cc keep shapes, broadcasting, threading
@@ -28,7 +28,7 @@ namespace sarai::kernels {
 enum class VecBinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
 
 struct VecKernels {
-  const char* isa;  // "avx512", "avx2" or "sse2"
+  const char* isa;  // the level it is named after: "avx512_vnni", "avx2" or "scalar"
   // y = softmax(x) over one contiguous row of n > 0 floats (y may alias x).
   void (*softmax_row)(const float* x, float* y, int64_t n);
   // Element-wise maps over n floats (y may alias x).
@@ -59,17 +59,17 @@ struct VecKernels {
   // out[i] = saturate_u8(round_half_even(x[i] / scale) + zero_point), NaN -> 0:
   // a true division, rounded before the zero point is added, in float, then
   // clamped to [0, 255]; bit-identical to the scalar quantize_u8_with
-  // (kernels/quantize_activations.h) for every input, scale and zero point.
+  // (kernels/cpu/quantize_activations.h) for every input, scale and zero point.
   void (*quantize_u8)(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out);
 };
 
-// The table for max_isa() (runtime/cpu_isa.h), chosen on first use.
+// The table of max_isa(): platform().vec (kernels/cpu/platform.h).
 const VecKernels& vec_kernels();
 
-// Per-ISA tables; the avx2/avx512 ones must only be called when the CPU and
-// the OS support that ISA (vec_kernels() checks cpuid and XCR0).
-const VecKernels& vec_kernels_sse2();
-const VecKernels& vec_kernels_avx2();
-const VecKernels& vec_kernels_avx512();
+// Per-level tables, defined in their files; reach them through the platform
+// table (it checks cpuid and XCR0).
+const VecKernels& vec_kernels__scalar();
+const VecKernels& vec_kernels__avx2();
+const VecKernels& vec_kernels__avx512_vnni();
 
 }  // namespace sarai::kernels

@@ -1,6 +1,6 @@
 // The bodies of the VecKernels (vec_kernels.h), written once over GCC vector
-// extensions and included by each per-ISA file (vec_sse2.cc, vec_avx2.cc,
-// vec_avx512.cc) inside its own namespace. The includer defines first:
+// extensions and included by each per-level file (vec__scalar.cc,
+// vec__avx2.cc, vec__avx512_vnni.cc) inside its own namespace. The includer defines first:
 //   SARAI_VEC_TARGET  the target attribute every function here carries
 //             (e.g. __attribute__((target("avx2,fma"))), empty for the
 //             baseline): per function, as clang has no `#pragma GCC target`

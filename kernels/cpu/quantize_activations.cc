@@ -1,9 +1,9 @@
-#include "kernels/quantize_activations.h"
+#include "kernels/cpu/quantize_activations.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {

@@ -1,11 +1,12 @@
-// VecKernels for AVX2 + FMA (8 floats per vector); see vec_kernels.h. Only
+// VecKernels for levels avx2 and avx2_vnni: AVX2 + FMA (8 floats per
+// vector); see vec_kernels.h. Only
 // the functions with the target attribute below use AVX2, and they are only
-// reached through vec_kernels() after it checked cpuid and XCR0.
+// reached through the platform table (kernels/cpu/platform.h) after its cpuid and XCR0 checks.
 #include <immintrin.h>
 
 #include <cstdint>
 
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 
 namespace sarai::kernels {
 namespace {
@@ -30,12 +31,12 @@ SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) 
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), r);
 }
 
-#include "kernels/vec_body.h"
+#include "kernels/cpu/vec_body.h"
 
 #undef SARAI_VEC_TARGET
 
 }  // namespace
 
-const VecKernels& vec_kernels_avx2() { return kTable; }
+const VecKernels& vec_kernels__avx2() { return kTable; }
 
 }  // namespace sarai::kernels

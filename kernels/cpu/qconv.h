@@ -1,14 +1,16 @@
 // The fast integer cores of QConv and QConvTranspose (domain "sarai",
-// contract in kernels/int8_layout.h), bit-exact with the scalar references
-// qref::conv_u8s8 / qref::conv_transpose_u8s8 (kernels/qlinear.h) on every
-// ISA level and for every thread count.
+// contract in kernels/cpu/int8_layout.h), bit-exact with the scalar references
+// qref::conv_u8s8 / qref::conv_transpose_u8s8 (kernels/cpu/qref.h) on every
+// ISA level and for every thread count. One file per path (qconv_im2col.cc,
+// qconv_grouped.cc, qconv_transpose.cc; qconv_internal.h says what they
+// share), the entry points in qconv.cc.
 //
 //   group == 1 (W packed N16K4 as [K = C*taps, N = M]): per batch image,
 //     blocks of output positions are unfolded (im2col) into u8 rows, one row
 //     per output position, K = C*taps bytes in W's k order (c * taps + r),
 //     taps in the padding reading the zero point z_x exactly as the
 //     reference (the taps of one kernel line read consecutive input bytes
-//     and are copied 8 bytes at a time); qgemm_u8s8_s32 (kernels/qgemm.h)
+//     and are copied 8 bytes at a time); qgemm_u8s8_s32 (kernels/cpu/qgemm.h)
 //     multiplies the block by the packed weights in place (GEMM row =
 //     output position, column = channel), and a transposing epilogue
 //     (16 x 16 float tiles, vectorized along channels then along positions)
@@ -29,16 +31,16 @@
 //     line is accumulated split by stride phase, so the inner loop is
 //     contiguous (vectorized) for every stride.
 //
-// The vectorized loops (the direct kernels', the transposing epilogue) are
-// compiled for AVX-512BW and AVX2 as well as the baseline and picked by the
-// micro-kernel's ISA level, so SARAI_MAX_ISA (and the tests' per-level
-// loop) moves them too.
+// The vectorized loops (the direct kernels', the transposing epilogue:
+// qconv_loops.h) are compiled for AVX-512BW and AVX2 as well as the baseline
+// and picked from the platform table by the micro-kernel's ISA level, so
+// SARAI_MAX_ISA (and the tests' per-level loop) moves them too.
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/qgemm.h"
-#include "kernels/qlinear.h"
+#include "kernels/cpu/qgemm.h"
+#include "kernels/cpu/qref.h"
 
 namespace sarai::kernels {
 

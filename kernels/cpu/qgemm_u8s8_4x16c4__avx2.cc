@@ -1,6 +1,7 @@
-// The AVX2 and AVX-VNNI micro-kernels of the INT8 GEMM and their shared AVX2
-// epilogue (kernels/qgemm.h), reading the N16K4 weights in place. Only
-// reached through qgemm_ukernel(Isa::kAvx2 / Isa::kAvx2Vnni) after the
+// The AVX2 micro-kernel of the INT8 GEMM, 4 rows x 16 channels over k in
+// groups of 4 (kernels/cpu/qgemm.h), and the AVX2 epilogue row it shares
+// with the AVX-VNNI kernel (qgemm_u8s8_4x16c4__avx2_vnni.cc), reading the
+// N16K4 weights in place. Only reached through the platform table after the
 // cpuid/XCR0 checks.
 //
 // A ymm holds half of a 64-byte N16K4 block (panel p, k-group g): channels
@@ -10,11 +11,6 @@
 // 8h + c. K tail: the weights are zero-padded to Kp = round_up(K, 4), so the
 // last partial group only needs its activation bytes zero-extended (built
 // from the valid bytes, never read past a[m][K-1]).
-//
-// AVX-VNNI: with the 4 activation bytes a[m][4g..4g+3] broadcast as one
-// int32, lane c of vpdpbusd(acc, bcast, half block) adds
-// Σ_{t<4} a[m][4g+t] * w[4g+t][c]: u8 × s8 products summed in int32 without
-// intermediate saturation, so exact, like the AVX-512 VNNI kernel.
 //
 // AVX2 without VNNI: vpmaddubsw adds pairs of u8 × s8 products into int16
 // WITH saturation (255·127·2 = 64770 > 32767), so it is not used. We use
@@ -51,67 +47,13 @@
 // (measured ~30 % slower for AVX-VNNI). The AVX2 group needs 17 live ymm, so
 // a few accumulators still spill; the tile above is the fastest we measured
 // regardless.
-#include <immintrin.h>
-
 #include <cassert>
-#include <cstring>
 
-#include "kernels/int8_layout.h"
-#include "kernels/qgemm.h"
-
-// Only this file's own functions get AVX2 / AVX-VNNI code, each through its
-// own target attribute (GCC and clang alike; clang has no `#pragma GCC
-// target`): the headers above are compiled for the baseline, so no shared
-// inline function can come out of this file with wide instructions in it and
-// be picked by the linker for callers on older CPUs. The AVX2 functions leave
-// out FMA so the epilogue cannot be contracted whatever the flags; the
-// AVX-VNNI ones reuse the AVX2 helpers (a callee's ISA is a subset of its
-// caller's, so they inline). Lambdas need the attribute too.
-#define SARAI_AVX2 __attribute__((target("avx2")))
-#define SARAI_AVX2_VNNI __attribute__((target("avxvnni,avx2,fma")))
+#include "kernels/cpu/qgemm_4x16c4_avx2_common.h"
 
 namespace sarai::kernels {
+namespace avx2_4x16c4 {
 namespace {
-
-constexpr int kMR = 4;                                          // rows per tile
-constexpr int64_t kBlockBytes = int8::kPanelN * int8::kGroupK;  // 64: 16 channels × 4 k
-constexpr int64_t kHalfBytes = kBlockBytes / 2;                 // 32: 8 channels × 4 k
-
-// Row i's activation bytes of one k-group, x[i] = a[i * lda + 0..n-1] as one
-// int32, zero-extended: n = 4, or kt in 1..3 for the partial last group
-// (never reads past a[i * lda + n - 1]).
-template <int MR>
-SARAI_AVX2 inline void load_group(int32_t (&x)[MR], const uint8_t* a, int64_t lda, int64_t n) {
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i) {
-    const uint8_t* p = a + i * lda;
-    if (n == int8::kGroupK) {
-      std::memcpy(&x[i], p, 4);
-    } else {
-      uint32_t v = p[0];
-      if (n > 1) v |= uint32_t{p[1]} << 8;
-      if (n > 2) v |= uint32_t{p[2]} << 16;
-      x[i] = static_cast<int32_t>(v);
-    }
-  }
-}
-
-SARAI_AVX2 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-// c[i][0..15] (+)= acc[i][0..1] for i < MR.
-template <int MR>
-SARAI_AVX2 inline void store_tile(const __m256i (&acc)[MR][2], int32_t* c, int64_t ldc, bool accumulate) {
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      int32_t* out = c + i * ldc + h * 8;
-      __m256i v = acc[i][h];
-      if (accumulate) v = _mm256_add_epi32(v, load256(out));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
-    }
-  }
-}
 
 // --- AVX2: vpmaddwd on even/odd k bytes (exactness: see the top comment).
 // acc[i][h] += row i's products with one 64-byte block (x: load_group).
@@ -198,7 +140,9 @@ SARAI_AVX2 inline void epilogue8(const int32_t* acc, const int32_t* comp, const 
     _mm256_storeu_ps(y, f);
 }
 
-SARAI_AVX2 void epilogue_row_avx2(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
+}  // namespace
+
+SARAI_AVX2 void epilogue_row(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
                        const float* bias, const float* residual, QgemmActivation act, float* y) {
   int64_t j = 0;
   for (; j + 8 <= n; j += 8)
@@ -213,55 +157,14 @@ SARAI_AVX2 void epilogue_row_avx2(const int32_t* acc, int64_t n, const int32_t* 
   }
 }
 
-// --- AVX-VNNI: vpdpbusd ymm.
-template <int MR>
-SARAI_AVX2_VNNI inline void group_avx2_vnni(__m256i (&acc)[MR][2], const int32_t (&x)[MR], const int8_t* block) {
-  const __m256i b0 = load256(block), b1 = load256(block + kHalfBytes);
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i) {
-    const __m256i xv = _mm256_set1_epi32(x[i]);
-    acc[i][0] = _mm256_dpbusd_avx_epi32(acc[i][0], xv, b0);
-    acc[i][1] = _mm256_dpbusd_avx_epi32(acc[i][1], xv, b1);
-  }
-}
 
-// Same contract as tile_avx2.
-template <int MR>
-SARAI_AVX2_VNNI void tile_avx2_vnni(const uint8_t* a, int64_t lda, const int8_t* w, int64_t groups, int64_t kt,
-                    int32_t* c, int64_t ldc, bool accumulate) {
-  __m256i acc[MR][2];
-#pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
-  int32_t x[MR];
-  if (kt != 0) {  // the partial last group first, as in tile_avx2
-    load_group<MR>(x, a + groups * int8::kGroupK, lda, kt);
-    group_avx2_vnni<MR>(acc, x, w + groups * kBlockBytes);
-  }
-  for (int64_t g = 0; g < groups; ++g) {
-    load_group<MR>(x, a + g * int8::kGroupK, lda, int8::kGroupK);
-    group_avx2_vnni<MR>(acc, x, w + g * kBlockBytes);
-  }
-  store_tile<MR>(acc, c, ldc, accumulate);
-}
+}  // namespace avx2_4x16c4
 
-SARAI_AVX2_VNNI void tile_avx2_vnni_rows(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* w,
-                         int64_t pstride, int64_t panels, int64_t groups, int64_t kt, int32_t* c,
-                         int64_t ldc, bool accumulate) {
-  assert(panels == 1 && rows >= 1 && rows <= kMR);
-  switch (rows) {
-    case 1: return tile_avx2_vnni<1>(a, lda, w, groups, kt, c, ldc, accumulate);
-    case 2: return tile_avx2_vnni<2>(a, lda, w, groups, kt, c, ldc, accumulate);
-    case 3: return tile_avx2_vnni<3>(a, lda, w, groups, kt, c, ldc, accumulate);
-    default: return tile_avx2_vnni<4>(a, lda, w, groups, kt, c, ldc, accumulate);
-  }
-}
-
-const QgemmUkernel kAvx2 = {Isa::kAvx2, kMR, 1, tile_avx2_rows, epilogue_row_avx2};
-const QgemmUkernel kAvx2Vnni = {Isa::kAvx2Vnni, kMR, 1, tile_avx2_vnni_rows, epilogue_row_avx2};
-
+namespace {
+const QgemmUkernel kTable = {Isa::kAvx2, avx2_4x16c4::kMR, 1, avx2_4x16c4::tile_avx2_rows,
+                             avx2_4x16c4::epilogue_row};
 }  // namespace
 
-const QgemmUkernel& qgemm_ukernel_avx2() { return kAvx2; }
-const QgemmUkernel& qgemm_ukernel_avx2_vnni() { return kAvx2Vnni; }
+const QgemmUkernel& qgemm_u8s8_4x16c4__avx2() { return kTable; }
 
 }  // namespace sarai::kernels

@@ -1,7 +1,8 @@
 // The quantized ops of domain "sarai": QMatMul, QConv, QConvTranspose
-// (contract: kernels/int8_layout.h), and their scalar reference cores
-// (qref::*, obviously correct; the fast kernels of qgemm.h / qconv.h are
-// tested bit-exactly against them).
+// (contract: kernels/cpu/int8_layout.h): validation, fusion inputs, the
+// activation quantization and the call into the compute layer (kernels/cpu/:
+// the fast cores qgemm.h / qconv.h, tested bit-exactly against the scalar
+// reference cores qref.h).
 //
 // Why u8 activations with a zero point, not s8. vpdpbusd (AVX-512 VNNI,
 // AVX-VNNI) multiplies u8 by s8 and nothing else; symmetric s8 activations
@@ -15,11 +16,11 @@
 //
 // Every op runs in three steps:
 //   1. x_q = quantize_u8(X): dynamic per-tensor u8 (s_x, z_x), ONNX
-//      DynamicQuantizeLinear semantics (kernels/quantize_activations.h).
+//      DynamicQuantizeLinear semantics (kernels/cpu/quantize_activations.h).
 //      With static ranges (attributes x_min and x_max, from `convert
 //      --static` calibration) the range pass is skipped: (s_x, z_x) =
 //      choose_u8_params(x_min, x_max), and values outside saturate.
-//   2. acc = the int32 core (kernels/qlinear.h), weights read in place.
+//   2. acc = the int32 core (kernels/cpu/qref.h), weights read in place.
 //   3. y = dequantize_acc(acc - z_x * wsum[n], s_x * scale[n], bias[n]).
 //
 // Why step 3 is right (MLAS writes its zero-point expansion next to its code;
@@ -35,103 +36,23 @@
 // that property (see conv_transpose_u8s8), so its core subtracts z_x itself.
 // Integer bounds: |x_q - z_x| <= 255 and |w_q| <= 127, so every partial sum
 // stays within 255 * 127 * K; the ops reject K > qref::kMaxReduction.
-#include "kernels/qlinear.h"
-
 #include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "kernels/int8_layout.h"
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
-#include "kernels/qconv.h"
-#include "kernels/qgemm.h"
-#include "kernels/quantize_activations.h"
+#include "kernels/cpu/qconv.h"
+#include "kernels/cpu/qgemm.h"
+#include "kernels/cpu/quantize_activations.h"
 #include "kernels/util.h"
-#include "kernels/vec_kernels.h"
+#include "kernels/cpu/vec_kernels.h"
 #include "runtime/quantized_op.h"
 #include "runtime/parallel.h"
 
 namespace sarai::kernels {
-namespace qref {
-
-void gemm_u8s8_n16k4(int64_t M, int64_t K, int64_t N, const uint8_t* a, const int8_t* w,
-                     int32_t* acc) {
-  parallel_for(M, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) {
-      const uint8_t* row = a + m * K;
-      for (int64_t n = 0; n < N; ++n) {
-        int32_t s = 0;
-        for (int64_t k = 0; k < K; ++k)
-          s += static_cast<int32_t>(row[k]) * static_cast<int32_t>(w[int8::packed_index(k, n, K)]);
-        acc[m * N + n] = s;
-      }
-    }
-  });
-}
-
-using convgeo::tap_table;
-
-void conv_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w, int32_t* acc) {
-  const auto& g = p.g;
-  const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = g.kernel_size();
-  const int64_t kg = cg * ks, in_size = g.in_size(), out_size = g.out_size();
-  assert(!p.packed || p.group == 1);
-  const std::vector<int64_t> taps = tap_table(g);
-  parallel_for(p.batch * p.M, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bm = begin; bm < end; ++bm) {
-      const int64_t b = bm / p.M, m = bm % p.M, grp = m / mg;
-      const uint8_t* x = xq + (b * p.C + grp * cg) * in_size;
-      int32_t* out = acc + bm * out_size;
-      for (int64_t o = 0; o < out_size; ++o) {
-        const int64_t* t = taps.data() + o * ks;
-        int32_t s = 0;
-        for (int64_t c = 0; c < cg; ++c) {
-          for (int64_t r = 0; r < ks; ++r) {
-            const int64_t kk = c * ks + r;  // row of W's [K, N] view
-            const int32_t wv = p.packed ? w[int8::packed_index(kk, m, kg)] : w[m * kg + kk];
-            const int32_t xv = t[r] < 0 ? zp : x[c * in_size + t[r]];
-            s += xv * wv;
-          }
-        }
-        out[o] = s;
-      }
-    }
-  });
-}
-
-void conv_transpose_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                         int32_t* acc) {
-  // Output o = i*stride - pad_begin + k*dilation: Conv's index formula with
-  // the roles of input and output swapped, so the tap table of the swapped
-  // geometry lists, per input position i and tap r, the output it reaches.
-  convgeo::ConvGeometry h = p.g;
-  std::swap(h.in, h.out);
-  const std::vector<int64_t> targets = tap_table(h);
-  const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = h.kernel_size();
-  const int64_t in_size = h.out_size(), out_size = h.in_size();
-  parallel_for(p.batch * p.M, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bch = begin; bch < end; ++bch) {
-      const int64_t b = bch / p.M, ch = bch % p.M, grp = ch / mg, m = ch % mg;
-      int32_t* out = acc + bch * out_size;
-      std::fill(out, out + out_size, 0);
-      for (int64_t c = 0; c < cg; ++c) {
-        const int64_t ci = grp * cg + c;
-        const uint8_t* x = xq + (b * p.C + ci) * in_size;
-        const int8_t* wk = w + (ci * mg + m) * ks;  // W[ci][m][:]
-        for (int64_t i = 0; i < in_size; ++i) {
-          const int32_t xv = static_cast<int32_t>(x[i]) - zp;
-          const int64_t* t = targets.data() + i * ks;
-          for (int64_t r = 0; r < ks; ++r)
-            if (t[r] >= 0) out[t[r]] += xv * static_cast<int32_t>(wk[r]);
-        }
-      }
-    }
-  });
-}
-
-}  // namespace qref
 
 namespace {
 

@@ -1,5 +1,5 @@
-// Shared pieces of the sarai-rt command line (tools/ is the only code that
-// knows about argv, stdout and exit codes). One file per subcommand:
+// Shared pieces of the sarai-rt command line (tools/cli/ is the only code
+// that knows about argv, stdout and exit codes). One file per subcommand:
 // cmd_run.cc, cmd_bench.cc, cmd_compare.cc, cmd_inspect.cc, cmd_convert.cc (convert and verify).
 #pragma once
 

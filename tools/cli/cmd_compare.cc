@@ -12,7 +12,7 @@
 #include "quantizer/accuracy.h"
 #include "quantizer/eval/eval.h"
 #include "runtime/session.h"
-#include "tools/cli.h"
+#include "tools/cli/cli.h"
 
 namespace sarai::cli {
 

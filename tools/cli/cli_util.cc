@@ -3,7 +3,7 @@
 
 #include "kernels/kernels.h"
 #include "loader/model_file.h"
-#include "tools/cli.h"
+#include "tools/cli/cli.h"
 
 namespace sarai::cli {
 

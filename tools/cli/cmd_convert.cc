@@ -21,7 +21,7 @@
 #include "quantizer/convert.h"
 #include "quantizer/eval/calibrated_convert.h"
 #include "quantizer/onnx_export.h"
-#include "tools/cli.h"
+#include "tools/cli/cli.h"
 
 namespace fs = std::filesystem;
 

@@ -12,7 +12,7 @@
 #include "runtime/memory_stats.h"
 #include "runtime/session.h"
 #include "quantizer/eval/eval.h"
-#include "tools/cli.h"
+#include "tools/cli/cli.h"
 
 namespace fs = std::filesystem;
 

@@ -5,7 +5,7 @@ side by side in one run, on the same inputs and thread count.
     /usr/bin/python3 bench/e2e_fp32.py --sarai build/release/sarai-rt [--runs 10] [--threads 2]
 
 For each case it writes one deterministic input (.npy), runs
-`sarai-rt run --runs N+1` and `node tools/ort/run_ort.js --runs N+1`, drops
+`sarai-rt run --runs N+1` and `node tools/scripts/ort/run_ort.js --runs N+1`, drops
 the first run of each (warm-up) and reports the median and P90 of the rest,
 and the ratio sarai / ORT (lower is better for sarai). Cases alternate
 between the two runtimes so drift on a shared machine hits both alike.
@@ -70,7 +70,7 @@ def main():
             np.save(x, rng.standard_normal(shape).astype(np.float32))
             runs = str(a.runs + 1)
             ours = times([a.sarai, "run", path, "--input", f"{name}={x}", "--runs", runs, "--threads", str(a.threads)])
-            ort = times(["node", os.path.join(SRC, "tools/ort/run_ort.js"), path, "--input", f"{name}={x}",
+            ort = times(["node", os.path.join(SRC, "tools/scripts/ort/run_ort.js"), path, "--input", f"{name}={x}",
                          "--output-dir", os.path.join(tmp, "ort"), "--runs", runs, "--threads", str(a.threads)])
             mo, mr = statistics.median(ours), statistics.median(ort)
             print(f"| {label} | {a.threads} | {mo:.1f} ({p90(ours):.1f}) | {mr:.1f} ({p90(ort):.1f}) | {mo / mr:.2f} |",

@@ -13,7 +13,7 @@ Usage:
     # quick check (a few seconds):
     /usr/bin/python3 bench/e2e_int8.py --sarai build/release/sarai-rt --frames 300 --runs 4
 
-Needs ONNX Runtime (tools/setup.sh, or tools/ort/setup.sh; looked up in
+Needs ONNX Runtime (tools/setup.sh, or tools/scripts/ort/setup.sh; looked up in
 $SARAI_ORT_DIR, default ~/.cache/sarai-rt/ort) and python3 with numpy + onnx.
 
 The model is the issue's Whisper-base-size audio encoder (d_model 512,
@@ -22,7 +22,7 @@ The script makes it in a work dir (a temp dir, or --work-dir DIR, which is
 kept and reused: a step whose outputs exist is skipped; delete the files to
 redo it; the conversions are also redone when the sarai-rt binary changed):
 
-    tools/make_big_encoder.py DIR/enc_... --layers 6 --d-model 512 --ffn 2048 --heads 8 --mels 80
+    tools/scripts/make_big_encoder.py DIR/enc_... --layers 6 --d-model 512 --ffn 2048 --heads 8 --mels 80
     sarai-rt convert model.onnx -o model.sarai               (our INT8 blob)
     sarai-rt convert model.onnx --to onnx -o int8.onnx      (INT8 ONNX for ONNX Runtime:
                                                               DynamicQuantizeLinear + MatMulInteger)
@@ -32,8 +32,8 @@ runner reads. The four runners, each a separate process per round:
 
     1. ours INT8   sarai-rt run model.sarai --input mel=X --runs K+1 --threads T --output-dir D
     2. ours FP32   sarai-rt run model.onnx  ...
-    3. ORT FP32    node tools/ort/run_ort.js model.onnx --input mel=X --runs K+1 --threads T --output-dir D
-    4. ORT INT8    node tools/ort/run_ort.js int8.onnx  ...
+    3. ORT FP32    node tools/scripts/ort/run_ort.js model.onnx --input mel=X --runs K+1 --threads T --output-dir D
+    4. ORT INT8    node tools/scripts/ort/run_ort.js int8.onnx  ...
 
 The --runs timed runs are split into --rounds rounds (20 = 2 x 10); in each
 round every runner does K+1 runs in one process and the first (warm-up: page
@@ -71,8 +71,8 @@ except ImportError:
     sys.exit("e2e_int8: needs numpy (and onnx, to make the model): run it with /usr/bin/python3")
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_ORT = os.path.join(SRC, "tools/ort/run_ort.js")
-MAKE_ENCODER = os.path.join(SRC, "tools/make_big_encoder.py")
+RUN_ORT = os.path.join(SRC, "tools/scripts/ort/run_ort.js")
+MAKE_ENCODER = os.path.join(SRC, "tools/scripts/make_big_encoder.py")
 ORT_DIR = os.environ.get("SARAI_ORT_DIR") or os.path.expanduser("~/.cache/sarai-rt/ort")
 
 RUN_LINE = re.compile(r"^run (\d+): ([0-9.]+) ms")
@@ -103,7 +103,7 @@ def run_step(cmd, what):
         die(f"{what}: cannot start {cmd[0]}: {e}")
     if p.returncode == 77 and cmd[0] == "node":
         die(f"ONNX Runtime (onnxruntime-node) is not installed in {ORT_DIR}; run tools/setup.sh "
-            f"(or tools/ort/setup.sh)")
+            f"(or tools/scripts/ort/setup.sh)")
     if p.returncode != 0:
         die(f"{what} failed (exit {p.returncode}): {last_line(p.stderr or p.stdout)} [command: {shlex.join(cmd)}]")
     return p.stdout
@@ -116,7 +116,7 @@ def check_prerequisites(sarai):
         die("node is not on PATH; ONNX Runtime runs under Node.js: run tools/setup.sh")
     if not os.path.isfile(os.path.join(ORT_DIR, "node_modules", "onnxruntime-node", "package.json")):
         die(f"ONNX Runtime (onnxruntime-node) is not installed in {ORT_DIR}; run tools/setup.sh "
-            f"(or tools/ort/setup.sh)")
+            f"(or tools/scripts/ort/setup.sh)")
 
 
 def prepare(a, work):

@@ -23,8 +23,8 @@ The runners, each a separate process per measurement:
 
     ours INT8   sarai-rt run model.sarai --random NAME=SHAPE --runs N --threads T --report-memory
     ours FP32   sarai-rt run model.onnx  ...same...
-    ORT FP32    node tools/ort/run_ort.js model.onnx --input NAME=X.npy --output-dir D --runs N --threads T
-    ORT INT8    node tools/ort/run_ort.js int8.onnx  ...same...
+    ORT FP32    node tools/scripts/ort/run_ort.js model.onnx --input NAME=X.npy --output-dir D --runs N --threads T
+    ORT INT8    node tools/scripts/ort/run_ort.js int8.onnx  ...same...
     (--budgets B,...: ours INT8 again with --max-memory-mb B, one row per B)
 
 X.npy is one seeded standard-normal float32 array of --shape (numpy
@@ -82,7 +82,7 @@ import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = "/usr/bin/python3"
-RUN_ORT = os.path.join(SRC, "tools", "ort", "run_ort.js")
+RUN_ORT = os.path.join(SRC, "tools", "scripts", "ort", "run_ort.js")
 ORT_DIR = os.environ.get("SARAI_ORT_DIR") or os.path.expanduser("~/.cache/sarai-rt/ort")
 ENV_SHOWN = ("SARAI_MAX_ISA", "ONEDNN_MAX_CPU_ISA")
 MB = 1e6
@@ -348,7 +348,7 @@ def main():
         except FileNotFoundError:
             sys.exit("load_memory: node not found (ONNX Runtime runs under node); pass --no-ort")
         if r.returncode != 0:
-            sys.exit(f"load_memory: onnxruntime-node not installed in {ORT_DIR} (tools/ort/setup.sh); pass --no-ort")
+            sys.exit(f"load_memory: onnxruntime-node not installed in {ORT_DIR} (tools/scripts/ort/setup.sh); pass --no-ort")
 
     inputs = json.loads(helper(GRAPH_INPUTS, onnx_path))
     if a.input_name:

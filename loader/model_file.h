@@ -1,5 +1,5 @@
 // Opening a model file, whichever its kind: the one entry point of the
-// public API (api/session_api.cc) and of the CLI (tools/cli_util.cc).
+// public API (api/session_api.cc) and of the CLI (tools/cli/cli_util.cc).
 #pragma once
 
 #include <memory>

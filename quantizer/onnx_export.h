@@ -32,7 +32,7 @@
 // source's mapping one at a time and its pages released after each, so peak
 // memory is a constant plus at most 1.5x the largest weight (its mapped
 // pages, its int8 copy and, for Gemm transB = 1, an int8 transposition
-// buffer). Measured on the 4.5 GB encoder of tools/make_big_encoder.py:
+// buffer). Measured on the 4.5 GB encoder of tools/scripts/make_big_encoder.py:
 // 100 MB peak RSS.
 #pragma once
 

@@ -11,9 +11,9 @@
 namespace sarai {
 namespace {
 
-bool is_quantized_gemm(const Node& n) {
-  return n.domain == "sarai" && (n.op_type == "QMatMul" || n.op_type == "QConv");
-}
+// The quantized ops that take a fused epilogue (kBias, kResidual):
+// QConvTranspose has none.
+bool is_quantized_gemm(const Node& n) { return qop::is_quantized(n) && n.op_type != "QConvTranspose"; }
 
 Attribute string_attr(const char* s) {
   Attribute a;

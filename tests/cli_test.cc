@@ -247,25 +247,10 @@ TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {
                         "small_cnn.onnx: the model has no input 'mel'");
 }
 
-// x [1, 16, 64] -> MatMul W1 -> h -> MatMul W2 -> y, where W1's first
-// column is 300x the others: h has one huge channel, so quantizing h per
-// tensor for the second MatMul wipes out the small channels that W2 reads
-// (its first row is zero). Plain INT8 misses a 0.999 cosine; keeping the
-// second MatMul in FP32 reaches it.
+// test::sensitive_chain_model (tests/onnx_builder.h): plain INT8 misses a
+// 0.999 cosine; keeping "second" in FP32 reaches it.
 std::string sensitive_model(const std::string& dir) {
-  auto weight = [](int64_t k, int64_t n, uint32_t seed, bool big_col0, bool zero_row0) {
-    Tensor w = test::random_tensor({k, n}, seed, -0.2f, 0.2f);
-    float* p = w.mutable_data<float>();
-    for (int64_t i = 0; i < k; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        if (big_col0 && j == 0) p[i * n + j] *= 300;
-        if (zero_row0 && i == 0) p[i * n + j] = 0;
-      }
-    return w;
-  };
-  test::save(test::matmul_chain_model({1, 16, 64}, {1, 16, 32}, {weight(64, 64, 1, true, false), weight(64, 32, 2, false, true)},
-                                      {"first", "second"}),
-             dir + "/sensitive.onnx");
+  test::save(test::sensitive_chain_model(), dir + "/sensitive.onnx");
   return dir + "/sensitive.onnx";
 }
 

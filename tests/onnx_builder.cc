@@ -64,6 +64,21 @@ onnx::ModelProto matmul_chain_model(const std::vector<int64_t>& in_dims, const s
   return m;
 }
 
+onnx::ModelProto sensitive_chain_model() {
+  auto weight = [](int64_t k, int64_t n, uint32_t seed, bool big_col0, bool zero_row0) {
+    Tensor w = random_tensor({k, n}, seed, -0.2f, 0.2f);
+    float* p = w.mutable_data<float>();
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        if (big_col0 && j == 0) p[i * n + j] *= 300;
+        if (zero_row0 && i == 0) p[i * n + j] = 0;
+      }
+    return w;
+  };
+  return matmul_chain_model({1, 16, 64}, {1, 16, 32}, {weight(64, 64, 1, true, false), weight(64, 32, 2, false, true)},
+                            {"first", "second"});
+}
+
 onnx::ModelProto add_model(const std::vector<int64_t>& dims) {
   onnx::ModelProto m;
   m.set_ir_version(8);

@@ -32,6 +32,13 @@ void add_float_initializer(onnx::GraphProto* g, const std::string& name, const T
 // 17: weights[i] is initializer "w<i>", node i is named node_names[i].
 onnx::ModelProto matmul_chain_model(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& out_dims,
                                     const std::vector<Tensor>& weights, const std::vector<std::string>& node_names);
+// x [1, 16, 64] -> MatMul "first" (w0) -> h0 -> MatMul "second" (w1) -> y
+// [1, 16, 32] (matmul_chain_model), where w0's first column is 300x the
+// others: h0 has one huge channel, so quantizing h0 per tensor for the
+// second MatMul wipes out the small channels that w1 reads (its first row
+// is zero). Plain INT8 misses a 0.999 cosine; keeping "second" in FP32
+// reaches it.
+onnx::ModelProto sensitive_chain_model();
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
 

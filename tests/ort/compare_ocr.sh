@@ -17,4 +17,4 @@ esac
 [[ -f "$model" ]] || { echo "skipped: $model not installed (run tools/setup.sh)"; exit 77; }
 mkdir -p "$work"
 /usr/bin/python3 "$src/tests/ort/make_ocr_image.py" "$work/x.npy" "$h" "$w"
-exec /usr/bin/python3 "$src/tools/compare_ort.py" --sarai "$sarai" "$model" --input "x=$work/x.npy" --work-dir "$work"
+exec /usr/bin/python3 "$src/tools/scripts/compare_ort.py" --sarai "$sarai" "$model" --input "x=$work/x.npy" --work-dir "$work"

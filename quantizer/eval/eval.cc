@@ -1,18 +1,22 @@
-#include "tools/eval.h"
+#include "quantizer/eval/eval.h"
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 
 #include "loader/npy.h"
-#include "tools/cli.h"
+#include "runtime/quantized_op.h"
 
 namespace fs = std::filesystem;
 
-namespace sarai::cli {
+namespace sarai::eval {
 
-bool is_quantized(const Node& n) {
-  return n.domain == "sarai" && (n.op_type == "QMatMul" || n.op_type == "QConv" || n.op_type == "QConvTranspose");
+using qop::is_quantized;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 Expected<std::vector<InputSet>> read_input_sets(const Session& session, const std::string& dir) {
@@ -349,4 +353,4 @@ std::vector<const LayerError*> PerLayer::sorted() const {
   return r;
 }
 
-}  // namespace sarai::cli
+}  // namespace sarai::eval

@@ -1,5 +1,5 @@
-// Shared pieces of the sarai-rt command line (tools/ is the only code that
-// knows about argv, stdout and exit codes). One file per subcommand:
+// Shared pieces of the sarai-rt command line (tools/cli/ is the only code
+// that knows about argv, stdout and exit codes). One file per subcommand:
 // cmd_run.cc, cmd_bench.cc, cmd_compare.cc, cmd_inspect.cc, cmd_convert.cc (convert and verify).
 #pragma once
 
@@ -28,9 +28,6 @@ Tensor random_input(DType dtype, const Shape& shape, std::mt19937_64& rng);
 // A file name for an output value ('/', '\', ':' replaced).
 std::string file_name_for(const std::string& value_name);
 std::string human_bytes(uint64_t b);
-// The median of `v` (the mean of the middle two for an even count); v
-// must not be empty.
-double median(std::vector<double> v);
 // s as a JSON string literal, quoted and escaped.
 std::string json_string(const std::string& s);
 

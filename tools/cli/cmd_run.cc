@@ -11,7 +11,8 @@
 #include "runtime/cpu_isa.h"
 #include "runtime/memory_stats.h"
 #include "runtime/session.h"
-#include "tools/cli.h"
+#include "quantizer/eval/eval.h"
+#include "tools/cli/cli.h"
 
 namespace fs = std::filesystem;
 
@@ -143,7 +144,7 @@ int cmd_run(const RunArgs& a) {
   }
   if (times.size() > 1) {
     const auto [lo, hi] = std::minmax_element(times.begin(), times.end());
-    std::printf("median of %zu runs: %.3f ms (min %.3f, max %.3f)\n", times.size(), median(times), *lo, *hi);
+    std::printf("median of %zu runs: %.3f ms (min %.3f, max %.3f)\n", times.size(), eval::median(times), *lo, *hi);
   }
 
   if (a.profile) print_profile(**session, a.runs);

@@ -10,9 +10,9 @@
 #include "kernels/kernels.h"
 #include "loader/model_file.h"
 #include "quantizer/accuracy.h"
+#include "quantizer/eval/eval.h"
 #include "runtime/session.h"
-#include "tools/cli.h"
-#include "tools/eval.h"
+#include "tools/cli/cli.h"
 
 namespace sarai::cli {
 
@@ -35,10 +35,10 @@ int cmd_compare(const CompareArgs& a) {
   Session& ref = *sessions[0];
   Session& test = *sessions[1];
 
-  std::vector<InputSet> sets;
+  std::vector<eval::InputSet> sets;
   if (!a.inputs_dir.empty()) {
     if (!a.inputs.empty() || !a.randoms.empty()) return fail("--inputs-dir cannot be combined with --input/--random");
-    auto s = read_input_sets(ref, a.inputs_dir);
+    auto s = eval::read_input_sets(ref, a.inputs_dir);
     if (!s) return fail(s.message());
     sets = std::move(*s);
   } else {
@@ -46,29 +46,29 @@ int cmd_compare(const CompareArgs& a) {
     if (!in) return fail(in.message());
     sets.push_back({"--input/--random", std::move(*in)});
   }
-  for (const InputSet& set : sets)
+  for (const eval::InputSet& set : sets)
     for (const NamedTensor& t : set.tensors)
       if (Status st = test.check_input(t); !st) return fail(set.name + ": " + st.message());
 
-  PerLayer layers;
+  eval::PerLayer layers;
   if (a.per_layer) {
     if (Status st = layers.init(models[0], models[1], ref.num_threads(), kernels); !st) return fail(st.message());
     if (layers.size() == 0)
       return fail(a.test + ": --per-layer: no quantized node whose output the reference also has");
   }
-  auto compared = compare_outputs(ref, test, sets, a.runs);
+  auto compared = eval::compare_outputs(ref, test, sets, a.runs);
   if (!compared) return fail(compared.message());
   const std::vector<std::string>& names = compared->names;
   const std::vector<quant::OutputError>& errors = compared->errors;
   const double ref_ms = compared->reference_ms, test_ms = compared->test_ms;
   if (a.per_layer) {
-    for (const InputSet& set : sets)
+    for (const eval::InputSet& set : sets)
       if (Status st = layers.add(set.tensors); !st) return fail(set.name + ": --per-layer: " + st.message());
     SessionOptions so;
     so.num_threads = ref.num_threads();
-    auto ref_out = ReferenceOutputs::run(ref, sets);
+    auto ref_out = eval::ReferenceOutputs::run(ref, sets);
     if (!ref_out) return fail("--per-layer: " + ref_out.message());
-    auto sens = single_layer_sensitivity(models[0], *ref_out, models[1], sets, kernels, so);
+    auto sens = eval::single_layer_sensitivity(models[0], *ref_out, models[1], sets, kernels, so);
     if (!sens) return fail("--per-layer: " + sens.message());
     layers.set_sensitivity(*sens);
   }
@@ -111,7 +111,7 @@ int cmd_compare(const CompareArgs& a) {
     if (a.per_layer) {
       std::printf(", \"layers\": [");
       bool first = true;
-      for (const LayerError* l : layers.sorted()) {
+      for (const eval::LayerError* l : layers.sorted()) {
         std::printf("%s{\"node\": %s, \"op\": %s, \"output\": %s, \"alone_cosine\": %.9f, \"local_cosine\": %.9f, "
                     "\"local_relative_l2\": %.9g, \"accumulated_cosine\": %.9f, \"accumulated_relative_l2\": %.9g}",
                     first ? "" : ", ", json_string(l->node).c_str(), json_string(l->op).c_str(),
@@ -146,7 +146,7 @@ int cmd_compare(const CompareArgs& a) {
                   "along the INT8 chain)\n");
       std::printf("%-36s %-14s %12s %12s %12s %12s %12s\n", "node", "op", "alone cos", "local cos", "local relL2",
                   "accum cos", "accum relL2");
-      for (const LayerError* l : layers.sorted())
+      for (const eval::LayerError* l : layers.sorted())
         std::printf("%-36s %-14s %12.6f %12.6f %12.4g %12.6f %12.4g\n", l->node.c_str(), l->op.c_str(),
                     l->alone_cosine, l->local.cosine(), l->local.relative_l2(), l->accumulated.cosine(),
                     l->accumulated.relative_l2());

@@ -3,7 +3,7 @@
 // Runs an ONNX model with ONNX Runtime (onnxruntime-node, CPU execution
 // provider, all graph optimizations) as sarai-rt's comparison peer.
 //
-//   node tools/ort/run_ort.js MODEL.onnx --input NAME=FILE.npy ... --output-dir DIR
+//   node tools/scripts/ort/run_ort.js MODEL.onnx --input NAME=FILE.npy ... --output-dir DIR
 //        [--runs N] [--threads N] [--quiet]
 //
 // Writes every model output as DIR/<name>.npy ('/', '\\', ':' and NUL in
@@ -11,7 +11,7 @@
 // wall time, then one line per output with its shape and dtype.
 //
 // onnxruntime-node is looked up in $SARAI_ORT_DIR/node_modules (default
-// $HOME/.cache/sarai-rt/ort, filled by tools/ort/setup.sh), then through
+// $HOME/.cache/sarai-rt/ort, filled by tools/scripts/ort/setup.sh), then through
 // node's usual module resolution. Exit codes: 0 ok, 1 error, 2 usage,
 // 77 onnxruntime-node not installed.
 
@@ -23,7 +23,7 @@ const { readNpy, writeNpy } = require('./npy');
 function usage(msg) {
   if (msg) process.stderr.write(`run_ort.js: ${msg}\n`);
   process.stderr.write(
-    'usage: node tools/ort/run_ort.js MODEL.onnx --input NAME=FILE.npy ... --output-dir DIR\n' +
+    'usage: node tools/scripts/ort/run_ort.js MODEL.onnx --input NAME=FILE.npy ... --output-dir DIR\n' +
     '                                 [--runs N] [--threads N] [--quiet]\n');
   process.exit(2);
 }
@@ -82,12 +82,12 @@ function loadOrt() {
       if (e.code !== 'MODULE_NOT_FOUND') throw e;
     }
   }
-  process.stderr.write(`run_ort.js: onnxruntime-node is not installed in ${dir}; run tools/ort/setup.sh\n`);
+  process.stderr.write(`run_ort.js: onnxruntime-node is not installed in ${dir}; run tools/scripts/ort/setup.sh\n`);
   process.exit(77);
 }
 
 function safeName(name) {
-  // Same rule as sarai-rt's CLI (tools/sarai_rt.cc).
+  // Same rule as sarai-rt's CLI (tools/cli/sarai_rt.cc).
   const s = name.replace(/[\/\\:\0]/g, '_');
   return s === '' || s === '.' || s === '..' ? `output_${s}` : s;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Generate a big Whisper-style audio encoder to measure the converter on.
 
-    /usr/bin/python3 tools/make_big_encoder.py OUT_DIR [--layers 22] [--d-model 2048]
+    /usr/bin/python3 tools/scripts/make_big_encoder.py OUT_DIR [--layers 22] [--d-model 2048]
         [--ffn 8192] [--heads 16] [--mels 128] [--positions 1500] [--seed 20240]
 
 Writes OUT_DIR/model.onnx (the graph, a few hundred KB) and
@@ -10,7 +10,7 @@ aligned offset, ONNX Runtime's convention for mapping external data in
 place). With the defaults: about 1.12 B parameters, 4.5 GB (4.2 GiB) of
 data, like the users' 4.3 GB model. Never commit the output.
 
-The graph mirrors tests/fixtures/whisper_tiny_encoder.onnx (tools/make_fixtures.py)
+The graph mirrors tests/fixtures/whisper_tiny_encoder.onnx (tools/scripts/make_fixtures.py)
 but is built with onnx.helper, not torch, so it needs only numpy and onnx:
 
     mel [1, mels, frames]
@@ -223,7 +223,7 @@ def build(out_dir, layers, d, ffn, heads, mels, positions, seed):
         [helper.make_tensor_value_info("encoder_out", TensorProto.FLOAT, [1, "out_frames", d])],
         initializer=w.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="sarai-rt tools/make_big_encoder.py")
+                              producer_name="sarai-rt tools/scripts/make_big_encoder.py")
     model.ir_version = 8
     model.doc_string = (f"Whisper-style encoder: layers={layers} d_model={d} ffn={ffn} heads={heads} "
                         f"mels={mels} positions={positions} seed={seed}")

@@ -13,7 +13,7 @@
 #include "runtime/cpu_isa.h"
 #include "runtime/memory_stats.h"
 #include "runtime/session.h"
-#include "tools/cli.h"
+#include "tools/cli/cli.h"
 
 namespace sarai::cli {
 namespace {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Run a model with sarai-rt and with ONNX Runtime and compare every output.
 
-    /usr/bin/python3 tools/compare_ort.py --sarai build/sarai-rt MODEL.onnx \\
+    /usr/bin/python3 tools/scripts/compare_ort.py --sarai build/sarai-rt MODEL.onnx \\
         --input NAME=SHAPE_OR_FILE ... [--seed S] [--min-cosine 0.99999] [--max-rel-err 1e-3]
 
 --input NAME=SHAPE   makes a deterministic random input of that shape, e.g.
@@ -17,7 +17,7 @@ Model inputs whose shape is fully static may be left out; they are generated.
 
 Both runtimes get the same .npy files:
     SARAI run MODEL --input NAME=FILE.npy ... --output-dir D1
-    node tools/ort/run_ort.js MODEL --input NAME=FILE.npy ... --output-dir D2
+    node tools/scripts/ort/run_ort.js MODEL --input NAME=FILE.npy ... --output-dir D2
 and write DIR/<output name>.npy ('/', '\\', ':' and NUL in the name replaced
 by '_'; an exact-name file is accepted too).
 
@@ -27,7 +27,7 @@ error and max abs error / max|ort|. Float outputs pass when cosine >=
 must match exactly. Shapes and dtypes must match.
 
 Exit codes: 0 all outputs pass, 1 a check failed or a runtime failed,
-2 usage error, 77 ONNX Runtime (tools/ort/setup.sh) is not installed, so a
+2 usage error, 77 ONNX Runtime (tools/scripts/ort/setup.sh) is not installed, so a
 ctest with SKIP_RETURN_CODE 77 shows as skipped.
 """
 
@@ -43,8 +43,8 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_ORT = os.path.join(REPO, "tools", "ort", "run_ort.js")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tools/scripts/ -> the repository
+RUN_ORT = os.path.join(REPO, "tools", "scripts", "ort", "run_ort.js")
 SKIP = 77
 
 DTYPES = {
@@ -234,7 +234,7 @@ def main():
         if not os.path.isfile(args.sarai):
             fail_usage(f"no such sarai-rt binary: {args.sarai}")
     if not ort_installed():
-        print(f"compare_ort.py: SKIP: ONNX Runtime is not installed in {ort_dir()} (run tools/ort/setup.sh)")
+        print(f"compare_ort.py: SKIP: ONNX Runtime is not installed in {ort_dir()} (run tools/scripts/ort/setup.sh)")
         return SKIP
     if shutil.which(args.node) is None:
         print(f"compare_ort.py: SKIP: node ({args.node}) not found")

@@ -24,7 +24,7 @@
 #include <new>
 
 #include "runtime/cpu_isa.h"
-#include "tools/cli.h"
+#include "tools/cli/cli.h"
 
 #ifdef SARAI_WITH_MIMALLOC
 #include <mimalloc.h>

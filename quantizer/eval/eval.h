@@ -1,6 +1,9 @@
 // Measuring a quantized model against its FP32 reference, shared by
-// `sarai-rt compare` and `sarai-rt convert --auto-keep-fp32`: input sets
-// from a folder, the end-to-end error, and the error per quantized node.
+// `sarai-rt compare` and `sarai-rt convert --static/--auto-keep-fp32`
+// (quantizer/eval/calibrated_convert.h): input sets from a folder, the
+// end-to-end error, calibration ranges, single-layer sensitivity and the
+// error per quantized node. Nothing here prints: every failure is a Status
+// for the caller (the CLI) to report.
 #pragma once
 
 #include <map>
@@ -14,7 +17,11 @@
 #include "runtime/kernel.h"
 #include "runtime/session.h"
 
-namespace sarai::cli {
+namespace sarai::eval {
+
+// The median of `v` (the mean of the middle two for an even count); v
+// must not be empty.
+double median(std::vector<double> v);
 
 struct InputSet {
   std::string name;  // the folder, or "--input/--random"
@@ -50,8 +57,6 @@ struct ReferenceOutputs {
 // The lowest cosine over the reference's outputs, accumulated over `sets`
 // (the sets `reference` was run on).
 Expected<double> min_output_cosine(const ReferenceOutputs& reference, Session& test, const std::vector<InputSet>& sets);
-
-bool is_quantized(const Node& n);
 
 // Static activation quantization (`convert --static`): the FP32 model
 // `ref` runs unfused (every value keeps its exported name) on every set,
@@ -121,4 +126,4 @@ class PerLayer {
   std::unique_ptr<Session> ref_, test_;
 };
 
-}  // namespace sarai::cli
+}  // namespace sarai::eval

@@ -1,10 +1,9 @@
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "kernels/kernels.h"
 #include "loader/model_file.h"
-#include "tools/cli.h"
+#include "tools/cli/cli.h"
 
 namespace sarai::cli {
 
@@ -86,12 +85,6 @@ Expected<std::unique_ptr<Session>> open_session(const std::string& path, bool ve
   KernelTable kernels;  // the session keeps the kernel functions, not the table
   register_kernels(kernels);
   return Session::create(*model, kernels, options);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 std::string json_string(const std::string& s) {

@@ -19,11 +19,9 @@
 #include "loader/onnx_loader.h"
 #include "quantizer/atomic_file.h"
 #include "quantizer/convert.h"
+#include "quantizer/eval/calibrated_convert.h"
 #include "quantizer/onnx_export.h"
-#include "kernels/kernels.h"
-#include "runtime/session.h"
-#include "tools/cli.h"
-#include "tools/eval.h"
+#include "tools/cli/cli.h"
 
 namespace fs = std::filesystem;
 
@@ -113,169 +111,39 @@ Status check_output_is_not_source(const Model& m, const std::string& out, bool o
   return Status::ok();
 }
 
-
-// A node name as a --keep-fp32 pattern that matches only itself.
-std::string glob_escape(const std::string& name) {
-  std::string r;
-  for (char c : name) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') r += '\\';
-    r += c;
-  }
-  return r;
-}
-
-// The FP32 reference and the calibration input sets, shared by --static
-// and --auto-keep-fp32.
-struct Calibration {
-  KernelTable kernels;
-  std::shared_ptr<Model> model;
-  std::unique_ptr<Session> session;
-  std::vector<InputSet> sets;
-  SessionOptions options;
-};
-
-Status open_calibration(const ConvertArgs& a, Calibration* c) {
-  register_kernels(c->kernels);
-  c->options.num_threads = a.threads;
-  // Each weight's pages are released after use, so measuring a model of any
-  // size keeps convert's memory bounded (the FP32 weights are never all
-  // resident at once).
-  c->options.stream_weights = true;
-  auto m = load_onnx(a.model);
-  if (!m) return m.status();
-  c->model = *m;
-  auto s = Session::create(c->model, c->kernels, c->options);
-  if (!s) return s.status();
-  c->session = std::move(*s);
-  auto sets = read_input_sets(*c->session, a.calibration);
-  if (!sets) return sets.status();
-  c->sets = std::move(*sets);
-  return Status::ok();
-}
-
-// --static: the range of every input X of a node the plan quantizes,
-// measured on the FP32 model over the calibration sets.
-Status measure_static_ranges(const ConvertArgs& a, const Calibration& c, quant::ConvertOptions* opt) {
+// --static (quantizer/eval/calibrated_convert.h), the result printed.
+Status measure_static_ranges(const ConvertArgs& a, const eval::Calibration& c, quant::ConvertOptions* opt) {
   quant::RangeOptions ro;
   auto method = quant::parse_range_method(a.calibration_method);
   if (!method) return method.status();
   ro.method = *method;
   ro.percentile = a.percentile;
-  Graph g = c.model->graph;
-  quant::promote_constants(g);
-  std::set<std::string> names;
-  for (const quant::WeightChoice& w : quant::plan_quantization(g, *opt).choices)
-    if (w.quantize) names.insert(g.values[static_cast<size_t>(g.nodes[static_cast<size_t>(w.node)].inputs[0])].name);
-  auto ranges = calibrate_ranges(c.model, c.sets, names, ro, c.session->num_threads(), c.kernels);
-  if (!ranges) return ranges.status();
-  opt->activation_ranges = std::move(*ranges);
-  opt->extra_metadata.emplace_back("static.method", quant::range_method_name(ro.method));
-  if (ro.method == quant::RangeMethod::kPercentile) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", ro.percentile);
-    opt->extra_metadata.emplace_back("static.percentile", buf);
-  }
-  opt->extra_metadata.emplace_back("static.calibration_sets", std::to_string(c.sets.size()));
-  opt->extra_metadata.emplace_back("static.ranges", std::to_string(opt->activation_ranges.size()));
+  SARAI_RETURN_IF_ERROR(eval::measure_static_ranges(c, ro, opt));
   std::printf("static activation ranges (%s) of %zu layer input%s from %zu calibration set%s\n",
               quant::range_method_name(ro.method), opt->activation_ranges.size(),
               opt->activation_ranges.size() == 1 ? "" : "s", c.sets.size(), c.sets.size() == 1 ? "" : "s");
   return Status::ok();
 }
 
-// --auto-keep-fp32: measure plain INT8 on the calibration sets; if it misses
-// the target, rank the quantized nodes by their single-layer sensitivity
-// (end to end, the node alone in INT8) and find the fewest of the most
-// damaging to keep in FP32 (binary search on the count:
-// keeping more layers in FP32 only brings the model closer). Each trial is a
-// real conversion into a temp file beside the output, measured end to end
-// (with the static ranges when --static chose them).
-Status choose_fp32_layers(const ConvertArgs& a, Calibration& cal, quant::ConvertOptions* opt) {
-  const KernelTable& kernels = cal.kernels;
-  const std::vector<InputSet>& sets = cal.sets;
-  // The reference runs once; every trial and every layer is measured against it.
-  auto ref = ReferenceOutputs::run(*cal.session, sets);
-  if (!ref) return ref.status();
-
-  // A trial blob is renamed into place and removed at once; a second signal
-  // in between removes it from the handler.
+// --auto-keep-fp32 (quantizer/eval/calibrated_convert.h), its trial blob
+// beside the output and named for the signal handler meanwhile; the result
+// printed.
+Status choose_fp32_layers(const ConvertArgs& a, eval::Calibration& cal, quant::ConvertOptions* opt) {
   const std::string trial_path = a.output + ".auto-" + std::to_string(::getpid());
   set_trial_path(trial_path);
-  std::shared_ptr<Model> last_blob;
-  auto trial = [&](const std::vector<std::string>& keep) -> Expected<double> {
-    auto source = load_onnx(a.model);
-    if (!source) return source.status();
-    quant::ConvertOptions o = *opt;
-    o.progress = nullptr;
-    for (const std::string& k : keep) o.keep_fp32.push_back(glob_escape(k));
-    auto r = quant::convert_to_blob(**source, trial_path, o);
-    if (!r) return r.status();
-    auto blob = load_blob(trial_path);
-    std::error_code ec;
-    fs::remove(trial_path, ec);  // the mapping stays valid
-    if (!blob) return blob.status();
-    last_blob = *blob;
-    auto s = Session::create(*blob, kernels, cal.options);
-    if (!s) return s.status();
-    return min_output_cosine(*ref, **s, sets);
-  };
-
-  auto plain = trial({});
-  if (!plain) return plain.status();
-  std::vector<std::string> keep;
-  double cosine = *plain;
-  std::string ranked_note;
-  if (*plain < a.target_cosine) {
-    // Rank by single-layer sensitivity: each quantized layer alone in INT8
-    // (every other in FP32), measured end to end on the calibration sets.
-    // A layer's own error can be small and still be amplified downstream
-    // (or be large and washed out), which a local measure cannot see.
-    auto sens = single_layer_sensitivity(cal.model, *ref, last_blob, sets, kernels, cal.options);
-    if (!sens) return sens.status();
-    std::stable_sort(sens->begin(), sens->end(), [](const Sensitivity& x, const Sensitivity& y) { return x.cosine < y.cosine; });
-    std::vector<std::string> ranked;
-    for (const Sensitivity& e : *sens) ranked.push_back(e.node);
-    if (ranked.empty()) return Status::error(a.model + ": --auto-keep-fp32: no quantized layer to keep in FP32");
-    size_t lo = 1, hi = ranked.size();
-    while (lo < hi) {
-      const size_t mid = (lo + hi) / 2;
-      auto c = trial(std::vector<std::string>(ranked.begin(), ranked.begin() + static_cast<long>(mid)));
-      if (!c) return c.status();
-      if (*c >= a.target_cosine)
-        hi = mid;
-      else
-        lo = mid + 1;
-    }
-    keep.assign(ranked.begin(), ranked.begin() + static_cast<long>(lo));
-    auto c = trial(keep);  // the measured cosine of the final choice
-    if (!c) return c.status();
-    cosine = *c;
-    if (cosine < a.target_cosine)
-      return Status::error(a.model + ": --auto-keep-fp32: even with all " + std::to_string(ranked.size()) +
-                           " quantized layers in FP32 the cosine is " + std::to_string(cosine) + " < " +
-                           std::to_string(a.target_cosine));
-    ranked_note = std::to_string(ranked.size());
-  }
+  auto r = eval::choose_fp32_layers(cal, a.target_cosine, trial_path, opt);
+  if (!r) return r.status();
   set_trial_path(std::string());
   std::string kept;
-  for (const std::string& k : keep) kept += (kept.empty() ? "" : ",") + k;
-  char buf[64];
-  for (const std::string& k : keep) opt->keep_fp32.push_back(glob_escape(k));
-  std::snprintf(buf, sizeof buf, "%.6f", *plain);
-  opt->extra_metadata.emplace_back("auto_keep_fp32.plain_int8_cosine", buf);
-  std::snprintf(buf, sizeof buf, "%.6f", cosine);
-  opt->extra_metadata.emplace_back("auto_keep_fp32.cosine", buf);
-  std::snprintf(buf, sizeof buf, "%g", a.target_cosine);
-  opt->extra_metadata.emplace_back("auto_keep_fp32.target_cosine", buf);
-  opt->extra_metadata.emplace_back("auto_keep_fp32.calibration_sets", std::to_string(sets.size()));
-  opt->extra_metadata.emplace_back("auto_keep_fp32.nodes", kept);
-  std::printf("auto mixed precision on %zu calibration set%s: plain INT8 cosine %.6f %s target %g; ", sets.size(),
-              sets.size() == 1 ? "" : "s", *plain, *plain >= a.target_cosine ? ">=" : "<", a.target_cosine);
-  if (keep.empty())
+  for (const std::string& k : r->kept) kept += (kept.empty() ? "" : ",") + k;
+  const size_t sets = cal.sets.size();
+  std::printf("auto mixed precision on %zu calibration set%s: plain INT8 cosine %.6f %s target %g; ", sets,
+              sets == 1 ? "" : "s", r->plain_cosine, r->plain_cosine >= a.target_cosine ? ">=" : "<", a.target_cosine);
+  if (r->kept.empty())
     std::printf("no layer kept in FP32\n");
   else
-    std::printf("%zu of %s quantized layers kept in FP32 (%s): cosine %.6f\n", keep.size(), ranked_note.c_str(),
-                kept.c_str(), cosine);
+    std::printf("%zu of %zu quantized layers kept in FP32 (%s): cosine %.6f\n", r->kept.size(), r->ranked, kept.c_str(),
+                r->cosine);
   return Status::ok();
 }
 
@@ -308,8 +176,8 @@ int cmd_convert(const ConvertArgs& a) {
     const char* what = a.static_ranges ? "--static" : "--auto-keep-fp32";
     if (a.calibration.empty()) return fail(std::string(what) + " needs --calibration DIR (the input sets to measure on)");
     if (a.to != "sarai") return fail(std::string(what) + " writes a .sarai blob (not --to " + a.to + ")");
-    Calibration cal;
-    Status st = open_calibration(a, &cal);
+    eval::Calibration cal;
+    Status st = eval::open_calibration(a.model, a.calibration, a.threads, &cal);
     if (st && a.static_ranges) st = measure_static_ranges(a, cal, &opt);
     if (st && a.auto_keep_fp32) st = choose_fp32_layers(a, cal, &opt);
     if (!st)

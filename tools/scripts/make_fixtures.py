@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Export the small fixture models used by sarai-rt's tests.
 
-    /usr/bin/python3 tools/make_fixtures.py [--out-dir tests/fixtures] [--check-only]
+    /usr/bin/python3 tools/scripts/make_fixtures.py [--out-dir tests/fixtures] [--check-only]
 
 Needs Debian's python3-torch (1.13), python3-onnx and python3-numpy, i.e. the
 system interpreter /usr/bin/python3. Deterministic: every weight comes from a
@@ -260,7 +260,7 @@ def export(model, args, path, input_names, output_names, dynamic_axes, fix_outpu
     m = onnx.load(path)
     for n in m.graph.node:
         n.doc_string = ""
-    m.producer_name = "sarai-rt tools/make_fixtures.py (torch " + torch.__version__.split("+")[0] + ")"
+    m.producer_name = "sarai-rt tools/scripts/make_fixtures.py (torch " + torch.__version__.split("+")[0] + ")"
     m.producer_version = ""
     for v, dims in (fix_output_dims or {}).items():
         out = next(o for o in m.graph.output if o.name == v)
@@ -283,7 +283,7 @@ def sanity_run(model, example, name):
 
 
 def main():
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tools/scripts/ -> the repository
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out-dir", default=os.path.join(repo, "tests", "fixtures"))
     ap.add_argument("--check-only", action="store_true", help="only check and describe existing files")

@@ -1,11 +1,32 @@
 // The one place that says which ops the runtime implements, and what the
-// executor may know of each (runtime/kernel.h's OpSchema: .in_place(inputs)
-// where output 0 may overwrite those inputs, as audited in docs/memory.md).
+// executor may know of each (runtime/kernel.h's OpSchema): .in_place(inputs)
+// where output 0 may overwrite those inputs, as audited in docs/memory.md;
+// .attrs({...}) every attribute the op accepts, its type and, for the
+// default domain, the opsets that define it (from ONNX's operator specs; a
+// node with any other attribute is refused at session creation). An op
+// without .attrs takes none.
 // Add a line here when you add a kernel; nothing registers itself elsewhere.
 #include "kernels/kernels.h"
 #include "runtime/quantized_op.h"
 
 namespace sarai {
+
+namespace {
+
+using K = Attribute::Kind;
+constexpr K F = K::kFloat, I = K::kInt, S = K::kString, T = K::kTensor, G = K::kGraph, Fs = K::kFloats,
+            Is = K::kInts, Ss = K::kStrings;
+
+// Conv, ConvTranspose, ConvInteger and the quantized convolutions.
+const std::initializer_list<AttrSpec> kConvAttrs = {
+    {"auto_pad", S}, {"dilations", Is}, {"group", I}, {"kernel_shape", Is}, {"pads", Is}, {"strides", Is}};
+const std::initializer_list<AttrSpec> kPoolAttrs = {
+    {"auto_pad", S}, {"ceil_mode", I, 10}, {"kernel_shape", Is}, {"pads", Is}, {"strides", Is}};
+// What `sarai-rt convert --static` (x_min, x_max) and the epilogue fusion
+// (activation: runtime/fuse.cc) add to QMatMul and QConv.
+const std::initializer_list<AttrSpec> kQuantizedAttrs = {{"x_min", F}, {"x_max", F}, {"activation", S}};
+
+}  // namespace
 
 void register_kernels(KernelTable& t) {
   using namespace kernels;
@@ -19,41 +40,56 @@ void register_kernels(KernelTable& t) {
 
   t.add("Sqrt", Sqrt).in_place({0});
   t.add("Erf", Erf).in_place({0});
-  t.add("Gelu", Gelu, /*since_opset=*/20).in_place({0});  // Gelu joined the default domain in opset 20
+  t.add("Gelu", Gelu, /*since_opset=*/20).attrs({{"approximate", S}}).in_place({0});  // Gelu joined the default domain in opset 20
   t.add("Relu", Relu).in_place({0});
   t.add("Sigmoid", Sigmoid).in_place({0});
   t.add("Tanh", Tanh).in_place({0});
-  t.add("HardSigmoid", HardSigmoid).in_place({0});
+  t.add("HardSigmoid", HardSigmoid).attrs({{"alpha", F}, {"beta", F}}).in_place({0});
   t.add("HardSwish", HardSwish, /*since_opset=*/14).in_place({0});
-  t.add("Clip", Clip).in_place({0});
+  t.add("Clip", Clip).attrs({{"min", F, 1, 10}, {"max", F, 1, 10}}).in_place({0});
 
-  t.add("Softmax", Softmax).in_place({0});
-  t.add("LayerNormalization", LayerNormalization, /*since_opset=*/17).in_place({0});
-  t.add("BatchNormalization", BatchNormalization);
-  t.add("ReduceMean", ReduceMean);
+  t.add("Softmax", Softmax).attrs({{"axis", I}}).in_place({0});
+  t.add("LayerNormalization", LayerNormalization, /*since_opset=*/17).attrs({{"axis", I}, {"epsilon", F}, {"stash_type", I}}).in_place({0});
+  t.add("BatchNormalization", BatchNormalization).attrs({{"epsilon", F}, {"momentum", F}, {"spatial", I, 1, 8}, {"training_mode", I, 14}});
+  t.add("ReduceMean", ReduceMean).attrs({{"axes", Is, 1, 17}, {"keepdims", I}, {"noop_with_empty_axes", I, 18}});
 
   t.add("MatMul", MatMul);
-  t.add("Gemm", Gemm);
-  t.add("Conv", Conv);
-  t.add("ConvTranspose", ConvTranspose);
+  t.add("Gemm", Gemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});
+  t.add("Conv", Conv).attrs(kConvAttrs);
+  t.add("ConvTranspose", ConvTranspose).attrs(kConvAttrs).attrs({{"output_padding", Is}, {"output_shape", Is}});
   t.add("GlobalAveragePool", GlobalAveragePool);
-  t.add("AveragePool", AveragePool);
-  t.add("MaxPool", MaxPool);
-  t.add("Resize", Resize, /*since_opset=*/10);
+  t.add("AveragePool", AveragePool).attrs(kPoolAttrs).attrs({{"count_include_pad", I}, {"dilations", Is, 19}});
+  t.add("MaxPool", MaxPool).attrs(kPoolAttrs).attrs({{"dilations", Is, 10}, {"storage_order", I}});
+  t.add("Resize", Resize, /*since_opset=*/10).attrs({{"mode", S},
+                                                         {"coordinate_transformation_mode", S, 11},
+                                                         {"cubic_coeff_a", F, 11},
+                                                         {"exclude_outside", I, 11},
+                                                         {"extrapolation_value", F, 11},
+                                                         {"nearest_mode", S, 11},
+                                                         {"antialias", I, 18},
+                                                         {"axes", Is, 18},
+                                                         {"keep_aspect_ratio_policy", S, 18}});
 
-  t.add("Transpose", Transpose);
-  t.add("Reshape", Reshape);
-  t.add("Flatten", Flatten);
-  t.add("Squeeze", Squeeze);
-  t.add("Unsqueeze", Unsqueeze);
-  t.add("Concat", Concat);
-  t.add("Slice", Slice);
-  t.add("Split", Split);
-  t.add("Gather", Gather);
-  t.add("Shape", ShapeOp);
-  t.add("Cast", Cast);
-  t.add("Constant", Constant);
-  t.add("ConstantOfShape", ConstantOfShape);
+  t.add("Transpose", Transpose).attrs({{"perm", Is}});
+  t.add("Reshape", Reshape).attrs({{"allowzero", I, 14}});
+  t.add("Flatten", Flatten).attrs({{"axis", I}});
+  t.add("Squeeze", Squeeze).attrs({{"axes", Is, 1, 12}});
+  t.add("Unsqueeze", Unsqueeze).attrs({{"axes", Is, 1, 12}});
+  t.add("Concat", Concat).attrs({{"axis", I}});
+  t.add("Slice", Slice).attrs({{"starts", Is, 1, 9}, {"ends", Is, 1, 9}, {"axes", Is, 1, 9}});
+  t.add("Split", Split).attrs({{"axis", I}, {"split", Is, 1, 12}, {"num_outputs", I, 18}});
+  t.add("Gather", Gather).attrs({{"axis", I}});
+  t.add("Shape", ShapeOp).attrs({{"start", I, 15}, {"end", I, 15}});
+  t.add("Cast", Cast).attrs({{"to", I}, {"saturate", I, 19}});
+  t.add("Constant", Constant).attrs({{"value", T},
+                                         {"sparse_value", G, 11},
+                                         {"value_float", F, 12},
+                                         {"value_floats", Fs, 12},
+                                         {"value_int", I, 12},
+                                         {"value_ints", Is, 12},
+                                         {"value_string", S, 12},
+                                         {"value_strings", Ss, 12}});
+  t.add("ConstantOfShape", ConstantOfShape).attrs({{"value", T}});
   t.add("Identity", Identity);
   t.add("Expand", Expand);
   t.add("Range", Range, /*since_opset=*/11);
@@ -61,18 +97,20 @@ void register_kernels(KernelTable& t) {
   // ONNX quantization ops (also in this function so every caller, the CLI
   // and the backend tests, sees them).
   t.add("DynamicQuantizeLinear", DynamicQuantizeLinear, /*since_opset=*/11);
-  t.add("QuantizeLinear", QuantizeLinear, /*since_opset=*/10);
-  t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10);
+  t.add("QuantizeLinear", QuantizeLinear, /*since_opset=*/10).attrs({{"axis", I, 13}, {"saturate", I, 19}});
+  t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10).attrs({{"axis", I, 13}});
   t.add("MatMulInteger", MatMulInteger, /*since_opset=*/10);
-  t.add("ConvInteger", ConvInteger, /*since_opset=*/10);
+  t.add("ConvInteger", ConvInteger, /*since_opset=*/10).attrs(kConvAttrs);
 
   // The quantized ops `sarai-rt convert` writes.
-  t.add_domain_op("sarai", "Gelu", Gelu).in_place({0});  // fused erf-GELU chains (runtime/fuse.h), any opset
-  t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).in_place({0});  // fused Div + Softmax
-  t.add_domain_op("sarai", "Attention", Attention);  // fused MatMul + ScaledSoftmax + MatMul
-  t.add_domain_op("sarai", "QMatMul", QMatMul).in_place({qop::kResidual});
-  t.add_domain_op("sarai", "QConv", QConv).in_place({qop::kResidual});
-  t.add_domain_op("sarai", "QConvTranspose", QConvTranspose);
+  t.add_domain_op("sarai", "Gelu", Gelu).attrs({{"approximate", S}}).in_place({0});  // fused erf-GELU chains (runtime/fuse.h), any opset
+  t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).attrs({{"axis", I}, {"divisor", F}}).in_place({0});  // fused Div + Softmax
+  t.add_domain_op("sarai", "Attention", Attention).attrs({{"divisor", F}});  // fused MatMul + ScaledSoftmax + MatMul
+  t.add_domain_op("sarai", "QMatMul", QMatMul).attrs({{"K", I}, {"N", I}}).attrs(kQuantizedAttrs).in_place({qop::kResidual});
+  t.add_domain_op("sarai", "QConv", QConv).attrs(kConvAttrs).attrs(kQuantizedAttrs).attrs({{"weight_shape", Is}}).in_place({qop::kResidual});
+  t.add_domain_op("sarai", "QConvTranspose", QConvTranspose)
+      .attrs(kConvAttrs)
+      .attrs({{"output_padding", Is}, {"output_shape", Is}, {"weight_shape", Is}, {"x_min", F}, {"x_max", F}});
 }
 
 }  // namespace sarai

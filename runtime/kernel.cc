@@ -101,4 +101,52 @@ bool KernelContext::skip_compute(const Tensor& out) const {
   return floating && out.numel() >= 1024;
 }
 
+namespace {
+
+const char* kind_name(Attribute::Kind k) {
+  switch (k) {
+    case Attribute::Kind::kFloat: return "a float";
+    case Attribute::Kind::kInt: return "an int";
+    case Attribute::Kind::kString: return "a string";
+    case Attribute::Kind::kTensor: return "a tensor";
+    case Attribute::Kind::kFloats: return "a list of floats";
+    case Attribute::Kind::kInts: return "a list of ints";
+    case Attribute::Kind::kStrings: return "a list of strings";
+    case Attribute::Kind::kGraph: return "a graph (or another kind this runtime does not read)";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Status check_attributes(const Node& node, const OpSchema& schema, int64_t opset) {
+  const bool versioned = node.domain.empty();  // the sarai domain has no opsets of its own
+  auto defined = [&](const AttrSpec& a) { return !versioned || (opset >= a.since && opset <= a.until); };
+  for (const auto& [name, attr] : node.attrs) {
+    const AttrSpec* spec = nullptr;
+    for (const AttrSpec& a : schema.attrs)
+      if (name == a.name) spec = &a;
+    if (spec != nullptr && defined(*spec)) {
+      if (attr.kind != spec->kind)
+        return Status::error(node.describe() + ": attribute '" + name + "' is " + kind_name(attr.kind) + "; " +
+                             node.op_type + " takes " + kind_name(spec->kind));
+      continue;
+    }
+    std::string accepted;
+    for (const AttrSpec& a : schema.attrs)
+      if (defined(a)) accepted += (accepted.empty() ? "" : ", ") + std::string(a.name);
+    if (spec != nullptr) {
+      const std::string range = spec->until == INT64_MAX ? "from opset " + std::to_string(spec->since)
+                                                         : "at opsets " + std::to_string(spec->since) + "-" +
+                                                               std::to_string(spec->until);
+      return Status::error(node.describe() + ": attribute '" + name + "' is only defined " + range +
+                           ", not at the model's opset " + std::to_string(opset) + " (accepted there: " +
+                           (accepted.empty() ? "none" : accepted) + ")");
+    }
+    return Status::error(node.describe() + ": attribute '" + name + "' is not one " + node.op_type + " accepts (" +
+                         (accepted.empty() ? "it takes no attributes" : "accepted: " + accepted) + ")");
+  }
+  return Status::ok();
+}
+
 }  // namespace sarai

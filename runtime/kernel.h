@@ -128,13 +128,29 @@ using KernelFn = Status (*)(KernelContext&);
 // default domain; most kernels handle every opset form themselves by
 // looking at ctx.opset().
 // What the executor knows of an op beyond its function (as ONNX Runtime's
-// kernel definitions say it): the inputs its output 0 may overwrite. Such
-// an input, when it dies at the op and has the output's size, shares the
-// output's buffer (runtime/session_plan.cc); the kernel must read every
-// element before writing its position (audited per kernel; docs/memory.md).
+// kernel definitions say it):
+//  - in_place: the inputs its output 0 may overwrite. Such an input, when it
+//    dies at the op and has the output's size, shares the output's buffer
+//    (runtime/session_plan.cc); the kernel must read every element before
+//    writing its position (audited per kernel; docs/memory.md).
+//  - attrs: every attribute the op accepts, with its type and the opsets
+//    that define it. Session::create refuses a node with any other
+//    attribute, or one of another type, naming the node, the attribute and
+//    what the op accepts (check_attributes): a misspelled `stride` must not
+//    run as stride 1.
+struct AttrSpec {
+  const char* name;
+  Attribute::Kind kind;
+  int64_t since = 1, until = INT64_MAX;  // the opsets (of the default domain) that define it
+};
 struct OpSchema {
   std::vector<int> in_place;
+  std::vector<AttrSpec> attrs;
 };
+
+// OK when every attribute of `node` is one `schema` accepts at `opset`, with
+// its type; else the error (one line, naming the node).
+Status check_attributes(const Node& node, const OpSchema& schema, int64_t opset);
 
 class KernelTable {
   struct Entry {
@@ -150,6 +166,10 @@ class KernelTable {
     explicit Registration(Entry& e) : e_(e) {}
     Registration& in_place(std::initializer_list<int> inputs) {
       e_.schema.in_place.assign(inputs);
+      return *this;
+    }
+    Registration& attrs(std::initializer_list<AttrSpec> specs) {
+      e_.schema.attrs.insert(e_.schema.attrs.end(), specs);
       return *this;
     }
 

@@ -59,6 +59,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   std::map<std::string, std::pair<int, std::string>> missing;
   s->kernel_of_node_.resize(g.nodes.size(), nullptr);
   s->in_place_.resize(g.nodes.size());
+  Status bad_attribute;  // the first node with an attribute its op does not accept
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     KernelFn fn = kernels.find(n.op_type, g.opset, n.domain);
@@ -67,7 +68,11 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
       if (m.first++ == 0) m.second = n.name;
     }
     s->kernel_of_node_[i] = fn;
-    if (const OpSchema* schema = kernels.schema(n.op_type, g.opset, n.domain)) s->in_place_[i] = schema->in_place;
+    if (const OpSchema* schema = kernels.schema(n.op_type, g.opset, n.domain)) {
+      s->in_place_[i] = schema->in_place;
+      if (Status st = check_attributes(n, *schema, g.opset); !st && bad_attribute.is_ok())
+        bad_attribute = Status::error(model->path + ": " + st.message());
+    }
   }
   if (!missing.empty()) {
     std::string msg = model->path + ": " + std::to_string(missing.size()) + " unsupported op" +
@@ -80,6 +85,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
     }
     return Status::error(ErrorCode::kUnsupportedOp, msg);
   }
+  if (!bad_attribute) return bad_attribute;
   s->last_use_ = g.last_uses(s->order_);
   s->num_threads_ = options.num_threads > 0 ? options.num_threads : physical_cores();
   s->profile_ = options.profile;

@@ -1,6 +1,6 @@
 // Conv / ConvTranspose attribute and output-shape logic, shared by every
 // convolution: the FP32 ones (conv.cc) and the quantized ones (QConv,
-// QConvTranspose in qlinear.cc; ConvInteger in quant_ops.cc), so a quantized
+// QConvTranspose in qmatmul_qconv.cc; ConvInteger in quant_ops.cc), so a quantized
 // conv accepts exactly what the float one does, with the same messages.
 //
 // The geometry itself (ConvGeometry, for_each_tap) is the compute layer's:

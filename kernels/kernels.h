@@ -80,7 +80,7 @@ Status DequantizeLinear(KernelContext& ctx);
 Status MatMulInteger(KernelContext& ctx);
 Status ConvInteger(KernelContext& ctx);
 
-// qlinear.cc: the quantized ops of domain "sarai" (contract in
+// qmatmul_qconv.cc: the quantized ops of domain "sarai" (contract in
 // kernels/cpu/int8_layout.h; integer cores in kernels/cpu/qref.h). Reference
 // kernels: the oracle for the fast INT8 paths.
 Status QMatMul(KernelContext& ctx);

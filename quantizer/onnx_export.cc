@@ -17,6 +17,7 @@
 
 #include "quantizer/atomic_file.h"
 #include "quantizer/quantize.h"
+#include "quantizer/quantize_weight.h"
 #include "quantizer/release_pages.h"
 #include "runtime/parallel.h"
 
@@ -79,34 +80,6 @@ class TempFile {
  private:
   std::unique_ptr<AtomicFile> file_;  // removes its temp file unless committed
 };
-
-// quantize_symmetric(w, K, N, 1, q, scales) for W[K, N] with one scale per
-// column, bit-identical, but reading rows contiguously and in parallel over
-// column strips (the reference walks each column down the rows).
-void quantize_columns(const float* w, int64_t K, int64_t N, int8_t* q, float* scales) {
-  parallel_for(N, 256, [&](int64_t n0, int64_t n1) {
-    const int64_t len = n1 - n0;
-    float* s = scales + n0;
-    std::fill(s, s + len, 0.f);
-    for (int64_t k = 0; k < K; ++k) {
-      const float* row = w + k * N + n0;
-      for (int64_t j = 0; j < len; ++j) {
-        const float a = std::fabs(row[j]);
-        s[j] = a > s[j] ? a : s[j];
-      }
-    }
-    std::vector<float> inv(static_cast<size_t>(len));
-    for (int64_t j = 0; j < len; ++j) {
-      s[j] = s[j] > 0.f ? s[j] / 127.f : 1.f;
-      inv[static_cast<size_t>(j)] = 1.f / s[j];
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      const float* row = w + k * N + n0;
-      int8_t* out = q + k * N + n0;
-      for (int64_t j = 0; j < len; ++j) out[j] = quantize_one(row[j], inv[static_cast<size_t>(j)]);
-    }
-  });
-}
 
 // The index of the first NaN or infinity in w, or -1.
 int64_t first_non_finite(const float* w, int64_t n) {
@@ -349,8 +322,16 @@ Status Exporter::quantize(const WeightChoice& c, const Value& wv) {
       const int64_t N = shape[static_cast<size_t>(c.axis)], K = numel / N;
       scales_.assign(per_tensor ? 1 : static_cast<size_t>(N), 0.f);
       if (c.axis == 1) {  // W[K, N], as MatMulInteger reads it
-        if (per_tensor) quantize_symmetric(w, 1, 1, numel, q_.data(), scales_.data());
-        else quantize_columns(w, K, N, q_.data(), scales_.data());
+        if (per_tensor) {
+          quantize_symmetric(w, 1, 1, numel, q_.data(), scales_.data());
+        } else {  // the converter's loop, plain: equal to quantize_symmetric(w, K, N, 1, ...)
+          WeightForm f;
+          f.kind = WeightForm::Kind::kPlainKN;
+          f.K = K;
+          f.N = N;
+          std::vector<int32_t> sums(static_cast<size_t>(N));  // not written to the ONNX file
+          quantize_weight(w, f, /*per_tensor=*/false, 1.f, q_.data(), scales_.data(), sums.data());
+        }
       } else {  // Gemm transB = 1: W[N, K], stored transposed
         scratch_.resize(static_cast<size_t>(numel));
         quantize_symmetric(w, 1, per_tensor ? 1 : N, per_tensor ? numel : K, scratch_.data(), scales_.data());

@@ -30,8 +30,9 @@ void quantize_symmetric(const float* w, int64_t outer, int64_t channels, int64_t
 // (clamping first changes nothing: ±127 are integers) but vectorizable: for
 // |x| <= 127, adding 1.5 * 2^23 leaves a float whose unit in the last place
 // is 1, so the addition itself rounds x to an integer, half to even in the
-// default rounding mode. The fast paths of both writers (quantize_weight.cc,
-// onnx_export.cc) quantize through it.
+// default rounding mode. quantize_weight() (quantize_weight.h), the fast
+// path of both writers (the blob converter and the ONNX exporter),
+// quantizes through it.
 inline int8_t quantize_one(float w, float inv) {
   float x = w * inv;
   x = x < -127.f ? -127.f : x;

@@ -16,6 +16,7 @@ constexpr int64_t kPanel = int8::kPanelN;  // 16
 constexpr int64_t kGroup = int8::kGroupK;  // 4
 constexpr int64_t kBatchBytes = 8 << 20;
 constexpr int64_t kStripPanels = 32;  // 512 columns: 2 KB of each row per strip
+constexpr int64_t kPlainStrip = 256;  // kPlainKN's columns per task in step 3
 
 inline float absmax(float a, float x) {
   const float ax = std::fabs(x);
@@ -121,6 +122,7 @@ bool quantize_weight(const float* w, const WeightForm& f, bool per_tensor, float
   std::vector<float> amax(static_cast<size_t>(N), 0.f);
   switch (f.kind) {
     case Kind::kPackedKN:
+    case Kind::kPlainKN:
       // Column strips of whole rows: a strip's rows are contiguous runs, so
       // each page of w is visited once per strip, not once per panel.
       parallel_for(panels, kStripPanels, [&](int64_t p0, int64_t p1) {
@@ -241,6 +243,26 @@ bool quantize_weight(const float* w, const WeightForm& f, bool per_tensor, float
             s += dst[k];
           }
           sums[n] = s;
+        }
+      });
+    case Kind::kPlainKN:
+      // Column strips of whole rows: each row's run of the strip is read and
+      // written contiguously.
+      return batched((N + kPlainStrip - 1) / kPlainStrip, K * kPlainStrip * 4, batch_done, [&](int64_t s0, int64_t s1) {
+        int32_t s[kPlainStrip];
+        for (int64_t st = s0; st < s1; ++st) {
+          const int64_t n0 = st * kPlainStrip, width = std::min(kPlainStrip, N - n0);
+          std::fill(s, s + width, 0);
+          for (int64_t k = 0; k < K; ++k) {
+            const float* row = w + k * N + n0;
+            const float* in = iv + n0;
+            int8_t* dst = q + k * N + n0;
+            for (int64_t j = 0; j < width; ++j) {
+              dst[j] = quantize_one(row[j], in[j]);
+              s[j] += dst[j];
+            }
+          }
+          std::copy(s, s + width, sums + n0);
         }
       });
     case Kind::kPlainConvTranspose:

@@ -22,9 +22,11 @@ struct WeightForm {
     kPackedNK,       // W row-major [N, K] (Gemm transB=1, Conv group 1 as [M, C*k...]) -> N16K4
     kPlainRows,      // W [M, rest], one output channel per row (grouped Conv): int8 as is
     kPlainConvTranspose,  // W [C, M/g, inner], channel (c / (C/g)) * (M/g) + m: int8 as is
+    kPlainKN,        // W row-major [K, N], one channel per column: int8 as is (the ONNX
+                     // exporter's MatMulInteger weight)
   };
   Kind kind = Kind::kPackedKN;
-  int64_t K = 0;       // reduction size (packed); elements per channel (kPlainRows)
+  int64_t K = 0;       // reduction size (packed, kPlainKN); elements per channel (kPlainRows)
   int64_t N = 0;       // output channels
   int64_t C = 0, group = 1, inner = 0;  // kPlainConvTranspose only
 

@@ -7,6 +7,7 @@
 
 #include "kernels/kernels.h"
 #include "runtime/parallel.h"
+#include "tests/int8_reference.h"
 #include "tests/test_util.h"
 
 // The case tables below list only the leading fields they need.
@@ -44,13 +45,7 @@ int64_t prod(const Ints& v) {
 }
 
 // A conv configuration; pads are resolved (begin, end) by the test itself.
-struct ConvCase {
-  Shape x, w;
-  int64_t group = 1;
-  Ints strides, dilations, pads;  // empty = defaults
-  std::string auto_pad;           // empty = not set
-  bool bias = true;
-};
+using test::ConvCase;
 
 // Direct definition: Y[n, m, o] = B[m] + sum_{c, k} W[m, c, k] X[n, g*Cg + c, o*s - pb + k*d].
 Tensor naive_conv(const Tensor& x, const Tensor& w, const Tensor* b, int64_t group, const Ints& s,
@@ -92,14 +87,10 @@ void check_conv(const ConvCase& cc, uint32_t seed) {
   Tensor x = random_tensor(cc.x, seed), w = random_tensor(cc.w, seed + 1);
   Tensor b = random_tensor({cc.w[0]}, seed + 2);
   Node node = make_node("Conv", cc.bias ? 3 : 2);
-  node.attrs["group"] = attr_int(cc.group);
+  cc.set_attrs(node);
   Ints s = cc.strides.empty() ? Ints(nsp, 1) : cc.strides;
   Ints d = cc.dilations.empty() ? Ints(nsp, 1) : cc.dilations;
   Ints pads = cc.pads.empty() ? Ints(2 * nsp, 0) : cc.pads;
-  if (!cc.strides.empty()) node.attrs["strides"] = attr_ints(cc.strides);
-  if (!cc.dilations.empty()) node.attrs["dilations"] = attr_ints(cc.dilations);
-  if (!cc.pads.empty()) node.attrs["pads"] = attr_ints(cc.pads);
-  if (!cc.auto_pad.empty()) node.attrs["auto_pad"] = attr_string(cc.auto_pad);
   // Resolve pads and output size the way the spec states it.
   Ints pb(nsp), out(nsp);
   for (size_t i = 0; i < nsp; ++i) {
@@ -151,11 +142,11 @@ TEST(Conv, MatchesNaive2D) {
       {{1, 4, 6, 6}, {8, 1, 3, 3}, 4, {}, {}, {1, 1, 1, 1}},                 // depthwise multiplier 2
       {{2, 8, 5, 6}, {16, 8, 1, 1}},                                          // pointwise
       {{1, 8, 7, 6}, {4, 8, 1, 1}, 1, {2, 2}},                                // strided 1x1
-      {{1, 3, 9, 8}, {4, 3, 3, 3}, 1, {2, 2}, {}, {}, "SAME_UPPER"},
-      {{1, 3, 8, 8}, {4, 3, 4, 4}, 1, {1, 1}, {}, {}, "SAME_UPPER"},
-      {{1, 3, 8, 8}, {4, 3, 4, 4}, 1, {1, 1}, {}, {}, "SAME_LOWER"},
-      {{1, 3, 9, 8}, {4, 3, 3, 2}, 1, {2, 3}, {}, {}, "VALID"},
-      {{1, 2, 5, 5}, {3, 2, 2, 2}, 1, {}, {}, {}, "", false},                 // no bias
+      {{1, 3, 9, 8}, {4, 3, 3, 3}, 1, {2, 2}, {}, {}, {}, {}, "SAME_UPPER"},
+      {{1, 3, 8, 8}, {4, 3, 4, 4}, 1, {1, 1}, {}, {}, {}, {}, "SAME_UPPER"},
+      {{1, 3, 8, 8}, {4, 3, 4, 4}, 1, {1, 1}, {}, {}, {}, {}, "SAME_LOWER"},
+      {{1, 3, 9, 8}, {4, 3, 3, 2}, 1, {2, 3}, {}, {}, {}, {}, "VALID"},
+      {{1, 2, 5, 5}, {3, 2, 2, 2}, 1, {}, {}, {}, {}, {}, "", false},                 // no bias
   };
   // Under 1 and 2 threads, to cover the parallel im2col and depthwise loops.
   int saved = num_threads();
@@ -172,9 +163,9 @@ TEST(Conv, MatchesNaive1DAnd3D) {
       {{2, 3, 17}, {4, 3, 3}},                                  // 1-D
       {{1, 4, 20}, {6, 2, 5}, 2, {3}, {2}, {2, 1}},             // 1-D groups, stride, dilation, pads
       {{1, 4, 15}, {4, 1, 3}, 4, {2}, {1}, {1, 2}},             // 1-D depthwise
-      {{1, 3, 16}, {2, 3, 4}, 1, {2}, {}, {}, "SAME_UPPER"},    // 1-D SAME
+      {{1, 3, 16}, {2, 3, 4}, 1, {2}, {}, {}, {}, {}, "SAME_UPPER"},    // 1-D SAME
       {{1, 2, 5, 6, 4}, {3, 2, 3, 2, 2}, 1, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 0}},  // 3-D
-      {{1, 3, 4, 5, 6}, {3, 1, 2, 2, 3}, 3, {}, {}, {}, "SAME_LOWER"},  // 3-D depthwise (im2col path)
+      {{1, 3, 4, 5, 6}, {3, 1, 2, 2, 3}, 3, {}, {}, {}, {}, {}, "SAME_LOWER"},  // 3-D depthwise (im2col path)
   };
   uint32_t seed = 300;
   for (const ConvCase& cc : cases) check_conv(cc, seed += 3);
@@ -266,29 +257,16 @@ Tensor naive_conv_transpose(const Tensor& x, const Tensor& w, const Tensor* b, i
   return y;
 }
 
-struct ConvTCase {
-  Shape x, w;
-  int64_t group = 1;
-  Ints strides, dilations, pads, output_padding, output_shape;
-  std::string auto_pad;
-};
-
-void check_conv_transpose(const ConvTCase& cc, uint32_t seed) {
+void check_conv_transpose(const ConvCase& cc, uint32_t seed) {
   const size_t nsp = cc.x.size() - 2;
   Tensor x = random_tensor(cc.x, seed), w = random_tensor(cc.w, seed + 1);
   Tensor b = random_tensor({cc.w[1] * cc.group}, seed + 2);
   Node node = make_node("ConvTranspose", 3);
-  node.attrs["group"] = attr_int(cc.group);
+  cc.set_attrs(node);
   Ints s = cc.strides.empty() ? Ints(nsp, 1) : cc.strides;
   Ints d = cc.dilations.empty() ? Ints(nsp, 1) : cc.dilations;
   Ints pads = cc.pads.empty() ? Ints(2 * nsp, 0) : cc.pads;
   Ints op = cc.output_padding.empty() ? Ints(nsp, 0) : cc.output_padding;
-  if (!cc.strides.empty()) node.attrs["strides"] = attr_ints(cc.strides);
-  if (!cc.dilations.empty()) node.attrs["dilations"] = attr_ints(cc.dilations);
-  if (!cc.pads.empty()) node.attrs["pads"] = attr_ints(cc.pads);
-  if (!cc.output_padding.empty()) node.attrs["output_padding"] = attr_ints(cc.output_padding);
-  if (!cc.output_shape.empty()) node.attrs["output_shape"] = attr_ints(cc.output_shape);
-  if (!cc.auto_pad.empty()) node.attrs["auto_pad"] = attr_string(cc.auto_pad);
   Ints pb(nsp), out(nsp);
   for (size_t i = 0; i < nsp; ++i) {
     const int64_t in = cc.x[i + 2], ek = (cc.w[i + 2] - 1) * d[i] + 1;
@@ -314,7 +292,7 @@ void check_conv_transpose(const ConvTCase& cc, uint32_t seed) {
 }
 
 TEST(ConvTranspose, MatchesNaive) {
-  const std::vector<ConvTCase> cases = {
+  const std::vector<ConvCase> cases = {
       {{1, 2, 4, 5}, {2, 3, 3, 3}},                                         // plain
       {{2, 3, 4, 4}, {3, 2, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}},           // stride + pads
       {{1, 4, 3, 5}, {4, 2, 3, 2}, 2, {2, 1}, {2, 1}, {0, 1, 1, 0}, {1, 0}},  // groups, dilation, output_padding
@@ -329,7 +307,7 @@ TEST(ConvTranspose, MatchesNaive) {
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     uint32_t seed = 500;
-    for (const ConvTCase& cc : cases) check_conv_transpose(cc, seed += 3);
+    for (const ConvCase& cc : cases) check_conv_transpose(cc, seed += 3);
   }
   set_num_threads(saved);
 }

@@ -34,6 +34,7 @@
 #include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/parallel.h"
+#include "tests/int8_reference.h"
 #include "tests/test_util.h"
 
 namespace sarai {
@@ -43,60 +44,56 @@ using kernels::QconvEpilogue;
 using kernels::QgemmActivation;
 using kernels::QgemmUkernel;
 using kernels::qref::ConvProblem;
-using test::attr_int;
 using test::attr_ints;
 using test::attr_string;
 using test::make_node;
 using test::make_tensor;
 using Ints = std::vector<int64_t>;
 
-// One convolution: X [batch, C, in...], W [M, C/group, k...] (ConvTranspose:
-// [C, M/group, k...]); empty strides/dilations/pads = ONNX defaults.
-struct Case {
-  Ints in, k;
-  int64_t batch = 1, C = 1, M = 1, group = 1;
-  Ints strides, dilations, pads, output_padding;
+// One convolution, run as QConv and as QConvTranspose: the geometry
+// (test::ConvCase) with W in QConv's layout [M, C/group, k...] (w_shape()
+// gives QConvTranspose's), and the activations' zero point.
+struct Case : test::ConvCase {
   int zp = 0;
   bool extreme = false;  // x_q = 255 everywhere, w in {127, -127, -128}
 
+  int64_t batch() const { return x[0]; }
+  int64_t C() const { return x[1]; }
+  int64_t M() const { return w[0]; }
+  // X [batch, C, in...] and W [M, C/group, k...] at the current group.
+  void shape(int64_t batch, int64_t C, int64_t M, const Ints& in, const Ints& k) {
+    x = {batch, C};
+    x.insert(x.end(), in.begin(), in.end());
+    w = {M, C / group};
+    w.insert(w.end(), k.begin(), k.end());
+  }
   std::string str() const {
-    return "in " + shape_to_string(in) + " k " + shape_to_string(k) + " batch " + std::to_string(batch) +
-           " C " + std::to_string(C) + " M " + std::to_string(M) + " group " + std::to_string(group) +
-           " strides " + shape_to_string(strides) + " dilations " + shape_to_string(dilations) +
-           " pads " + shape_to_string(pads) + " output_padding " + shape_to_string(output_padding) +
-           " zp " + std::to_string(zp) + (extreme ? " (255 x ±127/-128)" : "");
+    return ConvCase::str() + " zp " + std::to_string(zp) + (extreme ? " (255 x ±127/-128)" : "");
   }
 };
 
 Node conv_node(const char* op, const Case& c, int num_inputs = 5) {
   Node node = make_node(op, num_inputs);
   node.domain = "sarai";
-  node.attrs["group"] = attr_int(c.group);
-  if (!c.strides.empty()) node.attrs["strides"] = attr_ints(c.strides);
-  if (!c.dilations.empty()) node.attrs["dilations"] = attr_ints(c.dilations);
-  if (!c.pads.empty()) node.attrs["pads"] = attr_ints(c.pads);
-  if (!c.output_padding.empty()) node.attrs["output_padding"] = attr_ints(c.output_padding);
+  c.set_attrs(node);
   return node;
 }
 
-Shape x_shape(const Case& c) {
-  Shape s = {c.batch, c.C};
-  s.insert(s.end(), c.in.begin(), c.in.end());
-  return s;
-}
+const Shape& x_shape(const Case& c) { return c.x; }
 
 // The ONNX weight shape.
 Shape w_shape(const Case& c, bool transpose) {
-  Shape s = transpose ? Shape{c.C, c.M / c.group} : Shape{c.M, c.C / c.group};
-  s.insert(s.end(), c.k.begin(), c.k.end());
+  if (!transpose) return c.w;
+  Shape s = {c.C(), c.M() / c.group};
+  s.insert(s.end(), c.w.begin() + 2, c.w.end());
   return s;
 }
 
 ConvProblem problem(const Case& c, bool transpose) {
   ConvProblem p;
-  p.batch = c.batch;
-  p.C = c.C;
-  p.M = c.M;
+  p.batch = c.batch();
+  p.C = c.C();
+  p.M = c.M();
   p.group = c.group;
   p.packed = !transpose && c.group == 1;
   const Node node = conv_node(transpose ? "QConvTranspose" : "QConv", c);
@@ -122,9 +119,9 @@ Data make_data(const Case& c, bool transpose, uint32_t seed) {
     v = c.extreme ? static_cast<int8_t>(rng() % 3 == 0 ? -128 : rng() & 1 ? 127 : -127)
                   : static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
   if (!transpose && c.group == 1) {
-    const int64_t K = static_cast<int64_t>(d.w.size()) / c.M;
-    d.packed.assign(static_cast<size_t>(int8::packed_size(K, c.M)), 0);
-    for (int64_t m = 0; m < c.M; ++m)
+    const int64_t K = static_cast<int64_t>(d.w.size()) / c.M();
+    d.packed.assign(static_cast<size_t>(int8::packed_size(K, c.M())), 0);
+    for (int64_t m = 0; m < c.M(); ++m)
       for (int64_t k = 0; k < K; ++k)
         d.packed[static_cast<size_t>(int8::packed_index(k, m, K))] = d.w[static_cast<size_t>(m * K + k)];
   }
@@ -161,7 +158,8 @@ void check_core(const QgemmUkernel* uk, const Case& c, bool transpose, uint32_t 
                                << (transpose ? "QConvTranspose " : "QConv ") << c.str() << " isa " << isa_name(uk->isa);
 }
 
-// The reference epilogue's float operations on the reference accumulators.
+// The epilogue's inputs; reference_y applies the reference epilogue
+// (test::epilogue_ref, then GELU per row) to the reference accumulators.
 struct Epi {
   std::vector<int32_t> comp;
   std::vector<float> cscale, bias, residual;
@@ -184,12 +182,8 @@ std::vector<float> reference_y(const std::vector<int32_t>& acc, int64_t M, int64
   std::vector<float> y(acc.size());
   for (size_t i = 0; i < acc.size(); ++i) {
     const size_t m = static_cast<size_t>(static_cast<int64_t>(i) / os % M);
-    const int32_t comp = e.with_comp ? e.comp[m] : 0;
-    float v = kernels::dequantize_acc(static_cast<int32_t>(static_cast<int64_t>(acc[i]) - comp), e.cscale[m],
-                                      e.with_bias ? e.bias[m] : 0.f);
-    if (e.with_residual) v = v + e.residual[i];
-    if (e.act == QgemmActivation::kRelu) v = v < 0.f ? 0.f : v;
-    y[i] = v;
+    y[i] = test::epilogue_ref(acc[i], e.with_comp ? e.comp[m] : 0, e.cscale[m], e.with_bias ? e.bias[m] : 0.f,
+                              e.with_residual ? &e.residual[i] : nullptr, e.act);
   }
   if (e.act == QgemmActivation::kGelu)
     for (size_t r = 0; r < acc.size(); r += static_cast<size_t>(os))
@@ -227,26 +221,23 @@ std::vector<Case> sweep_1d() {
       for (int64_t dil : {1, 2})
         for (const Ints& pd : pads) {
           Case c;
-          c.k = {k};
           c.strides = {s};
           c.dilations = {dil};
           c.pads = pd;
           c.zp = kZps[i % 5];
-          c.batch = 1 + (i / 3) % 2;
+          const int64_t batch = 1 + (i / 3) % 2;
           const int64_t ek = (k - 1) * dil + 1;
-          c.in = {std::max<int64_t>(ek - pd[0] - pd[1], 1) + (i * 7) % 23};
+          const Ints in = {std::max<int64_t>(ek - pd[0] - pd[1], 1) + (i * 7) % 23};
           const int kind = i % 3;  // group 1, 2, depthwise
           const int64_t ch = kChannels[(i / 2) % 6];
           if (kind == 0) {
-            c.C = ch;
-            c.M = kChannels[(i + 3) % 6];
+            c.shape(batch, ch, kChannels[(i + 3) % 6], in, {k});
           } else if (kind == 1) {
             c.group = 2;
-            c.C = 2 * ((ch + 1) / 2);
-            c.M = 2 * ((kChannels[(i + 1) % 6] + 1) / 2);
+            c.shape(batch, 2 * ((ch + 1) / 2), 2 * ((kChannels[(i + 1) % 6] + 1) / 2), in, {k});
           } else {
-            c.C = c.group = ch;
-            c.M = ch * (1 + i % 2);  // depthwise, multiplier 1 or 2
+            c.group = ch;
+            c.shape(batch, ch, ch * (1 + i % 2), in, {k});  // depthwise, multiplier 1 or 2
           }
           cases.push_back(c);
           ++i;
@@ -277,24 +268,20 @@ std::vector<Case> sweep_2d() {
   for (const G& g : geos)
     for (int kind = 0; kind < 3; ++kind) {
       Case c;
-      c.in = g.in;
-      c.k = g.k;
       c.strides = g.s;
       c.dilations = g.d;
       c.pads = g.pads;
       c.zp = kZps[i % 5];
-      c.batch = 1 + i % 2;
+      const int64_t batch = 1 + i % 2;
       const int64_t ch = kChannels[(i * 5) % 6];
       if (kind == 0) {
-        c.C = ch;
-        c.M = kChannels[(i + 2) % 6];
+        c.shape(batch, ch, kChannels[(i + 2) % 6], g.in, g.k);
       } else if (kind == 1) {
         c.group = 2;
-        c.C = 2 * ((ch + 1) / 2);
-        c.M = 2 * ((kChannels[(i + 4) % 6] + 1) / 2);
+        c.shape(batch, 2 * ((ch + 1) / 2), 2 * ((kChannels[(i + 4) % 6] + 1) / 2), g.in, g.k);
       } else {
-        c.C = c.group = ch;
-        c.M = ch;
+        c.group = ch;
+        c.shape(batch, ch, ch, g.in, g.k);
       }
       cases.push_back(c);
       ++i;
@@ -318,11 +305,8 @@ TEST_P(QconvIsa, CoreEqualsReferenceOverChannelTails) {
   for (int64_t C : kChannels)
     for (int64_t M : kChannels) {
       Case c;
-      c.in = {19};
-      c.k = {3};
+      c.shape(1, C, M, {19}, {3});
       c.pads = {1, 1};
-      c.C = C;
-      c.M = M;
       c.zp = kZps[seed % 5];
       ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
     }
@@ -334,13 +318,9 @@ TEST_P(QconvIsa, CoreEqualsReferenceForEveryZeroPoint) {
   for (int zp : kZps)
     for (int64_t group : {1, 2, 16}) {
       Case c;
-      c.in = {7, 9};
-      c.k = {3, 3};
-      c.pads = {2, 1, 0, 2};
-      c.batch = 2;
-      c.C = 16;
-      c.M = group == 16 ? 16 : 17 + (group == 2);
       c.group = group;
+      c.shape(2, 16, group == 16 ? 16 : 17 + (group == 2), {7, 9}, {3, 3});
+      c.pads = {2, 1, 0, 2};
       c.zp = zp;
       ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
     }
@@ -352,23 +332,16 @@ TEST_P(QconvIsa, CoreEqualsReferenceAroundBlockBoundaries) {
   uint32_t seed = 400;
   for (int64_t out : {1535, 1536, 1537, 3073}) {
     Case c;
-    c.in = {out};
-    c.k = {3};
+    c.shape(out == 1537 ? 2 : 1, 5, 17, {out}, {3});
     c.pads = {1, 1};
-    c.C = 5;
-    c.M = 17;
     c.zp = 128;
-    c.batch = out == 1537 ? 2 : 1;
     ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
   }
   for (int64_t out : {191, 192, 193, 385}) {
     Case c;
-    c.in = {2 * out};
-    c.k = {3};
+    c.shape(1, 2048, 3, {2 * out}, {3});
     c.strides = {2};
     c.pads = {1, 0};
-    c.C = 2048;
-    c.M = 3;
     c.zp = 1;
     ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
   }
@@ -379,12 +352,9 @@ TEST_P(QconvIsa, CoreExactAt255AndExtremeWeights) {
   uint32_t seed = 500;
   for (int64_t group : {1, 2, 34}) {
     Case c;
-    c.in = {40};
-    c.k = {5};
-    c.pads = {2, 2};
-    c.C = 34;
-    c.M = group == 34 ? 34 : 18;
     c.group = group;
+    c.shape(1, 34, group == 34 ? 34 : 18, {40}, {5});
+    c.pads = {2, 2};
     c.zp = 255;
     c.extreme = true;
     ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
@@ -399,49 +369,42 @@ std::vector<Case> transpose_cases() {
     for (int64_t s : {1, 2, 3})
       for (int64_t dil : {1, 2}) {
         Case c;
-        c.in = {3 + (i * 5) % 11};
-        c.k = {k};
         c.strides = {s};
         c.dilations = {dil};
         const int64_t ek = (k - 1) * dil + 1;
         c.pads = {std::min<int64_t>(i % 3, ek - 1), std::min<int64_t>((i / 3) % 2, ek - 1)};
         if (s > 1 && i % 2) c.output_padding = {s - 1};
         c.zp = kZps[i % 5];
-        c.batch = 1 + i % 2;
+        const int64_t batch = 1 + i % 2;
+        const Ints in = {3 + (i * 5) % 11};
         const int kind = i % 3;
         c.group = kind == 0 ? 1 : kind == 1 ? 2 : 0;
         const int64_t ch = kChannels[(i / 3) % 6];
         if (c.group == 0) {
-          c.C = c.group = ch;
-          c.M = ch;
+          c.group = ch;
+          c.shape(batch, ch, ch, in, {k});
         } else {
-          c.C = c.group * ((ch + c.group - 1) / c.group);
-          c.M = c.group * ((kChannels[(i + 1) % 6] + c.group - 1) / c.group);
+          c.shape(batch, c.group * ((ch + c.group - 1) / c.group),
+                  c.group * ((kChannels[(i + 1) % 6] + c.group - 1) / c.group), in, {k});
         }
         cases.push_back(c);
         ++i;
       }
   // 2-D.
   Case a;
-  a.in = {5, 6};
-  a.k = {3, 3};
+  a.shape(2, 17, 15, {5, 6}, {3, 3});
   a.strides = {2, 2};
   a.pads = {1, 0, 0, 1};
   a.output_padding = {1, 0};
-  a.C = 17;
-  a.M = 15;
-  a.batch = 2;
   a.zp = 127;
   cases.push_back(a);
   Case b = a;
-  b.k = {2, 3};
   b.strides = {1, 3};
   b.dilations = {2, 1};
   b.pads = {0, 2, 1, 0};
   b.output_padding = {0, 2};
   b.group = 3;
-  b.C = 6;
-  b.M = 9;
+  b.shape(2, 6, 9, {5, 6}, {2, 3});
   b.zp = 1;
   cases.push_back(b);
   return cases;
@@ -456,25 +419,19 @@ TEST_P(QconvIsa, TransposeCoreEqualsReference) {
 TEST_P(QconvIsa, FusedEpilogueEqualsReferenceBitForBit) {
   std::vector<Case> cases;
   Case g1;
-  g1.in = {37};
-  g1.k = {3};
+  g1.shape(2, 15, 33, {37}, {3});
   g1.pads = {1, 1};
-  g1.C = 15;
-  g1.M = 33;
-  g1.batch = 2;
   g1.zp = 128;
   cases.push_back(g1);
   Case dw = g1;
-  dw.C = dw.M = dw.group = 16;
+  dw.group = 16;
+  dw.shape(2, 16, 16, {37}, {3});
   dw.strides = {2};
   cases.push_back(dw);
   Case g2;
-  g2.in = {6, 7};
-  g2.k = {3, 2};
-  g2.pads = {1, 0, 1, 1};
-  g2.C = 6;
-  g2.M = 4;
   g2.group = 2;
+  g2.shape(1, 6, 4, {6, 7}, {3, 2});
+  g2.pads = {1, 0, 1, 1};
   g2.zp = 3;
   cases.push_back(g2);
   uint32_t seed = 700;
@@ -490,10 +447,10 @@ TEST_P(QconvIsa, FusedEpilogueEqualsReferenceBitForBit) {
         std::mt19937 rng(seed);
         std::uniform_real_distribution<float> u(-1.f, 1.f);
         Epi e;
-        e.comp.resize(static_cast<size_t>(c.M));
-        e.cscale.resize(static_cast<size_t>(c.M));
-        e.bias.resize(static_cast<size_t>(c.M));
-        for (int64_t m = 0; m < c.M; ++m) {
+        e.comp.resize(static_cast<size_t>(c.M()));
+        e.cscale.resize(static_cast<size_t>(c.M()));
+        e.bias.resize(static_cast<size_t>(c.M()));
+        for (int64_t m = 0; m < c.M(); ++m) {
           e.comp[static_cast<size_t>(m)] = static_cast<int32_t>(rng() % 20001) - 10000;
           e.cscale[static_cast<size_t>(m)] = 1e-4f * (1.f + u(rng));
           e.bias[static_cast<size_t>(m)] = u(rng);
@@ -504,7 +461,7 @@ TEST_P(QconvIsa, FusedEpilogueEqualsReferenceBitForBit) {
         e.with_bias = variant != 1;
         e.with_residual = variant >= 2;
         e.act = variant == 2 ? QgemmActivation::kRelu : variant == 3 ? QgemmActivation::kGelu : QgemmActivation::kNone;
-        const std::vector<float> want = reference_y(acc, c.M, os, e);
+        const std::vector<float> want = reference_y(acc, c.M(), os, e);
         std::vector<float> got(acc.size(), -7.f);
         if (transpose)
           kernels::qconv_transpose_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.w.data(), e.view(got.data()), uk_);
@@ -518,17 +475,14 @@ TEST(Qconv, ResultsDoNotDependOnThreadCount) {
   const int saved = num_threads();
   std::vector<Case> cases;
   Case g1;
-  g1.in = {700};
-  g1.k = {3};
+  g1.shape(2, 48, 40, {700}, {3});
   g1.strides = {2};
   g1.pads = {1, 1};
-  g1.C = 48;
-  g1.M = 40;
-  g1.batch = 2;
   g1.zp = 5;
   cases.push_back(g1);
   Case dw = g1;
-  dw.C = dw.M = dw.group = 48;
+  dw.group = 48;
+  dw.shape(2, 48, 48, {700}, {3});
   cases.push_back(dw);
   for (const Case& c : cases)
     for (bool transpose : {false, true}) {
@@ -571,21 +525,21 @@ OpInputs op_inputs(const Case& c, bool transpose, bool bias, bool per_tensor, co
   std::uniform_real_distribution<float> u(-1.5f, 2.5f);
   in.x.resize(static_cast<size_t>(numel_of(x_shape(c))));
   for (float& v : in.x) v = u(rng);
-  in.scale.resize(per_tensor ? 1 : static_cast<size_t>(c.M));
+  in.scale.resize(per_tensor ? 1 : static_cast<size_t>(c.M()));
   for (float& v : in.scale) v = 0.001f + 0.01f * (u(rng) + 1.5f);
-  in.bias.resize(static_cast<size_t>(c.M));
+  in.bias.resize(static_cast<size_t>(c.M()));
   for (float& v : in.bias) v = u(rng);
-  in.wsum.assign(static_cast<size_t>(c.M), 0);
+  in.wsum.assign(static_cast<size_t>(c.M()), 0);
   if (!transpose) {
-    const size_t per = in.d.w.size() / static_cast<size_t>(c.M);
+    const size_t per = in.d.w.size() / static_cast<size_t>(c.M());
     for (size_t i = 0; i < in.d.w.size(); ++i) in.wsum[i / per] += in.d.w[i];
   }
   Tensor w = !transpose && c.group == 1 ? make_tensor<int8_t>({static_cast<int64_t>(in.d.packed.size())}, in.d.packed)
                                         : make_tensor<int8_t>(w_shape(c, transpose), in.d.w);
   in.inputs = {make_tensor<float>(x_shape(c), in.x), w,
                make_tensor<float>({static_cast<int64_t>(in.scale.size())}, in.scale),
-               make_tensor<int32_t>({c.M}, in.wsum)};
-  in.inputs.push_back(bias ? make_tensor<float>({c.M}, in.bias) : Tensor());
+               make_tensor<int32_t>({c.M()}, in.wsum)};
+  in.inputs.push_back(bias ? make_tensor<float>({c.M()}, in.bias) : Tensor());
   if (!residual.empty()) {
     in.residual.resize(static_cast<size_t>(numel_of(residual)));
     for (float& v : in.residual) v = u(rng);
@@ -602,11 +556,11 @@ void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused f
                (per_tensor ? " per-tensor" : "") + (residual_relu ? " residual+Relu" : "") +
                (fused == Fused::kBroadcastResidualRelu ? " (broadcast)" : ""));
   const ConvProblem p0 = problem(c, transpose);
-  Shape ys = {c.batch, c.M};
+  Shape ys = {c.batch(), c.M()};
   ys.insert(ys.end(), p0.g.out.begin(), p0.g.out.end());
   Shape rs;
   if (fused == Fused::kResidualRelu) rs = ys;
-  if (fused == Fused::kBroadcastResidualRelu) rs = Shape(ys.size() - 1, 1), rs[0] = c.M;  // [M, 1...]
+  if (fused == Fused::kBroadcastResidualRelu) rs = Shape(ys.size() - 1, 1), rs[0] = c.M();  // [M, 1...]
   OpInputs in = op_inputs(c, transpose, bias, per_tensor, rs, seed);
   Node node = conv_node(transpose ? "QConvTranspose" : "QConv", c, residual_relu ? 6 : 5);
   node.attrs["weight_shape"] = attr_ints(w_shape(c, transpose));
@@ -623,7 +577,7 @@ void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused f
   const ConvProblem p = problem(cq, transpose);
   const std::vector<int32_t> acc = reference_acc(p, cq, in.d, transpose);
   Epi e;
-  for (int64_t m = 0; m < c.M; ++m) {
+  for (int64_t m = 0; m < c.M(); ++m) {
     e.cscale.push_back(xp.scale * in.scale[per_tensor ? 0 : static_cast<size_t>(m)]);
     e.comp.push_back(static_cast<int32_t>(int64_t{xp.zero_point} * in.wsum[static_cast<size_t>(m)]));
   }
@@ -632,13 +586,13 @@ void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused f
   if (fused == Fused::kBroadcastResidualRelu) {  // r[m] at every (b, m, o)
     e.residual.resize(acc.size());
     for (size_t i = 0; i < acc.size(); ++i)
-      e.residual[i] = in.residual[static_cast<size_t>(static_cast<int64_t>(i) / p.g.out_size() % c.M)];
+      e.residual[i] = in.residual[static_cast<size_t>(static_cast<int64_t>(i) / p.g.out_size() % c.M())];
   }
   e.with_comp = !transpose;
   e.with_bias = bias;
   e.with_residual = residual_relu;
   e.act = residual_relu ? QgemmActivation::kRelu : QgemmActivation::kNone;
-  const std::vector<float> want = reference_y(acc, c.M, p.g.out_size(), e);
+  const std::vector<float> want = reference_y(acc, c.M(), p.g.out_size(), e);
   ASSERT_EQ(y.shape(), ys);
   ASSERT_EQ(y.numel(), static_cast<int64_t>(want.size()));
   const std::vector<float> got(y.data<float>(), y.data<float>() + y.numel());
@@ -647,30 +601,22 @@ void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused f
 
 TEST(QconvOp, QConvEqualsReferenceBitForBit) {
   Case whisper;  // the whisper front end, shrunk
-  whisper.in = {300};
-  whisper.k = {3};
+  whisper.shape(1, 20, 33, {300}, {3});
   whisper.pads = {1, 1};
-  whisper.C = 20;
-  whisper.M = 33;
   Case down = whisper;
   down.strides = {2};
-  down.C = 33;
-  down.M = 17;
-  down.batch = 2;
+  down.shape(2, 33, 17, {300}, {3});
   Case img;
-  img.in = {9, 8};
-  img.k = {3, 3};
+  img.shape(1, 3, 16, {9, 8}, {3, 3});
   img.strides = {2, 1};
   img.pads = {1, 0, 1, 2};
-  img.C = 3;
-  img.M = 16;
   Case dw = img;
-  dw.C = dw.M = dw.group = 15;
+  dw.group = 15;
+  dw.shape(1, 15, 15, {9, 8}, {3, 3});
   dw.dilations = {2, 1};
   Case g2 = img;
-  g2.C = 6;
-  g2.M = 4;
   g2.group = 2;
+  g2.shape(1, 6, 4, {9, 8}, {3, 3});
   uint32_t seed = 800;
   for (const Case& c : {whisper, down, img, dw, g2}) {
     ASSERT_NO_FATAL_FAILURE(check_op(c, false, true, false, Fused::kNone, seed++));
@@ -702,22 +648,19 @@ TEST(Qconv, DISABLED_TimeWhisperBaseFrontEnd) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   Case c1;
-  c1.in = {3000};
-  c1.k = {3};
+  c1.shape(1, 80, 512, {3000}, {3});
   c1.pads = {1, 1};
-  c1.C = 80;
-  c1.M = 512;
   c1.zp = 100;
   Case c2 = c1;
-  c2.C = 512;
+  c2.shape(1, 512, 512, {3000}, {3});
   c2.strides = {2};
   for (const Case& c : {c1, c2}) {
     const ConvProblem p = problem(c, false);
     const Data d = make_data(c, false, 1);
     const int64_t n = p.batch * p.M * p.g.out_size();
     std::vector<float> y(static_cast<size_t>(n));
-    std::vector<float> cs(static_cast<size_t>(c.M), 1e-3f), bias(static_cast<size_t>(c.M), 0.5f);
-    std::vector<int32_t> comp(static_cast<size_t>(c.M), 7);
+    std::vector<float> cs(static_cast<size_t>(c.M()), 1e-3f), bias(static_cast<size_t>(c.M()), 0.5f);
+    std::vector<int32_t> comp(static_cast<size_t>(c.M()), 7);
     QconvEpilogue e;
     e.comp = comp.data();
     e.cscale = cs.data();
@@ -740,8 +683,8 @@ TEST(Qconv, DISABLED_TimeWhisperBaseFrontEnd) {
     const double macs = static_cast<double>(n) * p.C * p.g.kernel_size();
     std::printf("%s C %lld M %lld out %lld: 1 thread %.2f ms (%.0f GMAC/s), 2 threads %.2f ms; "
                 "reference core (2 threads) %.1f ms\n",
-                isa_name(kernels::qgemm_default_ukernel().isa), static_cast<long long>(c.C),
-                static_cast<long long>(c.M), static_cast<long long>(p.g.out_size()), best[0] * 1e3,
+                isa_name(kernels::qgemm_default_ukernel().isa), static_cast<long long>(c.C()),
+                static_cast<long long>(c.M()), static_cast<long long>(p.g.out_size()), best[0] * 1e3,
                 macs / best[0] * 1e-9, best[1] * 1e3, ref * 1e3);
     ASSERT_EQ(got, want);
   }

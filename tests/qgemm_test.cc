@@ -17,6 +17,7 @@
 #include "kernels/cpu/int8_layout.h"
 #include "kernels/cpu/qgemm.h"
 #include "kernels/cpu/qref.h"
+#include "int8_reference.h"
 #include "test_util.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/parallel.h"
@@ -120,8 +121,8 @@ TEST_P(QgemmIsa, HonoursStridesAndLeavesOtherColumnsAlone) {
 }
 
 // The fused float epilogue (compensation, scale, bias, residual, Relu; row
-// and column-major output) against the scalar formula applied to the
-// reference integers, compared as bits.
+// and column-major output) against the reference epilogue
+// (tests/int8_reference.h) applied to the reference integers, compared as bits.
 TEST_P(QgemmIsa, FusedEpilogueEqualsReferenceBitForBit) {
   std::mt19937 rng(17);
   std::uniform_real_distribution<float> u(-2.f, 2.f);
@@ -146,13 +147,9 @@ TEST_P(QgemmIsa, FusedEpilogueEqualsReferenceBitForBit) {
         std::vector<float> want(static_cast<size_t>(M * N)), got(static_cast<size_t>(M * N), 7.f);
         for (int64_t m = 0; m < M; ++m)
           for (int64_t n = 0; n < N; ++n) {
-            const size_t i = static_cast<size_t>(m * N + n);
-            float v = static_cast<float>(acc[i] - comp[static_cast<size_t>(n)]);
-            v = v * cs[static_cast<size_t>(n)];
-            v = v + (with_bias ? bias[static_cast<size_t>(n)] : 0.f);
-            if (with_res) v = v + res[i];
-            if (act == QgemmActivation::kRelu) v = v < 0.f ? 0.f : v;
-            want[static_cast<size_t>(col_major ? n * M + m : m * N + n)] = v;
+            const size_t i = static_cast<size_t>(m * N + n), j = static_cast<size_t>(n);
+            want[static_cast<size_t>(col_major ? n * M + m : m * N + n)] = test::epilogue_ref(
+                acc[i], comp[j], cs[j], with_bias ? bias[j] : 0.f, with_res ? &res[i] : nullptr, act);
           }
         QgemmEpilogue ep;
         ep.comp = comp.data();

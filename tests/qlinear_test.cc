@@ -20,6 +20,7 @@
 #include "kernels/cpu/quantize_activations.h"
 #include "quantizer/quantize.h"
 #include "runtime/parallel.h"
+#include "tests/int8_reference.h"
 #include "tests/test_util.h"
 
 // The case tables below list only the leading fields they need.
@@ -107,7 +108,8 @@ std::vector<int8_t> pack(const std::vector<int8_t>& w, int64_t K, int64_t N, std
   return packed;
 }
 
-// |y - e| within this file's tolerance, e = dot + bias.
+// |y - e| within this file's tolerance, e = dot + bias, dot from
+// test::dequantize_ref (tests/int8_reference.h).
 ::testing::AssertionResult near_formula(const Tensor& y, const std::vector<double>& dot,
                                         const std::vector<double>& bias_of) {
   if (y.numel() != static_cast<int64_t>(dot.size()))
@@ -269,8 +271,8 @@ void check_qmatmul(const Shape& x_shape, const std::vector<float>& x, int64_t K,
       int64_t acc = 0;
       for (int64_t k = 0; k < K; ++k)
         acc += int64_t{xq[static_cast<size_t>(m * K + k)]} * in.w[static_cast<size_t>(k * N + n)];
-      const double s = double(p.scale) * in.scale[per_tensor ? 0 : static_cast<size_t>(n)];
-      dot.push_back(s * double(acc - int64_t{p.zero_point} * in.sums[static_cast<size_t>(n)]));
+      dot.push_back(test::dequantize_ref(acc, int64_t{p.zero_point} * in.sums[static_cast<size_t>(n)], p.scale,
+                                         in.scale[per_tensor ? 0 : static_cast<size_t>(n)]));
       bias.push_back(in.bias[static_cast<size_t>(n)]);
     }
   EXPECT_TRUE(near_formula(y, dot, bias));
@@ -420,8 +422,8 @@ TEST(QMatMulStatic, ValuesOutsideTheRangeSaturate) {
         clipped += n == 0 && (q == 0 || q == 255);
         acc += int64_t{q} * in.w[static_cast<size_t>(k * N + n)];
       }
-      dot.push_back(double(p.scale) * in.scale[static_cast<size_t>(n)] *
-                    double(acc - int64_t{p.zero_point} * in.sums[static_cast<size_t>(n)]));
+      dot.push_back(test::dequantize_ref(acc, int64_t{p.zero_point} * in.sums[static_cast<size_t>(n)], p.scale,
+                                         in.scale[static_cast<size_t>(n)]));
       bias.push_back(0);
     }
   EXPECT_GT(clipped, 3 * K / 3) << "the case must clip";
@@ -445,11 +447,9 @@ TEST(QMatMulStatic, Errors) {
 
 // ---- QConv / QConvTranspose
 
-struct QConvCase {
-  Shape x, w;  // ONNX shapes: X [N, C, sp...], W [M, C/g, k...] (ConvTranspose: [C, M/g, k...])
-  int64_t group = 1;
-  Ints strides, dilations, pads;
-  bool bias = true;
+// The geometry (test::ConvCase: strides, dilations and pads only), bias or
+// not, and how the activations and weights are quantized.
+struct QConvCase : test::ConvCase {
   int zp = -1;  // force this activation zero point (-1: random data)
   bool per_tensor = false;
 };
@@ -493,11 +493,8 @@ Resolved resolve(const QConvCase& cc, bool transpose) {
 Node conv_node(const char* op, const QConvCase& cc, bool with_weight_shape) {
   Node node = make_node(op, cc.bias ? 5 : 4);
   node.domain = "sarai";
-  node.attrs["group"] = attr_int(cc.group);
+  cc.set_attrs(node);
   if (with_weight_shape) node.attrs["weight_shape"] = attr_ints(cc.w);
-  if (!cc.strides.empty()) node.attrs["strides"] = attr_ints(cc.strides);
-  if (!cc.dilations.empty()) node.attrs["dilations"] = attr_ints(cc.dilations);
-  if (!cc.pads.empty()) node.attrs["pads"] = attr_ints(cc.pads);
   return node;
 }
 
@@ -597,9 +594,7 @@ std::vector<int32_t> naive_convt_acc(const QConvCase& cc, const Resolved& r, con
 
 void check_qconv(const QConvCase& cc, uint32_t seed, bool transpose) {
   const char* op = transpose ? "QConvTranspose" : "QConv";
-  SCOPED_TRACE(std::string(op) + " X " + shape_to_string(cc.x) + " W " + shape_to_string(cc.w) + " group " +
-               std::to_string(cc.group) + " strides " + shape_to_string(cc.strides) + " dilations " +
-               shape_to_string(cc.dilations) + " pads " + shape_to_string(cc.pads) + " zp " + std::to_string(cc.zp));
+  SCOPED_TRACE(std::string(op) + " " + cc.str() + " zp " + std::to_string(cc.zp));
   const Resolved r = resolve(cc, transpose);
   ConvData cd = qconv_data(cc, seed, transpose);
   QuantParams p;
@@ -641,7 +636,7 @@ void check_qconv(const QConvCase& cc, uint32_t seed, bool transpose) {
   for (size_t i = 0; i < want.size(); ++i) {
     const size_t ch = static_cast<size_t>((static_cast<int64_t>(i) / os) % m);
     const int64_t comp = transpose ? 0 : int64_t{p.zero_point} * cd.sums[ch];
-    dot.push_back(double(p.scale) * cd.scale[cc.per_tensor ? 0 : ch] * double(want[i] - comp));
+    dot.push_back(test::dequantize_ref(want[i], comp, p.scale, cd.scale[cc.per_tensor ? 0 : ch]));
     bias.push_back(cd.bias[ch]);
   }
   EXPECT_TRUE(near_formula(y, dot, bias));
@@ -649,17 +644,17 @@ void check_qconv(const QConvCase& cc, uint32_t seed, bool transpose) {
 
 const std::vector<QConvCase>& conv_cases() {
   static const std::vector<QConvCase> cases = {
-      {{2, 3, 17}, {4, 3, 3}},                                             // 1-D
-      {{1, 4, 20}, {6, 2, 5}, 2, {3}, {2}, {2, 1}},                        // 1-D groups, stride, dilation, pads
-      {{1, 4, 15}, {4, 1, 3}, 4, {2}, {1}, {1, 2}, false},                 // 1-D depthwise, no bias
-      {{1, 5, 23}, {17, 5, 3}, 1, {2}, {}, {1, 1}, true, 128},             // whisper-style front end
-      {{2, 3, 9, 8}, {4, 3, 3, 3}, 1, {}, {}, {}, true, 0},                // 2-D
-      {{1, 3, 9, 8}, {5, 3, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}, true, 255, true},  // stride + pads, per tensor
-      {{1, 4, 10, 11}, {6, 2, 3, 2}, 2, {1, 2}, {2, 1}, {0, 1, 2, 0}, true, 1},    // groups, asymmetric pads
-      {{2, 6, 7, 7}, {6, 1, 3, 3}, 6, {1, 1}, {}, {1, 1, 1, 1}, true, 127},        // depthwise
-      {{1, 4, 6, 6}, {8, 1, 3, 3}, 4, {}, {}, {1, 1, 1, 1}, false},                // depthwise multiplier 2
-      {{1, 7, 5, 6}, {33, 7, 1, 1}},                                               // pointwise, N tail
-      {{1, 2, 5, 6, 4}, {3, 2, 3, 2, 2}, 1, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 0}},  // 3-D
+      {{{2, 3, 17}, {4, 3, 3}}},                                                      // 1-D
+      {{{1, 4, 20}, {6, 2, 5}, 2, {3}, {2}, {2, 1}}},                                 // 1-D groups, stride, dilation, pads
+      {{{1, 4, 15}, {4, 1, 3}, 4, {2}, {1}, {1, 2}, {}, {}, "", false}},              // 1-D depthwise, no bias
+      {{{1, 5, 23}, {17, 5, 3}, 1, {2}, {}, {1, 1}}, 128},                            // whisper-style front end
+      {{{2, 3, 9, 8}, {4, 3, 3, 3}, 1, {}, {}, {}}, 0},                               // 2-D
+      {{{1, 3, 9, 8}, {5, 3, 3, 3}, 1, {2, 2}, {}, {1, 1, 1, 1}}, 255, true},         // stride + pads, per tensor
+      {{{1, 4, 10, 11}, {6, 2, 3, 2}, 2, {1, 2}, {2, 1}, {0, 1, 2, 0}}, 1},           // groups, asymmetric pads
+      {{{2, 6, 7, 7}, {6, 1, 3, 3}, 6, {1, 1}, {}, {1, 1, 1, 1}}, 127},               // depthwise
+      {{{1, 4, 6, 6}, {8, 1, 3, 3}, 4, {}, {}, {1, 1, 1, 1}, {}, {}, "", false}},     // depthwise multiplier 2
+      {{{1, 7, 5, 6}, {33, 7, 1, 1}}},                                                // pointwise, N tail
+      {{{1, 2, 5, 6, 4}, {3, 2, 3, 2, 2}, 1, {1, 2, 1}, {1, 1, 2}, {1, 0, 1, 0, 1, 0}}}, // 3-D
   };
   return cases;
 }
@@ -676,10 +671,10 @@ TEST(QConv, CoreExactAndOpMatchesFormula) {
 
 TEST(QConvTranspose, CoreExactAndOpMatchesFormula) {
   const std::vector<QConvCase> cases = {
-      {{1, 3, 7}, {3, 2, 3}},                                              // 1-D
-      {{2, 4, 6}, {4, 3, 4}, 2, {2}, {1}, {1, 2}, true, 128},              // 1-D groups, stride, pads
-      {{1, 2, 4, 5}, {2, 3, 3, 3}, 1, {2, 2}, {1, 2}, {1, 0, 0, 1}, false, 0},  // 2-D, dilation
-      {{1, 3, 5, 5}, {3, 1, 3, 3}, 3, {2, 1}, {}, {1, 1, 1, 1}, true, 255, true},  // depthwise, per tensor
+      {{{1, 3, 7}, {3, 2, 3}}},                                                       // 1-D
+      {{{2, 4, 6}, {4, 3, 4}, 2, {2}, {1}, {1, 2}}, 128},                             // 1-D groups, stride, pads
+      {{{1, 2, 4, 5}, {2, 3, 3, 3}, 1, {2, 2}, {1, 2}, {1, 0, 0, 1}, {}, {}, "", false}, 0}, // 2-D, dilation
+      {{{1, 3, 5, 5}, {3, 1, 3, 3}, 3, {2, 1}, {}, {1, 1, 1, 1}}, 255, true},         // depthwise, per tensor
   };
   uint32_t seed = 500;
   for (const QConvCase& cc : cases) check_qconv(cc, seed += 5, /*transpose=*/true);
@@ -688,7 +683,7 @@ TEST(QConvTranspose, CoreExactAndOpMatchesFormula) {
 TEST(QConv, AutoPadEqualsExplicitPads) {
   // SAME_UPPER on 9x8 with a 3x3 kernel, stride 2: total pads 2 and 1 ->
   // begin (1, 0), end (1, 1).
-  QConvCase cc{{1, 3, 9, 8}, {4, 3, 3, 3}, 1, {2, 2}, {}, {1, 0, 1, 1}};
+  QConvCase cc{{{1, 3, 9, 8}, {4, 3, 3, 3}, 1, {2, 2}, {}, {1, 0, 1, 1}}};
   ConvData cd = qconv_data(cc, 9, false);
   Tensor explicit_pads = run1(kernels::QConv, conv_node("QConv", cc, true), cd.inputs);
   QConvCase same = cc;
@@ -704,7 +699,7 @@ TEST(QConv, AutoPadEqualsExplicitPads) {
 TEST(QConvStatic, TheObservedRangeGivesTheDynamicResultBitForBit) {
   // Grouped and packed (group 1) convolutions, and transposed ones.
   const QConvCase conv[] = {conv_cases()[1], conv_cases()[4]};
-  const QConvCase convt[] = {{{1, 3, 7}, {3, 2, 3}}, {{2, 4, 6}, {4, 3, 4}, 2, {2}, {1}, {1, 2}}};
+  const QConvCase convt[] = {{{{1, 3, 7}, {3, 2, 3}}}, {{{2, 4, 6}, {4, 3, 4}, 2, {2}, {1}, {1, 2}}}};
   for (bool transpose : {false, true})
     for (const QConvCase& cc : transpose ? convt : conv) {
       SCOPED_TRACE(transpose ? "QConvTranspose" : "QConv");
@@ -777,7 +772,7 @@ TEST(QConv, CloseToFp32Conv) {
 }
 
 TEST(QConv, Errors) {
-  QConvCase cc{{1, 4, 6, 6}, {6, 4, 3, 3}};
+  QConvCase cc{{{1, 4, 6, 6}, {6, 4, 3, 3}}};
   ConvData cd = qconv_data(cc, 3, false);
   auto with = [&](int i, Tensor t) {
     std::vector<Tensor> v = cd.inputs;
@@ -803,7 +798,7 @@ TEST(QConv, Errors) {
   strides.attrs["strides"] = attr_ints({1});
   EXPECT_HAS(run_error(kernels::QConv, strides, cd.inputs), "strides [1] must have 2 values for input [1, 4, 6, 6]");
   // Grouped: W plain, its shape must be weight_shape.
-  QConvCase gc{{1, 4, 6, 6}, {6, 2, 3, 3}, 2};
+  QConvCase gc{{{1, 4, 6, 6}, {6, 2, 3, 3}, 2}};
   ConvData gd = qconv_data(gc, 4, false);
   Node gnode = conv_node("QConv", gc, true);
   gnode.attrs["weight_shape"] = attr_ints({6, 2, 3, 2});
@@ -815,7 +810,7 @@ TEST(QConv, Errors) {
   gd.inputs[1] = Tensor::allocate(DType::kInt8, {6, 16000, 3, 3});
   EXPECT_HAS(run_error(kernels::QConv, big, gd.inputs),
              "K (C/group * kernel taps) = 144000 exceeds the int32 accumulator bound 66311");
-  QConvCase tc{{1, 3, 7}, {3, 2, 3}};
+  QConvCase tc{{{1, 3, 7}, {3, 2, 3}}};
   ConvData td = qconv_data(tc, 5, true);
   Node tnode = conv_node("QConvTranspose", tc, false);
   Node tws = conv_node("QConvTranspose", tc, true);

@@ -181,7 +181,8 @@ TEST(QuantizeMath, PackN16K4MatchesTheLayoutFormulaWithTails) {
 }
 
 // The converter's fused loop (quantize_weight) is bit-identical to the
-// reference (quantize_symmetric, then pack_n16k4 / row_sums) for every form.
+// reference (quantize_symmetric, then pack_n16k4 / row_sums / column sums)
+// for every form.
 struct Reference {
   std::vector<int8_t> q;
   std::vector<float> scales;
@@ -197,7 +198,7 @@ Reference reference(const std::vector<float>& w, const WeightForm& f, bool per_t
   using Kind = WeightForm::Kind;
   if (per_tensor) {
     quant::quantize_symmetric(w.data(), 1, 1, static_cast<int64_t>(w.size()), raw.data(), r.scales.data());
-  } else if (f.kind == Kind::kPackedKN) {
+  } else if (f.kind == Kind::kPackedKN || f.kind == Kind::kPlainKN) {
     quant::quantize_symmetric(w.data(), K, N, 1, raw.data(), r.scales.data());
   } else if (f.kind == Kind::kPlainConvTranspose) {
     // [G, C/G, M/G, inner]: channels of group g are g*(M/G) + m.
@@ -225,6 +226,11 @@ Reference reference(const std::vector<float>& w, const WeightForm& f, bool per_t
     case Kind::kPlainRows:
       r.q = raw;
       quant::row_sums(raw.data(), N, K, r.sums.data());
+      break;
+    case Kind::kPlainKN:
+      r.q = raw;
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < N; ++n) r.sums[static_cast<size_t>(n)] += raw[static_cast<size_t>(k * N + n)];
       break;
     case Kind::kPlainConvTranspose: {
       r.q = raw;
@@ -288,6 +294,18 @@ TEST(QuantizeWeight, FusedLoopMatchesReferenceForEveryForm) {
       expect_fused_equals_reference(f, per_tensor, 1.f, seed++);
     }
   }
+  // The ONNX exporter's plain [K, N] form (seeds of its own, so the forms
+  // above keep their data), across more than one 256-column strip.
+  seed = 1000;
+  for (bool per_tensor : {false, true})
+    for (int64_t K : {1, 3, 4, 7, 64})
+      for (int64_t N : {1, 15, 16, 17, 50, 257, 600}) {
+        WeightForm f;
+        f.kind = Kind::kPlainKN;
+        f.K = K;
+        f.N = N;
+        expect_fused_equals_reference(f, per_tensor, 1.f, seed++);
+      }
 }
 
 TEST(QuantizeWeight, StopsBetweenBatchesWhenAsked) {

@@ -95,18 +95,29 @@ Status Sigmoid(KernelContext& ctx) {
 // Gelu (opset 20):
 //   none: 0.5 x (1 + erf(x / sqrt(2)))
 //   tanh: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+// The approximation is read and checked once per node (PrepareGelu).
+namespace {
+struct GeluParams {
+  bool tanh = false;
+};
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareGelu(const Node& node, int64_t opset) {
+  const std::string_view approx = node.attr_string_view("approximate", "none");
+  if (approx != "none" && approx != "tanh")
+    return Status::error("attribute 'approximate' must be \"none\" or \"tanh\", got \"" + std::string(approx) + "\"");
+  auto p = std::make_shared<GeluParams>();
+  p->tanh = approx == "tanh";
+  return std::shared_ptr<const void>(std::move(p));
+}
+
 Status Gelu(KernelContext& ctx) {
-  const std::string_view approx = ctx.node().attr_string_view("approximate", "none");
-  if (approx == "none") {
-    return unary_vec(ctx, vec_kernels().gelu);
-  }
-  if (approx == "tanh") {
-    constexpr float kC = static_cast<float>(0.7978845608028654);  // sqrt(2 / pi)
-    return unary_float(ctx, [](float x) {
-      return 0.5f * x * (1.f + std::tanh(kC * (x + 0.044715f * x * x * x)));
-    });
-  }
-  return Status::error("attribute 'approximate' must be \"none\" or \"tanh\", got \"" + std::string(approx) + "\"");
+  SARAI_ASSIGN_OR_RETURN(const GeluParams* p, ctx.prepared<GeluParams>(PrepareGelu));
+  if (!p->tanh) return unary_vec(ctx, vec_kernels().gelu);
+  constexpr float kC = static_cast<float>(0.7978845608028654);  // sqrt(2 / pi)
+  return unary_float(ctx, [](float x) {
+    return 0.5f * x * (1.f + std::tanh(kC * (x + 0.044715f * x * x * x)));
+  });
 }
 
 // Relu: float32 and (opset 14) the integer types.

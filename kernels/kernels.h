@@ -30,6 +30,7 @@ Status Where(KernelContext& ctx);
 Status Sqrt(KernelContext& ctx);
 Status Erf(KernelContext& ctx);
 Status Gelu(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareGelu(const Node& node, int64_t opset);  // its approximation, checked once
 Status Relu(KernelContext& ctx);
 Status Sigmoid(KernelContext& ctx);
 Status Tanh(KernelContext& ctx);
@@ -54,6 +55,8 @@ Status GlobalAveragePool(KernelContext& ctx);
 Status AveragePool(KernelContext& ctx);
 Status MaxPool(KernelContext& ctx);
 Status Resize(KernelContext& ctx);
+// Resize's modes, checked once per node (runtime/kernel.h's PrepareFn).
+Expected<std::shared_ptr<const void>> PrepareResize(const Node& node, int64_t opset);
 
 // shape_ops.cc / data_ops.cc: data movement and shape computation.
 Status Transpose(KernelContext& ctx);

@@ -40,7 +40,7 @@ void register_kernels(KernelTable& t) {
 
   t.add("Sqrt", Sqrt).in_place({0});
   t.add("Erf", Erf).in_place({0});
-  t.add("Gelu", Gelu, /*since_opset=*/20).attrs({{"approximate", S}}).in_place({0});  // Gelu joined the default domain in opset 20
+  t.add("Gelu", Gelu, /*since_opset=*/20).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0});  // Gelu joined the default domain in opset 20
   t.add("Relu", Relu).in_place({0});
   t.add("Sigmoid", Sigmoid).in_place({0});
   t.add("Tanh", Tanh).in_place({0});
@@ -60,7 +60,7 @@ void register_kernels(KernelTable& t) {
   t.add("GlobalAveragePool", GlobalAveragePool);
   t.add("AveragePool", AveragePool).attrs(kPoolAttrs).attrs({{"count_include_pad", I}, {"dilations", Is, 19}});
   t.add("MaxPool", MaxPool).attrs(kPoolAttrs).attrs({{"dilations", Is, 10}, {"storage_order", I}});
-  t.add("Resize", Resize, /*since_opset=*/10).attrs({{"mode", S},
+  t.add("Resize", Resize, /*since_opset=*/10).prepare(PrepareResize).attrs({{"mode", S},
                                                          {"coordinate_transformation_mode", S, 11},
                                                          {"cubic_coeff_a", F, 11},
                                                          {"exclude_outside", I, 11},
@@ -103,7 +103,7 @@ void register_kernels(KernelTable& t) {
   t.add("ConvInteger", ConvInteger, /*since_opset=*/10).attrs(kConvAttrs);
 
   // The quantized ops `sarai-rt convert` writes.
-  t.add_domain_op("sarai", "Gelu", Gelu).attrs({{"approximate", S}}).in_place({0});  // fused erf-GELU chains (runtime/fuse.h), any opset
+  t.add_domain_op("sarai", "Gelu", Gelu).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0});  // fused erf-GELU chains (runtime/fuse.h), any opset
   t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).attrs({{"axis", I}, {"divisor", F}}).in_place({0});  // fused Div + Softmax
   t.add_domain_op("sarai", "Attention", Attention).attrs({{"divisor", F}});  // fused MatMul + ScaledSoftmax + MatMul
   t.add_domain_op("sarai", "QMatMul", QMatMul).attrs({{"K", I}, {"N", I}}).attrs(kQuantizedAttrs).in_place({qop::kResidual});

@@ -195,9 +195,7 @@ void axis_taps(const ResizeParams& p, int64_t in, int64_t out, double scale, dou
   }
 }
 
-Status read_params(const KernelContext& ctx, ResizeParams* p) {
-  const Node& node = ctx.node();
-  const int64_t opset = ctx.opset();
+Status read_params(const Node& node, int64_t opset, ResizeParams* p) {
   p->mode = node.attr_string_view("mode", "nearest");
   if (p->mode != "nearest" && p->mode != "linear" && p->mode != "cubic")
     return Status::error("mode '" + std::string(p->mode) + "' is not one of nearest, linear, cubic");
@@ -231,6 +229,14 @@ Status read_params(const KernelContext& ctx, ResizeParams* p) {
 
 }  // namespace
 
+// Once per node (the session's Prepare): the mode strings checked and kept
+// as views of the node's attributes.
+Expected<std::shared_ptr<const void>> PrepareResize(const Node& node, int64_t opset) {
+  auto p = std::make_shared<ResizeParams>();
+  SARAI_RETURN_IF_ERROR(read_params(node, opset, p.get()));
+  return std::shared_ptr<const void>(std::move(p));
+}
+
 Status Resize(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input X");
   const Tensor& x = ctx.input(0);
@@ -238,8 +244,8 @@ Status Resize(KernelContext& ctx) {
   const int64_t opset = ctx.opset();
   const int rank = x.rank();
   if (rank < 1) return Status::error("input X must have rank >= 1, got a scalar");
-  ResizeParams p;
-  SARAI_RETURN_IF_ERROR(read_params(ctx, &p));
+  SARAI_ASSIGN_OR_RETURN(const ResizeParams* prepared, ctx.prepared<ResizeParams>(PrepareResize));
+  const ResizeParams& p = *prepared;
   if (p.mode != "nearest" && x.dtype() != DType::kFloat32)
     return Status::error("mode '" + std::string(p.mode) + "' needs float32 input X, got " +
                          dtype_name(x.dtype()) + " (nearest works for any dtype)");

@@ -53,6 +53,13 @@ struct NodeMemory {
 bool poison_memory();
 void set_poison_memory(bool on);
 
+// An op's per-node data, computed once from the node's attributes (TFLite
+// Micro's Prepare): Session::create calls the op's prepare function for
+// every node (OpSchema::prepare), so bad attribute values are refused before
+// any run and each run reads the result instead of parsing again. The
+// data may view the node's strings: the node outlives the session.
+using PrepareFn = Expected<std::shared_ptr<const void>> (*)(const Node& node, int64_t opset);
+
 class KernelContext {
  public:
   KernelContext(const Node& node, int64_t opset, std::span<const Tensor* const> inputs,
@@ -106,6 +113,20 @@ class KernelContext {
   bool skip_compute(const Tensor& out) const;
   bool shape_only() const { return memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly; }
 
+  // The node's prepared data (PrepareFn): the session's, set once per node
+  // with set_prepared; a caller without a session (tests, single-node
+  // evaluation) gets it prepared here, by `fn`, and kept for this call.
+  template <class T> Expected<const T*> prepared(PrepareFn fn) {
+    if (prepared_ == nullptr) {
+      auto d = fn(node_, opset_);
+      if (!d) return d.status();
+      prepared_ = d->get();
+      owned_.push_back(std::move(*d));
+    }
+    return static_cast<const T*>(prepared_);
+  }
+  void set_prepared(const void* data) { prepared_ = data; }
+
  private:
   void* scratch(uint64_t bytes, std::shared_ptr<const void>* owner);
 
@@ -116,6 +137,7 @@ class KernelContext {
   int num_threads_;
   NodeMemory* memory_;
   uint64_t allocated_mask_ = 0;  // outputs 0..63; later ones are never planned
+  const void* prepared_ = nullptr;
   // Heap / planning-pass workspaces, released with the context.
   std::vector<std::shared_ptr<const void>> owned_;
 };
@@ -138,6 +160,8 @@ using KernelFn = Status (*)(KernelContext&);
 //    attribute, or one of another type, naming the node, the attribute and
 //    what the op accepts (check_attributes): a misspelled `stride` must not
 //    run as stride 1.
+//  - prepare: computes the op's per-node data once (PrepareFn), for the ops
+//    whose attributes need parsing or checking beyond their types.
 struct AttrSpec {
   const char* name;
   Attribute::Kind kind;
@@ -146,6 +170,7 @@ struct AttrSpec {
 struct OpSchema {
   std::vector<int> in_place;
   std::vector<AttrSpec> attrs;
+  PrepareFn prepare = nullptr;
 };
 
 // OK when every attribute of `node` is one `schema` accepts at `opset`, with
@@ -166,6 +191,10 @@ class KernelTable {
     explicit Registration(Entry& e) : e_(e) {}
     Registration& in_place(std::initializer_list<int> inputs) {
       e_.schema.in_place.assign(inputs);
+      return *this;
+    }
+    Registration& prepare(PrepareFn fn) {
+      e_.schema.prepare = fn;
       return *this;
     }
     Registration& attrs(std::initializer_list<AttrSpec> specs) {

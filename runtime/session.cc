@@ -59,6 +59,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   std::map<std::string, std::pair<int, std::string>> missing;
   s->kernel_of_node_.resize(g.nodes.size(), nullptr);
   s->in_place_.resize(g.nodes.size());
+  s->prepared_.resize(g.nodes.size());
   Status bad_attribute;  // the first node with an attribute its op does not accept
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
@@ -70,8 +71,13 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
     s->kernel_of_node_[i] = fn;
     if (const OpSchema* schema = kernels.schema(n.op_type, g.opset, n.domain)) {
       s->in_place_[i] = schema->in_place;
-      if (Status st = check_attributes(n, *schema, g.opset); !st && bad_attribute.is_ok())
-        bad_attribute = Status::error(model->path + ": " + st.message());
+      Status st = check_attributes(n, *schema, g.opset);
+      if (st && schema->prepare != nullptr) {
+        auto data = schema->prepare(n, g.opset);
+        if (data) s->prepared_[i] = std::move(*data);
+        else st = Status::error(n.describe() + ": " + data.message());
+      }
+      if (!st && bad_attribute.is_ok()) bad_attribute = Status::error(model->path + ": " + st.message());
     }
   }
   if (!missing.empty()) {

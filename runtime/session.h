@@ -185,6 +185,7 @@ class Session {
   std::vector<int> order_;
   std::vector<KernelFn> kernel_of_node_;
   std::vector<std::vector<int>> in_place_;  // per node: inputs its output 0 may overwrite (OpSchema)
+  std::vector<std::shared_ptr<const void>> prepared_;  // per node: its op's prepared data (OpSchema::prepare), or null
   std::vector<int> last_use_;
   std::vector<int> out_begin_;  // node position -> index of its first output in per-output tables
   int num_threads_ = 1;

@@ -4,6 +4,7 @@
 // in one line naming the model, the node, the attribute and what the op
 // accepts; attributes the op accepts still run. Also the registry itself:
 // every list is well formed.
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -91,6 +92,24 @@ TEST(OpSchema, RuntimeOwnOpsAreCheckedToo) {
                      "(accepted: axis, divisor)"),
             std::string::npos)
       << msg;
+}
+
+// Attribute values an op checks once per node (its PrepareFn) are refused
+// when the session is created, before any run, naming the node.
+TEST(OpSchema, PreparedValuesAreCheckedAtCreation) {
+  Attribute bogus = test::attr_string("bogus");
+  EXPECT_EQ(error_of(one_node("Resize", {{"mode", bogus}}, 13)),
+            "schema_test.onnx: node 'y_node' (Resize): mode 'bogus' is not one of nearest, linear, cubic");
+  EXPECT_EQ(error_of(one_node("Gelu", {{"approximate", bogus}}, 20)),
+            "schema_test.onnx: node 'y_node' (Gelu): attribute 'approximate' must be \"none\" or \"tanh\", got "
+            "\"bogus\"");
+  auto ok = create(one_node("Gelu", {{"approximate", test::attr_string("tanh")}}, 20));
+  ASSERT_TRUE(ok) << ok.status().message();
+  std::vector<NamedTensor> out;
+  Tensor x = test::random_tensor({1, 2, 5, 5}, 3);
+  ASSERT_TRUE((*ok)->run({{"x", x}}, &out).is_ok());
+  const float v = x.data<float>()[7], y = out[0].tensor.data<float>()[7];
+  EXPECT_NEAR(y, 0.5 * v * (1 + std::tanh(0.7978845608 * (v + 0.044715 * v * v * v))), 1e-6);  // tanh form ran
 }
 
 TEST(OpSchema, RegistryListsAreWellFormed) {

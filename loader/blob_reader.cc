@@ -689,8 +689,9 @@ Expected<std::shared_ptr<Model>> load_impl(const uint8_t* d, uint64_t size, std:
 }  // namespace
 
 bool looks_like_blob(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  auto opened = open_regular_file(path);
+  if (!opened) return false;
+  const int fd = *opened;
   char m[sizeof blob::kMagic];
   ssize_t n = ::pread(fd, m, sizeof m, 0);
   ::close(fd);

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <vector>
 
+#include "runtime/mapped_file.h"
+
 namespace sarai {
 namespace {
 
@@ -30,11 +32,31 @@ bool find_key(const std::string& h, const std::string& key, size_t* pos) {
   return true;
 }
 
+
+// Sequential reads from a mapped file, bounds-checked.
+class Reader {
+ public:
+  explicit Reader(const MappedFile& f) : p_(f.data()), size_(f.size()) {}
+  bool read(void* out, uint64_t n) {
+    if (n > size_ - at_) return false;
+    if (n) std::memcpy(out, p_ + at_, n);
+    at_ += n;
+    return true;
+  }
+  uint64_t remaining() const { return size_ - at_; }
+
+ private:
+  const uint8_t* p_;
+  uint64_t size_, at_ = 0;
+};
+
 }  // namespace
 
 Expected<Tensor> read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::error(path + ": cannot open: " + std::strerror(errno));
+  // Mapped, so only a regular file is read (a FIFO is refused, not waited on).
+  auto file = MappedFile::open(path);
+  if (!file) return file.status();
+  Reader in(**file);
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     return Status::error(path + ": not a NumPy .npy file (bad magic)");
@@ -93,16 +115,12 @@ Expected<Tensor> read_npy(const std::string& path) {
   if (!n) return Status::error(path + ": " + n.message());
   const uint64_t want = static_cast<uint64_t>(*n) * dtype_size(dtype);
 
-  auto data_start = in.tellg();
-  in.seekg(0, std::ios::end);
-  uint64_t have = static_cast<uint64_t>(in.tellg() - data_start);
+  const uint64_t have = in.remaining();
   if (have < want)
     return Status::error(path + ": truncated: " + std::string(dtype_name(dtype)) + " " + shape_to_string(shape) +
                          " needs " + std::to_string(want) + " bytes of data, the file has " + std::to_string(have));
-  in.seekg(data_start);
   Tensor t = Tensor::allocate(dtype, shape);
-  if (want && !in.read(static_cast<char*>(t.mutable_raw()), static_cast<std::streamsize>(want)))
-    return Status::error(path + ": read error");
+  if (!in.read(t.mutable_raw(), want)) return Status::error(path + ": read error");
   return t;
 }
 

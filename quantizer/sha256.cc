@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "runtime/mapped_file.h"
+
 namespace sarai::quant {
 
 namespace {
@@ -100,8 +102,9 @@ std::string sha256_hex(const void* data, size_t n) {
 }
 
 Expected<std::string> sha256_file(const std::string& path, const std::function<bool(uint64_t)>& on_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::error(path + ": cannot open: " + std::strerror(errno));
+  auto opened = open_regular_file(path);
+  if (!opened) return opened.status();
+  const int fd = *opened;
   // Sequential read-once access: let the kernel read ahead and drop early.
   (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   std::vector<uint8_t> buf(1 << 20);

@@ -10,18 +10,34 @@
 
 namespace sarai {
 
-Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+Expected<int> open_regular_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return Status::error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    int e = errno;
+    const int e = errno;
     ::close(fd);
     return Status::error(ErrorCode::kIo, path + ": cannot stat: " + std::strerror(e));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return Status::error(ErrorCode::kIo, path + ": not a regular file");
+  }
+  // Back to blocking reads (for a regular file the flag changes nothing, but
+  // a descriptor handed on should not surprise its reader).
+  (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+  auto opened = open_regular_file(path);
+  if (!opened) return opened.status();
+  const int fd = *opened;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return Status::error(ErrorCode::kIo, path + ": cannot stat: " + std::strerror(e));
   }
   std::shared_ptr<MappedFile> m(new MappedFile());
   m->path_ = path;

@@ -11,6 +11,14 @@
 
 namespace sarai {
 
+// Opens `path` read-only when it is a regular file, and only then: the open
+// itself never blocks (O_NONBLOCK), so a FIFO, a socket or a device is
+// refused with "PATH: not a regular file" instead of hanging or streaming.
+// Returns the descriptor (the caller closes it) or an I/O error naming the
+// path. Every file the runtime reads goes through here: models, external
+// data, blobs, .npy inputs, a convert's source hash.
+Expected<int> open_regular_file(const std::string& path);
+
 class MappedFile {
  public:
   // Maps `path` read-only. Errors name the file and the reason (missing,

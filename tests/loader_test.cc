@@ -4,11 +4,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "kernels/kernels.h"
+#include "loader/blob_reader.h"
+#include "loader/model_file.h"
+#include "loader/npy.h"
 #include "loader/onnx_loader.h"
+#include "quantizer/sha256.h"
 #include "runtime/session.h"
 #include "tests/onnx_builder.h"
 #include "tests/test_util.h"
@@ -159,6 +166,50 @@ TEST(LoaderErrors, MissingExternalDataFile) {
   externalize(model, "w", dir, "weights.bin");
   fs::remove(dir + "/weights.bin");
   EXPECT_CONTAINS(load_error(model, dir), "tensor 'w': external data 'weights.bin': file not found");
+}
+
+// The error of fn(), which must return within 10 s: an open() of a FIFO
+// without a writer blocks forever, so a hang is a failure, not a timeout of
+// the whole suite (the stuck thread is left behind; the process ends anyway).
+template <class Fn>
+std::string error_without_hanging(const char* what, Fn fn) {
+  std::packaged_task<std::string()> task(fn);
+  auto done = task.get_future();
+  std::thread(std::move(task)).detach();
+  if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << what << " blocked on a FIFO";
+    return "";
+  }
+  return done.get();
+}
+
+template <class T>
+std::string message_of(const Expected<T>& r) {
+  return r.has_value() ? std::string("(no error)") : r.message();
+}
+
+// Every file the runtime reads must be a regular file, checked without
+// blocking: a FIFO as external data, model, blob, .npy input or convert
+// source is refused at once with "not a regular file".
+TEST(LoaderErrors, FifosAreRefusedWithoutBlocking) {
+  const std::string dir = temp_dir("fifo");
+  auto model = add_model();
+  externalize(model, "w", dir, "weights.bin");
+  fs::remove(dir + "/weights.bin");
+  ASSERT_EQ(::mkfifo((dir + "/weights.bin").c_str(), 0600), 0);
+  EXPECT_CONTAINS(error_without_hanging("external data", [&] { return load_error(model, dir); }),
+                  "weights.bin");
+  EXPECT_CONTAINS(error_without_hanging("external data", [&] { return load_error(model, dir); }),
+                  "not a regular file");
+  const std::string fifo = dir + "/pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string want = fifo + ": not a regular file";
+  EXPECT_EQ(error_without_hanging("load_onnx", [&] { return message_of(load_onnx(fifo)); }), want);
+  EXPECT_EQ(error_without_hanging("open_model_file", [&] { return message_of(open_model_file(fifo)); }), want);
+  EXPECT_EQ(error_without_hanging("load_blob", [&] { return message_of(load_blob(fifo)); }), want);
+  EXPECT_EQ(error_without_hanging("read_npy", [&] { return message_of(read_npy(fifo)); }), want);
+  EXPECT_EQ(error_without_hanging("sha256_file", [&] { return message_of(quant::sha256_file(fifo, {})); }), want);
+  EXPECT_FALSE(looks_like_blob(fifo));
 }
 
 TEST(LoaderErrors, ExternalDataPastEndOfFile) {

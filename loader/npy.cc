@@ -1,11 +1,13 @@
 #include "loader/npy.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <vector>
 
+#include "runtime/atomic_file.h"
 #include "runtime/mapped_file.h"
 
 namespace sarai {
@@ -138,16 +140,17 @@ Status write_npy(const std::string& path, const Tensor& t) {
   size_t padded = (total + 63) / 64 * 64;
   header.append(padded - total, ' ');
   header += '\n';
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return Status::error(path + ": cannot create: " + std::strerror(errno));
+  // Written whole under a temporary name, then renamed: an interrupted or
+  // failed write (a full disk) leaves no partial .npy (runtime/atomic_file.h).
+  int err = 0;
+  auto out = AtomicFile::create(path + ".tmp-" + std::to_string(::getpid()), path, &err);
+  if (!out) return Status::error(ErrorCode::kIo, path + ": cannot create: " + std::strerror(err));
   const uint16_t len = static_cast<uint16_t>(header.size());
-  out.write("\x93NUMPY\x01\x00", 8);
   const char lenb[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-  out.write(lenb, 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
-  out.close();
-  if (!out) return Status::error(path + ": write failed: " + std::strerror(errno));
+  if ((err = out->write_all("\x93NUMPY\x01\x00", 8)) != 0 || (err = out->write_all(lenb, 2)) != 0 ||
+      (err = out->write_all(header.data(), header.size())) != 0 ||
+      (err = out->write_all(t.raw(), static_cast<size_t>(t.nbytes()))) != 0 || (err = out->commit()) != 0)
+    return Status::error(ErrorCode::kIo, path + ": write failed: " + std::strerror(err));  // the temp file is removed
   return Status::ok();
 }
 

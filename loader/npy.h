@@ -13,7 +13,8 @@ namespace sarai {
 // uint8, uint16, uint32, uint64, bool. Errors name the file.
 Expected<Tensor> read_npy(const std::string& path);
 // Writes a version 1.0 file; the header is padded so the data starts at a
-// 64-byte boundary.
+// 64-byte boundary. Atomic: written as PATH.tmp-PID, renamed over PATH when
+// complete; on failure nothing is left and an older PATH is untouched.
 Status write_npy(const std::string& path, const Tensor& t);
 
 }  // namespace sarai

@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "kernels/cpu/int8_layout.h"
-#include "quantizer/atomic_file.h"
+#include "runtime/atomic_file.h"
 #include "runtime/crc32c.h"
 
 namespace sarai::blob {

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "loader/blob_format.h"
-#include "quantizer/atomic_file.h"
+#include "runtime/atomic_file.h"
 #include "runtime/graph.h"
 #include "runtime/status.h"
 #include "runtime/tensor.h"
@@ -85,7 +85,7 @@ class BlobWriter {
   Status check_entries() const;
   void close_and_unlink();
 
-  std::unique_ptr<AtomicFile> file_;  // quantizer/atomic_file.h
+  std::unique_ptr<AtomicFile> file_;  // runtime/atomic_file.h
   bool done_ = false;
   Status error_;                 // sticky after the first failure
   std::vector<uint8_t> buf_;
@@ -96,7 +96,7 @@ class BlobWriter {
 };
 
 // For a signal handler: sarai::unlink_unfinished_temp_files_from_signal_handler
-// (quantizer/atomic_file.h) removes every unfinished writer's temp file.
+// (runtime/atomic_file.h) removes every unfinished writer's temp file.
 using sarai::unlink_unfinished_temp_files_from_signal_handler;
 
 }  // namespace sarai::blob

@@ -15,7 +15,7 @@
 #include <set>
 #include <vector>
 
-#include "quantizer/atomic_file.h"
+#include "runtime/atomic_file.h"
 #include "quantizer/quantize.h"
 #include "quantizer/quantize_weight.h"
 #include "quantizer/release_pages.h"
@@ -32,7 +32,7 @@ constexpr uint64_t kInlineBelow = 1024;  // smaller tensors stay in the .onnx (o
 constexpr int64_t kQuantOpset = 11;      // DynamicQuantizeLinear
 
 // One of the two output files (.onnx, .data): an AtomicFile
-// (quantizer/atomic_file.h: temp name, fsync, rename, folder fsync, signal
+// (runtime/atomic_file.h: temp name, fsync, rename, folder fsync, signal
 // cleanup) with the exporter's error wording and alignment padding.
 class TempFile {
  public:

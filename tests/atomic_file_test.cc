@@ -1,11 +1,11 @@
-// quantizer/atomic_file.h: the converters' one way to write an output file.
+// runtime/atomic_file.h: the converters' one way to write an output file.
 #include <gtest/gtest.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <string>
 
-#include "quantizer/atomic_file.h"
+#include "runtime/atomic_file.h"
 #include "onnx_builder.h"
 
 namespace sarai {

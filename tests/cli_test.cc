@@ -103,6 +103,36 @@ TEST(Cli, RunWritesOutputsAsNpy) {
   EXPECT_TRUE(test::tensors_equal(*y, test::make_tensor<float>({2, 3}, {1, 3, 5, 7, 9, 11})));
 }
 
+// Output names that would collide as file names ('a/b' and 'a_b'), or be
+// hidden ('.h'), get unique, reversible names: %XX for every byte outside
+// [A-Za-z0-9_+-.] and a leading '.'.
+TEST(Cli, RunOutputFileNamesAreUniqueAndReversible) {
+  std::string dir = test::temp_dir("run_names");
+  auto m = test::add_model();
+  auto* g = m.mutable_graph();
+  const char* names[] = {"a/b", "a_b", ".h", "50%"};
+  for (const char* name : names) {
+    auto* n = g->add_node();
+    n->set_op_type("Identity");
+    n->set_name(std::string("id ") + name);
+    n->add_input("y");
+    n->add_output(name);
+    test::set_tensor_type(g->add_output(), name, {2, 3});
+  }
+  test::save(m, dir + "/model.onnx");
+  ASSERT_TRUE(write_npy(dir + "/x.npy", test::make_tensor<float>({2, 3}, {1, 2, 3, 4, 5, 6})).is_ok());
+  CliResult r = run_cli({"run", dir + "/model.onnx", "--input", "x=" + dir + "/x.npy", "--output-dir", dir + "/out"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* file : {"y.npy", "a%2Fb.npy", "a_b.npy", "%2Eh.npy", "50%25.npy"}) {
+    auto t = read_npy(dir + "/out/" + file);
+    ASSERT_TRUE(t.has_value()) << t.message() << "\n" << r.out;
+    EXPECT_TRUE(test::tensors_equal(*t, test::make_tensor<float>({2, 3}, {1, 3, 5, 7, 9, 11}))) << file;
+  }
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir + "/out")) files += e.is_regular_file();
+  EXPECT_EQ(files, 5u) << "no temporary or extra file is left";
+}
+
 TEST(Cli, RunFixtureWithRandomInputAtSeveralLengths) {
   for (const char* frames : {"1x80x100", "1x80x37"}) {
     CliResult r = run_cli({"run", fixture("whisper_tiny_encoder.onnx"), "--random", std::string("mel=") + frames});

@@ -1,6 +1,11 @@
 // .npy reading and writing: round trips for every supported dtype, headers
 // as NumPy writes them, and bad files with their messages.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
 
 #include "loader/npy.h"
 #include "tests/onnx_builder.h"
@@ -22,6 +27,35 @@ TEST(Npy, RoundTripEveryDtype) {
     ASSERT_TRUE(back.has_value()) << back.message();
     EXPECT_TRUE(test::tensors_equal(*back, t)) << dtype_name(d);
   }
+}
+
+// A write that fails half way (here: the file size limit, as a full disk
+// would) leaves no partial file, and the file it would have replaced as it was.
+TEST(Npy, FailedWriteLeavesNothingBehind) {
+  const std::string dir = test::temp_dir("npy_fail");
+  const std::string path = dir + "/y.npy";
+  const Tensor small = test::make_tensor<float>({2}, {1, 2});
+  ASSERT_TRUE(write_npy(path, small).is_ok());
+  Tensor big = Tensor::allocate(DType::kFloat32, {1 << 18});  // 1 MiB
+  std::memset(big.mutable_raw(), 0, big.nbytes());
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto* old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit lim = old;
+  lim.rlim_cur = 64 << 10;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &lim), 0);
+  const Status st = write_npy(path, big);
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.message().rfind(path, 0), 0u) << st.message();  // names the file
+  EXPECT_NE(st.message().find(": write failed: "), std::string::npos) << st.message();
+  auto back = read_npy(path);
+  ASSERT_TRUE(back.has_value()) << back.message();
+  EXPECT_TRUE(test::tensors_equal(*back, small));
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1u) << "the temporary file was left behind";
 }
 
 TEST(Npy, ScalarAndOneDimensionalShapes) {

@@ -34,7 +34,7 @@ reader_src=("$root/loader/blob_reader.cc" "$root/runtime/tensor.cc" "$root/runti
             "$root/runtime/parallel.cc")
 
 echo "run.sh: building the seed generator and the fuzzer in $work" >&2
-$cxx "$root/tests/fuzz/make_seeds.cc" "$root/quantizer/blob_writer.cc" "$root/quantizer/atomic_file.cc" \
+$cxx "$root/tests/fuzz/make_seeds.cc" "$root/quantizer/blob_writer.cc" "$root/runtime/atomic_file.cc" \
   "${reader_src[@]:1}" -ldnnl -o "$work/make_seeds"
 $cxx -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   "$root/tests/fuzz/blob_reader_fuzz.cc" "${reader_src[@]}" -ldnnl -o "$work/blob_reader_fuzz"

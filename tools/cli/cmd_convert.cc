@@ -17,7 +17,7 @@
 
 #include "loader/blob_reader.h"
 #include "loader/onnx_loader.h"
-#include "quantizer/atomic_file.h"
+#include "runtime/atomic_file.h"
 #include "quantizer/convert.h"
 #include "quantizer/eval/calibrated_convert.h"
 #include "quantizer/onnx_export.h"
@@ -34,7 +34,7 @@ char g_trial_path[4096];  // --auto-keep-fp32's trial blob, removed by the handl
 
 void on_signal(int sig) {
   if (g_signal != 0) {  // second signal: clean up here and leave now
-    unlink_unfinished_temp_files_from_signal_handler();  // every writer's temp file (quantizer/atomic_file.h)
+    unlink_unfinished_temp_files_from_signal_handler();  // every writer's temp file (runtime/atomic_file.h)
     if (g_trial_path[0]) ::unlink(g_trial_path);
     ::_exit(128 + sig);
   }

@@ -1,4 +1,4 @@
-#include "quantizer/atomic_file.h"
+#include "runtime/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>

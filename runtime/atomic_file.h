@@ -1,8 +1,9 @@
 // AtomicFile: an output file written under a temporary name in its final
 // folder and renamed over the final path only when complete, so a reader
 // never sees half a file and a failed write leaves the old file (or none).
-// The one such writer of the converters: the blob writer (blob_writer.cc)
-// and the ONNX exporter (onnx_export.cc) both write through it.
+// The one such writer: the blob writer (quantizer/blob_writer.cc), the ONNX
+// exporter (quantizer/onnx_export.cc) and .npy outputs (loader/npy.cc) all
+// write through it.
 //
 //   auto f = AtomicFile::create(out + ".tmp-123", out);   // O_EXCL
 //   ... f->write_all(p, n) / f->pwrite_all(p, n, offset) ...

@@ -1,11 +1,16 @@
 #include "runtime/atomic_file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 namespace sarai {
 namespace {
@@ -35,7 +40,42 @@ std::string dirname_of(const std::string& p) {
   return p.substr(0, s);
 }
 
+std::string basename_of(const std::string& p) {
+  const size_t s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+std::mutex g_stale_mutex;
+std::vector<std::string> g_stale_removed;
+
+// Removes FINAL.tmp-PID files beside final_path whose PID no longer runs:
+// what a writer killed by SIGKILL (which no handler sees) left behind.
+void remove_stale_temp_files(const std::string& final_path) {
+  const std::string dir = dirname_of(final_path), prefix = basename_of(final_path) + ".tmp-";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    const std::string path = dir + "/" + name;
+    if (::unlink(path.c_str()) == 0) {
+      std::lock_guard<std::mutex> lock(g_stale_mutex);
+      g_stale_removed.push_back(path);
+    }
+  }
+  ::closedir(d);
+}
+
 }  // namespace
+
+std::vector<std::string> take_removed_stale_temp_files() {
+  std::lock_guard<std::mutex> lock(g_stale_mutex);
+  return std::exchange(g_stale_removed, {});
+}
 
 void unlink_unfinished_temp_files_from_signal_handler() noexcept {
   for (int i = 0; i < kRegistrySlots; ++i) {
@@ -49,6 +89,7 @@ std::unique_ptr<AtomicFile> AtomicFile::create(const std::string& tmp_path, cons
     *err = EXDEV;
     return nullptr;
   }
+  remove_stale_temp_files(final_path);
   const int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     *err = errno;

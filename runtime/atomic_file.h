@@ -9,6 +9,10 @@
 //   ... f->write_all(p, n) / f->pwrite_all(p, n, offset) ...
 //   int err = f->commit();  // fsync file, rename, fsync folder
 //
+// A writer killed by SIGKILL cannot clean up: create() first removes the
+// FINAL.tmp-PID files beside the same final path whose PID no longer runs
+// (take_removed_stale_temp_files() lists them, for the caller to say so).
+//
 // Until commit() the temporary name is registered, so a signal handler can
 // remove every unfinished one (unlink_unfinished_temp_files_from_signal_handler);
 // destroyed or discard()ed before commit, the file removes itself.
@@ -21,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sarai {
 
@@ -66,5 +71,8 @@ class AtomicFile {
 // AtomicFile alive and not committed. Only calls unlink(2), so it is
 // async-signal-safe; the handler should then _exit().
 void unlink_unfinished_temp_files_from_signal_handler() noexcept;
+
+// The stale temporary files create() removed since the last call (paths).
+std::vector<std::string> take_removed_stale_temp_files();
 
 }  // namespace sarai

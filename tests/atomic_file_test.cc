@@ -1,9 +1,12 @@
 // runtime/atomic_file.h: the converters' one way to write an output file.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "runtime/atomic_file.h"
 #include "onnx_builder.h"
@@ -12,6 +15,31 @@ namespace sarai {
 namespace {
 
 bool exists(const std::string& p) { return std::filesystem::exists(p); }
+
+// What SIGKILL leaves (FINAL.tmp-PID of a process that no longer runs) is
+// removed by the next create() for the same final path, and reported once;
+// a live process's temp file and other names stay.
+TEST(AtomicFile, CreateRemovesStaleTempFilesOfDeadWriters) {
+  const std::string dir = test::temp_dir("atomic_stale");
+  const std::string out = dir + "/out.bin";
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // a PID that no longer runs
+  const std::string dead = out + ".tmp-" + std::to_string(child);
+  const std::string alive = out + ".tmp-" + std::to_string(::getppid());
+  const std::string other = dir + "/other.bin.tmp-" + std::to_string(child);
+  for (const std::string& p : {dead, alive, other}) test::write_file(p, "partial");
+  (void)take_removed_stale_temp_files();
+  int err = -1;
+  auto f = AtomicFile::create(out + ".tmp-" + std::to_string(::getpid()), out, &err);
+  ASSERT_TRUE(f) << err;
+  EXPECT_FALSE(exists(dead));
+  EXPECT_TRUE(exists(alive));
+  EXPECT_TRUE(exists(other)) << "only temp files of the same output are judged";
+  EXPECT_EQ(take_removed_stale_temp_files(), std::vector<std::string>{dead});
+  EXPECT_TRUE(take_removed_stale_temp_files().empty());
+}
 
 TEST(AtomicFile, CommitRenamesTheCompleteFileIntoPlace) {
   const std::string dir = test::temp_dir("atomic_commit");

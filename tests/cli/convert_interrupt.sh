@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# ctest entry: a convert interrupted by SIGINT or SIGTERM midway exits
-# 128+signal and leaves neither the output nor its temp file, and the source
-# is unchanged. The model (~100 MB of weights) comes from
+# ctest entry: a convert interrupted midway by SIGINT, SIGTERM, SIGHUP or
+# SIGQUIT, or by a closed pipe on its stderr (SIGPIPE), exits 128+signal and
+# leaves neither the output nor its temp file; after a SIGKILL (which no
+# handler sees) the next convert to the same output removes the leftover
+# and says so; the source is unchanged. The model (~100 MB of weights) comes from
 # tools/scripts/make_big_encoder.py at a small size so the convert takes long enough
 # to be caught in the middle.
 #   convert_interrupt.sh SARAI_RT WORK_DIR
@@ -11,7 +13,7 @@ sarai="$1" work="$2"
 rm -rf "$work"; mkdir -p "$work/model" "$work/out"
 /usr/bin/python3 "$src/tools/scripts/make_big_encoder.py" "$work/model" --layers 6 --d-model 512 --ffn 2048 --heads 8 >/dev/null
 sum_before=$(cat "$work/model/model.onnx" "$work/model/model.onnx.data" | sha256sum)
-for sig in INT TERM; do
+for sig in INT TERM HUP QUIT; do
   for to in sarai onnx; do
     out="$work/out/m.$to"
     "$sarai" convert "$work/model/model.onnx" -o "$out" --to "$to" >/dev/null 2>"$work/err" &
@@ -33,6 +35,43 @@ for sig in INT TERM; do
     if [[ $code -ne $expected ]]; then echo "FAIL: SIG$sig --to $to exited $code, expected $expected: $(cat "$work/err")"; exit 1; fi
     echo "ok: SIG$sig --to $to: exit $code, nothing left behind"
   done
+done
+# SIGPIPE: stderr is a pipe whose reader leaves after the first byte.
+for to in sarai onnx; do
+  out="$work/out/m.$to"
+  set +e
+  "$sarai" convert "$work/model/model.onnx" -o "$out" --to "$to" 2>&1 >/dev/null | head -c 1 >/dev/null
+  code=${PIPESTATUS[0]}
+  set -e
+  left=$(ls -A "$work/out")
+  if [[ $code -eq 0 ]]; then
+    echo "note: --to $to finished before its stderr closed"; rm -rf "$work/out"/*; continue
+  fi
+  if [[ -n "$left" ]]; then echo "FAIL: SIGPIPE --to $to left: $left"; exit 1; fi
+  if [[ $code -ne 141 ]]; then echo "FAIL: SIGPIPE --to $to exited $code, expected 141"; exit 1; fi
+  echo "ok: SIGPIPE --to $to: exit $code, nothing left behind"
+done
+# SIGKILL: the temp file stays; the next convert to that output removes it.
+for to in sarai onnx; do
+  out="$work/out/m.$to"
+  "$sarai" convert "$work/model/model.onnx" -o "$out" --to "$to" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 500); do
+    compgen -G "$work/out/*.tmp-*" >/dev/null && break
+    sleep 0.01
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  stale=$(cd "$work/out" && ls -A | grep "\.tmp-$pid\$" || true)
+  if [[ -z "$stale" ]]; then echo "note: --to $to finished before SIGKILL"; rm -rf "$work/out"/*; continue; fi
+  "$sarai" convert "$work/model/model.onnx" -o "$out" --to "$to" >/dev/null 2>"$work/err"
+  if compgen -G "$work/out/*.tmp-*" >/dev/null; then echo "FAIL: SIGKILL --to $to: left $(ls -A "$work/out")"; exit 1; fi
+  for f in $stale; do
+    grep -q "removed $work/out/$f, left by a writer that no longer runs" "$work/err" ||
+      { echo "FAIL: SIGKILL --to $to: no word of removing $f: $(cat "$work/err")"; exit 1; }
+  done
+  echo "ok: SIGKILL --to $to: the next convert removed $(echo $stale) and said so"
+  rm -rf "$work/out"/*
 done
 [[ "$(cat "$work/model/model.onnx" "$work/model/model.onnx.data" | sha256sum)" == "$sum_before" ]] || { echo "FAIL: source changed"; exit 1; }
 echo "ok: source unchanged"

@@ -29,6 +29,9 @@ Tensor random_input(DType dtype, const Shape& shape, std::mt19937_64& rng);
 // bytes outside [A-Za-z0-9_+-.] and a leading '.').
 std::string file_name_for(const std::string& value_name);
 std::string human_bytes(uint64_t b);
+// Says on stderr which stale temporary files the writers removed
+// (runtime/atomic_file.h: left by a killed process).
+void report_removed_stale_temp_files();
 // s as a JSON string literal, quoted and escaped.
 std::string json_string(const std::string& s);
 

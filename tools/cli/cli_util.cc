@@ -3,6 +3,7 @@
 
 #include "kernels/kernels.h"
 #include "loader/model_file.h"
+#include "runtime/atomic_file.h"
 #include "tools/cli/cli.h"
 
 namespace sarai::cli {
@@ -82,6 +83,11 @@ std::string file_name_for(const std::string& value_name) {
     }
   }
   return (s.empty() ? "%" : s) + ".npy";  // an empty name (never a valid value) still gets a visible file
+}
+
+void report_removed_stale_temp_files() {
+  for (const std::string& p : take_removed_stale_temp_files())
+    std::fprintf(stderr, "sarai-rt: removed %s, left by a writer that no longer runs (killed)\n", p.c_str());
 }
 
 std::string human_bytes(uint64_t b) {

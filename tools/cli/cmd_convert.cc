@@ -2,9 +2,11 @@
 // verify (every checksum of a blob).
 //
 // convert writes a temp file beside the output and renames it at the end; on
-// SIGINT/SIGTERM the converter stops at the next tensor boundary (or within a
-// large tensor), removes the temp file and exits 130/143. A second signal
-// removes the temp file from the handler itself and exits at once.
+// SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGPIPE/SIGXFSZ the converter stops at the
+// next tensor boundary (or within a large tensor), removes the temp file and
+// exits 128 + the signal. A second signal removes the temp file from the
+// handler itself and exits at once. Temp files a SIGKILL left are removed by
+// the next convert to the same output, which says so.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -170,8 +172,12 @@ int cmd_convert(const ConvertArgs& a) {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  // Every signal that would end the process by default and can be caught:
+  // the terminal's (INT, QUIT, HUP), kill's TERM, a closed pipe (PIPE, e.g.
+  // `convert ... 2>&1 | head -1`), the file size limit (XFSZ). SIGKILL
+  // cannot be caught: its temp files are removed by the next writer to the
+  // same output (runtime/atomic_file.h).
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGXFSZ}) sigaction(sig, &sa, nullptr);
   if (a.static_ranges || a.auto_keep_fp32) {
     const char* what = a.static_ranges ? "--static" : "--auto-keep-fp32";
     if (a.calibration.empty()) return fail(std::string(what) + " needs --calibration DIR (the input sets to measure on)");
@@ -195,6 +201,7 @@ int cmd_convert(const ConvertArgs& a) {
   if (a.to == "sarai") {
     auto r = quant::convert_to_blob(model, a.output, opt);
     progress.finish();
+    report_removed_stale_temp_files();
     if (!r) return g_signal ? (std::fprintf(stderr, "sarai-rt: interrupted; nothing written\n"), 128 + g_signal) : fail(r.message());
     quantized = r->quantized;
     kept = r->kept_fp32;
@@ -204,6 +211,7 @@ int cmd_convert(const ConvertArgs& a) {
   } else {
     auto r = quant::export_quantized_onnx(model, a.output, opt);
     progress.finish();
+    report_removed_stale_temp_files();
     if (!r) return g_signal ? (std::fprintf(stderr, "sarai-rt: interrupted; nothing written\n"), 128 + g_signal) : fail(r.message());
     quantized = r->quantized;
     kept = r->kept_fp32;

@@ -181,6 +181,7 @@ int cmd_run(const RunArgs& a) {
     if (!a.output_dir.empty()) {
       std::string path = (fs::path(a.output_dir) / file_name_for(o.name)).string();
       Status st = write_npy(path, t);
+      report_removed_stale_temp_files();
       if (!st) return fail(st.message());
       line += "  -> " + path;
     }

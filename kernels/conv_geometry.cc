@@ -11,6 +11,30 @@ namespace {
 
 std::string ints_str(const Ints& v) { return shape_to_string(v); }
 
+// a * b + c in int64, false on overflow.
+bool mul_add(int64_t a, int64_t b, int64_t c, int64_t* r) {
+  int64_t p;
+  return !__builtin_mul_overflow(a, b, &p) && !__builtin_add_overflow(p, c, r);
+}
+
+Status overflow(const std::string& what, size_t dim) {
+  return Status::error(what + " along spatial dim " + std::to_string(dim) + " overflows 64-bit integers");
+}
+
+// The kernels' work and scratch grow as output positions x taps x channels
+// (im2col rows, col2im columns): that product must stay a sane element
+// count, so no size computed from it can wrap.
+Status check_extent(const ConvGeometry& g, int64_t channels, const Shape& x) {
+  int64_t n = channels;
+  for (const Ints* v : {&g.out, &g.kernel})
+    for (int64_t d : *v)
+      if (__builtin_mul_overflow(n, d, &n) || n > (int64_t{1} << 40))
+        return Status::error("output spatial dims " + ints_str(g.out) + " with kernel " + ints_str(g.kernel) +
+                             " and " + std::to_string(channels) + " channels for X " + shape_to_string(x) +
+                             " are too large (more than 2^40 multiply-adds per image)");
+  return Status::ok();
+}
+
 // kernel_shape/strides/dilations/pads (not auto_pad), validated.
 Status read_common_attrs(const Node& node, const Shape& x, const Shape& w, ConvGeometry* g) {
   g->nsp = static_cast<int>(x.size()) - 2;
@@ -89,16 +113,22 @@ Status resolve_conv(const Node& node, const Shape& x, const Shape& w, int64_t gr
   SARAI_ASSIGN_OR_RETURN(const std::string_view auto_pad, read_auto_pad(node));
   g->out.resize(static_cast<size_t>(g->nsp));
   for (size_t i = 0; i < static_cast<size_t>(g->nsp); ++i) {
-    const int64_t ek = (g->kernel[i] - 1) * g->dilations[i] + 1;  // dilated kernel extent
+    int64_t ek;  // dilated kernel extent
+    if (!mul_add(g->kernel[i] - 1, g->dilations[i], 1, &ek)) return overflow("the dilated kernel", i);
     const int64_t s = g->strides[i];
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      g->out[i] = (g->in[i] + s - 1) / s;
-      const int64_t total = std::max<int64_t>(0, (g->out[i] - 1) * s + ek - g->in[i]);
+      g->out[i] = g->in[i] / s + (g->in[i] % s != 0);
+      int64_t reach;
+      if (!mul_add(g->out[i] - 1, s, ek, &reach)) return overflow("the padded extent", i);
+      const int64_t total = std::max<int64_t>(0, reach - g->in[i]);
       g->pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       g->pad_end[i] = total - g->pad_begin[i];
     } else {
       if (auto_pad == "VALID") g->pad_begin[i] = g->pad_end[i] = 0;
-      const int64_t padded = g->in[i] + g->pad_begin[i] + g->pad_end[i];
+      int64_t padded;
+      if (__builtin_add_overflow(g->in[i], g->pad_begin[i], &padded) ||
+          __builtin_add_overflow(padded, g->pad_end[i], &padded))
+        return overflow("pads " + ints_str(g->pad_begin) + " + " + ints_str(g->pad_end) + " added to the input", i);
       if (ek > padded)
         return Status::error("kernel " + ints_str(g->kernel) + " with dilations " +
                              ints_str(g->dilations) + " is larger than the padded input " +
@@ -107,7 +137,7 @@ Status resolve_conv(const Node& node, const Shape& x, const Shape& w, int64_t gr
       g->out[i] = (padded - ek) / s + 1;
     }
   }
-  return Status::ok();
+  return check_extent(*g, c, x);
 }
 
 Status resolve_conv_transpose(const Node& node, const Shape& x, const Shape& w, int64_t group,
@@ -142,16 +172,18 @@ Status resolve_conv_transpose(const Node& node, const Shape& x, const Shape& w, 
   }
   g->out.resize(nsp);
   for (size_t i = 0; i < nsp; ++i) {
-    const int64_t ek = (g->kernel[i] - 1) * g->dilations[i] + 1;
-    const int64_t full = g->strides[i] * (g->in[i] - 1) + out_pad[i] + ek;
+    int64_t ek, full;
+    if (!mul_add(g->kernel[i] - 1, g->dilations[i], 1, &ek)) return overflow("the dilated kernel", i);
+    if (!mul_add(g->strides[i], g->in[i] - 1, out_pad[i], &full) || __builtin_add_overflow(full, ek, &full))
+      return overflow("the full output extent", i);
     int64_t want = -1;
     if (!out_shape_attr.empty())
       want = out_shape_attr[i];
-    else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER")
-      want = g->in[i] * g->strides[i];
+    else if ((auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") && __builtin_mul_overflow(g->in[i], g->strides[i], &want))
+      return overflow("input x stride", i);
     if (want >= 0) {
       // total_padding = full - output_shape (SAME_UPPER puts the smaller half first).
-      const int64_t total = full - want;
+      const int64_t total = full - want;  // both >= 0: no overflow
       if (total < 0)
         g->pad_begin[i] = 0;  // output longer than the data: zeros at the end
       else if (auto_pad == "SAME_UPPER")
@@ -162,7 +194,7 @@ Status resolve_conv_transpose(const Node& node, const Shape& x, const Shape& w, 
       g->out[i] = want;
     } else {
       if (auto_pad == "VALID") g->pad_begin[i] = g->pad_end[i] = 0;
-      g->out[i] = full - g->pad_begin[i] - g->pad_end[i];
+      g->out[i] = full - g->pad_begin[i] - g->pad_end[i];  // pads >= 0, full >= 1: no overflow
     }
     if (g->out[i] <= 0)
       return Status::error("output spatial dim " + std::to_string(i) + " would be " +
@@ -170,7 +202,7 @@ Status resolve_conv_transpose(const Node& node, const Shape& x, const Shape& w, 
                            shape_to_string(w) + ", pads " + ints_str(g->pad_begin) + " + " +
                            ints_str(g->pad_end));
   }
-  return Status::ok();
+  return check_extent(*g, std::max(c, w[1] * group), x);
 }
 
 }  // namespace sarai::kernels::convgeo

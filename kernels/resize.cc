@@ -59,6 +59,10 @@ struct Combo {
 
 // Views of attribute strings (or literals): the node outlives the call, and
 // no std::string is built (values like "round_prefer_floor" would allocate).
+// No output dim past 2^40: far above any image or sequence, far below
+// where the size arithmetic could wrap (and a double still holds it exactly).
+constexpr double kMaxOutputDim = 1099511627776.0;
+
 struct ResizeParams {
   std::string_view mode = "nearest";
   std::string_view coord = "half_pixel";
@@ -294,7 +298,11 @@ Status Resize(KernelContext& ctx) {
       }
       const size_t d = static_cast<size_t>(axes[i]);
       scale[d] = v;
-      out[d] = static_cast<int64_t>(std::floor(v * static_cast<double>(x.shape()[d])));
+      const double o = std::floor(v * static_cast<double>(x.shape()[d]));
+      if (!(o < kMaxOutputDim))  // also +inf (the check above let +inf through)
+        return Status::error("scales value " + std::to_string(v) + " makes output dim " + std::to_string(d) +
+                             " of X " + shape_to_string(x.shape()) + " larger than 2^40");
+      out[d] = static_cast<int64_t>(o);
     }
   } else {
     const Tensor& s = ctx.input(sizes_in);
@@ -335,7 +343,11 @@ Status Resize(KernelContext& ctx) {
       for (size_t i = 0; i < na; ++i) {
         const size_t d = static_cast<size_t>(axes[i]);
         scale[d] = common;
-        out[d] = static_cast<int64_t>(std::floor(common * static_cast<double>(x.shape()[d]) + 0.5));
+        const double o = std::floor(common * static_cast<double>(x.shape()[d]) + 0.5);
+        if (!(o < kMaxOutputDim))
+          return Status::error("sizes " + shape_to_string(sizes) + " with keep_aspect_ratio_policy '" +
+                               std::string(policy) + "' make output dim " + std::to_string(d) + " larger than 2^40");
+        out[d] = static_cast<int64_t>(o);
       }
     }
   }
@@ -367,6 +379,9 @@ Status Resize(KernelContext& ctx) {
       return Status::error("cannot resize the empty dim " + std::to_string(d) + " of X " +
                            shape_to_string(x.shape()) + " to " + shape_to_string(out));
 
+  if (auto n = checked_numel(out, dtype_size(x.dtype())); !n || static_cast<uint64_t>(*n) > kMaxTensorBytes)
+    return Status::error("output " + shape_to_string(out) + " of X " + shape_to_string(x.shape()) +
+                         " is too large (" + (n ? std::to_string(*n) + " elements" : n.message()) + ")");
   Tensor& y = ctx.allocate_output(0, x.dtype(), out);
   if (y.numel() == 0) return Status::ok();
 

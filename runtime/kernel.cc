@@ -51,10 +51,35 @@ void* KernelContext::scratch(uint64_t bytes, std::shared_ptr<const void>* owner)
   return const_cast<void*>(owner->get());
 }
 
+namespace {
+
+// Thrown by allocate_output on a shape no tensor can have, caught by
+// invoke_kernel: the kernel is stopped before it can use the bad size.
+struct KernelAbort {
+  Status status;
+};
+
+}  // namespace
+
+Status invoke_kernel(KernelFn fn, KernelContext& ctx) {
+  try {
+    return fn(ctx);
+  } catch (const KernelAbort& a) {
+    return a.status;
+  } catch (const std::bad_alloc&) {
+    return Status::error("out of memory: an allocation of this node failed");
+  }
+}
+
 Tensor& KernelContext::allocate_output(int i, DType dtype, Shape shape) {
   const size_t k = static_cast<size_t>(i);
   if (i < 64) allocated_mask_ |= uint64_t{1} << i;
-  const uint64_t bytes = static_cast<uint64_t>(numel_of(shape)) * dtype_size(dtype);
+  const auto checked = checked_numel(shape, dtype_size(dtype));
+  const uint64_t bytes = checked ? static_cast<uint64_t>(*checked) * dtype_size(dtype) : 0;
+  if (!checked || bytes > kMaxTensorBytes)
+    throw KernelAbort{Status::error("output " + std::to_string(i) + " would have shape " + shape_to_string(shape) +
+                                    (checked ? " (" + std::to_string(bytes) + " bytes, more than any tensor may have)"
+                                             : ": " + checked.message()))};
   if (memory_ && memory_->mode == NodeMemory::Mode::kPlanned) {
     const int64_t off = i < 64 ? memory_->output_offset[k] : -1;
     if (off >= 0 && bytes <= memory_->output_capacity[k]) {

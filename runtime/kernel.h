@@ -144,6 +144,20 @@ class KernelContext {
 
 using KernelFn = Status (*)(KernelContext&);
 
+// The largest tensor a kernel may allocate (1 TiB): far above any real
+// model's, far below where byte counts could wrap.
+inline constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 40;
+
+// Runs fn on ctx: the one way kernels are called (the session's executor,
+// the tests, single-node evaluation). A kernel that asks allocate_output for
+// a shape no tensor can have (a negative dim; an element or byte count past
+// int64 or kMaxTensorBytes, as shape arithmetic that wrapped would give) is
+// stopped at that call, before it can write anywhere, and the call returns
+// the error; so does a kernel whose allocation the machine cannot serve.
+// Kernels still check their own shape arithmetic, to say which attribute or
+// input is wrong.
+Status invoke_kernel(KernelFn fn, KernelContext& ctx);
+
 // (domain, op_type) -> implementation. The default ONNX domain is "";
 // "sarai" holds the runtime's own ops (the quantized ones the converter
 // writes). An op may have several entries for disjoint opset ranges of the

@@ -58,7 +58,7 @@ Status Session::execute(RunContext& ctx, Plan* plan, NodeMemory::Mode mode, Reco
     KernelContext kctx(node, g.opset, ctx.node_inputs, ctx.node_outputs, num_threads_, &mem);
     kctx.set_prepared(prepared_[static_cast<size_t>(node_id)].get());
     const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    Status st = kernel_of_node_[static_cast<size_t>(node_id)](kctx);
+    Status st = invoke_kernel(kernel_of_node_[static_cast<size_t>(node_id)], kctx);
     if (profile_ && mode == NodeMemory::Mode::kPlanned)
       ctx.node_ms[static_cast<size_t>(node_id)] +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

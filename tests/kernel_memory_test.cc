@@ -40,7 +40,7 @@ Expected<std::vector<Tensor>> run_with(KernelFn fn, const Node& node, const std:
   for (const Tensor& t : inputs) ptrs.push_back(t.defined() ? &t : nullptr);
   std::vector<Tensor> outs(node.outputs.size());
   KernelContext ctx(node, opset, ptrs, outs, threads, mem);
-  Status s = fn(ctx);
+  Status s = invoke_kernel(fn, ctx);
   if (!s.is_ok()) return s;
   return outs;
 }

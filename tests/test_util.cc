@@ -150,7 +150,7 @@ Expected<std::vector<Tensor>> run_kernel(KernelFn fn, const Node& node,
   for (const Tensor& t : inputs) ptrs.push_back(t.defined() ? &t : nullptr);
   std::vector<Tensor> outs(node.outputs.size());
   KernelContext ctx(node, opset, ptrs, outs, num_threads);
-  Status s = fn(ctx);
+  Status s = invoke_kernel(fn, ctx);
   if (!s.is_ok()) return s;
   return outs;
 }

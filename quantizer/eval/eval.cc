@@ -331,7 +331,7 @@ Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
     }
     std::vector<Tensor> outs(n.outputs.size());
     KernelContext ctx(n, tg.opset, in, outs, ref_->num_threads());
-    SARAI_RETURN_IF_ERROR(kernels_->find(n.op_type, tg.opset, n.domain)(ctx));
+    SARAI_RETURN_IF_ERROR(invoke_kernel(kernels_->find(n.op_type, tg.opset, n.domain), ctx));
     SARAI_RETURN_IF_ERROR(l.local.add(expect, outs[0]));
   }
   return Status::ok();

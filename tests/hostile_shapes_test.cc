@@ -1,0 +1,76 @@
+// Shape arithmetic driven by hostile attributes or inputs (issue 16, class 1):
+// every case below used to wrap an int64 and then write out of bounds or
+// run with a nonsense shape. Each must now fail with one clear message,
+// before anything is written; and any kernel that still asks for an output
+// no tensor can have is stopped at allocate_output (invoke_kernel).
+#include <cstdint>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "kernels/kernels.h"
+#include "test_util.h"
+
+namespace sarai {
+namespace {
+
+constexpr int64_t k2p62 = int64_t{1} << 62;
+
+TEST(HostileShapes, ConvDilationsThatOverflow) {
+  Node n = test::make_node("Conv", 2);
+  n.attrs["dilations"] = test::attr_ints({k2p62, k2p62});
+  const std::string msg = test::run_error(kernels::Conv, n,
+                                          {test::random_tensor({1, 1, 8, 8}, 1), test::random_tensor({8, 1, 3, 3}, 2)});
+  EXPECT_HAS(msg, "the dilated kernel along spatial dim 0 overflows 64-bit integers");
+}
+
+TEST(HostileShapes, ConvPadsThatOverflow) {
+  Node n = test::make_node("Conv", 2);
+  n.attrs["pads"] = test::attr_ints({INT64_MAX, 0, INT64_MAX, 0});
+  const std::string msg = test::run_error(kernels::Conv, n,
+                                          {test::random_tensor({1, 1, 8, 8}, 1), test::random_tensor({8, 1, 3, 3}, 2)});
+  EXPECT_HAS(msg, "overflows 64-bit integers");
+  // Large pads that do not overflow still give an output no machine holds.
+  n.attrs["pads"] = test::attr_ints({int64_t{1} << 40, 0, int64_t{1} << 40, 0});
+  EXPECT_HAS(test::run_error(kernels::Conv, n,
+                             {test::random_tensor({1, 1, 8, 8}, 1), test::random_tensor({8, 1, 3, 3}, 2)}),
+             "are too large");
+}
+
+TEST(HostileShapes, ConvTransposeOutputShapeThatWraps) {
+  Node n = test::make_node("ConvTranspose", 2);
+  n.attrs["output_shape"] = test::attr_ints({k2p62 + 1, 64});
+  const std::string msg = test::run_error(
+      kernels::ConvTranspose, n, {test::random_tensor({1, 1, 64, 64}, 1), test::random_tensor({1, 1, 3, 3}, 2)});
+  EXPECT_HAS(msg, "are too large");
+}
+
+TEST(HostileShapes, ResizeScalesAndSizesTooLarge) {
+  Node n = test::make_node("Resize", 3);
+  const Tensor x = test::random_tensor({1, 1, 4, 4}, 1);
+  const std::string by_scales = test::run_error(
+      kernels::Resize, n, {x, Tensor(), test::make_tensor<float>({4}, {1.f, 1.f, 3e18f, 1.f})}, 13);
+  EXPECT_HAS(by_scales, "larger than 2^40");
+  Node s = test::make_node("Resize", 4);
+  const std::string by_sizes = test::run_error(
+      kernels::Resize, s,
+      {x, Tensor(), Tensor(), test::make_tensor<int64_t>({4}, {1, 1, int64_t{1} << 32, int64_t{1} << 32})}, 13);
+  EXPECT_HAS(by_sizes, "is too large");
+}
+
+// Expand to a shape whose element count wraps (Expand's own check), and to
+// one that is merely too large to exist (the guard at allocate_output, which
+// stands behind every kernel).
+TEST(HostileShapes, AllocateOutputRefusesImpossibleShapes) {
+  Node n = test::make_node("Expand", 2);
+  const Tensor x = test::make_tensor<float>({1}, {1.f});
+  EXPECT_HAS(test::run_error(kernels::Expand, n,
+                             {x, test::make_tensor<int64_t>({3}, {k2p62, k2p62, 4})}),
+             "has more elements than fit in 64 bits");
+  EXPECT_HAS(test::run_error(kernels::Expand, n,
+                             {x, test::make_tensor<int64_t>({2}, {int64_t{1} << 30, int64_t{1} << 30})}),
+             "more than any tensor may have");
+}
+
+}  // namespace
+}  // namespace sarai

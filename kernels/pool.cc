@@ -84,27 +84,43 @@ Status pool_geometry(const KernelContext& ctx, PoolGeometry* g) {
   const bool ceil_mode = ctx.opset() >= 10 && node.attr_int("ceil_mode", 0) != 0;
 
   g->out.resize(n);
+  // Every extent below in checked int64 arithmetic: hostile kernel_shape,
+  // dilations or pads must fail here, not wrap into a small shape.
+  auto overflow = [&](const char* what, size_t i) {
+    return Status::error(std::string(what) + " along spatial dim " + std::to_string(i) +
+                         " overflows 64-bit integers (kernel_shape " + ints_str(g->kernel) + ", dilations " +
+                         ints_str(g->dilations) + ", pads " + ints_str(pads) + ")");
+  };
   for (size_t i = 0; i < n; ++i) {
-    const int64_t ek = (g->kernel[i] - 1) * g->dilations[i] + 1;
+    int64_t ek;
+    if (__builtin_mul_overflow(g->kernel[i] - 1, g->dilations[i], &ek) || __builtin_add_overflow(ek, 1, &ek))
+      return overflow("the dilated kernel", i);
     const int64_t s = g->strides[i];
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      g->out[i] = (g->in[i] + s - 1) / s;
-      const int64_t total = std::max<int64_t>(0, (g->out[i] - 1) * s + ek - g->in[i]);
+      g->out[i] = g->in[i] / s + (g->in[i] % s != 0);
+      int64_t reach;
+      if (__builtin_mul_overflow(g->out[i] - 1, s, &reach) || __builtin_add_overflow(reach, ek, &reach))
+        return overflow("the padded extent", i);
+      const int64_t total = std::max<int64_t>(0, reach - g->in[i]);
       g->pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       g->pad_end[i] = total - g->pad_begin[i];
       continue;
     }
     if (auto_pad == "VALID") g->pad_begin[i] = g->pad_end[i] = 0;
-    const int64_t span = g->in[i] + g->pad_begin[i] + g->pad_end[i] - ek;
+    int64_t span;
+    if (__builtin_add_overflow(g->in[i], g->pad_begin[i], &span) || __builtin_add_overflow(span, g->pad_end[i], &span))
+      return overflow("the padded input", i);
+    span -= ek;  // both >= 0: no overflow
     if (span < 0)
       return Status::error("kernel_shape " + ints_str(g->kernel) + " with dilations " +
                            ints_str(g->dilations) + " is larger than the padded input " +
                            shape_to_string(x.shape()) + " (pads " + ints_str(g->pad_begin) + " + " +
                            ints_str(g->pad_end) + ") along spatial dim " + std::to_string(i));
-    g->out[i] = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    g->out[i] = span / s + (ceil_mode && span % s != 0) + 1;
     // A window must start inside the input or the begin padding; ceil_mode
     // may otherwise add one that lies entirely in the end padding.
-    if (ceil_mode && (g->out[i] - 1) * s >= g->in[i] + g->pad_begin[i]) --g->out[i];
+    if (ceil_mode && static_cast<__int128>(g->out[i] - 1) * s >= static_cast<__int128>(g->in[i]) + g->pad_begin[i])
+      --g->out[i];
   }
   return Status::ok();
 }

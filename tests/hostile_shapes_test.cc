@@ -37,6 +37,26 @@ TEST(HostileShapes, ConvPadsThatOverflow) {
              "are too large");
 }
 
+TEST(HostileShapes, PoolExtentsThatOverflow) {
+  const Tensor x = test::random_tensor({1, 1, 8, 8}, 1);
+  Node n = test::make_node("MaxPool", 1);
+  n.attrs["kernel_shape"] = test::attr_ints({3, 3});
+  n.attrs["dilations"] = test::attr_ints({k2p62, 1});
+  EXPECT_HAS(test::run_error(kernels::MaxPool, n, {x}, 12),
+             "the dilated kernel along spatial dim 0 overflows 64-bit integers");
+  Node a = test::make_node("AveragePool", 1);
+  a.attrs["kernel_shape"] = test::attr_ints({3, 3});
+  a.attrs["pads"] = test::attr_ints({0, INT64_MAX, 0, INT64_MAX});
+  EXPECT_HAS(test::run_error(kernels::AveragePool, a, {x}), "the padded input along spatial dim 1 overflows");
+  // ceil_mode with the largest stride: (span + s - 1) / s used to wrap.
+  Node c = test::make_node("MaxPool", 1);
+  c.attrs["kernel_shape"] = test::attr_ints({1, 1});
+  c.attrs["strides"] = test::attr_ints({INT64_MAX, 1});
+  c.attrs["ceil_mode"] = test::attr_int(1);
+  const Tensor y = test::run1(kernels::MaxPool, c, {x});
+  EXPECT_EQ(y.shape(), (Shape{1, 1, 1, 8}));
+}
+
 TEST(HostileShapes, ConvTransposeOutputShapeThatWraps) {
   Node n = test::make_node("ConvTranspose", 2);
   n.attrs["output_shape"] = test::attr_ints({k2p62 + 1, 64});

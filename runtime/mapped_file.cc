@@ -10,7 +10,7 @@
 
 namespace sarai {
 
-Expected<int> open_regular_file(const std::string& path) {
+Expected<int> open_regular_file(const std::string& path, uint64_t* size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return Status::error(ErrorCode::kIo, path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
@@ -23,6 +23,7 @@ Expected<int> open_regular_file(const std::string& path) {
     ::close(fd);
     return Status::error(ErrorCode::kIo, path + ": not a regular file");
   }
+  if (size) *size = static_cast<uint64_t>(st.st_size);
   // Back to blocking reads (for a regular file the flag changes nothing, but
   // a descriptor handed on should not surprise its reader).
   (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -30,18 +31,13 @@ Expected<int> open_regular_file(const std::string& path) {
 }
 
 Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
-  auto opened = open_regular_file(path);
+  uint64_t size = 0;
+  auto opened = open_regular_file(path, &size);
   if (!opened) return opened.status();
   const int fd = *opened;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return Status::error(ErrorCode::kIo, path + ": cannot stat: " + std::strerror(e));
-  }
   std::shared_ptr<MappedFile> m(new MappedFile());
   m->path_ = path;
-  m->size_ = static_cast<uint64_t>(st.st_size);
+  m->size_ = size;
   if (m->size_ > 0) {
     void* p = ::mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {

@@ -14,10 +14,11 @@ namespace sarai {
 // Opens `path` read-only when it is a regular file, and only then: the open
 // itself never blocks (O_NONBLOCK), so a FIFO, a socket or a device is
 // refused with "PATH: not a regular file" instead of hanging or streaming.
-// Returns the descriptor (the caller closes it) or an I/O error naming the
-// path. Every file the runtime reads goes through here: models, external
-// data, blobs, .npy inputs, a convert's source hash.
-Expected<int> open_regular_file(const std::string& path);
+// Returns the descriptor (the caller closes it) and, when asked, the file's
+// size, or an I/O error naming the path. Every file the runtime reads goes
+// through here: models, external data, blobs, .npy inputs, a convert's
+// source hash.
+Expected<int> open_regular_file(const std::string& path, uint64_t* size = nullptr);
 
 class MappedFile {
  public:

@@ -11,12 +11,6 @@ namespace {
 
 std::string ints_str(const Ints& v) { return shape_to_string(v); }
 
-// a * b + c in int64, false on overflow.
-bool mul_add(int64_t a, int64_t b, int64_t c, int64_t* r) {
-  int64_t p;
-  return !__builtin_mul_overflow(a, b, &p) && !__builtin_add_overflow(p, c, r);
-}
-
 Status overflow(const std::string& what, size_t dim) {
   return Status::error(what + " along spatial dim " + std::to_string(dim) + " overflows 64-bit integers");
 }
@@ -114,12 +108,12 @@ Status resolve_conv(const Node& node, const Shape& x, const Shape& w, int64_t gr
   g->out.resize(static_cast<size_t>(g->nsp));
   for (size_t i = 0; i < static_cast<size_t>(g->nsp); ++i) {
     int64_t ek;  // dilated kernel extent
-    if (!mul_add(g->kernel[i] - 1, g->dilations[i], 1, &ek)) return overflow("the dilated kernel", i);
+    if (!checked_mul_add(g->kernel[i] - 1, g->dilations[i], 1, &ek)) return overflow("the dilated kernel", i);
     const int64_t s = g->strides[i];
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
       g->out[i] = g->in[i] / s + (g->in[i] % s != 0);
       int64_t reach;
-      if (!mul_add(g->out[i] - 1, s, ek, &reach)) return overflow("the padded extent", i);
+      if (!checked_mul_add(g->out[i] - 1, s, ek, &reach)) return overflow("the padded extent", i);
       const int64_t total = std::max<int64_t>(0, reach - g->in[i]);
       g->pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       g->pad_end[i] = total - g->pad_begin[i];
@@ -173,8 +167,8 @@ Status resolve_conv_transpose(const Node& node, const Shape& x, const Shape& w, 
   g->out.resize(nsp);
   for (size_t i = 0; i < nsp; ++i) {
     int64_t ek, full;
-    if (!mul_add(g->kernel[i] - 1, g->dilations[i], 1, &ek)) return overflow("the dilated kernel", i);
-    if (!mul_add(g->strides[i], g->in[i] - 1, out_pad[i], &full) || __builtin_add_overflow(full, ek, &full))
+    if (!checked_mul_add(g->kernel[i] - 1, g->dilations[i], 1, &ek)) return overflow("the dilated kernel", i);
+    if (!checked_mul_add(g->strides[i], g->in[i] - 1, out_pad[i], &full) || __builtin_add_overflow(full, ek, &full))
       return overflow("the full output extent", i);
     int64_t want = -1;
     if (!out_shape_attr.empty())

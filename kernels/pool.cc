@@ -93,13 +93,13 @@ Status pool_geometry(const KernelContext& ctx, PoolGeometry* g) {
   };
   for (size_t i = 0; i < n; ++i) {
     int64_t ek;
-    if (__builtin_mul_overflow(g->kernel[i] - 1, g->dilations[i], &ek) || __builtin_add_overflow(ek, 1, &ek))
+    if (!checked_mul_add(g->kernel[i] - 1, g->dilations[i], 1, &ek))
       return overflow("the dilated kernel", i);
     const int64_t s = g->strides[i];
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
       g->out[i] = g->in[i] / s + (g->in[i] % s != 0);
       int64_t reach;
-      if (__builtin_mul_overflow(g->out[i] - 1, s, &reach) || __builtin_add_overflow(reach, ek, &reach))
+      if (!checked_mul_add(g->out[i] - 1, s, ek, &reach))
         return overflow("the padded extent", i);
       const int64_t total = std::max<int64_t>(0, reach - g->in[i]);
       g->pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;

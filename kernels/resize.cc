@@ -379,9 +379,6 @@ Status Resize(KernelContext& ctx) {
       return Status::error("cannot resize the empty dim " + std::to_string(d) + " of X " +
                            shape_to_string(x.shape()) + " to " + shape_to_string(out));
 
-  if (auto n = checked_numel(out, dtype_size(x.dtype())); !n || static_cast<uint64_t>(*n) > kMaxTensorBytes)
-    return Status::error("output " + shape_to_string(out) + " of X " + shape_to_string(x.shape()) +
-                         " is too large (" + (n ? std::to_string(*n) + " elements" : n.message()) + ")");
   Tensor& y = ctx.allocate_output(0, x.dtype(), out);
   if (y.numel() == 0) return Status::ok();
 

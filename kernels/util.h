@@ -42,6 +42,14 @@ bool visit_numeric(DType t, Fn&& fn) {
   return true;
 }
 
+// *r = a * b + c in int64; false when any step overflows. For shape
+// arithmetic fed by attributes (kernel extents, padded sizes), which must
+// fail rather than wrap.
+inline bool checked_mul_add(int64_t a, int64_t b, int64_t c, int64_t* r) {
+  int64_t p;
+  return !__builtin_mul_overflow(a, b, &p) && !__builtin_add_overflow(p, c, r);
+}
+
 // Maps a possibly negative axis into [0, rank); an error naming the
 // attribute when it is out of range.
 Expected<int> normalize_axis(int64_t axis, int rank, const char* what = "axis");

@@ -16,9 +16,11 @@ Platform row(Isa isa) {
     case Isa::kAvx512Vnni:
       return {isa, &qgemm_u8s8_4x64c4__avx512_vnni(), &vec_kernels__avx512_vnni(),
               &qconv_loops__avx512_vnni()};
-    case Isa::kAmx:  // no AMX kernel of our own yet: AVX-512 VNNI's
-      return {isa, &qgemm_u8s8_4x64c4__avx512_vnni(), &vec_kernels__avx512_vnni(),
-              &qconv_loops__avx512_vnni()};
+    case Isa::kAmx: {  // no AMX kernel of our own yet: AVX-512 VNNI's
+      Platform p = row(Isa::kAvx512Vnni);
+      p.isa = isa;
+      return p;
+    }
   }
   return row(Isa::kScalar);
 }

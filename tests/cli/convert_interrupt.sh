@@ -12,18 +12,22 @@ src="$(cd "$(dirname "$0")/../.." && pwd)"
 sarai="$1" work="$2"
 rm -rf "$work"; mkdir -p "$work/model" "$work/out"
 /usr/bin/python3 "$src/tools/scripts/make_big_encoder.py" "$work/model" --layers 6 --d-model 512 --ffn 2048 --heads 8 >/dev/null
+# Waits (up to 5 s) until a temp file exists in out/ (the convert is under
+# way) or the convert $1 has ended.
+wait_for_temp() {
+  for _ in $(seq 1 500); do
+    compgen -G "$work/out/*.tmp-*" >/dev/null && return
+    kill -0 "$1" 2>/dev/null || return
+    sleep 0.01
+  done
+}
 sum_before=$(cat "$work/model/model.onnx" "$work/model/model.onnx.data" | sha256sum)
 for sig in INT TERM HUP QUIT; do
   for to in sarai onnx; do
     out="$work/out/m.$to"
     "$sarai" convert "$work/model/model.onnx" -o "$out" --to "$to" >/dev/null 2>"$work/err" &
     pid=$!
-    # Wait until the temp file exists (the convert is under way), then signal.
-    for _ in $(seq 1 500); do
-      compgen -G "$work/out/*.tmp-*" >/dev/null && break
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.01
-    done
+    wait_for_temp "$pid"
     kill -"$sig" "$pid" 2>/dev/null || true
     set +e; wait "$pid"; code=$?; set -e
     if [[ $code -eq 0 ]]; then
@@ -56,10 +60,7 @@ for to in sarai onnx; do
   out="$work/out/m.$to"
   "$sarai" convert "$work/model/model.onnx" -o "$out" --to "$to" >/dev/null 2>&1 &
   pid=$!
-  for _ in $(seq 1 500); do
-    compgen -G "$work/out/*.tmp-*" >/dev/null && break
-    sleep 0.01
-  done
+  wait_for_temp "$pid"
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   stale=$(cd "$work/out" && ls -A | grep "\.tmp-$pid\$" || true)

@@ -45,7 +45,12 @@ void set_poison_memory(bool on) { g_poison = on; }
 
 void* KernelContext::scratch(uint64_t bytes, std::shared_ptr<const void>* owner) {
   bytes = align_up(bytes ? bytes : 1, 64);
-  const bool lazy = memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly;
+  // Small blocks come from the heap even then: a mapping per node costs two
+  // system calls and a page fault (most of the planning pass's time on a
+  // graph of a million small nodes), and the kernel caps a process's
+  // mappings (vm.max_map_count, 65530 by default).
+  constexpr uint64_t kLazyFrom = 64 << 10;
+  const bool lazy = memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly && bytes >= kLazyFrom;
   *owner = lazy ? lazy_pages(bytes) : heap_block(bytes);
   if (g_poison && !lazy) std::memset(const_cast<void*>(owner->get()), 0xff, bytes);
   return const_cast<void*>(owner->get());

@@ -57,6 +57,8 @@ struct SessionOptions {
   std::function<void(const Node&, std::span<const Tensor>)> observer = nullptr;
   // Tests: after every node, check that no two live values of different
   // buffers, and no workspace, share arena memory (a run error if they do).
+  // It compares every pair of values after every node, so it is for test
+  // graphs, not for large models.
   bool check_overlaps = false;
   // A result cache of this many entries (0: off): a run whose inputs are
   // identical to a cached run's (names, dtypes, shapes and every byte,

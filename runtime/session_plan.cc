@@ -42,34 +42,41 @@ Expected<std::unique_ptr<Session::Plan>> Session::build_plan(RunContext& ctx, co
 
   // In place: an element-wise op's output takes the buffer of an input that
   // dies at that op (same size, and no other input of the op shares it).
+  // A merged buffer forwards to the one that took it; forwards always point
+  // at a buffer that began earlier, which no later merge moves, so a lookup
+  // is one step, and the whole pass is linear in nodes and edges.
   int in_place = 0;
+  std::vector<int> forward(rec.buffers.size());
+  for (size_t b = 0; b < forward.size(); ++b) forward[b] = static_cast<int>(b);
+  auto buffer_of = [&](int b) { return b < 0 ? b : forward[static_cast<size_t>(b)]; };
   if (options_.reuse_buffers) {
     for (size_t pos = 0; pos < positions; ++pos) {
       const Node& node = g.nodes[static_cast<size_t>(order_[pos])];
       if (node.outputs.empty()) continue;
-      const int bo = rec.out_buffer[static_cast<size_t>(out_begin_[pos])];
+      const int bo = buffer_of(rec.out_buffer[static_cast<size_t>(out_begin_[pos])]);
       if (bo < 0 || rec.buffers[static_cast<size_t>(bo)].first != static_cast<int>(pos)) continue;
       for (int j : in_place_[static_cast<size_t>(order_[pos])]) {
         if (j >= static_cast<int>(node.inputs.size()) || node.inputs[static_cast<size_t>(j)] == kNoValue) continue;
         const int vi = node.inputs[static_cast<size_t>(j)];
-        const int bi = rec.value_buffer[static_cast<size_t>(vi)];
+        const int bi = buffer_of(rec.value_buffer[static_cast<size_t>(vi)]);
         if (bi < 0 || bi == bo) continue;
         BufferLifetime& in = rec.buffers[static_cast<size_t>(bi)];
         const BufferLifetime& out = rec.buffers[static_cast<size_t>(bo)];
         if (in.last != static_cast<int>(pos) || in.bytes != out.bytes) continue;
         bool shared = false;
         for (int v : node.inputs)
-          if (v != kNoValue && v != vi && rec.value_buffer[static_cast<size_t>(v)] == bi) shared = true;
+          if (v != kNoValue && v != vi && buffer_of(rec.value_buffer[static_cast<size_t>(v)]) == bi) shared = true;
         if (shared) continue;
         in.last = out.last;
         rec.buffers[static_cast<size_t>(bo)].bytes = 0;
-        for (int& b : rec.value_buffer) b = b == bo ? bi : b;
-        for (int& b : rec.out_buffer) b = b == bo ? bi : b;
+        forward[static_cast<size_t>(bo)] = bi;  // bo began at pos, after bi: bi itself never forwards
         ++in_place;
         break;
       }
     }
   }
+  for (int& b : rec.value_buffer) b = buffer_of(b);
+  for (int& b : rec.out_buffer) b = buffer_of(b);
 
   const ArenaLayout layout = plan_arena(rec.buffers, kAlign, options_.reuse_buffers);
   if (options_.check_overlaps) {

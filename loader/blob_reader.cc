@@ -688,22 +688,32 @@ Expected<std::shared_ptr<Model>> load_impl(const uint8_t* d, uint64_t size, std:
 
 }  // namespace
 
+bool starts_like_blob(const uint8_t* data, uint64_t size) {
+  return size >= sizeof blob::kMagic && std::memcmp(data, blob::kMagic, sizeof blob::kMagic) == 0;
+}
+
 bool looks_like_blob(const std::string& path) {
   auto opened = open_regular_file(path);
   if (!opened) return false;
   const int fd = *opened;
   char m[sizeof blob::kMagic];
-  ssize_t n = ::pread(fd, m, sizeof m, 0);
+  const ssize_t n = ::pread(fd, m, sizeof m, 0);
   ::close(fd);
-  return n == static_cast<ssize_t>(sizeof m) && std::memcmp(m, blob::kMagic, sizeof m) == 0;
+  return n > 0 && starts_like_blob(reinterpret_cast<const uint8_t*>(m), static_cast<uint64_t>(n));
 }
 
 Expected<std::shared_ptr<Model>> load_blob(const std::string& path, bool verify, BlobInfo* info) {
   auto file = MappedFile::open(path);
   if (!file) return file.status();
-  std::shared_ptr<MappedFile> f = *file;
-  auto m = load_impl(f->data(), f->size(), f, path, verify, info, nullptr);
-  if (m) (*m)->mapped_regions.push_back({f->data(), f->size()});
+  return load_blob(std::shared_ptr<const MappedFile>(*file), verify, info);
+}
+
+Expected<std::shared_ptr<Model>> load_blob(std::shared_ptr<const MappedFile> f, bool verify, BlobInfo* info) {
+  const uint8_t* data = f->data();
+  const uint64_t size = f->size();
+  const std::string path = f->path();
+  auto m = load_impl(data, size, std::move(f), path, verify, info, nullptr);
+  if (m) (*m)->mapped_regions.push_back({data, size});
   return m;
 }
 

@@ -19,6 +19,8 @@
 
 namespace sarai {
 
+class MappedFile;  // runtime/mapped_file.h
+
 struct BlobTensorInfo {
   std::string name;
   DType dtype = DType::kUndefined;
@@ -35,6 +37,8 @@ struct BlobInfo {
 
 // True when the file's first 8 bytes are the blob magic.
 bool looks_like_blob(const std::string& path);
+// The same for bytes already in memory.
+bool starts_like_blob(const uint8_t* data, uint64_t size);
 
 // Maps the file, validates everything but the tensor bytes and returns a
 // Model whose initializers are read-only views into the mapping (a packed
@@ -42,6 +46,10 @@ bool looks_like_blob(const std::string& path);
 // mapping. With verify=true the full verify_blob pass runs first. `info`,
 // when given, receives the decoded header and tables.
 Expected<std::shared_ptr<Model>> load_blob(const std::string& path, bool verify = false, BlobInfo* info = nullptr);
+// The same for a file the caller has mapped (open_model_file: one open for
+// the sniffing and the loading).
+Expected<std::shared_ptr<Model>> load_blob(std::shared_ptr<const MappedFile> file, bool verify = false,
+                                           BlobInfo* info = nullptr);
 
 struct VerifyStats {
   uint64_t bytes_checked = 0;

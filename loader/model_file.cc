@@ -2,6 +2,7 @@
 
 #include "loader/blob_reader.h"
 #include "loader/onnx_loader.h"
+#include "runtime/mapped_file.h"
 
 namespace sarai {
 
@@ -9,8 +10,10 @@ namespace sarai {
 // of opening (runtime/mapped_file.h open_regular_file): "PATH: cannot open:
 // ..." or "PATH: not a regular file", an I/O error.
 Expected<std::shared_ptr<Model>> open_model_file(const std::string& path, bool verify_blob) {
-  if (looks_like_blob(path)) return load_blob(path, verify_blob);
-  return load_onnx(path);
+  auto file = MappedFile::open(path);  // once: the file sniffed is the file loaded
+  if (!file) return file.status();
+  if (starts_like_blob((*file)->data(), (*file)->size())) return load_blob(std::shared_ptr<const MappedFile>(*file), verify_blob);
+  return load_onnx(**file);
 }
 
 }  // namespace sarai

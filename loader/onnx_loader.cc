@@ -433,7 +433,11 @@ Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::sha
 Expected<std::shared_ptr<Model>> load_onnx(const std::string& path) {
   auto file = MappedFile::open(path);
   if (!file) return file.status();
-  const MappedFile& f = **file;
+  return load_onnx(**file);
+}
+
+Expected<std::shared_ptr<Model>> load_onnx(const MappedFile& f) {
+  const std::string& path = f.path();
   if (f.size() == 0) return Status::error(path + ": file is empty");
   if (f.size() > static_cast<uint64_t>(INT_MAX))
     return Status::error(path + ": " + std::to_string(f.size()) +

@@ -15,10 +15,14 @@
 
 namespace sarai {
 
+class MappedFile;  // runtime/mapped_file.h
+
 inline constexpr int64_t kMinOpset = 9;
 inline constexpr int64_t kMaxOpset = 21;
 
 Expected<std::shared_ptr<Model>> load_onnx(const std::string& path);
+// The same for a file the caller has mapped (the model keeps nothing of it).
+Expected<std::shared_ptr<Model>> load_onnx(const MappedFile& file);
 
 // Reads a serialized TensorProto file (the format of the ONNX backend test
 // data, input_0.pb / output_0.pb).

@@ -163,8 +163,10 @@ void strided_copy(void* dst_v, const void* src_v, int64_t base, const Shape& out
   });
 }
 
-// Row-major element strides of `s`.
+// Row-major element strides of `s`. An empty shape has nothing to address
+// and its strides could overflow ([0, 2^62, 4]): all 0 then.
 Shape dense_strides(const Shape& s) {
+  if (has_zero_dim(s)) return Shape(s.size(), 0);
   Shape st(s.size(), 1);
   for (size_t k = s.size(); k-- > 1;) st[k - 1] = st[k] * s[k];
   return st;
@@ -233,7 +235,10 @@ Status Concat(KernelContext& ctx) {
       return Status::error("input " + std::to_string(i) + " has shape " + shape_to_string(t.shape()) +
                            ", which does not match input 0's shape " + shape_to_string(first.shape()) +
                            " outside axis " + std::to_string(axis));
-    out[static_cast<size_t>(axis)] += t.dim(axis);
+    // Empty inputs may carry any dim along the axis: their sum can overflow.
+    if (__builtin_add_overflow(out[static_cast<size_t>(axis)], t.dim(axis), &out[static_cast<size_t>(axis)]))
+      return Status::error("the inputs' sizes along axis " + std::to_string(axis) + " sum past int64 (input " +
+                           std::to_string(i) + " has shape " + shape_to_string(t.shape()) + ")");
   }
   const size_t es = dtype_size(first.dtype());
   SARAI_RETURN_IF_ERROR(checked_numel(out, es).status());
@@ -368,7 +373,7 @@ Status Split(KernelContext& ctx) {
       return Status::error("num_outputs " + std::to_string(k) + " does not match the node's " +
                            std::to_string(nout) + " outputs");
     if (k <= 0) return Status::error("num_outputs " + std::to_string(k) + " must be positive");
-    const int64_t chunk = (dim + k - 1) / k;
+    const int64_t chunk = dim / k + (dim % k != 0);  // ceil(dim / k); dim + k - 1 could overflow
     int64_t left = dim;
     for (int64_t i = 0; i < k; ++i) {
       sizes.push_back(std::min(chunk, left));
@@ -387,7 +392,8 @@ Status Split(KernelContext& ctx) {
   int64_t total = 0;
   for (int64_t s : sizes) {
     if (s < 0) return Status::error("split " + ints_to_string(sizes) + " has a negative size");
-    total += s;
+    if (__builtin_add_overflow(total, s, &total))
+      return Status::error("split " + ints_to_string(sizes) + " sums past int64");
   }
   if (total != dim)
     return Status::error("split " + ints_to_string(sizes) + " sums to " + std::to_string(total) +
@@ -395,9 +401,14 @@ Status Split(KernelContext& ctx) {
                          shape_to_string(x.shape()) + " has size " + std::to_string(dim));
 
   const size_t es = dtype_size(x.dtype());
-  int64_t outer = 1, inner = 1;
-  for (int k = 0; k < axis; ++k) outer *= x.dim(k);
-  for (int k = axis + 1; k < r; ++k) inner *= x.dim(k);
+  // Only an output with elements is copied, and then x has elements and
+  // these products fit; an empty x's could overflow ([0, 2^62, 4]).
+  int64_t outer = 0, inner = 0;
+  if (!has_zero_dim(x.shape())) {
+    outer = inner = 1;
+    for (int k = 0; k < axis; ++k) outer *= x.dim(k);
+    for (int k = axis + 1; k < r; ++k) inner *= x.dim(k);
+  }
   const int64_t in_block = dim * inner * static_cast<int64_t>(es);
   const auto* src = static_cast<const unsigned char*>(x.raw());
   int64_t offset = 0;  // along the axis, in elements of `inner`
@@ -696,7 +707,7 @@ Status range_impl(KernelContext& ctx, const Tensor& ts, const Tensor& tl, const 
     if (!std::isfinite(c) || c > static_cast<double>(int64_t{1} << 40))
       return Status::error("start " + std::to_string(start) + ", limit " + std::to_string(limit) +
                            ", delta " + std::to_string(delta) + " give an unusable element count");
-    n = std::max<int64_t>(static_cast<int64_t>(c), 0);
+    n = c > 0 ? static_cast<int64_t>(c) : 0;  // a huge negative c must not be cast
   } else {
     const __int128 c = ceil_div(static_cast<__int128>(limit) - start, delta);
     if (c > (__int128{1} << 40))

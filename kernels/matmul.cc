@@ -125,7 +125,10 @@ Status MatMul(KernelContext& ctx) {
   // entry: no barrier inside each call, and each thread's panels stay in its
   // own cache.
   const bool even_batches = nbatch % num_threads() == 0;
-  if ((m * n * k < kSmallGemmFlops || even_batches) && nbatch > 1 && num_threads() > 1) {
+  // m * n fits (the output's element count); times k it may not.
+  int64_t flops;
+  const bool small = !__builtin_mul_overflow(m * n, k, &flops) && flops < kSmallGemmFlops;
+  if ((small || even_batches) && nbatch > 1 && num_threads() > 1) {
     // The first error wins; no per-entry Status array (that would allocate).
     std::mutex mu;
     Status error;

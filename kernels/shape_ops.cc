@@ -7,6 +7,7 @@
 // size, so one code path serves every dtype.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -98,8 +99,11 @@ Status Flatten(KernelContext& ctx) {
                          std::to_string(r) + " (must be in [" + std::to_string(-r) + ", " +
                          std::to_string(r) + "])");
   if (axis < 0) axis += r;
-  int64_t outer = 1, inner = 1;
-  for (int i = 0; i < r; ++i) (i < axis ? outer : inner) *= x.dim(i);
+  int64_t outer, inner;
+  if (!checked_product(x.shape(), 0, static_cast<size_t>(axis), &outer) ||
+      !checked_product(x.shape(), static_cast<size_t>(axis), x.shape().size(), &inner))
+    return Status::error("input shape " + shape_to_string(x.shape()) + " flattened at axis " +
+                         std::to_string(axis) + " has a dim past int64");
   ctx.set_output(0, x.reshaped({outer, inner}));
   return Status::ok();
 }
@@ -116,6 +120,9 @@ Status Squeeze(KernelContext& ctx) {
   } else {
     for (int64_t a : axes) {
       SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(a, r, "axes value"));
+      if (drop[static_cast<size_t>(ax)])
+        return Status::error("axes " + ints_to_string(axes) + " name axis " + std::to_string(ax) +
+                             " more than once");
       if (x.dim(ax) != 1)
         return Status::error("cannot squeeze axis " + std::to_string(a) + ": dim is " +
                              std::to_string(x.dim(ax)) + " in input shape " +
@@ -137,6 +144,9 @@ Status Unsqueeze(KernelContext& ctx) {
   bool present = false;
   SARAI_ASSIGN_OR_RETURN(Shape axes, axes_operand(ctx, &present));
   if (!present) return Status::error("missing required 'axes'");
+  // Each axis adds a dim; more than int can count is no shape.
+  if (axes.size() > static_cast<size_t>(std::numeric_limits<int>::max() - x.rank()))
+    return Status::error("axes has " + std::to_string(axes.size()) + " entries, too many for a shape");
   const int out_rank = x.rank() + static_cast<int>(axes.size());
   Shape inserted(static_cast<size_t>(out_rank), 0);  // flags
   for (int64_t a : axes) {

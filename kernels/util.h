@@ -50,6 +50,20 @@ inline bool checked_mul_add(int64_t a, int64_t b, int64_t c, int64_t* r) {
   return !__builtin_mul_overflow(a, b, &p) && !__builtin_add_overflow(p, c, r);
 }
 
+// *r = s[begin] * ... * s[end - 1]; false when it overflows int64. A
+// tensor's element count fits, but part of an empty tensor's shape need not
+// ([0, 2^62, 4]: the dims after the 0).
+inline bool checked_product(const Shape& s, size_t begin, size_t end, int64_t* r) {
+  *r = 1;
+  for (size_t i = begin; i < end; ++i)
+    if (__builtin_mul_overflow(*r, s[i], r)) return false;
+  return true;
+}
+
+// Whether a shape has a 0 dim (no elements). Unlike numel_of() == 0 it
+// cannot overflow on [2^62, 4, 0].
+inline bool has_zero_dim(const Shape& s) { return std::find(s.begin(), s.end(), 0) != s.end(); }
+
 // Maps a possibly negative axis into [0, rank); an error naming the
 // attribute when it is out of range.
 Expected<int> normalize_axis(int64_t axis, int rank, const char* what = "axis");

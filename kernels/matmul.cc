@@ -146,6 +146,23 @@ Status MatMul(KernelContext& ctx) {
   return Status::ok();
 }
 
+namespace {
+struct GemmParams {
+  bool ta = false, tb = false;
+  float alpha = 1.f, beta = 1.f;
+};
+}  // namespace
+
+// transA and transB are flags (0 or 1), checked once.
+Expected<std::shared_ptr<const void>> PrepareGemm(const Node& node, int64_t /*opset*/) {
+  GemmParams p;
+  SARAI_ASSIGN_OR_RETURN(p.ta, attr_flag(node, "transA", false));
+  SARAI_ASSIGN_OR_RETURN(p.tb, attr_flag(node, "transB", false));
+  p.alpha = node.attr_float("alpha", 1.f);
+  p.beta = node.attr_float("beta", 1.f);
+  return prepared_data(p);
+}
+
 Status Gemm(KernelContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return Status::error("Gemm needs inputs A and B");
   const Tensor& a = ctx.input(0);
@@ -159,11 +176,9 @@ Status Gemm(KernelContext& ctx) {
   if (a.rank() != 2 || b.rank() != 2)
     return Status::error("Gemm inputs A and B must be 2-D, got A " + shape_to_string(a.shape()) +
                          " and B " + shape_to_string(b.shape()));
-  const Node& node = ctx.node();
-  const bool ta = node.attr_int("transA", 0) != 0;
-  const bool tb = node.attr_int("transB", 0) != 0;
-  const float alpha = node.attr_float("alpha", 1.f);
-  const float beta = node.attr_float("beta", 1.f);
+  SARAI_ASSIGN_OR_RETURN(const GemmParams* p, ctx.prepared<GemmParams>(PrepareGemm));
+  const bool ta = p->ta, tb = p->tb;
+  const float alpha = p->alpha, beta = p->beta;
 
   const int64_t m = ta ? a.dim(1) : a.dim(0);
   const int64_t k = ta ? a.dim(0) : a.dim(1);

@@ -114,10 +114,20 @@ Status Softmax(KernelContext& ctx) {
 // the last axis, in one pass per row: the row is divided into Y with the
 // Div op's own vector kernel, then normalized in place, so the result is
 // bit-identical to Div followed by Softmax.
+// ScaledSoftmax's and Attention's divisor, checked once: a 0, inf or NaN
+// divisor would turn every score into NaN or 0 without a word.
+Expected<std::shared_ptr<const void>> PrepareDivisor(const Node& node, int64_t /*opset*/) {
+  if (!node.has_attr("divisor")) return Status::error("attribute 'divisor' is missing");
+  const float divisor = node.attr_float("divisor", 1.f);
+  if (!std::isfinite(divisor) || divisor == 0.f)
+    return Status::error("attribute 'divisor' must be finite and non-zero, got " + std::to_string(divisor));
+  return prepared_data(divisor);
+}
+
 Status ScaledSoftmax(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "input"));
-  if (!ctx.node().has_attr("divisor")) return Status::error("attribute 'divisor' is missing");
-  const float divisor = ctx.node().attr_float("divisor", 1.f);
+  SARAI_ASSIGN_OR_RETURN(const float* d, ctx.prepared<float>(PrepareDivisor));
+  const float divisor = *d;
   const Tensor& x = ctx.input(0);
   if (x.rank() < 1) return Status::error("input must have rank >= 1 (a scalar has no last axis)");
   const int64_t n = x.dim(x.rank() - 1);

@@ -20,13 +20,40 @@ namespace {
 
 std::string ints_to_string(const Shape& v) { return shape_to_string(v); }
 
+// Squeeze's and Unsqueeze's axes attribute (before opset 13).
+struct AxesAttr {
+  bool present = false;
+  Shape axes;
+};
+
+}  // namespace
+
+// The axes attribute, checked once: no value twice (a negative alias of
+// another axis depends on the rank, checked per run).
+Expected<std::shared_ptr<const void>> PrepareSqueezeAxes(const Node& node, int64_t opset) {
+  AxesAttr p;
+  if (opset < 13) {
+    p.present = node.has_attr("axes");
+    const std::span<const int64_t> v = node.attr_ints_view("axes");
+    p.axes.assign(v.begin(), v.end());
+    for (size_t i = 0; i < p.axes.size(); ++i)
+      if (std::find(p.axes.begin(), p.axes.begin() + static_cast<std::ptrdiff_t>(i), p.axes[i]) !=
+          p.axes.begin() + static_cast<std::ptrdiff_t>(i))
+        return Status::error("axes " + ints_to_string(p.axes) + " name axis " + std::to_string(p.axes[i]) +
+                             " more than once");
+  }
+  return prepared_data(std::move(p));
+}
+
+namespace {
+
 // The axes of Squeeze/Unsqueeze: an attribute before opset 13, an optional
 // input from 13 on. `present` reports whether any were given.
-Expected<Shape> axes_operand(const KernelContext& ctx, bool* present) {
+Expected<Shape> axes_operand(KernelContext& ctx, bool* present) {
   if (ctx.opset() < 13) {
-    *present = ctx.node().has_attr("axes");
-    const std::span<const int64_t> v = ctx.node().attr_ints_view("axes");
-    return Shape(v.begin(), v.end());
+    SARAI_ASSIGN_OR_RETURN(const AxesAttr* p, ctx.prepared<AxesAttr>(PrepareSqueezeAxes));
+    *present = p->present;
+    return p->axes;
   }
   *present = ctx.has_input(1);
   if (!*present) return Shape();

@@ -49,8 +49,8 @@ Status Attention(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(check_input(ctx, 0, "Q"));
   SARAI_RETURN_IF_ERROR(check_input(ctx, 1, "KT"));
   SARAI_RETURN_IF_ERROR(check_input(ctx, 2, "V"));
-  if (!ctx.node().has_attr("divisor")) return Status::error("attribute 'divisor' is missing");
-  const float divisor = ctx.node().attr_float("divisor", 1.f);
+  SARAI_ASSIGN_OR_RETURN(const float* div, ctx.prepared<float>(PrepareDivisor));
+  const float divisor = *div;
   const Tensor& q = ctx.input(0);
   const Tensor& kt = ctx.input(1);
   const Tensor& v = ctx.input(2);

@@ -163,8 +163,10 @@ void strided_copy(void* dst_v, const void* src_v, int64_t base, const Shape& out
   });
 }
 
-// Row-major element strides of `s`.
+// Row-major element strides of `s`. An empty shape has nothing to address
+// and its strides could overflow ([0, 2^62, 4]): all 0 then.
 Shape dense_strides(const Shape& s) {
+  if (has_zero_dim(s)) return Shape(s.size(), 0);
   Shape st(s.size(), 1);
   for (size_t k = s.size(); k-- > 1;) st[k - 1] = st[k] * s[k];
   return st;
@@ -174,26 +176,43 @@ Shape dense_strides(const Shape& s) {
 
 // ---------------------------------------------------------------- Transpose
 
+// perm, checked once: a permutation of 0..len-1 (its length must still
+// match each input's rank).
+namespace {
+struct TransposeParams {
+  bool has_perm = false;
+  Shape perm;
+};
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareTranspose(const Node& node, int64_t /*opset*/) {
+  TransposeParams p;
+  p.has_perm = node.has_attr("perm");
+  const std::span<const int64_t> pv = node.attr_ints_view("perm");
+  p.perm.assign(pv.begin(), pv.end());
+  const int64_t r = static_cast<int64_t>(p.perm.size());
+  Shape seen(p.perm.size(), 0);
+  for (int64_t v : p.perm) {
+    if (v < 0 || v >= r || seen[static_cast<size_t>(v)])
+      return Status::error("perm " + ints_to_string(p.perm) + " is not a permutation of 0.." + std::to_string(r - 1));
+    seen[static_cast<size_t>(v)] = 1;
+  }
+  return prepared_data(std::move(p));
+}
+
 Status Transpose(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  SARAI_ASSIGN_OR_RETURN(const TransposeParams* p, ctx.prepared<TransposeParams>(PrepareTranspose));
   const Tensor& x = ctx.input(0);
   SARAI_RETURN_IF_ERROR(require_storable(x.dtype(), "input 'data'"));
   const int r = x.rank();
   Shape perm;
-  if (ctx.node().has_attr("perm")) {
-    const std::span<const int64_t> pv = ctx.node().attr_ints_view("perm");
-    perm.assign(pv.begin(), pv.end());
+  if (p->has_perm) {
+    perm = p->perm;
     if (static_cast<int>(perm.size()) != r)
       return Status::error("perm " + ints_to_string(perm) + " has " + std::to_string(perm.size()) +
                            " entries but the input " + shape_to_string(x.shape()) + " has rank " +
                            std::to_string(r));
-    Shape seen(static_cast<size_t>(r), 0);
-    for (int64_t p : perm) {
-      if (p < 0 || p >= r || seen[static_cast<size_t>(p)])
-        return Status::error("perm " + ints_to_string(perm) + " is not a permutation of 0.." +
-                             std::to_string(r - 1));
-      seen[static_cast<size_t>(p)] = 1;
-    }
   } else {
     for (int i = r - 1; i >= 0; --i) perm.push_back(i);
   }
@@ -233,7 +252,10 @@ Status Concat(KernelContext& ctx) {
       return Status::error("input " + std::to_string(i) + " has shape " + shape_to_string(t.shape()) +
                            ", which does not match input 0's shape " + shape_to_string(first.shape()) +
                            " outside axis " + std::to_string(axis));
-    out[static_cast<size_t>(axis)] += t.dim(axis);
+    // Empty inputs may carry any dim along the axis: their sum can overflow.
+    if (__builtin_add_overflow(out[static_cast<size_t>(axis)], t.dim(axis), &out[static_cast<size_t>(axis)]))
+      return Status::error("the inputs' sizes along axis " + std::to_string(axis) + " sum past int64 (input " +
+                           std::to_string(i) + " has shape " + shape_to_string(t.shape()) + ")");
   }
   const size_t es = dtype_size(first.dtype());
   SARAI_RETURN_IF_ERROR(checked_numel(out, es).status());
@@ -262,6 +284,41 @@ Status Concat(KernelContext& ctx) {
 
 // -------------------------------------------------------------------- Slice
 
+namespace {
+// Before opset 10, Slice's starts/ends/axes are attributes.
+struct SliceAttrs {
+  Shape starts, ends, axes;
+  bool have_axes = false;
+};
+
+// The lengths of the lists that must match, or an error naming them.
+Status check_slice_lengths(const Shape& starts, const Shape& ends, bool have_axes, const Shape& axes,
+                           bool have_steps, const Shape& steps) {
+  const size_t n = starts.size();
+  if (ends.size() != n || (have_axes && axes.size() != n) || (have_steps && steps.size() != n))
+    return Status::error("starts " + ints_to_string(starts) + ", ends " + ints_to_string(ends) +
+                         (have_axes ? ", axes " + ints_to_string(axes) : "") +
+                         (have_steps ? ", steps " + ints_to_string(steps) : "") +
+                         " must have the same length");
+  return Status::ok();
+}
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareSlice(const Node& node, int64_t opset) {
+  SliceAttrs p;
+  if (opset >= 10) return prepared_data(std::move(p));  // inputs, read per run
+  if (!node.has_attr("starts") || !node.has_attr("ends"))
+    return Status::error("missing required attribute 'starts' or 'ends'");
+  const std::span<const int64_t> sv = node.attr_ints_view("starts"), ev = node.attr_ints_view("ends"),
+                                 av = node.attr_ints_view("axes");
+  p.starts.assign(sv.begin(), sv.end());
+  p.ends.assign(ev.begin(), ev.end());
+  p.have_axes = node.has_attr("axes");
+  p.axes.assign(av.begin(), av.end());
+  SARAI_RETURN_IF_ERROR(check_slice_lengths(p.starts, p.ends, p.have_axes, p.axes, false, Shape()));
+  return prepared_data(std::move(p));
+}
+
 // starts/ends/axes/steps: attributes before opset 10, inputs 1..4 after.
 // Per axis (ONNX's clamping): a negative start/end counts from the end; for
 // step > 0 both clamp to [0, dim]; for step < 0 start clamps to [0, dim-1]
@@ -274,15 +331,11 @@ Status Slice(KernelContext& ctx) {
   Shape starts, ends, axes, steps;
   bool have_axes = false, have_steps = false;
   if (ctx.opset() < 10) {
-    if (!ctx.node().has_attr("starts") || !ctx.node().has_attr("ends"))
-      return Status::error("missing required attribute 'starts' or 'ends'");
-    const Node& node = ctx.node();
-    const std::span<const int64_t> sv = node.attr_ints_view("starts"), ev = node.attr_ints_view("ends"),
-                                   av = node.attr_ints_view("axes");
-    starts.assign(sv.begin(), sv.end());
-    ends.assign(ev.begin(), ev.end());
-    have_axes = node.has_attr("axes");
-    axes.assign(av.begin(), av.end());
+    SARAI_ASSIGN_OR_RETURN(const SliceAttrs* p, ctx.prepared<SliceAttrs>(PrepareSlice));
+    starts = p->starts;
+    ends = p->ends;
+    axes = p->axes;
+    have_axes = p->have_axes;
   } else {
     if (!ctx.has_input(1) || !ctx.has_input(2))
       return Status::error("missing required input 'starts' or 'ends'");
@@ -294,11 +347,7 @@ Status Slice(KernelContext& ctx) {
     if (have_steps) { SARAI_ASSIGN_OR_RETURN(steps, int_list_input(ctx, 4, "steps")); }
   }
   const size_t n = starts.size();
-  if (ends.size() != n || (have_axes && axes.size() != n) || (have_steps && steps.size() != n))
-    return Status::error("starts " + ints_to_string(starts) + ", ends " + ints_to_string(ends) +
-                         (have_axes ? ", axes " + ints_to_string(axes) : "") +
-                         (have_steps ? ", steps " + ints_to_string(steps) : "") +
-                         " must have the same length");
+  SARAI_RETURN_IF_ERROR(check_slice_lengths(starts, ends, have_axes, axes, have_steps, steps));
   if (!have_axes) {
     axes.resize(n);
     for (size_t i = 0; i < n; ++i) axes[i] = static_cast<int64_t>(i);
@@ -345,11 +394,57 @@ Status Slice(KernelContext& ctx) {
 
 // -------------------------------------------------------------------- Split
 
+namespace {
+// Split's attributes, checked once: the `split` sizes (opset < 13) and
+// num_outputs (opset 18), both against the node's output count.
+struct SplitParams {
+  bool has_split = false;
+  Shape split;
+  int64_t num_outputs = 0;  // 0: not given
+};
+
+// Sizes that cannot split anything: a wrong count, a negative size, or a
+// sum past int64. On success *total is their sum.
+Status check_split_sizes(const Shape& sizes, int nout, int64_t* total) {
+  if (static_cast<int>(sizes.size()) != nout)
+    return Status::error("split " + ints_to_string(sizes) + " has " + std::to_string(sizes.size()) +
+                         " entries but the node has " + std::to_string(nout) + " outputs");
+  *total = 0;
+  for (int64_t s : sizes) {
+    if (s < 0) return Status::error("split " + ints_to_string(sizes) + " has a negative size");
+    if (__builtin_add_overflow(*total, s, total))
+      return Status::error("split " + ints_to_string(sizes) + " sums past int64");
+  }
+  return Status::ok();
+}
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareSplit(const Node& node, int64_t opset) {
+  SplitParams p;
+  const int nout = static_cast<int>(node.outputs.size());
+  if (opset < 13 && node.has_attr("split")) {
+    const std::span<const int64_t> sv = node.attr_ints_view("split");
+    p.has_split = true;
+    p.split.assign(sv.begin(), sv.end());
+    int64_t total;
+    SARAI_RETURN_IF_ERROR(check_split_sizes(p.split, nout, &total));
+  } else if (opset >= 18 && node.has_attr("num_outputs")) {
+    const int64_t k = node.attr_int("num_outputs", 0);
+    if (k != nout)
+      return Status::error("num_outputs " + std::to_string(k) + " does not match the node's " +
+                           std::to_string(nout) + " outputs");
+    if (k <= 0) return Status::error("num_outputs " + std::to_string(k) + " must be positive");
+    p.num_outputs = k;
+  }
+  return prepared_data(std::move(p));
+}
+
 // Sizes along the axis: `split` attribute (opset < 13) or input (>= 13);
 // else `num_outputs` (opset 18: ceil(dim / n) per output, the last one
 // smaller); else equal parts, one per output.
 Status Split(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  SARAI_ASSIGN_OR_RETURN(const SplitParams* p, ctx.prepared<SplitParams>(PrepareSplit));
   const Tensor& x = ctx.input(0);
   SARAI_RETURN_IF_ERROR(require_storable(x.dtype(), "input 'input'"));
   const int r = x.rank();
@@ -357,18 +452,13 @@ Status Split(KernelContext& ctx) {
   const int64_t dim = x.dim(axis);
   const int nout = ctx.num_outputs();
   Shape sizes;
-  if (ctx.opset() < 13 && ctx.node().has_attr("split")) {
-    const std::span<const int64_t> sv = ctx.node().attr_ints_view("split");
-    sizes.assign(sv.begin(), sv.end());
+  if (p->has_split) {
+    sizes = p->split;
   } else if (ctx.opset() >= 13 && ctx.has_input(1)) {
     SARAI_ASSIGN_OR_RETURN(sizes, int_list_input(ctx, 1, "split"));
-  } else if (ctx.opset() >= 18 && ctx.node().has_attr("num_outputs")) {
-    const int64_t k = ctx.node().attr_int("num_outputs", 0);
-    if (k != nout)
-      return Status::error("num_outputs " + std::to_string(k) + " does not match the node's " +
-                           std::to_string(nout) + " outputs");
-    if (k <= 0) return Status::error("num_outputs " + std::to_string(k) + " must be positive");
-    const int64_t chunk = (dim + k - 1) / k;
+  } else if (p->num_outputs > 0) {
+    const int64_t k = p->num_outputs;
+    const int64_t chunk = dim / k + (dim % k != 0);  // ceil(dim / k); dim + k - 1 could overflow
     int64_t left = dim;
     for (int64_t i = 0; i < k; ++i) {
       sizes.push_back(std::min(chunk, left));
@@ -381,23 +471,22 @@ Status Split(KernelContext& ctx) {
                            std::to_string(dim) + " into " + std::to_string(nout) + " equal parts");
     sizes.assign(static_cast<size_t>(nout), dim / nout);
   }
-  if (static_cast<int>(sizes.size()) != nout)
-    return Status::error("split " + ints_to_string(sizes) + " has " + std::to_string(sizes.size()) +
-                         " entries but the node has " + std::to_string(nout) + " outputs");
-  int64_t total = 0;
-  for (int64_t s : sizes) {
-    if (s < 0) return Status::error("split " + ints_to_string(sizes) + " has a negative size");
-    total += s;
-  }
+  int64_t total;
+  SARAI_RETURN_IF_ERROR(check_split_sizes(sizes, nout, &total));
   if (total != dim)
     return Status::error("split " + ints_to_string(sizes) + " sums to " + std::to_string(total) +
                          " but axis " + std::to_string(axis) + " of input shape " +
                          shape_to_string(x.shape()) + " has size " + std::to_string(dim));
 
   const size_t es = dtype_size(x.dtype());
-  int64_t outer = 1, inner = 1;
-  for (int k = 0; k < axis; ++k) outer *= x.dim(k);
-  for (int k = axis + 1; k < r; ++k) inner *= x.dim(k);
+  // Only an output with elements is copied, and then x has elements and
+  // these products fit; an empty x's could overflow ([0, 2^62, 4]).
+  int64_t outer = 0, inner = 0;
+  if (!has_zero_dim(x.shape())) {
+    outer = inner = 1;
+    for (int k = 0; k < axis; ++k) outer *= x.dim(k);
+    for (int k = axis + 1; k < r; ++k) inner *= x.dim(k);
+  }
   const int64_t in_block = dim * inner * static_cast<int64_t>(es);
   const auto* src = static_cast<const unsigned char*>(x.raw());
   int64_t offset = 0;  // along the axis, in elements of `inner`
@@ -561,16 +650,26 @@ std::string onnx_type_name(int64_t code) {
 
 }  // namespace
 
-Status Cast(KernelContext& ctx) {
-  if (!ctx.has_input(0)) return Status::error("missing required input 0");
-  const Tensor& x = ctx.input(0);
-  if (!ctx.node().has_attr("to")) return Status::error("missing required attribute 'to'");
-  const int64_t to = ctx.node().attr_int("to", 0);
+// `to` (a type the runtime stores) and `saturate` (a flag, opset 19),
+// checked once.
+Expected<std::shared_ptr<const void>> PrepareCast(const Node& node, int64_t opset) {
+  if (!node.has_attr("to")) return Status::error("missing required attribute 'to'");
+  const int64_t to = node.attr_int("to", 0);
   DType dt;
   if (to < std::numeric_limits<int32_t>::min() || to > std::numeric_limits<int32_t>::max() || !dtype_from_onnx(static_cast<int32_t>(to), &dt) ||
       dtype_size(dt) == 0)
     return Status::error("target type 'to' = " + std::to_string(to) + " (" + onnx_type_name(to) +
                          ") is not supported");
+  // saturate only matters for the float8 types, which are refused above.
+  if (opset >= 19) SARAI_RETURN_IF_ERROR(attr_flag(node, "saturate", true).status());
+  return prepared_data(dt);
+}
+
+Status Cast(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  const Tensor& x = ctx.input(0);
+  SARAI_ASSIGN_OR_RETURN(const DType* to, ctx.prepared<DType>(PrepareCast));
+  const DType dt = *to;
   if (dtype_size(x.dtype()) == 0)
     return Status::error(std::string("input dtype ") + dtype_name(x.dtype()) + " is not supported");
   if (dt == x.dtype()) {
@@ -598,42 +697,76 @@ Status Cast(KernelContext& ctx) {
 
 // ----------------------------------------------------------------- Constant
 
-Status Constant(KernelContext& ctx) {
-  const Node& node = ctx.node();
+// The value, decoded once into a tensor: exactly one of the value
+// attributes, numeric and dense.
+Expected<std::shared_ptr<const void>> PrepareConstant(const Node& node, int64_t /*opset*/) {
   for (const char* name : {"sparse_value", "value_string", "value_strings"})
     if (node.has_attr(name))
       return Status::error(std::string("attribute '") + name + "' is unsupported (only numeric dense "
                            "tensors are; sparse and string constants are not)");
+  int given = 0;
+  for (const char* name : {"value", "value_float", "value_floats", "value_int", "value_ints"}) given += node.has_attr(name);
+  if (given == 0)
+    return Status::error("has none of the attributes value, value_float, value_floats, value_int, value_ints");
+  if (given > 1)
+    return Status::error("has " + std::to_string(given) +
+                         " of the attributes value, value_float, value_floats, value_int, value_ints (exactly one "
+                         "is allowed)");
+  Tensor t;
   if (const Attribute* a = node.attr("value")) {
     if (a->kind != Attribute::Kind::kTensor)
       return Status::error("attribute 'value' must be a tensor");
     if (dtype_size(a->t.dtype()) == 0)
       return Status::error(std::string("attribute 'value' has unsupported dtype ") + dtype_name(a->t.dtype()));
-    ctx.set_output(0, a->t);
-    return Status::ok();
+    t = a->t;
+  } else if (const Attribute* f = node.attr("value_float")) {
+    t = Tensor::allocate(DType::kFloat32, {});
+    t.mutable_data<float>()[0] = f->f;
+  } else if (const Attribute* i = node.attr("value_int")) {
+    t = Tensor::allocate(DType::kInt64, {});
+    t.mutable_data<int64_t>()[0] = i->i;
+  } else if (const Attribute* fs = node.attr("value_floats")) {
+    t = Tensor::allocate(DType::kFloat32, {static_cast<int64_t>(fs->floats.size())});
+    if (!fs->floats.empty()) std::memcpy(t.mutable_raw(), fs->floats.data(), fs->floats.size() * sizeof(float));
+  } else {
+    const Attribute* is = node.attr("value_ints");
+    t = Tensor::allocate(DType::kInt64, {static_cast<int64_t>(is->ints.size())});
+    if (!is->ints.empty()) std::memcpy(t.mutable_raw(), is->ints.data(), is->ints.size() * sizeof(int64_t));
   }
-  if (const Attribute* a = node.attr("value_float")) {
-    ctx.allocate_output(0, DType::kFloat32, {}).mutable_data<float>()[0] = a->f;
-    return Status::ok();
-  }
-  if (const Attribute* a = node.attr("value_int")) {
-    ctx.allocate_output(0, DType::kInt64, {}).mutable_data<int64_t>()[0] = a->i;
-    return Status::ok();
-  }
-  if (const Attribute* a = node.attr("value_floats")) {
-    Tensor& y = ctx.allocate_output(0, DType::kFloat32, {static_cast<int64_t>(a->floats.size())});
-    if (!a->floats.empty()) std::memcpy(y.mutable_raw(), a->floats.data(), a->floats.size() * sizeof(float));
-    return Status::ok();
-  }
-  if (const Attribute* a = node.attr("value_ints")) {
-    Tensor& y = ctx.allocate_output(0, DType::kInt64, {static_cast<int64_t>(a->ints.size())});
-    if (!a->ints.empty()) std::memcpy(y.mutable_raw(), a->ints.data(), a->ints.size() * sizeof(int64_t));
-    return Status::ok();
-  }
-  return Status::error("has none of the attributes value, value_float, value_floats, value_int, value_ints");
+  return prepared_data(std::move(t));
+}
+
+Status Constant(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const Tensor* value, ctx.prepared<Tensor>(PrepareConstant));
+  ctx.set_output(0, *value);
+  return Status::ok();
 }
 
 // ---------------------------------------------------------- ConstantOfShape
+
+namespace {
+// ConstantOfShape's value: its dtype and bytes (in the node's attribute,
+// which outlives the session); none means float 0.
+struct FillValue {
+  DType dtype = DType::kFloat32;
+  const void* value = nullptr;
+};
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareConstantOfShape(const Node& node, int64_t /*opset*/) {
+  FillValue p;
+  if (const Attribute* a = node.attr("value")) {
+    if (a->kind != Attribute::Kind::kTensor || a->t.numel() != 1)
+      return Status::error("attribute 'value' must be a one-element tensor" +
+                           (a->kind == Attribute::Kind::kTensor ? ", got shape " + shape_to_string(a->t.shape())
+                                                                : std::string()));
+    p.dtype = a->t.dtype();
+    if (dtype_size(p.dtype) == 0)
+      return Status::error(std::string("attribute 'value' has unsupported dtype ") + dtype_name(p.dtype));
+    p.value = a->t.raw();
+  }
+  return prepared_data(p);
+}
 
 Status ConstantOfShape(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 'input'");
@@ -644,18 +777,9 @@ Status ConstantOfShape(KernelContext& ctx) {
     return Status::error("input 'input' must be 1-D, got shape " + shape_to_string(s.shape()));
   Shape out(static_cast<size_t>(s.numel()));
   for (int64_t i = 0; i < s.numel(); ++i) out[static_cast<size_t>(i)] = s.int_at(i);
-  DType dt = DType::kFloat32;
-  const void* value = nullptr;
-  if (const Attribute* a = ctx.node().attr("value")) {
-    if (a->kind != Attribute::Kind::kTensor || a->t.numel() != 1)
-      return Status::error("attribute 'value' must be a one-element tensor" +
-                           (a->kind == Attribute::Kind::kTensor ? ", got shape " + shape_to_string(a->t.shape())
-                                                                : std::string()));
-    dt = a->t.dtype();
-    if (dtype_size(dt) == 0)
-      return Status::error(std::string("attribute 'value' has unsupported dtype ") + dtype_name(dt));
-    value = a->t.raw();
-  }
+  SARAI_ASSIGN_OR_RETURN(const FillValue* fill, ctx.prepared<FillValue>(PrepareConstantOfShape));
+  const DType dt = fill->dtype;
+  const void* value = fill->value;
   const size_t es = dtype_size(dt);
   auto n = checked_numel(out, es);
   if (!n) return Status::error("invalid output shape " + shape_to_string(out) + ": " + n.message());
@@ -696,7 +820,7 @@ Status range_impl(KernelContext& ctx, const Tensor& ts, const Tensor& tl, const 
     if (!std::isfinite(c) || c > static_cast<double>(int64_t{1} << 40))
       return Status::error("start " + std::to_string(start) + ", limit " + std::to_string(limit) +
                            ", delta " + std::to_string(delta) + " give an unusable element count");
-    n = std::max<int64_t>(static_cast<int64_t>(c), 0);
+    n = c > 0 ? static_cast<int64_t>(c) : 0;  // a huge negative c must not be cast
   } else {
     const __int128 c = ceil_div(static_cast<__int128>(limit) - start, delta);
     if (c > (__int128{1} << 40))

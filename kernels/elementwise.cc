@@ -47,6 +47,13 @@ Expected<BroadcastPlan> make_plan(std::initializer_list<Shape> shape_list) {
   assert(shapes.size() <= kMaxInputs);
   BroadcastPlan p;
   SARAI_ASSIGN_OR_RETURN(p.out, broadcast_shapes(shapes));
+  // An empty output is never walked (for_each_row); its inputs' strides
+  // could overflow ([0, 2^62, 4]).
+  if (has_zero_dim(p.out)) {
+    p.dims.push_back(0);
+    for (size_t k = 0; k < shapes.size(); ++k) p.strides[k].push_back(0);
+    return p;
+  }
   Shape full[kMaxInputs];
   for (size_t k = 0; k < shapes.size(); ++k) full[k] = broadcast_strides(shapes[k], p.out);
   for (size_t d = 0; d < p.out.size(); ++d) {
@@ -219,7 +226,7 @@ Status arith(KernelContext& ctx, Arith op) {
   Status status;
   const bool is_int = visit_int(dt, [&](auto tag) {
     using T = decltype(tag);
-    if (op == Arith::kDiv && numel_of(plan.out) > 0) {
+    if (op == Arith::kDiv && !has_zero_dim(plan.out)) {
       const T* pb = b.data<T>();
       for (int64_t i = 0; i < b.numel(); ++i)
         if (pb[i] == 0) {

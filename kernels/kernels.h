@@ -42,6 +42,8 @@ Status Clip(KernelContext& ctx);
 Status Softmax(KernelContext& ctx);
 Status ScaledSoftmax(KernelContext& ctx);
 Status Attention(KernelContext& ctx);  // attention.cc
+// ScaledSoftmax's and Attention's divisor (finite, non-zero), checked once.
+Expected<std::shared_ptr<const void>> PrepareDivisor(const Node& node, int64_t opset);
 Status LayerNormalization(KernelContext& ctx);
 Status BatchNormalization(KernelContext& ctx);
 Status ReduceMean(KernelContext& ctx);
@@ -49,6 +51,7 @@ Status ReduceMean(KernelContext& ctx);
 // matmul.cc, conv.cc, pool.cc, resize.cc
 Status MatMul(KernelContext& ctx);
 Status Gemm(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareGemm(const Node& node, int64_t opset);  // transA/transB flags
 Status Conv(KernelContext& ctx);
 Status ConvTranspose(KernelContext& ctx);
 Status GlobalAveragePool(KernelContext& ctx);
@@ -64,6 +67,14 @@ Status Reshape(KernelContext& ctx);
 Status Flatten(KernelContext& ctx);
 Status Squeeze(KernelContext& ctx);
 Status Unsqueeze(KernelContext& ctx);
+// The prepared attribute forms (runtime/kernel.h's PrepareFn): checked once.
+Expected<std::shared_ptr<const void>> PrepareTranspose(const Node& node, int64_t opset);  // perm: a permutation
+Expected<std::shared_ptr<const void>> PrepareSqueezeAxes(const Node& node, int64_t opset);  // axes < 13: no repeats
+Expected<std::shared_ptr<const void>> PrepareSlice(const Node& node, int64_t opset);  // < 10: starts/ends/axes
+Expected<std::shared_ptr<const void>> PrepareSplit(const Node& node, int64_t opset);  // split sizes, num_outputs
+Expected<std::shared_ptr<const void>> PrepareCast(const Node& node, int64_t opset);  // to, saturate
+Expected<std::shared_ptr<const void>> PrepareConstant(const Node& node, int64_t opset);  // the one value
+Expected<std::shared_ptr<const void>> PrepareConstantOfShape(const Node& node, int64_t opset);  // one-element value
 Status Concat(KernelContext& ctx);
 Status Slice(KernelContext& ctx);
 Status Split(KernelContext& ctx);

@@ -125,7 +125,10 @@ Status MatMul(KernelContext& ctx) {
   // entry: no barrier inside each call, and each thread's panels stay in its
   // own cache.
   const bool even_batches = nbatch % num_threads() == 0;
-  if ((m * n * k < kSmallGemmFlops || even_batches) && nbatch > 1 && num_threads() > 1) {
+  // m * n fits (the output's element count); times k it may not.
+  int64_t flops;
+  const bool small = !__builtin_mul_overflow(m * n, k, &flops) && flops < kSmallGemmFlops;
+  if ((small || even_batches) && nbatch > 1 && num_threads() > 1) {
     // The first error wins; no per-entry Status array (that would allocate).
     std::mutex mu;
     Status error;
@@ -143,6 +146,23 @@ Status MatMul(KernelContext& ctx) {
   return Status::ok();
 }
 
+namespace {
+struct GemmParams {
+  bool ta = false, tb = false;
+  float alpha = 1.f, beta = 1.f;
+};
+}  // namespace
+
+// transA and transB are flags (0 or 1), checked once.
+Expected<std::shared_ptr<const void>> PrepareGemm(const Node& node, int64_t /*opset*/) {
+  GemmParams p;
+  SARAI_ASSIGN_OR_RETURN(p.ta, attr_flag(node, "transA", false));
+  SARAI_ASSIGN_OR_RETURN(p.tb, attr_flag(node, "transB", false));
+  p.alpha = node.attr_float("alpha", 1.f);
+  p.beta = node.attr_float("beta", 1.f);
+  return prepared_data(p);
+}
+
 Status Gemm(KernelContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return Status::error("Gemm needs inputs A and B");
   const Tensor& a = ctx.input(0);
@@ -156,11 +176,9 @@ Status Gemm(KernelContext& ctx) {
   if (a.rank() != 2 || b.rank() != 2)
     return Status::error("Gemm inputs A and B must be 2-D, got A " + shape_to_string(a.shape()) +
                          " and B " + shape_to_string(b.shape()));
-  const Node& node = ctx.node();
-  const bool ta = node.attr_int("transA", 0) != 0;
-  const bool tb = node.attr_int("transB", 0) != 0;
-  const float alpha = node.attr_float("alpha", 1.f);
-  const float beta = node.attr_float("beta", 1.f);
+  SARAI_ASSIGN_OR_RETURN(const GemmParams* p, ctx.prepared<GemmParams>(PrepareGemm));
+  const bool ta = p->ta, tb = p->tb;
+  const float alpha = p->alpha, beta = p->beta;
 
   const int64_t m = ta ? a.dim(1) : a.dim(0);
   const int64_t k = ta ? a.dim(0) : a.dim(1);

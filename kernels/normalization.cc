@@ -95,11 +95,12 @@ Status Softmax(KernelContext& ctx) {
   }
   const Shape& s = x.shape();
   const size_t ax = static_cast<size_t>(axis);
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, s);
+  // Only now the products fit: those of an empty x could overflow ([0, 2^62, 4]).
+  if (has_zero_dim(s)) return Status::ok();
   const int64_t outer = product(s, 0, ax);
   const int64_t n = coerce_2d ? product(s, ax, s.size()) : s[ax];
   const int64_t inner = coerce_2d ? 1 : product(s, ax + 1, s.size());
-  Tensor& y = ctx.allocate_output(0, DType::kFloat32, s);
-  if (x.numel() == 0) return Status::ok();
   // Strided groups keep a running max and sum per column and thread.
   const int64_t per_thread = inner > 1 ? inner * thread_slots(ctx) : 0;
   float* mx = per_thread ? ctx.workspace<float>(per_thread) : nullptr;
@@ -113,10 +114,20 @@ Status Softmax(KernelContext& ctx) {
 // the last axis, in one pass per row: the row is divided into Y with the
 // Div op's own vector kernel, then normalized in place, so the result is
 // bit-identical to Div followed by Softmax.
+// ScaledSoftmax's and Attention's divisor, checked once: a 0, inf or NaN
+// divisor would turn every score into NaN or 0 without a word.
+Expected<std::shared_ptr<const void>> PrepareDivisor(const Node& node, int64_t /*opset*/) {
+  if (!node.has_attr("divisor")) return Status::error("attribute 'divisor' is missing");
+  const float divisor = node.attr_float("divisor", 1.f);
+  if (!std::isfinite(divisor) || divisor == 0.f)
+    return Status::error("attribute 'divisor' must be finite and non-zero, got " + std::to_string(divisor));
+  return prepared_data(divisor);
+}
+
 Status ScaledSoftmax(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "input"));
-  if (!ctx.node().has_attr("divisor")) return Status::error("attribute 'divisor' is missing");
-  const float divisor = ctx.node().attr_float("divisor", 1.f);
+  SARAI_ASSIGN_OR_RETURN(const float* d, ctx.prepared<float>(PrepareDivisor));
+  const float divisor = *d;
   const Tensor& x = ctx.input(0);
   if (x.rank() < 1) return Status::error("input must have rank >= 1 (a scalar has no last axis)");
   const int64_t n = x.dim(x.rank() - 1);
@@ -161,7 +172,6 @@ Status LayerNormalization(KernelContext& ctx) {
   const Shape& xs = x.shape();
   const Shape norm_shape(xs.begin() + static_cast<std::ptrdiff_t>(axis), xs.end());
   const int64_t rows = product(xs, 0, axis);
-  const int64_t n = numel_of(norm_shape);
 
   // Scale and B, each unidirectionally broadcast to the normalized shape
   // (extra leading 1s ok): their shapes with those 1s dropped.
@@ -190,6 +200,9 @@ Status LayerNormalization(KernelContext& ctx) {
   float* mean_out = ctx.wants_output(1) ? ctx.allocate_output(1, DType::kFloat32, stat_shape).mutable_data<float>() : nullptr;
   float* inv_out = ctx.wants_output(2) ? ctx.allocate_output(2, DType::kFloat32, stat_shape).mutable_data<float>() : nullptr;
   if (rows == 0) return Status::ok();
+  // With rows > 0 this fits (x's element count does); with rows == 0 it
+  // could overflow ([0, 2^62, 4]).
+  const int64_t n = numel_of(norm_shape);
   // Scale and B expanded to n floats each (they are small: one row).
   float* params = ctx.workspace<float>(2 * n);
   if (ctx.skip_compute(y)) return Status::ok();
@@ -249,7 +262,6 @@ Status BatchNormalization(KernelContext& ctx) {
   const Shape& xs = x.shape();
   const int64_t channels = x.rank() == 1 ? 1 : xs[1];
   const int64_t batch = xs[0];
-  const int64_t spatial = x.rank() == 1 ? 1 : product(xs, 2, xs.size());
   for (int i = 1; i < 5; ++i) {
     const Tensor& p = ctx.input(i);
     if (p.rank() != 1 || p.dim(0) != channels)
@@ -261,7 +273,9 @@ Status BatchNormalization(KernelContext& ctx) {
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, xs);
   // Per channel: y = (x - mean) * a + bias with a = scale / sqrt(var + eps).
   float* a = ctx.workspace<float>(channels);
-  if (ctx.skip_compute(y)) return Status::ok();
+  if (ctx.skip_compute(y) || has_zero_dim(xs)) return Status::ok();
+  // Only for an x with elements: an empty x's could overflow ([0, 3, 2^62, 4]).
+  const int64_t spatial = x.rank() == 1 ? 1 : product(xs, 2, xs.size());
   const float* scale = ctx.input(1).data<float>();
   const float* bias = ctx.input(2).data<float>();
   const float* mean = ctx.input(3).data<float>();

@@ -84,8 +84,14 @@ Status axis_layout(const KernelContext& ctx, const char* scale_name, const char*
                            shape_to_string(x.shape()));
     l->per_axis = true;
     l->channels = x.dim(axis);
-    for (int d = 0; d < axis; ++d) l->outer *= x.dim(d);
-    for (int d = axis + 1; d < x.rank(); ++d) l->inner *= x.dim(d);
+    // An empty x has no element to visit, and its products could overflow
+    // ([0, 2^62, 4]).
+    if (has_zero_dim(x.shape())) {
+      l->outer = 0;
+    } else {
+      for (int d = 0; d < axis; ++d) l->outer *= x.dim(d);
+      for (int d = axis + 1; d < x.rank(); ++d) l->inner *= x.dim(d);
+    }
   }
   if (ctx.has_input(2) && ctx.input(2).shape() != scale.shape() &&
       !(ctx.input(2).numel() == 1 && scale.numel() == 1))
@@ -173,7 +179,8 @@ Status QuantizeLinear(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(axis_layout(ctx, "y_scale", "y_zero_point", &l));
   DType out = DType::kUInt8;
   const Attribute* od = ctx.node().attr("output_dtype");
-  if (od && od->i != 0 && !dtype_from_onnx(static_cast<int32_t>(od->i), &out))
+  if (od && od->i != 0 &&
+      (od->i < INT32_MIN || od->i > INT32_MAX || !dtype_from_onnx(static_cast<int32_t>(od->i), &out)))
     return Status::error("output_dtype " + str(od->i) + " is not a supported type");
   if (ctx.has_input(2)) {
     const DType zt = ctx.input(2).dtype();

@@ -54,7 +54,7 @@ void register_kernels(KernelTable& t) {
   t.add("ReduceMean", ReduceMean).attrs({{"axes", Is, 1, 17}, {"keepdims", I}, {"noop_with_empty_axes", I, 18}});
 
   t.add("MatMul", MatMul);
-  t.add("Gemm", Gemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});
+  t.add("Gemm", Gemm).prepare(PrepareGemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});
   t.add("Conv", Conv).attrs(kConvAttrs);
   t.add("ConvTranspose", ConvTranspose).attrs(kConvAttrs).attrs({{"output_padding", Is}, {"output_shape", Is}});
   t.add("GlobalAveragePool", GlobalAveragePool);
@@ -70,18 +70,18 @@ void register_kernels(KernelTable& t) {
                                                          {"axes", Is, 18},
                                                          {"keep_aspect_ratio_policy", S, 18}});
 
-  t.add("Transpose", Transpose).attrs({{"perm", Is}});
+  t.add("Transpose", Transpose).prepare(PrepareTranspose).attrs({{"perm", Is}});
   t.add("Reshape", Reshape).attrs({{"allowzero", I, 14}});
   t.add("Flatten", Flatten).attrs({{"axis", I}});
-  t.add("Squeeze", Squeeze).attrs({{"axes", Is, 1, 12}});
-  t.add("Unsqueeze", Unsqueeze).attrs({{"axes", Is, 1, 12}});
+  t.add("Squeeze", Squeeze).prepare(PrepareSqueezeAxes).attrs({{"axes", Is, 1, 12}});
+  t.add("Unsqueeze", Unsqueeze).prepare(PrepareSqueezeAxes).attrs({{"axes", Is, 1, 12}});
   t.add("Concat", Concat).attrs({{"axis", I}});
-  t.add("Slice", Slice).attrs({{"starts", Is, 1, 9}, {"ends", Is, 1, 9}, {"axes", Is, 1, 9}});
-  t.add("Split", Split).attrs({{"axis", I}, {"split", Is, 1, 12}, {"num_outputs", I, 18}});
+  t.add("Slice", Slice).prepare(PrepareSlice).attrs({{"starts", Is, 1, 9}, {"ends", Is, 1, 9}, {"axes", Is, 1, 9}});
+  t.add("Split", Split).prepare(PrepareSplit).attrs({{"axis", I}, {"split", Is, 1, 12}, {"num_outputs", I, 18}});
   t.add("Gather", Gather).attrs({{"axis", I}});
   t.add("Shape", ShapeOp).attrs({{"start", I, 15}, {"end", I, 15}});
-  t.add("Cast", Cast).attrs({{"to", I}, {"saturate", I, 19}});
-  t.add("Constant", Constant).attrs({{"value", T},
+  t.add("Cast", Cast).prepare(PrepareCast).attrs({{"to", I}, {"saturate", I, 19}});
+  t.add("Constant", Constant).prepare(PrepareConstant).attrs({{"value", T},
                                          {"sparse_value", G, 11},
                                          {"value_float", F, 12},
                                          {"value_floats", Fs, 12},
@@ -89,7 +89,7 @@ void register_kernels(KernelTable& t) {
                                          {"value_ints", Is, 12},
                                          {"value_string", S, 12},
                                          {"value_strings", Ss, 12}});
-  t.add("ConstantOfShape", ConstantOfShape).attrs({{"value", T}});
+  t.add("ConstantOfShape", ConstantOfShape).prepare(PrepareConstantOfShape).attrs({{"value", T}});
   t.add("Identity", Identity);
   t.add("Expand", Expand);
   t.add("Range", Range, /*since_opset=*/11);
@@ -104,8 +104,8 @@ void register_kernels(KernelTable& t) {
 
   // The quantized ops `sarai-rt convert` writes.
   t.add_domain_op("sarai", "Gelu", Gelu).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0});  // fused erf-GELU chains (runtime/fuse.h), any opset
-  t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).attrs({{"axis", I}, {"divisor", F}}).in_place({0});  // fused Div + Softmax
-  t.add_domain_op("sarai", "Attention", Attention).attrs({{"divisor", F}});  // fused MatMul + ScaledSoftmax + MatMul
+  t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).prepare(PrepareDivisor).attrs({{"axis", I}, {"divisor", F}}).in_place({0});  // fused Div + Softmax
+  t.add_domain_op("sarai", "Attention", Attention).prepare(PrepareDivisor).attrs({{"divisor", F}});  // fused MatMul + ScaledSoftmax + MatMul
   t.add_domain_op("sarai", "QMatMul", QMatMul).attrs({{"K", I}, {"N", I}}).attrs(kQuantizedAttrs).in_place({qop::kResidual});
   t.add_domain_op("sarai", "QConv", QConv).attrs(kConvAttrs).attrs(kQuantizedAttrs).attrs({{"weight_shape", Is}}).in_place({qop::kResidual});
   t.add_domain_op("sarai", "QConvTranspose", QConvTranspose)

@@ -7,6 +7,7 @@
 // size, so one code path serves every dtype.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -19,13 +20,40 @@ namespace {
 
 std::string ints_to_string(const Shape& v) { return shape_to_string(v); }
 
+// Squeeze's and Unsqueeze's axes attribute (before opset 13).
+struct AxesAttr {
+  bool present = false;
+  Shape axes;
+};
+
+}  // namespace
+
+// The axes attribute, checked once: no value twice (a negative alias of
+// another axis depends on the rank, checked per run).
+Expected<std::shared_ptr<const void>> PrepareSqueezeAxes(const Node& node, int64_t opset) {
+  AxesAttr p;
+  if (opset < 13) {
+    p.present = node.has_attr("axes");
+    const std::span<const int64_t> v = node.attr_ints_view("axes");
+    p.axes.assign(v.begin(), v.end());
+    for (size_t i = 0; i < p.axes.size(); ++i)
+      if (std::find(p.axes.begin(), p.axes.begin() + static_cast<std::ptrdiff_t>(i), p.axes[i]) !=
+          p.axes.begin() + static_cast<std::ptrdiff_t>(i))
+        return Status::error("axes " + ints_to_string(p.axes) + " name axis " + std::to_string(p.axes[i]) +
+                             " more than once");
+  }
+  return prepared_data(std::move(p));
+}
+
+namespace {
+
 // The axes of Squeeze/Unsqueeze: an attribute before opset 13, an optional
 // input from 13 on. `present` reports whether any were given.
-Expected<Shape> axes_operand(const KernelContext& ctx, bool* present) {
+Expected<Shape> axes_operand(KernelContext& ctx, bool* present) {
   if (ctx.opset() < 13) {
-    *present = ctx.node().has_attr("axes");
-    const std::span<const int64_t> v = ctx.node().attr_ints_view("axes");
-    return Shape(v.begin(), v.end());
+    SARAI_ASSIGN_OR_RETURN(const AxesAttr* p, ctx.prepared<AxesAttr>(PrepareSqueezeAxes));
+    *present = p->present;
+    return p->axes;
   }
   *present = ctx.has_input(1);
   if (!*present) return Shape();
@@ -98,8 +126,11 @@ Status Flatten(KernelContext& ctx) {
                          std::to_string(r) + " (must be in [" + std::to_string(-r) + ", " +
                          std::to_string(r) + "])");
   if (axis < 0) axis += r;
-  int64_t outer = 1, inner = 1;
-  for (int i = 0; i < r; ++i) (i < axis ? outer : inner) *= x.dim(i);
+  int64_t outer, inner;
+  if (!checked_product(x.shape(), 0, static_cast<size_t>(axis), &outer) ||
+      !checked_product(x.shape(), static_cast<size_t>(axis), x.shape().size(), &inner))
+    return Status::error("input shape " + shape_to_string(x.shape()) + " flattened at axis " +
+                         std::to_string(axis) + " has a dim past int64");
   ctx.set_output(0, x.reshaped({outer, inner}));
   return Status::ok();
 }
@@ -116,6 +147,9 @@ Status Squeeze(KernelContext& ctx) {
   } else {
     for (int64_t a : axes) {
       SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(a, r, "axes value"));
+      if (drop[static_cast<size_t>(ax)])
+        return Status::error("axes " + ints_to_string(axes) + " name axis " + std::to_string(ax) +
+                             " more than once");
       if (x.dim(ax) != 1)
         return Status::error("cannot squeeze axis " + std::to_string(a) + ": dim is " +
                              std::to_string(x.dim(ax)) + " in input shape " +
@@ -137,6 +171,9 @@ Status Unsqueeze(KernelContext& ctx) {
   bool present = false;
   SARAI_ASSIGN_OR_RETURN(Shape axes, axes_operand(ctx, &present));
   if (!present) return Status::error("missing required 'axes'");
+  // Each axis adds a dim; more than int can count is no shape.
+  if (axes.size() > static_cast<size_t>(std::numeric_limits<int>::max() - x.rank()))
+    return Status::error("axes has " + std::to_string(axes.size()) + " entries, too many for a shape");
   const int out_rank = x.rank() + static_cast<int>(axes.size());
   Shape inserted(static_cast<size_t>(out_rank), 0);  // flags
   for (int64_t a : axes) {

@@ -11,6 +11,14 @@ Expected<int> normalize_axis(int64_t axis, int rank, const char* what) {
   return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
 
+Expected<bool> attr_flag(const Node& node, std::string_view name, bool def) {
+  const Attribute* a = node.find_attr(name);
+  if (a == nullptr) return def;
+  if (a->i != 0 && a->i != 1)
+    return Status::error("attribute '" + std::string(name) + "' must be 0 or 1, got " + std::to_string(a->i));
+  return a->i == 1;
+}
+
 Expected<Shape> int_list_input(const KernelContext& ctx, int i, const char* what) {
   const Tensor& t = ctx.input(i);
   if (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32)

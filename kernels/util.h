@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -49,6 +50,29 @@ inline bool checked_mul_add(int64_t a, int64_t b, int64_t c, int64_t* r) {
   int64_t p;
   return !__builtin_mul_overflow(a, b, &p) && !__builtin_add_overflow(p, c, r);
 }
+
+// *r = s[begin] * ... * s[end - 1]; false when it overflows int64. A
+// tensor's element count fits, but part of an empty tensor's shape need not
+// ([0, 2^62, 4]: the dims after the 0).
+inline bool checked_product(const Shape& s, size_t begin, size_t end, int64_t* r) {
+  *r = 1;
+  for (size_t i = begin; i < end; ++i)
+    if (__builtin_mul_overflow(*r, s[i], r)) return false;
+  return true;
+}
+
+// Whether a shape has a 0 dim (no elements). Unlike numel_of() == 0 it
+// cannot overflow on [2^62, 4, 0].
+inline bool has_zero_dim(const Shape& s) { return std::find(s.begin(), s.end(), 0) != s.end(); }
+
+// What a PrepareFn returns: `p`, owned by the session (runtime/kernel.h).
+template <class T> Expected<std::shared_ptr<const void>> prepared_data(T p) {
+  return std::shared_ptr<const void>(std::make_shared<const T>(std::move(p)));
+}
+
+// An int attribute that is a flag: `def` when absent, else it must be 0 or 1
+// (a 2 is a typo, not a "true").
+Expected<bool> attr_flag(const Node& node, std::string_view name, bool def);
 
 // Maps a possibly negative axis into [0, rank); an error naming the
 // attribute when it is out of range.

@@ -151,6 +151,9 @@ int fuse_scaled_softmax(Graph& g) {
       continue;
     const std::optional<float> c = scalar_constant(g, div.inputs[1]);
     if (!c.has_value() || is_output(g, div.outputs[0])) continue;
+    // ScaledSoftmax refuses a 0, inf or NaN divisor (kernels/normalization.cc);
+    // a model that divides by one still runs, unfused, as ONNX says.
+    if (!std::isfinite(*c) || *c == 0.f) continue;
     const int sm = only_consumer(consumers, g, div.outputs[0], "Softmax");
     if (sm < 0 || g.nodes[static_cast<size_t>(sm)].attr_int("axis", -1) != -1) continue;
     Node& n = g.nodes[static_cast<size_t>(sm)];

@@ -237,5 +237,33 @@ TEST(Fuse, ScaledSoftmaxIsBitIdenticalAndGeluChainIsClose) {
         << "at " << i << " x = " << in.data<float>()[i];
 }
 
+// Dividing by a constant 0 or NaN before a Softmax is legal ONNX (every
+// score becomes inf or NaN): such a pair stays unfused, since ScaledSoftmax
+// refuses that divisor, and the session still runs it.
+TEST(Fuse, ZeroOrNanDivisorStaysUnfusedAndRuns) {
+  for (float divisor : {0.f, std::nanf("")}) {
+    auto m = std::make_shared<Model>();
+    m->path = "div_softmax";
+    Graph& g = m->graph;
+    g.opset = 17;
+    const int x = g.add_value("x");
+    g.values[x].dtype = DType::kFloat32;
+    g.inputs = {x};
+    const int s = add_node(g, "Div", "", {x, add_init(g, "c", test::make_tensor<float>({}, {divisor}))}, "scores");
+    Node& sm = g.nodes[static_cast<size_t>(g.values[add_node(g, "Softmax", "", {s}, "probs")].producer)];
+    sm.attrs["axis"] = test::attr_int(-1);
+    g.outputs = {g.find_value("probs")};
+    Graph fused = g;
+    EXPECT_EQ(fuse_scaled_softmax(fused), 0) << divisor;
+    KernelTable table;
+    register_kernels(table);
+    auto session = Session::create(m, table, SessionOptions{1});
+    ASSERT_TRUE(session.has_value()) << session.message();
+    auto y = (*session)->run({{"x", test::random_tensor({2, 5}, 3)}});
+    ASSERT_TRUE(y.has_value()) << y.message();
+    EXPECT_TRUE(std::isnan((*y)[0].tensor.data<float>()[0])) << divisor;
+  }
+}
+
 }  // namespace
 }  // namespace sarai

@@ -142,9 +142,21 @@ Status Relu(KernelContext& ctx) {
   return Status::ok();
 }
 
+// HardSigmoid's alpha and beta, and Clip's bounds before opset 11: read once
+// (any float is valid: the spec bounds neither, and min > max is defined).
+namespace {
+struct FloatPair {
+  float a, b;
+};
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareHardSigmoid(const Node& node, int64_t /*opset*/) {
+  return prepared_data(FloatPair{node.attr_float("alpha", 0.2f), node.attr_float("beta", 0.5f)});
+}
+
 Status HardSigmoid(KernelContext& ctx) {
-  const float alpha = ctx.node().attr_float("alpha", 0.2f);
-  const float beta = ctx.node().attr_float("beta", 0.5f);
+  SARAI_ASSIGN_OR_RETURN(const FloatPair* p, ctx.prepared<FloatPair>(PrepareHardSigmoid));
+  const float alpha = p->a, beta = p->b;
   const auto kernel = vec_kernels().hard_sigmoid;
   return unary_vec(ctx, [=](const float* x, float* y, int64_t n) { kernel(x, y, n, alpha, beta); });
 }
@@ -152,6 +164,12 @@ Status HardSigmoid(KernelContext& ctx) {
 // HardSwish: x * HardSigmoid(x) with alpha = 1/6, beta = 0.5.
 Status HardSwish(KernelContext& ctx) {
   return unary_vec(ctx, vec_kernels().hard_swish);
+}
+
+Expected<std::shared_ptr<const void>> PrepareClip(const Node& node, int64_t opset) {
+  if (opset >= 11) return prepared_data(FloatPair{});  // bounds are inputs, read per run
+  return prepared_data(FloatPair{node.attr_float("min", std::numeric_limits<float>::lowest()),
+                                 node.attr_float("max", std::numeric_limits<float>::max())});
 }
 
 // Clip: before opset 11 the bounds are float attributes 'min'/'max'; from 11
@@ -165,8 +183,8 @@ Status Clip(KernelContext& ctx) {
     if (x.dtype() != DType::kFloat32)
       return Status::error(std::string("input 'input' must be float32 (opset ") + std::to_string(ctx.opset()) +
                            "), got " + dtype_name(x.dtype()));
-    const float lo = ctx.node().attr_float("min", std::numeric_limits<float>::lowest());
-    const float hi = ctx.node().attr_float("max", std::numeric_limits<float>::max());
+    SARAI_ASSIGN_OR_RETURN(const FloatPair* p, ctx.prepared<FloatPair>(PrepareClip));
+    const float lo = p->a, hi = p->b;
     const auto clip = vec_kernels().clip;
     map_vec_into(ctx, x, [=](const float* in, float* out, int64_t n) { clip(in, out, n, lo, hi); });
     return Status::ok();

@@ -231,13 +231,19 @@ Status Transpose(KernelContext& ctx) {
 
 // ------------------------------------------------------------------- Concat
 
+// axis, required (no default in any opset the runtime runs), read once.
+Expected<std::shared_ptr<const void>> PrepareConcat(const Node& node, int64_t /*opset*/) {
+  if (!node.has_attr("axis")) return Status::error("missing required attribute 'axis'");
+  return prepared_int(node, "axis", 0);
+}
+
 Status Concat(KernelContext& ctx) {
   if (ctx.num_inputs() == 0 || !ctx.has_input(0)) return Status::error("needs at least one input");
-  if (!ctx.node().has_attr("axis")) return Status::error("missing required attribute 'axis'");
+  SARAI_ASSIGN_OR_RETURN(const int64_t* axis_attr, ctx.prepared<int64_t>(PrepareConcat));
   const Tensor& first = ctx.input(0);
   SARAI_RETURN_IF_ERROR(require_storable(first.dtype(), "input 0"));
   const int r = first.rank();
-  SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 0), r, "axis"));
+  SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(*axis_attr, r, "axis"));
   Shape out = first.shape();
   out[static_cast<size_t>(axis)] = 0;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
@@ -512,6 +518,11 @@ Status Split(KernelContext& ctx) {
 
 // ------------------------------------------------------------------- Gather
 
+// axis (default 0), read once.
+Expected<std::shared_ptr<const void>> PrepareGather(const Node& node, int64_t /*opset*/) {
+  return prepared_int(node, "axis", 0);
+}
+
 // out = data[:axis] + indices.shape + data[axis+1:];
 // out[o, j, i] = data[o, idx[j], i] with idx[j] < 0 counting from the end.
 Status Gather(KernelContext& ctx) {
@@ -524,7 +535,8 @@ Status Gather(KernelContext& ctx) {
     return Status::error(std::string("input 'indices' must be int64 or int32, got ") + dtype_name(ind.dtype()));
   const int r = x.rank();
   if (r == 0) return Status::error("input 'data' must have rank >= 1, got a scalar");
-  SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 0), r, "axis"));
+  SARAI_ASSIGN_OR_RETURN(const int64_t* axis_attr, ctx.prepared<int64_t>(PrepareGather));
+  SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(*axis_attr, r, "axis"));
   const int64_t dim = x.dim(axis);
   const int64_t n = ind.numel();
   for (int64_t j = 0; j < n; ++j) {

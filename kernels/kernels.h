@@ -35,8 +35,10 @@ Status Relu(KernelContext& ctx);
 Status Sigmoid(KernelContext& ctx);
 Status Tanh(KernelContext& ctx);
 Status HardSigmoid(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareHardSigmoid(const Node& node, int64_t opset);  // alpha, beta
 Status HardSwish(KernelContext& ctx);
 Status Clip(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareClip(const Node& node, int64_t opset);  // min/max attributes (< 11)
 
 // normalization.cc / reduce.cc
 Status Softmax(KernelContext& ctx);
@@ -44,9 +46,17 @@ Status ScaledSoftmax(KernelContext& ctx);
 Status Attention(KernelContext& ctx);  // attention.cc
 // ScaledSoftmax's and Attention's divisor (finite, non-zero), checked once.
 Expected<std::shared_ptr<const void>> PrepareDivisor(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareScaledSoftmax(const Node& node, int64_t opset);  // divisor, axis
+Expected<std::shared_ptr<const void>> PrepareSoftmax(const Node& node, int64_t opset);  // axis
 Status LayerNormalization(KernelContext& ctx);
+// axis, epsilon; stash_type 1 when the node has Mean/InvStdDev.
+Expected<std::shared_ptr<const void>> PrepareLayerNormalization(const Node& node, int64_t opset);
 Status BatchNormalization(KernelContext& ctx);
+// epsilon; refuses training_mode, the statistics outputs and spatial = 0.
+Expected<std::shared_ptr<const void>> PrepareBatchNormalization(const Node& node, int64_t opset);
 Status ReduceMean(KernelContext& ctx);
+// axes (< 18: no repeats), keepdims and noop_with_empty_axes (0 or 1).
+Expected<std::shared_ptr<const void>> PrepareReduceMean(const Node& node, int64_t opset);
 
 // matmul.cc, conv.cc, pool.cc, resize.cc
 Status MatMul(KernelContext& ctx);
@@ -75,6 +85,10 @@ Expected<std::shared_ptr<const void>> PrepareSplit(const Node& node, int64_t ops
 Expected<std::shared_ptr<const void>> PrepareCast(const Node& node, int64_t opset);  // to, saturate
 Expected<std::shared_ptr<const void>> PrepareConstant(const Node& node, int64_t opset);  // the one value
 Expected<std::shared_ptr<const void>> PrepareConstantOfShape(const Node& node, int64_t opset);  // one-element value
+Expected<std::shared_ptr<const void>> PrepareConcat(const Node& node, int64_t opset);  // axis, required
+Expected<std::shared_ptr<const void>> PrepareGather(const Node& node, int64_t opset);  // axis
+Expected<std::shared_ptr<const void>> PrepareFlatten(const Node& node, int64_t opset);  // axis
+Expected<std::shared_ptr<const void>> PrepareShape(const Node& node, int64_t opset);  // start/end (15)
 Status Concat(KernelContext& ctx);
 Status Slice(KernelContext& ctx);
 Status Split(KernelContext& ctx);
@@ -91,6 +105,9 @@ Status Range(KernelContext& ctx);
 Status DynamicQuantizeLinear(KernelContext& ctx);
 Status QuantizeLinear(KernelContext& ctx);
 Status DequantizeLinear(KernelContext& ctx);
+// axis; block_size refused; QuantizeLinear's saturate (0/1) and output_dtype.
+Expected<std::shared_ptr<const void>> PrepareQuantizeLinear(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareDequantizeLinear(const Node& node, int64_t opset);
 Status MatMulInteger(KernelContext& ctx);
 Status ConvInteger(KernelContext& ctx);
 

@@ -74,6 +74,11 @@ void softmax_rows(const float* x, float* y, int64_t outer, int64_t n, int64_t in
 
 }  // namespace
 
+// Softmax's axis, read once (its range depends on each input's rank).
+Expected<std::shared_ptr<const void>> PrepareSoftmax(const Node& node, int64_t opset) {
+  return prepared_int(node, "axis", opset < 13 ? 1 : -1);
+}
+
 // Softmax. Before opset 13 the input is coerced to 2-D [d0*..*d(axis-1),
 // d(axis)*..*d(r-1)] (axis default 1) and each row is normalized; from 13 on
 // the softmax runs along the single dim `axis` (default -1).
@@ -82,7 +87,8 @@ Status Softmax(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const int rank = x.rank();
   const bool coerce_2d = ctx.opset() < 13;
-  const int64_t axis_attr = ctx.node().attr_int("axis", coerce_2d ? 1 : -1);
+  SARAI_ASSIGN_OR_RETURN(const int64_t* axis_p, ctx.prepared<int64_t>(PrepareSoftmax));
+  const int64_t axis_attr = *axis_p;
   int axis;
   if (coerce_2d) {
     // The 2-D coercion accepts axis == rank (every row has one element).
@@ -116,20 +122,42 @@ Status Softmax(KernelContext& ctx) {
 // bit-identical to Div followed by Softmax.
 // ScaledSoftmax's and Attention's divisor, checked once: a 0, inf or NaN
 // divisor would turn every score into NaN or 0 without a word.
-Expected<std::shared_ptr<const void>> PrepareDivisor(const Node& node, int64_t /*opset*/) {
+namespace {
+Expected<float> divisor_attr(const Node& node) {
   if (!node.has_attr("divisor")) return Status::error("attribute 'divisor' is missing");
   const float divisor = node.attr_float("divisor", 1.f);
   if (!std::isfinite(divisor) || divisor == 0.f)
     return Status::error("attribute 'divisor' must be finite and non-zero, got " + std::to_string(divisor));
+  return divisor;
+}
+
+struct ScaledSoftmaxParams {
+  float divisor;
+  int64_t axis;  // must name the last axis of each input (checked per run)
+};
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareDivisor(const Node& node, int64_t /*opset*/) {
+  SARAI_ASSIGN_OR_RETURN(const float divisor, divisor_attr(node));
   return prepared_data(divisor);
+}
+
+Expected<std::shared_ptr<const void>> PrepareScaledSoftmax(const Node& node, int64_t /*opset*/) {
+  SARAI_ASSIGN_OR_RETURN(const float divisor, divisor_attr(node));
+  return prepared_data(ScaledSoftmaxParams{divisor, attr_int_of(node, "axis", -1)});
 }
 
 Status ScaledSoftmax(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "input"));
-  SARAI_ASSIGN_OR_RETURN(const float* d, ctx.prepared<float>(PrepareDivisor));
-  const float divisor = *d;
+  SARAI_ASSIGN_OR_RETURN(const ScaledSoftmaxParams* p, ctx.prepared<ScaledSoftmaxParams>(PrepareScaledSoftmax));
+  const float divisor = p->divisor;
   const Tensor& x = ctx.input(0);
   if (x.rank() < 1) return Status::error("input must have rank >= 1 (a scalar has no last axis)");
+  // The fusion writes no axis (Softmax's -1); any other must still be the last.
+  SARAI_ASSIGN_OR_RETURN(const int axis, normalize_axis(p->axis, x.rank(), "attribute 'axis'"));
+  if (axis != x.rank() - 1)
+    return Status::error("attribute 'axis' " + std::to_string(p->axis) + " is not supported for input of shape " +
+                         shape_to_string(x.shape()) + " (ScaledSoftmax normalizes the last axis)");
   const int64_t n = x.dim(x.rank() - 1);
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
   if (x.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
@@ -146,6 +174,26 @@ Status ScaledSoftmax(KernelContext& ctx) {
   return Status::ok();
 }
 
+// LayerNormalization's attributes, read once. stash_type is the type of the
+// Mean/InvStdDev outputs: only 1 (float32) when the node has them.
+namespace {
+struct LayerNormParams {
+  int64_t axis;
+  float epsilon;
+};
+
+// Whether the node has output i (an omitted optional output is kNoValue).
+bool has_output(const Node& node, size_t i) { return i < node.outputs.size() && node.outputs[i] != kNoValue; }
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareLayerNormalization(const Node& node, int64_t /*opset*/) {
+  const int64_t stash_type = node.attr_int("stash_type", 1);
+  if ((has_output(node, 1) || has_output(node, 2)) && stash_type != 1)
+    return Status::error("attribute 'stash_type' " + std::to_string(stash_type) +
+                         " is not supported for the Mean/InvStdDev outputs (only 1, float32)");
+  return prepared_data(LayerNormParams{node.attr_int("axis", -1), node.attr_float("epsilon", 1e-5f)});
+}
+
 // LayerNormalization (opset 17): normalizes over dims [axis, rank) (axis in
 // [-r, r], default -1), then Y = normalized * Scale + B, where Scale and B
 // broadcast to X.shape[axis:]. Optional outputs Mean and InvStdDev have shape
@@ -154,20 +202,16 @@ Status LayerNormalization(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "X"));
   SARAI_RETURN_IF_ERROR(require_float(ctx, 1, "Scale"));
   if (ctx.has_input(2)) SARAI_RETURN_IF_ERROR(require_float(ctx, 2, "B"));
+  SARAI_ASSIGN_OR_RETURN(const LayerNormParams* p, ctx.prepared<LayerNormParams>(PrepareLayerNormalization));
   const Tensor& x = ctx.input(0);
   const int rank = x.rank();
-  const int64_t axis_attr = ctx.node().attr_int("axis", -1);
+  const int64_t axis_attr = p->axis;
   if (axis_attr < -rank || axis_attr > rank)
     return Status::error("attribute 'axis' " + std::to_string(axis_attr) + " is out of range [-" +
                          std::to_string(rank) + ", " + std::to_string(rank) + "] for input 'X' of shape " +
                          shape_to_string(x.shape()));
   const size_t axis = static_cast<size_t>(axis_attr < 0 ? axis_attr + rank : axis_attr);
-  const double epsilon = ctx.node().attr_float("epsilon", 1e-5f);
-  const int64_t stash_type = ctx.node().attr_int("stash_type", 1);
-  const bool want_stats = ctx.wants_output(1) || ctx.wants_output(2);
-  if (want_stats && stash_type != 1)
-    return Status::error("attribute 'stash_type' " + std::to_string(stash_type) +
-                         " is not supported for the Mean/InvStdDev outputs (only 1, float32)");
+  const double epsilon = p->epsilon;
 
   const Shape& xs = x.shape();
   const Shape norm_shape(xs.begin() + static_cast<std::ptrdiff_t>(axis), xs.end());
@@ -236,6 +280,22 @@ Status LayerNormalization(KernelContext& ctx) {
   return Status::ok();
 }
 
+// BatchNormalization's inference-only conditions and epsilon, checked once
+// (momentum only matters in training).
+Expected<std::shared_ptr<const void>> PrepareBatchNormalization(const Node& node, int64_t opset) {
+  if (opset >= 14 && node.attr_int("training_mode", 0) != 0)
+    return Status::error("attribute 'training_mode' = " + std::to_string(node.attr_int("training_mode", 0)) +
+                         " is not supported: only inference (training_mode = 0) is implemented");
+  for (size_t i = 1; i < node.outputs.size(); ++i)
+    if (has_output(node, i))
+      return Status::error("output " + std::to_string(i) +
+                           " (running/saved statistics) is only produced in training mode, which is not "
+                           "supported: only inference with the single output Y is implemented");
+  if (opset < 9 && node.attr_int("spatial", 1) == 0)
+    return Status::error("attribute 'spatial' = 0 is not supported (only spatial batch normalization)");
+  return prepared_data(node.attr_float("epsilon", 1e-5f));
+}
+
 // BatchNormalization, inference form (opsets 9-15):
 //   Y = (X - mean[c]) / sqrt(var[c] + epsilon) * scale[c] + B[c]
 // over X of shape (N, C, D1, ...); a 1-D X of size N has C = 1. Training
@@ -244,17 +304,7 @@ Status LayerNormalization(KernelContext& ctx) {
 Status BatchNormalization(KernelContext& ctx) {
   static const char* const kNames[] = {"X", "scale", "B", "input_mean", "input_var"};
   for (int i = 0; i < 5; ++i) SARAI_RETURN_IF_ERROR(require_float(ctx, i, kNames[i]));
-  const Node& node = ctx.node();
-  if (ctx.opset() >= 14 && node.attr_int("training_mode", 0) != 0)
-    return Status::error("attribute 'training_mode' = " + std::to_string(node.attr_int("training_mode", 0)) +
-                         " is not supported: only inference (training_mode = 0) is implemented");
-  for (int i = 1; i < ctx.num_outputs(); ++i)
-    if (ctx.wants_output(i))
-      return Status::error("output " + std::to_string(i) +
-                           " (running/saved statistics) is only produced in training mode, which is not "
-                           "supported: only inference with the single output Y is implemented");
-  if (ctx.opset() < 9 && node.attr_int("spatial", 1) == 0)
-    return Status::error("attribute 'spatial' = 0 is not supported (only spatial batch normalization)");
+  SARAI_ASSIGN_OR_RETURN(const float* eps, ctx.prepared<float>(PrepareBatchNormalization));
 
   const Tensor& x = ctx.input(0);
   if (x.rank() < 1)
@@ -268,7 +318,7 @@ Status BatchNormalization(KernelContext& ctx) {
       return Status::error(std::string("input '") + kNames[i] + "' must have shape [" + std::to_string(channels) +
                            "] (channels of X " + shape_to_string(xs) + "), got " + shape_to_string(p.shape()));
   }
-  const double epsilon = node.attr_float("epsilon", 1e-5f);
+  const double epsilon = *eps;
 
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, xs);
   // Per channel: y = (x - mean) * a + bias with a = scale / sqrt(var + eps).

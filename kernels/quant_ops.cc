@@ -52,6 +52,24 @@ void store_int(Tensor& t, int64_t i, int32_t v) {
   }
 }
 
+// Quantize- and DequantizeLinear's attributes (PrepareQuantizeLinear).
+struct QuantAttrs {
+  int64_t axis = 1;  // its range depends on x's rank: checked per run
+  bool has_output_dtype = false;
+  DType output_dtype = DType::kUInt8;
+};
+
+// The attributes both ops share, checked once: blocked quantization (opset 21
+// block_size) is refused.
+Expected<QuantAttrs> quant_attrs(const Node& node) {
+  QuantAttrs a;
+  const int64_t bs = node.attr_int("block_size", 0);
+  if (bs != 0)
+    return Status::error("block_size " + str(bs) + " (blocked quantization) is not supported");
+  a.axis = node.attr_int("axis", 1);
+  return a;
+}
+
 // How a scale (and its zero point) maps onto x: per tensor (one value) or
 // per axis (one value per index of x's dim `axis`).
 struct AxisLayout {
@@ -61,23 +79,20 @@ struct AxisLayout {
 
 // Validates scale (and zero point, if any) against x for Quantize- and
 // DequantizeLinear; `scale_name` / `zp_name` are the ONNX input names.
-Status axis_layout(const KernelContext& ctx, const char* scale_name, const char* zp_name,
+Status axis_layout(const KernelContext& ctx, const QuantAttrs& attrs, const char* scale_name, const char* zp_name,
                    AxisLayout* l) {
   const Tensor& x = ctx.input(0);
   const Tensor& scale = ctx.input(1);
   if (scale.dtype() != DType::kFloat32)
     return Status::error(std::string(scale_name) + " has dtype " + dtype_name(scale.dtype()) +
                          "; only float32 scales are supported");
-  const int64_t bs = ctx.node().attr_int("block_size", 0);
-  if (bs != 0)
-    return Status::error("block_size " + str(bs) + " (blocked quantization) is not supported");
   if (scale.numel() == 1 && scale.rank() <= 1) {
     l->per_axis = false;
   } else {
     if (scale.rank() != 1)
       return Status::error(std::string(scale_name) + " " + shape_to_string(scale.shape()) +
                            " must be a scalar (per tensor) or 1-D (per axis)");
-    SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(ctx.node().attr_int("axis", 1), x.rank()));
+    SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(attrs.axis, x.rank()));
     if (scale.dim(0) != x.dim(axis))
       return Status::error(std::string(scale_name) + " " + shape_to_string(scale.shape()) +
                            " must have one value per index of axis " + str(axis) + " of x " +
@@ -167,6 +182,28 @@ Status DynamicQuantizeLinear(KernelContext& ctx) {
   return Status::ok();
 }
 
+// QuantizeLinear also checks saturate (opset 19; it only matters for float8
+// outputs, which are refused) and output_dtype (opset 21; 0 means unset).
+Expected<std::shared_ptr<const void>> PrepareQuantizeLinear(const Node& node, int64_t opset) {
+  SARAI_ASSIGN_OR_RETURN(QuantAttrs a, quant_attrs(node));
+  if (opset >= 19) SARAI_RETURN_IF_ERROR(attr_flag(node, "saturate", true).status());
+  const Attribute* od = node.attr("output_dtype");
+  if (od && od->i != 0) {
+    if (od->i < INT32_MIN || od->i > INT32_MAX || !dtype_from_onnx(static_cast<int32_t>(od->i), &a.output_dtype))
+      return Status::error("output_dtype " + str(od->i) + " is not a supported type");
+    if (!is_quant_type(a.output_dtype))
+      return Status::error("output type " + std::string(dtype_name(a.output_dtype)) +
+                           " is not supported (uint8, int8, uint16, int16)");
+    a.has_output_dtype = true;
+  }
+  return prepared_data(a);
+}
+
+Expected<std::shared_ptr<const void>> PrepareDequantizeLinear(const Node& node, int64_t /*opset*/) {
+  SARAI_ASSIGN_OR_RETURN(QuantAttrs a, quant_attrs(node));
+  return prepared_data(a);
+}
+
 Status QuantizeLinear(KernelContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1))
     return Status::error("QuantizeLinear needs inputs x and y_scale");
@@ -175,16 +212,13 @@ Status QuantizeLinear(KernelContext& ctx) {
       x.dtype() != DType::kFloat16 && x.dtype() != DType::kBFloat16)
     return Status::error("input x has dtype " + std::string(dtype_name(x.dtype())) +
                          "; QuantizeLinear takes float32, float16, bfloat16, float64 or int32");
+  SARAI_ASSIGN_OR_RETURN(const QuantAttrs* attrs, ctx.prepared<QuantAttrs>(PrepareQuantizeLinear));
   AxisLayout l;
-  SARAI_RETURN_IF_ERROR(axis_layout(ctx, "y_scale", "y_zero_point", &l));
-  DType out = DType::kUInt8;
-  const Attribute* od = ctx.node().attr("output_dtype");
-  if (od && od->i != 0 &&
-      (od->i < INT32_MIN || od->i > INT32_MAX || !dtype_from_onnx(static_cast<int32_t>(od->i), &out)))
-    return Status::error("output_dtype " + str(od->i) + " is not a supported type");
+  SARAI_RETURN_IF_ERROR(axis_layout(ctx, *attrs, "y_scale", "y_zero_point", &l));
+  DType out = attrs->output_dtype;
   if (ctx.has_input(2)) {
     const DType zt = ctx.input(2).dtype();
-    if (od && od->i != 0 && zt != out)
+    if (attrs->has_output_dtype && zt != out)
       return Status::error("output_dtype " + std::string(dtype_name(out)) +
                            " differs from y_zero_point's dtype " + dtype_name(zt));
     out = zt;
@@ -215,8 +249,9 @@ Status DequantizeLinear(KernelContext& ctx) {
     return Status::error("input x has dtype " + std::string(dtype_name(x.dtype())) +
                          "; DequantizeLinear takes uint8, int8, uint16, int16 or int32");
   SARAI_RETURN_IF_ERROR(require_zp_dtype(ctx, 2, "x_zero_point", x.dtype()));
+  SARAI_ASSIGN_OR_RETURN(const QuantAttrs* attrs, ctx.prepared<QuantAttrs>(PrepareDequantizeLinear));
   AxisLayout l;
-  SARAI_RETURN_IF_ERROR(axis_layout(ctx, "x_scale", "x_zero_point", &l));
+  SARAI_RETURN_IF_ERROR(axis_layout(ctx, *attrs, "x_scale", "x_zero_point", &l));
   const std::vector<int32_t> zp = int_values(ctx, 2, l.channels);
   const float* scale = ctx.input(1).data<float>();
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());

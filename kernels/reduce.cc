@@ -19,13 +19,15 @@ namespace {
 constexpr int64_t kGrainElems = 16384;
 constexpr int64_t kColumnBlock = 1024;
 
+struct ReduceParams {
+  Shape axes;  // the attribute (before opset 18)
+  bool keepdims = true, noop_with_empty_axes = false;
+};
+
 // The axes to reduce: attribute 'axes' before opset 18, optional input 1 from
 // 18 on (empty when none are given).
-Expected<Shape> reduce_axes(const KernelContext& ctx) {
-  if (ctx.opset() < 18) {
-    const std::span<const int64_t> v = ctx.node().attr_ints_view("axes");
-    return Shape(v.begin(), v.end());
-  }
+Expected<Shape> reduce_axes(const KernelContext& ctx, const ReduceParams& p) {
+  if (ctx.opset() < 18) return p.axes;
   if (!ctx.has_input(1)) return Shape();
   const Tensor& a = ctx.input(1);
   if (a.dtype() != DType::kInt64 && a.dtype() != DType::kInt32)
@@ -81,6 +83,24 @@ void mean_outer_red_inner(const float* x, float* y, int64_t outer, int64_t red, 
 
 }  // namespace
 
+// The attributes, checked once: axes without a repeated value (a negative
+// alias of another axis depends on the rank, checked per run), and the two
+// flags 0 or 1 (ONNX Runtime reads a 2 as 0, this kernel read it as 1).
+Expected<std::shared_ptr<const void>> PrepareReduceMean(const Node& node, int64_t opset) {
+  ReduceParams p;
+  if (opset < 18) {
+    const std::span<const int64_t> v = node.attr_ints_view("axes");
+    p.axes.assign(v.begin(), v.end());
+    if (const int64_t* r = first_repeat(p.axes))
+      return Status::error("axes " + shape_to_string(p.axes) + " name axis " + std::to_string(*r) + " twice");
+  }
+  SARAI_ASSIGN_OR_RETURN(p.keepdims, attr_flag(node, "keepdims", true));
+  if (opset >= 18) {
+    SARAI_ASSIGN_OR_RETURN(p.noop_with_empty_axes, attr_flag(node, "noop_with_empty_axes", false));
+  }
+  return prepared_data(std::move(p));
+}
+
 // ReduceMean: mean over `axes` (all axes when none are given, or the input
 // unchanged when opset >= 18 and noop_with_empty_axes = 1); keepdims
 // (default 1) keeps the reduced dims as 1.
@@ -91,10 +111,11 @@ Status ReduceMean(KernelContext& ctx) {
     return Status::error(std::string("input 'data' must be float32, got ") + dtype_name(x.dtype()));
   const int rank = x.rank();
   const Shape& xs = x.shape();
-  const bool keepdims = ctx.node().attr_int("keepdims", 1) != 0;
-  SARAI_ASSIGN_OR_RETURN(Shape axes, reduce_axes(ctx));
+  SARAI_ASSIGN_OR_RETURN(const ReduceParams* p, ctx.prepared<ReduceParams>(PrepareReduceMean));
+  const bool keepdims = p->keepdims;
+  SARAI_ASSIGN_OR_RETURN(Shape axes, reduce_axes(ctx, *p));
 
-  if (axes.empty() && ctx.opset() >= 18 && attr_int_of(ctx.node(), "noop_with_empty_axes", 0) != 0) {
+  if (axes.empty() && p->noop_with_empty_axes) {
     ctx.set_output(0, x);
     return Status::ok();
   }

@@ -44,14 +44,14 @@ void register_kernels(KernelTable& t) {
   t.add("Relu", Relu).in_place({0});
   t.add("Sigmoid", Sigmoid).in_place({0});
   t.add("Tanh", Tanh).in_place({0});
-  t.add("HardSigmoid", HardSigmoid).attrs({{"alpha", F}, {"beta", F}}).in_place({0});
+  t.add("HardSigmoid", HardSigmoid).prepare(PrepareHardSigmoid).attrs({{"alpha", F}, {"beta", F}}).in_place({0});
   t.add("HardSwish", HardSwish, /*since_opset=*/14).in_place({0});
-  t.add("Clip", Clip).attrs({{"min", F, 1, 10}, {"max", F, 1, 10}}).in_place({0});
+  t.add("Clip", Clip).prepare(PrepareClip).attrs({{"min", F, 1, 10}, {"max", F, 1, 10}}).in_place({0});
 
-  t.add("Softmax", Softmax).attrs({{"axis", I}}).in_place({0});
-  t.add("LayerNormalization", LayerNormalization, /*since_opset=*/17).attrs({{"axis", I}, {"epsilon", F}, {"stash_type", I}}).in_place({0});
-  t.add("BatchNormalization", BatchNormalization).attrs({{"epsilon", F}, {"momentum", F}, {"spatial", I, 1, 8}, {"training_mode", I, 14}});
-  t.add("ReduceMean", ReduceMean).attrs({{"axes", Is, 1, 17}, {"keepdims", I}, {"noop_with_empty_axes", I, 18}});
+  t.add("Softmax", Softmax).prepare(PrepareSoftmax).attrs({{"axis", I}}).in_place({0});
+  t.add("LayerNormalization", LayerNormalization, /*since_opset=*/17).prepare(PrepareLayerNormalization).attrs({{"axis", I}, {"epsilon", F}, {"stash_type", I}}).in_place({0});
+  t.add("BatchNormalization", BatchNormalization).prepare(PrepareBatchNormalization).attrs({{"epsilon", F}, {"momentum", F}, {"spatial", I, 1, 8}, {"training_mode", I, 14}});
+  t.add("ReduceMean", ReduceMean).prepare(PrepareReduceMean).attrs({{"axes", Is, 1, 17}, {"keepdims", I}, {"noop_with_empty_axes", I, 18}});
 
   t.add("MatMul", MatMul);
   t.add("Gemm", Gemm).prepare(PrepareGemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});
@@ -72,14 +72,14 @@ void register_kernels(KernelTable& t) {
 
   t.add("Transpose", Transpose).prepare(PrepareTranspose).attrs({{"perm", Is}});
   t.add("Reshape", Reshape).attrs({{"allowzero", I, 14}});
-  t.add("Flatten", Flatten).attrs({{"axis", I}});
+  t.add("Flatten", Flatten).prepare(PrepareFlatten).attrs({{"axis", I}});
   t.add("Squeeze", Squeeze).prepare(PrepareSqueezeAxes).attrs({{"axes", Is, 1, 12}});
   t.add("Unsqueeze", Unsqueeze).prepare(PrepareSqueezeAxes).attrs({{"axes", Is, 1, 12}});
-  t.add("Concat", Concat).attrs({{"axis", I}});
+  t.add("Concat", Concat).prepare(PrepareConcat).attrs({{"axis", I}});
   t.add("Slice", Slice).prepare(PrepareSlice).attrs({{"starts", Is, 1, 9}, {"ends", Is, 1, 9}, {"axes", Is, 1, 9}});
   t.add("Split", Split).prepare(PrepareSplit).attrs({{"axis", I}, {"split", Is, 1, 12}, {"num_outputs", I, 18}});
-  t.add("Gather", Gather).attrs({{"axis", I}});
-  t.add("Shape", ShapeOp).attrs({{"start", I, 15}, {"end", I, 15}});
+  t.add("Gather", Gather).prepare(PrepareGather).attrs({{"axis", I}});
+  t.add("Shape", ShapeOp).prepare(PrepareShape).attrs({{"start", I, 15}, {"end", I, 15}});
   t.add("Cast", Cast).prepare(PrepareCast).attrs({{"to", I}, {"saturate", I, 19}});
   t.add("Constant", Constant).prepare(PrepareConstant).attrs({{"value", T},
                                          {"sparse_value", G, 11},
@@ -97,14 +97,14 @@ void register_kernels(KernelTable& t) {
   // ONNX quantization ops (also in this function so every caller, the CLI
   // and the backend tests, sees them).
   t.add("DynamicQuantizeLinear", DynamicQuantizeLinear, /*since_opset=*/11);
-  t.add("QuantizeLinear", QuantizeLinear, /*since_opset=*/10).attrs({{"axis", I, 13}, {"saturate", I, 19}});
-  t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10).attrs({{"axis", I, 13}});
+  t.add("QuantizeLinear", QuantizeLinear, /*since_opset=*/10).prepare(PrepareQuantizeLinear).attrs({{"axis", I, 13}, {"saturate", I, 19}});
+  t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10).prepare(PrepareDequantizeLinear).attrs({{"axis", I, 13}});
   t.add("MatMulInteger", MatMulInteger, /*since_opset=*/10);
   t.add("ConvInteger", ConvInteger, /*since_opset=*/10).attrs(kConvAttrs);
 
   // The quantized ops `sarai-rt convert` writes.
   t.add_domain_op("sarai", "Gelu", Gelu).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0});  // fused erf-GELU chains (runtime/fuse.h), any opset
-  t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).prepare(PrepareDivisor).attrs({{"axis", I}, {"divisor", F}}).in_place({0});  // fused Div + Softmax
+  t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).prepare(PrepareScaledSoftmax).attrs({{"axis", I}, {"divisor", F}}).in_place({0});  // fused Div + Softmax
   t.add_domain_op("sarai", "Attention", Attention).prepare(PrepareDivisor).attrs({{"divisor", F}});  // fused MatMul + ScaledSoftmax + MatMul
   t.add_domain_op("sarai", "QMatMul", QMatMul).attrs({{"K", I}, {"N", I}}).attrs(kQuantizedAttrs).in_place({qop::kResidual});
   t.add_domain_op("sarai", "QConv", QConv).attrs(kConvAttrs).attrs(kQuantizedAttrs).attrs({{"weight_shape", Is}}).in_place({qop::kResidual});

@@ -36,11 +36,8 @@ Expected<std::shared_ptr<const void>> PrepareSqueezeAxes(const Node& node, int64
     p.present = node.has_attr("axes");
     const std::span<const int64_t> v = node.attr_ints_view("axes");
     p.axes.assign(v.begin(), v.end());
-    for (size_t i = 0; i < p.axes.size(); ++i)
-      if (std::find(p.axes.begin(), p.axes.begin() + static_cast<std::ptrdiff_t>(i), p.axes[i]) !=
-          p.axes.begin() + static_cast<std::ptrdiff_t>(i))
-        return Status::error("axes " + ints_to_string(p.axes) + " name axis " + std::to_string(p.axes[i]) +
-                             " more than once");
+    if (const int64_t* r = first_repeat(p.axes))
+      return Status::error("axes " + ints_to_string(p.axes) + " name axis " + std::to_string(*r) + " more than once");
   }
   return prepared_data(std::move(p));
 }
@@ -115,12 +112,18 @@ Status Reshape(KernelContext& ctx) {
   return Status::ok();
 }
 
+// Flatten's axis (default 1), read once; its range depends on the rank.
+Expected<std::shared_ptr<const void>> PrepareFlatten(const Node& node, int64_t /*opset*/) {
+  return prepared_int(node, "axis", 1);
+}
+
 // Flatten: [d0..d(axis-1)] x [d(axis)..] as a 2-D view; axis in [-r, r].
 Status Flatten(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  SARAI_ASSIGN_OR_RETURN(const int64_t* axis_attr, ctx.prepared<int64_t>(PrepareFlatten));
   const Tensor& x = ctx.input(0);
   const int r = x.rank();
-  int64_t axis = ctx.node().attr_int("axis", 1);
+  int64_t axis = *axis_attr;
   if (axis < -r || axis > r)
     return Status::error("axis " + std::to_string(axis) + " is out of range for rank " +
                          std::to_string(r) + " (must be in [" + std::to_string(-r) + ", " +
@@ -191,17 +194,33 @@ Status Unsqueeze(KernelContext& ctx) {
   return Status::ok();
 }
 
+namespace {
+// Shape's start/end (opset 15); any values are valid, clamped per run.
+struct ShapeRange {
+  int64_t start = 0;
+  bool has_end = false;
+  int64_t end = 0;
+};
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareShape(const Node& node, int64_t opset) {
+  ShapeRange p;
+  if (opset >= 15) {
+    p.start = node.attr_int("start", 0);
+    p.has_end = node.has_attr("end");
+    p.end = node.attr_int("end", 0);
+  }
+  return prepared_data(p);
+}
+
 // Shape: int64 dims of the input, dims[start:end] from opset 15 (Python
 // slicing: negative values count from the end, both clamped to [0, rank]).
 Status ShapeOp(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  SARAI_ASSIGN_OR_RETURN(const ShapeRange* range, ctx.prepared<ShapeRange>(PrepareShape));
   const Tensor& x = ctx.input(0);
   const int64_t r = x.rank();
-  int64_t start = 0, end = r;
-  if (ctx.opset() >= 15) {
-    start = ctx.node().attr_int("start", 0);
-    end = ctx.node().attr_int("end", r);
-  }
+  int64_t start = range->start, end = range->has_end ? range->end : r;
   auto clamp = [r](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + r : v, 0, r); };
   start = clamp(start);
   end = clamp(end);

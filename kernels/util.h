@@ -61,6 +61,14 @@ inline bool checked_product(const Shape& s, size_t begin, size_t end, int64_t* r
   return true;
 }
 
+// The first value of `v` that repeats an earlier one (an axes attribute
+// naming an axis twice), or nullptr.
+inline const int64_t* first_repeat(const Shape& v) {
+  for (auto it = v.begin(); it != v.end(); ++it)
+    if (std::find(v.begin(), it, *it) != it) return &*it;
+  return nullptr;
+}
+
 // Whether a shape has a 0 dim (no elements). Unlike numel_of() == 0 it
 // cannot overflow on [2^62, 4, 0].
 inline bool has_zero_dim(const Shape& s) { return std::find(s.begin(), s.end(), 0) != s.end(); }
@@ -68,6 +76,14 @@ inline bool has_zero_dim(const Shape& s) { return std::find(s.begin(), s.end(), 
 // What a PrepareFn returns: `p`, owned by the session (runtime/kernel.h).
 template <class T> Expected<std::shared_ptr<const void>> prepared_data(T p) {
   return std::shared_ptr<const void>(std::make_shared<const T>(std::move(p)));
+}
+
+// What a PrepareFn returns for an op whose one int attribute needs no check
+// beyond its type (an axis checked against each input's rank per run):
+// the value, or `def` when absent.
+inline Expected<std::shared_ptr<const void>> prepared_int(const Node& node, std::string_view name, int64_t def) {
+  const Attribute* a = node.find_attr(name);
+  return prepared_data(a ? a->i : def);
 }
 
 // An int attribute that is a flag: `def` when absent, else it must be 0 or 1

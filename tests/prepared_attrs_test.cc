@@ -1,6 +1,7 @@
 // Attribute values checked once per node (the ops' PrepareFn, issue 14):
 // Session::create refuses a bad one in one line naming the node, before any
 // run; good ones still run.
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -21,10 +22,10 @@ using test::attr_ints;
 
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 
-// x (float32 [2, 4], or no input for ops without inputs) -> `op` with
-// `nout` outputs y, y1, ... at `opset`.
+// x (float32 [2, 4], or no input for ops without inputs), then `inits` as
+// initializers -> `op` with `nout` outputs y, y1, ... at `opset`.
 std::shared_ptr<Model> model_of(const std::string& op, std::map<std::string, Attribute> attrs, int64_t opset,
-                                int nout = 1, const std::string& domain = "") {
+                                int nout = 1, const std::string& domain = "", std::vector<Tensor> inits = {}) {
   auto m = std::make_shared<Model>();
   m->path = "prepared.onnx";
   Graph& g = m->graph;
@@ -36,6 +37,8 @@ std::shared_ptr<Model> model_of(const std::string& op, std::map<std::string, Att
     g.inputs = {x};
     in = {x, x, x};
     in.resize(op == "Attention" ? 3 : op == "Gemm" ? 2 : 1);
+    for (size_t i = 0; i < inits.size(); ++i)
+      in.push_back(test::add_init(g, test::numbered("c", i), std::move(inits[i])));
   }
   g.outputs = {test::add_node(g, op, domain, in, "y", std::move(attrs))};
   Node& n = g.nodes.back();
@@ -56,8 +59,8 @@ Expected<std::unique_ptr<Session>> create(std::shared_ptr<const Model> m) {
 
 // The one-line message of a Session::create that must fail.
 std::string refusal(const std::string& op, std::map<std::string, Attribute> attrs, int64_t opset, int nout = 1,
-                    const std::string& domain = "") {
-  auto s = create(model_of(op, std::move(attrs), opset, nout, domain));
+                    const std::string& domain = "", std::vector<Tensor> inits = {}) {
+  auto s = create(model_of(op, std::move(attrs), opset, nout, domain, std::move(inits)));
   EXPECT_FALSE(s) << op << ": the session was created";
   if (s) return "";
   const std::string msg = s.status().message();
@@ -66,16 +69,42 @@ std::string refusal(const std::string& op, std::map<std::string, Attribute> attr
   return msg;
 }
 
-std::vector<NamedTensor> run(const std::shared_ptr<Model>& m) {
+// The input every model gets as x.
+Tensor x_value() { return test::random_tensor({2, 4}, 1); }
+
+// Runs m on x; `st` gets the run's status.
+std::vector<NamedTensor> run_with_status(const std::shared_ptr<Model>& m, Status* st) {
   auto s = create(m);
   EXPECT_TRUE(s) << s.status().message();
   std::vector<NamedTensor> out;
   if (!s) return out;
   std::vector<NamedTensor> in;
-  if (!m->graph.inputs.empty()) in.push_back({"x", test::random_tensor({2, 4}, 1)});
-  const Status st = (*s)->run(in, &out);
+  if (!m->graph.inputs.empty()) in.push_back({"x", x_value()});
+  *st = (*s)->run(in, &out);
+  return out;
+}
+
+std::vector<NamedTensor> run(const std::shared_ptr<Model>& m) {
+  Status st = Status::ok();
+  auto out = run_with_status(m, &st);
   EXPECT_TRUE(st.is_ok()) << st.message();
   return out;
+}
+
+// The message of a run that must fail although the session was created: the
+// checks that depend on the input's rank stay in the kernel.
+std::string run_refusal(const std::shared_ptr<Model>& m) {
+  Status st = Status::ok();
+  run_with_status(m, &st);
+  EXPECT_FALSE(st.is_ok()) << "the run succeeded";
+  return st.message();
+}
+
+// x mapped elementwise by fn, for the expected outputs.
+template <class Fn> Tensor map_x(Fn fn) {
+  Tensor t = x_value();
+  for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = fn(t.data<float>()[i]);
+  return t;
 }
 
 TEST(PreparedAttrs, TransposePermMustBeAPermutation) {
@@ -161,6 +190,126 @@ TEST(PreparedAttrs, DivisorIsFiniteAndNonZero) {
   const auto out = run(model_of("ScaledSoftmax", {{"divisor", attr_float(2.f)}}, 17, 1, "sarai"));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].tensor.shape(), (Shape{2, 4}));
+}
+
+TEST(PreparedAttrs, ClipAndHardSigmoidReadTheirFloatsOnce) {
+  // Any float is valid (min > max is defined), so nothing is refused; the
+  // prepared values are the ones applied.
+  auto out = run(model_of("Clip", {{"min", attr_float(-0.25f)}, {"max", attr_float(0.5f)}}, 6));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(test::tensors_equal(out[0].tensor, map_x([](float v) { return std::min(std::max(v, -0.25f), 0.5f); })));
+  out = run(model_of("HardSigmoid", {{"alpha", attr_float(0.5f)}, {"beta", attr_float(0.25f)}}, 6));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(test::tensors_near(out[0].tensor,
+                                 map_x([](float v) { return std::min(std::max(0.5f * v + 0.25f, 0.f), 1.f); }),
+                                 1e-6, 1e-6));
+}
+
+TEST(PreparedAttrs, SoftmaxAndScaledSoftmaxAxis) {
+  // The axis's range depends on the input's rank: refused by the run.
+  EXPECT_HAS(run_refusal(model_of("Softmax", {{"axis", attr_int(2)}}, 13)),
+             "attribute 'axis' 2 is out of range for rank 2");
+  // ScaledSoftmax normalizes the last axis only; another axis is no longer ignored.
+  EXPECT_HAS(run_refusal(model_of("ScaledSoftmax", {{"divisor", attr_float(2.f)}, {"axis", attr_int(0)}}, 17, 1, "sarai")),
+             "attribute 'axis' 0 is not supported for input of shape [2, 4] (ScaledSoftmax normalizes the last axis)");
+  const auto last = run(model_of("ScaledSoftmax", {{"divisor", attr_float(2.f)}, {"axis", attr_int(1)}}, 17, 1, "sarai"));
+  const auto cols = run(model_of("Softmax", {{"axis", attr_int(0)}}, 13));
+  ASSERT_EQ(last.size(), 1u);
+  ASSERT_EQ(cols.size(), 1u);
+  for (int64_t j = 0; j < 4; ++j)  // axis 0: each column sums to 1
+    EXPECT_NEAR(cols[0].tensor.data<float>()[j] + cols[0].tensor.data<float>()[4 + j], 1.f, 1e-6f);
+}
+
+TEST(PreparedAttrs, LayerNormalizationStashTypeWithStatistics) {
+  const Tensor scale = test::make_tensor<float>({4}, {1, 1, 1, 1});
+  EXPECT_HAS(refusal("LayerNormalization", {{"stash_type", attr_int(0)}}, 17, 2, "", {scale}),
+             "attribute 'stash_type' 0 is not supported for the Mean/InvStdDev outputs (only 1, float32)");
+  // Without Mean/InvStdDev the computation is float32 whatever stash_type says.
+  const auto out = run(model_of("LayerNormalization", {{"stash_type", attr_int(0)}, {"epsilon", attr_float(1e-3f)}},
+                                17, 1, "", {scale}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_NEAR(out[0].tensor.data<float>()[0] + out[0].tensor.data<float>()[1] + out[0].tensor.data<float>()[2] +
+                  out[0].tensor.data<float>()[3],
+              0.f, 1e-5f);
+}
+
+TEST(PreparedAttrs, BatchNormalizationInferenceOnly) {
+  const Tensor c4 = test::make_tensor<float>({4}, {0, 0, 0, 0}), ones = test::make_tensor<float>({4}, {1, 1, 1, 1});
+  const std::vector<Tensor> params = {ones, c4, c4, ones};  // scale, B, mean, var
+  EXPECT_HAS(refusal("BatchNormalization", {{"training_mode", attr_int(1)}}, 15, 1, "", params),
+             "attribute 'training_mode' = 1 is not supported: only inference (training_mode = 0) is implemented");
+  EXPECT_HAS(refusal("BatchNormalization", {}, 9, 3, "", params),
+             "output 1 (running/saved statistics) is only produced in training mode");
+  const auto out = run(model_of("BatchNormalization", {{"training_mode", attr_int(0)}, {"epsilon", attr_float(3.f)}},
+                                15, 1, "", params));
+  ASSERT_EQ(out.size(), 1u);  // x / sqrt(1 + 3)
+  EXPECT_TRUE(test::tensors_near(out[0].tensor, map_x([](float v) { return v / 2.f; }), 1e-6, 1e-6));
+}
+
+TEST(PreparedAttrs, ReduceMeanAxesAndFlags) {
+  EXPECT_HAS(refusal("ReduceMean", {{"axes", attr_ints({1, 0, 1})}}, 13), "axes [1, 0, 1] name axis 1 twice");
+  EXPECT_HAS(refusal("ReduceMean", {{"keepdims", attr_int(2)}}, 13), "attribute 'keepdims' must be 0 or 1, got 2");
+  EXPECT_HAS(refusal("ReduceMean", {{"noop_with_empty_axes", attr_int(-1)}}, 18),
+             "attribute 'noop_with_empty_axes' must be 0 or 1, got -1");
+  // -1 and 1 name the same axis only at rank 2: refused by the run.
+  EXPECT_HAS(run_refusal(model_of("ReduceMean", {{"axes", attr_ints({-1, 1})}}, 13)), "axes [-1, 1] name axis 1 twice");
+  auto out = run(model_of("ReduceMean", {{"axes", attr_ints({1})}, {"keepdims", attr_int(0)}}, 13));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tensor.shape(), (Shape{2}));
+  out = run(model_of("ReduceMean", {{"noop_with_empty_axes", attr_int(1)}}, 18));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(test::tensors_equal(out[0].tensor, x_value()));
+}
+
+TEST(PreparedAttrs, ConcatNeedsAxisGatherAndFlattenCheckItPerRun) {
+  EXPECT_HAS(refusal("Concat", {}, 13), "missing required attribute 'axis'");
+  auto out = run(model_of("Concat", {{"axis", attr_int(-1)}}, 13, 1, "", {Tensor::allocate(DType::kFloat32, {2, 3})}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tensor.shape(), (Shape{2, 7}));
+  EXPECT_HAS(run_refusal(model_of("Gather", {{"axis", attr_int(2)}}, 13, 1, "", {test::make_tensor<int64_t>({1}, {0})})),
+             "axis 2 is out of range for rank 2");
+  out = run(model_of("Gather", {{"axis", attr_int(1)}}, 13, 1, "", {test::make_tensor<int64_t>({3}, {3, 0, -1})}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tensor.shape(), (Shape{2, 3}));
+  EXPECT_HAS(run_refusal(model_of("Flatten", {{"axis", attr_int(3)}}, 13)), "axis 3 is out of range for rank 2");
+  out = run(model_of("Flatten", {{"axis", attr_int(0)}}, 13));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tensor.shape(), (Shape{1, 8}));
+}
+
+TEST(PreparedAttrs, ShapeStartEnd) {
+  // Any start/end is valid (clamped to the rank per run).
+  auto out = run(model_of("Shape", {{"start", attr_int(-1)}}, 15));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(test::tensors_equal(out[0].tensor, test::make_tensor<int64_t>({1}, {4})));
+  out = run(model_of("Shape", {{"end", attr_int(-1)}}, 15));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(test::tensors_equal(out[0].tensor, test::make_tensor<int64_t>({1}, {2})));
+}
+
+TEST(PreparedAttrs, QuantizeDequantizeLinear) {
+  const Tensor scale = test::make_tensor<float>({}, {0.5f});
+  EXPECT_HAS(refusal("QuantizeLinear", {{"saturate", attr_int(2)}}, 19, 1, "", {scale}),
+             "attribute 'saturate' must be 0 or 1, got 2");
+  EXPECT_HAS(run_refusal(model_of("QuantizeLinear", {{"axis", attr_int(2)}}, 13, 1, "",
+                                  {test::make_tensor<float>({4}, {1, 1, 1, 1})})),
+             "axis 2 is out of range for rank 2");
+  const auto out = run(model_of("QuantizeLinear", {{"saturate", attr_int(1)}}, 19, 1, "",
+                                {scale, test::make_tensor<int8_t>({}, {0})}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tensor.dtype(), DType::kInt8);
+  // DequantizeLinear per axis 1 (its axis is read once): y = (x - zp[j]) * scale[j].
+  auto m = std::make_shared<Model>();
+  m->path = "prepared.onnx";
+  Graph& g = m->graph;
+  g.opset = 13;
+  const int xq = test::add_init(g, "xq", test::make_tensor<uint8_t>({2, 2}, {1, 2, 3, 4}));
+  const int s = test::add_init(g, "s", test::make_tensor<float>({2}, {1.f, 10.f}));
+  const int zp = test::add_init(g, "zp", test::make_tensor<uint8_t>({2}, {1, 0}));
+  g.outputs = {test::add_node(g, "DequantizeLinear", "", {xq, s, zp}, "y", {{"axis", attr_int(-1)}})};
+  const auto dq = run(m);
+  ASSERT_EQ(dq.size(), 1u);
+  EXPECT_TRUE(test::tensors_equal(dq[0].tensor, test::make_tensor<float>({2, 2}, {0.f, 20.f, 2.f, 40.f})));
 }
 
 }  // namespace

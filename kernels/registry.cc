@@ -97,8 +97,9 @@ void register_kernels(KernelTable& t) {
   // ONNX quantization ops (also in this function so every caller, the CLI
   // and the backend tests, sees them).
   t.add("DynamicQuantizeLinear", DynamicQuantizeLinear, /*since_opset=*/11);
-  t.add("QuantizeLinear", QuantizeLinear, /*since_opset=*/10).prepare(PrepareQuantizeLinear).attrs({{"axis", I, 13}, {"saturate", I, 19}});
-  t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10).prepare(PrepareDequantizeLinear).attrs({{"axis", I, 13}});
+  t.add("QuantizeLinear", QuantizeLinear, /*since_opset=*/10).prepare(PrepareQuantizeLinear)
+      .attrs({{"axis", I, 13}, {"saturate", I, 19}, {"block_size", I, 21}, {"output_dtype", I, 21}});
+  t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10).prepare(PrepareDequantizeLinear).attrs({{"axis", I, 13}, {"block_size", I, 21}});
   t.add("MatMulInteger", MatMulInteger, /*since_opset=*/10);
   t.add("ConvInteger", ConvInteger, /*since_opset=*/10).attrs(kConvAttrs);
 

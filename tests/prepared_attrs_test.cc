@@ -291,6 +291,24 @@ TEST(PreparedAttrs, QuantizeDequantizeLinear) {
   const Tensor scale = test::make_tensor<float>({}, {0.5f});
   EXPECT_HAS(refusal("QuantizeLinear", {{"saturate", attr_int(2)}}, 19, 1, "", {scale}),
              "attribute 'saturate' must be 0 or 1, got 2");
+  // Opset 21's attributes are accepted by name; what the kernels cannot do
+  // is refused by value, before running.
+  EXPECT_HAS(refusal("QuantizeLinear", {{"block_size", attr_int(2)}}, 21, 1, "", {scale}),
+             "block_size 2 (blocked quantization) is not supported");
+  EXPECT_HAS(refusal("DequantizeLinear", {{"block_size", attr_int(2)}}, 21, 1, "", {scale}),
+             "block_size 2 (blocked quantization) is not supported");
+  EXPECT_HAS(refusal("QuantizeLinear", {{"output_dtype", attr_int(1)}}, 21, 1, "", {scale}),
+             "output type float32 is not supported (uint8, int8, uint16, int16)");
+  EXPECT_HAS(refusal("QuantizeLinear", {{"output_dtype", attr_int(99)}}, 21, 1, "", {scale}),
+             "output_dtype 99 is not a supported type");
+  EXPECT_HAS(refusal("QuantizeLinear", {{"output_dtype", attr_int(3)}}, 20, 1, "", {scale}),
+             "'output_dtype'");  // not defined before opset 21
+  {
+    const auto q = run(model_of("QuantizeLinear", {{"output_dtype", attr_int(3)}, {"block_size", attr_int(0)}}, 21, 1, "",
+                                {scale}));
+    ASSERT_EQ(q.size(), 1u);
+    EXPECT_EQ(q[0].tensor.dtype(), DType::kInt8);  // 3: INT8
+  }
   EXPECT_HAS(run_refusal(model_of("QuantizeLinear", {{"axis", attr_int(2)}}, 13, 1, "",
                                   {test::make_tensor<float>({4}, {1, 1, 1, 1})})),
              "axis 2 is out of range for rank 2");

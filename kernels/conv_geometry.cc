@@ -363,19 +363,26 @@ Status resolve_conv_transpose(const ConvAttrs& a, const Shape& x, const Shape& w
   return Status::ok();
 }
 
+namespace {
+
+// The node's attributes with `group` in place of its own.
+Status attrs_with_group(const Node& node, bool transpose, int64_t group, ConvAttrs* a) {
+  SARAI_RETURN_IF_ERROR(read_conv_attrs(node, transpose, a));
+  a->group = group;
+  return check_group(group);
+}
+
+}  // namespace
+
 Status resolve_conv(const Node& node, const Shape& x, const Shape& w, int64_t group, ConvGeometry* g) {
   ConvAttrs a;
-  SARAI_RETURN_IF_ERROR(read_conv_attrs(node, /*transpose=*/false, &a));
-  SARAI_RETURN_IF_ERROR(check_group(group));
-  a.group = group;
+  SARAI_RETURN_IF_ERROR(attrs_with_group(node, /*transpose=*/false, group, &a));
   return resolve_conv(a, x, w, g);
 }
 
 Status resolve_conv_transpose(const Node& node, const Shape& x, const Shape& w, int64_t group, ConvGeometry* g) {
   ConvAttrs a;
-  SARAI_RETURN_IF_ERROR(read_conv_attrs(node, /*transpose=*/true, &a));
-  SARAI_RETURN_IF_ERROR(check_group(group));
-  a.group = group;
+  SARAI_RETURN_IF_ERROR(attrs_with_group(node, /*transpose=*/true, group, &a));
   return resolve_conv_transpose(a, x, w, g);
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -28,18 +29,21 @@ using test::attr_string;
 
 using Attrs = std::map<std::string, Attribute>;
 
-// x -> one node `op` (no weights: the attribute checks come first) -> y.
+// x (and the weight w when given) -> one node `op` -> y. Without a weight
+// the session can still be created: the attribute checks come first.
 // Opset 19: AveragePool takes dilations from there on.
 std::shared_ptr<Model> one_node(const std::string& op, Attrs attrs, const std::string& domain = "",
-                                int64_t opset = 19) {
+                                const Tensor& w = Tensor()) {
   auto m = std::make_shared<Model>();
   m->path = "prepare_test.onnx";
   Graph& g = m->graph;
-  g.opset = opset;
+  g.opset = 19;
   const int x = g.add_value("x");
   g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
   g.inputs = {x};
-  g.outputs = {test::add_node(g, op, domain, {x}, "y", std::move(attrs))};
+  std::vector<int> in = {x};
+  if (w.defined()) in.push_back(test::add_init(g, "w", w));
+  g.outputs = {test::add_node(g, op, domain, in, "y", std::move(attrs))};
   return m;
 }
 
@@ -210,17 +214,7 @@ TEST(ConvPrepare, SessionRunsWithPreparedAttributes) {
   const Tensor x = test::random_tensor({1, 2, 7, 6}, 4);
   for (const Case& c : cases) {
     SCOPED_TRACE(c.op);
-    auto m = std::make_shared<Model>();
-    m->path = "prepare_test.onnx";
-    Graph& g = m->graph;
-    g.opset = 17;
-    const int xv = g.add_value("x");
-    g.values[static_cast<size_t>(xv)].dtype = DType::kFloat32;
-    g.inputs = {xv};
-    std::vector<int> in = {xv};
-    if (c.w.defined()) in.push_back(test::add_init(g, "w", c.w));
-    g.outputs = {test::add_node(g, c.op, "", in, "y", c.attrs)};
-    auto s = test::session_on(m, SessionOptions{});
+    auto s = test::session_on(one_node(c.op, c.attrs, "", c.w), SessionOptions{});
     ASSERT_TRUE(s);
     std::vector<NamedTensor> out;
     ASSERT_TRUE(s->run({{"x", x}}, &out).is_ok());
@@ -230,7 +224,8 @@ TEST(ConvPrepare, SessionRunsWithPreparedAttributes) {
                         : c.op == "ConvTranspose" ? kernels::ConvTranspose
                         : c.op == "MaxPool" ? kernels::MaxPool
                                             : kernels::AveragePool;
-    const Tensor want = test::run1(fn, direct, c.w.defined() ? std::vector<Tensor>{x, c.w} : std::vector<Tensor>{x});
+    const Tensor want =
+        test::run1(fn, direct, c.w.defined() ? std::vector<Tensor>{x, c.w} : std::vector<Tensor>{x}, /*opset=*/19);
     ASSERT_EQ(out.size(), 1u);
     EXPECT_TRUE(test::tensors_equal(out[0].tensor, want));
   }

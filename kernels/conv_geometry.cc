@@ -141,6 +141,10 @@ Status read_window(const Node& node, WindowAttrs* a, ListRank* rank) {
   SARAI_RETURN_IF_ERROR(rank->add("dilations", a->dilations, 1));
   SARAI_RETURN_IF_ERROR(rank->add("pads", a->pads, 2));
   SARAI_RETURN_IF_ERROR(check_at_least("kernel_shape", a->kernel, 1));
+  // The pools count a window's taps (AveragePool's count_include_pad
+  // divisor) as the product of the kernel dims.
+  if (!checked_numel(a->kernel).has_value())
+    return Status::error("kernel_shape " + ints_str(a->kernel) + " has more taps than 64-bit integers count");
   SARAI_RETURN_IF_ERROR(check_at_least("strides", a->strides, 1));
   SARAI_RETURN_IF_ERROR(check_at_least("dilations", a->dilations, 1));
   SARAI_RETURN_IF_ERROR(check_at_least("pads", a->pads, 0));

@@ -66,6 +66,9 @@ TEST(ConvPrepare, WindowAttributesAreRefusedAtCreation) {
       {{{"strides", attr_ints({0, 1})}}, "strides [0, 1] must be >= 1"},
       {{{"dilations", attr_ints({1, -2})}}, "dilations [1, -2] must be >= 1"},
       {{{"kernel_shape", attr_ints({3, 0})}}, "kernel_shape [3, 0] must be >= 1"},
+      // Its product wrapped AveragePool's count_include_pad divisor.
+      {{{"kernel_shape", attr_ints({int64_t{1} << 32, int64_t{1} << 32})}},
+       "kernel_shape [4294967296, 4294967296] has more taps than 64-bit integers count"},
       {{{"pads", attr_ints({0, -1, 0, 0})}}, "pads [0, -1, 0, 0] must be >= 0"},
       {{{"pads", attr_ints({1, 1, 1})}}, "pads [1, 1, 1] must have an even number of values (begin and end per "
                                          "spatial dim)"},

@@ -234,15 +234,15 @@ void depthwise_2d(const ConvGeometry& g, const float* x, const float* w, int64_t
 
 // The attributes, read and checked once per node (conv_geometry.h).
 Expected<std::shared_ptr<const void>> PrepareConv(const Node& node, int64_t) {
-  auto a = std::make_shared<convgeo::ConvAttrs>();
-  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, /*transpose=*/false, a.get()));
-  return std::shared_ptr<const void>(std::move(a));
+  convgeo::ConvAttrs a;
+  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, /*transpose=*/false, &a));
+  return prepared_data(std::move(a));
 }
 
 Expected<std::shared_ptr<const void>> PrepareConvTranspose(const Node& node, int64_t) {
-  auto a = std::make_shared<convgeo::ConvAttrs>();
-  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, /*transpose=*/true, a.get()));
-  return std::shared_ptr<const void>(std::move(a));
+  convgeo::ConvAttrs a;
+  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, /*transpose=*/true, &a));
+  return prepared_data(std::move(a));
 }
 
 Status Conv(KernelContext& ctx) {

@@ -39,13 +39,6 @@ struct PoolAttrs {
   bool column_major = false;  // MaxPool's storage_order 1: Indices count the first spatial dim fastest
 };
 
-// An int attribute that is a flag: 0 or 1.
-Expected<bool> flag_attr(const Node& node, std::string_view name) {
-  const int64_t v = attr_int_of(node, name, 0);
-  if (v != 0 && v != 1) return Status::error(std::string(name) + " " + std::to_string(v) + " must be 0 or 1");
-  return v == 1;
-}
-
 // Resolves the window attributes and ceil_mode against X's shape.
 Status pool_geometry(const KernelContext& ctx, const PoolAttrs& a, PoolGeometry* g) {
   const Tensor& x = ctx.input(0);
@@ -188,15 +181,18 @@ void max_pool(const PoolGeometry& g, const Tensor& x, Tensor& y, int64_t* indice
 }  // namespace
 
 Expected<std::shared_ptr<const void>> PreparePool(const Node& node, int64_t opset) {
-  auto a = std::make_shared<PoolAttrs>();
+  PoolAttrs a;
   if (!node.has_attr("kernel_shape")) return Status::error("missing required attribute kernel_shape");
-  SARAI_RETURN_IF_ERROR(convgeo::read_window_attrs(node, &a->window));
+  SARAI_RETURN_IF_ERROR(convgeo::read_window_attrs(node, &a.window));
   // ceil_mode arrived in opset 10 (the schema refuses it before).
-  SARAI_ASSIGN_OR_RETURN(a->ceil_mode, flag_attr(node, "ceil_mode"));
-  a->ceil_mode = a->ceil_mode && opset >= 10;
-  SARAI_ASSIGN_OR_RETURN(a->count_include_pad, flag_attr(node, "count_include_pad"));
-  SARAI_ASSIGN_OR_RETURN(a->column_major, flag_attr(node, "storage_order"));
-  return std::shared_ptr<const void>(std::move(a));
+  SARAI_ASSIGN_OR_RETURN(a.ceil_mode, attr_flag(node, "ceil_mode", false));
+  a.ceil_mode = a.ceil_mode && opset >= 10;
+  SARAI_ASSIGN_OR_RETURN(a.count_include_pad, attr_flag(node, "count_include_pad", false));
+  const int64_t storage_order = node.attr_int("storage_order", 0);
+  if (storage_order != 0 && storage_order != 1)
+    return Status::error("storage_order " + std::to_string(storage_order) + " must be 0 or 1");
+  a.column_major = storage_order == 1;
+  return prepared_data(std::move(a));
 }
 
 Status GlobalAveragePool(KernelContext& ctx) {

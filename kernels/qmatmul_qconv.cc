@@ -282,22 +282,22 @@ struct QConvAttrs {
 };
 
 Expected<std::shared_ptr<const void>> prepare_qconv(const Node& node, bool transpose) {
-  auto a = std::make_shared<QConvAttrs>();
-  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, transpose, &a->conv));
-  SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a->quant));
-  a->has_weight_shape = node.has_attr("weight_shape");
-  if (!a->has_weight_shape) {
-    if (!transpose && a->conv.group == 1)
+  QConvAttrs a;
+  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, transpose, &a.conv));
+  SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a.quant));
+  a.has_weight_shape = node.has_attr("weight_shape");
+  if (!a.has_weight_shape) {
+    if (!transpose && a.conv.group == 1)
       return Status::error("attribute weight_shape (the ONNX weight shape) is missing; it is "
                            "required when W is packed (group 1)");
-    return std::shared_ptr<const void>(std::move(a));
+    return prepared_data(std::move(a));
   }
-  const Shape& ws = a->weight_shape = attr_ints_or(node, "weight_shape", {});
+  const Shape& ws = a.weight_shape = attr_ints_or(node, "weight_shape", {});
   for (int64_t d : ws)
     if (d < 1) return Status::error("weight_shape " + shape_to_string(ws) + " must have dims >= 1");
   if (!checked_numel(ws).has_value())
     return Status::error("weight_shape " + shape_to_string(ws) + " overflows int64");
-  return std::shared_ptr<const void>(std::move(a));
+  return prepared_data(std::move(a));
 }
 
 // The ONNX weight shape of a QConv/QConvTranspose: the weight_shape
@@ -330,14 +330,14 @@ Status check_split_line(const convgeo::ConvGeometry& g) {
 }  // namespace
 
 Expected<std::shared_ptr<const void>> PrepareQMatMul(const Node& node, int64_t) {
-  auto a = std::make_shared<QMatMulAttrs>();
-  SARAI_ASSIGN_OR_RETURN(a->k, positive_attr(node, "K", "reduction size"));
-  SARAI_ASSIGN_OR_RETURN(a->n, positive_attr(node, "N", "output channels"));
-  SARAI_RETURN_IF_ERROR(check_reduction("K", a->k));
-  if (a->n > (int64_t{1} << 40) / int8::round_up(a->k, int8::kGroupK))
-    return Status::error("attributes K = " + str(a->k) + ", N = " + str(a->n) + " are too large");
-  SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a->quant));
-  return std::shared_ptr<const void>(std::move(a));
+  QMatMulAttrs a;
+  SARAI_ASSIGN_OR_RETURN(a.k, positive_attr(node, "K", "reduction size"));
+  SARAI_ASSIGN_OR_RETURN(a.n, positive_attr(node, "N", "output channels"));
+  SARAI_RETURN_IF_ERROR(check_reduction("K", a.k));
+  if (a.n > (int64_t{1} << 40) / int8::round_up(a.k, int8::kGroupK))
+    return Status::error("attributes K = " + str(a.k) + ", N = " + str(a.n) + " are too large");
+  SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a.quant));
+  return prepared_data(std::move(a));
 }
 
 Expected<std::shared_ptr<const void>> PrepareQConv(const Node& node, int64_t) {

@@ -111,10 +111,10 @@ TEST(ConvPrepare, PoolAttributesAreRefusedAtCreation) {
   EXPECT_EQ(create_error(one_node("MaxPool", {{"kernel_shape", attr_ints({2, 2})}, {"storage_order", attr_int(2)}})),
             prefix("MaxPool") + "storage_order 2 must be 0 or 1");
   EXPECT_EQ(create_error(one_node("MaxPool", {{"kernel_shape", attr_ints({2, 2})}, {"ceil_mode", attr_int(3)}})),
-            prefix("MaxPool") + "ceil_mode 3 must be 0 or 1");
+            prefix("MaxPool") + "attribute 'ceil_mode' must be 0 or 1, got 3");
   EXPECT_EQ(create_error(one_node("AveragePool",
                                   {{"kernel_shape", attr_ints({2, 2})}, {"count_include_pad", attr_int(-1)}})),
-            prefix("AveragePool") + "count_include_pad -1 must be 0 or 1");
+            prefix("AveragePool") + "attribute 'count_include_pad' must be 0 or 1, got -1");
   EXPECT_EQ(create_error(one_node("AveragePool", {{"kernel_shape", attr_ints({2, 2})}, {"pads", attr_ints({1, 1})}})),
             prefix("AveragePool") + "pads [1, 1] must have 4 values (begin and end per spatial dim of kernel_shape [2, 2])");
 }

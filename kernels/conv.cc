@@ -13,6 +13,7 @@
 // scatters col[(m, k), i] into Y[n, g*Mg + m, i*stride - pad_begin + k*dilation].
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "kernels/conv_geometry.h"
@@ -231,15 +232,28 @@ void depthwise_2d(const ConvGeometry& g, const float* x, const float* w, int64_t
 
 }  // namespace
 
+// The attributes, read and checked once per node (conv_geometry.h).
+Expected<std::shared_ptr<const void>> PrepareConv(const Node& node, int64_t) {
+  convgeo::ConvAttrs a;
+  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, /*transpose=*/false, &a));
+  return prepared_data(std::move(a));
+}
+
+Expected<std::shared_ptr<const void>> PrepareConvTranspose(const Node& node, int64_t) {
+  convgeo::ConvAttrs a;
+  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, /*transpose=*/true, &a));
+  return prepared_data(std::move(a));
+}
+
 Status Conv(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(check_x_w(ctx));
+  SARAI_ASSIGN_OR_RETURN(const convgeo::ConvAttrs* a, ctx.prepared<convgeo::ConvAttrs>(PrepareConv));
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
-  const Node& node = ctx.node();
   const int64_t n = x.dim(0), c = x.dim(1), m = w.dim(0);
-  const int64_t group = node.attr_int("group", 1);
+  const int64_t group = a->group;
   ConvGeometry g;
-  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(node, x.shape(), w.shape(), group, &g));
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(*a, x.shape(), w.shape(), &g));
   SARAI_RETURN_IF_ERROR(check_bias(ctx, m));
 
   Shape out_shape = {n, m};
@@ -286,13 +300,13 @@ Status Conv(KernelContext& ctx) {
 
 Status ConvTranspose(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(check_x_w(ctx));
+  SARAI_ASSIGN_OR_RETURN(const convgeo::ConvAttrs* a, ctx.prepared<convgeo::ConvAttrs>(PrepareConvTranspose));
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
-  const Node& node = ctx.node();
   const int64_t n = x.dim(0), c = x.dim(1);
-  const int64_t group = node.attr_int("group", 1);
+  const int64_t group = a->group;
   ConvGeometry g;
-  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv_transpose(node, x.shape(), w.shape(), group, &g));
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv_transpose(*a, x.shape(), w.shape(), &g));
   const int64_t mg = w.dim(1), m = mg * group;
   SARAI_RETURN_IF_ERROR(check_bias(ctx, m));
 

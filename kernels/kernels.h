@@ -70,6 +70,15 @@ Status MaxPool(KernelContext& ctx);
 Status Resize(KernelContext& ctx);
 // Resize's modes, checked once per node (runtime/kernel.h's PrepareFn).
 Expected<std::shared_ptr<const void>> PrepareResize(const Node& node, int64_t opset);
+// The sliding-window ops' attributes (kernels/conv_geometry.h), checked once
+// per node the same way: conv.cc (PrepareConv also serves ConvInteger),
+// pool.cc (AveragePool, MaxPool) and qmatmul_qconv.cc (the sarai domain's).
+Expected<std::shared_ptr<const void>> PrepareConv(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareConvTranspose(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PreparePool(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareQMatMul(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareQConv(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareQConvTranspose(const Node& node, int64_t opset);
 
 // shape_ops.cc / data_ops.cc: data movement and shape computation.
 Status Transpose(KernelContext& ctx);

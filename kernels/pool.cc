@@ -13,9 +13,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "kernels/conv_geometry.h"
 #include "kernels/kernels.h"
 #include "kernels/util.h"
 #include "runtime/parallel.h"
@@ -26,103 +28,25 @@ namespace {
 // Per-spatial-dim lists are inline Shapes: no heap allocation per run.
 using Ints = Shape;
 
-std::string ints_str(const Ints& v) { return shape_to_string(v); }
+// A pooling window is a convolution's (kernels/conv_geometry.h): the same
+// attributes, read by the same functions.
+using PoolGeometry = convgeo::ConvGeometry;
 
-struct PoolGeometry {
-  int nsp = 0;
-  Ints in, out, kernel, strides, dilations, pad_begin, pad_end;
+// The attributes, read and checked once per node (PreparePool).
+struct PoolAttrs {
+  convgeo::WindowAttrs window;
+  bool ceil_mode = false, count_include_pad = false;
+  bool column_major = false;  // MaxPool's storage_order 1: Indices count the first spatial dim fastest
 };
 
-// Resolves kernel_shape, strides, dilations, pads, auto_pad and ceil_mode
-// against X's shape.
-Status pool_geometry(const KernelContext& ctx, PoolGeometry* g) {
-  const Node& node = ctx.node();
+// Resolves the window attributes and ceil_mode against X's shape.
+Status pool_geometry(const KernelContext& ctx, const PoolAttrs& a, PoolGeometry* g) {
   const Tensor& x = ctx.input(0);
   if (x.rank() < 3)
     return Status::error("input X " + shape_to_string(x.shape()) +
                          " must have rank >= 3 ([N, C, spatial...])");
-  const size_t n = static_cast<size_t>(x.rank() - 2);
-  g->nsp = static_cast<int>(n);
-  g->in.assign(x.shape().begin() + 2, x.shape().end());
-  if (!node.has_attr("kernel_shape"))
-    return Status::error("missing required attribute kernel_shape");
-  g->kernel = attr_ints_or(node, "kernel_shape", Ints());
-  if (g->kernel.size() != n)
-    return Status::error("kernel_shape " + ints_str(g->kernel) + " must have " + std::to_string(n) +
-                         " values for input " + shape_to_string(x.shape()));
-  g->strides = attr_ints_or(node, "strides", Ints(n, 1));
-  g->dilations = attr_ints_or(node, "dilations", Ints(n, 1));
-  if (g->strides.size() != n)
-    return Status::error("strides " + ints_str(g->strides) + " must have " + std::to_string(n) +
-                         " values for input " + shape_to_string(x.shape()));
-  if (g->dilations.size() != n)
-    return Status::error("dilations " + ints_str(g->dilations) + " must have " + std::to_string(n) +
-                         " values for input " + shape_to_string(x.shape()));
-  const Ints pads = attr_ints_or(node, "pads", Ints(2 * n, 0));
-  if (pads.size() != 2 * n)
-    return Status::error("pads " + ints_str(pads) + " must have " + std::to_string(2 * n) +
-                         " values (begin and end per spatial dim) for input " +
-                         shape_to_string(x.shape()));
-  for (size_t i = 0; i < n; ++i) {
-    if (g->kernel[i] < 1)
-      return Status::error("kernel_shape " + ints_str(g->kernel) + " must be >= 1");
-    if (g->strides[i] < 1)
-      return Status::error("strides " + ints_str(g->strides) + " must be >= 1");
-    if (g->dilations[i] < 1)
-      return Status::error("dilations " + ints_str(g->dilations) + " must be >= 1");
-  }
-  for (int64_t p : pads)
-    if (p < 0) return Status::error("pads " + ints_str(pads) + " must be >= 0");
-  g->pad_begin.assign(pads.begin(), pads.begin() + static_cast<long>(n));
-  g->pad_end.assign(pads.begin() + static_cast<long>(n), pads.end());
-
-  const std::string_view auto_pad = node.attr_string_view("auto_pad", "NOTSET");
-  if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" &&
-      auto_pad != "VALID")
-    return Status::error("auto_pad '" + std::string(auto_pad) +
-                         "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
-  const bool ceil_mode = ctx.opset() >= 10 && node.attr_int("ceil_mode", 0) != 0;
-
-  g->out.resize(n);
-  // Every extent below in checked int64 arithmetic: hostile kernel_shape,
-  // dilations or pads must fail here, not wrap into a small shape.
-  auto overflow = [&](const char* what, size_t i) {
-    return Status::error(std::string(what) + " along spatial dim " + std::to_string(i) +
-                         " overflows 64-bit integers (kernel_shape " + ints_str(g->kernel) + ", dilations " +
-                         ints_str(g->dilations) + ", pads " + ints_str(pads) + ")");
-  };
-  for (size_t i = 0; i < n; ++i) {
-    int64_t ek;
-    if (!checked_mul_add(g->kernel[i] - 1, g->dilations[i], 1, &ek))
-      return overflow("the dilated kernel", i);
-    const int64_t s = g->strides[i];
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      g->out[i] = g->in[i] / s + (g->in[i] % s != 0);
-      int64_t reach;
-      if (!checked_mul_add(g->out[i] - 1, s, ek, &reach))
-        return overflow("the padded extent", i);
-      const int64_t total = std::max<int64_t>(0, reach - g->in[i]);
-      g->pad_begin[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      g->pad_end[i] = total - g->pad_begin[i];
-      continue;
-    }
-    if (auto_pad == "VALID") g->pad_begin[i] = g->pad_end[i] = 0;
-    int64_t span;
-    if (__builtin_add_overflow(g->in[i], g->pad_begin[i], &span) || __builtin_add_overflow(span, g->pad_end[i], &span))
-      return overflow("the padded input", i);
-    span -= ek;  // both >= 0: no overflow
-    if (span < 0)
-      return Status::error("kernel_shape " + ints_str(g->kernel) + " with dilations " +
-                           ints_str(g->dilations) + " is larger than the padded input " +
-                           shape_to_string(x.shape()) + " (pads " + ints_str(g->pad_begin) + " + " +
-                           ints_str(g->pad_end) + ") along spatial dim " + std::to_string(i));
-    g->out[i] = span / s + (ceil_mode && span % s != 0) + 1;
-    // A window must start inside the input or the begin padding; ceil_mode
-    // may otherwise add one that lies entirely in the end padding.
-    if (ceil_mode && static_cast<__int128>(g->out[i] - 1) * s >= static_cast<__int128>(g->in[i]) + g->pad_begin[i])
-      --g->out[i];
-  }
-  return Status::ok();
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_window(a.window, x.shape(), g));
+  return convgeo::forward_extents(a.window.auto_pad, a.ceil_mode, x.shape(), g);
 }
 
 // For each spatial dim and output coordinate, its window: the in-bounds
@@ -256,6 +180,21 @@ void max_pool(const PoolGeometry& g, const Tensor& x, Tensor& y, int64_t* indice
 
 }  // namespace
 
+Expected<std::shared_ptr<const void>> PreparePool(const Node& node, int64_t opset) {
+  PoolAttrs a;
+  if (!node.has_attr("kernel_shape")) return Status::error("missing required attribute kernel_shape");
+  SARAI_RETURN_IF_ERROR(convgeo::read_window_attrs(node, &a.window));
+  // ceil_mode arrived in opset 10 (the schema refuses it before).
+  SARAI_ASSIGN_OR_RETURN(a.ceil_mode, attr_flag(node, "ceil_mode", false));
+  a.ceil_mode = a.ceil_mode && opset >= 10;
+  SARAI_ASSIGN_OR_RETURN(a.count_include_pad, attr_flag(node, "count_include_pad", false));
+  const int64_t storage_order = node.attr_int("storage_order", 0);
+  if (storage_order != 0 && storage_order != 1)
+    return Status::error("storage_order " + std::to_string(storage_order) + " must be 0 or 1");
+  a.column_major = storage_order == 1;
+  return prepared_data(std::move(a));
+}
+
 Status GlobalAveragePool(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input X");
   const Tensor& x = ctx.input(0);
@@ -289,10 +228,14 @@ Status AveragePool(KernelContext& ctx) {
   if (x.dtype() != DType::kFloat32)
     return Status::error(std::string("input X has dtype ") + dtype_name(x.dtype()) +
                          "; only float32 is supported");
+  SARAI_ASSIGN_OR_RETURN(const PoolAttrs* a, ctx.prepared<PoolAttrs>(PreparePool));
   PoolGeometry g;
-  SARAI_RETURN_IF_ERROR(pool_geometry(ctx, &g));
-  const bool include_pad = attr_int_of(ctx.node(), "count_include_pad", 0) != 0;
+  SARAI_RETURN_IF_ERROR(pool_geometry(ctx, *a, &g));
+  const bool include_pad = a->count_include_pad;
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, pooled_shape(x, g));
+  // An empty output bounds nothing: the window table (sum of the output
+  // dims) could then be any size.
+  if (y.numel() == 0) return Status::ok();
   auto* tables = ctx.workspace<DimWindow>(window_table_size(g));
   if (ctx.skip_compute(y)) return Status::ok();
   window_table(g, tables);
@@ -321,29 +264,28 @@ Status MaxPool(KernelContext& ctx) {
   if (x.dtype() != DType::kFloat32 && x.dtype() != DType::kInt8 && x.dtype() != DType::kUInt8)
     return Status::error(std::string("input X has dtype ") + dtype_name(x.dtype()) +
                          "; only float32, int8 and uint8 are supported");
+  SARAI_ASSIGN_OR_RETURN(const PoolAttrs* a, ctx.prepared<PoolAttrs>(PreparePool));
   PoolGeometry g;
-  SARAI_RETURN_IF_ERROR(pool_geometry(ctx, &g));
-  const int64_t storage_order = ctx.node().attr_int("storage_order", 0);
-  if (storage_order != 0 && storage_order != 1)
-    return Status::error("storage_order " + std::to_string(storage_order) + " must be 0 or 1");
+  SARAI_RETURN_IF_ERROR(pool_geometry(ctx, *a, &g));
   const Shape out_shape = pooled_shape(x, g);
   Tensor& y = ctx.allocate_output(0, x.dtype(), out_shape);
   int64_t* indices = nullptr;
   if (ctx.wants_output(1))
     indices = ctx.allocate_output(1, DType::kInt64, out_shape).mutable_data<int64_t>();
+  if (y.numel() == 0) return Status::ok();  // as in AveragePool
   auto* tables = ctx.workspace<DimWindow>(window_table_size(g));
   // The int64 indices are never skipped (skip_compute refuses integers).
   if (!indices && ctx.skip_compute(y)) return Status::ok();
   window_table(g, tables);
   switch (x.dtype()) {
     case DType::kFloat32:
-      max_pool<float>(g, x, y, indices, storage_order == 1, tables);
+      max_pool<float>(g, x, y, indices, a->column_major, tables);
       break;
     case DType::kInt8:
-      max_pool<int8_t>(g, x, y, indices, storage_order == 1, tables);
+      max_pool<int8_t>(g, x, y, indices, a->column_major, tables);
       break;
     default:
-      max_pool<uint8_t>(g, x, y, indices, storage_order == 1, tables);
+      max_pool<uint8_t>(g, x, y, indices, a->column_major, tables);
       break;
   }
   return Status::ok();

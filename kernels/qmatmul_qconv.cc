@@ -38,10 +38,12 @@
 // stays within 255 * 127 * K; the ops reject K > qref::kMaxReduction.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "kernels/conv_geometry.h"
 #include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
 #include "kernels/cpu/qconv.h"
@@ -154,9 +156,9 @@ struct Fusion {
   QgemmActivation epilogue_act() const { return epilogue_does_all() ? act : QgemmActivation::kNone; }
 };
 
-Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
+Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape, QgemmActivation act) {
   Fusion f;
-  const Node& node = ctx.node();
+  f.act = act;
   if (ctx.has_input(qop::kResidual)) {
     const Tensor& r = ctx.input(qop::kResidual);
     if (r.dtype() != DType::kFloat32)
@@ -165,12 +167,6 @@ Expected<Fusion> read_fusion(const KernelContext& ctx, const Shape& y_shape) {
     SARAI_RETURN_IF_ERROR(broadcast_shapes({y_shape, r.shape()}).status());
     f.residual = &r;
     f.in_epilogue = r.shape() == y_shape;
-  }
-  if (node.has_attr("activation")) {
-    const std::string_view act = node.attr_string_view("activation", "");
-    if (act == "Relu") f.act = QgemmActivation::kRelu;
-    else if (act == "Gelu") f.act = QgemmActivation::kGelu;
-    else return Status::error("attribute activation = \"" + std::string(act) + "\" is not supported (Relu and Gelu are)");
   }
   return f;
 }
@@ -243,6 +239,24 @@ QuantParams quantize_input(const std::optional<QuantParams>& fixed, const Tensor
   return *fixed;
 }
 
+// What every quantized op reads from its attributes besides its shape:
+// the static activation range and the fused activation (runtime/fuse.h).
+struct QuantAttrs {
+  std::optional<QuantParams> fixed;
+  QgemmActivation act = QgemmActivation::kNone;
+};
+
+Status read_quant_attrs(const Node& node, QuantAttrs* q) {
+  SARAI_ASSIGN_OR_RETURN(q->fixed, static_params(node));
+  if (node.has_attr("activation")) {
+    const std::string_view act = node.attr_string_view("activation", "");
+    if (act == "Relu") q->act = QgemmActivation::kRelu;
+    else if (act == "Gelu") q->act = QgemmActivation::kGelu;
+    else return Status::error("attribute activation = \"" + std::string(act) + "\" is not supported (Relu and Gelu are)");
+  }
+  return Status::ok();
+}
+
 Expected<int64_t> positive_attr(const Node& node, const char* name, const char* meaning) {
   if (!node.has_attr(name))
     return Status::error(std::string("attribute ") + name + " (" + meaning + ") is missing");
@@ -251,38 +265,93 @@ Expected<int64_t> positive_attr(const Node& node, const char* name, const char* 
   return v;
 }
 
-// The ONNX weight shape of a QConv/QConvTranspose: the weight_shape
-// attribute (required for a packed weight), else W's own shape.
-Expected<Shape> weight_shape(const KernelContext& ctx, bool require_attr) {
-  const Node& node = ctx.node();
-  const Tensor& w = ctx.input(1);
-  if (!node.has_attr("weight_shape")) {
-    if (require_attr)
+// QMatMul's attributes, read and checked once per node (PrepareQMatMul).
+struct QMatMulAttrs {
+  int64_t k = 0, n = 0;
+  QuantAttrs quant;
+};
+
+// QConv's and QConvTranspose's (PrepareQConv, PrepareQConvTranspose): the
+// convolution's, the quantized ops' and the ONNX weight shape, which a
+// packed weight (QConv with group 1) carries in the attribute weight_shape.
+struct QConvAttrs {
+  convgeo::ConvAttrs conv;
+  QuantAttrs quant;
+  bool has_weight_shape = false;
+  Shape weight_shape;
+};
+
+Expected<std::shared_ptr<const void>> prepare_qconv(const Node& node, bool transpose) {
+  QConvAttrs a;
+  SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, transpose, &a.conv));
+  SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a.quant));
+  a.has_weight_shape = node.has_attr("weight_shape");
+  if (!a.has_weight_shape) {
+    if (!transpose && a.conv.group == 1)
       return Status::error("attribute weight_shape (the ONNX weight shape) is missing; it is "
                            "required when W is packed (group 1)");
-    return w.shape();
+    return prepared_data(std::move(a));
   }
-  Shape ws = attr_ints_or(node, "weight_shape", {});
-  if (ws.size() != static_cast<size_t>(ctx.input(0).rank()))
-    return Status::error("weight_shape " + shape_to_string(ws) + " must have the rank of X " +
-                         shape_to_string(ctx.input(0).shape()));
+  const Shape& ws = a.weight_shape = attr_ints_or(node, "weight_shape", {});
   for (int64_t d : ws)
     if (d < 1) return Status::error("weight_shape " + shape_to_string(ws) + " must have dims >= 1");
   if (!checked_numel(ws).has_value())
     return Status::error("weight_shape " + shape_to_string(ws) + " overflows int64");
-  return ws;
+  return prepared_data(std::move(a));
+}
+
+// The ONNX weight shape of a QConv/QConvTranspose: the weight_shape
+// attribute, else W's own shape.
+Expected<Shape> weight_shape(const KernelContext& ctx, const QConvAttrs& a) {
+  if (!a.has_weight_shape) return ctx.input(1).shape();
+  if (a.weight_shape.size() != static_cast<size_t>(ctx.input(0).rank()))
+    return Status::error("weight_shape " + shape_to_string(a.weight_shape) + " must have the rank of X " +
+                         shape_to_string(ctx.input(0).shape()));
+  return a.weight_shape;
+}
+
+// The INT8 ConvTranspose core splits each output line of the last dim into
+// its stride phases, stride * ceil(out / stride) values per line and
+// thread (kernels/cpu/qconv_transpose.cc): with a stride far past the
+// output (legal when that dim's input has length 1, or pads crop the
+// output) that line must still be a sane size.
+Status check_split_line(const convgeo::ConvGeometry& g) {
+  const size_t last = static_cast<size_t>(g.nsp) - 1;
+  const int64_t s = g.strides[last], out = g.out[last];
+  int64_t line, lines;
+  if (!checked_mul_add(s, out / s + (out % s != 0), 0, &line) ||
+      __builtin_mul_overflow(line, g.out_size() / out, &lines) || lines > (int64_t{1} << 40))
+    return Status::error("strides " + shape_to_string(g.strides) + " with output spatial dims " +
+                         shape_to_string(g.out) + " are too large for the INT8 core (its last dim's stride " +
+                         "phases need stride * ceil(output / stride) values per output line)");
+  return Status::ok();
 }
 
 }  // namespace
 
+Expected<std::shared_ptr<const void>> PrepareQMatMul(const Node& node, int64_t) {
+  QMatMulAttrs a;
+  SARAI_ASSIGN_OR_RETURN(a.k, positive_attr(node, "K", "reduction size"));
+  SARAI_ASSIGN_OR_RETURN(a.n, positive_attr(node, "N", "output channels"));
+  SARAI_RETURN_IF_ERROR(check_reduction("K", a.k));
+  if (a.n > (int64_t{1} << 40) / int8::round_up(a.k, int8::kGroupK))
+    return Status::error("attributes K = " + str(a.k) + ", N = " + str(a.n) + " are too large");
+  SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a.quant));
+  return prepared_data(std::move(a));
+}
+
+Expected<std::shared_ptr<const void>> PrepareQConv(const Node& node, int64_t) {
+  return prepare_qconv(node, /*transpose=*/false);
+}
+
+Expected<std::shared_ptr<const void>> PrepareQConvTranspose(const Node& node, int64_t) {
+  return prepare_qconv(node, /*transpose=*/true);
+}
+
 Status QMatMul(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(check_required(ctx));
-  const Node& node = ctx.node();
-  SARAI_ASSIGN_OR_RETURN(const int64_t k, positive_attr(node, "K", "reduction size"));
-  SARAI_ASSIGN_OR_RETURN(const int64_t n, positive_attr(node, "N", "output channels"));
-  SARAI_RETURN_IF_ERROR(check_reduction("K", k));
-  if (n > (int64_t{1} << 40) / int8::round_up(k, int8::kGroupK))
-    return Status::error("attributes K = " + str(k) + ", N = " + str(n) + " are too large");
+  SARAI_ASSIGN_OR_RETURN(const QMatMulAttrs* a, ctx.prepared<QMatMulAttrs>(PrepareQMatMul));
+  const int64_t k = a->k, n = a->n;
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   if (w.rank() != 1 || w.numel() != int8::packed_size(k, n))
@@ -292,11 +361,11 @@ Status QMatMul(KernelContext& ctx) {
   if (x.rank() < 1 || x.dim(x.rank() - 1) != k)
     return Status::error("input X " + shape_to_string(x.shape()) + " must end in K = " + str(k));
   SARAI_RETURN_IF_ERROR(check_channel_params(ctx, n));
-  SARAI_ASSIGN_OR_RETURN(const std::optional<QuantParams> fixed, static_params(node));
+  const std::optional<QuantParams>& fixed = a->quant.fixed;
   const int64_t rows = x.numel() / k;
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(n);
-  SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
+  SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape, a->quant.act));
   OpOutput o;
   allocate_op_output(ctx, fusion, out_shape, &o);
   if (o.y->numel() == 0) return Status::ok();  // so is the broadcast output
@@ -324,17 +393,17 @@ Status QMatMul(KernelContext& ctx) {
 
 Status QConv(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(check_required(ctx));
+  SARAI_ASSIGN_OR_RETURN(const QConvAttrs* a, ctx.prepared<QConvAttrs>(PrepareQConv));
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
-  const Node& node = ctx.node();
   if (x.rank() < 3)
     return Status::error("input X " + shape_to_string(x.shape()) +
                          " must have rank >= 3 ([N, C, spatial...])");
-  const int64_t group = node.attr_int("group", 1);
+  const int64_t group = a->conv.group;
   const bool packed = group == 1;
-  SARAI_ASSIGN_OR_RETURN(const Shape ws, weight_shape(ctx, packed));
+  SARAI_ASSIGN_OR_RETURN(const Shape ws, weight_shape(ctx, *a));
   qref::ConvProblem p;
-  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(node, x.shape(), ws, group, &p.g));
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(a->conv, x.shape(), ws, &p.g));
   p.batch = x.dim(0);
   p.C = x.dim(1);
   p.M = ws[0];
@@ -352,11 +421,11 @@ Status QConv(KernelContext& ctx) {
                          shape_to_string(ws) + " (group " + str(group) + " > 1 is not packed)");
   }
   SARAI_RETURN_IF_ERROR(check_channel_params(ctx, p.M));
-  SARAI_ASSIGN_OR_RETURN(const std::optional<QuantParams> fixed, static_params(node));
+  const std::optional<QuantParams>& fixed = a->quant.fixed;
 
   Shape out_shape = {p.batch, p.M};
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
-  SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape));
+  SARAI_ASSIGN_OR_RETURN(const Fusion fusion, read_fusion(ctx, out_shape, a->quant.act));
   OpOutput o;
   allocate_op_output(ctx, fusion, out_shape, &o);
   if (o.y->numel() == 0) return Status::ok();
@@ -380,26 +449,27 @@ Status QConv(KernelContext& ctx) {
 
 Status QConvTranspose(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(check_required(ctx));
+  SARAI_ASSIGN_OR_RETURN(const QConvAttrs* a, ctx.prepared<QConvAttrs>(PrepareQConvTranspose));
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
-  const Node& node = ctx.node();
   if (x.rank() < 3)
     return Status::error("input X " + shape_to_string(x.shape()) +
                          " must have rank >= 3 ([N, C, spatial...])");
-  SARAI_ASSIGN_OR_RETURN(const Shape ws, weight_shape(ctx, /*require_attr=*/false));
+  SARAI_ASSIGN_OR_RETURN(const Shape ws, weight_shape(ctx, *a));
   if (w.shape() != ws)
     return Status::error("W " + shape_to_string(w.shape()) + " must be the plain weight " +
                          shape_to_string(ws) + " (QConvTranspose weights are not packed)");
-  const int64_t group = node.attr_int("group", 1);
+  const int64_t group = a->conv.group;
   qref::ConvProblem p;
-  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv_transpose(node, x.shape(), ws, group, &p.g));
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv_transpose(a->conv, x.shape(), ws, &p.g));
   p.batch = x.dim(0);
   p.C = x.dim(1);
   p.M = ws[1] * group;
   p.group = group;
   SARAI_RETURN_IF_ERROR(check_reduction("C/group * kernel taps", p.C / group * p.g.kernel_size()));
+  SARAI_RETURN_IF_ERROR(check_split_line(p.g));
   SARAI_RETURN_IF_ERROR(check_channel_params(ctx, p.M));
-  SARAI_ASSIGN_OR_RETURN(const std::optional<QuantParams> fixed, static_params(node));
+  const std::optional<QuantParams>& fixed = a->quant.fixed;
 
   Shape out_shape = {p.batch, p.M};
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());

@@ -375,9 +375,10 @@ Status ConvInteger(KernelContext& ctx) {
   if (x.rank() < 3)
     return Status::error("input x " + shape_to_string(x.shape()) +
                          " must have rank >= 3 ([N, C, spatial...])");
-  const int64_t group = ctx.node().attr_int("group", 1);
+  SARAI_ASSIGN_OR_RETURN(const convgeo::ConvAttrs* a, ctx.prepared<convgeo::ConvAttrs>(PrepareConv));
+  const int64_t group = a->group;
   convgeo::ConvGeometry g;
-  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(ctx.node(), x.shape(), w.shape(), group, &g));
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(*a, x.shape(), w.shape(), &g));
   const int64_t batch = x.dim(0), c = x.dim(1), m = w.dim(0);
   if (ctx.has_input(2) && ctx.input(2).numel() != 1)
     return Status::error("x_zero_point " + shape_to_string(ctx.input(2).shape()) +

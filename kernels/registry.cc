@@ -55,11 +55,11 @@ void register_kernels(KernelTable& t) {
 
   t.add("MatMul", MatMul);
   t.add("Gemm", Gemm).prepare(PrepareGemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});
-  t.add("Conv", Conv).attrs(kConvAttrs);
-  t.add("ConvTranspose", ConvTranspose).attrs(kConvAttrs).attrs({{"output_padding", Is}, {"output_shape", Is}});
+  t.add("Conv", Conv).prepare(PrepareConv).attrs(kConvAttrs);
+  t.add("ConvTranspose", ConvTranspose).prepare(PrepareConvTranspose).attrs(kConvAttrs).attrs({{"output_padding", Is}, {"output_shape", Is}});
   t.add("GlobalAveragePool", GlobalAveragePool);
-  t.add("AveragePool", AveragePool).attrs(kPoolAttrs).attrs({{"count_include_pad", I}, {"dilations", Is, 19}});
-  t.add("MaxPool", MaxPool).attrs(kPoolAttrs).attrs({{"dilations", Is, 10}, {"storage_order", I}});
+  t.add("AveragePool", AveragePool).prepare(PreparePool).attrs(kPoolAttrs).attrs({{"count_include_pad", I}, {"dilations", Is, 19}});
+  t.add("MaxPool", MaxPool).prepare(PreparePool).attrs(kPoolAttrs).attrs({{"dilations", Is, 10}, {"storage_order", I}});
   t.add("Resize", Resize, /*since_opset=*/10).prepare(PrepareResize).attrs({{"mode", S},
                                                          {"coordinate_transformation_mode", S, 11},
                                                          {"cubic_coeff_a", F, 11},
@@ -101,15 +101,16 @@ void register_kernels(KernelTable& t) {
       .attrs({{"axis", I, 13}, {"saturate", I, 19}, {"block_size", I, 21}, {"output_dtype", I, 21}});
   t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10).prepare(PrepareDequantizeLinear).attrs({{"axis", I, 13}, {"block_size", I, 21}});
   t.add("MatMulInteger", MatMulInteger, /*since_opset=*/10);
-  t.add("ConvInteger", ConvInteger, /*since_opset=*/10).attrs(kConvAttrs);
+  t.add("ConvInteger", ConvInteger, /*since_opset=*/10).prepare(PrepareConv).attrs(kConvAttrs);
 
   // The quantized ops `sarai-rt convert` writes.
   t.add_domain_op("sarai", "Gelu", Gelu).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0});  // fused erf-GELU chains (runtime/fuse.h), any opset
   t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).prepare(PrepareScaledSoftmax).attrs({{"axis", I}, {"divisor", F}}).in_place({0});  // fused Div + Softmax
   t.add_domain_op("sarai", "Attention", Attention).prepare(PrepareDivisor).attrs({{"divisor", F}});  // fused MatMul + ScaledSoftmax + MatMul
-  t.add_domain_op("sarai", "QMatMul", QMatMul).attrs({{"K", I}, {"N", I}}).attrs(kQuantizedAttrs).in_place({qop::kResidual});
-  t.add_domain_op("sarai", "QConv", QConv).attrs(kConvAttrs).attrs(kQuantizedAttrs).attrs({{"weight_shape", Is}}).in_place({qop::kResidual});
+  t.add_domain_op("sarai", "QMatMul", QMatMul).prepare(PrepareQMatMul).attrs({{"K", I}, {"N", I}}).attrs(kQuantizedAttrs).in_place({qop::kResidual});
+  t.add_domain_op("sarai", "QConv", QConv).prepare(PrepareQConv).attrs(kConvAttrs).attrs(kQuantizedAttrs).attrs({{"weight_shape", Is}}).in_place({qop::kResidual});
   t.add_domain_op("sarai", "QConvTranspose", QConvTranspose)
+      .prepare(PrepareQConvTranspose)
       .attrs(kConvAttrs)
       .attrs({{"output_padding", Is}, {"output_shape", Is}, {"weight_shape", Is}, {"x_min", F}, {"x_max", F}});
 }

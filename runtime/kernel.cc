@@ -1,7 +1,9 @@
 #include "runtime/kernel.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -39,6 +41,15 @@ std::shared_ptr<const void> heap_block(uint64_t bytes) {
   return std::shared_ptr<const void>(p, [](const void* q) { std::free(const_cast<void*>(q)); });
 }
 }  // namespace
+
+uint64_t machine_memory_bytes() {
+  static const uint64_t bytes = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? std::min(kMaxTensorBytes, static_cast<uint64_t>(pages) * static_cast<uint64_t>(page))
+                                 : kMaxTensorBytes;
+  }();
+  return bytes;
+}
 
 bool poison_memory() { return g_poison; }
 void set_poison_memory(bool on) { g_poison = on; }
@@ -85,6 +96,10 @@ Tensor& KernelContext::allocate_output(int i, DType dtype, Shape shape) {
     throw KernelAbort{Status::error("output " + std::to_string(i) + " would have shape " + shape_to_string(shape) +
                                     (checked ? " (" + std::to_string(bytes) + " bytes, more than any tensor may have)"
                                              : ": " + checked.message()))};
+  if (bytes > machine_memory_bytes())
+    throw KernelAbort{Status::error("output " + std::to_string(i) + " would have shape " + shape_to_string(shape) + " (" +
+                                    std::to_string(bytes) + " bytes, more than this machine's " +
+                                    std::to_string(machine_memory_bytes()) + " bytes of memory)")};
   if (memory_ && memory_->mode == NodeMemory::Mode::kPlanned) {
     const int64_t off = i < 64 ? memory_->output_offset[k] : -1;
     if (off >= 0 && bytes <= memory_->output_capacity[k]) {
@@ -107,7 +122,18 @@ Tensor& KernelContext::allocate_output_zeroed(int i, DType dtype, Shape shape) {
   return t;
 }
 
+void* KernelContext::workspace_elems(int64_t count, size_t elem_bytes) {
+  uint64_t bytes = 0;
+  if (count < 0 || __builtin_mul_overflow(static_cast<uint64_t>(count), elem_bytes, &bytes) || bytes > kMaxTensorBytes)
+    throw KernelAbort{Status::error("a workspace of " + std::to_string(count) + " x " + std::to_string(elem_bytes) +
+                                    " bytes is asked for: shape arithmetic gone wrong")};
+  return workspace_bytes(bytes);
+}
+
 void* KernelContext::workspace_bytes(uint64_t bytes) {
+  if (bytes > machine_memory_bytes())
+    throw KernelAbort{Status::error("a workspace of " + std::to_string(bytes) + " bytes is more than this machine's " +
+                                    std::to_string(machine_memory_bytes()) + " bytes of memory")};
   bytes = align_up(bytes ? bytes : 1, 64);
   if (memory_) {
     const uint64_t at = memory_->workspace_used;

@@ -101,10 +101,11 @@ class KernelContext {
   // undefined. Ask for it before the skip_compute() check, so the planning
   // pass sees its size; per-thread scratch is count * num_threads() with
   // thread_index() (runtime/parallel.h) picking the slice.
-  template <class T> T* workspace(int64_t count) {
-    return static_cast<T*>(workspace_bytes(static_cast<uint64_t>(count) * sizeof(T)));
-  }
+  // A count < 0, or one whose bytes pass the machine's memory, stops the
+  // kernel with an error (as allocate_output does), before it can write.
+  template <class T> T* workspace(int64_t count) { return static_cast<T*>(workspace_elems(count, sizeof(T))); }
   void* workspace_bytes(uint64_t bytes);
+  void* workspace_elems(int64_t count, size_t elem_bytes);
 
   // True during the planning pass (runtime/session.h) when `out` is large
   // enough that no shape can depend on its values: the kernel has allocated
@@ -145,8 +146,12 @@ class KernelContext {
 using KernelFn = Status (*)(KernelContext&);
 
 // The largest tensor a kernel may allocate (1 TiB): far above any real
-// model's, far below where byte counts could wrap.
+// model's, far below where byte counts could wrap. No output or workspace
+// may pass the machine's physical memory either (machine_memory_bytes()):
+// a hostile shape below 1 TiB would otherwise have the planning pass write
+// lazily mapped pages until the kernel's OOM killer ends the process.
 inline constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 40;
+uint64_t machine_memory_bytes();
 
 // Runs fn on ctx: the one way kernels are called (the session's executor,
 // the tests, single-node evaluation). A kernel that asks allocate_output for

@@ -76,6 +76,31 @@ TEST(HostileShapes, ResizeScalesAndSizesTooLarge) {
       kernels::Resize, s,
       {x, Tensor(), Tensor(), test::make_tensor<int64_t>({4}, {1, 1, int64_t{1} << 32, int64_t{1} << 32})}, 13);
   EXPECT_HAS(by_sizes, "output 0 would have shape [1, 1, 4294967296, 4294967296]");  // allocate_output's guard
+  // Below 1 TiB but past the machine's memory (412 GB): refused too, before
+  // the planning pass could write lazily mapped pages into the OOM killer.
+  const std::string past_memory = test::run_error(
+      kernels::Resize, s, {x, Tensor(), Tensor(), test::make_tensor<int64_t>({4}, {1, 3, int64_t{1} << 32, 8})}, 13);
+  if (machine_memory_bytes() < (uint64_t{3} << 37))
+    EXPECT_HAS(past_memory, "output 0 would have shape [1, 3, 4294967296, 8] (412316860416 bytes, more than this machine's " +
+                                std::to_string(machine_memory_bytes()) + " bytes of memory)");
+}
+
+// The same guard stands behind every workspace: a negative or wrapping
+// count, or more bytes than the machine has, stops the kernel.
+Status AskWorkspace(KernelContext& ctx) {
+  const int64_t n = ctx.input(0).data<int64_t>()[0];
+  ctx.workspace<float>(n);
+  return Status::ok();
+}
+
+TEST(HostileShapes, WorkspacesPastTheMachineAreRefused) {
+  const Node n = test::make_node("AskWorkspace", 1);
+  auto ask = [&](int64_t count) { return test::run_error(AskWorkspace, n, {test::make_tensor<int64_t>({1}, {count})}); };
+  EXPECT_HAS(ask(-1), "a workspace of -1 x 4 bytes is asked for: shape arithmetic gone wrong");
+  EXPECT_HAS(ask(k2p62), "a workspace of 4611686018427387904 x 4 bytes is asked for");
+  if (machine_memory_bytes() < (uint64_t{1} << 40))
+    EXPECT_HAS(ask(int64_t{1} << 38), "a workspace of 1099511627776 bytes is more than this machine's " +
+                                          std::to_string(machine_memory_bytes()) + " bytes of memory");
 }
 
 // Expand to a shape whose element count wraps (Expand's own check), and to

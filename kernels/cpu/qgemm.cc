@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <memory>
 
 #include <immintrin.h>
 
@@ -91,6 +92,62 @@ void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, bool stream
   }
 }
 
+// The per-thread buffer of QgemmUkernel::pack_a's output (the packed path of
+// drive). A thread_local allocated once, at the thread's first packed GEMM
+// (so in a planned run's first run, never after: docs/memory.md), and kept:
+// the driver's stack buffer pattern, too big for the stack. kPackBytes bounds
+// the rows of a packed row block (kPackBytes / (2 Kp)), so it stays in L2.
+constexpr int64_t kPackBytes = int64_t{256} << 10;
+
+uint8_t* pack_buffer() {
+  thread_local std::unique_ptr<uint8_t[]> buf;
+  if (!buf) buf.reset(new uint8_t[kPackBytes]);
+  return buf.get();
+}
+
+// drive() for a micro-kernel with a packed path: tasks are row-block-major,
+// so a thread's consecutive tasks (parallel_for gives it a contiguous range)
+// share a row block, packed once for all of them.
+template <class Sink>
+void drive_packed(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64_t lda,
+                  const int8_t* w_packed, int64_t n, int64_t mbp, Sink&& sink) {
+  const int64_t kp = int8::round_up(k, int8::kGroupK);
+  const int64_t ldap = 2 * kp;
+  const int64_t pstride = kp * int8::kPanelN;
+  const int64_t panels = (n + int8::kPanelN - 1) / int8::kPanelN;
+  const int64_t pgroups = (panels + uk.np - 1) / uk.np;
+  const int64_t mblocks = (m + mbp - 1) / mbp;
+  const int64_t tasks = pgroups * mblocks;
+  const int64_t grain = m * n * k < (int64_t{1} << 22) ? tasks : 1;
+  parallel_for(tasks, grain, [&](int64_t begin, int64_t end) {
+    alignas(64) int32_t acc[kMB * kMaxCols];
+    uint8_t* ap = pack_buffer();
+    int64_t packed_mb = -1;
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t mb = t / pgroups, pg = t % pgroups;
+      const int64_t p0 = pg * uk.np, np = std::min<int64_t>(uk.np, panels - p0);
+      const int64_t n0 = p0 * int8::kPanelN, cols = std::min<int64_t>(np * int8::kPanelN, n - n0);
+      const int64_t m0 = mb * mbp, rows = std::min(mbp, m - m0);
+      const int64_t ldacc = np * int8::kPanelN;
+      if (mb != packed_mb) {
+        uk.pack_a(a + m0 * lda, lda, rows, k, ap, ldap);
+        packed_mb = mb;
+      }
+      for (int64_t k0 = 0; k0 < k; k0 += kKC) {
+        const int64_t k1 = std::min(k, k0 + kKC);
+        const int64_t groups = (k1 - k0 + int8::kGroupK - 1) / int8::kGroupK;  // tail padded
+        const int8_t* w = w_packed + p0 * pstride + (k0 / int8::kGroupK) * kBlockBytes;
+        for (int64_t r = 0; r < rows; r += uk.mr) {
+          const int64_t mr = std::min<int64_t>(uk.mr, rows - r);
+          uk.tile_packed(ap + r * ldap + 2 * k0, ldap, mr, w, pstride, np, groups,
+                         acc + r * ldacc, ldacc, /*accumulate=*/k0 != 0);
+        }
+      }
+      sink(acc, ldacc, m0, rows, n0, cols);
+    }
+  });
+}
+
 // Runs the blocked loops; `sink(acc, ldacc, m0, rows, n0, cols)` consumes
 // each finished task.
 template <class Sink>
@@ -100,6 +157,11 @@ void drive(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64
   assert(uk.np * int8::kPanelN <= kMaxCols && kMB % uk.mr == 0);
   if (m == 0) return;
   const int64_t kp = int8::round_up(k, int8::kGroupK);
+  if (uk.pack_a != nullptr && m >= uk.pack_min_rows) {
+    // Rows per packed block: as many whole tiles as kPackBytes holds, <= kMB.
+    const int64_t mbp = std::min(kMB, kPackBytes / (2 * kp) / uk.mr * uk.mr);
+    if (mbp >= uk.mr) return drive_packed(uk, a, m, k, lda, w_packed, n, mbp, sink);
+  }
   const int64_t pstride = kp * int8::kPanelN;
   const int64_t panels = (n + int8::kPanelN - 1) / int8::kPanelN;
   const int64_t pgroups = (panels + uk.np - 1) / uk.np;

@@ -16,6 +16,15 @@
 // prefetcher follows: ~0.84 of the measured 1-thread bandwidth at M=1,
 // K×N = 2048×8192, cold; docs/BENCHMARKS.md); the micro-kernel's row loop
 // reuses it from registers.
+//
+// Packed activations (QgemmUkernel::pack_a, AVX2 only for now): the
+// micro-kernel wants each activation k-group as int16 pairs, which it would
+// otherwise rebuild from the bytes for every panel. drive_packed keeps
+// drive()'s tasks and thread split but runs a thread's range row block by
+// row block: each row block is expanded once into a per-thread buffer and
+// all the thread's panels run over it; a weight panel then comes from L2/L3
+// per row block instead of the activations per panel (docs/BENCHMARKS.md,
+// issue 15 item 2).
 #include "kernels/cpu/qgemm.h"
 
 #include <algorithm>
@@ -105,9 +114,10 @@ uint8_t* pack_buffer() {
   return buf.get();
 }
 
-// drive() for a micro-kernel with a packed path: tasks are row-block-major,
-// so a thread's consecutive tasks (parallel_for gives it a contiguous range)
-// share a row block, packed once for all of them.
+// drive() for a micro-kernel with a packed path. The tasks and their split
+// among threads are drive()'s (panel-group-major numbering, contiguous
+// ranges: the same balance), but each thread runs its range row block by
+// row block, packing each row block once for all its panels.
 template <class Sink>
 void drive_packed(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64_t lda,
                   const int8_t* w_packed, int64_t n, int64_t mbp, Sink&& sink) {
@@ -122,28 +132,32 @@ void drive_packed(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k
   parallel_for(tasks, grain, [&](int64_t begin, int64_t end) {
     alignas(64) int32_t acc[kMB * kMaxCols];
     uint8_t* ap = pack_buffer();
-    int64_t packed_mb = -1;
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t mb = t / pgroups, pg = t % pgroups;
-      const int64_t p0 = pg * uk.np, np = std::min<int64_t>(uk.np, panels - p0);
-      const int64_t n0 = p0 * int8::kPanelN, cols = std::min<int64_t>(np * int8::kPanelN, n - n0);
+    const int64_t pg_first = begin / mblocks, pg_last = (end - 1) / mblocks;
+    for (int64_t mb = 0; mb < mblocks; ++mb) {
       const int64_t m0 = mb * mbp, rows = std::min(mbp, m - m0);
-      const int64_t ldacc = np * int8::kPanelN;
-      if (mb != packed_mb) {
-        uk.pack_a(a + m0 * lda, lda, rows, k, ap, ldap);
-        packed_mb = mb;
-      }
-      for (int64_t k0 = 0; k0 < k; k0 += kKC) {
-        const int64_t k1 = std::min(k, k0 + kKC);
-        const int64_t groups = (k1 - k0 + int8::kGroupK - 1) / int8::kGroupK;  // tail padded
-        const int8_t* w = w_packed + p0 * pstride + (k0 / int8::kGroupK) * kBlockBytes;
-        for (int64_t r = 0; r < rows; r += uk.mr) {
-          const int64_t mr = std::min<int64_t>(uk.mr, rows - r);
-          uk.tile_packed(ap + r * ldap + 2 * k0, ldap, mr, w, pstride, np, groups,
-                         acc + r * ldacc, ldacc, /*accumulate=*/k0 != 0);
+      bool packed = false;
+      for (int64_t pg = pg_first; pg <= pg_last; ++pg) {
+        const int64_t t = pg * mblocks + mb;
+        if (t < begin || t >= end) continue;  // another thread's task
+        if (!packed) {
+          uk.pack_a(a + m0 * lda, lda, rows, k, ap, ldap);
+          packed = true;
         }
+        const int64_t p0 = pg * uk.np, np = std::min<int64_t>(uk.np, panels - p0);
+        const int64_t n0 = p0 * int8::kPanelN, cols = std::min<int64_t>(np * int8::kPanelN, n - n0);
+        const int64_t ldacc = np * int8::kPanelN;
+        for (int64_t k0 = 0; k0 < k; k0 += kKC) {
+          const int64_t k1 = std::min(k, k0 + kKC);
+          const int64_t groups = (k1 - k0 + int8::kGroupK - 1) / int8::kGroupK;  // tail padded
+          const int8_t* w = w_packed + p0 * pstride + (k0 / int8::kGroupK) * kBlockBytes;
+          for (int64_t r = 0; r < rows; r += uk.mr) {
+            const int64_t mr = std::min<int64_t>(uk.mr, rows - r);
+            uk.tile_packed(ap + r * ldap + 2 * k0, ldap, mr, w, pstride, np, groups,
+                           acc + r * ldacc, ldacc, /*accumulate=*/k0 != 0);
+          }
+        }
+        sink(acc, ldacc, m0, rows, n0, cols);
       }
-      sink(acc, ldacc, m0, rows, n0, cols);
     }
   });
 }

@@ -28,12 +28,29 @@
 // Σ_{t<4} a_t * w[k_t][c]: already in channel order, no horizontal add.
 // Per k-group of the 4 × 16 tile: 16 vpmaddwd + 16 vpaddd, 6 shifts for the
 // weights (shared by the rows), 2 ops per row for the activations (shared by
-// the 16 channels). Measured at M=1500, K=N=2048, 1 thread on this machine's
-// AMD EPYC (Zen 5 class), best of 10 by thread CPU time: this scheme
+// the 16 channels). Measured at M=1500, K=N=2048, 1 thread on an earlier
+// machine's AMD EPYC (Zen 5 class), before the packed path below, best of
+// 10 by thread CPU time: this scheme
 // ~157 GOPS; activations zero-extended with vpunpcklbw, weights with
 // vpmovsxbw, vpmaddwd into 4 accumulators per row and 16 channels, vphaddd
 // at the end (2 rows × 16) ~150 GOPS; the split a = 2 (a >> 1) + (a & 1)
 // (2 vpmaddubsw + 2 vpmaddwd per 8 channels, 4 rows) ~98 GOPS.
+//
+// Packed path (QgemmUkernel::pack_a / tile_packed, what the driver uses
+// whenever K <= 32768): the analysis above counts, per k-group of the 4 × 16
+// tile, 16 vpmaddwd (2 per cycle on Zen 3's FP0/FP3: 8 cycles) against ~50
+// vector uops for 4 pipes (~12.5 cycles), i.e. ~0.64 of the multiply peak;
+// measured 0.59. pack_a builds (xe, xo) once per row block, shared by all
+// panels, so a row costs two vbroadcastss loads (load-only on Zen, unlike
+// vpbroadcastd ymm, m32) instead of broadcast + and + shift: 38 vector uops
+// + 10 loads per group. The 4-row k loop is inline assembly: with
+// intrinsics GCC 12 spilled 2 accumulators and added 8 register copies per
+// group, and the loop is bound by dispatch (6 macro-ops per cycle), so that
+// version gained only ~2 %. Measured on this machine's AMD EPYC (Zen 3),
+// 1 thread, K=N=2048 (docs/BENCHMARKS.md, issue 15 item 2): M=1500 ~0.59 ->
+// ~0.71 of the vpmaddwd peak, M=150 ~0.60 -> ~0.72; M=1 unchanged (memory).
+// Left: the 6 weight shifts per group (pre-expanding a panel's k-block to
+// int16 would remove them).
 //
 // Tile shape: 4 rows × 1 panel = 8 accumulators leaves room for the weights
 // (2 ymm for VNNI, 4 for AVX2) and the activations in 16 ymm registers. A
@@ -314,10 +331,13 @@ SARAI_AVX2 void epilogue_row(const int32_t* acc, int64_t n, const int32_t* comp,
 }  // namespace avx2_4x16c4
 
 namespace {
+// Below one full tile of rows (GEMV, M = 1..3) the loop is bound by the
+// weights' traffic, not the ALU, and packing measured slower at M=1
+// (docs/BENCHMARKS.md): those keep reading a in place.
 const QgemmUkernel kTable = {Isa::kAvx2, avx2_4x16c4::kMR, 1, avx2_4x16c4::tile_avx2_rows,
                              avx2_4x16c4::epilogue_row, /*epilogue_row_stream=*/nullptr,
                              avx2_4x16c4::pack_a_avx2, avx2_4x16c4::tile_avx2_packed_rows,
-                             /*pack_min_rows=*/1};
+                             /*pack_min_rows=*/avx2_4x16c4::kMR};
 }  // namespace
 
 const QgemmUkernel& qgemm_u8s8_4x16c4__avx2() { return kTable; }

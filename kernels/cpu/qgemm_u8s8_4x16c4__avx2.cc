@@ -48,9 +48,10 @@
 // group, and the loop is bound by dispatch (6 macro-ops per cycle), so that
 // version gained only ~2 %. Measured on this machine's AMD EPYC (Zen 3),
 // 1 thread, K=N=2048 (docs/BENCHMARKS.md, issue 15 item 2): M=1500 ~0.59 ->
-// ~0.71 of the vpmaddwd peak, M=150 ~0.60 -> ~0.72; M=1 unchanged (memory).
-// Left: the 6 weight shifts per group (pre-expanding a panel's k-block to
-// int16 would remove them).
+// ~0.71 of the vpmaddwd peak, M=150 ~0.60 -> ~0.72; M < 4 keeps `tile`.
+// Tried after that: pre-expanding each panel's 512-deep k-block to int16
+// once per row block (no shifts: 32 vector uops per group) measured no
+// faster (1.02-1.05x), so the 6 shifts are not what is left.
 //
 // Tile shape: 4 rows × 1 panel = 8 accumulators leaves room for the weights
 // (2 ymm for VNNI, 4 for AVX2) and the activations in 16 ymm registers. A

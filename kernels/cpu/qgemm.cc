@@ -16,11 +16,21 @@
 // prefetcher follows: ~0.84 of the measured 1-thread bandwidth at M=1,
 // K×N = 2048×8192, cold; docs/BENCHMARKS.md); the micro-kernel's row loop
 // reuses it from registers.
+//
+// Packed activations (QgemmUkernel::pack_a, AVX2 only for now): the
+// micro-kernel wants each activation k-group as int16 pairs, which it would
+// otherwise rebuild from the bytes for every panel. drive_packed keeps
+// drive()'s tasks and thread split but runs a thread's range row block by
+// row block: each row block is expanded once into a per-thread buffer and
+// all the thread's panels run over it; a weight panel then comes from L2/L3
+// per row block instead of the activations per panel (docs/BENCHMARKS.md,
+// issue 15 item 2).
 #include "kernels/cpu/qgemm.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <memory>
 
 #include <immintrin.h>
 
@@ -91,8 +101,24 @@ void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, bool stream
   }
 }
 
+// The per-thread buffer of QgemmUkernel::pack_a's output (the packed path of
+// drive). A thread_local allocated once, at the thread's first packed GEMM
+// (so in a planned run's first run, never after: docs/memory.md), and kept:
+// the driver's stack buffer pattern, too big for the stack. kPackBytes bounds
+// the rows of a packed row block (kPackBytes / (2 Kp)), so it stays in L2.
+constexpr int64_t kPackBytes = int64_t{256} << 10;
+
+uint8_t* pack_buffer() {
+  thread_local std::unique_ptr<uint8_t[]> buf;
+  if (!buf) buf.reset(new uint8_t[kPackBytes]);
+  return buf.get();
+}
+
 // Runs the blocked loops; `sink(acc, ldacc, m0, rows, n0, cols)` consumes
-// each finished task.
+// each finished task. With a packed path (QgemmUkernel::pack_a), the tasks
+// and their split among threads stay the same (panel-group-major numbering,
+// contiguous ranges: the same balance), but each thread runs its range row
+// block by row block, packing each row block once for all its panels.
 template <class Sink>
 void drive(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64_t lda,
            const int8_t* w_packed, int64_t n, Sink&& sink) {
@@ -100,32 +126,64 @@ void drive(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64
   assert(uk.np * int8::kPanelN <= kMaxCols && kMB % uk.mr == 0);
   if (m == 0) return;
   const int64_t kp = int8::round_up(k, int8::kGroupK);
+  const int64_t ldap = 2 * kp;  // a packed row
+  // Rows per block: kMB, or for the packed path as many whole tiles as
+  // kPackBytes holds (<= kMB); below one tile (K > 32768), no packing.
+  int64_t mbp = kMB;
+  bool packed = false;
+  if (uk.pack_a != nullptr && m >= uk.pack_min_rows) {
+    const int64_t fit = std::min(kMB, kPackBytes / ldap / uk.mr * uk.mr);
+    if (fit >= uk.mr) mbp = fit, packed = true;
+  }
   const int64_t pstride = kp * int8::kPanelN;
   const int64_t panels = (n + int8::kPanelN - 1) / int8::kPanelN;
   const int64_t pgroups = (panels + uk.np - 1) / uk.np;
-  const int64_t mblocks = (m + kMB - 1) / kMB;
+  const int64_t mblocks = (m + mbp - 1) / mbp;
   const int64_t tasks = pgroups * mblocks;
   // Below ~4 M multiply-adds a thread team costs more than it saves.
   const int64_t grain = m * n * k < (int64_t{1} << 22) ? tasks : 1;
   parallel_for(tasks, grain, [&](int64_t begin, int64_t end) {
     alignas(64) int32_t acc[kMB * kMaxCols];
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t pg = t / mblocks, mb = t % mblocks;
+    uint8_t* ap = packed ? pack_buffer() : nullptr;  // holds row block `mb` when packed
+    // Task (panel group pg, row block mb): every k-block into acc, then sink.
+    const auto run = [&](int64_t pg, int64_t mb) {
       const int64_t p0 = pg * uk.np, np = std::min<int64_t>(uk.np, panels - p0);
       const int64_t n0 = p0 * int8::kPanelN, cols = std::min<int64_t>(np * int8::kPanelN, n - n0);
-      const int64_t m0 = mb * kMB, rows = std::min(kMB, m - m0);
+      const int64_t m0 = mb * mbp, rows = std::min(mbp, m - m0);
       const int64_t ldacc = np * int8::kPanelN;
       for (int64_t k0 = 0; k0 < k; k0 += kKC) {
-        const int64_t k1 = std::min(k, k0 + kKC);
-        const int64_t groups = (k1 - k0) / int8::kGroupK, kt = (k1 - k0) % int8::kGroupK;
+        const int64_t len = std::min(k, k0 + kKC) - k0;
         const int8_t* w = w_packed + p0 * pstride + (k0 / int8::kGroupK) * kBlockBytes;
         for (int64_t r = 0; r < rows; r += uk.mr) {
           const int64_t mr = std::min<int64_t>(uk.mr, rows - r);
-          uk.tile(a + (m0 + r) * lda + k0, lda, mr, w, pstride, np, groups, kt, acc + r * ldacc,
-                  ldacc, /*accumulate=*/k0 != 0);
+          if (packed)  // the K tail is zero-padded in the packed rows: whole groups
+            uk.tile_packed(ap + r * ldap + 2 * k0, ldap, mr, w, pstride, np,
+                           (len + int8::kGroupK - 1) / int8::kGroupK, acc + r * ldacc, ldacc,
+                           /*accumulate=*/k0 != 0);
+          else
+            uk.tile(a + (m0 + r) * lda + k0, lda, mr, w, pstride, np, len / int8::kGroupK,
+                    len % int8::kGroupK, acc + r * ldacc, ldacc, /*accumulate=*/k0 != 0);
         }
       }
       sink(acc, ldacc, m0, rows, n0, cols);
+    };
+    if (!packed) {
+      for (int64_t t = begin; t < end; ++t) run(t / mblocks, t % mblocks);
+      return;
+    }
+    const int64_t pg_first = begin / mblocks, pg_last = (end - 1) / mblocks;
+    for (int64_t mb = 0; mb < mblocks; ++mb) {
+      bool done = false;
+      for (int64_t pg = pg_first; pg <= pg_last; ++pg) {
+        const int64_t t = pg * mblocks + mb;
+        if (t < begin || t >= end) continue;  // another thread's task
+        if (!done) {
+          const int64_t m0 = mb * mbp;
+          uk.pack_a(a + m0 * lda, lda, std::min(mbp, m - m0), k, ap, ldap);
+          done = true;
+        }
+        run(pg, mb);
+      }
     }
   });
 }

@@ -88,6 +88,21 @@ struct QgemmUkernel {
   void (*epilogue_row_stream)(const int32_t* acc, int64_t n, const int32_t* comp,
                               const float* cscale, const float* bias, const float* residual,
                               QgemmActivation act, float* y) = nullptr;
+  // Optional packed-activation path (nullptr for the micro-kernels that read
+  // a in place). pack_a expands rows [0, rows) of a (k bytes each, never
+  // reading past a[i * lda + k - 1]) into ap, row i at ap + i * ldap
+  // (ldap >= 2 * Kp): per k-group g < Kp / 4, 8 bytes holding the uint16
+  // lanes (a[4g], a[4g + 2], a[4g + 1], a[4g + 3]), zero-extended, the bytes
+  // past k as 0. tile_packed is `tile` on that form: `ap` at the tile's first
+  // row and first group, `groups` whole groups (the tail already padded, so
+  // no kt). The driver packs a row block once and runs every panel over it
+  // (when m >= pack_min_rows), so the expansion is not redone per panel.
+  void (*pack_a)(const uint8_t* a, int64_t lda, int64_t rows, int64_t k, uint8_t* ap,
+                 int64_t ldap) = nullptr;
+  void (*tile_packed)(const uint8_t* ap, int64_t ldap, int64_t rows, const int8_t* w,
+                      int64_t pstride, int64_t panels, int64_t groups, int32_t* c, int64_t ldc,
+                      bool accumulate) = nullptr;
+  int64_t pack_min_rows = 1;
 };
 
 // The micro-kernel of one ISA, or nullptr when this build has none for it or

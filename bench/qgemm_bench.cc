@@ -3,6 +3,8 @@
 // bench/README.md for how to run it and read it.
 //
 //   BM_peak_<isa>            the achievable multiply-accumulate rate of one core
+//   BM_peak_avx2_madd16      the exact AVX2 kernel's vpmaddwd + vpaddd core
+//   BM_peak_avx2_s8s8_sign   the s8 x s8 route (vpsignb, vpmaddubsw, vpmaddwd)
 //   BM_peak_fp32_fma_<reg>   the same for FP32 FMA
 //   BM_memory_bandwidth      one thread streaming a buffer >= 4x the LLC
 //   BM_qgemm                 qgemm_u8s8 + epilogue (comp, cscale, bias)
@@ -159,6 +161,8 @@ void shapes_m1_cold(benchmark::internal::Benchmark* b) { shapes(b, false); }
 BENCHMARK(BM_peak_avx512_vnni);
 BENCHMARK(BM_peak_avx2_vnni);
 BENCHMARK(BM_peak_avx2);
+BENCHMARK(BM_peak_avx2_madd16);
+BENCHMARK(BM_peak_avx2_s8s8_sign);
 BENCHMARK(BM_peak_fp32_fma_zmm);
 BENCHMARK(BM_peak_fp32_fma_ymm);
 BENCHMARK(BM_memory_bandwidth)->ArgName("streams")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();

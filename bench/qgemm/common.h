@@ -158,6 +158,8 @@ std::string set_label(const std::string& what, const GemmArgs& g, int64_t count,
 void BM_peak_avx512_vnni(benchmark::State& st);
 void BM_peak_avx2_vnni(benchmark::State& st);
 void BM_peak_avx2(benchmark::State& st);
+void BM_peak_avx2_madd16(benchmark::State& st);
+void BM_peak_avx2_s8s8_sign(benchmark::State& st);
 void BM_peak_fp32_fma_zmm(benchmark::State& st);
 void BM_peak_fp32_fma_ymm(benchmark::State& st);
 void BM_memory_bandwidth(benchmark::State& st);

@@ -21,6 +21,7 @@ namespace {
 #define SARAI_X16(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
 #define SARAI_X8_LO(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
 #define SARAI_X8_HI(M) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15)
+#define SARAI_X11(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10)
 #define SARAI_X12(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
 #define SARAI_ACC_OUT(i) [c##i] "+v"(c##i),
 #define SARAI_ACC_OUTX(i) [c##i] "+x"(c##i),
@@ -119,6 +120,49 @@ SARAI_BENCH_AVX2 void spin_avx2_pair(int64_t iters) {
   }
 }
 
+// The exact AVX2 kernel's core (qgemm_u8s8_4x16c4__avx2.cc): 12 x (vpmaddwd
+// on int16 pairs, vpaddd) ymm per iteration: 12 * 32 ops.
+SARAI_BENCH_AVX2 void spin_avx2_madd16(int64_t iters) {
+  __m256i t = _mm256_setzero_si256();
+  const __m256i x = _mm256_set1_epi32(0x00030001), w = _mm256_set1_epi16(-2);
+#define SARAI_DECL(i) __m256i c##i = _mm256_set1_epi32(i);
+  SARAI_X12(SARAI_DECL)
+#undef SARAI_DECL
+  for (int64_t it = 0; it < iters; ++it) {
+#define SARAI_INS(i)                \
+  "vpmaddwd %[w], %[x], %[t]\n\t"   \
+  "vpaddd %[t], %[c" #i "], %[c" #i "]\n\t"
+    asm volatile(SARAI_X12(SARAI_INS) : SARAI_X12(SARAI_ACC_OUTX)[t] "+x"(t) : [x] "x"(x), [w] "x"(w));
+#undef SARAI_INS
+  }
+}
+
+// Issue 15's exact s8 x s8 route (llama.cpp's q8 dot product): |x| and w
+// with x's sign (vpsignb), then vpmaddubsw, which cannot saturate with
+// |x| <= 128 and |w| <= 127, widened by vpmaddwd with ones: 11 x (vpsignb,
+// vpmaddubsw, vpmaddwd, vpaddd) ymm per iteration, 11 * 64 ops (|x| is per
+// activation row, shared by all channels, so it is left out). 11
+// accumulators: with x, |x|, w, ones and the temporary, 16 ymm.
+SARAI_BENCH_AVX2 void spin_avx2_sign(int64_t iters) {
+  __m256i t = _mm256_setzero_si256();
+  const __m256i ax = _mm256_set1_epi8(3), x = _mm256_set1_epi8(-3);
+  const __m256i w = _mm256_set1_epi8(2), one = _mm256_set1_epi16(1);
+#define SARAI_DECL(i) __m256i c##i = _mm256_set1_epi32(i);
+  SARAI_X11(SARAI_DECL)
+#undef SARAI_DECL
+  for (int64_t it = 0; it < iters; ++it) {
+#define SARAI_INS(i)                  \
+  "vpsignb %[x], %[w], %[t]\n\t"      \
+  "vpmaddubsw %[t], %[ax], %[t]\n\t"  \
+  "vpmaddwd %[one], %[t], %[t]\n\t"   \
+  "vpaddd %[t], %[c" #i "], %[c" #i "]\n\t"
+    asm volatile(SARAI_X11(SARAI_INS)
+                 : SARAI_X11(SARAI_ACC_OUTX)[t] "+x"(t)
+                 : [x] "x"(x), [ax] "x"(ax), [w] "x"(w), [one] "x"(one));
+#undef SARAI_INS
+  }
+}
+
 // 12 x vfmadd231ps ymm per iteration: 12 * 16 flops.
 SARAI_BENCH_AVX2 void spin_fma_ymm(int64_t iters) {
   __m256 a = _mm256_set1_ps(1.0000001f);
@@ -204,6 +248,8 @@ struct PeakProbe {
 const PeakProbe kProbeVnniZmm = {"avx512_vnni", Isa::kAvx512Vnni, spin_vnni_zmm, 16, 128};
 const PeakProbe kProbeVnniYmm = {"avx2_vnni", Isa::kAvx2Vnni, spin_vnni_ymm, 12, 64};
 const PeakProbe kProbeAvx2Pair = {"avx2", Isa::kAvx2, spin_avx2_pair, 12, 64};
+const PeakProbe kProbeAvx2Madd16 = {"avx2_madd16", Isa::kAvx2, spin_avx2_madd16, 12, 32};
+const PeakProbe kProbeAvx2Sign = {"avx2_s8s8_sign", Isa::kAvx2, spin_avx2_sign, 11, 64};
 const PeakProbe kProbeFmaZmm = {"fp32_fma_zmm", Isa::kAvx512Vnni, spin_fma_zmm, 16, 32};
 const PeakProbe kProbeFmaYmm = {"fp32_fma_ymm", Isa::kAvx2, spin_fma_ymm, 12, 16};
 
@@ -314,6 +360,8 @@ double memory_bandwidth() {
 void BM_peak_avx512_vnni(benchmark::State& st) { run_peak(st, kProbeVnniZmm); }
 void BM_peak_avx2_vnni(benchmark::State& st) { run_peak(st, kProbeVnniYmm); }
 void BM_peak_avx2(benchmark::State& st) { run_peak(st, kProbeAvx2Pair); }
+void BM_peak_avx2_madd16(benchmark::State& st) { run_peak(st, kProbeAvx2Madd16); }
+void BM_peak_avx2_s8s8_sign(benchmark::State& st) { run_peak(st, kProbeAvx2Sign); }
 void BM_peak_fp32_fma_zmm(benchmark::State& st) { run_peak(st, kProbeFmaZmm); }
 void BM_peak_fp32_fma_ymm(benchmark::State& st) { run_peak(st, kProbeFmaYmm); }
 

@@ -141,6 +141,23 @@ TEST(Cli, RunFixtureWithRandomInputAtSeveralLengths) {
   }
 }
 
+// --profile: the time per op type, then the slowest nodes with what tells
+// one convolution from another (the fixture has a strided Conv).
+TEST(Cli, ProfileListsOpTypesAndTheSlowestNodes) {
+  CliResult r = run_cli({"run", fixture("whisper_tiny_encoder.onnx"), "--random", "mel=1x80x100", "--runs", "2", "--profile"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t by_op = r.out.find("profile (mean per run, by op type):\n"), slowest = r.out.find("slowest 10 nodes (mean per run):\n");
+  ASSERT_NE(by_op, std::string::npos) << r.out;
+  ASSERT_NE(slowest, std::string::npos) << r.out;
+  EXPECT_LT(by_op, slowest);
+  size_t lines = 0;
+  for (size_t at = r.out.find('\n', slowest); at != std::string::npos && r.out.compare(at + 1, 2, "  ") == 0;
+       at = r.out.find('\n', at + 1))
+    ++lines;
+  EXPECT_EQ(lines, 10u) << r.out.substr(slowest);
+  EXPECT_NE(r.out.find("(Conv) kernel [3] strides [2]", slowest), std::string::npos) << r.out.substr(slowest);
+}
+
 TEST(Cli, ReportMemoryAndBudget) {
   const std::string model = fixture("whisper_tiny_encoder.onnx");
   CliResult r = run_cli({"run", model, "--random", "mel=1x80x200", "--runs", "2", "--report-memory"});

@@ -19,7 +19,22 @@ namespace fs = std::filesystem;
 namespace sarai::cli {
 namespace {
 
-// Time per op type over all runs, largest first, with each op's share.
+constexpr size_t kProfileTopNodes = 10;
+
+// What tells one convolution or pool from another in a profile: its group
+// (depthwise when it equals the channels), kernel and strides.
+std::string window_summary(const Node& n) {
+  std::string s;
+  if (const Attribute* a = n.attr("group"); a && a->i != 1) s += " group " + std::to_string(a->i);
+  if (const Attribute* a = n.attr("weight_shape"); a && !a->ints.empty()) s += " weight " + shape_to_string(a->ints);
+  if (const Attribute* a = n.attr("kernel_shape")) s += " kernel " + shape_to_string(a->ints);
+  if (const Attribute* a = n.attr("strides"); a && std::any_of(a->ints.begin(), a->ints.end(), [](int64_t v) { return v != 1; }))
+    s += " strides " + shape_to_string(a->ints);
+  return s;
+}
+
+// Time per op type over all runs, largest first, with each op's share; then
+// the slowest nodes, the ones to look at first.
 void print_profile(const Session& session, int runs) {
   const Graph& g = session.graph();
   std::map<std::string, std::pair<double, int>> by_op;
@@ -36,6 +51,19 @@ void print_profile(const Session& session, int runs) {
   for (const auto& [op, v] : rows)
     std::printf("  %-22s %10.3f ms %5.1f %%  (%d node%s)\n", op.c_str(), v.first, total > 0 ? 100 * v.first / total : 0.0,
                 v.second, v.second == 1 ? "" : "s");
+  std::vector<size_t> order(g.nodes.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const size_t top = std::min<size_t>(kProfileTopNodes, order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(top), order.end(), [&](size_t a, size_t b) {
+    return session.node_times_ms()[a] > session.node_times_ms()[b];
+  });
+  std::printf("slowest %zu node%s (mean per run):\n", top, top == 1 ? "" : "s");
+  for (size_t k = 0; k < top; ++k) {
+    const Node& n = g.nodes[order[k]];
+    const double ms = session.node_times_ms()[order[k]] / runs;
+    std::printf("  %10.3f ms %5.1f %%  %s%s\n", ms, total > 0 ? 100 * ms / total : 0.0, n.describe().c_str(),
+                window_summary(n).c_str());
+  }
 }
 
 std::string megabytes(uint64_t bytes) {

@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   add_input_options(run_cmd, &run.inputs, &run.randoms, &run.seed, &run.threads);
   run_cmd->add_option("--output-dir", run.output_dir, "Write each output as DIR/<output name>.npy");
   run_cmd->add_option("--runs", run.runs, "Run this many times and print each time")->check(CLI::Range(1, 1000000));
-  run_cmd->add_flag("--profile", run.profile, "Print the time spent per op type");
+  run_cmd->add_flag("--profile", run.profile, "Print the time spent per op type and the 10 slowest nodes");
   run_cmd->add_flag("--verify", run.verify, "Check every checksum of a .sarai blob before running");
   run_cmd->add_option("--max-memory-mb", run.max_memory_mb,
                       "Memory budget for the whole process in MB (1 MB = 10^6 bytes): stream the weights if they do "

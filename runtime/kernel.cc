@@ -54,6 +54,16 @@ uint64_t machine_memory_bytes() {
 bool poison_memory() { return g_poison; }
 void set_poison_memory(bool on) { g_poison = on; }
 
+namespace {
+
+// Thrown by allocate_output and scratch on a size no tensor or workspace
+// can have, caught by invoke_kernel: the kernel is stopped before it can use the bad size.
+struct KernelAbort {
+  Status status;
+};
+
+}  // namespace
+
 void* KernelContext::scratch(uint64_t bytes, std::shared_ptr<const void>* owner) {
   bytes = align_up(bytes ? bytes : 1, 64);
   // Small blocks come from the heap even then: a mapping per node costs two
@@ -62,20 +72,26 @@ void* KernelContext::scratch(uint64_t bytes, std::shared_ptr<const void>* owner)
   // mappings (vm.max_map_count, 65530 by default).
   constexpr uint64_t kLazyFrom = 64 << 10;
   const bool lazy = memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly && bytes >= kLazyFrom;
+  std::shared_ptr<std::atomic<uint64_t>> live = memory_ && memory_->mode != NodeMemory::Mode::kPlanned ? memory_->live_bytes : nullptr;
+  if (live) {
+    const uint64_t now = live->load(std::memory_order_relaxed) + bytes;
+    if (now > machine_memory_bytes())
+      throw KernelAbort{Status::error(ErrorCode::kOutOfMemoryBudget, "the values alive at this node would hold " + std::to_string(now) +
+                                      " bytes, more than this machine's " + std::to_string(machine_memory_bytes()) +
+                                      " bytes of memory")};
+  }
   *owner = lazy ? lazy_pages(bytes) : heap_block(bytes);
+  if (live) {
+    live->fetch_add(bytes, std::memory_order_relaxed);
+    void* p = const_cast<void*>(owner->get());
+    *owner = std::shared_ptr<const void>(p, [block = std::move(*owner), live, bytes](const void*) mutable {
+      live->fetch_sub(bytes, std::memory_order_relaxed);
+      block.reset();
+    });
+  }
   if (g_poison && !lazy) std::memset(const_cast<void*>(owner->get()), 0xff, bytes);
   return const_cast<void*>(owner->get());
 }
-
-namespace {
-
-// Thrown by allocate_output on a shape no tensor can have, caught by
-// invoke_kernel: the kernel is stopped before it can use the bad size.
-struct KernelAbort {
-  Status status;
-};
-
-}  // namespace
 
 Status invoke_kernel(KernelFn fn, KernelContext& ctx) {
   try {
@@ -97,7 +113,7 @@ Tensor& KernelContext::allocate_output(int i, DType dtype, Shape shape) {
                                     (checked ? " (" + std::to_string(bytes) + " bytes, more than any tensor may have)"
                                              : ": " + checked.message()))};
   if (bytes > machine_memory_bytes())
-    throw KernelAbort{Status::error("output " + std::to_string(i) + " would have shape " + shape_to_string(shape) + " (" +
+    throw KernelAbort{Status::error(ErrorCode::kOutOfMemoryBudget, "output " + std::to_string(i) + " would have shape " + shape_to_string(shape) + " (" +
                                     std::to_string(bytes) + " bytes, more than this machine's " +
                                     std::to_string(machine_memory_bytes()) + " bytes of memory)")};
   if (memory_ && memory_->mode == NodeMemory::Mode::kPlanned) {
@@ -132,7 +148,7 @@ void* KernelContext::workspace_elems(int64_t count, size_t elem_bytes) {
 
 void* KernelContext::workspace_bytes(uint64_t bytes) {
   if (bytes > machine_memory_bytes())
-    throw KernelAbort{Status::error("a workspace of " + std::to_string(bytes) + " bytes is more than this machine's " +
+    throw KernelAbort{Status::error(ErrorCode::kOutOfMemoryBudget, "a workspace of " + std::to_string(bytes) + " bytes is more than this machine's " +
                                     std::to_string(machine_memory_bytes()) + " bytes of memory")};
   bytes = align_up(bytes ? bytes : 1, 64);
   if (memory_) {

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <atomic>
+
 #include "runtime/graph.h"
 #include "runtime/status.h"
 #include "runtime/tensor.h"
@@ -44,6 +46,12 @@ struct NodeMemory {
   // (it was then served from the heap and the plan is stale).
   uint64_t workspace_used = 0;
   bool plan_miss = false;
+  // kShapeOnly / kHeap under a session: the bytes of outputs and workspaces
+  // alive in this call (the executor's counter, shared by every node). A
+  // node that would take it past the machine's memory is stopped, so no
+  // pass can touch more pages than the machine has, even when each
+  // allocation alone fits.
+  std::shared_ptr<std::atomic<uint64_t>> live_bytes;
 };
 
 // Debugging aid: when SARAI_POISON_MEMORY=1 is set (the test suite sets

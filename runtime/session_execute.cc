@@ -24,6 +24,8 @@ Status Session::execute(RunContext& ctx, Plan* plan, NodeMemory::Mode mode, Reco
   // Weight pages: on a cold first run ask the kernel to read the next
   // node's weights ahead; when streaming, also map the current node's in one
   // call instead of a fault per page.
+  // Unplanned passes count the bytes they hold (NodeMemory::live_bytes).
+  const auto live_bytes = mode == NodeMemory::Mode::kPlanned ? nullptr : std::make_shared<std::atomic<uint64_t>>(0);
   const bool prefetch = mode == NodeMemory::Mode::kPlanned && (streaming || !weights_touched_.load(std::memory_order_relaxed));
 
   for (size_t pos = 0; pos < order_.size(); ++pos) {
@@ -37,6 +39,7 @@ Status Session::execute(RunContext& ctx, Plan* plan, NodeMemory::Mode mode, Reco
     ctx.node_outputs.resize(node.outputs.size());
     NodeMemory mem;
     mem.mode = mode;
+    if (mode != NodeMemory::Mode::kPlanned) mem.live_bytes = live_bytes;
     if (plan) {
       const size_t ob = static_cast<size_t>(out_begin_[pos]);
       mem.arena = ctx.arena;
@@ -62,7 +65,7 @@ Status Session::execute(RunContext& ctx, Plan* plan, NodeMemory::Mode mode, Reco
     if (profile_ && mode == NodeMemory::Mode::kPlanned)
       ctx.node_ms[static_cast<size_t>(node_id)] +=
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (!st.is_ok()) return Status::error(model_->path + ": " + node.describe() + ": " + st.message());
+    if (!st.is_ok()) return Status::error(st.code(), model_->path + ": " + node.describe() + ": " + st.message());
     if (options_.observer && mode != NodeMemory::Mode::kShapeOnly)
       options_.observer(node, std::span<const Tensor>(ctx.node_outputs.data(), ctx.node_outputs.size()));
     if (mem.plan_miss && plan) {

@@ -28,6 +28,8 @@ Expected<std::unique_ptr<Session::Plan>> Session::build_plan(RunContext& ctx, co
   // on float data), record a real run instead.
   Recording rec(g.values.size(), static_cast<size_t>(outs), positions);
   Status st = execute(ctx, nullptr, NodeMemory::Mode::kShapeOnly, &rec);
+  // More than the machine's memory would fail the real run all the more.
+  if (!st && st.code() == ErrorCode::kOutOfMemoryBudget) return st;
   if (!st) {
     rec = Recording(g.values.size(), static_cast<size_t>(outs), positions);
     SARAI_RETURN_IF_ERROR(bind_inputs(ctx, inputs));

@@ -479,6 +479,34 @@ TEST(GraphSize, OneValueReadByManyNodes) {
   EXPECT_EQ(r.buffers, n + 1);  // every Relu's output, all alive until the Concat, and the Concat's
 }
 
+// Two values that each fit in the machine's memory but not together (0.6 of
+// it each, both read by one Add): the planning pass stops at the second,
+// before touching a page of either, with the memory error code, and does
+// not retry as a real run.
+TEST(GraphSize, ValuesThatTogetherPassTheMachinesMemoryAreRefused) {
+  const int64_t n = static_cast<int64_t>(static_cast<double>(machine_memory_bytes()) * 0.6) / 4;
+  auto m = std::make_shared<Model>();
+  m->path = "two_big";
+  Graph& g = m->graph;
+  g.opset = 17;
+  const int x = g.add_value("x");
+  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
+  g.inputs = {x};
+  const int shape = add_init(g, "shape", test::make_tensor<int64_t>({1}, {n}));
+  const int a = add_node(g, "Expand", {x, shape});
+  const int b = add_node(g, "Expand", {x, shape});
+  g.outputs = {add_node(g, "Add", {a, b})};
+  std::unique_ptr<Session> s = session_on(m, SessionOptions{1});
+  ASSERT_TRUE(s);
+  const Status st = s->run({{"x", test::make_tensor<float>({1}, {1.f})}}, nullptr);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), ErrorCode::kOutOfMemoryBudget);
+  EXPECT_HAS(st.message(), "two_big: node 'v3_node' (Expand): the values alive at this node would hold " +
+                               std::to_string(2 * align_up(static_cast<uint64_t>(n) * 4, 64)) +
+                               " bytes, more than this machine's " + std::to_string(machine_memory_bytes()) +
+                               " bytes of memory");
+}
+
 TEST(StreamingWeights, SameOutputsAndTheWeightsDoNotStayResident) {
   const std::string dir = test::temp_dir("stream");
   auto m = load_onnx(matmul_chain(dir, 8));

@@ -29,6 +29,8 @@ bool g_poison = [] {
 // Planning pass: address space whose pages cost nothing until written
 // (reads see the shared zero page), so a skipped kernel's outputs and
 // workspaces never become resident.
+constexpr uint64_t kLazyFrom = 64 << 10;  // see KernelContext::scratch
+
 std::shared_ptr<const void> lazy_pages(uint64_t bytes) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
@@ -57,7 +59,8 @@ void set_poison_memory(bool on) { g_poison = on; }
 namespace {
 
 // Thrown by allocate_output and scratch on a size no tensor or workspace
-// can have, caught by invoke_kernel: the kernel is stopped before it can use the bad size.
+// can have, caught by invoke_kernel: the kernel is stopped before it can
+// use the bad size.
 struct KernelAbort {
   Status status;
 };
@@ -70,7 +73,6 @@ void* KernelContext::scratch(uint64_t bytes, std::shared_ptr<const void>* owner)
   // system calls and a page fault (most of the planning pass's time on a
   // graph of a million small nodes), and the kernel caps a process's
   // mappings (vm.max_map_count, 65530 by default).
-  constexpr uint64_t kLazyFrom = 64 << 10;
   const bool lazy = memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly && bytes >= kLazyFrom;
   std::shared_ptr<std::atomic<uint64_t>> live = memory_ && memory_->mode != NodeMemory::Mode::kPlanned ? memory_->live_bytes : nullptr;
   if (live) {
@@ -134,7 +136,9 @@ Tensor& KernelContext::allocate_output(int i, DType dtype, Shape shape) {
 
 Tensor& KernelContext::allocate_output_zeroed(int i, DType dtype, Shape shape) {
   Tensor& t = allocate_output(i, dtype, std::move(shape));
-  if (t.nbytes()) std::memset(t.mutable_raw(), 0, t.nbytes());
+  // The planning pass's lazily mapped pages are zero already: writing them
+  // would make them resident for nothing.
+  if (t.nbytes() && !(shape_only() && t.nbytes() >= kLazyFrom)) std::memset(t.mutable_raw(), 0, t.nbytes());
   return t;
 }
 

@@ -127,6 +127,13 @@ Status Session::decide_budget(Plan& plan) {
   r.runtime_bytes = now.rss_bytes > resident ? now.rss_bytes - resident : 0;
   r.budget_bytes = options_.max_memory_bytes;
   const uint64_t base = r.runtime_bytes + r.arena_bytes + r.output_bytes;
+  // Activations and outputs cannot be streamed: past the machine's memory,
+  // running would only end in the OOM killer, budget or not.
+  if (base > machine_memory_bytes())
+    return Status::error(ErrorCode::kOutOfMemoryBudget,
+                         model_->path + ": running needs at least " + mb(base) + " (activations " +
+                             mb(r.arena_bytes + r.output_bytes) + ", the runtime itself " + mb(r.runtime_bytes) +
+                             "), more than this machine's " + mb(machine_memory_bytes()) + " of memory");
   const uint64_t all_resident = base + r.mapped_weight_bytes;
   plan.release.assign(weight_ranges_.size(), 0);
   r.streaming = false;

@@ -507,6 +507,54 @@ TEST(GraphSize, ValuesThatTogetherPassTheMachinesMemoryAreRefused) {
                                " bytes of memory");
 }
 
+// A model asking for a large constant (ConstantOfShape, 1/5 of the
+// machine's memory, filled with 1.0 and zeros) under a small budget: the
+// planning pass neither fills nor zeroes its pages, so the budget's message
+// comes before any of them is resident.
+TEST(GraphSize, LargeConstantsAreNotWrittenByThePlanningPass) {
+  const int64_t n = static_cast<int64_t>(machine_memory_bytes() / 5 / 4);
+  for (float value : {1.f, 0.f}) {
+    auto m = std::make_shared<Model>();
+    m->path = "big_constant";
+    Graph& g = m->graph;
+    g.opset = 17;
+    const int shape = add_init(g, "shape", test::make_tensor<int64_t>({1}, {n}));
+    g.outputs = {add_node(g, "ConstantOfShape", {shape}, {{"value", test::attr_tensor(test::make_tensor<float>({1}, {value}))}})};
+    SessionOptions o{1};
+    o.max_memory_bytes = uint64_t{100} << 20;
+    std::unique_ptr<Session> s = session_on(m, o);
+    ASSERT_TRUE(s);
+    const uint64_t before = process_memory().peak_rss_bytes;
+    const Status st = s->run({}, nullptr);
+    ASSERT_FALSE(st.is_ok());
+    EXPECT_EQ(st.code(), ErrorCode::kOutOfMemoryBudget);
+    EXPECT_HAS(st.message(), "big_constant: a memory budget of 104.9 MB is too small: running needs at least");
+    EXPECT_LT(process_memory().peak_rss_bytes, before + (uint64_t{256} << 20)) << value;
+  }
+}
+
+// Without a budget, activations and outputs that together pass the
+// machine's memory are refused too, before running (0.55 of it for the
+// constant in the arena, as much again for the output handed back).
+TEST(GraphSize, ActivationsPastTheMachinesMemoryAreRefusedBeforeRunning) {
+  const int64_t n = static_cast<int64_t>(static_cast<double>(machine_memory_bytes()) * 0.55) / 4;
+  auto m = std::make_shared<Model>();
+  m->path = "big_constant";
+  Graph& g = m->graph;
+  g.opset = 17;
+  const int shape = add_init(g, "shape", test::make_tensor<int64_t>({1}, {n}));
+  g.outputs = {add_node(g, "ConstantOfShape", {shape}, {{"value", test::attr_tensor(test::make_tensor<float>({1}, {1.f}))}})};
+  std::unique_ptr<Session> s = session_on(m, SessionOptions{1});
+  ASSERT_TRUE(s);
+  const uint64_t before = process_memory().peak_rss_bytes;
+  const Status st = s->run({}, nullptr);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), ErrorCode::kOutOfMemoryBudget);
+  EXPECT_HAS(st.message(), "big_constant: running needs at least ");
+  EXPECT_HAS(st.message(), "more than this machine's ");
+  EXPECT_LT(process_memory().peak_rss_bytes, before + (uint64_t{256} << 20));
+}
+
 TEST(StreamingWeights, SameOutputsAndTheWeightsDoNotStayResident) {
   const std::string dir = test::temp_dir("stream");
   auto m = load_onnx(matmul_chain(dir, 8));

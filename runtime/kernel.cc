@@ -74,7 +74,7 @@ void* KernelContext::scratch(uint64_t bytes, std::shared_ptr<const void>* owner)
   // graph of a million small nodes), and the kernel caps a process's
   // mappings (vm.max_map_count, 65530 by default).
   const bool lazy = memory_ && memory_->mode == NodeMemory::Mode::kShapeOnly && bytes >= kLazyFrom;
-  std::shared_ptr<std::atomic<uint64_t>> live = memory_ && memory_->mode != NodeMemory::Mode::kPlanned ? memory_->live_bytes : nullptr;
+  std::shared_ptr<std::atomic<uint64_t>> live = memory_ ? memory_->live_bytes : nullptr;  // set in unplanned passes only
   if (live) {
     const uint64_t now = live->load(std::memory_order_relaxed) + bytes;
     if (now > machine_memory_bytes())

@@ -8,6 +8,7 @@
 // Kernels are registered explicitly in kernels/registry.cc.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -16,8 +17,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include <atomic>
 
 #include "runtime/graph.h"
 #include "runtime/status.h"

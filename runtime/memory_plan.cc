@@ -76,16 +76,12 @@ ArenaLayout plan_arena(std::span<const BufferLifetime> buffers, uint64_t alignme
   for (size_t i : order) {
     const uint64_t need = align_up(buffers[i].bytes, alignment);
     if (need == 0) continue;
-    if (pairs_left == 0) {
-      layout.offsets[i] = layout.size;
-      layout.size += need;
-      continue;
-    }
     busy.clear();
-    placed.for_each_meeting(buffers[i], [&](size_t j) {
-      busy.push_back({layout.offsets[j], layout.offsets[j] + align_up(buffers[j].bytes, alignment)});
-    });
-    if (busy.size() > pairs_left) {
+    if (pairs_left > 0)
+      placed.for_each_meeting(buffers[i], [&](size_t j) {
+        busy.push_back({layout.offsets[j], layout.offsets[j] + align_up(buffers[j].bytes, alignment)});
+      });
+    if (pairs_left == 0 || busy.size() > pairs_left) {  // past the budget: on top of everything
       pairs_left = 0;
       layout.offsets[i] = layout.size;
       layout.size += need;

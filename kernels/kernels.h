@@ -46,6 +46,8 @@ Status ScaledSoftmax(KernelContext& ctx);
 Status Attention(KernelContext& ctx);  // attention.cc
 // ScaledSoftmax's and Attention's divisor (finite, non-zero), checked once.
 Expected<std::shared_ptr<const void>> PrepareDivisor(const Node& node, int64_t opset);
+// Attention: the divisor and attribute `precision` (fp32, int8, int8-per-tensor).
+Expected<std::shared_ptr<const void>> PrepareAttention(const Node& node, int64_t opset);
 Expected<std::shared_ptr<const void>> PrepareScaledSoftmax(const Node& node, int64_t opset);  // divisor, axis
 Expected<std::shared_ptr<const void>> PrepareSoftmax(const Node& node, int64_t opset);  // axis
 Status LayerNormalization(KernelContext& ctx);

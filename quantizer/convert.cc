@@ -182,6 +182,8 @@ std::string canonical_options(const QuantOptions& o) {
 Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_path, const ConvertOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   SARAI_RETURN_IF_ERROR(check_output_path(model, out_path));
+  if (opt.attention != "fp32" && opt.attention != "int8" && opt.attention != "int8-per-tensor")
+    return Status::error(out_path + ": attention '" + opt.attention + "' is not fp32, int8 or int8-per-tensor");
   auto cancelled = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };
   const Status interrupted = Status::error("interrupted");
 
@@ -300,6 +302,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   meta.emplace_back("converter", kConverterVersion);
   meta.emplace_back("options", opt.command_line.empty() ? canonical_options(opt) : opt.command_line);
   meta.emplace_back("weight_layout", "n16k4 v" + std::to_string(int8::kWeightLayoutVersion));
+  meta.emplace_back("attention", opt.attention);
   for (auto& kv : choice_metadata(src, plan)) meta.push_back(std::move(kv));
   for (const auto& kv : opt.extra_metadata) meta.push_back(kv);
 

@@ -46,6 +46,10 @@ struct ConvertOptions : QuantOptions {
   // every quantized node gets attributes x_min and x_max from it (a node
   // whose X has no range is an error); empty = dynamic quantization.
   ActivationRanges activation_ranges;
+  // How the blob's fused attention blocks run (SessionOptions::attention =
+  // kModel reads it): "int8" (per-row scales; kernels/attention.cc),
+  // "int8-per-tensor" or "fp32". Written as metadata "attention".
+  std::string attention = "int8";
 };
 
 struct ConvertSummary {

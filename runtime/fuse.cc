@@ -171,7 +171,7 @@ int fuse_scaled_softmax(Graph& g) {
   return fused;
 }
 
-int fuse_attention(Graph& g) {
+int fuse_attention(Graph& g, const std::string& precision) {
   std::vector<bool> dead(g.nodes.size(), false);
   const auto consumers = consumers_of(g, dead);
   int fused = 0;
@@ -199,6 +199,7 @@ int fuse_attention(Graph& g) {
     out.domain = "sarai";
     out.attrs.clear();
     out.attrs["divisor"] = divisor;
+    if (precision != "fp32") out.attrs["precision"] = string_attr(precision.c_str());
     dead[mi] = dead[si] = true;
     ++fused;
   }

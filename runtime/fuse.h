@@ -21,6 +21,8 @@
 // only consumer is C), so the graph stays acyclic.
 #pragma once
 
+#include <string>
+
 #include "runtime/graph.h"
 
 namespace sarai {
@@ -50,7 +52,9 @@ int fuse_scaled_softmax(Graph& g);
 // (kernels/attention.cc): the scores are computed, normalized and consumed
 // a block of rows at a time in cache instead of going through memory as two
 // [..., T, S] tensors. Equal to the chain up to sgemm's rounding (not bit
-// for bit). Run after fuse_scaled_softmax. Returns how many were fused.
-int fuse_attention(Graph& g);
+// for bit). Run after fuse_scaled_softmax. `precision` ("fp32", "int8" or
+// "int8-per-tensor") becomes each op's attribute of that name (written only
+// when not fp32). Returns how many were fused.
+int fuse_attention(Graph& g, const std::string& precision = "fp32");
 
 }  // namespace sarai

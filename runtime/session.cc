@@ -30,12 +30,30 @@ std::string describe_value_type(const Value& v) {
   return s + "]";
 }
 
+Expected<std::string> attention_precision_for(const Model& model, AttentionPrecision option) {
+  switch (option) {
+    case AttentionPrecision::kFloat32: return std::string("fp32");
+    case AttentionPrecision::kInt8: return std::string("int8");
+    case AttentionPrecision::kInt8PerTensor: return std::string("int8-per-tensor");
+    case AttentionPrecision::kModel: break;
+  }
+  std::string p = "fp32";
+  for (const auto& [k, v] : model.metadata) {
+    if (k != "attention") continue;
+    if (v != "fp32" && v != "int8" && v != "int8-per-tensor")
+      return Status::error(model.path + ": metadata 'attention' is '" + v + "'; expected fp32, int8 or int8-per-tensor");
+    p = v;
+  }
+  return p;
+}
+
 Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model, const KernelTable& kernels,
                                                    SessionOptions options) {
   std::unique_ptr<Session> s(new Session());
   // Decide the ISA level now, before any kernel runs: it also caps oneDNN,
   // which only honours a cap set before its first primitive.
   max_isa();
+  SARAI_ASSIGN_OR_RETURN(const std::string attention, attention_precision_for(*model, options.attention));
   if (options.fuse || options.fuse_patterns) {
     // Fuse exported GELU chains and scaled softmaxes into one op each, fold element-wise ops into
     // the quantized ops' epilogues, on a copy of the model (tensors are
@@ -45,7 +63,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
     if (options.fuse_patterns) {
       changes += fuse_gelu(fused->graph);
       changes += fuse_scaled_softmax(fused->graph);
-      changes += fuse_attention(fused->graph);
+      changes += fuse_attention(fused->graph, attention);
     }
     changes += options.fuse ? fuse_quantized_epilogues(fused->graph) : 0;
     if (changes > 0) model = std::move(fused);

@@ -34,11 +34,24 @@
 
 namespace sarai {
 
+// How the fused attention blocks (runtime/fuse.h, kernels/attention.cc)
+// compute their two products. kModel follows the model: a .sarai blob's
+// "attention" metadata ("fp32", "int8" or "int8-per-tensor", written by
+// `sarai-rt convert --attention`), fp32 when absent and for .onnx files.
+enum class AttentionPrecision { kModel, kFloat32, kInt8, kInt8PerTensor };
+
+// The fused attention's precision for `model` under `option`: "fp32",
+// "int8" or "int8-per-tensor" (kModel: the "attention" metadata, "fp32" when
+// absent); an error naming the model for a metadata value it does not know.
+Expected<std::string> attention_precision_for(const Model& model, AttentionPrecision option);
+
 struct SessionOptions {
   int num_threads = 0;  // 0: one per physical core
   bool profile = false; // time every node (see Session::node_times_ms)
   bool fuse = true;       // Add/Relu/Gelu into quantized ops' epilogues (runtime/fuse.h)
   bool fuse_patterns = true;  // GELU chains, Div+Softmax, attention -> one op each (runtime/fuse.h)
+  // The fused attention's precision (needs fuse_patterns; A/B per run).
+  AttentionPrecision attention = AttentionPrecision::kModel;
   // Planned activation memory: buffers whose lifetimes do not meet share
   // arena memory, and element-wise ops write over an input that dies with
   // them. false gives every buffer memory of its own (tests compare both).

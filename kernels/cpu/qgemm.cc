@@ -121,7 +121,7 @@ uint8_t* pack_buffer() {
 // block by row block, packing each row block once for all its panels.
 template <class Sink>
 void drive(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64_t lda,
-           const int8_t* w_packed, int64_t n, Sink&& sink) {
+           const int8_t* w_packed, int64_t n, bool threaded, Sink&& sink) {
   assert(m >= 0 && k >= 1 && n >= 1 && lda >= k);
   assert(uk.np * int8::kPanelN <= kMaxCols && kMB % uk.mr == 0);
   if (m == 0) return;
@@ -142,7 +142,7 @@ void drive(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64
   const int64_t tasks = pgroups * mblocks;
   // Below ~4 M multiply-adds a thread team costs more than it saves.
   const int64_t grain = m * n * k < (int64_t{1} << 22) ? tasks : 1;
-  parallel_for(tasks, grain, [&](int64_t begin, int64_t end) {
+  const auto body = [&](int64_t begin, int64_t end) {
     alignas(64) int32_t acc[kMB * kMaxCols];
     uint8_t* ap = packed ? pack_buffer() : nullptr;  // holds row block `mb` when packed
     // Task (panel group pg, row block mb): every k-block into acc, then sink.
@@ -185,7 +185,9 @@ void drive(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64
         run(pg, mb);
       }
     }
-  });
+  };
+  if (threaded) parallel_for(tasks, grain, body);
+  else body(0, tasks);
 }
 
 }  // namespace
@@ -199,10 +201,11 @@ void qgemm_epilogue_row_scalar(const int32_t* acc, int64_t n, const int32_t* com
 }
 
 void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
-                int64_t n, const QgemmEpilogue& ep, const QgemmUkernel* uk) {
+                int64_t n, const QgemmEpilogue& ep, const QgemmUkernel* uk, bool threaded) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
-  const bool stream = m * n * static_cast<int64_t>(sizeof(float)) > kStreamBytes;
-  drive(u, a, m, k, lda, w_packed, n,
+  // An unthreaded call works on a block its caller rereads at once: no streaming.
+  const bool stream = threaded && m * n * static_cast<int64_t>(sizeof(float)) > kStreamBytes;
+  drive(u, a, m, k, lda, w_packed, n, threaded,
         [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
           apply_epilogue(u, ep, stream, acc, ldacc, m0, rows, n0, cols);
           // Non-temporal stores are weakly ordered: fence them on the thread
@@ -214,7 +217,7 @@ void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_
 void qgemm_u8s8_s32(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
                     int64_t n, int32_t* c, int64_t ldc, const QgemmUkernel* uk) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
-  drive(u, a, m, k, lda, w_packed, n,
+  drive(u, a, m, k, lda, w_packed, n, /*threaded=*/true,
         [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
           for (int64_t i = 0; i < rows; ++i)
             std::memcpy(c + (m0 + i) * ldc + n0, acc + i * ldacc, static_cast<size_t>(cols) * sizeof(int32_t));

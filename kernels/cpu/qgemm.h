@@ -114,10 +114,12 @@ const QgemmUkernel* qgemm_ukernel(Isa isa);
 const QgemmUkernel& qgemm_default_ukernel();
 
 // y = epilogue(a · W): a is row-major [m, k] with row stride lda (u8), W the
-// N16K4-packed [k, n] weights. Threads with parallel_for. uk = nullptr uses
-// qgemm_default_ukernel().
+// N16K4-packed [k, n] weights. Threads with parallel_for unless `threaded` is
+// false (a caller already inside a parallel region, e.g. Attention's blocks).
+// uk = nullptr uses qgemm_default_ukernel().
 void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
-                int64_t n, const QgemmEpilogue& ep, const QgemmUkernel* uk = nullptr);
+                int64_t n, const QgemmEpilogue& ep, const QgemmUkernel* uk = nullptr,
+                bool threaded = true);
 
 // The raw accumulators, c[i * ldc + j] = acc[i][j]: for tests and for ops
 // that need the integers.

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "loader/npy.h"
+#include "runtime/fuse.h"
 #include "runtime/quantized_op.h"
 
 namespace fs = std::filesystem;
@@ -245,11 +246,26 @@ Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const M
   return m;
 }
 
+namespace {
+// A copy of `m` whose MatMul -> Div -> Softmax -> MatMul chains are fused
+// Attention ops of `precision` (runtime/fuse.h).
+std::shared_ptr<Model> with_fused_attention(const Model& m, const std::string& precision) {
+  auto f = std::make_shared<Model>(m);
+  fuse_scaled_softmax(f->graph);
+  fuse_attention(f->graph, precision);
+  return f;
+}
+bool is_int8_attention(const Node& n) {
+  return n.domain == "sarai" && n.op_type == "Attention" && n.attr_string("precision", "fp32") != "fp32";
+}
+}  // namespace
+
 Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<const Model> ref_model,
                                                             const ReferenceOutputs& ref,
                                                             std::shared_ptr<const Model> test,
                                                             const std::vector<InputSet>& sets,
-                                                            const KernelTable& kernels, const SessionOptions& options) {
+                                                            const KernelTable& kernels, const SessionOptions& options,
+                                                            const std::string& attention) {
   std::vector<Sensitivity> r;
   for (const Node& n : test->graph.nodes) {
     if (!is_quantized(n)) continue;
@@ -261,16 +277,37 @@ Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<cons
     if (!c) return c.status();
     r.push_back({n.name, *c});
   }
+  if (attention == "fp32") return r;
+  // Each attention block alone: the reference with its chains fused in fp32
+  // but this one in `attention`.
+  const auto fused = with_fused_attention(*ref_model, "fp32");
+  for (size_t i = 0; i < fused->graph.nodes.size(); ++i) {
+    if (fused->graph.nodes[i].op_type != "Attention" || fused->graph.nodes[i].domain != "sarai") continue;
+    auto one = std::make_shared<Model>(*fused);
+    Node& n = one->graph.nodes[i];
+    Attribute a;
+    a.kind = Attribute::Kind::kString;
+    a.s = attention;
+    n.attrs["precision"] = a;
+    SessionOptions o = options;
+    o.attention = AttentionPrecision::kFloat32;  // no further fusion changes it
+    auto s = Session::create(one, kernels, o);
+    if (!s) return s.status();
+    auto c = min_output_cosine(ref, **s, sets);
+    if (!c) return c.status();
+    r.push_back({n.name, *c});
+  }
   return r;
 }
 
 Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
-                      const KernelTable& kernels) {
+                      const KernelTable& kernels, const std::string& attention) {
   kernels_ = &kernels;
+  if (attention != "fp32") test = with_fused_attention(*test, attention);
   test_model_ = test;
   const Graph& tg = test->graph;
   for (const Node& n : tg.nodes) {
-    if (!is_quantized(n) || n.outputs.empty() || n.outputs[0] == kNoValue) continue;
+    if (!(is_quantized(n) || is_int8_attention(n)) || n.outputs.empty() || n.outputs[0] == kNoValue) continue;
     const std::string& out = tg.values[static_cast<size_t>(n.outputs[0])].name;
     if (ref->graph.find_value(out) == kNoValue) continue;  // renamed by the converter: no reference
     layers_.push_back({n.name, n.op_type, out, {}, {}});

@@ -81,7 +81,10 @@ Expected<std::shared_ptr<Model>> with_one_quantized_node(std::shared_ptr<const M
 // Single-layer sensitivity of every quantized node of `test` (a blob
 // converted from `ref_model`, whose outputs on `sets` are `ref`): the lowest output
 // cosine over `sets` with that node alone in INT8 and every other node
-// FP32. In test's node order; most damaging = lowest cosine.
+// FP32. In test's node order; most damaging = lowest cosine. With
+// `attention` "int8" or "int8-per-tensor" (the test model's, from
+// attention_precision_for), also each fused attention block (named after its
+// last MatMul) alone in that precision, after the quantized nodes.
 struct Sensitivity {
   std::string node;
   double cosine = 1;
@@ -90,7 +93,8 @@ Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<cons
                                                             const ReferenceOutputs& ref,
                                                             std::shared_ptr<const Model> test,
                                                             const std::vector<InputSet>& sets,
-                                                            const KernelTable& kernels, const SessionOptions& options);
+                                                            const KernelTable& kernels, const SessionOptions& options,
+                                                            const std::string& attention = "fp32");
 
 // Per quantized node of the test model: its output against the reference's
 // value of the same name, (a) as the INT8 chain computed it (accumulated)
@@ -105,8 +109,11 @@ struct LayerError {
 class PerLayer {
  public:
   // Sessions for both models, unfused, capturing the values it needs.
+  // With `attention` other than "fp32" the test model's attention chains are
+  // fused (runtime/fuse.h) and each block is a layer like a quantized node
+  // (op "Attention", output its last MatMul's).
   Status init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
-              const KernelTable& kernels);
+              const KernelTable& kernels, const std::string& attention = "fp32");
   size_t size() const { return layers_.size(); }
   // Runs both models on one input set and adds every layer's errors.
   Status add(const std::vector<NamedTensor>& inputs);

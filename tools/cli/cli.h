@@ -38,6 +38,9 @@ std::string json_string(const std::string& s);
 // open_model_file (loader/model_file.h, as the public API opens files), then
 // a Session on every registered kernel.
 Expected<std::unique_ptr<Session>> open_session(const std::string& path, bool verify_blob, const SessionOptions& options);
+// --attention's value ("model", "fp32", "int8", "int8-per-tensor"; CLI11
+// checks the set) as SessionOptions::attention.
+AttentionPrecision attention_precision(const std::string& v);
 
 struct RunArgs {
   std::string model;
@@ -51,6 +54,7 @@ struct RunArgs {
   bool verify = false;
   uint64_t max_memory_mb = 0;  // 0: no budget
   bool report_memory = false;
+  std::string attention = "model";  // attention_precision()
 };
 
 struct BenchArgs {
@@ -65,6 +69,7 @@ struct BenchArgs {
   int cache_size = 0;  // result cache entries (SessionOptions::cache_size)
   int callers = 1;     // threads calling run() on the one session at once
   bool json = false;
+  std::string attention = "model";  // attention_precision()
 };
 
 struct CompareArgs {
@@ -81,6 +86,7 @@ struct CompareArgs {
   double max_mae = -1;
   bool per_layer = false;  // error of every quantized node, local and accumulated
   bool json = false;
+  std::string attention = "model";  // the test model's; attention_precision()
 };
 
 struct ConvertArgs {
@@ -100,6 +106,7 @@ struct ConvertArgs {
   // Static activation ranges from the calibration sets (quantizer/calibration.h).
   bool static_ranges = false;
   std::string calibration_method = "minmax";
+  std::string attention = "int8";  // quant::ConvertOptions::attention
   double percentile = 99.99;
   int threads = 0;
 };

@@ -99,6 +99,13 @@ std::string human_bytes(uint64_t b) {
   return buf;
 }
 
+AttentionPrecision attention_precision(const std::string& v) {
+  if (v == "fp32") return AttentionPrecision::kFloat32;
+  if (v == "int8") return AttentionPrecision::kInt8;
+  if (v == "int8-per-tensor") return AttentionPrecision::kInt8PerTensor;
+  return AttentionPrecision::kModel;
+}
+
 Expected<std::unique_ptr<Session>> open_session(const std::string& path, bool verify_blob, const SessionOptions& options) {
   auto model = open_model_file(path, verify_blob);
   if (!model) return model.status();

@@ -36,6 +36,7 @@ int cmd_bench(const BenchArgs& a) {
   opts.num_threads = a.threads;
   opts.max_memory_bytes = a.max_memory_mb * 1000000;
   opts.cache_size = a.cache_size;
+  opts.attention = attention_precision(a.attention);
   auto session = open_session(a.model, /*verify_blob=*/false, opts);
   if (!session) return fail(session.message());
   auto inputs = read_inputs(**session, a.inputs, a.randoms, a.seed);

@@ -28,7 +28,9 @@ int cmd_compare(const CompareArgs& a) {
     auto model = open_model_file(paths[k]);
     if (!model) return fail(model.message());
     models[k] = *model;
-    auto s = Session::create(*model, kernels, opts);
+    SessionOptions o = opts;
+    if (k == 1) o.attention = attention_precision(a.attention);  // the reference keeps its own
+    auto s = Session::create(*model, kernels, o);
     if (!s) return fail(s.message());
     sessions[k] = std::move(*s);
   }
@@ -51,8 +53,13 @@ int cmd_compare(const CompareArgs& a) {
       if (Status st = test.check_input(t); !st) return fail(set.name + ": " + st.message());
 
   eval::PerLayer layers;
+  std::string attention = "fp32";  // the test model's: its fused attention blocks are layers too
   if (a.per_layer) {
-    if (Status st = layers.init(models[0], models[1], ref.num_threads(), kernels); !st) return fail(st.message());
+    auto p = attention_precision_for(*models[1], attention_precision(a.attention));
+    if (!p) return fail(p.message());
+    attention = *p;
+    if (Status st = layers.init(models[0], models[1], ref.num_threads(), kernels, attention); !st)
+      return fail(st.message());
     if (layers.size() == 0)
       return fail(a.test + ": --per-layer: no quantized node whose output the reference also has");
   }
@@ -68,7 +75,7 @@ int cmd_compare(const CompareArgs& a) {
     so.num_threads = ref.num_threads();
     auto ref_out = eval::ReferenceOutputs::run(ref, sets);
     if (!ref_out) return fail("--per-layer: " + ref_out.message());
-    auto sens = eval::single_layer_sensitivity(models[0], *ref_out, models[1], sets, kernels, so);
+    auto sens = eval::single_layer_sensitivity(models[0], *ref_out, models[1], sets, kernels, so, attention);
     if (!sens) return fail("--per-layer: " + sens.message());
     layers.set_sensitivity(*sens);
   }

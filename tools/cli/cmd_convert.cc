@@ -165,6 +165,7 @@ int cmd_convert(const ConvertArgs& a) {
   opt.per_tensor = a.per_tensor;
   opt.keep_fp32 = a.keep_fp32;
   opt.min_elements = a.min_elements;
+  opt.attention = a.attention;
   opt.command_line = a.command_line;
   opt.cancel = &g_cancel;
   opt.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };

@@ -128,6 +128,7 @@ int cmd_run(const RunArgs& a) {
   opts.num_threads = a.threads;
   opts.profile = a.profile;
   opts.max_memory_bytes = a.max_memory_mb * 1000000;
+  opts.attention = attention_precision(a.attention);
   auto session = open_session(a.model, a.verify, opts);
   if (!session) return fail(session.message());
   const double open_ms =

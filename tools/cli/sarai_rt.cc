@@ -42,6 +42,14 @@ void add_input_options(CLI::App* cmd, std::vector<std::string>* inputs, std::vec
   cmd->add_option("--threads", *threads, "Threads for intra-op parallelism (default: physical cores)")
       ->check(CLI::Range(0, 1024));
 }
+// run, bench and compare (the model under test): the fused attention's
+// precision for this session (SessionOptions::attention), for A/B runs.
+void add_attention_option(CLI::App* cmd, std::string* attention) {
+  cmd->add_option("--attention", *attention,
+                  "Fused attention in fp32, int8 (per-row scales) or int8-per-tensor; default: model, "
+                  "what the blob's metadata says (convert --attention), fp32 for .onnx")
+      ->check(CLI::IsMember({"model", "fp32", "int8", "int8-per-tensor"}));
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,6 +69,7 @@ int main(int argc, char** argv) {
   CLI::App* run_cmd = app.add_subcommand("run", "Run a model (.onnx on the FP32 path, .sarai in INT8) and write its outputs");
   run_cmd->add_option("model", run.model, "Model file (.onnx or .sarai)")->required();
   add_input_options(run_cmd, &run.inputs, &run.randoms, &run.seed, &run.threads);
+  add_attention_option(run_cmd, &run.attention);
   run_cmd->add_option("--output-dir", run.output_dir, "Write each output as DIR/<output name>.npy");
   run_cmd->add_option("--runs", run.runs, "Run this many times and print each time")->check(CLI::Range(1, 1000000));
   run_cmd->add_flag("--profile", run.profile, "Print the time spent per op type and the 10 slowest nodes");
@@ -77,6 +86,7 @@ int main(int argc, char** argv) {
       "bench", "Time a model: load, first run, P50/P90/P99/max latency, runs per second, peak RSS");
   bench_cmd->add_option("model", bench.model, "Model file (.onnx or .sarai)")->required();
   add_input_options(bench_cmd, &bench.inputs, &bench.randoms, &bench.seed, &bench.threads);
+  add_attention_option(bench_cmd, &bench.attention);
   bench_cmd->add_option("--warmup", bench.warmup, "Untimed runs after the first (default 1)")
       ->check(CLI::Range(0, 1000000));
   bench_cmd->add_option("--runs", bench.runs, "Timed runs (default 20)")->check(CLI::Range(1, 1000000));
@@ -100,6 +110,7 @@ int main(int argc, char** argv) {
   compare_cmd->add_option("reference", cmp.reference, "FP32 reference model (.onnx)")->required();
   compare_cmd->add_option("test", cmp.test, "Model to check (.sarai, or .onnx)")->required();
   add_input_options(compare_cmd, &cmp.inputs, &cmp.randoms, &cmp.seed, &cmp.threads);
+  add_attention_option(compare_cmd, &cmp.attention);
   compare_cmd->add_option("--inputs-dir", cmp.inputs_dir,
                           "Input sets: DIR/NAME.npy, or one subfolder of NAME.npy files per set");
   compare_cmd->add_option("--min-cosine", cmp.min_cosine, "Lowest acceptable cosine per output (default 0.98)");
@@ -137,6 +148,10 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("--target-cosine", conv.target_cosine,
                           "With --auto-keep-fp32: lowest cosine to FP32 over every output (default 0.999)")
       ->check(CLI::Range(-1.0, 1.0));
+  convert_cmd->add_option("--attention", conv.attention,
+                          "Fused attention blocks at run time (blob metadata; `run --attention` overrides): int8 "
+                          "(default: Q, K, V and the probabilities quantized per row), int8-per-tensor, or fp32")
+      ->check(CLI::IsMember({"fp32", "int8", "int8-per-tensor"}));
   convert_cmd->add_option("--calibration", conv.calibration,
                           "Input sets for --static and --auto-keep-fp32: DIR/NAME.npy, or one subfolder of NAME.npy "
                           "per set");

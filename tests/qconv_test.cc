@@ -312,6 +312,39 @@ TEST_P(QconvIsa, CoreEqualsReferenceOverChannelTails) {
     }
 }
 
+// Depthwise on lines long enough for several of dw_row's 16-output tiles
+// and their tails: the recognizer's and detector's kernels and strides
+// (3x3 and 5x5, strides (1,1), (2,1), (1,2), (2,2)), a dilated 7x7 and a
+// channel multiplier of 2.
+TEST_P(QconvIsa, DepthwiseCoreEqualsReferenceOnWideLines) {
+  struct G {
+    Ints in, k, s, d, pads;
+    int64_t mult;
+  };
+  const G geos[] = {
+      {{12, 80}, {5, 5}, {1, 1}, {1, 1}, {2, 2, 2, 2}, 1},
+      {{12, 80}, {5, 5}, {2, 1}, {1, 1}, {2, 2, 2, 2}, 1},
+      {{24, 67}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+      {{12, 161}, {3, 3}, {1, 2}, {1, 1}, {1, 1, 1, 1}, 2},
+      {{17, 49}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 1},
+      {{13, 40}, {7, 7}, {1, 1}, {2, 2}, {6, 6, 6, 6}, 1},
+      {{5, 33}, {3, 3}, {1, 3}, {1, 1}, {0, 1, 0, 1}, 1},
+  };
+  uint32_t seed = 300;
+  int i = 0;
+  for (const G& g : geos) {
+    Case c;
+    c.strides = g.s;
+    c.dilations = g.d;
+    c.pads = g.pads;
+    c.zp = kZps[i % 5];
+    c.group = 6 + i % 3;
+    c.shape(1 + i % 2, c.group, c.group * g.mult, g.in, g.k);
+    ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+    ++i;
+  }
+}
+
 // Every zero point at group 1, 2 and depthwise, padded on both sides.
 TEST_P(QconvIsa, CoreEqualsReferenceForEveryZeroPoint) {
   uint32_t seed = 300;
@@ -484,6 +517,12 @@ TEST(Qconv, ResultsDoNotDependOnThreadCount) {
   dw.group = 48;
   dw.shape(2, 48, 48, {700}, {3});
   cases.push_back(dw);
+  Case dw2 = dw;  // 2-D, OCR-like, past the single-thread cutoff
+  dw2.group = 40;
+  dw2.shape(1, 40, 40, {12, 80}, {5, 5});
+  dw2.strides = {1, 1};
+  dw2.pads = {2, 2, 2, 2};
+  cases.push_back(dw2);
   for (const Case& c : cases)
     for (bool transpose : {false, true}) {
       const ConvProblem p = problem(c, transpose);

@@ -191,6 +191,8 @@ constexpr PathCase kPaths[] = {
     {"im2col 1-D k3 s2", 1, 8, 33, 1, 1, 31, 1, 3, 2, 1, 1, false},
     {"depthwise 3x3 s2", 1, 12, 12, 12, 9, 10, 3, 3, 2, 1, 1, false},
     {"grouped dilated", 2, 8, 6, 2, 6, 11, 2, 3, 1, 2, 2, false},
+    {"pointwise 1x1", 2, 19, 37, 1, 5, 29, 1, 1, 1, 0, 1, false},
+    {"pointwise 1x1 K tail 1", 1, 5, 70, 1, 1, 67, 1, 1, 1, 0, 1, false},
     {"depthwise 5x5 wide lines", 1, 24, 24, 24, 12, 40, 5, 5, 1, 2, 1, false},
     {"depthwise x2 3x3 s2 wide", 2, 8, 16, 8, 6, 37, 3, 3, 2, 1, 1, false},
     {"depthwise 1-D k3 unpadded", 2, 5, 5, 5, 1, 50, 1, 3, 1, 0, 1, false},

@@ -93,6 +93,46 @@ TEST_P(QconvLoopsTest, AxpyZpEveryLength) {
 // (channels), writing channels [m0, m0 + nm) of y [channels, ldy]: every
 // element equals the reference epilogue of its accumulator, nothing else
 // of y changes.
+// dw_row: every length 0..70 (every tail of its 16-output tiles), strides
+// 1, 2 and 3, 1..26 taps at offsets like a padded 2-D kernel's (rows apart,
+// with dilation), the extreme inputs (x = 255 with w = -128 and 127, as
+// well as random bytes), x ending kDwRowSlack bytes after the last byte
+// the formula uses (guard after) or starting at the first (guard before),
+// acc exactly n int32 at a guard page.
+TEST_P(QconvLoopsTest, DwRowEveryLengthStrideAndTapCount) {
+  std::mt19937 rng(13);
+  for (GuardSide side : kSides)
+    for (int64_t s : {1, 2, 3})
+      for (int64_t taps : {1, 2, 3, 9, 25, 26})
+        for (int64_t n = 0; n <= 70; ++n)
+          for (int extreme = 0; extreme < 3; ++extreme) {
+            // Taps on kernel lines of up to 5, lines 97 bytes apart, dilation 1 or 2.
+            const int64_t kw = std::min<int64_t>(taps, 5), dil = 1 + (n + taps) % 2;
+            std::vector<int64_t> koff(static_cast<size_t>(taps));
+            for (int64_t r = 0; r < taps; ++r) koff[static_cast<size_t>(r)] = (r / kw) * 97 + (r % kw) * dil;
+            const int64_t kmax = koff.back();
+            const int64_t used = n == 0 ? 0 : (n - 1) * s + kmax + 1;
+            const int64_t x_bytes = n == 0 ? 0 : used + kernels::kDwRowSlack;
+            test::Guarded<uint8_t> x(x_bytes, side);
+            test::Guarded<int32_t> acc(n, side);
+            std::vector<int8_t> w(static_cast<size_t>(taps));
+            for (int64_t i = 0; i < x_bytes; ++i) x[i] = extreme ? 255 : static_cast<uint8_t>(rng());
+            for (int8_t& v : w)
+              v = extreme == 1 ? int8_t{-128} : extreme == 2 ? int8_t{127} : static_cast<int8_t>(rng());
+            std::vector<int32_t> wp(static_cast<size_t>((taps + 1) / 2));
+            kernels::dw_weight_pairs(w.data(), taps, wp.data());
+            for (int64_t o = 0; o < n; ++o) acc[o] = 0x5a5a5a5a;  // overwritten, not added to
+            loops_->dw_row(x.data(), s, koff.data(), wp.data(), taps, n, acc.data());
+            for (int64_t o = 0; o < n; ++o) {
+              int64_t want = 0;
+              for (int64_t r = 0; r < taps; ++r)
+                want += int64_t{x[o * s + koff[static_cast<size_t>(r)]]} * w[static_cast<size_t>(r)];
+              ASSERT_EQ(acc[o], want) << "o=" << o << " n=" << n << " s=" << s << " taps=" << taps
+                                      << " extreme=" << extreme << " " << side_name(side);
+            }
+          }
+}
+
 TEST_P(QconvLoopsTest, TransposeEpilogueEveryTail) {
   std::mt19937 rng(13);
   std::uniform_real_distribution<float> uni(-2.f, 2.f);
@@ -151,6 +191,12 @@ constexpr PathCase kPaths[] = {
     {"im2col 1-D k3 s2", 1, 8, 33, 1, 1, 31, 1, 3, 2, 1, 1, false},
     {"depthwise 3x3 s2", 1, 12, 12, 12, 9, 10, 3, 3, 2, 1, 1, false},
     {"grouped dilated", 2, 8, 6, 2, 6, 11, 2, 3, 1, 2, 2, false},
+    {"pointwise 1x1", 2, 19, 37, 1, 5, 29, 1, 1, 1, 0, 1, false},
+    {"pointwise 1x1 K tail 1", 1, 5, 70, 1, 1, 67, 1, 1, 1, 0, 1, false},
+    {"depthwise 5x5 wide lines", 1, 24, 24, 24, 12, 40, 5, 5, 1, 2, 1, false},
+    {"depthwise x2 3x3 s2 wide", 2, 8, 16, 8, 6, 37, 3, 3, 2, 1, 1, false},
+    {"depthwise 1-D k3 unpadded", 2, 5, 5, 5, 1, 50, 1, 3, 1, 0, 1, false},
+    {"depthwise 3x3 dilated s3", 1, 4, 4, 4, 9, 61, 3, 3, 3, 2, 2, false},
     {"transpose 3x3 s2", 1, 6, 5, 1, 5, 6, 3, 3, 2, 1, 1, true},
     {"transpose grouped 1-D s3", 2, 4, 6, 2, 1, 13, 1, 4, 3, 0, 1, true},
 };

@@ -312,6 +312,39 @@ TEST_P(QconvIsa, CoreEqualsReferenceOverChannelTails) {
     }
 }
 
+// Depthwise on lines long enough for several of dw_row's 16-output tiles
+// and their tails: the recognizer's and detector's kernels and strides
+// (3x3 and 5x5, strides (1,1), (2,1), (1,2), (2,2)), a dilated 7x7 and a
+// channel multiplier of 2.
+TEST_P(QconvIsa, DepthwiseCoreEqualsReferenceOnWideLines) {
+  struct G {
+    Ints in, k, s, d, pads;
+    int64_t mult;
+  };
+  const G geos[] = {
+      {{12, 80}, {5, 5}, {1, 1}, {1, 1}, {2, 2, 2, 2}, 1},
+      {{12, 80}, {5, 5}, {2, 1}, {1, 1}, {2, 2, 2, 2}, 1},
+      {{24, 67}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1},
+      {{12, 161}, {3, 3}, {1, 2}, {1, 1}, {1, 1, 1, 1}, 2},
+      {{17, 49}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, 1},
+      {{13, 40}, {7, 7}, {1, 1}, {2, 2}, {6, 6, 6, 6}, 1},
+      {{5, 33}, {3, 3}, {1, 3}, {1, 1}, {0, 1, 0, 1}, 1},
+  };
+  uint32_t seed = 300;
+  int i = 0;
+  for (const G& g : geos) {
+    Case c;
+    c.strides = g.s;
+    c.dilations = g.d;
+    c.pads = g.pads;
+    c.zp = kZps[i % 5];
+    c.group = 6 + i % 3;
+    c.shape(1 + i % 2, c.group, c.group * g.mult, g.in, g.k);
+    ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+    ++i;
+  }
+}
+
 // Every zero point at group 1, 2 and depthwise, padded on both sides.
 TEST_P(QconvIsa, CoreEqualsReferenceForEveryZeroPoint) {
   uint32_t seed = 300;
@@ -345,6 +378,41 @@ TEST_P(QconvIsa, CoreEqualsReferenceAroundBlockBoundaries) {
     c.zp = 1;
     ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
   }
+}
+
+// 1x1 convolutions (the pointwise path, qconv_pointwise.cc): channels over
+// every K tail (K % 4) and past one micro-kernel call (K > 2048), outputs
+// over panel tails and several panel groups, positions over block tails
+// (blocks of <= 64), 1-D, 2-D and 3-D, batch 1 and 2, every zero point;
+// then 255 x ±127 / -128 everywhere. And a 1x1 that is not pointwise
+// (stride 2, padding) still through im2col.
+TEST_P(QconvIsa, PointwiseCoreEqualsReference) {
+  const Ints spatial[] = {{1}, {67}, {7, 9}, {12, 80}, {3, 5, 7}, {1, 1}};
+  const int64_t cs[] = {1, 3, 17, 64, 131, 2050};
+  const int64_t ms[] = {1, 16, 33, 80, 130};
+  uint32_t seed = 800;
+  int i = 0;
+  for (const Ints& in : spatial)
+    for (int64_t C : cs) {
+      if (C > 200 && numel_of(in) > 100) continue;  // keep the reference's time small
+      Case c;
+      const Ints k(in.size(), 1);
+      c.shape(1 + i % 2, C, ms[i % 5], in, k);
+      c.zp = kZps[i % 5];
+      ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+      ++i;
+    }
+  Case x;
+  x.shape(2, 34, 50, {3, 70}, {1, 1});
+  x.zp = 255;
+  x.extreme = true;
+  ASSERT_NO_FATAL_FAILURE(check_core(uk_, x, false, seed++));
+  Case strided;
+  strided.shape(1, 9, 20, {8, 30}, {1, 1});
+  strided.strides = {2, 1};
+  strided.pads = {0, 1, 0, 1};
+  strided.zp = 3;
+  ASSERT_NO_FATAL_FAILURE(check_core(uk_, strided, false, seed++));
 }
 
 // 255 x ±127 / -128 everywhere: the largest products, every group kind.
@@ -434,6 +502,10 @@ TEST_P(QconvIsa, FusedEpilogueEqualsReferenceBitForBit) {
   g2.pads = {1, 0, 1, 1};
   g2.zp = 3;
   cases.push_back(g2);
+  Case pw;  // 1x1: the pointwise path, two blocks and a tail, three panel groups
+  pw.shape(2, 21, 40, {9, 17}, {1, 1});
+  pw.zp = 77;
+  cases.push_back(pw);
   uint32_t seed = 700;
   for (const Case& c : cases)
     for (bool transpose : {false, true})
@@ -484,6 +556,17 @@ TEST(Qconv, ResultsDoNotDependOnThreadCount) {
   dw.group = 48;
   dw.shape(2, 48, 48, {700}, {3});
   cases.push_back(dw);
+  Case dw2 = dw;  // 2-D, OCR-like, past the single-thread cutoff
+  dw2.group = 40;
+  dw2.shape(1, 40, 40, {12, 80}, {5, 5});
+  dw2.strides = {1, 1};
+  dw2.pads = {2, 2, 2, 2};
+  cases.push_back(dw2);
+  Case pw = g1;  // 1x1: the pointwise path's blocks split over the threads
+  pw.shape(2, 40, 70, {7, 45}, {1, 1});
+  pw.strides = {1, 1};
+  pw.pads = {0, 0, 0, 0};
+  cases.push_back(pw);
   for (const Case& c : cases)
     for (bool transpose : {false, true}) {
       const ConvProblem p = problem(c, transpose);

@@ -34,6 +34,7 @@ using namespace qconv_detail;
 
 int64_t qconv_scratch_bytes(const qref::ConvProblem& p) {
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return 0;
+  if (is_pointwise(p)) return pointwise_scratch_bytes(p);
   return p.packed ? packed_scratch_bytes(p) : grouped_scratch_bytes(p);
 }
 
@@ -48,6 +49,7 @@ void qconv_u8s8(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const
   assert(!p.packed || p.group == 1);
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return;
   const OwnedScratch sc(scratch, qconv_scratch_bytes(p));
+  if (is_pointwise(p)) return conv_pointwise(p, xq, w, ep, u, loops_for(u), sc.get());
   if (p.packed) return conv_packed(p, xq, zp, w, ep, u, loops_for(u), sc.get());
   conv_grouped(p, xq, zp, w, loops_for(u), sc.get(), RowSink{&ep, nullptr});
 }
@@ -58,6 +60,7 @@ void qconv_u8s8_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, c
   assert(!p.packed || p.group == 1);
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return;
   const OwnedScratch sc(scratch, qconv_scratch_bytes(p));
+  if (is_pointwise(p)) return conv_pointwise_s32(p, xq, w, acc, u, sc.get());
   if (p.packed) return conv_packed_s32(p, xq, zp, w, acc, u, sc.get());
   conv_grouped(p, xq, zp, w, loops_for(u), sc.get(), RowSink{nullptr, acc});
 }

@@ -1,7 +1,13 @@
-// QConv with group > 1, depthwise included (kernels/cpu/qconv.h): a
-// direct kernel over a zero-point-padded copy of the input. Per output
-// channel, int32 accumulation of x_q * w over (channel, tap), the innermost
-// loop (QconvLoops::axpy) running over a line of output positions.
+// QConv with group > 1 (kernels/cpu/qconv.h): direct kernels over a
+// zero-point-padded copy of the input.
+//   depthwise (C/group = 1, any channel multiplier): one parallel region
+//     over (image, output channel); each thread pads its channel's input
+//     into its own buffer (L1/L2 sized for OCR-like shapes) and runs the
+//     dw_row micro-kernel (qconv_loops.h) over each output line, its
+//     accumulators in registers over all taps, then the channel's epilogue.
+//   other groups: per output channel, int32 accumulation of x_q * w over
+//     (channel, tap), the innermost loop (QconvLoops::axpy) running over a
+//     line of output positions.
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -106,16 +112,127 @@ GroupedScratch carve_grouped(const qref::ConvProblem& p, Carver& cv) {
   return s;
 }
 
+// The depthwise path's scratch: per thread, one padded input channel
+// (with dw_row's read slack), the weight pairs and one int32 output
+// channel; the taps' offsets are shared.
+struct DepthwiseScratch {
+  int64_t chan_bytes = 0;  // one padded channel + slack, 64-byte multiple
+  uint8_t* padded;         // [num_threads() * chan_bytes]
+  int64_t* koff;           // [taps]
+  int32_t* wp;             // [num_threads() * wp_stride]
+  int64_t wp_stride = 0;
+  int32_t* acc;            // [num_threads() * out_size]
+};
+
+DepthwiseScratch carve_depthwise(const qref::ConvProblem& p, Carver& cv) {
+  bool needed = false;
+  const int64_t nt = num_threads(), ks = p.g.kernel_size();
+  DepthwiseScratch s;
+  s.chan_bytes = (numel_of(PaddedInput::padded_dims(p.g, &needed)) + kDwRowSlack + 63) / 64 * 64;
+  s.wp_stride = ((ks + 1) / 2 + 15) / 16 * 16;
+  s.padded = cv.take<uint8_t>(nt * s.chan_bytes);
+  s.koff = cv.take<int64_t>(ks);
+  s.wp = cv.take<int32_t>(nt * s.wp_stride);
+  s.acc = cv.take<int32_t>(nt * p.g.out_size());
+  return s;
+}
+
+bool is_depthwise(const qref::ConvProblem& p) { return p.C == p.group; }
+
+// Channel x (in dims g.in) into dst (dims `dims`, the padded ones), zp
+// outside the input, then `slack` bytes of zp.
+void pad_channel(const ConvGeometry& g, const Ints& dims, const uint8_t* x, uint8_t zp,
+                 int64_t slack, uint8_t* dst) {
+  const size_t n = static_cast<size_t>(g.nsp);
+  const int64_t last = dims[n - 1], in_last = g.in[n - 1], pb_last = g.pad_begin[n - 1];
+  const int64_t rows = numel_of(dims) / last;
+  const Ints in_stride = strides_of(g.in);
+  const int64_t lo = std::min(pb_last, last), hi = std::clamp<int64_t>(pb_last + in_last, lo, last);
+  const Ints outer(dims.begin(), dims.end() - 1);
+  Ints pc(n);
+  for (int64_t row = 0; row < rows; ++row, dst += last) {
+    unravel(row, outer, pc.data());
+    bool inside = hi > lo;
+    int64_t src_off = 0;
+    for (size_t d = 0; d + 1 < n; ++d) {
+      const int64_t i = pc[d] - g.pad_begin[d];
+      inside = inside && i >= 0 && i < g.in[d];
+      src_off += i * in_stride[d];
+    }
+    if (!inside) {
+      std::memset(dst, zp, static_cast<size_t>(last));
+      continue;
+    }
+    std::memset(dst, zp, static_cast<size_t>(lo));
+    std::memcpy(dst + lo, x + src_off + (lo - pb_last), static_cast<size_t>(hi - lo));
+    std::memset(dst + hi, zp, static_cast<size_t>(last - hi));
+  }
+  std::memset(dst, zp, static_cast<size_t>(slack));
+}
+
+void conv_depthwise(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
+                    const QconvLoops& loops, uint8_t* scratch, const RowSink& sink) {
+  const ConvGeometry& g = p.g;
+  const size_t n = static_cast<size_t>(g.nsp);
+  const int64_t mg = p.M / p.group, ks = g.kernel_size();
+  const int64_t out_size = g.out_size(), out_last = g.out[n - 1], s_last = g.strides[n - 1];
+  const int64_t outer_size = out_size / out_last, in_size = g.in_size();
+  Carver cv(scratch);
+  const DepthwiseScratch sc = carve_depthwise(p, cv);
+  bool needed = false;
+  const Ints pdims = PaddedInput::padded_dims(g, &needed);
+  const int64_t pad_bytes = numel_of(pdims);
+  const Ints pstride = strides_of(pdims);
+  {
+    Ints k(n);
+    for (int64_t r = 0; r < ks; ++r) {
+      unravel(r, g.kernel, k.data());
+      int64_t off = 0;
+      for (size_t d = 0; d < n; ++d) off += k[d] * g.dilations[d] * pstride[d];
+      sc.koff[r] = off;
+    }
+  }
+  const Ints outer_dims(g.out.begin(), g.out.end() - 1);
+  // Below ~1 M multiply-adds a thread team costs more than it saves.
+  const int64_t work = p.batch * p.M * out_size * ks;
+  const int64_t grain = work < (int64_t{1} << 20) ? p.batch * p.M : 1;
+  parallel_for(p.batch * p.M, grain, [&](int64_t begin, int64_t end) {
+    const int64_t t = thread_index();
+    uint8_t* xp = sc.padded + t * sc.chan_bytes;
+    int32_t* wp = sc.wp + t * sc.wp_stride;
+    int32_t* acc = sc.acc + t * out_size;
+    Ints oc(n);
+    int64_t padded_ch = -1;  // the (image, input channel) now in xp
+    for (int64_t bm = begin; bm < end; ++bm) {
+      const int64_t b = bm / p.M, m = bm % p.M, ch = b * p.C + m / mg;
+      if (ch != padded_ch) {
+        pad_channel(g, pdims, xq + ch * in_size, zp, sc.chan_bytes - pad_bytes, xp);
+        padded_ch = ch;
+      }
+      dw_weight_pairs(w + m * ks, ks, wp);
+      for (int64_t ov = 0; ov < outer_size; ++ov) {
+        unravel(ov, outer_dims, oc.data());
+        int64_t base = 0;
+        for (size_t d = 0; d + 1 < n; ++d) base += oc[d] * g.strides[d] * pstride[d];
+        loops.dw_row(xp + base, s_last, sc.koff, wp, ks, out_last, acc + ov * out_last);
+      }
+      sink(p, b, m, acc);
+    }
+  });
+}
+
 }  // namespace
 
 int64_t grouped_scratch_bytes(const qref::ConvProblem& p) {
   Carver cv(nullptr);
-  carve_grouped(p, cv);
+  if (is_depthwise(p)) carve_depthwise(p, cv);
+  else carve_grouped(p, cv);
   return cv.used();
 }
 
 void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
                   const QconvLoops& loops, uint8_t* scratch, const RowSink& sink) {
+  if (is_depthwise(p)) return conv_depthwise(p, xq, zp, w, loops, scratch, sink);
   const ConvGeometry& g = p.g;
   const size_t n = static_cast<size_t>(g.nsp);
   const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = g.kernel_size();

@@ -1,6 +1,7 @@
 // What the fast convolution cores share (kernels/cpu/qconv.h): scratch
 // carving, the per-channel epilogue, index helpers, and the three paths,
 // each in its own file:
+//   qconv_pointwise.cc  1x1 group 1: straight on the micro-kernels
 //   qconv_im2col.cc     group 1: im2col blocks into the INT8 GEMM
 //   qconv_grouped.cc    group > 1 (incl. depthwise): a direct kernel
 //   qconv_transpose.cc  QConvTranspose: a direct scatter kernel
@@ -103,6 +104,16 @@ void conv_packed(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, cons
                  uint8_t* scratch);
 void conv_packed_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
                      int32_t* acc, const QgemmUkernel& uk, uint8_t* scratch);
+
+// 1x1, stride 1, unpadded, group 1 (qconv_pointwise.cc): straight on the
+// micro-kernels, one parallel region.
+bool is_pointwise(const qref::ConvProblem& p);
+int64_t pointwise_scratch_bytes(const qref::ConvProblem& p);
+void conv_pointwise(const qref::ConvProblem& p, const uint8_t* xq, const int8_t* w,
+                    const QconvEpilogue& ep, const QgemmUkernel& uk, const QconvLoops& loops,
+                    uint8_t* scratch);
+void conv_pointwise_s32(const qref::ConvProblem& p, const uint8_t* xq, const int8_t* w,
+                        int32_t* acc, const QgemmUkernel& uk, uint8_t* scratch);
 
 int64_t grouped_scratch_bytes(const qref::ConvProblem& p);
 void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,

@@ -180,12 +180,30 @@ SARAI_QCONV_TEPI(avx2, __attribute__((target("avx2"))))
 SARAI_QCONV_TEPI(avx512_vnni, __attribute__((target("avx512f,avx512bw,avx512vl"))))
 #undef SARAI_QCONV_TEPI
 
-const QconvLoops kScalar = {axpy_scalar, axpy_zp_scalar, transpose_epilogue_scalar};
-const QconvLoops kAvx2 = {axpy_avx2, axpy_zp_avx2, transpose_epilogue_avx2};
-const QconvLoops kAvx512Vnni = {axpy_avx512_vnni, axpy_zp_avx512_vnni, transpose_epilogue_avx512_vnni};
+const QconvLoops kScalar = {axpy_scalar, axpy_zp_scalar, qconv_dw_row_u8s8__scalar,
+                            transpose_epilogue_scalar};
+const QconvLoops kAvx2 = {axpy_avx2, axpy_zp_avx2, qconv_dw_row_u8s8__avx2, transpose_epilogue_avx2};
+const QconvLoops kAvx512Vnni = {axpy_avx512_vnni, axpy_zp_avx512_vnni, qconv_dw_row_u8s8__avx2,
+                                transpose_epilogue_avx512_vnni};
 
 }  // namespace
 }  // namespace qconv_detail
+
+// The scalar depthwise row: the contract's formula, one output at a time
+// (the weights unpacked from their pairs).
+void qconv_dw_row_u8s8__scalar(const uint8_t* x, int64_t s, const int64_t* koff, const int32_t* wp,
+                               int64_t taps, int64_t n, int32_t* acc) {
+  for (int64_t o = 0; o < n; ++o) {
+    const uint8_t* xo = x + o * s;
+    int32_t sum = 0;
+    for (int64_t r = 0; r < taps; ++r) {
+      const uint32_t pair = static_cast<uint32_t>(wp[r / 2]);
+      const int32_t w = static_cast<int16_t>(static_cast<uint16_t>(r % 2 ? pair >> 16 : pair));
+      sum += static_cast<int32_t>(xo[koff[r]]) * w;
+    }
+    acc[o] = sum;
+  }
+}
 
 const QconvLoops& qconv_loops__scalar() { return qconv_detail::kScalar; }
 const QconvLoops& qconv_loops__avx2() { return qconv_detail::kAvx2; }

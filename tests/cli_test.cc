@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
@@ -626,6 +627,209 @@ TEST(CliConvert, VerifyNamesTheDamage) {
   expect_one_line_error(run_cli({"run", dir + "/flip.sarai", "--verify", "--random", "image=1x3x64x64"}),
                         "checksum mismatch in tensor '");
   expect_one_line_error(run_cli({"verify", fixture("small_cnn.onnx")}), "not a .sarai blob (bad magic)");
+}
+
+}  // namespace
+}  // namespace sarai
+
+namespace sarai {
+namespace {
+
+// z = Add(x, w) with both inputs of symbolic dims [xa, xb] and [wa, wb], so
+// any pair of broadcastable shapes goes through the checks and prepare()
+// refuses the rest.
+onnx::ModelProto symbolic_add_model() {
+  onnx::ModelProto m = test::add_model({1, 1});
+  auto* g = m.mutable_graph();
+  g->clear_initializer();
+  test::set_tensor_type(g->add_input(), "w", {1, 1});
+  for (int i = 0; i < g->input_size(); ++i)
+    for (int d = 0; d < 2; ++d)
+      g->mutable_input(i)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(d)->set_dim_param(
+          g->input(i).name() + "abc"[d]);
+  g->clear_output();
+  g->add_output()->set_name("y");
+  return m;
+}
+
+// The rows a text sweep printed: the lines after the column header, before
+// the peak RSS line.
+std::vector<std::string> sweep_rows(const std::string& out) {
+  std::vector<std::string> rows;
+  bool in_table = false;
+  for (size_t i = 0; i < out.size();) {
+    const size_t nl = out.find('\n', i);
+    const std::string line = out.substr(i, nl - i);
+    i = nl == std::string::npos ? out.size() : nl + 1;
+    if (line.rfind("peak RSS", 0) == 0) break;
+    if (in_table) rows.push_back(line);
+    if (line.find("threads  ") != std::string::npos) in_table = true;
+  }
+  return rows;
+}
+
+// The table has these rows, each starting with its prefix.
+void expect_rows(const std::string& out, const std::vector<std::string>& prefixes) {
+  const std::vector<std::string> rows = sweep_rows(out);
+  ASSERT_EQ(rows.size(), prefixes.size()) << out;
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(rows[i].rfind(prefixes[i], 0), 0u) << prefixes[i] << ": " << out;
+}
+
+size_t count(const std::string& s, const std::string& needle) {
+  size_t n = 0;
+  for (size_t i = s.find(needle); i != std::string::npos; i = s.find(needle, i + 1)) ++n;
+  return n;
+}
+
+TEST(CliBenchSweep, RowsForEveryShapeAndThreadCount) {
+  const std::string model = fixture("whisper_tiny_encoder.onnx");
+  CliResult r = run_cli({"bench", model, "--sweep", "mel=1x80x{200,100}", "--threads", "1,2", "--runs", "2",
+                         "--warmup", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("ISA "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mel       threads  first ms    P50 ms    P90 ms    P99 ms    max ms  arena MB"),
+            std::string::npos) << r.out;
+  // Thread counts outermost, the shapes in the order given.
+  expect_rows(r.out, {"1x80x200        1  ", "1x80x100        1  ", "1x80x200        2  ", "1x80x100        2  "});
+  EXPECT_NE(r.out.find("peak RSS (VmHWM) over the sweep"), std::string::npos) << r.out;
+
+  CliResult j = run_cli({"bench", model, "--sweep", "mel=1x80x{100,200}", "--threads", "1", "--runs", "2", "--json"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_EQ(j.out.front(), '{');
+  EXPECT_EQ(count(j.out, "\n"), 1u) << "one JSON object on one line: " << j.out;
+  for (const char* key : {"\"isa\": ", "\"warmup\": 1, \"runs\": 2, ", "\"peak_rss_mb\": ",
+                          "\"rows\": [{\"inputs\": {\"mel\": [1, 80, 100]}, \"threads\": 1, \"first_run_ms\": ",
+                          "{\"inputs\": {\"mel\": [1, 80, 200]}, \"threads\": 1, ", "\"p50_ms\": ", "\"p90_ms\": ",
+                          "\"p99_ms\": ", "\"min_ms\": ", "\"max_ms\": ", "\"arena_mb\": "})
+    EXPECT_NE(j.out.find(key), std::string::npos) << key << " in: " << j.out;
+  EXPECT_EQ(count(j.out, "\"threads\": "), 2u) << j.out;
+
+  // A --threads list alone sweeps the thread counts on the given inputs.
+  CliResult t = run_cli({"bench", model, "--random", "mel=1x80x100", "--threads", "2,1", "--runs", "1", "--json"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("\"threads\": 2, "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("\"threads\": 1, "), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.find("load_ms"), std::string::npos) << "a sweep, not the single-run report: " << t.out;
+
+  // --threads N alone is the report it always was.
+  CliResult one = run_cli({"bench", model, "--random", "mel=1x80x100", "--threads", "1", "--runs", "2"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_NE(one.out.find(": 1 thread, ISA "), std::string::npos) << one.out;
+  EXPECT_NE(one.out.find("latency over 2 runs (after 1 warm-up): P50"), std::string::npos) << one.out;
+}
+
+// Groups in several dims and several --sweep inputs: every combination, the
+// last group (of the last --sweep) varying fastest.
+TEST(CliBenchSweep, CartesianProductOfGroupsAndInputs) {
+  const std::string dir = test::temp_dir("sweep_product");
+  test::save(symbolic_add_model(), dir + "/add.onnx");
+  CliResult r = run_cli({"bench", dir + "/add.onnx", "--sweep", "x={1,2}x{3,4}", "--sweep", "w=1x{1}", "--threads",
+                         "1", "--runs", "1", "--warmup", "0", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t at = 0;
+  for (const char* x : {"[1, 3]", "[1, 4]", "[2, 3]", "[2, 4]"}) {
+    at = r.out.find(std::string("{\"x\": ") + x + ", \"w\": [1, 1]}", at);
+    EXPECT_NE(at, std::string::npos) << x << " in order in: " << r.out;
+  }
+  EXPECT_EQ(count(r.out, "\"threads\": "), 4u) << r.out;
+  CliResult two = run_cli({"bench", dir + "/add.onnx", "--sweep", "x=2x{3,1}", "--sweep", "w=1x{1,3}", "--runs", "1",
+                           "--warmup", "0"});
+  ASSERT_EQ(two.code, 0) << two.err;
+  EXPECT_NE(two.out.find("x    w    threads"), std::string::npos) << two.out;
+  expect_rows(two.out, {"2x3  1x1", "2x3  1x3", "2x1  1x1", "2x1  1x3"});
+}
+
+TEST(CliBenchSweep, CompareTimesBothModelsWithTheRatio) {
+  const std::string dir = test::temp_dir("sweep_compare");
+  const std::string onnx = fixture("whisper_tiny_encoder.onnx"), blob = dir + "/w.sarai";
+  ASSERT_EQ(run_cli({"convert", onnx, "-o", blob, "-q"}).code, 0);
+  CliResult r = run_cli({"bench", onnx, "--compare", blob, "--sweep", "mel=1x80x{100,200}", "--threads", "1",
+                         "--runs", "3", "--warmup", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("A " + onnx + ", B " + blob + ": ISA "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 warm-up round, 3 timed rounds alternating A,B and B,A"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mel       threads  A P50 ms  A P99 ms  B P50 ms  B P99 ms  B/A P50"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(sweep_rows(r.out).size(), 2u) << r.out;
+  CliResult j = run_cli({"bench", onnx, "--compare", blob, "--random", "mel=1x80x100", "--runs", "2", "--json"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  for (const std::string& key : {"\"model\": \"" + onnx + "\", \"compare\": \"" + blob + "\", ",
+                                 std::string("\"a\": {\"first_run_ms\": "), std::string("}, \"b\": {\"first_run_ms\": "),
+                                 std::string("\"ratio_p50\": ")})
+    EXPECT_NE(j.out.find(key), std::string::npos) << key << " in: " << j.out;
+  EXPECT_EQ(count(j.out, "\"threads\": "), 1u) << j.out;
+}
+
+TEST(CliBenchSweep, BadSweepsThreadsAndModelsNameWhatIsWrong) {
+  const std::string model = fixture("whisper_tiny_encoder.onnx");
+  auto bench = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"bench", model, "--runs", "1", "--warmup", "0"});
+    return run_cli(args);
+  };
+  std::string threads_1_to_101 = "1";
+  for (int t = 2; t <= 101; ++t) threads_1_to_101 += "," + std::to_string(t);
+  // The command line: exit code 2, as for CLI11's own errors.
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--sweep", "mel=1x80x{100,200"}, "--sweep mel=1x80x{100,200: '{' without a '}' after it"},
+           {{"--sweep", "mel=1x80x100}"}, "--sweep mel=1x80x100}: '}' without a '{' before it"},
+           {{"--sweep", "mel=1x{80,{1}}x100"}, "'{' inside '{...}' (groups do not nest)"},
+           {{"--sweep", "mel=1x80x{}"}, "--sweep mel=1x80x{}: '{}' is an empty list"},
+           {{"--sweep", "mel=1x80x{100,}"}, "an empty value in '{100,}'"},
+           {{"--sweep", "mel=1x80x{a,100}"}, "--sweep mel=1x80x{a,100}: '1x80xa' is not a shape like 1x80x3000"},
+           {{"--sweep", "1x80x{100}"}, "--sweep '1x80x{100}' must be NAME=DIMS"},
+           {{"--sweep", "mel=1x80x{100}", "--sweep", "mel=1x80x{200}"}, "--sweep: input 'mel' is swept twice"},
+           {{"--sweep", "mel=1x80x{100}", "--random", "mel=1x80x100"},
+            "--sweep mel=1x80x{100}: input 'mel' is also given by --random"},
+           {{"--sweep", "mel={1,2,3,4,5,6,7,8,9,10}x{1,2,3,4,5,6,7,8,9,10}x{1,2,3,4,5,6,7,8,9,10,11}"},
+            "more than 1000 shapes"},
+           {{"--sweep", "mel=1x80x{1,2,3,4,5,6,7,8,9,10}", "--threads", threads_1_to_101}, "--sweep: more than 1000 rows"},
+           {{"--sweep", "mel=1x80x{100}", "--threads", "1,0"},
+            "--threads '1,0': a list holds counts of 1 or more (0, one per core, only alone)"},
+           {{"--threads", "1,,2"}, "--threads '1,,2': an empty thread count"},
+           {{"--threads", "2,"}, "--threads '2,': an empty thread count"},
+           {{"--threads", "-1"}, "--threads '-1': -1 is not in 0..1024"},
+           {{"--threads", "1,-2"}, "--threads '1,-2': -2 is not in 0..1024"},
+           {{"--threads", "1,2000"}, "--threads '1,2000': 2000 is not in 0..1024"},
+           {{"--threads", "one"}, "--threads 'one': 'one' is not a thread count"},
+           {{"--sweep", "mel=1x80x{100}", "--callers", "2"}, "--callers times one model at a time"},
+       }) {
+    std::vector<std::string> all = args;
+    if (std::find(all.begin(), all.end(), "--sweep") == all.end()) all.insert(all.end(), {"--random", "mel=1x80x100"});
+    CliResult r = bench(all);
+    expect_one_line_error(r, message);
+    EXPECT_EQ(r.code, 2) << message;
+    EXPECT_TRUE(r.out.empty()) << message << ": " << r.out;
+  }
+  // The model: exit code 1, before any row is timed.
+  const std::string dir = test::temp_dir("sweep_errors");
+  test::save(test::add_model({2, 3}), dir + "/add23.onnx");
+  test::save(test::add_model({2, 4}), dir + "/add24.onnx");
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--sweep", "x=1x{2,3}"}, "--sweep x=1x{2,3} at 1x2: " + model + ": the model has no input 'x'"},
+           {{"--sweep", "mel=1x{80,81}x100"}, "--sweep mel=1x{80,81}x100 at 1x81x100: "},
+           {{"--sweep", "mel=1x80x{100}", "--compare", dir + "/add23.onnx"},
+            "--compare " + dir + "/add23.onnx: it has no input 'mel', which " + model + " has"},
+           {{"--sweep", "mel=1x80x{100}", "--compare", dir + "/none.sarai"}, "none.sarai: cannot open"},
+       }) {
+    CliResult r = bench(args);
+    expect_one_line_error(r, message);
+    EXPECT_EQ(r.code, 1) << message;
+    EXPECT_TRUE(r.out.empty()) << message << ": " << r.out;
+  }
+  CliResult dims = run_cli({"bench", dir + "/add23.onnx", "--compare", dir + "/add24.onnx", "--random", "x=2x3"});
+  expect_one_line_error(dims, "--compare " + dir + "/add24.onnx: its input 'x' is float32 [2, 4], " + dir +
+                                  "/add23.onnx's is float32 [2, 3]");
+  test::save(symbolic_add_model(), dir + "/sym.onnx");
+  CliResult extra = run_cli({"bench", dir + "/add23.onnx", "--compare", dir + "/sym.onnx", "--random", "x=2x3"});
+  expect_one_line_error(extra, "--compare " + dir + "/sym.onnx: its input 'w' is not an input of " + dir +
+                                   "/add23.onnx");
+  // A shape every declaration accepts but the graph refuses (Add cannot
+  // broadcast [2, 3] with [1, 4]): the row is named, after the rows before it.
+  CliResult refused = run_cli({"bench", dir + "/sym.onnx", "--sweep", "x=2x3", "--sweep", "w=1x{3,4}", "--runs", "1",
+                               "--threads", "1"});
+  expect_one_line_error(refused, "x=2x3 w=1x4, 1 thread: " + dir + "/sym.onnx: node 'add0' (Add)");
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_EQ(sweep_rows(refused.out).size(), 1u) << refused.out;
 }
 
 }  // namespace

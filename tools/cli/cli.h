@@ -61,7 +61,15 @@ struct BenchArgs {
   std::string model;
   std::vector<std::string> inputs;
   std::vector<std::string> randoms;
-  int threads = 0;
+  // --threads: N (0: one per physical core), or a list N,N,... of counts
+  // >= 1, each a column of the sweep.
+  std::string threads = "0";
+  // --sweep NAME=DIMS: random inputs whose DIMS hold {a,b,...} groups; a
+  // cell for every combination of them, of every --sweep and thread count.
+  std::vector<std::string> sweep;
+  // --compare MODEL2: timed in alternating rounds with `model` (A,B then
+  // B,A), its figures and the ratio B/A per cell.
+  std::string compare;
   int warmup = 1;
   int runs = 20;
   uint64_t seed = 0;

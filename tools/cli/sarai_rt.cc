@@ -7,7 +7,8 @@
 //   sarai-rt compare REF.onnx TEST.sarai [--input ... | --random ... | --inputs-dir DIR] [--min-cosine C]
 //                    [--max-mse X] [--max-mae X] [--per-layer] [--runs N] [--threads N] [--json]
 //   sarai-rt bench MODEL [--input NAME=FILE.npy | --random NAME=DxDxD]... [--warmup N] [--runs N]
-//                  [--threads N] [--max-memory-mb N] [--json]
+//                  [--threads N[,N]...] [--sweep NAME=Dx{D,D}xD]... [--compare MODEL2]
+//                  [--max-memory-mb N] [--json]
 //   sarai-rt inspect MODEL
 //   sarai-rt convert MODEL.onnx -o OUT.sarai [--per-tensor] [--keep-fp32 GLOB]...
 //                [--min-elements N] [--to sarai|onnx] [--quiet]
@@ -33,14 +34,16 @@
 using namespace sarai::cli;
 
 namespace {
-// The input and thread options run, bench and compare share.
+// The input and thread options run, bench and compare share (bench, whose
+// --threads also takes a list, passes threads = nullptr and adds its own).
 void add_input_options(CLI::App* cmd, std::vector<std::string>* inputs, std::vector<std::string>* randoms,
                        uint64_t* seed, int* threads) {
   cmd->add_option("--input", *inputs, "An input from a NumPy file: NAME=FILE.npy (repeatable)");
   cmd->add_option("--random", *randoms, "A random input of this shape: NAME=DxDxD (repeatable)");
   cmd->add_option("--seed", *seed, "Seed for --random inputs");
-  cmd->add_option("--threads", *threads, "Threads for intra-op parallelism (default: physical cores)")
-      ->check(CLI::Range(0, 1024));
+  if (threads)
+    cmd->add_option("--threads", *threads, "Threads for intra-op parallelism (default: physical cores)")
+        ->check(CLI::Range(0, 1024));
 }
 // run, bench and compare (the model under test): the fused attention's
 // precision for this session (SessionOptions::attention), for A/B runs.
@@ -85,8 +88,20 @@ int main(int argc, char** argv) {
   CLI::App* bench_cmd = app.add_subcommand(
       "bench", "Time a model: load, first run, P50/P90/P99/max latency, runs per second, peak RSS");
   bench_cmd->add_option("model", bench.model, "Model file (.onnx or .sarai)")->required();
-  add_input_options(bench_cmd, &bench.inputs, &bench.randoms, &bench.seed, &bench.threads);
+  add_input_options(bench_cmd, &bench.inputs, &bench.randoms, &bench.seed, /*threads=*/nullptr);
   add_attention_option(bench_cmd, &bench.attention);
+  bench_cmd->add_option("--threads", bench.threads,
+                        "Threads for intra-op parallelism (default 0: physical cores), or a list of counts, "
+                        "e.g. 1,2,4: a sweep over them")
+      ->type_name("N[,N...]");
+  bench_cmd->add_option("--sweep", bench.sweep,
+                        "A random input at several shapes, e.g. mel=1x80x{300,1000,3000} ({a,b} groups in any dims; "
+                        "repeatable): one row per combination and thread count, with P50/P90/P99 each")
+      ->type_name("NAME=DIMS");
+  bench_cmd->add_option("--compare", bench.compare,
+                        "A second model (e.g. the .sarai blob of an .onnx) timed on the same inputs in alternating "
+                        "rounds (A,B then B,A), with the ratio of the medians B/A per row")
+      ->type_name("MODEL2");
   bench_cmd->add_option("--warmup", bench.warmup, "Untimed runs after the first (default 1)")
       ->check(CLI::Range(0, 1000000));
   bench_cmd->add_option("--runs", bench.runs, "Timed runs (default 20)")->check(CLI::Range(1, 1000000));

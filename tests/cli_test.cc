@@ -227,6 +227,39 @@ TEST(Cli, BenchPrintsTheUsersFigures) {
   EXPECT_NE(run_cli({"bench", model, "--random", "mel=1x80x100", "--callers", "0"}).code, 0);
 }
 
+// --attention: convert records it, run/compare override it per run, and
+// compare --per-layer lists the INT8 attention blocks; a bad value is one line.
+TEST(Cli, AttentionPrecisionIsChosenAtConvertAndPerRun) {
+  const std::string dir = test::temp_dir("cli_attention");
+  const std::string onnx = fixture("whisper_tiny_encoder.onnx"), blob = dir + "/m.sarai";
+  ASSERT_EQ(run_cli({"convert", onnx, "-o", blob, "-q", "--attention", "int8-per-tensor"}).code, 0);
+  CliResult info = run_cli({"inspect", blob});
+  EXPECT_NE(info.out.find("attention"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("int8-per-tensor"), std::string::npos) << info.out;
+  // The blob's choice by default; --attention overrides it.
+  auto output = [&](const std::string& tag, const std::string& attention) {
+    std::vector<std::string> args = {"run", blob, "--random", "mel=1x80x300", "--output-dir", dir + "/" + tag};
+    if (!attention.empty()) args.insert(args.end(), {"--attention", attention});
+    EXPECT_EQ(run_cli(args).code, 0) << tag;
+    return test::read_file(dir + "/" + tag + "/encoder_out.npy");
+  };
+  const std::string by_model = output("model", ""), per_tensor = output("tensor", "int8-per-tensor");
+  EXPECT_FALSE(by_model.empty());
+  EXPECT_EQ(by_model, per_tensor);
+  EXPECT_NE(by_model, output("row", "int8"));
+  CliResult row = run_cli({"compare", onnx, blob, "--random", "mel=1x80x300", "--runs", "1", "--attention", "int8",
+                           "--per-layer"});
+  EXPECT_EQ(row.code, 0) << row.out << row.err;
+  EXPECT_NE(row.out.find("/blocks.0/attn/MatMul_1              Attention"), std::string::npos) << row.out;
+  CliResult fp32 = run_cli({"compare", onnx, blob, "--random", "mel=1x80x300", "--runs", "1", "--attention", "fp32",
+                            "--per-layer"});
+  EXPECT_EQ(fp32.code, 0);
+  EXPECT_EQ(fp32.out.find(" Attention "), std::string::npos) << fp32.out;
+  EXPECT_EQ(run_cli({"run", blob, "--random", "mel=1x80x100", "--attention", "int8"}).code, 0);
+  expect_one_line_error(run_cli({"run", blob, "--random", "mel=1x80x100", "--attention", "int4"}), "--attention");
+  expect_one_line_error(run_cli({"convert", onnx, "-o", dir + "/x.sarai", "--attention", "int4"}), "--attention");
+}
+
 TEST(Cli, CompareReportsMetricsAndGatesOnThresholds) {
   const std::string dir = test::temp_dir("compare");
   const std::string ref = fixture("whisper_tiny_encoder.onnx");

@@ -16,6 +16,12 @@
 //   BM_softmax_row        vec_kernels().softmax_row over rows of 1500 (T x T
 //                         attention scores): 4 B in + 4 B out
 //   BM_layernorm_row      vec_kernels().layernorm_row, 1500 rows x 512
+//   BM_attention          the fused Attention op (kernels/attention.cc) on
+//                         [heads, T, 64] x [heads, 64, T] x [heads, T, 64],
+//                         precision 0 fp32, 1 int8 (per row), 2
+//                         int8-per-tensor; items = multiply-adds of its two
+//                         products (2 * heads * T * T * 64), so items/s is
+//                         MAC/s including softmax and quantization
 //
 // The data (<= 12 MB) fits in a 32 MB L3: these are in-cache rates, the
 // situation inside an encoder layer where a GEMM's output feeds the next op.
@@ -23,12 +29,16 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/qgemm.h"
+#include "kernels/kernels.h"
 #include "kernels/cpu/quantize_activations.h"
 #include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
+#include "runtime/graph.h"
+#include "runtime/kernel.h"
 #include "runtime/parallel.h"
 
 namespace {
@@ -135,6 +145,42 @@ void BM_layernorm_row(benchmark::State& st) {
   st.SetLabel(vk.isa);
 }
 
+void BM_attention(benchmark::State& st) {
+  const int64_t precision = st.range(0), t = st.range(1), heads = st.range(2), d = 64;
+  sarai::max_isa();
+  const int threads = static_cast<int>(st.range(3));
+  sarai::set_num_threads(threads);
+  auto tensor = [](sarai::Shape shape, float scale, uint64_t seed) {
+    sarai::Tensor x = sarai::Tensor::allocate(sarai::DType::kFloat32, shape);
+    const std::vector<float> v = random_floats(x.numel(), scale, seed);
+    std::copy(v.begin(), v.end(), x.mutable_data<float>());
+    return x;
+  };
+  const sarai::Tensor q = tensor({heads, t, d}, 2.f, 8), kt = tensor({heads, d, t}, 2.f, 9), v = tensor({heads, t, d}, 1.f, 10);
+  sarai::Node node;
+  node.op_type = "Attention";
+  node.domain = "sarai";
+  node.inputs = {0, 1, 2};
+  node.outputs = {3};
+  sarai::Attribute div;
+  div.kind = sarai::Attribute::Kind::kFloat;
+  div.f = 8.f;
+  node.attrs["divisor"] = div;
+  sarai::Attribute prec;
+  prec.kind = sarai::Attribute::Kind::kString;
+  prec.s = precision == 0 ? "fp32" : precision == 1 ? "int8" : "int8-per-tensor";
+  node.attrs["precision"] = prec;
+  const sarai::Tensor* in[] = {&q, &kt, &v};
+  std::vector<sarai::Tensor> out(1);
+  for (auto _ : st) {
+    sarai::KernelContext ctx(node, 17, in, out, threads);
+    if (!sarai::invoke_kernel(kn::Attention, ctx).is_ok()) st.SkipWithError("Attention failed");
+    benchmark::ClobberMemory();
+  }
+  st.SetItemsProcessed(st.iterations() * 2 * heads * t * t * d);
+  st.SetLabel(std::string(prec.s) + " " + sarai::isa_name(sarai::max_isa()));
+}
+
 BENCHMARK(BM_quantize_u8)
     ->ArgNames({"rows", "cols", "nthr"})
     ->ArgsProduct({{1, 1500}, {512, 2048}, {1, 2}})
@@ -147,5 +193,10 @@ BENCHMARK(BM_epilogue_row)->ArgNames({"rows", "N"})->ArgsProduct({{1, 1500}, {51
 BENCHMARK(BM_epilogue_row_scalar)->ArgNames({"rows", "N"})->ArgsProduct({{1500}, {512, 2048}});
 BENCHMARK(BM_softmax_row)->ArgNames({"rows", "cols"})->Args({1500, 1500});
 BENCHMARK(BM_layernorm_row)->ArgNames({"rows", "cols"})->Args({1500, 512})->Args({150, 512});
+BENCHMARK(BM_attention)
+    ->ArgNames({"precision", "T", "heads", "nthr"})
+    ->ArgsProduct({{0, 1, 2}, {1500}, {8}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

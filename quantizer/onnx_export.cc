@@ -111,16 +111,33 @@ bool changed_by_opset11(const std::string& op, int64_t from) {
   return always.count(op) || (from < 10 && before10.count(op));
 }
 
+// The s7 encoding (onnx_export.h): every channel's 8-bit scale widened by
+// 127 / 63 and w quantized again into [-63, 63], round half to even, w viewed
+// as [outer, channels, inner] as for quantize_symmetric. Then u8 x s7 pairs
+// stay within int16 in vpmaddubsw: 2 * 255 * 63 = 32130 <= 32767.
+void narrow_to_7bit(const float* w, int64_t outer, int64_t channels, int64_t inner, int8_t* q, float* scales) {
+  for (int64_t c = 0; c < channels; ++c) scales[c] *= 127.f / 63.f;
+  parallel_for(outer * channels, std::max<int64_t>(1, 4096 / inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float inv = 1.f / scales[r % channels];
+      for (int64_t i = r * inner; i < (r + 1) * inner; ++i)
+        q[i] = static_cast<int8_t>(std::fmin(63.f, std::fmax(-63.f, std::nearbyint(w[i] * inv))));
+    }
+  });
+}
+
 // How one quantized weight was written: names of the int8 tensor and of its
 // scale table (already shaped for the op that reads it).
 struct QWeight {
   std::string q, scale;
   std::string dequantized;  // ConvTranspose: the Mul(Cast(q), scale) output, once emitted
+  bool u8 = false;          // uint8 with zero point 128 (else int8, zero point 0)
 };
 
 class Exporter {
  public:
-  Exporter(Model& model, const std::string& out, const ConvertOptions& opt) : m_(model), g_(model.graph), out_(out), opt_(opt) {}
+  Exporter(Model& model, const std::string& out, const ConvertOptions& opt, const OnnxExportOptions& onnx)
+      : m_(model), g_(model.graph), out_(out), opt_(opt), onnx_(onnx) {}
 
   Expected<OnnxExportSummary> run();
 
@@ -138,6 +155,7 @@ class Exporter {
                             std::vector<std::string> outputs);
   Status copy_attribute(const Node& n, const std::string& key, const Attribute& a, onnx::AttributeProto* ap);
   const std::array<std::string, 3>& dynamic_quantize(int x);
+  Expected<std::vector<std::string>> integer_inputs(const std::array<std::string, 3>& x, const QWeight& qw);
   void add_dequantize(const std::string& p, const std::string& acc, const std::string& x_scale,
                       const std::string& w_scale, const std::string& bias, const std::string& y);
   Status rewrite_linear(const Node& n, const WeightChoice& c);
@@ -152,6 +170,7 @@ class Exporter {
   Graph& g_;
   std::string out_;
   const ConvertOptions& opt_;
+  const OnnxExportOptions& onnx_;
   onnx::ModelProto proto_;
   onnx::GraphProto* gp_ = nullptr;
   TempFile onnx_file_, data_file_;
@@ -165,6 +184,7 @@ class Exporter {
   std::map<int, QWeight> qweights_;
   std::map<int, std::array<std::string, 3>> dql_;  // activation -> (Xq, scale, zero point)
   std::map<std::pair<int, int>, std::string> bias_views_;  // (bias, rank) -> [1, M, 1...] copy
+  std::string weight_zero_point_;                          // u8: the shared scalar 128, once written
   std::set<std::string> used_names_;
   FileMappedRanges mapped_;
   std::vector<int8_t> q_, scratch_;
@@ -311,6 +331,12 @@ Status Exporter::quantize(const WeightChoice& c, const Value& wv) {
     return Status::error(where() + "tensor '" + wv.name + "': element " + std::to_string(bad) + " is " +
                          (std::isnan(w[bad]) ? "NaN" : "infinite") + "; weights must be finite to quantize");
   const bool per_tensor = opt_.per_tensor;
+  // MatMulInteger's weights take the chosen encoding; ConvInteger's are u8
+  // whatever it is (onnx_export.h); ConvTranspose's are dequantized in the
+  // graph and keep the full 8 bits as int8.
+  const bool linear = c.role == WeightRole::kMatMul || c.role == WeightRole::kGemm;
+  const bool seven_bit = linear && onnx_.weights == OnnxWeights::kS7;
+  const bool unsigned_weights = c.role == WeightRole::kConv || (linear && onnx_.weights == OnnxWeights::kU8);
   q_.resize(static_cast<size_t>(numel));
   Shape q_shape = shape, scale_shape;
   std::vector<float> table;  // the scale tensor as written
@@ -324,6 +350,7 @@ Status Exporter::quantize(const WeightChoice& c, const Value& wv) {
       if (c.axis == 1) {  // W[K, N], as MatMulInteger reads it
         if (per_tensor) {
           quantize_symmetric(w, 1, 1, numel, q_.data(), scales_.data());
+          if (seven_bit) narrow_to_7bit(w, 1, 1, numel, q_.data(), scales_.data());
         } else {  // the converter's loop, plain: equal to quantize_symmetric(w, K, N, 1, ...)
           WeightForm f;
           f.kind = WeightForm::Kind::kPlainKN;
@@ -331,10 +358,12 @@ Status Exporter::quantize(const WeightChoice& c, const Value& wv) {
           f.N = N;
           std::vector<int32_t> sums(static_cast<size_t>(N));  // not written to the ONNX file
           quantize_weight(w, f, /*per_tensor=*/false, 1.f, q_.data(), scales_.data(), sums.data());
+          if (seven_bit) narrow_to_7bit(w, K, N, 1, q_.data(), scales_.data());
         }
       } else {  // Gemm transB = 1: W[N, K], stored transposed
         scratch_.resize(static_cast<size_t>(numel));
         quantize_symmetric(w, 1, per_tensor ? 1 : N, per_tensor ? numel : K, scratch_.data(), scales_.data());
+        if (seven_bit) narrow_to_7bit(w, 1, per_tensor ? 1 : N, per_tensor ? numel : K, scratch_.data(), scales_.data());
         parallel_for(K, 64, [&](int64_t k0, int64_t k1) {
           for (int64_t k = k0; k < k1; ++k)
             for (int64_t n = 0; n < N; ++n) q_[static_cast<size_t>(k * N + n)] = scratch_[static_cast<size_t>(n * K + k)];
@@ -350,6 +379,7 @@ Status Exporter::quantize(const WeightChoice& c, const Value& wv) {
       const int64_t M = shape[0];
       scales_.assign(per_tensor ? 1 : static_cast<size_t>(M), 0.f);
       quantize_symmetric(w, 1, per_tensor ? 1 : M, per_tensor ? numel : numel / M, q_.data(), scales_.data());
+      if (seven_bit) narrow_to_7bit(w, 1, per_tensor ? 1 : M, per_tensor ? numel : numel / M, q_.data(), scales_.data());
       table = scales_;
       scale_shape = per_tensor ? Shape{1} : Shape(shape.size(), 1);
       if (!per_tensor) scale_shape[1] = M;  // [1, M, 1...]: broadcasts over ConvInteger's output
@@ -385,10 +415,17 @@ Status Exporter::quantize(const WeightChoice& c, const Value& wv) {
       break;
     }
   }
+  // u8: w8 + 128, which in two's complement is w8's bit pattern with the
+  // top bit flipped.
+  if (unsigned_weights)
+    parallel_for(numel, int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) q_[static_cast<size_t>(i)] = static_cast<int8_t>(static_cast<uint8_t>(q_[static_cast<size_t>(i)]) ^ 0x80u);
+    });
   QWeight& qw = qweights_[c.weight_value];
+  qw.u8 = unsigned_weights;
   qw.q = fresh(wv.name + ".q");
   qw.scale = fresh(wv.name + ".scale");
-  SARAI_RETURN_IF_ERROR(add_tensor(qw.q, DType::kInt8, q_shape, q_.data(), q_.size()));
+  SARAI_RETURN_IF_ERROR(add_tensor(qw.q, unsigned_weights ? DType::kUInt8 : DType::kInt8, q_shape, q_.data(), q_.size()));
   return add_tensor(qw.scale, DType::kFloat32, scale_shape, table.data(), table.size() * sizeof(float));
 }
 
@@ -488,6 +525,22 @@ const std::array<std::string, 3>& Exporter::dynamic_quantize(int x) {
   return dql_.emplace(x, o).first->second;
 }
 
+// MatMulInteger's / ConvInteger's inputs: Xq, W.q, the activation's zero
+// point and, for u8 weights, the weight zero point 128 (one scalar uint8
+// initializer for every node that reads one: per tensor, which ConvInteger
+// in ONNX Runtime requires). The expansion MLAS computes with it, per output element:
+//   sum_k (x_k - zx)(w_k - 128) = sum x_k w_k - 128 sum x_k - zx sum w_k + K zx 128
+// with w_k - 128 = the s8 weight, exactly.
+Expected<std::vector<std::string>> Exporter::integer_inputs(const std::array<std::string, 3>& x, const QWeight& qw) {
+  if (!qw.u8) return std::vector<std::string>{x[0], qw.q, x[2]};
+  if (weight_zero_point_.empty()) {
+    const uint8_t zp = 128;
+    weight_zero_point_ = fresh("sarai.weight_zero_point");
+    SARAI_RETURN_IF_ERROR(add_tensor(weight_zero_point_, DType::kUInt8, Shape{}, &zp, 1));
+  }
+  return std::vector<std::string>{x[0], qw.q, x[2], weight_zero_point_};
+}
+
 // The float tail of MatMulInteger / ConvInteger (names prefixed p):
 //   y = Cast<float>(acc) * (x_scale * w_scale) [+ bias]
 void Exporter::add_dequantize(const std::string& p, const std::string& acc, const std::string& x_scale,
@@ -526,7 +579,9 @@ Status Exporter::rewrite_linear(const Node& n, const WeightChoice& c) {
   }
   const std::string p = n.name + "/";
   const std::string mm = fresh(p + "MatMulInteger_output_0");
-  add_node("MatMulInteger", p + "MatMulInteger", {x[0], qw.q, x[2]}, {mm});
+  auto ins = integer_inputs(x, qw);
+  if (!ins) return ins.status();
+  add_node("MatMulInteger", p + "MatMulInteger", std::move(*ins), {mm});
   add_dequantize(p, mm, x[1], qw.scale, bias, y);
   return Status::ok();
 }
@@ -555,7 +610,9 @@ Status Exporter::rewrite_conv(const Node& n, const WeightChoice& c) {
   }
   const std::string p = n.name + "/";
   const std::string ci = fresh(p + "ConvInteger_output_0");
-  onnx::NodeProto* conv = add_node("ConvInteger", p + "ConvInteger", {x[0], qw.q, x[2]}, {ci});
+  auto ins = integer_inputs(x, qw);
+  if (!ins) return ins.status();
+  onnx::NodeProto* conv = add_node("ConvInteger", p + "ConvInteger", std::move(*ins), {ci});
   for (const auto& [key, a] : n.attrs) SARAI_RETURN_IF_ERROR(copy_attribute(n, key, a, conv->add_attribute()));
   add_dequantize(p, ci, x[1], qw.scale, bias, y);
   return Status::ok();
@@ -639,14 +696,15 @@ Expected<OnnxExportSummary> Exporter::run() {
   if (version.rfind("sarai-rt ", 0) == 0) version = version.substr(9);
   proto_.set_producer_version(version);
   proto_.set_doc_string(std::string("INT8 ") + (opt_.per_tensor ? "per-tensor" : "per-channel") +
-                        " dynamic quantization by sarai-rt convert --to onnx from " +
-                        fs::path(m_.path).filename().string());
+                        " dynamic quantization (" + onnx_weights_name(onnx_.weights) +
+                        " weights) by sarai-rt convert --to onnx from " + fs::path(m_.path).filename().string());
   auto meta = [&](const std::string& k, const std::string& v) {
     auto* p = proto_.add_metadata_props();
     p->set_key(k);
     p->set_value(v);
   };
   meta("sarai.source", fs::path(m_.path).filename().string());
+  meta("sarai.onnx_weights", onnx_weights_name(onnx_.weights));
   if (!opt_.command_line.empty()) meta("sarai.options", opt_.command_line);
   gp_ = proto_.mutable_graph();
   gp_->set_name(g_.name.empty() ? "main" : g_.name);
@@ -681,11 +739,27 @@ Expected<OnnxExportSummary> Exporter::run() {
 
 }  // namespace
 
-Expected<OnnxExportSummary> export_quantized_onnx(Model& model, const std::string& out_path, const ConvertOptions& opt) {
+const char* onnx_weights_name(OnnxWeights w) {
+  switch (w) {
+    case OnnxWeights::kU8: return "u8";
+    case OnnxWeights::kS8: return "s8";
+    case OnnxWeights::kS7: return "s7";
+  }
+  return "?";
+}
+
+Expected<OnnxWeights> parse_onnx_weights(const std::string& s) {
+  for (OnnxWeights w : {OnnxWeights::kU8, OnnxWeights::kS8, OnnxWeights::kS7})
+    if (s == onnx_weights_name(w)) return w;
+  return Status::error("--onnx-weights must be u8, s8 or s7, not '" + s + "'");
+}
+
+Expected<OnnxExportSummary> export_quantized_onnx(Model& model, const std::string& out_path, const ConvertOptions& opt,
+                                                  const OnnxExportOptions& onnx) {
   if (!opt.activation_ranges.empty())
     return Status::error(out_path + ": static activation ranges are written to .sarai blobs only; the ONNX "
                          "export quantizes activations dynamically (DynamicQuantizeLinear)");
-  Exporter e(model, out_path, opt);
+  Exporter e(model, out_path, opt, onnx);
   return e.run();
 }
 

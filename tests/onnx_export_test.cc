@@ -3,7 +3,8 @@
 // the quantized weights (within half a step of the originals, per channel),
 // the outputs (the exported model run by sarai-rt's own reference kernels,
 // cosine >= 0.999 against the FP32 model; tests/ort/check_onnx_export.sh does
-// the same in ONNX Runtime), atomic writing and every error message.
+// the same in ONNX Runtime), the weight encodings (u8 default, s8, s7),
+// atomic writing and every error message.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -28,7 +29,9 @@ namespace {
 namespace fs = std::filesystem;
 using quant::ConvertOptions;
 using quant::export_quantized_onnx;
+using quant::OnnxExportOptions;
 using quant::OnnxExportSummary;
+using quant::OnnxWeights;
 
 #define EXPECT_CONTAINS(haystack, needle) \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
@@ -106,9 +109,12 @@ std::string reader_of(const Graph& g, int v) {
 // channel is W's axis 0); MatMulInteger's and ConvTranspose's over the weight
 // ([N]; [1, M, 1...] or [C, M/g, 1...]). A 2-D q whose shape differs from
 // W's is a Gemm transB = 1 weight stored transposed. `factor`: a Gemm's
-// alpha, folded into its weight's scales.
+// alpha, folded into its weight's scales. A uint8 q (the u8 encoding) is
+// read with its zero point, the scalar "sarai.weight_zero_point" = 128;
+// `levels`: the largest |q| allowed for an int8 q (127, or 63 for s7's
+// MatMul weights); a uint8 q spans 127 on either side of its zero point.
 void check_dequantized(const Model& src, const Model& out, int expected_weights,
-                       const std::map<std::string, float>& factor = {}) {
+                       const std::map<std::string, float>& factor = {}, int levels = 127) {
   int checked = 0;
   for (const Value& v : out.graph.values) {
     if (!v.is_initializer || v.name.size() < 3 || v.name.substr(v.name.size() - 2) != ".q") continue;
@@ -119,10 +125,23 @@ void check_dequantized(const Model& src, const Model& out, int expected_weights,
     const Tensor& w = src.graph.values[static_cast<size_t>(wi)].initializer;
     const Tensor& q = v.initializer;
     const Tensor& s = out.graph.values[static_cast<size_t>(si)].initializer;
-    ASSERT_EQ(q.dtype(), DType::kInt8) << v.name;
+    ASSERT_TRUE(q.dtype() == DType::kInt8 || q.dtype() == DType::kUInt8) << v.name;
     ASSERT_EQ(q.numel(), w.numel()) << v.name;
+    int zero_point = 0;
+    if (q.dtype() == DType::kUInt8) {
+      const int zi = out.graph.find_value("sarai.weight_zero_point");
+      ASSERT_NE(zi, kNoValue) << v.name << " is uint8 but the model has no weight zero point";
+      const Tensor& z = out.graph.values[static_cast<size_t>(zi)].initializer;
+      ASSERT_EQ(z.dtype(), DType::kUInt8);
+      ASSERT_EQ(z.rank(), 0);
+      zero_point = z.data<uint8_t>()[0];
+      EXPECT_EQ(zero_point, 128);
+    }
+    // q as the signed value it stands for.
+    auto qval = [&](int64_t i) {
+      return q.dtype() == DType::kUInt8 ? int{q.data<uint8_t>()[i]} - zero_point : int{q.data<int8_t>()[i]};
+    };
     const float* wf = w.data<float>();
-    const int8_t* qd = q.data<int8_t>();
     const float* sd = s.data<float>();
     const Shape& ws = w.shape();
     const Shape& qs = q.shape();
@@ -149,9 +168,11 @@ void check_dequantized(const Model& src, const Model& out, int expected_weights,
       if (conv) si_flat = s.numel() == 1 ? 0 : qi / (q.numel() / qs[0]);
       const float f = factor.count(wname) ? factor.at(wname) : 1.f;
       const float scale = sd[si_flat] / f;
-      const float err = std::fabs(static_cast<float>(qd[qi]) * scale - wf[i]);
-      if (!(err <= scale * 0.5f * 1.0001f + 1e-12f)) {
-        ADD_FAILURE() << v.name << " element " << i << ": w " << wf[i] << ", q " << int(qd[qi]) << ", scale " << scale;
+      const int qv = qval(qi);
+      const float err = std::fabs(static_cast<float>(qv) * scale - wf[i]);
+      if (!(err <= scale * 0.5f * 1.0001f + 1e-12f) || std::abs(qv) > (zero_point ? 127 : levels)) {
+        ADD_FAILURE() << v.name << " element " << i << ": w " << wf[i] << ", q " << qv << ", scale " << scale
+                      << ", levels " << levels;
         return;
       }
     }
@@ -177,10 +198,11 @@ std::vector<NamedTensor> run_model(const std::string& path, const std::vector<Na
 }
 
 // Exports `src` into dir/quantized.onnx; the summary, or a failed test.
-Expected<OnnxExportSummary> export_to(const std::string& src, const std::string& out, const ConvertOptions& opt = {}) {
+Expected<OnnxExportSummary> export_to(const std::string& src, const std::string& out, const ConvertOptions& opt = {},
+                                      const OnnxExportOptions& onnx = {}) {
   auto m = load_onnx(src);
   if (!m) return m.status();
-  return export_quantized_onnx(**m, out, opt);
+  return export_quantized_onnx(**m, out, opt, onnx);
 }
 
 // measured_cos: the worst output's cosine when the gate was set (test_util.h).
@@ -236,7 +258,7 @@ TEST(OnnxExport, WhisperTinyEncoder) {
   }
   const onnx::TensorProto* q = find_initializer(m, "onnx::MatMul_251.q");  // fc1 of block 0: [128, 512]
   ASSERT_NE(q, nullptr);
-  EXPECT_EQ(q->data_type(), onnx::TensorProto::INT8);
+  EXPECT_EQ(q->data_type(), onnx::TensorProto::UINT8);  // the default encoding, u8 with zero point 128
   EXPECT_EQ(std::vector<int64_t>(q->dims().begin(), q->dims().end()), (std::vector<int64_t>{128, 512}));
   const onnx::TensorProto* sc = find_initializer(m, "onnx::MatMul_251.scale");
   ASSERT_NE(sc, nullptr);
@@ -483,6 +505,167 @@ TEST(OnnxExport, OldOpsetIsRaisedTo11) {
   EXPECT_EQ(m.opset_import(0).version(), 11);
   EXPECT_GE(m.ir_version(), 7);
   expect_close_outputs(src, out, {{"x", test::random_tensor({3, 32}, 11)}}, 0.999985);
+}
+
+// ---- weight encodings (quantizer/onnx_export.h): u8 (default), s8, s7
+
+// The integer op nodes (MatMulInteger, ConvInteger) of m.
+std::vector<const onnx::NodeProto*> integer_nodes(const onnx::ModelProto& m) {
+  std::vector<const onnx::NodeProto*> r;
+  for (const auto& n : m.graph().node())
+    if (n.op_type() == "MatMulInteger" || n.op_type() == "ConvInteger") r.push_back(&n);
+  return r;
+}
+
+std::string metadata(const onnx::ModelProto& m, const std::string& key) {
+  for (const auto& p : m.metadata_props())
+    if (p.key() == key) return p.value();
+  return "";
+}
+
+TEST(OnnxExport, WeightEncodingsOnWhisperTiny) {
+  const std::string dir = test::temp_dir("encodings"), src = fixture("whisper_tiny_encoder.onnx");
+  std::map<OnnxWeights, std::string> out;
+  for (OnnxWeights w : {OnnxWeights::kU8, OnnxWeights::kS8, OnnxWeights::kS7}) {
+    out[w] = dir + "/" + quant::onnx_weights_name(w) + ".onnx";
+    OnnxExportOptions o;
+    o.weights = w;
+    auto s = export_to(src, out[w], {}, o);
+    ASSERT_TRUE(s.has_value()) << s.message();
+    EXPECT_EQ(s->quantized, 14);
+  }
+  const onnx::ModelProto u8 = parse(out[OnnxWeights::kU8]), s8 = parse(out[OnnxWeights::kS8]),
+                         s7 = parse(out[OnnxWeights::kS7]);
+  EXPECT_EQ(metadata(u8, "sarai.onnx_weights"), "u8");
+  EXPECT_EQ(metadata(s8, "sarai.onnx_weights"), "s8");
+  EXPECT_EQ(metadata(s7, "sarai.onnx_weights"), "s7");
+
+  // u8: every integer op reads the one scalar uint8 zero point 128 as its
+  // 4th input; s8 and s7: only the ConvIntegers (u8 under every choice),
+  // the MatMulIntegers have no weight zero point (0).
+  for (const onnx::ModelProto* m : {&u8, &s8, &s7}) {
+    const onnx::TensorProto* zp = find_initializer(*m, "sarai.weight_zero_point");
+    ASSERT_NE(zp, nullptr);
+    EXPECT_EQ(zp->data_type(), onnx::TensorProto::UINT8);
+    EXPECT_EQ(zp->dims_size(), 0);
+    EXPECT_EQ(zp->raw_data(), std::string(1, '\x80'));
+    ASSERT_EQ(integer_nodes(*m).size(), 14u);
+    for (const onnx::NodeProto* n : integer_nodes(*m)) {
+      const bool zero_point = m == &u8 || n->op_type() == "ConvInteger";
+      ASSERT_EQ(n->input_size(), zero_point ? 4 : 3) << n->name();
+      if (zero_point) {
+        EXPECT_EQ(n->input(3), "sarai.weight_zero_point") << n->name();
+      }
+      const onnx::TensorProto* q = find_initializer(*m, n->input(1));
+      ASSERT_NE(q, nullptr) << n->input(1);
+      EXPECT_EQ(q->data_type(), zero_point ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8) << n->input(1);
+    }
+  }
+
+  // The weights themselves: u8 = s8 + 128 byte for byte on the MatMuls (the
+  // same integers after the zero point), the same bytes on the Convs, the
+  // same scales; s7: the MatMuls' in [-63, 63] with the s8 scales times
+  // 127 / 63, the Convs' as u8; each weight within half of its step
+  // (check_dequantized).
+  auto s8_model = load_onnx(out[OnnxWeights::kS8]), u8_model = load_onnx(out[OnnxWeights::kU8]),
+       s7_model = load_onnx(out[OnnxWeights::kS7]), src_model = load_onnx(src);
+  ASSERT_TRUE(s8_model.has_value() && u8_model.has_value() && s7_model.has_value() && src_model.has_value());
+  int compared = 0;
+  for (const Value& v : (*s8_model)->graph.values) {
+    if (!v.is_initializer || v.name.size() < 3 || v.name.substr(v.name.size() - 2) != ".q") continue;
+    const std::string base = v.name.substr(0, v.name.size() - 2);
+    auto tensor = [&](const Model& m, const std::string& name) -> const Tensor& {
+      const int i = m.graph.find_value(name);
+      EXPECT_NE(i, kNoValue) << name;
+      return m.graph.values[static_cast<size_t>(i == kNoValue ? m.graph.find_value(v.name) : i)].initializer;
+    };
+    const Tensor& qu = tensor(**u8_model, v.name);
+    const Tensor& q7 = tensor(**s7_model, v.name);
+    const bool conv = v.initializer.dtype() == DType::kUInt8;  // a ConvInteger's weight
+    ASSERT_EQ(qu.dtype(), DType::kUInt8) << v.name;
+    ASSERT_EQ(q7.dtype(), conv ? DType::kUInt8 : DType::kInt8) << v.name;
+    ASSERT_EQ(qu.shape(), v.initializer.shape()) << v.name;
+    ASSERT_EQ(q7.shape(), v.initializer.shape()) << v.name;
+    for (int64_t i = 0; i < qu.numel(); ++i) {
+      const int s8_value = conv ? int{v.initializer.data<uint8_t>()[i]} - 128 : int{v.initializer.data<int8_t>()[i]};
+      ASSERT_EQ(int{qu.data<uint8_t>()[i]}, s8_value + 128) << v.name << " element " << i;
+      if (conv) {
+        ASSERT_EQ(q7.data<uint8_t>()[i], qu.data<uint8_t>()[i]) << v.name << " element " << i;
+      }
+    }
+    const Tensor& sc8 = tensor(**s8_model, base + ".scale");
+    const Tensor& scu = tensor(**u8_model, base + ".scale");
+    const Tensor& sc7 = tensor(**s7_model, base + ".scale");
+    ASSERT_EQ(sc8.numel(), scu.numel());
+    ASSERT_EQ(sc8.numel(), sc7.numel());
+    for (int64_t c = 0; c < sc8.numel(); ++c) {
+      EXPECT_EQ(scu.data<float>()[c], sc8.data<float>()[c]) << base << " channel " << c;
+      EXPECT_EQ(sc7.data<float>()[c], conv ? sc8.data<float>()[c] : sc8.data<float>()[c] * (127.f / 63.f))
+          << base << " channel " << c;
+    }
+    ++compared;
+  }
+  EXPECT_EQ(compared, 14);
+  check_dequantized(**src_model, **s7_model, 14, {}, /*levels=*/63);
+
+  // Run by sarai-rt's reference integer kernels (exact, like MLAS's u8 x u8
+  // and VNNI paths): u8 and s8 give the same outputs bit for bit; s7 is
+  // within its coarser step of FP32.
+  const std::vector<NamedTensor> in = {{"mel", test::random_tensor({1, 80, 64}, 7, -2.f, 2.f)}};
+  auto a = run_model(out[OnnxWeights::kU8], in), b = run_model(out[OnnxWeights::kS8], in);
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_TRUE(test::tensors_equal(a[0].tensor, b[0].tensor)) << "u8 and s8 exports differ";
+  expect_close_outputs(src, out[OnnxWeights::kS7], in, 0.999858);  // u8 and s8: 0.999922 (WhisperTinyEncoder)
+}
+
+// ConvTranspose weights are dequantized in the graph (Cast + Mul) under
+// every encoding, so they keep their full 8 bits as int8; the Gemm and the
+// MatMuls take the chosen encoding.
+TEST(OnnxExport, WeightEncodingsLeaveConvTransposeInt8) {
+  const std::string dir = test::temp_dir("encodings_synthetic"), src = dir + "/model.onnx";
+  test::save(synthetic_model(), src);
+  for (OnnxWeights w : {OnnxWeights::kU8, OnnxWeights::kS7}) {
+    const std::string out = dir + "/" + quant::onnx_weights_name(w) + ".onnx";
+    OnnxExportOptions o;
+    o.weights = w;
+    auto s = export_to(src, out, {}, o);
+    ASSERT_TRUE(s.has_value()) << s.message();
+    const onnx::ModelProto m = parse(out);
+    const onnx::TensorProto* tq = find_initializer(m, "T.q");
+    ASSERT_NE(tq, nullptr);
+    EXPECT_EQ(tq->data_type(), onnx::TensorProto::INT8) << quant::onnx_weights_name(w);
+    int max_abs = 0;
+    for (char c : tq->raw_data()) max_abs = std::max(max_abs, std::abs(int{static_cast<int8_t>(c)}));
+    EXPECT_EQ(max_abs, 127) << quant::onnx_weights_name(w);
+    for (const char* name : {"W.q", "S.q"}) {
+      const onnx::TensorProto* q = find_initializer(m, name);
+      ASSERT_NE(q, nullptr) << name;
+      EXPECT_EQ(q->data_type(), w == OnnxWeights::kU8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8) << name;
+    }
+    auto src_model = load_onnx(src);
+    auto out_model = load_onnx(out);
+    ASSERT_TRUE(src_model.has_value() && out_model.has_value()) << out_model.message();
+    // W carries the Gemm's alpha; T (ConvTranspose) is checked at 127 levels
+    // like the rest, which is why it is not part of this call for s7.
+    if (w == OnnxWeights::kU8) check_dequantized(**src_model, **out_model, 3, {{"W", 0.5f}});
+    expect_close_outputs(src, out,
+                         {{"x", test::random_tensor({3, 32}, 11)}, {"z", test::random_tensor({1, 4, 5}, 12)}},
+                         w == OnnxWeights::kU8 ? 0.999985 : 0.999973);
+  }
+}
+
+TEST(OnnxExportErrors, UnknownWeightEncoding) {
+  for (const char* ok : {"u8", "s8", "s7"}) {
+    auto w = quant::parse_onnx_weights(ok);
+    ASSERT_TRUE(w.has_value()) << ok;
+    EXPECT_STREQ(quant::onnx_weights_name(*w), ok);
+  }
+  for (const char* bad : {"s9", "", "U8", "int8"}) {
+    auto w = quant::parse_onnx_weights(bad);
+    ASSERT_FALSE(w.has_value()) << bad;
+    EXPECT_EQ(w.message(), std::string("--onnx-weights must be u8, s8 or s7, not '") + bad + "'");
+  }
 }
 
 // ---- errors: one line naming the file / tensor / node; nothing left behind

@@ -6,11 +6,14 @@
 # mel=1x80x200) or NAME=FILE.npy; several separated by ';'.
 # Runs
 #   SARAI_RT convert MODEL --to onnx -o WORK_DIR/quantized.onnx [CONVERT_OPTION...]
+#   onnx.checker.check_model(full_check=True) on the export (python3-onnx)
 #   node tools/scripts/ort/run_ort.js on MODEL and on WORK_DIR/quantized.onnx
-# and passes when every output has cosine >= MIN_COSINE (environment, default
-# 0.999) between the two, the same shapes, and WORK_DIR holds no temp files
-# afterwards. Exit 0 pass, 1 fail, 2 usage, 77 (ctest: skipped) when ONNX
-# Runtime is not installed (tools/scripts/ort/setup.sh installs it).
+# and passes when the export is valid ONNX, every output has cosine >=
+# MIN_COSINE (environment, default 0.999) between the two, the same shapes,
+# and WORK_DIR holds no temp files afterwards. CONVERT_OPTION may be e.g.
+# `--onnx-weights s7`; the weight encoding the export used is printed.
+# Exit 0 pass, 1 fail, 2 usage, 77 (ctest: skipped) when ONNX Runtime is
+# not installed (tools/scripts/ort/setup.sh installs it).
 set -euo pipefail
 src="$(cd "$(dirname "$0")/../.." && pwd)"
 if [[ $# -lt 4 ]]; then
@@ -59,6 +62,24 @@ if [[ -n "$leftover" ]]; then
   exit 1
 fi
 [[ -f "$out" && -f "$out.data" ]] || { echo "FAIL: $out or $out.data was not written"; exit 1; }
+
+# Valid ONNX, zero-point forms and all (the checker resolves the .data file
+# next to the model); which weight encoding it holds.
+/usr/bin/python3 - "$out" <<'EOF'
+import sys
+try:
+    import onnx
+except ImportError:
+    print("note: python3-onnx is not installed; onnx.checker skipped")
+    sys.exit(0)
+path = sys.argv[1]
+try:
+    onnx.checker.check_model(path, full_check=True)
+except Exception as e:  # the checker's own exception types vary by version
+    sys.exit(f"FAIL: {path}: onnx.checker: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+print(f"onnx.checker: ok; weight encoding {meta.get('sarai.onnx_weights', '?')}")
+EOF
 
 node "$src/tools/scripts/ort/run_ort.js" "$model" "${inputs[@]}" --output-dir "$work/fp32"
 node "$src/tools/scripts/ort/run_ort.js" "$out" "${inputs[@]}" --output-dir "$work/int8"

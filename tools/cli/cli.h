@@ -101,6 +101,7 @@ struct ConvertArgs {
   std::string model;
   std::string output;
   std::string to = "sarai";
+  std::string onnx_weights;  // --to onnx: u8 (when empty), s8 or s7 (quantizer/onnx_export.h)
   bool per_tensor = false;
   std::vector<std::string> keep_fp32;
   int64_t min_elements = 0;
@@ -130,6 +131,7 @@ int cmd_bench(const BenchArgs& a);
 int cmd_compare(const CompareArgs& a);
 int cmd_inspect(const std::string& path);
 int cmd_convert(const ConvertArgs& a);
+extern const char* const kOnnxWeightsHelp;  // convert --onnx-weights, with what each choice costs
 int cmd_verify(const std::string& path);
 
 }  // namespace sarai::cli

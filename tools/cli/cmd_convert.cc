@@ -151,8 +151,26 @@ Status choose_fp32_layers(const ConvertArgs& a, eval::Calibration& cal, quant::C
 
 }  // namespace
 
+// Figures: docs/BENCHMARKS.md, "convert --to onnx: weight encodings for
+// ONNX Runtime"; the reasoning: quantizer/onnx_export.h.
+const char* const kOnnxWeightsHelp =
+    "With --to onnx: how MatMul weights are stored for ONNX Runtime (MatMulInteger). "
+    "u8 (default): uint8, zero point 128; exact on every CPU; 1.06-1.12x s8's time on an AVX2-only CPU, and on "
+    "x86 CPUs with VNNI its integer GEMMs run at about half VNNI's rate (16-bit multiplies). "
+    "s8: int8; fastest on x86 CPUs with VNNI or AMX, but WRONG on x86 CPUs without VNNI (AVX2-only, "
+    "AVX-512 without VNNI), where ONNX Runtime's vpmaddubsw saturates. "
+    "s7: int8 in [-63, 63]; exact on every CPU at s8's speed, one bit less weight precision. "
+    "Conv weights are u8 under every choice (ONNX Runtime's int8 ConvInteger is 2.6x slower)";
+
 int cmd_convert(const ConvertArgs& a) {
   if (a.to != "sarai" && a.to != "onnx") return fail("--to must be 'sarai' or 'onnx', not '" + a.to + "'");
+  quant::OnnxExportOptions onnx_opt;
+  if (!a.onnx_weights.empty()) {
+    if (a.to != "onnx") return fail("--onnx-weights is only used with --to onnx");
+    auto w = quant::parse_onnx_weights(a.onnx_weights);
+    if (!w) return fail(w.message());
+    onnx_opt.weights = *w;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   auto loaded = load_onnx(a.model);
   if (!loaded) return fail(loaded.message());
@@ -210,7 +228,7 @@ int cmd_convert(const ConvertArgs& a) {
     bytes_in = r->bytes_in;
     bytes_out = r->bytes_out;
   } else {
-    auto r = quant::export_quantized_onnx(model, a.output, opt);
+    auto r = quant::export_quantized_onnx(model, a.output, opt, onnx_opt);
     progress.finish();
     report_removed_stale_temp_files();
     if (!r) return g_signal ? (std::fprintf(stderr, "sarai-rt: interrupted; nothing written\n"), 128 + g_signal) : fail(r.message());
@@ -221,7 +239,9 @@ int cmd_convert(const ConvertArgs& a) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("converted %s -> %s\n", a.model.c_str(), a.output.c_str());
-  std::printf("  weights: %d quantized to INT8, %d kept in FP32", quantized, kept);
+  std::printf("  weights: %d quantized to INT8", quantized);
+  if (a.to == "onnx") std::printf(" (--onnx-weights %s)", quant::onnx_weights_name(onnx_opt.weights));
+  std::printf(", %d kept in FP32", kept);
   if (others >= 0) std::printf("; %d other tensors stored as they are", others);
   std::printf("\n");
   std::printf("  size: %s -> %s (%.1f %%)\n", human_bytes(bytes_in).c_str(), human_bytes(bytes_out).c_str(),

@@ -11,7 +11,7 @@
 //                  [--max-memory-mb N] [--json]
 //   sarai-rt inspect MODEL
 //   sarai-rt convert MODEL.onnx -o OUT.sarai [--per-tensor] [--keep-fp32 GLOB]...
-//                [--min-elements N] [--to sarai|onnx] [--quiet]
+//                [--min-elements N] [--to sarai|onnx] [--onnx-weights u8|s8|s7] [--quiet]
 //   sarai-rt verify MODEL.sarai
 //
 // Exit 0 on success; otherwise one line on stderr and a non-zero code
@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("model", conv.model, "Source model (.onnx, with its external data)")->required();
   convert_cmd->add_option("-o,--output", conv.output, "Output file (.sarai, or .onnx with --to onnx)")->required();
   convert_cmd->add_option("--to", conv.to, "Output format: sarai (default) or onnx");
+  convert_cmd->add_option("--onnx-weights", conv.onnx_weights, kOnnxWeightsHelp);
   convert_cmd->add_flag("--per-tensor", conv.per_tensor, "One scale per weight tensor instead of per output channel");
   convert_cmd->add_option("--keep-fp32", conv.keep_fp32,
                           "Keep matching weights in FP32: a node name, a weight name or a glob (repeatable)");

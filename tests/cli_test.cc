@@ -156,7 +156,15 @@ TEST(Cli, ProfileListsOpTypesAndTheSlowestNodes) {
        at = r.out.find('\n', at + 1))
     ++lines;
   EXPECT_EQ(lines, 10u) << r.out.substr(slowest);
-  EXPECT_NE(r.out.find("(Conv) kernel [3] strides [2]", slowest), std::string::npos) << r.out.substr(slowest);
+  // Which nodes are the 10 slowest depends on the machine (under a
+  // sanitizer the GELUs overtake the strided Conv), so check the lines that
+  // are there: every Conv line names its kernel, conv2's its stride; conv1
+  // (a fifth of the run) is always among them.
+  const std::string list = r.out.substr(slowest);
+  EXPECT_NE(list.find("node '/conv1/Conv' (Conv) kernel [3]"), std::string::npos) << list;
+  const size_t conv2 = list.find("node '/conv2/Conv' (Conv)");
+  if (conv2 != std::string::npos)
+    EXPECT_EQ(list.compare(conv2, 48, "node '/conv2/Conv' (Conv) kernel [3] strides [2]"), 0) << list;
 }
 
 TEST(Cli, ReportMemoryAndBudget) {

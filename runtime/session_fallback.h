@@ -23,19 +23,22 @@
 //      QConv 1x1, stride 1, unpadded, group 1, with C x M <= kPointwiseMaxMacs (input x output
 //        channels: the MACs per output position) -> Fp32Conv: per position the
 //        INT8 path quantizes and transposes C inputs and writes M outputs
-//        around C x M MACs at FP32's rate; below ~16 K MACs those passes
+//        around C x M MACs at FP32's rate; below ~9 K MACs those passes
 //        cost more than INT8's bytes save. Measured per node on PaddleOCR
-//        det and rec (docs/BENCHMARKS.md): every 1x1 with C x M <= 16384
-//        ran as fast or faster in FP32 (det 48->12: 0.58 -> 0.15 ms; rec
-//        64->64: 0.53 -> 0.43 ms), every one above 18432 as fast or faster
-//        in INT8 (rec 240->240: 1.05 vs 1.21 ms).
+//        det and rec, INT8 against Fp32Conv, 1 and 2 threads
+//        (docs/BENCHMARKS.md): C x M <= 9216 ran faster in FP32 (det
+//        48->12: 0.57 -> 0.20 ms, 96->96: 0.59 -> 0.54 ms; rec 64->64:
+//        0.57 -> 0.48 ms) or tied (rec 64->128), 128->128 ran 5-15 %
+//        slower (0.80 -> 0.84 ms), and larger ones lose more. Tiny maps
+//        (squeeze-excite convs on 1x1) lose ~15 us a node to oneDNN's
+//        call overhead: the rule does not know the spatial size.
 //    QMatMul and every other QConv stay INT8 (their weights are where the
 //    bytes decide: Whisper's encoder, the 3x3 and depthwise convolutions).
 //  - Bounded memory: a node falls back only when its FP32 weight is at
 //    most kMaxNodeFp32Bytes, and a session holds at most kMaxFp32Bytes of
 //    them (taken in node order; past it the rest stay INT8). The ops picked
 //    are activation-bound, their weights small (a 1x1 picked holds at most
-//    64 KiB in FP32; PaddleOCR det's 31 nodes take 296 KiB, rec's 9 291 KiB).
+//    36 KiB in FP32; PaddleOCR det's 31 nodes take 296 KiB, rec's 6 114 KiB).
 //
 // Exact by construction: W = scale[n] * q (one float multiply per element)
 // is the weight the INT8 path approximates; the float op computes with it
@@ -65,7 +68,7 @@ enum class Fp32Fallback {
   kForce,  // the shape rule whatever the ISA level
 };
 
-inline constexpr int64_t kPointwiseMaxMacs = 128 * 128;
+inline constexpr int64_t kPointwiseMaxMacs = 96 * 96;
 inline constexpr uint64_t kMaxNodeFp32Bytes = uint64_t{1} << 20;  // 1 MiB: 256 Ki weights
 inline constexpr uint64_t kMaxFp32Bytes = uint64_t{16} << 20;     // 16 MiB per session
 

@@ -236,7 +236,7 @@ TEST(Int8Fallback, RuleFollowsTheIsaLevelAndTheShape) {
   tr.op_type = "QConvTranspose";
   tr.attrs["strides"] = test::attr_ints({2, 2});
   // C x M at the bound and one channel past it.
-  const Shape small = {128, 128, 1, 1}, wide = {129, 128, 1, 1};
+  const Shape small = {96, 96, 1, 1}, wide = {97, 96, 1, 1};
   for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
     EXPECT_NE(fp32_fallback_reason(tr, {24, 24, 2, 2}, isa, false), "");
     EXPECT_NE(fp32_fallback_reason(pw, small, isa, false), "");

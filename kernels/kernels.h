@@ -128,6 +128,11 @@ Status ConvInteger(KernelContext& ctx);
 Status QMatMul(KernelContext& ctx);
 Status QConv(KernelContext& ctx);
 Status QConvTranspose(KernelContext& ctx);
+// The FP32 fallbacks runtime/session_fallback.h puts in their place
+// (dequantized weights): a 1x1 unpadded group-1 Conv, and a ConvTranspose
+// whose kernel equals its strides; the same at every thread count.
+Status Fp32Conv(KernelContext& ctx);
+Status Fp32ConvTranspose(KernelContext& ctx);
 
 }  // namespace kernels
 }  // namespace sarai

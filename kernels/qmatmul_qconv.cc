@@ -37,13 +37,16 @@
 // Integer bounds: |x_q - z_x| <= 255 and |w_q| <= 127, so every partial sum
 // stays within 255 * 127 * K; the ops reject K > qref::kMaxReduction.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/conv_geometry.h"
+#include "kernels/fp32_gemm.h"
 #include "kernels/cpu/int8_layout.h"
 #include "kernels/kernels.h"
 #include "kernels/cpu/qconv.h"
@@ -487,6 +490,157 @@ Status QConvTranspose(KernelContext& ctx) {
   ep.bias = ctx.has_input(qop::kBias) ? ctx.input(qop::kBias).data<float>() : nullptr;
   ep.y = y.mutable_data<float>();
   qconv_transpose_u8s8(p, xq, xp.zero_point, w.data<int8_t>(), ep, nullptr, scratch);
+  return Status::ok();
+}
+
+// The FP32 fallbacks (runtime/session_fallback.h): the float convolutions
+// Session::create puts where INT8 cannot win, on the weight dequantized
+// once at creation (W = scale[ch] * q). Only the two shapes the rule picks,
+// each one GEMM (fp32_gemm: oneDNN's sgemm, as Conv and ConvTranspose run
+// it) plus a copy, and computed in blocks of output positions that depend
+// on the shape only (p / kFp32Columns of them), one single-threaded sgemm per block (oneDNN runs single-
+// threaded inside our parallel region, as in kernels/attention.cc): the
+// result is then the same at every thread count, which oneDNN's own
+// partitioning does not guarantee (on this Zen 3, PaddleOCR det's FP32
+// output differs between 1 and 3 threads).
+namespace {
+
+constexpr int64_t kFp32Columns = 256;
+
+// X, W (float32, the rank of X, >= 3) and the bias [W.dim(channel_dim)].
+Status check_fp32_inputs(const KernelContext& ctx, int channel_dim) {
+  if (!ctx.has_input(0) || !ctx.has_input(1))
+    return Status::error(ctx.node().op_type + " needs inputs X and W (bias is optional)");
+  for (int i = 0; i < 3; ++i)
+    if (ctx.has_input(i)) SARAI_RETURN_IF_ERROR(require_dtype(ctx, i, i == 0 ? "X" : i == 1 ? "W" : "bias", DType::kFloat32));
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  if (x.rank() < 3)
+    return Status::error("input X " + shape_to_string(x.shape()) + " must have rank >= 3 ([N, C, spatial...])");
+  if (w.rank() != x.rank())
+    return Status::error("W " + shape_to_string(w.shape()) + " must have the rank of X " + shape_to_string(x.shape()));
+  const int64_t channels = w.dim(channel_dim);
+  if (ctx.has_input(2) && (ctx.input(2).rank() != 1 || ctx.input(2).dim(0) != channels))
+    return Status::error("bias " + shape_to_string(ctx.input(2).shape()) + " must be [" + str(channels) +
+                         "] (one value per output channel)");
+  return Status::ok();
+}
+
+// Y[M, P] = W[M, K] · X[K, P] (+ bias[m]) for one image, in column blocks;
+// trans_w: W is stored [K, M].
+Status fp32_blocked_gemm(bool trans_w, int64_t m, int64_t k, int64_t p, const float* w, const float* x,
+                         const float* bias, float* y) {
+  std::atomic<bool> failed{false};
+  Status first = Status::ok();
+  std::mutex mu;
+  // p / kFp32Columns blocks of equal size (at least kFp32Columns each): a
+  // tail of a few columns would send oneDNN to another kernel (its GEMV for
+  // one column) that rounds differently from the whole-matrix call.
+  const int64_t blocks = std::max<int64_t>(1, p / kFp32Columns);
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    // oneDNN on one thread, also when this runs inline (one block, or one
+    // thread): a block's result must not depend on the session's threads.
+    const int saved = num_threads();
+    set_num_threads(1);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t j = p * b / blocks, nb = p * (b + 1) / blocks - j;
+      if (bias)
+        for (int64_t r = 0; r < m; ++r) std::fill(y + r * p + j, y + r * p + j + nb, bias[r]);
+      Status st = fp32_gemm(trans_w, false, m, nb, k, 1.f, w, trans_w ? m : k, x + j, p, bias ? 1.f : 0.f, y + j, p);
+      if (!st.is_ok() && !failed.exchange(true)) {
+        std::lock_guard<std::mutex> lock(mu);
+        first = st;
+      }
+    }
+    set_num_threads(saved);
+  });
+  return first;
+}
+
+}  // namespace
+
+// Fp32Conv(X, W float [M, C, 1...], bias?): a 1x1, stride 1, unpadded,
+// group 1 convolution, Y[b] = W · X[b] (+ bias).
+Status Fp32Conv(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const convgeo::ConvAttrs* a, ctx.prepared<convgeo::ConvAttrs>(PrepareConv));
+  SARAI_RETURN_IF_ERROR(check_fp32_inputs(ctx, /*channel_dim=*/0));
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  convgeo::ConvGeometry g;
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(*a, x.shape(), w.shape(), &g));
+  bool pointwise = a->group == 1;
+  for (int d = 0; d < g.nsp; ++d)
+    pointwise = pointwise && g.kernel[d] == 1 && g.strides[d] == 1 && g.pad_begin[d] == 0 && g.pad_end[d] == 0;
+  if (!pointwise)
+    return Status::error("W " + shape_to_string(w.shape()) + " with these attributes is not a 1x1, stride 1, "
+                         "unpadded, group 1 convolution, the only one Fp32Conv runs");
+  const int64_t n = x.dim(0), c = x.dim(1), m = w.dim(0), p = g.out_size();
+  Shape out_shape = {n, m};
+  out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
+  const float* bias = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
+  for (int64_t b = 0; b < n; ++b)
+    SARAI_RETURN_IF_ERROR(fp32_blocked_gemm(false, m, c, p, w.data<float>(), x.data<float>() + b * c * p, bias,
+                                            y.mutable_data<float>() + b * m * p));
+  return Status::ok();
+}
+
+// Fp32ConvTranspose(X, W float [C, M, k...], bias?): group 1, kernel =
+// strides, no padding, dilation 1 (each output position is reached by
+// exactly one tap): col[(m, r), i] = Σ_c W[c, (m, r)] X[c, i], then
+// Y[m, i * stride + r] = bias[m] + col, the sum ConvTranspose's col2im
+// forms (it starts from the bias and adds the one tap).
+Status Fp32ConvTranspose(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const convgeo::ConvAttrs* a, ctx.prepared<convgeo::ConvAttrs>(PrepareConvTranspose));
+  SARAI_RETURN_IF_ERROR(check_fp32_inputs(ctx, /*channel_dim=*/1));
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  convgeo::ConvGeometry g;
+  SARAI_RETURN_IF_ERROR(convgeo::resolve_conv_transpose(*a, x.shape(), w.shape(), &g));
+  bool disjoint = a->group == 1;
+  for (int d = 0; d < g.nsp; ++d)
+    disjoint = disjoint && g.kernel[d] == g.strides[d] && g.dilations[d] == 1 && g.pad_begin[d] == 0 &&
+               g.out[d] == g.in[d] * g.strides[d];
+  if (!disjoint)
+    return Status::error("W " + shape_to_string(w.shape()) + " with these attributes is not a group 1, unpadded "
+                         "ConvTranspose whose kernel equals its strides, the only one Fp32ConvTranspose runs");
+  const int64_t n = x.dim(0), c = x.dim(1), m = w.dim(1), ks = g.kernel_size(), pin = g.in_size(), pout = g.out_size();
+  Shape out_shape = {n, m};
+  out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, out_shape);
+  if (y.numel() == 0) return Status::ok();
+  float* col = ctx.workspace<float>(m * ks * pin);
+  if (ctx.skip_compute(y)) return Status::ok();
+  const float* bias = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
+  const size_t nsp = static_cast<size_t>(g.nsp);
+  for (int64_t b = 0; b < n; ++b) {
+    SARAI_RETURN_IF_ERROR(fp32_blocked_gemm(true, m * ks, c, pin, w.data<float>(), x.data<float>() + b * c * pin,
+                                            nullptr, col));
+    float* yb = y.mutable_data<float>() + b * m * pout;
+    // Row (m, r) of col, one input line (the last dim) at a time: input
+    // position i of the line lands at i * stride + r_last of its output line.
+    const size_t last = nsp - 1;
+    const int64_t in_last = g.in[last], s_last = g.strides[last], outer = pin / in_last;
+    parallel_for(m * ks, 1, [&](int64_t r0, int64_t r1) {
+      std::vector<int64_t> kk(nsp), ii(nsp);
+      for (int64_t row = r0; row < r1; ++row) {
+        const int64_t ch = row / ks;
+        int64_t rem = row % ks;
+        for (size_t d = nsp; d-- > 0;) kk[d] = rem % g.kernel[d], rem /= g.kernel[d];
+        const float bv = bias ? bias[ch] : 0.f;
+        float* ych = yb + ch * pout;
+        for (int64_t op = 0; op < outer; ++op) {
+          int64_t q = op, base = 0;
+          for (size_t d = last; d-- > 0;) ii[d] = q % g.in[d], q /= g.in[d];
+          for (size_t d = 0; d < last; ++d) base = base * g.out[d] + ii[d] * g.strides[d] + kk[d];
+          float* line = ych + base * g.out[last] + kk[last];
+          const float* src = col + row * pin + op * in_last;
+          for (int64_t i = 0; i < in_last; ++i) line[i * s_last] = bv + src[i];
+        }
+      }
+    });
+  }
   return Status::ok();
 }
 

@@ -113,6 +113,9 @@ void register_kernels(KernelTable& t) {
       .prepare(PrepareQConvTranspose)
       .attrs(kConvAttrs)
       .attrs({{"output_padding", Is}, {"output_shape", Is}, {"weight_shape", Is}, {"x_min", F}, {"x_max", F}});
+  // Where INT8 cannot win on this machine (runtime/session_fallback.h).
+  t.add_domain_op("sarai", "Fp32Conv", Fp32Conv).prepare(PrepareConv).attrs(kConvAttrs);
+  t.add_domain_op("sarai", "Fp32ConvTranspose", Fp32ConvTranspose).prepare(PrepareConvTranspose).attrs(kConvAttrs).attrs({{"output_padding", Is}, {"output_shape", Is}});
 }
 
 }  // namespace sarai

@@ -54,12 +54,15 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   // which only honours a cap set before its first primitive.
   max_isa();
   SARAI_ASSIGN_OR_RETURN(const std::string attention, attention_precision_for(*model, options.attention));
-  if (options.fuse || options.fuse_patterns) {
-    // Fuse exported GELU chains and scaled softmaxes into one op each, fold element-wise ops into
-    // the quantized ops' epilogues, on a copy of the model (tensors are
-    // shared handles: no weight is copied).
+  SARAI_ASSIGN_OR_RETURN(const Fp32Fallback fallback, fp32_fallback_mode(options.fp32_fallback));
+  if (options.fuse || options.fuse_patterns || fallback != Fp32Fallback::kOff) {
+    // On a copy of the model (tensors are shared handles: no weight is
+    // copied): run in FP32 the quantized convolutions INT8 cannot make
+    // faster here (before the epilogue fusion, so they keep their Add/Relu
+    // as float ops), fuse exported GELU chains and scaled softmaxes into one
+    // op each, fold element-wise ops into the quantized ops' epilogues.
     auto fused = std::make_shared<Model>(*model);
-    int changes = 0;
+    int changes = s->fp32_nodes_ = apply_fp32_fallback(fused->graph, fallback, &s->fp32_bytes_);
     if (options.fuse_patterns) {
       changes += fuse_gelu(fused->graph);
       changes += fuse_scaled_softmax(fused->graph);

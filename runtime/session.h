@@ -2,7 +2,8 @@
 //
 // create() checks once that every node has a kernel (listing every
 // unsupported op in one message), fixes the execution order and notes which
-// weight pages each node reads; nothing touches a weight. run() validates
+// weight pages each node reads; no weight is touched except those of the
+// few small convolutions it runs in FP32 (SessionOptions::fp32_fallback). run() validates
 // the caller's inputs against the declared inputs (dtype, rank, fixed dims,
 // and symbolic dims that must agree across inputs), plans memory once per
 // input-shape signature (prepare(); docs/memory.md), then walks the nodes in
@@ -30,6 +31,7 @@
 
 #include "runtime/kernel.h"
 #include "runtime/model.h"
+#include "runtime/session_fallback.h"
 #include "runtime/status.h"
 
 namespace sarai {
@@ -52,6 +54,10 @@ struct SessionOptions {
   bool fuse_patterns = true;  // GELU chains, Div+Softmax, attention -> one op each (runtime/fuse.h)
   // The fused attention's precision (needs fuse_patterns; A/B per run).
   AttentionPrecision attention = AttentionPrecision::kModel;
+  // Quantized convolutions that INT8 cannot make faster on this machine run
+  // as the float op on their dequantized weights (runtime/session_fallback.h:
+  // the rule, its memory bound, SARAI_FP32_FALLBACK). kOff: INT8 everywhere.
+  Fp32Fallback fp32_fallback = Fp32Fallback::kAuto;
   // Planned activation memory: buffers whose lifetimes do not meet share
   // arena memory, and element-wise ops write over an input that dies with
   // them. false gives every buffer memory of its own (tests compare both).
@@ -130,6 +136,10 @@ class Session {
 
   const Model& model() const { return *model_; }
   const Graph& graph() const { return model_->graph; }
+  // Nodes rewritten to FP32 at create (SessionOptions::fp32_fallback) and
+  // the bytes of their dequantized weights (heap, counted as heap weights).
+  int fp32_fallback_nodes() const { return fp32_nodes_; }
+  uint64_t fp32_fallback_bytes() const { return fp32_bytes_; }
   int num_threads() const { return num_threads_; }
 
   // Checks one input against its declaration (name, dtype, rank, fixed
@@ -209,6 +219,8 @@ class Session {
   std::vector<std::span<const uint8_t>> weight_ranges_;
   std::vector<int> weight_begin_;  // node position -> first range (size order+1)
   uint64_t mapped_weight_bytes_ = 0, heap_weight_bytes_ = 0;
+  int fp32_nodes_ = 0;
+  uint64_t fp32_bytes_ = 0;
 
   std::atomic<bool> weights_touched_{false};
   std::atomic<int> plan_misses_{0};

@@ -1,0 +1,526 @@
+// FP32 where INT8 cannot win (runtime/session_fallback.h): the rule, the
+// rewrite's exactness (the fallback's output is the float op's on the
+// dequantized weight, bit for bit, at every thread count), its closeness to
+// the INT8 path, the memory bound, the overrides and what stays INT8.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "loader/model_file.h"
+#include "runtime/cpu_isa.h"
+#include "runtime/quantized_op.h"
+#include "runtime/session.h"
+#include "runtime/session_fallback.h"
+#include "test_util.h"
+
+namespace sarai {
+namespace {
+
+using Attrs = std::map<std::string, Attribute>;
+
+// One quantized convolution's weight: int8 q in the float op's layout
+// (Conv [M, C, k...], ConvTranspose [C, M, k...]), per-channel scales, and
+// the float weight W = scale[ch] * q written out here independently of
+// the runtime (ch = dim 0 for Conv, dim 1 for ConvTranspose; group 1).
+struct QWeight {
+  bool transpose = false;
+  Shape ws;
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+  int64_t channels() const { return transpose ? ws[1] : ws[0]; }
+  Tensor dequantized() const {
+    Tensor t = Tensor::allocate(DType::kFloat32, ws);
+    float* w = t.mutable_data<float>();
+    const int64_t inner = numel_of(ws) / (ws[0] * ws[1]);
+    for (int64_t a = 0; a < ws[0]; ++a)
+      for (int64_t b = 0; b < ws[1]; ++b)
+        for (int64_t i = 0; i < inner; ++i) {
+          const int64_t idx = (a * ws[1] + b) * inner + i;
+          w[idx] = scale[static_cast<size_t>(transpose ? b : a)] * static_cast<float>(q[static_cast<size_t>(idx)]);
+        }
+    return t;
+  }
+};
+
+QWeight make_weight(bool transpose, Shape ws, uint32_t seed) {
+  QWeight w;
+  w.transpose = transpose;
+  w.ws = ws;
+  const Tensor r = test::random_tensor(ws, seed, -127.f, 128.f);
+  for (int64_t i = 0; i < r.numel(); ++i) w.q.push_back(static_cast<int8_t>(std::clamp(std::floor(r.data<float>()[i]), -127.f, 127.f)));
+  w.q[0] = 127;  // the extremes
+  w.q[1] = -127;
+  for (int64_t c = 0; c < w.channels(); ++c) w.scale.push_back(0.01f + 0.003f * static_cast<float>(c % 7));
+  return w;
+}
+
+// The quantized op's inputs W, scale, wsum as `sarai-rt convert` writes
+// them: QConv group 1 packed N16K4 [K = C*k..., N = M], QConvTranspose plain.
+std::vector<int> add_quantized_weight(Graph& g, const QWeight& w, const std::string& prefix = "") {
+  const int64_t M = w.channels();
+  std::vector<int32_t> wsum(static_cast<size_t>(M), 0);
+  Tensor qt;
+  if (w.transpose) {
+    const int64_t inner = numel_of(w.ws) / (w.ws[0] * w.ws[1]);
+    for (size_t i = 0; i < w.q.size(); ++i) wsum[(i / static_cast<size_t>(inner)) % static_cast<size_t>(M)] += w.q[i];
+    qt = test::make_tensor<int8_t>(w.ws, w.q);
+  } else {
+    const int64_t K = numel_of(w.ws) / M;
+    std::vector<int8_t> kn(w.q.size());
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t k = 0; k < K; ++k) {
+        kn[static_cast<size_t>(k * M + m)] = w.q[static_cast<size_t>(m * K + k)];
+        wsum[static_cast<size_t>(m)] += w.q[static_cast<size_t>(m * K + k)];
+      }
+    const std::vector<int8_t> packed = test::pack_n16k4(kn, K, M);
+    qt = test::make_tensor<int8_t>({static_cast<int64_t>(packed.size())}, packed);
+  }
+  return {test::add_init(g, prefix + "w", std::move(qt)),
+          test::add_init(g, prefix + "scale", test::make_tensor<float>({M}, w.scale)),
+          test::add_init(g, prefix + "wsum", test::make_tensor<int32_t>({M}, wsum))};
+}
+
+Attrs conv_attrs(const QWeight& w, bool quantized) {
+  Attrs a;
+  if (w.transpose) a["strides"] = test::attr_ints({2, 2});
+  else if (w.ws[2] > 1) a["pads"] = test::attr_ints({1, 1, 1, 1});
+  if (quantized) a["weight_shape"] = test::attr_ints(std::vector<int64_t>(w.ws.begin(), w.ws.end()));
+  return a;
+}
+
+// x -> conv(W, bias) -> Add(·, r) -> Relu -> y: quantized (QConv /
+// QConvTranspose, which the session would fuse the Add and Relu into) or
+// the float op on the dequantized weight.
+std::shared_ptr<Model> conv_model(const QWeight& w, bool quantized) {
+  auto m = std::make_shared<Model>();
+  m->path = "fallback_test.sarai";
+  Graph& g = m->graph;
+  g.opset = 17;
+  const int x = g.add_value("x"), r = g.add_value("r");
+  g.values[static_cast<size_t>(x)].dtype = g.values[static_cast<size_t>(r)].dtype = DType::kFloat32;
+  g.inputs = {x, r};
+  std::vector<float> bias;
+  for (int64_t c = 0; c < w.channels(); ++c) bias.push_back(0.05f * static_cast<float>(c % 5) - 0.1f);
+  std::vector<int> in = {x};
+  if (quantized) {
+    for (int v : add_quantized_weight(g, w)) in.push_back(v);
+  } else {
+    in.push_back(test::add_init(g, "w", w.dequantized()));
+  }
+  in.push_back(test::add_init(g, "bias", test::make_tensor<float>({w.channels()}, bias)));
+  const std::string op = std::string(quantized ? "Q" : "") + (w.transpose ? "ConvTranspose" : "Conv");
+  const int y0 = test::add_node(g, op, quantized ? "sarai" : "", in, "conv", conv_attrs(w, quantized));
+  const int y1 = test::add_node(g, "Add", "", {y0, r}, "sum");
+  g.outputs = {test::add_node(g, "Relu", "", {y1}, "y")};
+  return m;
+}
+
+struct Case {
+  const char* name;
+  bool transpose;
+  Shape ws, x, y;
+};
+
+// The det model's kinds: a pointwise conv with few output channels and a
+// stride-2 ConvTranspose, both with C and M off the 16-channel panels.
+// Each with output positions in one column block of the FP32 kernels.
+const Case kCases[] = {
+    {"pointwise", false, {12, 24, 1, 1}, {1, 24, 9, 13}, {1, 12, 9, 13}},
+    {"conv_transpose", true, {8, 6, 2, 2}, {1, 8, 7, 5}, {1, 6, 14, 10}},
+};
+
+std::vector<NamedTensor> case_inputs(const Case& c) {
+  return {{"x", test::random_tensor(c.x, 11, -2.f, 3.f)}, {"r", test::random_tensor(c.y, 12, -1.f, 1.f)}};
+}
+
+struct Ran {
+  Tensor out;
+  std::unique_ptr<Session> session;
+};
+
+Ran run_once(std::shared_ptr<const Model> m, SessionOptions o, const std::vector<NamedTensor>& in) {
+  Ran r;
+  r.session = test::session_on(std::move(m), o);
+  if (!r.session) return r;
+  auto out = r.session->run(in);
+  EXPECT_TRUE(out.has_value()) << out.status().message();
+  if (out) r.out = (*out)[0].tensor;
+  return r;
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  return a.defined() && b.defined() && a.shape() == b.shape() && a.nbytes() == b.nbytes() &&
+         std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+bool has_op(const Graph& g, const std::string& domain, const std::string& op) {
+  return std::any_of(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.domain == domain && n.op_type == op; });
+}
+
+SessionOptions with(Fp32Fallback f, int threads = 1) {
+  SessionOptions o;
+  o.num_threads = threads;
+  o.fp32_fallback = f;
+  return o;
+}
+
+TEST(Int8Fallback, EqualsTheFloatOpOnTheDequantizedWeightAtEveryThreadCount) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.name);
+    const QWeight w = make_weight(c.transpose, c.ws, 3);
+    const auto in = case_inputs(c);
+    const Tensor want = run_once(conv_model(w, /*quantized=*/false), with(Fp32Fallback::kOff), in).out;
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(threads);
+      const Ran ran = run_once(conv_model(w, true), with(Fp32Fallback::kForce, threads), in);
+      const Tensor& got = ran.out;
+      const Session* s = ran.session.get();
+      EXPECT_TRUE(same_bytes(got, want));
+      if (got.defined() && want.defined()) {
+        EXPECT_TRUE(test::tensors_near(got, want, 0, 0));
+      }
+      ASSERT_NE(s, nullptr);
+      EXPECT_EQ(s->fp32_fallback_nodes(), 1);
+      EXPECT_EQ(s->fp32_fallback_bytes(), static_cast<uint64_t>(numel_of(c.ws)) * sizeof(float));
+      const std::string op = c.transpose ? "ConvTranspose" : "Conv";
+      EXPECT_TRUE(has_op(s->graph(), "sarai", "Fp32" + op));
+      EXPECT_FALSE(has_op(s->graph(), "sarai", "Q" + op));
+      EXPECT_TRUE(has_op(s->graph(), "", "Add")) << "the Add stays a float op, not fused";
+    }
+  }
+}
+
+TEST(Int8Fallback, IsCloseToTheInt8Path) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.name);
+    const QWeight w = make_weight(c.transpose, c.ws, 5);
+    const auto in = case_inputs(c);
+    const Ran ran = run_once(conv_model(w, true), with(Fp32Fallback::kOff), in);
+    const Tensor& int8 = ran.out;
+    const Session* s = ran.session.get();
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->fp32_fallback_nodes(), 0);
+    EXPECT_TRUE(has_op(s->graph(), "sarai", c.transpose ? "QConvTranspose" : "QConv"));
+    const Tensor fp32 = run_once(conv_model(w, true), with(Fp32Fallback::kForce), in).out;
+    ASSERT_TRUE(int8.defined() && fp32.defined());
+    // The INT8 path differs from the float op on the same weight only by
+    // quantizing X to u8: at most half a step, (3 - -2) / 255 / 2, per
+    // input, times Σ|w| over a channel's weights (a bound on the taps one
+    // output reads); the bias, residual and Relu add no difference.
+    const Tensor wf = w.dequantized();
+    double wmax = 0;
+    for (int64_t ch = 0; ch < w.channels(); ++ch) {
+      double sum = 0;
+      for (int64_t i = 0; i < wf.numel(); ++i) {
+        const int64_t inner = numel_of(c.ws) / (c.ws[0] * c.ws[1]);
+        if ((c.transpose ? (i / inner) % c.ws[1] : i / (wf.numel() / c.ws[0])) == ch) sum += std::fabs(wf.data<float>()[i]);
+      }
+      wmax = std::max(wmax, sum);
+    }
+    EXPECT_GT(test::cosine(int8, fp32), 0.9995);
+    EXPECT_TRUE(test::tensors_near(int8, fp32, /*atol=*/wmax * 5.0 / 255 / 2 * 1.001, /*rtol=*/0));
+  }
+}
+
+TEST(Int8Fallback, RuleFollowsTheIsaLevelAndTheShape) {
+  Node pw;
+  pw.domain = "sarai";
+  pw.op_type = "QConv";
+  Node tr = pw;
+  tr.op_type = "QConvTranspose";
+  tr.attrs["strides"] = test::attr_ints({2, 2});
+  // C x M at the bound and one channel past it.
+  const Shape small = {96, 96, 1, 1}, wide = {97, 96, 1, 1};
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
+    EXPECT_NE(fp32_fallback_reason(tr, {24, 24, 2, 2}, isa, false), "");
+    EXPECT_NE(fp32_fallback_reason(pw, small, isa, false), "");
+    EXPECT_EQ(fp32_fallback_reason(pw, wide, isa, false), "");
+    EXPECT_EQ(fp32_fallback_reason(pw, {12, 24, 3, 3}, isa, false), "");  // not 1x1
+    Node grouped = pw;
+    grouped.attrs["group"] = test::attr_int(2);
+    EXPECT_EQ(fp32_fallback_reason(grouped, {12, 12, 1, 1}, isa, false), "");
+    Node mm = pw;
+    mm.op_type = "QMatMul";
+    EXPECT_EQ(fp32_fallback_reason(mm, {12, 24, 1}, isa, true), "");
+    // What Fp32Conv / Fp32ConvTranspose do not run stays INT8.
+    Node strided = pw;
+    strided.attrs["strides"] = test::attr_ints({2, 2});
+    EXPECT_EQ(fp32_fallback_reason(strided, {12, 24, 1, 1}, isa, false), "");
+    Node padded = pw;
+    padded.attrs["pads"] = test::attr_ints({0, 1, 0, 1});
+    EXPECT_EQ(fp32_fallback_reason(padded, {12, 24, 1, 1}, isa, false), "");
+    EXPECT_EQ(fp32_fallback_reason(tr, {24, 24, 3, 3}, isa, false), "");  // taps overlap
+    Node out_pad = tr;
+    out_pad.attrs["output_padding"] = test::attr_ints({1, 1});
+    EXPECT_EQ(fp32_fallback_reason(out_pad, {24, 24, 2, 2}, isa, false), "");
+    Node no_strides = tr;
+    no_strides.attrs.erase("strides");
+    EXPECT_EQ(fp32_fallback_reason(no_strides, {24, 24, 2, 2}, isa, false), "");
+  }
+  for (Isa isa : {Isa::kAvx2Vnni, Isa::kAvx512Vnni, Isa::kAmx}) {
+    EXPECT_EQ(fp32_fallback_reason(tr, {24, 24, 2, 2}, isa, false), "") << isa_name(isa);
+    EXPECT_EQ(fp32_fallback_reason(pw, small, isa, false), "") << isa_name(isa);
+    EXPECT_NE(fp32_fallback_reason(tr, {24, 24, 2, 2}, isa, /*force=*/true), "") << isa_name(isa);
+  }
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_) ::setenv(name_, old_.c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
+int fallback_nodes(Fp32Fallback option) {
+  auto s = test::session_on(conv_model(make_weight(true, {8, 6, 2, 2}, 1), true), with(option));
+  return s ? s->fp32_fallback_nodes() : -1;
+}
+
+TEST(Int8Fallback, OptionAndEnvironmentOverride) {
+  const bool vnni = isa_allowed(Isa::kAvx2Vnni) || isa_allowed(Isa::kAvx512Vnni);
+  {
+    ScopedEnv env("SARAI_FP32_FALLBACK", "off");
+    EXPECT_EQ(fallback_nodes(Fp32Fallback::kAuto), 0);
+    EXPECT_EQ(fallback_nodes(Fp32Fallback::kForce), 1) << "the option wins over the environment";
+  }
+  {
+    ScopedEnv env("SARAI_FP32_FALLBACK", "force");
+    EXPECT_EQ(fallback_nodes(Fp32Fallback::kAuto), 1);
+    EXPECT_EQ(fallback_nodes(Fp32Fallback::kOff), 0);
+  }
+  {
+    ScopedEnv env("SARAI_FP32_FALLBACK", "auto");
+    EXPECT_EQ(fallback_nodes(Fp32Fallback::kAuto), vnni ? 0 : 1) << "at " << isa_name(max_isa());
+  }
+  ScopedEnv env("SARAI_FP32_FALLBACK", "fp32");
+  KernelTable table;
+  register_kernels(table);
+  auto s = Session::create(conv_model(make_weight(true, {8, 6, 2, 2}, 1), true), table, SessionOptions{});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.status().message(), "SARAI_FP32_FALLBACK='fp32' is not a mode (auto, off or force)");
+}
+
+// A chain of `n` QConvTranspose nodes [c, c, 1, 1] on x [1, c, 1, 1].
+std::shared_ptr<Model> transpose_chain(int n, int64_t c) {
+  auto m = std::make_shared<Model>();
+  m->path = "chain.sarai";
+  Graph& g = m->graph;
+  g.opset = 17;
+  int x = g.add_value("x");
+  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
+  g.inputs = {x};
+  const QWeight w = make_weight(true, {c, c, 1, 1}, 9);
+  for (int i = 0; i < n; ++i) {
+    std::vector<int> in = {x};
+    for (int v : add_quantized_weight(g, w, test::numbered("n", static_cast<size_t>(i)))) in.push_back(v);
+    x = test::add_node(g, "QConvTranspose", "sarai", in, test::numbered("t", static_cast<size_t>(i)),
+                       {{"weight_shape", test::attr_ints({c, c, 1, 1})}, {"strides", test::attr_ints({1, 1})}});
+  }
+  g.outputs = {x};
+  return m;
+}
+
+TEST(Int8Fallback, MemoryIsBoundedPerNodeAndPerSession) {
+  // 512 x 512 weights are exactly kMaxNodeFp32Bytes in FP32; 513 x 513 pass it.
+  static_assert(512 * 512 * sizeof(float) == kMaxNodeFp32Bytes);
+  auto at_bound = test::session_on(transpose_chain(1, 512), with(Fp32Fallback::kForce));
+  ASSERT_TRUE(at_bound);
+  EXPECT_EQ(at_bound->fp32_fallback_nodes(), 1);
+  auto past = test::session_on(transpose_chain(1, 513), with(Fp32Fallback::kForce));
+  ASSERT_TRUE(past);
+  EXPECT_EQ(past->fp32_fallback_nodes(), 0);
+  EXPECT_TRUE(has_op(past->graph(), "sarai", "QConvTranspose"));
+  // 17 such nodes: the first 16 fill kMaxFp32Bytes, the 17th stays INT8.
+  const int per_session = static_cast<int>(kMaxFp32Bytes / kMaxNodeFp32Bytes);
+  auto chain = test::session_on(transpose_chain(per_session + 1, 512), with(Fp32Fallback::kForce));
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(chain->fp32_fallback_nodes(), per_session);
+  EXPECT_EQ(chain->fp32_fallback_bytes(), kMaxFp32Bytes);
+  EXPECT_EQ(chain->graph().nodes.back().op_type, "QConvTranspose");
+  // Heap weights, as the memory report counts them.
+  auto out = chain->prepare({{"x", test::random_tensor({1, 512, 1, 1}, 1)}});
+  ASSERT_TRUE(out.has_value()) << out.status().message();
+  EXPECT_GE(out->heap_weight_bytes, kMaxFp32Bytes);
+}
+
+TEST(Int8Fallback, NodesTheRewriteCannotTakeStayInt8) {
+  const QWeight w = make_weight(false, {12, 24, 1, 1}, 4);
+  // A fused activation or residual (written by the fusion pass, never by
+  // convert, but a blob could carry them), and a bias of shape [1, M].
+  for (int what = 0; what < 3; ++what) {
+    SCOPED_TRACE(what);
+    auto m = conv_model(w, true);
+    Graph& g = m->graph;
+    Node& n = g.nodes[0];
+    if (what == 0) n.attrs["activation"] = test::attr_string("Relu");
+    if (what == 1) n.inputs.push_back(g.find_value("r"));
+    if (what == 2) {
+      std::vector<float> b(12, 0.f);
+      n.inputs[qop::kBias] = test::add_init(g, "bias2", test::make_tensor<float>({1, 12}, b));
+    }
+    auto s = test::session_on(m, with(Fp32Fallback::kForce));
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->fp32_fallback_nodes(), 0);
+    EXPECT_TRUE(has_op(s->graph(), "sarai", "QConv"));
+  }
+}
+
+TEST(Int8Fallback, MalformedWeightIsReportedByTheInt8Kernel) {
+  // A packed W one byte short: the rewrite leaves the node to the INT8
+  // kernel, whose error names the node and the tensor.
+  const QWeight w = make_weight(false, {12, 24, 1, 1}, 4);
+  auto m = conv_model(w, true);
+  Graph& g = m->graph;
+  const Tensor& full = g.values[static_cast<size_t>(g.find_value("w"))].initializer;
+  std::vector<int8_t> shorter(full.data<int8_t>(), full.data<int8_t>() + full.numel() - 1);
+  g.values[static_cast<size_t>(g.find_value("w"))].initializer = test::make_tensor<int8_t>({full.numel() - 1}, shorter);
+  auto s = test::session_on(m, with(Fp32Fallback::kForce));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->fp32_fallback_nodes(), 0);
+  auto out = s->run(case_inputs(kCases[0]));
+  ASSERT_FALSE(out.has_value());
+  EXPECT_HAS(out.status().message(), "node 'conv_node+sum_node+y_node' (QConv): packed W [383] must be [384]");
+  EXPECT_EQ(out.status().message().find('\n'), std::string::npos);
+}
+
+TEST(Int8Fallback, Fp32KernelsRefuseWhatTheyDoNotRun) {
+  const Tensor x = test::random_tensor({1, 4, 3, 3}, 1);
+  Node conv = test::make_node("Fp32Conv", 3);
+  EXPECT_EQ(test::run_error(kernels::Fp32Conv, conv, {x, test::random_tensor({2, 4, 3, 3}, 2), Tensor()}),
+            "W [2, 4, 3, 3] with these attributes is not a 1x1, stride 1, unpadded, group 1 convolution, the only "
+            "one Fp32Conv runs");
+  EXPECT_EQ(test::run_error(kernels::Fp32Conv, conv, {x, test::random_tensor({2, 4, 1, 1}, 2), test::random_tensor({3}, 3)}),
+            "bias [3] must be [2] (one value per output channel)");
+  EXPECT_EQ(test::run_error(kernels::Fp32Conv, conv, {x, test::make_tensor<int8_t>({2, 4, 1, 1}, std::vector<int8_t>(8, 1)), Tensor()}),
+            "input W has dtype int8; Fp32Conv takes float32");
+  EXPECT_EQ(test::run_error(kernels::Fp32Conv, conv, {x, test::random_tensor({2, 4}, 2), Tensor()}),
+            "W [2, 4] must have the rank of X [1, 4, 3, 3]");
+  Node tr = test::make_node("Fp32ConvTranspose", 3);
+  tr.attrs["strides"] = test::attr_ints({2, 2});
+  EXPECT_EQ(test::run_error(kernels::Fp32ConvTranspose, tr, {x, test::random_tensor({4, 2, 3, 3}, 2), Tensor()}),
+            "W [4, 2, 3, 3] with these attributes is not a group 1, unpadded ConvTranspose whose kernel equals its "
+            "strides, the only one Fp32ConvTranspose runs");
+  EXPECT_EQ(test::run_error(kernels::Fp32ConvTranspose, tr, {test::random_tensor({4, 3}, 1), test::random_tensor({4, 2, 2, 2}, 2), Tensor()}),
+            "input X [4, 3] must have rank >= 3 ([N, C, spatial...])");
+}
+
+// The det model's shapes at more positions than one column block (and a
+// tail), through a session at 1, 2 and 3 threads: the same bytes, and the
+// same as Conv / ConvTranspose on one thread.
+TEST(Int8Fallback, ManyColumnBlocksAreThreadIndependent) {
+  const Case big[] = {
+      {"pointwise", false, {32, 16, 1, 1}, {1, 16, 37, 41}, {1, 32, 37, 41}},
+      {"conv_transpose", true, {24, 24, 2, 2}, {1, 24, 19, 27}, {1, 24, 38, 54}},
+  };
+  for (const Case& c : big) {
+    SCOPED_TRACE(c.name);
+    const QWeight w = make_weight(c.transpose, c.ws, 8);
+    const auto in = case_inputs(c);
+    const Tensor want = run_once(conv_model(w, false), with(Fp32Fallback::kOff, 1), in).out;
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(threads);
+      const Tensor got = run_once(conv_model(w, true), with(Fp32Fallback::kForce, threads), in).out;
+      EXPECT_TRUE(same_bytes(got, want));
+      if (got.defined() && want.defined()) {
+        EXPECT_TRUE(test::tensors_near(got, want, 0, 0));
+      }
+    }
+  }
+}
+
+// Not a test: the per-node times behind the rule (docs/BENCHMARKS.md).
+// SARAI_FALLBACK_PROFILE="A,B,x=1x3x320x480,THREADS,RUNS[,MODE_A,MODE_B]"
+// times models A and B (e.g. an INT8 blob and its .onnx, or one blob
+// twice with modes off and auto: SessionOptions::fp32_fallback, default
+// off) in alternating runs and prints, per convolution node present in
+// both (by name), its weight shape and both medians.
+TEST(Int8Fallback, DISABLED_PerNodeProfile) {
+  const char* spec = std::getenv("SARAI_FALLBACK_PROFILE");
+  if (spec == nullptr) GTEST_SKIP() << "SARAI_FALLBACK_PROFILE not set";
+  std::vector<std::string> f;
+  for (std::string s = spec; !s.empty();) {
+    const size_t c = s.find(',');
+    f.push_back(s.substr(0, c));
+    s = c == std::string::npos ? "" : s.substr(c + 1);
+  }
+  ASSERT_TRUE(f.size() == 5u || f.size() == 7u);
+  const std::string name = f[2].substr(0, f[2].find('='));
+  Shape shape;
+  for (std::string d = f[2].substr(f[2].find('=') + 1); !d.empty();) {
+    const size_t x = d.find('x');
+    shape.push_back(std::stoll(d.substr(0, x)));
+    d = x == std::string::npos ? "" : d.substr(x + 1);
+  }
+  const int threads = std::stoi(f[3]), runs = std::stoi(f[4]);
+  std::unique_ptr<Session> s[2];
+  for (int i = 0; i < 2; ++i) {
+    auto model = open_model_file(f[static_cast<size_t>(i)]);
+    ASSERT_TRUE(model.has_value()) << model.status().message();
+    const std::string mode = f.size() == 7u ? f[static_cast<size_t>(5 + i)] : "off";
+    SessionOptions o = with(mode == "auto" ? Fp32Fallback::kAuto : mode == "force" ? Fp32Fallback::kForce : Fp32Fallback::kOff, threads);
+    o.profile = true;
+    s[i] = test::session_on(std::move(*model), o);
+    ASSERT_TRUE(s[i]);
+  }
+  const std::vector<NamedTensor> in = {{name, test::random_tensor(shape, 7, 0.f, 1.f)}};
+  std::vector<std::vector<std::vector<double>>> per_run(2);  // [model][node][run]
+  std::vector<double> prev[2];
+  for (int r = -1; r < runs; ++r) {
+    for (int k = 0; k < 2; ++k) {
+      const int i = (r & 1) ? 1 - k : k;  // A,B then B,A
+      ASSERT_TRUE(s[i]->run(in).has_value());
+      const std::vector<double> now = s[i]->node_times_ms();
+      if (r >= 0) {
+        per_run[static_cast<size_t>(i)].resize(now.size());
+        for (size_t n = 0; n < now.size(); ++n) per_run[static_cast<size_t>(i)][n].push_back(now[n] - prev[i][n]);
+      }
+      prev[i] = now;
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const Graph& g8 = s[0]->graph();
+  const Graph& g32 = s[1]->graph();
+  std::printf("node,a_op,weight,a_ms,b_ms\n");
+  for (size_t a = 0; a < g8.nodes.size(); ++a) {
+    const Node& n = g8.nodes[a];
+    if (n.op_type.find("Conv") == std::string::npos) continue;
+    if (n.op_type.find("Fp32") == std::string::npos && f.size() == 7u) {
+      // Two modes of one blob: only the nodes that changed kind.
+      bool changed = false;
+      for (const Node& m2 : g32.nodes) changed = changed || (m2.name == n.name && m2.op_type != n.op_type);
+      if (!changed) continue;
+    }
+    for (size_t b = 0; b < g32.nodes.size(); ++b) {
+      if (g32.nodes[b].name != n.name) continue;
+      const Value& wv = g8.values[static_cast<size_t>(n.inputs[1])];
+      const std::vector<int64_t> ws = n.attr_ints("weight_shape");
+      const std::string wshape = !ws.empty() ? shape_to_string(Shape(ws.begin(), ws.end()))
+                                 : wv.is_initializer ? shape_to_string(wv.initializer.shape()) : "?";
+      std::printf("%s,%s,%s,%.4f,%.4f\n", n.name.c_str(), n.op_type.c_str(), wshape.c_str(),
+                  median(per_run[0][a]), median(per_run[1][b]));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sarai

@@ -120,6 +120,86 @@ Status Gelu(KernelContext& ctx) {
   });
 }
 
+Status Log(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return std::log(x); }, "input");
+}
+Status Exp(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return std::exp(x); }, "input");
+}
+Status Reciprocal(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return 1.f / x; });
+}
+Status Floor(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return std::floor(x); });
+}
+Status Ceil(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return std::ceil(x); });
+}
+
+// Neg and Abs: float32 and the signed integer types (Abs also unsigned,
+// where it is the identity). The integers wrap as two's complement: the
+// most negative value maps to itself, as in ONNX Runtime.
+namespace {
+template <class Fn>
+Status signed_unary(KernelContext& ctx, bool unsigned_ok, Fn fn) {
+  SARAI_RETURN_IF_ERROR(require_x(ctx));
+  const Tensor& x = ctx.input(0);
+  bool supported = true;
+  const bool known = visit_numeric(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_unsigned_v<T>) {
+      if (!unsigned_ok) supported = false;
+      else map_into<T>(ctx, x, [](T v) { return v; });
+    } else {
+      map_into<T>(ctx, x, [&](T v) { return fn(v); });
+    }
+  });
+  if (!known || !supported)
+    return Status::error(std::string("input 'X' must be float32 or a") + (unsigned_ok ? "n" : " signed") +
+                         " integer type, got " + dtype_name(x.dtype()));
+  return Status::ok();
+}
+template <class T> T wrap_neg(T v) {
+  if constexpr (std::is_integral_v<T>)
+    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(0) - static_cast<std::make_unsigned_t<T>>(v));
+  else
+    return -v;
+}
+}  // namespace
+
+Status Neg(KernelContext& ctx) {
+  return signed_unary(ctx, /*unsigned_ok=*/false, [](auto v) { return wrap_neg(v); });
+}
+Status Abs(KernelContext& ctx) {
+  return signed_unary(ctx, /*unsigned_ok=*/true, [](auto v) {
+    if constexpr (std::is_floating_point_v<decltype(v)>) return std::fabs(v);
+    else return v < 0 ? wrap_neg(v) : v;
+  });
+}
+
+// Not: bool -> bool (any non-zero byte is true).
+Status Not(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_x(ctx));
+  const Tensor& x = ctx.input(0);
+  if (x.dtype() != DType::kBool)
+    return Status::error(std::string("input 'X' must be bool, got ") + dtype_name(x.dtype()));
+  Tensor& y = ctx.allocate_output(0, DType::kBool, x.shape());
+  const uint8_t* px = x.data<uint8_t>();
+  uint8_t* py = y.mutable_data<uint8_t>();
+  for (int64_t i = 0; i < x.numel(); ++i) py[i] = px[i] == 0 ? 1 : 0;
+  return Status::ok();
+}
+
+// LeakyRelu: x < 0 ? alpha x : x (alpha default 0.01, read once).
+Expected<std::shared_ptr<const void>> PrepareLeakyRelu(const Node& node, int64_t) {
+  return prepared_data(attr_float_of(node, "alpha", 0.01f));
+}
+Status LeakyRelu(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const float* alpha, ctx.prepared<float>(PrepareLeakyRelu));
+  const float a = *alpha;
+  return unary_float(ctx, [a](float x) { return x < 0.f ? a * x : x; });
+}
+
 // Relu: float32 and (opset 14) the integer types.
 Status Relu(KernelContext& ctx) {
   SARAI_RETURN_IF_ERROR(require_x(ctx));

@@ -299,8 +299,13 @@ Status Pow(KernelContext& ctx) {
   return Status::ok();
 }
 
-// Equal(A, B) -> bool (stored one byte per element, 0 or 1).
-Status Equal(KernelContext& ctx) {
+// Comparisons (A, B) -> bool (stored one byte per element, 0 or 1), NumPy
+// broadcasting; float32 and the integer types, and bool for Equal (whose
+// bytes compare as truth values). A NaN compares false, so Equal(NaN, NaN)
+// is 0 as in ONNX.
+namespace {
+template <class Pred>
+Status compare(KernelContext& ctx, Pred pred, bool bool_ok) {
   SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"A", "B"}));
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
@@ -311,19 +316,61 @@ Status Equal(KernelContext& ctx) {
     using T = decltype(tag);
     Tensor& out = ctx.allocate_output(0, DType::kBool, plan.out);
     binary_loop(plan, a.data<T>(), b.data<T>(), out.mutable_data<uint8_t>(),
-                [](T x, T y) -> uint8_t { return x == y ? 1 : 0; });
+                [&](T x, T y) -> uint8_t { return pred(x, y) ? 1 : 0; });
   };
   if (dt == DType::kFloat32) {
     run(float{});
-  } else if (dt == DType::kBool) {
+  } else if (dt == DType::kBool && bool_ok) {
     Tensor& out = ctx.allocate_output(0, DType::kBool, plan.out);
     binary_loop(plan, a.data<uint8_t>(), b.data<uint8_t>(), out.mutable_data<uint8_t>(),
-                [](uint8_t x, uint8_t y) -> uint8_t { return (x != 0) == (y != 0) ? 1 : 0; });
+                [&](uint8_t x, uint8_t y) -> uint8_t { return pred(x != 0, y != 0) ? 1 : 0; });
   } else if (!visit_int(dt, run)) {
-    return Status::error(std::string("unsupported dtype ") + dtype_name(dt) +
-                         " for inputs 'A' and 'B' (supported: float32, bool and integer types)");
+    return Status::error(std::string("unsupported dtype ") + dtype_name(dt) + " for inputs 'A' and 'B' (supported: float32" +
+                         (bool_ok ? ", bool" : "") + " and integer types)");
   }
   return Status::ok();
+}
+
+// And, Or, Xor: bool inputs, broadcasting; any non-zero byte is true.
+template <class Op>
+Status logical(KernelContext& ctx, Op op) {
+  SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"A", "B"}));
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  for (const auto& [t, name] : {std::pair<const Tensor*, const char*>{&a, "A"}, {&b, "B"}})
+    if (t->dtype() != DType::kBool)
+      return Status::error(std::string("input '") + name + "' must be bool, got " + dtype_name(t->dtype()));
+  SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({a.shape(), b.shape()}));
+  Tensor& out = ctx.allocate_output(0, DType::kBool, plan.out);
+  binary_loop(plan, a.data<uint8_t>(), b.data<uint8_t>(), out.mutable_data<uint8_t>(),
+              [&](uint8_t x, uint8_t y) -> uint8_t { return op(x != 0, y != 0) ? 1 : 0; });
+  return Status::ok();
+}
+}  // namespace
+
+Status Equal(KernelContext& ctx) {
+  return compare(ctx, [](auto x, auto y) { return x == y; }, /*bool_ok=*/true);
+}
+Status Greater(KernelContext& ctx) {
+  return compare(ctx, [](auto x, auto y) { return x > y; }, false);
+}
+Status Less(KernelContext& ctx) {
+  return compare(ctx, [](auto x, auto y) { return x < y; }, false);
+}
+Status GreaterOrEqual(KernelContext& ctx) {
+  return compare(ctx, [](auto x, auto y) { return x >= y; }, false);
+}
+Status LessOrEqual(KernelContext& ctx) {
+  return compare(ctx, [](auto x, auto y) { return x <= y; }, false);
+}
+Status And(KernelContext& ctx) {
+  return logical(ctx, [](bool x, bool y) { return x && y; });
+}
+Status Or(KernelContext& ctx) {
+  return logical(ctx, [](bool x, bool y) { return x || y; });
+}
+Status Xor(KernelContext& ctx) {
+  return logical(ctx, [](bool x, bool y) { return x != y; });
 }
 
 // Where(condition, X, Y): moves elements by size, so every dtype works.

@@ -24,10 +24,27 @@ Status Mul(KernelContext& ctx);
 Status Div(KernelContext& ctx);
 Status Pow(KernelContext& ctx);
 Status Equal(KernelContext& ctx);
+Status Greater(KernelContext& ctx);
+Status Less(KernelContext& ctx);
+Status GreaterOrEqual(KernelContext& ctx);
+Status LessOrEqual(KernelContext& ctx);
+Status And(KernelContext& ctx);
+Status Or(KernelContext& ctx);
+Status Xor(KernelContext& ctx);
 Status Where(KernelContext& ctx);
 
 // activation.cc: unary float ops.
 Status Sqrt(KernelContext& ctx);
+Status Log(KernelContext& ctx);
+Status Exp(KernelContext& ctx);
+Status Reciprocal(KernelContext& ctx);
+Status Floor(KernelContext& ctx);
+Status Ceil(KernelContext& ctx);
+Status Neg(KernelContext& ctx);
+Status Abs(KernelContext& ctx);
+Status Not(KernelContext& ctx);
+Status LeakyRelu(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareLeakyRelu(const Node& node, int64_t opset);  // alpha
 Status Erf(KernelContext& ctx);
 Status Gelu(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareGelu(const Node& node, int64_t opset);  // its approximation, checked once
@@ -109,6 +126,7 @@ Status Cast(KernelContext& ctx);
 Status Constant(KernelContext& ctx);
 Status ConstantOfShape(KernelContext& ctx);
 Status Identity(KernelContext& ctx);
+Status Size(KernelContext& ctx);
 Status Expand(KernelContext& ctx);
 Status Range(KernelContext& ctx);
 

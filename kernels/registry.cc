@@ -36,9 +36,25 @@ void register_kernels(KernelTable& t) {
   t.add("Div", Div).in_place({0, 1});
   t.add("Pow", Pow).in_place({0});  // the base only: an exponent of another dtype may have its bytes in another shape
   t.add("Equal", Equal);
+  t.add("Greater", Greater);
+  t.add("Less", Less);
+  t.add("GreaterOrEqual", GreaterOrEqual, /*since_opset=*/12);
+  t.add("LessOrEqual", LessOrEqual, /*since_opset=*/12);
+  t.add("And", And);
+  t.add("Or", Or);
+  t.add("Xor", Xor);
+  t.add("Not", Not);
   t.add("Where", Where);
 
   t.add("Sqrt", Sqrt).in_place({0});
+  t.add("Log", Log).in_place({0});
+  t.add("Exp", Exp).in_place({0});
+  t.add("Reciprocal", Reciprocal).in_place({0});
+  t.add("Floor", Floor).in_place({0});
+  t.add("Ceil", Ceil).in_place({0});
+  t.add("Neg", Neg).in_place({0});
+  t.add("Abs", Abs).in_place({0});
+  t.add("LeakyRelu", LeakyRelu).prepare(PrepareLeakyRelu).attrs({{"alpha", F}}).in_place({0});
   t.add("Erf", Erf).in_place({0});
   t.add("Gelu", Gelu, /*since_opset=*/20).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0});  // Gelu joined the default domain in opset 20
   t.add("Relu", Relu).in_place({0});
@@ -91,6 +107,7 @@ void register_kernels(KernelTable& t) {
                                          {"value_strings", Ss, 12}});
   t.add("ConstantOfShape", ConstantOfShape).prepare(PrepareConstantOfShape).attrs({{"value", T}});
   t.add("Identity", Identity);
+  t.add("Size", Size);
   t.add("Expand", Expand);
   t.add("Range", Range, /*since_opset=*/11);
 

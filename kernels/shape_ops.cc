@@ -231,6 +231,18 @@ Status ShapeOp(KernelContext& ctx) {
   return Status::ok();
 }
 
+// Size: the element count as an int64 scalar.
+Status Size(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 0");
+  const Shape& s = ctx.input(0).shape();
+  int64_t n = 0;
+  if (!has_zero_dim(s) && !checked_product(s, 0, s.size(), &n))
+    return Status::error("the element count of input " + shape_to_string(s) + " passes int64");
+  Tensor& y = ctx.allocate_output(0, DType::kInt64, {});
+  *y.mutable_data<int64_t>() = has_zero_dim(s) ? 0 : n;
+  return Status::ok();
+}
+
 Status Identity(KernelContext& ctx) {
   if (!ctx.has_input(0)) return Status::error("missing required input 0");
   ctx.set_output(0, ctx.input(0));

@@ -184,3 +184,46 @@ TEST(Clip, InputFormErrors) {
 
 }  // namespace
 }  // namespace sarai
+
+namespace sarai {
+namespace {
+
+// The unary ops added for issue 17 (their values are covered by the ONNX
+// backend node tests): integer edge cases and every error message.
+TEST(Activation, NegAbsNotLeakyReluSizeEdgesAndErrors) {
+  using test::make_node;
+  using test::make_tensor;
+  using test::run1;
+  using test::run_error;
+  const int8_t lo = std::numeric_limits<int8_t>::min();
+  const Tensor i8 = make_tensor<int8_t>({4}, {lo, -3, 0, 127});
+  const Tensor neg = run1(kernels::Neg, make_node("Neg", 1), {i8});
+  EXPECT_TRUE(test::tensors_equal(neg, make_tensor<int8_t>({4}, {lo, 3, 0, -127})));  // -(-128) wraps
+  const Tensor abs = run1(kernels::Abs, make_node("Abs", 1), {i8});
+  EXPECT_TRUE(test::tensors_equal(abs, make_tensor<int8_t>({4}, {lo, 3, 0, 127})));
+  const Tensor u8 = make_tensor<uint8_t>({2}, {0, 255});
+  EXPECT_TRUE(test::tensors_equal(run1(kernels::Abs, make_node("Abs", 1), {u8}), u8));
+  EXPECT_TRUE(test::tensors_equal(run1(kernels::Not, make_node("Not", 1), {make_tensor<bool>({3}, {true, false, true})}),
+                                  make_tensor<bool>({3}, {false, true, false})));
+  Node leaky = make_node("LeakyRelu", 1);
+  leaky.attrs["alpha"] = test::attr_float(0.5f);
+  const Tensor l = run1(kernels::LeakyRelu, leaky, {make_tensor<float>({3}, {-2.f, 3.f, std::nanf("")})});
+  EXPECT_EQ(l.data<float>()[0], -1.f);
+  EXPECT_EQ(l.data<float>()[1], 3.f);
+  EXPECT_TRUE(std::isnan(l.data<float>()[2]));
+  const Tensor size = run1(kernels::Size, make_node("Size", 1), {make_tensor<float>({2, 3}, {1, 2, 3, 4, 5, 6})});
+  EXPECT_TRUE(test::tensors_equal(size, make_tensor<int64_t>({}, {6})));
+
+  EXPECT_HAS(run_error(kernels::Neg, make_node("Neg", 1), {u8}), "input 'X' must be float32 or a signed integer type, got uint8");
+  EXPECT_HAS(run_error(kernels::Abs, make_node("Abs", 1), {make_tensor<bool>({1}, {true})}),
+             "input 'X' must be float32 or an integer type, got bool");
+  EXPECT_HAS(run_error(kernels::Not, make_node("Not", 1), {make_tensor<float>({1}, {1.f})}), "input 'X' must be bool, got float32");
+  EXPECT_HAS(run_error(kernels::Log, make_node("Log", 1), {i8}), "input 'input' must be float32, got int8");
+  EXPECT_HAS(run_error(kernels::Exp, make_node("Exp", 1), {i8}), "input 'input' must be float32, got int8");
+  for (KernelFn fn : {kernels::Reciprocal, kernels::Floor, kernels::Ceil, kernels::LeakyRelu})
+    EXPECT_HAS(run_error(fn, make_node("Op", 1), {i8}), "input 'X' must be float32, got int8");
+  EXPECT_HAS(run_error(kernels::Size, make_node("Size", 1), {Tensor()}), "missing required input 0");
+}
+
+}  // namespace
+}  // namespace sarai

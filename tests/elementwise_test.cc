@@ -256,6 +256,32 @@ TEST(Equal, Types) {
   EXPECT_NE(msg.find("must have the same dtype, got int64 and int32"), std::string::npos) << msg;
 }
 
+// Greater/Less/GreaterOrEqual/LessOrEqual and And/Or/Xor (values: the ONNX
+// backend node tests): NaN compares false, and every error message.
+TEST(Compare, NanAndErrors) {
+  Tensor a = make_tensor<float>({3}, {1, NAN, 3});
+  Tensor b = make_tensor<float>({}, {2});
+  EXPECT_TRUE(tensors_equal(run1(kernels::Greater, "Greater", {a, b}), make_tensor<bool>({3}, {false, false, true})));
+  EXPECT_TRUE(tensors_equal(run1(kernels::LessOrEqual, "LessOrEqual", {a, b}), make_tensor<bool>({3}, {true, false, false})));
+  EXPECT_TRUE(tensors_equal(run1(kernels::GreaterOrEqual, "GreaterOrEqual", {make_tensor<uint8_t>({2}, {0, 255}), make_tensor<uint8_t>({1}, {255})}),
+                            make_tensor<bool>({2}, {false, true})));
+  EXPECT_TRUE(tensors_equal(run1(kernels::Less, "Less", {make_tensor<int64_t>({2}, {-5, 5}), make_tensor<int64_t>({1}, {0})}),
+                            make_tensor<bool>({2}, {true, false})));
+  const Tensor t = make_tensor<bool>({2, 1}, {true, false}), u = make_tensor<bool>({2}, {true, false});
+  EXPECT_TRUE(tensors_equal(run1(kernels::Xor, "Xor", {t, u}), make_tensor<bool>({2, 2}, {false, true, true, false})));
+  EXPECT_TRUE(tensors_equal(run1(kernels::And, "And", {t, u}), make_tensor<bool>({2, 2}, {true, false, false, false})));
+  EXPECT_TRUE(tensors_equal(run1(kernels::Or, "Or", {t, u}), make_tensor<bool>({2, 2}, {true, true, true, false})));
+
+  std::string msg = run_error(kernels::Greater, "Greater", {t, u});
+  EXPECT_NE(msg.find("unsupported dtype bool for inputs 'A' and 'B' (supported: float32 and integer types)"), std::string::npos) << msg;
+  msg = run_error(kernels::Less, "Less", {a, make_tensor<int32_t>({1}, {1})});
+  EXPECT_NE(msg.find("must have the same dtype, got float32 and int32"), std::string::npos) << msg;
+  msg = run_error(kernels::And, "And", {t, a});
+  EXPECT_NE(msg.find("input 'B' must be bool, got float32"), std::string::npos) << msg;
+  msg = run_error(kernels::Or, "Or", {make_tensor<bool>({3}, {true, true, true}), u});
+  EXPECT_NE(msg.find("cannot be broadcast"), std::string::npos) << msg;
+}
+
 TEST(Where, BroadcastAndDtypes) {
   set_num_threads(2);
   Tensor cond = make_tensor<bool>({2, 1}, {true, false});

@@ -877,4 +877,151 @@ Status Range(KernelContext& ctx) {
   }
 }
 
+// Pad (opsets 2-21): constant, reflect, edge and (opset 19) wrap.
+// Opset < 11 takes `pads` and a float `value` as attributes; from 11 `pads`
+// (int64 [2 * rank], or [2 * len(axes)] with opset 18's `axes` input) and an
+// optional scalar `constant_value` of X's dtype are inputs. Negative pads
+// crop. Each output coordinate maps to a source coordinate per axis:
+// reflect mirrors without repeating the edge (period 2 (n - 1), any pad
+// size, as numpy.pad), edge clamps, wrap takes it modulo n.
+namespace {
+enum class PadMode { kConstant, kReflect, kEdge, kWrap };
+
+// The source index of output coordinate c - begin on an axis of n, or -1
+// (constant padding).
+int64_t pad_source(int64_t c, int64_t n, PadMode mode) {
+  if (c >= 0 && c < n) return c;
+  switch (mode) {
+    case PadMode::kConstant: return -1;
+    case PadMode::kEdge: return c < 0 ? 0 : n - 1;
+    case PadMode::kWrap: return ((c % n) + n) % n;
+    case PadMode::kReflect: {
+      if (n == 1) return 0;
+      const int64_t period = 2 * (n - 1);
+      int64_t k = ((c % period) + period) % period;
+      return k < n ? k : period - k;
+    }
+  }
+  return -1;
+}
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PreparePad(const Node& node, int64_t opset) {
+  const std::string_view m = node.attr_string_view("mode", "constant");
+  PadMode mode;
+  if (m == "constant") mode = PadMode::kConstant;
+  else if (m == "reflect") mode = PadMode::kReflect;
+  else if (m == "edge") mode = PadMode::kEdge;
+  else if (m == "wrap" && opset >= 19) mode = PadMode::kWrap;
+  else
+    return Status::error("attribute 'mode' is '" + std::string(m) + "'; expected constant, reflect, edge" +
+                         (opset >= 19 ? " or wrap" : " (wrap needs opset 19)"));
+  return prepared_data(mode);
+}
+
+Status Pad(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 'data'");
+  SARAI_ASSIGN_OR_RETURN(const PadMode* mode_p, ctx.prepared<PadMode>(PreparePad));
+  const PadMode mode = *mode_p;
+  const Tensor& x = ctx.input(0);
+  const int rank = x.rank();
+  const size_t es = dtype_size(x.dtype());
+  if (es == 0) return Status::error(std::string("unsupported input dtype ") + dtype_name(x.dtype()));
+  Shape pads;
+  Shape axes;
+  std::vector<unsigned char> value(es, 0);
+  if (ctx.opset() < 11) {
+    const Attribute* a = ctx.node().find_attr("pads");
+    if (!a) return Status::error("attribute 'pads' is missing");
+    pads.assign(a->ints.begin(), a->ints.end());
+    const float v = attr_float_of(ctx.node(), "value", 0.f);
+    if (x.dtype() != DType::kFloat32 && v != 0.f)
+      return Status::error(std::string("attribute 'value' needs float32 data, got ") + dtype_name(x.dtype()));
+    if (x.dtype() == DType::kFloat32) std::memcpy(value.data(), &v, es);
+  } else {
+    if (!ctx.has_input(1)) return Status::error("missing required input 'pads'");
+    SARAI_ASSIGN_OR_RETURN(pads, int_list_input(ctx, 1, "pads"));
+    if (ctx.has_input(2)) {
+      const Tensor& cv = ctx.input(2);
+      if (cv.dtype() != x.dtype())
+        return Status::error(std::string("input 'constant_value' has dtype ") + dtype_name(cv.dtype()) +
+                             "; it must be the data's, " + dtype_name(x.dtype()));
+      if (cv.numel() != 1)
+        return Status::error("input 'constant_value' " + shape_to_string(cv.shape()) + " must hold one value");
+      std::memcpy(value.data(), cv.raw(), es);
+    }
+    if (ctx.has_input(3)) {
+      SARAI_ASSIGN_OR_RETURN(axes, int_list_input(ctx, 3, "axes"));
+    }
+  }
+  if (axes.empty())
+    for (int d = 0; d < rank; ++d) axes.push_back(d);
+  if (pads.size() != 2 * axes.size())
+    return Status::error("pads " + shape_to_string(pads) + " must hold 2 values per padded axis (" +
+                         std::to_string(2 * axes.size()) + ") for data " + shape_to_string(x.shape()));
+  Shape begin(static_cast<size_t>(rank), 0), end(static_cast<size_t>(rank), 0);
+  std::vector<bool> seen(static_cast<size_t>(rank), false);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    SARAI_ASSIGN_OR_RETURN(const int ax, normalize_axis(axes[i], rank, "input 'axes'"));
+    if (seen[static_cast<size_t>(ax)]) return Status::error("input 'axes' names axis " + std::to_string(ax) + " twice");
+    seen[static_cast<size_t>(ax)] = true;
+    begin[static_cast<size_t>(ax)] = pads[i];
+    end[static_cast<size_t>(ax)] = pads[i + axes.size()];
+  }
+  Shape out(static_cast<size_t>(rank), 0);
+  for (int d = 0; d < rank; ++d) {
+    const size_t u = static_cast<size_t>(d);
+    int64_t o = 0;
+    if (__builtin_add_overflow(x.dim(d), begin[u], &o) || __builtin_add_overflow(o, end[u], &o) || o < 0)
+      return Status::error("pads " + shape_to_string(pads) + " give axis " + std::to_string(d) + " of data " +
+                           shape_to_string(x.shape()) + " a negative or too large size");
+    if (mode != PadMode::kConstant && x.dim(d) == 0 && o > 0)
+      return Status::error("axis " + std::to_string(d) + " of data " + shape_to_string(x.shape()) +
+                           " is empty: nothing to pad from in this mode");
+    out[u] = o;
+  }
+  SARAI_RETURN_IF_ERROR(checked_numel(out, es).status());
+  Tensor& y = ctx.allocate_output(0, x.dtype(), out);
+  if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
+  const auto* src = static_cast<const unsigned char*>(x.raw());
+  auto* dst = static_cast<unsigned char*>(y.mutable_raw());
+  if (rank == 0) {
+    std::memcpy(dst, src, es);
+    return Status::ok();
+  }
+  // Source index per output coordinate, per axis (-1: constant).
+  std::vector<std::vector<int64_t>> map(static_cast<size_t>(rank));
+  for (int d = 0; d < rank; ++d) {
+    auto& m = map[static_cast<size_t>(d)];
+    m.resize(static_cast<size_t>(out[static_cast<size_t>(d)]));
+    for (int64_t o = 0; o < out[static_cast<size_t>(d)]; ++o)
+      m[static_cast<size_t>(o)] = pad_source(o - begin[static_cast<size_t>(d)], x.dim(d), mode);
+  }
+  Shape in_strides(static_cast<size_t>(rank), 1);
+  for (int d = rank - 2; d >= 0; --d) in_strides[static_cast<size_t>(d)] = in_strides[static_cast<size_t>(d) + 1] * x.dim(d + 1);
+  const int64_t row = out[static_cast<size_t>(rank - 1)];
+  const int64_t rows = y.numel() / row;
+  const auto& last = map[static_cast<size_t>(rank - 1)];
+  parallel_for(rows, std::max<int64_t>(1, 16384 / row), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      // The outer coordinates of row r, and its source row (or none).
+      int64_t rem = r, off = 0;
+      bool constant_row = false;
+      for (int d = rank - 2; d >= 0; --d) {
+        const int64_t o = rem % out[static_cast<size_t>(d)];
+        rem /= out[static_cast<size_t>(d)];
+        const int64_t si = map[static_cast<size_t>(d)][static_cast<size_t>(o)];
+        if (si < 0) constant_row = true;
+        else off += si * in_strides[static_cast<size_t>(d)];
+      }
+      unsigned char* drow = dst + static_cast<size_t>(r * row) * es;
+      for (int64_t o = 0; o < row; ++o) {
+        const int64_t si = constant_row ? -1 : last[static_cast<size_t>(o)];
+        std::memcpy(drow + static_cast<size_t>(o) * es, si < 0 ? value.data() : src + static_cast<size_t>(off + si) * es, es);
+      }
+    }
+  });
+  return Status::ok();
+}
+
 }  // namespace sarai::kernels

@@ -127,6 +127,8 @@ Status Constant(KernelContext& ctx);
 Status ConstantOfShape(KernelContext& ctx);
 Status Identity(KernelContext& ctx);
 Status Size(KernelContext& ctx);
+Status Pad(KernelContext& ctx);  // data_ops.cc
+Expected<std::shared_ptr<const void>> PreparePad(const Node& node, int64_t opset);  // mode
 Status Expand(KernelContext& ctx);
 Status Range(KernelContext& ctx);
 

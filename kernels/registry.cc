@@ -108,6 +108,7 @@ void register_kernels(KernelTable& t) {
   t.add("ConstantOfShape", ConstantOfShape).prepare(PrepareConstantOfShape).attrs({{"value", T}});
   t.add("Identity", Identity);
   t.add("Size", Size);
+  t.add("Pad", Pad, /*since_opset=*/2).prepare(PreparePad).attrs({{"mode", S}, {"pads", Is, 2, 10}, {"value", F, 2, 10}});
   t.add("Expand", Expand);
   t.add("Range", Range, /*since_opset=*/11);
 

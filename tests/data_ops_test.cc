@@ -581,3 +581,69 @@ TEST(Range, Errors) {
 
 }  // namespace
 }  // namespace sarai
+
+namespace sarai {
+namespace {
+
+Node pad_node(const std::string& mode, int inputs = 2) {
+  Node n = test::make_node("Pad", inputs);
+  if (!mode.empty()) n.attrs["mode"] = test::attr_string(mode);
+  return n;
+}
+
+// Pad beyond the ONNX 1.12 node tests (constant, edge, reflect on 2-D):
+// wrap, axes, negative pads, reflect and wrap wider than the data, the
+// opset < 11 attribute form, integer data with constant_value, and errors.
+TEST(Pad, ModesAxesCropAndErrors) {
+  using test::make_tensor;
+  using test::run1;
+  using test::run_error;
+  const Tensor x = make_tensor<float>({1, 3}, {1, 2, 3});
+  const Tensor pads = make_tensor<int64_t>({4}, {0, 4, 0, 2});  // 4 before, 2 after on axis 1
+  auto row = [](const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numel()); };
+  EXPECT_EQ(row(run1(kernels::Pad, pad_node("reflect"), {x, pads})), (std::vector<float>{1, 2, 3, 2, 1, 2, 3, 2, 1}));
+  EXPECT_EQ(row(run1(kernels::Pad, pad_node("edge"), {x, pads})), (std::vector<float>{1, 1, 1, 1, 1, 2, 3, 3, 3}));
+  EXPECT_EQ(row(run1(kernels::Pad, pad_node("wrap"), {x, pads}, 19)), (std::vector<float>{3, 1, 2, 3, 1, 2, 3, 1, 2}));
+  const Tensor seven = make_tensor<float>({}, {7});
+  EXPECT_EQ(row(run1(kernels::Pad, pad_node("", 3), {x, pads, seven})), (std::vector<float>{7, 7, 7, 7, 1, 2, 3, 7, 7}));
+  // Negative pads crop; axes (opset 18) pick the padded axes.
+  const Tensor crop = run1(kernels::Pad, pad_node("", 4), {x, make_tensor<int64_t>({2}, {-1, 1}), Tensor(), make_tensor<int64_t>({1}, {-1})}, 18);
+  EXPECT_EQ(crop.shape(), (Shape{1, 3}));
+  EXPECT_EQ(row(crop), (std::vector<float>{2, 3, 0}));
+  // Opset < 11: pads and value are attributes.
+  Node old = test::make_node("Pad", 1);
+  old.attrs["pads"] = test::attr_ints({1, 0, 0, 1});
+  old.attrs["value"] = test::attr_float(-1.f);
+  const Tensor o = run1(kernels::Pad, old, {x}, 9);
+  EXPECT_EQ(o.shape(), (Shape{2, 4}));
+  EXPECT_EQ(row(o), (std::vector<float>{-1, -1, -1, -1, 1, 2, 3, -1}));
+  // Integers with a constant value, a single-element axis reflected.
+  const Tensor xi = make_tensor<int64_t>({2, 1}, {5, 6});
+  const Tensor yi = run1(kernels::Pad, pad_node("reflect"), {xi, make_tensor<int64_t>({4}, {1, 2, 0, 0})});
+  EXPECT_TRUE(test::tensors_equal(yi, make_tensor<int64_t>({3, 3}, {6, 6, 6, 5, 5, 5, 6, 6, 6})));
+  const Tensor ci = run1(kernels::Pad, pad_node("", 3), {xi, make_tensor<int64_t>({4}, {0, 0, 0, 1}), make_tensor<int64_t>({1}, {9})});
+  EXPECT_TRUE(test::tensors_equal(ci, make_tensor<int64_t>({2, 2}, {5, 9, 6, 9})));
+
+  EXPECT_HAS(run_error(kernels::Pad, pad_node("wrap"), {x, pads}, 18), "attribute 'mode' is 'wrap'; expected constant, reflect, edge (wrap needs opset 19)");
+  EXPECT_HAS(run_error(kernels::Pad, pad_node("mirror"), {x, pads}, 19), "attribute 'mode' is 'mirror'; expected constant, reflect, edge or wrap");
+  EXPECT_HAS(run_error(kernels::Pad, pad_node(""), {x, make_tensor<int64_t>({2}, {1, 1})}),
+             "pads [1, 1] must hold 2 values per padded axis (4) for data [1, 3]");
+  EXPECT_HAS(run_error(kernels::Pad, pad_node(""), {x, make_tensor<int64_t>({4}, {0, -4, 0, 0})}),
+             "pads [0, -4, 0, 0] give axis 1 of data [1, 3] a negative or too large size");
+  EXPECT_HAS(run_error(kernels::Pad, pad_node("edge"), {make_tensor<float>({1, 0}, {}), pads}),
+             "axis 1 of data [1, 0] is empty: nothing to pad from in this mode");
+  EXPECT_HAS(run_error(kernels::Pad, pad_node("", 3), {x, pads, make_tensor<int64_t>({}, {1})}),
+             "input 'constant_value' has dtype int64; it must be the data's, float32");
+  EXPECT_HAS(run_error(kernels::Pad, pad_node("", 3), {x, pads, make_tensor<float>({2}, {1, 2})}),
+             "input 'constant_value' [2] must hold one value");
+  EXPECT_HAS(run_error(kernels::Pad, pad_node("", 4), {x, make_tensor<int64_t>({4}, {0, 0, 0, 0}), Tensor(), make_tensor<int64_t>({2}, {1, -1})}, 18),
+             "input 'axes' names axis 1 twice");
+  EXPECT_HAS(run_error(kernels::Pad, pad_node("", 1), {x}), "missing required input 'pads'");
+  Node no_pads = test::make_node("Pad", 1);
+  EXPECT_HAS(run_error(kernels::Pad, no_pads, {x}, 9), "attribute 'pads' is missing");
+  old.attrs["value"] = test::attr_float(2.f);
+  EXPECT_HAS(run_error(kernels::Pad, old, {xi}, 9), "attribute 'value' needs float32 data, got int64");
+}
+
+}  // namespace
+}  // namespace sarai

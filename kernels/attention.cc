@@ -106,12 +106,14 @@ struct Int8Entry {
 
 // Quantizes and packs one batch entry's KT [d, S] and V [S, e]. With
 // `*_tensor_scale` >= 0 (per-tensor mode) every row uses that scale.
-// `tmp` and `tmp8` hold max(S, e) values. The values are those of
+// `tmp` holds 2 max(S, e) floats and `tmp8` max(S, e) bytes. Returns false
+// (and leaves the packing unfinished) when KT or V holds an inf or NaN.
+// The values are those of
 // round_half_even(x / scale) clamped to [-127, 127] (0 for scale 0), computed
 // with the vector kernels: x / scale (Div), then quantize_u8 with scale 1 and
 // zero point 128 (exact for the integers it rounds to) and the byte's top bit
 // flipped back to s8. |x| <= amax keeps x / scale within ±127 (+ rounding).
-void pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e, float k_tensor_scale,
+bool pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e, float k_tensor_scale,
                 float v_tensor_scale, const Int8Entry& out, float* tmp, uint8_t* tmp8) {
   const auto& vk = vec_kernels();
   const int64_t dp = int8::round_up(d, int8::kGroupK), sp = int8::round_up(s, int8::kGroupK);
@@ -131,14 +133,15 @@ void pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e
         out.ks[j] = std::max(out.ks[j], a);
       }
     }
-    for (int64_t j = 0; j < s; ++j) out.ks[j] = finite ? s8_scale(out.ks[j]) : NAN;
+    if (!finite) return false;
+    for (int64_t j = 0; j < s; ++j) out.ks[j] = s8_scale(out.ks[j]);
   }
   // The divisors: 1 where the scale is 0 (the column is all zero).
   float* div = tmp;
   for (int64_t j = 0; j < s; ++j) div[j] = out.ks[j] == 0.f ? 1.f : out.ks[j];
   std::fill(out.kcomp, out.kcomp + s, 0);
   const int64_t kpanel = dp * int8::kPanelN;  // bytes per 16-column panel of KT
-  for (int64_t r = 0; r < d && finite; ++r) {
+  for (int64_t r = 0; r < d; ++r) {
     int8_t* dst = out.k + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK + r % int8::kGroupK;
     float* x = tmp + s;  // the row divided by the scales
     vk.binary(VecBinaryOp::kDiv, kt + r * s, 1, div, 1, x, s);
@@ -155,12 +158,13 @@ void pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e
     const float* row = v + r * e;
     const float scale = v_tensor_scale >= 0 ? v_tensor_scale : s8_scale(abs_max(row, e));
     out.vs[r] = scale;
-    if (!std::isfinite(scale)) continue;
+    if (!std::isfinite(scale)) return false;
     vk.quantize_u8(row, e, scale == 0.f ? 1.f : scale, 128, tmp8);
     int8_t* dst = out.v + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK + r % int8::kGroupK;
     for (int64_t c = 0; c < e; ++c)
       dst[(c / int8::kPanelN) * vpanel + (c % int8::kPanelN) * int8::kGroupK] = static_cast<int8_t>(tmp8[c] ^ 0x80);
   }
+  return true;
 }
 
 }  // namespace
@@ -285,6 +289,10 @@ Status Attention(KernelContext& ctx) {
     return st;
   };
 
+  // Batch entry b's slices of the INT8 workspaces.
+  const auto entry = [&](int64_t b) {
+    return Int8Entry{kpack + b * kbytes, kvscale + b * 2 * s, kcomp + b * s, vpack + b * vbytes, kvscale + b * 2 * s + s};
+  };
   // INT8: quantize and pack K and V per batch entry; a NaN or inf anywhere
   // sends the whole op to float32.
   bool use_int8 = int8;
@@ -301,12 +309,9 @@ Status Attention(KernelContext& ctx) {
     if (use_int8)
       parallel_for(nbatch, 1, [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {
-          const Int8Entry ent{kpack + b * kbytes, kvscale + b * 2 * s, kcomp + b * s, vpack + b * vbytes,
-                              kvscale + b * 2 * s + s};
-          pack_entry(pk + k_off[b], pv + v_off[b], d, s, e, k_tensor_scale, v_tensor_scale, ent,
-                     pack_tmp + thread_index() * 2 * wide, pack_tmp8 + thread_index() * wide);
-          for (int64_t j = 0; j < s; ++j)
-            if (!std::isfinite(ent.ks[j]) || !std::isfinite(ent.vs[j])) finite.store(false, std::memory_order_relaxed);
+          if (!pack_entry(pk + k_off[b], pv + v_off[b], d, s, e, k_tensor_scale, v_tensor_scale, entry(b),
+                          pack_tmp + thread_index() * 2 * wide, pack_tmp8 + thread_index() * wide))
+            finite.store(false, std::memory_order_relaxed);
         }
       });
     use_int8 = use_int8 && finite.load();
@@ -332,8 +337,7 @@ Status Attention(KernelContext& ctx) {
       vk.quantize_u8(row, d, scale == 0.f ? 1.f : scale, 128, qb8 + i * d);
       rq[i] = scale / divisor;
     }
-    const Int8Entry ent{kpack + b * kbytes, kvscale + b * 2 * s, kcomp + b * s, vpack + b * vbytes,
-                        kvscale + b * 2 * s + s};
+    const Int8Entry ent = entry(b);
     QgemmEpilogue ep;
     ep.comp = ent.kcomp;
     ep.cscale = ent.ks;

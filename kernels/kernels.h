@@ -132,6 +132,11 @@ Expected<std::shared_ptr<const void>> PreparePad(const Node& node, int64_t opset
 Status Expand(KernelContext& ctx);
 Status Range(KernelContext& ctx);
 
+// control_flow.cc: run their subgraphs through the session (SubgraphRunner).
+Status If(KernelContext& ctx);
+Status Loop(KernelContext& ctx);
+Status Scan(KernelContext& ctx);
+
 // quant_ops.cc: the standard ONNX quantization ops (scalar references).
 Status DynamicQuantizeLinear(KernelContext& ctx);
 Status QuantizeLinear(KernelContext& ctx);

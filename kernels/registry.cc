@@ -112,6 +112,13 @@ void register_kernels(KernelTable& t) {
   t.add("Expand", Expand);
   t.add("Range", Range, /*since_opset=*/11);
 
+  // Control flow (kernels/control_flow.cc): the session prepares the subgraphs.
+  t.add("If", If).attrs({{"then_branch", G}, {"else_branch", G}});
+  t.add("Loop", Loop).attrs({{"body", G}});
+  t.add("Scan", Scan, /*since_opset=*/9).attrs({{"body", G}, {"num_scan_inputs", I}, {"scan_input_axes", Is},
+                                           {"scan_input_directions", Is}, {"scan_output_axes", Is},
+                                           {"scan_output_directions", Is}});
+
   // ONNX quantization ops (also in this function so every caller, the CLI
   // and the backend tests, sees them).
   t.add("DynamicQuantizeLinear", DynamicQuantizeLinear, /*since_opset=*/11);

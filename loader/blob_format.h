@@ -1,4 +1,4 @@
-// The .sarai blob, format version 1: a quantized model the runtime maps and
+// The .sarai blob, format version 2 (version 1 is still read): a quantized model the runtime maps and
 // uses in place. docs/blob-format.md is the full specification; this comment
 // is the summary a reader needs next to the code.
 //
@@ -29,11 +29,14 @@
 //              empty: unknown); tensor is a tensor-table index or -1.
 //            u32 node_count × (str name, str op_type, str domain,
 //                              u32 n × i32 input, u32 n × i32 output,
-//                              u32 n × (str name, u8 kind, payload))
+//                              u32 n × (str name, u8 kind, payload),
+//                              u32 implicit_inputs)   [version 2]
 //              input/output are value indices, -1 for an omitted optional one;
 //              payload by kind (AttrKind): FLOAT f32, INT i64, STRING str,
 //              TENSOR i32 tensor index, FLOATS u32 n × f32, INTS u32 n × i64,
-//              STRINGS u32 n × str, GRAPH (nothing: unsupported subgraph).
+//              STRINGS u32 n × str, GRAPH u8 present + (if 1) a subgraph:
+//              the same grammar from `str name` on, then u32 n × i32 capture
+//              [version 2; version 1: nothing].
 //            u32 n × i32 graph input value, u32 n × i32 graph output value
 //   TENSORS  u32 count × (str name, i32 dtype, u32 rank, rank × i64 dim,
 //                         u8 layout, u8 scheme, i32 axis,
@@ -58,7 +61,8 @@
 namespace sarai::blob {
 
 inline constexpr char kMagic[8] = {'S', 'A', 'R', 'A', 'I', 'B', 'L', 'B'};
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;  // 2: subgraphs, implicit inputs
+inline constexpr uint32_t kOldestFormatVersion = 1;  // still read
 inline constexpr uint32_t kHeaderSize = 128;
 inline constexpr uint32_t kSectionEntrySize = 32;
 inline constexpr uint64_t kTensorAlignment = 64;

@@ -151,9 +151,9 @@ Status parse_header(const uint8_t* d, uint64_t size, const std::string& file, Pa
   };
   if (size < blob::HeaderLayout::kFormatVersion + 4) return truncated();
   const uint32_t version = get32(d + blob::HeaderLayout::kFormatVersion);
-  if (version != blob::kFormatVersion)
+  if (version < blob::kOldestFormatVersion || version > blob::kFormatVersion)
     return Status::error(file + ": format version " + std::to_string(version) + " is not supported (this build reads " +
-                         std::to_string(blob::kFormatVersion) + ")");
+                         std::to_string(blob::kOldestFormatVersion) + " to " + std::to_string(blob::kFormatVersion) + ")");
   if (size < kTableEnd) return truncated();
 
   blob::BlobHeader& h = out->info.header;
@@ -371,12 +371,18 @@ Tensor tensor_view(const uint8_t* d, const BlobTensorInfo& t, const std::shared_
 }
 
 // ---------------------------------------------------------------- GRAPH
-Status parse_graph(const uint8_t* d, const std::string& file, const std::shared_ptr<const void>& owner, Parsed* out) {
-  const BlobSection& s = *out->sec[static_cast<int>(SectionKind::kGraph)];
-  Cursor c(d + s.offset, s.size, "GRAPH", file);
-  Graph& g = out->model->graph;
-  const int64_t ntensors = static_cast<int64_t>(out->info.tensors.size());
-  g.opset = c.i64();
+// Subgraphs nest at most this deep (a hostile file cannot recurse further).
+constexpr int kMaxGraphDepth = 16;
+
+// One graph's encoding (docs/blob-format.md 5.2) from its name on: the
+// model's graph (depth 0), or a GRAPH attribute's subgraph, which ends with
+// its captures. `file` prefixes errors ("f.sarai: node 'If_0' (If)
+// then_branch" inside a subgraph). Format 1 has neither subgraphs nor
+// implicit-input counts.
+Status parse_graph_body(Cursor& c, const uint8_t* d, const std::string& file, const std::shared_ptr<const void>& owner,
+                        const Parsed& out, Graph& g, int depth) {
+  const int64_t ntensors = static_cast<int64_t>(out.info.tensors.size());
+  const uint32_t version = out.info.header.format_version;
   g.name = c.str();
   const uint32_t nvalues = c.count(/*min_each=*/17, "values");
   if (nvalues > static_cast<uint32_t>(std::numeric_limits<int>::max())) c.fail("too many values");
@@ -416,7 +422,7 @@ Status parse_graph(const uint8_t* d, const std::string& file, const std::shared_
     v.dims = std::move(dims);
     if (tensor >= 0) {
       // The tensor entry is authoritative for an initializer's type and shape.
-      const BlobTensorInfo& t = out->info.tensors[static_cast<size_t>(tensor)];
+      const BlobTensorInfo& t = out.info.tensors[static_cast<size_t>(tensor)];
       v.is_initializer = true;
       v.initializer = tensor_view(d, t, owner);
       v.dtype = t.dtype;
@@ -468,7 +474,7 @@ Status parse_graph(const uint8_t* d, const std::string& file, const std::shared_
           if (t < 0 || t >= ntensors)
             return Status::error(who + " attribute '" + name + "' names tensor " + std::to_string(t) +
                                  ", but the blob has " + std::to_string(ntensors) + " tensors");
-          a.t = tensor_view(d, out->info.tensors[static_cast<size_t>(t)], owner);
+          a.t = tensor_view(d, out.info.tensors[static_cast<size_t>(t)], owner);
           break;
         }
         case AttrKind::kFloats: {
@@ -492,13 +498,35 @@ Status parse_graph(const uint8_t* d, const std::string& file, const std::shared_
           for (uint32_t q = 0; q < k && c.ok(); ++q) a.strings.push_back(c.str());
           break;
         }
-        case AttrKind::kGraph: a.kind = Attribute::Kind::kGraph; break;
+        case AttrKind::kGraph: {
+          a.kind = Attribute::Kind::kGraph;
+          if (version < 2) break;  // format 1: no payload
+          const uint8_t present = c.u8();
+          if (!c.ok() || present == 0) break;
+          if (present != 1) return Status::error(who + " attribute '" + name + "' has graph flag " + std::to_string(present) + " (0 or 1)");
+          if (depth + 1 > kMaxGraphDepth)
+            return Status::error(who + " attribute '" + name + "': subgraphs nest deeper than " + std::to_string(kMaxGraphDepth));
+          auto sub = std::make_shared<Graph>();
+          sub->opset = g.opset;
+          const std::string ctx = n.describe();
+          SARAI_RETURN_IF_ERROR(parse_graph_body(c, d, who + " " + name, owner, out, *sub, depth + 1));
+          c.context(ctx);
+          a.g = std::move(sub);
+          break;
+        }
         default:
           return Status::error(who + " attribute '" + name + "' has unknown kind " + std::to_string(kind));
       }
       if (!c.ok()) break;
       if (!n.attrs.emplace(name, std::move(a)).second)
         return Status::error(who + " has attribute '" + name + "' twice");
+    }
+    if (version >= 2) {
+      const uint32_t implicit = c.u32();
+      if (c.ok() && implicit > n.inputs.size())
+        return Status::error(who + " has " + std::to_string(implicit) + " implicit inputs but " + std::to_string(n.inputs.size()) +
+                             " inputs");
+      n.implicit_inputs = static_cast<int>(implicit);
     }
     g.nodes.push_back(std::move(n));
   }
@@ -513,11 +541,27 @@ Status parse_graph(const uint8_t* d, const std::string& file, const std::shared_
       (pass == 0 ? g.inputs : g.outputs).push_back(x);
     }
   }
+  if (depth > 0 && c.ok()) {
+    c.context("captures");
+    const uint32_t k = c.count(/*min_each=*/4, "captures");
+    for (uint32_t j = 0; j < k && c.ok(); ++j) {
+      const int32_t x = c.i32();
+      if (c.ok() && !value_ok(x, /*allow_none=*/false))
+        return Status::error(file + ": capture " + std::to_string(j) + " is value " + std::to_string(x) + ", but the graph has " +
+                             std::to_string(nv) + " values");
+      g.captures.push_back(x);
+    }
+  }
   if (!c.ok()) return c.status();
-  if (c.remaining() != 0) return Status::error(file + ": GRAPH section has " + std::to_string(c.remaining()) + " bytes after its end");
 
   // Producers: every value comes from exactly one place.
   std::vector<char> is_input(static_cast<size_t>(nv), 0);
+  for (int x : g.captures) {  // provided by the enclosing graph
+    Value& v = g.values[static_cast<size_t>(x)];
+    if (v.is_initializer || is_input[static_cast<size_t>(x)])
+      return Status::error(file + ": capture '" + v.name + "' is an initializer or listed twice");
+    is_input[static_cast<size_t>(x)] = 1;
+  }
   for (int x : g.inputs) {
     Value& v = g.values[static_cast<size_t>(x)];
     if (v.is_initializer) return Status::error(file + ": graph input '" + v.name + "' is an initializer");
@@ -550,6 +594,16 @@ Status parse_graph(const uint8_t* d, const std::string& file, const std::shared_
       return Status::error(file + ": graph output '" + g.values[static_cast<size_t>(x)].name + "' is not produced by any node");
   auto order = g.topological_order();
   if (!order) return Status::error(file + ": " + order.message());
+  return Status::ok();
+}
+
+Status parse_graph(const uint8_t* d, const std::string& file, const std::shared_ptr<const void>& owner, Parsed* out) {
+  const BlobSection& s = *out->sec[static_cast<int>(SectionKind::kGraph)];
+  Cursor c(d + s.offset, s.size, "GRAPH", file);
+  Graph& g = out->model->graph;
+  g.opset = c.i64();
+  SARAI_RETURN_IF_ERROR(parse_graph_body(c, d, file, owner, *out, g, 0));
+  if (c.remaining() != 0) return Status::error(file + ": GRAPH section has " + std::to_string(c.remaining()) + " bytes after its end");
   return Status::ok();
 }
 

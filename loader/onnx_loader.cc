@@ -4,6 +4,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -295,32 +296,47 @@ Status Converter::attribute(const onnx::AttributeProto& ap, const Node& node, At
   return Status::ok();
 }
 
-bool is_default_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
+bool is_default_domain(const std::string& d);
 
-Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::shared_ptr<onnx::ModelProto> proto) {
-  auto model = std::make_shared<Model>();
-  model->path = path;
-  model->ir_version = proto->ir_version();
-  model->producer_name = proto->producer_name();
-  model->producer_version = proto->producer_version();
-  for (const auto& op : proto->opset_import())
-    model->opset_imports[is_default_domain(op.domain()) ? "" : op.domain()] = op.version();
-  if (!proto->has_graph()) return Status::error(path + ": not an ONNX model (it has no graph)");
-  if (proto->ir_version() < 3 && proto->opset_import_size() == 0)
-    return Status::error(path + ": IR version " + std::to_string(proto->ir_version()) + " is too old (opset imports are missing)");
-  auto opset_it = model->opset_imports.find("");
-  if (opset_it == model->opset_imports.end())
-    return Status::error(path + ": the model does not import the default ONNX domain");
-  const int64_t opset = opset_it->second;
-  if (opset < kMinOpset || opset > kMaxOpset)
-    return Status::error(path + ": opset " + std::to_string(opset) + " of the default domain is not supported (supported: " +
-                         std::to_string(kMinOpset) + "-" + std::to_string(kMaxOpset) + ")");
+// A graph's scope while its nodes are read: names not defined in it are
+// looked up in the enclosing graphs (ONNX's scoping for subgraphs).
+struct Scope {
+  Graph* g;
+  const Scope* outer;
+};
 
-  const onnx::GraphProto& gp = proto->graph();
-  Graph& g = model->graph;
+// Finds `name` in scope s, or makes it one of s's captured values when an
+// enclosing graph defines it (an enclosing initializer is copied in as an
+// initializer of s: a shared handle, so `convert` sees the weight where it
+// is used). kNoValue when no graph in the chain has it.
+int resolve(const Scope& s, const std::string& name) {
+  int id = s.g->find_value(name);
+  if (id != kNoValue || s.outer == nullptr) return id;
+  const int outer_id = resolve(*s.outer, name);
+  if (outer_id == kNoValue) return kNoValue;
+  const Value ov = s.outer->g->values[static_cast<size_t>(outer_id)];
+  id = s.g->add_value(name);
+  Value& v = s.g->values[static_cast<size_t>(id)];
+  v.dtype = ov.dtype;
+  v.dims = ov.dims;
+  v.has_shape = ov.has_shape;
+  if (ov.is_initializer) {
+    v.is_initializer = true;
+    v.initializer = ov.initializer;
+  } else {
+    s.g->captures.push_back(id);
+  }
+  return id;
+}
+
+// Reads one graph (the model's, or a subgraph: then `outer` is the scope of
+// the graph holding it and `where` names the node and attribute, as in
+// "node 'If_3' (If) then_branch"; nested ones are joined by ", ").
+Status convert_graph(Converter& conv, const onnx::GraphProto& gp, Graph& g, const Scope* outer, const std::string& where) {
+  const std::string path = where.empty() ? conv.path() : conv.path() + ": " + where;
   g.name = gp.name();
-  g.opset = opset;
-  Converter conv(path, proto);
+  const int64_t opset = g.opset;
+  const Scope scope{&g, outer};
 
   if (gp.sparse_initializer_size() > 0)
     return Status::error(path + ": sparse initializer '" + gp.sparse_initializer(0).values().name() + "' is not supported");
@@ -386,7 +402,7 @@ Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::sha
     Node& n = g.nodes[static_cast<size_t>(i)];
     for (const std::string& in : np.input()) {
       if (in.empty()) { n.inputs.push_back(kNoValue); continue; }
-      int id = g.find_value(in);
+      int id = resolve(scope, in);
       if (id == kNoValue)
         return Status::error(path + ": " + n.describe() + " reads '" + in + "', which no node, input or initializer provides");
       n.inputs.push_back(id);
@@ -394,14 +410,30 @@ Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::sha
     for (const auto& ap : np.attribute()) {
       Attribute a;
       SARAI_RETURN_IF_ERROR(conv.attribute(ap, n, &a));
+      if (ap.type() == onnx::AttributeProto::GRAPH) {
+        auto sub = std::make_shared<Graph>();
+        sub->opset = opset;
+        SARAI_RETURN_IF_ERROR(convert_graph(conv, ap.g(), *sub, &scope, (where.empty() ? "" : where + ", ") + n.describe() + " " + ap.name()));
+        // What the subgraph reads from outside becomes an implicit input
+        // here (resolved in this scope, so it may capture in turn).
+        for (int c : sub->captures) {
+          const int id = resolve(scope, sub->values[static_cast<size_t>(c)].name);
+          if (std::find(n.inputs.end() - n.implicit_inputs, n.inputs.end(), id) == n.inputs.end()) {
+            n.inputs.push_back(id);
+            ++n.implicit_inputs;
+          }
+        }
+        a.g = std::move(sub);
+      }
       n.attrs[ap.name()] = std::move(a);
     }
   }
   for (const auto& vi : gp.output()) {
-    int id = g.find_value(vi.name());
+    int id = resolve(scope, vi.name());  // a subgraph may return an outer value as it is
     if (id == kNoValue) return Status::error(path + ": graph output '" + vi.name() + "' is not produced by any node");
     Value& v = g.values[static_cast<size_t>(id)];
-    if (!v.is_initializer && v.producer < 0 && std::find(g.inputs.begin(), g.inputs.end(), id) == g.inputs.end())
+    if (!v.is_initializer && v.producer < 0 && std::find(g.inputs.begin(), g.inputs.end(), id) == g.inputs.end() &&
+        std::find(g.captures.begin(), g.captures.end(), id) == g.captures.end())
       return Status::error(path + ": graph output '" + vi.name() + "' is not produced by any node");
     Value declared;
     SARAI_RETURN_IF_ERROR(conv.value_info(vi, &declared));
@@ -422,7 +454,33 @@ Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::sha
 
   auto order = g.topological_order();
   if (!order) return Status::error(path + ": " + order.message());
+  return Status::ok();
+}
 
+bool is_default_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
+
+Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::shared_ptr<onnx::ModelProto> proto) {
+  auto model = std::make_shared<Model>();
+  model->path = path;
+  model->ir_version = proto->ir_version();
+  model->producer_name = proto->producer_name();
+  model->producer_version = proto->producer_version();
+  for (const auto& op : proto->opset_import())
+    model->opset_imports[is_default_domain(op.domain()) ? "" : op.domain()] = op.version();
+  if (!proto->has_graph()) return Status::error(path + ": not an ONNX model (it has no graph)");
+  if (proto->ir_version() < 3 && proto->opset_import_size() == 0)
+    return Status::error(path + ": IR version " + std::to_string(proto->ir_version()) + " is too old (opset imports are missing)");
+  auto opset_it = model->opset_imports.find("");
+  if (opset_it == model->opset_imports.end())
+    return Status::error(path + ": the model does not import the default ONNX domain");
+  const int64_t opset = opset_it->second;
+  if (opset < kMinOpset || opset > kMaxOpset)
+    return Status::error(path + ": opset " + std::to_string(opset) + " of the default domain is not supported (supported: " +
+                         std::to_string(kMinOpset) + "-" + std::to_string(kMaxOpset) + ")");
+
+  model->graph.opset = opset;
+  Converter conv(path, proto);
+  SARAI_RETURN_IF_ERROR(convert_graph(conv, proto->graph(), model->graph, nullptr, ""));
   conv.external().finish(*model);
   model->keepalive.push_back(proto);
   return model;

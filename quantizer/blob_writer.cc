@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <map>
 
 #include "kernels/cpu/int8_layout.h"
 #include "runtime/atomic_file.h"
@@ -20,27 +21,6 @@ constexpr size_t kBufferSize = 8u << 20;      // one write() per 8 MB
 constexpr uint64_t kDataOffset = kPageAlignment;  // header + table, then zeros up to the first page
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
-
-// The stream encoding of META, GRAPH and TENSORS (blob_format.h).
-class Stream {
- public:
-  void u8(uint8_t v) { b_.push_back(static_cast<char>(v)); }
-  void u32(uint32_t v) { raw(&v, 4); }
-  void i32(int32_t v) { raw(&v, 4); }
-  void u64(uint64_t v) { raw(&v, 8); }
-  void i64(int64_t v) { raw(&v, 8); }
-  void f32(float v) { raw(&v, 4); }
-  void str(const std::string& s) {
-    u32(static_cast<uint32_t>(s.size()));
-    b_.append(s);
-  }
-  void count(size_t n) { u32(static_cast<uint32_t>(n)); }
-  const std::string& bytes() const { return b_; }
-
- private:
-  void raw(const void* p, size_t n) { b_.append(static_cast<const char*>(p), n); }
-  std::string b_;
-};
 
 bool too_long(const std::string& s) { return s.size() > std::numeric_limits<uint32_t>::max(); }
 
@@ -63,6 +43,27 @@ void put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
 void put64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
 
 }  // namespace
+
+// The stream encoding of META, GRAPH and TENSORS (blob_format.h).
+class Stream {
+ public:
+  void u8(uint8_t v) { b_.push_back(static_cast<char>(v)); }
+  void u32(uint32_t v) { raw(&v, 4); }
+  void i32(int32_t v) { raw(&v, 4); }
+  void u64(uint64_t v) { raw(&v, 8); }
+  void i64(int64_t v) { raw(&v, 8); }
+  void f32(float v) { raw(&v, 4); }
+  void str(const std::string& s) {
+    u32(static_cast<uint32_t>(s.size()));
+    b_.append(s);
+  }
+  void count(size_t n) { u32(static_cast<uint32_t>(n)); }
+  const std::string& bytes() const { return b_; }
+
+ private:
+  void raw(const void* p, size_t n) { b_.append(static_cast<const char*>(p), n); }
+  std::string b_;
+};
 
 Expected<std::unique_ptr<BlobWriter>> BlobWriter::create(const std::string& tmp_path, const std::string& final_path) {
   int err = 0;
@@ -243,6 +244,122 @@ Status BlobWriter::check_entries() const {
   return Status::ok();
 }
 
+// The tensors finish() adds for one graph: its TENSOR attributes (per
+// node, in attribute order) and, for a subgraph, its initializers; and the
+// same for each subgraph, by (node, attribute).
+struct BlobWriter::GraphTensors {
+  std::vector<std::vector<int32_t>> attr_tensor;
+  std::vector<int32_t> value_tensor;  // subgraphs only (the caller gives the model graph's)
+  std::map<std::pair<size_t, std::string>, std::unique_ptr<GraphTensors>> sub;
+};
+
+Status BlobWriter::add_graph_tensors(const Graph& graph, const std::string& prefix, bool sub, GraphTensors* out) {
+  out->attr_tensor.resize(graph.nodes.size());
+  if (sub) {
+    out->value_tensor.assign(graph.values.size(), -1);
+    for (size_t v = 0; v < graph.values.size(); ++v) {
+      const Value& val = graph.values[v];
+      if (!val.is_initializer) continue;
+      TensorSpec spec;
+      spec.name = prefix + val.name;
+      spec.dtype = val.initializer.dtype();
+      spec.dims = val.initializer.shape();
+      auto idx = add_tensor(spec, val.initializer.raw(), val.initializer.nbytes());
+      if (!idx) return idx.status();
+      out->value_tensor[v] = *idx;
+    }
+  }
+  for (size_t ni = 0; ni < graph.nodes.size(); ++ni) {
+    const Node& node = graph.nodes[ni];
+    for (const auto& [name, a] : node.attrs) {
+      if (a.kind == Attribute::Kind::kGraph && a.g) {
+        auto child = std::make_unique<GraphTensors>();
+        SARAI_RETURN_IF_ERROR(add_graph_tensors(*a.g, prefix + node.name + "." + name + "/", /*sub=*/true, child.get()));
+        out->sub[{ni, name}] = std::move(child);
+        continue;
+      }
+      if (a.kind != Attribute::Kind::kTensor) continue;
+      if (!a.t.defined())
+        return Status::error(node.describe() + ": tensor attribute '" + name + "' has no tensor");
+      TensorSpec spec;
+      spec.name = prefix + node.name + "." + name;
+      spec.dtype = a.t.dtype();
+      spec.dims = a.t.shape();
+      auto idx = add_tensor(spec, a.t.raw(), a.t.nbytes());
+      if (!idx) return idx.status().with_prefix(node.describe() + ": ");
+      out->attr_tensor[ni].push_back(*idx);
+    }
+  }
+  return Status::ok();
+}
+
+// GRAPH's encoding of one graph (docs/blob-format.md 5.2): the model's
+// graph after its opset; a subgraph as a GRAPH attribute's payload, with
+// its captures at the end.
+Status BlobWriter::write_graph(Stream& g, const Graph& graph, const std::vector<int32_t>& value_tensor,
+                               const GraphTensors& tensors, bool sub) {
+  g.str(graph.name);
+  g.count(graph.values.size());
+  for (size_t vi = 0; vi < graph.values.size(); ++vi) {
+    const Value& v = graph.values[vi];
+    g.str(v.name);
+    g.i32(static_cast<int32_t>(v.dtype));
+    g.u8(v.has_shape ? 1 : 0);
+    if (v.dims.size() > kMaxRank)
+      return Status::error(tmp_path() + ": value '" + v.name + "' has rank " + std::to_string(v.dims.size()));
+    g.count(v.dims.size());
+    for (const Dim& d : v.dims) {
+      g.i64(d.is_fixed() ? d.value : -1);
+      g.str(d.is_fixed() ? std::string() : d.symbol);
+    }
+    g.i32(value_tensor[vi]);
+  }
+  g.count(graph.nodes.size());
+  for (size_t ni = 0; ni < graph.nodes.size(); ++ni) {
+    const Node& n = graph.nodes[ni];
+    g.str(n.name);
+    g.str(n.op_type);
+    g.str(n.domain);
+    g.count(n.inputs.size());
+    for (int x : n.inputs) g.i32(x);
+    g.count(n.outputs.size());
+    for (int x : n.outputs) g.i32(x);
+    g.count(n.attrs.size());
+    size_t next_attr_tensor = 0;
+    for (const auto& [name, a] : n.attrs) {  // std::map: sorted, as the reader rebuilds it
+      g.str(name);
+      AttrKind k = attr_kind(a.kind);
+      g.u8(static_cast<uint8_t>(k));
+      switch (k) {
+        case AttrKind::kFloat: g.f32(a.f); break;
+        case AttrKind::kInt: g.i64(a.i); break;
+        case AttrKind::kString: g.str(a.s); break;
+        case AttrKind::kTensor: g.i32(tensors.attr_tensor[ni][next_attr_tensor++]); break;
+        case AttrKind::kFloats: g.count(a.floats.size()); for (float f : a.floats) g.f32(f); break;
+        case AttrKind::kInts: g.count(a.ints.size()); for (int64_t i : a.ints) g.i64(i); break;
+        case AttrKind::kStrings: g.count(a.strings.size()); for (const auto& s : a.strings) g.str(s); break;
+        case AttrKind::kGraph: {
+          g.u8(a.g ? 1 : 0);
+          if (!a.g) break;
+          const GraphTensors& st = *tensors.sub.at({ni, name});
+          SARAI_RETURN_IF_ERROR(write_graph(g, *a.g, st.value_tensor, st, /*sub=*/true));
+          break;
+        }
+      }
+    }
+    g.count(static_cast<size_t>(n.implicit_inputs));
+  }
+  g.count(graph.inputs.size());
+  for (int x : graph.inputs) g.i32(x);
+  g.count(graph.outputs.size());
+  for (int x : graph.outputs) g.i32(x);
+  if (sub) {
+    g.count(graph.captures.size());
+    for (int x : graph.captures) g.i32(x);
+  }
+  return Status::ok();
+}
+
 Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_tensor) {
   if (done_) return error_ ? Status::error(tmp_path() + ": the blob is already finished") : error_;
   Status st = [&]() -> Status {
@@ -250,23 +367,10 @@ Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_
     if (value_tensor.size() != graph.values.size())
       return Status::error(tmp_path() + ": value_tensor has " + std::to_string(value_tensor.size()) +
                            " entries for " + std::to_string(graph.values.size()) + " values");
-    // Tensor-valued attributes go to DATA like every other tensor.
-    std::vector<std::vector<int32_t>> attr_tensor(graph.nodes.size());
-    for (size_t ni = 0; ni < graph.nodes.size(); ++ni) {
-      const Node& node = graph.nodes[ni];
-      for (const auto& [name, a] : node.attrs) {
-        if (a.kind != Attribute::Kind::kTensor) continue;
-        if (!a.t.defined())
-          return Status::error(node.describe() + ": tensor attribute '" + name + "' has no tensor");
-        TensorSpec spec;
-        spec.name = node.name + "." + name;
-        spec.dtype = a.t.dtype();
-        spec.dims = a.t.shape();
-        auto idx = add_tensor(spec, a.t.raw(), a.t.nbytes());
-        if (!idx) return idx.status().with_prefix(node.describe() + ": ");
-        attr_tensor[ni].push_back(*idx);
-      }
-    }
+    // Tensor-valued attributes, and the initializers of subgraphs, go to
+    // DATA like every other tensor.
+    GraphTensors top;
+    SARAI_RETURN_IF_ERROR(add_graph_tensors(graph, "", /*sub=*/false, &top));
     SARAI_RETURN_IF_ERROR(check_entries().with_prefix(tmp_path() + ": "));
     const int32_t ntensors = static_cast<int32_t>(entries_.size());
     for (size_t v = 0; v < value_tensor.size(); ++v)
@@ -293,54 +397,7 @@ Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_
 
     Stream g;
     g.i64(graph.opset);
-    g.str(graph.name);
-    g.count(graph.values.size());
-    for (size_t vi = 0; vi < graph.values.size(); ++vi) {
-      const Value& v = graph.values[vi];
-      g.str(v.name);
-      g.i32(static_cast<int32_t>(v.dtype));
-      g.u8(v.has_shape ? 1 : 0);
-      if (v.dims.size() > kMaxRank)
-        return Status::error(tmp_path() + ": value '" + v.name + "' has rank " + std::to_string(v.dims.size()));
-      g.count(v.dims.size());
-      for (const Dim& d : v.dims) {
-        g.i64(d.is_fixed() ? d.value : -1);
-        g.str(d.is_fixed() ? std::string() : d.symbol);
-      }
-      g.i32(value_tensor[vi]);
-    }
-    g.count(graph.nodes.size());
-    for (size_t ni = 0; ni < graph.nodes.size(); ++ni) {
-      const Node& n = graph.nodes[ni];
-      g.str(n.name);
-      g.str(n.op_type);
-      g.str(n.domain);
-      g.count(n.inputs.size());
-      for (int x : n.inputs) g.i32(x);
-      g.count(n.outputs.size());
-      for (int x : n.outputs) g.i32(x);
-      g.count(n.attrs.size());
-      size_t next_attr_tensor = 0;
-      for (const auto& [name, a] : n.attrs) {  // std::map: sorted, as the reader rebuilds it
-        g.str(name);
-        AttrKind k = attr_kind(a.kind);
-        g.u8(static_cast<uint8_t>(k));
-        switch (k) {
-          case AttrKind::kFloat: g.f32(a.f); break;
-          case AttrKind::kInt: g.i64(a.i); break;
-          case AttrKind::kString: g.str(a.s); break;
-          case AttrKind::kTensor: g.i32(attr_tensor[ni][next_attr_tensor++]); break;
-          case AttrKind::kFloats: g.count(a.floats.size()); for (float f : a.floats) g.f32(f); break;
-          case AttrKind::kInts: g.count(a.ints.size()); for (int64_t i : a.ints) g.i64(i); break;
-          case AttrKind::kStrings: g.count(a.strings.size()); for (const auto& s : a.strings) g.str(s); break;
-          case AttrKind::kGraph: break;
-        }
-      }
-    }
-    g.count(graph.inputs.size());
-    for (int x : graph.inputs) g.i32(x);
-    g.count(graph.outputs.size());
-    for (int x : graph.outputs) g.i32(x);
+    SARAI_RETURN_IF_ERROR(write_graph(g, graph, value_tensor, top, /*sub=*/false));
 
     Stream t;
     t.count(entries_.size());

@@ -38,6 +38,8 @@ struct TensorSpec {
   int32_t scale_tensor = -1, zero_point_tensor = -1, sum_tensor = -1;  // table indices
 };
 
+class Stream;  // blob_writer.cc: the stream encoding of META, GRAPH, TENSORS
+
 class BlobWriter {
  public:
   // Creates tmp_path (O_CREAT|O_EXCL; it must be in the same folder as
@@ -83,6 +85,12 @@ class BlobWriter {
   Status append_zeros(uint64_t n);
   Status flush();
   Status check_entries() const;
+  struct GraphTensors;
+  // Adds a graph's TENSOR attributes (and a subgraph's initializers), at
+  // any depth, as tensors named prefix + "node.attr" / prefix + value.
+  Status add_graph_tensors(const Graph& graph, const std::string& prefix, bool sub, GraphTensors* out);
+  Status write_graph(Stream& g, const Graph& graph, const std::vector<int32_t>& value_tensor, const GraphTensors& tensors,
+                     bool sub);
   void close_and_unlink();
 
   std::unique_ptr<AtomicFile> file_;  // runtime/atomic_file.h

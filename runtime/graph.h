@@ -30,6 +30,8 @@ struct Dim {
   std::string to_string() const { return is_fixed() ? std::to_string(value) : (symbol.empty() ? "?" : symbol); }
 };
 
+class Graph;
+
 struct Attribute {
   enum class Kind { kFloat, kInt, kString, kTensor, kFloats, kInts, kStrings, kGraph };
   Kind kind = Kind::kInt;
@@ -40,6 +42,9 @@ struct Attribute {
   std::vector<float> floats;
   std::vector<int64_t> ints;
   std::vector<std::string> strings;
+  // kGraph: the subgraph (the body of If, Loop, Scan); null for kinds the
+  // loader keeps out of the IR (lists of graphs, sparse tensors, types).
+  std::shared_ptr<const Graph> g;
 };
 
 struct Node {
@@ -49,6 +54,12 @@ struct Node {
   std::vector<int> inputs;
   std::vector<int> outputs;
   std::map<std::string, Attribute> attrs;
+  // Control flow: the last `implicit_inputs` entries of `inputs` are not the
+  // op's own but the outer values its subgraphs read (Graph::captures, by
+  // name), listed so that order and lifetimes see them (ONNX Runtime calls
+  // them implicit inputs too).
+  int implicit_inputs = 0;
+  int explicit_inputs() const { return static_cast<int>(inputs.size()) - implicit_inputs; }
 
   bool has_attr(const std::string& k) const { return attrs.count(k) != 0; }
   const Attribute* attr(const std::string& k) const {
@@ -111,6 +122,11 @@ class Graph {
   std::vector<Node> nodes;
   std::vector<int> inputs;          // graph inputs that are not initializers
   std::vector<int> outputs;
+  // A subgraph's values that enclosing graphs define (read by name, as ONNX
+  // scoping says): neither inputs nor initializers nor produced here; the
+  // node owning the subgraph binds them to its implicit inputs. An outer
+  // initializer is copied in as an initializer instead (a shared handle).
+  std::vector<int> captures;
 
   int find_value(const std::string& name) const;  // kNoValue if absent
   // Adds a value (name must be new) and returns its index.

@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/graph.h"
@@ -151,6 +152,35 @@ class KernelContext {
 };
 
 using KernelFn = Status (*)(KernelContext&);
+
+// A control-flow node's subgraph (If's branches, Loop's and Scan's body),
+// made ready to run by the session that runs the node: Session::create
+// gives each such node a ControlFlowBodies as its prepared data, one runner
+// per graph attribute, each a session of its own over the subgraph (its
+// plans, its arena pool; concurrent calls are fine).
+class SubgraphRunner {
+ public:
+  virtual ~SubgraphRunner() = default;
+  // The body as it runs. Its inputs: the `formal_inputs` the op passes
+  // (Loop's iteration number, condition and carried values; Scan's states
+  // and slices), then its captures, each bound to the node input
+  // capture_source names (one of the node's implicit inputs).
+  virtual const Graph& graph() const = 0;
+  // As Session::run: `outputs` reuses the previous call's storage when the
+  // shapes are the same and nothing else holds it.
+  virtual Status run(const std::vector<NamedTensor>& inputs, std::vector<NamedTensor>* outputs) = 0;
+  int formal_inputs = 0;
+  std::vector<int> capture_source;
+};
+
+struct ControlFlowBodies {
+  std::vector<std::pair<std::string, std::unique_ptr<SubgraphRunner>>> bodies;  // by attribute name
+  SubgraphRunner* find(std::string_view attr) const {
+    for (const auto& [name, r] : bodies)
+      if (name == attr) return r.get();
+    return nullptr;
+  }
+};
 
 // The largest tensor a kernel may allocate (1 TiB): far above any real
 // model's, far below where byte counts could wrap. No output or workspace

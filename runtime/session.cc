@@ -47,6 +47,83 @@ Expected<std::string> attention_precision_for(const Model& model, AttentionPreci
   return p;
 }
 
+namespace {
+
+// Ops of subgraphs (at any depth) without a kernel, added to `missing` as
+// Session::create counts the model's own.
+void missing_in_subgraphs(const Node& n, const KernelTable& kernels,
+                          std::map<std::string, std::pair<int, std::string>>& missing) {
+  for (const auto& [name, a] : n.attrs) {
+    if (a.kind != Attribute::Kind::kGraph || !a.g) continue;
+    for (const Node& sn : a.g->nodes) {
+      if (!kernels.find(sn.op_type, a.g->opset, sn.domain)) {
+        auto& m = missing[KernelTable::key(sn.domain, sn.op_type)];
+        if (m.first++ == 0) m.second = sn.name;
+      }
+      missing_in_subgraphs(sn, kernels, missing);
+    }
+  }
+}
+
+// A subgraph run as a session of its own.
+class SessionRunner : public SubgraphRunner {
+ public:
+  explicit SessionRunner(std::unique_ptr<Session> s) : s_(std::move(s)) {}
+  const Graph& graph() const override { return s_->graph(); }
+  Status run(const std::vector<NamedTensor>& inputs, std::vector<NamedTensor>* outputs) override {
+    return s_->run(inputs, outputs);
+  }
+
+ private:
+  std::unique_ptr<Session> s_;
+};
+
+// The sessions of node n's subgraphs (null when it has none). Each is a
+// model of its own: the subgraph, with its captures appended to its inputs,
+// keeping `parent` (whose bytes its weights view) alive; errors name the
+// node and attribute through the model's path.
+Expected<std::shared_ptr<ControlFlowBodies>> make_bodies(const std::shared_ptr<const Model>& parent, const Node& n,
+                                                         const KernelTable& kernels, const SessionOptions& options) {
+  std::shared_ptr<ControlFlowBodies> bodies;
+  const Graph& pg = parent->graph;
+  for (const auto& [name, a] : n.attrs) {
+    if (a.kind != Attribute::Kind::kGraph || !a.g) continue;
+    auto child = std::make_shared<Model>();
+    child->path = parent->path + ": " + n.describe() + " " + name;
+    child->ir_version = parent->ir_version;
+    child->opset_imports = parent->opset_imports;
+    child->metadata = parent->metadata;
+    child->mapped_regions = parent->mapped_regions;
+    child->keepalive.push_back(parent);
+    child->graph = *a.g;
+    Graph& cg = child->graph;
+    const int formal = static_cast<int>(cg.inputs.size());
+    std::vector<int> source;
+    for (int c : cg.captures) {
+      const std::string& cname = cg.values[static_cast<size_t>(c)].name;
+      int from = -1;
+      for (int k = n.explicit_inputs(); k < static_cast<int>(n.inputs.size()); ++k)
+        if (n.inputs[static_cast<size_t>(k)] != kNoValue && pg.values[static_cast<size_t>(n.inputs[static_cast<size_t>(k)])].name == cname)
+          from = k;
+      if (from < 0)
+        return Status::error(child->path + ": reads '" + cname + "' from the enclosing graph, but the node does not list it");
+      source.push_back(from);
+      cg.inputs.push_back(c);
+    }
+    cg.captures.clear();
+    auto session = Session::create(std::move(child), kernels, options);
+    if (!session) return session.status();
+    auto runner = std::make_unique<SessionRunner>(std::move(*session));
+    runner->formal_inputs = formal;
+    runner->capture_source = std::move(source);
+    if (!bodies) bodies = std::make_shared<ControlFlowBodies>();
+    bodies->bodies.emplace_back(name, std::move(runner));
+  }
+  return bodies;
+}
+
+}  // namespace
+
 Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model, const KernelTable& kernels,
                                                    SessionOptions options) {
   std::unique_ptr<Session> s(new Session());
@@ -90,6 +167,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
       if (m.first++ == 0) m.second = n.name;
     }
     s->kernel_of_node_[i] = fn;
+    missing_in_subgraphs(n, kernels, missing);
     if (const OpSchema* schema = kernels.schema(n.op_type, g.opset, n.domain)) {
       s->in_place_[i] = schema->in_place;
       Status st = check_attributes(n, *schema, g.opset);
@@ -118,6 +196,20 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   s->profile_ = options.profile;
   s->options_ = options;
   if (s->profile_) s->node_ms_.assign(g.nodes.size(), 0.0);
+  // Control flow: each subgraph runs as a session of its own, with this
+  // one's threads and choices (not its budget, cache, observer or profile),
+  // handed to the node's kernel as its prepared data.
+  SessionOptions body_options = options;
+  body_options.num_threads = s->num_threads_;
+  body_options.profile = false;
+  body_options.observer = nullptr;
+  body_options.cache_size = 0;
+  body_options.max_memory_bytes = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    auto bodies = make_bodies(model, g.nodes[i], kernels, body_options);
+    if (!bodies) return bodies.status();
+    if (*bodies) s->prepared_[i] = std::move(*bodies);
+  }
   s->out_begin_.push_back(0);
   for (int node_id : s->order_)
     s->out_begin_.push_back(s->out_begin_.back() + static_cast<int>(g.nodes[static_cast<size_t>(node_id)].outputs.size()));

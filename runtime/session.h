@@ -96,11 +96,6 @@ struct CacheStats {
   uint64_t bytes = 0;    // inputs + outputs held
 };
 
-struct NamedTensor {
-  std::string name;
-  Tensor tensor;
-};
-
 // What prepare() planned for one input-shape signature, and how it fits
 // the budget. Byte counts; "runtime" is the process's resident memory
 // before running, less any weight pages already mapped in.

@@ -109,6 +109,13 @@ class Tensor {
   bool read_only_ = false;
 };
 
+// A tensor with the graph value name it binds to (Session::run's inputs and
+// outputs).
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
+
 // IEEE half <-> float conversions (round to nearest even).
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);

@@ -16,6 +16,9 @@
 #include "kernels/cpu/int8_layout.h"
 #include "tests/onnx_builder.h"
 #include "loader/blob_reader.h"
+#include "runtime/session.h"
+#include "loader/onnx_loader.h"
+#include "kernels/kernels.h"
 #include "quantizer/blob_writer.h"
 #include "runtime/crc32c.h"
 #include "test_util.h"
@@ -415,13 +418,38 @@ TEST_F(BlobTest, FlippedByteEverywhereNeverPasses) {
   }
 }
 
+// A blob written in format version 1 (tests/fixtures/README.md) loads,
+// verifies and runs as its source model does.
+TEST(BlobFormat, ReadsFormatVersion1) {
+  const std::string dir = test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/";
+  BlobInfo info;
+  auto blob = load_blob(dir + "format_v1.sarai", /*verify=*/true, &info);
+  ASSERT_TRUE(blob.has_value()) << blob.message();
+  EXPECT_EQ(info.header.format_version, 1u);
+  auto onnx = load_onnx(dir + "format_v1.onnx");
+  ASSERT_TRUE(onnx.has_value()) << onnx.message();
+  KernelTable table;
+  register_kernels(table);
+  Tensor x = test::random_tensor({2, 16}, 7);
+  std::vector<Tensor> y;
+  for (auto m : {*onnx, *blob}) {
+    auto s = Session::create(m, table, SessionOptions{1});
+    ASSERT_TRUE(s.has_value()) << s.message();
+    auto out = (*s)->run({{"x", x}});
+    ASSERT_TRUE(out.has_value()) << out.message();
+    y.push_back((*out)[0].tensor);
+  }
+  EXPECT_TRUE(test::tensors_near(y[1], y[0], 0.05, 0.02));  // INT8 weights against FP32
+  EXPECT_FALSE(test::tensors_equal(y[1], y[0]));             // and really the quantized path
+}
+
 TEST_F(BlobTest, WrongMagicAndVersions) {
   Bytes b = bytes_;
   b[3] = 'X';
   EXPECT_EQ(verify_message(b), "f.sarai: not a .sarai blob (bad magic)");
   b = bytes_;
   b[8] = 7;
-  EXPECT_EQ(verify_message(b), "f.sarai: format version 7 is not supported (this build reads 1)");
+  EXPECT_EQ(verify_message(b), "f.sarai: format version 7 is not supported (this build reads 1 to 2)");
   b = bytes_;
   put32(b, blob::HeaderLayout::kWeightLayoutVersion, 9);
   blob_internal::reseal(b.data(), b.size());

@@ -35,6 +35,12 @@ const std::map<std::string, std::string>& skip_list() {
       // Non-tensor types: the IR has tensors only.
       {"test_identity_opt", "optional types are not supported (tensors only)"},
       {"test_identity_sequence", "sequence types are not supported (tensors only)"},
+      {"test_if_seq", "sequence types are not supported (tensors only)"},
+      {"test_if_opt", "optional types are not supported (tensors only)"},
+      {"test_loop13_seq", "sequence types are not supported (tensors only)"},
+      {"test_loop16_seq_none", "optional and sequence types are not supported (tensors only)"},
+      // Scan-8 (a batch axis and sequence_lens) predates the opsets we load (9-21).
+      {"test_scan_sum", "opset 8 Scan: the loader reads opsets 9-21"},
       // String tensors: no model in scope carries them.
       {"test_cast_FLOAT_to_STRING", "string tensors are not supported"},
       {"test_cast_STRING_to_FLOAT", "string tensors are not supported"},

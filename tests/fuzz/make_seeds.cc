@@ -90,6 +90,33 @@ bool write_seed(const std::string& dir, int variant) {
       n.attrs["t"] = t;
       n.attrs["g"] = attr(Attribute::Kind::kGraph);
     }
+    if (variant == 1) {
+      // A subgraph (format 2): reads x from outside (a capture) and has an
+      // initializer of its own, so the fuzzer starts from nested graphs too.
+      auto sub = std::make_shared<Graph>();
+      sub->opset = g.opset;
+      const int cx = sub->add_value("x");
+      const int ck = sub->add_value("k");
+      const int cy = sub->add_value("sub_y");
+      Value& kv = sub->values[static_cast<size_t>(ck)];
+      kv.is_initializer = true;
+      kv.initializer = Tensor::allocate(DType::kFloat32, {8});
+      kv.dtype = DType::kFloat32;
+      kv.has_shape = true;
+      kv.dims = {Dim{8, {}}};
+      Node add;
+      add.name = "sub_add";
+      add.op_type = "Add";
+      add.inputs = {cx, ck};
+      add.outputs = {cy};
+      sub->nodes.push_back(add);
+      sub->values[static_cast<size_t>(cy)].producer = 0;
+      sub->captures = {cx};
+      sub->outputs = {cy};
+      Attribute ga = attr(Attribute::Kind::kGraph);
+      ga.g = sub;
+      n.attrs["body"] = ga;
+    }
     g.nodes.push_back(n);
     g.outputs = {y};
   }

@@ -2,7 +2,9 @@
 // metadata and tensor table).
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <set>
 
 #include "kernels/kernels.h"
 #include "loader/blob_reader.h"
@@ -106,11 +108,40 @@ int cmd_inspect(const std::string& path) {
   }
   KernelTable kernels;
   register_kernels(kernels);
+  // Every node, at any depth of subgraphs (If, Loop, Scan bodies), and
+  // every constant: initializers (an outer one copied into a subgraph is
+  // the same bytes, counted once) and Constant nodes' tensors.
   std::map<std::string, int> hist;
-  for (const Node& n : g.nodes) hist[KernelTable::key(n.domain, n.op_type)]++;
+  int nodes = 0, sub_nodes = 0, n_init = 0, n_const = 0;
+  int64_t count = 0;
+  uint64_t bytes = 0;
+  std::set<const void*> seen;
+  auto add_tensor = [&](const Tensor& t) {
+    if (t.nbytes() && !seen.insert(t.raw()).second) return false;
+    count += t.numel();
+    bytes += t.nbytes();
+    return true;
+  };
+  std::function<void(const Graph&, int)> walk = [&](const Graph& graph, int depth) {
+    for (const Value& v : graph.values)
+      if (v.is_initializer && add_tensor(v.initializer)) ++n_init;
+    for (const Node& n : graph.nodes) {
+      hist[KernelTable::key(n.domain, n.op_type)]++;
+      ++(depth ? sub_nodes : nodes);
+      if (n.op_type == "Constant" && n.domain.empty())
+        if (const Attribute* a = n.attr("value"); a && a->kind == Attribute::Kind::kTensor && a->t.defined() && add_tensor(a->t))
+          ++n_const;
+      for (const auto& [name, a] : n.attrs)
+        if (a.kind == Attribute::Kind::kGraph && a.g) walk(*a.g, depth + 1);
+    }
+  };
+  walk(g, 0);
   std::vector<std::pair<std::string, int>> ops(hist.begin(), hist.end());
   std::stable_sort(ops.begin(), ops.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
-  std::printf("ops (%zu nodes):\n", g.nodes.size());
+  if (sub_nodes)
+    std::printf("ops (%d nodes, and %d more inside subgraphs):\n", nodes, sub_nodes);
+  else
+    std::printf("ops (%d nodes):\n", nodes);
   int unsupported = 0;
   for (const auto& [op, count] : ops) {
     auto sep = op.find("::");
@@ -119,12 +150,9 @@ int cmd_inspect(const std::string& path) {
     unsupported += !ok;
     std::printf("  %-24s %6d%s\n", op.c_str(), count, ok ? "" : "  (unsupported)");
   }
-  int64_t count = 0;
-  uint64_t bytes = 0;
-  int n_init = 0;
-  for (const Value& v : g.values)
-    if (v.is_initializer) { ++n_init; count += v.initializer.numel(); bytes += v.initializer.nbytes(); }
-  std::printf("parameters: %lld in %d initializers, %s\n", static_cast<long long>(count), n_init, human_bytes(bytes).c_str());
+  std::printf("parameters: %lld in %d initializers", static_cast<long long>(count), n_init);
+  if (n_const) std::printf(" and %d Constant nodes", n_const);
+  std::printf(", %s\n", human_bytes(bytes).c_str());
   if (is_blob) {
     // weights live in the blob itself
   } else if (m.external_data.empty()) {

@@ -243,6 +243,7 @@ Expected<Tensor> Converter::tensor(const onnx::TensorProto& tp, const std::strin
 Status Converter::value_info(const onnx::ValueInfoProto& vi, Value* v) {
   if (!vi.has_type()) return Status::ok();
   const onnx::TypeProto& type = vi.type();
+  if (type.value_case() == onnx::TypeProto::VALUE_NOT_SET) return Status::ok();  // an empty type says nothing (exporters write them)
   if (!type.has_tensor_type())
     return Status::error(path_ + ": value '" + vi.name() + "' is not a tensor (sequences, maps and optionals are not supported)");
   const auto& tt = type.tensor_type();

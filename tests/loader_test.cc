@@ -41,6 +41,19 @@ std::string load_error(const onnx::ModelProto& m, const std::string& dir) {
 #define EXPECT_CONTAINS(haystack, needle) \
   EXPECT_NE((haystack).find(needle), std::string::npos) << "message: " << (haystack)
 
+// A value_info with an empty type (exporters write them: Silero VAD v5)
+// says nothing; a sequence type is refused by name.
+TEST(Loader, EmptyValueInfoTypeIsUnknownNotAnError) {
+  std::string dir = temp_dir("empty_type");
+  onnx::ModelProto m = add_model();
+  auto* vi = m.mutable_graph()->add_value_info();
+  vi->set_name("y");
+  vi->mutable_type();
+  EXPECT_EQ(load_error(m, dir), "");
+  vi->mutable_type()->mutable_sequence_type();
+  EXPECT_CONTAINS(load_error(m, dir), "value 'y' is not a tensor (sequences, maps and optionals are not supported)");
+}
+
 TEST(Loader, ReadsGraphAndInitializers) {
   std::string dir = temp_dir("ok");
   save(add_model(), dir + "/model.onnx");

@@ -240,11 +240,14 @@ Status require_float(const Tensor& t, const char* name) {
   return Status::ok();
 }
 
-Status require_shape(const Tensor& t, const char* name, const Shape& want, const char* dims) {
-  if (t.shape() != want)
-    return Status::error(std::string("input '") + name + "' has shape " + shape_to_string(t.shape()) +
-                         "; expected " + shape_to_string(want) + " " + dims);
-  return Status::ok();
+// `dims` names want's dims; "G" in it stands for the gate count (built
+// only for the error: a run must not allocate).
+Status require_shape(const Tensor& t, const char* name, const Shape& want, const char* dims, int gates = 0) {
+  if (t.shape() == want) return Status::ok();
+  std::string d = dims;
+  if (const size_t g = d.find('G'); g != std::string::npos) d.replace(g, 1, std::to_string(gates));
+  return Status::error(std::string("input '") + name + "' has shape " + shape_to_string(t.shape()) + "; expected " +
+                       shape_to_string(want) + " " + d);
 }
 
 Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
@@ -281,13 +284,12 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
   int64_t gh;  // gates * hidden
   if (__builtin_mul_overflow(hid, int64_t{p->gates}, &gh))
     return Status::error("attribute 'hidden_size' " + std::to_string(hid) + " is too large");
-  const std::string g_str = std::to_string(p->gates) + "*hidden_size";
-  SARAI_RETURN_IF_ERROR(require_shape(w, "W", {nd, gh, in}, ("(num_directions, " + g_str + ", input_size)").c_str()));
-  SARAI_RETURN_IF_ERROR(require_shape(r, "R", {nd, gh, hid}, ("(num_directions, " + g_str + ", hidden_size)").c_str()));
+  SARAI_RETURN_IF_ERROR(require_shape(w, "W", {nd, gh, in}, "(num_directions, G*hidden_size, input_size)", p->gates));
+  SARAI_RETURN_IF_ERROR(require_shape(r, "R", {nd, gh, hid}, "(num_directions, G*hidden_size, hidden_size)", p->gates));
   const Tensor* b = ctx.has_input(3) ? &ctx.input(3) : nullptr;
   if (b) {
     SARAI_RETURN_IF_ERROR(require_float(*b, "B"));
-    SARAI_RETURN_IF_ERROR(require_shape(*b, "B", {nd, 2 * gh}, ("(num_directions, 2*" + g_str + ")").c_str()));
+    SARAI_RETURN_IF_ERROR(require_shape(*b, "B", {nd, 2 * gh}, "(num_directions, 2*G*hidden_size)", p->gates));
   }
   const Shape state_shape = p->batch_major ? Shape{batch, nd, hid} : Shape{nd, batch, hid};
   const char* state_dims = p->batch_major ? "(batch_size, num_directions, hidden_size)"

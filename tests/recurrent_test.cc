@@ -471,13 +471,8 @@ TEST(Recurrent, OmittedOutputsAndEmptyShapes) {
   check(c, make_inputs(c, 3, 2, 0, Opts{}, 1230), "input_size 0");
 }
 
-TEST(Recurrent, PlannedSessionRunsTwice) {
-  // X -> LSTM (initializers W, R, B) -> Y, Y_h, Y_c through a session
-  // (planned arena, workspace at a planned offset).
-  Cfg c;
-  c.hidden = 8;
-  c.direction = "bidirectional";
-  Inputs in = make_inputs(c, 4, 2, 5, Opts{}, 1300);
+// X -> LSTM (initializers W, R, B) -> Y, Y_h, Y_c.
+std::shared_ptr<Model> lstm_model(const Cfg& c, const Inputs& in) {
   auto m = std::make_shared<Model>();
   m->path = "lstm.onnx";
   Graph& g = m->graph;
@@ -496,7 +491,16 @@ TEST(Recurrent, PlannedSessionRunsTwice) {
     g.outputs.push_back(v);
   }
   g.outputs.insert(g.outputs.begin(), y);
-  std::unique_ptr<Session> s = test::session_on(m, SessionOptions{1});
+  return m;
+}
+
+TEST(Recurrent, PlannedSessionRunsTwice) {
+  // Through a session: planned arena, workspace at a planned offset.
+  Cfg c;
+  c.hidden = 8;
+  c.direction = "bidirectional";
+  Inputs in = make_inputs(c, 4, 2, 5, Opts{}, 1300);
+  std::unique_ptr<Session> s = test::session_on(lstm_model(c, in), SessionOptions{1});
   ASSERT_NE(s, nullptr);
   const auto want = reference(c, in);
   for (int run = 0; run < 2; ++run) {
@@ -505,6 +509,28 @@ TEST(Recurrent, PlannedSessionRunsTwice) {
     ASSERT_EQ(out->size(), 3u);
     for (size_t k = 0; k < 3; ++k) EXPECT_TRUE(tensors_near((*out)[k].tensor, want[k], 2e-5, 1e-4)) << k;
   }
+}
+
+TEST(Recurrent, SessionRefusesBadAttributesAtCreation) {
+  // The prepare function runs once per node in Session::create.
+  Cfg c;
+  c.hidden = 3;
+  c.direction = "sideways";
+  Inputs in = make_inputs(c, 2, 1, 2, Opts{}, 1350);
+  KernelTable table;
+  register_kernels(table);
+  auto s = Session::create(lstm_model(c, in), table, SessionOptions{1});
+  ASSERT_FALSE(s.has_value());
+  EXPECT_HAS(s.message(), "Y_node");
+  EXPECT_HAS(s.message(), "attribute 'direction' must be");
+  // layout exists from opset 14 only.
+  c.direction = "forward";
+  c.layout1 = true;
+  auto m = lstm_model(c, in);
+  m->graph.opset = 13;
+  s = Session::create(m, table, SessionOptions{1});
+  ASSERT_FALSE(s.has_value());
+  EXPECT_HAS(s.message(), "layout");
 }
 
 TEST(Recurrent, AttributeErrors) {

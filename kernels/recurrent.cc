@@ -33,6 +33,7 @@
 #include "kernels/fp32_gemm.h"
 #include "kernels/kernels.h"
 #include "kernels/util.h"
+#include "runtime/parallel.h"
 
 namespace sarai::kernels {
 namespace {
@@ -234,6 +235,22 @@ void activate(const ActFn& f, float* x, int64_t n, float* tmp) {
 // x = clamp(x, -c, c) (NaN stays NaN).
 void clip_n(float* x, int64_t n, float c) { vec_kernels().clip(x, x, n, -c, c); }
 
+// Below this many multiply-adds oneDNN's sgemm runs on the calling thread
+// alone: a step of a small layer (Silero VAD's: 1 x 512 x 128) costs less
+// than a parallel region's fork and barrier.
+constexpr int64_t kThreadedMacs = int64_t{1} << 20;
+
+// C[m x n] = A[m x k] · B[n x k]ᵀ (row-major, B's rows k long).
+Status gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc) {
+  int64_t macs;
+  const bool small = !__builtin_mul_overflow(m * n, k, &macs) && macs < kThreadedMacs;  // m * n <= an output's size
+  const int threads = num_threads();
+  if (small && threads > 1) set_num_threads(1);
+  Status st = fp32_gemm(false, true, m, n, k, 1.f, a, lda, b, k, 0.f, c, ldc);
+  if (small && threads > 1) set_num_threads(threads);
+  return st;
+}
+
 Status require_float(const Tensor& t, const char* name) {
   if (t.dtype() != DType::kFloat32)
     return Status::error(std::string("input '") + name + "' must be float32, got " + dtype_name(t.dtype()));
@@ -405,14 +422,14 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
     }
     if (gru && !p->linear_before_reset) std::fill(rh, rh + bh, 0.f);
     // Every step's input projection at once.
-    if (max_len > 0) SARAI_RETURN_IF_ERROR(fp32_gemm(false, true, rows, gh, in, 1.f, px, in, wd, in, 0.f, xw, gh));
+    if (max_len > 0) SARAI_RETURN_IF_ERROR(gemm_nt(rows, gh, in, px, in, wd, xw, gh));
     const float* pp = peep ? peep->data<float>() + d * 3 * hid : nullptr;
 
     for (int64_t s = 0; s < max_len; ++s) {
       // The recurrent product for every batch entry (finished ones too:
       // their rows are ignored).
       const int64_t n1 = gru && !p->linear_before_reset ? 2 * hid : gh;
-      SARAI_RETURN_IF_ERROR(fp32_gemm(false, true, batch, n1, hid, 1.f, h, hid, rd, hid, 0.f, gates, gh));
+      SARAI_RETURN_IF_ERROR(gemm_nt(batch, n1, hid, h, hid, rd, gates, gh));
       for (int64_t i = 0; i < batch; ++i) {
         if (s >= len[i]) continue;
         const int64_t t = reverse ? len[i] - 1 - s : s;
@@ -471,8 +488,7 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
       }
       if (gru) {
         if (!p->linear_before_reset)
-          SARAI_RETURN_IF_ERROR(fp32_gemm(false, true, batch, hid, hid, 1.f, rh, hid, rd + 2 * hid * hid, hid, 0.f,
-                                          gates + 2 * hid, gh));
+          SARAI_RETURN_IF_ERROR(gemm_nt(batch, hid, hid, rh, hid, rd + 2 * hid * hid, gates + 2 * hid, gh));
         for (int64_t i = 0; i < batch; ++i) {
           if (s >= len[i]) continue;
           const int64_t t = reverse ? len[i] - 1 - s : s;

@@ -19,7 +19,8 @@
 // (LeakyRelu, ThresholdedRelu, Elu: alpha; Affine, ScaledTanh, HardSigmoid:
 // both), missing values taking the ONNX operators' defaults (LeakyRelu 0.01,
 // ThresholdedRelu 1, Elu 1, HardSigmoid 0.2 / 0.5, Affine 1 / 0, ScaledTanh
-// 1 / 1) and values left over refused; activation names match in any case.
+// 1 / 1) and values left over refused; activation names match in any case,
+// and a bidirectional layer given one direction's list uses it for both.
 // sequence_lens: each in [0, seq_length]; a reverse direction runs each
 // sequence from its own last valid step; steps past a sequence's length are
 // zeros in Y, its Y_h / Y_c are the state after its last step, and a length

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "runtime/parallel.h"
 #include "runtime/session.h"
 #include "tests/test_util.h"
 
@@ -232,7 +233,7 @@ Inputs make_inputs(const Cfg& c, int64_t seq, int64_t batch, int64_t isz, const 
 
 // Runs the kernel on `in` (converted to the node's layout) and compares
 // every output with the reference.
-void check(const Cfg& c, const Inputs& in, const std::string& what) {
+void check(const Cfg& c, const Inputs& in, const std::string& what, int threads = 1) {
   SCOPED_TRACE(what);
   const bool lstm = c.op == "LSTM";
   std::vector<Tensor> args = {c.layout1 ? swap01(in.x) : in.x, in.w, in.r, in.b, in.lens,
@@ -242,7 +243,7 @@ void check(const Cfg& c, const Inputs& in, const std::string& what) {
     args.push_back(in.p);
   }
   const KernelFn fn = lstm ? kernels::LSTM : c.op == "GRU" ? kernels::GRU : kernels::RNN;
-  auto out = run_kernel(fn, node_of(c), args, 14);
+  auto out = run_kernel(fn, node_of(c), args, 14, threads);
   ASSERT_TRUE(out.has_value()) << out.message();
   std::vector<Tensor> want = reference(c, in);
   if (c.layout1) {
@@ -427,6 +428,12 @@ TEST(Recurrent, SileroSizeAndHiddenSizeFromR) {
   check(c, make_inputs(c, 2, 1, 128, o, 1100), "LSTM 128");
   c.op = "GRU";
   check(c, make_inputs(c, 2, 2, 64, o, 1110), "GRU 128");
+  // Large enough for threaded GEMMs (2^20 multiply-adds and more), on 2 threads.
+  set_num_threads(2);
+  c.op = "LSTM";
+  c.direction = "bidirectional";
+  check(c, make_inputs(c, 8, 4, 128, o, 1115), "LSTM 128 threaded", 2);
+  set_num_threads(1);
   // Large pre-activations: tanh and sigmoid saturate without NaN.
   Cfg r;
   r.op = "RNN";
@@ -469,6 +476,16 @@ TEST(Recurrent, OmittedOutputsAndEmptyShapes) {
   EXPECT_EQ((*out)[0].shape(), (Shape{3, 1, 0, 4}));
   c.op = "GRU";
   check(c, make_inputs(c, 3, 2, 0, Opts{}, 1230), "input_size 0");
+  // int64 sequence_lens give the same result as int32.
+  Opts lo;
+  lo.lens = true;
+  lo.len_values = {2, 0};
+  Inputs li = make_inputs(c, 3, 2, 3, lo, 1240);
+  auto a = run_kernel(kernels::GRU, node_of(c), {li.x, li.w, li.r, li.b, li.lens}, 14);
+  auto b = run_kernel(kernels::GRU, node_of(c), {li.x, li.w, li.r, li.b, make_tensor<int64_t>({2}, {2, 0})}, 14);
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_TRUE(test::tensors_equal((*a)[0], (*b)[0]));
+  EXPECT_TRUE(test::tensors_equal((*a)[1], (*b)[1]));
 }
 
 // X -> LSTM (initializers W, R, B) -> Y, Y_h, Y_c.

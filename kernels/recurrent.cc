@@ -370,7 +370,6 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
   const int64_t bh = batch * hid;  // <= batch * gh
   float* ws = ctx.workspace<float>(total);
   int64_t* len = ctx.workspace<int64_t>(batch);
-  if (ws == nullptr || len == nullptr) return Status::error("out of scratch memory");
   bool skip = want_y || want_yh || want_yc;
   if (y && !ctx.skip_compute(*y)) skip = false;
   if (yh && !ctx.skip_compute(*yh)) skip = false;

@@ -670,6 +670,18 @@ TEST(Recurrent, InputErrors) {
   Node rn = node_of(r);
   EXPECT_HAS(run_error(kernels::RNN, rn, {in.x, random_tensor({1, 2, 3}, 1), random_tensor({1, 2, 2}, 1), in.b}, 14),
              "input 'B' has shape [1, 16]; expected [1, 4] (num_directions, 2*1*hidden_size)");
+  // Too many outputs for GRU / RNN; X whose steps need more scratch than an
+  // int64 count (empty, so it exists: [2^62, 1, 0]; Y omitted).
+  Node ro = rn;
+  ro.outputs.push_back(99);
+  EXPECT_HAS(run_error(kernels::RNN, ro, {in.x, random_tensor({1, 2, 3}, 1), random_tensor({1, 2, 2}, 1)}, 14),
+             "RNN has at most 2 outputs (Y, Y_h), got 3");
+  Node ny = n;
+  ny.outputs[0] = kNoValue;
+  const Tensor huge_x = Tensor::allocate(DType::kFloat32, {INT64_C(1) << 62, 1, 0});
+  EXPECT_HAS(err({huge_x, random_tensor({1, 8, 0}, 1), in.r}, ny),
+             "input 'X' [4611686018427387904, 1, 0] with hidden_size 2 needs more scratch than can be addressed");
+  EXPECT_HAS(err(with(1, make_tensor<int32_t>({1, 8, 3}, std::vector<int32_t>(24, 0))), n), "input 'W' must be float32, got int32");
   rn.inputs.push_back(6);
   EXPECT_HAS(run_error(kernels::RNN, rn, {in.x, random_tensor({1, 2, 3}, 1), random_tensor({1, 2, 2}, 1), Tensor(),
                                           Tensor(), Tensor(), in.c0}, 14),

@@ -22,6 +22,10 @@
 //                         int8-per-tensor; items = multiply-adds of its two
 //                         products (2 * heads * T * T * 64), so items/s is
 //                         MAC/s including softmax and quantization
+//   BM_lstm_step          the LSTM op (kernels/recurrent.cc) at Silero VAD's
+//                         size: batch 1, input 128, hidden 128, seq 1, with
+//                         bias and initial states, outputs Y_h and Y_c (one
+//                         call per 32 ms audio chunk); items = calls
 //
 // The data (<= 12 MB) fits in a 32 MB L3: these are in-cache rates, the
 // situation inside an encoder layer where a GEMM's output feeds the next op.
@@ -181,6 +185,43 @@ void BM_attention(benchmark::State& st) {
   st.SetLabel(std::string(prec.s) + " " + sarai::isa_name(sarai::max_isa()));
 }
 
+void BM_lstm_step(benchmark::State& st) {
+  const int64_t seq = st.range(0), in = 128, hid = 128;
+  sarai::max_isa();
+  const int threads = static_cast<int>(st.range(1));
+  sarai::set_num_threads(threads);
+  auto tensor = [](sarai::Shape shape, float scale, uint64_t seed) {
+    sarai::Tensor x = sarai::Tensor::allocate(sarai::DType::kFloat32, shape);
+    const std::vector<float> v = random_floats(x.numel(), scale, seed);
+    std::copy(v.begin(), v.end(), x.mutable_data<float>());
+    return x;
+  };
+  const sarai::Tensor x = tensor({seq, 1, in}, 1.f, 11), w = tensor({1, 4 * hid, in}, 0.1f, 12),
+                      r = tensor({1, 4 * hid, hid}, 0.1f, 13), b = tensor({1, 8 * hid}, 0.1f, 14),
+                      h0 = tensor({1, 1, hid}, 0.5f, 15), c0 = tensor({1, 1, hid}, 0.5f, 16);
+  sarai::Node node;
+  node.name = "lstm";
+  node.op_type = "LSTM";
+  node.inputs = {0, 1, 2, 3, sarai::kNoValue, 5, 6};
+  node.outputs = {sarai::kNoValue, 8, 9};
+  sarai::Attribute h;
+  h.kind = sarai::Attribute::Kind::kInt;
+  h.i = hid;
+  node.attrs["hidden_size"] = h;
+  const sarai::Tensor* inputs[] = {&x, &w, &r, &b, nullptr, &h0, &c0};
+  std::vector<sarai::Tensor> out(3);
+  auto prepared = kn::PrepareLSTM(node, 17);  // once per node, as a session does
+  if (!prepared) st.SkipWithError("PrepareLSTM failed");
+  for (auto _ : st) {
+    sarai::KernelContext ctx(node, 17, inputs, out, threads);
+    if (prepared) ctx.set_prepared(prepared->get());
+    if (!sarai::invoke_kernel(kn::LSTM, ctx).is_ok()) st.SkipWithError("LSTM failed");
+    benchmark::ClobberMemory();
+  }
+  st.SetItemsProcessed(st.iterations());
+  st.SetLabel(sarai::isa_name(sarai::max_isa()));
+}
+
 BENCHMARK(BM_quantize_u8)
     ->ArgNames({"rows", "cols", "nthr"})
     ->ArgsProduct({{1, 1500}, {512, 2048}, {1, 2}})
@@ -198,5 +239,6 @@ BENCHMARK(BM_attention)
     ->ArgsProduct({{0, 1, 2}, {1500}, {8}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_lstm_step)->ArgNames({"seq", "nthr"})->ArgsProduct({{1, 16}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -137,6 +137,15 @@ Status If(KernelContext& ctx);
 Status Loop(KernelContext& ctx);
 Status Scan(KernelContext& ctx);
 
+// recurrent.cc: LSTM, GRU, RNN (opsets 7 and 14); the prepare functions
+// check direction, hidden_size, clip, layout, the flags and the activations.
+Status LSTM(KernelContext& ctx);
+Status GRU(KernelContext& ctx);
+Status RNN(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareLSTM(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareGRU(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareRNN(const Node& node, int64_t opset);
+
 // quant_ops.cc: the standard ONNX quantization ops (scalar references).
 Status DynamicQuantizeLinear(KernelContext& ctx);
 Status QuantizeLinear(KernelContext& ctx);

@@ -86,6 +86,10 @@ void register_kernels(KernelTable& t) {
                                                          {"axes", Is, 18},
                                                          {"keep_aspect_ratio_policy", S, 18}});
 
+  t.add("LSTM", LSTM, /*since_opset=*/7).prepare(PrepareLSTM).attrs({{"activation_alpha", Fs}, {"activation_beta", Fs}, {"activations", Ss}, {"clip", F}, {"direction", S}, {"hidden_size", I}, {"input_forget", I}, {"layout", I, 14}});
+  t.add("GRU", GRU, /*since_opset=*/7).prepare(PrepareGRU).attrs({{"activation_alpha", Fs}, {"activation_beta", Fs}, {"activations", Ss}, {"clip", F}, {"direction", S}, {"hidden_size", I}, {"layout", I, 14}, {"linear_before_reset", I}});
+  t.add("RNN", RNN, /*since_opset=*/7).prepare(PrepareRNN).attrs({{"activation_alpha", Fs}, {"activation_beta", Fs}, {"activations", Ss}, {"clip", F}, {"direction", S}, {"hidden_size", I}, {"layout", I, 14}});
+
   t.add("Transpose", Transpose).prepare(PrepareTranspose).attrs({{"perm", Is}});
   t.add("Reshape", Reshape).attrs({{"allowzero", I, 14}});
   t.add("Flatten", Flatten).prepare(PrepareFlatten).attrs({{"axis", I}});

@@ -187,6 +187,34 @@ TEST(Cli, ReportMemoryAndBudget) {
   expect_one_line_error(run_cli({"run", model, "--max-memory-mb", "0"}), "--max-memory-mb");
 }
 
+// bench --feed: a stream whose state (y = x + w) is fed back each run; the
+// errors name the model and the wrong name or shape.
+TEST(Cli, BenchFeedsTheStateBack) {
+  const std::string dir = test::temp_dir("feed");
+  test::save(test::add_model({2, 3}), dir + "/add.onnx");
+  const std::string model = dir + "/add.onnx";
+  CliResult r = run_cli({"bench", model, "--random", "x=2x3", "--runs", "5", "--feed", "y=x"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("streaming           each run one step, state fed back: y -> x"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("latency over 5 runs"), std::string::npos) << r.out;
+  expect_one_line_error(run_cli({"bench", model, "--random", "x=2x3", "--feed", "z=x"}),
+                        model + ": --feed z=x: the model has no output 'z'");
+  expect_one_line_error(run_cli({"bench", model, "--random", "x=2x3", "--feed", "y=q"}),
+                        model + ": --feed y=q: the model has no input 'q'");
+  expect_one_line_error(run_cli({"bench", model, "--random", "x=2x3", "--feed", "yx"}), "--feed 'yx' must be OUT=IN");
+  expect_one_line_error(run_cli({"bench", model, "--random", "x=2x3", "--feed", "y=x", "--threads", "1,2"}),
+                        "--feed streams one model");
+  expect_one_line_error(run_cli({"bench", model, "--random", "x=2x3", "--feed", "y=x", "--callers", "2"}),
+                        "--feed streams on one caller");
+  // y broadcasts x [1, 3] + w [2, 3] to [2, 3]: it cannot feed x back.
+  test::save(test::add_model({2, 3}), dir + "/b.onnx");
+  onnx::ModelProto m = test::add_model({2, 3});
+  m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_value(1);
+  test::save(m, dir + "/b.onnx");
+  expect_one_line_error(run_cli({"bench", dir + "/b.onnx", "--random", "x=1x3", "--feed", "y=x"}),
+                        "--feed: output 'y' is float32 [2, 3], input 'x' is float32 [1, 3]");
+}
+
 TEST(Cli, BenchPrintsTheUsersFigures) {
   const std::string model = fixture("whisper_tiny_encoder.onnx");
   CliResult r = run_cli({"bench", model, "--random", "mel=1x80x100", "--runs", "5", "--warmup", "0"});

@@ -76,6 +76,9 @@ struct BenchArgs {
   uint64_t max_memory_mb = 0;
   int cache_size = 0;  // result cache entries (SessionOptions::cache_size)
   int callers = 1;     // threads calling run() on the one session at once
+  // --feed OUT=IN: after every run, input IN takes output OUT's value (a
+  // streaming model's state, e.g. Silero VAD's), so each run is one step.
+  std::vector<std::string> feeds;
   bool json = false;
   std::string attention = "model";  // attention_precision()
 };

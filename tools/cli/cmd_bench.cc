@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -212,6 +213,8 @@ std::string figures_json(const RowFigures& f) {
 }
 
 int bench_sweep(const BenchArgs& a, const std::vector<int>& thread_counts) {
+  if (!a.feeds.empty())
+    return bad_command_line("--feed streams one model; it does not combine with --sweep, --compare or a --threads list");
   if (a.callers != 1)
     return bad_command_line("--callers times one model at a time; it does not combine with --sweep, --compare or "
                             "a --threads list");
@@ -386,10 +389,42 @@ int cmd_bench(const BenchArgs& a) {
   if (!plan) return fail(plan.message());
   const double load_ms = ms_since(t0);  // open + create + plan (input generation included: small)
 
+  // --feed: (output index, input index) pairs, checked against the model.
+  if (!a.feeds.empty() && a.callers != 1) return bad_command_line("--feed streams on one caller; drop --callers");
+  std::vector<std::pair<size_t, size_t>> feeds;
+  const Graph& graph = (*session)->graph();
+  for (const std::string& f : a.feeds) {
+    std::string out_name, in_name;
+    if (!split_assignment(f, &out_name, &in_name)) return bad_command_line("--feed '" + f + "' must be OUT=IN");
+    size_t o = graph.outputs.size(), i = inputs->size();
+    for (size_t k = 0; k < graph.outputs.size(); ++k)
+      if (graph.values[static_cast<size_t>(graph.outputs[k])].name == out_name) o = k;
+    for (size_t k = 0; k < inputs->size(); ++k)
+      if ((*inputs)[k].name == in_name) i = k;
+    if (o == graph.outputs.size()) return fail(a.model + ": --feed " + f + ": the model has no output '" + out_name + "'");
+    if (i == inputs->size()) return fail(a.model + ": --feed " + f + ": the model has no input '" + in_name + "'");
+    (*inputs)[i].tensor = (*inputs)[i].tensor.clone();  // ours to overwrite
+    feeds.emplace_back(o, i);
+  }
+  // Copies each fed output into its input (not timed: the caller's work).
+  auto feed = [&](const std::vector<NamedTensor>& out) -> Status {
+    for (auto [o, i] : feeds) {
+      const Tensor& src = out[o].tensor;
+      Tensor& dst = (*inputs)[i].tensor;
+      if (src.dtype() != dst.dtype() || src.shape() != dst.shape())
+        return Status::error(a.model + ": --feed: output '" + out[o].name + "' is " + dtype_name(src.dtype()) + " " +
+                             shape_to_string(src.shape()) + ", input '" + (*inputs)[i].name + "' is " +
+                             dtype_name(dst.dtype()) + " " + shape_to_string(dst.shape()));
+      if (src.nbytes()) std::memcpy(dst.mutable_raw(), src.raw(), src.nbytes());
+    }
+    return Status::ok();
+  };
+
   std::vector<NamedTensor> outputs;
   auto t1 = std::chrono::steady_clock::now();
   if (Status st = (*session)->run(*inputs, &outputs); !st) return fail(st.message());
   const double first_ms = ms_since(t1);
+  if (Status st = feed(outputs); !st) return fail(st.message());
 
   // Every caller warms up (so each has its run context), waits for the
   // others, then times its runs; the wall time runs from the start signal
@@ -405,7 +440,10 @@ int cmd_bench(const BenchArgs& a) {
     std::vector<double>& times = caller_times[static_cast<size_t>(c)];
     times.reserve(static_cast<size_t>(a.runs));
     Status st = Status::ok();
-    for (int i = 0; st && i < a.warmup; ++i) st = (*session)->run(*inputs, &out);
+    for (int i = 0; st && i < a.warmup; ++i) {
+      st = (*session)->run(*inputs, &out);
+      if (st) st = feed(out);
+    }
     ++ready;
     if (c == 0) {  // the starter: once everyone is warm
       while (ready.load() < callers) std::this_thread::yield();
@@ -413,7 +451,10 @@ int cmd_bench(const BenchArgs& a) {
       go = true;
     }
     while (!go.load()) std::this_thread::yield();
-    for (int i = 0; st && i < a.runs; ++i) st = timed_run(**session, *inputs, &out, &times);
+    for (int i = 0; st && i < a.runs; ++i) {
+      st = timed_run(**session, *inputs, &out, &times);
+      if (st) st = feed(out);
+    }
     if (!st) errors[static_cast<size_t>(c)] = st.message();
   };
   std::vector<std::thread> pool;
@@ -459,8 +500,15 @@ int cmd_bench(const BenchArgs& a) {
               (*session)->num_threads() == 1 ? "" : "s", isa_name(max_isa()));
   std::printf("load (open + plan)  %10.1f ms\n", load_ms);
   std::printf("first run           %10.1f ms\n", first_ms);
-  std::printf("latency over %zu runs (after %d warm-up): P50 %.1f ms  P90 %.1f ms  P99 %.1f ms  max %.1f ms\n", times.size(),
-              a.warmup, p50, p90, p99, lat.max);
+  // Sub-millisecond steps (a VAD chunk) need more than one decimal.
+  const int dp = p50 < 10 ? 3 : 1;
+  std::printf("latency over %zu runs (after %d warm-up): P50 %.*f ms  P90 %.*f ms  P99 %.*f ms  max %.*f ms\n", times.size(),
+              a.warmup, dp, p50, dp, p90, dp, p99, dp, lat.max);
+  if (!feeds.empty()) {
+    std::printf("streaming           each run one step, state fed back:");
+    for (auto [o, i] : feeds) std::printf(" %s -> %s", outputs[o].name.c_str(), (*inputs)[i].name.c_str());
+    std::printf("\n");
+  }
   std::printf("throughput          %10.2f runs/s", static_cast<double>(times.size()) / total_s);
   if (callers > 1)
     std::printf("  (%d callers on one session, %d runs each; %d run contexts, arenas %.1f MB in all)", callers, a.runs,

@@ -116,6 +116,9 @@ int main(int argc, char** argv) {
                         "Threads calling the one session at once, each for --runs timed runs (default 1); "
                         "with --threads T each call uses T threads")
       ->check(CLI::Range(1, 256));
+  bench_cmd->add_option("--feed", bench.feeds,
+                        "OUT=IN: after every run, input IN takes output OUT's value (a streaming model's state fed "
+                        "back, e.g. --feed stateN=state); each run is then one step of the stream (repeatable)");
   bench_cmd->add_flag("--json", bench.json, "Print one JSON object instead of text");
 
   CompareArgs cmp;

@@ -4,7 +4,11 @@
 // provider, all graph optimizations) as sarai-rt's comparison peer.
 //
 //   node tools/scripts/ort/run_ort.js MODEL.onnx --input NAME=FILE.npy ... --output-dir DIR
-//        [--runs N] [--threads N] [--quiet]
+//        [--runs N] [--threads N] [--quiet] [--feed OUT=IN ...]
+//
+// --feed OUT=IN: after every run, input IN takes output OUT's value (a
+// streaming model's state, as `sarai-rt bench --feed` does), so each run is
+// one step of the stream.
 //
 // Writes every model output as DIR/<name>.npy ('/', '\\', ':' and NUL in
 // <name> become '_', as sarai-rt run does) and prints one line per run with its
@@ -24,12 +28,12 @@ function usage(msg) {
   if (msg) process.stderr.write(`run_ort.js: ${msg}\n`);
   process.stderr.write(
     'usage: node tools/scripts/ort/run_ort.js MODEL.onnx --input NAME=FILE.npy ... --output-dir DIR\n' +
-    '                                 [--runs N] [--threads N] [--quiet]\n');
+    '                                 [--runs N] [--threads N] [--quiet] [--feed OUT=IN ...]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const a = { model: null, inputs: [], outputDir: null, runs: 1, threads: 0, quiet: false };
+  const a = { model: null, inputs: [], outputDir: null, runs: 1, threads: 0, quiet: false, feeds: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = () => {
@@ -55,6 +59,11 @@ function parseArgs(argv) {
     } else if (arg === '--threads') {
       a.threads = Number(next());
       if (!Number.isInteger(a.threads) || a.threads < 0) usage('--threads must be a non-negative integer');
+    } else if (arg === '--feed') {
+      const v = next();
+      const eq = v.indexOf('=');
+      if (eq <= 0) usage(`--feed expects OUT=IN, got '${v}'`);
+      a.feeds.push([v.slice(0, eq), v.slice(eq + 1)]);
     } else if (arg === '--quiet' || arg === '-q') {
       a.quiet = true;
     } else if (arg === '--help' || arg === '-h') {
@@ -120,6 +129,10 @@ async function main() {
     const arr = readNpy(file);
     feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.shape);
   }
+  for (const [out, inp] of args.feeds) {
+    if (!session.outputNames.includes(out)) throw new Error(`--feed: model has no output '${out}'`);
+    if (!session.inputNames.includes(inp)) throw new Error(`--feed: model has no input '${inp}'`);
+  }
   const missing = session.inputNames.filter((n) => !(n in feeds));
   if (missing.length) throw new Error(`missing --input for: ${missing.join(', ')}`);
 
@@ -132,6 +145,7 @@ async function main() {
     results = await session.run(feeds);
     const ms = Number(process.hrtime.bigint() - s) / 1e6;
     times.push(ms);
+    for (const [out, inp] of args.feeds) feeds[inp] = results[out];
     if (!args.quiet) console.log(`run ${r + 1}: ${ms.toFixed(3)} ms`);
   }
   if (args.runs > 1) {

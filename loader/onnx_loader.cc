@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "loader/fp16_upcast.h"
 #include "runtime/mapped_file.h"
 
 namespace sarai {
@@ -422,6 +423,8 @@ Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::sha
 
   auto order = g.topological_order();
   if (!order) return Status::error(path + ": " + order.message());
+  // Float16 models run on the float32 kernels (loader/fp16_upcast.h).
+  SARAI_RETURN_IF_ERROR(upcast_float16(*model).with_prefix(path + ": "));
 
   conv.external().finish(*model);
   model->keepalive.push_back(proto);

@@ -21,8 +21,8 @@ Both runtimes get the same .npy files:
 and write DIR/<output name>.npy ('/', '\\', ':' and NUL in the name replaced
 by '_'; an exact-name file is accepted too).
 
-For each output prints one line: shape, dtype, cosine similarity, max abs
-error and max abs error / max|ort|. Float outputs pass when cosine >=
+For each output prints one line: shape, dtype, cosine similarity, mean abs
+error, max abs error and max abs error / max|ort|. Float outputs pass when cosine >=
 --min-cosine and the relative error <= --max-rel-err; integer and bool outputs
 must match exactly. Shapes and dtypes must match.
 
@@ -183,10 +183,11 @@ def compare(name, got, ref, min_cos, max_rel):
     finite = np.isfinite(g) & np.isfinite(r)
     g, r = g[finite], r[finite]
     if g.size == 0:
-        max_abs, max_ref, rel, cos = 0.0, 0.0, 0.0, 1.0
+        max_abs, mean_abs, max_ref, rel, cos = 0.0, 0.0, 0.0, 0.0, 1.0
     else:
         diff = np.abs(g - r)
         max_abs = float(diff.max())
+        mean_abs = float(diff.mean())
         max_ref = float(np.abs(r).max())
         rel = max_abs / max_ref if max_ref > 0 else (0.0 if max_abs == 0 else float("inf"))
         ng, nr = float(np.linalg.norm(g)), float(np.linalg.norm(r))
@@ -201,7 +202,7 @@ def compare(name, got, ref, min_cos, max_rel):
     if rel > max_rel:
         problems.append(f"max_rel {rel:.3g} > {max_rel}")
     ok = not problems
-    line = (head + f"{desc} cosine {cos:.8f} max_abs {max_abs:.3g} max_rel {rel:.3g} (max|ort| {max_ref:.3g}) "
+    line = (head + f"{desc} cosine {cos:.8f} mean_abs {mean_abs:.3g} max_abs {max_abs:.3g} max_rel {rel:.3g} (max|ort| {max_ref:.3g}) "
             + ("OK" if ok else "FAIL: " + "; ".join(problems)))
     return ok, line
 

@@ -18,8 +18,8 @@ Model inputs whose shape is fully static may be left out; they are generated.
 Both runtimes get the same .npy files:
     SARAI run MODEL --input NAME=FILE.npy ... --output-dir D1
     node tools/scripts/ort/run_ort.js MODEL --input NAME=FILE.npy ... --output-dir D2
-and write DIR/<output name>.npy ('/', '\\', ':' and NUL in the name replaced
-by '_'; an exact-name file is accepted too).
+and write DIR/<output name>.npy (bytes outside [A-Za-z0-9_+-.] and a leading
+'.' as %XX, loader/tensor_file_name.h; an exact-name file is accepted too).
 
 For each output prints one line: shape, dtype, cosine similarity, mean abs
 error, max abs error and max abs error / max|ort|. Float outputs pass when cosine >=
@@ -130,9 +130,27 @@ def make_random(name, dtype, dims, seed, dist, int_high):
 
 
 def safe_name(name):
-    """File name for a tensor name: the rule of sarai-rt run and run_ort.js."""
-    s = re.sub(r"[/\\:\0]", "_", name)
-    return "output_" + s if s in ("", ".", "..") else s
+    """File name stem for a tensor name: the rule of sarai-rt run and run_ort.js
+    (loader/tensor_file_name.h): bytes of the UTF-8 name in [A-Za-z0-9_+-.]
+    stay (a leading '.' does not), every other byte becomes %XX; past 200
+    bytes the escaped stem keeps its first whole escapes up to 183 bytes and
+    ends in '~' + 16 hex digits of the name's 64-bit FNV-1a hash."""
+    data = name.encode("utf-8")
+    s, cuts = "", []
+    for i, c in enumerate(data):
+        cuts.append(len(s))
+        ch = chr(c)
+        plain = ch.isascii() and (ch.isalnum() or ch in "_+-") or (ch == "." and i > 0)
+        s += ch if plain else "%%%02X" % c
+    if s == "":
+        return "%"
+    if len(s) > 200:
+        keep = max(c for c in cuts if c <= 200 - 17)
+        h = 1469598103934665603
+        for c in data:
+            h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+        s = s[:keep] + "~%016x" % h
+    return s
 
 
 def find_output(directory, name):

@@ -5,7 +5,7 @@ ort.fp16_segmenter tests:
     /usr/bin/python3 tests/ort/make_fp16_model.py OUT_DIR
 
 writes OUT_DIR/model.onnx (opset 17, every initializer and activation
-float16, deterministic):
+float16) and OUT_DIR/x.npy (a float16 input), both deterministic:
 
     x float16 [1, 3, 64, 64]
     Conv 3->16 3x3 stride 2 + Relu, Conv 16->16 3x3 + Relu
@@ -75,6 +75,7 @@ def main():
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, os.path.join(out, "model.onnx"))
+    np.save(os.path.join(out, "x.npy"), rng.standard_normal((1, 3, 64, 64)).astype(np.float16))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "loader/fp16_upcast.h"
 #include "runtime/mapped_file.h"
 
 namespace sarai {
@@ -482,6 +483,8 @@ Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::sha
   model->graph.opset = opset;
   Converter conv(path, proto);
   SARAI_RETURN_IF_ERROR(convert_graph(conv, proto->graph(), model->graph, nullptr, ""));
+  // Float16 models run on the float32 kernels (loader/fp16_upcast.h).
+  SARAI_RETURN_IF_ERROR(upcast_float16(*model).with_prefix(path + ": "));
   conv.external().finish(*model);
   model->keepalive.push_back(proto);
   return model;

@@ -42,6 +42,32 @@ void add_float_initializer(onnx::GraphProto* g, const std::string& name, const T
   init->set_raw_data(std::string(static_cast<const char*>(t.raw()), t.nbytes()));
 }
 
+void set_tensor_type(onnx::ValueInfoProto* vi, const std::string& name, const std::vector<int64_t>& dims,
+                     int32_t elem) {
+  set_tensor_type(vi, name, dims);
+  vi->mutable_type()->mutable_tensor_type()->set_elem_type(elem);
+}
+
+void add_initializer(onnx::GraphProto* g, const std::string& name, const Tensor& t) {
+  auto* init = g->add_initializer();
+  init->set_name(name);
+  init->set_data_type(static_cast<int32_t>(t.dtype()));
+  for (int64_t d : t.shape()) init->add_dims(d);
+  init->set_raw_data(std::string(static_cast<const char*>(t.raw()), t.nbytes()));
+}
+
+Tensor to_float16(const Tensor& f32) {
+  Tensor h = Tensor::allocate(DType::kFloat16, f32.shape());
+  for (int64_t i = 0; i < f32.numel(); ++i) h.mutable_data<uint16_t>()[i] = float_to_half(f32.data<float>()[i]);
+  return h;
+}
+
+Tensor to_float32(const Tensor& f16) {
+  Tensor f = Tensor::allocate(DType::kFloat32, f16.shape());
+  for (int64_t i = 0; i < f16.numel(); ++i) f.mutable_data<float>()[i] = half_to_float(f16.data<uint16_t>()[i]);
+  return f;
+}
+
 onnx::ModelProto matmul_chain_model(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& out_dims,
                                     const std::vector<Tensor>& weights, const std::vector<std::string>& node_names) {
   onnx::ModelProto m;

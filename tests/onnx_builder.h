@@ -28,6 +28,16 @@ void save(const onnx::ModelProto& m, const std::string& path);
 void set_tensor_type(onnx::ValueInfoProto* vi, const std::string& name, const std::vector<int64_t>& dims);
 // A float32 initializer holding t's values (raw data).
 void add_float_initializer(onnx::GraphProto* g, const std::string& name, const Tensor& t);
+// A graph input/output `name` of element type `elem` (onnx::TensorProto
+// codes, e.g. FLOAT16) and `dims`.
+void set_tensor_type(onnx::ValueInfoProto* vi, const std::string& name, const std::vector<int64_t>& dims,
+                     int32_t elem);
+// An initializer holding t's bytes as raw data, of t's dtype (float16,
+// int64, ...).
+void add_initializer(onnx::GraphProto* g, const std::string& name, const Tensor& t);
+// float32 <-> float16 tensors (round to nearest even; exact the other way).
+Tensor to_float16(const Tensor& f32);
+Tensor to_float32(const Tensor& f16);
 // x [in_dims] -> MatMul(w0) -> h0 -> MatMul(w1) -> ... -> y [out_dims], opset
 // 17: weights[i] is initializer "w<i>", node i is named node_names[i].
 onnx::ModelProto matmul_chain_model(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& out_dims,

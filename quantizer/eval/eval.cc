@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 
 #include "loader/npy.h"
+#include "loader/tensor_file_name.h"
 #include "runtime/fuse.h"
 #include "runtime/quantized_op.h"
 
@@ -23,16 +25,24 @@ double median(std::vector<double> v) {
 Expected<std::vector<InputSet>> read_input_sets(const Session& session, const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::error(dir + ": not a folder");
+  // File names map to input names by loader/tensor_file_name.h (the rule
+  // `run --output-dir` writes), or are the input's name itself.
+  std::vector<std::string> input_names;
+  for (int v : session.graph().inputs) input_names.push_back(session.graph().values[static_cast<size_t>(v)].name);
   auto read_set = [&](const fs::path& folder) -> Expected<InputSet> {
     InputSet set{folder.string(), {}};
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(folder, ec))
       if (e.is_regular_file() && e.path().extension() == ".npy") files.push_back(e.path());
     std::sort(files.begin(), files.end());
+    std::map<std::string, fs::path> seen;
     for (const fs::path& f : files) {
+      const std::string name = match_tensor_file(f.filename().string(), input_names);
+      if (auto [it, fresh] = seen.emplace(name, f); !fresh)
+        return Status::error(f.string() + ": input '" + name + "' already comes from " + it->second.filename().string());
       auto t = read_npy(f.string());
       if (!t) return t.status();
-      NamedTensor in{f.stem().string(), std::move(*t)};
+      NamedTensor in{name, std::move(*t)};
       if (Status st = session.check_input(in); !st) return Status::error(f.string() + ": " + st.message());
       set.tensors.push_back(std::move(in));
     }

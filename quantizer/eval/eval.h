@@ -29,8 +29,10 @@ struct InputSet {
 };
 
 // DIR/*.npy is one set; otherwise every subfolder of DIR holding .npy files
-// is one (sorted by name). Each file is NAME.npy for graph input NAME,
-// checked against `session`'s declaration.
+// is one (sorted by name). Each file is the file name of a graph input's
+// name (loader/tensor_file_name.h: "a%2Fb.npy" for "a/b", what `run
+// --output-dir` writes) or NAME.npy verbatim, checked against `session`'s
+// declaration; two files for one input are an error.
 Expected<std::vector<InputSet>> read_input_sets(const Session& session, const std::string& dir);
 
 // Both models on every set: each reference output's error in the test

@@ -293,3 +293,28 @@ def test_concurrent_calls_on_one_session_match_sequential_ones(whisper_blob):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_a_float16_model_takes_and_gives_float16(tmp):
+    # loader/fp16_upcast.h: float16 weights computed in float32, float16 at the interface.
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(3)
+    w = rng.uniform(-1, 1, (4, 3)).astype(np.float16)
+    b = rng.uniform(-1, 1, (3,)).astype(np.float16)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])],
+                          "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [2, 3])],
+                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    path = os.path.join(tmp, "fp16.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    s = sarai_rt.InferenceSession(path, threads=1)
+    assert [(i.name, i.type) for i in s.get_inputs()] == [("x", "tensor(float16)")]
+    assert [(o.name, o.type) for o in s.get_outputs()] == [("y", "tensor(float16)")]
+    x = rng.uniform(-1, 1, (2, 4)).astype(np.float16)
+    [y] = s.run(None, {"x": x})
+    assert y.dtype == np.float16 and y.shape == (2, 3)
+    ref = (x.astype(np.float32) @ w.astype(np.float32) + b.astype(np.float32)).astype(np.float16)
+    np.testing.assert_allclose(y.astype(np.float32), ref.astype(np.float32), rtol=1e-3, atol=1e-3)
+    with pytest.raises(sarai_rt.BadInput, match="must be tensor\\(float16\\)"):
+        s.run(None, {"x": x.astype(np.float32)})

@@ -25,9 +25,6 @@ bool split_assignment(const std::string& s, std::string* name, std::string* rest
 Expected<Shape> parse_dims(const std::string& text);
 // Deterministic random values of `dtype`: floats in [-1, 1), integers in [0, 10).
 Tensor random_input(DType dtype, const Shape& shape, std::mt19937_64& rng);
-// A file name for an output value: unique and reversible (%XX-escaped
-// bytes outside [A-Za-z0-9_+-.] and a leading '.').
-std::string file_name_for(const std::string& value_name);
 std::string human_bytes(uint64_t b);
 // Says on stderr which stale temporary files the writers removed
 // (runtime/atomic_file.h: left by a killed process).

@@ -62,29 +62,6 @@ Tensor random_input(DType dtype, const Shape& shape, std::mt19937_64& rng) {
   return t;
 }
 
-// Output names may hold characters a file name cannot ('/') or should not
-// (':', '\\', spaces, a leading '.'): every byte outside [A-Za-z0-9_+-.] and
-// a leading '.' become %XX, '%' included, so the mapping is one to one and
-// reversible (percent-decoding the stem gives the name back): outputs named
-// "a/b" and "a_b" get "a%2Fb.npy" and "a_b.npy", never one file.
-std::string file_name_for(const std::string& value_name) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string s;
-  for (size_t i = 0; i < value_name.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(value_name[i]);
-    const bool alnum = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-    const bool plain = alnum || c == '_' || c == '+' || c == '-' || (c == '.' && i > 0);
-    if (plain) {
-      s += static_cast<char>(c);
-    } else {
-      s += '%';
-      s += kHex[c >> 4];
-      s += kHex[c & 15];
-    }
-  }
-  return (s.empty() ? "%" : s) + ".npy";  // an empty name (never a valid value) still gets a visible file
-}
-
 void report_removed_stale_temp_files() {
   for (const std::string& p : take_removed_stale_temp_files())
     std::fprintf(stderr, "sarai-rt: removed %s, left by a writer that no longer runs (killed)\n", p.c_str());

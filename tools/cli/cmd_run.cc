@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/qgemm.h"
 #include "loader/npy.h"
+#include "loader/tensor_file_name.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/memory_stats.h"
 #include "runtime/session.h"
@@ -208,7 +209,7 @@ int cmd_run(const RunArgs& a) {
       line += buf;
     }
     if (!a.output_dir.empty()) {
-      std::string path = (fs::path(a.output_dir) / file_name_for(o.name)).string();
+      std::string path = (fs::path(a.output_dir) / tensor_file_name(o.name)).string();
       Status st = write_npy(path, t);
       report_removed_stale_temp_files();
       if (!st) return fail(st.message());

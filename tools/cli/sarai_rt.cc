@@ -73,7 +73,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("model", run.model, "Model file (.onnx or .sarai)")->required();
   add_input_options(run_cmd, &run.inputs, &run.randoms, &run.seed, &run.threads);
   add_attention_option(run_cmd, &run.attention);
-  run_cmd->add_option("--output-dir", run.output_dir, "Write each output as DIR/<output name>.npy");
+  run_cmd->add_option("--output-dir", run.output_dir,
+                      "Write each output as DIR/<output name>.npy; bytes of the name outside [A-Za-z0-9_+-.] (and "
+                      "a leading '.') are written %XX, so 'a/b' is a%2Fb.npy, and decoding gives the name back "
+                      "(names past 200 bytes so escaped end in ~HASH); compare --inputs-dir reads the same names");
   run_cmd->add_option("--runs", run.runs, "Run this many times and print each time")->check(CLI::Range(1, 1000000));
   run_cmd->add_flag("--profile", run.profile, "Print the time spent per op type and the 10 slowest nodes");
   run_cmd->add_flag("--verify", run.verify, "Check every checksum of a .sarai blob before running");
@@ -130,7 +133,8 @@ int main(int argc, char** argv) {
   add_input_options(compare_cmd, &cmp.inputs, &cmp.randoms, &cmp.seed, &cmp.threads);
   add_attention_option(compare_cmd, &cmp.attention);
   compare_cmd->add_option("--inputs-dir", cmp.inputs_dir,
-                          "Input sets: DIR/NAME.npy, or one subfolder of NAME.npy files per set");
+                          "Input sets: DIR/NAME.npy, or one subfolder of NAME.npy files per set (NAME as run "
+                          "--output-dir writes it, %XX-escaped, or the input's name as is)");
   compare_cmd->add_option("--min-cosine", cmp.min_cosine, "Lowest acceptable cosine per output (default 0.98)");
   compare_cmd->add_option("--max-mse", cmp.max_mse, "Highest acceptable MSE per output");
   compare_cmd->add_option("--max-mae", cmp.max_mae, "Highest acceptable MAE per output");
@@ -173,7 +177,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fp32", "int8", "int8-per-tensor"}));
   convert_cmd->add_option("--calibration", conv.calibration,
                           "Input sets for --static and --auto-keep-fp32: DIR/NAME.npy, or one subfolder of NAME.npy "
-                          "per set");
+                          "per set (NAME as run --output-dir writes it, %XX-escaped, or as is)");
   convert_cmd->add_flag("--static", conv.static_ranges,
                         "Static activation quantization: each quantized layer's input range is measured on "
                         "--calibration and stored in the blob (no range pass at run time)");

@@ -18,11 +18,11 @@ Model inputs whose shape is fully static may be left out; they are generated.
 Both runtimes get the same .npy files:
     SARAI run MODEL --input NAME=FILE.npy ... --output-dir D1
     node tools/scripts/ort/run_ort.js MODEL --input NAME=FILE.npy ... --output-dir D2
-and write DIR/<output name>.npy ('/', '\\', ':' and NUL in the name replaced
-by '_'; an exact-name file is accepted too).
+and write DIR/<output name>.npy (bytes outside [A-Za-z0-9_+-.] and a leading
+'.' as %XX, loader/tensor_file_name.h; an exact-name file is accepted too).
 
-For each output prints one line: shape, dtype, cosine similarity, max abs
-error and max abs error / max|ort|. Float outputs pass when cosine >=
+For each output prints one line: shape, dtype, cosine similarity, mean abs
+error, max abs error and max abs error / max|ort|. Float outputs pass when cosine >=
 --min-cosine and the relative error <= --max-rel-err; integer and bool outputs
 must match exactly. Shapes and dtypes must match.
 
@@ -130,9 +130,27 @@ def make_random(name, dtype, dims, seed, dist, int_high):
 
 
 def safe_name(name):
-    """File name for a tensor name: the rule of sarai-rt run and run_ort.js."""
-    s = re.sub(r"[/\\:\0]", "_", name)
-    return "output_" + s if s in ("", ".", "..") else s
+    """File name stem for a tensor name: the rule of sarai-rt run and run_ort.js
+    (loader/tensor_file_name.h): bytes of the UTF-8 name in [A-Za-z0-9_+-.]
+    stay (a leading '.' does not), every other byte becomes %XX; past 200
+    bytes the escaped stem keeps its first whole escapes up to 183 bytes and
+    ends in '~' + 16 hex digits of the name's 64-bit FNV-1a hash."""
+    data = name.encode("utf-8")
+    s, cuts = "", []
+    for i, c in enumerate(data):
+        cuts.append(len(s))
+        ch = chr(c)
+        plain = ch.isascii() and (ch.isalnum() or ch in "_+-") or (ch == "." and i > 0)
+        s += ch if plain else "%%%02X" % c
+    if s == "":
+        return "%"
+    if len(s) > 200:
+        keep = max(c for c in cuts if c <= 200 - 17)
+        h = 1469598103934665603
+        for c in data:
+            h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+        s = s[:keep] + "~%016x" % h
+    return s
 
 
 def find_output(directory, name):
@@ -183,10 +201,11 @@ def compare(name, got, ref, min_cos, max_rel):
     finite = np.isfinite(g) & np.isfinite(r)
     g, r = g[finite], r[finite]
     if g.size == 0:
-        max_abs, max_ref, rel, cos = 0.0, 0.0, 0.0, 1.0
+        max_abs, mean_abs, max_ref, rel, cos = 0.0, 0.0, 0.0, 0.0, 1.0
     else:
         diff = np.abs(g - r)
         max_abs = float(diff.max())
+        mean_abs = float(diff.mean())
         max_ref = float(np.abs(r).max())
         rel = max_abs / max_ref if max_ref > 0 else (0.0 if max_abs == 0 else float("inf"))
         ng, nr = float(np.linalg.norm(g)), float(np.linalg.norm(r))
@@ -201,7 +220,7 @@ def compare(name, got, ref, min_cos, max_rel):
     if rel > max_rel:
         problems.append(f"max_rel {rel:.3g} > {max_rel}")
     ok = not problems
-    line = (head + f"{desc} cosine {cos:.8f} max_abs {max_abs:.3g} max_rel {rel:.3g} (max|ort| {max_ref:.3g}) "
+    line = (head + f"{desc} cosine {cos:.8f} mean_abs {mean_abs:.3g} max_abs {max_abs:.3g} max_rel {rel:.3g} (max|ort| {max_ref:.3g}) "
             + ("OK" if ok else "FAIL: " + "; ".join(problems)))
     return ok, line
 

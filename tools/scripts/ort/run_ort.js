@@ -10,8 +10,8 @@
 // streaming model's state, as `sarai-rt bench --feed` does), so each run is
 // one step of the stream.
 //
-// Writes every model output as DIR/<name>.npy ('/', '\\', ':' and NUL in
-// <name> become '_', as sarai-rt run does) and prints one line per run with its
+// Writes every model output as DIR/<name>.npy (bytes outside [A-Za-z0-9_+-.]
+// and a leading '.' as %XX, as sarai-rt run does) and prints one line per run with its
 // wall time, then one line per output with its shape and dtype.
 //
 // onnxruntime-node is looked up in $SARAI_ORT_DIR/node_modules (default
@@ -95,10 +95,31 @@ function loadOrt() {
   process.exit(77);
 }
 
-function safeName(name) {
-  // Same rule as sarai-rt's CLI (tools/cli/sarai_rt.cc).
-  const s = name.replace(/[\/\\:\0]/g, '_');
-  return s === '' || s === '.' || s === '..' ? `output_${s}` : s;
+// File name for a tensor name: the rule of sarai-rt (loader/tensor_file_name.h).
+// Bytes of the UTF-8 name in [A-Za-z0-9_+-.] stay (a leading '.' does not),
+// every other byte becomes %XX; past 200 bytes the escaped stem keeps its
+// first whole escapes up to 183 bytes and ends in '~' + 16 hex digits of
+// the name's 64-bit FNV-1a hash.
+function tensorFileName(name) {
+  const bytes = Buffer.from(name, 'utf8');
+  let s = '';
+  const cuts = [];
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    cuts.push(s.length);
+    const plain = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 43 ||
+                  c === 45 || (c === 46 && i > 0);
+    s += plain ? String.fromCharCode(c) : '%' + c.toString(16).toUpperCase().padStart(2, '0');
+  }
+  if (s === '') return '%.npy';
+  if (s.length > 200) {
+    let keep = 0;
+    for (const c of cuts) if (c <= 200 - 17) keep = c;
+    let h = 1469598103934665603n;
+    for (const b of bytes) h = ((h ^ BigInt(b)) * 1099511628211n) & 0xffffffffffffffffn;
+    s = s.slice(0, keep) + '~' + h.toString(16).padStart(16, '0');
+  }
+  return s + '.npy';
 }
 
 function fmtShape(dims) {
@@ -158,7 +179,7 @@ async function main() {
   fs.mkdirSync(args.outputDir, { recursive: true });
   for (const name of session.outputNames) {
     const t = results[name];
-    const file = path.join(args.outputDir, `${safeName(name)}.npy`);
+    const file = path.join(args.outputDir, tensorFileName(name));
     if (t.type === 'string') {
       process.stderr.write(`run_ort.js: skipping string output ${name}\n`);
       continue;

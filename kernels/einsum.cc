@@ -159,7 +159,13 @@ void einsum_loop(const std::vector<const T*>& in, T* out, const std::vector<int6
 struct GemmPlan {
   std::vector<size_t> batch, m, n, k;  // positions in the label order
   int64_t nb = 1, nm = 1, nn = 1, nk = 1;
-  int64_t workspace() const { return nb * (nm * nk + nk * nn + nm * nn); }
+  // nb * (nm * nk + nk * nn + nm * nn) floats; false when that overflows.
+  bool workspace(int64_t* r) const {
+    int64_t a, b, c, s;
+    return !__builtin_mul_overflow(nm, nk, &a) && !__builtin_mul_overflow(nk, nn, &b) &&
+           !__builtin_mul_overflow(nm, nn, &c) && !__builtin_add_overflow(a, b, &s) && !__builtin_add_overflow(s, c, &s) &&
+           !__builtin_mul_overflow(nb, s, r);
+  }
 };
 
 GemmPlan plan_gemm(const std::vector<int>& order, const std::vector<int64_t>& size, size_t num_out,
@@ -168,10 +174,12 @@ GemmPlan plan_gemm(const std::vector<int>& order, const std::vector<int64_t>& si
   for (size_t i = 0; i < order.size(); ++i) {
     const size_t id = static_cast<size_t>(order[i]);
     const bool a = present[id], b = present[nl + id];
-    if (i >= num_out) { p.k.push_back(i); p.nk *= size[i]; }
-    else if (a && b) { p.batch.push_back(i); p.nb *= size[i]; }
-    else if (a) { p.m.push_back(i); p.nm *= size[i]; }
-    else { p.n.push_back(i); p.nn *= size[i]; }
+    // Products saturate: an overflowing plan is refused by workspace().
+    auto mul = [&](int64_t& v) { if (__builtin_mul_overflow(v, size[i], &v)) v = INT64_MAX; };
+    if (i >= num_out) { p.k.push_back(i); mul(p.nk); }
+    else if (a && b) { p.batch.push_back(i); mul(p.nb); }
+    else if (a) { p.m.push_back(i); mul(p.nm); }
+    else { p.n.push_back(i); mul(p.nn); }
   }
   return p;
 }
@@ -348,11 +356,16 @@ Status Einsum(KernelContext& ctx) {
     if (i < out_labels.size()) out_shape.push_back(extent[id]);
   }
   // Two float32 inputs: a batched GEMM on gathered copies (see gemm_path).
-  const bool gemm = K == 2 && dt == DType::kFloat32;
   GemmPlan plan;
-  if (gemm) plan = plan_gemm(order, size, out_labels.size(), present, nl);
+  if (K == 2 && dt == DType::kFloat32) plan = plan_gemm(order, size, out_labels.size(), present, nl);
+  // Only while the copies stay within a few times the data: a label one
+  // input lacks is copied along it (broadcast), which could blow up.
+  int64_t ws_elems = 0, out_elems = 1;
+  for (int64_t e : out_shape) out_elems *= e;
+  const bool gemm = K == 2 && dt == DType::kFloat32 && plan.workspace(&ws_elems) &&
+                    ws_elems <= 4 * (ctx.input(0).numel() + ctx.input(1).numel() + out_elems) + 4096;
   Tensor& y = ctx.allocate_output(0, dt, out_shape);
-  float* ws = gemm ? ctx.workspace<float>(plan.workspace()) : nullptr;
+  float* ws = gemm ? ctx.workspace<float>(ws_elems) : nullptr;
   if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
   if (gemm) {
     const float* in[2] = {ctx.input(0).data<float>(), ctx.input(1).data<float>()};

@@ -691,11 +691,12 @@ Status block_rearrange(KernelContext& ctx, bool to_space, const BlockAttrs& a) {
                            " are not multiples of blocksize " + to_string(b));
     Cs = x.dim(1), Hs = x.dim(2) / b, Ws = x.dim(3) / b;
   }
-  // Sizes: Cs * b * b is C or divides N*C*H*W; only an empty input can make H * b overflow.
-  int64_t h = Hs, w = Ws;
-  if (to_space && (__builtin_mul_overflow(Hs, b, &h) || __builtin_mul_overflow(Ws, b, &w)))
+  // Only an empty input can make these overflow (H or W of 0 divides by any b).
+  int64_t h = Hs, w = Ws, cd = Cs;
+  if (to_space ? (__builtin_mul_overflow(Hs, b, &h) || __builtin_mul_overflow(Ws, b, &w))
+               : (__builtin_mul_overflow(Cs, b * b, &cd)))
     return Status::error("blocksize " + to_string(b) + " makes input " + shape_to_string(x.shape()) + " too large");
-  const Shape out = to_space ? Shape{N, Cs, h, w} : Shape{N, Cs * b * b, Hs, Ws};
+  const Shape out = to_space ? Shape{N, Cs, h, w} : Shape{N, cd, Hs, Ws};
   Tensor& y = ctx.allocate_output(0, x.dtype(), out);
   if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
   const size_t es = dtype_size(x.dtype());

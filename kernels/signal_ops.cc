@@ -325,7 +325,9 @@ Status MelWeightMatrix(KernelContext& ctx) {
   const double step = (hi_mel - lo_mel) / static_cast<double>(mels + 2);
   for (int64_t i = 0; i < mels + 2; ++i) {
     const double hz = 700.0 * (std::pow(10.0, (static_cast<double>(i) * step + lo_mel) / 2595.0) - 1.0);
-    bin[i] = static_cast<int64_t>(std::floor(static_cast<double>(dft + 1) * hz / static_cast<double>(rate)));
+    // Clamped far past any spectrum (an upper edge near FLT_MAX overflows pow).
+    const double v = std::floor(static_cast<double>(dft + 1) * hz / static_cast<double>(rate));
+    bin[i] = static_cast<int64_t>(std::clamp(v, -9.0e15, 9.0e15));
   }
   auto set = [&](int64_t j, int64_t i, double v) {
     if (j < 0 || j >= spec) return;  // a filter edge past the spectrum: nothing to weight

@@ -230,6 +230,8 @@ TEST(DepthToSpace, ModesSpaceToDepthRoundTripAndErrors) {
   EXPECT_HAS(run_error(kernels::DepthToSpace, dcr, {iota({1, 6, 1, 1})}), "channels of input [1, 6, 1, 1] are not a multiple of blocksize^2 = 4");
   EXPECT_HAS(run_error(kernels::DepthToSpace, dcr, {f32({1, 0, 1LL << 62, 1}, {})}), "blocksize 2 makes input [1, 0, 4611686018427387904, 1] too large");
   EXPECT_HAS(run_error(kernels::SpaceToDepth, s2d, {iota({1, 1, 3, 2})}), "height and width of input [1, 1, 3, 2] are not multiples of blocksize 2");
+  EXPECT_HAS(run_error(kernels::SpaceToDepth, node("SpaceToDepth", 1, {{"blocksize", attr_int(int64_t{1} << 31)}}), {f32({1, 2, 0, 0}, {})}),
+             "blocksize 2147483648 makes input [1, 2, 0, 0] too large");
   Node s2d_mode = s2d;
   s2d_mode.attrs["mode"] = attr_string("DCR");
   EXPECT_HAS(run_error(kernels::SpaceToDepth, s2d_mode, {space}), "SpaceToDepth has no attribute 'mode'");

@@ -126,6 +126,9 @@ TEST(MelWeightMatrix, OnnxExampleAndErrors) {
                         {i64({}, {4}), i64({}, {8}), i64({}, {100}), f32({}, {10}), f32({}, {90})});
   ASSERT_EQ(w.shape(), (Shape{5, 4}));
   for (int64_t i = 0; i < w.numel(); ++i) EXPECT_TRUE(w.data<double>()[i] >= 0 && w.data<double>()[i] <= 1);
+  // An upper edge near FLT_MAX: the far filter points are clamped, nothing overflows.
+  const Tensor far = run1(kernels::MelWeightMatrix, n, {i64({}, {3}), i64({}, {8}), i64({}, {100}), f32({}, {0}), f32({}, {3e38f})});
+  for (int64_t i = 0; i < far.numel(); ++i) EXPECT_TRUE(far.data<float>()[i] >= 0 && far.data<float>()[i] <= 1);
   EXPECT_HAS(run_error(kernels::MelWeightMatrix, n, {i64({}, {0}), i64({}, {16}), i64({}, {8192}), f32({}, {0}), f32({}, {4096})}),
              "num_mel_bins 0, dft_length 16 and sample_rate 8192 must be positive");
   EXPECT_HAS(run_error(kernels::MelWeightMatrix, n, {i64({}, {8}), i64({}, {16}), i64({}, {8192}), f32({}, {10}), f32({}, {10})}),

@@ -20,6 +20,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/util.h"
+#include "runtime/parallel.h"
 
 namespace sarai::kernels {
 namespace {
@@ -167,6 +168,24 @@ void reduce_into(DType t, void* dst, const void* src, int64_t n, Reduction r) {
 inline void put(DType t, size_t es, unsigned char* dst, const unsigned char* src, int64_t n, Reduction r) {
   if (r == Reduction::kNone) std::memcpy(dst, src, static_cast<size_t>(n) * es);
   else reduce_into(t, dst, src, n, r);
+}
+
+template <class T> void strided_copy_t(unsigned char* dst, int64_t ds, const unsigned char* src, int64_t ss, int64_t n) {
+  T* d = reinterpret_cast<T*>(dst);
+  const T* p = reinterpret_cast<const T*>(src);
+  for (int64_t k = 0; k < n; ++k) d[k * ds] = p[k * ss];
+}
+
+// n elements of es bytes from src (element stride ss) to dst (stride ds).
+void strided_copy(unsigned char* dst, int64_t ds, const unsigned char* src, int64_t ss, int64_t n, size_t es) {
+  switch (es) {
+    case 1: return strided_copy_t<uint8_t>(dst, ds, src, ss, n);
+    case 2: return strided_copy_t<uint16_t>(dst, ds, src, ss, n);
+    case 4: return strided_copy_t<uint32_t>(dst, ds, src, ss, n);
+    case 8: return strided_copy_t<uint64_t>(dst, ds, src, ss, n);
+    default:
+      for (int64_t k = 0; k < n; ++k) std::memcpy(dst + static_cast<size_t>(k * ds) * es, src + static_cast<size_t>(k * ss) * es, es);
+  }
 }
 
 // Element i of a tensor is non-zero (-0.0 is zero, NaN is not).
@@ -703,19 +722,21 @@ Status block_rearrange(KernelContext& ctx, bool to_space, const BlockAttrs& a) {
   const auto* src = static_cast<const unsigned char*>(x.raw());
   auto* dst = static_cast<unsigned char*>(y.mutable_raw());
   const int64_t Cd = Cs * b * b, Hsp = Hs * b, Wsp = Ws * b;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < Cs; ++c)
-      for (int64_t i = 0; i < b; ++i)
-        for (int64_t j = 0; j < b; ++j) {
-          const int64_t cd = a.crd ? c * b * b + i * b + j : (i * b + j) * Cs + c;
-          for (int64_t h = 0; h < Hs; ++h)
-            for (int64_t w = 0; w < Ws; ++w) {
-              const int64_t depth_off = ((n * Cd + cd) * Hs + h) * Ws + w;
-              const int64_t space_off = ((n * Cs + c) * Hsp + h * b + i) * Wsp + w * b + j;
-              const int64_t so = to_space ? depth_off : space_off, d = to_space ? space_off : depth_off;
-              std::memcpy(dst + static_cast<size_t>(d) * es, src + static_cast<size_t>(so) * es, es);
-            }
-        }
+  // One row of Ws elements per (n, c, i, j, h): contiguous on the depth
+  // side, every b-th element on the space side.
+  const int64_t sstride = to_space ? 1 : b, dstride = to_space ? b : 1;
+  parallel_for(N * Cs * b * b, std::max<int64_t>(1, 16384 / std::max<int64_t>(Hs * Ws, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t j = t % b, i = (t / b) % b, c = (t / (b * b)) % Cs, n = t / (b * b * Cs);
+      const int64_t cd = a.crd ? c * b * b + i * b + j : (i * b + j) * Cs + c;
+      for (int64_t h = 0; h < Hs; ++h) {
+        const int64_t depth_off = ((n * Cd + cd) * Hs + h) * Ws;
+        const int64_t space_off = ((n * Cs + c) * Hsp + h * b + i) * Wsp + j;
+        const int64_t so = to_space ? depth_off : space_off, d = to_space ? space_off : depth_off;
+        strided_copy(dst + static_cast<size_t>(d) * es, dstride, src + static_cast<size_t>(so) * es, sstride, Ws, es);
+      }
+    }
+  });
   return Status::ok();
 }
 }  // namespace

@@ -2,12 +2,14 @@
 // GatherElements, ScatterElements/Scatter, Tile, Trilu, EyeLike,
 // DepthToSpace, SpaceToDepth, Compress, ReverseSequence, Unique. Small
 // hand-checked cases, every attribute, and every error message.
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "runtime/session.h"
 #include "tests/test_util.h"
 
 namespace sarai {
@@ -296,6 +298,41 @@ TEST(Unique, SortedUnsortedAxisAndErrors) {
   EXPECT_HAS(run_error(kernels::Unique, node("Unique", 1, {{"axis", attr_int(1)}}), {x}, 11), "axis");
   EXPECT_HAS(run_error(kernels::Unique, node("Unique", 1), {Tensor::allocate(DType::kFloat16, {2})}, 11),
              "input 'X' has dtype float16; Unique supports float32, float64, bool and the integer dtypes");
+}
+
+// NonZero, Compress and Unique in a session: their output sizes change with
+// the values between runs of the same input shape; the planned run that
+// meets a larger output serves it from the heap (a plan miss) and is right.
+TEST(NonZero, DataDependentShapesInASession) {
+  auto m = std::make_shared<Model>();
+  m->path = "nonzero.onnx";
+  Graph& g = m->graph;
+  g.opset = 13;
+  const int x = g.add_value("x");
+  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
+  g.inputs = {x};
+  const int r = test::add_node(g, "Relu", "", {x}, "r");
+  const int nz = test::add_node(g, "NonZero", "", {r}, "nz");
+  const int u = test::add_node(g, "Unique", "", {r}, "u");
+  g.outputs = {nz, u};
+  auto s = test::session_on(m, SessionOptions{});
+  ASSERT_TRUE(s);
+  const std::vector<std::vector<float>> runs = {{0, -1, 2, 0, 0, 0}, {1, 2, 3, 4, 5, 6}, {0, 0, 0, 0, 0, 0}, {1, 2, 3, 4, 5, 6}};
+  for (const auto& v : runs) {
+    std::vector<NamedTensor> out;
+    ASSERT_TRUE(s->run({{"x", f32({2, 3}, v)}}, &out).is_ok());
+    ASSERT_EQ(out.size(), 2u);
+    std::vector<int64_t> rows, cols;
+    std::vector<float> uniq;
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i] > 0) rows.push_back(static_cast<int64_t>(i / 3)), cols.push_back(static_cast<int64_t>(i % 3));
+    for (float f : v) uniq.push_back(std::max(f, 0.f));
+    std::sort(uniq.begin(), uniq.end());
+    uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+    rows.insert(rows.end(), cols.begin(), cols.end());
+    EXPECT_TRUE(tensors_equal(out[0].tensor, i64({2, static_cast<int64_t>(cols.size())}, rows)));
+    EXPECT_TRUE(tensors_equal(out[1].tensor, f32({static_cast<int64_t>(uniq.size())}, uniq)));
+  }
 }
 
 }  // namespace

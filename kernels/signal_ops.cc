@@ -1,8 +1,8 @@
 // The ONNX audio front-end ops (opset 17): DFT (also opset 20's form with
 // `axis` as an input), STFT, HannWindow, HammingWindow, BlackmanWindow and
-// MelWeightMatrix. Float32 signals; the transforms sum in double over a
-// twiddle table (cos/sin of 2 pi k / N, taken at k n mod N): a radix-2 FFT
-// for power-of-two lengths, the direct O(N^2) sum otherwise.
+// MelWeightMatrix. Float32 signals; the transforms run in double over a
+// twiddle table (cos/sin of 2 pi k / N): a mixed-radix FFT, O(N log N) for
+// lengths with small prime factors (400, 512), O(N^2) for a prime length.
 #include <algorithm>
 #include <cmath>
 #include <complex>
@@ -40,43 +40,41 @@ Expected<double> scalar_float_input(const KernelContext& ctx, int i, const char*
   return t.float_at(0);
 }
 
-// The transform of n complex values `in` (stride 1) into `bins` outputs:
-// out[k] = scale * sum_j in[j] e^(sign 2 pi i j k / n). tw holds
-// e^(-2 pi i m / n) for m < n; work holds n values (FFT).
-void dft_line(const cd* in, cd* out, int64_t n, int64_t bins, bool inverse, const cd* tw, cd* work) {
-  const double scale = inverse ? 1.0 / static_cast<double>(n) : 1.0;
-  if (n > 1 && (n & (n - 1)) == 0) {
-    // Iterative radix-2: bit-reversed copy, then log2(n) butterfly passes.
-    int bits = 0;
-    while ((int64_t{1} << bits) < n) ++bits;
-    for (int64_t j = 0; j < n; ++j) {
-      int64_t r = 0;
-      for (int b = 0; b < bits; ++b) r |= ((j >> b) & 1) << (bits - 1 - b);
-      work[r] = in[j];
-    }
-    for (int64_t len = 2; len <= n; len <<= 1) {
-      const int64_t step = n / len;
-      for (int64_t s = 0; s < n; s += len)
-        for (int64_t j = 0; j < len / 2; ++j) {
-          const cd w = inverse ? std::conj(tw[j * step]) : tw[j * step];
-          const cd u = work[s + j], v = work[s + j + len / 2] * w;
-          work[s + j] = u + v;
-          work[s + j + len / 2] = u - v;
-        }
-    }
-    for (int64_t k = 0; k < bins; ++k) out[k] = work[k] * scale;
+// Mixed-radix decimation in time: the n values in[0], in[stride], ... of a
+// transform of total length N into out[0..n), by the smallest prime factor
+// p of n: p transforms of n / p, then per k the p outputs k + s n / p from
+// the p partial results (in place, through tmp of p values). tw[e] =
+// e^(-2 pi i e / N); conjugated for the inverse. O(n (sum of n's prime
+// factors)): n log n for smooth lengths (400, 512), n^2 for a prime.
+void fft(const cd* in, int64_t stride, int64_t n, int64_t N, cd* out, const cd* tw, bool inverse, cd* tmp) {
+  if (n == 1) {
+    out[0] = in[0];
     return;
   }
-  for (int64_t k = 0; k < bins; ++k) {
-    cd s = 0;
-    int64_t m = 0;  // j * k mod n
-    for (int64_t j = 0; j < n; ++j) {
-      s += in[j] * (inverse ? std::conj(tw[m]) : tw[m]);
-      m += k;
-      if (m >= n) m %= n;
+  int64_t p = 2;
+  while (p * p <= n && n % p != 0) ++p;
+  if (n % p != 0) p = n;
+  const int64_t m = n / p;
+  for (int64_t q = 0; q < p; ++q) fft(in + q * stride, stride * p, m, N, out + q * m, tw, inverse, tmp);
+  const int64_t un = N / n, up = N / p;  // twiddle steps of W_n and W_p
+  auto w = [&](int64_t e) { return inverse ? std::conj(tw[e]) : tw[e]; };
+  for (int64_t k = 0; k < m; ++k) {
+    for (int64_t q = 0; q < p; ++q) tmp[q] = out[q * m + k] * w((q * k % n) * un);
+    for (int64_t s = 0; s < p; ++s) {
+      cd acc = 0;
+      for (int64_t q = 0; q < p; ++q) acc += tmp[q] * w((q * s % p) * up);
+      out[s * m + k] = acc;
     }
-    out[k] = s * scale;
   }
+}
+
+// The transform of n complex values `in` into its first `bins` outputs:
+// out[k] = scale * sum_j in[j] e^(-+2 pi i j k / n), scale 1 / n for the
+// inverse. tw holds e^(-2 pi i m / n) for m < n; work holds 2 n values.
+void dft_line(const cd* in, cd* out, int64_t n, int64_t bins, bool inverse, const cd* tw, cd* work) {
+  fft(in, 1, n, n, work, tw, inverse, work + n);
+  const double scale = inverse ? 1.0 / static_cast<double>(n) : 1.0;
+  for (int64_t k = 0; k < bins; ++k) out[k] = work[k] * scale;
 }
 
 void twiddles(cd* tw, int64_t n) {
@@ -133,15 +131,17 @@ Status DFT(KernelContext& ctx) {
     if (n < 1 || n > (int64_t{1} << 40))
       return Status::error("input 'dft_length' is " + std::to_string(n) + "; it must be positive");
   }
+  if (n == 0)
+    return Status::error("axis " + std::to_string(axis) + " of input " + shape_to_string(x.shape()) +
+                         " is empty and no dft_length is given: nothing to transform");
   const bool complex_in = x.dim(r - 1) == 2;
   const int64_t bins = a->onesided ? n / 2 + 1 : n;
   Shape out = x.shape();
   out[static_cast<size_t>(axis)] = bins;
   out[static_cast<size_t>(r - 1)] = 2;
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, out);
-  cd* ws = ctx.workspace<cd>(n + 3 * n * thread_slots(ctx));
+  cd* ws = ctx.workspace<cd>(n + 4 * n * thread_slots(ctx));
   if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
-  if (n_in == 0 && n == 0) return Status::ok();
   twiddles(ws, n);
   const int64_t outer = numel_of(Shape(x.shape().begin(), x.shape().begin() + axis));
   const int64_t inner = numel_of(Shape(x.shape().begin() + axis + 1, x.shape().end() - 1));
@@ -149,7 +149,7 @@ Status DFT(KernelContext& ctx) {
   const float* px = x.data<float>();
   float* py = y.mutable_data<float>();
   parallel_for(outer * inner, 1, [&](int64_t b, int64_t e) {
-    cd* line = ws + n + 3 * n * thread_index();
+    cd* line = ws + n + 4 * n * thread_index();
     cd* res = line + n;
     cd* work = res + n;
     for (int64_t t = b; t < e; ++t) {
@@ -213,14 +213,14 @@ Status STFT(KernelContext& ctx) {
   if (complex_in && *onesided) return Status::error("a complex signal has no one-sided transform (attribute 'onesided' is 1)");
   const int64_t frames = 1 + (len - fl) / step, bins = *onesided ? fl / 2 + 1 : fl, B = x.dim(0);
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, Shape{B, frames, bins, 2});
-  cd* ws = ctx.workspace<cd>(fl + 3 * fl * thread_slots(ctx));
+  cd* ws = ctx.workspace<cd>(fl + 4 * fl * thread_slots(ctx));
   if (y.numel() == 0 || ctx.skip_compute(y)) return Status::ok();
   twiddles(ws, fl);
   const float* px = x.data<float>();
   float* py = y.mutable_data<float>();
   const int64_t c = x.dim(2);
   parallel_for(B * frames, 1, [&](int64_t b, int64_t e) {
-    cd* line = ws + fl + 3 * fl * thread_index();
+    cd* line = ws + fl + 4 * fl * thread_index();
     cd* res = line + fl;
     cd* work = res + fl;
     for (int64_t t = b; t < e; ++t) {

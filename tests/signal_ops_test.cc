@@ -58,16 +58,29 @@ TEST(DFT, LengthsSidesInverseAxesAndErrors) {
   EXPECT_TRUE(tensors_near(run1(kernels::DFT, node("DFT", 3), {m, Tensor(), i64({}, {-2})}, 20), rows));
   EXPECT_TRUE(tensors_near(run1(kernels::DFT, node("DFT", 1), {m}, 20), rows));
   EXPECT_TRUE(tensors_near(run1(kernels::DFT, node("DFT", 1), {m}), f32({1, 2, 2, 2}, {4, 0, 7, 0, -2, 0, -3, 0})));
-  // A power-of-two length agrees with the direct sum.
-  std::vector<float> v(16);
-  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(static_cast<float>(i * i));
-  EXPECT_TRUE(tensors_near(run1(kernels::DFT, node("DFT", 1), {f32({1, 16, 1}, v)}), f32({1, 16, 2}, naive_dft(v, 16, 16)), 1e-4, 1e-4));
+  // Every length 1-40 and 400 (2^4 5^2), 512, 401 (prime) agree with the direct sum.
+  std::vector<int64_t> lengths = {400, 512, 401};
+  for (int64_t len = 1; len <= 40; ++len) lengths.push_back(len);
+  for (int64_t len : lengths) {
+    std::vector<float> v(static_cast<size_t>(len));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(static_cast<float>(i * i % 97));
+    const Tensor got = run1(kernels::DFT, node("DFT", 1), {f32({1, len, 1}, v)});
+    EXPECT_TRUE(tensors_near(got, f32({1, len, 2}, naive_dft(v, len, len)), 1e-3, 1e-4)) << "length " << len;
+    // And the inverse brings the signal back.
+    std::vector<float> back;
+    for (float f : v) back.push_back(f), back.push_back(0);
+    EXPECT_TRUE(tensors_near(run1(kernels::DFT, node("DFT", 1, {{"inverse", attr_int(1)}}), {got}), f32({1, len, 2}, back), 1e-5, 1e-4)) << "length " << len;
+  }
 
   EXPECT_HAS(run_error(kernels::DFT, node("DFT", 1), {i64({1, 2, 1}, {1, 2})}), "input 'input' must be float32, got int64");
   EXPECT_HAS(run_error(kernels::DFT, node("DFT", 1), {f32({4, 1}, {1, 2, 3, 4})}), "input 'input' [4, 1] must be [batch, ..., 1 or 2] (real or complex)");
   EXPECT_HAS(run_error(kernels::DFT, node("DFT", 1, {{"axis", attr_int(2)}}), {x}), "axis 2 is not a signal axis of input [1, 4, 1] (1 to rank - 2)");
   EXPECT_HAS(run_error(kernels::DFT, node("DFT", 3), {x, Tensor(), i64({}, {0})}, 20), "axis 0 is not a signal axis");
   EXPECT_HAS(run_error(kernels::DFT, node("DFT", 2), {x, i64({}, {0})}), "input 'dft_length' is 0; it must be positive");
+  EXPECT_HAS(run_error(kernels::DFT, node("DFT", 1, {{"onesided", attr_int(1)}}), {f32({1, 0, 1}, {})}),
+             "axis 1 of input [1, 0, 1] is empty and no dft_length is given: nothing to transform");
+  // An empty axis zero-padded to dft_length transforms zeros.
+  EXPECT_TRUE(tensors_near(run1(kernels::DFT, node("DFT", 2), {f32({1, 0, 1}, {}), i64({}, {2})}), f32({1, 2, 2}, {0, 0, 0, 0})));
   EXPECT_HAS(run_error(kernels::DFT, node("DFT", 2), {x, i64({2}, {1, 2})}), "input 'dft_length' must hold one value, got shape [2]");
   EXPECT_HAS(run_error(kernels::DFT, node("DFT", 1, {{"inverse", attr_int(1)}, {"onesided", attr_int(1)}}), {x}),
              "attributes 'inverse' and 'onesided' are both 1; an inverse DFT is not one-sided");

@@ -192,6 +192,8 @@ TEST(Trilu, UpperLowerKAndErrors) {
   EXPECT_TRUE(tensors_equal(run1(kernels::Trilu, lower, {iota({2, 1, 2}), i64({}, {std::numeric_limits<int64_t>::max()})}, 14), iota({2, 1, 2})));
   EXPECT_HAS(run_error(kernels::Trilu, node("Trilu", 1), {f32({2}, {1, 2})}, 14), "input [2] must have rank >= 2");
   EXPECT_HAS(run_error(kernels::Trilu, node("Trilu", 2), {x, i64({2}, {1, 2})}, 14), "input 'k' must hold one value, got shape [2]");
+  EXPECT_HAS(run_error(kernels::Trilu, node("Trilu", 2), {x, f32({}, {1})}, 14), "input 'k' must be int64 or int32, got float32");
+  EXPECT_HAS(run_error(kernels::EyeLike, node("EyeLike", 1), {Tensor()}), "missing required input 'input'");
   EXPECT_HAS(run_error(kernels::Trilu, node("Trilu", 1, {{"upper", attr_int(2)}}), {x}, 14), "upper");
 }
 

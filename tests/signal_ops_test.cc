@@ -99,6 +99,8 @@ TEST(STFT, FramesWindowAndErrors) {
                            f32({1, 2, 4, 2}, w1)));
 
   const Node n = node("STFT", 4);
+  EXPECT_HAS(run_error(kernels::STFT, n, {i64({1, 8, 1}, {0, 1, 2, 3, 4, 5, 6, 7}), i64({}, {4}), Tensor(), i64({}, {4})}),
+             "input 'signal' must be float32, got int64");
   EXPECT_HAS(run_error(kernels::STFT, n, {f32({8}, {0, 1, 2, 3, 4, 5, 6, 7}), i64({}, {4}), Tensor(), i64({}, {4})}),
              "input 'signal' [8] must be [batch, length, 1 or 2]");
   EXPECT_HAS(run_error(kernels::STFT, n, {sig, i64({}, {0}), Tensor(), i64({}, {4})}), "input 'frame_step' is 0; it must be positive");

@@ -76,11 +76,24 @@ Expected<std::shared_ptr<const void>> PrepareBatchNormalization(const Node& node
 Status ReduceMean(KernelContext& ctx);
 // axes (< 18: no repeats), keepdims and noop_with_empty_axes (0 or 1).
 Expected<std::shared_ptr<const void>> PrepareReduceMean(const Node& node, int64_t opset);
+// normalization.cc: per-instance/group/vector normalizations (float32).
+Status InstanceNormalization(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareInstanceNormalization(const Node& node, int64_t opset);  // epsilon
+Status GroupNormalization(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareGroupNormalization(const Node& node, int64_t opset);  // num_groups, epsilon
+Status LpNormalization(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareLpNormalization(const Node& node, int64_t opset);  // axis, p (1 or 2)
+Status MeanVarianceNormalization(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareMeanVarianceNormalization(const Node& node, int64_t opset);  // axes
+Status LRN(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareLRN(const Node& node, int64_t opset);  // size, alpha, beta, bias
 
 // matmul.cc, conv.cc, pool.cc, resize.cc
 Status MatMul(KernelContext& ctx);
 Status Gemm(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareGemm(const Node& node, int64_t opset);  // transA/transB flags
+Status Einsum(KernelContext& ctx);  // einsum.cc
+Expected<std::shared_ptr<const void>> PrepareEinsum(const Node& node, int64_t opset);  // the parsed equation
 Status Conv(KernelContext& ctx);
 Status ConvTranspose(KernelContext& ctx);
 Status GlobalAveragePool(KernelContext& ctx);
@@ -145,6 +158,46 @@ Status RNN(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareLSTM(const Node& node, int64_t opset);
 Expected<std::shared_ptr<const void>> PrepareGRU(const Node& node, int64_t opset);
 Expected<std::shared_ptr<const void>> PrepareRNN(const Node& node, int64_t opset);
+// index_ops.cc: indexing and data-dependent ops (NonZero, Compress and
+// Unique: output shapes from values).
+Status OneHot(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareOneHot(const Node& node, int64_t opset);  // axis
+Status NonZero(KernelContext& ctx);
+Status GatherND(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareGatherND(const Node& node, int64_t opset);  // batch_dims >= 0
+Status ScatterND(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareScatterND(const Node& node, int64_t opset);  // reduction
+Status GatherElements(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareGatherElements(const Node& node, int64_t opset);  // axis
+Status ScatterElements(KernelContext& ctx);  // also Scatter (opsets 9-10)
+Expected<std::shared_ptr<const void>> PrepareScatterElements(const Node& node, int64_t opset);  // axis, reduction
+Status Tile(KernelContext& ctx);
+Status Trilu(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareTrilu(const Node& node, int64_t opset);  // upper (0/1)
+Status EyeLike(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareEyeLike(const Node& node, int64_t opset);  // dtype, k
+Status DepthToSpace(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareDepthToSpace(const Node& node, int64_t opset);  // blocksize, mode
+Status SpaceToDepth(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareSpaceToDepth(const Node& node, int64_t opset);  // blocksize
+Status Compress(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareCompress(const Node& node, int64_t opset);  // optional axis
+Status ReverseSequence(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareReverseSequence(const Node& node, int64_t opset);  // time/batch axis
+Status Unique(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareUnique(const Node& node, int64_t opset);  // sorted, optional axis
+
+// signal_ops.cc: the audio front-end ops (float32 signals).
+Status DFT(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareDFT(const Node& node, int64_t opset);  // axis (< 20), inverse, onesided
+Status STFT(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareSTFT(const Node& node, int64_t opset);  // onesided
+Status HannWindow(KernelContext& ctx);
+Status HammingWindow(KernelContext& ctx);
+Status BlackmanWindow(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareWindow(const Node& node, int64_t opset);  // output_datatype, periodic
+Status MelWeightMatrix(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareMelWeightMatrix(const Node& node, int64_t opset);  // output_datatype
 
 // quant_ops.cc: the standard ONNX quantization ops (scalar references).
 Status DynamicQuantizeLinear(KernelContext& ctx);

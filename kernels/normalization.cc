@@ -349,3 +349,257 @@ Status BatchNormalization(KernelContext& ctx) {
 }
 
 }  // namespace sarai::kernels
+
+// ------------------------------------------- InstanceNormalization, GroupNormalization,
+// LpNormalization, MeanVarianceNormalization, LRN (float32; statistics in double).
+
+namespace sarai::kernels {
+namespace {
+
+// Normalizes `count` groups of `chunks` x `len` contiguous floats each:
+// y = (x - mean) / sqrt(var + eps) * scale[s] + bias[s], the mean and the
+// (population) variance over the group, s = scale_of(group, chunk).
+template <class ScaleOf>
+void normalize_groups(const float* x, float* y, int64_t count, int64_t chunks, int64_t len, double eps,
+                      const float* scale, const float* bias, ScaleOf scale_of) {
+  const int64_t n = chunks * len;
+  parallel_for(count, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t g = b; g < e; ++g) {
+      const float* xg = x + g * n;
+      float* yg = y + g * n;
+      double sum = 0;
+      for (int64_t i = 0; i < n; ++i) sum += xg[i];
+      const double mean = sum / static_cast<double>(n);
+      double sq = 0;
+      for (int64_t i = 0; i < n; ++i) sq += (xg[i] - mean) * (xg[i] - mean);
+      const double inv = 1.0 / std::sqrt(sq / static_cast<double>(n) + eps);
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t s = scale_of(g, c);
+        const double a = inv * scale[s], m = mean, bi = bias[s];
+        for (int64_t i = c * len; i < (c + 1) * len; ++i) yg[i] = static_cast<float>((xg[i] - m) * a + bi);
+      }
+    }
+  });
+}
+
+Status require_vector(const KernelContext& ctx, int i, const char* name, int64_t size, const char* what) {
+  const Tensor& t = ctx.input(i);
+  if (t.rank() != 1 || t.dim(0) != size)
+    return Status::error(std::string("input '") + name + "' must have shape [" + std::to_string(size) + "] (" + what +
+                         " of X " + shape_to_string(ctx.input(0).shape()) + "), got " + shape_to_string(t.shape()));
+  return Status::ok();
+}
+
+Expected<float> epsilon_attr(const Node& node) {
+  const float eps = node.attr_float("epsilon", 1e-5f);
+  if (!std::isfinite(eps) || eps < 0)
+    return Status::error("attribute 'epsilon' is " + std::to_string(eps) + "; it must be finite and >= 0");
+  return eps;
+}
+
+struct GroupNormParams {
+  int64_t num_groups = 0;
+  float epsilon = 1e-5f;
+};
+
+struct LpNormParams {
+  int64_t axis = -1, p = 2;
+};
+
+struct LrnParams {
+  int64_t size = 0;
+  float alpha = 1e-4f, beta = 0.75f, bias = 1.f;
+};
+
+}  // namespace
+
+Expected<std::shared_ptr<const void>> PrepareInstanceNormalization(const Node& node, int64_t /*opset*/) {
+  SARAI_ASSIGN_OR_RETURN(float eps, epsilon_attr(node));
+  return prepared_data(eps);
+}
+
+// InstanceNormalization: each (n, c) plane of X [N, C, ...] normalized on its
+// own, then scaled and shifted by scale[c], B[c].
+Status InstanceNormalization(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "input"));
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 1, "scale"));
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 2, "B"));
+  SARAI_ASSIGN_OR_RETURN(const float* eps, ctx.prepared<float>(PrepareInstanceNormalization));
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 2) return Status::error("input 'input' " + shape_to_string(x.shape()) + " must have rank >= 2 [N, C, ...]");
+  const int64_t C = x.dim(1);
+  SARAI_RETURN_IF_ERROR(require_vector(ctx, 1, "scale", C, "the channels"));
+  SARAI_RETURN_IF_ERROR(require_vector(ctx, 2, "B", C, "the channels"));
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
+  if (has_zero_dim(x.shape()) || ctx.skip_compute(y)) return Status::ok();
+  const int64_t S = product(x.shape(), 2, x.shape().size());
+  normalize_groups(x.data<float>(), y.mutable_data<float>(), x.dim(0) * C, 1, S, *eps, ctx.input(1).data<float>(),
+                   ctx.input(2).data<float>(), [C](int64_t g, int64_t) { return g % C; });
+  return Status::ok();
+}
+
+Expected<std::shared_ptr<const void>> PrepareGroupNormalization(const Node& node, int64_t /*opset*/) {
+  GroupNormParams p;
+  const Attribute* g = node.find_attr("num_groups");
+  if (!g) return Status::error("missing required attribute 'num_groups'");
+  if (g->i < 1) return Status::error("attribute 'num_groups' is " + std::to_string(g->i) + "; it must be positive");
+  p.num_groups = g->i;
+  SARAI_ASSIGN_OR_RETURN(p.epsilon, epsilon_attr(node));
+  const int64_t stash = node.attr_int("stash_type", 1);
+  if (stash != 1)
+    return Status::error("attribute 'stash_type' is " + std::to_string(stash) + "; only 1 (float32) is supported");
+  return prepared_data(p);
+}
+
+// GroupNormalization (opsets 18, 21): the channels of X [N, C, ...] in
+// num_groups groups of C / num_groups, each normalized over its channels
+// and positions; scale and bias are per group (opset 18-20) or per channel (21).
+Status GroupNormalization(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "X"));
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 1, "scale"));
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 2, "bias"));
+  SARAI_ASSIGN_OR_RETURN(const GroupNormParams* p, ctx.prepared<GroupNormParams>(PrepareGroupNormalization));
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 2) return Status::error("input 'X' " + shape_to_string(x.shape()) + " must have rank >= 2 [N, C, ...]");
+  const int64_t C = x.dim(1), G = p->num_groups;
+  if (C % G != 0)
+    return Status::error("the " + std::to_string(C) + " channels of X " + shape_to_string(x.shape()) +
+                         " do not split into num_groups = " + std::to_string(G) + " groups");
+  const bool per_channel = ctx.opset() >= 21;
+  const int64_t ps = per_channel ? C : G;
+  const char* what = per_channel ? "the channels" : "num_groups";
+  SARAI_RETURN_IF_ERROR(require_vector(ctx, 1, "scale", ps, what));
+  SARAI_RETURN_IF_ERROR(require_vector(ctx, 2, "bias", ps, what));
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
+  if (has_zero_dim(x.shape()) || ctx.skip_compute(y)) return Status::ok();
+  const int64_t S = product(x.shape(), 2, x.shape().size()), cpg = C / G;
+  normalize_groups(x.data<float>(), y.mutable_data<float>(), x.dim(0) * G, cpg, S, p->epsilon, ctx.input(1).data<float>(),
+                   ctx.input(2).data<float>(),
+                   [G, cpg, per_channel](int64_t g, int64_t c) { return per_channel ? (g % G) * cpg + c : g % G; });
+  return Status::ok();
+}
+
+Expected<std::shared_ptr<const void>> PrepareLpNormalization(const Node& node, int64_t /*opset*/) {
+  LpNormParams p{node.attr_int("axis", -1), node.attr_int("p", 2)};
+  if (p.p != 1 && p.p != 2) return Status::error("attribute 'p' is " + std::to_string(p.p) + "; expected 1 or 2");
+  return prepared_data(p);
+}
+
+// LpNormalization: x / ||x||_p along axis (p 1 or 2). A zero vector gives
+// NaN, as the division does in ONNX's reference and ONNX Runtime.
+Status LpNormalization(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "input"));
+  SARAI_ASSIGN_OR_RETURN(const LpNormParams* p, ctx.prepared<LpNormParams>(PrepareLpNormalization));
+  const Tensor& x = ctx.input(0);
+  SARAI_ASSIGN_OR_RETURN(int axis, normalize_axis(p->axis, x.rank(), "axis"));
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
+  if (has_zero_dim(x.shape()) || ctx.skip_compute(y)) return Status::ok();
+  const size_t a = static_cast<size_t>(axis);
+  const int64_t outer = product(x.shape(), 0, a), n = x.dim(axis), inner = product(x.shape(), a + 1, x.shape().size());
+  const float* px = x.data<float>();
+  float* py = y.mutable_data<float>();
+  const bool l1 = p->p == 1;
+  parallel_for(outer * inner, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t base = (t / inner) * n * inner + t % inner;
+      double s = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const double v = px[base + j * inner];
+        s += l1 ? std::fabs(v) : v * v;
+      }
+      const double norm = l1 ? s : std::sqrt(s);
+      for (int64_t j = 0; j < n; ++j) py[base + j * inner] = static_cast<float>(px[base + j * inner] / norm);
+    }
+  });
+  return Status::ok();
+}
+
+Expected<std::shared_ptr<const void>> PrepareMeanVarianceNormalization(const Node& node, int64_t /*opset*/) {
+  const Shape axes = attr_ints_or(node, "axes", Shape{0, 2, 3});
+  if (const int64_t* r = first_repeat(axes))
+    return Status::error("attribute 'axes' " + shape_to_string(axes) + " names axis " + std::to_string(*r) + " twice");
+  return prepared_data(axes);
+}
+
+// MeanVarianceNormalization: (X - mean) / (sqrt(variance) + 1e-9), the mean
+// and variance over `axes` (default [0, 2, 3]), as ONNX's function body.
+Status MeanVarianceNormalization(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "X"));
+  SARAI_ASSIGN_OR_RETURN(const Shape* axes, ctx.prepared<Shape>(PrepareMeanVarianceNormalization));
+  const Tensor& x = ctx.input(0);
+  Shape stat = x.shape(), seen(x.shape().size(), 0);
+  for (int64_t a : *axes) {
+    SARAI_ASSIGN_OR_RETURN(int ax, normalize_axis(a, x.rank(), "axes"));
+    if (seen[static_cast<size_t>(ax)]++)
+      return Status::error("attribute 'axes' " + shape_to_string(*axes) + " names axis " + std::to_string(ax) + " twice");
+    stat[static_cast<size_t>(ax)] = 1;
+  }
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
+  const int64_t groups = has_zero_dim(x.shape()) ? 0 : numel_of(stat);
+  double* sum = ctx.workspace<double>(2 * groups);
+  if (groups == 0 || ctx.skip_compute(y)) return Status::ok();
+  double* sq = sum + groups;
+  std::fill(sum, sum + 2 * groups, 0.0);
+  const double count = static_cast<double>(x.numel() / groups);
+  const float* px = x.data<float>();
+  float* py = y.mutable_data<float>();
+  const Shape strides[1] = {broadcast_strides(stat, x.shape())};
+  for_each_broadcast(x.shape(), strides, [&](int64_t i, const int64_t* o) { sum[o[0]] += px[i]; });
+  for (int64_t g = 0; g < groups; ++g) sum[g] /= count;
+  for_each_broadcast(x.shape(), strides, [&](int64_t i, const int64_t* o) {
+    const double d = px[i] - sum[o[0]];
+    sq[o[0]] += d * d;
+  });
+  for (int64_t g = 0; g < groups; ++g) sq[g] = std::sqrt(sq[g] / count) + 1e-9;
+  for_each_broadcast(x.shape(), strides, [&](int64_t i, const int64_t* o) {
+    py[i] = static_cast<float>((px[i] - sum[o[0]]) / sq[o[0]]);
+  });
+  return Status::ok();
+}
+
+Expected<std::shared_ptr<const void>> PrepareLRN(const Node& node, int64_t /*opset*/) {
+  LrnParams p;
+  const Attribute* s = node.find_attr("size");
+  if (!s) return Status::error("missing required attribute 'size'");
+  if (s->i < 1) return Status::error("attribute 'size' is " + std::to_string(s->i) + "; it must be positive");
+  p.size = s->i;
+  p.alpha = node.attr_float("alpha", 1e-4f);
+  p.beta = node.attr_float("beta", 0.75f);
+  p.bias = node.attr_float("bias", 1.f);
+  if (!std::isfinite(p.alpha) || !std::isfinite(p.beta) || !std::isfinite(p.bias))
+    return Status::error("attributes 'alpha', 'beta' and 'bias' must be finite");
+  return prepared_data(p);
+}
+
+// LRN: y = x / (bias + alpha / size * sum of x^2 over the channels
+// [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)])^beta, X [N, C, ...].
+Status LRN(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_float(ctx, 0, "X"));
+  SARAI_ASSIGN_OR_RETURN(const LrnParams* p, ctx.prepared<LrnParams>(PrepareLRN));
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 2) return Status::error("input 'X' " + shape_to_string(x.shape()) + " must have rank >= 2 [N, C, ...]");
+  Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
+  if (has_zero_dim(x.shape()) || ctx.skip_compute(y)) return Status::ok();
+  const int64_t N = x.dim(0), C = x.dim(1), S = product(x.shape(), 2, x.shape().size());
+  const int64_t before = (p->size - 1) / 2, after = p->size - 1 - before;
+  const double k = static_cast<double>(p->alpha) / static_cast<double>(p->size);
+  const float* px = x.data<float>();
+  float* py = y.mutable_data<float>();
+  parallel_for(N * C, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(S, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      const int64_t n = nc / C, c = nc % C;
+      const int64_t lo = std::max<int64_t>(0, c - before), hi = std::min<int64_t>(C - 1, c > C - 1 - after ? C - 1 : c + after);
+      for (int64_t s = 0; s < S; ++s) {
+        double sq = 0;
+        for (int64_t j = lo; j <= hi; ++j) {
+          const double v = px[(n * C + j) * S + s];
+          sq += v * v;
+        }
+        py[nc * S + s] = static_cast<float>(px[nc * S + s] / std::pow(p->bias + k * sq, static_cast<double>(p->beta)));
+      }
+    }
+  });
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

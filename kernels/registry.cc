@@ -67,9 +67,15 @@ void register_kernels(KernelTable& t) {
   t.add("Softmax", Softmax).prepare(PrepareSoftmax).attrs({{"axis", I}}).in_place({0});
   t.add("LayerNormalization", LayerNormalization, /*since_opset=*/17).prepare(PrepareLayerNormalization).attrs({{"axis", I}, {"epsilon", F}, {"stash_type", I}}).in_place({0});
   t.add("BatchNormalization", BatchNormalization).prepare(PrepareBatchNormalization).attrs({{"epsilon", F}, {"momentum", F}, {"spatial", I, 1, 8}, {"training_mode", I, 14}});
+  t.add("InstanceNormalization", InstanceNormalization).prepare(PrepareInstanceNormalization).attrs({{"epsilon", F}});
+  t.add("GroupNormalization", GroupNormalization, /*since_opset=*/18).prepare(PrepareGroupNormalization).attrs({{"epsilon", F}, {"num_groups", I}, {"stash_type", I, 21}});
+  t.add("LpNormalization", LpNormalization).prepare(PrepareLpNormalization).attrs({{"axis", I}, {"p", I}});
+  t.add("MeanVarianceNormalization", MeanVarianceNormalization, /*since_opset=*/9).prepare(PrepareMeanVarianceNormalization).attrs({{"axes", Is}});
+  t.add("LRN", LRN).prepare(PrepareLRN).attrs({{"alpha", F}, {"beta", F}, {"bias", F}, {"size", I}});
   t.add("ReduceMean", ReduceMean).prepare(PrepareReduceMean).attrs({{"axes", Is, 1, 17}, {"keepdims", I}, {"noop_with_empty_axes", I, 18}});
 
   t.add("MatMul", MatMul);
+  t.add("Einsum", Einsum, /*since_opset=*/12).prepare(PrepareEinsum).attrs({{"equation", S}});
   t.add("Gemm", Gemm).prepare(PrepareGemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});
   t.add("Conv", Conv).prepare(PrepareConv).attrs(kConvAttrs);
   t.add("ConvTranspose", ConvTranspose).prepare(PrepareConvTranspose).attrs(kConvAttrs).attrs({{"output_padding", Is}, {"output_shape", Is}});
@@ -115,6 +121,27 @@ void register_kernels(KernelTable& t) {
   t.add("Pad", Pad, /*since_opset=*/2).prepare(PreparePad).attrs({{"mode", S}, {"pads", Is, 2, 10}, {"value", F, 2, 10}});
   t.add("Expand", Expand);
   t.add("Range", Range, /*since_opset=*/11);
+  t.add("OneHot", OneHot, /*since_opset=*/9).prepare(PrepareOneHot).attrs({{"axis", I}});
+  t.add("NonZero", NonZero, /*since_opset=*/9);
+  t.add("GatherND", GatherND, /*since_opset=*/11).prepare(PrepareGatherND).attrs({{"batch_dims", I, 12}});
+  t.add("ScatterND", ScatterND, /*since_opset=*/11).prepare(PrepareScatterND).attrs({{"reduction", S, 16}});
+  t.add("GatherElements", GatherElements, /*since_opset=*/11).prepare(PrepareGatherElements).attrs({{"axis", I}});
+  t.add("ScatterElements", ScatterElements, /*since_opset=*/11).prepare(PrepareScatterElements).attrs({{"axis", I}, {"reduction", S, 16}});
+  t.add("Scatter", ScatterElements, /*since_opset=*/9, /*until_opset=*/10).prepare(PrepareScatterElements).attrs({{"axis", I}});  // ScatterElements before opset 11
+  t.add("Tile", Tile);
+  t.add("Trilu", Trilu, /*since_opset=*/14).prepare(PrepareTrilu).attrs({{"upper", I}});
+  t.add("EyeLike", EyeLike, /*since_opset=*/9).prepare(PrepareEyeLike).attrs({{"dtype", I}, {"k", I}});
+  t.add("DepthToSpace", DepthToSpace).prepare(PrepareDepthToSpace).attrs({{"blocksize", I}, {"mode", S, 11}});
+  t.add("SpaceToDepth", SpaceToDepth).prepare(PrepareSpaceToDepth).attrs({{"blocksize", I}});
+  t.add("Compress", Compress, /*since_opset=*/9).prepare(PrepareCompress).attrs({{"axis", I}});
+  t.add("ReverseSequence", ReverseSequence, /*since_opset=*/10).prepare(PrepareReverseSequence).attrs({{"batch_axis", I}, {"time_axis", I}});
+  t.add("Unique", Unique, /*since_opset=*/11).prepare(PrepareUnique).attrs({{"axis", I}, {"sorted", I}});
+  t.add("DFT", DFT, /*since_opset=*/17).prepare(PrepareDFT).attrs({{"axis", I, 17, 19}, {"inverse", I}, {"onesided", I}});
+  t.add("STFT", STFT, /*since_opset=*/17).prepare(PrepareSTFT).attrs({{"onesided", I}});
+  t.add("HannWindow", HannWindow, /*since_opset=*/17).prepare(PrepareWindow).attrs({{"output_datatype", I}, {"periodic", I}});
+  t.add("HammingWindow", HammingWindow, /*since_opset=*/17).prepare(PrepareWindow).attrs({{"output_datatype", I}, {"periodic", I}});
+  t.add("BlackmanWindow", BlackmanWindow, /*since_opset=*/17).prepare(PrepareWindow).attrs({{"output_datatype", I}, {"periodic", I}});
+  t.add("MelWeightMatrix", MelWeightMatrix, /*since_opset=*/17).prepare(PrepareMelWeightMatrix).attrs({{"output_datatype", I}});
 
   // Control flow (kernels/control_flow.cc): the session prepares the subgraphs.
   t.add("If", If).attrs({{"then_branch", G}, {"else_branch", G}});

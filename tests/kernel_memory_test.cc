@@ -106,6 +106,29 @@ Node with(Node n, const std::string& name, Attribute a) {
 
 // ------------------------------------------------------------ FP32 kernels
 
+// Issue 17's ops with workspaces or large float outputs.
+TEST(KernelMemory, IndexNormalizationEinsumAndSignalOps) {
+  check_memory_modes(kernels::Einsum, with(make_node("Einsum", 2), "equation", attr_string("bij,bjk->bik")),
+                     {random_tensor({8, 64, 32}, 1), random_tensor({8, 32, 64}, 2)}, 12);
+  check_memory_modes(kernels::Einsum, with(make_node("Einsum", 2), "equation", attr_string("...ii,i...->i")),
+                     {random_tensor({3, 64, 64}, 3), random_tensor({64, 3}, 4)}, 12);
+  check_memory_modes(kernels::DFT, with(make_node("DFT", 1), "onesided", attr_int(1)), {random_tensor({64, 400, 1}, 5)});
+  check_memory_modes(kernels::STFT, make_node("STFT", 4),
+                     {random_tensor({2, 16000, 1}, 6), make_tensor<int64_t>({}, {160}), Tensor(), make_tensor<int64_t>({}, {512})});
+  check_memory_modes(kernels::MeanVarianceNormalization, make_node("MeanVarianceNormalization", 1), {random_tensor({2, 16, 40, 50}, 7)});
+  check_memory_modes(kernels::InstanceNormalization, make_node("InstanceNormalization", 3),
+                     {random_tensor({2, 16, 40, 50}, 8), random_tensor({16}, 9), random_tensor({16}, 10)});
+  check_memory_modes(kernels::GroupNormalization, with(make_node("GroupNormalization", 3), "num_groups", attr_int(4)),
+                     {random_tensor({2, 16, 40, 50}, 11), random_tensor({4}, 12), random_tensor({4}, 13)}, 18);
+  check_memory_modes(kernels::LRN, with(make_node("LRN", 1), "size", attr_int(3)), {random_tensor({2, 16, 40, 50}, 14)});
+  check_memory_modes(kernels::DepthToSpace, with(make_node("DepthToSpace", 1), "blocksize", attr_int(2)), {random_tensor({2, 16, 40, 50}, 15)});
+  check_memory_modes(kernels::Tile, make_node("Tile", 2), {random_tensor({16, 40, 50}, 16), make_tensor<int64_t>({3}, {2, 1, 2})});
+  check_memory_modes(kernels::ScatterND, make_node("ScatterND", 3),
+                     {random_tensor({16, 40, 50}, 17), make_tensor<int64_t>({2, 1}, {3, -1}), random_tensor({2, 40, 50}, 18)});
+  check_memory_modes(kernels::GatherElements, with(make_node("GatherElements", 2), "axis", attr_int(1)),
+                     {random_tensor({16, 40, 50}, 19), make_tensor<int64_t>({16, 1, 50}, std::vector<int64_t>(800, 7))});
+}
+
 TEST(KernelMemory, Conv) {
   // im2col, pointwise (no col), depthwise (accumulates into y), no bias.
   Node conv = with(make_node("Conv", 3), "pads", attr_ints({1, 1, 1, 1}));

@@ -2,6 +2,7 @@
 // Session::create refuses a bad one in one line naming the node, before any
 // run; good ones still run.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -328,6 +329,35 @@ TEST(PreparedAttrs, QuantizeDequantizeLinear) {
   const auto dq = run(m);
   ASSERT_EQ(dq.size(), 1u);
   EXPECT_TRUE(test::tensors_equal(dq[0].tensor, test::make_tensor<float>({2, 2}, {0.f, 20.f, 2.f, 40.f})));
+}
+
+// Issue 17's indexing, normalization, Einsum and signal ops: attribute
+// values refused at session creation; rank-dependent checks per run.
+TEST(PreparedAttrs, IndexNormalizationEinsumAndSignalOps) {
+  using test::attr_string;
+  EXPECT_HAS(refusal("DepthToSpace", {{"blocksize", attr_int(0)}}, 13), "attribute 'blocksize' is 0; it must be positive");
+  EXPECT_HAS(refusal("DepthToSpace", {{"blocksize", attr_int(2)}, {"mode", attr_string("XYZ")}}, 13), "attribute 'mode' is 'XYZ'; expected DCR or CRD");
+  EXPECT_HAS(refusal("ScatterND", {{"reduction", attr_string("max")}}, 16), "attribute 'reduction' is 'max'");
+  EXPECT_HAS(refusal("ScatterElements", {{"reduction", attr_string("sum")}}, 18), "attribute 'reduction' is 'sum'");
+  EXPECT_HAS(refusal("GatherND", {{"batch_dims", attr_int(-1)}}, 13), "attribute 'batch_dims' is -1; it must be >= 0");
+  EXPECT_HAS(refusal("Trilu", {{"upper", attr_int(2)}}, 14), "upper");
+  EXPECT_HAS(refusal("EyeLike", {{"dtype", attr_int(8)}}, 13), "attribute 'dtype' is 8, not a supported tensor dtype");
+  EXPECT_HAS(refusal("ReverseSequence", {{"time_axis", attr_int(2)}}, 10), "must be 0 and 1 in some order");
+  EXPECT_HAS(refusal("Unique", {{"sorted", attr_int(5)}}, 11), "sorted");
+  EXPECT_HAS(refusal("GroupNormalization", {{"num_groups", attr_int(0)}}, 18), "attribute 'num_groups' is 0; it must be positive");
+  EXPECT_HAS(refusal("InstanceNormalization", {{"epsilon", attr_float(NAN)}}, 13), "attribute 'epsilon' is nan");
+  EXPECT_HAS(refusal("LpNormalization", {{"p", attr_int(0)}}, 13), "attribute 'p' is 0; expected 1 or 2");
+  EXPECT_HAS(refusal("MeanVarianceNormalization", {{"axes", attr_ints({0, 0})}}, 13), "attribute 'axes' [0, 0] names axis 0 twice");
+  EXPECT_HAS(refusal("LRN", {}, 13), "missing required attribute 'size'");
+  EXPECT_HAS(refusal("Einsum", {{"equation", attr_string("ij->k")}}, 12), "has an output label that no input has");
+  EXPECT_HAS(refusal("DFT", {{"inverse", attr_int(1)}, {"onesided", attr_int(1)}}, 17), "attributes 'inverse' and 'onesided' are both 1");
+  EXPECT_HAS(refusal("HannWindow", {{"output_datatype", attr_int(7)}}, 17), "attribute 'output_datatype' is 7");
+  EXPECT_HAS(run_refusal(model_of("LpNormalization", {{"axis", attr_int(2)}}, 13)), "axis 2 is out of range");
+  const auto out = run(model_of("LpNormalization", {{"p", attr_int(1)}}, 13));
+  ASSERT_EQ(out.size(), 1u);
+  double sum = 0;
+  for (int64_t j = 0; j < 4; ++j) sum += std::fabs(out[0].tensor.data<float>()[j]);
+  EXPECT_NEAR(sum, 1.0, 1e-6);
 }
 
 }  // namespace

@@ -286,6 +286,14 @@ class KernelTable {
     for (const auto& [k, v] : table_) r.push_back(k);
     return r;
   }
+  // The opset ranges [since, until] of key's entries (docs/ops.md).
+  std::vector<std::pair<int64_t, int64_t>> opset_ranges(const std::string& key) const {
+    std::vector<std::pair<int64_t, int64_t>> r;
+    auto it = table_.find(key);
+    if (it != table_.end())
+      for (const Entry& e : it->second) r.emplace_back(e.since, e.until);
+    return r;
+  }
   static std::string key(const std::string& domain, const std::string& op_type) {
     return domain.empty() ? op_type : domain + "::" + op_type;
   }

@@ -130,6 +130,7 @@ int cmd_bench(const BenchArgs& a);
 // Exit code 0 when every threshold held, 3 when one did not, 1 on errors.
 int cmd_compare(const CompareArgs& a);
 int cmd_inspect(const std::string& path);
+int cmd_ops(bool markdown);  // cmd_ops.cc: the ops this build runs (docs/ops.md)
 int cmd_convert(const ConvertArgs& a);
 extern const char* const kOnnxWeightsHelp;  // convert --onnx-weights, with what each choice costs
 int cmd_verify(const std::string& path);

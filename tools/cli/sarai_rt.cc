@@ -151,6 +151,10 @@ int main(int argc, char** argv) {
                                                         "for a .sarai blob also its metadata and tensor table");
   inspect_cmd->add_option("model", inspect_path, "Model file (.onnx or .sarai)")->required();
 
+  bool ops_markdown = false;
+  CLI::App* ops_cmd = app.add_subcommand("ops", "List the ops this build runs: domain, opsets, attributes, INT8 path");
+  ops_cmd->add_flag("--markdown", ops_markdown, "Print the table of docs/ops.md");
+
   ConvertArgs conv;
   CLI::App* convert_cmd = app.add_subcommand(
       "convert", "Quantize an ONNX model's weights to INT8 per output channel, streaming, into a .sarai blob "
@@ -212,6 +216,7 @@ int main(int argc, char** argv) {
     if (*bench_cmd) return cmd_bench(bench);
     if (*compare_cmd) return cmd_compare(cmp);
     if (*inspect_cmd) return cmd_inspect(inspect_path);
+    if (*ops_cmd) return cmd_ops(ops_markdown);
     if (*convert_cmd) return cmd_convert(conv);
     if (*verify_cmd) return cmd_verify(verify_path);
   } catch (const std::bad_alloc&) {

@@ -447,3 +447,38 @@ Status IsInf(KernelContext& ctx) {
 }
 
 }  // namespace sarai::kernels
+
+// ---------------------------------------------------------------------------
+// Dropout at inference: y = x; the optional mask is all true (bool; the
+// data's dtype before opset 10). A training_mode input that is true is
+// refused: this runtime does not train.
+namespace sarai::kernels {
+
+Status Dropout(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_x(ctx, "data"));
+  const Tensor& x = ctx.input(0);
+  if (ctx.has_input(2)) {
+    const Tensor& t = ctx.input(2);
+    if (t.dtype() != DType::kBool || t.numel() != 1)
+      return Status::error(std::string("input 'training_mode' must be a bool scalar, got ") + dtype_name(t.dtype()) +
+                           " " + shape_to_string(t.shape()));
+    if (t.data<uint8_t>()[0] != 0) return Status::error("training_mode = true is not supported (inference runtime)");
+  }
+  ctx.set_output(0, x);
+  if (ctx.wants_output(1)) {
+    if (ctx.opset() < 10) {
+      const bool ok = visit_numeric(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        Tensor& m = ctx.allocate_output(1, x.dtype(), x.shape());
+        std::fill(m.mutable_data<T>(), m.mutable_data<T>() + m.numel(), T{1});
+      });
+      if (!ok) return Status::error(std::string("input 'data' must be float32 or an integer type, got ") + dtype_name(x.dtype()));
+    } else {
+      Tensor& m = ctx.allocate_output(1, DType::kBool, x.shape());
+      std::fill(m.mutable_data<uint8_t>(), m.mutable_data<uint8_t>() + m.numel(), uint8_t{1});
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

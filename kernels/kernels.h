@@ -143,6 +143,11 @@ Status CumSum(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareCumSum(const Node& node, int64_t opset);  // exclusive, reverse
 Status TopK(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareTopK(const Node& node, int64_t opset);  // axis, k (< 10), flags
+// loss.cc: NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss (evaluation).
+Status NegativeLogLikelihoodLoss(KernelContext& ctx);
+Status SoftmaxCrossEntropyLoss(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareLoss(const Node& node, int64_t opset);  // reduction, ignore_index
+Status Dropout(KernelContext& ctx);  // activation.cc: inference (identity, mask all true)
 
 // matmul.cc, conv.cc, pool.cc, resize.cc
 Status MatMul(KernelContext& ctx);

@@ -113,6 +113,9 @@ void register_kernels(KernelTable& t) {
   t.add("Hardmax", Hardmax).prepare(PrepareHardmax).attrs({{"axis", I}});
   t.add("CumSum", CumSum, /*since_opset=*/11).prepare(PrepareCumSum).attrs({{"exclusive", I}, {"reverse", I}});
   t.add("TopK", TopK).prepare(PrepareTopK).attrs({{"axis", I}, {"k", I, 1, 9}, {"largest", I, 11}, {"sorted", I, 11}});
+  t.add("NegativeLogLikelihoodLoss", NegativeLogLikelihoodLoss, /*since_opset=*/12).prepare(PrepareLoss).attrs({{"ignore_index", I}, {"reduction", S}});
+  t.add("SoftmaxCrossEntropyLoss", SoftmaxCrossEntropyLoss, /*since_opset=*/12).prepare(PrepareLoss).attrs({{"ignore_index", I}, {"reduction", S}});
+  t.add("Dropout", Dropout).attrs({{"ratio", F, 1, 11}, {"seed", I, 12}});  // inference only
 
   t.add("MatMul", MatMul);
   t.add("Gemm", Gemm).prepare(PrepareGemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});

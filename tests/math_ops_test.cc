@@ -298,3 +298,101 @@ TEST(AxisOps, TopKTiesSmallestAxisAndErrors) {
 
 }  // namespace
 }  // namespace sarai
+
+namespace sarai {
+namespace {
+
+using test::attr_int;
+using test::attr_string;
+using test::make_node;
+using test::make_tensor;
+using test::run1;
+using test::run_error;
+using test::run_kernel;
+using test::tensors_equal;
+using test::tensors_near;
+
+TEST(Loss, NllReductionsWeightsIgnoreIndexAndErrors) {
+  // input [N=2, C=3] of log-probabilities, target [2].
+  Tensor x = make_tensor<float>({2, 3}, {-1, -2, -3, -4, -5, -6});
+  Tensor t = make_tensor<int64_t>({2}, {2, 0});
+  Node none = make_node("NegativeLogLikelihoodLoss", 2);
+  none.attrs["reduction"] = attr_string("none");
+  EXPECT_TRUE(tensors_equal(run1(kernels::NegativeLogLikelihoodLoss, none, {x, t}, 13), make_tensor<float>({2}, {3, 4})));
+  EXPECT_TRUE(tensors_near(run1(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 2), {x, t}, 13),
+                           make_tensor<float>({}, {3.5f})));
+  Node sum = make_node("NLL", 3);
+  sum.attrs["reduction"] = attr_string("sum");
+  Tensor w = make_tensor<float>({3}, {0.5f, 1, 2});
+  EXPECT_TRUE(tensors_near(run1(kernels::NegativeLogLikelihoodLoss, sum, {x, t, w}, 13), make_tensor<float>({}, {8.f})));
+  // Weighted mean: (2*3 + 0.5*4) / (2 + 0.5).
+  EXPECT_TRUE(tensors_near(run1(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 3), {x, t, w}, 13),
+                           make_tensor<float>({}, {3.2f})));
+  // ignore_index: the ignored element counts neither in the sum nor the count.
+  Node ii = make_node("NLL", 2);
+  ii.attrs["ignore_index"] = attr_int(-1);
+  EXPECT_TRUE(tensors_near(run1(kernels::NegativeLogLikelihoodLoss, ii, {x, make_tensor<int64_t>({2}, {-1, 1})}, 13),
+                           make_tensor<float>({}, {5.f})));
+  // [N, C, D]: target [N, D].
+  Tensor x3 = make_tensor<double>({1, 2, 2}, {-1, -2, -3, -4});
+  Node none3 = make_node("NLL", 2);
+  none3.attrs["reduction"] = attr_string("none");
+  EXPECT_TRUE(tensors_equal(run1(kernels::NegativeLogLikelihoodLoss, none3, {x3, make_tensor<int32_t>({1, 2}, {1, 0})}, 13),
+                            make_tensor<double>({1, 2}, {3, 2})));
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 2), {x, make_tensor<int64_t>({2}, {3, 0})}, 13),
+             "target value 3 at flat index 0 is out of range for 3 classes");
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 2), {x, make_tensor<int64_t>({3}, {0, 0, 0})}, 13),
+             "input 'target' must have shape [2] (input [2, 3] without dim 1), got [3]");
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 2), {x, make_tensor<float>({2}, {0, 0})}, 13),
+             "input 'target' must be int32 or int64, got float32");
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 2), {make_tensor<float>({2}, {0, 0}), t}, 13),
+             "input 'input' must have rank >= 2 ([N, C, ...]), got [2]");
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 2), {make_tensor<int32_t>({2, 1}, {0, 0}), t}, 13),
+             "input 'input' must be float32 or float64, got int32");
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 3), {x, t, make_tensor<float>({2}, {1, 1})}, 13),
+             "input 'weight' must have shape [3], got [2]");
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 3), {x, t, make_tensor<double>({3}, {1, 1, 1})}, 13),
+             "input 'weight' must have the dtype of 'input' (float32), got float64");
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, make_node("NLL", 1), {x}, 13), "missing required input 'target' (input 1)");
+  Node bad = make_node("NLL", 2);
+  bad.attrs["reduction"] = attr_string("avg");
+  EXPECT_HAS(run_error(kernels::NegativeLogLikelihoodLoss, bad, {x, t}, 13),
+             "attribute 'reduction' must be \"none\", \"sum\" or \"mean\", got \"avg\"");
+}
+
+TEST(Loss, SoftmaxCrossEntropyWithLogProb) {
+  Tensor s = make_tensor<float>({2, 2}, {0, 0, 1, 3});
+  Tensor l = make_tensor<int64_t>({2}, {0, 1});
+  auto out = run_kernel(kernels::SoftmaxCrossEntropyLoss, make_node("SCE", 2, 2), {s, l}, 13);
+  ASSERT_TRUE(out.has_value()) << out.message();
+  const double lp0 = std::log(0.5), lp1 = 3 - std::log(std::exp(1.0) + std::exp(3.0));
+  EXPECT_TRUE(tensors_near((*out)[0], make_tensor<float>({}, {static_cast<float>(-(lp0 + lp1) / 2)})));
+  EXPECT_TRUE(tensors_near((*out)[1], make_tensor<float>({2, 2}, {static_cast<float>(lp0), static_cast<float>(lp0),
+                                                                  static_cast<float>(1 - 3 + lp1), static_cast<float>(lp1)})));
+  // Without the log_prob output.
+  EXPECT_TRUE(tensors_near(run1(kernels::SoftmaxCrossEntropyLoss, make_node("SCE", 2), {s, l}, 13),
+                           make_tensor<float>({}, {static_cast<float>(-(lp0 + lp1) / 2)})));
+  EXPECT_HAS(run_error(kernels::SoftmaxCrossEntropyLoss, make_node("SCE", 2), {s, make_tensor<int64_t>({2, 1}, {0, 0})}, 13),
+             "input 'labels' must have shape [2] (scores [2, 2] without dim 1), got [2, 1]");
+  EXPECT_HAS(run_error(kernels::SoftmaxCrossEntropyLoss, make_node("SCE", 1), {s}, 13), "missing required input 'labels' (input 1)");
+}
+
+TEST(Dropout, InferenceIdentityMaskAndTrainingRefused) {
+  Tensor x = make_tensor<float>({3}, {1, -2, 3});
+  auto out = run_kernel(kernels::Dropout, make_node("Dropout", 1, 2), {x}, 13);
+  ASSERT_TRUE(out.has_value()) << out.message();
+  EXPECT_TRUE(tensors_equal((*out)[0], x));
+  EXPECT_TRUE(tensors_equal((*out)[1], make_tensor<bool>({3}, {true, true, true})));
+  out = run_kernel(kernels::Dropout, make_node("Dropout", 1, 2), {x}, 9);
+  ASSERT_TRUE(out.has_value()) << out.message();
+  EXPECT_TRUE(tensors_equal((*out)[1], make_tensor<float>({3}, {1, 1, 1})));
+  Tensor r = make_tensor<float>({}, {0.5f});
+  EXPECT_TRUE(tensors_equal(run1(kernels::Dropout, make_node("Dropout", 3), {x, r, make_tensor<bool>({}, {false})}, 13), x));
+  EXPECT_HAS(run_error(kernels::Dropout, make_node("Dropout", 3), {x, r, make_tensor<bool>({}, {true})}, 13),
+             "training_mode = true is not supported (inference runtime)");
+  EXPECT_HAS(run_error(kernels::Dropout, make_node("Dropout", 3), {x, r, make_tensor<float>({}, {1})}, 13),
+             "input 'training_mode' must be a bool scalar, got float32 []");
+}
+
+}  // namespace
+}  // namespace sarai

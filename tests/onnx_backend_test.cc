@@ -51,6 +51,12 @@ const std::map<std::string, std::string>& skip_list() {
       // The case declares input 'like' as [3, 4] but its data is [1]: a bug
       // in the onnx 1.12 test data, which our input check rightly reports.
       {"test_castlike_BFLOAT16_to_FLOAT_expanded", "test data does not match the model's declared input shape"},
+      {"test_training_dropout", "Dropout training_mode=true is not supported (inference runtime)"},
+      {"test_training_dropout_default", "Dropout training_mode=true is not supported (inference runtime)"},
+      {"test_training_dropout_default_mask", "Dropout training_mode=true is not supported (inference runtime)"},
+      {"test_training_dropout_mask", "Dropout training_mode=true is not supported (inference runtime)"},
+      {"test_training_dropout_zero_ratio", "Dropout training_mode=true is not supported (inference runtime)"},
+      {"test_training_dropout_zero_ratio_mask", "Dropout training_mode=true is not supported (inference runtime)"},
   };
   return kSkip;
 }
@@ -178,7 +184,7 @@ TEST(OnnxNodeData, IndexListsCasesForRegisteredOps) {
 // in skip_list()). Prints and records one line, lists the ops that block
 // the most eligible cases, and fails when the count drops below the floor
 // (today's value: raise it as coverage grows, never lower it).
-constexpr size_t kCoverageFloor = 610;
+constexpr size_t kCoverageFloor = 702;
 
 TEST(OnnxNodeData, Coverage) {
   KernelTable table;

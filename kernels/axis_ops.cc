@@ -286,3 +286,54 @@ Status TopK(KernelContext& ctx) {
 }
 
 }  // namespace sarai::kernels
+
+// Det: the determinant of each [M, M] matrix of X [..., M, M] (float32 or
+// float64), by LU decomposition with partial pivoting in double.
+namespace sarai::kernels {
+
+Status Det(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 'X' (input 0)");
+  const Tensor& x = ctx.input(0);
+  const int rank = x.rank();
+  if (rank < 2 || x.dim(rank - 1) != x.dim(rank - 2))
+    return Status::error("input 'X' must be [..., M, M], got " + shape_to_string(x.shape()));
+  if (x.dtype() != DType::kFloat32 && x.dtype() != DType::kFloat64)
+    return Status::error(std::string("input 'X' must be float32 or float64, got ") + dtype_name(x.dtype()));
+  const int64_t m = x.dim(rank - 1);
+  Shape out(x.shape().begin(), x.shape().end() - 2);
+  double* a = ctx.workspace<double>(m * m);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    Tensor& y = ctx.allocate_output(0, x.dtype(), out);
+    const T* px = x.data<T>();
+    T* py = y.mutable_data<T>();
+    for (int64_t b = 0; b < y.numel(); ++b) {
+      for (int64_t i = 0; i < m * m; ++i) a[i] = static_cast<double>(px[b * m * m + i]);
+      double det = 1;
+      for (int64_t c = 0; c < m && det != 0; ++c) {
+        int64_t piv = c;
+        for (int64_t r = c + 1; r < m; ++r)
+          if (std::fabs(a[r * m + c]) > std::fabs(a[piv * m + c])) piv = r;
+        if (a[piv * m + c] == 0) {
+          det = 0;
+          break;
+        }
+        if (piv != c) {
+          for (int64_t k = 0; k < m; ++k) std::swap(a[c * m + k], a[piv * m + k]);
+          det = -det;
+        }
+        det *= a[c * m + c];
+        for (int64_t r = c + 1; r < m; ++r) {
+          const double f = a[r * m + c] / a[c * m + c];
+          for (int64_t k = c; k < m; ++k) a[r * m + k] -= f * a[c * m + k];
+        }
+      }
+      py[b] = static_cast<T>(det);
+    }
+  };
+  if (x.dtype() == DType::kFloat32) run(float{});
+  else run(double{});
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

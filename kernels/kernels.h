@@ -148,6 +148,9 @@ Status NegativeLogLikelihoodLoss(KernelContext& ctx);
 Status SoftmaxCrossEntropyLoss(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareLoss(const Node& node, int64_t opset);  // reduction, ignore_index
 Status Dropout(KernelContext& ctx);  // activation.cc: inference (identity, mask all true)
+Status CastLike(KernelContext& ctx);  // data_ops.cc: Cast to input 1's dtype
+Status GlobalMaxPool(KernelContext& ctx);  // reduce.cc
+Status Det(KernelContext& ctx);  // axis_ops.cc
 
 // matmul.cc, conv.cc, pool.cc, resize.cc
 Status MatMul(KernelContext& ctx);

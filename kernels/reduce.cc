@@ -392,3 +392,31 @@ Status ArgMax(KernelContext& ctx) { return arg_extreme<true>(ctx); }
 Status ArgMin(KernelContext& ctx) { return arg_extreme<false>(ctx); }
 
 }  // namespace sarai::kernels
+
+// GlobalMaxPool: the max over every spatial dim of [N, C, spatial...]
+// (float32 or float64), kept as 1s; -inf when a spatial dim is 0.
+namespace sarai::kernels {
+
+Status GlobalMaxPool(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return Status::error("missing required input 'X' (input 0)");
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 2)
+    return Status::error("input 'X' " + shape_to_string(x.shape()) + " must have rank >= 2 ([N, C, spatial...])");
+  Shape out = x.shape();
+  for (size_t i = 2; i < out.size(); ++i) out[i] = 1;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    Tensor& y = ctx.allocate_output(0, x.dtype(), out);
+    if (ctx.skip_compute(y) || y.numel() == 0) return;
+    int64_t red = 1;  // x.numel() / y.numel(), but defined when a spatial dim is 0
+    for (size_t i = 2; i < x.shape().size(); ++i) red *= x.shape()[i];
+    reduce_outer_red_inner<Fold<Red::kMax, T>>(x.data<T>(), y.mutable_data<T>(), y.numel(), red, int64_t{1},
+                                               static_cast<double*>(nullptr));
+  };
+  if (x.dtype() == DType::kFloat32) run(float{});
+  else if (x.dtype() == DType::kFloat64) run(double{});
+  else return Status::error(std::string("input 'X' must be float32 or float64, got ") + dtype_name(x.dtype()));
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

@@ -116,6 +116,9 @@ void register_kernels(KernelTable& t) {
   t.add("NegativeLogLikelihoodLoss", NegativeLogLikelihoodLoss, /*since_opset=*/12).prepare(PrepareLoss).attrs({{"ignore_index", I}, {"reduction", S}});
   t.add("SoftmaxCrossEntropyLoss", SoftmaxCrossEntropyLoss, /*since_opset=*/12).prepare(PrepareLoss).attrs({{"ignore_index", I}, {"reduction", S}});
   t.add("Dropout", Dropout).attrs({{"ratio", F, 1, 11}, {"seed", I, 12}});  // inference only
+  t.add("CastLike", CastLike, /*since_opset=*/15).attrs({{"saturate", I, 19}});
+  t.add("GlobalMaxPool", GlobalMaxPool);
+  t.add("Det", Det, /*since_opset=*/11);
 
   t.add("MatMul", MatMul);
   t.add("Gemm", Gemm).prepare(PrepareGemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});

@@ -396,3 +396,46 @@ TEST(Dropout, InferenceIdentityMaskAndTrainingRefused) {
 
 }  // namespace
 }  // namespace sarai
+
+namespace sarai {
+namespace {
+
+using test::make_node;
+using test::make_tensor;
+using test::run1;
+using test::run_error;
+using test::tensors_equal;
+using test::tensors_near;
+
+TEST(CastLikeGlobalMaxPoolDet, ValuesAndErrors) {
+  Tensor x = make_tensor<float>({3}, {1.7f, -2.2f, 0.f});
+  EXPECT_TRUE(tensors_equal(run1(kernels::CastLike, make_node("CastLike", 2), {x, make_tensor<int32_t>({1}, {0})}, 15),
+                            make_tensor<int32_t>({3}, {1, -2, 0})));
+  EXPECT_TRUE(tensors_equal(run1(kernels::CastLike, make_node("CastLike", 2), {x, make_tensor<double>({0}, {})}, 15),
+                            make_tensor<double>({3}, {1.7f, -2.2f, 0.f})));
+  EXPECT_HAS(run_error(kernels::CastLike, make_node("CastLike", 2), {x, Tensor()}, 15),
+             "missing required input 'target_type' (input 1)");
+
+  Tensor p = make_tensor<float>({1, 2, 2, 2}, {1, 5, 3, 2, -1, -4, -2, -3});
+  EXPECT_TRUE(tensors_equal(run1(kernels::GlobalMaxPool, make_node("GlobalMaxPool", 1), {p}),
+                            make_tensor<float>({1, 2, 1, 1}, {5, -1})));
+  EXPECT_TRUE(tensors_equal(run1(kernels::GlobalMaxPool, make_node("GlobalMaxPool", 1), {Tensor::allocate(DType::kFloat32, {1, 1, 0})}),
+                            make_tensor<float>({1, 1, 1}, {-INFINITY})));
+  EXPECT_HAS(run_error(kernels::GlobalMaxPool, make_node("GlobalMaxPool", 1), {make_tensor<float>({2}, {1, 2})}),
+             "input 'X' [2] must have rank >= 2 ([N, C, spatial...])");
+  EXPECT_HAS(run_error(kernels::GlobalMaxPool, make_node("GlobalMaxPool", 1), {make_tensor<int32_t>({1, 1}, {1})}),
+             "input 'X' must be float32 or float64, got int32");
+
+  // Batched: [[1, 2], [3, 4]] -> -2; a row swap flips the sign; singular -> 0.
+  Tensor m = make_tensor<float>({3, 2, 2}, {1, 2, 3, 4, 0, 1, 1, 0, 1, 2, 2, 4});
+  EXPECT_TRUE(tensors_near(run1(kernels::Det, make_node("Det", 1), {m}), make_tensor<float>({3}, {-2, -1, 0})));
+  Tensor m3 = make_tensor<double>({3, 3}, {2, 0, 1, 1, 3, 2, 1, 1, 2});
+  EXPECT_TRUE(tensors_near(run1(kernels::Det, make_node("Det", 1), {m3}), make_tensor<double>({}, {6})));
+  EXPECT_HAS(run_error(kernels::Det, make_node("Det", 1), {make_tensor<float>({2, 3}, {1, 2, 3, 4, 5, 6})}),
+             "input 'X' must be [..., M, M], got [2, 3]");
+  EXPECT_HAS(run_error(kernels::Det, make_node("Det", 1), {make_tensor<int32_t>({1, 1}, {1})}),
+             "input 'X' must be float32 or float64, got int32");
+}
+
+}  // namespace
+}  // namespace sarai

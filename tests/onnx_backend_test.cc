@@ -57,6 +57,10 @@ const std::map<std::string, std::string>& skip_list() {
       {"test_training_dropout_mask", "Dropout training_mode=true is not supported (inference runtime)"},
       {"test_training_dropout_zero_ratio", "Dropout training_mode=true is not supported (inference runtime)"},
       {"test_training_dropout_zero_ratio_mask", "Dropout training_mode=true is not supported (inference runtime)"},
+      {"test_castlike_FLOAT_to_STRING", "string tensors are not supported"},
+      {"test_castlike_STRING_to_FLOAT", "string tensors are not supported"},
+      {"test_castlike_FLOAT_to_BFLOAT16", "onnx 1.12 expects truncation; we round to nearest even"},
+      {"test_castlike_BFLOAT16_to_FLOAT", "test data does not match the model's declared input shape"},
   };
   return kSkip;
 }
@@ -97,7 +101,7 @@ std::vector<Case> applicable_cases() {
 // from before opset 9 (the oldest we load) and are unchanged through opset
 // 21; their cases are valid at opset 9, so run them there.
 const std::set<std::string> kUnchangedSinceBefore9 = {"GlobalAveragePool", "HardSigmoid", "And", "Or", "Xor", "Not",
-    "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Elu", "Selu", "Softplus", "Softsign"};  // opsets 1-7, next version 22
+    "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Elu", "Selu", "Softplus", "Softsign", "GlobalMaxPool"};  // opsets 1-7, next version 22
 
 std::string model_path_for(const fs::path& dir) {
   const std::string path = (dir / "model.onnx").string();
@@ -184,7 +188,7 @@ TEST(OnnxNodeData, IndexListsCasesForRegisteredOps) {
 // in skip_list()). Prints and records one line, lists the ops that block
 // the most eligible cases, and fails when the count drops below the floor
 // (today's value: raise it as coverage grows, never lower it).
-constexpr size_t kCoverageFloor = 702;
+constexpr size_t kCoverageFloor = 712;
 
 TEST(OnnxNodeData, Coverage) {
   KernelTable table;

@@ -151,6 +151,8 @@ Status Dropout(KernelContext& ctx);  // activation.cc: inference (identity, mask
 Status CastLike(KernelContext& ctx);  // data_ops.cc: Cast to input 1's dtype
 Status GlobalMaxPool(KernelContext& ctx);  // reduce.cc
 Status Det(KernelContext& ctx);  // axis_ops.cc
+Status NonMaxSuppression(KernelContext& ctx);  // detection.cc
+Expected<std::shared_ptr<const void>> PrepareNonMaxSuppression(const Node& node, int64_t opset);  // center_point_box
 
 // matmul.cc, conv.cc, pool.cc, resize.cc
 Status MatMul(KernelContext& ctx);

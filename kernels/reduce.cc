@@ -199,7 +199,8 @@ Expected<Layout> reduce_layout(const Shape& xs, const Shape& axes, bool keepdims
     if (size == 1) continue;
     const int64_t r = reduced[static_cast<size_t>(d)];
     if (!run_size.empty() && run_reduced.back() == r) {
-      run_size.back() *= size;
+      if (__builtin_mul_overflow(run_size.back(), size, &run_size.back()))
+        return Status::error("input 'data' " + shape_to_string(xs) + " has too many elements");
     } else {
       run_size.push_back(size);
       run_reduced.push_back(r);

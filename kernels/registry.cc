@@ -119,6 +119,7 @@ void register_kernels(KernelTable& t) {
   t.add("CastLike", CastLike, /*since_opset=*/15).attrs({{"saturate", I, 19}});
   t.add("GlobalMaxPool", GlobalMaxPool);
   t.add("Det", Det, /*since_opset=*/11);
+  t.add("NonMaxSuppression", NonMaxSuppression, /*since_opset=*/10).prepare(PrepareNonMaxSuppression).attrs({{"center_point_box", I}});
 
   t.add("MatMul", MatMul);
   t.add("Gemm", Gemm).prepare(PrepareGemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});

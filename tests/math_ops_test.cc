@@ -431,10 +431,65 @@ TEST(CastLikeGlobalMaxPoolDet, ValuesAndErrors) {
   EXPECT_TRUE(tensors_near(run1(kernels::Det, make_node("Det", 1), {m}), make_tensor<float>({3}, {-2, -1, 0})));
   Tensor m3 = make_tensor<double>({3, 3}, {2, 0, 1, 1, 3, 2, 1, 1, 2});
   EXPECT_TRUE(tensors_near(run1(kernels::Det, make_node("Det", 1), {m3}), make_tensor<double>({}, {6})));
+  // No matrices: an empty output, without a workspace of m * m.
+  EXPECT_EQ(run1(kernels::Det, make_node("Det", 1), {Tensor::allocate(DType::kFloat32, {0, int64_t{1} << 40, int64_t{1} << 40})}).shape(),
+            (Shape{0}));
+  EXPECT_TRUE(tensors_equal(run1(kernels::Det, make_node("Det", 1), {Tensor::allocate(DType::kFloat32, {2, 0, 0})}),
+                            make_tensor<float>({2}, {1, 1})));
   EXPECT_HAS(run_error(kernels::Det, make_node("Det", 1), {make_tensor<float>({2, 3}, {1, 2, 3, 4, 5, 6})}),
              "input 'X' must be [..., M, M], got [2, 3]");
   EXPECT_HAS(run_error(kernels::Det, make_node("Det", 1), {make_tensor<int32_t>({1, 1}, {1})}),
              "input 'X' must be float32 or float64, got int32");
+}
+
+}  // namespace
+}  // namespace sarai
+
+namespace sarai {
+namespace {
+
+using test::attr_int;
+using test::make_node;
+using test::make_tensor;
+using test::run1;
+using test::run_error;
+using test::tensors_equal;
+
+TEST(NonMaxSuppression, SelectionThresholdsCenterBoxesAndErrors) {
+  // Box 1 overlaps box 0 (IoU 0.81 > 0.5); box 2 is apart.
+  Tensor boxes = make_tensor<float>({1, 3, 4}, {0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 0, 10, 1, 11});
+  Tensor scores = make_tensor<float>({1, 1, 3}, {0.9f, 0.95f, 0.3f});
+  Tensor max3 = make_tensor<int64_t>({1}, {3});
+  Tensor iou = make_tensor<float>({1}, {0.5f});
+  Node n = make_node("NonMaxSuppression", 5);
+  EXPECT_TRUE(tensors_equal(run1(kernels::NonMaxSuppression, n, {boxes, scores, max3, iou, Tensor()}, 11),
+                            make_tensor<int64_t>({2, 3}, {0, 0, 1, 0, 0, 2})));
+  // score_threshold (strict), max_output_boxes_per_class, no max = nothing.
+  EXPECT_TRUE(tensors_equal(run1(kernels::NonMaxSuppression, n, {boxes, scores, max3, iou, make_tensor<float>({1}, {0.3f})}, 11),
+                            make_tensor<int64_t>({1, 3}, {0, 0, 1})));
+  EXPECT_TRUE(tensors_equal(run1(kernels::NonMaxSuppression, n, {boxes, scores, make_tensor<int64_t>({1}, {1}), iou}, 11),
+                            make_tensor<int64_t>({1, 3}, {0, 0, 1})));
+  EXPECT_EQ(run1(kernels::NonMaxSuppression, make_node("NonMaxSuppression", 2), {boxes, scores}, 11).shape(), (Shape{0, 3}));
+  // Center-point boxes; flipped corners are the same box.
+  Node c = make_node("NonMaxSuppression", 4);
+  c.attrs["center_point_box"] = attr_int(1);
+  Tensor cb = make_tensor<float>({1, 2, 4}, {0.5f, 0.5f, 1, 1, 0.5f, 0.6f, 1, 1});
+  EXPECT_TRUE(tensors_equal(run1(kernels::NonMaxSuppression, c, {cb, make_tensor<float>({1, 1, 2}, {0.5f, 0.6f}), max3, iou}, 11),
+                            make_tensor<int64_t>({1, 3}, {0, 0, 1})));
+  Tensor flipped = make_tensor<float>({1, 2, 4}, {1, 1, 0, 0, 0, 0, 1, 1});
+  EXPECT_TRUE(tensors_equal(run1(kernels::NonMaxSuppression, n, {flipped, make_tensor<float>({1, 1, 2}, {0.5f, 0.6f}), max3, iou}, 11),
+                            make_tensor<int64_t>({1, 3}, {0, 0, 1})));
+  EXPECT_HAS(run_error(kernels::NonMaxSuppression, n, {make_tensor<float>({1, 3}, {0, 0, 1}), scores}, 11),
+             "input 'boxes' must be [batches, boxes, 4], got [1, 3]");
+  EXPECT_HAS(run_error(kernels::NonMaxSuppression, n, {boxes, make_tensor<float>({1, 1, 2}, {0, 0})}, 11),
+             "input 'scores' must be [1, classes, 3] (boxes [1, 3, 4]), got [1, 1, 2]");
+  EXPECT_HAS(run_error(kernels::NonMaxSuppression, n, {boxes, scores, make_tensor<int32_t>({1}, {3})}, 11),
+             "input 'max_output_boxes_per_class' must be a 1-element int64 tensor, got int32 [1]");
+  EXPECT_HAS(run_error(kernels::NonMaxSuppression, n, {boxes, make_tensor<int32_t>({1, 1, 3}, {0, 0, 0})}, 11),
+             "inputs 'boxes' and 'scores' must be float32, got float32 and int32");
+  EXPECT_HAS(run_error(kernels::NonMaxSuppression, n, {boxes}, 11), "missing required input 'scores' (input 1)");
+  c.attrs["center_point_box"] = attr_int(2);
+  EXPECT_HAS(run_error(kernels::NonMaxSuppression, c, {boxes, scores}, 11), "attribute 'center_point_box' must be 0 or 1, got 2");
 }
 
 }  // namespace

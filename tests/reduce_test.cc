@@ -191,6 +191,11 @@ TEST(Reduce, Errors) {
   Node k = make_node("ReduceLogSum", 1);
   k.attrs["keepdims"] = attr_int(2);
   EXPECT_HAS(run_error(kernels::ReduceLogSum, k, {x}, 13), "attribute 'keepdims' must be 0 or 1, got 2");
+  // Hostile: an empty input whose kept dims would overflow int64.
+  Node last = make_node("ReduceSum", 1);
+  last.attrs["axes"] = attr_ints({2});
+  EXPECT_HAS(run_error(kernels::ReduceSum, last, {Tensor::allocate(DType::kFloat32, {int64_t{1} << 62, 4, 0})}, 11),
+             "has too many elements");
   Node e = make_node("ReduceSum", 2);
   e.attrs["noop_with_empty_axes"] = attr_int(3);
   EXPECT_HAS(run_error(kernels::ReduceSum, e, {x}, 13), "attribute 'noop_with_empty_axes' must be 0 or 1, got 3");

@@ -153,6 +153,8 @@ Status GlobalMaxPool(KernelContext& ctx);  // reduce.cc
 Status Det(KernelContext& ctx);  // axis_ops.cc
 Status NonMaxSuppression(KernelContext& ctx);  // detection.cc
 Expected<std::shared_ptr<const void>> PrepareNonMaxSuppression(const Node& node, int64_t opset);  // center_point_box
+Status GridSample(KernelContext& ctx);  // grid_sample.cc
+Expected<std::shared_ptr<const void>> PrepareGridSample(const Node& node, int64_t opset);  // mode, padding_mode, align_corners
 
 // matmul.cc, conv.cc, pool.cc, resize.cc
 Status MatMul(KernelContext& ctx);

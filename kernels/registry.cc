@@ -120,6 +120,7 @@ void register_kernels(KernelTable& t) {
   t.add("GlobalMaxPool", GlobalMaxPool);
   t.add("Det", Det, /*since_opset=*/11);
   t.add("NonMaxSuppression", NonMaxSuppression, /*since_opset=*/10).prepare(PrepareNonMaxSuppression).attrs({{"center_point_box", I}});
+  t.add("GridSample", GridSample, /*since_opset=*/16).prepare(PrepareGridSample).attrs({{"align_corners", I}, {"mode", S}, {"padding_mode", S}});
 
   t.add("MatMul", MatMul);
   t.add("Gemm", Gemm).prepare(PrepareGemm).attrs({{"alpha", F}, {"beta", F}, {"transA", I}, {"transB", I}});

@@ -494,3 +494,64 @@ TEST(NonMaxSuppression, SelectionThresholdsCenterBoxesAndErrors) {
 
 }  // namespace
 }  // namespace sarai
+
+namespace sarai {
+namespace {
+
+using test::attr_int;
+using test::attr_string;
+using test::make_node;
+using test::make_tensor;
+using test::run1;
+using test::run_error;
+using test::tensors_equal;
+using test::tensors_near;
+
+TEST(GridSample, ModesPaddingAlignCornersAndErrors) {
+  // X [1, 1, 2, 2] = [[1, 2], [3, 4]].
+  Tensor x = make_tensor<float>({1, 1, 2, 2}, {1, 2, 3, 4});
+  // The center, a corner (-1, -1), and a point outside (2, 0).
+  Tensor g = make_tensor<float>({1, 1, 3, 2}, {0, 0, -1, -1, 2, 0});
+  Node n = make_node("GridSample", 2);
+  // align_corners 0: -1 is the outer edge, so the corner reads 1/4 of pixel (0, 0).
+  EXPECT_TRUE(tensors_near(run1(kernels::GridSample, n, {x, g}, 16), make_tensor<float>({1, 1, 1, 3}, {2.5f, 0.25f, 0.f})));
+  // align_corners 1: (2, 0) is pixel (1.5, 0.5), half on column 1 (2, 4), half on zeros.
+  n.attrs["align_corners"] = attr_int(1);
+  EXPECT_TRUE(tensors_near(run1(kernels::GridSample, n, {x, g}, 16), make_tensor<float>({1, 1, 1, 3}, {2.5f, 1.f, 1.5f})));
+  n.attrs["padding_mode"] = attr_string("border");
+  EXPECT_TRUE(tensors_near(run1(kernels::GridSample, n, {x, g}, 16), make_tensor<float>({1, 1, 1, 3}, {2.5f, 1.f, 3.f})));
+  n.attrs["padding_mode"] = attr_string("reflection");
+  // x = 2 -> 1.5 in pixels, reflected at 1 to 0.5: (1 + 2) / 2 on row 0.5.
+  EXPECT_TRUE(tensors_near(run1(kernels::GridSample, n, {x, g}, 16), make_tensor<float>({1, 1, 1, 3}, {2.5f, 1.f, 2.5f})));
+  Node near = make_node("GridSample", 2);
+  near.attrs["mode"] = attr_string("nearest");
+  near.attrs["align_corners"] = attr_int(1);
+  EXPECT_TRUE(tensors_equal(run1(kernels::GridSample, near, {x, make_tensor<float>({1, 1, 1, 2}, {0.9f, -0.9f})}, 16),
+                            make_tensor<float>({1, 1, 1, 1}, {2})));
+  // Bicubic at a pixel center reproduces the pixel.
+  Node cub = make_node("GridSample", 2);
+  cub.attrs["mode"] = attr_string("bicubic");
+  cub.attrs["align_corners"] = attr_int(1);
+  cub.attrs["padding_mode"] = attr_string("border");
+  EXPECT_TRUE(tensors_near(run1(kernels::GridSample, cub, {x, make_tensor<float>({1, 1, 1, 2}, {1, -1})}, 16),
+                           make_tensor<float>({1, 1, 1, 1}, {2})));
+  // Hostile grid values read zeros, not garbage.
+  EXPECT_TRUE(tensors_equal(run1(kernels::GridSample, make_node("GridSample", 2), {x, make_tensor<float>({1, 1, 1, 2}, {1e30f, NAN})}, 16),
+                            make_tensor<float>({1, 1, 1, 1}, {0})));
+  EXPECT_HAS(run_error(kernels::GridSample, make_node("GridSample", 2), {x, make_tensor<float>({1, 1, 1, 3}, {0, 0, 0})}, 16),
+             "input 'grid' must be [1, H_out, W_out, 2], got [1, 1, 1, 3]");
+  EXPECT_HAS(run_error(kernels::GridSample, make_node("GridSample", 2), {make_tensor<float>({2}, {0, 0}), g}, 16),
+             "input 'X' must be [N, C, H, W], got [2]");
+  EXPECT_HAS(run_error(kernels::GridSample, make_node("GridSample", 2), {x, Tensor()}, 16), "missing required input 'grid' (input 1)");
+  Node bad = make_node("GridSample", 2);
+  bad.attrs["mode"] = attr_string("linear");
+  EXPECT_HAS(run_error(kernels::GridSample, bad, {x, g}, 16),
+             "attribute 'mode' must be \"bilinear\", \"nearest\" or \"bicubic\", got \"linear\"");
+  bad.attrs["mode"] = attr_string("nearest");
+  bad.attrs["padding_mode"] = attr_string("wrap");
+  EXPECT_HAS(run_error(kernels::GridSample, bad, {x, g}, 16),
+             "attribute 'padding_mode' must be \"zeros\", \"border\" or \"reflection\", got \"wrap\"");
+}
+
+}  // namespace
+}  // namespace sarai

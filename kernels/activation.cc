@@ -298,3 +298,187 @@ Status Clip(KernelContext& ctx) {
 }
 
 }  // namespace sarai::kernels
+
+// ---------------------------------------------------------------------------
+// Element-wise math (float32): trigonometric and hyperbolic functions,
+// Softplus, Softsign, Mish, Elu, Selu, Celu, ThresholdedRelu, Shrink,
+// Round; Sign (float32 and integers); IsNaN, IsInf (float32 -> bool).
+namespace sarai::kernels {
+
+Status Sin(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::sin(x); }, "input"); }
+Status Cos(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::cos(x); }, "input"); }
+Status Tan(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::tan(x); }, "input"); }
+Status Asin(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::asin(x); }, "input"); }
+Status Acos(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::acos(x); }, "input"); }
+Status Atan(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::atan(x); }, "input"); }
+Status Sinh(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::sinh(x); }, "input"); }
+Status Cosh(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::cosh(x); }, "input"); }
+Status Asinh(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::asinh(x); }, "input"); }
+Status Acosh(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::acosh(x); }, "input"); }
+Status Atanh(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::atanh(x); }, "input"); }
+
+namespace {
+// log(1 + exp(x)) without overflow for large x.
+inline float softplus(float x) {
+  return x > 0.f ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+}  // namespace
+
+Status Softplus(KernelContext& ctx) { return unary_float(ctx, [](float x) { return softplus(x); }); }
+Status Softsign(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return x / (1.f + std::fabs(x)); }, "input");
+}
+// Mish (opset 18): x tanh(softplus(x)).
+Status Mish(KernelContext& ctx) {
+  return unary_float(ctx, [](float x) { return x * std::tanh(softplus(x)); });
+}
+// Round: to the nearest integer, halves to even (the default FP rounding
+// mode, which nothing here changes).
+Status Round(KernelContext& ctx) { return unary_float(ctx, [](float x) { return std::nearbyint(x); }); }
+
+// Elu (alpha 1), Selu (alpha, gamma), Celu (alpha != 0),
+// ThresholdedRelu (alpha 1), Shrink (bias 0, lambd 0.5): attributes read once.
+Expected<std::shared_ptr<const void>> PrepareElu(const Node& node, int64_t) {
+  return prepared_data(FloatPair{node.attr_float("alpha", 1.f), 0.f});
+}
+Status Elu(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const FloatPair* p, ctx.prepared<FloatPair>(PrepareElu));
+  const float a = p->a;
+  return unary_float(ctx, [a](float x) { return x < 0.f ? a * std::expm1(x) : x; });
+}
+
+Expected<std::shared_ptr<const void>> PrepareSelu(const Node& node, int64_t) {
+  return prepared_data(FloatPair{node.attr_float("alpha", 1.67326319217681884765625f),
+                                 node.attr_float("gamma", 1.05070102214813232421875f)});
+}
+Status Selu(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const FloatPair* p, ctx.prepared<FloatPair>(PrepareSelu));
+  const float a = p->a, g = p->b;
+  return unary_float(ctx, [a, g](float x) { return x <= 0.f ? g * (a * std::exp(x) - a) : g * x; });
+}
+
+Expected<std::shared_ptr<const void>> PrepareCelu(const Node& node, int64_t) {
+  const float alpha = node.attr_float("alpha", 1.f);
+  if (alpha == 0.f || !std::isfinite(alpha))
+    return Status::error("attribute 'alpha' must be finite and non-zero, got " + std::to_string(alpha));
+  return prepared_data(FloatPair{alpha, 0.f});
+}
+// Celu: max(0, x) + min(0, alpha (exp(x / alpha) - 1)).
+Status Celu(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const FloatPair* p, ctx.prepared<FloatPair>(PrepareCelu));
+  const float a = p->a;
+  return unary_float(ctx, [a](float x) {
+    return std::max(0.f, x) + std::min(0.f, a * std::expm1(x / a));
+  });
+}
+
+Expected<std::shared_ptr<const void>> PrepareThresholdedRelu(const Node& node, int64_t) {
+  return prepared_data(FloatPair{node.attr_float("alpha", 1.f), 0.f});
+}
+Status ThresholdedRelu(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const FloatPair* p, ctx.prepared<FloatPair>(PrepareThresholdedRelu));
+  const float a = p->a;
+  return unary_float(ctx, [a](float x) { return x > a ? x : 0.f; });
+}
+
+Expected<std::shared_ptr<const void>> PrepareShrink(const Node& node, int64_t) {
+  return prepared_data(FloatPair{node.attr_float("bias", 0.f), node.attr_float("lambd", 0.5f)});
+}
+// Shrink: x < -lambd ? x + bias : x > lambd ? x - bias : 0.
+Status Shrink(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const FloatPair* p, ctx.prepared<FloatPair>(PrepareShrink));
+  const float bias = p->a, lambd = p->b;
+  return unary_float(ctx, [=](float x) { return x < -lambd ? x + bias : (x > lambd ? x - bias : 0.f); }, "input");
+}
+
+// Sign: -1, 0 or 1 in the input's dtype (a NaN stays NaN).
+Status Sign(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_x(ctx, "input"));
+  const Tensor& x = ctx.input(0);
+  const bool ok = visit_numeric(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    map_into<T>(ctx, x, [](T v) -> T {
+      if constexpr (std::is_floating_point_v<T>) {
+        if (std::isnan(v)) return v;
+      }
+      return v > T{0} ? T{1} : (v < T{0} ? static_cast<T>(-1) : T{0});
+    });
+  });
+  if (!ok)
+    return Status::error(std::string("input 'input' must be float32 or an integer type, got ") + dtype_name(x.dtype()));
+  return Status::ok();
+}
+
+namespace {
+template <class Pred>
+Status float_predicate(KernelContext& ctx, Pred pred) {
+  SARAI_RETURN_IF_ERROR(require_x(ctx));
+  const Tensor& x = ctx.input(0);
+  if (x.dtype() != DType::kFloat32)
+    return Status::error(std::string("input 'X' must be float32, got ") + dtype_name(x.dtype()));
+  Tensor& y = ctx.allocate_output(0, DType::kBool, x.shape());
+  const float* px = x.data<float>();
+  uint8_t* py = y.mutable_data<uint8_t>();
+  for (int64_t i = 0; i < x.numel(); ++i) py[i] = pred(px[i]) ? 1 : 0;
+  return Status::ok();
+}
+struct IsInfParams {
+  bool positive = true, negative = true;
+};
+}  // namespace
+
+Status IsNaN(KernelContext& ctx) {
+  return float_predicate(ctx, [](float v) { return std::isnan(v); });
+}
+
+Expected<std::shared_ptr<const void>> PrepareIsInf(const Node& node, int64_t) {
+  IsInfParams p;
+  SARAI_ASSIGN_OR_RETURN(p.positive, attr_flag(node, "detect_positive", true));
+  SARAI_ASSIGN_OR_RETURN(p.negative, attr_flag(node, "detect_negative", true));
+  return prepared_data(p);
+}
+// IsInf: +inf when detect_positive, -inf when detect_negative (both default 1).
+Status IsInf(KernelContext& ctx) {
+  SARAI_ASSIGN_OR_RETURN(const IsInfParams* p, ctx.prepared<IsInfParams>(PrepareIsInf));
+  const bool pos = p->positive, neg = p->negative;
+  return float_predicate(ctx, [=](float v) {
+    return std::isinf(v) && ((v > 0 && pos) || (v < 0 && neg));
+  });
+}
+
+}  // namespace sarai::kernels
+
+// ---------------------------------------------------------------------------
+// Dropout at inference: y = x; the optional mask is all true (bool; the
+// data's dtype before opset 10). A training_mode input that is true is
+// refused: this runtime does not train.
+namespace sarai::kernels {
+
+Status Dropout(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_x(ctx, "data"));
+  const Tensor& x = ctx.input(0);
+  if (ctx.has_input(2)) {
+    const Tensor& t = ctx.input(2);
+    if (t.dtype() != DType::kBool || t.numel() != 1)
+      return Status::error(std::string("input 'training_mode' must be a bool scalar, got ") + dtype_name(t.dtype()) +
+                           " " + shape_to_string(t.shape()));
+    if (t.data<uint8_t>()[0] != 0) return Status::error("training_mode = true is not supported (inference runtime)");
+  }
+  ctx.set_output(0, x);
+  if (ctx.wants_output(1)) {
+    if (ctx.opset() < 10) {
+      const bool ok = visit_numeric(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        Tensor& m = ctx.allocate_output(1, x.dtype(), x.shape());
+        std::fill(m.mutable_data<T>(), m.mutable_data<T>() + m.numel(), T{1});
+      });
+      if (!ok) return Status::error(std::string("input 'data' must be float32 or an integer type, got ") + dtype_name(x.dtype()));
+    } else {
+      Tensor& m = ctx.allocate_output(1, DType::kBool, x.shape());
+      std::fill(m.mutable_data<uint8_t>(), m.mutable_data<uint8_t>() + m.numel(), uint8_t{1});
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

@@ -707,6 +707,19 @@ Status Cast(KernelContext& ctx) {
   return Status::ok();
 }
 
+// CastLike(input, target_type): Cast to target_type's dtype (its values
+// are not read). Cast reads its target from the prepared data, which this
+// call points at the dtype for the length of the call.
+Status CastLike(KernelContext& ctx) {
+  if (!ctx.has_input(1)) return Status::error("missing required input 'target_type' (input 1)");
+  const DType to = ctx.input(1).dtype();
+  if (dtype_size(to) == 0)
+    return Status::error(std::string("input 'target_type' has dtype ") + dtype_name(to) + ", which is not supported");
+  if (ctx.opset() >= 19) SARAI_RETURN_IF_ERROR(attr_flag(ctx.node(), "saturate", true).status());
+  ctx.set_prepared(&to);
+  return Cast(ctx);
+}
+
 // ----------------------------------------------------------------- Constant
 
 // The value, decoded once into a tensor: exactly one of the value

@@ -414,3 +414,237 @@ Status Where(KernelContext& ctx) {
 }
 
 }  // namespace sarai::kernels
+
+// ---------------------------------------------------------------------------
+// Variadic Max, Min, Sum, Mean (1..N inputs, NumPy broadcasting), Mod,
+// BitShift and PRelu.
+namespace sarai::kernels {
+namespace {
+
+// Calls fn(T{}) for float32, float64 and (when ints) the integer types.
+template <class Fn>
+bool visit_arith(DType t, bool ints, Fn&& fn) {
+  if (t == DType::kFloat32) { fn(float{}); return true; }
+  if (t == DType::kFloat64) { fn(double{}); return true; }
+  return ints && visit_int(t, fn);
+}
+
+// out = fold(op, inputs...) with broadcasting: input 0 is copied into the
+// broadcast shape, then every further input is folded in place. float16
+// inputs compute in float32 (through a float32 workspace). `finish` maps
+// each result once at the end (Mean's division).
+template <class Op, class Finish>
+Status variadic(KernelContext& ctx, const char* what, bool ints, Op op, Finish finish) {
+  const int n = ctx.num_inputs();
+  if (n == 0) return Status::error("needs at least one input");
+  Shape shapes_inline[8];
+  std::vector<Shape> shapes_heap;  // only past 8 inputs
+  if (n > 8) shapes_heap.resize(static_cast<size_t>(n));
+  Shape* shapes = n > 8 ? shapes_heap.data() : shapes_inline;
+  const DType dt = ctx.has_input(0) ? ctx.input(0).dtype() : DType::kUndefined;
+  for (int i = 0; i < n; ++i) {
+    if (!ctx.has_input(i))
+      return Status::error("missing input 'data_" + std::to_string(i) + "' (input " + std::to_string(i) + ")");
+    if (ctx.input(i).dtype() != dt)
+      return Status::error("input 'data_" + std::to_string(i) + "' must have the dtype of input 'data_0' (" +
+                           dtype_name(dt) + "), got " + dtype_name(ctx.input(i).dtype()));
+    shapes[i] = ctx.input(i).shape();
+  }
+  SARAI_ASSIGN_OR_RETURN(Shape out_shape, broadcast_shapes(std::span<const Shape>(shapes, static_cast<size_t>(n))));
+  auto run = [&](auto tag, auto* out, auto load) {
+    using T = decltype(tag);
+    const int64_t total = numel_of(out_shape);
+    if (total == 0) return;
+    for_each_broadcast(out_shape, {broadcast_strides(shapes[0], out_shape)},
+                       [&](int64_t o, const int64_t* off) { out[o] = load(0, off[0]); });
+    for (int k = 1; k < n; ++k) {
+      auto plan = make_plan({out_shape, shapes[k]});
+      if (!plan) return;  // cannot happen: shapes[k] broadcasts into out_shape
+      const int kk = k;
+      for_each_row<2>(*plan, [&](int64_t o, const std::array<int64_t, 2>& in, int64_t len) {
+        const int64_t s = plan->strides[1].back();
+        for (int64_t i = 0; i < len; ++i) out[o + i] = op(out[o + i], static_cast<T>(load(kk, in[1] + i * s)));
+      });
+    }
+    for (int64_t i = 0; i < total; ++i) out[i] = finish(out[i], n);
+  };
+  if (dt == DType::kFloat16) {
+    Tensor& y = ctx.allocate_output(0, dt, out_shape);
+    float* acc = ctx.workspace<float>(y.numel());
+    run(float{}, acc, [&](int k, int64_t i) { return half_to_float(ctx.input(k).data<uint16_t>()[i]); });
+    uint16_t* py = y.mutable_data<uint16_t>();
+    for (int64_t i = 0; i < y.numel(); ++i) py[i] = float_to_half(acc[i]);
+    return Status::ok();
+  }
+  const bool ok = visit_arith(dt, ints, [&](auto tag) {
+    using T = decltype(tag);
+    Tensor& y = ctx.allocate_output(0, dt, out_shape);
+    if (ctx.skip_compute(y)) return;
+    run(T{}, y.mutable_data<T>(), [&](int k, int64_t i) { return ctx.input(k).data<T>()[i]; });
+  });
+  if (!ok)
+    return Status::error(std::string("unsupported dtype ") + dtype_name(dt) + " for the inputs of " + what +
+                         (ints ? " (supported: float32, float64, float16 and integer types)"
+                               : " (supported: float32, float64, float16)"));
+  return Status::ok();
+}
+
+struct Keep {
+  template <class T> T operator()(T v, int) const { return v; }
+};
+
+// max / min that propagate NaN (as NumPy's maximum / minimum).
+template <class T> T nan_max(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>)
+    if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<T>::quiet_NaN();
+  return b > a ? b : a;
+}
+template <class T> T nan_min(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>)
+    if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<T>::quiet_NaN();
+  return b < a ? b : a;
+}
+
+}  // namespace
+
+Status Max(KernelContext& ctx) {
+  return variadic(ctx, "Max", true, [](auto a, auto b) { return nan_max(a, b); }, Keep{});
+}
+Status Min(KernelContext& ctx) {
+  return variadic(ctx, "Min", true, [](auto a, auto b) { return nan_min(a, b); }, Keep{});
+}
+Status Sum(KernelContext& ctx) {
+  return variadic(ctx, "Sum", false, [](auto a, auto b) { return a + b; }, Keep{});
+}
+Status Mean(KernelContext& ctx) {
+  return variadic(ctx, "Mean", false, [](auto a, auto b) { return a + b; },
+                  [](auto v, int n) { return static_cast<decltype(v)>(v / static_cast<decltype(v)>(n)); });
+}
+
+// Mod: fmod = 0 (integers only) takes the divisor's sign, as Python's %;
+// fmod = 1 truncates, as C's fmod / %. An integer zero divisor is an error.
+Expected<std::shared_ptr<const void>> PrepareMod(const Node& node, int64_t) {
+  SARAI_ASSIGN_OR_RETURN(const bool fmod, attr_flag(node, "fmod", false));
+  return prepared_data(fmod);
+}
+
+Status Mod(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"A", "B"}));
+  SARAI_ASSIGN_OR_RETURN(const bool* fmod_p, ctx.prepared<bool>(PrepareMod));
+  const bool fmod = *fmod_p;
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  SARAI_RETURN_IF_ERROR(same_dtype(a, b, "A", "B"));
+  SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({a.shape(), b.shape()}));
+  const DType dt = a.dtype();
+  const bool is_float = dt == DType::kFloat32 || dt == DType::kFloat64 || dt == DType::kFloat16;
+  if (is_float && !fmod)
+    return Status::error(std::string("attribute 'fmod' must be 1 for ") + dtype_name(dt) + " inputs");
+  if (dt == DType::kFloat16) {
+    Tensor& out = ctx.allocate_output(0, dt, plan.out);
+    binary_loop(plan, a.data<uint16_t>(), b.data<uint16_t>(), out.mutable_data<uint16_t>(),
+                [](uint16_t x, uint16_t y) { return float_to_half(std::fmod(half_to_float(x), half_to_float(y))); });
+    return Status::ok();
+  }
+  Status status;
+  const bool known = visit_arith(dt, true, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_integral_v<T>) {
+      if (!has_zero_dim(plan.out)) {
+        const T* pb = b.data<T>();
+        for (int64_t i = 0; i < b.numel(); ++i)
+          if (pb[i] == 0) {
+            status = Status::error("integer modulo by zero: input 'B' (" + std::string(dtype_name(dt)) + " " +
+                                   shape_to_string(b.shape()) + ") has a zero at flat index " + std::to_string(i));
+            return;
+          }
+      }
+    }
+    Tensor& out = ctx.allocate_output(0, dt, plan.out);
+    if (ctx.skip_compute(out)) return;
+    binary_loop(plan, a.data<T>(), b.data<T>(), out.mutable_data<T>(), [fmod](T x, T y) -> T {
+      if constexpr (std::is_floating_point_v<T>) {
+        return std::fmod(x, y);
+      } else {
+        if constexpr (std::is_signed_v<T>)
+          if (y == -1) return T{0};  // MIN % -1 traps on x86
+        T r = static_cast<T>(x % y);
+        if constexpr (std::is_signed_v<T>)
+          if (!fmod && r != 0 && ((r < 0) != (y < 0))) r = static_cast<T>(r + y);
+        return r;
+      }
+    });
+  });
+  if (!known)
+    return Status::error(std::string("unsupported dtype ") + dtype_name(dt) +
+                         " for inputs 'A' and 'B' (supported: float32, float64, float16 and integer types)");
+  return status;
+}
+
+// BitShift: unsigned integers; direction "LEFT" or "RIGHT" (required).
+// A shift by the type's width or more gives 0.
+Expected<std::shared_ptr<const void>> PrepareBitShift(const Node& node, int64_t) {
+  const std::string_view d = node.attr_string_view("direction", "");
+  if (d != "LEFT" && d != "RIGHT")
+    return Status::error("attribute 'direction' must be \"LEFT\" or \"RIGHT\", got \"" + std::string(d) + "\"");
+  return prepared_data(d == "LEFT");
+}
+
+Status BitShift(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"X", "Y"}));
+  SARAI_ASSIGN_OR_RETURN(const bool* left_p, ctx.prepared<bool>(PrepareBitShift));
+  const bool left = *left_p;
+  const Tensor& x = ctx.input(0);
+  const Tensor& y = ctx.input(1);
+  SARAI_RETURN_IF_ERROR(same_dtype(x, y, "X", "Y"));
+  SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({x.shape(), y.shape()}));
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    Tensor& out = ctx.allocate_output(0, x.dtype(), plan.out);
+    binary_loop(plan, x.data<T>(), y.data<T>(), out.mutable_data<T>(), [left](T v, T s) -> T {
+      if (s >= sizeof(T) * 8) return T{0};
+      return left ? static_cast<T>(v << s) : static_cast<T>(v >> s);
+    });
+  };
+  switch (x.dtype()) {
+    case DType::kUInt8: run(uint8_t{}); break;
+    case DType::kUInt16: run(uint16_t{}); break;
+    case DType::kUInt32: run(uint32_t{}); break;
+    case DType::kUInt64: run(uint64_t{}); break;
+    default:
+      return Status::error(std::string("unsupported dtype ") + dtype_name(x.dtype()) +
+                           " for inputs 'X' and 'Y' (supported: uint8, uint16, uint32, uint64)");
+  }
+  return Status::ok();
+}
+
+// PRelu: x < 0 ? slope x : x, slope broadcasting to X's shape (not beyond).
+Status PRelu(KernelContext& ctx) {
+  SARAI_RETURN_IF_ERROR(require_inputs(ctx, {"X", "slope"}));
+  const Tensor& x = ctx.input(0);
+  const Tensor& s = ctx.input(1);
+  SARAI_RETURN_IF_ERROR(same_dtype(x, s, "X", "slope"));
+  SARAI_ASSIGN_OR_RETURN(BroadcastPlan plan, make_plan({x.shape(), s.shape()}));
+  if (plan.out != x.shape())
+    return Status::error("input 'slope' " + shape_to_string(s.shape()) + " does not broadcast to X's shape " +
+                         shape_to_string(x.shape()));
+  const bool ok = visit_arith(x.dtype(), true, [&](auto tag) {
+    using T = decltype(tag);
+    Tensor& out = ctx.allocate_output(0, x.dtype(), plan.out);
+    if (ctx.skip_compute(out)) return;
+    binary_loop(plan, x.data<T>(), s.data<T>(), out.mutable_data<T>(), [](T v, T a) -> T {
+      if constexpr (std::is_integral_v<T>) {
+        if (v < T{0}) return static_cast<T>(static_cast<uint64_t>(v) * static_cast<uint64_t>(a));
+        return v;
+      } else {
+        return v < T{0} ? a * v : v;
+      }
+    });
+  });
+  if (!ok)
+    return Status::error(std::string("unsupported dtype ") + dtype_name(x.dtype()) +
+                         " for inputs 'X' and 'slope' (supported: float32, float64 and integer types)");
+  return Status::ok();
+}
+
+}  // namespace sarai::kernels

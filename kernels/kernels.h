@@ -87,6 +87,85 @@ Status MeanVarianceNormalization(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareMeanVarianceNormalization(const Node& node, int64_t opset);  // axes
 Status LRN(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareLRN(const Node& node, int64_t opset);  // size, alpha, beta, bias
+// reduce.cc: the rest of the Reduce family (one generic fold; axes an
+// input from opset 13 for ReduceSum, 18 for the others) and ArgMax/ArgMin.
+Status ReduceSum(KernelContext& ctx);
+Status ReduceMax(KernelContext& ctx);
+Status ReduceMin(KernelContext& ctx);
+Status ReduceProd(KernelContext& ctx);
+Status ReduceL1(KernelContext& ctx);
+Status ReduceL2(KernelContext& ctx);
+Status ReduceLogSum(KernelContext& ctx);
+Status ReduceLogSumExp(KernelContext& ctx);
+Status ReduceSumSquare(KernelContext& ctx);
+// Every Reduce op's axes (no repeats), keepdims and noop_with_empty_axes.
+Expected<std::shared_ptr<const void>> PrepareReduce(const Node& node, int64_t opset);
+Status ArgMax(KernelContext& ctx);
+Status ArgMin(KernelContext& ctx);
+// axis; keepdims and select_last_index (0 or 1).
+Expected<std::shared_ptr<const void>> PrepareArgMinMax(const Node& node, int64_t opset);
+// elementwise.cc: variadic Max, Min, Sum, Mean (broadcasting), Mod (fmod),
+// BitShift (direction), PRelu.
+Status Max(KernelContext& ctx);
+Status Min(KernelContext& ctx);
+Status Sum(KernelContext& ctx);
+Status Mean(KernelContext& ctx);
+Status Mod(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareMod(const Node& node, int64_t opset);  // fmod 0 or 1
+Status BitShift(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareBitShift(const Node& node, int64_t opset);  // LEFT or RIGHT
+Status PRelu(KernelContext& ctx);
+// activation.cc: element-wise math.
+Status Sin(KernelContext& ctx);
+Status Cos(KernelContext& ctx);
+Status Tan(KernelContext& ctx);
+Status Asin(KernelContext& ctx);
+Status Acos(KernelContext& ctx);
+Status Atan(KernelContext& ctx);
+Status Sinh(KernelContext& ctx);
+Status Cosh(KernelContext& ctx);
+Status Asinh(KernelContext& ctx);
+Status Acosh(KernelContext& ctx);
+Status Atanh(KernelContext& ctx);
+Status Softplus(KernelContext& ctx);
+Status Softsign(KernelContext& ctx);
+Status Mish(KernelContext& ctx);
+Status Round(KernelContext& ctx);
+Status Sign(KernelContext& ctx);
+Status IsNaN(KernelContext& ctx);
+Status IsInf(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareIsInf(const Node& node, int64_t opset);  // detect_* flags
+Status Elu(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareElu(const Node& node, int64_t opset);  // alpha
+Status Selu(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareSelu(const Node& node, int64_t opset);  // alpha, gamma
+Status Celu(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareCelu(const Node& node, int64_t opset);  // alpha != 0
+Status ThresholdedRelu(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareThresholdedRelu(const Node& node, int64_t opset);  // alpha
+Status Shrink(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareShrink(const Node& node, int64_t opset);  // bias, lambd
+// axis_ops.cc: LogSoftmax, Hardmax (Softmax's axis rules), CumSum, TopK.
+Status LogSoftmax(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareLogSoftmax(const Node& node, int64_t opset);  // axis
+Status Hardmax(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareHardmax(const Node& node, int64_t opset);  // axis
+Status CumSum(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareCumSum(const Node& node, int64_t opset);  // exclusive, reverse
+Status TopK(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareTopK(const Node& node, int64_t opset);  // axis, k (< 10), flags
+// loss.cc: NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss (evaluation).
+Status NegativeLogLikelihoodLoss(KernelContext& ctx);
+Status SoftmaxCrossEntropyLoss(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareLoss(const Node& node, int64_t opset);  // reduction, ignore_index
+Status Dropout(KernelContext& ctx);  // activation.cc: inference (identity, mask all true)
+Status CastLike(KernelContext& ctx);  // data_ops.cc: Cast to input 1's dtype
+Status GlobalMaxPool(KernelContext& ctx);  // reduce.cc
+Status Det(KernelContext& ctx);  // axis_ops.cc
+Status NonMaxSuppression(KernelContext& ctx);  // detection.cc
+Expected<std::shared_ptr<const void>> PrepareNonMaxSuppression(const Node& node, int64_t opset);  // center_point_box
+Status GridSample(KernelContext& ctx);  // grid_sample.cc
+Expected<std::shared_ptr<const void>> PrepareGridSample(const Node& node, int64_t opset);  // mode, padding_mode, align_corners
 
 // matmul.cc, conv.cc, pool.cc, resize.cc
 Status MatMul(KernelContext& ctx);

@@ -362,3 +362,39 @@ TEST(PreparedAttrs, IndexNormalizationEinsumAndSignalOps) {
 
 }  // namespace
 }  // namespace sarai
+
+namespace sarai {
+namespace {
+
+// Issue 17's ops: what their prepare functions refuse at Session::create.
+TEST(PreparedAttrs, ReduceArgMathAxisAndLossOps) {
+  using test::attr_float;
+  using test::attr_int;
+  using test::attr_ints;
+  using test::attr_string;
+  EXPECT_HAS(refusal("ReduceSum", {{"axes", attr_ints({0, 0})}}, 11), "axes [0, 0] name axis 0 twice");
+  EXPECT_HAS(refusal("ReduceMax", {{"keepdims", attr_int(3)}}, 13), "attribute 'keepdims' must be 0 or 1, got 3");
+  EXPECT_HAS(refusal("ArgMax", {{"select_last_index", attr_int(2)}}, 13),
+             "attribute 'select_last_index' must be 0 or 1, got 2");
+  EXPECT_HAS(refusal("Celu", {{"alpha", attr_float(0.f)}}, 13), "attribute 'alpha' must be finite and non-zero, got 0");
+  EXPECT_HAS(refusal("IsInf", {{"detect_negative", attr_int(2)}}, 13), "attribute 'detect_negative' must be 0 or 1, got 2");
+  EXPECT_HAS(refusal("TopK", {}, 9), "attribute 'k' must be given and non-negative, got -1");
+  EXPECT_HAS(refusal("TopK", {{"largest", attr_int(3)}}, 11, 2, "", {test::make_tensor<int64_t>({1}, {1})}),
+             "attribute 'largest' must be 0 or 1, got 3");
+  const Tensor f = test::random_tensor({2, 4}, 2);
+  EXPECT_HAS(refusal("Mod", {{"fmod", attr_int(2)}}, 13, 1, "", {f}), "attribute 'fmod' must be 0 or 1, got 2");
+  EXPECT_HAS(refusal("BitShift", {{"direction", attr_string("UP")}}, 13, 1, "", {f}),
+             "attribute 'direction' must be \"LEFT\" or \"RIGHT\", got \"UP\"");
+  EXPECT_HAS(refusal("CumSum", {{"exclusive", attr_int(5)}}, 13, 1, "", {test::make_tensor<int64_t>({}, {0})}),
+             "attribute 'exclusive' must be 0 or 1, got 5");
+  EXPECT_HAS(refusal("NegativeLogLikelihoodLoss", {{"reduction", attr_string("avg")}}, 13, 1, "",
+                     {test::make_tensor<int64_t>({2}, {0, 0})}),
+             "attribute 'reduction' must be \"none\", \"sum\" or \"mean\", got \"avg\"");
+  // Good values run.
+  auto out = run(model_of("ReduceLogSumExp", {{"axes", attr_ints({1})}, {"keepdims", attr_int(0)}}, 13));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tensor.shape(), (Shape{2}));
+}
+
+}  // namespace
+}  // namespace sarai

@@ -71,6 +71,22 @@ TEST(Cli, HelpOnEverySubcommand) {
   EXPECT_NE(run_cli({"run", "--help"}).out.find("--output-dir"), std::string::npos);
 }
 
+// docs/ops.md holds the table `sarai-rt ops --markdown` prints, from its
+// header line "| op | opsets |" to the end.
+TEST(Docs, OpsMdMatchesTheKernelTable) {
+  CliResult r = run_cli({"ops", "--markdown"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string doc = test::read_file(test::test_setting("SARAI_SOURCE_DIR") + "/docs/ops.md");
+  const size_t at = doc.find("\n| op | opsets |");
+  ASSERT_NE(at, std::string::npos) << "docs/ops.md has no table";
+  EXPECT_EQ(doc.substr(at + 1), r.out) << "docs/ops.md is stale: regenerate its table (see its first lines)";
+  EXPECT_NE(r.out.find("| LSTM | 9-21 |"), std::string::npos);
+  EXPECT_NE(r.out.find("| sarai::QMatMul | any |"), std::string::npos);
+  CliResult text = run_cli({"ops"});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find(" ops\n"), std::string::npos) << text.out;
+}
+
 TEST(Cli, InspectFixture) {
   CliResult r = run_cli({"inspect", fixture("whisper_tiny_encoder.onnx")});
   ASSERT_EQ(r.code, 0) << r.err;

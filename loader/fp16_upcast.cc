@@ -55,17 +55,33 @@ bool has_dtype_attr_f16(const Node& n) {
 
 class Upcast {
  public:
-  explicit Upcast(Graph& g) : g_(g) {}
+  // sub: a subgraph (If/Loop/Scan body). Its inputs, outputs and captures
+  // connect to values of the enclosing graph, which are float32 by now, so
+  // they become float32 too: no Casts at its interface.
+  explicit Upcast(Graph& g, bool sub = false) : g_(g), sub_(sub) {}
 
   bool needed() const {
     for (const Value& v : g_.values)
       if (v.dtype == DType::kFloat16 || (v.is_initializer && v.initializer.dtype() == DType::kFloat16)) return true;
-    for (const Node& n : g_.nodes)
+    for (const Node& n : g_.nodes) {
       if (is_cast_to_f16(n) || has_f16_tensor_attr(n) || has_dtype_attr_f16(n)) return true;
+      for (const auto& [k, a] : n.attrs)
+        if (a.kind == Attribute::Kind::kGraph && a.g && Upcast(const_cast<Graph&>(*a.g), true).needed()) return true;
+    }
     return false;
   }
 
   void run() {
+    // Subgraphs first, each on a copy (they are shared, const handles).
+    for (Node& n : g_.nodes)
+      for (auto& [k, a] : n.attrs) {
+        if (a.kind != Attribute::Kind::kGraph || !a.g) continue;
+        auto copy = std::make_shared<Graph>(*a.g);
+        Upcast sub(*copy, /*sub=*/true);
+        if (!sub.needed()) continue;
+        sub.run();
+        a.g = std::move(copy);
+      }
     for (const Node& n : g_.nodes) node_names_.insert(n.name);
     const size_t n_values = g_.values.size();
     // Float16 in the source model, for each value (declared, or evident from
@@ -117,7 +133,7 @@ class Upcast {
       const int y = g_.nodes[i].outputs[0];
       if (y == kNoValue) continue;
       const auto yi = static_cast<size_t>(y);
-      if (is_output[yi] && was_f16[yi] && readers[yi] == 0) {
+      if (!sub_ && is_output[yi] && was_f16[yi] && readers[yi] == 0) {
         keep_f16_[yi] = true;
         continue;
       }
@@ -132,7 +148,7 @@ class Upcast {
     // (c) float16 graph outputs: the graph computes "<name>__fp32", a Cast
     // makes the output.
     std::set<int> done;
-    for (int o : std::vector<int>(g_.outputs)) {
+    for (int o : sub_ ? std::vector<int>() : std::vector<int>(g_.outputs)) {
       const auto oi = static_cast<size_t>(o);
       if (!was_f16[oi] || keep_f16_[oi] || is_input[oi] || !done.insert(o).second) continue;
       const int inner = add_value(g_.values[oi].name + "__fp32", o, DType::kFloat32);
@@ -155,7 +171,7 @@ class Upcast {
 
     // (c) float16 graph inputs: a Cast to "<name>__fp32", which every reader
     // reads instead.
-    for (int x : g_.inputs) {
+    for (int x : sub_ ? std::vector<int>() : g_.inputs) {
       const auto xi = static_cast<size_t>(x);
       if (g_.values[xi].dtype != DType::kFloat16) continue;
       keep_f16_[xi] = true;
@@ -218,14 +234,34 @@ class Upcast {
     g_.nodes.push_back(std::move(n));
   }
 
-  // Every node reading `from` reads `to` instead.
+  // Every node reading `from` reads `to` instead; a subgraph that captures
+  // `from` by name captures `to` (renamed in a copy, at every depth).
   void redirect_readers(int from, int to) {
     for (Node& n : g_.nodes)
-      for (int& v : n.inputs)
-        if (v == from) v = to;
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        if (n.inputs[k] != from) continue;
+        n.inputs[k] = to;
+        if (static_cast<int>(k) >= n.explicit_inputs())
+          rename_captures(n, g_.values[static_cast<size_t>(from)].name, g_.values[static_cast<size_t>(to)].name);
+      }
+  }
+
+  static void rename_captures(Node& n, const std::string& from, const std::string& to) {
+    for (auto& [k, a] : n.attrs) {
+      if (a.kind != Attribute::Kind::kGraph || !a.g) continue;
+      const int id = a.g->find_value(from);
+      if (id == kNoValue) continue;
+      auto copy = std::make_shared<Graph>(*a.g);
+      copy->rename_value(id, to);
+      for (Node& inner : copy->nodes)
+        for (size_t j = static_cast<size_t>(inner.explicit_inputs()); j < inner.inputs.size(); ++j)
+          if (inner.inputs[j] == id) rename_captures(inner, from, to);
+      a.g = std::move(copy);
+    }
   }
 
   Graph& g_;
+  bool sub_ = false;
   std::set<std::string> node_names_;
   std::vector<bool> keep_f16_;  // values that stay float16: the interface, the Cast pairs' middles
 };

@@ -30,7 +30,9 @@
 // Arithmetic between nodes is then float32 where ONNX Runtime's float16
 // model rounds every intermediate to half: results differ by float16
 // rounding (tests/fp16_test.cc, tests/ort/fp16_model.sh measure it).
-// Subgraphs (If/Loop bodies) are not visited.
+// Subgraphs (If/Loop/Scan bodies, at any depth) get the same pass on a
+// copy, except that their inputs, outputs and captures become float32 with
+// no Casts: they connect to the enclosing graph's values, float32 by then.
 //
 // SARAI_FP16_UPCAST=0 (or "off") switches the pass off: a float16 model then
 // loads as written and fails at session creation where a kernel refuses

@@ -9,6 +9,14 @@ int Graph::find_value(const std::string& n) const {
   return it == index_.end() ? kNoValue : it->second;
 }
 
+void Graph::rename_value(int id, const std::string& n) {
+  assert(index_.count(n) == 0);
+  Value& v = values[static_cast<size_t>(id)];
+  index_.erase(v.name);
+  v.name = n;
+  index_[n] = id;
+}
+
 int Graph::add_value(const std::string& n) {
   assert(index_.count(n) == 0);
   int id = static_cast<int>(values.size());

@@ -131,6 +131,8 @@ class Graph {
   int find_value(const std::string& name) const;  // kNoValue if absent
   // Adds a value (name must be new) and returns its index.
   int add_value(const std::string& name);
+  // Renames value id (the new name must be new).
+  void rename_value(int id, const std::string& name);
 
   // Nodes in an order where every node comes after the producers of its
   // inputs; an error naming a node on the cycle when there is one.

@@ -434,6 +434,41 @@ TEST(ControlFlow, InspectLooksInsideSubgraphs) {
   EXPECT_NE(out.find("parameters: 12 in 2 initializers and 1 Constant nodes"), std::string::npos) << out;
 }
 
+// A float16 model with subgraphs: the bodies are upcast too (their float16
+// initializers and values), the model's float16 input and output keep their
+// type at the interface.
+TEST(ControlFlow, Float16BodiesAreUpcast) {
+  constexpr int kH = onnx::TensorProto::FLOAT16;
+  onnx::GraphProto then_g, else_g, g;
+  auto* w = then_g.add_initializer();
+  w->set_name("w16");
+  w->set_data_type(kH);
+  w->add_dims(3);
+  for (float v : {0.5f, 1.5f, -2.0f}) w->add_int32_data(float_to_half(v));
+  node(&then_g, "Add", {"x", "w16"}, {"sum"});
+  typed(then_g.add_output(), "sum", kH, {3});
+  node(&else_g, "Mul", {"x", "x"}, {"sq"});
+  typed(else_g.add_output(), "sq", kH, {3});
+  typed(g.add_input(), "c", kB, {});
+  typed(g.add_input(), "x", kH, {3});
+  auto* top = node(&g, "If", {"c"}, {"y"}, "if16");
+  graph_attr(top, "then_branch", then_g);
+  graph_attr(top, "else_branch", else_g);
+  typed(g.add_output(), "y", kH, {3});
+  auto l = open(model_of(g), "cf_fp16");
+  ASSERT_EQ(l.error, "");
+  Tensor x = Tensor::allocate(DType::kFloat16, {3});
+  for (int i = 0; i < 3; ++i) x.mutable_data<uint16_t>()[i] = float_to_half(static_cast<float>(i + 1));
+  for (bool c : {true, false}) {
+    auto r = l.session->run({{"c", bool_scalar(c)}, {"x", x}});
+    ASSERT_TRUE(r.has_value()) << r.message();
+    const Tensor& y = (*r)[0].tensor;
+    ASSERT_EQ(y.dtype(), DType::kFloat16);
+    const std::vector<float> want = c ? std::vector<float>{1.5f, 3.5f, 1.0f} : std::vector<float>{1, 4, 9};
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(half_to_float(y.data<uint16_t>()[i]), want[static_cast<size_t>(i)]) << c << i;
+  }
+}
+
 TEST(ControlFlow, Errors) {
   // An unsupported op inside a branch is listed with the model's own.
   {

@@ -69,8 +69,11 @@ int fuse_attention(Graph& g, const std::string& precision = "fp32");
 // [M, 1, ...] so that the Mul broadcasts it over channels; MatMul: [N]).
 // The weight (Wq - w_zp) * w_scale is requantized once, here, to the s8
 // per-channel symmetric form `sarai-rt convert` writes (int8_layout.h),
-// into new heap initializers; so results are within that weight rounding of
-// the plain ops, not bit-identical. A Conv's following bias Add, when the
+// into new heap initializers (counted as heap weights). A channel whose
+// Wq - w_zp fit in ±127 (int8 weights, or uint8 ones with a zero point near
+// 128 and a narrow range) keeps its integers exactly; wider ones (uint8
+// weights with zero point 210 reach -210) are rounded to 127 levels, so
+// results are within that rounding of the plain ops, not bit-identical. A Conv's following bias Add, when the
 // bias is Reshape(float initializer [M], [1, -1, 1, ...]), becomes the
 // QConv's bias input (exact: the epilogue adds it as the Add did). The
 // DynamicQuantizeLinear, Reshape and scale Mul go when nothing else reads

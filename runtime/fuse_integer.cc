@@ -171,8 +171,10 @@ int add_initializer(Graph& g, const std::string& base, Tensor t) {
 
 // The s8 weight (packed N16K4 unless a grouped Conv), per-channel scales and
 // weight sums of the float weight (Wq - w_zp) * w_scale, quantized as
-// `sarai-rt convert` does: scale = max |w| / 127 per output channel (1 for
-// an all-zero channel), q = int8::quantize_s8(w, 1 / scale).
+// `sarai-rt convert` does (q = int8::quantize_s8(w, 1 / scale), scale =
+// max |w| / 127 per output channel, 1 for an all-zero channel), except that
+// a channel whose max |Wq - w_zp| is at most 127 keeps |w_scale| as its
+// scale: its s8 weights are then exactly ±(Wq - w_zp), no rounding added.
 struct Prepared {
   Tensor q, scale, wsum;
 };
@@ -195,8 +197,10 @@ Prepared prepare_weight(const Match& m, bool packed) {
     const float s = m.w_scale->data<float>()[m.w_scale->numel() == 1 ? 0 : n];
     int32_t amax = 0;
     for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::abs(int_at(*m.w, src(n, k)) - zp));
+    // A channel whose integers already fit in ±127 keeps its scale, and
+    // its weights stay exact (Wq - w_zp); only wider ones are rescaled.
     const float a = static_cast<float>(amax) * std::fabs(s);
-    const float cs = a > 0.f && std::isfinite(a) ? a / 127.f : 1.f;
+    const float cs = !(a > 0.f && std::isfinite(a)) ? 1.f : amax <= 127 ? std::fabs(s) : a / 127.f;
     const float inv = 1.f / cs;
     int32_t sum = 0;
     for (int64_t k = 0; k < K; ++k) {

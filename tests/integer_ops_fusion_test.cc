@@ -257,6 +257,30 @@ TEST(IntegerOpsFusion, RewritesQuantizeDynamicChainsAndMatchesThePlainOps) {
   }
 }
 
+// Weights whose Wq - w_zp fit in ±127 are kept as they are (only the scale
+// moves into the op): the fused ops compute the plain ops' integers and
+// the same float epilogue.
+TEST(IntegerOpsFusion, WeightsThatFitInt8StayExact) {
+  for (const Pattern& p : kPatterns) {
+    SCOPED_TRACE(p.name);
+    Weights w = make_weights(p, 11);
+    // Conv: u8 weights within 127 of their zero points (100..159); s8 ones in [-120, 120].
+    for (int64_t i = 0; i < w.q.numel(); ++i) {
+      if (p.s8) w.q.mutable_data<int8_t>()[i] = static_cast<int8_t>(w.q.data<int8_t>()[i] * 120 / 128);
+      else w.q.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(100 + w.q.data<uint8_t>()[i] % 128);
+    }
+    const Tensor x = test::random_tensor(p.x, 3, -2.f, 3.f);
+    SessionOptions int8_everywhere = options(true);
+    int8_everywhere.fp32_fallback = Fp32Fallback::kOff;  // the pointwise conv would run in FP32 without VNNI
+    auto fused = test::session_on(quantized_model(p, w), int8_everywhere);
+    auto plain = test::session_on(quantized_model(p, w), options(false));
+    ASSERT_TRUE(fused && plain);
+    ASSERT_EQ(fused->graph().nodes.size(), 1u);
+    const Tensor got = run(fused, x).at(0), want = run(plain, x).at(0);
+    EXPECT_TRUE(test::tensors_near(got, want, 1e-6 * max_abs(want), 1e-6));
+  }
+}
+
 TEST(IntegerOpsFusion, KeepsTheAddAsAnOpWithoutTheEpilogueFusion) {
   const Pattern& p = kPatterns[5];  // matmul_u8_2d: its bias is an Add of an initializer
   const Weights w = make_weights(p, 7);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/int8_layout.h"
+#include "kernels/cpu/qref.h"
 #include "runtime/fuse.h"
 #include "runtime/quantized_op.h"
 
@@ -112,6 +113,7 @@ bool match(const Graph& g, const std::vector<std::vector<int>>& readers, const s
   if (!checked_numel(ws, sizeof(float)).has_value()) return false;
   m->channels = m->conv ? ws[0] : ws[1];
   m->K = m->w->numel() / m->channels;
+  if (m->K > kernels::qref::kMaxReduction) return false;  // past the INT8 ops' int32 bound; the plain ops take it
   if (m->conv && op.attr_int("group", 1) < 1) return false;
   if (present(op, 3)) {
     m->w_zp = initializer(g, op.inputs[3]);

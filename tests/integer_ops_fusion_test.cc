@@ -506,6 +506,21 @@ TEST(IntegerOpsFusion, LeavesEveryChainThatDoesNotMatchExactly) {
   }
 }
 
+// A reduction past the INT8 ops' int32 bound (qref::kMaxReduction) stays
+// with MatMulInteger, which accumulates without that limit.
+TEST(IntegerOpsFusion, LeavesReductionsPastTheInt8BoundToThePlainOps) {
+  Pattern p = kPatterns[5];
+  p.ws = {66312, 2};
+  p.x = {1, 66312};
+  const Weights w = make_weights(p, 5);
+  auto model = quantized_model(p, w);
+  EXPECT_EQ(fuse_integer_ops(model->graph), 0);
+  p.ws = {66311, 2};
+  p.x = {1, 66311};
+  auto at_bound = quantized_model(p, make_weights(p, 5));
+  EXPECT_EQ(fuse_integer_ops(at_bound->graph), 1);
+}
+
 TEST(IntegerOpsFusion, LeavesGraphsWithoutThePatternAlone) {
   Graph* g;
   int x;

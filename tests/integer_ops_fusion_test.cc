@@ -120,6 +120,7 @@ struct Parts {
   int x_scale = kNoValue;                              // kNoValue: the DQL's
   int x_zp = kNoValue;                                 // kNoValue: the DQL's
   int64_t cast_to = 1;
+  bool omit_w_zp = false;  // ConvInteger / MatMulInteger with 3 inputs (w_zp = 0)
 };
 
 int add_chain(Graph& g, const Dql& d, const Pattern& p, const Weights& w, const std::string& pre,
@@ -129,8 +130,10 @@ int add_chain(Graph& g, const Dql& d, const Pattern& p, const Weights& w, const 
   const int sv = parts.scale != kNoValue ? parts.scale : test::add_init(g, pre + "w_scale", w.scale);
   const int s = test::add_node(g, "Mul", "", {parts.x_scale != kNoValue ? parts.x_scale : d.scale, sv}, pre + "scales_mul");
   const int xz = parts.x_zp != kNoValue ? parts.x_zp : d.zp;
-  const int yi = p.conv ? test::add_node(g, "ConvInteger", "", {d.xq, wv, xz, zv}, pre + "int_out", conv_attrs(p))
-                        : test::add_node(g, "MatMulInteger", "", {d.xq, wv, xz, zv}, pre + "int_out");
+  std::vector<int> in = {d.xq, wv, xz, zv};
+  if (parts.omit_w_zp) in.pop_back();
+  const int yi = p.conv ? test::add_node(g, "ConvInteger", "", in, pre + "int_out", conv_attrs(p))
+                        : test::add_node(g, "MatMulInteger", "", in, pre + "int_out");
   const int c = test::add_node(g, "Cast", "", {yi}, pre + "cast", {{"to", test::attr_int(parts.cast_to)}});
   int y = test::add_node(g, "Mul", "", {c, s}, pre + "scaled");
   if (!p.bias) return y;
@@ -278,6 +281,33 @@ TEST(IntegerOpsFusion, WeightsThatFitInt8StayExact) {
     ASSERT_EQ(fused->graph().nodes.size(), 1u);
     const Tensor got = run(fused, x).at(0), want = run(plain, x).at(0);
     EXPECT_TRUE(test::tensors_near(got, want, 1e-6 * max_abs(want), 1e-6));
+  }
+}
+
+// Without a weight zero point (0), and a Conv's per-channel scale as
+// [1, M, 1, 1].
+TEST(IntegerOpsFusion, OmittedWeightZeroPointAndFourDimensionalScale) {
+  for (bool conv : {true, false}) {
+    SCOPED_TRACE(conv);
+    const Pattern& p = conv ? kPatterns[1] : kPatterns[6];  // s8 weights, per-channel scales
+    Weights w = make_weights(p, 13);
+    const int64_t M = channels(p);
+    if (conv) w.scale = test::make_tensor<float>({1, M, 1, 1}, std::vector<float>(w.scale.data<float>(), w.scale.data<float>() + M));
+    auto build = [&] {
+      Graph* g;
+      int x;
+      auto m = new_model(&g, &x);
+      Parts parts;
+      parts.omit_w_zp = true;
+      g->outputs = {add_chain(*g, add_dql(*g, x, ""), p, w, "", parts)};
+      return m;
+    };
+    auto fused = test::session_on(build(), options(true));
+    auto plain = test::session_on(build(), options(false));
+    ASSERT_TRUE(fused && plain);
+    EXPECT_EQ(fused->graph().nodes.size(), 1u);
+    const Tensor x = test::random_tensor(p.x, 6, -2.f, 3.f);
+    expect_close(run(fused, x).at(0), run(plain, x).at(0), 0.02, "no w_zp");
   }
 }
 

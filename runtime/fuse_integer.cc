@@ -261,9 +261,8 @@ int fuse_integer_ops(Graph& g) {
   std::vector<int> maybe_unread;  // scale Muls, bias Reshapes, DQLs the rewrites stopped reading
   int fused = 0;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    // Readers change only at the nodes a rewrite kills, which no later
-    // match shares except through the DQL, Reshape and scale Mul, whose
-    // reader counts a match does not depend on.
+    // Readers are recomputed per candidate: each rewrite kills nodes (one
+    // pass over the graph per ConvInteger / MatMulInteger node).
     if (!is_op(g.nodes[i], "ConvInteger") && !is_op(g.nodes[i], "MatMulInteger")) continue;
     const auto readers = readers_of(g, dead);
     Match m;

@@ -1,7 +1,10 @@
 // The standard ONNX quantization ops, so the runtime runs the quantized
 // ONNX models `sarai-rt convert --to onnx` writes (and others'):
 // DynamicQuantizeLinear, QuantizeLinear, DequantizeLinear (per tensor and
-// per axis), MatMulInteger and ConvInteger. Scalar references.
+// per axis), MatMulInteger and ConvInteger. Plain loops the compiler
+// vectorizes (ConvInteger over an unfolded block of positions); the
+// pre-quantized models' chains run as QConv / QMatMul instead
+// (runtime/fuse.h: fuse_integer_ops).
 //
 //   QuantizeLinear:   y = saturate(round_half_even(x / y_scale) + y_zero_point)
 //   DequantizeLinear: y = (x - x_zero_point) * x_scale
@@ -353,10 +356,15 @@ Status MatMulInteger(KernelContext& ctx) {
       const int64_t bi = bm / m, row = bm % m;
       const int32_t* ar = av.data() + a_off[static_cast<size_t>(bi)] + row * k;
       const int32_t* bmat = bv.data() + b_off[static_cast<size_t>(bi)];
-      for (int64_t j = 0; j < n; ++j) {
-        int64_t s = 0;
-        for (int64_t t = 0; t < k; ++t) s += int64_t{ar[t]} * bmat[t * n + j];
-        py[bm * n + j] = static_cast<int32_t>(s);
+      // Row by row of B, contiguous (vectorized); uint32 arithmetic wraps
+      // as the int64 sums cast to int32 would (equal modulo 2^32).
+      uint32_t* acc = reinterpret_cast<uint32_t*>(py + bm * n);
+      std::fill(acc, acc + n, 0u);
+      for (int64_t t = 0; t < k; ++t) {
+        const uint32_t at = static_cast<uint32_t>(ar[t]);
+        if (at == 0) continue;
+        const int32_t* br = bmat + t * n;
+        for (int64_t j = 0; j < n; ++j) acc[j] += at * static_cast<uint32_t>(br[j]);
       }
     }
   });
@@ -403,18 +411,40 @@ Status ConvInteger(KernelContext& ctx) {
   const std::vector<int64_t> taps = convgeo::tap_table(g);
   const int64_t in_size = g.in_size(), out_size = g.out_size();
   int32_t* py = y.mutable_data<int32_t>();
-  parallel_for(batch * m, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bm = begin; bm < end; ++bm) {
-      const int64_t bi = bm / m, oc = bm % m, grp = oc / mg;
+  // Per (image, group, block of kBlock output positions): the block's
+  // shifted inputs unfolded into col[k][j] (k = ci * taps + r, 0 for a
+  // padding tap), then per output channel acc[j] += w[k] * col[k][j], a
+  // contiguous loop the compiler vectorizes. uint32 arithmetic wraps as the
+  // int64 sums cast to int32 would (the same value modulo 2^32).
+  constexpr int64_t kBlock = 256;
+  const int64_t blocks = (out_size + kBlock - 1) / kBlock;
+  parallel_for(batch * group * blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint32_t> col(static_cast<size_t>(kg * kBlock)), acc(static_cast<size_t>(kBlock));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t bi = task / (group * blocks), grp = task / blocks % group, o0 = task % blocks * kBlock;
+      const int64_t len = std::min(kBlock, out_size - o0);
       const int32_t* xs = xv.data() + (bi * c + grp * cg) * in_size;
-      const int32_t* ws = wv.data() + oc * kg;
-      for (int64_t o = 0; o < out_size; ++o) {
-        const int64_t* t = taps.data() + o * ks;
-        int64_t s = 0;
-        for (int64_t ci = 0; ci < cg; ++ci)
-          for (int64_t r = 0; r < ks; ++r)
-            if (t[r] >= 0) s += int64_t{xs[ci * in_size + t[r]]} * ws[ci * ks + r];  // pad: x - x_zp = 0
-        py[bm * out_size + o] = static_cast<int32_t>(s);
+      for (int64_t ci = 0; ci < cg; ++ci)
+        for (int64_t r = 0; r < ks; ++r) {
+          uint32_t* dst = col.data() + (ci * ks + r) * kBlock;
+          const int32_t* xc = xs + ci * in_size;
+          for (int64_t j = 0; j < len; ++j) {
+            const int64_t t = taps[static_cast<size_t>((o0 + j) * ks + r)];
+            dst[j] = t >= 0 ? static_cast<uint32_t>(xc[t]) : 0u;  // pad: x - x_zp = 0
+          }
+        }
+      for (int64_t oc = grp * mg; oc < (grp + 1) * mg; ++oc) {
+        const int32_t* ws = wv.data() + oc * kg;
+        uint32_t* a = acc.data();
+        std::fill(a, a + len, 0u);
+        for (int64_t k = 0; k < kg; ++k) {
+          const uint32_t wk = static_cast<uint32_t>(ws[k]);
+          if (wk == 0) continue;
+          const uint32_t* src = col.data() + k * kBlock;
+          for (int64_t j = 0; j < len; ++j) a[j] += wk * src[j];
+        }
+        int32_t* out = py + (bi * m + oc) * out_size + o0;
+        for (int64_t j = 0; j < len; ++j) out[j] = static_cast<int32_t>(a[j]);
       }
     }
   });

@@ -9,6 +9,7 @@
 
 #include "runtime/status.h"
 #include "runtime/tensor.h"
+#include "kernels/cpu/int8_layout.h"
 
 namespace sarai::quant {
 
@@ -33,13 +34,10 @@ void quantize_symmetric(const float* w, int64_t outer, int64_t channels, int64_t
 // default rounding mode. quantize_weight() (quantize_weight.h), the fast
 // path of both writers (the blob converter and the ONNX exporter),
 // quantizes through it.
-inline int8_t quantize_one(float w, float inv) {
-  float x = w * inv;
-  x = x < -127.f ? -127.f : x;
-  x = x > 127.f ? 127.f : x;
-  x = (x + 12582912.f) - 12582912.f;
-  return static_cast<int8_t>(static_cast<int32_t>(x));
-}
+// The function itself lives in kernels/cpu/int8_layout.h
+// (int8::quantize_s8), so that the runtime's own weight preparation
+// (runtime/fuse_integer.cc) rounds the same way without linking the quantizer.
+inline int8_t quantize_one(float w, float inv) { return int8::quantize_s8(w, inv); }
 
 // Packs q, row-major [K, N], into the kernels' N16K4 layout (see
 // kernels/cpu/int8_layout.h; `out` holds int8::packed_size(K, N) bytes), and

@@ -57,4 +57,30 @@ int fuse_scaled_softmax(Graph& g);
 // when not fp32). Returns how many were fused.
 int fuse_attention(Graph& g, const std::string& precision = "fp32");
 
+// Pre-quantized ONNX models in operator form, as ONNX Runtime's
+// quantize_dynamic writes them (runtime/fuse_integer.cc):
+//   DynamicQuantizeLinear(x) -> (xq, x_scale, x_zp)
+//   ConvInteger(xq, Wq, x_zp, w_zp) -> Cast(to = FLOAT) -> Mul(·, s),
+//   s = Mul(x_scale, w_scale)                        (operands in either order)
+// (MatMulInteger likewise) becomes sarai::QConv (QMatMul) reading x itself:
+// those ops quantize x exactly as DynamicQuantizeLinear does. Wq (uint8 or
+// int8) and w_zp are initializers, w_zp per tensor or per output channel;
+// w_scale a float initializer, per tensor or per output channel (Conv: shape
+// [M, 1, ...] so that the Mul broadcasts it over channels; MatMul: [N]).
+// The weight (Wq - w_zp) * w_scale is requantized once, here, to the s8
+// per-channel symmetric form `sarai-rt convert` writes (int8_layout.h),
+// into new heap initializers (counted as heap weights). A channel whose
+// Wq - w_zp fit in ±127 (int8 weights, or uint8 ones with a zero point near
+// 128 and a narrow range) keeps its integers exactly; wider ones (uint8
+// weights with zero point 210 reach -210) are rounded to 127 levels, so
+// results are within that rounding of the plain ops, not bit-identical. A Conv's following bias Add, when the
+// bias is Reshape(float initializer [M], [1, -1, 1, ...]), becomes the
+// QConv's bias input (exact: the epilogue adds it as the Add did). The
+// DynamicQuantizeLinear, Reshape and scale Mul go when nothing else reads
+// them. Anything not matching exactly (other readers of the intermediates,
+// non-constant weights, a Cast to another type, another DQL's scale) is
+// left to the plain ops. Run before fuse_quantized_epilogues (which then
+// folds a Relu or residual Add). Returns how many ops were rewritten.
+int fuse_integer_ops(Graph& g);
+
 }  // namespace sarai

@@ -139,7 +139,10 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
     // as float ops), fuse exported GELU chains and scaled softmaxes into one
     // op each, fold element-wise ops into the quantized ops' epilogues.
     auto fused = std::make_shared<Model>(*model);
-    int changes = s->fp32_nodes_ = apply_fp32_fallback(fused->graph, fallback, &s->fp32_bytes_);
+    // Pre-quantized ONNX ops (ConvInteger, MatMulInteger chains) become
+    // QConv / QMatMul first, so that the rules below see them as well.
+    int changes = options.fuse_patterns ? fuse_integer_ops(fused->graph) : 0;
+    changes += s->fp32_nodes_ = apply_fp32_fallback(fused->graph, fallback, &s->fp32_bytes_);
     if (options.fuse_patterns) {
       changes += fuse_gelu(fused->graph);
       changes += fuse_scaled_softmax(fused->graph);

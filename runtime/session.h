@@ -51,7 +51,7 @@ struct SessionOptions {
   int num_threads = 0;  // 0: one per physical core
   bool profile = false; // time every node (see Session::node_times_ms)
   bool fuse = true;       // Add/Relu/Gelu into quantized ops' epilogues (runtime/fuse.h)
-  bool fuse_patterns = true;  // GELU chains, Div+Softmax, attention -> one op each (runtime/fuse.h)
+  bool fuse_patterns = true;  // GELU chains, Div+Softmax, attention, ConvInteger/MatMulInteger chains -> one op each (runtime/fuse.h)
   // The fused attention's precision (needs fuse_patterns; A/B per run).
   AttentionPrecision attention = AttentionPrecision::kModel;
   // Quantized convolutions that INT8 cannot make faster on this machine run

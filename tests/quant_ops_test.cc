@@ -296,6 +296,31 @@ TEST(ConvInteger, GroupsStridesPerChannelWeightZeroPointMatchFloatConv) {
     ASSERT_EQ(yi[0].data<int32_t>()[i], static_cast<int32_t>(yf[0].data<float>()[i])) << "at " << i;
 }
 
+TEST(ConvInteger, SeveralBlocksOfOutputPositionsMatchFloatConv) {
+  // 2 images x 2 groups x 575 output positions: blocks of 256 positions,
+  // the last one partial (kernels/quant_ops.cc).
+  const Shape xs = {2, 4, 23, 25}, ws = {6, 2, 3, 3};
+  auto xv = random_ints<uint8_t>(2 * 4 * 23 * 25, 21, 0, 255);
+  auto wv = random_ints<uint8_t>(6 * 2 * 3 * 3, 22, 0, 255);
+  const int xzp = 7;
+  const std::vector<uint8_t> wzp = {210, 0, 128, 255, 1, 90};
+  std::vector<float> xf(xv.size()), wf(wv.size());
+  for (size_t i = 0; i < xv.size(); ++i) xf[i] = float(int(xv[i]) - xzp);
+  for (size_t i = 0; i < wv.size(); ++i) wf[i] = float(int(wv[i]) - wzp[i / 18]);
+  Node ci = make_node("ConvInteger", 4), cf = make_node("Conv", 2);
+  for (Node* n : {&ci, &cf}) {
+    n->attrs["group"] = attr_int(2);
+    n->attrs["pads"] = attr_ints({1, 1, 1, 1});
+  }
+  auto yi = run(kernels::ConvInteger, ci,
+                {make_tensor<uint8_t>(xs, xv), make_tensor<uint8_t>(ws, wv), make_tensor<uint8_t>({}, {7}),
+                 make_tensor<uint8_t>({6}, wzp)}, 10);
+  auto yf = run(kernels::Conv, cf, {make_tensor<float>(xs, xf), make_tensor<float>(ws, wf)});
+  ASSERT_EQ(yi[0].shape(), yf[0].shape());
+  for (int64_t i = 0; i < yi[0].numel(); ++i)
+    ASSERT_EQ(yi[0].data<int32_t>()[i], static_cast<int32_t>(yf[0].data<float>()[i])) << "at " << i;
+}
+
 TEST(ConvInteger, Errors) {
   Tensor x = make_tensor<uint8_t>({1, 2, 3, 3}, std::vector<uint8_t>(18, 1));
   Tensor w = make_tensor<int8_t>({3, 2, 2, 2}, std::vector<int8_t>(24, 1));

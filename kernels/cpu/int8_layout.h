@@ -54,4 +54,19 @@ inline constexpr int64_t packed_index(int64_t k, int64_t n, int64_t K) {
          (n % kPanelN) * kGroupK + k % kGroupK;
 }
 
+// One weight, given inv = 1 / its channel's scale (max |w| / 127):
+// round-half-even(clamp(w * inv, ±127)) without calling nearbyint, so loops
+// over it vectorize: for |x| <= 127, adding 1.5 * 2^23 leaves a float whose
+// unit in the last place is 1, so the addition rounds x to an integer, half
+// to even. The converter (quantizer/quantize.h: quantize_one) and the
+// session's rewrite of pre-quantized ONNX ops (runtime/fuse_integer.cc)
+// both quantize through it.
+inline int8_t quantize_s8(float w, float inv) {
+  float x = w * inv;
+  x = x < -127.f ? -127.f : x;
+  x = x > 127.f ? 127.f : x;
+  x = (x + 12582912.f) - 12582912.f;
+  return static_cast<int8_t>(static_cast<int32_t>(x));
+}
+
 }  // namespace sarai::int8

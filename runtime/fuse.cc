@@ -89,16 +89,6 @@ bool is_output(const Graph& g, int v) {
   return std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
 }
 
-void rebuild(Graph& g, const std::vector<bool>& dead) {
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
-  for (Value& v : g.values) v.producer = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int o : g.nodes[i].outputs)
-      if (o != kNoValue) g.values[static_cast<size_t>(o)].producer = static_cast<int>(i);
-}
 
 }  // namespace
 
@@ -136,7 +126,7 @@ int fuse_gelu(Graph& g) {
     for (int dn : {erf, add, mul1, mul2}) dead[static_cast<size_t>(dn)] = true;
     ++fused;
   }
-  if (fused > 0) rebuild(g, dead);
+  if (fused > 0) remove_nodes(g, dead);
   return fused;
 }
 
@@ -167,7 +157,7 @@ int fuse_scaled_softmax(Graph& g) {
     dead[di] = true;
     ++fused;
   }
-  if (fused > 0) rebuild(g, dead);
+  if (fused > 0) remove_nodes(g, dead);
   return fused;
 }
 
@@ -203,7 +193,7 @@ int fuse_attention(Graph& g, const std::string& precision) {
     dead[mi] = dead[si] = true;
     ++fused;
   }
-  if (fused > 0) rebuild(g, dead);
+  if (fused > 0) remove_nodes(g, dead);
   return fused;
 }
 
@@ -253,8 +243,19 @@ int fuse_quantized_epilogues(Graph& g) {
       break;  // consumers are stale now
     }
   }
-  if (folded > 0) rebuild(g, dead);
+  if (folded > 0) remove_nodes(g, dead);
   return folded;
+}
+
+void remove_nodes(Graph& g, const std::vector<bool>& dead) {
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+  for (Value& v : g.values) v.producer = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int o : g.nodes[i].outputs)
+      if (o != kNoValue) g.values[static_cast<size_t>(o)].producer = static_cast<int>(i);
 }
 
 }  // namespace sarai

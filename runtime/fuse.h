@@ -22,6 +22,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "runtime/graph.h"
 
@@ -82,5 +83,9 @@ int fuse_attention(Graph& g, const std::string& precision = "fp32");
 // left to the plain ops. Run before fuse_quantized_epilogues (which then
 // folds a Relu or residual Add). Returns how many ops were rewritten.
 int fuse_integer_ops(Graph& g);
+
+// Drops the nodes marked dead (kept nodes keep their order) and recomputes
+// every value's producer: the passes above end with it.
+void remove_nodes(Graph& g, const std::vector<bool>& dead);
 
 }  // namespace sarai

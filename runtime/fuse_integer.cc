@@ -236,16 +236,6 @@ int reshaped_bias(const Graph& g, int b, int64_t channels, size_t out_rank) {
   return reshape.inputs[0];
 }
 
-void rebuild(Graph& g, const std::vector<bool>& dead) {
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
-  for (Value& v : g.values) v.producer = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int o : g.nodes[i].outputs)
-      if (o != kNoValue) g.values[static_cast<size_t>(o)].producer = static_cast<int>(i);
-}
 
 // Node i is dead when none of its outputs is read or a graph output.
 bool unread(const Graph& g, const std::vector<std::vector<int>>& readers, size_t i) {
@@ -328,7 +318,7 @@ int fuse_integer_ops(Graph& g) {
         dead[static_cast<size_t>(n)] = true;
     }
   }
-  rebuild(g, dead);
+  remove_nodes(g, dead);
   return fused;
 }
 

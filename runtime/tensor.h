@@ -51,7 +51,11 @@ std::string shape_to_string(const Shape& s);  // "[1, 80, 3000]"
 // Product of the dims; an error when a dim is negative or the product (or
 // the byte size for elem_size) overflows int64.
 Expected<int64_t> checked_numel(const Shape& s, size_t elem_size = 1);
+// Product of the dims (0 for an empty shape's tensor without multiplying
+// the others, which may be huge).
 inline int64_t numel_of(const Shape& s) {
+  for (int64_t d : s)
+    if (d == 0) return 0;
   int64_t n = 1;
   for (int64_t d : s) n *= d;
   return n;

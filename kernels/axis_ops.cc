@@ -273,13 +273,7 @@ Status TopK(KernelContext& ctx) {
       }
     }
   };
-  bool ok = true;
-  switch (x.dtype()) {
-    case DType::kFloat32: run(float{}); break;
-    case DType::kFloat64: run(double{}); break;
-    default: ok = visit_int(x.dtype(), run);
-  }
-  if (!ok)
+  if (!visit_float_or_int(x.dtype(), run))
     return Status::error(std::string("unsupported dtype ") + dtype_name(x.dtype()) +
                          " for input 'X' (supported: float32, float64 and integer types)");
   return Status::ok();

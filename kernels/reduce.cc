@@ -364,17 +364,11 @@ Status arg_extreme(KernelContext& ctx) {
   for (int d = 0; d < axis; ++d) outer *= xs[static_cast<size_t>(d)];
   for (int d = axis + 1; d < rank; ++d) inner *= xs[static_cast<size_t>(d)];
   int64_t* py = y.mutable_data<int64_t>();
-  bool ok = true;
   auto run = [&](auto tag) {
     using T = decltype(tag);
     arg_rows<kMax>(x.data<T>(), py, outer, n, inner, p->select_last);
   };
-  switch (x.dtype()) {
-    case DType::kFloat32: run(float{}); break;
-    case DType::kFloat64: run(double{}); break;
-    default: ok = visit_int(x.dtype(), run);
-  }
-  if (!ok)
+  if (!visit_float_or_int(x.dtype(), run))
     return Status::error(std::string("unsupported dtype ") + dtype_name(x.dtype()) +
                          " for input 'data' (supported: float32, float64 and integer types)");
   return Status::ok();

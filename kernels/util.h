@@ -43,6 +43,15 @@ bool visit_numeric(DType t, Fn&& fn) {
   return true;
 }
 
+// The same for float32, float64 and the integer dtypes.
+template <class Fn>
+bool visit_float_or_int(DType t, Fn&& fn) {
+  if (t == DType::kFloat32) fn(float{});
+  else if (t == DType::kFloat64) fn(double{});
+  else return visit_int(t, fn);
+  return true;
+}
+
 // *r = a * b + c in int64; false when any step overflows. For shape
 // arithmetic fed by attributes (kernel extents, padded sizes), which must
 // fail rather than wrap.

@@ -22,28 +22,8 @@ namespace fs = std::filesystem;
 namespace sarai {
 namespace {
 
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CliResult run_cli(const std::vector<std::string>& args, const std::string& dir) {
-  std::string cmd = quote(test::test_setting("SARAI_RT"));
-  for (const std::string& a : args) cmd += " " + quote(a);
-  cmd += " >" + quote(dir + "/stdout") + " 2>" + quote(dir + "/stderr");
-  const int status = std::system(cmd.c_str());
-  CliResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = test::read_file(dir + "/stdout");
-  r.err = test::read_file(dir + "/stderr");
-  return r;
-}
+using test::CliResult;
+using test::run_cli;
 
 const std::vector<std::string>& odd_names() {
   static const std::vector<std::string> names = {
@@ -99,8 +79,7 @@ TEST(CliFileNames, RunWritesEscapedNamesAndCompareReadsThemBack) {
   test::save(reader_model(), dir + "/reader.onnx");
   const Tensor x = test::make_tensor<float>({2, 3}, {-1, 2, -3, 4, -5, 6});
   ASSERT_TRUE(write_npy(dir + "/x.npy", x).is_ok());
-  CliResult r = run_cli({"run", dir + "/writer.onnx", "--input", "x=" + dir + "/x.npy", "--output-dir", dir + "/sets"},
-                        dir);
+  CliResult r = run_cli({"run", dir + "/writer.onnx", "--input", "x=" + dir + "/x.npy", "--output-dir", dir + "/sets"});
   ASSERT_EQ(r.code, 0) << r.err;
 
   std::set<std::string> files;
@@ -118,14 +97,14 @@ TEST(CliFileNames, RunWritesEscapedNamesAndCompareReadsThemBack) {
 
   // The folder is the reader model's input set: every file, the hashed long
   // names included, maps back to its input.
-  r = run_cli({"compare", dir + "/reader.onnx", dir + "/reader.onnx", "--inputs-dir", dir + "/sets"}, dir);
+  r = run_cli({"compare", dir + "/reader.onnx", dir + "/reader.onnx", "--inputs-dir", dir + "/sets"});
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("1 input set"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("thresholds held"), std::string::npos) << r.out;
 
   // A file for no input: named, decoded, in one line.
   fs::copy_file(dir + "/sets/50%25.npy", dir + "/sets/what%20is%20this.npy");
-  r = run_cli({"compare", dir + "/reader.onnx", dir + "/reader.onnx", "--inputs-dir", dir + "/sets"}, dir);
+  r = run_cli({"compare", dir + "/reader.onnx", dir + "/reader.onnx", "--inputs-dir", dir + "/sets"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("what%20is%20this.npy: " + dir + "/reader.onnx: the model has no input 'what is this'"),
             std::string::npos)
@@ -134,7 +113,7 @@ TEST(CliFileNames, RunWritesEscapedNamesAndCompareReadsThemBack) {
 
   // The same input twice, escaped and verbatim: refused, naming both files.
   fs::copy_file(dir + "/sets/it%27s.npy", dir + "/sets/it's.npy");
-  r = run_cli({"compare", dir + "/reader.onnx", dir + "/reader.onnx", "--inputs-dir", dir + "/sets"}, dir);
+  r = run_cli({"compare", dir + "/reader.onnx", dir + "/reader.onnx", "--inputs-dir", dir + "/sets"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("it's.npy: input 'it's' already comes from it%27s.npy"), std::string::npos) << r.err;
 }

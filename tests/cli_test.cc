@@ -20,35 +20,8 @@ namespace fs = std::filesystem;
 namespace sarai {
 namespace {
 
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Runs the CLI with `args`; `env` ("NAME=value ..." words) goes before it.
-CliResult run_cli(const std::vector<std::string>& args, const std::string& env = "") {
-  const std::string bin = test::test_setting("SARAI_RT");
-  EXPECT_FALSE(bin.empty()) << "SARAI_RT is not set";
-  std::string dir = test::temp_dir("cli");
-  std::string cmd = (env.empty() ? "" : "env " + env + " ") + quote(bin);
-  for (const std::string& a : args) {
-    cmd += ' ';
-    cmd += quote(a);
-  }
-  cmd += " >" + quote(dir + "/out") + " 2>" + quote(dir + "/err");
-  int status = std::system(cmd.c_str());
-  CliResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = test::read_file(dir + "/out");
-  r.err = test::read_file(dir + "/err");
-  return r;
-}
+using test::CliResult;
+using test::run_cli;
 
 std::string fixture(const std::string& name) {
   return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;

@@ -5,7 +5,6 @@
 
 #include <onnx/onnx_pb.h>
 
-#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -424,9 +423,9 @@ TEST(ControlFlow, InspectLooksInsideSubgraphs) {
   node(then_g, "NoSuchOp", {"k"}, {"unused"});
   const std::string dir = test::temp_dir("cf_inspect");
   test::save(m, dir + "/model.onnx");
-  const std::string cmd = "'" + test::test_setting("SARAI_RT") + "' inspect '" + dir + "/model.onnx' > '" + dir + "/out' 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  const std::string out = test::read_file(dir + "/out");
+  const test::CliResult r = test::run_cli({"inspect", dir + "/model.onnx"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string& out = r.out;
   EXPECT_NE(out.find("ops (1 nodes, and 6 more inside subgraphs):"), std::string::npos) << out;
   EXPECT_NE(out.find("NoSuchOp"), std::string::npos) << out;
   EXPECT_NE(out.find("(unsupported)"), std::string::npos) << out;

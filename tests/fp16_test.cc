@@ -380,22 +380,14 @@ TEST(Fp16, WrongByteLengthsAndTheSwitch) {
   EXPECT_HAS(bad.message(), "m.onnx: SARAI_FP16_UPCAST='sometimes' is not a setting (1/on or 0/off)");
 }
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 TEST(Fp16, CliRunReadsAndWritesFloat16Npy) {
   const std::string dir = test::temp_dir("fp16");
   test::save(conv_mlp_model(kF16), dir + "/m.onnx");
   const Tensor x = to_float16(test::random_tensor({1, 3, 8, 8}, 5));
   ASSERT_TRUE(write_npy(dir + "/x.npy", x).is_ok());
-  const std::string cmd = quote(test::test_setting("SARAI_RT")) + " run " + quote(dir + "/m.onnx") + " --input " +
-                          quote("x=" + dir + "/x.npy") + " --output-dir " + quote(dir + "/out") + " >" +
-                          quote(dir + "/log") + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::read_file(dir + "/log");
+  const test::CliResult r =
+      test::run_cli({"run", dir + "/m.onnx", "--input", "x=" + dir + "/x.npy", "--output-dir", dir + "/out"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
   auto y = read_npy(dir + "/out/y.npy");
   ASSERT_TRUE(y.has_value()) << y.message();
   EXPECT_EQ(y->dtype(), DType::kFloat16);

@@ -1,6 +1,7 @@
 #include "tests/test_util.h"
 
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "kernels/cpu/int8_layout.h"
+#include "tests/onnx_builder.h"
 #include "kernels/cpu/platform.h"
 #include "kernels/kernels.h"
 #include "kernels/cpu/vec_kernels.h"
@@ -195,6 +197,31 @@ std::string run_error(KernelFn fn, const Node& node, const std::vector<Tensor>& 
     return ::testing::AssertionFailure() << "bytes differ";
   }
   return ::testing::AssertionSuccess();
+}
+
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace
+
+CliResult run_cli(const std::vector<std::string>& args, const std::string& env) {
+  const std::string bin = test_setting("SARAI_RT");
+  EXPECT_FALSE(bin.empty()) << "SARAI_RT is not set";
+  const std::string dir = temp_dir("cli");
+  std::string cmd = (env.empty() ? "" : "env " + env + " ") + shell_quote(bin);
+  for (const std::string& a : args) cmd += " " + shell_quote(a);
+  cmd += " >" + shell_quote(dir + "/out") + " 2>" + shell_quote(dir + "/err");
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(dir + "/out");
+  r.err = read_file(dir + "/err");
+  return r;
 }
 
 }  // namespace sarai::test

@@ -111,6 +111,15 @@ std::unique_ptr<Session> session_on(std::shared_ptr<const Model> model, SessionO
 // SARAI_TEST_TMP).
 std::string test_setting(const char* name);
 
+// What one run of the CLI (test_setting("SARAI_RT")) gave.
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+};
+// Runs the CLI with `args`, each quoted for the shell; `env` ("NAME=value
+// ..." words) goes before it. stdout and stderr go to a fresh folder.
+CliResult run_cli(const std::vector<std::string>& args, const std::string& env = "");
+
 // A tensor of `shape` filled with deterministic pseudo-random floats in
 // [lo, hi) from `seed`.
 Tensor random_tensor(Shape shape, uint32_t seed, float lo = -1.f, float hi = 1.f);

@@ -635,7 +635,7 @@ TEST(EvalAccuracyCheck, ComparesFloatOutputsAndNamesTheWorst) {
   EXPECT_HAS(expected.message(), "idx");
   EXPECT_EQ(c->errors[0].elements(), 2 * 16 * 32);
   EXPECT_LT(c->min_cosine, 0.9999);
-  EXPECT_GT(c->min_cosine, 0.5);
+  EXPECT_GT(c->min_cosine, 0.0);
   EXPECT_EQ(c->min_cosine, c->errors[0].cosine());
   // Against itself: exact.
   auto self = eval::check_accuracy(*outs, *ref, sets);

@@ -205,8 +205,8 @@ void warn_low_cosine(const ConvertArgs& a, double cosine, std::shared_ptr<const 
       std::string list;
       for (const eval::LayerRank& l : *worst) {
         char buf[64];
-        std::snprintf(buf, sizeof buf, " %.4g", l.relative_l2);
-        list += (list.empty() ? "" : ", ") + l.node + " (" + l.op + buf + ")";
+        std::snprintf(buf, sizeof buf, ", %.4g", l.relative_l2);
+        list += (list.empty() ? "" : "; ") + l.node + " (" + l.op + buf + ")";
         names.push_back(l.node);
       }
       std::printf("  worst layers by their own INT8 error (each quantized node's output computed from the FP32 "

@@ -160,7 +160,8 @@ int main(int argc, char** argv) {
   ConvertArgs conv;
   CLI::App* convert_cmd = app.add_subcommand(
       "convert", "Quantize an ONNX model's weights to INT8 per output channel, streaming, into a .sarai blob "
-                 "(or, with --to onnx, into a quantized ONNX model for ONNX Runtime)");
+                 "(or, with --to onnx, into a quantized ONNX model for ONNX Runtime), then measure it against the FP32 "
+                 "model");
   convert_cmd->add_option("model", conv.model, "Source model (.onnx, with its external data)")->required();
   convert_cmd->add_option("-o,--output", conv.output, "Output file (.sarai, or .onnx with --to onnx)")->required();
   convert_cmd->add_option("--to", conv.to, "Output format: sarai (default) or onnx");

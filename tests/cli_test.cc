@@ -402,8 +402,11 @@ TEST(Cli, AutoKeepFp32ReachesTheTargetWherePlainInt8DoesNot) {
 
   expect_one_line_error(run_cli({"convert", model, "-o", dir + "/x.sarai", "--auto-keep-fp32"}),
                         "--auto-keep-fp32 needs --calibration DIR");
-  expect_one_line_error(run_cli({"convert", model, "-o", dir + "/x.sarai", "--calibration", dir + "/calib"}),
-                        "--calibration is only used with --static or --auto-keep-fp32");
+  expect_one_line_error(run_cli({"convert", model, "-o", dir + "/x.sarai", "--calibration", dir + "/calib", "--no-check"}),
+                        "--calibration is only used with --static, --auto-keep-fp32 or the accuracy check (not with "
+                        "--no-check)");
+  // The accuracy check reused the calibration sets (and session).
+  EXPECT_NE(conv.out.find("accuracy vs FP32 on 3 calibration sets: min cosine "), std::string::npos) << conv.out;
 }
 
 // convert --static: the calibrated ranges land in the blob as QMatMul
@@ -662,6 +665,172 @@ TEST(CliConvert, Errors) {
   EXPECT_EQ(test::read_file(src), before) << "convert changed its source";
   for (const auto& e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().filename(), "m.onnx") << "left behind: " << e.path();
+}
+
+// ------------------------------------------------ convert's accuracy check
+
+// The lowest cosine in convert's "accuracy vs FP32 on ..." line; -9 when
+// the line is missing.
+double check_cosine(const std::string& out) {
+  const size_t at = out.find("accuracy vs FP32 on ");
+  if (at == std::string::npos) return -9;
+  const size_t c = out.find("min cosine ", at);
+  double cos = -9;
+  if (c == std::string::npos || std::sscanf(out.c_str() + c, "min cosine %lf", &cos) != 1) return -9;
+  return cos;
+}
+
+// x [1, 16, 64] -> MatMul "first" -> h0 -> MatMul "second" -> y: w0's first
+// column is 3000x the others, so h0 holds one huge channel and INT8 h0 (one
+// range for all channels) rounds the small ones, the only ones w1 reads, to
+// almost nothing. "second" is the layer that quantizes badly.
+std::string outlier_model(const std::string& dir) {
+  Tensor w0 = test::random_tensor({64, 64}, 1, -0.2f, 0.2f), w1 = test::random_tensor({64, 32}, 2, -0.2f, 0.2f);
+  for (int64_t i = 0; i < 64; ++i) w0.mutable_data<float>()[i * 64] *= 3000;
+  for (int64_t j = 0; j < 32; ++j) w1.mutable_data<float>()[j] = 0;
+  test::save(test::matmul_chain_model({1, 16, 64}, {1, 16, 32}, {w0, w1}, {"first", "second"}), dir + "/outlier.onnx");
+  return dir + "/outlier.onnx";
+}
+
+TEST(CliConvertCheck, LineOnGeneratedInputs) {
+  const std::string dir = test::temp_dir("check");
+  CliResult c = run_cli({"convert", fixture("small_cnn.onnx"), "-o", dir + "/cnn.sarai", "-q"});
+  ASSERT_EQ(c.code, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("accuracy vs FP32 on 1 generated input set: min cosine "), std::string::npos) << c.out;
+  const double cos = check_cosine(c.out);
+  EXPECT_GT(cos, 0.99) << c.out;
+  EXPECT_LE(cos, 1.0 + 1e-9) << c.out;
+  EXPECT_NE(c.out.find(" over 1 output (worst: "), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("\n  generated inputs: floats uniform in [-1, 1), integers in [0, 10), bools at random; seed 0"),
+            std::string::npos)
+      << c.out;
+  EXPECT_EQ(c.out.find("warning"), std::string::npos) << c.out;
+  // A symbolic dim is resolved to a stated value.
+  CliResult w = run_cli({"convert", fixture("whisper_tiny_encoder.onnx"), "-o", dir + "/w.sarai", "-q"});
+  ASSERT_EQ(w.code, 0) << w.out << w.err;
+  EXPECT_NE(w.out.find("; symbolic dims frames=64\n"), std::string::npos) << w.out;
+  EXPECT_GT(check_cosine(w.out), 0.99) << w.out;
+  // --to onnx: the exported model runs here (MatMulInteger/ConvInteger) and is checked the same way.
+  CliResult o = run_cli({"convert", fixture("small_cnn.onnx"), "-o", dir + "/cnn.onnx", "--to", "onnx", "-q"});
+  ASSERT_EQ(o.code, 0) << o.out << o.err;
+  EXPECT_GT(check_cosine(o.out), 0.99) << o.out;
+  // --no-check: no check at all.
+  CliResult n = run_cli({"convert", fixture("small_cnn.onnx"), "-o", dir + "/n.sarai", "-q", "--no-check"});
+  ASSERT_EQ(n.code, 0) << n.out << n.err;
+  EXPECT_EQ(n.out.find("accuracy"), std::string::npos) << n.out;
+  EXPECT_TRUE(fs::exists(dir + "/n.sarai"));
+  EXPECT_NE(run_cli({"convert", "--help"}).out.find("--no-check"), std::string::npos);
+}
+
+TEST(CliConvertCheck, WarningNamesTheBadLayer) {
+  const std::string dir = test::temp_dir("checkwarn");
+  const std::string model = outlier_model(dir);
+  CliResult c = run_cli({"convert", model, "-o", dir + "/o.sarai", "-q"});
+  ASSERT_EQ(c.code, 0) << c.out << c.err;  // a warning, not a failure
+  const double cos = check_cosine(c.out);
+  EXPECT_LT(cos, 0.98) << c.out;
+  EXPECT_GT(cos, -1.0) << c.out;
+  EXPECT_NE(c.out.find("\nwarning: min cosine "), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find(" is below --warn-cosine 0.98: INT8 loses accuracy on this model\n"), std::string::npos) << c.out;
+  const size_t list = c.out.find("worst layers by their own INT8 error");
+  ASSERT_NE(list, std::string::npos) << c.out;
+  const size_t second = c.out.find(": second (QMatMul, ", list), first = c.out.find("; first (QMatMul, ", list);
+  EXPECT_NE(second, std::string::npos) << c.out;
+  EXPECT_NE(first, std::string::npos) << c.out;
+  EXPECT_LT(second, first) << c.out;
+  EXPECT_NE(c.out.find("try: --auto-keep-fp32 --calibration DIR"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("or --keep-fp32 second;"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("these inputs were generated: realistic inputs may give a different figure"), std::string::npos)
+      << c.out;
+
+  // On calibration sets: the figure `compare` gives on them, and no word of generated inputs.
+  for (int s = 0; s < 2; ++s) {
+    fs::create_directories(dir + "/calib/" + std::to_string(s));
+    ASSERT_TRUE(write_npy(dir + "/calib/" + std::to_string(s) + "/x.npy", test::random_tensor({1, 16, 64}, 7 + s)).is_ok());
+  }
+  CliResult cal = run_cli({"convert", model, "-o", dir + "/c.sarai", "-q", "--calibration", dir + "/calib"});
+  ASSERT_EQ(cal.code, 0) << cal.out << cal.err;
+  EXPECT_NE(cal.out.find("accuracy vs FP32 on 2 calibration sets: min cosine "), std::string::npos) << cal.out;
+  EXPECT_NE(cal.out.find(" over 1 output (worst: y)"), std::string::npos) << cal.out;
+  EXPECT_NE(cal.out.find(": second (QMatMul, "), std::string::npos) << cal.out;
+  EXPECT_EQ(cal.out.find("generated"), std::string::npos) << cal.out;
+  CliResult cmp = run_cli({"compare", model, dir + "/c.sarai", "--inputs-dir", dir + "/calib", "--runs", "1"});
+  const size_t row = cmp.out.find("\ny ");
+  ASSERT_NE(row, std::string::npos) << cmp.out;
+  double cmp_cos = -9;
+  ASSERT_EQ(std::sscanf(cmp.out.c_str() + row, " y %lf", &cmp_cos), 1) << cmp.out;
+  EXPECT_NEAR(check_cosine(cal.out), cmp_cos, 2e-6) << cal.out << cmp.out;
+
+  // --warn-cosine moves the line; -1 never warns.
+  CliResult quiet = run_cli({"convert", model, "-o", dir + "/q.sarai", "-q", "--warn-cosine", "-1"});
+  ASSERT_EQ(quiet.code, 0) << quiet.out << quiet.err;
+  EXPECT_GT(check_cosine(quiet.out), -1.0) << quiet.out;
+  EXPECT_EQ(quiet.out.find("warning"), std::string::npos) << quiet.out;
+  // ... and a stricter one warns where 0.98 does not: the CNN fixture (about 0.99999).
+  CliResult strict = run_cli({"convert", fixture("small_cnn.onnx"), "-o", dir + "/s.sarai", "-q", "--warn-cosine", "1"});
+  ASSERT_EQ(strict.code, 0) << strict.out << strict.err;
+  EXPECT_GT(check_cosine(strict.out), 0.99) << strict.out;
+  EXPECT_NE(strict.out.find("is below --warn-cosine 1: INT8 loses accuracy"), std::string::npos) << strict.out;
+  EXPECT_NE(strict.out.find("(QConv, "), std::string::npos) << strict.out;
+  // --to onnx: the layers are not ranked there, and the advice fits the format.
+  CliResult onnx = run_cli({"convert", model, "-o", dir + "/o.onnx", "--to", "onnx", "-q"});
+  ASSERT_EQ(onnx.code, 0) << onnx.out << onnx.err;
+  EXPECT_LT(check_cosine(onnx.out), 0.98) << onnx.out;
+  EXPECT_NE(onnx.out.find("worst layers: not ranked for --to onnx (convert to .sarai to see them)"), std::string::npos)
+      << onnx.out;
+  EXPECT_NE(onnx.out.find("try: --keep-fp32 NODE"), std::string::npos) << onnx.out;
+}
+
+TEST(CliConvertCheck, SkippedWithItsReason) {
+  const std::string dir = test::temp_dir("checkskip");
+  // An input that declares no shape: nothing to generate from.
+  onnx::ModelProto m = test::matmul_chain_model({1, 16, 64}, {1, 16, 32}, {test::random_tensor({64, 32}, 3)}, {"only"});
+  m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->clear_shape();
+  test::save(m, dir + "/noshape.onnx");
+  CliResult c = run_cli({"convert", dir + "/noshape.onnx", "-o", dir + "/n.sarai", "-q"});
+  ASSERT_EQ(c.code, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("\naccuracy check skipped: cannot generate inputs: input 'x' declares no shape; pass "
+                       "--calibration DIR\n"),
+            std::string::npos)
+      << c.out;
+  EXPECT_TRUE(fs::exists(dir + "/n.sarai"));
+  EXPECT_EQ(run_cli({"verify", dir + "/n.sarai"}).code, 0);
+
+  // A data-dependent input: generated values make the FP32 model fail.
+  onnx::ModelProto r = test::matmul_chain_model({4, 64}, {4, 32}, {test::random_tensor({64, 32}, 3)}, {"only"});
+  auto* g = r.mutable_graph();
+  g->mutable_node(0)->set_output(0, "h");
+  auto* reshape = g->add_node();
+  reshape->set_op_type("Reshape");
+  reshape->set_name("reshape");
+  reshape->add_input("h");
+  reshape->add_input("shape");
+  reshape->add_output("y");
+  test::set_tensor_type(g->add_input(), "shape", {3}, onnx::TensorProto::INT64);
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->clear_shape();
+  test::save(r, dir + "/reshape.onnx");
+  CliResult d = run_cli({"convert", dir + "/reshape.onnx", "-o", dir + "/r.sarai", "-q"});
+  ASSERT_EQ(d.code, 0) << d.out << d.err;
+  EXPECT_NE(d.out.find("\naccuracy check skipped: the FP32 model does not run on generated inputs (floats uniform in "
+                       "[-1, 1), integers in [0, 10), bools at random; seed 0): "),
+            std::string::npos)
+      << d.out;
+  EXPECT_NE(d.out.find("; pass --calibration DIR\n"), std::string::npos) << d.out;
+  EXPECT_EQ(std::count(d.out.begin(), d.out.end(), '\n'), 5) << d.out;  // 4 lines of summary, 1 of the check
+  EXPECT_TRUE(fs::exists(dir + "/r.sarai"));
+}
+
+TEST(CliConvertCheck, BadOptions) {
+  const std::string dir = test::temp_dir("checkopts");
+  const std::string src = fixture("small_cnn.onnx");
+  for (const char* bad : {"2", "-1.5", "nan", "abc", ""}) {
+    CliResult r = run_cli({"convert", src, "-o", dir + "/x.sarai", "--warn-cosine", bad});
+    EXPECT_EQ(r.code, 2) << bad;
+    expect_one_line_error(r, std::string("--warn-cosine: must be a cosine in [-1, 1], not '") + bad + "'");
+  }
+  expect_one_line_error(run_cli({"convert", src, "-o", dir + "/x.sarai", "--warn-cosine", "0.9", "--no-check"}),
+                        "--warn-cosine is not used with --no-check");
+  for (const auto& e : fs::directory_iterator(dir)) ADD_FAILURE() << "left behind: " << e.path();
 }
 
 TEST(CliConvert, VerifyNamesTheDamage) {

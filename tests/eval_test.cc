@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "loader/npy.h"
 #include "loader/onnx_loader.h"
 #include "quantizer/convert.h"
+#include "quantizer/eval/accuracy_check.h"
 #include "quantizer/eval/calibrated_convert.h"
 #include "quantizer/eval/eval.h"
 #include "tests/onnx_builder.h"
@@ -520,6 +522,179 @@ TEST(EvalConvert, OpenCalibrationErrors) {
   st = eval::open_calibration(dir + "/absent.onnx", dir, 1, &cal2);
   ASSERT_FALSE(st.is_ok());
   EXPECT_HAS(st.message(), "absent.onnx");
+}
+
+// ------------------------------------------------ convert's accuracy check
+
+// A graph of inputs only, each {name, dtype, dims} (a dim < 0 is symbolic:
+// named by `symbols` when non-empty there, unnamed otherwise).
+struct DeclaredInput {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> dims;
+  std::vector<std::string> symbols;
+  bool has_shape = true;
+};
+Graph inputs_graph(const std::vector<DeclaredInput>& decl) {
+  Graph g;
+  for (const DeclaredInput& d : decl) {
+    const int id = g.add_value(d.name);
+    Value& v = g.values[static_cast<size_t>(id)];
+    v.dtype = d.dtype;
+    v.has_shape = d.has_shape;
+    for (size_t k = 0; k < d.dims.size(); ++k) {
+      Dim dim;
+      if (d.dims[k] >= 0) dim.value = d.dims[k];
+      else if (k < d.symbols.size()) dim.symbol = d.symbols[k];
+      v.dims.push_back(dim);
+    }
+    g.inputs.push_back(id);
+  }
+  return g;
+}
+
+TEST(EvalAccuracyCheck, GeneratedInputsResolveSymbolicDims) {
+  const Graph g = inputs_graph({{"x", DType::kFloat32, {-1, 3, -1}, {"batch", "", "len"}},
+                                {"ids", DType::kInt64, {-1}, {"len"}},
+                                {"z", DType::kFloat32, {-1, -1}, {}},
+                                {"n", DType::kInt64, {-1}, {}},
+                                {"flag", DType::kBool, {2}, {}}});
+  std::vector<std::pair<DType, Shape>> made;
+  auto r = eval::generate_inputs(g, 1, 64, [&](DType t, const Shape& s) {
+    made.emplace_back(t, s);
+    return Tensor::allocate(t, s);
+  });
+  ASSERT_TRUE(r.has_value()) << r.message();
+  ASSERT_EQ(r->set.tensors.size(), 5u);
+  EXPECT_EQ(r->set.name, "generated");
+  EXPECT_EQ(r->set.tensors[0].name, "x");
+  EXPECT_EQ(r->set.tensors[0].tensor.shape(), (Shape{1, 3, 64}));
+  EXPECT_EQ(r->set.tensors[1].tensor.shape(), (Shape{64}));  // "len" again, not a batch
+  EXPECT_EQ(r->set.tensors[1].tensor.dtype(), DType::kInt64);
+  EXPECT_EQ(r->set.tensors[2].tensor.shape(), (Shape{1, 64}));
+  EXPECT_EQ(r->set.tensors[3].tensor.shape(), (Shape{64}));  // rank 1: not a batch
+  EXPECT_EQ(r->set.tensors[4].tensor.shape(), (Shape{2}));
+  EXPECT_EQ(r->resolved, (std::vector<std::string>{"batch=1", "len=64", "z[0]=1", "z[1]=64", "n[0]=64"}));
+  ASSERT_EQ(made.size(), 5u);
+  EXPECT_EQ(made[4].first, DType::kBool);
+
+  // What cannot be generated, named.
+  auto fill = [](DType t, const Shape& s) { return Tensor::allocate(t, s); };
+  auto no_shape = eval::generate_inputs(inputs_graph({{"x", DType::kFloat32, {}, {}, false}}), 1, 64, fill);
+  ASSERT_FALSE(no_shape.has_value());
+  EXPECT_EQ(no_shape.message(), "input 'x' declares no shape");
+  auto no_dtype = eval::generate_inputs(inputs_graph({{"x", DType::kUndefined, {2}, {}}}), 1, 64, fill);
+  ASSERT_FALSE(no_dtype.has_value());
+  EXPECT_EQ(no_dtype.message(), "input 'x' declares no dtype");
+  auto strings = eval::generate_inputs(inputs_graph({{"s", DType::kString, {2}, {}}}), 1, 64, fill);
+  ASSERT_FALSE(strings.has_value());
+  EXPECT_EQ(strings.message(), "input 's' holds strings");
+  auto big = eval::generate_inputs(inputs_graph({{"x", DType::kFloat32, {20, -1}, {}}}), 1, 64, fill, 1000);
+  ASSERT_FALSE(big.has_value());
+  EXPECT_EQ(big.message(), "input 'x' of shape [20, 64] is too large to generate");
+  auto huge = eval::generate_inputs(inputs_graph({{"x", DType::kFloat32, {int64_t{1} << 40, int64_t{1} << 40}, {}}}),
+                                    1, 64, fill);
+  ASSERT_FALSE(huge.has_value());
+  EXPECT_HAS(huge.message(), "is too large to generate");
+}
+
+// The sensitive chain with an int64 ArgMax output "idx" beside y (and,
+// with `only_idx`, idx alone).
+onnx::ModelProto chain_with_argmax(bool only_idx) {
+  onnx::ModelProto m = test::sensitive_chain_model();
+  auto* g = m.mutable_graph();
+  auto* n = g->add_node();
+  n->set_name("argmax");
+  n->set_op_type("ArgMax");
+  n->add_input("y");
+  n->add_output("idx");
+  auto* a = n->add_attribute();
+  a->set_name("axis");
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(-1);
+  if (only_idx) g->mutable_output()->DeleteSubrange(0, 1);
+  test::set_tensor_type(g->add_output(), "idx", {1, 16, 1}, onnx::TensorProto::INT64);
+  return m;
+}
+
+TEST(EvalAccuracyCheck, ComparesFloatOutputsAndNamesTheWorst) {
+  const RefAndBlob t = ref_and_blob("check", chain_with_argmax(false));
+  ASSERT_TRUE(t.ref && t.blob);
+  auto ref = test::session_on(t.ref, one_thread());
+  auto blob = test::session_on(t.blob, one_thread());
+  const std::vector<InputSet> sets = chain_sets(2, 70);
+  auto outs = eval::ReferenceOutputs::run(*ref, sets);
+  ASSERT_TRUE(outs.has_value()) << outs.message();
+  auto c = eval::check_accuracy(*outs, *blob, sets);
+  ASSERT_TRUE(c.has_value()) << c.message();
+  EXPECT_EQ(c->names, std::vector<std::string>{"y"});
+  EXPECT_EQ(c->skipped, 1u);  // idx: int64
+  EXPECT_EQ(c->worst, "y");
+  auto expected = eval::min_output_cosine(*outs, *blob, sets);  // y is the only float output
+  ASSERT_FALSE(expected.has_value());  // ... but min_output_cosine compares idx too, and cannot
+  EXPECT_HAS(expected.message(), "idx");
+  EXPECT_EQ(c->errors[0].elements(), 2 * 16 * 32);
+  EXPECT_LT(c->min_cosine, 0.9999);
+  EXPECT_GT(c->min_cosine, 0.0);
+  EXPECT_EQ(c->min_cosine, c->errors[0].cosine());
+  // Against itself: exact.
+  auto self = eval::check_accuracy(*outs, *ref, sets);
+  ASSERT_TRUE(self.has_value()) << self.message();
+  EXPECT_NEAR(self->min_cosine, 1.0, 1e-12);
+
+  std::atomic<bool> cancel{true};
+  auto stopped = eval::check_accuracy(*outs, *blob, sets, &cancel);
+  ASSERT_FALSE(stopped.has_value());
+  EXPECT_EQ(stopped.message(), "interrupted");
+
+  // Only an int64 output: nothing to compare.
+  const RefAndBlob idx = ref_and_blob("check_idx", chain_with_argmax(true));
+  ASSERT_TRUE(idx.ref && idx.blob);
+  auto iref = test::session_on(idx.ref, one_thread());
+  auto iblob = test::session_on(idx.blob, one_thread());
+  auto iouts = eval::ReferenceOutputs::run(*iref, sets);
+  ASSERT_TRUE(iouts.has_value()) << iouts.message();
+  auto none = eval::check_accuracy(*iouts, *iblob, sets);
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.message(), "the model has no float output to compare");
+}
+
+TEST(EvalAccuracyCheck, WorstLayersByLocalError) {
+  const RefAndBlob t = ref_and_blob("worst", test::sensitive_chain_model());
+  ASSERT_TRUE(t.ref && t.blob);
+  KernelTable kernels;
+  register_kernels(kernels);
+  const std::vector<InputSet> sets = chain_sets(2, 80);
+  auto all = eval::worst_layers_by_local_error(t.ref, t.blob, sets, 1, kernels, "fp32", 5);
+  ASSERT_TRUE(all.has_value()) << all.message();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].node, "second");
+  EXPECT_EQ((*all)[0].op, "QMatMul");
+  EXPECT_EQ((*all)[1].node, "first");
+  EXPECT_GT((*all)[0].relative_l2, (*all)[1].relative_l2);
+  EXPECT_LT((*all)[0].cosine, (*all)[1].cosine);
+  auto one = eval::worst_layers_by_local_error(t.ref, t.blob, sets, 1, kernels, "fp32", 1);
+  ASSERT_TRUE(one.has_value()) << one.message();
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].node, "second");
+  std::atomic<bool> cancel{true};
+  auto stopped = eval::worst_layers_by_local_error(t.ref, t.blob, sets, 1, kernels, "fp32", 5, &cancel);
+  ASSERT_FALSE(stopped.has_value());
+  EXPECT_EQ(stopped.message(), "interrupted");
+}
+
+TEST(EvalAccuracyCheck, CalibrationReferenceOutputsAreComputedOnce) {
+  const std::string dir = test::temp_dir("calref");
+  test::save(test::sensitive_chain_model(), dir + "/sensitive.onnx");
+  eval::Calibration cal;
+  ASSERT_TRUE(eval::open_calibration(dir + "/sensitive.onnx", write_calibration(dir, 2, 90), 1, &cal).is_ok());
+  auto a = eval::reference_outputs(cal);
+  ASSERT_TRUE(a.has_value()) << a.message();
+  auto b = eval::reference_outputs(cal);
+  ASSERT_TRUE(b.has_value()) << b.message();
+  EXPECT_EQ(*a, *b);
+  ASSERT_EQ((*a)->per_set.size(), 2u);
+  EXPECT_EQ((*a)->session, cal.session.get());
 }
 
 TEST(EvalConvert, GlobEscapeMatchesOnlyTheName) {

@@ -35,6 +35,15 @@ Status open_calibration(const std::string& model_path, const std::string& calibr
   return Status::ok();
 }
 
+Expected<const ReferenceOutputs*> reference_outputs(Calibration& c) {
+  if (!c.reference) {
+    auto r = ReferenceOutputs::run(*c.session, c.sets);
+    if (!r) return r.status();
+    c.reference = std::make_unique<ReferenceOutputs>(std::move(*r));
+  }
+  return c.reference.get();
+}
+
 Status measure_static_ranges(const Calibration& c, const quant::RangeOptions& ro, quant::ConvertOptions* opt) {
   Graph g = c.model->graph;
   quant::promote_constants(g);
@@ -69,7 +78,7 @@ Expected<AutoKeepFp32> choose_fp32_layers(Calibration& cal, double target_cosine
   const KernelTable& kernels = cal.kernels;
   const std::vector<InputSet>& sets = cal.sets;
   // The reference runs once; every trial and every layer is measured against it.
-  auto ref = ReferenceOutputs::run(*cal.session, sets);
+  auto ref = reference_outputs(cal);
   if (!ref) return ref.status();
 
   // A trial blob is renamed into place and removed at once (the caller may
@@ -90,7 +99,7 @@ Expected<AutoKeepFp32> choose_fp32_layers(Calibration& cal, double target_cosine
     last_blob = *blob;
     auto s = Session::create(*blob, kernels, cal.options);
     if (!s) return s.status();
-    return min_output_cosine(*ref, **s, sets);
+    return min_output_cosine(**ref, **s, sets);
   };
 
   AutoKeepFp32 r;
@@ -102,7 +111,7 @@ Expected<AutoKeepFp32> choose_fp32_layers(Calibration& cal, double target_cosine
     // (every other in FP32), measured end to end on the calibration sets.
     // A layer's own error can be small and still be amplified downstream
     // (or be large and washed out), which a local measure cannot see.
-    auto sens = single_layer_sensitivity(cal.model, *ref, last_blob, sets, kernels, cal.options);
+    auto sens = single_layer_sensitivity(cal.model, **ref, last_blob, sets, kernels, cal.options);
     if (!sens) return sens.status();
     std::stable_sort(sens->begin(), sens->end(), [](const Sensitivity& x, const Sensitivity& y) { return x.cosine < y.cosine; });
     std::vector<std::string> ranked;

@@ -27,7 +27,13 @@ struct Calibration {
   std::unique_ptr<Session> session;
   std::vector<InputSet> sets;
   SessionOptions options;
+  // The reference's outputs on `sets`, once computed (reference_outputs).
+  std::unique_ptr<ReferenceOutputs> reference;
 };
+
+// The reference's outputs on the calibration sets, run on the first call
+// and kept for --auto-keep-fp32's trials and convert's accuracy check.
+Expected<const ReferenceOutputs*> reference_outputs(Calibration& c);
 
 // Loads `model_path` and a session on it (every registered kernel,
 // `threads` threads, weights streamed so the FP32 weights are never all

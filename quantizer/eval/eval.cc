@@ -311,7 +311,7 @@ Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<cons
 }
 
 Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
-                      const KernelTable& kernels, const std::string& attention) {
+                      const KernelTable& kernels, const std::string& attention, bool stream_weights) {
   kernels_ = &kernels;
   if (attention != "fp32") test = with_fused_attention(*test, attention);
   test_model_ = test;
@@ -332,6 +332,7 @@ Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Mo
   o.num_threads = threads;
   o.fuse = false;
   o.fuse_patterns = false;
+  o.stream_weights = stream_weights;
   auto capture = [](const std::set<std::string>* want, std::map<std::string, Tensor>* into, const Graph* g) {
     return [=](const Node& n, std::span<const Tensor> outs) {
       for (size_t k = 0; k < outs.size(); ++k) {

@@ -113,9 +113,10 @@ class PerLayer {
   // Sessions for both models, unfused, capturing the values it needs.
   // With `attention` other than "fp32" the test model's attention chains are
   // fused (runtime/fuse.h) and each block is a layer like a quantized node
-  // (op "Attention", output its last MatMul's).
+  // (op "Attention", output its last MatMul's). With `stream_weights` both
+  // sessions release each weight's pages after use (bounded memory).
   Status init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
-              const KernelTable& kernels, const std::string& attention = "fp32");
+              const KernelTable& kernels, const std::string& attention = "fp32", bool stream_weights = false);
   size_t size() const { return layers_.size(); }
   // Runs both models on one input set and adds every layer's errors.
   Status add(const std::vector<NamedTensor>& inputs);

@@ -118,6 +118,11 @@ struct ConvertArgs {
   std::string attention = "int8";  // quant::ConvertOptions::attention
   double percentile = 99.99;
   int threads = 0;
+  // The accuracy check after writing (cmd_convert.cc): the output against
+  // the FP32 source, a warning below warn_cosine.
+  bool no_check = false;
+  double warn_cosine = 0.98;
+  bool warn_cosine_given = false;
 };
 
 // The model's inputs from --input NAME=FILE.npy and --random NAME=DxDxD

@@ -7,6 +7,14 @@
 // exits 128 + the signal. A second signal removes the temp file from the
 // handler itself and exits at once. Temp files a SIGKILL left are removed by
 // the next convert to the same output, which says so.
+//
+// Then (unless --no-check) convert measures what it wrote against the FP32
+// source: on --calibration's sets, or on one generated input set (saying so
+// and how it was made), weights streamed so memory stays bounded; below
+// --warn-cosine it names the layers with the largest INT8 error and
+// suggests --auto-keep-fp32. A check that cannot run is skipped with its
+// reason and never fails the conversion. A signal during the check stops it
+// at the next step (the output is complete by then) and exits 128 + signal.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -16,11 +24,18 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
 
+#include "kernels/kernels.h"
 #include "loader/blob_reader.h"
+#include "loader/model_file.h"
 #include "loader/onnx_loader.h"
 #include "runtime/atomic_file.h"
 #include "quantizer/convert.h"
+#include "quantizer/eval/accuracy_check.h"
 #include "quantizer/eval/calibrated_convert.h"
 #include "quantizer/onnx_export.h"
 #include "tools/cli/cli.h"
@@ -149,6 +164,151 @@ Status choose_fp32_layers(const ConvertArgs& a, eval::Calibration& cal, quant::C
   return Status::ok();
 }
 
+// Generated inputs for the accuracy check: a symbolic first dim of an input
+// of rank >= 2 (a batch) is 1, every other symbolic dim 64; the values are
+// `run --random`'s (random_input), seed 0.
+constexpr int64_t kGeneratedBatch = 1, kGeneratedOther = 64;
+constexpr const char* kGeneratedValues = "floats uniform in [-1, 1), integers in [0, 10), bools at random; seed 0";
+constexpr size_t kWorstLayers = 5;
+
+int interrupted_during_check(const std::string& out) {
+  std::fprintf(stderr, "sarai-rt: interrupted; %s is complete, its accuracy check did not finish\n", out.c_str());
+  return 128 + g_signal;
+}
+
+std::string joined(const std::vector<std::string>& v, const char* sep) {
+  std::string r;
+  for (const std::string& x : v) r += (r.empty() ? "" : sep) + x;
+  return r;
+}
+
+// Below --warn-cosine: the layers with the largest INT8 error of their own
+// (cheap: both models run once more per set) and what to do about it.
+void warn_low_cosine(const ConvertArgs& a, double cosine, std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test,
+                     const std::vector<eval::InputSet>& sets, const KernelTable& kernels, bool generated) {
+  std::printf("warning: min cosine %.6f is below --warn-cosine %g: INT8 loses accuracy on this model\n", cosine,
+              a.warn_cosine);
+  std::vector<std::string> names;
+  if (a.to == "onnx") {
+    std::printf("  worst layers: not ranked for --to onnx (convert to .sarai to see them)\n");
+  } else {
+    auto attention = attention_precision_for(*test, AttentionPrecision::kModel);
+    auto worst = attention ? eval::worst_layers_by_local_error(ref, test, sets, a.threads, kernels, *attention,
+                                                               kWorstLayers, &g_cancel)
+                           : Expected<std::vector<eval::LayerRank>>(attention.status());
+    if (g_signal) return;
+    if (!worst) {
+      std::printf("  worst layers: not ranked (%s)\n", worst.message().c_str());
+    } else if (worst->empty()) {
+      std::printf("  worst layers: not ranked (no quantized node's output has a name the FP32 model shares)\n");
+    } else {
+      std::string list;
+      for (const eval::LayerRank& l : *worst) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, ", %.4g", l.relative_l2);
+        list += (list.empty() ? "" : "; ") + l.node + " (" + l.op + buf + ")";
+        names.push_back(l.node);
+      }
+      std::printf("  worst layers by their own INT8 error (each quantized node's output computed from the FP32 "
+                  "model's inputs to it, relative L2 to FP32's): %s\n", list.c_str());
+    }
+  }
+  if (a.to == "onnx")
+    std::printf("  try: --keep-fp32 NODE for the worst layers, or convert to .sarai with --auto-keep-fp32 --calibration "
+                "DIR (the fewest layers kept in FP32 that reach --target-cosine)\n");
+  else
+    std::printf("  try: --auto-keep-fp32 --calibration DIR (realistic input sets; keeps the fewest layers in FP32 that "
+                "reach --target-cosine)%s%s; `sarai-rt compare --per-layer` ranks layers by their effect on the "
+                "outputs\n",
+                names.empty() ? "" : ", or --keep-fp32 ", names.empty() ? "" : eval::glob_escape(names[0]).c_str());
+  if (generated) std::printf("  these inputs were generated: realistic inputs may give a different figure\n");
+}
+
+// convert's last step: the output against the FP32 source on `cal`'s sets
+// (the calibration session reused), or on one generated set when cal is
+// null. Returns the exit code: 0 (also when the check is skipped), 128 +
+// signal when interrupted.
+int check_accuracy(const ConvertArgs& a, eval::Calibration* cal) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool generated = cal == nullptr;
+  std::string how;  // how generated inputs were made
+  auto skipped = [&](const std::string& why) {
+    if (g_signal) return interrupted_during_check(a.output);
+    std::printf("accuracy check skipped: %s%s\n", why.c_str(), generated ? "; pass --calibration DIR" : "");
+    return 0;
+  };
+  KernelTable own_kernels;
+  SessionOptions opts;
+  opts.num_threads = a.threads;
+  opts.stream_weights = true;  // bounded memory for a model of any size
+  std::shared_ptr<Model> ref_model;
+  std::unique_ptr<Session> own_session;
+  Session* ref_session = nullptr;
+  std::vector<eval::InputSet> own_sets;
+  const std::vector<eval::InputSet>* sets = nullptr;
+  if (cal) {
+    ref_model = cal->model;
+    ref_session = cal->session.get();
+    sets = &cal->sets;
+  } else {
+    register_kernels(own_kernels);
+    auto m = load_onnx(a.model);
+    if (!m) return skipped(m.message());
+    ref_model = *m;
+    auto s = Session::create(ref_model, own_kernels, opts);
+    if (!s) return skipped(s.message());
+    own_session = std::move(*s);
+    ref_session = own_session.get();
+    std::mt19937_64 rng(0);
+    auto gen = eval::generate_inputs(ref_model->graph, kGeneratedBatch, kGeneratedOther,
+                                     [&](DType t, const Shape& shape) { return random_input(t, shape, rng); });
+    if (!gen) return skipped("cannot generate inputs: " + gen.message());
+    how = kGeneratedValues;
+    if (!gen->resolved.empty()) how += "; symbolic dims " + joined(gen->resolved, ", ");
+    for (const NamedTensor& t : gen->set.tensors)
+      if (Status st = ref_session->check_input(t); !st) return skipped("generated inputs (" + how + "): " + st.message());
+    own_sets.push_back(std::move(gen->set));
+    sets = &own_sets;
+  }
+  const KernelTable& kernels = cal ? cal->kernels : own_kernels;
+
+  auto test_model = open_model_file(a.output);
+  if (!test_model) return skipped(test_model.message());
+  auto test = Session::create(*test_model, kernels, opts);
+  if (!test)
+    return skipped(a.to == "onnx" ? "this runtime cannot run the exported model: " + test.message() : test.message());
+  if (g_signal) return interrupted_during_check(a.output);
+
+  eval::ReferenceOutputs own_ref;
+  const eval::ReferenceOutputs* ref = nullptr;
+  if (cal) {
+    auto r = eval::reference_outputs(*cal);
+    if (!r) return skipped("the FP32 model failed: " + r.message());
+    ref = *r;
+  } else {
+    auto r = eval::ReferenceOutputs::run(*ref_session, *sets);
+    if (!r) return skipped("the FP32 model does not run on generated inputs (" + how + "): " + r.message());
+    own_ref = std::move(*r);
+    ref = &own_ref;
+  }
+  if (g_signal) return interrupted_during_check(a.output);
+  auto c = eval::check_accuracy(*ref, **test, *sets, &g_cancel);
+  if (!c) return skipped((generated ? "" : a.output + ": ") + c.message());
+  if (g_signal) return interrupted_during_check(a.output);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const size_t n = sets->size(), outs = c->names.size();
+  std::printf("accuracy vs FP32 on %zu %s set%s: min cosine %.6f over %zu output%s (worst: %s), %.2f s\n", n,
+              generated ? "generated input" : "calibration", n == 1 ? "" : "s", c->min_cosine, outs,
+              outs == 1 ? "" : "s", c->worst.c_str(), seconds);
+  if (c->skipped)
+    std::printf("  %zu output%s not float (indices, masks): not compared\n", c->skipped, c->skipped == 1 ? "" : "s");
+  if (generated) std::printf("  generated inputs: %s\n", how.c_str());
+  if (!(c->min_cosine >= a.warn_cosine))
+    warn_low_cosine(a, c->min_cosine, ref_model, *test_model, *sets, kernels, generated);
+  if (g_signal) return interrupted_during_check(a.output);
+  return 0;
+}
+
 }  // namespace
 
 // Figures: docs/BENCHMARKS.md, "convert --to onnx: weight encodings for
@@ -197,19 +357,25 @@ int cmd_convert(const ConvertArgs& a) {
   // cannot be caught: its temp files are removed by the next writer to the
   // same output (runtime/atomic_file.h).
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGXFSZ}) sigaction(sig, &sa, nullptr);
+  if (a.no_check && a.warn_cosine_given) return fail("--warn-cosine is not used with --no-check");
+  // The calibration sets, opened before converting (a bad folder fails
+  // before anything is written); the accuracy check reuses the session.
+  std::unique_ptr<eval::Calibration> cal;
   if (a.static_ranges || a.auto_keep_fp32) {
     const char* what = a.static_ranges ? "--static" : "--auto-keep-fp32";
     if (a.calibration.empty()) return fail(std::string(what) + " needs --calibration DIR (the input sets to measure on)");
     if (a.to != "sarai") return fail(std::string(what) + " writes a .sarai blob (not --to " + a.to + ")");
-    eval::Calibration cal;
-    Status st = eval::open_calibration(a.model, a.calibration, a.threads, &cal);
-    if (st && a.static_ranges) st = measure_static_ranges(a, cal, &opt);
-    if (st && a.auto_keep_fp32) st = choose_fp32_layers(a, cal, &opt);
+  } else if (!a.calibration.empty() && a.no_check) {
+    return fail("--calibration is only used with --static, --auto-keep-fp32 or the accuracy check (not with --no-check)");
+  }
+  if (!a.calibration.empty()) {
+    cal = std::make_unique<eval::Calibration>();
+    Status st = eval::open_calibration(a.model, a.calibration, a.threads, cal.get());
+    if (st && a.static_ranges) st = measure_static_ranges(a, *cal, &opt);
+    if (st && a.auto_keep_fp32) st = choose_fp32_layers(a, *cal, &opt);
     if (!st)
       return g_signal ? (std::fprintf(stderr, "sarai-rt: interrupted; nothing written\n"), 128 + g_signal)
                       : fail(st.message());
-  } else if (!a.calibration.empty()) {
-    return fail("--calibration is only used with --static or --auto-keep-fp32");
   }
   if (const ConvertArgs defaults;
       !a.static_ranges && (a.calibration_method != defaults.calibration_method || a.percentile != defaults.percentile))
@@ -248,7 +414,10 @@ int cmd_convert(const ConvertArgs& a) {
               bytes_in ? 100.0 * static_cast<double>(bytes_out) / static_cast<double>(bytes_in) : 0.0);
   std::printf("  time: %.2f s (%s/s of input)\n", seconds,
               human_bytes(seconds > 0 ? static_cast<uint64_t>(static_cast<double>(bytes_in) / seconds) : 0).c_str());
-  return 0;
+  std::fflush(stdout);
+  if (a.no_check) return 0;
+  if (g_signal) return interrupted_during_check(a.output);
+  return check_accuracy(a, cal.get());
 }
 
 int cmd_verify(const std::string& path) {

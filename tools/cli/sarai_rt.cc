@@ -12,6 +12,7 @@
 //   sarai-rt inspect MODEL
 //   sarai-rt convert MODEL.onnx -o OUT.sarai [--per-tensor] [--keep-fp32 GLOB]...
 //                [--min-elements N] [--to sarai|onnx] [--onnx-weights u8|s8|s7] [--quiet]
+//                [--calibration DIR] [--warn-cosine C] [--no-check]
 //   sarai-rt verify MODEL.sarai
 //
 // Exit 0 on success; otherwise one line on stderr and a non-zero code
@@ -22,6 +23,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 
 #include "runtime/cpu_isa.h"
@@ -158,7 +160,8 @@ int main(int argc, char** argv) {
   ConvertArgs conv;
   CLI::App* convert_cmd = app.add_subcommand(
       "convert", "Quantize an ONNX model's weights to INT8 per output channel, streaming, into a .sarai blob "
-                 "(or, with --to onnx, into a quantized ONNX model for ONNX Runtime)");
+                 "(or, with --to onnx, into a quantized ONNX model for ONNX Runtime), then measure it against the FP32 "
+                 "model");
   convert_cmd->add_option("model", conv.model, "Source model (.onnx, with its external data)")->required();
   convert_cmd->add_option("-o,--output", conv.output, "Output file (.sarai, or .onnx with --to onnx)")->required();
   convert_cmd->add_option("--to", conv.to, "Output format: sarai (default) or onnx");
@@ -180,8 +183,8 @@ int main(int argc, char** argv) {
                           "(default: Q, K, V and the probabilities quantized per row), int8-per-tensor, or fp32")
       ->check(CLI::IsMember({"fp32", "int8", "int8-per-tensor"}));
   convert_cmd->add_option("--calibration", conv.calibration,
-                          "Input sets for --static and --auto-keep-fp32: DIR/NAME.npy, or one subfolder of NAME.npy "
-                          "per set (NAME as run --output-dir writes it, %XX-escaped, or as is)");
+                          "Input sets for --static, --auto-keep-fp32 and the accuracy check: DIR/NAME.npy, or one "
+                          "subfolder of NAME.npy per set (NAME as run --output-dir writes it, %XX-escaped, or as is)");
   convert_cmd->add_flag("--static", conv.static_ranges,
                         "Static activation quantization: each quantized layer's input range is measured on "
                         "--calibration and stored in the blob (no range pass at run time)");
@@ -190,8 +193,26 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("--percentile", conv.percentile,
                           "With --calibration-method percentile: the share of values kept on each side (default 99.99)")
       ->check(CLI::Range(50.0, 100.0));
-  convert_cmd->add_option("--threads", conv.threads, "Threads for the calibration runs and --auto-keep-fp32 measurements")
+  convert_cmd->add_option("--threads", conv.threads,
+                          "Threads for the calibration runs, --auto-keep-fp32 measurements and the accuracy check")
       ->check(CLI::Range(0, 1024));
+  convert_cmd->add_flag("--no-check", conv.no_check,
+                        "Skip the accuracy check: by default convert ends by running the output and the FP32 model "
+                        "on --calibration's sets (or on generated inputs, saying so) and prints the lowest output "
+                        "cosine, with a warning naming the worst layers below --warn-cosine");
+  CLI::Option* warn_cosine =
+      convert_cmd
+          ->add_option("--warn-cosine", conv.warn_cosine,
+                       "Warn when the accuracy check's lowest output cosine is below this (default 0.98)")
+          ->check(CLI::Validator(
+              [](std::string& v) -> std::string {
+                char* end = nullptr;
+                const double c = std::strtod(v.c_str(), &end);
+                if (v.empty() || *end != '\0' || !(c >= -1.0 && c <= 1.0))
+                  return "must be a cosine in [-1, 1], not '" + v + "'";
+                return std::string();
+              },
+              "COSINE"));
 
   std::string verify_path;
   CLI::App* verify_cmd = app.add_subcommand("verify", "Check every checksum and structural invariant of a .sarai blob");
@@ -209,6 +230,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sarai-rt: error: %s (see sarai-rt --help)\n", what.c_str());
     return 2;
   }
+  conv.warn_cosine_given = warn_cosine->count() > 0;
   for (int i = 0; i < argc; ++i) conv.command_line += (i ? " " : "") + std::string(argv[i]);
   if (const char* w = sarai::isa_cap_warning()) std::fprintf(stderr, "sarai-rt: warning: %s\n", w);
   try {

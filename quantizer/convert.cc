@@ -179,6 +179,76 @@ bool inline_constant_captures(const Graph& outer, Graph& body) {
   return any;
 }
 
+// Unsqueeze nodes of a constant by constant axes that feed a recurrent
+// layer's W or R become initializers (the same bytes, the new shape):
+// exporters write LSTM weights as Unsqueeze(Constant) (Silero VAD v5), and
+// `--recurrent int8` needs them constant. Invalid axes are left to the
+// kernel to report. The tensors the folded nodes read are appended to
+// `consumed` (read in the source: dropped when nothing else reads them).
+void fold_recurrent_unsqueeze(Graph& g, std::vector<Tensor>* consumed) {
+  std::vector<bool> feeds(g.values.size(), false);
+  for (const Node& n : g.nodes)
+    if (n.domain.empty() && (n.op_type == "LSTM" || n.op_type == "GRU" || n.op_type == "RNN"))
+      for (size_t i : {1u, 2u})
+        if (i < n.inputs.size() && n.inputs[i] != kNoValue) feeds[static_cast<size_t>(n.inputs[i])] = true;
+  std::vector<bool> drop(g.nodes.size(), false);
+  bool any = false;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (n.op_type != "Unsqueeze" || !n.domain.empty() || n.outputs.size() != 1 || n.outputs[0] == kNoValue ||
+        !feeds[static_cast<size_t>(n.outputs[0])] || n.inputs.empty() || n.inputs[0] == kNoValue)
+      continue;
+    const Value& data = g.values[static_cast<size_t>(n.inputs[0])];
+    if (!data.is_initializer || !data.initializer.defined()) continue;
+    std::vector<int64_t> axes;
+    if (g.opset >= 13) {
+      if (n.inputs.size() < 2 || n.inputs[1] == kNoValue) continue;
+      const Value& a = g.values[static_cast<size_t>(n.inputs[1])];
+      if (!a.is_initializer || a.initializer.dtype() != DType::kInt64 || a.initializer.rank() > 1) continue;
+      axes.assign(a.initializer.data<int64_t>(), a.initializer.data<int64_t>() + a.initializer.numel());
+    } else {
+      axes = n.attr_ints("axes");
+    }
+    const int64_t rank = data.initializer.rank() + static_cast<int64_t>(axes.size());
+    std::vector<bool> is_new(static_cast<size_t>(rank), false);
+    bool ok = !axes.empty() && rank <= 32;
+    for (int64_t& a : axes) {
+      if (a < 0) a += rank;
+      if (a < 0 || a >= rank || is_new[static_cast<size_t>(a)]) ok = false;
+      if (!ok) break;
+      is_new[static_cast<size_t>(a)] = true;
+    }
+    const int v = n.outputs[0];
+    if (!ok || std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end()) continue;
+    Shape shape;
+    for (int64_t d = 0, k = 0; d < rank; ++d) shape.push_back(is_new[static_cast<size_t>(d)] ? 1 : data.initializer.dim(static_cast<int>(k++)));
+    Value& out = g.values[static_cast<size_t>(v)];
+    out.is_initializer = true;
+    out.initializer = data.initializer.reshaped(shape);
+    out.dtype = out.initializer.dtype();
+    out.dims.clear();
+    for (int64_t d : shape) out.dims.push_back(Dim{d, ""});
+    out.has_shape = true;
+    out.producer = -1;
+    for (int in : n.inputs)
+      if (in != kNoValue && g.values[static_cast<size_t>(in)].is_initializer)
+        consumed->push_back(g.values[static_cast<size_t>(in)].initializer);
+    drop[i] = true;
+    any = true;
+  }
+  if (!any) return;
+  std::vector<int> new_index(g.nodes.size(), -1);
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (drop[i]) continue;
+    new_index[i] = static_cast<int>(kept.size());
+    kept.push_back(std::move(g.nodes[i]));
+  }
+  g.nodes = std::move(kept);
+  for (Value& v : g.values)
+    if (v.producer >= 0) v.producer = new_index[static_cast<size_t>(v.producer)];
+}
+
 // Subgraphs nest at most this deep (the blob reader's limit).
 constexpr int kMaxConvertDepth = 16;
 
@@ -448,6 +518,8 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   const Status interrupted = Status::error("interrupted");
 
   promote_constants(model.graph);
+  std::vector<Tensor> folded;  // what folded Unsqueeze nodes read
+  if (opt.recurrent == "int8") fold_recurrent_unsqueeze(model.graph, &folded);
   ConvertSummary summary;
 
   // ---- Every graph of the model: the main graph, then the bodies of its
@@ -474,6 +546,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
         child->own_src = std::make_unique<Graph>(*a.g);
         inlined |= inline_constant_captures(parent, *child->own_src);
         promote_constants(*child->own_src);
+        if (opt.recurrent == "int8") fold_recurrent_unsqueeze(*child->own_src, &folded);
         child->src = child->own_src.get();
         child->depth = job.depth + 1;
         child->parent = static_cast<int>(j);
@@ -512,6 +585,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   // is copied into the bodies that read it (the same tensor), so a weight
   // is dropped only when no graph reads it in FP32 any more.
   std::set<TensorKey> read_before, read_after;
+  for (const Tensor& t : folded) read_before.insert(tensor_key(t));
   for (auto& jp : jobs) {
     const Graph& src = *jp->src;
     auto note = [](const Graph& g, int v, std::set<TensorKey>& into) {

@@ -42,7 +42,8 @@ struct Layer {
   std::string direction = "forward";
   int64_t seq = 5, batch = 3, in = 24, hid = 32;
   bool bias = true, states = true, peepholes = false, lens = false, lbr = false, layout1 = false;
-  bool in_if = false;  // the layer inside an If's then branch (else: Identity of h0-shaped zeros is not needed)
+  bool in_if = false;     // the layer inside an If's then branch
+  bool unsqueeze = false; // W and R as Unsqueeze(2-D constant, axes [0]) (Silero v5's form; forward only)
   int opset = 14;
 };
 
@@ -56,8 +57,22 @@ onnx::ModelProto layer_model(const Layer& l) {
   g.set_name("rnn");
   typed(g.add_input(), "X", kF, l.layout1 ? std::vector<int64_t>{l.batch, l.seq, l.in} : std::vector<int64_t>{l.seq, l.batch, l.in});
   if (l.lens) typed(g.add_input(), "lens", kI32, {l.batch});
-  test::add_float_initializer(&g, "W", test::random_tensor({nd, gh, l.in}, 1, -0.4f, 0.4f));
-  test::add_float_initializer(&g, "R", test::random_tensor({nd, gh, l.hid}, 2, -0.4f, 0.4f));
+  if (l.unsqueeze) {
+    test::add_float_initializer(&g, "W2", test::random_tensor({gh, l.in}, 1, -0.4f, 0.4f));
+    test::add_float_initializer(&g, "R2", test::random_tensor({gh, l.hid}, 2, -0.4f, 0.4f));
+    test::add_initializer(&g, "axes0", test::make_tensor<int64_t>({1}, {0}));
+    for (const char* w : {"W", "R"}) {
+      auto* u = g.add_node();
+      u->set_op_type("Unsqueeze");
+      u->set_name(std::string("unsqueeze_") + w);
+      u->add_input(std::string(w) + "2");
+      u->add_input("axes0");
+      u->add_output(w);
+    }
+  } else {
+    test::add_float_initializer(&g, "W", test::random_tensor({nd, gh, l.in}, 1, -0.4f, 0.4f));
+    test::add_float_initializer(&g, "R", test::random_tensor({nd, gh, l.hid}, 2, -0.4f, 0.4f));
+  }
   if (l.bias) test::add_float_initializer(&g, "B", test::random_tensor({nd, 2 * gh}, 3, -0.2f, 0.2f));
   const Shape state = l.layout1 ? Shape{l.batch, nd, l.hid} : Shape{nd, l.batch, l.hid};
   if (l.states) {
@@ -307,6 +322,21 @@ TEST(RecurrentInt8, InsideIfBody) {
   EXPECT_EQ(r.summary.quantized, 2);
   EXPECT_EQ(find_node(r.blob->graph, "rnn_layer")->op_type, "QLSTM");
   EXPECT_EQ(meta(*r.blob, "choice:gate.then_branch/W"), "int8 per gate row");
+  for (double c : r.cosines) EXPECT_GE(c, 0.99);
+}
+
+// W and R made by Unsqueeze of 2-D constants (Silero v5): folded into
+// constants and quantized; the 2-D sources are not stored.
+TEST(RecurrentInt8, UnsqueezedWeightsFolded) {
+  Layer l;
+  l.unsqueeze = true;
+  Result r;
+  convert_and_compare(l, int8_recurrent(), "rq_unsq", &r);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(r.summary.quantized, 2);
+  EXPECT_EQ(find_node(r.blob->graph, "rnn_layer")->op_type, "QLSTM");
+  EXPECT_EQ(find_node(r.blob->graph, "unsqueeze_W"), nullptr);
+  for (const Value& v : r.blob->graph.values) EXPECT_NE(v.name, "W2");
   for (double c : r.cosines) EXPECT_GE(c, 0.99);
 }
 

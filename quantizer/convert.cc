@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -179,62 +180,197 @@ bool inline_constant_captures(const Graph& outer, Graph& body) {
   return any;
 }
 
-// Unsqueeze nodes of a constant by constant axes that feed a recurrent
-// layer's W or R become initializers (the same bytes, the new shape):
-// exporters write LSTM weights as Unsqueeze(Constant) (Silero VAD v5), and
-// `--recurrent int8` needs them constant. Invalid axes are left to the
-// kernel to report. The tensors the folded nodes read are appended to
+// Integers of a constant int32 / int64 tensor of rank <= 1 (false otherwise).
+bool const_ints(const Graph& g, int v, std::vector<int64_t>* out) {
+  if (v == kNoValue) return false;
+  const Value& val = g.values[static_cast<size_t>(v)];
+  if (!val.is_initializer || !val.initializer.defined() || val.initializer.rank() > 1) return false;
+  const Tensor& t = val.initializer;
+  out->clear();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (t.dtype() == DType::kInt64) out->push_back(t.data<int64_t>()[i]);
+    else if (t.dtype() == DType::kInt32) out->push_back(t.data<int32_t>()[i]);
+    else return false;
+  }
+  return true;
+}
+
+// The value of Unsqueeze / Slice / Concat on constant inputs (an undefined
+// Tensor when the node is not one this folds or its inputs are invalid:
+// the kernel then reports them at run time).
+Tensor fold_node(const Graph& g, const Node& n) {
+  auto in = [&](size_t i) -> const Tensor* {
+    if (i >= n.inputs.size() || n.inputs[i] == kNoValue) return nullptr;
+    const Value& v = g.values[static_cast<size_t>(n.inputs[i])];
+    return v.is_initializer && v.initializer.defined() ? &v.initializer : nullptr;
+  };
+  const Tensor* x = in(0);
+  if (!x || dtype_size(x->dtype()) == 0) return Tensor();
+  const size_t es = dtype_size(x->dtype());
+  const int64_t rank = x->rank();
+  if (n.op_type == "Unsqueeze") {
+    std::vector<int64_t> axes;
+    if (g.opset >= 13 ? !const_ints(g, n.inputs.size() > 1 ? n.inputs[1] : kNoValue, &axes) : false) return Tensor();
+    if (g.opset < 13) axes = n.attr_ints("axes");
+    const int64_t r = rank + static_cast<int64_t>(axes.size());
+    if (axes.empty() || r > 32) return Tensor();
+    std::vector<bool> is_new(static_cast<size_t>(r), false);
+    for (int64_t a : axes) {
+      if (a < 0) a += r;
+      if (a < 0 || a >= r || is_new[static_cast<size_t>(a)]) return Tensor();
+      is_new[static_cast<size_t>(a)] = true;
+    }
+    Shape shape;
+    for (int64_t d = 0, k = 0; d < r; ++d) shape.push_back(is_new[static_cast<size_t>(d)] ? 1 : x->dim(static_cast<int>(k++)));
+    return x->reshaped(shape);
+  }
+  if (n.op_type == "Slice") {
+    if (g.opset < 10) return Tensor();
+    std::vector<int64_t> starts, ends, axes, steps;
+    if (!const_ints(g, n.inputs.size() > 1 ? n.inputs[1] : kNoValue, &starts) ||
+        !const_ints(g, n.inputs.size() > 2 ? n.inputs[2] : kNoValue, &ends) || starts.size() != ends.size())
+      return Tensor();
+    if (n.inputs.size() > 3 && n.inputs[3] != kNoValue) {
+      if (!const_ints(g, n.inputs[3], &axes)) return Tensor();
+    } else {
+      for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    }
+    if (n.inputs.size() > 4 && n.inputs[4] != kNoValue) {
+      if (!const_ints(g, n.inputs[4], &steps)) return Tensor();
+    } else {
+      steps.assign(starts.size(), 1);
+    }
+    if (axes.size() != starts.size() || steps.size() != starts.size()) return Tensor();
+    std::vector<int64_t> first(static_cast<size_t>(rank), 0), step(static_cast<size_t>(rank), 1);
+    Shape shape = x->shape();
+    std::vector<bool> seen(static_cast<size_t>(rank), false);
+    for (size_t i = 0; i < axes.size(); ++i) {
+      int64_t a = axes[i] < 0 ? axes[i] + rank : axes[i];
+      if (a < 0 || a >= rank || seen[static_cast<size_t>(a)] || steps[i] == 0) return Tensor();
+      seen[static_cast<size_t>(a)] = true;
+      const int64_t dim = x->dim(static_cast<int>(a));
+      int64_t b = starts[i], e = ends[i];
+      // A step past the dim takes one element at most, as the clamped one does.
+      const int64_t st = std::clamp<int64_t>(steps[i], -dim - 1, dim + 1);
+      if (b < 0) b = std::max<int64_t>(b, -dim - 1) + dim;  // no overflow for INT64_MIN
+      if (e < 0) e = std::max<int64_t>(e, -dim - 1) + dim;
+      int64_t len;
+      if (st > 0) {
+        b = std::clamp<int64_t>(b, 0, dim);
+        e = std::clamp<int64_t>(e, 0, dim);
+        len = e > b ? (e - b - 1) / st + 1 : 0;
+      } else {
+        b = std::clamp<int64_t>(b, -1, dim - 1);
+        e = std::clamp<int64_t>(e, -1, dim - 1);
+        len = b > e ? (b - e - 1) / (-st) + 1 : 0;
+      }
+      first[static_cast<size_t>(a)] = b;
+      step[static_cast<size_t>(a)] = st;
+      shape[static_cast<size_t>(a)] = len;
+    }
+    Tensor out = Tensor::allocate(x->dtype(), shape);
+    const int64_t total = out.numel();
+    std::vector<int64_t> stride(static_cast<size_t>(rank), 1), idx(static_cast<size_t>(rank), 0);
+    for (int64_t d = rank - 2; d >= 0; --d) stride[static_cast<size_t>(d)] = stride[static_cast<size_t>(d) + 1] * x->dim(static_cast<int>(d) + 1);
+    const auto* src = static_cast<const uint8_t*>(x->raw());
+    auto* dst = static_cast<uint8_t*>(out.mutable_raw());
+    for (int64_t o = 0; o < total; ++o) {
+      int64_t off = 0;
+      for (int64_t d = 0; d < rank; ++d)
+        off += (first[static_cast<size_t>(d)] + idx[static_cast<size_t>(d)] * step[static_cast<size_t>(d)]) * stride[static_cast<size_t>(d)];
+      std::memcpy(dst + o * static_cast<int64_t>(es), src + off * static_cast<int64_t>(es), es);
+      for (int64_t d = rank - 1; d >= 0; --d) {
+        if (++idx[static_cast<size_t>(d)] < shape[static_cast<size_t>(d)]) break;
+        idx[static_cast<size_t>(d)] = 0;
+      }
+    }
+    return out;
+  }
+  if (n.op_type == "Concat") {
+    int64_t axis = n.attr_int("axis", 0);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return Tensor();
+    Shape shape = x->shape();
+    shape[static_cast<size_t>(axis)] = 0;
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      const Tensor* t = in(i);
+      if (!t || t->dtype() != x->dtype() || t->rank() != rank) return Tensor();
+      for (int64_t d = 0; d < rank; ++d)
+        if (d != axis && t->dim(static_cast<int>(d)) != x->dim(static_cast<int>(d))) return Tensor();
+      shape[static_cast<size_t>(axis)] += t->dim(static_cast<int>(axis));
+    }
+    Tensor out = Tensor::allocate(x->dtype(), shape);
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= shape[static_cast<size_t>(d)];
+    for (int64_t d = axis + 1; d < rank; ++d) inner *= shape[static_cast<size_t>(d)];
+    auto* dst = static_cast<uint8_t*>(out.mutable_raw());
+    for (int64_t o = 0; o < outer; ++o)
+      for (size_t i = 0; i < n.inputs.size(); ++i) {
+        const Tensor* t = in(i);
+        const size_t bytes = static_cast<size_t>(t->dim(static_cast<int>(axis)) * inner) * es;
+        if (bytes) std::memcpy(dst, static_cast<const uint8_t*>(t->raw()) + static_cast<size_t>(o) * bytes, bytes);
+        dst += bytes;
+      }
+    return out;
+  }
+  return Tensor();
+}
+
+// Constant chains that make a recurrent layer's W or R (Unsqueeze, Slice,
+// Concat of constants: PyTorch exports LSTM weights as Unsqueeze(Concat(
+// Slice(weight_ih) x 4)) to reorder the gates, Silero VAD v5 / v6) become
+// initializers, so `--recurrent int8` sees constant weights. Only values
+// that feed a W or R are folded; what the folded nodes read is appended to
 // `consumed` (read in the source: dropped when nothing else reads them).
-void fold_recurrent_unsqueeze(Graph& g, std::vector<Tensor>* consumed) {
-  std::vector<bool> feeds(g.values.size(), false);
+void fold_recurrent_weights(Graph& g, std::vector<Tensor>* consumed) {
+  std::vector<bool> wanted(g.values.size(), false);
+  std::vector<int> stack;
   for (const Node& n : g.nodes)
     if (n.domain.empty() && (n.op_type == "LSTM" || n.op_type == "GRU" || n.op_type == "RNN"))
       for (size_t i : {1u, 2u})
-        if (i < n.inputs.size() && n.inputs[i] != kNoValue) feeds[static_cast<size_t>(n.inputs[i])] = true;
+        if (i < n.inputs.size() && n.inputs[i] != kNoValue && !wanted[static_cast<size_t>(n.inputs[i])]) {
+          wanted[static_cast<size_t>(n.inputs[i])] = true;
+          stack.push_back(n.inputs[i]);
+        }
+  while (!stack.empty()) {
+    const int v = stack.back();
+    stack.pop_back();
+    const int p = g.values[static_cast<size_t>(v)].producer;
+    if (p < 0) continue;
+    const Node& n = g.nodes[static_cast<size_t>(p)];
+    if (!n.domain.empty() || (n.op_type != "Unsqueeze" && n.op_type != "Slice" && n.op_type != "Concat")) continue;
+    const size_t data_inputs = n.op_type == "Concat" ? n.inputs.size() : 1;
+    for (size_t i = 0; i < data_inputs && i < n.inputs.size(); ++i)
+      if (n.inputs[i] != kNoValue && !wanted[static_cast<size_t>(n.inputs[i])]) {
+        wanted[static_cast<size_t>(n.inputs[i])] = true;
+        stack.push_back(n.inputs[i]);
+      }
+  }
   std::vector<bool> drop(g.nodes.size(), false);
   bool any = false;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const Node& n = g.nodes[i];
-    if (n.op_type != "Unsqueeze" || !n.domain.empty() || n.outputs.size() != 1 || n.outputs[0] == kNoValue ||
-        !feeds[static_cast<size_t>(n.outputs[0])] || n.inputs.empty() || n.inputs[0] == kNoValue)
-      continue;
-    const Value& data = g.values[static_cast<size_t>(n.inputs[0])];
-    if (!data.is_initializer || !data.initializer.defined()) continue;
-    std::vector<int64_t> axes;
-    if (g.opset >= 13) {
-      if (n.inputs.size() < 2 || n.inputs[1] == kNoValue) continue;
-      const Value& a = g.values[static_cast<size_t>(n.inputs[1])];
-      if (!a.is_initializer || a.initializer.dtype() != DType::kInt64 || a.initializer.rank() > 1) continue;
-      axes.assign(a.initializer.data<int64_t>(), a.initializer.data<int64_t>() + a.initializer.numel());
-    } else {
-      axes = n.attr_ints("axes");
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const Node& n = g.nodes[i];
+      if (drop[i] || !n.domain.empty() || n.outputs.size() != 1 || n.outputs[0] == kNoValue ||
+          !wanted[static_cast<size_t>(n.outputs[0])] ||
+          std::find(g.outputs.begin(), g.outputs.end(), n.outputs[0]) != g.outputs.end())
+        continue;
+      Tensor t = fold_node(g, n);
+      if (!t.defined()) continue;
+      for (int in : n.inputs)
+        if (in != kNoValue) consumed->push_back(g.values[static_cast<size_t>(in)].initializer);
+      Value& out = g.values[static_cast<size_t>(n.outputs[0])];
+      out.is_initializer = true;
+      out.initializer = t;
+      out.dtype = t.dtype();
+      out.dims.clear();
+      for (int64_t d : t.shape()) out.dims.push_back(Dim{d, ""});
+      out.has_shape = true;
+      out.producer = -1;
+      drop[i] = true;
+      any = changed = true;
     }
-    const int64_t rank = data.initializer.rank() + static_cast<int64_t>(axes.size());
-    std::vector<bool> is_new(static_cast<size_t>(rank), false);
-    bool ok = !axes.empty() && rank <= 32;
-    for (int64_t& a : axes) {
-      if (a < 0) a += rank;
-      if (a < 0 || a >= rank || is_new[static_cast<size_t>(a)]) ok = false;
-      if (!ok) break;
-      is_new[static_cast<size_t>(a)] = true;
-    }
-    const int v = n.outputs[0];
-    if (!ok || std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end()) continue;
-    Shape shape;
-    for (int64_t d = 0, k = 0; d < rank; ++d) shape.push_back(is_new[static_cast<size_t>(d)] ? 1 : data.initializer.dim(static_cast<int>(k++)));
-    Value& out = g.values[static_cast<size_t>(v)];
-    out.is_initializer = true;
-    out.initializer = data.initializer.reshaped(shape);
-    out.dtype = out.initializer.dtype();
-    out.dims.clear();
-    for (int64_t d : shape) out.dims.push_back(Dim{d, ""});
-    out.has_shape = true;
-    out.producer = -1;
-    for (int in : n.inputs)
-      if (in != kNoValue && g.values[static_cast<size_t>(in)].is_initializer)
-        consumed->push_back(g.values[static_cast<size_t>(in)].initializer);
-    drop[i] = true;
-    any = true;
   }
   if (!any) return;
   std::vector<int> new_index(g.nodes.size(), -1);
@@ -518,8 +654,8 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   const Status interrupted = Status::error("interrupted");
 
   promote_constants(model.graph);
-  std::vector<Tensor> folded;  // what folded Unsqueeze nodes read
-  if (opt.recurrent == "int8") fold_recurrent_unsqueeze(model.graph, &folded);
+  std::vector<Tensor> folded;  // what folded constant nodes read
+  if (opt.recurrent == "int8") fold_recurrent_weights(model.graph, &folded);
   ConvertSummary summary;
 
   // ---- Every graph of the model: the main graph, then the bodies of its
@@ -546,7 +682,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
         child->own_src = std::make_unique<Graph>(*a.g);
         inlined |= inline_constant_captures(parent, *child->own_src);
         promote_constants(*child->own_src);
-        if (opt.recurrent == "int8") fold_recurrent_unsqueeze(*child->own_src, &folded);
+        if (opt.recurrent == "int8") fold_recurrent_weights(*child->own_src, &folded);
         child->src = child->own_src.get();
         child->depth = job.depth + 1;
         child->parent = static_cast<int>(j);

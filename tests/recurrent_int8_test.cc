@@ -43,7 +43,7 @@ struct Layer {
   int64_t seq = 5, batch = 3, in = 24, hid = 32;
   bool bias = true, states = true, peepholes = false, lens = false, lbr = false, layout1 = false;
   bool in_if = false;     // the layer inside an If's then branch
-  bool unsqueeze = false; // W and R as Unsqueeze(2-D constant, axes [0]) (Silero v5's form; forward only)
+  bool unsqueeze = false; // W and R made from 2-D constants by Slice / Concat / Unsqueeze (Silero v5's form)
   int opset = 14;
 };
 
@@ -61,14 +61,29 @@ onnx::ModelProto layer_model(const Layer& l) {
     test::add_float_initializer(&g, "W2", test::random_tensor({gh, l.in}, 1, -0.4f, 0.4f));
     test::add_float_initializer(&g, "R2", test::random_tensor({gh, l.hid}, 2, -0.4f, 0.4f));
     test::add_initializer(&g, "axes0", test::make_tensor<int64_t>({1}, {0}));
-    for (const char* w : {"W", "R"}) {
+    // W = Unsqueeze(Concat(W2[half:], W2[:half])) (a gate reorder, as
+    // PyTorch exports it), R = Unsqueeze(R2).
+    test::add_initializer(&g, "s0", test::make_tensor<int64_t>({1}, {0}));
+    test::add_initializer(&g, "half", test::make_tensor<int64_t>({1}, {gh / 2}));
+    test::add_initializer(&g, "big", test::make_tensor<int64_t>({1}, {INT64_MAX}));
+    test::add_initializer(&g, "step1", test::make_tensor<int64_t>({1}, {1}));
+    auto add = [&](const std::string& op, const std::string& name, std::vector<std::string> ins, const std::string& out) {
       auto* u = g.add_node();
-      u->set_op_type("Unsqueeze");
-      u->set_name(std::string("unsqueeze_") + w);
-      u->add_input(std::string(w) + "2");
-      u->add_input("axes0");
-      u->add_output(w);
-    }
+      u->set_op_type(op);
+      u->set_name(name);
+      for (auto& i : ins) u->add_input(i);
+      u->add_output(out);
+      return u;
+    };
+    add("Slice", "slice_hi", {"W2", "half", "big", "axes0", "step1"}, "W_hi");
+    add("Slice", "slice_lo", {"W2", "s0", "half"}, "W_lo");
+    auto* cat = add("Concat", "concat_W", {"W_hi", "W_lo"}, "W_cat");
+    auto* a = cat->add_attribute();
+    a->set_name("axis");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(0);
+    add("Unsqueeze", "unsqueeze_W", {"W_cat", "axes0"}, "W");
+    add("Unsqueeze", "unsqueeze_R", {"R2", "axes0"}, "R");
   } else {
     test::add_float_initializer(&g, "W", test::random_tensor({nd, gh, l.in}, 1, -0.4f, 0.4f));
     test::add_float_initializer(&g, "R", test::random_tensor({nd, gh, l.hid}, 2, -0.4f, 0.4f));
@@ -325,8 +340,8 @@ TEST(RecurrentInt8, InsideIfBody) {
   for (double c : r.cosines) EXPECT_GE(c, 0.99);
 }
 
-// W and R made by Unsqueeze of 2-D constants (Silero v5): folded into
-// constants and quantized; the 2-D sources are not stored.
+// W and R made from 2-D constants by Slice / Concat / Unsqueeze (Silero
+// v5): folded into constants and quantized; the sources are not stored.
 TEST(RecurrentInt8, UnsqueezedWeightsFolded) {
   Layer l;
   l.unsqueeze = true;
@@ -335,8 +350,17 @@ TEST(RecurrentInt8, UnsqueezedWeightsFolded) {
   if (HasFatalFailure()) return;
   EXPECT_EQ(r.summary.quantized, 2);
   EXPECT_EQ(find_node(r.blob->graph, "rnn_layer")->op_type, "QLSTM");
-  EXPECT_EQ(find_node(r.blob->graph, "unsqueeze_W"), nullptr);
-  for (const Value& v : r.blob->graph.values) EXPECT_NE(v.name, "W2");
+  for (const char* n : {"unsqueeze_W", "concat_W", "slice_hi", "slice_lo"}) EXPECT_EQ(find_node(r.blob->graph, n), nullptr) << n;
+  for (const Value& v : r.blob->graph.values) {
+    EXPECT_NE(v.name, "W2");
+    EXPECT_NE(v.name, "W_cat");
+  }
+  // Without --recurrent int8 nothing is folded.
+  Result f;
+  convert_and_compare(l, {}, "rq_unsq_fp32", &f);
+  if (HasFatalFailure()) return;
+  EXPECT_NE(find_node(f.blob->graph, "concat_W"), nullptr);
+  for (double c : f.cosines) EXPECT_EQ(c, 1.0);
   for (double c : r.cosines) EXPECT_GE(c, 0.99);
 }
 

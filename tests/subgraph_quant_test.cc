@@ -12,6 +12,7 @@
 
 #include "kernels/kernels.h"
 #include "loader/blob_reader.h"
+#include "loader/npy.h"
 #include "loader/onnx_loader.h"
 #include "quantizer/blob_writer.h"
 #include "quantizer/convert.h"
@@ -423,6 +424,18 @@ TEST(SubgraphQuant, CliConvertAndInspect) {
   test::CliResult i = test::run_cli({"inspect", dir + "/m.sarai"});
   ASSERT_EQ(i.code, 0) << i.err;
   EXPECT_HAS(i.out, "outer.then_branch/inner.then_branch/w_deep: int8 per-channel (axis 1)");
+  // compare --per-layer: the quantized nodes are all inside subgraphs; it
+  // says so and still compares the outputs.
+  ASSERT_TRUE(write_npy(dir + "/c.npy", bool_scalar(true)));
+  ASSERT_TRUE(write_npy(dir + "/c2.npy", bool_scalar(false)));
+  ASSERT_TRUE(write_npy(dir + "/x.npy", test::random_tensor({2, 64}, 17)));
+  test::CliResult c = test::run_cli({"compare", dir + "/m.onnx", dir + "/m.sarai", "--input", "c=" + dir + "/c.npy",
+                                     "--input", "c2=" + dir + "/c2.npy", "--input", "x=" + dir + "/x.npy",
+                                     "--per-layer", "--min-cosine", "0.99"});
+  EXPECT_EQ(c.code, 0) << c.out << c.err;
+  EXPECT_HAS(c.err, "note: --per-layer measures the main graph's layers; 3 quantized nodes inside subgraphs "
+                    "(If / Loop / Scan bodies) are not listed");
+  EXPECT_HAS(c.out, "thresholds held");
 }
 
 TEST(SubgraphQuant, Errors) {

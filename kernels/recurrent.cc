@@ -30,7 +30,8 @@
 // Their inputs: X, B, sequence_lens, initial_h, initial_c, P (the last two
 // LSTM only, but always in place), then per direction W.q, W.scale,
 // W.wsum, R.q, R.scale, R.wsum (GRU: then Rh.q, Rh.scale, Rh.wsum); the
-// attribute hidden_size is required, layout is read at any opset.
+// attribute hidden_size is required, input_size (W's) is checked against
+// X when present, layout is read at any opset.
 // sequence_lens: each in [0, seq_length]; a reverse direction runs each
 // sequence from its own last valid step; steps past a sequence's length are
 // zeros in Y, its Y_h / Y_c are the state after its last step, and a length
@@ -317,6 +318,8 @@ Status read_qmat(const KernelContext& ctx, int first, const char* name, int64_t 
   if (k > qref::kMaxReduction)
     return Status::error(who + ": K = " + std::to_string(k) + " exceeds the int32 accumulator bound " +
                          std::to_string(qref::kMaxReduction));
+  if (n > (int64_t{1} << 40) / int8::round_up(std::max<int64_t>(k, 1), int8::kGroupK))
+    return Status::error(who + ": K = " + std::to_string(k) + ", N = " + std::to_string(n) + " are too large");
   if (q.dtype() != DType::kInt8 || q.rank() != 1 || q.numel() != int8::packed_size(k, n))
     return Status::error(who + " must be int8 [" + std::to_string(int8::packed_size(k, n)) +
                          "] (N16K4 bytes of K = " + std::to_string(k) + ", N = " + std::to_string(n) + "), got " +
@@ -404,6 +407,11 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep, bool quantized) {
     return Status::error("attribute 'hidden_size' " + std::to_string(hid) + " is too large");
   QMat qw[2], qr[2][2];
   if (quantized) {
+    // The packed size cannot tell K = 3 from K = 4 (both pad to 4): the
+    // attribute input_size, when present, must match X.
+    if (const Attribute* is = ctx.node().find_attr("input_size"); is && is->i != in)
+      return Status::error("input 'X' " + shape_to_string(x.shape()) + " has input_size " + std::to_string(in) +
+                           " but the quantized W was made for " + std::to_string(is->i) + " (attribute input_size)");
     for (int64_t d = 0; d < nd; ++d) {
       const int base = 6 + static_cast<int>(d) * per_dir;
       SARAI_RETURN_IF_ERROR(read_qmat(ctx, base, "W", d, in, gh, &qw[d]));

@@ -547,6 +547,7 @@ Status rewrite_recurrent(const Graph& src, const ConvertOptions& opt, GraphJob& 
     out.domain = kSaraiDomain;
     out.inputs = std::move(in);
     out.attrs["hidden_size"] = int_attr(hid);
+    out.attrs["input_size"] = int_attr(src.values[static_cast<size_t>(w)].initializer.dim(2));
     if (src.opset < 14) out.attrs.erase("layout");
     ++job.recurrent_quantized;
   }

@@ -495,6 +495,19 @@ TEST(RecurrentInt8, KernelErrors) {
   }
   {
     Node n = qnode("QLSTM", 12);
+    n.attrs["input_size"] = test::attr_int(4);
+    EXPECT_HAS(test::run_error(kernels::QLSTM, n, qlstm_inputs()),
+               "input 'X' [2, 1, 3] has input_size 3 but the quantized W was made for 4 (attribute input_size)");
+  }
+  {
+    // A hostile hidden_size: the packed size would overflow.
+    Node n = qnode("QLSTM", 12);
+    n.attrs["hidden_size"] = test::attr_int(int64_t{1} << 58);
+    EXPECT_HAS(test::run_error(kernels::QLSTM, n, qlstm_inputs()),
+               "input 'W' of direction 0: K = 3, N = 1152921504606846976 are too large");
+  }
+  {
+    Node n = qnode("QLSTM", 12);
     auto in = qlstm_inputs();
     in[9] = Tensor();
     EXPECT_HAS(test::run_error(kernels::QLSTM, n, in), "input 'R' of direction 0 is missing its q tensor");

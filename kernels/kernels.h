@@ -237,6 +237,13 @@ Status RNN(KernelContext& ctx);
 Expected<std::shared_ptr<const void>> PrepareLSTM(const Node& node, int64_t opset);
 Expected<std::shared_ptr<const void>> PrepareGRU(const Node& node, int64_t opset);
 Expected<std::shared_ptr<const void>> PrepareRNN(const Node& node, int64_t opset);
+// Their INT8 forms (domain "sarai", `convert --recurrent int8`).
+Status QLSTM(KernelContext& ctx);
+Status QGRU(KernelContext& ctx);
+Status QRNN(KernelContext& ctx);
+Expected<std::shared_ptr<const void>> PrepareQLSTM(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareQGRU(const Node& node, int64_t opset);
+Expected<std::shared_ptr<const void>> PrepareQRNN(const Node& node, int64_t opset);
 // index_ops.cc: indexing and data-dependent ops (NonZero, Compress and
 // Unique: output shapes from values).
 Status OneHot(KernelContext& ctx);

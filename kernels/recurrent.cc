@@ -21,6 +21,17 @@
 // ThresholdedRelu 1, Elu 1, HardSigmoid 0.2 / 0.5, Affine 1 / 0, ScaledTanh
 // 1 / 1) and values left over refused; activation names match in any case,
 // and a bidirectional layer given one direction's list uses it for both.
+// The INT8 forms QLSTM / QGRU / QRNN (domain "sarai", written by `convert
+// --recurrent int8`) run the same code with both gate GEMMs on the INT8
+// core (kernels/cpu/qgemm.h, as QMatMul): X (all steps at once) and each
+// step's h (GRU: also r ⊙ h) quantized dynamically to u8 per tensor, W and
+// R read as N16K4-packed s8 per direction with a scale per gate row (or one
+// per matrix), GRU's R in two parts (the z and r rows, then the h rows).
+// Their inputs: X, B, sequence_lens, initial_h, initial_c, P (the last two
+// LSTM only, but always in place), then per direction W.q, W.scale,
+// W.wsum, R.q, R.scale, R.wsum (GRU: then Rh.q, Rh.scale, Rh.wsum); the
+// attribute hidden_size is required, input_size (W's) is checked against
+// X when present, layout is read at any opset.
 // sequence_lens: each in [0, seq_length]; a reverse direction runs each
 // sequence from its own last valid step; steps past a sequence's length are
 // zeros in Y, its Y_h / Y_c are the state after its last step, and a length
@@ -30,6 +41,10 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/cpu/int8_layout.h"
+#include "kernels/cpu/qgemm.h"
+#include "kernels/cpu/qref.h"
+#include "kernels/cpu/quantize_activations.h"
 #include "kernels/cpu/vec_kernels.h"
 #include "kernels/fp32_gemm.h"
 #include "kernels/kernels.h"
@@ -252,6 +267,76 @@ Status gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, con
   return st;
 }
 
+// One quantized matrix of a QLSTM / QGRU / QRNN: Wᵀ as N16K4 [K, N] with
+// its per-row (or one) scales and row sums.
+struct QMat {
+  const int8_t* q = nullptr;
+  const float* scale = nullptr;
+  bool per_tensor = false;
+  const int32_t* wsum = nullptr;
+};
+
+// The INT8 scratch: a's u8 copy and the epilogue's per-channel constants.
+struct QScratch {
+  uint8_t* aq = nullptr;   // >= m * k of every call
+  float* cscale = nullptr; // [gh]
+  int32_t* comp = nullptr; // [gh]
+};
+
+// C[m x n] = A[m x k] · Wᵀ with A quantized to u8 per tensor on the fly
+// (QMatMul's scheme, kernels/qmatmul_qconv.cc).
+void qgemm_nt(int64_t m, int64_t n, int64_t k, const float* a, const QMat& w, const QScratch& s, float* c,
+              int64_t ldc) {
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
+    return;
+  }
+  const QuantParams xp = quantize_u8(a, m * k, s.aq);
+  for (int64_t j = 0; j < n; ++j) {
+    s.cscale[j] = xp.scale * w.scale[w.per_tensor ? 0 : j];
+    s.comp[j] = static_cast<int32_t>(static_cast<uint32_t>(int64_t{xp.zero_point} * w.wsum[j]));
+  }
+  QgemmEpilogue ep;
+  ep.comp = s.comp;
+  ep.cscale = s.cscale;
+  ep.y = c;
+  ep.ldy_m = ldc;
+  int64_t macs;
+  const bool big = __builtin_mul_overflow(m * n, k, &macs) || macs >= kThreadedMacs;
+  qgemm_u8s8(s.aq, m, k, k, w.q, n, ep, nullptr, /*threaded=*/big);
+}
+
+// Checks one quantized matrix (inputs first.. first + 2) of K x N.
+Status read_qmat(const KernelContext& ctx, int first, const char* name, int64_t d, int64_t k, int64_t n, QMat* out) {
+  const std::string who = std::string("input '") + name + "' of direction " + std::to_string(d);
+  for (int i = 0; i < 3; ++i)
+    if (!ctx.has_input(first + i))
+      return Status::error(who + " is missing its " + (i == 0 ? "q" : i == 1 ? "scale" : "wsum") + " tensor");
+  const Tensor& q = ctx.input(first);
+  const Tensor& sc = ctx.input(first + 1);
+  const Tensor& ws = ctx.input(first + 2);
+  if (k > qref::kMaxReduction)
+    return Status::error(who + ": K = " + std::to_string(k) + " exceeds the int32 accumulator bound " +
+                         std::to_string(qref::kMaxReduction));
+  if (n > (int64_t{1} << 40) / int8::round_up(std::max<int64_t>(k, 1), int8::kGroupK))
+    return Status::error(who + ": K = " + std::to_string(k) + ", N = " + std::to_string(n) + " are too large");
+  if (q.dtype() != DType::kInt8 || q.rank() != 1 || q.numel() != int8::packed_size(k, n))
+    return Status::error(who + " must be int8 [" + std::to_string(int8::packed_size(k, n)) +
+                         "] (N16K4 bytes of K = " + std::to_string(k) + ", N = " + std::to_string(n) + "), got " +
+                         dtype_name(q.dtype()) + " " + shape_to_string(q.shape()));
+  if (sc.dtype() != DType::kFloat32 || sc.rank() != 1 || (sc.numel() != n && sc.numel() != 1))
+    return Status::error(who + ": scale must be float32 [" + std::to_string(n) + "] or [1], got " +
+                         dtype_name(sc.dtype()) + " " + shape_to_string(sc.shape()));
+  if (ws.dtype() != DType::kInt32 || ws.rank() != 1 || ws.numel() != n)
+    return Status::error(who + ": wsum must be int32 [" + std::to_string(n) + "], got " + dtype_name(ws.dtype()) + " " +
+                         shape_to_string(ws.shape()));
+  out->q = q.data<int8_t>();
+  out->scale = sc.data<float>();
+  out->per_tensor = sc.numel() == 1 && n != 1;
+  out->wsum = ws.data<int32_t>();
+  return Status::ok();
+}
+
 Status require_float(const Tensor& t, const char* name) {
   if (t.dtype() != DType::kFloat32)
     return Status::error(std::string("input '") + name + "' must be float32, got " + dtype_name(t.dtype()));
@@ -268,43 +353,80 @@ Status require_shape(const Tensor& t, const char* name, const Shape& want, const
                        shape_to_string(want) + " " + d);
 }
 
-Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
+Status run_recurrent(KernelContext& ctx, PrepareFn prep, bool quantized) {
   SARAI_ASSIGN_OR_RETURN(const RecurrentParams* p, ctx.prepared<RecurrentParams>(prep));
   const bool lstm = p->cell == Cell::kLstm, gru = p->cell == Cell::kGru;
-  const char* op = lstm ? "LSTM" : gru ? "GRU" : "RNN";
-  for (int i = 0; i < 3; ++i)
-    if (!ctx.has_input(i))
-      return Status::error(std::string(op) + " needs inputs X, W and R (input " + std::to_string(i) + " is missing)");
+  const char* op = quantized ? (lstm ? "QLSTM" : gru ? "QGRU" : "QRNN") : lstm ? "LSTM" : gru ? "GRU" : "RNN";
+  // Input positions: LSTM X W R B sequence_lens initial_h initial_c P;
+  // the INT8 forms X B sequence_lens initial_h initial_c P, then the
+  // quantized matrices per direction.
+  struct { int b, lens, h0, c0, p; } at = quantized ? decltype(at){1, 2, 3, 4, 5} : decltype(at){3, 4, 5, 6, 7};
+  const int rparts = quantized && gru ? 2 : 1;
+  const int per_dir = 3 * (1 + rparts);
+  const int64_t nd = p->num_dirs;
+  if (quantized) {
+    if (!ctx.has_input(0)) return Status::error(std::string(op) + " needs input X (input 0 is missing)");
+    if (p->hidden < 0) return Status::error(std::string(op) + " needs attribute 'hidden_size'");
+    const int want = 6 + static_cast<int>(nd) * per_dir;
+    if (ctx.num_inputs() != want)
+      return Status::error(std::string(op) + " with " + std::to_string(nd) + " direction" + (nd > 1 ? "s" : "") +
+                           " takes " + std::to_string(want) + " inputs (X, B, sequence_lens, initial_h, initial_c, P, " +
+                           "then W and R quantized per direction), got " + std::to_string(ctx.num_inputs()));
+  } else {
+    for (int i = 0; i < 3; ++i)
+      if (!ctx.has_input(i))
+        return Status::error(std::string(op) + " needs inputs X, W and R (input " + std::to_string(i) + " is missing)");
+  }
   const Tensor& x = ctx.input(0);
-  const Tensor& w = ctx.input(1);
-  const Tensor& r = ctx.input(2);
+  const Tensor* w = quantized ? nullptr : &ctx.input(1);
+  const Tensor* r = quantized ? nullptr : &ctx.input(2);
   SARAI_RETURN_IF_ERROR(require_float(x, "X"));
-  SARAI_RETURN_IF_ERROR(require_float(w, "W"));
-  SARAI_RETURN_IF_ERROR(require_float(r, "R"));
+  if (!quantized) {
+    SARAI_RETURN_IF_ERROR(require_float(*w, "W"));
+    SARAI_RETURN_IF_ERROR(require_float(*r, "R"));
+  }
   if (x.rank() != 3)
     return Status::error("input 'X' must be 3-D " + std::string(p->batch_major ? "[batch_size, seq_length, input_size]"
                                                                                 : "[seq_length, batch_size, input_size]") +
                          ", got " + shape_to_string(x.shape()));
-  if (r.rank() != 3)
+  if (!quantized && r->rank() != 3)
     return Status::error("input 'R' must be 3-D [num_directions, " + std::to_string(p->gates) +
-                         "*hidden_size, hidden_size], got " + shape_to_string(r.shape()));
+                         "*hidden_size, hidden_size], got " + shape_to_string(r->shape()));
   const int64_t seq = p->batch_major ? x.dim(1) : x.dim(0);
   const int64_t batch = p->batch_major ? x.dim(0) : x.dim(1);
   const int64_t in = x.dim(2);
-  const int64_t nd = p->num_dirs;
   int64_t hid = p->hidden;
   if (hid < 0) {
-    hid = r.dim(2);
+    hid = r->dim(2);
     if (hid <= 0)
-      return Status::error("hidden_size (attribute absent, taken from R " + shape_to_string(r.shape()) +
+      return Status::error("hidden_size (attribute absent, taken from R " + shape_to_string(r->shape()) +
                            ") must be > 0");
   }
   int64_t gh;  // gates * hidden
   if (__builtin_mul_overflow(hid, int64_t{p->gates}, &gh))
     return Status::error("attribute 'hidden_size' " + std::to_string(hid) + " is too large");
-  SARAI_RETURN_IF_ERROR(require_shape(w, "W", {nd, gh, in}, "(num_directions, G*hidden_size, input_size)", p->gates));
-  SARAI_RETURN_IF_ERROR(require_shape(r, "R", {nd, gh, hid}, "(num_directions, G*hidden_size, hidden_size)", p->gates));
-  const Tensor* b = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  QMat qw[2], qr[2][2];
+  if (quantized) {
+    // The packed size cannot tell K = 3 from K = 4 (both pad to 4): the
+    // attribute input_size, when present, must match X.
+    if (const Attribute* is = ctx.node().find_attr("input_size"); is && is->i != in)
+      return Status::error("input 'X' " + shape_to_string(x.shape()) + " has input_size " + std::to_string(in) +
+                           " but the quantized W was made for " + std::to_string(is->i) + " (attribute input_size)");
+    for (int64_t d = 0; d < nd; ++d) {
+      const int base = 6 + static_cast<int>(d) * per_dir;
+      SARAI_RETURN_IF_ERROR(read_qmat(ctx, base, "W", d, in, gh, &qw[d]));
+      if (gru) {
+        SARAI_RETURN_IF_ERROR(read_qmat(ctx, base + 3, "R", d, hid, 2 * hid, &qr[d][0]));
+        SARAI_RETURN_IF_ERROR(read_qmat(ctx, base + 6, "Rh", d, hid, hid, &qr[d][1]));
+      } else {
+        SARAI_RETURN_IF_ERROR(read_qmat(ctx, base + 3, "R", d, hid, gh, &qr[d][0]));
+      }
+    }
+  } else {
+    SARAI_RETURN_IF_ERROR(require_shape(*w, "W", {nd, gh, in}, "(num_directions, G*hidden_size, input_size)", p->gates));
+    SARAI_RETURN_IF_ERROR(require_shape(*r, "R", {nd, gh, hid}, "(num_directions, G*hidden_size, hidden_size)", p->gates));
+  }
+  const Tensor* b = ctx.has_input(at.b) ? &ctx.input(at.b) : nullptr;
   if (b) {
     SARAI_RETURN_IF_ERROR(require_float(*b, "B"));
     SARAI_RETURN_IF_ERROR(require_shape(*b, "B", {nd, 2 * gh}, "(num_directions, 2*G*hidden_size)", p->gates));
@@ -312,10 +434,12 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
   const Shape state_shape = p->batch_major ? Shape{batch, nd, hid} : Shape{nd, batch, hid};
   const char* state_dims = p->batch_major ? "(batch_size, num_directions, hidden_size)"
                                           : "(num_directions, batch_size, hidden_size)";
-  const Tensor* h0 = ctx.has_input(5) ? &ctx.input(5) : nullptr;
-  const Tensor* c0 = lstm && ctx.has_input(6) ? &ctx.input(6) : nullptr;
-  const Tensor* peep = lstm && ctx.has_input(7) ? &ctx.input(7) : nullptr;
-  if (!lstm && ctx.num_inputs() > 6)
+  const Tensor* h0 = ctx.has_input(at.h0) ? &ctx.input(at.h0) : nullptr;
+  const Tensor* c0 = lstm && ctx.has_input(at.c0) ? &ctx.input(at.c0) : nullptr;
+  const Tensor* peep = lstm && ctx.has_input(at.p) ? &ctx.input(at.p) : nullptr;
+  if (quantized && !lstm && (ctx.has_input(at.c0) || ctx.has_input(at.p)))
+    return Status::error(std::string(op) + " takes no initial_c or P (inputs 4 and 5 must be empty)");
+  if (!quantized && !lstm && ctx.num_inputs() > 6)
     return Status::error(std::string(op) + " takes at most 6 inputs, got " + std::to_string(ctx.num_inputs()));
   if (h0) {
     SARAI_RETURN_IF_ERROR(require_float(*h0, "initial_h"));
@@ -329,7 +453,7 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
     SARAI_RETURN_IF_ERROR(require_float(*peep, "P"));
     SARAI_RETURN_IF_ERROR(require_shape(*peep, "P", {nd, 3 * hid}, "(num_directions, 3*hidden_size)"));
   }
-  const Tensor* lens = ctx.has_input(4) ? &ctx.input(4) : nullptr;
+  const Tensor* lens = ctx.has_input(at.lens) ? &ctx.input(at.lens) : nullptr;
   if (lens) {
     if (lens->dtype() != DType::kInt32 && lens->dtype() != DType::kInt64)
       return Status::error(std::string("input 'sequence_lens' must be int32 (or int64), got ") + dtype_name(lens->dtype()));
@@ -370,6 +494,12 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
   const int64_t bh = batch * hid;  // <= batch * gh
   float* ws = ctx.workspace<float>(total);
   int64_t* len = ctx.workspace<int64_t>(batch);
+  QScratch qs;
+  if (quantized) {
+    qs.aq = ctx.workspace<uint8_t>(std::max(rows * in, bh));  // rows * in = X's numel
+    qs.cscale = ctx.workspace<float>(gh);
+    qs.comp = ctx.workspace<int32_t>(gh);
+  }
   bool skip = want_y || want_yh || want_yc;
   if (y && !ctx.skip_compute(*y)) skip = false;
   if (yh && !ctx.skip_compute(*yh)) skip = false;
@@ -394,8 +524,8 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
   for (int64_t d = 0; d < nd; ++d) {
     const bool reverse = p->direction == 1 || (p->direction == 2 && d == 1);
     const ActFn* act = p->act[d];
-    const float* wd = w.data<float>() + d * gh * in;
-    const float* rd = r.data<float>() + d * gh * hid;
+    const float* wd = quantized ? nullptr : w->data<float>() + d * gh * in;
+    const float* rd = quantized ? nullptr : r->data<float>() + d * gh * hid;
     // Folded bias: Wb + Rb, except GRU's Rbh with linear_before_reset
     // (applied inside r ⊙ (h Rhᵀ + Rbh)).
     if (b) {
@@ -422,14 +552,20 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
     }
     if (gru && !p->linear_before_reset) std::fill(rh, rh + bh, 0.f);
     // Every step's input projection at once.
-    if (max_len > 0) SARAI_RETURN_IF_ERROR(gemm_nt(rows, gh, in, px, in, wd, xw, gh));
+    if (max_len > 0) {
+      if (quantized) qgemm_nt(rows, gh, in, px, qw[d], qs, xw, gh);
+      else SARAI_RETURN_IF_ERROR(gemm_nt(rows, gh, in, px, in, wd, xw, gh));
+    }
     const float* pp = peep ? peep->data<float>() + d * 3 * hid : nullptr;
 
     for (int64_t s = 0; s < max_len; ++s) {
       // The recurrent product for every batch entry (finished ones too:
       // their rows are ignored).
-      const int64_t n1 = gru && !p->linear_before_reset ? 2 * hid : gh;
-      SARAI_RETURN_IF_ERROR(gemm_nt(batch, n1, hid, h, hid, rd, gates, gh));
+      // (The INT8 GRU keeps R's h rows apart: 2 * hid rows here, then them.)
+      const int64_t n1 = gru && (!p->linear_before_reset || quantized) ? 2 * hid : gh;
+      if (quantized) qgemm_nt(batch, n1, hid, h, qr[d][0], qs, gates, gh);
+      else SARAI_RETURN_IF_ERROR(gemm_nt(batch, n1, hid, h, hid, rd, gates, gh));
+      if (quantized && gru && p->linear_before_reset) qgemm_nt(batch, hid, hid, h, qr[d][1], qs, gates + 2 * hid, gh);
       for (int64_t i = 0; i < batch; ++i) {
         if (s >= len[i]) continue;
         const int64_t t = reverse ? len[i] - 1 - s : s;
@@ -487,8 +623,10 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep) {
         }
       }
       if (gru) {
-        if (!p->linear_before_reset)
-          SARAI_RETURN_IF_ERROR(gemm_nt(batch, hid, hid, rh, hid, rd + 2 * hid * hid, gates + 2 * hid, gh));
+        if (!p->linear_before_reset) {
+          if (quantized) qgemm_nt(batch, hid, hid, rh, qr[d][1], qs, gates + 2 * hid, gh);
+          else SARAI_RETURN_IF_ERROR(gemm_nt(batch, hid, hid, rh, hid, rd + 2 * hid * hid, gates + 2 * hid, gh));
+        }
         for (int64_t i = 0; i < batch; ++i) {
           if (s >= len[i]) continue;
           const int64_t t = reverse ? len[i] - 1 - s : s;
@@ -553,8 +691,19 @@ Expected<std::shared_ptr<const void>> PrepareRNN(const Node& node, int64_t opset
   return prepare(node, opset, Cell::kRnn);
 }
 
-Status LSTM(KernelContext& ctx) { return run_recurrent(ctx, PrepareLSTM); }
-Status GRU(KernelContext& ctx) { return run_recurrent(ctx, PrepareGRU); }
-Status RNN(KernelContext& ctx) { return run_recurrent(ctx, PrepareRNN); }
+// The INT8 forms read `layout` at any opset (convert keeps it only where
+// the source's opset has it).
+Expected<std::shared_ptr<const void>> PrepareQLSTM(const Node& node, int64_t) {
+  return prepare(node, 14, Cell::kLstm);
+}
+Expected<std::shared_ptr<const void>> PrepareQGRU(const Node& node, int64_t) { return prepare(node, 14, Cell::kGru); }
+Expected<std::shared_ptr<const void>> PrepareQRNN(const Node& node, int64_t) { return prepare(node, 14, Cell::kRnn); }
+
+Status LSTM(KernelContext& ctx) { return run_recurrent(ctx, PrepareLSTM, false); }
+Status GRU(KernelContext& ctx) { return run_recurrent(ctx, PrepareGRU, false); }
+Status RNN(KernelContext& ctx) { return run_recurrent(ctx, PrepareRNN, false); }
+Status QLSTM(KernelContext& ctx) { return run_recurrent(ctx, PrepareQLSTM, true); }
+Status QGRU(KernelContext& ctx) { return run_recurrent(ctx, PrepareQGRU, true); }
+Status QRNN(KernelContext& ctx) { return run_recurrent(ctx, PrepareQRNN, true); }
 
 }  // namespace sarai::kernels

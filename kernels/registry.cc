@@ -222,6 +222,10 @@ void register_kernels(KernelTable& t) {
       .prepare(PrepareQConvTranspose)
       .attrs(kConvAttrs)
       .attrs({{"output_padding", Is}, {"output_shape", Is}, {"weight_shape", Is}, {"x_min", F}, {"x_max", F}});
+  // LSTM / GRU / RNN with INT8 gate GEMMs (`convert --recurrent int8`; kernels/recurrent.cc).
+  t.add_domain_op("sarai", "QLSTM", QLSTM).prepare(PrepareQLSTM).attrs({{"activation_alpha", Fs}, {"activation_beta", Fs}, {"activations", Ss}, {"clip", F}, {"direction", S}, {"hidden_size", I}, {"input_size", I}, {"input_forget", I}, {"layout", I}});
+  t.add_domain_op("sarai", "QGRU", QGRU).prepare(PrepareQGRU).attrs({{"activation_alpha", Fs}, {"activation_beta", Fs}, {"activations", Ss}, {"clip", F}, {"direction", S}, {"hidden_size", I}, {"input_size", I}, {"layout", I}, {"linear_before_reset", I}});
+  t.add_domain_op("sarai", "QRNN", QRNN).prepare(PrepareQRNN).attrs({{"activation_alpha", Fs}, {"activation_beta", Fs}, {"activations", Ss}, {"clip", F}, {"direction", S}, {"hidden_size", I}, {"input_size", I}, {"layout", I}});
   // Where INT8 cannot win on this machine (runtime/session_fallback.h).
   t.add_domain_op("sarai", "Fp32Conv", Fp32Conv).prepare(PrepareConv).attrs(kConvAttrs);
   t.add_domain_op("sarai", "Fp32ConvTranspose", Fp32ConvTranspose).prepare(PrepareConvTranspose).attrs(kConvAttrs).attrs({{"output_padding", Is}, {"output_shape", Is}});

@@ -257,8 +257,23 @@ Status BlobWriter::add_graph_tensors(const Graph& graph, const std::string& pref
   out->attr_tensor.resize(graph.nodes.size());
   if (sub) {
     out->value_tensor.assign(graph.values.size(), -1);
+    const std::vector<int32_t>* given = nullptr;
+    if (subgraphs_) {
+      auto it = subgraphs_->find(&graph);
+      if (it != subgraphs_->end()) given = &it->second;
+    }
+    if (given && given->size() != graph.values.size())
+      return Status::error(tmp_path() + ": subgraph '" + prefix + "' has " + std::to_string(graph.values.size()) +
+                           " values but " + std::to_string(given->size()) + " tensor entries");
     for (size_t v = 0; v < graph.values.size(); ++v) {
       const Value& val = graph.values[v];
+      if (given && (*given)[v] != -1) {
+        if ((*given)[v] < -1 || (*given)[v] >= static_cast<int32_t>(entries_.size()))
+          return Status::error(tmp_path() + ": value '" + prefix + val.name + "' names tensor " +
+                               std::to_string((*given)[v]) + " of " + std::to_string(entries_.size()));
+        out->value_tensor[v] = (*given)[v];
+        continue;
+      }
       if (!val.is_initializer) continue;
       TensorSpec spec;
       spec.name = prefix + val.name;
@@ -360,8 +375,10 @@ Status BlobWriter::write_graph(Stream& g, const Graph& graph, const std::vector<
   return Status::ok();
 }
 
-Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_tensor) {
+Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_tensor,
+                          const SubgraphTensors* subgraphs) {
   if (done_) return error_ ? Status::error(tmp_path() + ": the blob is already finished") : error_;
+  subgraphs_ = subgraphs;
   Status st = [&]() -> Status {
     SARAI_RETURN_IF_ERROR(error_);
     if (value_tensor.size() != graph.values.size())
@@ -456,6 +473,7 @@ Status BlobWriter::finish(const Graph& graph, const std::vector<int32_t>& value_
     done_ = true;
     return Status::ok();
   }();
+  subgraphs_ = nullptr;
   if (!st) {
     if (error_) error_ = st;
     if (!done_) close_and_unlink();

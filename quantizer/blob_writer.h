@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -37,6 +38,12 @@ struct TensorSpec {
   int32_t axis = -1;             // output-channel axis (per-channel), else -1
   int32_t scale_tensor = -1, zero_point_tensor = -1, sum_tensor = -1;  // table indices
 };
+
+// For finish(): the tensor index of each value of a subgraph, keyed by the
+// subgraph (as the graph given to finish() holds it); -1 entries that are
+// initializers are added as plain tensors. Subgraphs not listed have all
+// their initializers added as plain tensors.
+using SubgraphTensors = std::map<const Graph*, std::vector<int32_t>>;
 
 class Stream;  // blob_writer.cc: the stream encoding of META, GRAPH, TENSORS
 
@@ -65,7 +72,7 @@ class BlobWriter {
   // META, GRAPH, TENSORS, the section table and the header (with
   // checksums), fsyncs the file, renames tmp_path -> final_path, fsyncs the
   // folder. On error the temp file is removed and final_path is untouched.
-  Status finish(const Graph& graph, const std::vector<int32_t>& value_tensor);
+  Status finish(const Graph& graph, const std::vector<int32_t>& value_tensor, const SubgraphTensors* subgraphs = nullptr);
   // Closes and unlinks tmp_path now; later calls fail.
   void abort();
 
@@ -101,6 +108,7 @@ class BlobWriter {
   uint64_t pos_ = 0;             // logical file position (written + buffered)
   std::vector<Entry> entries_;
   std::vector<std::pair<std::string, std::string>> metadata_;
+  const SubgraphTensors* subgraphs_ = nullptr;  // during finish()
 };
 
 // For a signal handler: sarai::unlink_unfinished_temp_files_from_signal_handler

@@ -6,7 +6,10 @@
 // weight_shape), ConvTranspose QConvTranspose (attrs + weight_shape), all in
 // domain "sarai", reading X, W.q, W.scale, W.wsum and the bias (see
 // kernels/cpu/int8_layout.h); with static ranges, each also gets x_min and
-// x_max. Every other tensor is written as it is.
+// x_max. Every other tensor is written as it is. The bodies of If / Loop /
+// Scan are converted the same way, at any depth (ONNX lets a body read an
+// outer initializer: such a shared tensor is stored once); with
+// recurrent = "int8", LSTM / GRU / RNN become QLSTM / QGRU / QRNN.
 //
 // Tensors are visited one at a time, in the source's order: each weight is
 // read from its mapping (quant::to_float), quantized, packed and written,
@@ -50,16 +53,27 @@ struct ConvertOptions : QuantOptions {
   // kModel reads it): "int8" (per-row scales; kernels/attention.cc),
   // "int8-per-tensor" or "fp32". Written as metadata "attention".
   std::string attention = "int8";
+  // LSTM / GRU / RNN: "fp32" (weights as they are) or "int8" (W and R per
+  // direction as N16K4 INT8 with a scale per gate row; the nodes become
+  // sarai::QLSTM / QGRU / QRNN, kernels/recurrent.cc). Metadata "recurrent".
+  std::string recurrent = "fp32";
 };
 
 struct ConvertSummary {
+  // Counts cover every graph, subgraphs (If / Loop / Scan bodies) included;
+  // a tensor several graphs share is counted (and stored) once.
   int quantized = 0;       // weights stored as INT8
   int kept_fp32 = 0;       // MatMul/Gemm/Conv/ConvTranspose weights left in FP32
   int other_tensors = 0;   // every other tensor written as is (biases, tables...)
   uint64_t bytes_in = 0;   // the source: .onnx file + its external data files
   uint64_t bytes_out = 0;  // the blob's size
   double seconds = 0;
-  std::vector<WeightChoice> choices;  // node indices refer to the source graph after promote_constants
+  // Node indices refer to the source graph after promote_constants: the
+  // model's graph, or (WeightChoice::scope not empty) that subgraph.
+  std::vector<WeightChoice> choices;
+  // With static ranges: quantized layers inside subgraphs, which keep
+  // dynamic activation ranges (calibration measures the main graph only).
+  int dynamic_subgraph_layers = 0;
 };
 
 // Streams `model` into a blob at out_path: writes out_path + ".tmp-<pid>" in

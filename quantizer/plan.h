@@ -33,6 +33,7 @@ struct WeightChoice {
   bool quantize = false;
   int axis = -1;           // output-channel axis in the ONNX weight shape
   std::string reason;      // "int8 per-channel (axis 1)", "fp32: Gemm with transA=1", ...
+  std::string scope;       // the graph: "" for the model's, "If_0.then_branch/" for a subgraph (convert)
 };
 
 struct QuantPlan {

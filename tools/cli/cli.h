@@ -116,6 +116,7 @@ struct ConvertArgs {
   bool static_ranges = false;
   std::string calibration_method = "minmax";
   std::string attention = "int8";  // quant::ConvertOptions::attention
+  std::string recurrent = "fp32";  // quant::ConvertOptions::recurrent
   double percentile = 99.99;
   int threads = 0;
   // The accuracy check after writing (cmd_convert.cc): the output against

@@ -11,10 +11,28 @@
 #include "loader/model_file.h"
 #include "quantizer/accuracy.h"
 #include "quantizer/eval/eval.h"
+#include "runtime/quantized_op.h"
 #include "runtime/session.h"
 #include "tools/cli/cli.h"
 
 namespace sarai::cli {
+namespace {
+
+// Quantized nodes (QMatMul / QConv / QConvTranspose / QLSTM / QGRU / QRNN)
+// inside g's subgraphs, at any depth.
+int quantized_in_subgraphs(const Graph& g, bool inside = false) {
+  int n = 0;
+  for (const Node& node : g.nodes) {
+    if (inside && (qop::is_quantized(node) || (node.domain == "sarai" && (node.op_type == "QLSTM" ||
+                                                                      node.op_type == "QGRU" || node.op_type == "QRNN"))))
+      ++n;
+    for (const auto& [name, attr] : node.attrs)
+      if (attr.g) n += quantized_in_subgraphs(*attr.g, true);
+  }
+  return n;
+}
+
+}  // namespace
 
 int cmd_compare(const CompareArgs& a) {
   KernelTable kernels;
@@ -54,21 +72,29 @@ int cmd_compare(const CompareArgs& a) {
 
   eval::PerLayer layers;
   std::string attention = "fp32";  // the test model's: its fused attention blocks are layers too
+  bool per_layer = a.per_layer;  // off when every quantized node is inside a subgraph
   if (a.per_layer) {
     auto p = attention_precision_for(*models[1], attention_precision(a.attention));
     if (!p) return fail(p.message());
     attention = *p;
     if (Status st = layers.init(models[0], models[1], ref.num_threads(), kernels, attention); !st)
       return fail(st.message());
-    if (layers.size() == 0)
+    const int in_subgraphs = quantized_in_subgraphs(models[1]->graph);
+    if (in_subgraphs > 0)
+      std::fprintf(stderr,
+                   "note: --per-layer measures the main graph's layers; %d quantized node%s inside subgraphs "
+                   "(If / Loop / Scan bodies) %s not listed\n",
+                   in_subgraphs, in_subgraphs == 1 ? "" : "s", in_subgraphs == 1 ? "is" : "are");
+    if (layers.size() == 0 && in_subgraphs == 0)
       return fail(a.test + ": --per-layer: no quantized node whose output the reference also has");
+    per_layer = layers.size() > 0;
   }
   auto compared = eval::compare_outputs(ref, test, sets, a.runs);
   if (!compared) return fail(compared.message());
   const std::vector<std::string>& names = compared->names;
   const std::vector<quant::OutputError>& errors = compared->errors;
   const double ref_ms = compared->reference_ms, test_ms = compared->test_ms;
-  if (a.per_layer) {
+  if (per_layer) {
     for (const eval::InputSet& set : sets)
       if (Status st = layers.add(set.tensors); !st) return fail(set.name + ": --per-layer: " + st.message());
     SessionOptions so;
@@ -115,7 +141,7 @@ int cmd_compare(const CompareArgs& a) {
                   e.argmax_agreement(), static_cast<long long>(e.rows()), static_cast<long long>(e.elements()));
     }
     std::printf("]");
-    if (a.per_layer) {
+    if (per_layer) {
       std::printf(", \"layers\": [");
       bool first = true;
       for (const eval::LayerError* l : layers.sorted()) {
@@ -147,7 +173,7 @@ int cmd_compare(const CompareArgs& a) {
         std::snprintf(limits + std::strlen(limits), sizeof limits - std::strlen(limits), ", MAE <= %g", a.max_mae);
       std::printf("thresholds held (cosine >= %g%s)\n", a.min_cosine, limits);
     }
-    if (a.per_layer) {
+    if (per_layer) {
       std::printf("\nper quantized node, most damaging first (alone: the model's output cosine with only this node "
                   "in INT8; local: the node's output, alone on the reference's inputs; accumulated: the node's output "
                   "along the INT8 chain)\n");

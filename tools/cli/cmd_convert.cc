@@ -344,6 +344,7 @@ int cmd_convert(const ConvertArgs& a) {
   opt.keep_fp32 = a.keep_fp32;
   opt.min_elements = a.min_elements;
   opt.attention = a.attention;
+  opt.recurrent = a.recurrent;
   opt.command_line = a.command_line;
   opt.cancel = &g_cancel;
   opt.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
@@ -381,7 +382,8 @@ int cmd_convert(const ConvertArgs& a) {
       !a.static_ranges && (a.calibration_method != defaults.calibration_method || a.percentile != defaults.percentile))
     return fail("--calibration-method and --percentile are only used with --static");
 
-  int quantized = 0, kept = 0, others = -1;
+  if (a.to == "onnx" && a.recurrent != "fp32") return fail("--recurrent int8 is only used with --to sarai");
+  int quantized = 0, kept = 0, others = -1, dynamic_subgraph_layers = 0, unranked_subgraph_layers = 0;
   uint64_t bytes_in = 0, bytes_out = 0;
   if (a.to == "sarai") {
     auto r = quant::convert_to_blob(model, a.output, opt);
@@ -391,6 +393,9 @@ int cmd_convert(const ConvertArgs& a) {
     quantized = r->quantized;
     kept = r->kept_fp32;
     others = r->other_tensors;
+    dynamic_subgraph_layers = r->dynamic_subgraph_layers;
+    if (a.auto_keep_fp32)
+      for (const quant::WeightChoice& c : r->choices) unranked_subgraph_layers += !c.scope.empty() && c.quantize;
     bytes_in = r->bytes_in;
     bytes_out = r->bytes_out;
   } else {
@@ -410,6 +415,15 @@ int cmd_convert(const ConvertArgs& a) {
   std::printf(", %d kept in FP32", kept);
   if (others >= 0) std::printf("; %d other tensors stored as they are", others);
   std::printf("\n");
+  if (unranked_subgraph_layers > 0)
+    std::printf("  --auto-keep-fp32: %d quantized layer%s inside subgraphs %s not ranked (INT8 unless --keep-fp32 "
+                "names them)\n",
+                unranked_subgraph_layers, unranked_subgraph_layers == 1 ? "" : "s",
+                unranked_subgraph_layers == 1 ? "was" : "were");
+  if (dynamic_subgraph_layers > 0)
+    std::printf("  --static: %d quantized layer%s inside subgraphs keep dynamic activation ranges (calibration "
+                "measures the main graph only)\n",
+                dynamic_subgraph_layers, dynamic_subgraph_layers == 1 ? "" : "s");
   std::printf("  size: %s -> %s (%.1f %%)\n", human_bytes(bytes_in).c_str(), human_bytes(bytes_out).c_str(),
               bytes_in ? 100.0 * static_cast<double>(bytes_out) / static_cast<double>(bytes_in) : 0.0);
   std::printf("  time: %.2f s (%s/s of input)\n", seconds,

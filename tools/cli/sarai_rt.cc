@@ -182,6 +182,10 @@ int main(int argc, char** argv) {
                           "Fused attention blocks at run time (blob metadata; `run --attention` overrides): int8 "
                           "(default: Q, K, V and the probabilities quantized per row), int8-per-tensor, or fp32")
       ->check(CLI::IsMember({"fp32", "int8", "int8-per-tensor"}));
+  convert_cmd->add_option("--recurrent", conv.recurrent,
+                          "LSTM / GRU / RNN gate GEMMs: fp32 (default: weights as they are) or int8 (W and R per "
+                          "gate row, run on the INT8 kernels; blob only)")
+      ->check(CLI::IsMember({"fp32", "int8"}));
   convert_cmd->add_option("--calibration", conv.calibration,
                           "Input sets for --static, --auto-keep-fp32 and the accuracy check: DIR/NAME.npy, or one "
                           "subfolder of NAME.npy per set (NAME as run --output-dir writes it, %XX-escaped, or as is)");

@@ -161,7 +161,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   s->kernel_of_node_.resize(g.nodes.size(), nullptr);
   s->in_place_.resize(g.nodes.size());
   s->prepared_.resize(g.nodes.size());
-  Status bad_attribute;  // the first node with an attribute its op does not accept
+  Status bad_attribute;  // the first node with an attribute (or an input type) its op does not accept
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     KernelFn fn = kernels.find(n.op_type, g.opset, n.domain);
@@ -174,6 +174,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
     if (const OpSchema* schema = kernels.schema(n.op_type, g.opset, n.domain)) {
       s->in_place_[i] = schema->in_place;
       Status st = check_attributes(n, *schema, g.opset);
+      if (st) st = check_input_types(n, *schema, g);
       if (st && schema->prepare != nullptr) {
         auto data = schema->prepare(n, g.opset);
         if (data) s->prepared_[i] = std::move(*data);

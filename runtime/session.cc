@@ -174,12 +174,13 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
     if (const OpSchema* schema = kernels.schema(n.op_type, g.opset, n.domain)) {
       s->in_place_[i] = schema->in_place;
       Status st = check_attributes(n, *schema, g.opset);
-      if (st) st = check_input_types(n, *schema, g);
       if (st && schema->prepare != nullptr) {
         auto data = schema->prepare(n, g.opset);
         if (data) s->prepared_[i] = std::move(*data);
         else st = Status::error(n.describe() + ": " + data.message());
       }
+      // The node's own attributes first, then what its inputs are.
+      if (st) st = check_input_types(n, *schema, g);
       if (!st && bad_attribute.is_ok()) bad_attribute = Status::error(model->path + ": " + st.message());
     }
   }

@@ -225,4 +225,38 @@ Status check_attributes(const Node& node, const OpSchema& schema, int64_t opset)
   return Status::ok();
 }
 
+std::string type_set_name(TypeSet t) {
+  if (t == dtypes::kAny) return "any";
+  static constexpr DType kOrder[] = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16,
+                                     DType::kInt8,    DType::kUInt8,   DType::kInt16,   DType::kUInt16,
+                                     DType::kInt32,   DType::kUInt32,  DType::kInt64,   DType::kUInt64,
+                                     DType::kBool,    DType::kString};
+  const bool all_ints = (t & dtypes::kInts) == dtypes::kInts && t != dtypes::kInts;
+  std::string r;
+  for (DType d : kOrder) {
+    if (!(t & type_bit(d))) continue;
+    if (all_ints && (type_bit(d) & dtypes::kInts)) {
+      if (d != DType::kInt8) continue;
+      r += r.empty() ? "integers" : ", integers";
+      continue;
+    }
+    r += (r.empty() ? "" : ", ") + std::string(dtype_name(d));
+  }
+  return r.empty() ? "none" : r;
+}
+
+Status check_input_types(const Node& node, const OpSchema& schema, const Graph& graph) {
+  for (int i = 0; i < node.explicit_inputs(); ++i) {
+    const int id = node.inputs[static_cast<size_t>(i)];
+    if (id == kNoValue || id < 0 || static_cast<size_t>(id) >= graph.values.size()) continue;
+    const Value& v = graph.values[static_cast<size_t>(id)];
+    const DType t = v.is_initializer ? v.initializer.dtype() : v.dtype;
+    const TypeSet takes = schema.input_types(i);
+    if (t == DType::kUndefined || takes == 0 || (takes & type_bit(t))) continue;
+    return Status::error(node.describe() + ": input " + std::to_string(i) + " ('" + v.name + "') is " +
+                         dtype_name(t) + "; " + node.op_type + " takes " + type_set_name(takes) + " there");
+  }
+  return Status::ok();
+}
+
 }  // namespace sarai

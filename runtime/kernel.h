@@ -223,15 +223,67 @@ struct AttrSpec {
   Attribute::Kind kind;
   int64_t since = 1, until = INT64_MAX;  // the opsets (of the default domain) that define it
 };
+//  - types: the element types each input takes (ONNX's type constraints, as
+//    the kernel implements them). Session::create refuses a node whose input
+//    has a known dtype (a graph input's, an initializer's, a declared
+//    value_info's) the op does not take, naming the node, the input, its
+//    type and the types it takes (check_input_types).
+// A set of element types: bit d for DType d.
+using TypeSet = uint32_t;
+constexpr TypeSet type_bit(DType t) { return TypeSet{1} << static_cast<int>(t); }
+namespace dtypes {
+inline constexpr TypeSet kF32 = type_bit(DType::kFloat32), kF64 = type_bit(DType::kFloat64),
+                         kF16 = type_bit(DType::kFloat16), kBF16 = type_bit(DType::kBFloat16),
+                         kI8 = type_bit(DType::kInt8), kU8 = type_bit(DType::kUInt8), kI16 = type_bit(DType::kInt16),
+                         kU16 = type_bit(DType::kUInt16), kI32 = type_bit(DType::kInt32),
+                         kU32 = type_bit(DType::kUInt32), kI64 = type_bit(DType::kInt64),
+                         kU64 = type_bit(DType::kUInt64), kBool = type_bit(DType::kBool),
+                         kString = type_bit(DType::kString);
+// Named sets: float32 and float64; every integer type; both; every type a
+// tensor can hold as raw bytes (what data movement takes).
+inline constexpr TypeSet kFloat = kF32 | kF64;
+inline constexpr TypeSet kInts = kI8 | kU8 | kI16 | kU16 | kI32 | kU32 | kI64 | kU64;
+inline constexpr TypeSet kIndex = kI32 | kI64;  // indices, shapes, axes
+inline constexpr TypeSet kNumeric = kFloat | kInts;
+inline constexpr TypeSet kAny = kNumeric | kF16 | kBF16 | kBool;
+}  // namespace dtypes
+// The types of inputs first..last (kLastInput: through the node's last
+// input); {kAllInputs, types} covers every input.
+inline constexpr int kLastInput = INT32_MAX, kAllInputs = -1;
+struct InputTypes {
+  InputTypes(int input, TypeSet t)
+      : first(input == kAllInputs ? 0 : input), last(input == kAllInputs ? kLastInput : input), types(t) {}
+  InputTypes(int first_input, int last_input, TypeSet t) : first(first_input), last(last_input), types(t) {}
+  int first, last;
+  TypeSet types;
+};
+// "float32, float64"; "any" for dtypes::kAny, "integers" for the eight
+// integer types within a longer list.
+std::string type_set_name(TypeSet t);
+
 struct OpSchema {
   std::vector<int> in_place;
   std::vector<AttrSpec> attrs;
   PrepareFn prepare = nullptr;
+  std::vector<InputTypes> types;  // later entries win where they overlap
+  bool types_declared = false;    // .types() was called (an op without inputs declares {})
+  // The types input i takes; 0 when no entry covers it (not checked).
+  TypeSet input_types(int i) const {
+    TypeSet r = 0;
+    for (const InputTypes& t : types)
+      if (i >= t.first && i <= t.last) r = t.types;
+    return r;
+  }
 };
 
 // OK when every attribute of `node` is one `schema` accepts at `opset`, with
 // its type; else the error (one line, naming the node).
 Status check_attributes(const Node& node, const OpSchema& schema, int64_t opset);
+
+// OK when every explicit input of `node` whose dtype `graph` knows (an
+// initializer's, a declared one) is of a type `schema` takes; else the
+// error (one line naming the node, the input, its type and the types taken).
+Status check_input_types(const Node& node, const OpSchema& schema, const Graph& graph);
 
 class KernelTable {
   struct Entry {
@@ -257,6 +309,15 @@ class KernelTable {
       e_.schema.attrs.insert(e_.schema.attrs.end(), specs);
       return *this;
     }
+    // Per input: .types({{0, dtypes::kFloat}, {1, dtypes::kI64}}); the same
+    // set for every input: .types(dtypes::kNumeric); an op without inputs:
+    // .types({}).
+    Registration& types(std::initializer_list<InputTypes> per_input) {
+      e_.schema.types.insert(e_.schema.types.end(), per_input);
+      e_.schema.types_declared = true;
+      return *this;
+    }
+    Registration& types(TypeSet every_input) { return types({{kAllInputs, every_input}}); }
 
    private:
     Entry& e_;

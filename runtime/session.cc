@@ -161,7 +161,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
   s->kernel_of_node_.resize(g.nodes.size(), nullptr);
   s->in_place_.resize(g.nodes.size());
   s->prepared_.resize(g.nodes.size());
-  Status bad_attribute;  // the first node with an attribute its op does not accept
+  Status bad_attribute;  // the first node with an attribute (or an input type) its op does not accept
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     KernelFn fn = kernels.find(n.op_type, g.opset, n.domain);
@@ -179,6 +179,8 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
         if (data) s->prepared_[i] = std::move(*data);
         else st = Status::error(n.describe() + ": " + data.message());
       }
+      // The node's own attributes first, then what its inputs are.
+      if (st) st = check_input_types(n, *schema, g);
       if (!st && bad_attribute.is_ok()) bad_attribute = Status::error(model->path + ": " + st.message());
     }
   }

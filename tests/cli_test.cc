@@ -55,6 +55,9 @@ TEST(Docs, OpsMdMatchesTheKernelTable) {
   EXPECT_EQ(doc.substr(at + 1), r.out) << "docs/ops.md is stale: regenerate its table (see its first lines)";
   EXPECT_NE(r.out.find("| LSTM | 9-21 |"), std::string::npos);
   EXPECT_NE(r.out.find("| sarai::QMatMul | any |"), std::string::npos);
+  // The input types column (kernels/registry.cc's .types).
+  EXPECT_NE(r.out.find("| Relu | 9-21 | float32, integers |"), std::string::npos);
+  EXPECT_NE(r.out.find("| Gather | 9-21 | 0: any; 1: int32, int64 | axis |"), std::string::npos);
   CliResult text = run_cli({"ops"});
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find(" ops\n"), std::string::npos) << text.out;

@@ -365,8 +365,9 @@ TEST(Fp16, WrongByteLengthsAndTheSwitch) {
     ASSERT_TRUE(back.has_value()) << back.message();
     EXPECT_TRUE(same_bits(*back, x));
   }
-  // SARAI_FP16_UPCAST: off leaves the model as written (the Conv then
-  // refuses float16 at run time); a bad value is an error naming it.
+  // SARAI_FP16_UPCAST: off leaves the model as written (a session then
+  // refuses the Conv's float16 input when it is created); a bad value is an
+  // error naming it.
   test::save(conv_mlp_model(kF16), dir + "/m.onnx");
   ASSERT_EQ(setenv("SARAI_FP16_UPCAST", "0", 1), 0);
   auto off = load_onnx(dir + "/m.onnx");

@@ -211,6 +211,8 @@ void register_kernels(KernelTable& t) {
   t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10).prepare(PrepareDequantizeLinear).attrs({{"axis", I, 13}, {"block_size", I, 21}});
   t.add("MatMulInteger", MatMulInteger, /*since_opset=*/10);
   t.add("ConvInteger", ConvInteger, /*since_opset=*/10).prepare(PrepareConv).attrs(kConvAttrs);
+  t.add("QLinearMatMul", QLinearMatMul, /*since_opset=*/10);
+  t.add("QLinearConv", QLinearConv, /*since_opset=*/10).prepare(PrepareConv).attrs(kConvAttrs);
 
   // The quantized ops `sarai-rt convert` writes.
   t.add_domain_op("sarai", "Gelu", Gelu).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0});  // fused erf-GELU chains (runtime/fuse.h), any opset

@@ -93,8 +93,9 @@ int fuse_integer_ops(Graph& g);
 // channel axis: Conv 0, MatMul 1, Gemm transB ? 0 : 1), the bias a float
 // initializer or DequantizeLinear of an int32 one, becomes sarai::QConv /
 // QMatMul reading x with the static activation range x_min / x_max whose
-// u8 parameters are exactly (s, z) (an int8 grid shifted by 128: the same
-// integers). Weights are requantized as in fuse_integer_ops (int8 weights
+// u8 parameters are (s, z) (an int8 grid shifted by 128: the same
+// integers), exactly where some float range gives them, else within an ulp
+// or two of s (runtime/fuse_integer.cc: range_for). Weights are requantized as in fuse_integer_ops (int8 weights
 // with zero point 0 in [-127, 127] stay exact). A QuantizeLinear ->
 // DequantizeLinear pair on the output stays as it is (two cheap element-wise
 // ops that keep the model's output rounding). Gemm needs transA = 0,

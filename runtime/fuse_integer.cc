@@ -461,19 +461,33 @@ bool match_qdq_input(const Graph& g, const std::vector<bool>& dead, int v, QdqIn
   return true;
 }
 
-// The static range [x_min, x_max] whose choose_u8_params gives exactly
-// `p` (QConv / QMatMul take their static quantization as a range):
-// [-z s, (255 - z) s], its upper end nudged by a few ulps when the float
-// rounding of (hi - lo) / 255 misses s. nullopt when no nearby range does.
+// The static range [x_min, x_max] for QConv / QMatMul (which take their
+// static quantization as a range) whose choose_u8_params gives exactly `p`:
+// [-z s, (255 - z) s] with each end moved by up to 8 ulps until the float
+// rounding of (hi - lo) / 255 and of -lo / scale lands on s and z (found for
+// all but ~0.4 % of random (s, z)); otherwise that range itself, whose
+// scale is then within an ulp or two of s (a value exactly between two
+// steps may round the other way). nullopt for a scale the range cannot
+// represent.
 std::optional<std::pair<float, float>> range_for(kernels::QuantParams p) {
-  const float lo = -static_cast<float>(p.zero_point) * p.scale;
-  float hi = static_cast<float>(255 - p.zero_point) * p.scale;
-  for (int step = 0; step < 16; ++step) {
-    const kernels::QuantParams got = kernels::choose_u8_params(lo, hi);
-    if (got.scale == p.scale && got.zero_point == p.zero_point) return std::make_pair(lo, hi);
-    hi = got.scale < p.scale ? std::nextafter(hi, INFINITY) : std::nextafter(hi, -INFINITY);
+  const float lo0 = p.zero_point == 0 ? 0.f : -static_cast<float>(p.zero_point) * p.scale;
+  const float hi0 = p.zero_point == 255 ? 0.f : static_cast<float>(255 - p.zero_point) * p.scale;
+  if (!std::isfinite(lo0) || !std::isfinite(hi0) || !(hi0 > lo0)) return std::nullopt;
+  auto moved = [](float v, int ulps) {
+    for (; ulps > 0; --ulps) v = std::nextafter(v, INFINITY);
+    for (; ulps < 0; ++ulps) v = std::nextafter(v, -INFINITY);
+    return v;
+  };
+  for (int i = 0; i <= 16; ++i) {
+    const int dl = p.zero_point == 0 ? 0 : (i % 2 ? -(i + 1) / 2 : i / 2);  // 0, -1, 1, -2, 2, ...
+    for (int j = 0; j <= 16; ++j) {
+      const int dh = p.zero_point == 255 ? 0 : (j % 2 ? -(j + 1) / 2 : j / 2);
+      const float lo = moved(lo0, dl), hi = moved(hi0, dh);
+      const kernels::QuantParams got = kernels::choose_u8_params(lo, hi);
+      if (got.scale == p.scale && got.zero_point == p.zero_point) return std::make_pair(lo, hi);
+    }
   }
-  return std::nullopt;
+  return std::make_pair(lo0, hi0);
 }
 
 // The weight side: DequantizeLinear(Wq, w_scale, w_zp) of initializers, per

@@ -151,13 +151,16 @@ struct Variant {
   int weight_axis = -100;   // the weight DQ's axis attribute (-100: the right one)
   float gemm_alpha = 1.f;
   bool float_weight_input = false;  // the weight DQ reads a graph input, not an initializer
+  float x_scale = 0;        // the activation's scale and zero point (0: kXScale, x_zp(c))
+  int x_zero_point = 0;
 };
 
 std::shared_ptr<Model> qdq_model(const Case& c, const Weights& w, const Variant& v = {}) {
   Graph* g;
   int x;
   auto m = new_model(&g, &x);
-  const int xdq = add_qdq(*g, x, "x_", kXScale, c.s8_act, x_zp(c), v.dq_scale);
+  const float xs = v.x_scale != 0 ? v.x_scale : kXScale;
+  const int xdq = add_qdq(*g, x, "x_", xs, c.s8_act, v.x_scale != 0 ? v.x_zero_point : x_zp(c), v.dq_scale != 0 ? v.dq_scale : xs);
   int wq;
   if (v.float_weight_input) {
     wq = g->add_value("w_input");
@@ -274,6 +277,32 @@ TEST(QdqFusion, SymmetricWeightsStayExact) {
   ASSERT_EQ(fused->graph().nodes.size(), 1u);
   const Tensor want = run(plain, x);
   EXPECT_TRUE(test::tensors_near(run(fused, x), want, 1e-5 * max_abs(want), 1e-6));
+}
+
+// Activation grids whose (scale, zero point) no float range reproduces
+// with the first guess [-z s, (255 - z) s] (two of PaddleOCR det's), the
+// ends of the zero-point range, and an int8 grid: all fused, all within
+// one output step of the plain ops.
+TEST(QdqFusion, ActivationGridsOfEveryKindFuse) {
+  const Case& c = kCases[0];  // conv_per_channel, uint8 activations
+  const Weights w = make_weights(c, 5);
+  struct Grid {
+    float scale;
+    int zp;
+  };
+  for (const Grid& grid : {Grid{0.0555075f, 105}, Grid{0.024228895f, 45}, Grid{0.03f, 0}, Grid{0.03f, 255},
+                           Grid{0.0123457f, 200}}) {
+    SCOPED_TRACE(std::to_string(grid.scale) + " " + std::to_string(grid.zp));
+    Variant v;
+    v.x_scale = grid.scale;
+    v.x_zero_point = grid.zp;
+    auto fused = test::session_on(qdq_model(c, w, v), options(true));
+    auto plain = test::session_on(qdq_model(c, w, v), options(false));
+    ASSERT_TRUE(fused && plain);
+    EXPECT_EQ(count_op(fused->graph(), "QConv"), 1);
+    const Tensor x = input_for(c, 3);
+    EXPECT_TRUE(test::tensors_near(run(fused, x), run(plain, x), 0.05 * 1.001, 0));
+  }
 }
 
 TEST(QdqFusion, LeavesGraphsThatDoNotMatch) {

@@ -67,7 +67,11 @@ int fuse_attention(Graph& g, const std::string& precision = "fp32");
 // those ops quantize x exactly as DynamicQuantizeLinear does. Wq (uint8 or
 // int8) and w_zp are initializers, w_zp per tensor or per output channel;
 // w_scale a float initializer, per tensor or per output channel (Conv: shape
-// [M, 1, ...] so that the Mul broadcasts it over channels; MatMul: [N]).
+// [M, 1, ...] or [1, M, 1, ...] so that the Mul broadcasts it over channels,
+// or a vector [M] whose product s is put there by a Reshape (constant
+// shape) or Unsqueeze (constant axes) between the two Muls; MatMul: [N]).
+// A Conv's [M] product multiplied without such a view broadcasts over the
+// last axis, not the channels, and is left to the plain ops.
 // The weight (Wq - w_zp) * w_scale is requantized once, here, to the s8
 // per-channel symmetric form `sarai-rt convert` writes (int8_layout.h),
 // into new heap initializers (counted as heap weights). A channel whose

@@ -294,6 +294,10 @@ Expected<std::shared_ptr<const void>> PrepareQuantizeLinear(const Node& node, in
 Expected<std::shared_ptr<const void>> PrepareDequantizeLinear(const Node& node, int64_t opset);
 Status MatMulInteger(KernelContext& ctx);
 Status ConvInteger(KernelContext& ctx);
+// qlinear_ops.cc: QLinearMatMul, QLinearConv (PrepareConv), on the
+// MatMulInteger / ConvInteger cores plus a requantization.
+Status QLinearMatMul(KernelContext& ctx);
+Status QLinearConv(KernelContext& ctx);
 
 // qmatmul_qconv.cc: the quantized ops of domain "sarai" (contract in
 // kernels/cpu/int8_layout.h; integer cores in kernels/cpu/qref.h). Reference

@@ -235,6 +235,25 @@ Status QuantizeLinear(KernelContext& ctx) {
   quant_range(out, &lo, &hi);
   Tensor& y = ctx.allocate_output(0, out, x.shape());
   const bool f32 = x.dtype() == DType::kFloat32;
+  if (f32 && !l.per_axis && (out == DType::kUInt8 || out == DType::kInt8)) {
+    // The QDQ models' activations: the vector kernel of DynamicQuantizeLinear
+    // (the same x / scale, round half to even, + zero point, saturate), in
+    // parallel. int8 is the uint8 grid of zero point + 128, shifted back;
+    // NaN gives 0 as below.
+    const bool s8 = out == DType::kInt8;
+    QuantParams p;
+    p.scale = scale[0];
+    p.zero_point = static_cast<uint8_t>(zp[0] + (s8 ? 128 : 0));
+    uint8_t* py = static_cast<uint8_t*>(y.mutable_raw());
+    quantize_u8_with(x.data<float>(), x.numel(), p, py);
+    if (s8) {
+      const float* px = x.data<float>();
+      parallel_for(x.numel(), int64_t{1} << 15, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) py[i] = px[i] != px[i] ? uint8_t{0} : static_cast<uint8_t>(py[i] ^ 0x80u);
+      });
+    }
+    return Status::ok();
+  }
   for_each_channel(l, x.numel(), [&](int64_t i, int64_t c) {
     const float v = f32 ? x.data<float>()[i] : static_cast<float>(x.float_at(i));
     float q = std::nearbyint(v / scale[c]) + static_cast<float>(zp[static_cast<size_t>(c)]);
@@ -259,6 +278,22 @@ Status DequantizeLinear(KernelContext& ctx) {
   const float* scale = ctx.input(1).data<float>();
   Tensor& y = ctx.allocate_output(0, DType::kFloat32, x.shape());
   float* py = y.mutable_data<float>();
+  if (!l.per_axis && (x.dtype() == DType::kUInt8 || x.dtype() == DType::kInt8)) {
+    // Per tensor, 8-bit: the same (x - zp) * scale, typed and in parallel.
+    const float s = scale[0];
+    const int32_t z = zp[0];
+    const bool u8 = x.dtype() == DType::kUInt8;
+    parallel_for(x.numel(), int64_t{1} << 15, [&](int64_t b, int64_t e) {
+      if (u8) {
+        const uint8_t* px = x.data<uint8_t>();
+        for (int64_t i = b; i < e; ++i) py[i] = static_cast<float>(int32_t{px[i]} - z) * s;
+      } else {
+        const int8_t* px = x.data<int8_t>();
+        for (int64_t i = b; i < e; ++i) py[i] = static_cast<float>(int32_t{px[i]} - z) * s;
+      }
+    });
+    return Status::ok();
+  }
   for_each_channel(l, x.numel(), [&](int64_t i, int64_t c) {
     // In int64: an int32 x minus its zero point may leave int32.
     const int64_t d = x.int_at(i) - zp[static_cast<size_t>(c)];

@@ -223,6 +223,8 @@ void register_kernels(KernelTable& t) {
   t.add("DequantizeLinear", DequantizeLinear, /*since_opset=*/10).prepare(PrepareDequantizeLinear).attrs({{"axis", I, 13}, {"block_size", I, 21}}).types({{0, kQuant | kI32}, {1, kF32}, {2, kQuant | kI32}});
   t.add("MatMulInteger", MatMulInteger, /*since_opset=*/10).types(kI8 | kU8);
   t.add("ConvInteger", ConvInteger, /*since_opset=*/10).prepare(PrepareConv).attrs(kConvAttrs).types(kI8 | kU8);
+  t.add("QLinearMatMul", QLinearMatMul, /*since_opset=*/10).types({{0, kI8 | kU8}, {1, kF32}, {2, 3, kI8 | kU8}, {4, kF32}, {5, kI8 | kU8}, {6, kF32}, {7, kI8 | kU8}});
+  t.add("QLinearConv", QLinearConv, /*since_opset=*/10).prepare(PrepareConv).attrs(kConvAttrs).types({{0, kI8 | kU8}, {1, kF32}, {2, 3, kI8 | kU8}, {4, kF32}, {5, kI8 | kU8}, {6, kF32}, {7, kI8 | kU8}, {8, kI32}});
 
   // The quantized ops `sarai-rt convert` writes.
   t.add_domain_op("sarai", "Gelu", Gelu).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0}).types(kF32);  // fused erf-GELU chains (runtime/fuse.h), any opset

@@ -67,7 +67,11 @@ int fuse_attention(Graph& g, const std::string& precision = "fp32");
 // those ops quantize x exactly as DynamicQuantizeLinear does. Wq (uint8 or
 // int8) and w_zp are initializers, w_zp per tensor or per output channel;
 // w_scale a float initializer, per tensor or per output channel (Conv: shape
-// [M, 1, ...] so that the Mul broadcasts it over channels; MatMul: [N]).
+// [M, 1, ...] or [1, M, 1, ...] so that the Mul broadcasts it over channels,
+// or a vector [M] whose product s is put there by a Reshape (constant
+// shape) or Unsqueeze (constant axes) between the two Muls; MatMul: [N]).
+// A Conv's [M] product multiplied without such a view broadcasts over the
+// last axis, not the channels, and is left to the plain ops.
 // The weight (Wq - w_zp) * w_scale is requantized once, here, to the s8
 // per-channel symmetric form `sarai-rt convert` writes (int8_layout.h),
 // into new heap initializers (counted as heap weights). A channel whose
@@ -83,6 +87,32 @@ int fuse_attention(Graph& g, const std::string& precision = "fp32");
 // left to the plain ops. Run before fuse_quantized_epilogues (which then
 // folds a Relu or residual Add). Returns how many ops were rewritten.
 int fuse_integer_ops(Graph& g);
+
+// Pre-quantized ONNX models in QDQ form, as ONNX Runtime's quantize_static
+// (quant_format=QDQ) writes them (runtime/fuse_integer.cc):
+//   Conv / MatMul / Gemm(DequantizeLinear(QuantizeLinear(x, s, z), s, z),
+//                        DequantizeLinear(Wq, w_scale, w_zp) [, bias])
+// with s, z one constant value (uint8 or int8) on both activation nodes,
+// Wq, w_scale and w_zp initializers (per tensor, or per axis on the output
+// channel axis: Conv 0, MatMul 1, Gemm transB ? 0 : 1), the bias a float
+// initializer or DequantizeLinear of an int32 one, becomes sarai::QConv /
+// QMatMul reading x with the static activation range x_min / x_max whose
+// u8 parameters are (s, z) (an int8 grid shifted by 128: the same
+// integers), exactly where some float range gives them, else within an ulp
+// or two of s (runtime/fuse_integer.cc: range_for). Weights are requantized as in fuse_integer_ops (int8 weights
+// with zero point 0 in [-127, 127] stay exact). A QuantizeLinear ->
+// DequantizeLinear pair on the output stays as it is (two cheap element-wise
+// ops that keep the model's output rounding). Gemm needs transA = 0,
+// alpha = 1 and beta = 1. Also the operator form with quantized outputs:
+//   QLinearConv / QLinearMatMul(QuantizeLinear(x, s, z), s, z, Wq, w_scale,
+//                               w_zp, y_scale, y_zp [, B])
+// with the same constants and a constant weight becomes QConv / QMatMul on
+// x (B as the float bias B * s * w_scale[m]) followed by a new
+// QuantizeLinear(·, y_scale, y_zp) that writes the op's output: the same
+// integers up to the float epilogue's rounding (an output may move by one
+// step). The Q/DQ nodes go when nothing else reads them. Returns how many
+// ops were rewritten.
+int fuse_qdq_ops(Graph& g);
 
 // Drops the nodes marked dead (kept nodes keep their order) and recomputes
 // every value's producer: the passes above end with it.

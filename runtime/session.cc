@@ -141,7 +141,7 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
     auto fused = std::make_shared<Model>(*model);
     // Pre-quantized ONNX ops (ConvInteger, MatMulInteger chains) become
     // QConv / QMatMul first, so that the rules below see them as well.
-    int changes = options.fuse_patterns ? fuse_integer_ops(fused->graph) : 0;
+    int changes = options.fuse_patterns ? fuse_integer_ops(fused->graph) + fuse_qdq_ops(fused->graph) : 0;
     changes += s->fp32_nodes_ = apply_fp32_fallback(fused->graph, fallback, &s->fp32_bytes_);
     if (options.fuse_patterns) {
       changes += fuse_gelu(fused->graph);

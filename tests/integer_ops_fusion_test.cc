@@ -121,6 +121,11 @@ struct Parts {
   int x_zp = kNoValue;                                 // kNoValue: the DQL's
   int64_t cast_to = 1;
   bool omit_w_zp = false;  // ConvInteger / MatMulInteger with 3 inputs (w_zp = 0)
+  // Conv: the scale product (w_scale [M]) put on the channel axis before the
+  // output Mul: none, Reshape(s, `view_shape`), Unsqueeze(s, axes input
+  // `view_axes`), or Unsqueeze with an axes attribute (opset < 13).
+  enum class View { kNone, kReshape, kUnsqueezeInput, kUnsqueezeAttr } view = View::kNone;
+  std::vector<int64_t> view_shape = {1, -1, 1, 1}, view_axes = {1, 2};
 };
 
 int add_chain(Graph& g, const Dql& d, const Pattern& p, const Weights& w, const std::string& pre,
@@ -128,7 +133,19 @@ int add_chain(Graph& g, const Dql& d, const Pattern& p, const Weights& w, const 
   const int wv = parts.w != kNoValue ? parts.w : test::add_init(g, pre + "w_quantized", w.q);
   const int zv = parts.zp != kNoValue ? parts.zp : test::add_init(g, pre + "w_zero_point", w.zp);
   const int sv = parts.scale != kNoValue ? parts.scale : test::add_init(g, pre + "w_scale", w.scale);
-  const int s = test::add_node(g, "Mul", "", {parts.x_scale != kNoValue ? parts.x_scale : d.scale, sv}, pre + "scales_mul");
+  int s = test::add_node(g, "Mul", "", {parts.x_scale != kNoValue ? parts.x_scale : d.scale, sv}, pre + "scales_mul");
+  using View = Parts::View;
+  if (parts.view == View::kReshape) {
+    const int64_t r = static_cast<int64_t>(parts.view_shape.size());
+    const int shape = test::add_init(g, pre + "scale_shape", test::make_tensor<int64_t>({r}, parts.view_shape));
+    s = test::add_node(g, "Reshape", "", {s, shape}, pre + "scale_view");
+  } else if (parts.view == View::kUnsqueezeInput) {
+    const int64_t r = static_cast<int64_t>(parts.view_axes.size());
+    const int axes = test::add_init(g, pre + "scale_axes", test::make_tensor<int64_t>({r}, parts.view_axes));
+    s = test::add_node(g, "Unsqueeze", "", {s, axes}, pre + "scale_view");
+  } else if (parts.view == View::kUnsqueezeAttr) {
+    s = test::add_node(g, "Unsqueeze", "", {s}, pre + "scale_view", {{"axes", test::attr_ints(parts.view_axes)}});
+  }
   const int xz = parts.x_zp != kNoValue ? parts.x_zp : d.zp;
   std::vector<int> in = {d.xq, wv, xz, zv};
   if (parts.omit_w_zp) in.pop_back();
@@ -308,6 +325,76 @@ TEST(IntegerOpsFusion, OmittedWeightZeroPointAndFourDimensionalScale) {
     EXPECT_EQ(fused->graph().nodes.size(), 1u);
     const Tensor x = test::random_tensor(p.x, 6, -2.f, 3.f);
     expect_close(run(fused, x).at(0), run(plain, x).at(0), 0.02, "no w_zp");
+  }
+}
+
+// A Conv's per-channel scale as a vector [M] (quantize_dynamic-style
+// per-channel weights), put on the channel axis by a Reshape or an
+// Unsqueeze between the scale Mul and the output Mul: fused like [M, 1, 1].
+// Views that do not put M on the channel axis stay plain ops.
+TEST(IntegerOpsFusion, PerChannelConvScaleVectorThroughAView) {
+  const Pattern& p = kPatterns[1];  // conv_s8_per_channel_strided: per-channel zp and scale
+  Weights w = make_weights(p, 17);
+  const int64_t M = channels(p);
+  w.scale = test::make_tensor<float>({M}, std::vector<float>(w.scale.data<float>(), w.scale.data<float>() + M));
+  using View = Parts::View;
+  struct Case {
+    const char* name;
+    View view;
+    std::vector<int64_t> shape, axes;
+    int64_t opset;
+    bool fused;
+  };
+  const Case cases[] = {
+      {"reshape_1_m_1_1", View::kReshape, {1, -1, 1, 1}, {}, 17, true},
+      {"reshape_m_1_1", View::kReshape, {M, 1, 1}, {}, 17, true},
+      {"unsqueeze_input_m_1_1", View::kUnsqueezeInput, {}, {1, 2}, 17, true},
+      {"unsqueeze_input_1_m_1_1_negative_axes", View::kUnsqueezeInput, {}, {0, -1, -2}, 17, true},
+      {"unsqueeze_attr_m_1_1", View::kUnsqueezeAttr, {}, {1, 2}, 11, true},
+      // M on the last axis, or on axis 0 of a rank-4 view: not per channel.
+      {"reshape_last_axis", View::kReshape, {1, 1, 1, -1}, {}, 17, false},
+      {"reshape_axis0_rank4", View::kReshape, {-1, 1, 1, 1}, {}, 17, false},
+      {"unsqueeze_rank2", View::kUnsqueezeInput, {}, {1}, 17, false},
+      {"unsqueeze_repeated_axis", View::kUnsqueezeInput, {}, {1, 1}, 17, false},
+  };
+  const Tensor x = test::random_tensor(p.x, 21, -2.f, 3.f);
+  auto reference = test::session_on(float_model(p, w), options(false));
+  ASSERT_TRUE(reference);
+  const Tensor want_float = run(reference, x).at(0);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto build = [&] {
+      Graph* g;
+      int xv;
+      auto m = new_model(&g, &xv);
+      g->opset = c.opset;
+      Parts parts;
+      parts.view = c.view;
+      parts.view_shape = c.shape;
+      parts.view_axes = c.axes;
+      g->outputs = {add_chain(*g, add_dql(*g, xv, ""), p, w, "", parts)};
+      return m;
+    };
+    auto plain = test::session_on(build(), options(false));
+    auto fused = test::session_on(build(), options(true));
+    if (!c.fused) {
+      // Not per channel: an invalid broadcast or another meaning; nothing
+      // is rewritten, so the fused session is the plain graph.
+      ASSERT_TRUE(fused);
+      EXPECT_EQ(count_op(fused->graph(), "ConvInteger"), 1);
+      EXPECT_EQ(count_op(fused->graph(), "QConv") + count_op(fused->graph(), "Fp32Conv"), 0);
+      continue;
+    }
+    ASSERT_TRUE(fused && plain);
+    EXPECT_EQ(fused->graph().nodes.size(), 1u);
+    const Tensor got = run(fused, x).at(0);
+    expect_close(got, run(plain, x).at(0), 0.02, "against the plain ops");
+    expect_close(got, want_float, 0.03, "against the float model");
+  }
+  // Without a view, [N, M, H, W] * [M] broadcasts over W: not per channel.
+  auto bare = test::session_on(quantized_model(p, w), options(true));
+  if (bare) {
+    EXPECT_EQ(count_op(bare->graph(), "ConvInteger"), 1);
   }
 }
 

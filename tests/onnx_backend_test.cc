@@ -195,7 +195,7 @@ TEST(OnnxNodeData, IndexListsCasesForRegisteredOps) {
 // in skip_list()). Prints and records one line, lists the ops that block
 // the most eligible cases, and fails when the count drops below the floor
 // (today's value: raise it as coverage grows, never lower it).
-constexpr size_t kCoverageFloor = 844;
+constexpr size_t kCoverageFloor = 847;
 
 TEST(OnnxNodeData, Coverage) {
   KernelTable table;

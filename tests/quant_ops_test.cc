@@ -4,6 +4,8 @@
 // shapes, rounding ties, saturation and the error messages. Integer outputs
 // are compared exactly; float outputs (DequantizeLinear) exactly as well,
 // since (x - zp) * scale is one float rounding in the kernel and here.
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
@@ -335,6 +337,50 @@ TEST(ConvInteger, Errors) {
   EXPECT_HAS(run_err(kernels::ConvInteger, make_node("ConvInteger", 2),
                      {make_tensor<int32_t>({1, 2, 3, 3}, std::vector<int32_t>(18)), w}, 10),
              "input x has dtype int32; must be uint8 or int8");
+}
+
+}  // namespace
+}  // namespace sarai
+
+namespace sarai {
+namespace {
+
+// The per-tensor float32 -> uint8 / int8 path (the vector kernel, in
+// parallel over a tensor past one grain) and the per-tensor 8-bit
+// DequantizeLinear path, against the spec's formula element by element:
+// ties, saturation, infinities and NaN (0) included.
+TEST(QuantizeLinear, PerTensorFastPathsMatchTheFormula) {
+  const int64_t n = 70001;
+  std::vector<float> x(static_cast<size_t>(n));
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-9.f, 9.f);
+  for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = u(rng);
+  const float scale = 0.0625f;  // x / scale exact: ties at k + 0.5
+  for (int64_t i = 0; i < 64; ++i) x[static_cast<size_t>(i)] = (static_cast<float>(i) - 32.f + 0.5f) * scale;
+  x[100] = INFINITY;
+  x[101] = -INFINITY;
+  x[102] = NAN;
+  for (bool s8 : {false, true}) {
+    SCOPED_TRACE(s8);
+    const int zp = s8 ? -7 : 131;
+    const Tensor zt = s8 ? make_tensor<int8_t>({}, {static_cast<int8_t>(zp)}) : make_tensor<uint8_t>({}, {static_cast<uint8_t>(zp)});
+    auto y = run(kernels::QuantizeLinear, make_node("QuantizeLinear", 3),
+                 {make_tensor<float>({n}, x), make_tensor<float>({}, {scale}), zt});
+    ASSERT_EQ(y[0].dtype(), s8 ? DType::kInt8 : DType::kUInt8);
+    const float lo = s8 ? -128.f : 0.f, hi = s8 ? 127.f : 255.f;
+    for (int64_t i = 0; i < n; ++i) {
+      float q = std::nearbyint(x[static_cast<size_t>(i)] / scale) + static_cast<float>(zp);
+      q = std::isnan(q) ? 0.f : std::clamp(q, lo, hi);
+      const int got = s8 ? int{y[0].data<int8_t>()[i]} : int{y[0].data<uint8_t>()[i]};
+      ASSERT_EQ(got, static_cast<int>(q)) << "at " << i << " x = " << x[static_cast<size_t>(i)];
+    }
+    // And back.
+    auto d = run(kernels::DequantizeLinear, make_node("DequantizeLinear", 3), {y[0], make_tensor<float>({}, {scale}), zt});
+    for (int64_t i = 0; i < n; ++i) {
+      const int q = s8 ? int{y[0].data<int8_t>()[i]} : int{y[0].data<uint8_t>()[i]};
+      ASSERT_EQ(d[0].data<float>()[i], static_cast<float>(q - zp) * scale) << "at " << i;
+    }
+  }
 }
 
 }  // namespace

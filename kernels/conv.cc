@@ -127,12 +127,14 @@ int64_t line_offset(const ConvGeometry& g, const int64_t* pos, const int64_t* kk
 }
 
 // The blocks of Conv's im2col path: `blocks` equal runs of output positions
-// (the first out % blocks of them one wider: at most `cols`), each at least kMinBlockCols wide
-// when the output has that many (oneDNN sends a tail of a few columns to
-// another kernel) and with its col slice near kBlockColBytes; `mblocks`
-// splits the output channels when there are too few position blocks to
-// keep the threads busy (fixed counts, not num_threads(): same bytes
-// everywhere).
+// (the first out % blocks of them one wider, none wider than `cols`), each
+// at least kMinBlockCols wide when the output has that many (oneDNN sends a
+// tail of a few columns to another kernel) and with its col slice near
+// kBlockColBytes (Zen 3's L2; 128 KiB to 2 MiB measured the same within
+// the noise, 1024-column minimums 1.5-2.5x slower at 512 channels, 32x32);
+// `mblocks` splits the output channels when there are too few position
+// blocks to keep the threads busy. Fixed counts, not num_threads(): the
+// same bytes at every thread count.
 constexpr int64_t kBlockColBytes = int64_t{1} << 19;
 constexpr int64_t kMinBlockCols = 256;
 constexpr int64_t kMaxBlockCols = 4096;

@@ -26,9 +26,15 @@
 //                         size: batch 1, input 128, hidden 128, seq 1, with
 //                         bias and initial states, outputs Y_h and Y_c (one
 //                         call per 32 ms audio chunk); items = calls
+//   BM_conv3x3            the FP32 Conv op (kernels/conv.cc, the blocked
+//                         im2col + sgemm path) on [1, C, H, H] with a
+//                         [M, C, 3, 3] kernel, pads 1, dilation d, with bias
+//                         (imgly's segmenter at 1024x1024 input);
+//                         items = multiply-adds (M * C * 9 * H * H)
 //
 // The data (<= 12 MB) fits in a 32 MB L3: these are in-cache rates, the
-// situation inside an encoder layer where a GEMM's output feeds the next op.
+// situation inside an encoder layer where a GEMM's output feeds the next op
+// (not BM_conv3x3's: 32 MB and more per tensor at H = 512).
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -222,6 +228,43 @@ void BM_lstm_step(benchmark::State& st) {
   st.SetLabel(sarai::isa_name(sarai::max_isa()));
 }
 
+void BM_conv3x3(benchmark::State& st) {
+  const int64_t c = st.range(0), m = st.range(1), h = st.range(2), dil = st.range(3);
+  const int threads = static_cast<int>(st.range(4));
+  sarai::max_isa();
+  sarai::set_num_threads(threads);
+  auto tensor = [](sarai::Shape shape, float scale, uint64_t seed) {
+    sarai::Tensor x = sarai::Tensor::allocate(sarai::DType::kFloat32, shape);
+    const std::vector<float> v = random_floats(x.numel(), scale, seed);
+    std::copy(v.begin(), v.end(), x.mutable_data<float>());
+    return x;
+  };
+  const sarai::Tensor x = tensor({1, c, h, h}, 1.f, 21), w = tensor({m, c, 3, 3}, 0.1f, 22), b = tensor({m}, 0.1f, 23);
+  sarai::Node node;
+  node.name = "conv";
+  node.op_type = "Conv";
+  node.inputs = {0, 1, 2};
+  node.outputs = {3};
+  sarai::Attribute ints;
+  ints.kind = sarai::Attribute::Kind::kInts;
+  ints.ints = {dil, dil, dil, dil};
+  node.attrs["pads"] = ints;
+  ints.ints = {dil, dil};
+  node.attrs["dilations"] = ints;
+  const sarai::Tensor* inputs[] = {&x, &w, &b};
+  std::vector<sarai::Tensor> out(1);
+  auto prepared = kn::PrepareConv(node, 17);
+  if (!prepared) st.SkipWithError("PrepareConv failed");
+  for (auto _ : st) {
+    sarai::KernelContext ctx(node, 17, inputs, out, threads);
+    if (prepared) ctx.set_prepared(prepared->get());
+    if (!sarai::invoke_kernel(kn::Conv, ctx).is_ok()) st.SkipWithError("Conv failed");
+    benchmark::ClobberMemory();
+  }
+  st.SetItemsProcessed(st.iterations() * m * c * 9 * h * h);
+  st.SetLabel(sarai::isa_name(sarai::max_isa()));
+}
+
 BENCHMARK(BM_quantize_u8)
     ->ArgNames({"rows", "cols", "nthr"})
     ->ArgsProduct({{1, 1500}, {512, 2048}, {1, 2}})
@@ -237,6 +280,18 @@ BENCHMARK(BM_layernorm_row)->ArgNames({"rows", "cols"})->Args({1500, 512})->Args
 BENCHMARK(BM_attention)
     ->ArgNames({"precision", "T", "heads", "nthr"})
     ->ArgsProduct({{0, 1, 2}, {1500}, {8}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_conv3x3)
+    ->ArgNames({"C", "M", "H", "d", "nthr"})
+    ->Args({64, 32, 512, 1, 2})
+    ->Args({32, 32, 512, 2, 2})
+    ->Args({16, 16, 1024, 1, 2})
+    ->Args({128, 64, 256, 1, 2})
+    ->Args({512, 256, 32, 1, 2})
+    ->Args({64, 32, 512, 1, 1})
+    ->Args({512, 256, 32, 1, 1})
+    ->Args({16, 16, 1024, 1, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_lstm_step)->ArgNames({"seq", "nthr"})->ArgsProduct({{1, 16}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);

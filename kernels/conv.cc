@@ -8,12 +8,20 @@
 // (0 outside the input). A 1x1 kernel with unit strides and no padding uses
 // X itself as the col matrix. Depthwise convs (group == C == M) are a direct
 // loop instead, since their im2col matrix would be as large as the work.
+// Every other Conv builds col one block of output positions at a time
+// (block_plan): each thread fills the block's columns into its own slice
+// of a workspace that stays in cache (instead of the whole matrix: 2.4 GB
+// for 64 channels, 3x3, at 1024x1024) and runs one single-threaded sgemm
+// on it. The blocks depend on the shape only, so the result is the same at
+// every thread count.
 //
 // ConvTranspose is the adjoint: col = W_g^T * X_g (one GEMM), then col2im
 // scatters col[(m, k), i] into Y[n, g*Mg + m, i*stride - pad_begin + k*dilation].
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "kernels/conv_geometry.h"
@@ -92,6 +100,9 @@ void init_output(const KernelContext& ctx, float* y, int64_t planes, int64_t cha
   });
 }
 
+// ceil(a / b) for b > 0 and any sign of a.
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
 // Splits flat kernel index `kidx` into per-dim offsets (row-major).
 void unravel(int64_t idx, const Shape& dims, int64_t* out) {
   for (size_t d = dims.size(); d-- > 0;) {
@@ -115,39 +126,83 @@ int64_t line_offset(const ConvGeometry& g, const int64_t* pos, const int64_t* kk
   return base;
 }
 
-// col[(c, k), o] for the Cg channels starting at `x` (each in_size floats).
-// Rows are independent, so they are split over threads.
-void im2col(const ConvGeometry& g, const float* x, int64_t channels, float* col) {
-  const int64_t ksize = g.kernel_size(), in_size = g.in_size(), out_size = g.out_size();
+// The blocks of Conv's im2col path: `blocks` equal runs of output positions
+// (the first out % blocks of them one wider, none wider than `cols`), each
+// at least kMinBlockCols wide when the output has that many (oneDNN sends a
+// tail of a few columns to another kernel) and with its col slice near
+// kBlockColBytes (Zen 3's L2; 128 KiB to 2 MiB measured the same within
+// the noise, 1024-column minimums 1.5-2.5x slower at 512 channels, 32x32);
+// `mblocks` splits the output channels when there are too few position
+// blocks to keep the threads busy. Fixed counts, not num_threads(): the
+// same bytes at every thread count.
+constexpr int64_t kBlockColBytes = int64_t{1} << 19;
+constexpr int64_t kMinBlockCols = 256;
+constexpr int64_t kMaxBlockCols = 4096;
+constexpr int64_t kMinBlockChannels = 32;
+constexpr int64_t kMinTasks = 8;
+
+struct BlockPlan {
+  int64_t blocks = 1, cols = 0, mblocks = 1;
+};
+
+BlockPlan block_plan(int64_t rows, int64_t out_size, int64_t images, int64_t mg) {
+  BlockPlan p;
+  const int64_t want = std::clamp<int64_t>(kBlockColBytes / static_cast<int64_t>(sizeof(float)) /
+                                               std::max<int64_t>(rows, 1),
+                                           kMinBlockCols, kMaxBlockCols);
+  p.blocks = std::max<int64_t>(1, out_size / want);
+  p.cols = (out_size + p.blocks - 1) / p.blocks;
+  const int64_t tasks = images * p.blocks;
+  if (tasks < kMinTasks)
+    p.mblocks = std::clamp<int64_t>(mg / kMinBlockChannels, 1, (kMinTasks + tasks - 1) / tasks);
+  return p;
+}
+
+// col[(c, k), j] = X[c, o0 + j's input tap] for the `ncols` output positions
+// from o0 on (flat over g.out), the Cg channels starting at `x`; col has
+// row stride ncols. Positions are walked line by line (the last spatial
+// dim): per line the taps inside the input are one copy (stride 1) or one
+// strided gather, with zeros on either side.
+void im2col_block(const ConvGeometry& g, const float* x, int64_t channels, int64_t o0, int64_t ncols,
+                  float* col) {
+  const int64_t ksize = g.kernel_size(), in_size = g.in_size();
   const int nsp = g.nsp, last = nsp - 1;
-  const int64_t out_last = g.out[static_cast<size_t>(last)];
-  const int64_t outer = out_size / std::max<int64_t>(out_last, 1);
+  const int64_t out_last = g.out[static_cast<size_t>(last)], w = g.in[static_cast<size_t>(last)];
+  const int64_t s = g.strides[static_cast<size_t>(last)];
   const Shape outer_dims(g.out.begin(), g.out.end() - 1);
-  parallel_for(channels * ksize, 4, [&](int64_t begin, int64_t end) {
-    Shape kk(static_cast<size_t>(nsp)), o(static_cast<size_t>(nsp));
-    for (int64_t r = begin; r < end; ++r) {
-      const float* src = x + (r / ksize) * in_size;
-      float* dst = col + r * out_size;
-      unravel(r % ksize, g.kernel, kk.data());
-      const int64_t s = g.strides[last];
-      const int64_t shift = kk[last] * g.dilations[last] - g.pad_begin[last];
-      const int64_t w = g.in[last];
-      for (int64_t op = 0; op < outer; ++op) {
-        unravel(op, outer_dims, o.data());
-        const int64_t base = line_offset(g, o.data(), kk.data(), g.in, last);
-        float* row = dst + op * out_last;
-        if (base < 0) {
-          std::fill(row, row + out_last, 0.f);
-          continue;
+  Shape kk(static_cast<size_t>(nsp)), o(static_cast<size_t>(nsp));
+  for (int64_t r = 0; r < channels * ksize; ++r) {
+    const float* src = x + (r / ksize) * in_size;
+    float* dst = col + r * ncols;
+    unravel(r % ksize, g.kernel, kk.data());
+    const int64_t shift = kk[last] * g.dilations[last] - g.pad_begin[last];
+    // Output columns whose input column ol * s + shift is inside [0, w).
+    const int64_t lo = std::clamp<int64_t>(ceil_div(-shift, s), 0, out_last);
+    const int64_t hi = std::clamp<int64_t>(ceil_div(w - shift, s), lo, out_last);
+    int64_t pos = o0;
+    const int64_t end = o0 + ncols;
+    while (pos < end) {
+      const int64_t op = pos / out_last, ol0 = pos % out_last;
+      const int64_t ol1 = std::min(out_last, ol0 + (end - pos));
+      float* row = dst + (pos - o0) - ol0;  // row[ol] is position op * out_last + ol
+      unravel(op, outer_dims, o.data());
+      const int64_t base = line_offset(g, o.data(), kk.data(), g.in, last);
+      if (base < 0) {
+        std::fill(row + ol0, row + ol1, 0.f);
+      } else {
+        const float* line = src + base * w;  // line[ol * s + shift] is the tap of column ol
+        const int64_t a = std::clamp(lo, ol0, ol1), b = std::clamp(hi, a, ol1);
+        std::fill(row + ol0, row + a, 0.f);
+        if (s == 1) {
+          if (b > a) std::memcpy(row + a, line + a + shift, static_cast<size_t>(b - a) * sizeof(float));
+        } else {
+          for (int64_t ol = a; ol < b; ++ol) row[ol] = line[ol * s + shift];
         }
-        const float* line = src + base * w;
-        for (int64_t ol = 0; ol < out_last; ++ol) {
-          int64_t i = ol * s + shift;
-          row[ol] = (i >= 0 && i < w) ? line[i] : 0.f;
-        }
+        std::fill(row + b, row + ol1, 0.f);
       }
+      pos += ol1 - ol0;
     }
-  });
+  }
 }
 
 // Adds col[(m, k), i] into y at i*stride - pad_begin + k*dilation, for
@@ -184,9 +239,6 @@ void col2im(const ConvGeometry& g, const float* col, int64_t channels, float* y)
     }
   });
 }
-
-// ceil(a / b) for b > 0 and any sign of a.
-int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 // Depthwise conv with 1 or 2 spatial dims (1-D is 2-D with H = 1), one
 // output plane per (n, c), accumulated over the kernel taps directly.
@@ -267,7 +319,9 @@ Status Conv(KernelContext& ctx) {
   for (size_t i = 0; i < static_cast<size_t>(g.nsp); ++i)
     pointwise = pointwise && g.kernel[i] == 1 && g.strides[i] == 1 && g.pad_begin[i] == 0 &&
                 g.pad_end[i] == 0;
-  float* col = depthwise || pointwise ? nullptr : ctx.workspace<float>(rows * out_size);
+  const BlockPlan plan = block_plan(rows, out_size, n * group, mg);
+  const int slots = thread_slots(ctx);
+  float* col = depthwise || pointwise ? nullptr : ctx.workspace<float>(rows * plan.cols * slots);
   if (ctx.skip_compute(y)) return Status::ok();
   float* py = y.mutable_data<float>();
   const float* px = x.data<float>();
@@ -281,21 +335,52 @@ Status Conv(KernelContext& ctx) {
 
   // The GEMM adds to the bias (beta 1), or overwrites y (beta 0).
   const bool has_bias = ctx.has_input(2);
-  if (has_bias) init_output(ctx, py, n * m, m, out_size);
   const float beta = has_bias ? 1.f : 0.f;
-  for (int64_t b = 0; b < n; ++b) {
-    for (int64_t gi = 0; gi < group; ++gi) {
-      const float* xg = px + (b * c + gi * cg) * in_size;
-      const float* colp = xg;
-      if (!pointwise) {
-        im2col(g, xg, cg, col);
-        colp = col;
-      }
-      SARAI_RETURN_IF_ERROR(sgemm(false, mg, out_size, rows, pw + gi * mg * rows, rows, colp,
-                                  out_size, beta, py + (b * m + gi * mg) * out_size, out_size));
-    }
+  if (pointwise) {
+    if (has_bias) init_output(ctx, py, n * m, m, out_size);
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t gi = 0; gi < group; ++gi)
+        SARAI_RETURN_IF_ERROR(sgemm(false, mg, out_size, rows, pw + gi * mg * rows, rows,
+                                    px + (b * c + gi * cg) * in_size, out_size, beta,
+                                    py + (b * m + gi * mg) * out_size, out_size));
+    return Status::ok();
   }
-  return Status::ok();
+
+  // Tasks (image and group, position block, channel block), channel blocks
+  // innermost so that neighbours share a block's col when mblocks > 1 (each
+  // task still fills its own).
+  const float* bias = has_bias ? ctx.input(2).data<float>() : nullptr;
+  const int64_t tasks = n * group * plan.blocks * plan.mblocks;
+  std::atomic<bool> failed{false};
+  Status first = Status::ok();
+  std::mutex mu;
+  parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+    // oneDNN on one thread, also when this runs inline: a block's bytes
+    // must not depend on the session's thread count.
+    const int saved = num_threads();
+    set_num_threads(1);
+    float* colp = col + thread_index() * rows * plan.cols;
+    for (int64_t t = t0; t < t1 && !failed.load(std::memory_order_relaxed); ++t) {
+      const int64_t mb = t % plan.mblocks, blk = (t / plan.mblocks) % plan.blocks;
+      const int64_t img = t / (plan.mblocks * plan.blocks), b = img / group, gi = img % group;
+      const int64_t q = out_size / plan.blocks, rem = out_size % plan.blocks;
+      const int64_t o0 = blk * q + std::min(blk, rem), nc = q + (blk < rem ? 1 : 0);
+      const int64_t m0 = mg * mb / plan.mblocks, nm = mg * (mb + 1) / plan.mblocks - m0;
+      if (nc <= 0 || nm <= 0) continue;
+      im2col_block(g, px + (b * c + gi * cg) * in_size, cg, o0, nc, colp);
+      const int64_t ch0 = gi * mg + m0;
+      float* yb = py + (b * m + ch0) * out_size + o0;
+      if (bias)
+        for (int64_t r = 0; r < nm; ++r) std::fill(yb + r * out_size, yb + r * out_size + nc, bias[ch0 + r]);
+      Status st = sgemm(false, nm, nc, rows, pw + ch0 * rows, rows, colp, nc, beta, yb, out_size);
+      if (!st.is_ok() && !failed.exchange(true)) {
+        std::lock_guard<std::mutex> lock(mu);
+        first = st;
+      }
+    }
+    set_num_threads(saved);
+  });
+  return first;
 }
 
 Status ConvTranspose(KernelContext& ctx) {

@@ -6,6 +6,7 @@
 // Slice are both "gather a dense output from a strided view of the input",
 // done by strided_copy() below.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -660,6 +661,40 @@ std::string onnx_type_name(int64_t code) {
   }
 }
 
+// float32 <-> float16 for Cast's two float16 loops: the same bits as
+// runtime/tensor.h's half_to_float / float_to_half (round to nearest even,
+// NaN -> sign | 0x7e00, overflow -> inf; checked for every float and every
+// half by tests/data_ops_test.cc), without their calls and branches per
+// element. A float16 model upcast at load keeps each of its own
+// Cast(to=FLOAT16) as that Cast and a Cast back (loader/fp16_upcast.h):
+// imgly's segmenter runs 39 such pairs on maps of up to 64 x 1024 x 1024.
+inline float half_bits_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16, em = h & 0x7fffu;
+  // A normal half: exponent and mantissa moved into float's fields (a
+  // normal float), rebiased by 2^(127 - 15); a subnormal one is em * 2^-24.
+  // Both exact, and no subnormal float on the way (a caller's DAZ is safe).
+  const float scaled = em < 0x400u ? static_cast<float>(em) * 0x1p-24f : std::bit_cast<float>(em << 13) * 0x1p112f;
+  const uint32_t bits = em >= 0x7c00u ? 0x7f800000u | ((em & 0x3ffu) << 13) : std::bit_cast<uint32_t>(scaled);
+  return std::bit_cast<float>(sign | bits);
+}
+
+inline uint16_t float_to_half_bits(float v) {
+  const uint32_t u = std::bit_cast<uint32_t>(v);
+  const uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  uint32_t h;
+  if (a >= 0x47800000u) {  // >= 2^16 (or inf, NaN): inf or the quiet NaN
+    h = a > 0x7f800000u ? 0x7e00u : 0x7c00u;
+  } else if (a < 0x38800000u) {  // below 2^-14: a half subnormal or zero
+    // Adding 0.5 aligns the value's bits to half's subnormal step (2^-24)
+    // and the FPU rounds to nearest even.
+    const float magic = 0.5f;
+    h = std::bit_cast<uint32_t>(std::bit_cast<float>(a) + magic) - std::bit_cast<uint32_t>(magic);
+  } else {  // normal: rebias, round to nearest even on the 13 dropped bits
+    h = (a + ((15u - 127u) << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
+  }
+  return static_cast<uint16_t>(sign | h);
+}
+
 }  // namespace
 
 // `to` (a type the runtime stores) and `saturate` (a flag, opset 19),
@@ -693,6 +728,22 @@ Status Cast(KernelContext& ctx) {
   const int64_t n = x.numel();
   const void* src = x.raw();
   void* dst = y.mutable_raw();
+  if (x.dtype() == DType::kFloat32 && dt == DType::kFloat16) {
+    const float* s = static_cast<const float*>(src);
+    uint16_t* d = static_cast<uint16_t*>(dst);
+    parallel_for(n, 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) d[i] = float_to_half_bits(s[i]);
+    });
+    return Status::ok();
+  }
+  if (x.dtype() == DType::kFloat16 && dt == DType::kFloat32) {
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    float* d = static_cast<float*>(dst);
+    parallel_for(n, 16384, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) d[i] = half_bits_to_float(s[i]);
+    });
+    return Status::ok();
+  }
   visit_dtype(x.dtype(), [&](auto stag) {
     using S = typename decltype(stag)::type;
     visit_dtype(dt, [&](auto dtag) {

@@ -25,6 +25,7 @@ using test::random_tensor;
 using test::run1;
 using test::run_error;
 using test::run_kernel;
+using test::tensors_equal;
 using test::tensors_near;
 
 using Ints = std::vector<int64_t>;
@@ -169,6 +170,41 @@ TEST(Conv, MatchesNaive1DAnd3D) {
   };
   uint32_t seed = 300;
   for (const ConvCase& cc : cases) check_conv(cc, seed += 3);
+}
+
+// Conv's blocked im2col path (kernels/conv.cc block_plan): with 64 input
+// channels per group and a 3x3 kernel (576 col rows) the output positions
+// split into blocks of about 256, whose edges fall mid-line; 64 or more
+// output channels on one short output also split the channels. Each case
+// under 1 and 2 threads against the naive loops, and the two results
+// bitwise equal (the blocks do not depend on the thread count).
+TEST(Conv, BlockedIm2colMatchesNaive) {
+  const std::vector<ConvCase> cases = {
+      {{1, 64, 23, 45}, {8, 64, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},                 // 4 blocks, lines of 45
+      {{1, 64, 12, 21}, {96, 64, 3, 3}, 1, {}, {}, {1, 1, 1, 1}},                // 1 block, 2 channel blocks
+      {{2, 64, 50, 41}, {6, 64, 3, 3}, 1, {2, 2}, {2, 2}, {2, 1, 2, 3}},         // stride, dilation, asymmetric pads
+      {{1, 64, 30, 40}, {5, 64, 3, 3}, 1, {1, 3}, {3, 1}, {0, 2, 1, 0}},         // stride 3 on the last dim
+      {{1, 128, 20, 30}, {16, 64, 3, 3}, 2, {}, {}, {1, 1, 1, 1}},               // groups
+      {{1, 64, 21, 33}, {7, 64, 3, 3}, 1, {}, {}, {}, {}, {}, "SAME_LOWER", false},  // no bias
+      {{1, 64, 9, 9}, {4, 64, 3, 3}, 1, {1, 1}, {4, 4}, {4, 4, 4, 4}},          // taps mostly in the padding
+      {{1, 64, 700}, {8, 64, 9}, 1, {}, {}, {3, 5}},                              // 1-D
+      {{1, 32, 8, 12, 14}, {4, 32, 2, 3, 3}, 1, {}, {}, {0, 1, 1, 1, 0, 1}},      // 3-D
+  };
+  const int saved = num_threads();
+  uint32_t seed = 500;
+  for (const ConvCase& cc : cases) {
+    check_conv(cc, seed += 3);
+    Tensor x = random_tensor(cc.x, seed), w = random_tensor(cc.w, seed + 1);
+    Tensor b = random_tensor({cc.w[0]}, seed + 2);
+    Node node = make_node("Conv", 3);
+    cc.set_attrs(node);
+    set_num_threads(1);
+    Tensor y1 = run1(kernels::Conv, node, {x, w, b});
+    set_num_threads(2);
+    Tensor y2 = run1(kernels::Conv, node, {x, w, b});
+    EXPECT_TRUE(tensors_equal(y2, y1)) << cc.str();
+  }
+  set_num_threads(saved);
 }
 
 TEST(Conv, KernelShapeAttributeMustMatchW) {

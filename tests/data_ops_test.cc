@@ -447,6 +447,35 @@ TEST(Cast, ToAndFromBool) {
   EXPECT_TRUE(tensors_equal(run1(kernels::Cast, cast_node(9), {i}), make_tensor<bool>({3}, {false, true, true})));
 }
 
+// Cast's own float32 <-> float16 loops (data_ops.cc) give the bits of
+// runtime/tensor.h's half_to_float / float_to_half: every half, and floats
+// across the whole bit range (a stride of 997 patterns, plus the 13 dropped
+// mantissa bits' rounding cases around every exponent: ties, one below and
+// one above, odd and even), checked exhaustively over all 2^32 floats once
+// when written.
+TEST(Cast, Float16LoopsMatchTheScalarConversions) {
+  TwoThreads threads;
+  std::vector<uint16_t> halves(65536);
+  std::iota(halves.begin(), halves.end(), uint16_t{0});
+  Tensor h = Tensor::allocate(DType::kFloat16, {65536});
+  std::memcpy(h.mutable_data<uint16_t>(), halves.data(), halves.size() * 2);
+  Tensor f = run1(kernels::Cast, cast_node(1), {h});
+  for (uint32_t i = 0; i < 65536; ++i) {
+    const float want = half_to_float(static_cast<uint16_t>(i));
+    ASSERT_EQ(std::memcmp(&f.data<float>()[i], &want, 4), 0) << "half 0x" << std::hex << i;
+  }
+  std::vector<uint32_t> bits;
+  for (uint64_t u = 0; u < (uint64_t{1} << 32); u += 997) bits.push_back(static_cast<uint32_t>(u));
+  for (uint32_t top = 0; top < 512; ++top)  // sign and exponent
+    for (uint32_t low : {0x0u, 0x1u, 0xfffu, 0x1000u, 0x1001u, 0x1fffu, 0x2000u, 0x3000u, 0x7fffffu, 0x7ff000u, 0x7fefffu})
+      bits.push_back(top << 23 | low);
+  Tensor x = Tensor::allocate(DType::kFloat32, {static_cast<int64_t>(bits.size())});
+  std::memcpy(x.mutable_data<float>(), bits.data(), bits.size() * 4);
+  Tensor y = run1(kernels::Cast, cast_node(10), {x});
+  for (size_t i = 0; i < bits.size(); ++i)
+    ASSERT_EQ(y.data<uint16_t>()[i], float_to_half(x.data<float>()[i])) << "float bits 0x" << std::hex << bits[i];
+}
+
 TEST(Cast, IntegerConversions) {
   Tensor i = make_tensor<int64_t>({4}, {-1, 300, 7, 1LL << 40});
   EXPECT_TRUE(tensors_equal(run1(kernels::Cast, cast_node(1), {i}),

@@ -637,6 +637,40 @@ bool match_qlinear(const Graph& g, const std::vector<bool>& dead, size_t i, QdqI
   return true;
 }
 
+// Rewrites node i into sarai::QConv / QMatMul reading x, with m's weight
+// requantized once to the runtime's layout, an optional float bias and the
+// static activation range; the new initializers are named after `base`.
+void rewrite_as_qop(Graph& g, size_t i, Match& m, int x, const std::string& base, Tensor bias,
+                    std::pair<float, float> range) {
+  const bool packed = !m.conv || g.nodes[i].attr_int("group", 1) == 1;
+  Prepared p = prepare_weight(m, packed);
+  const Shape ws = m.w->shape();
+  const int64_t channels = m.channels, K = m.K;
+  m.w = m.w_zp = m.w_scale = nullptr;  // add_initializer may move the tensors they point into
+  const int wq = add_initializer(g, base + ".s8", std::move(p.q));
+  const int sc = add_initializer(g, base + ".s8_scale", std::move(p.scale));
+  const int sum = add_initializer(g, base + ".s8_wsum", std::move(p.wsum));
+  const int bv = bias.defined() ? add_initializer(g, base + ".bias", std::move(bias)) : kNoValue;
+  Node& out = g.nodes[i];
+  out.domain = "sarai";
+  out.inputs = {x, wq, sc, sum};
+  if (bv != kNoValue) out.inputs.push_back(bv);
+  if (m.conv) {
+    out.op_type = "QConv";
+    Attribute shape;
+    shape.kind = Attribute::Kind::kInts;
+    shape.ints.assign(ws.begin(), ws.end());
+    out.attrs["weight_shape"] = shape;
+  } else {
+    out.op_type = "QMatMul";
+    out.attrs.clear();
+    out.attrs["K"] = int_attr(K);
+    out.attrs["N"] = int_attr(channels);
+  }
+  out.attrs["x_min"] = float_attr(range.first);
+  out.attrs["x_max"] = float_attr(range.second);
+}
+
 }  // namespace
 
 int fuse_qdq_ops(Graph& g) {
@@ -655,44 +689,19 @@ int fuse_qdq_ops(Graph& g) {
       if (match_qlinear(g, dead, i, &in, &m, &bias)) {
         const std::optional<std::pair<float, float>> range = range_for(in.params);
         if (range) {
-          const bool conv = m.conv;
-          const bool packed = !conv || g.nodes[i].attr_int("group", 1) == 1;
-          Prepared p = prepare_weight(m, packed);
-          const Shape ws = m.w->shape();
-          const int64_t channels = m.channels, K = m.K;
-          m.w = m.w_zp = m.w_scale = nullptr;
           const std::string base = g.values[static_cast<size_t>(g.nodes[i].inputs[3])].name;
-          const int wq = add_initializer(g, base + ".s8", std::move(p.q));
-          const int sc = add_initializer(g, base + ".s8_scale", std::move(p.scale));
-          const int sum = add_initializer(g, base + ".s8_wsum", std::move(p.wsum));
-          const int bv = bias.defined() ? add_initializer(g, base + ".bias", std::move(bias)) : kNoValue;
-          const int yf = g.add_value(fresh_name(g, g.values[static_cast<size_t>(g.nodes[i].outputs[0])].name + ".float"));
-          g.values[static_cast<size_t>(yf)].dtype = DType::kFloat32;
-          Node& out = g.nodes[i];
-          Node rq;
-          rq.name = out.name + ".requantize";
+          Node rq;  // made first: the rewrite replaces the inputs it reads
+          rq.name = g.nodes[i].name + ".requantize";
           rq.op_type = "QuantizeLinear";
-          rq.inputs = {yf, out.inputs[6], out.inputs[7]};
-          rq.outputs = out.outputs;
+          rq.inputs = {kNoValue, g.nodes[i].inputs[6], g.nodes[i].inputs[7]};
+          rq.outputs = g.nodes[i].outputs;
+          rewrite_as_qop(g, i, m, in.x, base, std::move(bias), *range);
+          // After the rewrite: add_value may move the weight tensors m points into.
+          const int yf = g.add_value(fresh_name(g, g.values[static_cast<size_t>(rq.outputs[0])].name + ".float"));
+          g.values[static_cast<size_t>(yf)].dtype = DType::kFloat32;
+          rq.inputs[0] = yf;
+          g.nodes[i].outputs = {yf};
           requantize.push_back(std::move(rq));
-          out.outputs = {yf};
-          out.domain = "sarai";
-          out.inputs = {in.x, wq, sc, sum};
-          if (bv != kNoValue) out.inputs.push_back(bv);
-          if (conv) {
-            out.op_type = "QConv";
-            Attribute shape;
-            shape.kind = Attribute::Kind::kInts;
-            shape.ints.assign(ws.begin(), ws.end());
-            out.attrs["weight_shape"] = shape;
-          } else {
-            out.op_type = "QMatMul";
-            out.attrs.clear();
-            out.attrs["K"] = int_attr(K);
-            out.attrs["N"] = int_attr(channels);
-          }
-          out.attrs["x_min"] = float_attr(range->first);
-          out.attrs["x_max"] = float_attr(range->second);
           maybe_unread.push_back(in.q);
           ++fused;
           continue;
@@ -726,35 +735,8 @@ int fuse_qdq_ops(Graph& g) {
     Tensor bias;
     int b_dq = -1;
     if (present(op, 2) && !qdq_bias(g, dead, op.inputs[2], m.channels, gemm, &bias, &b_dq)) continue;
-    // Rewrite.
-    const bool packed = !conv || op.attr_int("group", 1) == 1;
-    Prepared p = prepare_weight(m, packed);
-    const Shape ws = m.w->shape();
-    const int64_t channels = m.channels, K = m.K;
-    m.w = m.w_zp = m.w_scale = nullptr;
     const std::string base = g.values[static_cast<size_t>(g.nodes[static_cast<size_t>(w_dq)].inputs[0])].name;
-    const int wq = add_initializer(g, base + ".s8", std::move(p.q));
-    const int sc = add_initializer(g, base + ".s8_scale", std::move(p.scale));
-    const int sum = add_initializer(g, base + ".s8_wsum", std::move(p.wsum));
-    const int bv = bias.defined() ? add_initializer(g, base + ".bias", std::move(bias)) : kNoValue;
-    Node& out = g.nodes[i];
-    out.domain = "sarai";
-    out.inputs = {in.x, wq, sc, sum};
-    if (bv != kNoValue) out.inputs.push_back(bv);
-    if (conv) {
-      out.op_type = "QConv";
-      Attribute shape;
-      shape.kind = Attribute::Kind::kInts;
-      shape.ints.assign(ws.begin(), ws.end());
-      out.attrs["weight_shape"] = shape;
-    } else {
-      out.op_type = "QMatMul";
-      out.attrs.clear();
-      out.attrs["K"] = int_attr(K);
-      out.attrs["N"] = int_attr(channels);
-    }
-    out.attrs["x_min"] = float_attr(range->first);
-    out.attrs["x_max"] = float_attr(range->second);
+    rewrite_as_qop(g, i, m, in.x, base, std::move(bias), *range);
     for (int n : {in.dq, in.q, w_dq, b_dq})
       if (n >= 0) maybe_unread.push_back(n);
     ++fused;

@@ -20,47 +20,18 @@
 namespace sarai {
 namespace {
 
+using test::graph_attr;
+using test::int_attr;
+using test::ints_attr;
+using test::node;
+using test::typed;
+
 // Float tensors from literal lists.
 Tensor make_tensor(Shape shape, std::vector<float> v) { return test::make_tensor<float>(shape, v); }
 
 // Small protobuf builders: values, nodes, graphs.
-void typed(onnx::ValueInfoProto* vi, const std::string& name, int elem, const std::vector<int64_t>& dims, bool has_shape = true) {
-  vi->set_name(name);
-  auto* tt = vi->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(elem);
-  if (!has_shape) return;
-  auto* shape = tt->mutable_shape();
-  for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
-}
 constexpr int kF = onnx::TensorProto::FLOAT, kI64 = onnx::TensorProto::INT64, kB = onnx::TensorProto::BOOL;
 
-onnx::NodeProto* node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
-                      const std::string& name = "") {
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name(name.empty() ? op + "_" + std::to_string(g->node_size()) : name);
-  for (auto& s : in) n->add_input(s);
-  for (auto& s : out) n->add_output(s);
-  return n;
-}
-void graph_attr(onnx::NodeProto* n, const std::string& name, const onnx::GraphProto& g) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::GRAPH);
-  *a->mutable_g() = g;
-}
-void ints_attr(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t x : v) a->add_ints(x);
-}
-void int_attr(onnx::NodeProto* n, const std::string& name, int64_t v) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
-}
 void float_init(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims, const std::vector<float>& v) {
   auto* t = g->add_initializer();
   t->set_name(name);

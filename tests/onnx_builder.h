@@ -49,6 +49,18 @@ onnx::ModelProto matmul_chain_model(const std::vector<int64_t>& in_dims, const s
 // is zero). Plain INT8 misses a 0.999 cosine; keeping "second" in FP32
 // reaches it.
 onnx::ModelProto sensitive_chain_model();
+// A value_info (graph input, output or inner value) `name` of element type
+// `elem` (onnx::TensorProto codes) and `dims`; no shape at all when
+// has_shape is false.
+void typed(onnx::ValueInfoProto* vi, const std::string& name, int elem, const std::vector<int64_t>& dims,
+           bool has_shape = true);
+// A node of `op` in g (named "<op>_<count>" when name is empty).
+onnx::NodeProto* node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> in,
+                      std::vector<std::string> out, const std::string& name = "");
+// Attributes on a proto node.
+void graph_attr(onnx::NodeProto* n, const std::string& name, const onnx::GraphProto& g);
+void ints_attr(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v);
+void int_attr(onnx::NodeProto* n, const std::string& name, int64_t v);
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
 

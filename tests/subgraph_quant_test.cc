@@ -23,36 +23,14 @@
 namespace sarai {
 namespace {
 
+using test::graph_attr;
+using test::int_attr;
+using test::ints_attr;
+using test::node;
+using test::typed;
+
 constexpr int kF = onnx::TensorProto::FLOAT, kB = onnx::TensorProto::BOOL, kI64 = onnx::TensorProto::INT64;
 
-void typed(onnx::ValueInfoProto* vi, const std::string& name, int elem, const std::vector<int64_t>& dims) {
-  vi->set_name(name);
-  auto* shape = vi->mutable_type()->mutable_tensor_type();
-  shape->set_elem_type(elem);
-  auto* s = shape->mutable_shape();
-  for (int64_t d : dims) s->add_dim()->set_dim_value(d);
-}
-onnx::NodeProto* node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> in,
-                      std::vector<std::string> out, const std::string& name) {
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name(name);
-  for (auto& s : in) n->add_input(s);
-  for (auto& s : out) n->add_output(s);
-  return n;
-}
-void graph_attr(onnx::NodeProto* n, const std::string& name, const onnx::GraphProto& g) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::GRAPH);
-  *a->mutable_g() = g;
-}
-void ints_attr(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t x : v) a->add_ints(x);
-}
 // A float initializer of pseudo-random values in [-0.5, 0.5).
 void weight(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims, uint32_t seed) {
   Shape s(dims.begin(), dims.end());

@@ -9,6 +9,8 @@ cosine over outputs (all sets together), and the task's agreement:
 - `rec`, `cls`: argmax agreement (per time step / per image);
 - `det` (PaddleOCR DB text map): text boxes found by FP32 (connected
   components of prob > 0.3) that INT8 also finds (a component with IoU >= 0.5);
+- `wake` (openWakeWord heads): the wake-word decision (probability >= 0.5);
+  `feature` (the mel and embedding stages): cosine only;
 - `face` (BlazeFace): faces found (score >= 0.5, greedy NMS at IoU 0.3) by
   either model, the share both find (a pair with IoU >= 0.5).
 
@@ -111,13 +113,14 @@ def sh(cmd):
     return r.stdout
 
 
-def run_all(sarai, model, sets, out_root, threads):
+def run_all(sarai, model, sets, out_root, threads, input_name=None):
     outs = []
     for s in sets:
         d = os.path.join(out_root, os.path.basename(s))
         cmd = [sarai, "run", model, "--threads", str(threads), "--runs", "1", "--output-dir", d]
         for f in sorted(glob.glob(os.path.join(s, "*.npy"))):
-            cmd += ["--input", os.path.basename(f)[:-4].replace("%3A", ":") + "=" + f]
+            name = input_name or os.path.basename(f)[:-4].replace("%3A", ":")
+            cmd += ["--input", name + "=" + f]
         sh(cmd)
         outs.append({os.path.basename(f)[:-4]: np.load(f) for f in glob.glob(os.path.join(d, "*.npy"))})
     return outs
@@ -195,6 +198,12 @@ def agreement(kind, ref, test):
             a, b = r[name].argmax(-1).ravel(), t[name].argmax(-1).ravel()
             agree += int((a == b).sum())
             total += a.size
+        elif kind == "feature":
+            return 0, 0  # features for the next stage: cosine only
+        elif kind == "wake":
+            for name in r:  # the wake-word probability, decided at 0.5
+                agree += int(((r[name] >= 0.5) == (t[name] >= 0.5)).sum())
+                total += r[name].size
         elif kind == "det":
             (name,) = r.keys()
             mr, mt = r[name][0, 0] > 0.3, t[name][0, 0] > 0.3
@@ -235,7 +244,7 @@ def measure(a):
     os.makedirs(work, exist_ok=True)
     sets = sorted(d for d in glob.glob(os.path.join(a.eval, "*")) if os.path.isdir(d))
     FACE_SIZE[0] = 256 if a.kind == "face-back" else 128
-    ref = run_all(a.sarai, a.model, sets, os.path.join(work, "fp32"), a.threads)
+    ref = run_all(a.sarai, a.model, sets, os.path.join(work, "fp32"), a.threads, a.input_name)
     blobs = [("plain INT8", os.path.join(work, "plain.sarai"), []),
              ("--auto-keep-fp32 --target-cosine %g" % a.target_cosine, os.path.join(work, "auto.sarai"),
               ["--auto-keep-fp32", "--target-cosine", str(a.target_cosine), "--calibration", a.calibration])]
@@ -245,11 +254,12 @@ def measure(a):
         out = sh([a.sarai, "convert", a.model, "-o", path, "--quiet", "--threads", str(a.threads)] + flags)
         weights = next((l.split(":", 1)[1].split(";")[0].strip() for l in out.splitlines()
                         if l.strip().startswith("weights:")), "?")
-        test = run_all(a.sarai, path, sets, os.path.join(work, "out-" + os.path.basename(path)), a.threads)
+        test = run_all(a.sarai, path, sets, os.path.join(work, "out-" + os.path.basename(path)), a.threads,
+                       a.input_name)
         cos, worst = min_cosine(ref, test)
         ag, tot = agreement(a.kind, ref, test)
-        print("| %s | %s | %s | %.6f (%s) | %.2f %% (%d of %d) |" % (
-            a.kind, name, weights, cos, worst, 100.0 * ag / max(1, tot), ag, tot), flush=True)
+        agreed = "%.2f %% (%d of %d)" % (100.0 * ag / tot, ag, tot) if tot else "-"
+        print("| %s | %s | %s | %.6f (%s) | %s |" % (a.kind, name, weights, cos, worst, agreed), flush=True)
     if not a.work_dir:
         shutil.rmtree(work)
 
@@ -266,7 +276,8 @@ def main():
     m = sub.add_parser("measure")
     m.add_argument("--sarai", required=True)
     m.add_argument("--model", required=True)
-    m.add_argument("--kind", required=True, choices=["rec", "cls", "det", "face-front", "face-back"])
+    m.add_argument("--kind", required=True, choices=["rec", "cls", "det", "face-front", "face-back", "feature", "wake"])
+    m.add_argument("--input-name", help="the model's input, when each set holds one file named otherwise")
     m.add_argument("--calibration", required=True)
     m.add_argument("--eval", required=True)
     m.add_argument("--target-cosine", type=float, default=0.99)

@@ -116,7 +116,8 @@ TEST(QLinearMatMul, MatchesTheNaiveFormula) {
     // Naive: A as [batch_a, M, K], B as [batch_b, K, N]; these shapes
     // broadcast by repeating the smaller batch.
     const Shape as = c.a.size() == 1 ? Shape{1, c.a[0]} : c.a;
-    const int64_t M = as[as.size() - 2], na = a.numel() / (M * K), nb = b.numel() / (K * N);
+    const int64_t M = as[as.size() - 2];
+    const int64_t na = M * K > 0 ? a.numel() / (M * K) : 1, nb = K * N > 0 ? b.numel() / (K * N) : 1;  // empty: no batches to walk
     const int64_t batches = std::max(na, nb);
     std::vector<int32_t> want;
     for (int64_t bi = 0; bi < batches; ++bi)

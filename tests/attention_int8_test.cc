@@ -155,7 +155,9 @@ TEST(AttentionInt8, ExtremeAndZeroRows) {
     for (int64_t i = 0; i < got.numel(); ++i) ASSERT_TRUE(std::isfinite(got.data<float>()[i])) << p << " " << i;
     // Per tensor, the huge rows take the whole range (0.878 here): what
     // per-row scales are for.
-    if (std::string(p) == "int8") EXPECT_GT(test::cosine(got, want), 0.999);
+    if (std::string(p) == "int8") {
+      EXPECT_GT(test::cosine(got, want), 0.999);
+    }
   }
 }
 

@@ -155,8 +155,9 @@ TEST(Cli, ProfileListsOpTypesAndTheSlowestNodes) {
   const std::string list = r.out.substr(slowest);
   EXPECT_NE(list.find("node '/conv1/Conv' (Conv) kernel [3]"), std::string::npos) << list;
   const size_t conv2 = list.find("node '/conv2/Conv' (Conv)");
-  if (conv2 != std::string::npos)
+  if (conv2 != std::string::npos) {
     EXPECT_EQ(list.compare(conv2, 48, "node '/conv2/Conv' (Conv) kernel [3] strides [2]"), 0) << list;
+  }
 }
 
 TEST(Cli, ReportMemoryAndBudget) {

@@ -346,14 +346,18 @@ Status Attention(KernelContext& ctx) {
     qgemm_u8s8(qb8, rows, d, d, ent.k, s, ep, &uk, /*threaded=*/false);
     for (int64_t i = 0; i < rows; ++i) {
       float* row = sc + i * s;
-      vk.binary(VecBinaryOp::kMul, row, 1, &rq[i], 0, row, s);
-      vk.softmax_row(row, row, s);
-      vk.binary(VecBinaryOp::kMul, row, 1, ent.vs, 1, row, s);  // P' = P · vs
-      float lo = 0.f, hi = 0.f;
-      if (per_tensor) hi = v_tensor_scale;  // P <= 1, so P' <= vs
-      else vk.minmax(row, s, &lo, &hi);
-      const float ps = hi / 255.f;
-      vk.quantize_u8(row, s, ps == 0.f ? 1.f : ps, 0, pb8 + i * s);
+      float ps;
+      if (per_tensor) {
+        // P <= 1, so P' = P vs <= vs: the scale is fixed in advance.
+        vk.binary(VecBinaryOp::kMul, row, 1, &rq[i], 0, row, s);
+        vk.softmax_row(row, row, s);
+        vk.binary(VecBinaryOp::kMul, row, 1, ent.vs, 1, row, s);
+        ps = v_tensor_scale / 255.f;
+        vk.quantize_u8(row, s, ps == 0.f ? 1.f : ps, 0, pb8 + i * s);
+      } else {
+        ps = vk.softmax_u8_row(row, s, rq[i], ent.vs, row, pb8 + i * s);
+        if (!std::isfinite(ps)) return false;
+      }
       rq[kRows + i] = ps;
     }
     float* out = po + (b * t + r0) * e;

@@ -61,7 +61,8 @@ float amax(const float* x, int64_t n, int64_t stride = 1) {
 
 // The INT8 scheme of kernels/attention.cc written out for Q [B, T, d],
 // KT [B, d, S], V [B, S, e] (no broadcasting), in the same float operations
-// and order; softmax is the vector kernel both share.
+// and order; softmax (and per row its u8 quantization) is the vector kernel
+// both share.
 Tensor reference(const Tensor& q, const Tensor& kt, const Tensor& v, float divisor, bool per_tensor) {
   const int64_t nb = q.dim(0), t = q.dim(1), d = q.dim(2), s = kt.dim(2), e = v.dim(2);
   Tensor o = Tensor::allocate(DType::kFloat32, {nb, t, e});
@@ -91,18 +92,23 @@ Tensor reference(const Tensor& q, const Tensor& kt, const Tensor& v, float divis
         int32_t acc = 0;
         for (int64_t r = 0; r < d; ++r) acc += q8[r] * k8[r * s + j];
         float x = static_cast<float>(acc - 128 * kcomp[j]) * ks[j];
-        x = x + 0.f;  // the GEMM epilogue's absent bias
-        p[j] = x * rq;
+        p[j] = x + 0.f;  // the GEMM epilogue's absent bias
       }
-      kernels::vec_kernels().softmax_row(p.data(), p.data(), s);
-      float hi = 0.f;
-      for (int64_t j = 0; j < s; ++j) {
-        p[j] = p[j] * vs[j];
-        hi = std::max(hi, p[j]);
-      }
-      const float ps = (per_tensor ? vts : hi) / 255.f;
       std::vector<int> p8(s);
-      for (int64_t j = 0; j < s; ++j) p8[j] = quant_u8(p[j], ps == 0.f ? 1.f : ps, 0);
+      float ps;
+      if (per_tensor) {
+        for (int64_t j = 0; j < s; ++j) p[j] = p[j] * rq;
+        kernels::vec_kernels().softmax_row(p.data(), p.data(), s);
+        for (int64_t j = 0; j < s; ++j) p[j] = p[j] * vs[j];
+        ps = vts / 255.f;
+        for (int64_t j = 0; j < s; ++j) p8[j] = quant_u8(p[j], ps == 0.f ? 1.f : ps, 0);
+      } else {
+        // Softmax, P' = P vs and its u8 quantization: the vector kernel
+        // tested on its own in vec_kernels_test.
+        std::vector<uint8_t> u(s);
+        ps = kernels::vec_kernels().softmax_u8_row(p.data(), s, rq, vs.data(), p.data(), u.data());
+        for (int64_t j = 0; j < s; ++j) p8[j] = u[j];
+      }
       for (int64_t c = 0; c < e; ++c) {
         int32_t acc = 0;
         for (int64_t j = 0; j < s; ++j) acc += p8[j] * v8[j * e + c];

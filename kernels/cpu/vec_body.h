@@ -75,6 +75,30 @@ SARAI_VEC_TARGET static inline vf vexp(vf x) {
   return p * (vf)((n1 + 127) << 23) * (vf)((n2 + 127) << 23);
 }
 
+// exp(x) for softmax_u8_row's arguments, x <= ~0 (a score minus the row's
+// maximum), where 8-bit probabilities need far less than vexp's 2 ulp: the
+// same reduction, Taylor's degree-5 polynomial for e^r (|r| <= ln2/2:
+// relative error <= r^6/720 = 2.4e-6), one 2^n step, x clamped below at -87
+// so 2^n stays normal (results under e^-87 = 1.6e-38 come out as
+// 1.6e-38: below a probability byte's resolution by 35 orders). NaN stays
+// NaN (the clamp's compare is false and the product keeps it); +inf never
+// comes (x <= 0 up to rounding).
+SARAI_VEC_TARGET static inline vf vexp_softmax(vf x) {
+  x = vmax(x, splat(-87.f));
+  const vf magic = splat(12582912.f);  // 1.5 * 2^23
+  const vf t = fmadd(x, splat(1.44269504088896341f), magic);
+  const vf nf = t - magic;
+  const vi n = (vi)t - (vi)magic;
+  vf r = fmadd(nf, splat(-0.693359375f), x);
+  r = fmadd(nf, splat(2.12194440e-4f), r);
+  vf p = splat(1.f / 120.f);
+  p = fmadd(p, r, splat(1.f / 24.f));
+  p = fmadd(p, r, splat(1.f / 6.f));
+  p = fmadd(p, r, splat(0.5f));
+  p = fmadd(p, r * r, r + 1.f);
+  return p * (vf)((n + 127) << 23);
+}
+
 // erf(x), see vec_kernels.h: both branches for every lane, then a select.
 SARAI_VEC_TARGET static inline vf verf(vf x) {
   const vi sign = (vi)x & static_cast<int32_t>(0x80000000u);
@@ -332,9 +356,78 @@ SARAI_VEC_TARGET static void quantize_u8_n(const float* x, int64_t n, float scal
   }
 }
 
+// min(round_half_even(q r), 255) for q r >= 0, as fma(q, r, M) - M with
+// M = 1.5 * 2^23 (see quantize_lanes); returned as int32 lanes.
+SARAI_VEC_TARGET static inline vi round_scaled(const float* q, vf r, vf magic, vf top) {
+  vf t = fmadd(load(q), r, magic);
+  t = t < top ? t : top;
+  return (vi)t - (vi)magic;
+}
+
+// See vec_kernels.h. Four partial maxima and two partial sums, so the
+// passes are not single chains of dependent compares and adds. Tails run
+// through the same vector code on padded lanes (the padding's exponent is
+// -inf and its exp multiplied by 0 before it reaches the sum; its weight is 0).
+SARAI_VEC_TARGET static float softmax_u8_row(const float* x, int64_t n, float a, const float* w, float* tmp,
+                                             uint8_t* out) {
+  const vf va = splat(a);
+  vf m0 = splat(-__builtin_inff()), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 4 * kW <= n; i += 4 * kW) {
+    m0 = vmax(m0, va * load(x + i)), m1 = vmax(m1, va * load(x + i + kW));
+    m2 = vmax(m2, va * load(x + i + 2 * kW)), m3 = vmax(m3, va * load(x + i + 3 * kW));
+  }
+  for (; i + kW <= n; i += kW) m0 = vmax(m0, va * load(x + i));
+  float mx = hmax(vmax(vmax(m0, m1), vmax(m2, m3)));
+  for (; i < n; ++i) {
+    const float u = a * x[i];
+    mx = mx < u ? u : mx;
+  }
+  const vf nm = splat(-mx);
+  float ones[kW];
+  for (int k = 0; k < kW; ++k) ones[k] = 1.f;
+  vf s0 = splat(0.f), s1 = s0, p0 = s0, p1 = s0;
+  for (i = 0; i + 2 * kW <= n; i += 2 * kW) {
+    const vf e0 = vexp_softmax(fmadd(va, load(x + i), nm)), e1 = vexp_softmax(fmadd(va, load(x + i + kW), nm));
+    s0 += e0, s1 += e1;
+    const vf q0 = e0 * load(w + i), q1 = e1 * load(w + i + kW);
+    p0 = vmax(p0, q0), p1 = vmax(p1, q1);
+    store(tmp + i, q0), store(tmp + i + kW, q1);
+  }
+  for (; i < n; i += kW) {
+    const int64_t t = n - i < kW ? n - i : kW;
+    const vf live = load_tail(ones, t, 0.f);
+    vf arg = fmadd(va, load_tail(x + i, t, 0.f), nm);
+    arg = live > 0.f ? arg : splat(-__builtin_inff());  // padding: never exp(-mx) = inf
+    const vf e = vexp_softmax(arg) * live;
+    s0 += e;
+    const vf q = e * load_tail(w + i, t, 0.f);
+    p0 = vmax(p0, q);
+    store_tail(tmp + i, q, t);
+  }
+  const float sum = hsum(s0 + s1);
+  const float pmax = hmax(vmax(p0, p1));
+  // q r is in [0, 255] up to r's rounding, so only the top needs a clamp.
+  const vf r = splat(pmax > 0.f ? 255.f / pmax : 0.f);
+  const vf magic = splat(12582912.f), top = splat(12582912.f + 255.f);
+  for (i = 0; i + 4 * kW <= n; i += 4 * kW)
+    pack_u8(out + i, round_scaled(tmp + i, r, magic, top), round_scaled(tmp + i + kW, r, magic, top),
+            round_scaled(tmp + i + 2 * kW, r, magic, top), round_scaled(tmp + i + 3 * kW, r, magic, top));
+  if (i < n) {
+    float buf[4 * kW];
+    uint8_t q[4 * kW];
+    const int64_t t = n - i;
+    for (int k = 0; k < 4 * kW; ++k) buf[k] = k < t ? tmp[i + k] : 0.f;
+    pack_u8(q, round_scaled(buf, r, magic, top), round_scaled(buf + kW, r, magic, top),
+            round_scaled(buf + 2 * kW, r, magic, top), round_scaled(buf + 3 * kW, r, magic, top));
+    for (int64_t k = 0; k < t; ++k) out[i + k] = q[k];
+  }
+  return pmax / (255.f * sum);
+}
+
 #undef SARAI_VEC_MAP
 
 static const VecKernels kTable = {
     kIsaName,  softmax_row, erf_n,  gelu_n,        sigmoid_n, hard_sigmoid_n,
-    hard_swish_n, clip_n,   binary, layernorm_row, minmax,    quantize_u8_n,
+    hard_swish_n, clip_n,   binary, layernorm_row, minmax,    quantize_u8_n, softmax_u8_row,
 };

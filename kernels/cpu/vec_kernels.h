@@ -61,6 +61,22 @@ struct VecKernels {
   // clamped to [0, 255]; bit-identical to the scalar quantize_u8_with
   // (kernels/cpu/quantize_activations.h) for every input, scale and zero point.
   void (*quantize_u8)(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out);
+  // The INT8 attention's probabilities for one row of n > 0 scores
+  // (kernels/attention.cc), softmax, weighting and quantization in three
+  // passes over the row instead of seven:
+  //   m = max_j (a x[j]);  e[j] = exp(fma(a, x[j], -m));  sum = Σ_j e[j]
+  //   p[j] = e[j] w[j];  pmax = max_j p[j]
+  //   out[j] = round_half_even(p[j] * (255 / pmax)) clamped to [0, 255]
+  //            (all 0 when pmax is 0; the product unrounded where the ISA
+  //            has FMA, rounded first at level scalar)
+  // and returns pmax / (255 sum), the scale of out: out[j] * scale is
+  // softmax(a x)[j] w[j] to within half a step. The normalization by sum
+  // never touches the row: it only moves the scale. w >= 0 (V's row
+  // scales); tmp holds n floats (it may alias x). Its exp is a cheaper one
+  // (vec_body.h, vexp_softmax: 2.4e-6 relative, nothing below e^-87). A
+  // NaN or +inf in x, or a non-finite a, makes the result non-finite (the
+  // caller then runs the row in float32); a -inf score is a probability 0.
+  float (*softmax_u8_row)(const float* x, int64_t n, float a, const float* w, float* tmp, uint8_t* out);
 };
 
 // The table of max_isa(): platform().vec (kernels/cpu/platform.h).

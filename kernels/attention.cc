@@ -29,12 +29,16 @@
 //   O[t][e]      = Σ_s P[t][s] vs[s] v8[s][e] = ps[t] · Σ_s p8[t][s] v8[s][e]
 // V's per-row scale is folded into the probabilities before they are
 // quantized (P' = P·vs, u8 with scale ps[t] = max_s P'[t][s] / 255 and zero
-// point 0), so the reduction over s stays one integer sum. Q goes into the
+// point 0), so the reduction over s stays one integer sum. The vector
+// kernel softmax_u8_row does softmax, P·vs and the quantization in three
+// passes over a row of scores; as P' / max P' = e·vs / max(e·vs) for the
+// unnormalized e = exp(a x - max), the softmax's sum only enters ps. Q goes into the
 // u8 × s8 kernels as q8 + 128, and comp[s] = 128 Σ_d k8[d][s] takes the
 // offset back out, so the sums are exact on every ISA (the AVX2 kernel's
 // vpmaddwd scheme never saturates) and the results do not depend on the
 // thread count. K and V are quantized and packed once per batch entry (one
-// parallel pass), Q and P per block of rows. "int8-per-tensor" is the same
+// parallel pass, four rows at a time by the vector kernel pack_s8_k4), Q
+// and P per block of rows. "int8-per-tensor" is the same
 // with one scale for all of Q, one for K, one for V and ps = vs / 255 (the
 // A/B baseline for per-row scaling). Inputs with inf or NaN, d == 0, or
 // S > qref::kMaxReduction run in float32 instead (the INT8 path would hide a
@@ -104,65 +108,58 @@ struct Int8Entry {
   float* vs;       // [S]
 };
 
-// Quantizes and packs one batch entry's KT [d, S] and V [S, e]. With
-// `*_tensor_scale` >= 0 (per-tensor mode) every row uses that scale.
-// `tmp` holds 2 max(S, e) floats and `tmp8` max(S, e) bytes. Returns false
-// (and leaves the packing unfinished) when KT or V holds an inf or NaN.
-// The values are those of
-// round_half_even(x / scale) clamped to [-127, 127] (0 for scale 0), computed
-// with the vector kernels: x / scale (Div), then quantize_u8 with scale 1 and
-// zero point 128 (exact for the integers it rounds to) and the byte's top bit
-// flipped back to s8. |x| <= amax keeps x / scale within ±127 (+ rounding).
+// Quantizes and packs one batch entry's KT [d, S] and V [S, e], four rows
+// (one k-group) at a time with the vector kernel pack_s8_k4. With
+// `*_tensor_scale` >= 0 (per-tensor mode) every row uses that scale. `tmp`
+// holds S floats. Returns false (and leaves the packing unfinished) when KT
+// or V holds an inf or NaN. The values are those of round_half_even(x /
+// scale) clamped to [-127, 127] (0 for scale 0); |x| <= amax keeps x / scale
+// within +-127 (+ rounding).
 bool pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e, float k_tensor_scale,
-                float v_tensor_scale, const Int8Entry& out, float* tmp, uint8_t* tmp8) {
+                float v_tensor_scale, const Int8Entry& out, float* tmp) {
   const auto& vk = vec_kernels();
   const int64_t dp = int8::round_up(d, int8::kGroupK), sp = int8::round_up(s, int8::kGroupK);
+  // The padding columns of the last panels stay 0.
   std::memset(out.k, 0, static_cast<size_t>(int8::packed_size(d, s)));
   std::memset(out.v, 0, static_cast<size_t>(int8::packed_size(s, e)));
   // K's scale per column of KT: the largest magnitude down the column.
-  bool finite = true;
   if (k_tensor_scale >= 0) {
     std::fill(out.ks, out.ks + s, k_tensor_scale);
   } else {
     std::fill(out.ks, out.ks + s, 0.f);
-    for (int64_t r = 0; r < d; ++r) {
-      const float* row = kt + r * s;
-      for (int64_t j = 0; j < s; ++j) {
-        const float a = std::fabs(row[j]);
-        finite &= a <= std::numeric_limits<float>::max();
-        out.ks[j] = std::max(out.ks[j], a);
-      }
-    }
-    if (!finite) return false;
+    vk.col_abs_max(kt, s, d, s, out.ks);
     for (int64_t j = 0; j < s; ++j) out.ks[j] = s8_scale(out.ks[j]);
   }
   // The divisors: 1 where the scale is 0 (the column is all zero).
   float* div = tmp;
   for (int64_t j = 0; j < s; ++j) div[j] = out.ks[j] == 0.f ? 1.f : out.ks[j];
   std::fill(out.kcomp, out.kcomp + s, 0);
+  bool finite = true;
   const int64_t kpanel = dp * int8::kPanelN;  // bytes per 16-column panel of KT
-  for (int64_t r = 0; r < d; ++r) {
-    int8_t* dst = out.k + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK + r % int8::kGroupK;
-    float* x = tmp + s;  // the row divided by the scales
-    vk.binary(VecBinaryOp::kDiv, kt + r * s, 1, div, 1, x, s);
-    vk.quantize_u8(x, s, 1.f, 128, tmp8);
-    for (int64_t j = 0; j < s; ++j) {
-      const int8_t q8 = static_cast<int8_t>(tmp8[j] ^ 0x80);
-      dst[(j / int8::kPanelN) * kpanel + (j % int8::kPanelN) * int8::kGroupK] = q8;
-      out.kcomp[j] += q8;
-    }
-  }
+  for (int64_t r = 0; r < d; r += int8::kGroupK)
+    finite &= vk.pack_s8_k4(kt + r * s, s, std::min(int8::kGroupK, d - r), s, div, nullptr,
+                            out.k + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK, kpanel, out.kcomp);
+  if (!finite) return false;
   for (int64_t j = 0; j < s; ++j) out.kcomp[j] *= 128;
+  // V's scale per row.
   const int64_t vpanel = sp * int8::kPanelN;
-  for (int64_t r = 0; r < s; ++r) {
-    const float* row = v + r * e;
-    const float scale = v_tensor_scale >= 0 ? v_tensor_scale : s8_scale(abs_max(row, e));
-    out.vs[r] = scale;
-    if (!std::isfinite(scale)) return false;
-    vk.quantize_u8(row, e, scale == 0.f ? 1.f : scale, 128, tmp8);
-    int8_t* dst = out.v + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK + r % int8::kGroupK;
-    for (int64_t c = 0; c < e; ++c)
-      dst[(c / int8::kPanelN) * vpanel + (c % int8::kPanelN) * int8::kGroupK] = static_cast<int8_t>(tmp8[c] ^ 0x80);
+  for (int64_t r = 0; r < s; r += int8::kGroupK) {
+    const int64_t rows = std::min(int8::kGroupK, s - r);
+    float rdiv[int8::kGroupK];
+    for (int64_t t = 0; t < rows; ++t) {
+      float scale = v_tensor_scale;
+      if (scale < 0) {
+        float lo = 0.f, hi = 0.f;  // NaN is ignored here and caught by pack_s8_k4
+        vk.minmax(v + (r + t) * e, e, &lo, &hi);
+        scale = s8_scale(std::max(-lo, hi));
+      }
+      if (!std::isfinite(scale)) return false;
+      out.vs[r + t] = scale;
+      rdiv[t] = scale == 0.f ? 1.f : scale;
+    }
+    if (!vk.pack_s8_k4(v + r * e, e, rows, e, nullptr, rdiv,
+                       out.v + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK, vpanel, nullptr))
+      return false;
   }
   return true;
 }
@@ -234,8 +231,6 @@ Status Attention(KernelContext& ctx) {
   float* rowscale = nullptr;
   float* ones = nullptr;
   float* pack_tmp = nullptr;
-  uint8_t* pack_tmp8 = nullptr;
-  const int64_t wide = std::max(s, e);
   if (int8) {
     int64_t kall = 0, vall = 0, sall = 0;
     if (__builtin_mul_overflow(kbytes, nbatch, &kall) || __builtin_mul_overflow(vbytes, nbatch, &vall) ||
@@ -251,8 +246,7 @@ Status Attention(KernelContext& ctx) {
     pa = ctx.workspace<uint8_t>(kRows * s * slots);
     rowscale = ctx.workspace<float>(2 * kRows * slots);
     ones = ctx.workspace<float>(e);
-    pack_tmp = ctx.workspace<float>(2 * wide * slots);
-    pack_tmp8 = ctx.workspace<uint8_t>(wide * slots);
+    pack_tmp = ctx.workspace<float>(s * slots);
   }
   if (ctx.skip_compute(o)) return Status::ok();
   if (s == 0) {
@@ -310,7 +304,7 @@ Status Attention(KernelContext& ctx) {
       parallel_for(nbatch, 1, [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {
           if (!pack_entry(pk + k_off[b], pv + v_off[b], d, s, e, k_tensor_scale, v_tensor_scale, entry(b),
-                          pack_tmp + thread_index() * 2 * wide, pack_tmp8 + thread_index() * wide))
+                          pack_tmp + thread_index() * s))
             finite.store(false, std::memory_order_relaxed);
         }
       });

@@ -334,6 +334,83 @@ TEST_P(VecKernelsIsa, SoftmaxU8RowMatchesDouble) {
   EXPECT_FALSE(std::isfinite(vk_->softmax_u8_row(x.data(), 40, kNaN, ones.data(), tmp.data(), out.data())));
 }
 
+// col_abs_max against a plain loop: every n (tails), rows 0..5, a row
+// stride wider than n, starting values kept, NaN ignored, inf counted.
+TEST_P(VecKernelsIsa, ColAbsMaxMatchesLoop) {
+  const std::vector<float> x = uniform(6 * 80, 14, -50.f, 50.f);
+  for (int64_t n = 0; n <= kMaxN; ++n)
+    for (int64_t rows = 0; rows <= 5; ++rows) {
+      std::vector<float> m(n + 1, kGuard), want(n + 1, kGuard);
+      for (int64_t j = 0; j < n; ++j) m[j] = want[j] = j % 3 == 0 ? 30.f : 0.f;
+      vk_->col_abs_max(x.data(), 80, rows, n, m.data());
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t r = 0; r < rows; ++r) want[j] = std::max(want[j], std::fabs(x[r * 80 + j]));
+      for (int64_t j = 0; j <= n; ++j) ASSERT_TRUE(same_float(m[j], want[j])) << "n " << n << " rows " << rows << " j " << j;
+    }
+  std::vector<float> y = uniform(2 * 20, 15, -1.f, 1.f);
+  y[3] = kNaN, y[20 + 5] = -kInf;
+  std::vector<float> m(20, 0.f);
+  vk_->col_abs_max(y.data(), 20, 2, 20, m.data());
+  EXPECT_TRUE(same_float(m[3], std::fabs(y[20 + 3]))) << "NaN is ignored";
+  EXPECT_EQ(m[5], kInf);
+}
+
+// pack_s8_k4 against the N16K4 formula and round_half_even(x / div): every
+// n up to 70 (tails inside and across 16-column panels), 1..4 rows, column
+// and row divisors, ties (x / div = k + 0.5), values at and past +-127,
+// zero divisors' stand-in 1; bytes past n and past the group untouched;
+// colsum accumulated; inf and NaN reported.
+TEST_P(VecKernelsIsa, PackS8K4MatchesFormula) {
+  constexpr int64_t kLd = 75;
+  std::vector<float> x = uniform(4 * kLd, 16, -3.f, 3.f);
+  for (int64_t i = 0; i < 4 * kLd; i += 7) x[i] = static_cast<float>(i % 9) - 4.5f;  // ties
+  x[1] = 127.4f, x[2] = -127.4f, x[kLd + 3] = 400.f, x[2 * kLd + 4] = -400.f;
+  const std::vector<float> cdiv = uniform(kLd, 17, 0.01f, 1.f), rdiv = {1.f, 0.02f, 0.5f, 1.f};
+  const auto q_of = [](float v, float dv) {
+    return static_cast<int>(std::min(127.f, std::max(-127.f, std::nearbyint(v / dv))));
+  };
+  for (int per_col = 0; per_col < 2; ++per_col)
+    for (int64_t rows = 1; rows <= 4; ++rows)
+      for (int64_t n = 1; n <= kMaxN; ++n) {
+        const int64_t panels = (n + 15) / 16, pstride = 64 * 3;  // as if K had 3 groups
+        std::vector<int8_t> dst(panels * pstride + 64, 0x5A);
+        std::vector<int32_t> colsum(n + 1, 7);
+        const bool ok = vk_->pack_s8_k4(x.data(), kLd, rows, n, per_col ? cdiv.data() : nullptr, rdiv.data(),
+                                        dst.data(), pstride, colsum.data());
+        ASSERT_TRUE(ok);
+        const std::string where = "n " + std::to_string(n) + " rows " + std::to_string(rows) +
+                                  (per_col ? " column divisors" : " row divisors");
+        for (int64_t p = 0; p < panels; ++p)
+          for (int64_t b = 0; b < 64; ++b) {
+            const int64_t j = p * 16 + b / 4, t = b % 4;
+            const int8_t got = dst[p * pstride + b];
+            if (j >= n) {
+              ASSERT_EQ(got, 0x5A) << where << ": wrote column " << j;
+              continue;
+            }
+            const int want = t < rows ? q_of(x[t * kLd + j], per_col ? cdiv[j] : rdiv[t]) : 0;
+            ASSERT_EQ(got, want) << where << " j " << j << " t " << t;
+          }
+        for (int64_t p = 0; p < panels; ++p)
+          for (int64_t b = 64; b < pstride && p * pstride + b < static_cast<int64_t>(dst.size()); ++b)
+            ASSERT_EQ(dst[p * pstride + b], 0x5A) << where << ": wrote past the group";
+        for (int64_t j = 0; j < n; ++j) {
+          int want = 7;
+          for (int64_t t = 0; t < rows; ++t) want += q_of(x[t * kLd + j], per_col ? cdiv[j] : rdiv[t]);
+          ASSERT_EQ(colsum[j], want) << where << " j " << j;
+        }
+        ASSERT_EQ(colsum[n], 7) << where;
+      }
+  for (float bad : {kInf, -kInf, kNaN}) {
+    std::vector<float> y = x;
+    y[2 * kLd + 33] = bad;
+    std::vector<int8_t> dst(5 * 64);
+    EXPECT_FALSE(vk_->pack_s8_k4(y.data(), kLd, 3, 70, nullptr, rdiv.data(), dst.data(), 64, nullptr)) << bad;
+    EXPECT_TRUE(vk_->pack_s8_k4(y.data(), kLd, 2, 70, nullptr, rdiv.data(), dst.data(), 64, nullptr))
+        << "row 2 is not in the group";
+  }
+}
+
 // LayerNorm rows against double, including a large common offset (the
 // two-pass correction keeps it accurate; a naive float variance would be
 // off by whole units at -3e4): measured worst 1.9e-6 absolute on outputs

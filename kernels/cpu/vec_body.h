@@ -425,9 +425,71 @@ SARAI_VEC_TARGET static float softmax_u8_row(const float* x, int64_t n, float a,
   return pmax / (255.f * sum);
 }
 
+SARAI_VEC_TARGET static void col_abs_max(const float* x, int64_t ldx, int64_t rows, int64_t n, float* m) {
+  int64_t j = 0;
+  for (; j + kW <= n; j += kW) {
+    vf a = load(m + j);
+    for (int64_t r = 0; r < rows; ++r) a = vmax(a, (vf)((vi)load(x + r * ldx + j) & 0x7fffffff));
+    store(m + j, a);
+  }
+  for (; j < n; ++j)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float v = __builtin_fabsf(x[r * ldx + j]);
+      m[j] = m[j] < v ? v : m[j];
+    }
+}
+
+// round_half_even(x / div) clamped to [-127, 127] as int32 lanes; `bad`
+// collects the lanes whose x is inf or NaN.
+SARAI_VEC_TARGET static inline vi quantize_s8_lanes(vf x, vf div, vi* bad) {
+  *bad |= ((vi)x & 0x7f800000) == 0x7f800000;
+  const vf magic = splat(12582912.f);
+  vf t = x / div + magic;
+  t = t > magic - 127.f ? t : magic - 127.f;
+  t = t < magic + 127.f ? t : magic + 127.f;
+  return (vi)t - (vi)magic;
+}
+
+SARAI_VEC_TARGET static bool pack_s8_k4(const float* x, int64_t ldx, int64_t rows, int64_t n, const float* col_div,
+                                        const float* row_div, int8_t* dst, int64_t pstride, int32_t* colsum) {
+  vi bad = vi{} + 0;
+  for (int64_t j = 0; j < n; j += kW) {
+    const int64_t cols = n - j < kW ? n - j : kW;  // kW divides 16: a block never spans two panels
+    vi word = vi{} + 0, sum = vi{} + 0;
+    for (int64_t t = 0; t < rows; ++t) {
+      const float* row = x + t * ldx + j;
+      const vf v = cols == kW ? load(row) : load_tail(row, cols, 0.f);
+      const vf div = col_div ? (cols == kW ? load(col_div + j) : load_tail(col_div + j, cols, 1.f))
+                             : splat(row_div[t]);
+      const vi q = quantize_s8_lanes(v, div, &bad);
+      sum += q;
+      word |= (q & 0xff) << static_cast<int>(8 * t);
+    }
+    int8_t* out = dst + (j / 16) * pstride + (j % 16) * 4;
+    if (cols == kW) {
+      __builtin_memcpy(out, &word, sizeof word);
+    } else {
+      int32_t w[kW];
+      __builtin_memcpy(w, &word, sizeof word);
+      __builtin_memcpy(out, w, static_cast<size_t>(cols) * 4);
+    }
+    if (colsum) {
+      int32_t s8[kW];
+      __builtin_memcpy(s8, &sum, sizeof sum);
+      for (int64_t c = 0; c < cols; ++c) colsum[j + c] += s8[c];
+    }
+  }
+  int32_t b[kW];
+  __builtin_memcpy(b, &bad, sizeof bad);
+  for (int k = 0; k < kW; ++k)
+    if (b[k]) return false;
+  return true;
+}
+
 #undef SARAI_VEC_MAP
 
 static const VecKernels kTable = {
     kIsaName,  softmax_row, erf_n,  gelu_n,        sigmoid_n, hard_sigmoid_n,
     hard_swish_n, clip_n,   binary, layernorm_row, minmax,    quantize_u8_n, softmax_u8_row,
+    col_abs_max, pack_s8_k4,
 };

@@ -77,6 +77,22 @@ struct VecKernels {
   // NaN or +inf in x, or a non-finite a, makes the result non-finite (the
   // caller then runs the row in float32); a -inf score is a probability 0.
   float (*softmax_u8_row)(const float* x, int64_t n, float a, const float* w, float* tmp, uint8_t* out);
+  // m[j] = max(m[j], max_{r < rows} |x[r * ldx + j]|) for j < n (NaN
+  // ignored, as in minmax; inf counts).
+  void (*col_abs_max)(const float* x, int64_t ldx, int64_t rows, int64_t n, float* m);
+  // One k-group of an INT8 GEMM operand into the N16K4 packing
+  // (kernels/cpu/int8_layout.h), for the operands the INT8 attention makes
+  // at run time: rows t < rows <= 4 of x (row stride ldx), columns j < n,
+  //   q[t][j] = round_half_even(x[t * ldx + j] / div) clamped to [-127, 127],
+  //   div = col_div[j] when col_div is non-null, else row_div[t]
+  // (a true division, rounded, then rounded to an integer, as quantize_u8
+  // with zero point 128 minus 128). Writes the 4 bytes of each column j,
+  // dst[(j / 16) * pstride + (j % 16) * 4 + t] (0 for t >= rows), leaving
+  // the columns past n alone, and adds q[t][j] over t to colsum[j] when
+  // colsum is non-null. Returns false when an x is inf or NaN (the bytes
+  // are then meaningless).
+  bool (*pack_s8_k4)(const float* x, int64_t ldx, int64_t rows, int64_t n, const float* col_div,
+                     const float* row_div, int8_t* dst, int64_t pstride, int32_t* colsum);
 };
 
 // The table of max_isa(): platform().vec (kernels/cpu/platform.h).

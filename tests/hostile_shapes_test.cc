@@ -80,9 +80,10 @@ TEST(HostileShapes, ResizeScalesAndSizesTooLarge) {
   // the planning pass could write lazily mapped pages into the OOM killer.
   const std::string past_memory = test::run_error(
       kernels::Resize, s, {x, Tensor(), Tensor(), test::make_tensor<int64_t>({4}, {1, 3, int64_t{1} << 32, 8})}, 13);
-  if (machine_memory_bytes() < (uint64_t{3} << 37))
+  if (machine_memory_bytes() < (uint64_t{3} << 37)) {
     EXPECT_HAS(past_memory, "output 0 would have shape [1, 3, 4294967296, 8] (412316860416 bytes, more than this machine's " +
                                 std::to_string(machine_memory_bytes()) + " bytes of memory)");
+  }
 }
 
 // The same guard stands behind every workspace: a negative or wrapping
@@ -98,9 +99,10 @@ TEST(HostileShapes, WorkspacesPastTheMachineAreRefused) {
   auto ask = [&](int64_t count) { return test::run_error(AskWorkspace, n, {test::make_tensor<int64_t>({1}, {count})}); };
   EXPECT_HAS(ask(-1), "a workspace of -1 x 4 bytes is asked for: shape arithmetic gone wrong");
   EXPECT_HAS(ask(k2p62), "a workspace of 4611686018427387904 x 4 bytes is asked for");
-  if (machine_memory_bytes() < (uint64_t{1} << 40))
+  if (machine_memory_bytes() < (uint64_t{1} << 40)) {
     EXPECT_HAS(ask(int64_t{1} << 38), "a workspace of 1099511627776 bytes is more than this machine's " +
                                           std::to_string(machine_memory_bytes()) + " bytes of memory");
+  }
 }
 
 // Expand to a shape whose element count wraps (Expand's own check), and to

@@ -423,12 +423,7 @@ Status parse_graph_body(Cursor& c, const uint8_t* d, const std::string& file, co
     if (tensor >= 0) {
       // The tensor entry is authoritative for an initializer's type and shape.
       const BlobTensorInfo& t = out.info.tensors[static_cast<size_t>(tensor)];
-      v.is_initializer = true;
-      v.initializer = tensor_view(d, t, owner);
-      v.dtype = t.dtype;
-      v.has_shape = true;
-      v.dims.clear();
-      for (int64_t x : v.initializer.shape()) v.dims.push_back(Dim{x, {}});
+      v.set_initializer(tensor_view(d, t, owner));
     }
   }
   if (!c.ok()) return c.status();

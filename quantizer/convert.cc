@@ -19,6 +19,7 @@
 #include "quantizer/quantize_weight.h"
 #include "quantizer/release_pages.h"
 #include "quantizer/sha256.h"
+#include "runtime/fuse.h"
 
 namespace sarai::quant {
 
@@ -360,29 +361,12 @@ void fold_recurrent_weights(Graph& g, std::vector<Tensor>* consumed) {
       if (!t.defined()) continue;
       for (int in : n.inputs)
         if (in != kNoValue) consumed->push_back(g.values[static_cast<size_t>(in)].initializer);
-      Value& out = g.values[static_cast<size_t>(n.outputs[0])];
-      out.is_initializer = true;
-      out.initializer = t;
-      out.dtype = t.dtype();
-      out.dims.clear();
-      for (int64_t d : t.shape()) out.dims.push_back(Dim{d, ""});
-      out.has_shape = true;
-      out.producer = -1;
+      g.values[static_cast<size_t>(n.outputs[0])].set_initializer(t);
       drop[i] = true;
       any = changed = true;
     }
   }
-  if (!any) return;
-  std::vector<int> new_index(g.nodes.size(), -1);
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (drop[i]) continue;
-    new_index[i] = static_cast<int>(kept.size());
-    kept.push_back(std::move(g.nodes[i]));
-  }
-  g.nodes = std::move(kept);
-  for (Value& v : g.values)
-    if (v.producer >= 0) v.producer = new_index[static_cast<size_t>(v.producer)];
+  if (any) remove_nodes(g, drop);
 }
 
 // Subgraphs nest at most this deep (the blob reader's limit).

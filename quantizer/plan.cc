@@ -6,6 +6,8 @@
 #include <map>
 #include <tuple>
 
+#include "runtime/fuse.h"
+
 namespace sarai::quant {
 
 namespace {
@@ -107,29 +109,11 @@ void promote_constants(Graph& g) {
     if (!a || a->kind != Attribute::Kind::kTensor || !a->t.defined()) continue;
     const int v = n.outputs[0];
     if (is_graph_output(g, v)) continue;
-    Value& val = g.values[static_cast<size_t>(v)];
-    val.is_initializer = true;
-    val.initializer = a->t;
-    val.dtype = a->t.dtype();
-    val.dims.clear();
-    for (int64_t d : a->t.shape()) val.dims.push_back(Dim{d, ""});
-    val.has_shape = true;
-    val.producer = -1;
+    g.values[static_cast<size_t>(v)].set_initializer(a->t);
     drop[i] = true;
     any = true;
   }
-  if (!any) return;
-  std::vector<int> new_index(g.nodes.size(), -1);
-  std::vector<Node> kept;
-  kept.reserve(g.nodes.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (drop[i]) continue;
-    new_index[i] = static_cast<int>(kept.size());
-    kept.push_back(std::move(g.nodes[i]));
-  }
-  g.nodes = std::move(kept);
-  for (Value& v : g.values)
-    if (v.producer >= 0) v.producer = new_index[static_cast<size_t>(v.producer)];
+  if (any) remove_nodes(g, drop);
 }
 
 QuantPlan plan_quantization(const Graph& g, const QuantOptions& o) {

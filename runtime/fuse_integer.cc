@@ -230,16 +230,7 @@ std::string fresh_name(const Graph& g, const std::string& base) {
 
 int add_initializer(Graph& g, const std::string& base, Tensor t) {
   const int vid = g.add_value(fresh_name(g, base));
-  Value& v = g.values[static_cast<size_t>(vid)];
-  v.dtype = t.dtype();
-  for (int64_t d : t.shape()) {
-    Dim dd;
-    dd.value = d;
-    v.dims.push_back(dd);
-  }
-  v.has_shape = true;
-  v.is_initializer = true;
-  v.initializer = std::move(t);
+  g.values[static_cast<size_t>(vid)].set_initializer(std::move(t));
   return vid;
 }
 

@@ -4,6 +4,16 @@
 
 namespace sarai {
 
+void Value::set_initializer(Tensor t) {
+  dtype = t.dtype();
+  dims.clear();
+  for (int64_t d : t.shape()) dims.push_back(Dim{d, ""});
+  has_shape = true;
+  producer = -1;
+  is_initializer = true;
+  initializer = std::move(t);
+}
+
 int Graph::find_value(const std::string& n) const {
   auto it = index_.find(n);
   return it == index_.end() ? kNoValue : it->second;

@@ -112,6 +112,10 @@ struct Value {
   int producer = -1;                 // node index, -1 for inputs and initializers
   bool is_initializer = false;
   Tensor initializer;                // set when is_initializer
+
+  // Makes this value the constant t: initializer, dtype and dims from t, no
+  // producer.
+  void set_initializer(Tensor t);
 };
 
 class Graph {

@@ -177,16 +177,7 @@ int apply_fp32_fallback(Graph& g, Fp32Fallback mode, uint64_t* fp32_bytes) {
     const std::string wname = fresh_name(g, g.values[static_cast<size_t>(n.inputs[qop::kWeight])].name);
     Tensor wf = dequantize(d, transpose);
     const int vid = g.add_value(wname);
-    Value& v = g.values[static_cast<size_t>(vid)];
-    v.dtype = DType::kFloat32;
-    for (int64_t dim : d.ws) {
-      Dim dd;
-      dd.value = dim;
-      v.dims.push_back(dd);
-    }
-    v.has_shape = true;
-    v.is_initializer = true;
-    v.initializer = std::move(wf);
+    g.values[static_cast<size_t>(vid)].set_initializer(std::move(wf));
     Node& node = g.nodes[i];
     std::vector<int> inputs = {node.inputs[qop::kX], vid};
     if (has_input(node, qop::kBias)) inputs.push_back(node.inputs[qop::kBias]);

@@ -47,17 +47,7 @@ std::shared_ptr<Model> one_node(const std::string& op, Attrs attrs, const std::s
   return m;
 }
 
-// The message of a Session::create that must fail.
-std::string create_error(std::shared_ptr<const Model> m) {
-  KernelTable table;
-  register_kernels(table);
-  auto s = Session::create(std::move(m), table, SessionOptions{});
-  EXPECT_FALSE(s) << "the session was created";
-  if (s) return "";
-  const std::string msg = s.status().message();
-  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-  return msg;
-}
+using test::create_error;
 
 std::string prefix(const std::string& op) { return "prepare_test.onnx: node 'y_node' (" + op + "): "; }
 

@@ -34,20 +34,11 @@ std::shared_ptr<Model> one_node(const std::string& op, std::map<std::string, Att
   return m;
 }
 
-Expected<std::unique_ptr<Session>> create(std::shared_ptr<const Model> m) {
-  KernelTable table;
-  register_kernels(table);
-  return Session::create(std::move(m), table, SessionOptions{});
-}
-
-std::string error_of(std::shared_ptr<const Model> m) {
-  auto s = create(std::move(m));
-  EXPECT_FALSE(s) << "the session was created";
-  return s ? std::string() : s.status().message();
-}
+using test::create_error;
+using test::create_session;
 
 TEST(OpSchema, MisspelledAttributeIsRefusedNamingNodeAttributeAndAccepted) {
-  const std::string msg = error_of(one_node("Conv", {{"stride", test::attr_ints({2, 2})}}));
+  const std::string msg = create_error(one_node("Conv", {{"stride", test::attr_ints({2, 2})}}));
   EXPECT_EQ(msg,
             "schema_test.onnx: node 'y_node' (Conv): attribute 'stride' is not one Conv accepts (accepted: "
             "auto_pad, dilations, group, kernel_shape, pads, strides)");
@@ -55,7 +46,7 @@ TEST(OpSchema, MisspelledAttributeIsRefusedNamingNodeAttributeAndAccepted) {
 }
 
 TEST(OpSchema, AcceptedAttributesRun) {
-  auto s = create(one_node("Conv", {{"strides", test::attr_ints({2, 2})}, {"pads", test::attr_ints({1, 1, 1, 1})},
+  auto s = create_session(one_node("Conv", {{"strides", test::attr_ints({2, 2})}, {"pads", test::attr_ints({1, 1, 1, 1})},
                                     {"group", test::attr_int(1)}}));
   ASSERT_TRUE(s) << s.status().message();
   std::vector<NamedTensor> out;
@@ -65,29 +56,29 @@ TEST(OpSchema, AcceptedAttributesRun) {
 }
 
 TEST(OpSchema, AttributeOfAnotherTypeIsRefused) {
-  EXPECT_EQ(error_of(one_node("Conv", {{"group", test::attr_float(1.f)}})),
+  EXPECT_EQ(create_error(one_node("Conv", {{"group", test::attr_float(1.f)}})),
             "schema_test.onnx: node 'y_node' (Conv): attribute 'group' is a float; Conv takes an int");
-  EXPECT_EQ(error_of(one_node("Relu", {{"alpha", test::attr_float(0.1f)}})),
+  EXPECT_EQ(create_error(one_node("Relu", {{"alpha", test::attr_float(0.1f)}})),
             "schema_test.onnx: node 'y_node' (Relu): attribute 'alpha' is not one Relu accepts (it takes no "
             "attributes)");
 }
 
 TEST(OpSchema, AttributeOutsideItsOpsetsIsRefused) {
   // Squeeze's axes became an input at opset 13.
-  EXPECT_TRUE(create(one_node("Squeeze", {{"axes", test::attr_ints({0})}}, 12)));
-  const std::string msg = error_of(one_node("Squeeze", {{"axes", test::attr_ints({0})}}, 13));
+  EXPECT_TRUE(create_session(one_node("Squeeze", {{"axes", test::attr_ints({0})}}, 12)));
+  const std::string msg = create_error(one_node("Squeeze", {{"axes", test::attr_ints({0})}}, 13));
   EXPECT_EQ(msg,
             "schema_test.onnx: node 'y_node' (Squeeze): attribute 'axes' is only defined at opsets 1-12, not at "
             "the model's opset 13 (accepted there: none)");
   // ReduceMean's noop_with_empty_axes arrived at opset 18.
-  EXPECT_NE(error_of(one_node("ReduceMean", {{"noop_with_empty_axes", test::attr_int(1)}}, 17))
+  EXPECT_NE(create_error(one_node("ReduceMean", {{"noop_with_empty_axes", test::attr_int(1)}}, 17))
                 .find("attribute 'noop_with_empty_axes' is only defined from opset 18, not at the model's opset 17 "
                       "(accepted there: axes, keepdims)"),
             std::string::npos);
 }
 
 TEST(OpSchema, RuntimeOwnOpsAreCheckedToo) {
-  const std::string msg = error_of(one_node("ScaledSoftmax", {{"divisr", test::attr_float(8.f)}}, 17, "sarai"));
+  const std::string msg = create_error(one_node("ScaledSoftmax", {{"divisr", test::attr_float(8.f)}}, 17, "sarai"));
   EXPECT_NE(msg.find("node 'y_node' (ScaledSoftmax): attribute 'divisr' is not one ScaledSoftmax accepts "
                      "(accepted: axis, divisor)"),
             std::string::npos)
@@ -98,12 +89,12 @@ TEST(OpSchema, RuntimeOwnOpsAreCheckedToo) {
 // when the session is created, before any run, naming the node.
 TEST(OpSchema, PreparedValuesAreCheckedAtCreation) {
   Attribute bogus = test::attr_string("bogus");
-  EXPECT_EQ(error_of(one_node("Resize", {{"mode", bogus}}, 13)),
+  EXPECT_EQ(create_error(one_node("Resize", {{"mode", bogus}}, 13)),
             "schema_test.onnx: node 'y_node' (Resize): mode 'bogus' is not one of nearest, linear, cubic");
-  EXPECT_EQ(error_of(one_node("Gelu", {{"approximate", bogus}}, 20)),
+  EXPECT_EQ(create_error(one_node("Gelu", {{"approximate", bogus}}, 20)),
             "schema_test.onnx: node 'y_node' (Gelu): attribute 'approximate' must be \"none\" or \"tanh\", got "
             "\"bogus\"");
-  auto ok = create(one_node("Gelu", {{"approximate", test::attr_string("tanh")}}, 20));
+  auto ok = create_session(one_node("Gelu", {{"approximate", test::attr_string("tanh")}}, 20));
   ASSERT_TRUE(ok) << ok.status().message();
   std::vector<NamedTensor> out;
   Tensor x = test::random_tensor({1, 2, 5, 5}, 3);

@@ -34,56 +34,47 @@ std::shared_ptr<Model> one_node(const std::string& op, DType xt, std::vector<Ten
   return m;
 }
 
-Expected<std::unique_ptr<Session>> create(std::shared_ptr<const Model> m) {
-  KernelTable table;
-  register_kernels(table);
-  return Session::create(std::move(m), table, SessionOptions{});
-}
-
-std::string error_of(std::shared_ptr<const Model> m) {
-  auto s = create(std::move(m));
-  EXPECT_FALSE(s) << "the session was created";
-  return s ? std::string() : s.status().message();
-}
+using test::create_error;
+using test::create_session;
 
 TEST(OpTypes, GraphInputOfATypeTheOpDoesNotTakeIsRefused) {
-  const std::string msg = error_of(one_node("Sqrt", DType::kInt64));
+  const std::string msg = create_error(one_node("Sqrt", DType::kInt64));
   EXPECT_EQ(msg, "types_test.onnx: node 'y_node' (Sqrt): input 0 ('x') is int64; Sqrt takes float32 there");
   EXPECT_EQ(msg.find('\n'), std::string::npos);
-  EXPECT_EQ(error_of(one_node("Relu", DType::kBool)),
+  EXPECT_EQ(create_error(one_node("Relu", DType::kBool)),
             "types_test.onnx: node 'y_node' (Relu): input 0 ('x') is bool; Relu takes float32, integers there");
-  EXPECT_EQ(error_of(one_node("Not", DType::kFloat32)),
+  EXPECT_EQ(create_error(one_node("Not", DType::kFloat32)),
             "types_test.onnx: node 'y_node' (Not): input 0 ('x') is float32; Not takes bool there");
 }
 
 TEST(OpTypes, InitializerOfATypeTheOpDoesNotTakeIsRefused) {
   // MatMul runs float32 only; the weight is an int64 initializer.
-  EXPECT_EQ(error_of(one_node("MatMul", DType::kFloat32, {test::make_tensor<int64_t>({3, 2}, {1, 2, 3, 4, 5, 6})})),
+  EXPECT_EQ(create_error(one_node("MatMul", DType::kFloat32, {test::make_tensor<int64_t>({3, 2}, {1, 2, 3, 4, 5, 6})})),
             "types_test.onnx: node 'y_node' (MatMul): input 1 ('w1') is int64; MatMul takes float32 there");
   // Reshape's data takes any type, its shape only int32/int64.
-  EXPECT_EQ(error_of(one_node("Reshape", DType::kBool, {test::make_tensor<float>({2}, {3, 2})})),
+  EXPECT_EQ(create_error(one_node("Reshape", DType::kBool, {test::make_tensor<float>({2}, {3, 2})})),
             "types_test.onnx: node 'y_node' (Reshape): input 1 ('w1') is float32; Reshape takes int32, int64 there");
   // Pow's base and exponent take different sets (the later input, through
   // a per-input declaration).
-  EXPECT_EQ(error_of(one_node("Pow", DType::kUInt8, {test::make_tensor<float>({1}, {2})})),
+  EXPECT_EQ(create_error(one_node("Pow", DType::kUInt8, {test::make_tensor<float>({1}, {2})})),
             "types_test.onnx: node 'y_node' (Pow): input 0 ('x') is uint8; Pow takes float32, int32, int64 there");
 }
 
 TEST(OpTypes, RuntimeOwnOpsAreCheckedToo) {
-  EXPECT_EQ(error_of(one_node("Gelu", DType::kInt32, {}, "sarai")),
+  EXPECT_EQ(create_error(one_node("Gelu", DType::kInt32, {}, "sarai")),
             "types_test.onnx: node 'y_node' (Gelu): input 0 ('x') is int32; Gelu takes float32 there");
 }
 
 TEST(OpTypes, DeclaredTypesRun) {
   // Reshape of bool data by an int64 shape; Where's bool condition and
   // int32 values.
-  auto s = create(one_node("Reshape", DType::kBool, {test::make_tensor<int64_t>({2}, {3, 2})}));
+  auto s = create_session(one_node("Reshape", DType::kBool, {test::make_tensor<int64_t>({2}, {3, 2})}));
   ASSERT_TRUE(s) << s.status().message();
   std::vector<NamedTensor> out;
   ASSERT_TRUE((*s)->run({{"x", test::make_tensor<bool>({2, 3}, {true, false, true, false, true, false})}}, &out).is_ok());
   EXPECT_EQ(out[0].tensor.shape(), (Shape{3, 2}));
   EXPECT_EQ(out[0].tensor.dtype(), DType::kBool);
-  auto w = create(one_node("Where", DType::kBool,
+  auto w = create_session(one_node("Where", DType::kBool,
                            {test::make_tensor<int32_t>({3}, {1, 2, 3}), test::make_tensor<int32_t>({3}, {4, 5, 6})}));
   ASSERT_TRUE(w) << w.status().message();
   ASSERT_TRUE((*w)->run({{"x", test::make_tensor<bool>({2, 3}, {true, false, true, false, true, false})}}, &out).is_ok());
@@ -93,7 +84,7 @@ TEST(OpTypes, DeclaredTypesRun) {
 // A value the model gives no dtype is not checked at creation: the kernel
 // refuses it when it runs, naming the input.
 TEST(OpTypes, UnknownDtypeIsLeftToTheKernel) {
-  auto s = create(one_node("Sqrt", DType::kUndefined));
+  auto s = create_session(one_node("Sqrt", DType::kUndefined));
   ASSERT_TRUE(s) << s.status().message();
   std::vector<NamedTensor> out;
   const Status st = (*s)->run({{"x", test::make_tensor<int64_t>({2, 3}, {1, 2, 3, 4, 5, 6})}}, &out);
@@ -108,9 +99,9 @@ TEST(OpTypes, OmittedInputsAreSkipped) {
   Node& n = g.nodes[0];
   n.inputs.push_back(kNoValue);
   n.inputs.push_back(test::add_init(g, "hi", test::make_tensor<float>({}, {1.f})));
-  EXPECT_TRUE(create(m));
+  EXPECT_TRUE(create_session(m));
   g.nodes[0].inputs.back() = test::add_init(g, "on", test::make_tensor<bool>({}, {true}));
-  EXPECT_EQ(error_of(m), "types_test.onnx: node 'y_node' (Clip): input 2 ('on') is bool; Clip takes float32, "
+  EXPECT_EQ(create_error(m), "types_test.onnx: node 'y_node' (Clip): input 2 ('on') is bool; Clip takes float32, "
                          "integers there");
 }
 

@@ -52,16 +52,12 @@ std::shared_ptr<Model> model_of(const std::string& op, std::map<std::string, Att
   return m;
 }
 
-Expected<std::unique_ptr<Session>> create(std::shared_ptr<const Model> m) {
-  KernelTable table;
-  register_kernels(table);
-  return Session::create(std::move(m), table, SessionOptions{});
-}
+using test::create_session;
 
 // The one-line message of a Session::create that must fail.
 std::string refusal(const std::string& op, std::map<std::string, Attribute> attrs, int64_t opset, int nout = 1,
                     const std::string& domain = "", std::vector<Tensor> inits = {}) {
-  auto s = create(model_of(op, std::move(attrs), opset, nout, domain, std::move(inits)));
+  auto s = create_session(model_of(op, std::move(attrs), opset, nout, domain, std::move(inits)));
   EXPECT_FALSE(s) << op << ": the session was created";
   if (s) return "";
   const std::string msg = s.status().message();
@@ -75,7 +71,7 @@ Tensor x_value() { return test::random_tensor({2, 4}, 1); }
 
 // Runs m on x; `st` gets the run's status.
 std::vector<NamedTensor> run_with_status(const std::shared_ptr<Model>& m, Status* st) {
-  auto s = create(m);
+  auto s = create_session(m);
   EXPECT_TRUE(s) << s.status().message();
   std::vector<NamedTensor> out;
   if (!s) return out;

@@ -77,12 +77,25 @@ GuardedBytes::GuardedBytes(size_t bytes, GuardSide side) {
 
 GuardedBytes::~GuardedBytes() { munmap(base_, size_); }
 
-std::unique_ptr<Session> session_on(std::shared_ptr<const Model> model, SessionOptions options) {
+Expected<std::unique_ptr<Session>> create_session(std::shared_ptr<const Model> model, SessionOptions options) {
   KernelTable table;
   register_kernels(table);
-  auto s = Session::create(std::move(model), table, options);
+  return Session::create(std::move(model), table, options);
+}
+
+std::unique_ptr<Session> session_on(std::shared_ptr<const Model> model, SessionOptions options) {
+  auto s = create_session(std::move(model), options);
   EXPECT_TRUE(s.has_value()) << s.message();
   return s.has_value() ? std::move(*s) : nullptr;
+}
+
+std::string create_error(std::shared_ptr<const Model> model, SessionOptions options) {
+  auto s = create_session(std::move(model), options);
+  EXPECT_FALSE(s) << "the session was created";
+  if (s) return "";
+  const std::string msg = s.status().message();
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  return msg;
 }
 
 std::string test_setting(const char* name) {

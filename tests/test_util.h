@@ -103,9 +103,14 @@ class Guarded {
   GuardedBytes bytes_;
 };
 
+// Session::create on every registered kernel.
+Expected<std::unique_ptr<Session>> create_session(std::shared_ptr<const Model> model, SessionOptions options = {});
 // A Session on every registered kernel (a test failure, and nullptr, if
 // create() fails).
 std::unique_ptr<Session> session_on(std::shared_ptr<const Model> model, SessionOptions options);
+// The message of a create_session that must fail: a test failure (and "")
+// if the session was created, or if the message is not one line.
+std::string create_error(std::shared_ptr<const Model> model, SessionOptions options = {});
 
 // $NAME if set, else the build's default for it (SARAI_RT, SARAI_SOURCE_DIR,
 // SARAI_TEST_TMP).

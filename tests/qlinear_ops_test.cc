@@ -22,6 +22,7 @@ using test::make_node;
 using test::make_tensor;
 using test::run1;
 using test::run_error;
+using test::scalar;
 using test::tensors_equal;
 
 template <class T>
@@ -44,9 +45,6 @@ int32_t requant(int64_t acc, float sa, float sb, float sy, int32_t zp, bool u8) 
   return static_cast<int32_t>(std::clamp(v, u8 ? 0.f : -128.f, u8 ? 255.f : 127.f));
 }
 
-Tensor scalar_f(float v) { return make_tensor<float>({}, {v}); }
-template <class T>
-Tensor scalar_i(int v) { return make_tensor<T>({}, {static_cast<T>(v)}); }
 
 Tensor output_like(DType t, const Shape& s, const std::vector<int32_t>& v) {
   Tensor y = Tensor::allocate(t, s);
@@ -62,10 +60,10 @@ Tensor output_like(DType t, const Shape& s, const std::vector<int32_t>& v) {
 TEST(QLinearMatMul, BackendExample2D) {
   // onnx's test_qlinearmatmul_2D.
   const Tensor y = run1(kernels::QLinearMatMul, make_node("QLinearMatMul", 8),
-                        {make_tensor<uint8_t>({2, 4}, {208, 236, 0, 238, 3, 214, 255, 29}), scalar_f(0.0066f),
-                         scalar_i<uint8_t>(113),
+                        {make_tensor<uint8_t>({2, 4}, {208, 236, 0, 238, 3, 214, 255, 29}), scalar(0.0066f),
+                         scalar<uint8_t>(113),
                          make_tensor<uint8_t>({4, 3}, {152, 51, 244, 60, 26, 255, 0, 127, 246, 127, 254, 247}),
-                         scalar_f(0.00705f), scalar_i<uint8_t>(114), scalar_f(0.0107f), scalar_i<uint8_t>(118)},
+                         scalar(0.00705f), scalar<uint8_t>(114), scalar(0.0107f), scalar<uint8_t>(118)},
                         10);
   EXPECT_TRUE(tensors_equal(y, make_tensor<uint8_t>({2, 3}, {168, 115, 255, 1, 66, 151})));
 }
@@ -112,7 +110,7 @@ TEST(QLinearMatMul, MatchesTheNaiveFormula) {
     const Tensor yzp = zp_of(c.ty, {}, c.ty == DType::kUInt8 ? 130 : -5);
     const float sa = 0.02f, sy = 0.9f;
     const Tensor y = run1(kernels::QLinearMatMul, make_node("QLinearMatMul", 8),
-                          {a, scalar_f(sa), azp, b, make_tensor<float>(bs, bscale), bzp, scalar_f(sy), yzp}, 10);
+                          {a, scalar(sa), azp, b, make_tensor<float>(bs, bscale), bzp, scalar(sy), yzp}, 10);
     // Naive: A as [batch_a, M, K], B as [batch_b, K, N]; these shapes
     // broadcast by repeating the smaller batch.
     const Shape as = c.a.size() == 1 ? Shape{1, c.a[0]} : c.a;
@@ -144,13 +142,13 @@ TEST(QLinearMatMul, RoundsHalfToEvenAndSaturates) {
   const Tensor b = make_tensor<int8_t>({1, 1}, {1});
   const Tensor b5 = make_tensor<int8_t>({1, 1}, {5});
   Tensor y = run1(kernels::QLinearMatMul, make_node("QLinearMatMul", 8),
-                  {a, scalar_f(1.f), scalar_i<int8_t>(0), b, scalar_f(1.f), scalar_i<int8_t>(0), scalar_f(2.f),
-                   scalar_i<int8_t>(0)},
+                  {a, scalar(1.f), scalar<int8_t>(0), b, scalar(1.f), scalar<int8_t>(0), scalar(2.f),
+                   scalar<int8_t>(0)},
                   10);
   EXPECT_TRUE(tensors_equal(y, make_tensor<int8_t>({7, 1}, {0, 2, 2, 0, -2, 60, -60})));
   y = run1(kernels::QLinearMatMul, make_node("QLinearMatMul", 8),
-           {a, scalar_f(1.f), scalar_i<int8_t>(0), b5, scalar_f(1.f), scalar_i<int8_t>(0), scalar_f(2.f),
-            scalar_i<uint8_t>(10)},
+           {a, scalar(1.f), scalar<int8_t>(0), b5, scalar(1.f), scalar<int8_t>(0), scalar(2.f),
+            scalar<uint8_t>(10)},
            10);
   // 5/2 = 2.5 -> 2, 15/2 = 7.5 -> 8, 25/2 -> 12, -2.5 -> -2, -7.5 -> -8; + 10; 300 + 10 -> 255; -300 -> 0.
   EXPECT_TRUE(tensors_equal(y, make_tensor<uint8_t>({7, 1}, {12, 18, 22, 8, 2, 255, 0})));
@@ -160,8 +158,8 @@ TEST(QLinearMatMul, OmittedZeroPointsAreZeroAndTheOutputUint8) {
   Node node = make_node("QLinearMatMul", 8);
   node.inputs[2] = node.inputs[5] = node.inputs[7] = kNoValue;
   const Tensor y = run1(kernels::QLinearMatMul, node,
-                        {make_tensor<uint8_t>({1, 2}, {3, 4}), scalar_f(1.f), Tensor(),
-                         make_tensor<uint8_t>({2, 1}, {5, 6}), scalar_f(1.f), Tensor(), scalar_f(4.f), Tensor()},
+                        {make_tensor<uint8_t>({1, 2}, {3, 4}), scalar(1.f), Tensor(),
+                         make_tensor<uint8_t>({2, 1}, {5, 6}), scalar(1.f), Tensor(), scalar(4.f), Tensor()},
                         10);
   EXPECT_TRUE(tensors_equal(y, make_tensor<uint8_t>({1, 1}, {10})));  // 39 / 4 = 9.75
 }
@@ -171,8 +169,8 @@ TEST(QLinearMatMul, Errors) {
   const Tensor a = make_tensor<uint8_t>({2, 3}, {1, 2, 3, 4, 5, 6});
   const Tensor b = make_tensor<uint8_t>({3, 2}, {1, 2, 3, 4, 5, 6});
   auto inputs = [&] {
-    return std::vector<Tensor>{a, scalar_f(0.1f), scalar_i<uint8_t>(1), b, scalar_f(0.2f), scalar_i<uint8_t>(2),
-                               scalar_f(0.3f), scalar_i<uint8_t>(3)};
+    return std::vector<Tensor>{a, scalar(0.1f), scalar<uint8_t>(1), b, scalar(0.2f), scalar<uint8_t>(2),
+                               scalar(0.3f), scalar<uint8_t>(3)};
   };
   auto err = [&](int i, Tensor t) {
     auto in = inputs();
@@ -186,18 +184,18 @@ TEST(QLinearMatMul, Errors) {
   EXPECT_HAS(run_error(kernels::QLinearMatMul, missing, in, 10), "needs inputs a, a_scale, b, b_scale and y_scale");
   EXPECT_HAS(err(0, make_tensor<float>({2, 3}, {1, 2, 3, 4, 5, 6})), "input a has dtype float32; must be uint8 or int8");
   EXPECT_HAS(err(3, make_tensor<int32_t>({3, 2}, {1, 2, 3, 4, 5, 6})), "input b has dtype int32");
-  EXPECT_HAS(err(0, scalar_i<uint8_t>(1)), "inputs must have rank >= 1");
+  EXPECT_HAS(err(0, scalar<uint8_t>(1)), "inputs must have rank >= 1");
   EXPECT_HAS(err(1, make_tensor<float>({2}, {1, 2})), "a_scale [2] must be a scalar (per tensor)");
   EXPECT_HAS(err(1, make_tensor<double>({}, {1})), "a_scale has dtype float64; only float32 scales");
   EXPECT_HAS(err(4, make_tensor<float>({3}, {1, 2, 3})), "b_scale [3] must be a scalar or [2] (per output channel)");
-  EXPECT_HAS(err(2, scalar_i<int8_t>(1)), "a_zero_point has dtype int8 but a is uint8");
+  EXPECT_HAS(err(2, scalar<int8_t>(1)), "a_zero_point has dtype int8 but a is uint8");
   EXPECT_HAS(err(5, make_tensor<uint8_t>({3}, {1, 2, 3})), "b_zero_point [3] must be a scalar or [2]");
   EXPECT_HAS(err(6, make_tensor<float>({2}, {1, 2})), "y_scale [2] must be a scalar (per tensor)");
   EXPECT_HAS(err(6, make_tensor<int32_t>({}, {1})), "y_scale has dtype int32");
   EXPECT_HAS(err(7, make_tensor<int32_t>({}, {1})), "y_zero_point has dtype int32; must be uint8 or int8");
   EXPECT_HAS(err(7, make_tensor<uint8_t>({2}, {1, 2})), "y_zero_point [2] must be a scalar (per tensor)");
-  EXPECT_HAS(err(6, scalar_f(0.f)), "scales must be finite and y_scale non-zero");
-  EXPECT_HAS(err(1, scalar_f(NAN)), "scales must be finite");
+  EXPECT_HAS(err(6, scalar(0.f)), "scales must be finite and y_scale non-zero");
+  EXPECT_HAS(err(1, scalar(NAN)), "scales must be finite");
   EXPECT_HAS(err(3, make_tensor<uint8_t>({4, 2}, {1, 2, 3, 4, 5, 6, 7, 8})), "inner dimensions differ");
 }
 
@@ -240,7 +238,7 @@ TEST(QLinearConv, MatchesTheNaiveFormula) {
     node.attrs["group"] = attr_int(c.group);
     node.attrs["strides"] = attr_ints(c.strides);
     node.attrs["pads"] = attr_ints(c.pads);
-    std::vector<Tensor> in = {x, scalar_f(sx), xzp, w, make_tensor<float>(cs, wscale), wzp, scalar_f(sy), yzp};
+    std::vector<Tensor> in = {x, scalar(sx), xzp, w, make_tensor<float>(cs, wscale), wzp, scalar(sy), yzp};
     if (c.bias) in.push_back(make_tensor<int32_t>({M}, bias));
     const Tensor y = run1(kernels::QLinearConv, node, in, 10);
     const int64_t H = c.x[2], W = c.x[3];
@@ -272,9 +270,9 @@ TEST(QLinearConv, MatchesTheNaiveFormula) {
 
 TEST(QLinearConv, EmptyBatch) {
   const Tensor y = run1(kernels::QLinearConv, make_node("QLinearConv", 8),
-                        {make_tensor<uint8_t>({0, 2, 3, 3}, {}), scalar_f(1.f), scalar_i<uint8_t>(0),
-                         make_tensor<uint8_t>({1, 2, 1, 1}, {1, 1}), scalar_f(1.f), scalar_i<uint8_t>(0), scalar_f(1.f),
-                         scalar_i<uint8_t>(0)},
+                        {make_tensor<uint8_t>({0, 2, 3, 3}, {}), scalar(1.f), scalar<uint8_t>(0),
+                         make_tensor<uint8_t>({1, 2, 1, 1}, {1, 1}), scalar(1.f), scalar<uint8_t>(0), scalar(1.f),
+                         scalar<uint8_t>(0)},
                         10);
   EXPECT_EQ(y.shape(), (Shape{0, 1, 3, 3}));
 }
@@ -284,8 +282,8 @@ TEST(QLinearConv, Errors) {
   const Tensor x = make_tensor<uint8_t>({1, 2, 3, 3}, std::vector<uint8_t>(18, 7));
   const Tensor w = make_tensor<int8_t>({2, 2, 1, 1}, {1, 2, 3, 4});
   auto inputs = [&] {
-    return std::vector<Tensor>{x, scalar_f(0.1f), scalar_i<uint8_t>(1), w, make_tensor<float>({2}, {0.1f, 0.2f}),
-                               make_tensor<int8_t>({2}, {0, 0}), scalar_f(0.3f), scalar_i<int8_t>(3),
+    return std::vector<Tensor>{x, scalar(0.1f), scalar<uint8_t>(1), w, make_tensor<float>({2}, {0.1f, 0.2f}),
+                               make_tensor<int8_t>({2}, {0, 0}), scalar(0.3f), scalar<int8_t>(3),
                                make_tensor<int32_t>({2}, {5, 6})};
   };
   auto err = [&](int i, Tensor t) {
@@ -300,7 +298,7 @@ TEST(QLinearConv, Errors) {
   auto in = inputs();
   in[6] = Tensor();
   EXPECT_HAS(run_error(kernels::QLinearConv, missing, in, 10), "needs inputs x, x_scale, w, w_scale and y_scale");
-  EXPECT_HAS(err(3, scalar_i<int8_t>(1)), "w [] must have rank >= 3");
+  EXPECT_HAS(err(3, scalar<int8_t>(1)), "w [] must have rank >= 3");
   EXPECT_HAS(err(0, make_tensor<float>({1, 2, 3, 3}, std::vector<float>(18, 1.f))), "input x has dtype float32");
   EXPECT_HAS(err(4, make_tensor<float>({3}, {1, 2, 3})), "w_scale [3] must be a scalar or [2] (per output channel)");
   EXPECT_HAS(err(5, make_tensor<int8_t>({1, 2}, {0, 0})), "w_zero_point [1, 2] must be a scalar or [2]");

@@ -30,7 +30,7 @@ constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t k2p62 = int64_t{1} << 62;
 
 Tensor i64(std::vector<int64_t> v) { return make_tensor<int64_t>({static_cast<int64_t>(v.size())}, v); }
-template <class T> Tensor scalar(T v) { return make_tensor<T>({}, {v}); }
+using test::scalar;
 
 // No elements, but dims whose product wraps int64.
 Tensor empty_huge() { return Tensor::allocate(DType::kFloat32, {0, k2p62, 4}); }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/qgemm.h"
@@ -42,6 +43,17 @@ template <> inline DType dtype_of<int32_t>() { return DType::kInt32; }
 template <> inline DType dtype_of<int8_t>() { return DType::kInt8; }
 template <> inline DType dtype_of<uint8_t>() { return DType::kUInt8; }
 template <> inline DType dtype_of<bool>() { return DType::kBool; }
+
+template <class T>
+Tensor make_tensor(Shape shape, const std::vector<T>& values);
+
+// A rank-0 tensor of type T holding v (converted): scalar(0.5f),
+// scalar<uint8_t>(113).
+template <class T = void, class V>
+Tensor scalar(V v) {
+  using U = std::conditional_t<std::is_void_v<T>, V, T>;
+  return make_tensor<U>({}, {static_cast<U>(v)});
+}
 
 template <class T>
 Tensor make_tensor(Shape shape, const std::vector<T>& values) {

@@ -95,10 +95,7 @@ class Upcast {
       if (!was_f16[static_cast<size_t>(n.inputs[1])]) continue;
       n.op_type = "Cast";
       n.inputs.resize(1);
-      Attribute to;
-      to.kind = Attribute::Kind::kInt;
-      to.i = kOnnxFloat16;
-      n.attrs["to"] = to;
+      n.attrs["to"] = Attribute::of_int(kOnnxFloat16);
       if (!n.outputs.empty() && n.outputs[0] != kNoValue) was_f16[static_cast<size_t>(n.outputs[0])] = true;
     }
 
@@ -225,10 +222,7 @@ class Upcast {
     n.op_type = "Cast";
     n.inputs = {in};
     n.outputs = {out};
-    Attribute a;
-    a.kind = Attribute::Kind::kInt;
-    a.i = to;
-    n.attrs["to"] = a;
+    n.attrs["to"] = Attribute::of_int(to);
     node_names_.insert(n.name);
     g_.values[static_cast<size_t>(out)].producer = static_cast<int>(g_.nodes.size());
     g_.nodes.push_back(std::move(n));

@@ -57,20 +57,6 @@ int add_const_value(Graph& g, const std::string& name, DType dtype, const Shape&
   return v;
 }
 
-Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
-
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
 // A graph without the values in `drop` (no node or graph output may read
 // them), every index remapped.
 Graph without_values(const Graph& g, const std::vector<bool>& drop) {
@@ -530,8 +516,8 @@ Status rewrite_recurrent(const Graph& src, const ConvertOptions& opt, GraphJob& 
     out.op_type = "Q" + n.op_type;
     out.domain = kSaraiDomain;
     out.inputs = std::move(in);
-    out.attrs["hidden_size"] = int_attr(hid);
-    out.attrs["input_size"] = int_attr(src.values[static_cast<size_t>(w)].initializer.dim(2));
+    out.attrs["hidden_size"] = Attribute::of_int(hid);
+    out.attrs["input_size"] = Attribute::of_int(src.values[static_cast<size_t>(w)].initializer.dim(2));
     if (src.opset < 14) out.attrs.erase("layout");
     ++job.recurrent_quantized;
   }
@@ -573,14 +559,12 @@ Status rewrite_graph(const Model& model, const ConvertOptions& opt, bool static_
     if (c.role == WeightRole::kMatMul || c.role == WeightRole::kGemm) {
       out.op_type = "QMatMul";
       out.attrs.clear();
-      out.attrs["K"] = int_attr(qw.form.K);
-      out.attrs["N"] = int_attr(qw.form.N);
+      out.attrs["K"] = Attribute::of_int(qw.form.K);
+      out.attrs["N"] = Attribute::of_int(qw.form.N);
     } else {
       out.op_type = c.role == WeightRole::kConv ? "QConv" : "QConvTranspose";
-      Attribute ws;
-      ws.kind = Attribute::Kind::kInts;
-      ws.ints = src.values[static_cast<size_t>(c.weight_value)].initializer.shape().to_vector();
-      out.attrs["weight_shape"] = ws;
+      out.attrs["weight_shape"] =
+          Attribute::of_ints(src.values[static_cast<size_t>(c.weight_value)].initializer.shape().to_vector());
     }
     if (static_x) {
       const std::string& xname = src.values[static_cast<size_t>(x)].name;
@@ -588,8 +572,8 @@ Status rewrite_graph(const Model& model, const ConvertOptions& opt, bool static_
       if (r == opt.activation_ranges.end())
         return Status::error(prefix + n.describe() + ": no calibrated range for its input '" + xname +
                              "' (static quantization needs one for every quantized node)");
-      out.attrs["x_min"] = float_attr(r->second.lo);
-      out.attrs["x_max"] = float_attr(r->second.hi);
+      out.attrs["x_min"] = Attribute::of_float(r->second.lo);
+      out.attrs["x_max"] = Attribute::of_float(r->second.hi);
     }
   }
   return rewrite_recurrent(src, opt, job);

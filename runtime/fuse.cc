@@ -15,13 +15,6 @@ namespace {
 // QConvTranspose has none.
 bool is_quantized_gemm(const Node& n) { return qop::is_quantized(n) && n.op_type != "QConvTranspose"; }
 
-Attribute string_attr(const char* s) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = s;
-  return a;
-}
-
 bool has(const Node& n, size_t i) { return n.inputs.size() > i && n.inputs[i] != kNoValue; }
 
 // consumers[v] = indices of the live nodes reading value v (once per node).
@@ -150,10 +143,7 @@ int fuse_scaled_softmax(Graph& g) {
     n.op_type = "ScaledSoftmax";
     n.domain = "sarai";
     n.inputs = {div.inputs[0]};
-    Attribute a;
-    a.kind = Attribute::Kind::kFloat;
-    a.f = *c;
-    n.attrs["divisor"] = a;
+    n.attrs["divisor"] = Attribute::of_float(*c);
     dead[di] = true;
     ++fused;
   }
@@ -189,7 +179,7 @@ int fuse_attention(Graph& g, const std::string& precision) {
     out.domain = "sarai";
     out.attrs.clear();
     out.attrs["divisor"] = divisor;
-    if (precision != "fp32") out.attrs["precision"] = string_attr(precision.c_str());
+    if (precision != "fp32") out.attrs["precision"] = Attribute::of_string(precision.c_str());
     dead[mi] = dead[si] = true;
     ++fused;
   }
@@ -228,10 +218,10 @@ int fuse_quantized_epilogues(Graph& g) {
           fold = true;
         }
       } else if (c.op_type == "Relu" && c.inputs.size() == 1 && !p.has_attr("activation")) {
-        p.attrs["activation"] = string_attr("Relu");
+        p.attrs["activation"] = Attribute::of_string("Relu");
         fold = true;
       } else if (c.op_type == "Gelu" && c.domain == "sarai" && !p.has_attr("activation")) {
-        p.attrs["activation"] = string_attr("Gelu");
+        p.attrs["activation"] = Attribute::of_string("Gelu");
         fold = true;
       }
       if (!fold) continue;

@@ -215,13 +215,6 @@ bool match(const Graph& g, const std::vector<std::vector<int>>& readers, const s
   return true;
 }
 
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-
 std::string fresh_name(const Graph& g, const std::string& base) {
   std::string name = base;
   for (int i = 2; g.find_value(name) != kNoValue; ++i) name = base + "." + std::to_string(i);
@@ -338,15 +331,12 @@ int fuse_integer_ops(Graph& g) {
     if (m.conv) {
       out.op_type = "QConv";
       out.attrs = intop.attrs;
-      Attribute shape;
-      shape.kind = Attribute::Kind::kInts;
-      shape.ints.assign(ws.begin(), ws.end());
-      out.attrs["weight_shape"] = shape;
+      out.attrs["weight_shape"] = Attribute::of_ints(std::vector<int64_t>(ws.begin(), ws.end()));
     } else {
       out.op_type = "QMatMul";
       out.attrs.clear();
-      out.attrs["K"] = int_attr(m.K);
-      out.attrs["N"] = int_attr(m.channels);
+      out.attrs["K"] = Attribute::of_int(m.K);
+      out.attrs["N"] = Attribute::of_int(m.channels);
     }
     dead[i] = dead[static_cast<size_t>(m.cast)] = true;
     if (m.scale_view >= 0) maybe_unread.push_back(m.scale_view);
@@ -558,13 +548,6 @@ bool qdq_bias(const Graph& g, const std::vector<bool>& dead, int v, int64_t chan
   return true;
 }
 
-Attribute float_attr(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
-
 // QLinearConv / QLinearMatMul between QuantizeLinear and a constant weight:
 // xq = QuantizeLinear(x, s, z) with s, z the op's x_scale and x_zero_point
 // (equal constants). Fills in (x and the u8 grid), the weight match and the
@@ -648,18 +631,15 @@ void rewrite_as_qop(Graph& g, size_t i, Match& m, int x, const std::string& base
   if (bv != kNoValue) out.inputs.push_back(bv);
   if (m.conv) {
     out.op_type = "QConv";
-    Attribute shape;
-    shape.kind = Attribute::Kind::kInts;
-    shape.ints.assign(ws.begin(), ws.end());
-    out.attrs["weight_shape"] = shape;
+    out.attrs["weight_shape"] = Attribute::of_ints(std::vector<int64_t>(ws.begin(), ws.end()));
   } else {
     out.op_type = "QMatMul";
     out.attrs.clear();
-    out.attrs["K"] = int_attr(K);
-    out.attrs["N"] = int_attr(channels);
+    out.attrs["K"] = Attribute::of_int(K);
+    out.attrs["N"] = Attribute::of_int(channels);
   }
-  out.attrs["x_min"] = float_attr(range.first);
-  out.attrs["x_max"] = float_attr(range.second);
+  out.attrs["x_min"] = Attribute::of_float(range.first);
+  out.attrs["x_max"] = Attribute::of_float(range.second);
 }
 
 }  // namespace

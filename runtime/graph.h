@@ -45,6 +45,12 @@ struct Attribute {
   // kGraph: the subgraph (the body of If, Loop, Scan); null for kinds the
   // loader keeps out of the IR (lists of graphs, sparse tensors, types).
   std::shared_ptr<const Graph> g;
+
+  // One-value attributes, as the rewrites make them.
+  static Attribute of_float(float v);
+  static Attribute of_int(int64_t v);
+  static Attribute of_string(std::string v);
+  static Attribute of_ints(std::vector<int64_t> v);
 };
 
 struct Node {

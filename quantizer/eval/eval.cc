@@ -295,10 +295,7 @@ Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<cons
     if (fused->graph.nodes[i].op_type != "Attention" || fused->graph.nodes[i].domain != "sarai") continue;
     auto one = std::make_shared<Model>(*fused);
     Node& n = one->graph.nodes[i];
-    Attribute a;
-    a.kind = Attribute::Kind::kString;
-    a.s = attention;
-    n.attrs["precision"] = a;
+    n.attrs["precision"] = Attribute::of_string(attention);
     SessionOptions o = options;
     o.attention = AttentionPrecision::kFloat32;  // no further fusion changes it
     auto s = Session::create(one, kernels, o);

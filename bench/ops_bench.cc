@@ -40,6 +40,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "kernels/cpu/qgemm.h"
@@ -62,6 +63,29 @@ std::vector<float> random_floats(int64_t n, float scale, uint64_t seed) {
     x = scale * (static_cast<float>(static_cast<int64_t>(seed >> 40) - (1 << 23)) / (1 << 23));
   }
   return v;
+}
+
+// A float tensor of `shape` holding random_floats(scale, seed).
+sarai::Tensor random_tensor(sarai::Shape shape, float scale, uint64_t seed) {
+  sarai::Tensor x = sarai::Tensor::allocate(sarai::DType::kFloat32, shape);
+  const std::vector<float> v = random_floats(x.numel(), scale, seed);
+  std::copy(v.begin(), v.end(), x.mutable_data<float>());
+  return x;
+}
+
+// Times `kernel` on `node` as a session runs it: attributes prepared once
+// (by `prepare`), a KernelContext per call, `nout` outputs.
+void time_kernel(benchmark::State& st, const sarai::Node& node, sarai::PrepareFn prepare, sarai::KernelFn kernel,
+                 std::span<const sarai::Tensor* const> in, size_t nout, int threads) {
+  std::vector<sarai::Tensor> out(nout);
+  auto prepared = prepare(node, 17);
+  if (!prepared) st.SkipWithError((node.op_type + ": prepare failed: " + prepared.message()).c_str());
+  for (auto _ : st) {
+    sarai::KernelContext ctx(node, 17, in, out, threads);
+    if (prepared) ctx.set_prepared(prepared->get());
+    if (!sarai::invoke_kernel(kernel, ctx).is_ok()) st.SkipWithError((node.op_type + " failed").c_str());
+    benchmark::ClobberMemory();
+  }
 }
 
 void BM_quantize_u8(benchmark::State& st) {
@@ -160,35 +184,20 @@ void BM_attention(benchmark::State& st) {
   sarai::max_isa();
   const int threads = static_cast<int>(st.range(3));
   sarai::set_num_threads(threads);
-  auto tensor = [](sarai::Shape shape, float scale, uint64_t seed) {
-    sarai::Tensor x = sarai::Tensor::allocate(sarai::DType::kFloat32, shape);
-    const std::vector<float> v = random_floats(x.numel(), scale, seed);
-    std::copy(v.begin(), v.end(), x.mutable_data<float>());
-    return x;
-  };
-  const sarai::Tensor q = tensor({heads, t, d}, 2.f, 8), kt = tensor({heads, d, t}, 2.f, 9), v = tensor({heads, t, d}, 1.f, 10);
+  const sarai::Tensor q = random_tensor({heads, t, d}, 2.f, 8), kt = random_tensor({heads, d, t}, 2.f, 9),
+                      v = random_tensor({heads, t, d}, 1.f, 10);
   sarai::Node node;
   node.op_type = "Attention";
   node.domain = "sarai";
   node.inputs = {0, 1, 2};
   node.outputs = {3};
-  sarai::Attribute div;
-  div.kind = sarai::Attribute::Kind::kFloat;
-  div.f = 8.f;
-  node.attrs["divisor"] = div;
-  sarai::Attribute prec;
-  prec.kind = sarai::Attribute::Kind::kString;
-  prec.s = precision == 0 ? "fp32" : precision == 1 ? "int8" : "int8-per-tensor";
-  node.attrs["precision"] = prec;
+  node.attrs["divisor"] = sarai::Attribute::of_float(8.f);
+  const char* prec = precision == 0 ? "fp32" : precision == 1 ? "int8" : "int8-per-tensor";
+  node.attrs["precision"] = sarai::Attribute::of_string(prec);
   const sarai::Tensor* in[] = {&q, &kt, &v};
-  std::vector<sarai::Tensor> out(1);
-  for (auto _ : st) {
-    sarai::KernelContext ctx(node, 17, in, out, threads);
-    if (!sarai::invoke_kernel(kn::Attention, ctx).is_ok()) st.SkipWithError("Attention failed");
-    benchmark::ClobberMemory();
-  }
+  time_kernel(st, node, kn::PrepareAttention, kn::Attention, in, 1, threads);
   st.SetItemsProcessed(st.iterations() * 2 * heads * t * t * d);
-  st.SetLabel(std::string(prec.s) + " " + sarai::isa_name(sarai::max_isa()));
+  st.SetLabel(std::string(prec) + " " + sarai::isa_name(sarai::max_isa()));
 }
 
 void BM_lstm_step(benchmark::State& st) {
@@ -196,34 +205,17 @@ void BM_lstm_step(benchmark::State& st) {
   sarai::max_isa();
   const int threads = static_cast<int>(st.range(1));
   sarai::set_num_threads(threads);
-  auto tensor = [](sarai::Shape shape, float scale, uint64_t seed) {
-    sarai::Tensor x = sarai::Tensor::allocate(sarai::DType::kFloat32, shape);
-    const std::vector<float> v = random_floats(x.numel(), scale, seed);
-    std::copy(v.begin(), v.end(), x.mutable_data<float>());
-    return x;
-  };
-  const sarai::Tensor x = tensor({seq, 1, in}, 1.f, 11), w = tensor({1, 4 * hid, in}, 0.1f, 12),
-                      r = tensor({1, 4 * hid, hid}, 0.1f, 13), b = tensor({1, 8 * hid}, 0.1f, 14),
-                      h0 = tensor({1, 1, hid}, 0.5f, 15), c0 = tensor({1, 1, hid}, 0.5f, 16);
+  const sarai::Tensor x = random_tensor({seq, 1, in}, 1.f, 11), w = random_tensor({1, 4 * hid, in}, 0.1f, 12),
+                      r = random_tensor({1, 4 * hid, hid}, 0.1f, 13), b = random_tensor({1, 8 * hid}, 0.1f, 14),
+                      h0 = random_tensor({1, 1, hid}, 0.5f, 15), c0 = random_tensor({1, 1, hid}, 0.5f, 16);
   sarai::Node node;
   node.name = "lstm";
   node.op_type = "LSTM";
   node.inputs = {0, 1, 2, 3, sarai::kNoValue, 5, 6};
   node.outputs = {sarai::kNoValue, 8, 9};
-  sarai::Attribute h;
-  h.kind = sarai::Attribute::Kind::kInt;
-  h.i = hid;
-  node.attrs["hidden_size"] = h;
+  node.attrs["hidden_size"] = sarai::Attribute::of_int(hid);
   const sarai::Tensor* inputs[] = {&x, &w, &r, &b, nullptr, &h0, &c0};
-  std::vector<sarai::Tensor> out(3);
-  auto prepared = kn::PrepareLSTM(node, 17);  // once per node, as a session does
-  if (!prepared) st.SkipWithError("PrepareLSTM failed");
-  for (auto _ : st) {
-    sarai::KernelContext ctx(node, 17, inputs, out, threads);
-    if (prepared) ctx.set_prepared(prepared->get());
-    if (!sarai::invoke_kernel(kn::LSTM, ctx).is_ok()) st.SkipWithError("LSTM failed");
-    benchmark::ClobberMemory();
-  }
+  time_kernel(st, node, kn::PrepareLSTM, kn::LSTM, inputs, 3, threads);
   st.SetItemsProcessed(st.iterations());
   st.SetLabel(sarai::isa_name(sarai::max_isa()));
 }
@@ -233,34 +225,17 @@ void BM_conv3x3(benchmark::State& st) {
   const int threads = static_cast<int>(st.range(4));
   sarai::max_isa();
   sarai::set_num_threads(threads);
-  auto tensor = [](sarai::Shape shape, float scale, uint64_t seed) {
-    sarai::Tensor x = sarai::Tensor::allocate(sarai::DType::kFloat32, shape);
-    const std::vector<float> v = random_floats(x.numel(), scale, seed);
-    std::copy(v.begin(), v.end(), x.mutable_data<float>());
-    return x;
-  };
-  const sarai::Tensor x = tensor({1, c, h, h}, 1.f, 21), w = tensor({m, c, 3, 3}, 0.1f, 22), b = tensor({m}, 0.1f, 23);
+  const sarai::Tensor x = random_tensor({1, c, h, h}, 1.f, 21), w = random_tensor({m, c, 3, 3}, 0.1f, 22),
+                      b = random_tensor({m}, 0.1f, 23);
   sarai::Node node;
   node.name = "conv";
   node.op_type = "Conv";
   node.inputs = {0, 1, 2};
   node.outputs = {3};
-  sarai::Attribute ints;
-  ints.kind = sarai::Attribute::Kind::kInts;
-  ints.ints = {dil, dil, dil, dil};
-  node.attrs["pads"] = ints;
-  ints.ints = {dil, dil};
-  node.attrs["dilations"] = ints;
+  node.attrs["pads"] = sarai::Attribute::of_ints({dil, dil, dil, dil});
+  node.attrs["dilations"] = sarai::Attribute::of_ints({dil, dil});
   const sarai::Tensor* inputs[] = {&x, &w, &b};
-  std::vector<sarai::Tensor> out(1);
-  auto prepared = kn::PrepareConv(node, 17);
-  if (!prepared) st.SkipWithError("PrepareConv failed");
-  for (auto _ : st) {
-    sarai::KernelContext ctx(node, 17, inputs, out, threads);
-    if (prepared) ctx.set_prepared(prepared->get());
-    if (!sarai::invoke_kernel(kn::Conv, ctx).is_ok()) st.SkipWithError("Conv failed");
-    benchmark::ClobberMemory();
-  }
+  time_kernel(st, node, kn::PrepareConv, kn::Conv, inputs, 1, threads);
   st.SetItemsProcessed(st.iterations() * m * c * 9 * h * h);
   st.SetLabel(sarai::isa_name(sarai::max_isa()));
 }

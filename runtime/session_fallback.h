@@ -20,10 +20,11 @@
 //    well as bytes favour INT8, except for 1x1 convs (as below) with
 //    C x M <= kPointwiseMaxMacsVnni: measured per node at avx512_vnni
 //    (docs/BENCHMARKS.md, "PaddleOCR det on AVX-512 VNNI"), det's and
-//    rec's with C x M <= 1728 (12x48, 18x96, 96x12, 96x18, 32x16) ran
-//    FP32 in 0.33-0.89x INT8's time at 1 and 2 threads; 1536-2304 tied at
-//    one thread and lost 11-16 % at two; from 4096 up INT8 won (1.1-1.7x)
-//    except det's 96x42 (4032: 0.5-0.8x). The bound takes the clear losers.
+//    rec's 12x48, 18x96, 96x12, 96x18 and 32x16 (C x M 512-1728) ran FP32
+//    in 0.33-0.89x INT8's time at 1 and 2 threads; 1536-2304 (48x32,
+//    rec's 64x32, 48x48) tied at one thread (INT8 0-10 % ahead) and lost
+//    11-16 % at two; from 4096 up INT8 won (1.1-1.7x) except det's 96x42
+//    (4032: 0.5-0.8x). The bound, 1728, takes the clear losers (and 48x32).
 //  - Without VNNI (avx2, scalar), where the exact INT8 scheme (vpmaddwd)
 //    has about FP32's MAC rate, so INT8 wins by bytes and loses by the
 //    passes around the GEMM (quantizing X, transposing, the epilogue):

@@ -181,6 +181,12 @@ Status MaxPool(KernelContext& ctx);
 Status Resize(KernelContext& ctx);
 // Resize's modes, checked once per node (runtime/kernel.h's PrepareFn).
 Expected<std::shared_ptr<const void>> PrepareResize(const Node& node, int64_t opset);
+// Resize's replication path (nearest, every axis an integer factor k with
+// input floor(x / k)), for the tests that hold it to the general path:
+// off, every Resize takes the general path (process-wide; default on);
+// and how many Resize runs on the calling thread took it.
+void SetResizeReplication(bool enabled);
+int64_t ResizeReplicationRuns();
 // The sliding-window ops' attributes (kernels/conv_geometry.h), checked once
 // per node the same way: conv.cc (PrepareConv also serves ConvInteger),
 // pool.cc (AveragePool, MaxPool) and qmatmul_qconv.cc (the sarai domain's).

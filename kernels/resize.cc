@@ -20,8 +20,31 @@
 //            (exclude_outside zeroes taps outside the input and renormalizes)
 // Interpolation is separable, so the weight of an N-D tap is the product of
 // its per-axis weights; axes that are not resized have a single tap.
+//
+// Replication path: when every axis's table, whatever the modes that made
+// it, takes input floor(x / k) for output x with out = k * in (k = 1: the
+// identity), the output is each input row with its elements repeated k
+// times, written once and copied to the output rows that repeat it. It is
+// chosen from the computed tables, so it copies exactly the bytes the
+// general path would. The modes that give such tables, at an integer
+// factor k (scales k, or sizes k * in):
+//   asymmetric (and opset 10, which samples like it) + floor: x / k
+//     rounds to a double whose floor is x / k for any x < 2^53 (the gap
+//     to the next integer, >= 1 / k, exceeds half an ulp of x / k);
+//   asymmetric + round_prefer_floor at k <= 2 (the frac is 0 or 1/2);
+//   half_pixel, pytorch_half_pixel (out > 1), half_pixel_symmetric +
+//     round_prefer_floor or round_prefer_ceil: (x + 0.5) / k - 0.5 is q +
+//     (r + 0.5) / k - 0.5 for x = q k + r, strictly within 1/2 of q;
+//   tf_half_pixel_for_nn + floor: q + (r + 0.5) / k, below q + 1;
+// and any mode at k = 1 where the table is the identity. Not: ceil at
+// k > 1, asymmetric + round_* at k > 2, half_pixel + floor or ceil (at
+// k = 2, outputs 0, 1, 2, 3 map to -0.25, 0.25, 0.75, 1.25: floor takes
+// 0 (clamped), 0, 0, 1), align_corners, tf_crop_and_resize, non-integer
+// factors, and linear or cubic interpolation (tests/pool_resize_test.cc,
+// the ResizeReplication cases).
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -231,7 +254,106 @@ Status read_params(const Node& node, int64_t opset, ResizeParams* p) {
   return Status::ok();
 }
 
+std::atomic<bool> g_replication_enabled{true};
+thread_local int64_t t_replication_runs = 0;
+
+// Per axis, k when the table takes input x / k for output x (out = k * in),
+// else false.
+bool replication_factors(const SmallVector<AxisTaps, 8>& taps, const Shape& in, const Shape& out, Ints* k) {
+  for (size_t d = 0; d < in.size(); ++d) {
+    const AxisTaps& t = taps[d];
+    if (t.ntaps != 1 || in[d] <= 0 || out[d] % in[d] != 0) return false;
+    const int64_t f = out[d] / in[d];
+    for (int64_t x = 0; x < out[d]; ++x)
+      if (t.outside[x] != 0 || t.index[x] != x / f) return false;
+    k->push_back(f);
+  }
+  return true;
+}
+
+// dst[i * k + j] = src[i] for j < k, elements of type T (a byte copy).
+template <class T>
+void repeat_elements(const uint8_t* src, uint8_t* dst, int64_t n, int64_t k) {
+  const T* s = reinterpret_cast<const T*>(src);
+  T* o = reinterpret_cast<T*>(dst);
+  if (k == 2) {
+    for (int64_t i = 0; i < n; ++i) o[2 * i] = o[2 * i + 1] = s[i];
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) std::fill(o + i * k, o + (i + 1) * k, s[i]);
+}
+
+void expand_row(const uint8_t* src, uint8_t* dst, int64_t n, int64_t k, size_t esize) {
+  if (k == 1) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * esize);
+    return;
+  }
+  switch (esize) {
+    case 1: return repeat_elements<uint8_t>(src, dst, n, k);
+    case 2: return repeat_elements<uint16_t>(src, dst, n, k);
+    case 4: return repeat_elements<uint32_t>(src, dst, n, k);
+    case 8: return repeat_elements<uint64_t>(src, dst, n, k);
+    default:
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < k; ++j)
+          std::memcpy(dst + static_cast<size_t>(i * k + j) * esize, src + static_cast<size_t>(i) * esize, esize);
+  }
+}
+
+// y = x replicated by k per axis: per input row (all axes but the last),
+// its expanded row written once into the first output row it maps to,
+// then copied to the others (the outer axes' k_d repeats: for NCHW, the k
+// rows below it), in parallel over input rows.
+void replicate(const uint8_t* px, uint8_t* py, const Shape& in, const Ints& k, size_t esize) {
+  const int last = static_cast<int>(in.size()) - 1;
+  const int64_t in_last = in[static_cast<size_t>(last)], kl = k[static_cast<size_t>(last)];
+  const size_t in_row = static_cast<size_t>(in_last) * esize, out_row = in_row * static_cast<size_t>(kl);
+  int64_t in_rows = 1, repeats = 1;
+  Ints ostride(static_cast<size_t>(last), 1);  // output rows per step of outer axis d
+  for (int d = last - 1; d >= 0; --d) {
+    const size_t ud = static_cast<size_t>(d);
+    in_rows *= in[ud];
+    repeats *= k[ud];
+    if (d + 1 < last) ostride[ud] = ostride[ud + 1] * in[ud + 1] * k[ud + 1];
+  }
+  // Chunks of about 64 KiB of output.
+  const int64_t grain = std::max<int64_t>(1, 65536 / static_cast<int64_t>(out_row * static_cast<size_t>(repeats) + 1));
+  parallel_for(in_rows, grain, [&](int64_t begin, int64_t end) {
+    Ints i(static_cast<size_t>(last), 0), j(static_cast<size_t>(last), 0);
+    for (int64_t rem = begin, d = last - 1; d >= 0; --d) {
+      i[static_cast<size_t>(d)] = rem % in[static_cast<size_t>(d)];
+      rem /= in[static_cast<size_t>(d)];
+    }
+    for (int64_t r = begin; r < end; ++r) {
+      int64_t orow = 0;
+      for (int d = 0; d < last; ++d) orow += i[static_cast<size_t>(d)] * k[static_cast<size_t>(d)] * ostride[static_cast<size_t>(d)];
+      uint8_t* first = py + static_cast<size_t>(orow) * out_row;
+      expand_row(px + static_cast<size_t>(r) * in_row, first, in_last, kl, esize);
+      // The other repeats: j counts over [0, k_d) per outer axis, j = 0 done.
+      for (int64_t n = 1; n < repeats; ++n) {
+        int64_t off = 0;
+        for (int d = last - 1; d >= 0; --d) {
+          const size_t ud = static_cast<size_t>(d);
+          if (++j[ud] < k[ud]) break;
+          j[ud] = 0;
+        }
+        for (int d = 0; d < last; ++d) off += j[static_cast<size_t>(d)] * ostride[static_cast<size_t>(d)];
+        std::memcpy(first + static_cast<size_t>(off) * out_row, first, out_row);
+      }
+      std::fill(j.begin(), j.end(), 0);
+      for (int d = last - 1; d >= 0; --d) {
+        const size_t ud = static_cast<size_t>(d);
+        if (++i[ud] < in[ud]) break;
+        i[ud] = 0;
+      }
+    }
+  });
+}
+
 }  // namespace
+
+void SetResizeReplication(bool enabled) { g_replication_enabled.store(enabled); }
+int64_t ResizeReplicationRuns() { return t_replication_runs; }
 
 // Once per node (the session's Prepare): the mode strings checked and kept
 // as views of the node's attributes.
@@ -406,6 +528,16 @@ Status Resize(KernelContext& ctx) {
   Combo* combo_ws = ctx.workspace<Combo>(2 * max_combos * thread_slots(ctx));
   if (ctx.skip_compute(y)) return Status::ok();
 
+  if (p.mode == "nearest" && g_replication_enabled.load(std::memory_order_relaxed)) {
+    Ints k;
+    if (replication_factors(taps, x.shape(), out, &k)) {
+      ++t_replication_runs;
+      replicate(static_cast<const uint8_t*>(x.raw()), static_cast<uint8_t*>(y.mutable_raw()), x.shape(), k,
+                dtype_size(x.dtype()));
+      return Status::ok();
+    }
+  }
+
   Ints in_strides(static_cast<size_t>(rank), 1);
   for (int d = rank - 1; d > 0; --d)
     in_strides[static_cast<size_t>(d - 1)] =
@@ -419,7 +551,9 @@ Status Resize(KernelContext& ctx) {
   const size_t esize = dtype_size(x.dtype());
   const auto* px = static_cast<const uint8_t*>(x.raw());
   auto* py = static_cast<uint8_t*>(y.mutable_raw());
-  const bool is_float = x.dtype() == DType::kFloat32;
+  // Nearest copies its one tap's bytes whatever the dtype (as the
+  // replication path does: 0 + 1 * 1 * -0.f would give +0.f).
+  const bool copy_tap = x.dtype() != DType::kFloat32 || p.mode == "nearest";
   // extrapolation_value as one element of X's dtype, for nearest on non-float data.
   uint8_t extrapolated[8] = {};  // esize <= 8
   {
@@ -428,6 +562,9 @@ Status Resize(KernelContext& ctx) {
     switch (x.dtype()) {
       case DType::kFloat64:
         put(e);
+        break;
+      case DType::kFloat32:
+        put(p.extrapolation);
         break;
       case DType::kInt64:
         put(static_cast<int64_t>(e));
@@ -478,7 +615,7 @@ Status Resize(KernelContext& ctx) {
         ncombos = nn;
       }
       uint8_t* dst = py + static_cast<size_t>(row * out_last) * esize;
-      if (!is_float) {
+      if (copy_tap) {
         // Nearest on any dtype: a byte copy of the one tap.
         for (int64_t xl = 0; xl < out_last; ++xl) {
           if (outside || lt.outside[static_cast<size_t>(xl)]) {

@@ -9,17 +9,25 @@
 // The rule, from the ISA level (runtime/cpu_isa.h) and the node's weight
 // shape, once per session, before the epilogue fusion (so a rewritten node
 // keeps its Add/Relu as separate float ops, as in the .onnx):
-//  - A level with VNNI (avx2_vnni, avx512_vnni, amx): INT8 everywhere.
-//    vpdpbusd does 4 u8 x s8 MACs per 32-bit lane, about 4x FP32's FMA
-//    rate, so MACs as well as bytes favour INT8. (Not measured per node on
-//    a VNNI machine yet; SARAI_FP32_FALLBACK=force is the A/B there.)
+//  - At every level: QConvTranspose with kernel = strides (no padding,
+//    dilation 1, group 1: each output reached by one tap, as in upsampling
+//    heads) -> Fp32ConvTranspose: the INT8 direct scatter kernel is 2.4-4x
+//    slower than one sgemm and a copy without VNNI, and 3-8x with it
+//    (PaddleOCR det's [24, 24, 2, 2] at avx512_vnni: 5.0-7.4 ms INT8
+//    against 0.6-1.8 ms FP32, docs/BENCHMARKS.md).
+//  - A level with VNNI (avx2_vnni, avx512_vnni, amx): vpdpbusd does 4
+//    u8 x s8 MACs per 32-bit lane, about 4x FP32's FMA rate, so MACs as
+//    well as bytes favour INT8, except for 1x1 convs (as below) with
+//    C x M <= kPointwiseMaxMacsVnni: measured per node at avx512_vnni
+//    (docs/BENCHMARKS.md, "PaddleOCR det on AVX-512 VNNI"), det's and
+//    rec's 12x48, 18x96, 96x12, 96x18 and 32x16 (C x M 512-1728) ran FP32
+//    in 0.33-0.89x INT8's time at 1 and 2 threads; 1536-2304 (48x32,
+//    rec's 64x32, 48x48) tied at one thread (INT8 0-10 % ahead) and lost
+//    11-16 % at two; from 4096 up INT8 won (1.1-1.7x) except det's 96x42
+//    (4032: 0.5-0.8x). The bound, 1728, takes the clear losers (and 48x32).
 //  - Without VNNI (avx2, scalar), where the exact INT8 scheme (vpmaddwd)
 //    has about FP32's MAC rate, so INT8 wins by bytes and loses by the
 //    passes around the GEMM (quantizing X, transposing, the epilogue):
-//      QConvTranspose with kernel = strides (no padding, dilation 1, group
-//        1: each output reached by one tap, as in upsampling heads) ->
-//        Fp32ConvTranspose: the INT8 direct scatter kernel is 2.4-4x
-//        slower than one sgemm and a copy (PaddleOCR det).
 //      QConv 1x1, stride 1, unpadded, group 1, with C x M <= kPointwiseMaxMacs (input x output
 //        channels: the MACs per output position) -> Fp32Conv: per position the
 //        INT8 path quantizes and transposes C inputs and writes M outputs
@@ -47,8 +55,8 @@
 //
 // Override: SessionOptions::fp32_fallback, or with kAuto the environment
 // variable SARAI_FP32_FALLBACK = auto | off (INT8 everywhere: A/B runs,
-// tests of the INT8 kernels) | force (the shape rule on any ISA level: tests,
-// and A/B on a VNNI machine).
+// tests of the INT8 kernels) | force (the rule of a level without VNNI, on
+// any level: tests, and A/B on a VNNI machine).
 #pragma once
 
 #include <cstdint>
@@ -69,6 +77,7 @@ enum class Fp32Fallback {
 };
 
 inline constexpr int64_t kPointwiseMaxMacs = 96 * 96;
+inline constexpr int64_t kPointwiseMaxMacsVnni = 18 * 96;  // with VNNI
 inline constexpr uint64_t kMaxNodeFp32Bytes = uint64_t{1} << 20;  // 1 MiB: 256 Ki weights
 inline constexpr uint64_t kMaxFp32Bytes = uint64_t{16} << 20;     // 16 MiB per session
 
@@ -78,7 +87,7 @@ Expected<Fp32Fallback> fp32_fallback_mode(Fp32Fallback option);
 
 // Why node `n` (a QConv or QConvTranspose with ONNX weight shape `ws`)
 // runs in FP32 at `isa` ("" to stay INT8), ignoring the memory bound.
-// `force`: as on a level without VNNI.
+// `force`: as on a level without VNNI (the larger pointwise bound).
 std::string fp32_fallback_reason(const Node& n, const Shape& ws, Isa isa, bool force);
 
 // Rewrites every node the rule picks (mode kAuto at max_isa(), or kForce)

@@ -43,15 +43,6 @@
 // A/B baseline for per-row scaling). Inputs with inf or NaN, d == 0, or
 // S > qref::kMaxReduction run in float32 instead (the INT8 path would hide a
 // NaN or overflow its sums).
-//
-// Attribute `layout` = "bshd" (set by runtime/fuse.h's
-// fuse_attention_layout, which drops the Transposes that split and merge
-// the heads): Q [B, T, H, d], K [B, S, H, d] (K itself, not KT),
-// V [B, S, H, e] -> O [B, T, H, e], rank 4, no broadcasting. Each head's
-// rows are read and written in place with row stride H·d (H·e); the
-// products, the INT8 scheme and its values are the same as on the
-// transposed tensors (K's rows are KT's columns: pack_entry quantizes them
-// per row and stores each k-group's 4 bytes at once).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -79,7 +70,6 @@ enum class Precision : int { kFloat32, kInt8, kInt8PerTensor };
 struct AttentionParams {
   float divisor;
   Precision precision;
-  bool bshd;  // attribute layout = "bshd": see the file comment
 };
 
 Status check_input(const KernelContext& ctx, int i, const char* name) {
@@ -118,17 +108,26 @@ struct Int8Entry {
   float* vs;       // [S]
 };
 
-// pack_entry's KT [d, S] (row stride ld): per column its scale, then four
-// rows at a time through pack_s8_k4.
-bool pack_kt(const float* kt, int64_t ld, int64_t d, int64_t s, float k_tensor_scale, const Int8Entry& out,
-             float* tmp, int64_t kpanel) {
+// Quantizes and packs one batch entry's KT [d, S] and V [S, e], four rows
+// (one k-group) at a time with the vector kernel pack_s8_k4. With
+// `*_tensor_scale` >= 0 (per-tensor mode) every row uses that scale. `tmp`
+// holds S floats. Returns false (and leaves the packing unfinished) when KT
+// or V holds an inf or NaN. The values are those of round_half_even(x /
+// scale) clamped to [-127, 127] (0 for scale 0); |x| <= amax keeps x / scale
+// within +-127 (+ rounding).
+bool pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e, float k_tensor_scale,
+                float v_tensor_scale, const Int8Entry& out, float* tmp) {
   const auto& vk = vec_kernels();
+  const int64_t dp = int8::round_up(d, int8::kGroupK), sp = int8::round_up(s, int8::kGroupK);
+  // The padding columns of the last panels stay 0.
+  std::memset(out.k, 0, static_cast<size_t>(int8::packed_size(d, s)));
+  std::memset(out.v, 0, static_cast<size_t>(int8::packed_size(s, e)));
   // K's scale per column of KT: the largest magnitude down the column.
   if (k_tensor_scale >= 0) {
     std::fill(out.ks, out.ks + s, k_tensor_scale);
   } else {
     std::fill(out.ks, out.ks + s, 0.f);
-    vk.col_abs_max(kt, ld, d, s, out.ks);
+    vk.col_abs_max(kt, s, d, s, out.ks);
     for (int64_t j = 0; j < s; ++j) out.ks[j] = s8_scale(out.ks[j]);
   }
   // The divisors: 1 where the scale is 0 (the column is all zero).
@@ -136,60 +135,12 @@ bool pack_kt(const float* kt, int64_t ld, int64_t d, int64_t s, float k_tensor_s
   for (int64_t j = 0; j < s; ++j) div[j] = out.ks[j] == 0.f ? 1.f : out.ks[j];
   std::fill(out.kcomp, out.kcomp + s, 0);
   bool finite = true;
+  const int64_t kpanel = dp * int8::kPanelN;  // bytes per 16-column panel of KT
   for (int64_t r = 0; r < d; r += int8::kGroupK)
-    finite &= vk.pack_s8_k4(kt + r * ld, ld, std::min(int8::kGroupK, d - r), s, div, nullptr,
+    finite &= vk.pack_s8_k4(kt + r * s, s, std::min(int8::kGroupK, d - r), s, div, nullptr,
                             out.k + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK, kpanel, out.kcomp);
   if (!finite) return false;
   for (int64_t j = 0; j < s; ++j) out.kcomp[j] *= 128;
-  return true;
-}
-
-// Quantizes and packs one batch entry's KT [d, S] and V [S, e]. KT comes
-// as KT [d, S] with row stride k_ld, or (k_rows) as K [S, d] with row
-// stride k_ld; V's rows have stride v_ld. With `*_tensor_scale` >= 0
-// (per-tensor mode) every row uses that scale. `tmp` holds S floats, `tmp8`
-// round_up(d, 4) bytes. Returns false (and leaves the packing unfinished)
-// when KT or V holds an inf or NaN. The values are those of
-// round_half_even(x / scale) clamped to [-127, 127] (0 for scale 0); |x| <=
-// amax keeps x / scale within +-127 (+ rounding).
-bool pack_entry(const float* kt, bool k_rows, int64_t k_ld, const float* v, int64_t v_ld, int64_t d, int64_t s,
-                int64_t e, float k_tensor_scale, float v_tensor_scale, const Int8Entry& out, float* tmp,
-                uint8_t* tmp8) {
-  const auto& vk = vec_kernels();
-  const int64_t dp = int8::round_up(d, int8::kGroupK), sp = int8::round_up(s, int8::kGroupK);
-  // The padding columns of the last panels stay 0.
-  std::memset(out.k, 0, static_cast<size_t>(int8::packed_size(d, s)));
-  std::memset(out.v, 0, static_cast<size_t>(int8::packed_size(s, e)));
-  const int64_t kpanel = dp * int8::kPanelN;  // bytes per 16-column panel of KT
-  if (k_rows) {
-    // K's rows are KT's columns: per row its scale, its bytes quantized
-    // (quantize_u8 with zero point 128: round(x / scale) + 128, the same
-    // values as below) and stored four at a time, one k-group each.
-    std::fill(tmp8, tmp8 + dp, uint8_t{128});  // the padding of the last group: s8 0
-    for (int64_t j = 0; j < s; ++j) {
-      const float* row = kt + j * k_ld;
-      float scale = k_tensor_scale;
-      if (scale < 0) {
-        scale = s8_scale(abs_max(row, d));
-        if (!std::isfinite(scale)) return false;
-      }
-      out.ks[j] = scale;
-      vk.quantize_u8(row, d, scale == 0.f ? 1.f : scale, 128, tmp8);
-      int32_t sum = 0;
-      int8_t* dst = out.k + (j / int8::kPanelN) * kpanel + (j % int8::kPanelN) * int8::kGroupK;
-      for (int64_t g = 0; g < dp; g += int8::kGroupK) {
-        int8_t q[int8::kGroupK];
-        for (int64_t r = 0; r < int8::kGroupK; ++r) {
-          q[r] = static_cast<int8_t>(tmp8[g + r] ^ 0x80);
-          sum += q[r];
-        }
-        std::memcpy(dst + g * int8::kPanelN, q, sizeof q);
-      }
-      out.kcomp[j] = 128 * sum;
-    }
-  } else {
-    if (!pack_kt(kt, k_ld, d, s, k_tensor_scale, out, tmp, kpanel)) return false;
-  }
   // V's scale per row.
   const int64_t vpanel = sp * int8::kPanelN;
   for (int64_t r = 0; r < s; r += int8::kGroupK) {
@@ -199,14 +150,14 @@ bool pack_entry(const float* kt, bool k_rows, int64_t k_ld, const float* v, int6
       float scale = v_tensor_scale;
       if (scale < 0) {
         float lo = 0.f, hi = 0.f;  // NaN is ignored here and caught by pack_s8_k4
-        vk.minmax(v + (r + t) * v_ld, e, &lo, &hi);
+        vk.minmax(v + (r + t) * e, e, &lo, &hi);
         scale = s8_scale(std::max(-lo, hi));
       }
       if (!std::isfinite(scale)) return false;
       out.vs[r + t] = scale;
       rdiv[t] = scale == 0.f ? 1.f : scale;
     }
-    if (!vk.pack_s8_k4(v + r * v_ld, v_ld, rows, e, nullptr, rdiv,
+    if (!vk.pack_s8_k4(v + r * e, e, rows, e, nullptr, rdiv,
                        out.v + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK, vpanel, nullptr))
       return false;
   }
@@ -225,10 +176,7 @@ Expected<std::shared_ptr<const void>> PrepareAttention(const Node& node, int64_t
   else
     return Status::error("attribute 'precision' is '" + std::string(p) +
                          "'; expected fp32, int8 or int8-per-tensor");
-  const std::string_view layout = node.attr_string_view("layout", "");
-  if (!layout.empty() && layout != "bshd")
-    return Status::error("attribute 'layout' is '" + std::string(layout) + "'; expected bshd or none");
-  return prepared_data(AttentionParams{*static_cast<const float*>(div.get()), precision, layout == "bshd"});
+  return prepared_data(AttentionParams{*static_cast<const float*>(div.get()), precision});
 }
 
 Status Attention(KernelContext& ctx) {
@@ -240,48 +188,27 @@ Status Attention(KernelContext& ctx) {
   const Tensor& q = ctx.input(0);
   const Tensor& kt = ctx.input(1);
   const Tensor& v = ctx.input(2);
-  const bool bshd = params->bshd;
-  int64_t t, d, s, e, heads = 1;
-  Shape qb, kb, vb, out_shape;
-  if (bshd) {
-    // Q [B, T, H, d], K [B, S, H, d], V [B, S, H, e] -> O [B, T, H, e]: the
-    // Transposes that split and merge the heads, folded in (runtime/fuse.h).
-    if (q.rank() != 4 || kt.rank() != 4 || v.rank() != 4 || kt.dim(0) != q.dim(0) || v.dim(0) != q.dim(0) ||
-        kt.dim(2) != q.dim(2) || v.dim(2) != q.dim(2) || kt.dim(3) != q.dim(3) || v.dim(1) != kt.dim(1))
-      return Status::error("inputs Q " + shape_to_string(q.shape()) + ", K " + shape_to_string(kt.shape()) +
-                           ", V " + shape_to_string(v.shape()) +
-                           " must be [B, T, H, d], [B, S, H, d], [B, S, H, e] (layout bshd)");
-    t = q.dim(1), d = q.dim(3), s = kt.dim(1), e = v.dim(3), heads = q.dim(2);
-    qb = kb = vb = Shape{q.dim(0), heads};
-    out_shape = Shape{q.dim(0), t, heads, e};
-  } else {
-    t = q.dim(q.rank() - 2), d = q.dim(q.rank() - 1);
-    s = kt.dim(kt.rank() - 1), e = v.dim(v.rank() - 1);
-    if (kt.dim(kt.rank() - 2) != d || v.dim(v.rank() - 2) != s)
-      return Status::error("inputs Q " + shape_to_string(q.shape()) + ", KT " +
-                           shape_to_string(kt.shape()) + ", V " + shape_to_string(v.shape()) +
-                           " must be [..., T, d], [..., d, S], [..., S, e]");
-    // Batch dims broadcast as in the two MatMuls.
-    qb = Shape(q.shape().begin(), q.shape().end() - 2);
-    kb = Shape(kt.shape().begin(), kt.shape().end() - 2);
-    vb = Shape(v.shape().begin(), v.shape().end() - 2);
-  }
+  const int64_t t = q.dim(q.rank() - 2), d = q.dim(q.rank() - 1);
+  const int64_t s = kt.dim(kt.rank() - 1), e = v.dim(v.rank() - 1);
+  if (kt.dim(kt.rank() - 2) != d || v.dim(v.rank() - 2) != s)
+    return Status::error("inputs Q " + shape_to_string(q.shape()) + ", KT " +
+                         shape_to_string(kt.shape()) + ", V " + shape_to_string(v.shape()) +
+                         " must be [..., T, d], [..., d, S], [..., S, e]");
+  // Batch dims broadcast as in the two MatMuls.
+  const Shape qb(q.shape().begin(), q.shape().end() - 2);
+  const Shape kb(kt.shape().begin(), kt.shape().end() - 2);
+  const Shape vb(v.shape().begin(), v.shape().end() - 2);
   Expected<Shape> batch_or = broadcast_shapes({qb, kb, vb});
   if (!batch_or)
     return Status::error("batch dims of Q " + shape_to_string(q.shape()) + ", KT " +
                          shape_to_string(kt.shape()) + " and V " + shape_to_string(v.shape()) +
                          " cannot be broadcast");
   const Shape batch = *batch_or;
-  if (!bshd) {
-    out_shape = batch;
-    out_shape.push_back(t);
-    out_shape.push_back(e);
-  }
+  Shape out_shape = batch;
+  out_shape.push_back(t);
+  out_shape.push_back(e);
   Tensor& o = ctx.allocate_output(0, DType::kFloat32, out_shape);
   if (o.numel() == 0) return Status::ok();
-  // Row strides: Q's, KT's (K's with bshd), V's and O's.
-  const int64_t q_ld = bshd ? heads * d : d, k_ld = bshd ? heads * d : s, v_ld = bshd ? heads * e : e,
-                o_ld = bshd ? heads * e : e;
   const int64_t nbatch = numel_of(batch);
   // INT8 needs a reduction to quantize (d > 0) and sums that cannot overflow.
   const bool int8 = params->precision != Precision::kFloat32 && d > 0 && s > 0 &&
@@ -290,7 +217,7 @@ Status Attention(KernelContext& ctx) {
   // Per batch entry the offsets of its Q, KT and V matrices; per thread the
   // scores of one block of rows.
   const int slots = thread_slots(ctx);
-  int64_t* q_off = s == 0 ? nullptr : ctx.workspace<int64_t>(4 * nbatch);
+  int64_t* q_off = s == 0 ? nullptr : ctx.workspace<int64_t>(3 * nbatch);
   float* scores = s == 0 ? nullptr : ctx.workspace<float>(kRows * s * slots);
   // INT8: the packed K and V of every batch entry, their row scales and K's
   // compensation; per thread one block's u8 Q and P and row scales.
@@ -304,7 +231,6 @@ Status Attention(KernelContext& ctx) {
   float* rowscale = nullptr;
   float* ones = nullptr;
   float* pack_tmp = nullptr;
-  uint8_t* pack_tmp8 = nullptr;
   if (int8) {
     int64_t kall = 0, vall = 0, sall = 0;
     if (__builtin_mul_overflow(kbytes, nbatch, &kall) || __builtin_mul_overflow(vbytes, nbatch, &vall) ||
@@ -321,7 +247,6 @@ Status Attention(KernelContext& ctx) {
     rowscale = ctx.workspace<float>(2 * kRows * slots);
     ones = ctx.workspace<float>(e);
     pack_tmp = ctx.workspace<float>(s * slots);
-    pack_tmp8 = ctx.workspace<uint8_t>(int8::round_up(d, int8::kGroupK) * slots);
   }
   if (ctx.skip_compute(o)) return Status::ok();
   if (s == 0) {
@@ -332,25 +257,12 @@ Status Attention(KernelContext& ctx) {
   }
   int64_t* k_off = q_off + nbatch;
   int64_t* v_off = k_off + nbatch;
-  int64_t* o_off = v_off + nbatch;
-  if (bshd) {
-    // Entry (b, h): its matrices start h heads into row 0 of batch b.
-    for (int64_t i = 0; i < nbatch; ++i) {
-      const int64_t b = i / heads, h = i % heads;
-      q_off[i] = b * t * q_ld + h * d;
-      k_off[i] = b * s * k_ld + h * d;
-      v_off[i] = b * s * v_ld + h * e;
-      o_off[i] = b * t * o_ld + h * e;
-    }
-  } else {
-    for_each_broadcast(batch, {broadcast_strides(qb, batch), broadcast_strides(kb, batch), broadcast_strides(vb, batch)},
-                       [&](int64_t i, const int64_t* off) {
-                         q_off[i] = off[0] * t * d;
-                         k_off[i] = off[1] * d * s;
-                         v_off[i] = off[2] * s * e;
-                         o_off[i] = i * t * e;
-                       });
-  }
+  for_each_broadcast(batch, {broadcast_strides(qb, batch), broadcast_strides(kb, batch), broadcast_strides(vb, batch)},
+                     [&](int64_t i, const int64_t* off) {
+                       q_off[i] = off[0] * t * d;
+                       k_off[i] = off[1] * d * s;
+                       v_off[i] = off[2] * s * e;
+                     });
   const int64_t blocks = (t + kRows - 1) / kRows;
   const float* pq = q.data<float>();
   const float* pk = kt.data<float>();
@@ -360,16 +272,14 @@ Status Attention(KernelContext& ctx) {
 
   // One block of rows in float32.
   const auto float_block = [&](int64_t b, int64_t r0, int64_t rows, float* sc) {
-    Status st = fp32_gemm(false, bshd, rows, s, d, 1.f, pq + q_off[b] + r0 * q_ld, q_ld, pk + k_off[b], k_ld, 0.f,
-                          sc, s);
+    Status st = fp32_gemm(false, false, rows, s, d, 1.f, pq + q_off[b] + r0 * d, d, pk + k_off[b], s, 0.f, sc, s);
     for (int64_t i = 0; st.is_ok() && i < rows; ++i) {
       float* row = sc + i * s;
       vk.binary(VecBinaryOp::kDiv, row, 1, &divisor, 0, row, s);
       vk.softmax_row(row, row, s);
     }
     if (st.is_ok())
-      st = fp32_gemm(false, false, rows, e, s, 1.f, sc, s, pv + v_off[b], v_ld, 0.f, po + o_off[b] + r0 * o_ld,
-                     o_ld);
+      st = fp32_gemm(false, false, rows, e, s, 1.f, sc, s, pv + v_off[b], e, 0.f, po + (b * t + r0) * e, e);
     return st;
   };
 
@@ -393,9 +303,8 @@ Status Attention(KernelContext& ctx) {
     if (use_int8)
       parallel_for(nbatch, 1, [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {
-          if (!pack_entry(pk + k_off[b], bshd, k_ld, pv + v_off[b], v_ld, d, s, e, k_tensor_scale,
-                          v_tensor_scale, entry(b), pack_tmp + thread_index() * s,
-                          pack_tmp8 + thread_index() * int8::round_up(d, int8::kGroupK)))
+          if (!pack_entry(pk + k_off[b], pv + v_off[b], d, s, e, k_tensor_scale, v_tensor_scale, entry(b),
+                          pack_tmp + thread_index() * s))
             finite.store(false, std::memory_order_relaxed);
         }
       });
@@ -407,12 +316,12 @@ Status Attention(KernelContext& ctx) {
   // One block of rows in INT8; false when a Q row is not finite (the caller
   // then runs the block in float32).
   const auto int8_block = [&](int64_t b, int64_t r0, int64_t rows, float* sc, int slot) {
-    const float* qrows = pq + q_off[b] + r0 * q_ld;
+    const float* qrows = pq + q_off[b] + r0 * d;
     uint8_t* qb8 = qa + slot * kRows * d;
     uint8_t* pb8 = pa + slot * kRows * s;
     float* rq = rowscale + slot * 2 * kRows;  // per row qs / divisor, then ps
     for (int64_t i = 0; i < rows; ++i) {
-      const float* row = qrows + i * q_ld;
+      const float* row = qrows + i * d;
       float scale = q_tensor_scale;  // per tensor: checked finite above
       if (scale < 0) {
         const float m = abs_max(row, d);
@@ -445,14 +354,14 @@ Status Attention(KernelContext& ctx) {
       }
       rq[kRows + i] = ps;
     }
-    float* out = po + o_off[b] + r0 * o_ld;
+    float* out = po + (b * t + r0) * e;
     QgemmEpilogue ep2;
     ep2.cscale = ones;
     ep2.y = out;
-    ep2.ldy_m = o_ld;
+    ep2.ldy_m = e;
     qgemm_u8s8(pb8, rows, s, s, ent.v, e, ep2, &uk, /*threaded=*/false);
     for (int64_t i = 0; i < rows; ++i)
-      vk.binary(VecBinaryOp::kMul, out + i * o_ld, 1, &rq[kRows + i], 0, out + i * o_ld, e);
+      vk.binary(VecBinaryOp::kMul, out + i * e, 1, &rq[kRows + i], 0, out + i * e, e);
     return true;
   };
 

@@ -187,48 +187,6 @@ int fuse_attention(Graph& g, const std::string& precision) {
   return fused;
 }
 
-int fuse_attention_layout(Graph& g) {
-  std::vector<bool> dead(g.nodes.size(), false);
-  const auto consumers = consumers_of(g, dead);
-  // v's producer when it is a Transpose with exactly this perm, read only
-  // here; else -1.
-  const auto transpose_into = [&](int v, std::initializer_list<int64_t> perm) {
-    if (v == kNoValue || is_output(g, v) || consumers[static_cast<size_t>(v)].size() != 1) return -1;
-    const int p = g.values[static_cast<size_t>(v)].producer;
-    if (p < 0 || dead[static_cast<size_t>(p)]) return -1;
-    const Node& n = g.nodes[static_cast<size_t>(p)];
-    if (n.op_type != "Transpose" || !n.domain.empty() || n.inputs.size() != 1 || n.outputs.size() != 1) return -1;
-    const auto got = n.attr_ints_view("perm");
-    return std::equal(got.begin(), got.end(), perm.begin(), perm.end()) ? p : -1;
-  };
-  int fused = 0;
-  for (size_t ai = 0; ai < g.nodes.size(); ++ai) {
-    const Node& a = g.nodes[ai];
-    if (a.op_type != "Attention" || a.domain != "sarai" || a.inputs.size() != 3 || a.outputs.size() != 1 ||
-        a.has_attr("layout") || is_output(g, a.outputs[0]))
-      continue;
-    const int tq = transpose_into(a.inputs[0], {0, 2, 1, 3});
-    const int tk = transpose_into(a.inputs[1], {0, 2, 3, 1});
-    const int tv = transpose_into(a.inputs[2], {0, 2, 1, 3});
-    const int to = only_consumer(consumers, g, a.outputs[0], "Transpose");
-    if (tq < 0 || tk < 0 || tv < 0 || to < 0) continue;
-    const Node& out_t = g.nodes[static_cast<size_t>(to)];
-    const auto perm = out_t.attr_ints_view("perm");
-    const std::initializer_list<int64_t> merge = {0, 2, 1, 3};
-    if (!std::equal(perm.begin(), perm.end(), merge.begin(), merge.end())) continue;
-    Node& n = g.nodes[ai];
-    n.inputs = {g.nodes[static_cast<size_t>(tq)].inputs[0], g.nodes[static_cast<size_t>(tk)].inputs[0],
-                g.nodes[static_cast<size_t>(tv)].inputs[0]};
-    n.outputs = {out_t.outputs[0]};
-    n.attrs["layout"] = Attribute::of_string("bshd");
-    dead[static_cast<size_t>(tq)] = dead[static_cast<size_t>(tk)] = dead[static_cast<size_t>(tv)] =
-        dead[static_cast<size_t>(to)] = true;
-    ++fused;
-  }
-  if (fused > 0) remove_nodes(g, dead);
-  return fused;
-}
-
 int fuse_quantized_epilogues(Graph& g) {
   std::vector<bool> dead(g.nodes.size(), false);
   int folded = 0;

@@ -58,15 +58,6 @@ int fuse_scaled_softmax(Graph& g);
 // when not fp32). Returns how many were fused.
 int fuse_attention(Graph& g, const std::string& precision = "fp32");
 
-// Attention whose Q, KT and V come from the Transposes that split the heads
-// (perms [0, 2, 1, 3], [0, 2, 3, 1], [0, 2, 1, 3] of [B, S, H, d] tensors,
-// each read only there) and whose output goes only to the Transpose that
-// merges them ([0, 2, 1, 3]) reads the untransposed tensors instead and
-// writes the merged output: attribute layout = "bshd"
-// (kernels/attention.cc), four whole-tensor copies fewer per attention
-// block. Run after fuse_attention. Returns how many were rewritten.
-int fuse_attention_layout(Graph& g);
-
 // Pre-quantized ONNX models in operator form, as ONNX Runtime's
 // quantize_dynamic writes them (runtime/fuse_integer.cc):
 //   DynamicQuantizeLinear(x) -> (xq, x_scale, x_zp)

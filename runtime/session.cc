@@ -147,7 +147,6 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
       changes += fuse_gelu(fused->graph);
       changes += fuse_scaled_softmax(fused->graph);
       changes += fuse_attention(fused->graph, attention);
-      changes += fuse_attention_layout(fused->graph);
     }
     changes += options.fuse ? fuse_quantized_epilogues(fused->graph) : 0;
     if (changes > 0) model = std::move(fused);

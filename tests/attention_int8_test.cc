@@ -17,7 +17,6 @@
 #include "loader/blob_reader.h"
 #include "quantizer/convert.h"
 #include "quantizer/eval/eval.h"
-#include "runtime/fuse.h"
 #include "runtime/parallel.h"
 #include "runtime/session.h"
 #include "onnx_builder.h"
@@ -26,11 +25,10 @@
 namespace sarai {
 namespace {
 
-Node attention_node(float divisor, const std::string& precision, const std::string& layout = "") {
+Node attention_node(float divisor, const std::string& precision) {
   Node n = test::make_node("Attention", 3);
   n.attrs["divisor"] = test::attr_float(divisor);
   if (!precision.empty()) n.attrs["precision"] = test::attr_string(precision);
-  if (!layout.empty()) n.attrs["layout"] = test::attr_string(layout);
   return n;
 }
 
@@ -38,10 +36,9 @@ bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
-Tensor run_attention(const std::string& precision, const std::vector<Tensor>& in, float divisor, int threads = 1,
-                     const std::string& layout = "") {
+Tensor run_attention(const std::string& precision, const std::vector<Tensor>& in, float divisor, int threads = 1) {
   set_num_threads(threads);
-  auto r = test::run_kernel(kernels::Attention, attention_node(divisor, precision, layout), in, 17, threads);
+  auto r = test::run_kernel(kernels::Attention, attention_node(divisor, precision), in, 17, threads);
   set_num_threads(1);
   EXPECT_TRUE(r.has_value()) << r.message();
   return r.has_value() ? (*r)[0] : Tensor();
@@ -394,120 +391,6 @@ TEST(AttentionInt8, ConvertRecordsTheChoiceInTheBlob) {
   auto r = quant::convert_to_blob(**model, dir + "/bad.sarai", bad);
   ASSERT_FALSE(r.has_value());
   EXPECT_HAS(r.message(), "bad.sarai: attention 'int4' is not fp32, int8 or int8-per-tensor");
-}
-
-// A rank-4 float tensor with its dims permuted (y dim k = x dim perm[k]).
-Tensor permute4(const Tensor& x, const std::vector<int>& perm) {
-  Shape out;
-  for (int k : perm) out.push_back(x.dim(k));
-  Tensor y = Tensor::allocate(DType::kFloat32, out);
-  const Shape in = x.shape();
-  int64_t idx[4];
-  for (int64_t i = 0; i < y.numel(); ++i) {
-    int64_t r = i;
-    for (int k = 3; k >= 0; --k) {
-      idx[perm[static_cast<size_t>(k)]] = r % out[static_cast<size_t>(k)];
-      r /= out[static_cast<size_t>(k)];
-    }
-    const int64_t src = ((idx[0] * in[1] + idx[1]) * in[2] + idx[2]) * in[3] + idx[3];
-    y.mutable_data<float>()[i] = x.data<float>()[src];
-  }
-  return y;
-}
-
-// layout "bshd" reads Q [B, T, H, d], K [B, S, H, d], V [B, S, H, e] in
-// place and writes O [B, T, H, e]: equal to the op on the transposed
-// tensors (bit for bit in INT8, whose scheme is the same; to sgemm's
-// rounding in FP32), for tails of every loop (T past the 32-row blocks,
-// S and d not multiples of 4 or 16, H = 3) and thread counts.
-TEST(AttentionInt8, HeadLayoutEqualsTheTransposedInputs) {
-  const Tensor q0 = test::random_tensor({2, 37, 3, 22}, 31, -3.f, 3.f);
-  const Tensor k0 = test::random_tensor({2, 45, 3, 22}, 32, -3.f, 3.f);
-  const Tensor v0 = test::random_tensor({2, 45, 3, 18}, 33);
-  const std::vector<Tensor> split = {permute4(q0, {0, 2, 1, 3}), permute4(k0, {0, 2, 3, 1}), permute4(v0, {0, 2, 1, 3})};
-  for (const char* p : {"fp32", "int8", "int8-per-tensor"})
-    for (int threads : {1, 2}) {
-      const Tensor want = permute4(run_attention(p, split, 4.f, threads), {0, 2, 1, 3});
-      const Tensor got = run_attention(p, {q0, k0, v0}, 4.f, threads, "bshd");
-      ASSERT_EQ(got.shape(), (Shape{2, 37, 3, 18})) << p;
-      if (std::string(p) == "fp32") {
-        for (int64_t i = 0; i < got.numel(); ++i)
-          ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-5f) << p << " " << i;
-      } else {
-        EXPECT_TRUE(same_bits(got, want)) << p << " threads " << threads;
-      }
-    }
-}
-
-TEST(AttentionInt8, HeadLayoutErrorsNameWhatIsWrong) {
-  const Tensor q = test::random_tensor({1, 5, 2, 8}, 1), k = test::random_tensor({1, 6, 2, 8}, 2),
-               v = test::random_tensor({1, 6, 2, 4}, 3);
-  EXPECT_HAS(test::run_error(kernels::Attention, attention_node(2.f, "int8", "bhsd"), {q, k, v}, 17),
-             "attribute 'layout' is 'bhsd'; expected bshd or none");
-  EXPECT_HAS(test::run_error(kernels::Attention, attention_node(2.f, "int8", "bshd"),
-                             {q, test::random_tensor({1, 6, 3, 8}, 2), v}, 17),
-             "inputs Q [1, 5, 2, 8], K [1, 6, 3, 8], V [1, 6, 2, 4] must be [B, T, H, d], [B, S, H, d], "
-             "[B, S, H, e] (layout bshd)");
-  EXPECT_HAS(test::run_error(kernels::Attention, attention_node(2.f, "fp32", "bshd"),
-                             {test::random_tensor({5, 2, 8}, 1), k, v}, 17),
-             "must be [B, T, H, d], [B, S, H, d], [B, S, H, e] (layout bshd)");
-}
-
-// Whisper's export: Transposes split Q, K, V into heads and merge the
-// output; fuse_attention_layout folds all four into the op, and the
-// session's result is the one on the transposed tensors. A Transpose read
-// twice (here: its output is also a graph output) stays.
-std::shared_ptr<Model> head_split_chain(bool q_is_output) {
-  auto m = std::make_shared<Model>();
-  m->path = "heads";
-  Graph& g = m->graph;
-  g.opset = 17;
-  for (const char* name : {"q0", "k0", "v0"}) {
-    const int x = g.add_value(name);
-    g.values[x].dtype = DType::kFloat32;
-    g.inputs.push_back(x);
-  }
-  const auto tr = [&](int x, std::vector<int64_t> perm, const char* name) {
-    return test::add_node(g, "Transpose", "", {x}, name, {{"perm", test::attr_ints(perm)}});
-  };
-  const int q = tr(g.inputs[0], {0, 2, 1, 3}, "q"), kt = tr(g.inputs[1], {0, 2, 3, 1}, "kt"),
-            v = tr(g.inputs[2], {0, 2, 1, 3}, "v");
-  int s = test::add_node(g, "MatMul", "", {q, kt}, "qk");
-  s = test::add_node(g, "Div", "", {s, test::add_init(g, "four", test::make_tensor<float>({}, {4.f}))}, "div");
-  s = test::add_node(g, "Softmax", "", {s}, "softmax", {{"axis", test::attr_int(-1)}});
-  s = test::add_node(g, "MatMul", "", {s, v}, "pv");
-  g.outputs = {tr(s, {0, 2, 1, 3}, "out")};
-  if (q_is_output) g.outputs.push_back(q);
-  return m;
-}
-
-TEST(AttentionInt8, FusionFoldsTheHeadTransposes) {
-  Graph g = head_split_chain(false)->graph;
-  EXPECT_EQ(fuse_scaled_softmax(g), 1);
-  EXPECT_EQ(fuse_attention(g, "int8"), 1);
-  EXPECT_EQ(fuse_attention_layout(g), 1);
-  ASSERT_EQ(g.nodes.size(), 1u);
-  EXPECT_EQ(g.nodes[0].op_type, "Attention");
-  EXPECT_EQ(g.nodes[0].attr_string_view("layout", ""), "bshd");
-  EXPECT_EQ(g.nodes[0].outputs[0], g.outputs[0]);
-
-  Graph kept = head_split_chain(true)->graph;
-  fuse_scaled_softmax(kept);
-  fuse_attention(kept, "int8");
-  EXPECT_EQ(fuse_attention_layout(kept), 0);
-
-  const Tensor q0 = test::random_tensor({1, 40, 2, 16}, 41, -2.f, 2.f);
-  const Tensor k0 = test::random_tensor({1, 35, 2, 16}, 42, -2.f, 2.f);
-  const Tensor v0 = test::random_tensor({1, 35, 2, 8}, 43);
-  const std::vector<Tensor> split = {permute4(q0, {0, 2, 1, 3}), permute4(k0, {0, 2, 3, 1}), permute4(v0, {0, 2, 1, 3})};
-  SessionOptions o;
-  o.num_threads = 1;
-  o.attention = AttentionPrecision::kInt8;
-  auto s = test::create_session(head_split_chain(false), o);
-  ASSERT_TRUE(s.has_value()) << s.message();
-  auto y = (*s)->run({{"q0", q0}, {"k0", k0}, {"v0", v0}});
-  ASSERT_TRUE(y.has_value()) << y.message();
-  EXPECT_TRUE(same_bits((*y)[0].tensor, permute4(run_attention("int8", split, 4.f), {0, 2, 1, 3})));
 }
 
 }  // namespace

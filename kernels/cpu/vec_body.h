@@ -49,21 +49,27 @@ SARAI_VEC_TARGET static inline vf vmax(vf a, vf b) { return a < b ? b : a; }
 // Lane-wise "b < a ? b : a": a NaN in b is ignored (like std::min(a, b)).
 SARAI_VEC_TARGET static inline vf vmin(vf a, vf b) { return b < a ? b : a; }
 
-// exp(x), see vec_kernels.h. x = n ln2 + r with n = round(x / ln2) (the
-// 1.5 * 2^23 trick rounds to nearest, and t's low mantissa bits are n), ln2 =
-// C1 + C2 split so n * C1 is exact; Cephes' polynomial for e^r on
+// x = n ln2 + r with n = round(x / ln2) (the 1.5 * 2^23 trick rounds to
+// nearest, and t's low mantissa bits are n), ln2 = C1 + C2 split so n * C1
+// is exact; returns r (|r| <= ln2/2 for |x| < 2^22) and sets *n.
+SARAI_VEC_TARGET static inline vf exp_reduce(vf x, vi* n) {
+  const vf magic = splat(12582912.f);  // 1.5 * 2^23
+  const vf t = fmadd(x, splat(1.44269504088896341f), magic);
+  const vf nf = t - magic;
+  *n = (vi)t - (vi)magic;
+  const vf r = fmadd(nf, splat(-0.693359375f), x);
+  return fmadd(nf, splat(2.12194440e-4f), r);
+}
+
+// exp(x), see vec_kernels.h: exp_reduce, then Cephes' polynomial for e^r on
 // [-ln2/2, ln2/2]; 2^n applied as 2^(n/2) * 2^(n - n/2) so that n down to
 // -150 (subnormal results) and up to 128 stay in the exponent range.
 SARAI_VEC_TARGET static inline vf vexp(vf x) {
   const float kLo = -104.f, kHi = 88.7228394f;
   x = x < kLo ? splat(kLo) : x;  // NaN compares false and stays NaN
   x = x > kHi ? splat(kHi) : x;
-  const vf magic = splat(12582912.f);  // 1.5 * 2^23
-  const vf t = fmadd(x, splat(1.44269504088896341f), magic);
-  const vf nf = t - magic;
-  const vi n = (vi)t - (vi)magic;
-  vf r = fmadd(nf, splat(-0.693359375f), x);
-  r = fmadd(nf, splat(2.12194440e-4f), r);
+  vi n;
+  const vf r = exp_reduce(x, &n);
   vf p = splat(1.9875691500e-4f);
   p = fmadd(p, r, splat(1.3981999507e-3f));
   p = fmadd(p, r, splat(8.3334519073e-3f));
@@ -85,12 +91,8 @@ SARAI_VEC_TARGET static inline vf vexp(vf x) {
 // comes (x <= 0 up to rounding).
 SARAI_VEC_TARGET static inline vf vexp_softmax(vf x) {
   x = vmax(x, splat(-87.f));
-  const vf magic = splat(12582912.f);  // 1.5 * 2^23
-  const vf t = fmadd(x, splat(1.44269504088896341f), magic);
-  const vf nf = t - magic;
-  const vi n = (vi)t - (vi)magic;
-  vf r = fmadd(nf, splat(-0.693359375f), x);
-  r = fmadd(nf, splat(2.12194440e-4f), r);
+  vi n;
+  const vf r = exp_reduce(x, &n);
   vf p = splat(1.f / 120.f);
   p = fmadd(p, r, splat(1.f / 24.f));
   p = fmadd(p, r, splat(1.f / 6.f));

@@ -319,13 +319,12 @@ int resolve(const Scope& s, const std::string& name) {
   const Value ov = s.outer->g->values[static_cast<size_t>(outer_id)];
   id = s.g->add_value(name);
   Value& v = s.g->values[static_cast<size_t>(id)];
-  v.dtype = ov.dtype;
-  v.dims = ov.dims;
-  v.has_shape = ov.has_shape;
   if (ov.is_initializer) {
-    v.is_initializer = true;
-    v.initializer = ov.initializer;
+    v.set_initializer(ov.initializer);
   } else {
+    v.dtype = ov.dtype;
+    v.dims = ov.dims;
+    v.has_shape = ov.has_shape;
     s.g->captures.push_back(id);
   }
   return id;
@@ -349,12 +348,7 @@ Status convert_graph(Converter& conv, const onnx::GraphProto& gp, Graph& g, cons
     auto t = conv.tensor(tp, tp.name());
     if (!t) return t.status();
     int id = g.add_value(tp.name());
-    Value& v = g.values[static_cast<size_t>(id)];
-    v.is_initializer = true;
-    v.dtype = t->dtype();
-    v.has_shape = true;
-    for (int64_t d : t->shape()) v.dims.push_back(Dim{d, {}});
-    v.initializer = std::move(*t);
+    g.values[static_cast<size_t>(id)].set_initializer(std::move(*t));
   }
   for (const auto& vi : gp.input()) {
     int id = g.find_value(vi.name());

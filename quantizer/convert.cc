@@ -155,12 +155,7 @@ bool inline_constant_captures(const Graph& outer, Graph& body) {
       still.push_back(c);
       continue;
     }
-    const Value& o = outer.values[static_cast<size_t>(ov)];
-    v.is_initializer = true;
-    v.initializer = o.initializer;
-    v.dtype = o.dtype;
-    v.dims = o.dims;
-    v.has_shape = true;
+    v.set_initializer(outer.values[static_cast<size_t>(ov)].initializer);
   }
   const bool any = still.size() != body.captures.size();
   body.captures = std::move(still);

@@ -119,9 +119,12 @@ bool pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e
                 float v_tensor_scale, const Int8Entry& out, float* tmp) {
   const auto& vk = vec_kernels();
   const int64_t dp = int8::round_up(d, int8::kGroupK), sp = int8::round_up(s, int8::kGroupK);
-  // The padding columns of the last panels stay 0.
-  std::memset(out.k, 0, static_cast<size_t>(int8::packed_size(d, s)));
-  std::memset(out.v, 0, static_cast<size_t>(int8::packed_size(s, e)));
+  const int64_t kpanel = dp * int8::kPanelN;  // bytes per 16-column panel of KT
+  const int64_t vpanel = sp * int8::kPanelN;
+  // pack_s8_k4 writes every column below S (e) of every k-group: only the
+  // last panel's padding columns need zeros.
+  if (s % int8::kPanelN) std::memset(out.k + (s / int8::kPanelN) * kpanel, 0, static_cast<size_t>(kpanel));
+  if (e % int8::kPanelN) std::memset(out.v + (e / int8::kPanelN) * vpanel, 0, static_cast<size_t>(vpanel));
   // K's scale per column of KT: the largest magnitude down the column.
   if (k_tensor_scale >= 0) {
     std::fill(out.ks, out.ks + s, k_tensor_scale);
@@ -135,14 +138,12 @@ bool pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e
   for (int64_t j = 0; j < s; ++j) div[j] = out.ks[j] == 0.f ? 1.f : out.ks[j];
   std::fill(out.kcomp, out.kcomp + s, 0);
   bool finite = true;
-  const int64_t kpanel = dp * int8::kPanelN;  // bytes per 16-column panel of KT
   for (int64_t r = 0; r < d; r += int8::kGroupK)
     finite &= vk.pack_s8_k4(kt + r * s, s, std::min(int8::kGroupK, d - r), s, div, nullptr,
                             out.k + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK, kpanel, out.kcomp);
   if (!finite) return false;
   for (int64_t j = 0; j < s; ++j) out.kcomp[j] *= 128;
   // V's scale per row.
-  const int64_t vpanel = sp * int8::kPanelN;
   for (int64_t r = 0; r < s; r += int8::kGroupK) {
     const int64_t rows = std::min(int8::kGroupK, s - r);
     float rdiv[int8::kGroupK];

@@ -441,15 +441,12 @@ SARAI_VEC_TARGET static void col_abs_max(const float* x, int64_t ldx, int64_t ro
     }
 }
 
-// round_half_even(x / div) clamped to [-127, 127] as int32 lanes; `bad`
+// round_half_even(x / div) clamped to [-127, 127] as int32 lanes:
+// quantize_lanes with zero point 127 and a range of 254, minus 127. `bad`
 // collects the lanes whose x is inf or NaN.
 SARAI_VEC_TARGET static inline vi quantize_s8_lanes(vf x, vf div, vi* bad) {
   *bad |= ((vi)x & 0x7f800000) == 0x7f800000;
-  const vf magic = splat(12582912.f);
-  vf t = x / div + magic;
-  t = t > magic - 127.f ? t : magic - 127.f;
-  t = t < magic + 127.f ? t : magic + 127.f;
-  return (vi)t - (vi)magic;
+  return quantize_lanes(x, div, splat(12582912.f - 127.f), splat(12582912.f + 127.f)) - 127;
 }
 
 SARAI_VEC_TARGET static bool pack_s8_k4(const float* x, int64_t ldx, int64_t rows, int64_t n, const float* col_div,

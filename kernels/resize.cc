@@ -40,8 +40,7 @@
 // k > 1, asymmetric + round_* at k > 2, half_pixel + floor or ceil (at
 // k = 2, outputs 0, 1, 2, 3 map to -0.25, 0.25, 0.75, 1.25: floor takes
 // 0 (clamped), 0, 0, 1), align_corners, tf_crop_and_resize, non-integer
-// factors, and linear or cubic interpolation (tests/pool_resize_test.cc,
-// the ResizeReplication cases).
+// factors, and linear or cubic interpolation (tests/resize_replication_test.cc).
 #include <algorithm>
 #include <array>
 #include <atomic>

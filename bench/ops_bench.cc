@@ -15,6 +15,11 @@
 //   BM_epilogue_row_scalar  the same with the scalar reference epilogue
 //   BM_softmax_row        vec_kernels().softmax_row over rows of 1500 (T x T
 //                         attention scores): 4 B in + 4 B out
+//   BM_gelu               vec_kernels().gelu (the fc1 epilogue's GELU) on
+//                         2048 x 32 floats in L2; items = floats
+//   BM_softmax_u8_row     vec_kernels().softmax_u8_row (INT8 attention's
+//                         softmax, P·vs and u8 quantization) over rows of
+//                         1500 and of 1536 (no tail): 4 B in + 1 B out
 //   BM_layernorm_row      vec_kernels().layernorm_row, 1500 rows x 512
 //   BM_attention          the fused Attention op (kernels/attention.cc) on
 //                         [heads, T, 64] x [heads, 64, T] x [heads, T, 64],
@@ -161,6 +166,44 @@ void BM_softmax_row(benchmark::State& st) {
   st.SetLabel(vk.isa);
 }
 
+void BM_gelu(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  sarai::max_isa();
+  const kn::VecKernels& vk = kn::vec_kernels();
+  const std::vector<float> x = random_floats(n, 3.f, 6);
+  std::vector<float> y(n);
+  for (auto _ : st) {
+    vk.gelu(x.data(), y.data(), n);
+    benchmark::ClobberMemory();
+  }
+  st.SetItemsProcessed(st.iterations() * n);
+  st.SetLabel(vk.isa);
+}
+
+void BM_softmax_u8_row(benchmark::State& st) {
+  const int64_t rows = st.range(0), n = st.range(1);
+  sarai::max_isa();
+  const kn::VecKernels& vk = kn::vec_kernels();
+  // Rows padded as Attention pads them (kSoftmaxU8Pad), weights 0.01..1.
+  const int64_t np = (n + kn::kSoftmaxU8Pad - 1) / kn::kSoftmaxU8Pad * kn::kSoftmaxU8Pad;
+  const std::vector<float> x = random_floats(rows * np, 8.f, 4), w = random_floats(n, 1.f, 5);
+  std::vector<float> lnw(np, 0.f), invw(np, 0.f);
+  for (int64_t i = 0; i < n; ++i) {
+    const float vs = 0.01f + std::fabs(w[i]);
+    lnw[i] = std::log(vs), invw[i] = 1.f / vs;
+  }
+  std::vector<uint8_t> y(rows * n);
+  float acc = 0.f;
+  for (auto _ : st) {
+    for (int64_t r = 0; r < rows; ++r)
+      acc += vk.softmax_u8_row(x.data() + r * np, n, 0.125f, lnw.data(), invw.data(), y.data() + r * n);
+    benchmark::DoNotOptimize(acc);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * rows * n * 5);
+  st.SetLabel(vk.isa);
+}
+
 void BM_layernorm_row(benchmark::State& st) {
   const int64_t rows = st.range(0), n = st.range(1);
   sarai::max_isa();
@@ -251,6 +294,8 @@ BENCHMARK(BM_quantize_u8_with)
 BENCHMARK(BM_epilogue_row)->ArgNames({"rows", "N"})->ArgsProduct({{1, 1500}, {512, 2048}});
 BENCHMARK(BM_epilogue_row_scalar)->ArgNames({"rows", "N"})->ArgsProduct({{1500}, {512, 2048}});
 BENCHMARK(BM_softmax_row)->ArgNames({"rows", "cols"})->Args({1500, 1500});
+BENCHMARK(BM_gelu)->ArgNames({"n"})->Arg(2048 * 32);
+BENCHMARK(BM_softmax_u8_row)->ArgNames({"rows", "cols"})->Args({1500, 1500})->Args({1500, 1536});
 BENCHMARK(BM_layernorm_row)->ArgNames({"rows", "cols"})->Args({1500, 512})->Args({150, 512});
 BENCHMARK(BM_attention)
     ->ArgNames({"precision", "T", "heads", "nthr"})

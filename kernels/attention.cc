@@ -30,9 +30,10 @@
 // V's per-row scale is folded into the probabilities before they are
 // quantized (P' = P·vs, u8 with scale ps[t] = max_s P'[t][s] / 255 and zero
 // point 0), so the reduction over s stays one integer sum. The vector
-// kernel softmax_u8_row does softmax, P·vs and the quantization in three
-// passes over a row of scores; as P' / max P' = e·vs / max(e·vs) for the
-// unnormalized e = exp(a x - max), the softmax's sum only enters ps. Q goes into the
+// kernel softmax_u8_row does softmax, P·vs and the quantization in two
+// passes over a row of scores: P' / max P' = exp(a x + ln vs - M) for
+// M = max (a x + ln vs), so the bytes come straight from one exp, and the
+// softmax's sum (Σ exp(..) / vs) only enters ps. Q goes into the
 // u8 × s8 kernels as q8 + 128, and comp[s] = 128 Σ_d k8[d][s] takes the
 // offset back out, so the sums are exact on every ISA (the AVX2 kernel's
 // vpmaddwd scheme never saturates) and the results do not depend on the
@@ -106,6 +107,11 @@ struct Int8Entry {
   int32_t* kcomp;  // [S]: 128 Σ_d k8[d][s]
   int8_t* v;       // V [S, e] packed N16K4
   float* vs;       // [S]
+  // softmax_u8_row's weights: ln w and 1 / w for w = vs, or 1 where vs is 0
+  // (an all-zero V row adds nothing whatever its probability), then zeros
+  // up to round_up(S, kSoftmaxU8Pad).
+  float* lnvs;
+  float* invvs;
 };
 
 // Quantizes and packs one batch entry's KT [d, S] and V [S, e], four rows
@@ -162,6 +168,14 @@ bool pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e
                        out.v + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK, vpanel, nullptr))
       return false;
   }
+  const int64_t sq = int8::round_up(s, kSoftmaxU8Pad);
+  for (int64_t j = 0; j < s; ++j) {
+    const float w = out.vs[j] == 0.f ? 1.f : out.vs[j];
+    out.lnvs[j] = std::log(w);
+    out.invvs[j] = 1.f / w;
+  }
+  std::fill(out.lnvs + s, out.lnvs + sq, 0.f);
+  std::fill(out.invvs + s, out.invvs + sq, 0.f);
   return true;
 }
 
@@ -219,7 +233,9 @@ Status Attention(KernelContext& ctx) {
   // scores of one block of rows.
   const int slots = thread_slots(ctx);
   int64_t* q_off = s == 0 ? nullptr : ctx.workspace<int64_t>(3 * nbatch);
-  float* scores = s == 0 ? nullptr : ctx.workspace<float>(kRows * s * slots);
+  // Score rows are padded to sq floats for softmax_u8_row's reads.
+  const int64_t sq = int8::round_up(s, kSoftmaxU8Pad);
+  float* scores = s == 0 ? nullptr : ctx.workspace<float>(kRows * sq * slots);
   // INT8: the packed K and V of every batch entry, their row scales and K's
   // compensation; per thread one block's u8 Q and P and row scales.
   const int64_t kbytes = int8::packed_size(d, s), vbytes = int8::packed_size(s, e);
@@ -235,7 +251,7 @@ Status Attention(KernelContext& ctx) {
   if (int8) {
     int64_t kall = 0, vall = 0, sall = 0;
     if (__builtin_mul_overflow(kbytes, nbatch, &kall) || __builtin_mul_overflow(vbytes, nbatch, &vall) ||
-        __builtin_mul_overflow(2 * s, nbatch, &sall))
+        __builtin_mul_overflow(2 * (s + sq), nbatch, &sall))
       return Status::error("the INT8 copies of KT " + shape_to_string(kt.shape()) + " and V " +
                            shape_to_string(v.shape()) + " over " + std::to_string(nbatch) +
                            " batch entries pass int64");
@@ -286,7 +302,8 @@ Status Attention(KernelContext& ctx) {
 
   // Batch entry b's slices of the INT8 workspaces.
   const auto entry = [&](int64_t b) {
-    return Int8Entry{kpack + b * kbytes, kvscale + b * 2 * s, kcomp + b * s, vpack + b * vbytes, kvscale + b * 2 * s + s};
+    float* f = kvscale + b * 2 * (s + sq);  // ks [s], vs [s], lnvs [sq], invvs [sq]
+    return Int8Entry{kpack + b * kbytes, f, kcomp + b * s, vpack + b * vbytes, f + s, f + 2 * s, f + 2 * s + sq};
   };
   // INT8: quantize and pack K and V per batch entry; a NaN or inf anywhere
   // sends the whole op to float32.
@@ -311,6 +328,9 @@ Status Attention(KernelContext& ctx) {
       });
     use_int8 = use_int8 && finite.load();
     std::fill(ones, ones + e, 1.f);
+    // The score rows' padding is read (and ignored) by softmax_u8_row: give
+    // it defined values once; the GEMMs only write columns below s.
+    for (int64_t r = 0; r < kRows * slots; ++r) std::fill(scores + r * sq + s, scores + (r + 1) * sq, 0.f);
   }
   const QgemmUkernel& uk = qgemm_default_ukernel();
 
@@ -337,10 +357,10 @@ Status Attention(KernelContext& ctx) {
     ep.comp = ent.kcomp;
     ep.cscale = ent.ks;
     ep.y = sc;
-    ep.ldy_m = s;
+    ep.ldy_m = sq;
     qgemm_u8s8(qb8, rows, d, d, ent.k, s, ep, &uk, /*threaded=*/false);
     for (int64_t i = 0; i < rows; ++i) {
-      float* row = sc + i * s;
+      float* row = sc + i * sq;
       float ps;
       if (per_tensor) {
         // P <= 1, so P' = P vs <= vs: the scale is fixed in advance.
@@ -350,7 +370,7 @@ Status Attention(KernelContext& ctx) {
         ps = v_tensor_scale / 255.f;
         vk.quantize_u8(row, s, ps == 0.f ? 1.f : ps, 0, pb8 + i * s);
       } else {
-        ps = vk.softmax_u8_row(row, s, rq[i], ent.vs, row, pb8 + i * s);
+        ps = vk.softmax_u8_row(row, s, rq[i], ent.lnvs, ent.invvs, pb8 + i * s);
         if (!std::isfinite(ps)) return false;
       }
       rq[kRows + i] = ps;
@@ -371,7 +391,7 @@ Status Attention(KernelContext& ctx) {
   Status error;
   parallel_for(nbatch * blocks, 1, [&](int64_t begin, int64_t end) {
     const int slot = thread_index();
-    float* sc = scores + slot * kRows * s;
+    float* sc = scores + slot * kRows * sq;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / blocks, r0 = (task % blocks) * kRows;
       const int64_t rows = std::min(kRows, t - r0);

@@ -87,7 +87,8 @@ Tensor reference(const Tensor& q, const Tensor& kt, const Tensor& v, float divis
       std::vector<int> q8(d);
       for (int64_t r = 0; r < d; ++r) q8[r] = quant_u8(Q[i * d + r], qs == 0.f ? 1.f : qs, 128);
       const float rq = qs / divisor;
-      std::vector<float> p(s);
+      const int64_t sq = (s + kernels::kSoftmaxU8Pad - 1) / kernels::kSoftmaxU8Pad * kernels::kSoftmaxU8Pad;
+      std::vector<float> p(sq, 0.f);
       for (int64_t j = 0; j < s; ++j) {
         int32_t acc = 0;
         for (int64_t r = 0; r < d; ++r) acc += q8[r] * k8[r * s + j];
@@ -106,7 +107,13 @@ Tensor reference(const Tensor& q, const Tensor& kt, const Tensor& v, float divis
         // Softmax, P' = P vs and its u8 quantization: the vector kernel
         // tested on its own in vec_kernels_test.
         std::vector<uint8_t> u(s);
-        ps = kernels::vec_kernels().softmax_u8_row(p.data(), s, rq, vs.data(), p.data(), u.data());
+        std::vector<float> lnw(sq, 0.f), invw(sq, 0.f);
+        for (int64_t j = 0; j < s; ++j) {
+          const float w = vs[j] == 0.f ? 1.f : vs[j];
+          lnw[j] = std::log(w);
+          invw[j] = 1.f / w;
+        }
+        ps = kernels::vec_kernels().softmax_u8_row(p.data(), s, rq, lnw.data(), invw.data(), u.data());
         for (int64_t j = 0; j < s; ++j) p8[j] = u[j];
       }
       for (int64_t c = 0; c < e; ++c) {

@@ -358,73 +358,70 @@ SARAI_VEC_TARGET static void quantize_u8_n(const float* x, int64_t n, float scal
   }
 }
 
-// min(round_half_even(q r), 255) for q r >= 0, as fma(q, r, M) - M with
+// min(round_half_even(255 e), 255) for e >= 0, as fma(e, 255, M) - M with
 // M = 1.5 * 2^23 (see quantize_lanes); returned as int32 lanes.
-SARAI_VEC_TARGET static inline vi round_scaled(const float* q, vf r, vf magic, vf top) {
-  vf t = fmadd(load(q), r, magic);
-  t = t < top ? t : top;
+SARAI_VEC_TARGET static inline vi round255(vf e) {
+  const vf magic = splat(12582912.f);
+  vf t = fmadd(e, splat(255.f), magic);
+  t = vmin(t, splat(12582912.f + 255.f));
   return (vi)t - (vi)magic;
 }
 
-// See vec_kernels.h. Four partial maxima and two partial sums, so the
-// passes are not single chains of dependent compares and adds. Tails run
-// through the same vector code on padded lanes (the padding's exponent is
-// -inf and its exp multiplied by 0 before it reaches the sum; its weight is 0).
-SARAI_VEC_TARGET static float softmax_u8_row(const float* x, int64_t n, float a, const float* w, float* tmp,
-                                             uint8_t* out) {
-  const vf va = splat(a);
-  vf m0 = splat(-__builtin_inff()), m1 = m0, m2 = m0, m3 = m0;
+// See vec_kernels.h. Pass 1 finds M = max (a x + lnw); pass 2 computes
+// E = exp(a x + lnw - M) <= 1 once, rounds 255 E into the bytes and adds
+// E invw to the sum, so no row of floats is written. The full groups of
+// 4 kW lanes run unmasked, with four partial maxima and sums (no single
+// chain of dependent ops); the last < 4 kW lanes run one vector at a time
+// with the lanes past n masked (their loads are in bounds by the contract,
+// their values ignored) and their bytes copied out of a local buffer, so
+// nothing is written past out[n - 1].
+SARAI_VEC_TARGET static float softmax_u8_row(const float* x, int64_t n, float a, const float* lnw,
+                                             const float* invw, uint8_t* out) {
+  const vf va = splat(a), ninf = splat(-__builtin_inff());
+  vi lane;
+  for (int k = 0; k < kW; ++k) lane[k] = k;
+  const int64_t full = n - n % (4 * kW);
+  vf m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
   int64_t i = 0;
-  for (; i + 4 * kW <= n; i += 4 * kW) {
-    m0 = vmax(m0, va * load(x + i)), m1 = vmax(m1, va * load(x + i + kW));
-    m2 = vmax(m2, va * load(x + i + 2 * kW)), m3 = vmax(m3, va * load(x + i + 3 * kW));
-  }
-  for (; i + kW <= n; i += kW) m0 = vmax(m0, va * load(x + i));
-  float mx = hmax(vmax(vmax(m0, m1), vmax(m2, m3)));
-  for (; i < n; ++i) {
-    const float u = a * x[i];
-    mx = mx < u ? u : mx;
-  }
-  const vf nm = splat(-mx);
-  float ones[kW];
-  for (int k = 0; k < kW; ++k) ones[k] = 1.f;
-  vf s0 = splat(0.f), s1 = s0, p0 = s0, p1 = s0;
-  for (i = 0; i + 2 * kW <= n; i += 2 * kW) {
-    const vf e0 = vexp_softmax(fmadd(va, load(x + i), nm)), e1 = vexp_softmax(fmadd(va, load(x + i + kW), nm));
-    s0 += e0, s1 += e1;
-    const vf q0 = e0 * load(w + i), q1 = e1 * load(w + i + kW);
-    p0 = vmax(p0, q0), p1 = vmax(p1, q1);
-    store(tmp + i, q0), store(tmp + i + kW, q1);
+  for (; i < full; i += 4 * kW) {
+    m0 = vmax(m0, fmadd(va, load(x + i), load(lnw + i)));
+    m1 = vmax(m1, fmadd(va, load(x + i + kW), load(lnw + i + kW)));
+    m2 = vmax(m2, fmadd(va, load(x + i + 2 * kW), load(lnw + i + 2 * kW)));
+    m3 = vmax(m3, fmadd(va, load(x + i + 3 * kW), load(lnw + i + 3 * kW)));
   }
   for (; i < n; i += kW) {
-    const int64_t t = n - i < kW ? n - i : kW;
-    const vf live = load_tail(ones, t, 0.f);
-    vf arg = fmadd(va, load_tail(x + i, t, 0.f), nm);
-    arg = live > 0.f ? arg : splat(-__builtin_inff());  // padding: never exp(-mx) = inf
-    const vf e = vexp_softmax(arg) * live;
-    s0 += e;
-    const vf q = e * load_tail(w + i, t, 0.f);
-    p0 = vmax(p0, q);
-    store_tail(tmp + i, q, t);
+    const vi live = lane < static_cast<int32_t>(n - i);
+    m0 = vmax(m0, live ? fmadd(va, load(x + i), load(lnw + i)) : ninf);
   }
-  const float sum = hsum(s0 + s1);
-  const float pmax = hmax(vmax(p0, p1));
-  // q r is in [0, 255] up to r's rounding, so only the top needs a clamp.
-  const vf r = splat(pmax > 0.f ? 255.f / pmax : 0.f);
-  const vf magic = splat(12582912.f), top = splat(12582912.f + 255.f);
-  for (i = 0; i + 4 * kW <= n; i += 4 * kW)
-    pack_u8(out + i, round_scaled(tmp + i, r, magic, top), round_scaled(tmp + i + kW, r, magic, top),
-            round_scaled(tmp + i + 2 * kW, r, magic, top), round_scaled(tmp + i + 3 * kW, r, magic, top));
+  const vf nm = splat(-hmax(vmax(vmax(m0, m1), vmax(m2, m3))));
+  vf s0 = splat(0.f), s1 = s0, s2 = s0, s3 = s0;
+  for (i = 0; i < full; i += 4 * kW) {
+    const vf e0 = vexp_softmax(fmadd(va, load(x + i), load(lnw + i)) + nm);
+    const vf e1 = vexp_softmax(fmadd(va, load(x + i + kW), load(lnw + i + kW)) + nm);
+    const vf e2 = vexp_softmax(fmadd(va, load(x + i + 2 * kW), load(lnw + i + 2 * kW)) + nm);
+    const vf e3 = vexp_softmax(fmadd(va, load(x + i + 3 * kW), load(lnw + i + 3 * kW)) + nm);
+    s0 = fmadd(e0, load(invw + i), s0), s1 = fmadd(e1, load(invw + i + kW), s1);
+    s2 = fmadd(e2, load(invw + i + 2 * kW), s2), s3 = fmadd(e3, load(invw + i + 3 * kW), s3);
+    pack_u8(out + i, round255(e0), round255(e1), round255(e2), round255(e3));
+  }
   if (i < n) {
-    float buf[4 * kW];
-    uint8_t q[4 * kW];
-    const int64_t t = n - i;
-    for (int k = 0; k < 4 * kW; ++k) buf[k] = k < t ? tmp[i + k] : 0.f;
-    pack_u8(q, round_scaled(buf, r, magic, top), round_scaled(buf + kW, r, magic, top),
-            round_scaled(buf + 2 * kW, r, magic, top), round_scaled(buf + 3 * kW, r, magic, top));
-    for (int64_t k = 0; k < t; ++k) out[i + k] = q[k];
+    vi q[4] = {};
+    for (int k = 0; i + k * kW < n; ++k) {
+      const int64_t j = i + k * kW;
+      const vi live = lane < static_cast<int32_t>(n - j);
+      const vf e = live ? vexp_softmax(fmadd(va, load(x + j), load(lnw + j)) + nm) : splat(0.f);
+      s0 += live ? e * load(invw + j) : splat(0.f);  // masked: a NaN past n must not reach the sum
+      q[k] = round255(e);
+    }
+    uint8_t bytes[4 * kW];
+    pack_u8(bytes, q[0], q[1], q[2], q[3]);
+    __builtin_memcpy(out + i, bytes, static_cast<size_t>(n - i));
   }
-  return pmax / (255.f * sum);
+  const float sum = hsum((s0 + s1) + (s2 + s3));
+  // A NaN or +inf score makes the sum NaN; an overflowing or vanishing
+  // scale comes back as NaN too, so the caller takes the float path.
+  const float ps = (1.f / 255.f) / sum;
+  return ps >= __FLT_MIN__ && ps <= __FLT_MAX__ ? ps : __builtin_nanf("");
 }
 
 SARAI_VEC_TARGET static void col_abs_max(const float* x, int64_t ldx, int64_t rows, int64_t n, float* m) {

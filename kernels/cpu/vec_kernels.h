@@ -27,6 +27,10 @@ namespace sarai::kernels {
 
 enum class VecBinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
 
+// softmax_u8_row reads its float rows in whole groups of this many lanes
+// (4 vectors of the widest level): callers round their buffers up to it.
+constexpr int64_t kSoftmaxU8Pad = 64;
+
 struct VecKernels {
   const char* isa;  // the level it is named after: "avx512_vnni", "avx2" or "scalar"
   // y = softmax(x) over one contiguous row of n > 0 floats (y may alias x).
@@ -62,21 +66,23 @@ struct VecKernels {
   // (kernels/cpu/quantize_activations.h) for every input, scale and zero point.
   void (*quantize_u8)(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out);
   // The INT8 attention's probabilities for one row of n > 0 scores
-  // (kernels/attention.cc), softmax, weighting and quantization in three
-  // passes over the row instead of seven:
-  //   m = max_j (a x[j]);  e[j] = exp(fma(a, x[j], -m));  sum = Σ_j e[j]
-  //   p[j] = e[j] w[j];  pmax = max_j p[j]
-  //   out[j] = round_half_even(p[j] * (255 / pmax)) clamped to [0, 255]
-  //            (all 0 when pmax is 0; the product unrounded where the ISA
-  //            has FMA, rounded first at level scalar)
-  // and returns pmax / (255 sum), the scale of out: out[j] * scale is
-  // softmax(a x)[j] w[j] to within half a step. The normalization by sum
-  // never touches the row: it only moves the scale. w >= 0 (V's row
-  // scales); tmp holds n floats (it may alias x). Its exp is a cheaper one
-  // (vec_body.h, vexp_softmax: 2.4e-6 relative, nothing below e^-87). A
-  // NaN or +inf in x, or a non-finite a, makes the result non-finite (the
-  // caller then runs the row in float32); a -inf score is a probability 0.
-  float (*softmax_u8_row)(const float* x, int64_t n, float a, const float* w, float* tmp, uint8_t* out);
+  // (kernels/attention.cc): softmax, the weighting by w and the u8
+  // quantization in two passes over the row, nothing written but the bytes.
+  // With lnw = ln w and invw = 1 / w for weights w > 0 (V's row scales):
+  //   u[j] = fma(a, x[j], lnw[j]);  M = max_j u[j]
+  //   E[j] = exp(u[j] - M)   (<= 1; exactly 1 where u[j] = M)
+  //   out[j] = round_half_even(255 E[j])   (255 at the maximum)
+  // and returns 1 / (255 Σ_j E[j] invw[j]), the scale of out: out[j] * scale
+  // is softmax(a x)[j] w[j] to within half a step of max_j softmax(a x)[j] w[j]
+  // / 255 (as E[j] = p[j] / max p for p = softmax(a x) w). Reads x, lnw and
+  // invw up to index round_up(n, kSoftmaxU8Pad) - 1 (the values past n are
+  // ignored, NaN included), writes out[0 .. n - 1] only. Its exp is a cheaper
+  // one (vec_body.h, vexp_softmax: 2.4e-6 relative, nothing below e^-87). A
+  // NaN or +inf in x, a non-finite a, or a scale that is not a normal float
+  // (an overflowing sum) returns NaN (the caller then runs the row in
+  // float32); a -inf score is a probability 0.
+  float (*softmax_u8_row)(const float* x, int64_t n, float a, const float* lnw, const float* invw,
+                          uint8_t* out);
   // m[j] = max(m[j], max_{r < rows} |x[r * ldx + j]|) for j < n (NaN
   // ignored, as in minmax; inf counts).
   void (*col_abs_max)(const float* x, int64_t ldx, int64_t rows, int64_t n, float* m);

@@ -39,16 +39,8 @@ struct QWeight {
   int q = kNoValue, scale = kNoValue, sum = kNoValue;  // new values
 };
 
-std::string unique_name(const Graph& g, const std::string& base) {
-  if (g.find_value(base) == kNoValue) return base;
-  for (int i = 1;; ++i) {
-    std::string n = base + "_" + std::to_string(i);
-    if (g.find_value(n) == kNoValue) return n;
-  }
-}
-
 int add_const_value(Graph& g, const std::string& name, DType dtype, const Shape& shape) {
-  const int v = g.add_value(unique_name(g, name));
+  const int v = g.add_value(g.fresh_name(name));
   Value& val = g.values[static_cast<size_t>(v)];
   val.dtype = dtype;
   val.has_shape = true;

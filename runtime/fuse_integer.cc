@@ -215,14 +215,8 @@ bool match(const Graph& g, const std::vector<std::vector<int>>& readers, const s
   return true;
 }
 
-std::string fresh_name(const Graph& g, const std::string& base) {
-  std::string name = base;
-  for (int i = 2; g.find_value(name) != kNoValue; ++i) name = base + "." + std::to_string(i);
-  return name;
-}
-
 int add_initializer(Graph& g, const std::string& base, Tensor t) {
-  const int vid = g.add_value(fresh_name(g, base));
+  const int vid = g.add_value(g.fresh_name(base));
   g.values[static_cast<size_t>(vid)].set_initializer(std::move(t));
   return vid;
 }
@@ -668,7 +662,7 @@ int fuse_qdq_ops(Graph& g) {
           rq.outputs = g.nodes[i].outputs;
           rewrite_as_qop(g, i, m, in.x, base, std::move(bias), *range);
           // After the rewrite: add_value may move the weight tensors m points into.
-          const int yf = g.add_value(fresh_name(g, g.values[static_cast<size_t>(rq.outputs[0])].name + ".float"));
+          const int yf = g.add_value(g.fresh_name(g.values[static_cast<size_t>(rq.outputs[0])].name + ".float"));
           g.values[static_cast<size_t>(yf)].dtype = DType::kFloat32;
           rq.inputs[0] = yf;
           g.nodes[i].outputs = {yf};

@@ -47,6 +47,12 @@ int Graph::find_value(const std::string& n) const {
   return it == index_.end() ? kNoValue : it->second;
 }
 
+std::string Graph::fresh_name(const std::string& base) const {
+  std::string name = base;
+  for (int i = 2; find_value(name) != kNoValue; ++i) name = base + "." + std::to_string(i);
+  return name;
+}
+
 void Graph::rename_value(int id, const std::string& n) {
   assert(index_.count(n) == 0);
   Value& v = values[static_cast<size_t>(id)];

@@ -139,6 +139,9 @@ class Graph {
   std::vector<int> captures;
 
   int find_value(const std::string& name) const;  // kNoValue if absent
+  // A value name not yet in the graph: `base` when it is free, else
+  // base.2, base.3, ... (for values a pass adds next to existing ones).
+  std::string fresh_name(const std::string& base) const;
   // Adds a value (name must be new) and returns its index.
   int add_value(const std::string& name);
   // Renames value id (the new name must be new).

@@ -106,12 +106,6 @@ Tensor dequantize(const Dequant& d, bool transpose) {
   return t;
 }
 
-std::string fresh_name(const Graph& g, const std::string& base) {
-  std::string name = base + ".fp32";
-  for (int i = 2; g.find_value(name) != kNoValue; ++i) name = base + ".fp32." + std::to_string(i);
-  return name;
-}
-
 }  // namespace
 
 Expected<Fp32Fallback> fp32_fallback_mode(Fp32Fallback option) {
@@ -176,7 +170,7 @@ int apply_fp32_fallback(Graph& g, Fp32Fallback mode, uint64_t* fp32_bytes) {
     const uint64_t bytes = static_cast<uint64_t>(numel_of(d.ws)) * sizeof(float);
     if (bytes > kMaxNodeFp32Bytes || *fp32_bytes + bytes > kMaxFp32Bytes) continue;
     const bool transpose = n.op_type == "QConvTranspose";
-    const std::string wname = fresh_name(g, g.values[static_cast<size_t>(n.inputs[qop::kWeight])].name);
+    const std::string wname = g.fresh_name(g.values[static_cast<size_t>(n.inputs[qop::kWeight])].name + ".fp32");
     Tensor wf = dequantize(d, transpose);
     const int vid = g.add_value(wname);
     g.values[static_cast<size_t>(vid)].set_initializer(std::move(wf));

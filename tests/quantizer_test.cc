@@ -1023,5 +1023,19 @@ TEST(Convert, BlobRunsCloseToFp32) {
   expect_blob_close_to_fp32("small_cnn.onnx", "image", {1, 3, 32, 48}, true, 0.999938);
 }
 
+// The names convert (and the session's passes) give the values they add:
+// the base when free, else base.2, base.3, ... skipping every taken one.
+TEST(GraphFreshName, SkipsTakenNames) {
+  Graph g;
+  EXPECT_EQ(g.fresh_name("w"), "w");
+  g.add_value("w");
+  EXPECT_EQ(g.fresh_name("w"), "w.2");
+  g.add_value("w.2");
+  g.add_value("w.3");
+  EXPECT_EQ(g.fresh_name("w"), "w.4");
+  EXPECT_EQ(g.fresh_name("w.2"), "w.2.2");
+  EXPECT_EQ(g.fresh_name("x"), "x");
+}
+
 }  // namespace
 }  // namespace sarai

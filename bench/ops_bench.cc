@@ -18,8 +18,9 @@
 //   BM_gelu               vec_kernels().gelu (the fc1 epilogue's GELU) on
 //                         2048 x 32 floats in L2; items = floats
 //   BM_softmax_u8_row     vec_kernels().softmax_u8_row (INT8 attention's
-//                         softmax, P·vs and u8 quantization) over rows of
-//                         1500 and of 1536 (no tail): 4 B in + 1 B out
+//                         softmax, P·vs and u8 quantization, given the
+//                         scores and their maxima) over rows of 1500 and of
+//                         1536 (no tail): 4 B in + 1 B out
 //   BM_layernorm_row      vec_kernels().layernorm_row, 1500 rows x 512
 //   BM_attention          the fused Attention op (kernels/attention.cc) on
 //                         [heads, T, 64] x [heads, 64, T] x [heads, T, 64],
@@ -186,17 +187,24 @@ void BM_softmax_u8_row(benchmark::State& st) {
   const kn::VecKernels& vk = kn::vec_kernels();
   // Rows padded as Attention pads them (kSoftmaxU8Pad), weights 0.01..1.
   const int64_t np = (n + kn::kSoftmaxU8Pad - 1) / kn::kSoftmaxU8Pad * kn::kSoftmaxU8Pad;
-  const std::vector<float> x = random_floats(rows * np, 8.f, 4), w = random_floats(n, 1.f, 5);
-  std::vector<float> lnw(np, 0.f), invw(np, 0.f);
+  // Scores u = x / 8 + ln vs for random x, as attention_scores leaves them.
+  std::vector<float> u = random_floats(rows * np, 1.f, 4), m(rows, -1e30f);
+  const std::vector<float> w = random_floats(n, 1.f, 5);
+  std::vector<float> invw(np, 0.f);
   for (int64_t i = 0; i < n; ++i) {
     const float vs = 0.01f + std::fabs(w[i]);
-    lnw[i] = std::log(vs), invw[i] = 1.f / vs;
+    invw[i] = 1.f / vs;
+    for (int64_t r = 0; r < rows; ++r) {
+      float& v = u[r * np + i];
+      v = v + std::log(vs);
+      m[r] = std::max(m[r], v);
+    }
   }
   std::vector<uint8_t> y(rows * n);
   float acc = 0.f;
   for (auto _ : st) {
     for (int64_t r = 0; r < rows; ++r)
-      acc += vk.softmax_u8_row(x.data() + r * np, n, 0.125f, lnw.data(), invw.data(), y.data() + r * n);
+      acc += vk.softmax_u8_row(u.data() + r * np, n, m[r], invw.data(), y.data() + r * n);
     benchmark::DoNotOptimize(acc);
     benchmark::ClobberMemory();
   }

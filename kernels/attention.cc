@@ -30,10 +30,12 @@
 // V's per-row scale is folded into the probabilities before they are
 // quantized (P' = P·vs, u8 with scale ps[t] = max_s P'[t][s] / 255 and zero
 // point 0), so the reduction over s stays one integer sum. The vector
-// kernel softmax_u8_row does softmax, P·vs and the quantization in two
-// passes over a row of scores: P' / max P' = exp(a x + ln vs - M) for
-// M = max (a x + ln vs), so the bytes come straight from one exp, and the
-// softmax's sum (Σ exp(..) / vs) only enters ps. Q goes into the
+// kernels do softmax, P·vs and the quantization in two passes over a row
+// of scores: P' / max P' = exp(a x + ln vs - M) for M = max (a x + ln vs),
+// so attention_scores turns QKᵀ's accumulator blocks into u = a x + ln vs
+// and the row maxima (the GEMM's epilogue), and softmax_u8_row makes the
+// bytes from one exp per score, the softmax's sum (Σ exp(u - M) / vs) only
+// entering ps. Q goes into the
 // u8 × s8 kernels as q8 + 128, and comp[s] = 128 Σ_d k8[d][s] takes the
 // offset back out, so the sums are exact on every ISA (the AVX2 kernel's
 // vpmaddwd scheme never saturates) and the results do not depend on the
@@ -178,6 +180,26 @@ bool pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e
   std::fill(out.invvs + s, out.invvs + sq, 0.f);
   return true;
 }
+
+// qgemm_u8s8_blocks' sink for QKᵀ in the per-row INT8 mode: each finished
+// block of accumulators becomes scores u (rows m0.., columns n0..) with
+// the row maxima kept up to date (VecKernels::attention_scores).
+struct ScoresSink {
+  const VecKernels* vk;
+  const int32_t* kcomp;
+  const float* ks;
+  const float* a;  // per row: Q's scale / divisor
+  const float* lnvs;
+  float* u;
+  int64_t ldu;
+  float rowmax[kRows * kScoresMaxLanes];  // partial maxima, then (in [0, rows)) each row's
+
+  static void run(void* ctx, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+    auto* k = static_cast<ScoresSink*>(ctx);
+    k->vk->attention_scores(acc, ldacc, rows, cols, k->kcomp + n0, k->ks + n0, k->a + m0, k->lnvs + n0,
+                            k->u + m0 * k->ldu + n0, k->ldu, k->rowmax + m0 * kScoresMaxLanes);
+  }
+};
 
 }  // namespace
 
@@ -353,12 +375,24 @@ Status Attention(KernelContext& ctx) {
       rq[i] = scale / divisor;
     }
     const Int8Entry ent = entry(b);
-    QgemmEpilogue ep;
-    ep.comp = ent.kcomp;
-    ep.cscale = ent.ks;
-    ep.y = sc;
-    ep.ldy_m = sq;
-    qgemm_u8s8(qb8, rows, d, d, ent.k, s, ep, &uk, /*threaded=*/false);
+    ScoresSink sink{&vk, ent.kcomp, ent.ks, rq, ent.lnvs, sc, sq, {}};
+    if (per_tensor) {
+      QgemmEpilogue ep;
+      ep.comp = ent.kcomp;
+      ep.cscale = ent.ks;
+      ep.y = sc;
+      ep.ldy_m = sq;
+      qgemm_u8s8(qb8, rows, d, d, ent.k, s, ep, &uk, /*threaded=*/false);
+    } else {
+      // The scores u = a x + ln vs and their row maxima straight from the
+      // accumulator blocks (attention_scores): no separate epilogue pass.
+      std::fill(sink.rowmax, sink.rowmax + rows * kScoresMaxLanes, -std::numeric_limits<float>::infinity());
+      qgemm_u8s8_blocks(qb8, rows, d, d, ent.k, s, &ScoresSink::run, &sink, &uk, /*threaded=*/false);
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* m = sink.rowmax + i * kScoresMaxLanes;
+        sink.rowmax[i] = *std::max_element(m, m + kScoresMaxLanes);  // i <= i * lanes: read before written
+      }
+    }
     for (int64_t i = 0; i < rows; ++i) {
       float* row = sc + i * sq;
       float ps;
@@ -370,7 +404,7 @@ Status Attention(KernelContext& ctx) {
         ps = v_tensor_scale / 255.f;
         vk.quantize_u8(row, s, ps == 0.f ? 1.f : ps, 0, pb8 + i * s);
       } else {
-        ps = vk.softmax_u8_row(row, s, rq[i], ent.lnvs, ent.invvs, pb8 + i * s);
+        ps = vk.softmax_u8_row(row, s, sink.rowmax[i], ent.invvs, pb8 + i * s);
         if (!std::isfinite(ps)) return false;
       }
       rq[kRows + i] = ps;

@@ -89,10 +89,13 @@ Tensor reference(const Tensor& q, const Tensor& kt, const Tensor& v, float divis
       const float rq = qs / divisor;
       const int64_t sq = (s + kernels::kSoftmaxU8Pad - 1) / kernels::kSoftmaxU8Pad * kernels::kSoftmaxU8Pad;
       std::vector<float> p(sq, 0.f);
+      std::vector<int32_t> accs(s), comp(s);
       for (int64_t j = 0; j < s; ++j) {
         int32_t acc = 0;
         for (int64_t r = 0; r < d; ++r) acc += q8[r] * k8[r * s + j];
-        float x = static_cast<float>(acc - 128 * kcomp[j]) * ks[j];
+        accs[j] = acc;
+        comp[j] = 128 * kcomp[j];
+        float x = static_cast<float>(acc - comp[j]) * ks[j];
         p[j] = x + 0.f;  // the GEMM epilogue's absent bias
       }
       std::vector<int> p8(s);
@@ -104,8 +107,9 @@ Tensor reference(const Tensor& q, const Tensor& kt, const Tensor& v, float divis
         ps = vts / 255.f;
         for (int64_t j = 0; j < s; ++j) p8[j] = quant_u8(p[j], ps == 0.f ? 1.f : ps, 0);
       } else {
-        // Softmax, P' = P vs and its u8 quantization: the vector kernel
-        // tested on its own in vec_kernels_test.
+        // The scores u = a x + ln vs from the accumulators, softmax,
+        // P' = P vs and its u8 quantization: the vector kernels tested on
+        // their own in vec_kernels_test.
         std::vector<uint8_t> u(s);
         std::vector<float> lnw(sq, 0.f), invw(sq, 0.f);
         for (int64_t j = 0; j < s; ++j) {
@@ -113,7 +117,10 @@ Tensor reference(const Tensor& q, const Tensor& kt, const Tensor& v, float divis
           lnw[j] = std::log(w);
           invw[j] = 1.f / w;
         }
-        ps = kernels::vec_kernels().softmax_u8_row(p.data(), s, rq, lnw.data(), invw.data(), u.data());
+        const auto& vk = kernels::vec_kernels();
+        std::vector<float> m(kernels::kScoresMaxLanes, -std::numeric_limits<float>::infinity());
+        vk.attention_scores(accs.data(), s, 1, s, comp.data(), ks.data(), &rq, lnw.data(), p.data(), sq, m.data());
+        ps = vk.softmax_u8_row(p.data(), s, *std::max_element(m.begin(), m.end()), invw.data(), u.data());
         for (int64_t j = 0; j < s; ++j) p8[j] = u[j];
       }
       for (int64_t c = 0; c < e; ++c) {

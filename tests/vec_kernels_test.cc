@@ -253,28 +253,31 @@ TEST_P(VecKernelsIsa, SoftmaxMatchesDouble) {
   RecordProperty("softmax_max_rel_err", sci(worst.rel));
 }
 
-// The INT8 attention's fused probabilities (softmax, times w, to u8)
-// against double: every byte within half a step (plus the float rounding
-// of the exponent) of 255 p / pmax for p = softmax(a x) w, the returned
-// scale within 1e-4 of pmax / (255 sum); the largest p gives exactly 255;
-// nothing written past n; the lanes read past n (up to the padding) ignored,
-// NaN included. Negative and zero multipliers, tiny weights, non-finite
-// scores or multiplier and an overflowing sum (a NaN scale back).
+// The INT8 attention's fused probabilities (softmax, times w, to u8) from
+// scores u = fma(a, x, ln w) and their maximum, as attention_scores makes
+// them, against double: every byte within half a step (plus the float
+// rounding of the exponent) of 255 p / pmax for p = softmax(a x) w, the
+// returned scale within 1e-4 of pmax / (255 sum); the largest p gives
+// exactly 255; nothing written past n; the lanes read past n (up to the
+// padding) ignored, NaN included. Negative and zero multipliers, tiny
+// weights, non-finite scores or maximum and an overflowing sum (a NaN scale
+// back).
 TEST_P(VecKernelsIsa, SoftmaxU8RowMatchesDouble) {
   Worst worst;
   double worst_scale = 0;
   const std::vector<float> wv = uniform(1600, 12, 0.01f, 2.f);
   const auto padded = [](int64_t n) { return (n + kernels::kSoftmaxU8Pad - 1) / kernels::kSoftmaxU8Pad * kernels::kSoftmaxU8Pad; };
-  // The row and its weights, padded with `pad` past n.
+  // The scores, their maximum and 1 / w, padded with `pad` past n.
   struct Row {
-    std::vector<float> x, lnw, invw;
+    std::vector<float> u, invw;
+    float m = -kInf;
   };
-  const auto make_row = [&](const float* x, const float* w, int64_t n, float pad) {
-    Row r{std::vector<float>(padded(n), pad), std::vector<float>(padded(n), pad), std::vector<float>(padded(n), pad)};
+  const auto make_row = [&](const float* x, float a, const float* w, int64_t n, float pad) {
+    Row r{std::vector<float>(padded(n), pad), std::vector<float>(padded(n), pad)};
     for (int64_t j = 0; j < n; ++j) {
-      r.x[j] = x[j];
-      r.lnw[j] = std::log(w[j]);
+      r.u[j] = std::fma(a, x[j], std::log(w[j]));
       r.invw[j] = 1.f / w[j];
+      r.m = std::max(r.m, r.u[j]);
     }
     return r;
   };
@@ -285,9 +288,9 @@ TEST_P(VecKernelsIsa, SoftmaxU8RowMatchesDouble) {
         for (int64_t off = 0; off < 3; ++off) {
           std::vector<float> w(wv.begin() + off, wv.begin() + off + n);
           if (n > 3) w[2] = 1e-6f;
-          const Row row = make_row(x.data() + off, w.data(), n, 0.f);
+          const Row row = make_row(x.data() + off, a, w.data(), n, 0.f);
           std::vector<uint8_t> out(n + 1, 0xA5);
-          const float ps = vk_->softmax_u8_row(row.x.data(), n, a, row.lnw.data(), row.invw.data(), out.data());
+          const float ps = vk_->softmax_u8_row(row.u.data(), n, row.m, row.invw.data(), out.data());
           ASSERT_EQ(out[n], 0xA5) << "out written past n = " << n;
           double mx = -HUGE_VAL, sum = 0, pmax = 0;
           for (int64_t j = 0; j < n; ++j) mx = std::max(mx, static_cast<double>(a) * x[off + j]);
@@ -314,10 +317,9 @@ TEST_P(VecKernelsIsa, SoftmaxU8RowMatchesDouble) {
           }
           ASSERT_GE(at_max, 1) << where;
           // NaN past n changes nothing.
-          const Row nan_row = make_row(x.data() + off, w.data(), n, kNaN);
+          const Row nan_row = make_row(x.data() + off, a, w.data(), n, kNaN);
           std::vector<uint8_t> out2(n);
-          const float ps2 = vk_->softmax_u8_row(nan_row.x.data(), n, a, nan_row.lnw.data(), nan_row.invw.data(),
-                                                out2.data());
+          const float ps2 = vk_->softmax_u8_row(nan_row.u.data(), n, nan_row.m, nan_row.invw.data(), out2.data());
           ASSERT_EQ(bits(ps2), bits(ps)) << "padding read, " << where;
           ASSERT_TRUE(std::equal(out2.begin(), out2.end(), out.begin())) << "padding read, " << where;
         }
@@ -328,24 +330,70 @@ TEST_P(VecKernelsIsa, SoftmaxU8RowMatchesDouble) {
   RecordProperty("softmax_u8_max_scale_rel_err", sci(worst_scale));
   const std::vector<float> x = uniform(40, 13, -5.f, 5.f), ones(40, 1.f);
   std::vector<uint8_t> out(40, 7);
-  const auto run = [&](const std::vector<float>& xs, float a, const std::vector<float>& w) {
-    const Row r = make_row(xs.data(), w.data(), 40, 0.f);
-    return vk_->softmax_u8_row(r.x.data(), 40, a, r.lnw.data(), r.invw.data(), out.data());
+  const auto run = [&](const std::vector<float>& xs, const std::vector<float>& w, float m_override = 0.f) {
+    Row r = make_row(xs.data(), 1.f, w.data(), 40, 0.f);
+    if (m_override != 0.f) r.m = m_override;
+    return vk_->softmax_u8_row(r.u.data(), 40, r.m, r.invw.data(), out.data());
   };
-  // Non-finite scores or multiplier: the scale says so.
+  // Non-finite scores or maximum: the scale says so.
   for (float bad : {kInf, kNaN}) {
     std::vector<float> y = x;
     y[17] = bad;
-    EXPECT_FALSE(std::isfinite(run(y, 1.f, ones))) << bad;
+    EXPECT_FALSE(std::isfinite(run(y, ones))) << bad;
   }
-  EXPECT_FALSE(std::isfinite(run(x, kNaN, ones)));
+  EXPECT_FALSE(std::isfinite(run(x, ones, kNaN)));
   // A score of -inf is a probability of 0.
   std::vector<float> y = x;
   y[17] = -kInf;
-  EXPECT_TRUE(std::isfinite(run(y, 1.f, ones)));
+  EXPECT_TRUE(std::isfinite(run(y, ones)));
   EXPECT_EQ(out[17], 0);
   // Weights so small that Σ E / w overflows: NaN, not a scale of 0.
-  EXPECT_FALSE(std::isfinite(run(std::vector<float>(40, 1.f), 1.f, std::vector<float>(40, 1e-38f))));
+  EXPECT_FALSE(std::isfinite(run(std::vector<float>(40, 1.f), std::vector<float>(40, 1e-38f))));
+}
+
+// attention_scores against its formula, bit for bit (FMA at levels avx2 and
+// up, a multiply and an add at level scalar): rows 1..5 with strides wider
+// than n, every n up to 70 (tails inside and across vectors), accumulators
+// at the int32 extremes (the subtraction wraps, as in the GEMM epilogue),
+// running maxima (kScoresMaxLanes partial ones per row) kept from earlier
+// blocks; nothing written past n.
+TEST_P(VecKernelsIsa, AttentionScoresMatchFormula) {
+  const bool fused = std::string(vk_->isa) != "scalar";
+  std::mt19937 rng(21);
+  std::uniform_int_distribution<int32_t> any_int(std::numeric_limits<int32_t>::min(),
+                                                  std::numeric_limits<int32_t>::max());
+  std::uniform_int_distribution<int32_t> small_int(-300000, 300000);
+  const std::vector<float> ksv = uniform(80, 22, 0.f, 0.05f), lnv = uniform(80, 23, -6.f, 1.f);
+  for (int64_t rows = 1; rows <= 5; ++rows) {
+    for (int64_t n = 1; n <= kMaxN; ++n) {
+      const int64_t ldacc = n + 3, ldu = n + 5;
+      std::vector<int32_t> acc(rows * ldacc), comp(n);
+      for (auto& v : acc) v = rng() % 16 == 0 ? any_int(rng) : small_int(rng);
+      for (auto& v : comp) v = rng() % 16 == 0 ? any_int(rng) : small_int(rng);
+      constexpr int64_t kL = kernels::kScoresMaxLanes;
+      std::vector<float> a(rows), rowmax(rows * kL, -kInf), u(rows * ldu, kGuard);
+      for (int64_t i = 0; i < rows; ++i) {
+        a[i] = (i % 2 ? -1.f : 1.f) * 0.01f * static_cast<float>(i + 1);
+        if (i > 0) rowmax[i * kL + i % kL] = 1e3f * static_cast<float>(i - 2);  // a kept maximum, or not
+      }
+      const std::vector<float> start = rowmax;
+      vk_->attention_scores(acc.data(), ldacc, rows, n, comp.data(), ksv.data(), a.data(), lnv.data(), u.data(),
+                            ldu, rowmax.data());
+      for (int64_t i = 0; i < rows; ++i) {
+        float m = *std::max_element(start.begin() + i * kL, start.begin() + (i + 1) * kL);
+        for (int64_t j = 0; j < n; ++j) {
+          const float x = static_cast<float>(static_cast<int32_t>(static_cast<uint32_t>(acc[i * ldacc + j]) -
+                                                                   static_cast<uint32_t>(comp[j]))) * ksv[j];
+          const float want = fused ? std::fma(a[i], x, lnv[j]) : a[i] * x + lnv[j];
+          ASSERT_EQ(bits(u[i * ldu + j]), bits(want)) << "rows " << rows << " n " << n << " i " << i << " j " << j;
+          m = std::max(m, want);
+        }
+        ASSERT_EQ(bits(u[i * ldu + n]), bits(kGuard)) << "written past n = " << n;
+        const float got = *std::max_element(rowmax.begin() + i * kL, rowmax.begin() + (i + 1) * kL);
+        ASSERT_EQ(bits(got), bits(m)) << "rows " << rows << " n " << n << " i " << i;
+      }
+    }
+  }
 }
 
 // col_abs_max against a plain loop: every n (tails), rows 0..5, a row

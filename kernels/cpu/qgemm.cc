@@ -214,6 +214,15 @@ void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_
         });
 }
 
+void qgemm_u8s8_blocks(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed, int64_t n,
+                       QgemmSink sink, void* ctx, const QgemmUkernel* uk, bool threaded) {
+  const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
+  drive(u, a, m, k, lda, w_packed, n, threaded,
+        [&](const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
+          sink(ctx, acc, ldacc, m0, rows, n0, cols);
+        });
+}
+
 void qgemm_u8s8_s32(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,
                     int64_t n, int32_t* c, int64_t ldc, const QgemmUkernel* uk) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();

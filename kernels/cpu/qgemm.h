@@ -121,6 +121,16 @@ void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_
                 int64_t n, const QgemmEpilogue& ep, const QgemmUkernel* uk = nullptr,
                 bool threaded = true);
 
+// The GEMM's finished blocks handed to `sink` instead of the float epilogue:
+// sink(ctx, acc, ldacc, m0, rows, n0, cols) gets acc[i * ldacc + j] =
+// acc[m0 + i][n0 + j] for i < rows, j < cols, once per block, on the thread
+// that computed it, while the block is in L1 (for ops whose epilogue is not
+// the float one: Attention's scores). Threads as qgemm_u8s8.
+using QgemmSink = void (*)(void* ctx, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0,
+                           int64_t cols);
+void qgemm_u8s8_blocks(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed, int64_t n,
+                       QgemmSink sink, void* ctx, const QgemmUkernel* uk = nullptr, bool threaded = true);
+
 // The raw accumulators, c[i * ldc + j] = acc[i][j]: for tests and for ops
 // that need the integers.
 void qgemm_u8s8_s32(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,

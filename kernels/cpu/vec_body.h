@@ -419,39 +419,62 @@ SARAI_VEC_TARGET static inline vi round255(vf e) {
   return (vi)t - (vi)magic;
 }
 
-// See vec_kernels.h. Pass 1 finds M = max (a x + lnw); pass 2 computes
-// E = exp(a x + lnw - M) <= 1 once, rounds 255 E into the bytes and adds
-// E invw to the sum, so no row of floats is written. The full groups of
-// 4 kW lanes run unmasked, with four partial maxima and sums (no single
-// chain of dependent ops); the last < 4 kW lanes run one vector at a time
-// with the lanes past n masked (their loads are in bounds by the contract,
-// their values ignored) and their bytes copied out of a local buffer, so
-// nothing is written past out[n - 1].
-SARAI_VEC_TARGET static float softmax_u8_row(const float* x, int64_t n, float a, const float* lnw,
-                                             const float* invw, uint8_t* out) {
-  const vf va = splat(a), ninf = splat(-__builtin_inff());
+// See vec_kernels.h. Rows of whole vectors, then one padded tail per row;
+// the running maxima stay kW partial ones per row (a horizontal max per
+// call and row cost as much as the block's 4 vectors of scores).
+SARAI_VEC_TARGET static void attention_scores(const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n,
+                                              const int32_t* comp, const float* ks, const float* a,
+                                              const float* lnw, float* u, int64_t ldu, float* rowmax) {
+  typedef uint32_t vu __attribute__((vector_size(sizeof(vi))));
+  const auto score = [](const int32_t* pa, const int32_t* pc, const float* pk, const float* pl, vf va)
+                         SARAI_VEC_TARGET {
+    vu x, c;
+    __builtin_memcpy(&x, pa, sizeof x);
+    __builtin_memcpy(&c, pc, sizeof c);
+    return fmadd(va, __builtin_convertvector((vi)(x - c), vf) * load(pk), load(pl));  // modular, as the epilogue
+  };
+  const int64_t full = n - n % kW;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int32_t* ai = acc + i * ldacc;
+    float* ui = u + i * ldu;
+    const vf va = splat(a[i]);
+    float* mi = rowmax + i * kScoresMaxLanes;
+    vf m = load(mi);
+    for (int64_t j = 0; j < full; j += kW) {
+      const vf v = score(ai + j, comp + j, ks + j, lnw + j, va);
+      store(ui + j, v);
+      m = vmax(m, v);
+    }
+    if (full < n) {
+      const int64_t t = n - full;
+      int32_t xa[kW] = {}, xc[kW] = {};
+      float xk[kW] = {}, xl[kW] = {};
+      for (int64_t k = 0; k < t; ++k) xa[k] = ai[full + k], xc[k] = comp[full + k], xk[k] = ks[full + k], xl[k] = lnw[full + k];
+      vf v = score(xa, xc, xk, xl, va);
+      store_tail(ui + full, v, t);
+      for (int64_t k = t; k < kW; ++k) v[k] = -__builtin_inff();
+      m = vmax(m, v);
+    }
+    store(mi, m);
+  }
+}
+
+// See vec_kernels.h. E = exp(u - M) <= 1 once per element: its byte and its
+// share of the sum. The full groups of 4 kW lanes run unmasked with four
+// partial sums (no single chain of dependent adds); the last < 4 kW lanes
+// run one vector at a time with the lanes past n masked (their loads are in
+// bounds by the contract, their values ignored) and their bytes copied out
+// of a local buffer, so nothing is written past out[n - 1].
+SARAI_VEC_TARGET static float softmax_u8_row(const float* u, int64_t n, float m, const float* invw, uint8_t* out) {
   vi lane;
   for (int k = 0; k < kW; ++k) lane[k] = k;
   const int64_t full = n - n % (4 * kW);
-  vf m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+  const vf nm = splat(-m);
+  vf s0 = splat(0.f), s1 = s0, s2 = s0, s3 = s0;
   int64_t i = 0;
   for (; i < full; i += 4 * kW) {
-    m0 = vmax(m0, fmadd(va, load(x + i), load(lnw + i)));
-    m1 = vmax(m1, fmadd(va, load(x + i + kW), load(lnw + i + kW)));
-    m2 = vmax(m2, fmadd(va, load(x + i + 2 * kW), load(lnw + i + 2 * kW)));
-    m3 = vmax(m3, fmadd(va, load(x + i + 3 * kW), load(lnw + i + 3 * kW)));
-  }
-  for (; i < n; i += kW) {
-    const vi live = lane < static_cast<int32_t>(n - i);
-    m0 = vmax(m0, live ? fmadd(va, load(x + i), load(lnw + i)) : ninf);
-  }
-  const vf nm = splat(-hmax(vmax(vmax(m0, m1), vmax(m2, m3))));
-  vf s0 = splat(0.f), s1 = s0, s2 = s0, s3 = s0;
-  for (i = 0; i < full; i += 4 * kW) {
-    const vf e0 = vexp_softmax(fmadd(va, load(x + i), load(lnw + i)) + nm);
-    const vf e1 = vexp_softmax(fmadd(va, load(x + i + kW), load(lnw + i + kW)) + nm);
-    const vf e2 = vexp_softmax(fmadd(va, load(x + i + 2 * kW), load(lnw + i + 2 * kW)) + nm);
-    const vf e3 = vexp_softmax(fmadd(va, load(x + i + 3 * kW), load(lnw + i + 3 * kW)) + nm);
+    const vf e0 = vexp_softmax(load(u + i) + nm), e1 = vexp_softmax(load(u + i + kW) + nm);
+    const vf e2 = vexp_softmax(load(u + i + 2 * kW) + nm), e3 = vexp_softmax(load(u + i + 3 * kW) + nm);
     s0 = fmadd(e0, load(invw + i), s0), s1 = fmadd(e1, load(invw + i + kW), s1);
     s2 = fmadd(e2, load(invw + i + 2 * kW), s2), s3 = fmadd(e3, load(invw + i + 3 * kW), s3);
     pack_u8(out + i, round255(e0), round255(e1), round255(e2), round255(e3));
@@ -461,7 +484,7 @@ SARAI_VEC_TARGET static float softmax_u8_row(const float* x, int64_t n, float a,
     for (int k = 0; i + k * kW < n; ++k) {
       const int64_t j = i + k * kW;
       const vi live = lane < static_cast<int32_t>(n - j);
-      const vf e = live ? vexp_softmax(fmadd(va, load(x + j), load(lnw + j)) + nm) : splat(0.f);
+      const vf e = live ? vexp_softmax(load(u + j) + nm) : splat(0.f);
       s0 += live ? e * load(invw + j) : splat(0.f);  // masked: a NaN past n must not reach the sum
       q[k] = round255(e);
     }
@@ -538,6 +561,6 @@ SARAI_VEC_TARGET static bool pack_s8_k4(const float* x, int64_t ldx, int64_t row
 
 static const VecKernels kTable = {
     kIsaName,  softmax_row, erf_n,  gelu_n,        sigmoid_n, hard_sigmoid_n,
-    hard_swish_n, clip_n,   binary, layernorm_row, minmax,    quantize_u8_n, softmax_u8_row,
-    col_abs_max, pack_s8_k4,
+    hard_swish_n, clip_n,   binary, layernorm_row, minmax,    quantize_u8_n, attention_scores,
+    softmax_u8_row, col_abs_max, pack_s8_k4,
 };

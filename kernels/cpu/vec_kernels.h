@@ -34,6 +34,8 @@ enum class VecBinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
 // softmax_u8_row reads its float rows in whole groups of this many lanes
 // (4 vectors of the widest level): callers round their buffers up to it.
 constexpr int64_t kSoftmaxU8Pad = 64;
+// attention_scores' partial maxima per row (the widest level's lanes).
+constexpr int64_t kScoresMaxLanes = 16;
 
 struct VecKernels {
   const char* isa;  // the level it is named after: "avx512_vnni", "avx2" or "scalar"
@@ -69,24 +71,35 @@ struct VecKernels {
   // clamped to [0, 255]; bit-identical to the scalar quantize_u8_with
   // (kernels/cpu/quantize_activations.h) for every input, scale and zero point.
   void (*quantize_u8)(const float* x, int64_t n, float scale, uint8_t zero_point, uint8_t* out);
-  // The INT8 attention's probabilities for one row of n > 0 scores
-  // (kernels/attention.cc): softmax, the weighting by w and the u8
-  // quantization in two passes over the row, nothing written but the bytes.
-  // With lnw = ln w and invw = 1 / w for weights w > 0 (V's row scales):
-  //   u[j] = fma(a, x[j], lnw[j]);  M = max_j u[j]
-  //   E[j] = exp(u[j] - M)   (<= 1; exactly 1 where u[j] = M)
+  // The INT8 attention's scores (kernels/attention.cc) from a block of its
+  // QKᵀ accumulators, the GEMM's epilogue and the softmax's first pass in
+  // one: for rows i < rows and columns j < n,
+  //   u[i * ldu + j] = fma(a[i], float(acc[i * ldacc + j] - comp[j]) * ks[j], lnw[j])
+  // (the subtraction modular, as in the GEMM epilogue; a[i] = Q's row scale
+  // / divisor, ks K's column scales, lnw = ln of V's row scales), and keeps
+  // row i's running maximum as kScoresMaxLanes partial maxima,
+  // rowmax[i * kScoresMaxLanes + l] (start them at -inf; the row's maximum
+  // is the largest of them, and NaN is ignored). Writes u[i * ldu + 0 .. n - 1]
+  // only.
+  void (*attention_scores)(const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n, const int32_t* comp,
+                           const float* ks, const float* a, const float* lnw, float* u, int64_t ldu,
+                           float* rowmax);
+  // The INT8 attention's probabilities for one row of n > 0 scores u with
+  // maximum m (attention_scores' u and rowmax), weighted and quantized in
+  // one pass, nothing written but the bytes: with invw = 1 / w for the
+  // weights w > 0 whose logarithms u holds (V's row scales),
+  //   E[j] = exp(u[j] - m)   (<= 1; exactly 1 where u[j] = m)
   //   out[j] = round_half_even(255 E[j])   (255 at the maximum)
-  // and returns 1 / (255 Σ_j E[j] invw[j]), the scale of out: out[j] * scale
-  // is softmax(a x)[j] w[j] to within half a step of max_j softmax(a x)[j] w[j]
-  // / 255 (as E[j] = p[j] / max p for p = softmax(a x) w). Reads x, lnw and
-  // invw up to index round_up(n, kSoftmaxU8Pad) - 1 (the values past n are
-  // ignored, NaN included), writes out[0 .. n - 1] only. Its exp is a cheaper
-  // one (vec_body.h, vexp_softmax: 2.4e-6 relative, nothing below e^-87). A
-  // NaN or +inf in x, a non-finite a, or a scale that is not a normal float
-  // (an overflowing sum) returns NaN (the caller then runs the row in
-  // float32); a -inf score is a probability 0.
-  float (*softmax_u8_row)(const float* x, int64_t n, float a, const float* lnw, const float* invw,
-                          uint8_t* out);
+  // and returns 1 / (255 Σ_j E[j] invw[j]), the scale of out. For
+  // u = a x + ln w, out[j] * scale is softmax(a x)[j] w[j] to within half a
+  // step of max_j softmax(a x)[j] w[j] / 255 (E[j] = p[j] / max p for
+  // p = softmax(a x) w). Reads u and invw up to index
+  // round_up(n, kSoftmaxU8Pad) - 1 (values past n ignored, NaN included),
+  // writes out[0 .. n - 1] only. Its exp is a cheaper one (vec_body.h,
+  // vexp_softmax: 2.4e-6 relative, nothing below e^-87). A NaN or +inf in
+  // u, or a scale that is not a normal float (an overflowing sum), returns
+  // NaN (the caller then runs the row in float32); -inf is a probability 0.
+  float (*softmax_u8_row)(const float* u, int64_t n, float m, const float* invw, uint8_t* out);
   // m[j] = max(m[j], max_{r < rows} |x[r * ldx + j]|) for j < n (NaN
   // ignored, as in minmax; inf counts).
   void (*col_abs_max)(const float* x, int64_t ldx, int64_t rows, int64_t n, float* m);

@@ -495,9 +495,10 @@ Status QConvTranspose(KernelContext& ctx) {
 
 // The FP32 fallbacks (runtime/session_fallback.h): the float convolutions
 // Session::create puts where INT8 cannot win, on the weight dequantized
-// once at creation (W = scale[ch] * q). Only the two shapes the rule picks,
-// each one GEMM (fp32_gemm: oneDNN's sgemm, as Conv and ConvTranspose run
-// it) plus a copy, and computed in blocks of output positions that depend
+// once at creation (W = scale[ch] * q). The 1x1 conv and the ConvTranspose
+// with kernel = strides are each one GEMM (fp32_gemm: oneDNN's sgemm, as
+// Conv and ConvTranspose run it) plus a copy (other group-1 convs are
+// Conv's im2col path, below), computed in blocks of output positions that depend
 // on the shape only (p / kFp32Columns of them), one single-threaded sgemm per block (oneDNN runs single-
 // threaded inside our parallel region, as in kernels/attention.cc): the
 // result is then the same at every thread count, which oneDNN's own
@@ -559,21 +560,32 @@ Status fp32_blocked_gemm(bool trans_w, int64_t m, int64_t k, int64_t p, const fl
 
 }  // namespace
 
-// Fp32Conv(X, W float [M, C, 1...], bias?): a 1x1, stride 1, unpadded,
-// group 1 convolution, Y[b] = W · X[b] (+ bias).
+// Fp32Conv(X, W float [M, C, k...], bias?): any group-1 convolution
+// (strides, pads, dilations, auto_pad as Conv reads them).
+//  - 1x1, stride 1, unpadded: Y[b] = W · X[b] (+ bias), X itself the
+//    column matrix, in fp32_blocked_gemm's fixed column blocks.
+//  - Every other shape: Conv's im2col path (kernels/conv.cc), which builds
+//    the column matrix one block of output positions at a time (blocks
+//    fixed by the shape, in cache) and runs one single-threaded sgemm per
+//    block, so it is already the same at every thread count. Only Conv's
+//    1x1 path hands the whole GEMM to oneDNN's threads, hence the branch
+//    above. Calling Conv rather than a second im2col here keeps one FP32
+//    im2col in the tree (and the fallback's result is Conv's, bit for bit).
+// Group > 1 is refused: the rewrite never makes it, and Conv's grouped 1x1
+// path is not thread-count independent.
 Status Fp32Conv(KernelContext& ctx) {
   SARAI_ASSIGN_OR_RETURN(const convgeo::ConvAttrs* a, ctx.prepared<convgeo::ConvAttrs>(PrepareConv));
   SARAI_RETURN_IF_ERROR(check_fp32_inputs(ctx, /*channel_dim=*/0));
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
+  if (a->group != 1)
+    return Status::error("group " + str(a->group) + ": Fp32Conv runs group 1 convolutions only");
   convgeo::ConvGeometry g;
   SARAI_RETURN_IF_ERROR(convgeo::resolve_conv(*a, x.shape(), w.shape(), &g));
-  bool pointwise = a->group == 1;
+  bool pointwise = true;
   for (int d = 0; d < g.nsp; ++d)
     pointwise = pointwise && g.kernel[d] == 1 && g.strides[d] == 1 && g.pad_begin[d] == 0 && g.pad_end[d] == 0;
-  if (!pointwise)
-    return Status::error("W " + shape_to_string(w.shape()) + " with these attributes is not a 1x1, stride 1, "
-                         "unpadded, group 1 convolution, the only one Fp32Conv runs");
+  if (!pointwise) return Conv(ctx);
   const int64_t n = x.dim(0), c = x.dim(1), m = w.dim(0), p = g.out_size();
   Shape out_shape = {n, m};
   out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());

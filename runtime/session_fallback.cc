@@ -131,28 +131,38 @@ bool all_ints(const Node& n, const char* name, int64_t v) {
 }  // namespace
 
 std::string fp32_fallback_reason(const Node& n, const Shape& ws, Isa isa, bool force) {
-  if (n.domain != "sarai" || ws.size() < 3) return "";
-  if (n.attr_int("group", 1) != 1 || !all_ints(n, "pads", 0)) return "";
+  if (n.domain != "sarai" || ws.size() < 3 || n.attr_int("group", 1) != 1) return "";
   if (n.op_type == "QConvTranspose") {
     // At every level: the scatter kernel loses to GEMM + copy on VNNI too.
     // The shape Fp32ConvTranspose runs: every output position reached by
-    // one tap (kernel = strides, dilation 1, no output_padding / output_shape).
+    // one tap (kernel = strides, dilation 1, no padding, output_padding or
+    // output_shape).
     const auto strides = n.attr_ints_view("strides");
-    if (strides.size() != ws.size() - 2 || !all_ints(n, "dilations", 1) || !all_ints(n, "output_padding", 0) ||
-        n.has_attr("output_shape"))
+    if (strides.size() != ws.size() - 2 || !all_ints(n, "pads", 0) || !all_ints(n, "dilations", 1) ||
+        !all_ints(n, "output_padding", 0) || n.has_attr("output_shape"))
       return "";
     for (size_t i = 2; i < ws.size(); ++i)
       if (ws[i] != strides[i - 2]) return "";
     return "ConvTranspose: the INT8 scatter kernel is slower than GEMM + copy";
   }
-  if (n.op_type != "QConv" || !all_ints(n, "strides", 1)) return "";
-  for (size_t i = 2; i < ws.size(); ++i)
-    if (ws[i] != 1) return "";
-  const int64_t macs = ws[0] * ws[1];  // per output position: M x C
-  const int64_t bound = !force && has_vnni(isa) ? kPointwiseMaxMacsVnni : kPointwiseMaxMacs;
-  if (macs > bound) return "";
-  return "1x1 conv with C x M = " + std::to_string(macs) + " <= " + std::to_string(bound) +
-         " MACs per position: quantizing and transposing X cost as much as the MACs";
+  if (n.op_type != "QConv") return "";
+  const bool vnni = !force && has_vnni(isa);
+  bool pointwise = all_ints(n, "strides", 1) && all_ints(n, "pads", 0);
+  for (size_t i = 2; i < ws.size(); ++i) pointwise = pointwise && ws[i] == 1;
+  if (pointwise) {
+    const int64_t macs = ws[0] * ws[1];  // per output position: M x C
+    const int64_t bound = vnni ? kPointwiseMaxMacsVnni : kPointwiseMaxMacs;
+    if (macs > bound) return "";
+    return "1x1 conv with C x M = " + std::to_string(macs) + " <= " + std::to_string(bound) +
+           " MACs per position: quantizing and transposing X cost as much as the MACs";
+  }
+  // Any other group-1 conv (strides, pads, dilations): Fp32Conv runs it
+  // through Conv's im2col path.
+  const int64_t k = numel_of(ws) / ws[0];  // C x kernel taps
+  const int64_t bound = vnni ? kSmallKMaxKVnni : kSmallKMaxK;
+  if (k > bound) return "";
+  return "conv with K = C x taps = " + std::to_string(k) + " <= " + std::to_string(bound) +
+         ": quantizing X and its im2col cost as much as the MACs";
 }
 
 int apply_fp32_fallback(Graph& g, Fp32Fallback mode, uint64_t* fp32_bytes) {

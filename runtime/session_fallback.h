@@ -17,8 +17,8 @@
 //    against 0.6-1.8 ms FP32, docs/BENCHMARKS.md).
 //  - A level with VNNI (avx2_vnni, avx512_vnni, amx): vpdpbusd does 4
 //    u8 x s8 MACs per 32-bit lane, about 4x FP32's FMA rate, so MACs as
-//    well as bytes favour INT8, except for 1x1 convs (as below) with
-//    C x M <= kPointwiseMaxMacsVnni: measured per node at avx512_vnni
+//    well as bytes favour INT8, except for the small-K convs below and
+//    1x1 convs (as below) with C x M <= kPointwiseMaxMacsVnni: measured per node at avx512_vnni
 //    (docs/BENCHMARKS.md, "PaddleOCR det on AVX-512 VNNI"), det's and
 //    rec's 12x48, 18x96, 96x12, 96x18 and 32x16 (C x M 512-1728) ran FP32
 //    in 0.33-0.89x INT8's time at 1 and 2 threads; 1536-2304 (48x32,
@@ -40,8 +40,29 @@
 //        slower (0.80 -> 0.84 ms), and larger ones lose more. Tiny maps
 //        (squeeze-excite convs on 1x1) lose ~15 us a node to oneDNN's
 //        call overhead: the rule does not know the spatial size.
-//    QMatMul and every other QConv stay INT8 (their weights are where the
-//    bytes decide: Whisper's encoder, the 3x3 and depthwise convolutions).
+//  - At every level, any other group-1 QConv (strides, pads, dilations:
+//    Fp32Conv runs them through Conv's im2col path) whose K = C x kernel
+//    taps is at most kSmallKMaxKVnni with VNNI, kSmallKMaxK without: the
+//    stem convs of image models ([16, 3, 3, 3], stride 2, pad 1 in
+//    PaddleOCR det and rec). With so few MACs per output position,
+//    quantizing X and its u8 im2col cost as much as the MACs, and the
+//    INT8 im2col path gains little or nothing from a second thread here.
+//    Measured per node (docs/BENCHMARKS.md, "Small-K convolutions in
+//    FP32"), FP32 / INT8 time, two repeats, det, rec and single-conv
+//    models:
+//      avx512_vnni: K = 27 (M 16-64, 320x480 stride 2): 0.44-0.72 at 2
+//        threads, 0.90-1.14 at 1 (det's stem: 1.09 -> 0.61 ms at 2, 1.04
+//        tie at 1); K = 48 tied (0.88 / 1.15); K = 72-864 lost 1.14-2.4x
+//        at 1 thread and mostly at 2. Bound 27.
+//      avx2 (SARAI_MAX_ISA=avx2 on the same Zen 4, not an AVX2-only
+//        CPU): K = 27-72 within 0.93-1.15 at 1 thread and 0.36-0.70 at
+//        2 (INT8's 2-thread time is no better than its 1-thread one
+//        there); K = 144-864 lost 1.08-1.5x at 1 thread. Bound 72.
+//    Rec's stem (48x320 input, 3840 positions: one im2col block, so one
+//    thread) ties at 2 threads and loses ~0.01 ms at 1.
+//  - QMatMul and every other QConv stay INT8 (their weights are where the
+//    bytes decide: Whisper's encoder, the wider 3x3 and the grouped and
+//    depthwise convolutions).
 //  - Bounded memory: a node falls back only when its FP32 weight is at
 //    most kMaxNodeFp32Bytes, and a session holds at most kMaxFp32Bytes of
 //    them (taken in node order; past it the rest stay INT8). The ops picked
@@ -78,6 +99,8 @@ enum class Fp32Fallback {
 
 inline constexpr int64_t kPointwiseMaxMacs = 96 * 96;
 inline constexpr int64_t kPointwiseMaxMacsVnni = 18 * 96;  // with VNNI
+inline constexpr int64_t kSmallKMaxK = 72;      // K = C x taps, non-1x1 group-1 QConv
+inline constexpr int64_t kSmallKMaxKVnni = 27;  // with VNNI: the 3x3 conv on 3 channels
 inline constexpr uint64_t kMaxNodeFp32Bytes = uint64_t{1} << 20;  // 1 MiB: 256 Ki weights
 inline constexpr uint64_t kMaxFp32Bytes = uint64_t{16} << 20;     // 16 MiB per session
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/conv_geometry.h"
 #include "kernels/kernels.h"
 #include "loader/model_file.h"
 #include "runtime/cpu_isa.h"
@@ -241,20 +242,26 @@ TEST(Int8Fallback, RuleFollowsTheIsaLevelAndTheShape) {
     EXPECT_NE(fp32_fallback_reason(tr, {24, 24, 2, 2}, isa, false), "");
     EXPECT_NE(fp32_fallback_reason(pw, small, isa, false), "");
     EXPECT_EQ(fp32_fallback_reason(pw, wide, isa, false), "");
-    EXPECT_EQ(fp32_fallback_reason(pw, {12, 24, 3, 3}, isa, false), "");  // not 1x1
+    EXPECT_EQ(fp32_fallback_reason(pw, {12, 24, 3, 3}, isa, false), "");  // not 1x1, K = 216
     Node grouped = pw;
     grouped.attrs["group"] = test::attr_int(2);
     EXPECT_EQ(fp32_fallback_reason(grouped, {12, 12, 1, 1}, isa, false), "");
     Node mm = pw;
     mm.op_type = "QMatMul";
     EXPECT_EQ(fp32_fallback_reason(mm, {12, 24, 1}, isa, true), "");
-    // What Fp32Conv / Fp32ConvTranspose do not run stays INT8.
+    // A strided or padded 1x1 is a small-K conv (K = C = 24), not a pointwise one.
     Node strided = pw;
     strided.attrs["strides"] = test::attr_ints({2, 2});
-    EXPECT_EQ(fp32_fallback_reason(strided, {12, 24, 1, 1}, isa, false), "");
+    EXPECT_EQ(fp32_fallback_reason(strided, {12, 24, 1, 1}, isa, false),
+              "conv with K = C x taps = 24 <= 72: quantizing X and its im2col cost as much as the MACs");
     Node padded = pw;
     padded.attrs["pads"] = test::attr_ints({0, 1, 0, 1});
-    EXPECT_EQ(fp32_fallback_reason(padded, {12, 24, 1, 1}, isa, false), "");
+    EXPECT_NE(fp32_fallback_reason(padded, {12, 24, 1, 1}, isa, false), "");
+    EXPECT_EQ(fp32_fallback_reason(padded, {12, 80, 1, 1}, isa, false), "");  // K = 80
+    // What Fp32Conv / Fp32ConvTranspose do not run stays INT8.
+    Node grouped3 = strided;
+    grouped3.attrs["group"] = test::attr_int(3);
+    EXPECT_EQ(fp32_fallback_reason(grouped3, {12, 1, 3, 3}, isa, false), "");
     EXPECT_EQ(fp32_fallback_reason(tr, {24, 24, 3, 3}, isa, false), "");  // taps overlap
     Node out_pad = tr;
     out_pad.attrs["output_padding"] = test::attr_ints({1, 1});
@@ -274,7 +281,7 @@ TEST(Int8Fallback, RuleFollowsTheIsaLevelAndTheShape) {
     EXPECT_EQ(fp32_fallback_reason(pw, {19, 96, 1, 1}, isa, false), "");
     EXPECT_NE(fp32_fallback_reason(pw, {12, 24, 1, 1}, isa, false), "");
     EXPECT_EQ(fp32_fallback_reason(pw, small, isa, false), "");
-    EXPECT_EQ(fp32_fallback_reason(pw, {12, 24, 3, 3}, isa, false), "");  // not 1x1
+    EXPECT_EQ(fp32_fallback_reason(pw, {12, 24, 3, 3}, isa, false), "");  // not 1x1, K = 216
     EXPECT_NE(fp32_fallback_reason(pw, small, isa, /*force=*/true), "");
     EXPECT_EQ(fp32_fallback_reason(pw, wide, isa, /*force=*/true), "");
   }
@@ -283,6 +290,48 @@ TEST(Int8Fallback, RuleFollowsTheIsaLevelAndTheShape) {
               "1x1 conv with C x M = 1824 <= 9216 MACs per position: quantizing and transposing X cost as much as "
               "the MACs");
   }
+}
+
+// The small-K rule (runtime/session_fallback.h): a group-1 QConv other
+// than the plain 1x1 falls back when K = C x taps is at most
+// kSmallKMaxKVnni (27: PaddleOCR's stem [16, 3, 3, 3]) with VNNI,
+// kSmallKMaxK (72) without or forced; strides, pads and dilations do not
+// matter, the group does.
+TEST(Int8Fallback, SmallKConvsAtEveryIsaLevel) {
+  Node stem;
+  stem.domain = "sarai";
+  stem.op_type = "QConv";
+  stem.attrs["strides"] = test::attr_ints({2, 2});
+  stem.attrs["pads"] = test::attr_ints({1, 1, 1, 1});
+  Node dilated = stem;
+  dilated.attrs.erase("strides");
+  dilated.attrs["dilations"] = test::attr_ints({2, 2});
+  Node one_d;
+  one_d.domain = "sarai";
+  one_d.op_type = "QConv";  // a 1-D kernel of 3 taps, unpadded, stride 1
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx2Vnni, Isa::kAvx512Vnni, Isa::kAmx}) {
+    SCOPED_TRACE(isa_name(isa));
+    const bool vnni = isa == Isa::kAvx2Vnni || isa == Isa::kAvx512Vnni || isa == Isa::kAmx;
+    for (bool force : {false, true}) {
+      SCOPED_TRACE(force);
+      const int64_t bound = vnni && !force ? kSmallKMaxKVnni : kSmallKMaxK;
+      EXPECT_EQ(fp32_fallback_reason(stem, {16, 3, 3, 3}, isa, force),
+                "conv with K = C x taps = 27 <= " + std::to_string(bound) +
+                    ": quantizing X and its im2col cost as much as the MACs");
+      EXPECT_NE(fp32_fallback_reason(dilated, {16, 3, 3, 3}, isa, force), "");
+      // K at the bound and one channel (3 taps) past it.
+      EXPECT_NE(fp32_fallback_reason(one_d, {8, bound / 3, 3}, isa, force), "");
+      EXPECT_EQ(fp32_fallback_reason(one_d, {8, bound / 3 + 1, 3}, isa, force), "");
+      EXPECT_EQ(fp32_fallback_reason(stem, {16, 16, 3, 3}, isa, force), "");  // K = 144
+      Node grouped = stem;
+      grouped.attrs["group"] = test::attr_int(3);
+      EXPECT_EQ(fp32_fallback_reason(grouped, {3, 1, 3, 3}, isa, force), "");
+      Node other = stem;
+      other.domain = "";
+      EXPECT_EQ(fp32_fallback_reason(other, {16, 3, 3, 3}, isa, force), "");
+    }
+  }
+  static_assert(kSmallKMaxKVnni % 3 == 0 && kSmallKMaxK % 3 == 0, "the bound test steps K by 3 taps");
 }
 
 // The ConvTranspose with kernel = strides falls back at every level (its
@@ -465,9 +514,14 @@ TEST(Int8Fallback, MalformedWeightIsReportedByTheInt8Kernel) {
 TEST(Int8Fallback, Fp32KernelsRefuseWhatTheyDoNotRun) {
   const Tensor x = test::random_tensor({1, 4, 3, 3}, 1);
   Node conv = test::make_node("Fp32Conv", 3);
-  EXPECT_EQ(test::run_error(kernels::Fp32Conv, conv, {x, test::random_tensor({2, 4, 3, 3}, 2), Tensor()}),
-            "W [2, 4, 3, 3] with these attributes is not a 1x1, stride 1, unpadded, group 1 convolution, the only "
-            "one Fp32Conv runs");
+  Node grouped = conv;
+  grouped.attrs["group"] = test::attr_int(2);
+  EXPECT_EQ(test::run_error(kernels::Fp32Conv, grouped, {x, test::random_tensor({2, 2, 3, 3}, 2), Tensor()}),
+            "group 2: Fp32Conv runs group 1 convolutions only");
+  // Past the group check, the geometry's own checks (conv_geometry.h).
+  EXPECT_EQ(test::run_error(kernels::Fp32Conv, conv, {x, test::random_tensor({2, 4, 5, 5}, 2), Tensor()}),
+            "kernel_shape [5, 5] with dilations [1, 1] is larger than the padded input [1, 4, 3, 3] (pads [0, 0] + "
+            "[0, 0]) along spatial dim 0");
   EXPECT_EQ(test::run_error(kernels::Fp32Conv, conv, {x, test::random_tensor({2, 4, 1, 1}, 2), test::random_tensor({3}, 3)}),
             "bias [3] must be [2] (one value per output channel)");
   EXPECT_EQ(test::run_error(kernels::Fp32Conv, conv, {x, test::make_tensor<int8_t>({2, 4, 1, 1}, std::vector<int8_t>(8, 1)), Tensor()}),
@@ -503,6 +557,123 @@ TEST(Int8Fallback, ManyColumnBlocksAreThreadIndependent) {
       if (got.defined() && want.defined()) {
         EXPECT_TRUE(test::tensors_near(got, want, 0, 0));
       }
+    }
+  }
+}
+
+// Fp32Conv beyond 1x1 (the small-K rule: PaddleOCR's 3x3 stride-2 stem
+// conv and kin): strided, padded (asymmetric), dilated, batch > 1, 1-D and
+// 2-D, with and without bias, and one with more output positions than one
+// of Conv's im2col blocks (4096 columns at K = 27). Each runs as QConv
+// rewritten to Fp32Conv (force), against
+//  - a reference written here (double sums over the taps, the geometry
+//    given by hand): within a float tolerance;
+//  - the float Conv on the dequantized weight on one thread, and itself
+//    at 1, 2 and 3 threads: the same bytes.
+struct GeneralCase {
+  const char* name;
+  Shape ws, x;
+  std::vector<int64_t> strides, pads, dilations;
+  bool bias;
+  Shape y;
+};
+
+const GeneralCase kGeneral[] = {
+    {"stem_3x3_s2_p1", {16, 3, 3, 3}, {1, 3, 20, 30}, {2, 2}, {1, 1, 1, 1}, {1, 1}, true, {1, 16, 10, 15}},
+    {"asym_pads_batch2_no_bias", {5, 2, 3, 2}, {2, 2, 9, 7}, {1, 2}, {1, 0, 2, 1}, {1, 1}, false, {2, 5, 10, 4}},
+    {"dilated", {6, 2, 3, 3}, {1, 2, 11, 12}, {1, 1}, {2, 2, 2, 2}, {2, 2}, true, {1, 6, 11, 12}},
+    {"1d_batch3_no_bias", {7, 4, 5}, {3, 4, 40}, {3}, {2, 1}, {1}, false, {3, 7, 13}},
+    {"1x1_strided", {8, 6, 1, 1}, {1, 6, 9, 11}, {2, 2}, {0, 0, 0, 0}, {1, 1}, true, {1, 8, 5, 6}},
+    {"many_blocks", {16, 3, 3, 3}, {1, 3, 200, 180}, {2, 2}, {1, 1, 1, 1}, {1, 1}, true, {1, 16, 100, 90}},
+};
+
+std::vector<float> general_bias(int64_t m) {
+  std::vector<float> b;
+  for (int64_t c = 0; c < m; ++c) b.push_back(0.05f * static_cast<float>(c % 5) - 0.1f);
+  return b;
+}
+
+// x -> conv -> y: QConv (sarai) or Conv on the dequantized weight.
+std::shared_ptr<Model> general_model(const GeneralCase& c, const QWeight& w, bool quantized) {
+  auto m = std::make_shared<Model>();
+  m->path = "fallback_general.sarai";
+  Graph& g = m->graph;
+  g.opset = 17;
+  const int x = g.add_value("x");
+  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
+  g.inputs = {x};
+  std::vector<int> in = {x};
+  if (quantized) {
+    for (int v : add_quantized_weight(g, w)) in.push_back(v);
+  } else {
+    in.push_back(test::add_init(g, "w", w.dequantized()));
+  }
+  if (c.bias) {
+    in.push_back(test::add_init(g, "bias", test::make_tensor<float>({w.channels()}, general_bias(w.channels()))));
+  }
+  Attrs a;
+  a["strides"] = test::attr_ints(c.strides);
+  a["pads"] = test::attr_ints(c.pads);
+  a["dilations"] = test::attr_ints(c.dilations);
+  if (quantized) a["weight_shape"] = test::attr_ints(std::vector<int64_t>(c.ws.begin(), c.ws.end()));
+  g.outputs = {test::add_node(g, quantized ? "QConv" : "Conv", quantized ? "sarai" : "", in, "y", a)};
+  return m;
+}
+
+// Y = W * X (+ bias) by the definition, in double.
+Tensor reference_conv(const GeneralCase& c, const Tensor& wf, const Tensor& x) {
+  kernels::convgeo::ConvGeometry g;
+  g.nsp = static_cast<int>(c.ws.size()) - 2;
+  for (int d = 0; d < g.nsp; ++d) {
+    const size_t i = static_cast<size_t>(d);
+    g.in.push_back(c.x[i + 2]);
+    g.out.push_back(c.y[i + 2]);
+    g.kernel.push_back(c.ws[i + 2]);
+    g.strides.push_back(c.strides[i]);
+    g.dilations.push_back(c.dilations[i]);
+    g.pad_begin.push_back(c.pads[i]);
+    g.pad_end.push_back(c.pads[i + static_cast<size_t>(g.nsp)]);
+  }
+  const int64_t n = c.x[0], cin = c.x[1], m = c.ws[0], ks = g.kernel_size(), pin = g.in_size(), pout = g.out_size();
+  const std::vector<float> bias = general_bias(m);
+  std::vector<double> acc(static_cast<size_t>(n * m * pout), 0.0);
+  kernels::convgeo::for_each_tap(g, [&](int64_t o, int64_t r, int64_t i) {
+    if (i < 0) return;
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t oc = 0; oc < m; ++oc)
+        for (int64_t ic = 0; ic < cin; ++ic)
+          acc[static_cast<size_t>((b * m + oc) * pout + o)] +=
+              static_cast<double>(wf.data<float>()[(oc * cin + ic) * ks + r]) *
+              static_cast<double>(x.data<float>()[(b * cin + ic) * pin + i]);
+  });
+  Tensor y = Tensor::allocate(DType::kFloat32, c.y);
+  for (size_t i = 0; i < acc.size(); ++i)
+    y.mutable_data<float>()[i] =
+        static_cast<float>(acc[i] + (c.bias ? bias[(i / static_cast<size_t>(pout)) % static_cast<size_t>(m)] : 0.0));
+  return y;
+}
+
+TEST(Int8Fallback, GeneralConvsRunAsFp32ConvExactlyAtEveryThreadCount) {
+  for (const GeneralCase& c : kGeneral) {
+    SCOPED_TRACE(c.name);
+    const QWeight w = make_weight(false, c.ws, 21);
+    const std::vector<NamedTensor> in = {{"x", test::random_tensor(c.x, 22, -2.f, 3.f)}};
+    const Tensor want = run_once(general_model(c, w, /*quantized=*/false), with(Fp32Fallback::kOff), in).out;
+    ASSERT_TRUE(want.defined());
+    EXPECT_EQ(want.shape(), c.y);
+    // The float tolerance of this file's reference checks: 1e-5 relative
+    // to the largest |Y|, from float sums of at most 27 products.
+    const Tensor ref = reference_conv(c, w.dequantized(), in[0].tensor);
+    float ymax = 0;
+    for (int64_t i = 0; i < ref.numel(); ++i) ymax = std::max(ymax, std::fabs(ref.data<float>()[i]));
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(threads);
+      const Ran ran = run_once(general_model(c, w, true), with(Fp32Fallback::kForce, threads), in);
+      ASSERT_NE(ran.session, nullptr);
+      EXPECT_EQ(ran.session->fp32_fallback_nodes(), 1);
+      EXPECT_TRUE(has_op(ran.session->graph(), "sarai", "Fp32Conv"));
+      EXPECT_TRUE(same_bytes(ran.out, want));
+      EXPECT_TRUE(test::tensors_near(ran.out, ref, 1e-5 * ymax, 0));
     }
   }
 }

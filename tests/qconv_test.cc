@@ -590,6 +590,64 @@ TEST(Qconv, ResultsDoNotDependOnThreadCount) {
   set_num_threads(saved);
 }
 
+// The group-1 im2col path with the fused float epilogue at 1, 2 and 3
+// threads, bit for bit against the reference: a det-stem-like conv (K = 27)
+// with seven blocks of output positions (each thread unfolds, multiplies
+// and writes whole blocks), a big-K one with a single block and one with
+// two blocks (fewer blocks than threads: the threads share each block),
+// every epilogue variant (GELU included, whose rows follow the blocks).
+TEST(Qconv, Im2colEpilogueDoesNotDependOnThreadCount) {
+  const int saved = num_threads();
+  std::vector<Case> cases;
+  Case stem;  // 3x3 stride 2 over 160x240: 80x120 = 9600 positions, 7 blocks of <= 1536
+  stem.shape(1, 3, 20, {160, 240}, {3, 3});
+  stem.strides = {2, 2};
+  stem.pads = {1, 1, 1, 1};
+  stem.zp = 9;
+  cases.push_back(stem);
+  Case big;  // K = 512 * 3: one block of 150 positions
+  big.shape(1, 512, 40, {300}, {3});
+  big.strides = {2};
+  big.pads = {1, 1};
+  big.zp = 200;
+  cases.push_back(big);
+  Case two = big;  // two images, one block each
+  two.shape(2, 512, 24, {300}, {3});
+  cases.push_back(two);
+  uint32_t seed = 900;
+  for (const Case& c : cases)
+    for (int variant = 0; variant < 4; ++variant) {
+      SCOPED_TRACE(c.str() + " variant " + std::to_string(variant));
+      const ConvProblem p = problem(c, false);
+      const Data d = make_data(c, false, seed++);
+      const std::vector<int32_t> acc = reference_acc(p, c, d, false);
+      std::mt19937 rng(seed);
+      std::uniform_real_distribution<float> u(-1.f, 1.f);
+      Epi e;
+      for (int64_t m = 0; m < c.M(); ++m) {
+        e.comp.push_back(static_cast<int32_t>(rng() % 20001) - 10000);
+        e.cscale.push_back(1e-4f * (1.f + u(rng)));
+        e.bias.push_back(u(rng));
+      }
+      e.residual.resize(acc.size());
+      for (float& r : e.residual) r = u(rng);
+      e.with_bias = variant != 1;
+      e.with_residual = variant >= 2;
+      e.act = variant == 2 ? QgemmActivation::kRelu : variant == 3 ? QgemmActivation::kGelu : QgemmActivation::kNone;
+      const std::vector<float> want = reference_y(acc, c.M(), p.g.out_size(), e);
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> got(acc.size(), -7.f);
+        kernels::qconv_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), e.view(got.data()));
+        EXPECT_TRUE(bits_equal(got, want)) << threads << " threads";
+        std::vector<int32_t> got_acc(acc.size());
+        kernels::qconv_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), got_acc.data());
+        EXPECT_EQ(got_acc, acc) << threads << " threads";
+      }
+    }
+  set_num_threads(saved);
+}
+
 // ---- The ops: quantize_u8 + core + epilogue, against the reference pieces.
 
 struct OpInputs {

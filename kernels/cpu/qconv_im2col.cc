@@ -1,7 +1,12 @@
 // QConv with group 1 (kernels/cpu/qconv.h): blocks of output positions
 // unfolded (im2col) into u8 rows, multiplied by the packed weights in place
-// with the INT8 GEMM (qgemm_u8s8_s32), and a transposing epilogue into
-// y[b][m][position] (qconv_loops.h).
+// with the INT8 GEMM, and a transposing epilogue into y[b][m][position]
+// (qconv_loops.h). With at least as many blocks as threads, each thread
+// takes whole blocks (fill, unthreaded GEMM whose 64 x 64 tiles go straight
+// to the epilogue: qgemm_u8s8_blocks): one parallel region per op, the
+// FP32 Conv's scheme. With fewer, the threads share each block (three
+// regions a block). Either way the sums and the epilogue's float
+// operations are the same, so results do not depend on the thread count.
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -191,31 +196,88 @@ int64_t block_rows(int64_t K, int64_t M, int64_t out_size) {
   return std::min(r, out_size);
 }
 
-// The group-1 path's scratch: one block of u8 rows and its int32 results.
-struct PackedScratch {
-  uint8_t* rows;  // [block_rows * lda]
-  int32_t* c;     // [block_rows * M]
+// How a call for `threads` threads cuts the output positions.
+// Per thread (each thread unfolds, multiplies and writes whole blocks on its
+// own: one parallel region per op) when every thread gets a block of
+// block_rows(); then, with few blocks, their count per image is rounded up
+// to a multiple of the threads (rows a multiple of 64, the GEMM's row
+// block) so the threads get even shares: 3 blocks of 1536 on 2 threads
+// become 4 of 960. Shared otherwise (big K over few positions): the
+// threads work together on each block (fill, GEMM, epilogue: three
+// regions a block). One thread: per thread (no team at all, and no int32
+// block: the GEMM's tiles go to the epilogue).
+struct Blocking {
+  int64_t rows;     // positions per block
+  int64_t per_img;  // blocks per image
+  bool per_thread;
 };
 
-PackedScratch carve_packed(const qref::ConvProblem& p, Carver& cv) {
+Blocking blocking(const qref::ConvProblem& p, int64_t K, int64_t threads) {
+  const int64_t out_size = p.g.out_size();
+  Blocking bl;
+  bl.rows = block_rows(K, p.M, out_size);
+  bl.per_img = (out_size + bl.rows - 1) / bl.rows;
+  bl.per_thread = p.batch * bl.per_img >= threads;
+  if (bl.per_thread && threads > 1 && p.batch * bl.per_img < 8 * threads) {
+    const int64_t want = (bl.per_img + threads - 1) / threads * threads;
+    const int64_t r = ((out_size + want - 1) / want + 63) / 64 * 64;
+    if (r < bl.rows) {
+      bl.rows = r;
+      bl.per_img = (out_size + r - 1) / r;
+    }
+  }
+  return bl;
+}
+
+// The group-1 path's scratch: per thread (`slots` of them) one block of u8
+// rows, or, shared, one block of u8 rows and its int32 results.
+struct PackedScratch {
+  uint8_t* rows;      // [slots][block_rows * lda], 64-byte aligned slices
+  int64_t slot_bytes; // bytes between slices
+  int32_t* c;         // [block_rows * M], the shared scheme only
+};
+
+// For `slots` = num_threads() threads (kernels/cpu/qconv.h, the same
+// count im2col_blocks sees): per thread, one slice each; shared, one slice
+// and c.
+PackedScratch carve_packed(const qref::ConvProblem& p, int64_t slots, Carver& cv) {
   const int64_t K = p.C * p.g.kernel_size(), lda = K + 8;  // Im2col::K(), lda()
-  const int64_t br = block_rows(K, p.M, p.g.out_size());
+  const Blocking bl = blocking(p, K, slots);
+  const int64_t br = bl.rows;
   PackedScratch s;
-  s.rows = cv.take<uint8_t>(br * lda);
-  s.c = cv.take<int32_t>(br * p.M);
+  s.slot_bytes = (br * lda + 63) / 64 * 64;
+  s.rows = cv.take<uint8_t>((bl.per_thread ? slots : 1) * s.slot_bytes);
+  s.c = bl.per_thread ? nullptr : cv.take<int32_t>(br * p.M);
   return s;
 }
 
-// Runs gemm(b, buf, lda, o0, rows) per block of output positions of image b, after
-// filling buf with those rows (in parallel: each row is a plain copy, so the
-// thread count cannot change it). buf holds block_rows() rows.
+// Runs gemm(b, buf, lda, o0, rows, threaded) per block of output positions
+// of image b, after filling buf (Blocking::rows rows) with those rows.
+// Per thread (Blocking::per_thread): blocks split among threads, each filling its
+// own slice of sc.rows and calling gemm with threaded = false. Shared: block
+// by block, the fill in parallel (each row is a plain copy, so the thread
+// count cannot change it), gemm with threaded = true.
 template <class Gemm>
 void im2col_blocks(const qref::ConvProblem& p, const Im2col& im, const uint8_t* xq, uint8_t zp,
-                   uint8_t* buf, Gemm&& gemm) {
+                   const PackedScratch& sc, Gemm&& gemm) {
   const int64_t out_size = p.g.out_size(), K = im.K(), lda = im.lda();
   assert(lda == K + 8);
   const int64_t in_img = p.C * p.g.in_size();
-  const int64_t br = block_rows(K, p.M, out_size);
+  const Blocking bl = blocking(p, K, num_threads());
+  const int64_t br = bl.rows, per_img = bl.per_img, blocks = p.batch * per_img;
+  if (bl.per_thread) {
+    parallel_for(blocks, 1, [&](int64_t t0, int64_t t1) {
+      uint8_t* buf = sc.rows + thread_index() * sc.slot_bytes;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / per_img, o0 = t % per_img * br;
+        const int64_t rows = std::min(br, out_size - o0);
+        im.fill(xq + b * in_img, (p.batch - b) * in_img, zp, o0, rows, buf);
+        gemm(b, buf, lda, o0, rows, /*threaded=*/false);
+      }
+    });
+    return;
+  }
+  uint8_t* buf = sc.rows;
   for (int64_t b = 0; b < p.batch; ++b) {
     const uint8_t* x = xq + b * in_img;
     const int64_t avail = (p.batch - b) * in_img;  // bytes readable from x
@@ -226,16 +288,47 @@ void im2col_blocks(const qref::ConvProblem& p, const Im2col& im, const uint8_t* 
       parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
         im.fill(x, avail, zp, o0 + r0, r1 - r0, buf + r0 * lda);
       });
-      gemm(b, buf, lda, o0, rows);
+      gemm(b, buf, lda, o0, rows, /*threaded=*/true);
     }
   }
 }
+
+// The per-thread scheme's sinks: each GEMM block (<= 64 positions x 64
+// channels, in L1) straight into y (through the transposing epilogue) or
+// acc.
+struct EpilogueSink {
+  const qref::ConvProblem* p;
+  const QconvEpilogue* ep;
+  const QconvLoops* loops;
+  QgemmActivation act;
+  int64_t img, o0;  // y offset of image b's channel 0, the block's first position
+  static void run(void* ctx, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0,
+                  int64_t cols) {
+    const EpilogueSink& s = *static_cast<const EpilogueSink*>(ctx);
+    const QconvEpilogue& ep = *s.ep;
+    const int64_t out_size = s.p->g.out_size(), off = s.img + n0 * out_size + s.o0 + m0;
+    s.loops->transpose_epilogue(acc, ldacc, rows, 0, cols, ep.comp ? ep.comp + n0 : nullptr, ep.cscale + n0,
+                                ep.bias ? ep.bias + n0 : nullptr, ep.residual ? ep.residual + off : nullptr,
+                                ep.y + off, out_size, s.act);
+  }
+};
+
+struct S32Sink {
+  int32_t* acc;  // image b's channel 0, the block's first position
+  int64_t out_size;
+  static void run(void* ctx, const int32_t* blk, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0,
+                  int64_t cols) {
+    const S32Sink& s = *static_cast<const S32Sink*>(ctx);
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t i = 0; i < rows; ++i) s.acc[(n0 + j) * s.out_size + m0 + i] = blk[i * ldacc + j];
+  }
+};
 
 }  // namespace
 
 int64_t packed_scratch_bytes(const qref::ConvProblem& p) {
   Carver cv(nullptr);
-  carve_packed(p, cv);
+  carve_packed(p, num_threads(), cv);
   return cv.used();
 }
 
@@ -247,23 +340,33 @@ void conv_packed(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, cons
   const bool gelu = ep.act == QgemmActivation::kGelu;
   const QgemmActivation act = gelu ? QgemmActivation::kNone : ep.act;
   Carver cv(scratch);
-  const PackedScratch sc = carve_packed(p, cv);
+  const PackedScratch sc = carve_packed(p, num_threads(), cv);
   int32_t* c = sc.c;
-  im2col_blocks(p, im, xq, zp, sc.rows, [&](int64_t b, const uint8_t* a, int64_t lda, int64_t o0, int64_t rows) {
+  im2col_blocks(p, im, xq, zp, sc,
+                [&](int64_t b, const uint8_t* a, int64_t lda, int64_t o0, int64_t rows, bool threaded) {
+    const int64_t img = b * p.M * out_size + o0;
+    // GELU per channel over the block's positions, as the Gelu op would.
+    const auto gelu_rows = [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) {
+        float* yr = ep.y + img + m * out_size;
+        platform().vec->gelu(yr, yr, rows);
+      }
+    };
+    if (!threaded) {
+      EpilogueSink s{&p, &ep, &loops, act, b * p.M * out_size, o0};
+      qgemm_u8s8_blocks(a, rows, K, lda, w, p.M, &EpilogueSink::run, &s, &uk, /*threaded=*/false);
+      if (gelu) gelu_rows(0, p.M);
+      return;
+    }
     qgemm_u8s8_s32(a, rows, K, lda, w, p.M, c, p.M, &uk);
     // y[b][m][o0 + i] from c[i][m], in chunks of channels.
-    const int64_t img = b * p.M * out_size + o0;
     const int64_t chunks = (p.M + kTile - 1) / kTile;
     const int64_t grain = rows * p.M < (int64_t{1} << 15) ? chunks : 1;
     parallel_for(chunks, grain, [&](int64_t c0, int64_t c1) {
       const int64_t m0 = c0 * kTile, nm = std::min(p.M, c1 * kTile) - m0;
       loops.transpose_epilogue(c, p.M, rows, m0, nm, ep.comp, ep.cscale, ep.bias,
            ep.residual ? ep.residual + img : nullptr, ep.y + img, out_size, act);
-      if (gelu)
-        for (int64_t m = m0; m < m0 + nm; ++m) {
-          float* yr = ep.y + img + m * out_size;
-          platform().vec->gelu(yr, yr, rows);
-        }
+      if (gelu) gelu_rows(m0, m0 + nm);
     });
   });
 }
@@ -273,9 +376,15 @@ void conv_packed_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, 
   const Im2col im(p.g, p.C);
   const int64_t out_size = p.g.out_size(), K = im.K();
   Carver cv(scratch);
-  const PackedScratch sc = carve_packed(p, cv);
+  const PackedScratch sc = carve_packed(p, num_threads(), cv);
   int32_t* c = sc.c;
-  im2col_blocks(p, im, xq, zp, sc.rows, [&](int64_t b, const uint8_t* a, int64_t lda, int64_t o0, int64_t rows) {
+  im2col_blocks(p, im, xq, zp, sc,
+                [&](int64_t b, const uint8_t* a, int64_t lda, int64_t o0, int64_t rows, bool threaded) {
+    if (!threaded) {
+      S32Sink s{acc + b * p.M * out_size + o0, out_size};
+      qgemm_u8s8_blocks(a, rows, K, lda, w, p.M, &S32Sink::run, &s, &uk, /*threaded=*/false);
+      return;
+    }
     qgemm_u8s8_s32(a, rows, K, lda, w, p.M, c, p.M, &uk);
     for (int64_t m = 0; m < p.M; ++m)
       for (int64_t i = 0; i < rows; ++i)

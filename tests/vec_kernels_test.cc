@@ -132,9 +132,9 @@ TEST_P(VecKernelsIsa, ErfMatchesStdErf) {
   check_map("erf_small", vk_->erf, [](double v) { return std::erf(v); }, small, 0, 7e-7);
 }
 
-// GELU (its own piecewise erf, vec_body.h kGeluErf): measured worst 4.1e-7
-// absolute (AMD EPYC Zen 4, all three levels, 2026-12-06); large negative
-// x gives (-)0.
+// GELU (its own piecewise erf at avx2 and up, vec_body.h kGeluErf; erf at
+// level scalar): measured worst 4.1e-7 absolute (AMD EPYC Zen 4, all
+// three levels, 2026-12-06); large negative x gives (-)0.
 TEST_P(VecKernelsIsa, GeluMatchesDefinition) {
   std::vector<float> x = uniform(4 * kMaxN + 8, 3, -6.f, 6.f);
   for (size_t i = 0; i < x.size(); i += 9) x[i] = (i % 2) ? 1e30f : -1e30f;

@@ -20,6 +20,11 @@ typedef int32_t vi __attribute__((vector_size(64)));
 SARAI_VEC_TARGET static inline vf fmadd(vf a, vf b, vf c) {
   return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
 }
+// vpermps (the masked form: GCC 12's _mm512_permutexvar_ps trips
+// -Wmaybe-uninitialized, as its cvtepi32_epi8 does below).
+SARAI_VEC_TARGET static inline vf lookup8(vf lo, vf, vi idx) {
+  return (vf)_mm512_mask_permutexvar_ps((__m512)lo, 0xffff, (__m512i)idx, (__m512)lo);
+}
 // Lanes in [0, 255]: vpmovdb (AVX-512F) truncates each dword to its byte.
 // (The store form: GCC 12's _mm512_cvtepi32_epi8 trips -Wmaybe-uninitialized.)
 SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {

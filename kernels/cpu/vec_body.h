@@ -7,6 +7,10 @@
 //   kW        lanes per vector (4, 8 or 16)
 //   vf, vi    float / int32 vectors of kW lanes (GCC vector_size types)
 //   fmadd     vf fmadd(vf a, vf b, vf c) = a * b + c (fused where the ISA can)
+//   lookup8   vf lookup8(vf lo, vf hi, vi idx): lane i = table[idx[i]] for
+//             idx in [0, 8), table = lo's lanes then hi's (kW = 4), or lo's
+//             first 8 lanes (kW >= 8; hi unused): a variable permute
+//             (GCC's __builtin_shuffle has no clang counterpart)
 //   pack_u8   void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d): stores the
 //             4 kW lanes of a, b, c, d, each in [0, 255], as 4 kW bytes in
 //             order (generic vector code has no saturating packs, and GCC
@@ -146,8 +150,8 @@ static constexpr float kGeluErf[8][8] = {
     {-1.234636729e-04f, 1.397302112e-04f, 2.925873559e-05f, -4.635227378e-05f, -5.636940841e-06f, 4.967313544e-06f, 1.356234975e-06f, 1.339532218e-07f},  // u^7
 };
 
-// tab[idx] per lane, idx in [0, 8): one permute of a table vector (two
-// half-tables at level scalar, kW = 4).
+// tab[idx] per lane, idx in [0, 8): the includer's lookup8 (one permute
+// of a table vector; two half-tables at level scalar, kW = 4).
 struct Lut8 {
   vf lo, hi;
 };
@@ -156,24 +160,22 @@ SARAI_VEC_TARGET static inline Lut8 lut8(const float (&tab)[8]) {
   for (int k = 0; k < kW; ++k) t.lo[k] = tab[k % 8], t.hi[k] = tab[(k + kW) % 8];
   return t;
 }
-SARAI_VEC_TARGET static inline vf lookup8(const Lut8& t, vi idx) {
-  if constexpr (kW >= 8)
-    return __builtin_shuffle(t.lo, idx);
-  else
-    return __builtin_shuffle(t.lo, t.hi, idx);
-}
 
-// 0.5 x (1 + erf(x / sqrt 2)); c: the tables of kGeluErf. erf is exactly
+// 0.5 x (1 + erf(x / sqrt 2)); c: the tables of kGeluErf. At level scalar
+// (SSE2: no variable permute, the lookup would go lane by lane, 1.5x
+// slower than verf) through verf instead. erf is exactly
 // +-1 from v >= 7.9 (|x| >= 5.59, where erf rounds to 1 in float32) and
 // never above 1, so the far negative side gives -0 as before; NaN stays
 // NaN (v = NaN, u = NaN).
 SARAI_VEC_TARGET static inline vf vgelu(vf x, const Lut8 (&c)[8]) {
+  if constexpr (kW == 4) return x * 0.5f * (1.f + verf(x * 0.70710678118654752f));
   const vf v = vmin((vf)((vi)x & 0x7fffffff) * 1.41421356237309505f, splat(8.f));
-  vi k = __builtin_convertvector(v, vi);  // truncation: floor for v >= 0
-  k = k > 7 ? 7 : k;                      // v = 8 (and NaN's INT_MIN: any piece)
+  // The piece: floor(v) by truncation, of v < 8 (v = 8 and NaN take piece 7;
+  // NaN's u stays NaN), so the conversion never sees a NaN.
+  const vi k = __builtin_convertvector(v < 8.f ? v : splat(7.f), vi);
   const vf u = v - __builtin_convertvector(k, vf) - 0.5f;
-  vf p = lookup8(c[7], k);
-  for (int j = 6; j >= 0; --j) p = fmadd(p, u, lookup8(c[j], k));
+  vf p = lookup8(c[7].lo, c[7].hi, k);
+  for (int j = 6; j >= 0; --j) p = fmadd(p, u, lookup8(c[j].lo, c[j].hi, k));
   p = v >= 7.9f ? splat(1.f) : vmin(p, splat(1.f));
   const vf erf = (vf)((vi)p | ((vi)x & static_cast<int32_t>(0x80000000u)));
   return x * 0.5f * (1.f + erf);
@@ -419,20 +421,23 @@ SARAI_VEC_TARGET static inline vi round255(vf e) {
   return (vi)t - (vi)magic;
 }
 
+// One vector of attention_scores: fma(a, float(acc - comp) * ks, lnw), the
+// subtraction modular, as in the GEMM epilogue.
+SARAI_VEC_TARGET static inline vf attention_score(const int32_t* pa, const int32_t* pc, const float* pk,
+                                                  const float* pl, vf va) {
+  typedef uint32_t vu __attribute__((vector_size(sizeof(vi))));
+  vu x, c;
+  __builtin_memcpy(&x, pa, sizeof x);
+  __builtin_memcpy(&c, pc, sizeof c);
+  return fmadd(va, __builtin_convertvector((vi)(x - c), vf) * load(pk), load(pl));
+}
+
 // See vec_kernels.h. Rows of whole vectors, then one padded tail per row;
 // the running maxima stay kW partial ones per row (a horizontal max per
 // call and row cost as much as the block's 4 vectors of scores).
 SARAI_VEC_TARGET static void attention_scores(const int32_t* acc, int64_t ldacc, int64_t rows, int64_t n,
                                               const int32_t* comp, const float* ks, const float* a,
                                               const float* lnw, float* u, int64_t ldu, float* rowmax) {
-  typedef uint32_t vu __attribute__((vector_size(sizeof(vi))));
-  const auto score = [](const int32_t* pa, const int32_t* pc, const float* pk, const float* pl, vf va)
-                         SARAI_VEC_TARGET {
-    vu x, c;
-    __builtin_memcpy(&x, pa, sizeof x);
-    __builtin_memcpy(&c, pc, sizeof c);
-    return fmadd(va, __builtin_convertvector((vi)(x - c), vf) * load(pk), load(pl));  // modular, as the epilogue
-  };
   const int64_t full = n - n % kW;
   for (int64_t i = 0; i < rows; ++i) {
     const int32_t* ai = acc + i * ldacc;
@@ -441,7 +446,7 @@ SARAI_VEC_TARGET static void attention_scores(const int32_t* acc, int64_t ldacc,
     float* mi = rowmax + i * kScoresMaxLanes;
     vf m = load(mi);
     for (int64_t j = 0; j < full; j += kW) {
-      const vf v = score(ai + j, comp + j, ks + j, lnw + j, va);
+      const vf v = attention_score(ai + j, comp + j, ks + j, lnw + j, va);
       store(ui + j, v);
       m = vmax(m, v);
     }
@@ -450,7 +455,7 @@ SARAI_VEC_TARGET static void attention_scores(const int32_t* acc, int64_t ldacc,
       int32_t xa[kW] = {}, xc[kW] = {};
       float xk[kW] = {}, xl[kW] = {};
       for (int64_t k = 0; k < t; ++k) xa[k] = ai[full + k], xc[k] = comp[full + k], xk[k] = ks[full + k], xl[k] = lnw[full + k];
-      vf v = score(xa, xc, xk, xl, va);
+      vf v = attention_score(xa, xc, xk, xl, va);
       store_tail(ui + full, v, t);
       for (int64_t k = t; k < kW; ++k) v[k] = -__builtin_inff();
       m = vmax(m, v);

@@ -232,6 +232,7 @@ Blocking blocking(const qref::ConvProblem& p, int64_t K, int64_t threads) {
 // The group-1 path's scratch: per thread (`slots` of them) one block of u8
 // rows, or, shared, one block of u8 rows and its int32 results.
 struct PackedScratch {
+  Blocking bl;        // the cut the scratch was sized for
   uint8_t* rows;      // [slots][block_rows * lda], 64-byte aligned slices
   int64_t slot_bytes; // bytes between slices
   int32_t* c;         // [block_rows * M], the shared scheme only
@@ -242,17 +243,18 @@ struct PackedScratch {
 // and c.
 PackedScratch carve_packed(const qref::ConvProblem& p, int64_t slots, Carver& cv) {
   const int64_t K = p.C * p.g.kernel_size(), lda = K + 8;  // Im2col::K(), lda()
-  const Blocking bl = blocking(p, K, slots);
-  const int64_t br = bl.rows;
   PackedScratch s;
+  s.bl = blocking(p, K, slots);
+  const int64_t br = s.bl.rows;
   s.slot_bytes = (br * lda + 63) / 64 * 64;
-  s.rows = cv.take<uint8_t>((bl.per_thread ? slots : 1) * s.slot_bytes);
-  s.c = bl.per_thread ? nullptr : cv.take<int32_t>(br * p.M);
+  s.rows = cv.take<uint8_t>((s.bl.per_thread ? slots : 1) * s.slot_bytes);
+  s.c = s.bl.per_thread ? nullptr : cv.take<int32_t>(br * p.M);
   return s;
 }
 
 // Runs gemm(b, buf, lda, o0, rows, threaded) per block of output positions
-// of image b, after filling buf (Blocking::rows rows) with those rows.
+// of image b, after filling buf (Blocking::rows rows) with those rows, cut
+// as sc.bl says (carve_packed, for num_threads()).
 // Per thread (Blocking::per_thread): blocks split among threads, each filling its
 // own slice of sc.rows and calling gemm with threaded = false. Shared: block
 // by block, the fill in parallel (each row is a plain copy, so the thread
@@ -263,7 +265,7 @@ void im2col_blocks(const qref::ConvProblem& p, const Im2col& im, const uint8_t* 
   const int64_t out_size = p.g.out_size(), K = im.K(), lda = im.lda();
   assert(lda == K + 8);
   const int64_t in_img = p.C * p.g.in_size();
-  const Blocking bl = blocking(p, K, num_threads());
+  const Blocking& bl = sc.bl;
   const int64_t br = bl.rows, per_img = bl.per_img, blocks = p.batch * per_img;
   if (bl.per_thread) {
     parallel_for(blocks, 1, [&](int64_t t0, int64_t t1) {

@@ -192,7 +192,7 @@ struct ScoresSink {
   const float* lnvs;
   float* u;
   int64_t ldu;
-  float rowmax[kRows * kScoresMaxLanes];  // partial maxima, then (in [0, rows)) each row's
+  float rowmax[kRows * kScoresMaxLanes];  // kScoresMaxLanes partial maxima per row
 
   static void run(void* ctx, const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0, int64_t cols) {
     auto* k = static_cast<ScoresSink*>(ctx);
@@ -375,7 +375,7 @@ Status Attention(KernelContext& ctx) {
       rq[i] = scale / divisor;
     }
     const Int8Entry ent = entry(b);
-    ScoresSink sink{&vk, ent.kcomp, ent.ks, rq, ent.lnvs, sc, sq, {}};
+    float rowmax[kRows];  // per-row mode: each row's maximum score
     if (per_tensor) {
       QgemmEpilogue ep;
       ep.comp = ent.kcomp;
@@ -386,11 +386,12 @@ Status Attention(KernelContext& ctx) {
     } else {
       // The scores u = a x + ln vs and their row maxima straight from the
       // accumulator blocks (attention_scores): no separate epilogue pass.
+      ScoresSink sink{&vk, ent.kcomp, ent.ks, rq, ent.lnvs, sc, sq, {}};
       std::fill(sink.rowmax, sink.rowmax + rows * kScoresMaxLanes, -std::numeric_limits<float>::infinity());
       qgemm_u8s8_blocks(qb8, rows, d, d, ent.k, s, &ScoresSink::run, &sink, &uk, /*threaded=*/false);
       for (int64_t i = 0; i < rows; ++i) {
         const float* m = sink.rowmax + i * kScoresMaxLanes;
-        sink.rowmax[i] = *std::max_element(m, m + kScoresMaxLanes);  // i <= i * lanes: read before written
+        rowmax[i] = *std::max_element(m, m + kScoresMaxLanes);
       }
     }
     for (int64_t i = 0; i < rows; ++i) {
@@ -404,7 +405,7 @@ Status Attention(KernelContext& ctx) {
         ps = v_tensor_scale / 255.f;
         vk.quantize_u8(row, s, ps == 0.f ? 1.f : ps, 0, pb8 + i * s);
       } else {
-        ps = vk.softmax_u8_row(row, s, sink.rowmax[i], ent.invvs, pb8 + i * s);
+        ps = vk.softmax_u8_row(row, s, rowmax[i], ent.invvs, pb8 + i * s);
         if (!std::isfinite(ps)) return false;
       }
       rq[kRows + i] = ps;

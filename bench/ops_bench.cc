@@ -49,6 +49,7 @@
 #include <span>
 #include <vector>
 
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/cpu/qgemm.h"
 #include "kernels/kernels.h"
 #include "kernels/cpu/quantize_activations.h"
@@ -186,7 +187,7 @@ void BM_softmax_u8_row(benchmark::State& st) {
   sarai::max_isa();
   const kn::VecKernels& vk = kn::vec_kernels();
   // Rows padded as Attention pads them (kSoftmaxU8Pad), weights 0.01..1.
-  const int64_t np = (n + kn::kSoftmaxU8Pad - 1) / kn::kSoftmaxU8Pad * kn::kSoftmaxU8Pad;
+  const int64_t np = sarai::int8::round_up(n, kn::kSoftmaxU8Pad);
   // Scores u = x / 8 + ln vs for random x, as attention_scores leaves them.
   std::vector<float> u = random_floats(rows * np, 1.f, 4), m(rows, -1e30f);
   const std::vector<float> w = random_floats(n, 1.f, 5);

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/cpu/vec_kernels.h"
 #include "kernels/kernels.h"
 #include "loader/onnx_loader.h"
@@ -87,7 +88,7 @@ Tensor reference(const Tensor& q, const Tensor& kt, const Tensor& v, float divis
       std::vector<int> q8(d);
       for (int64_t r = 0; r < d; ++r) q8[r] = quant_u8(Q[i * d + r], qs == 0.f ? 1.f : qs, 128);
       const float rq = qs / divisor;
-      const int64_t sq = (s + kernels::kSoftmaxU8Pad - 1) / kernels::kSoftmaxU8Pad * kernels::kSoftmaxU8Pad;
+      const int64_t sq = int8::round_up(s, kernels::kSoftmaxU8Pad);
       std::vector<float> p(sq, 0.f);
       std::vector<int32_t> accs(s), comp(s);
       for (int64_t j = 0; j < s; ++j) {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/int8_layout.h"
 #include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 #include "tests/test_util.h"
@@ -266,7 +267,7 @@ TEST_P(VecKernelsIsa, SoftmaxU8RowMatchesDouble) {
   Worst worst;
   double worst_scale = 0;
   const std::vector<float> wv = uniform(1600, 12, 0.01f, 2.f);
-  const auto padded = [](int64_t n) { return (n + kernels::kSoftmaxU8Pad - 1) / kernels::kSoftmaxU8Pad * kernels::kSoftmaxU8Pad; };
+  const auto padded = [](int64_t n) { return int8::round_up(n, kernels::kSoftmaxU8Pad); };
   // The scores, their maximum and 1 / w, padded with `pad` past n.
   struct Row {
     std::vector<float> u, invw;

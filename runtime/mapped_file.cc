@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -53,6 +54,21 @@ Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) 
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+std::span<const uint8_t> mapped_pages(const std::vector<std::span<const uint8_t>>& regions, const void* p,
+                                      uint64_t n) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  if (n == 0) return {};
+  for (const auto& r : regions) {
+    if (b < r.data() || b + n > r.data() + r.size()) continue;
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = std::max(reinterpret_cast<uintptr_t>(b) / page * page, reinterpret_cast<uintptr_t>(r.data()));
+    const uintptr_t hi = std::min((reinterpret_cast<uintptr_t>(b) + n + page - 1) / page * page,
+                                  reinterpret_cast<uintptr_t>(r.data() + r.size()));
+    return {reinterpret_cast<const uint8_t*>(lo), hi - lo};
+  }
+  return {};
 }
 
 }  // namespace sarai

@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "runtime/status.h"
 
@@ -39,5 +41,11 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
 };
+
+// The whole pages of the mapping in `regions` that holds bytes [p, p + n),
+// clamped to that mapping: what madvise may page in or release for one
+// tensor. Empty when no region holds all of them (heap memory) or n == 0.
+std::span<const uint8_t> mapped_pages(const std::vector<std::span<const uint8_t>>& regions, const void* p,
+                                      uint64_t n);
 
 }  // namespace sarai

@@ -12,6 +12,7 @@
 #include "runtime/cpu_isa.h"
 #include "runtime/crc32c.h"
 #include "runtime/fuse.h"
+#include "runtime/mapped_file.h"
 #include "runtime/memory_plan.h"
 #include "runtime/memory_stats.h"
 #include "runtime/parallel.h"
@@ -221,29 +222,20 @@ Expected<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> 
 
   // Which weights each node reads, as page ranges of the file mappings
   // (released after use in streaming mode). Nothing here touches a weight.
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   std::vector<bool> counted(g.values.size(), false);
   s->weight_begin_.push_back(0);
   for (int node_id : s->order_) {
     for (int v : g.nodes[static_cast<size_t>(node_id)].inputs) {
       if (v == kNoValue || !g.values[static_cast<size_t>(v)].is_initializer) continue;
       const Tensor& t = g.values[static_cast<size_t>(v)].initializer;
-      const auto* p = static_cast<const uint8_t*>(t.raw());
       const uint64_t n = t.nbytes();
       if (n == 0) continue;
-      const std::span<const uint8_t>* region = nullptr;
-      for (const auto& r : model->mapped_regions)
-        if (p >= r.data() && p + n <= r.data() + r.size()) region = &r;
+      const std::span<const uint8_t> pages = mapped_pages(model->mapped_regions, t.raw(), n);
       if (!counted[static_cast<size_t>(v)]) {
         counted[static_cast<size_t>(v)] = true;
-        (region ? s->mapped_weight_bytes_ : s->heap_weight_bytes_) += n;
+        (pages.empty() ? s->heap_weight_bytes_ : s->mapped_weight_bytes_) += n;
       }
-      if (!region) continue;
-      const uint64_t lo = std::max<uint64_t>(reinterpret_cast<uintptr_t>(p) / page * page,
-                                             reinterpret_cast<uintptr_t>(region->data()));
-      const uint64_t hi = std::min<uint64_t>(align_up(reinterpret_cast<uintptr_t>(p) + n, page),
-                                             reinterpret_cast<uintptr_t>(region->data() + region->size()));
-      s->weight_ranges_.push_back({reinterpret_cast<const uint8_t*>(lo), hi - lo});
+      if (!pages.empty()) s->weight_ranges_.push_back(pages);
     }
     s->weight_begin_.push_back(static_cast<int>(s->weight_ranges_.size()));
   }

@@ -434,6 +434,49 @@ TEST(EvalPerLayer, LocalAndAccumulatedErrors) {
   EXPECT_EQ(sorted[1]->alone_cosine, 0.9);
 }
 
+// Local errors only (convert's warning): the test model never runs, each
+// layer is measured while the reference runs, and a value is dropped once
+// no pending layer needs it, so what is held stays one layer's input and
+// output however long the chain. The local errors are those of the full
+// measurement.
+TEST(EvalPerLayer, LocalOnlyHoldsOneLayerAtATime) {
+  std::vector<Tensor> weights;
+  std::vector<std::string> names;
+  for (uint32_t i = 0; i < 8; ++i) {
+    weights.push_back(test::random_tensor({64, 64}, 10 + i, -0.2f, 0.2f));
+    names.push_back(test::numbered("m", i));
+  }
+  const RefAndBlob t = ref_and_blob("local_only", test::matmul_chain_model({1, 16, 64}, {1, 16, 64}, weights, names));
+  ASSERT_TRUE(t.ref && t.blob);
+  KernelTable kernels;
+  register_kernels(kernels);
+  const std::vector<InputSet> sets = chain_sets(2, 60);
+  eval::PerLayer full, local;
+  ASSERT_TRUE(full.init(t.ref, t.blob, 1, kernels).is_ok());
+  ASSERT_TRUE(local.init(t.ref, t.blob, 1, kernels, "fp32", /*stream_weights=*/true, /*accumulated=*/false).is_ok());
+  ASSERT_EQ(full.size(), 8u);
+  ASSERT_EQ(local.size(), 8u);
+  for (const InputSet& set : sets) {
+    ASSERT_TRUE(full.add(set.tensors).is_ok());
+    ASSERT_TRUE(local.add(set.tensors).is_ok());
+  }
+  const uint64_t value_bytes = 16 * 64 * sizeof(float);
+  // A layer's output, also the next one's input; the graph input is the
+  // caller's and not counted. Holding the whole chain would be 8 values.
+  EXPECT_LE(local.peak_held_bytes(), 2 * value_bytes);
+  EXPECT_GE(local.peak_held_bytes(), value_bytes);
+  std::vector<const eval::LayerError*> a = full.sorted(), b = local.sorted();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]->node, b[i]->node);
+    EXPECT_EQ(a[i]->local.relative_l2(), b[i]->local.relative_l2());
+    EXPECT_EQ(a[i]->local.elements(), 2 * 16 * 64);
+    EXPECT_GT(a[i]->local.relative_l2(), 0.0);
+    EXPECT_EQ(a[i]->accumulated.elements(), 2 * 16 * 64);
+    EXPECT_EQ(b[i]->accumulated.elements(), 0);  // not measured
+  }
+}
+
 // ------------------------------------------------ convert --static / --auto-keep-fp32
 
 // Calibration sets of x [1, 16, 64] as subfolders of dir/calib.

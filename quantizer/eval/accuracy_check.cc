@@ -102,7 +102,8 @@ Expected<std::vector<LayerRank>> worst_layers_by_local_error(std::shared_ptr<con
                                                              const KernelTable& kernels, const std::string& attention,
                                                              size_t count, const std::atomic<bool>* cancel) {
   PerLayer layers;
-  SARAI_RETURN_IF_ERROR(layers.init(ref, test, threads, kernels, attention, /*stream_weights=*/true));
+  SARAI_RETURN_IF_ERROR(
+      layers.init(ref, test, threads, kernels, attention, /*stream_weights=*/true, /*accumulated=*/false));
   for (const InputSet& set : sets) {
     if (cancel && cancel->load()) return Status::error("interrupted");
     if (Status st = layers.add(set.tensors); !st) return Status::error(set.name + ": " + st.message());

@@ -53,8 +53,10 @@ Expected<AccuracyCheck> check_accuracy(const ReferenceOutputs& reference, Sessio
 // The quantized layers of `test` (a blob converted from `ref`) with the
 // largest local error: each node's INT8 output computed from the FP32
 // model's own inputs to it, against the FP32 output (PerLayer's local error,
-// relative L2 over `sets`). Cheap: both models run once per set, unfused,
-// weights streamed, then each quantized node once more. At most `count`,
+// relative L2 over `sets`). Cheap: the FP32 model runs once per set,
+// unfused, weights streamed, and each quantized node once more on the way,
+// as soon as its inputs and FP32 output exist; memory stays that of the
+// FP32 run plus the values a pending layer still needs. At most `count`,
 // largest error first.
 struct LayerRank {
   std::string node, op;

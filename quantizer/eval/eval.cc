@@ -5,9 +5,12 @@
 #include <filesystem>
 #include <map>
 
+#include <sys/mman.h>
+
 #include "loader/npy.h"
 #include "loader/tensor_file_name.h"
 #include "runtime/fuse.h"
+#include "runtime/mapped_file.h"
 #include "runtime/quantized_op.h"
 
 namespace fs = std::filesystem;
@@ -308,8 +311,11 @@ Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<cons
 }
 
 Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
-                      const KernelTable& kernels, const std::string& attention, bool stream_weights) {
+                      const KernelTable& kernels, const std::string& attention, bool stream_weights,
+                      bool accumulated) {
   kernels_ = &kernels;
+  stream_weights_ = stream_weights;
+  accumulated_ = accumulated;
   if (attention != "fp32") test = with_fused_attention(*test, attention);
   test_model_ = test;
   const Graph& tg = test->graph;
@@ -317,68 +323,149 @@ Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Mo
     if (!(is_quantized(n) || is_int8_attention(n)) || n.outputs.empty() || n.outputs[0] == kNoValue) continue;
     const std::string& out = tg.values[static_cast<size_t>(n.outputs[0])].name;
     if (ref->graph.find_value(out) == kNoValue) continue;  // renamed by the converter: no reference
+    const size_t i = layers_.size();
     layers_.push_back({n.name, n.op_type, out, {}, {}});
     nodes_.push_back(&n);
     want_test_.insert(out);
-    want_ref_.insert(out);
+    std::set<std::string> needs = {out};
     for (int v : n.inputs)
       if (v != kNoValue && !tg.values[static_cast<size_t>(v)].is_initializer)
-        want_ref_.insert(tg.values[static_cast<size_t>(v)].name);
+        needs.insert(tg.values[static_cast<size_t>(v)].name);
+    for (const std::string& name : needs) needed_by_[name].push_back(i);
   }
   SessionOptions o;
   o.num_threads = threads;
   o.fuse = false;
   o.fuse_patterns = false;
   o.stream_weights = stream_weights;
-  auto capture = [](const std::set<std::string>* want, std::map<std::string, Tensor>* into, const Graph* g) {
-    return [=](const Node& n, std::span<const Tensor> outs) {
+  {
+    SessionOptions ok = o;
+    const Graph* g = &ref->graph;
+    ok.observer = [this, g](const Node& n, std::span<const Tensor> outs) {
       for (size_t k = 0; k < outs.size(); ++k) {
         if (n.outputs[k] == kNoValue || !outs[k].defined()) continue;
         const std::string& name = g->values[static_cast<size_t>(n.outputs[k])].name;
-        if (want->count(name)) (*into)[name] = outs[k].clone();
+        if (!needed_by_.count(name) || ref_values_.count(name)) continue;
+        ref_values_[name] = outs[k].clone();
+        captured_.insert(name);
+        held_bytes_ += outs[k].nbytes();
+        peak_held_bytes_ = std::max(peak_held_bytes_, held_bytes_);
+        on_ref_value(name);
       }
     };
-  };
-  for (int k = 0; k < 2; ++k) {
-    const auto& m = k == 0 ? ref : test;
-    SessionOptions ok = o;
-    ok.observer = capture(k == 0 ? &want_ref_ : &want_test_, k == 0 ? &ref_values_ : &test_values_, &m->graph);
-    auto s = Session::create(m, kernels, ok);
+    auto s = Session::create(ref, kernels, ok);
     if (!s) return s.status();
-    (k == 0 ? ref_ : test_) = std::move(*s);
+    ref_ = std::move(*s);
+  }
+  if (accumulated_) {
+    SessionOptions ok = o;
+    const Graph* g = &test->graph;
+    ok.observer = [this, g](const Node& n, std::span<const Tensor> outs) {
+      for (size_t k = 0; k < outs.size(); ++k) {
+        if (n.outputs[k] == kNoValue || !outs[k].defined()) continue;
+        const std::string& name = g->values[static_cast<size_t>(n.outputs[k])].name;
+        if (want_test_.count(name)) test_values_[name] = outs[k].clone();
+      }
+    };
+    auto s = Session::create(test, kernels, ok);
+    if (!s) return s.status();
+    test_ = std::move(*s);
   }
   return Status::ok();
 }
+
+void PerLayer::on_ref_value(const std::string& name) {
+  if (!failed_) return;
+  auto it = needed_by_.find(name);
+  if (it == needed_by_.end()) return;
+  for (size_t i : it->second) {
+    if (done_[i] || !ref_values_.count(layers_[i].output)) continue;
+    bool ready = true;
+    for (int v : nodes_[i]->inputs) {
+      if (v == kNoValue) continue;
+      const Value& val = test_model_->graph.values[static_cast<size_t>(v)];
+      if (!val.is_initializer && !ref_values_.count(val.name)) ready = false;
+    }
+    if (!ready) continue;
+    if (Status st = measure(i); !st) {
+      failed_ = st;
+      return;
+    }
+  }
+}
+
+Status PerLayer::measure(size_t i) {
+  done_[i] = true;
+  LayerError& l = layers_[i];
+  const Tensor& expect = ref_values_.at(l.output);
+  if (accumulated_) {
+    auto t = test_values_.find(l.output);
+    SARAI_RETURN_IF_ERROR(l.accumulated.add(expect, t == test_values_.end() ? Tensor() : t->second));
+    if (t != test_values_.end()) test_values_.erase(t);
+  }
+  const Node& n = *nodes_[i];
+  const Graph& tg = test_model_->graph;
+  std::vector<const Tensor*> in;
+  for (int v : n.inputs) {
+    const Value* val = v == kNoValue ? nullptr : &tg.values[static_cast<size_t>(v)];
+    in.push_back(val == nullptr ? nullptr : val->is_initializer ? &val->initializer : &ref_values_.at(val->name));
+  }
+  std::vector<Tensor> outs(n.outputs.size());
+  KernelContext ctx(n, tg.opset, in, outs, ref_->num_threads());
+  SARAI_RETURN_IF_ERROR(invoke_kernel(kernels_->find(n.op_type, tg.opset, n.domain), ctx));
+  SARAI_RETURN_IF_ERROR(l.local.add(expect, outs[0]));
+  // The quantized weights' pages go back, as the sessions' own do.
+  if (stream_weights_)
+    for (int v : n.inputs)
+      if (v != kNoValue && tg.values[static_cast<size_t>(v)].is_initializer) {
+        const Tensor& w = tg.values[static_cast<size_t>(v)].initializer;
+        const std::span<const uint8_t> pages = mapped_pages(test_model_->mapped_regions, w.raw(), w.nbytes());
+        if (!pages.empty()) ::madvise(const_cast<uint8_t*>(pages.data()), pages.size(), MADV_DONTNEED);
+      }
+  // Drop what no pending layer needs any more.
+  std::set<std::string> used = {l.output};
+  for (int v : n.inputs)
+    if (v != kNoValue && !tg.values[static_cast<size_t>(v)].is_initializer)
+      used.insert(tg.values[static_cast<size_t>(v)].name);
+  for (const std::string& name : used)
+    if (--uses_left_.at(name) == 0) {
+      auto it = ref_values_.find(name);
+      if (captured_.erase(name)) held_bytes_ -= it->second.nbytes();
+      ref_values_.erase(it);
+    }
+  return Status::ok();
+}
+
 Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
   ref_values_.clear();
   test_values_.clear();
+  captured_.clear();
+  held_bytes_ = 0;
+  failed_ = Status::ok();
+  done_.assign(layers_.size(), false);
+  uses_left_.clear();
+  for (const auto& [name, layers] : needed_by_) uses_left_[name] = layers.size();
+  if (accumulated_) SARAI_RETURN_IF_ERROR(test_->run(inputs).status());
+  // Graph inputs feed quantized nodes too (views: the caller's tensors).
+  for (const NamedTensor& t : inputs)
+    if (needed_by_.count(t.name)) ref_values_[t.name] = t.tensor;
+  for (const NamedTensor& t : inputs) on_ref_value(t.name);
+  SARAI_RETURN_IF_ERROR(failed_);
   SARAI_RETURN_IF_ERROR(ref_->run(inputs).status());
-  SARAI_RETURN_IF_ERROR(test_->run(inputs).status());
-  // Graph inputs feed quantized nodes too.
-  for (const NamedTensor& t : inputs) ref_values_[t.name] = t.tensor;
-  const Graph& tg = test_model_->graph;
+  SARAI_RETURN_IF_ERROR(failed_);
+  // A layer whose output the reference produced but not every input.
   for (size_t i = 0; i < layers_.size(); ++i) {
-    LayerError& l = layers_[i];
-    const Tensor& expect = ref_values_[l.output];
-    if (!expect.defined()) continue;
-    SARAI_RETURN_IF_ERROR(l.accumulated.add(expect, test_values_[l.output]));
-    const Node& n = *nodes_[i];
-    std::vector<const Tensor*> in;
-    for (int v : n.inputs) {
-      if (v == kNoValue) {
-        in.push_back(nullptr);
-        continue;
-      }
-      const Value& val = tg.values[static_cast<size_t>(v)];
-      auto it = ref_values_.find(val.name);
-      in.push_back(val.is_initializer ? &val.initializer : it == ref_values_.end() ? nullptr : &it->second);
-      if (!in.back()) return Status::error(n.describe() + ": the reference has no value '" + val.name + "'");
+    if (done_[i] || !ref_values_.count(layers_[i].output)) continue;
+    for (int v : nodes_[i]->inputs) {
+      if (v == kNoValue) continue;
+      const Value& val = test_model_->graph.values[static_cast<size_t>(v)];
+      if (!val.is_initializer && !ref_values_.count(val.name))
+        return Status::error(nodes_[i]->describe() + ": the reference has no value '" + val.name + "'");
     }
-    std::vector<Tensor> outs(n.outputs.size());
-    KernelContext ctx(n, tg.opset, in, outs, ref_->num_threads());
-    SARAI_RETURN_IF_ERROR(invoke_kernel(kernels_->find(n.op_type, tg.opset, n.domain), ctx));
-    SARAI_RETURN_IF_ERROR(l.local.add(expect, outs[0]));
   }
+  ref_values_.clear();
+  test_values_.clear();
+  captured_.clear();
   return Status::ok();
 }
 void PerLayer::set_sensitivity(const std::vector<Sensitivity>& s) {

@@ -114,25 +114,53 @@ class PerLayer {
   // With `attention` other than "fp32" the test model's attention chains are
   // fused (runtime/fuse.h) and each block is a layer like a quantized node
   // (op "Attention", output its last MatMul's). With `stream_weights` both
-  // sessions release each weight's pages after use (bounded memory).
+  // models' weight pages are released after use (bounded memory). With
+  // `accumulated` false only the local errors are measured and the test
+  // model never runs: memory then stays bounded by the reference's own run
+  // plus the few values that wait for a layer (see add()).
   Status init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
-              const KernelTable& kernels, const std::string& attention = "fp32", bool stream_weights = false);
+              const KernelTable& kernels, const std::string& attention = "fp32", bool stream_weights = false,
+              bool accumulated = true);
   size_t size() const { return layers_.size(); }
-  // Runs both models on one input set and adds every layer's errors.
+  // Runs both models on one input set and adds every layer's errors. The
+  // local errors are measured while the reference runs: a layer is run
+  // (its quantized node on the reference's inputs to it) as soon as the
+  // reference has produced those inputs and its output, and each captured
+  // value is dropped once no pending layer needs it. The accumulated errors
+  // need the test model's layer outputs, all of them held from its run.
   Status add(const std::vector<NamedTensor>& inputs);
   // Adds each layer's single-layer sensitivity (matched by node name).
   void set_sensitivity(const std::vector<Sensitivity>& s);
   // Most damaged first: by single-layer sensitivity when measured, then by
   // local relative L2 error.
   std::vector<const LayerError*> sorted() const;
+  // The largest total of captured reference values held at once by add()
+  // so far, in bytes (what the local errors cost in memory).
+  uint64_t peak_held_bytes() const { return peak_held_bytes_; }
 
  private:
+  // A newly captured reference value: measures the layers it completes.
+  void on_ref_value(const std::string& name);
+  // Layer i's local (and accumulated) error; its inputs and output are in ref_values_.
+  Status measure(size_t i);
+
   const KernelTable* kernels_ = nullptr;
   std::shared_ptr<const Model> test_model_;
   std::vector<LayerError> layers_;
   std::vector<const Node*> nodes_;
-  std::set<std::string> want_ref_, want_test_;
+  bool stream_weights_ = false, accumulated_ = true;
+  std::set<std::string> want_test_;
+  // Per reference value a layer needs (its non-constant inputs, its
+  // output): the layers that need it.
+  std::map<std::string, std::vector<size_t>> needed_by_;
+  // add()'s state: values at hand, how many pending layers still need each,
+  // which layers are done, the first error met inside the observer.
   std::map<std::string, Tensor> ref_values_, test_values_;
+  std::set<std::string> captured_;  // the ref_values_ that are copies (not the caller's inputs)
+  std::map<std::string, size_t> uses_left_;
+  std::vector<bool> done_;
+  Status failed_ = Status::ok();
+  uint64_t held_bytes_ = 0, peak_held_bytes_ = 0;
   std::unique_ptr<Session> ref_, test_;
 };
 

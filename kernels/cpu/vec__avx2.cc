@@ -20,12 +20,12 @@ typedef int32_t vi __attribute__((vector_size(32)));
 SARAI_VEC_TARGET static inline vf fmadd(vf a, vf b, vf c) {
   return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 }
+// vpermps.
+#define SARAI_VEC_LOOKUP8 1
+SARAI_VEC_TARGET static inline vf lookup8(vf t, vi idx) { return (vf)_mm256_permutevar8x32_ps((__m256)t, (__m256i)idx); }
 // Lanes in [0, 255]. The packs work per 128-bit half, leaving the 4-byte
 // groups as a0-3 b0-3 c0-3 d0-3 a4-7 b4-7 c4-7 d4-7; one dword permute
 // puts them in order.
-SARAI_VEC_TARGET static inline vf lookup8(vf lo, vf, vi idx) {
-  return (vf)_mm256_permutevar8x32_ps((__m256)lo, (__m256i)idx);
-}
 SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
   const __m256i ab = _mm256_packs_epi32((__m256i)a, (__m256i)b);
   const __m256i cd = _mm256_packs_epi32((__m256i)c, (__m256i)d);
@@ -37,6 +37,7 @@ SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) 
 #include "kernels/cpu/vec_body.h"
 
 #undef SARAI_VEC_TARGET
+#undef SARAI_VEC_LOOKUP8
 
 }  // namespace
 

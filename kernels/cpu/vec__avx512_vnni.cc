@@ -22,8 +22,9 @@ SARAI_VEC_TARGET static inline vf fmadd(vf a, vf b, vf c) {
 }
 // vpermps (the masked form: GCC 12's _mm512_permutexvar_ps trips
 // -Wmaybe-uninitialized, as its cvtepi32_epi8 does below).
-SARAI_VEC_TARGET static inline vf lookup8(vf lo, vf, vi idx) {
-  return (vf)_mm512_mask_permutexvar_ps((__m512)lo, 0xffff, (__m512i)idx, (__m512)lo);
+#define SARAI_VEC_LOOKUP8 1
+SARAI_VEC_TARGET static inline vf lookup8(vf t, vi idx) {
+  return (vf)_mm512_mask_permutexvar_ps((__m512)t, 0xffff, (__m512i)idx, (__m512)t);
 }
 // Lanes in [0, 255]: vpmovdb (AVX-512F) truncates each dword to its byte.
 // (The store form: GCC 12's _mm512_cvtepi32_epi8 trips -Wmaybe-uninitialized.)
@@ -37,6 +38,7 @@ SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) 
 #include "kernels/cpu/vec_body.h"
 
 #undef SARAI_VEC_TARGET
+#undef SARAI_VEC_LOOKUP8
 
 }  // namespace
 

@@ -16,13 +16,8 @@ constexpr const char* kIsaName = "scalar";
 typedef float vf __attribute__((vector_size(16)));
 typedef int32_t vi __attribute__((vector_size(16)));
 static inline vf fmadd(vf a, vf b, vf c) { return a * b + c; }
+// No lookup8 (SSE2 has no variable permute): GELU takes verf here.
 // Lanes in [0, 255]: the signed saturating packs keep them as they are.
-// Unused: vgelu takes verf at this level (vec_body.h).
-static inline vf lookup8(vf lo, vf hi, vi idx) {
-  vf r;
-  for (int i = 0; i < kW; ++i) r[i] = idx[i] < kW ? lo[idx[i]] : hi[idx[i] - kW];
-  return r;
-}
 static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
   const __m128i ab = _mm_packs_epi32((__m128i)a, (__m128i)b), cd = _mm_packs_epi32((__m128i)c, (__m128i)d);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(ab, cd));

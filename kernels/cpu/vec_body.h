@@ -7,10 +7,10 @@
 //   kW        lanes per vector (4, 8 or 16)
 //   vf, vi    float / int32 vectors of kW lanes (GCC vector_size types)
 //   fmadd     vf fmadd(vf a, vf b, vf c) = a * b + c (fused where the ISA can)
-//   lookup8   vf lookup8(vf lo, vf hi, vi idx): lane i = table[idx[i]] for
-//             idx in [0, 8), table = lo's lanes then hi's (kW = 4), or lo's
-//             first 8 lanes (kW >= 8; hi unused): a variable permute
-//             (GCC's __builtin_shuffle has no clang counterpart)
+//   lookup8   (levels with a variable permute, kW >= 8; they also define
+//             SARAI_VEC_LOOKUP8) vf lookup8(vf t, vi idx): lane i =
+//             t[idx[i]] for idx in [0, 8) (GCC's __builtin_shuffle has no
+//             clang counterpart). Without it GELU takes verf.
 //   pack_u8   void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d): stores the
 //             4 kW lanes of a, b, c, d, each in [0, 255], as 4 kW bytes in
 //             order (generic vector code has no saturating packs, and GCC
@@ -150,36 +150,35 @@ static constexpr float kGeluErf[8][8] = {
     {-1.234636729e-04f, 1.397302112e-04f, 2.925873559e-05f, -4.635227378e-05f, -5.636940841e-06f, 4.967313544e-06f, 1.356234975e-06f, 1.339532218e-07f},  // u^7
 };
 
-// tab[idx] per lane, idx in [0, 8): the includer's lookup8 (one permute
-// of a table vector; two half-tables at level scalar, kW = 4).
-struct Lut8 {
-  vf lo, hi;
-};
-SARAI_VEC_TARGET static inline Lut8 lut8(const float (&tab)[8]) {
-  Lut8 t;
-  for (int k = 0; k < kW; ++k) t.lo[k] = tab[k % 8], t.hi[k] = tab[(k + kW) % 8];
+#ifdef SARAI_VEC_LOOKUP8
+// The 8 coefficients of one power for the 8 pieces, in a vector's first lanes.
+SARAI_VEC_TARGET static inline vf lut8(const float (&tab)[8]) {
+  vf t = splat(0.f);
+  for (int k = 0; k < 8; ++k) t[k] = tab[k];
   return t;
 }
 
-// 0.5 x (1 + erf(x / sqrt 2)); c: the tables of kGeluErf. At level scalar
-// (SSE2: no variable permute, the lookup would go lane by lane, 1.5x
-// slower than verf) through verf instead. erf is exactly
+// 0.5 x (1 + erf(x / sqrt 2)); c: the tables of kGeluErf. erf is exactly
 // +-1 from v >= 7.9 (|x| >= 5.59, where erf rounds to 1 in float32) and
 // never above 1, so the far negative side gives -0 as before; NaN stays
 // NaN (v = NaN, u = NaN).
-SARAI_VEC_TARGET static inline vf vgelu(vf x, const Lut8 (&c)[8]) {
-  if constexpr (kW == 4) return x * 0.5f * (1.f + verf(x * 0.70710678118654752f));
+SARAI_VEC_TARGET static inline vf vgelu(vf x, const vf (&c)[8]) {
   const vf v = vmin((vf)((vi)x & 0x7fffffff) * 1.41421356237309505f, splat(8.f));
   // The piece: floor(v) by truncation, of v < 8 (v = 8 and NaN take piece 7;
   // NaN's u stays NaN), so the conversion never sees a NaN.
   const vi k = __builtin_convertvector(v < 8.f ? v : splat(7.f), vi);
   const vf u = v - __builtin_convertvector(k, vf) - 0.5f;
-  vf p = lookup8(c[7].lo, c[7].hi, k);
-  for (int j = 6; j >= 0; --j) p = fmadd(p, u, lookup8(c[j].lo, c[j].hi, k));
+  vf p = lookup8(c[7], k);
+  for (int j = 6; j >= 0; --j) p = fmadd(p, u, lookup8(c[j], k));
   p = v >= 7.9f ? splat(1.f) : vmin(p, splat(1.f));
   const vf erf = (vf)((vi)p | ((vi)x & static_cast<int32_t>(0x80000000u)));
   return x * 0.5f * (1.f + erf);
 }
+#else
+// Level scalar (SSE2: no variable permute; a lane-by-lane lookup measured
+// 1.5x slower than verf): through verf.
+SARAI_VEC_TARGET static inline vf vgelu(vf x) { return x * 0.5f * (1.f + verf(x * 0.70710678118654752f)); }
+#endif
 
 // Never exp of a large positive number: e = exp(-|x|) in (0, 1].
 SARAI_VEC_TARGET static inline vf vsigmoid(vf x) {
@@ -220,9 +219,13 @@ SARAI_VEC_TARGET static inline vf vclip(vf v, vf lo, vf hi) {
 
 SARAI_VEC_TARGET static void erf_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, verf(v)); }
 SARAI_VEC_TARGET static void gelu_n(const float* x, float* y, int64_t n) {
-  Lut8 c[8];
+#ifdef SARAI_VEC_LOOKUP8
+  vf c[8];
   for (int j = 0; j < 8; ++j) c[j] = lut8(kGeluErf[j]);
   SARAI_VEC_MAP(x, y, n, vgelu(v, c));
+#else
+  SARAI_VEC_MAP(x, y, n, vgelu(v));
+#endif
 }
 SARAI_VEC_TARGET static void sigmoid_n(const float* x, float* y, int64_t n) { SARAI_VEC_MAP(x, y, n, vsigmoid(v)); }
 SARAI_VEC_TARGET static void hard_swish_n(const float* x, float* y, int64_t n) {

@@ -109,9 +109,9 @@ struct Int8Entry {
   int32_t* kcomp;  // [S]: 128 Σ_d k8[d][s]
   int8_t* v;       // V [S, e] packed N16K4
   float* vs;       // [S]
-  // softmax_u8_row's weights: ln w and 1 / w for w = vs, or 1 where vs is 0
-  // (an all-zero V row adds nothing whatever its probability), then zeros
-  // up to round_up(S, kSoftmaxU8Pad).
+  // softmax_u8_row's weights (per-row mode only): ln w and 1 / w for w =
+  // vs, or 1 where vs is 0 (an all-zero V row adds nothing whatever its
+  // probability), then zeros up to round_up(S, kSoftmaxU8Pad).
   float* lnvs;
   float* invvs;
 };
@@ -170,6 +170,7 @@ bool pack_entry(const float* kt, const float* v, int64_t d, int64_t s, int64_t e
                        out.v + (r / int8::kGroupK) * int8::kPanelN * int8::kGroupK, vpanel, nullptr))
       return false;
   }
+  if (v_tensor_scale >= 0) return true;  // per tensor: softmax_u8_row does not run
   const int64_t sq = int8::round_up(s, kSoftmaxU8Pad);
   for (int64_t j = 0; j < s; ++j) {
     const float w = out.vs[j] == 0.f ? 1.f : out.vs[j];

@@ -21,6 +21,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <map>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -119,10 +120,45 @@ NodeArg node_arg(const sarai_rt::TensorInfo& t) {
   return a;
 }
 
+// ONNX Runtime's SessionOptions, RunOptions and their enums, so that code
+// written for onnxruntime sets them unchanged. sarai-rt honours
+// intra_op_num_threads; the settings that only tune ONNX Runtime's own
+// machinery (graph optimisation, arenas, memory patterns, inter-op threads,
+// execution mode and order, logging, determinism: sarai-rt's results are
+// already the same for every thread count) are kept and have no effect.
+// Settings whose effect a caller would look for (a profile file, an
+// optimised model written to disk, custom-op libraries) are refused when
+// the session opens, naming the setting.
+enum class GraphOptimizationLevel { kDisableAll = 0, kEnableBasic = 1, kEnableExtended = 2, kEnableAll = 99 };
+enum class ExecutionMode { kSequential = 0, kParallel = 1 };
+enum class ExecutionOrder { kDefault = 0, kPriorityBased = 1, kMemoryEfficient = 2 };
+
+struct SessionOptions {
+  int intra_op_num_threads = 0;  // 0: one per physical core
+  int inter_op_num_threads = 0;
+  GraphOptimizationLevel graph_optimization_level = GraphOptimizationLevel::kEnableAll;
+  ExecutionMode execution_mode = ExecutionMode::kSequential;
+  ExecutionOrder execution_order = ExecutionOrder::kDefault;
+  int log_severity_level = 2, log_verbosity_level = 0;
+  std::string logid, optimized_model_filepath, profile_file_prefix = "onnxruntime_profile_";
+  bool enable_cpu_mem_arena = true, enable_mem_pattern = true, enable_mem_reuse = true;
+  bool enable_profiling = false, use_deterministic_compute = false;
+  std::map<std::string, std::string> config;
+  std::vector<std::string> custom_op_libraries;
+};
+
+struct RunOptions {
+  int log_severity_level = 2, log_verbosity_level = 0;
+  std::string logid, run_tag;
+  bool terminate = false, only_execute_path_to_fetches = false;
+  std::map<std::string, std::string> config;
+};
+
 class InferenceSession {
  public:
-  InferenceSession(const py::object& path_like, std::optional<int> threads, std::optional<uint64_t> max_memory_mb,
-                   int cache_size, const py::object& sess_options, const py::object& providers) {
+  InferenceSession(const py::object& path_like, const py::object& sess_options, const py::object& providers,
+                   const py::object& provider_options, std::optional<int> threads, std::optional<uint64_t> max_memory_mb,
+                   int cache_size, const py::object& /*disabled_optimizers: no effect*/) {
     // A str or any os.PathLike; ONNX Runtime also takes a model's bytes,
     // which sarai-rt does not (it maps the file instead of copying it).
     if (py::isinstance<py::bytes>(path_like) || py::isinstance<py::bytearray>(path_like))
@@ -145,8 +181,25 @@ class InferenceSession {
                 path + ": provider " + py::repr(name).cast<std::string>() + " is not available (sarai-rt has only 'CPUExecutionProvider')");
       }
     }
-    if (!sess_options.is_none() && !threads && py::hasattr(sess_options, "intra_op_num_threads"))
-      o.threads = sess_options.attr("intra_op_num_threads").cast<int>();
+    if (!providers.is_none() && !provider_options.is_none() && py::len(provider_options) != py::len(providers))
+      raise(sarai_rt::ErrorCategory::kInvalidArgument,
+            path + ": provider_options has " + std::to_string(py::len(provider_options)) + " entries for " +
+                std::to_string(py::len(providers)) + " providers (one dict per provider)");
+    if (py::isinstance<SessionOptions>(sess_options)) {
+      options_ = sess_options.cast<SessionOptions>();
+      const SessionOptions& so = options_;
+      auto refuse = [&](const std::string& what) {
+        raise(sarai_rt::ErrorCategory::kInvalidArgument, path + ": sess_options." + what + " is not supported by sarai-rt");
+      };
+      if (so.enable_profiling) refuse("enable_profiling (per-node times: `sarai-rt run MODEL --profile`)");
+      if (!so.optimized_model_filepath.empty()) refuse("optimized_model_filepath (sarai-rt writes no optimised model)");
+      if (!so.custom_op_libraries.empty())
+        refuse("register_custom_ops_library('" + so.custom_op_libraries.front() + "') (no custom-op libraries)");
+    } else if (!sess_options.is_none() && py::hasattr(sess_options, "intra_op_num_threads")) {
+      // Another object that looks like ONNX Runtime's (e.g. onnxruntime's own).
+      options_.intra_op_num_threads = sess_options.attr("intra_op_num_threads").cast<int>();
+    }
+    if (!threads) o.threads = options_.intra_op_num_threads;
     std::optional<sarai_rt::Result<sarai_rt::Session>> opened;
     {
       py::gil_scoped_release nogil;
@@ -161,6 +214,12 @@ class InferenceSession {
   const std::vector<NodeArg>& get_inputs() const { return inputs_; }
   const std::vector<NodeArg>& get_outputs() const { return outputs_; }
   py::list get_providers() const { return py::cast(std::vector<std::string>{"CPUExecutionProvider"}); }
+  py::dict get_provider_options() const {
+    py::dict d;
+    d["CPUExecutionProvider"] = py::dict();
+    return d;
+  }
+  const SessionOptions& get_session_options() const { return options_; }
 
   py::list run(const py::object& output_names, const py::dict& input_feed, const py::object& run_options) {
     std::shared_lock<std::shared_mutex> lock(mutex_, std::defer_lock);
@@ -169,6 +228,10 @@ class InferenceSession {
       lock.lock();
     }
     if (!session_) raise(sarai_rt::ErrorCategory::kInvalidArgument, path_ + ": run on a closed session");
+    // RunOptions.terminate set before the call: no run, as in ONNX Runtime
+    // (a run already going is not interrupted).
+    if (py::isinstance<RunOptions>(run_options) && run_options.cast<const RunOptions&>().terminate)
+      raise(sarai_rt::ErrorCategory::kInvalidArgument, path_ + ": run_options.terminate is set: the run was not started");
 
     // Which outputs, in the caller's order.
     const std::vector<sarai_rt::TensorInfo>& outs = session_->outputs();
@@ -289,6 +352,7 @@ class InferenceSession {
   mutable std::shared_mutex mutex_;  // run: shared; close: exclusive
   std::optional<sarai_rt::Session> session_;
   std::vector<NodeArg> inputs_, outputs_;
+  SessionOptions options_;
 };
 
 }  // namespace
@@ -329,17 +393,96 @@ PYBIND11_MODULE(sarai_rt, m) {
         return "NodeArg(name='" + a.name + "', type='" + a.type + "', shape=" + py::repr(a.shape).cast<std::string>() + ")";
       });
 
+  py::enum_<GraphOptimizationLevel>(m, "GraphOptimizationLevel", "ONNX Runtime's; no effect in sarai-rt.")
+      .value("ORT_DISABLE_ALL", GraphOptimizationLevel::kDisableAll)
+      .value("ORT_ENABLE_BASIC", GraphOptimizationLevel::kEnableBasic)
+      .value("ORT_ENABLE_EXTENDED", GraphOptimizationLevel::kEnableExtended)
+      .value("ORT_ENABLE_ALL", GraphOptimizationLevel::kEnableAll);
+  py::enum_<ExecutionMode>(m, "ExecutionMode", "ONNX Runtime's; no effect in sarai-rt.")
+      .value("ORT_SEQUENTIAL", ExecutionMode::kSequential)
+      .value("ORT_PARALLEL", ExecutionMode::kParallel);
+  py::enum_<ExecutionOrder>(m, "ExecutionOrder", "ONNX Runtime's; no effect in sarai-rt.")
+      .value("DEFAULT", ExecutionOrder::kDefault)
+      .value("PRIORITY_BASED", ExecutionOrder::kPriorityBased)
+      .value("MEMORY_EFFICIENT", ExecutionOrder::kMemoryEfficient);
+
+  py::class_<SessionOptions>(m, "SessionOptions",
+                             "ONNX Runtime's SessionOptions. sarai-rt honours intra_op_num_threads (0: one thread per "
+                             "physical core); the other tuning settings are kept and have no effect; enable_profiling, "
+                             "optimized_model_filepath and register_custom_ops_library are refused when a session opens.")
+      .def(py::init<>())
+      .def_readwrite("intra_op_num_threads", &SessionOptions::intra_op_num_threads)
+      .def_readwrite("inter_op_num_threads", &SessionOptions::inter_op_num_threads)
+      .def_readwrite("graph_optimization_level", &SessionOptions::graph_optimization_level)
+      .def_readwrite("execution_mode", &SessionOptions::execution_mode)
+      .def_readwrite("execution_order", &SessionOptions::execution_order)
+      .def_readwrite("log_severity_level", &SessionOptions::log_severity_level)
+      .def_readwrite("log_verbosity_level", &SessionOptions::log_verbosity_level)
+      .def_readwrite("logid", &SessionOptions::logid)
+      .def_readwrite("optimized_model_filepath", &SessionOptions::optimized_model_filepath)
+      .def_readwrite("profile_file_prefix", &SessionOptions::profile_file_prefix)
+      .def_readwrite("enable_cpu_mem_arena", &SessionOptions::enable_cpu_mem_arena)
+      .def_readwrite("enable_mem_pattern", &SessionOptions::enable_mem_pattern)
+      .def_readwrite("enable_mem_reuse", &SessionOptions::enable_mem_reuse)
+      .def_readwrite("enable_profiling", &SessionOptions::enable_profiling)
+      .def_readwrite("use_deterministic_compute", &SessionOptions::use_deterministic_compute)
+      .def("add_session_config_entry",
+           [](SessionOptions& o, const std::string& key, const std::string& value) { o.config[key] = value; })
+      .def("get_session_config_entry",
+           [](const SessionOptions& o, const std::string& key) {
+             auto it = o.config.find(key);
+             if (it == o.config.end())
+               raise(sarai_rt::ErrorCategory::kInvalidArgument, "SessionOptions: no config entry '" + key + "'");
+             return it->second;
+           })
+      .def("add_free_dimension_override_by_name",
+           [](SessionOptions& o, const std::string& name, int64_t value) {
+             o.config["sarai.free_dimension_override." + name] = std::to_string(value);
+           },
+           "Kept, no effect: sarai-rt plans memory for the shapes each run brings.")
+      .def("register_custom_ops_library",
+           [](SessionOptions& o, const std::string& path) { o.custom_op_libraries.push_back(path); });
+
+  py::class_<RunOptions>(m, "RunOptions",
+                         "ONNX Runtime's RunOptions: terminate set before run() refuses the run; the rest has no effect.")
+      .def(py::init<>())
+      .def_readwrite("log_severity_level", &RunOptions::log_severity_level)
+      .def_readwrite("log_verbosity_level", &RunOptions::log_verbosity_level)
+      .def_readwrite("logid", &RunOptions::logid)
+      .def_readwrite("run_tag", &RunOptions::run_tag)
+      .def_readwrite("terminate", &RunOptions::terminate)
+      .def_readwrite("only_execute_path_to_fetches", &RunOptions::only_execute_path_to_fetches)
+      .def("add_run_config_entry",
+           [](RunOptions& o, const std::string& key, const std::string& value) { o.config[key] = value; })
+      .def("get_run_config_entry", [](const RunOptions& o, const std::string& key) {
+        auto it = o.config.find(key);
+        if (it == o.config.end()) raise(sarai_rt::ErrorCategory::kInvalidArgument, "RunOptions: no config entry '" + key + "'");
+        return it->second;
+      });
+
+  m.def("get_available_providers", [] { return std::vector<std::string>{"CPUExecutionProvider"}; });
+  m.def("get_all_providers", [] { return std::vector<std::string>{"CPUExecutionProvider"}; });
+  m.def("get_device", [] { return std::string("CPU"); });
+  m.def("get_version_string", [] { return std::string(sarai_rt::version()); });
+  m.def("set_default_logger_severity", [](int) {}, "Kept for ONNX Runtime's callers; sarai-rt does not log.");
+
   py::class_<InferenceSession>(m, "InferenceSession",
                                "A model (.onnx on the FP32 path, .sarai in INT8) ready to run; ONNX Runtime's API.")
-      .def(py::init<const py::object&, std::optional<int>, std::optional<uint64_t>, int, const py::object&, const py::object&>(),
-           py::arg("path"), py::arg("threads") = py::none(), py::arg("max_memory_mb") = py::none(), py::arg("cache_size") = 0,
-           py::kw_only(), py::arg("sess_options") = py::none(), py::arg("providers") = py::none(),
-           "threads: intra-op threads (default: one per physical core); max_memory_mb: a budget for the whole "
-           "process (weights stream when needed); cache_size: result-cache entries (0: off). sess_options "
-           "(intra_op_num_threads) and providers (only 'CPUExecutionProvider') as in ONNX Runtime.")
+      .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&, std::optional<int>,
+                    std::optional<uint64_t>, int, const py::object&>(),
+           py::arg("path_or_bytes"), py::arg("sess_options") = py::none(), py::arg("providers") = py::none(),
+           py::arg("provider_options") = py::none(), py::kw_only(), py::arg("threads") = py::none(),
+           py::arg("max_memory_mb") = py::none(), py::arg("cache_size") = 0, py::arg("disabled_optimizers") = py::none(),
+           "As ONNX Runtime's: path_or_bytes (a path; bytes are refused), sess_options (SessionOptions: "
+           "intra_op_num_threads), providers (only 'CPUExecutionProvider'), provider_options (one dict per "
+           "provider, no effect). sarai-rt's own, by keyword: threads (overrides intra_op_num_threads; default "
+           "one per physical core), max_memory_mb (a budget for the whole process; weights stream when needed), "
+           "cache_size (result-cache entries; 0: off).")
       .def("get_inputs", &InferenceSession::get_inputs)
       .def("get_outputs", &InferenceSession::get_outputs)
       .def("get_providers", &InferenceSession::get_providers)
+      .def("get_provider_options", &InferenceSession::get_provider_options)
+      .def("get_session_options", &InferenceSession::get_session_options)
       .def("run", &InferenceSession::run, py::arg("output_names"), py::arg("input_feed"), py::arg("run_options") = py::none(),
            "Runs the model; returns the outputs named (None: all, in declaration order) as NumPy arrays.")
       .def("cache_counters", &InferenceSession::cache_counters, "The result cache's hits, misses, entries and bytes.")

@@ -228,6 +228,86 @@ def test_options_budget_and_providers():
     assert len(s.run(None, {"mel": mel(30)})) == 1
 
 
+def test_onnxruntime_style_code_runs_unchanged():
+    """What a service written for onnxruntime does, with `ort` = sarai_rt."""
+    ort = sarai_rt
+    assert ort.get_available_providers() == ["CPUExecutionProvider"]
+    assert ort.get_all_providers() == ["CPUExecutionProvider"]
+    assert ort.get_device() == "CPU"
+    assert ort.get_version_string() == sarai_rt.__version__
+    ort.set_default_logger_severity(3)
+    so = ort.SessionOptions()
+    assert so.intra_op_num_threads == 0
+    assert so.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.execution_order = ort.ExecutionOrder.DEFAULT
+    so.enable_cpu_mem_arena = False
+    so.enable_mem_pattern = False
+    so.enable_mem_reuse = True
+    so.use_deterministic_compute = True
+    so.log_severity_level = 3
+    so.log_verbosity_level = 0
+    so.logid = "assistant"
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    so.add_free_dimension_override_by_name("frames", 30)
+    # sess_options positionally, providers as names or (name, options) pairs.
+    s = ort.InferenceSession(WHISPER, so, providers=["CPUExecutionProvider"])
+    t = ort.InferenceSession(WHISPER, sess_options=so, providers=[("CPUExecutionProvider", {})],
+                             provider_options=[{}])
+    assert s.get_providers() == ["CPUExecutionProvider"]
+    assert s.get_provider_options() == {"CPUExecutionProvider": {}}
+    kept = s.get_session_options()
+    assert kept.intra_op_num_threads == 1 and kept.logid == "assistant"
+    assert kept.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ro = ort.RunOptions()
+    ro.log_severity_level = 3
+    ro.run_tag = "request-1"
+    ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    assert ro.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
+    name = s.get_inputs()[0].name
+    [a] = s.run(None, {name: mel(30)}, ro)
+    [b] = t.run([s.get_outputs()[0].name], {name: mel(30)}, run_options=ro)
+    [c] = ort.InferenceSession(WHISPER, threads=1).run(None, {name: mel(30)})
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_onnxruntime_options_sarai_rt_cannot_honour_are_refused():
+    so = sarai_rt.SessionOptions()
+    with pytest.raises(AttributeError):
+        so.intra_op_threads = 1  # a typo is an error, as in ONNX Runtime
+    with pytest.raises(TypeError):
+        so.graph_optimization_level = 99  # the enum, not an int
+    for attr, value, message in [("enable_profiling", True, "enable_profiling"),
+                                 ("optimized_model_filepath", "/tmp/opt.onnx", "optimized_model_filepath")]:
+        so = sarai_rt.SessionOptions()
+        setattr(so, attr, value)
+        with pytest.raises(sarai_rt.InvalidArgument, match=message):
+            sarai_rt.InferenceSession(WHISPER, so)
+    so = sarai_rt.SessionOptions()
+    so.register_custom_ops_library("libcustom.so")
+    with pytest.raises(sarai_rt.InvalidArgument, match="libcustom.so"):
+        sarai_rt.InferenceSession(WHISPER, so)
+    so = sarai_rt.SessionOptions()
+    so.intra_op_num_threads = -2
+    with pytest.raises(sarai_rt.InvalidArgument, match="threads"):
+        sarai_rt.InferenceSession(WHISPER, so)
+    with pytest.raises(sarai_rt.InvalidArgument, match="no config entry 'missing'"):
+        so.get_session_config_entry("missing")
+    with pytest.raises(ValueError, match="provider_options has 2 entries for 1 providers"):
+        sarai_rt.InferenceSession(WHISPER, providers=["CPUExecutionProvider"], provider_options=[{}, {}])
+    s = sarai_rt.InferenceSession(WHISPER, threads=1)
+    ro = sarai_rt.RunOptions()
+    ro.terminate = True
+    with pytest.raises(sarai_rt.InvalidArgument, match="terminate"):
+        s.run(None, {"mel": mel(30)}, ro)
+    ro.terminate = False
+    assert len(s.run(None, {"mel": mel(30)}, ro)) == 1  # usable
+
+
 def test_result_cache_serves_a_second_identical_request():
     s = sarai_rt.InferenceSession(WHISPER, threads=1, cache_size=2)
     x = mel(100)

@@ -139,6 +139,39 @@ sarai_rt_status* sarai_rt_session_output_info(const sarai_rt_session* session, s
   return tensor_info(session->session.outputs(), "sarai_rt_session_output_info", index, name, dtype, rank, dims);
 }
 
+sarai_rt_status* sarai_rt_session_metadata(const sarai_rt_session* session, const char** producer_name,
+                                           const char** graph_name, const char** domain, const char** description,
+                                           const char** graph_description, int64_t* version) {
+  if (session == nullptr) return null_argument("sarai_rt_session_metadata", "session");
+  const sarai_rt::ModelMetadata& m = session->session.metadata();
+  if (producer_name) *producer_name = m.producer_name.c_str();
+  if (graph_name) *graph_name = m.graph_name.c_str();
+  if (domain) *domain = m.domain.c_str();
+  if (description) *description = m.description.c_str();
+  if (graph_description) *graph_description = m.graph_description.c_str();
+  if (version) *version = m.version;
+  return nullptr;
+}
+
+sarai_rt_status* sarai_rt_session_custom_metadata_count(const sarai_rt_session* session, size_t* count) {
+  if (session == nullptr) return null_argument("sarai_rt_session_custom_metadata_count", "session");
+  if (count == nullptr) return null_argument("sarai_rt_session_custom_metadata_count", "count");
+  *count = session->session.metadata().custom.size();
+  return nullptr;
+}
+
+sarai_rt_status* sarai_rt_session_custom_metadata(const sarai_rt_session* session, size_t index, const char** key,
+                                                  const char** value) {
+  if (session == nullptr) return null_argument("sarai_rt_session_custom_metadata", "session");
+  const auto& custom = session->session.metadata().custom;
+  if (index >= custom.size())
+    return make_status(SARAI_RT_INVALID_ARGUMENT, "sarai_rt_session_custom_metadata: index " + std::to_string(index) +
+                                                      " is out of range (" + std::to_string(custom.size()) + ")");
+  if (key) *key = custom[index].first.c_str();
+  if (value) *value = custom[index].second.c_str();
+  return nullptr;
+}
+
 sarai_rt_status* sarai_rt_session_run(sarai_rt_session* session, const sarai_rt_tensor* inputs, size_t count,
                                       sarai_rt_outputs** outputs) {
   if (session == nullptr) return null_argument("sarai_rt_session_run", "session");

@@ -85,6 +85,7 @@ int64_t Tensor::element_count() const {
 struct Session::Impl {
   std::unique_ptr<sarai::Session> session;
   std::vector<TensorInfo> inputs, outputs;
+  ModelMetadata metadata;
 };
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -113,11 +114,21 @@ Result<Session> Session::open(const std::string& path, const Options& options) {
   const sarai::Graph& g = impl->session->graph();
   for (int id : g.inputs) impl->inputs.push_back(info_of(g.values[static_cast<size_t>(id)]));
   for (int id : g.outputs) impl->outputs.push_back(info_of(g.values[static_cast<size_t>(id)]));
+  const sarai::ModelDescription& d = (*model)->description;
+  ModelMetadata& md = impl->metadata;
+  md.producer_name = d.producer_name;
+  md.graph_name = (*model)->graph.name;
+  md.domain = d.domain;
+  md.description = d.doc_string;
+  md.graph_description = d.graph_doc_string;
+  md.version = d.model_version;
+  md.custom = d.props;
   return Session(std::move(impl));
 }
 
 const std::vector<TensorInfo>& Session::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Session::outputs() const { return impl_->outputs; }
+const ModelMetadata& Session::metadata() const { return impl_->metadata; }
 
 Result<std::vector<Tensor>> Session::run(const std::vector<TensorView>& inputs) {
   if (!impl_) return make_error(ErrorCategory::kInvalidArgument, "run on a moved-from session");

@@ -69,6 +69,10 @@ inline constexpr uint64_t kTensorAlignment = 64;
 inline constexpr uint64_t kPageAlignment = 4096;
 inline constexpr uint64_t kPageAlignThreshold = 64 * 1024;  // tensors this large start on a page
 inline constexpr uint32_t kMaxRank = 32;
+// META keys "source.props.KEY": the source ONNX model's metadata_props
+// (with source.producer_name, source.domain, source.doc_string,
+// source.graph_doc_string, source.model_version: its description).
+inline constexpr char kSourcePropsPrefix[] = "source.props.";
 
 enum class SectionKind : uint32_t { kMeta = 1, kGraph = 2, kTensors = 3, kData = 4 };
 

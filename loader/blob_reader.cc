@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -616,6 +617,17 @@ Status parse(const uint8_t* d, uint64_t size, const std::string& file, const std
   for (const auto& [k, v] : m.metadata)
     if (k == "converter") m.producer_name = v;  // "sarai-rt 0.1.0"
   m.producer_version = "(blob format " + std::to_string(out->info.header.format_version) + ")";
+  // The source model's description (quantizer/convert.cc writes it).
+  const std::string props = blob::kSourcePropsPrefix;
+  for (const auto& [k, v] : m.metadata) {
+    ModelDescription& d = m.description;
+    if (k == "source.producer_name") d.producer_name = v;
+    else if (k == "source.domain") d.domain = v;
+    else if (k == "source.doc_string") d.doc_string = v;
+    else if (k == "source.graph_doc_string") d.graph_doc_string = v;
+    else if (k == "source.model_version") d.model_version = std::strtoll(v.c_str(), nullptr, 10);
+    else if (k.rfind(props, 0) == 0) d.props.emplace_back(k.substr(props.size()), v);
+  }
   m.opset_imports[""] = m.graph.opset;
   for (const Node& n : m.graph.nodes)
     if (!n.domain.empty()) m.opset_imports.emplace(n.domain, 1);

@@ -461,6 +461,13 @@ Expected<std::shared_ptr<Model>> convert_model(const std::string& path, std::sha
   model->ir_version = proto->ir_version();
   model->producer_name = proto->producer_name();
   model->producer_version = proto->producer_version();
+  ModelDescription& d = model->description;
+  d.producer_name = proto->producer_name();
+  d.domain = proto->domain();
+  d.doc_string = proto->doc_string();
+  d.graph_doc_string = proto->graph().doc_string();
+  d.model_version = proto->model_version();
+  for (const auto& kv : proto->metadata_props()) d.props.emplace_back(kv.key(), kv.value());
   for (const auto& op : proto->opset_import())
     model->opset_imports[is_default_domain(op.domain()) ? "" : op.domain()] = op.version();
   if (!proto->has_graph()) return Status::error(path + ": not an ONNX model (it has no graph)");

@@ -703,11 +703,20 @@ Expected<OnnxExportSummary> Exporter::run() {
     p->set_key(k);
     p->set_value(v);
   };
+  // The source's own description carries over (its metadata_props hold what
+  // callers read through ONNX Runtime's get_modelmeta(): labels, a
+  // recognizer's characters, a speech model's sizes).
+  const ModelDescription& desc = m_.description;
+  if (!desc.domain.empty()) proto_.set_domain(desc.domain);
+  if (desc.model_version != 0) proto_.set_model_version(desc.model_version);
+  for (const auto& [k, v] : desc.props)
+    if (k != "sarai.source" && k != "sarai.onnx_weights" && k != "sarai.options") meta(k, v);  // ours, below
   meta("sarai.source", fs::path(m_.path).filename().string());
   meta("sarai.onnx_weights", onnx_weights_name(onnx_.weights));
   if (!opt_.command_line.empty()) meta("sarai.options", opt_.command_line);
   gp_ = proto_.mutable_graph();
   gp_->set_name(g_.name.empty() ? "main" : g_.name);
+  if (!desc.graph_doc_string.empty()) gp_->set_doc_string(desc.graph_doc_string);
 
   SARAI_RETURN_IF_ERROR(write_initializers());
   if (cancelled()) return Status::error(out_ + ": interrupted; nothing was written");

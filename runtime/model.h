@@ -22,6 +22,16 @@ struct ExternalDataFile {
   int tensor_count = 0;
 };
 
+// The model's description as ONNX's ModelProto holds it (what ONNX
+// Runtime's ModelMetadata reports; the graph's name is Graph::name). A blob
+// carries its source's under the "source.*" metadata keys
+// (quantizer/convert.cc), and the blob reader gets it back from them.
+struct ModelDescription {
+  std::string producer_name, domain, doc_string, graph_doc_string;
+  int64_t model_version = 0;
+  std::vector<std::pair<std::string, std::string>> props;  // metadata_props, in file order
+};
+
 struct Model {
   std::string path;
   int64_t ir_version = 0;
@@ -32,6 +42,7 @@ struct Model {
   std::vector<ExternalDataFile> external_data;
   // Key-value metadata (a .sarai blob's META section; empty for ONNX).
   std::vector<std::pair<std::string, std::string>> metadata;
+  ModelDescription description;
   // Owners of the bytes that initializers point into (mappings, the parsed
   // protobuf). Opaque on purpose: only the loader knows what they are.
   std::vector<std::shared_ptr<const void>> keepalive;

@@ -133,6 +133,13 @@ enum class GraphOptimizationLevel { kDisableAll = 0, kEnableBasic = 1, kEnableEx
 enum class ExecutionMode { kSequential = 0, kParallel = 1 };
 enum class ExecutionOrder { kDefault = 0, kPriorityBased = 1, kMemoryEfficient = 2 };
 
+// ONNX Runtime's ModelMetadata.
+struct ModelMetadata {
+  std::string producer_name, graph_name, domain, description, graph_description;
+  int64_t version = 0;
+  py::dict custom_metadata_map;
+};
+
 struct SessionOptions {
   int intra_op_num_threads = 0;  // 0: one per physical core
   int inter_op_num_threads = 0;
@@ -220,6 +227,14 @@ class InferenceSession {
     return d;
   }
   const SessionOptions& get_session_options() const { return options_; }
+  ModelMetadata get_modelmeta() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    if (!session_) raise(sarai_rt::ErrorCategory::kInvalidArgument, path_ + ": get_modelmeta on a closed session");
+    const sarai_rt::ModelMetadata& m = session_->metadata();
+    ModelMetadata r{m.producer_name, m.graph_name, m.domain, m.description, m.graph_description, m.version, py::dict()};
+    for (const auto& [k, v] : m.custom) r.custom_metadata_map[py::str(k)] = py::str(v);
+    return r;
+  }
 
   py::list run(const py::object& output_names, const py::dict& input_feed, const py::object& run_options) {
     std::shared_lock<std::shared_mutex> lock(mutex_, std::defer_lock);
@@ -466,6 +481,16 @@ PYBIND11_MODULE(sarai_rt, m) {
   m.def("get_version_string", [] { return std::string(sarai_rt::version()); });
   m.def("set_default_logger_severity", [](int) {}, "Kept for ONNX Runtime's callers; sarai-rt does not log.");
 
+  py::class_<ModelMetadata>(m, "ModelMetadata",
+                            "ONNX Runtime's: the model's description (for a .sarai blob, its source model's).")
+      .def_readonly("producer_name", &ModelMetadata::producer_name)
+      .def_readonly("graph_name", &ModelMetadata::graph_name)
+      .def_readonly("domain", &ModelMetadata::domain)
+      .def_readonly("description", &ModelMetadata::description)
+      .def_readonly("graph_description", &ModelMetadata::graph_description)
+      .def_readonly("version", &ModelMetadata::version)
+      .def_readonly("custom_metadata_map", &ModelMetadata::custom_metadata_map);
+
   py::class_<InferenceSession>(m, "InferenceSession",
                                "A model (.onnx on the FP32 path, .sarai in INT8) ready to run; ONNX Runtime's API.")
       .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&, std::optional<int>,
@@ -483,6 +508,7 @@ PYBIND11_MODULE(sarai_rt, m) {
       .def("get_providers", &InferenceSession::get_providers)
       .def("get_provider_options", &InferenceSession::get_provider_options)
       .def("get_session_options", &InferenceSession::get_session_options)
+      .def("get_modelmeta", &InferenceSession::get_modelmeta)
       .def("run", &InferenceSession::run, py::arg("output_names"), py::arg("input_feed"), py::arg("run_options") = py::none(),
            "Runs the model; returns the outputs named (None: all, in declaration order) as NumPy arrays.")
       .def("cache_counters", &InferenceSession::cache_counters, "The result cache's hits, misses, entries and bytes.")

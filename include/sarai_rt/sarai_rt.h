@@ -95,6 +95,20 @@ SARAI_RT_C_API sarai_rt_status* sarai_rt_session_output_info(const sarai_rt_sess
                                                              const char** name, sarai_rt_dtype* dtype, size_t* rank,
                                                              const int64_t** dims);
 
+/* The model's description, as ONNX Runtime's ModelMetadata reports it (for
+ * a .sarai blob, that of the ONNX model it was converted from). Strings are
+ * owned by the session, "" when the model has none; any out-pointer may be
+ * NULL. */
+SARAI_RT_C_API sarai_rt_status* sarai_rt_session_metadata(const sarai_rt_session* session, const char** producer_name,
+                                                          const char** graph_name, const char** domain,
+                                                          const char** description, const char** graph_description,
+                                                          int64_t* version);
+/* Its custom metadata (ONNX metadata_props), in file order: `count` pairs,
+ * pair `index` as key and value owned by the session. */
+SARAI_RT_C_API sarai_rt_status* sarai_rt_session_custom_metadata_count(const sarai_rt_session* session, size_t* count);
+SARAI_RT_C_API sarai_rt_status* sarai_rt_session_custom_metadata(const sarai_rt_session* session, size_t index,
+                                                                 const char** key, const char** value);
+
 /* An input, borrowed for the call: C-contiguous data of `dtype`. */
 typedef struct sarai_rt_tensor {
   const char* name;

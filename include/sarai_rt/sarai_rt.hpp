@@ -131,6 +131,18 @@ struct Options {
   int cache_size = 0;          // result cache entries (0: off): identical inputs return the stored outputs
 };
 
+// The model's own description, as ONNX Runtime's ModelMetadata reports it:
+// for a .sarai blob, that of the ONNX model it was converted from.
+struct ModelMetadata {
+  std::string producer_name;      // e.g. "pytorch"
+  std::string graph_name;
+  std::string domain;
+  std::string description;        // the model's doc_string
+  std::string graph_description;  // the graph's doc_string
+  int64_t version = 0;            // model_version
+  std::vector<std::pair<std::string, std::string>> custom;  // metadata_props, in file order
+};
+
 struct CacheCounters {
   uint64_t hits = 0, misses = 0, entries = 0, bytes = 0;
 };
@@ -147,6 +159,7 @@ class SARAI_RT_API Session {
 
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
+  const ModelMetadata& metadata() const;
   // Runs the model on every declared input (any order) and returns every
   // output, in declaration order.
   Result<std::vector<Tensor>> run(const std::vector<TensorView>& inputs);

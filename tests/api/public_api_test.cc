@@ -15,6 +15,7 @@
 #include "loader/onnx_loader.h"
 #include "runtime/cpu_isa.h"
 #include "quantizer/convert.h"
+#include "quantizer/onnx_export.h"
 #include "runtime/session.h"
 #include "tests/onnx_builder.h"
 #include "tests/test_util.h"
@@ -297,4 +298,88 @@ TEST(PublicApi, BadInputsThroughTheCApi) {
   EXPECT_HAS(std::string(sarai_rt_status_message(st)), "cut.sarai");
   EXPECT_EQ(cut, nullptr);
   sarai_rt_status_free(st);
+}
+
+// ONNX Runtime's ModelMetadata through both APIs: the ONNX model's own
+// description and metadata_props; a blob converted from it answers the
+// same (convert keeps them as source.* metadata), and so does the quantized
+// ONNX of `convert --to onnx` (next to its sarai.* keys).
+TEST(PublicApi, ModelMetadataSurvivesConvertAndExport) {
+  const std::string dir = sarai::test::temp_dir("api_meta");
+  onnx::ModelProto mp = sarai::test::matmul_chain_model({1, 16, 64}, {1, 16, 64},
+                                                        {sarai::test::random_tensor({64, 64}, 1, -0.2f, 0.2f)}, {"mm"});
+  mp.set_producer_name("pytorch");
+  mp.set_domain("ai.example");
+  mp.set_doc_string("a test model");
+  mp.set_model_version(7);
+  mp.mutable_graph()->set_name("main_graph");
+  mp.mutable_graph()->set_doc_string("its graph");
+  const std::vector<std::pair<std::string, std::string>> props = {
+      {"character", "a\nb\nc\xc3\xa9"}, {"n_audio_layer", "4"}, {"empty", ""}};
+  for (const auto& [k, v] : props) {
+    auto* p = mp.add_metadata_props();
+    p->set_key(k);
+    p->set_value(v);
+  }
+  const std::string onnx_path = dir + "/m.onnx";
+  sarai::test::save(mp, onnx_path);
+  auto m = sarai::load_onnx(onnx_path);
+  ASSERT_TRUE(m.has_value()) << m.message();
+  ASSERT_TRUE(sarai::quant::convert_to_blob(**m, dir + "/m.sarai", {}).has_value());
+  ASSERT_TRUE(sarai::quant::export_quantized_onnx(**m, dir + "/q.onnx", {}, {}).has_value());
+
+  for (const std::string path : {onnx_path, dir + "/m.sarai", dir + "/q.onnx"}) {
+    SCOPED_TRACE(path);
+    const bool exported = path == dir + "/q.onnx";
+    auto s = sarai_rt::Session::open(path, {.threads = 1});
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    const sarai_rt::ModelMetadata& md = s->metadata();
+    EXPECT_EQ(md.producer_name, exported ? "sarai-rt" : "pytorch");
+    EXPECT_EQ(md.graph_name, "main_graph");
+    EXPECT_EQ(md.domain, "ai.example");
+    if (!exported) EXPECT_EQ(md.description, "a test model");  // the export describes its quantization
+    EXPECT_EQ(md.graph_description, "its graph");
+    EXPECT_EQ(md.version, 7);
+    std::vector<std::pair<std::string, std::string>> custom = md.custom;
+    if (exported) {  // the source's first, then the export's own
+      ASSERT_GE(custom.size(), props.size() + 2);
+      EXPECT_EQ(custom[props.size()].first, "sarai.source");
+      custom.resize(props.size());
+    }
+    EXPECT_EQ(custom, props);
+
+    // The C API: the same strings, owned by the session.
+    sarai_rt_session* c = nullptr;
+    sarai_rt_options o{};
+    o.threads = 1;
+    ASSERT_EQ(sarai_rt_session_open(path.c_str(), &o, &c), nullptr);
+    const char *producer = nullptr, *graph = nullptr, *domain = nullptr, *doc = nullptr, *graph_doc = nullptr;
+    int64_t version = 0;
+    ASSERT_EQ(sarai_rt_session_metadata(c, &producer, &graph, &domain, &doc, &graph_doc, &version), nullptr);
+    EXPECT_EQ(std::string(producer), md.producer_name);
+    EXPECT_EQ(std::string(graph), "main_graph");
+    EXPECT_EQ(std::string(domain), "ai.example");
+    EXPECT_EQ(std::string(doc), md.description);
+    EXPECT_EQ(std::string(graph_doc), "its graph");
+    EXPECT_EQ(version, 7);
+    ASSERT_EQ(sarai_rt_session_metadata(c, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr), nullptr);
+    size_t count = 0;
+    ASSERT_EQ(sarai_rt_session_custom_metadata_count(c, &count), nullptr);
+    ASSERT_EQ(count, md.custom.size());
+    for (size_t i = 0; i < count; ++i) {
+      const char *k = nullptr, *v = nullptr;
+      ASSERT_EQ(sarai_rt_session_custom_metadata(c, i, &k, &v), nullptr);
+      EXPECT_EQ(std::string(k), md.custom[i].first);
+      EXPECT_EQ(std::string(v), md.custom[i].second);
+    }
+    sarai_rt_status* st = sarai_rt_session_custom_metadata(c, count, nullptr, nullptr);
+    EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_INVALID_ARGUMENT);
+    EXPECT_HAS(std::string(sarai_rt_status_message(st)),
+               "sarai_rt_session_custom_metadata: index " + std::to_string(count) + " is out of range");
+    sarai_rt_status_free(st);
+    st = sarai_rt_session_custom_metadata_count(c, nullptr);
+    EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_INVALID_ARGUMENT);
+    sarai_rt_status_free(st);
+    sarai_rt_session_close(c);
+  }
 }

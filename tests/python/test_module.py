@@ -308,6 +308,38 @@ def test_onnxruntime_options_sarai_rt_cannot_honour_are_refused():
     assert len(s.run(None, {"mel": mel(30)}, ro)) == 1  # usable
 
 
+def test_model_metadata_as_onnxruntime_reports_it(tmp):
+    """get_modelmeta(): what e.g. an OCR wrapper reads its characters from,
+    on the ONNX model and on the blob converted from it."""
+    import onnx
+    from onnx import TensorProto, helper
+    w = helper.make_tensor("w", TensorProto.FLOAT, [64, 32], np.full(64 * 32, 0.01, np.float32))
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "rec_graph",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])], [w],
+                              doc_string="the graph")
+    model = helper.make_model(graph, producer_name="paddle2onnx", opset_imports=[helper.make_opsetid("", 17)],
+                              doc_string="a recognizer", domain="ai.example", model_version=3)
+    helper.set_model_props(model, {"character": "a\nb\n\u00e9", "shape": "[3, 48, 320]"})
+    path = os.path.join(tmp, "meta.onnx")
+    onnx.save(model, path)
+    blob = os.path.join(tmp, "meta.sarai")
+    subprocess.run([CLI, "convert", path, "-o", blob, "-q", "--no-check"], check=True, capture_output=True)
+    for p in (path, blob):
+        meta = sarai_rt.InferenceSession(p, threads=1).get_modelmeta()
+        assert meta.producer_name == "paddle2onnx"
+        assert meta.graph_name == "rec_graph"
+        assert meta.domain == "ai.example"
+        assert meta.description == "a recognizer"
+        assert meta.graph_description == "the graph"
+        assert meta.version == 3
+        assert meta.custom_metadata_map == {"character": "a\nb\n\u00e9", "shape": "[3, 48, 320]"}
+    s = sarai_rt.InferenceSession(blob, threads=1)
+    s.close()
+    with pytest.raises(sarai_rt.InvalidArgument, match="closed"):
+        s.get_modelmeta()
+
+
 def test_result_cache_serves_a_second_identical_request():
     s = sarai_rt.InferenceSession(WHISPER, threads=1, cache_size=2)
     x = mel(100)

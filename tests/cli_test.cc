@@ -72,6 +72,37 @@ TEST(Cli, InspectFixture) {
   EXPECT_EQ(r.out.find("unsupported"), std::string::npos) << r.out;
 }
 
+// An ONNX model's description and metadata_props, and the blob's copy of
+// them: one line per key, control characters escaped, long values cut.
+TEST(Cli, InspectShowsMetadataPropsOnOneLineEach) {
+  const std::string dir = test::temp_dir("inspect_props");
+  onnx::ModelProto mp = test::matmul_chain_model({1, 16, 64}, {1, 16, 64},
+                                                 {test::random_tensor({64, 64}, 1, -0.2f, 0.2f)}, {"mm"});
+  mp.set_domain("ai.example");
+  mp.set_model_version(3);
+  mp.set_doc_string("a\trecognizer");
+  std::string chars;
+  for (int i = 0; i < 300; ++i) chars += "\xc3\xa9\n";
+  for (const auto& [k, v] : {std::pair<std::string, std::string>{"character", chars}, {"shape", "[3, 48, 320]"}}) {
+    auto* p = mp.add_metadata_props();
+    p->set_key(k);
+    p->set_value(v);
+  }
+  test::save(mp, dir + "/m.onnx");
+  CliResult r = run_cli({"inspect", dir + "/m.onnx"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_HAS(r.out, "domain: ai.example, model version 3\n");
+  EXPECT_HAS(r.out, "description: a\\trecognizer\n");
+  EXPECT_HAS(r.out, "metadata_props:\n  character: \xc3\xa9\\n\xc3\xa9\\n");
+  EXPECT_HAS(r.out, "... (900 bytes)\n  shape: [3, 48, 320]\n");
+  ASSERT_EQ(run_cli({"convert", dir + "/m.onnx", "-o", dir + "/m.sarai", "-q", "--no-check"}).code, 0);
+  r = run_cli({"inspect", dir + "/m.sarai"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_HAS(r.out, "  source.props.character: \xc3\xa9\\n");
+  EXPECT_HAS(r.out, "... (900 bytes)\n  source.props.shape: [3, 48, 320]\n");
+  EXPECT_HAS(r.out, "  source.doc_string: a\\trecognizer\n");
+}
+
 TEST(Cli, InspectShowsExternalData) {
   std::string dir = test::temp_dir("ext");
   auto m = test::add_model({4, 4});

@@ -28,6 +28,31 @@ const char* scheme_name(blob::Scheme s) {
   return "?";
 }
 
+// A metadata value on one line: control characters escaped (\n, \t,
+// \xNN), cut after kMaxValueChars with the full size said (a recognizer's
+// character list runs to thousands of lines).
+constexpr size_t kMaxValueChars = 96;
+std::string one_line(const std::string& v) {
+  std::string r;
+  for (unsigned char c : v) {
+    if (r.size() >= kMaxValueChars && (c & 0xc0) != 0x80) {  // never inside a UTF-8 character
+      r += "... (" + std::to_string(v.size()) + " bytes)";
+      break;
+    }
+    if (c == '\n') r += "\\n";
+    else if (c == '\t') r += "\\t";
+    else if (c == '\\') r += "\\\\";
+    else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      r += buf;
+    } else {
+      r += static_cast<char>(c);
+    }
+  }
+  return r;
+}
+
 // The blob-only part: format, sections, metadata, the tensor table with
 // each quantized weight's scheme, axis and scale range.
 void print_blob_details(const BlobInfo& info, const Model& m) {
@@ -42,7 +67,7 @@ void print_blob_details(const BlobInfo& info, const Model& m) {
   }
   std::printf("metadata:\n");
   for (const auto& [k, v] : info.metadata)
-    if (k.rfind("choice:", 0) != 0) std::printf("  %s: %s\n", k.c_str(), v.c_str());
+    if (k.rfind("choice:", 0) != 0) std::printf("  %s: %s\n", one_line(k).c_str(), one_line(v).c_str());
   std::printf("tensors (%zu):\n", info.tensors.size());
   std::printf("  %-44s %-8s %-20s %-13s %-12s %5s %12s\n", "name", "dtype", "dims", "layout", "scheme", "axis", "bytes");
   for (const BlobTensorInfo& t : info.tensors) {
@@ -94,6 +119,15 @@ int cmd_inspect(const std::string& path) {
   } else {
     std::printf("producer: %s %s, IR version %lld\n", m.producer_name.empty() ? "(unknown)" : m.producer_name.c_str(),
                 m.producer_version.c_str(), static_cast<long long>(m.ir_version));
+    const ModelDescription& d = m.description;
+    if (!d.domain.empty() || d.model_version != 0)
+      std::printf("domain: %s, model version %lld\n", d.domain.empty() ? "(none)" : one_line(d.domain).c_str(),
+                  static_cast<long long>(d.model_version));
+    if (!d.doc_string.empty()) std::printf("description: %s\n", one_line(d.doc_string).c_str());
+    if (!d.props.empty()) {
+      std::printf("metadata_props:\n");
+      for (const auto& [k, v] : d.props) std::printf("  %s: %s\n", one_line(k).c_str(), one_line(v).c_str());
+    }
   }
   std::printf("opset: %lld (default domain)\n", static_cast<long long>(g.opset));
   std::printf("inputs:\n");

@@ -262,11 +262,7 @@ std::shared_ptr<Model> attention_chain() {
   m->path = "chain";
   Graph& g = m->graph;
   g.opset = 17;
-  for (const char* name : {"q", "kt", "v"}) {
-    const int x = g.add_value(name);
-    g.values[x].dtype = DType::kFloat32;
-    g.inputs.push_back(x);
-  }
+  for (const char* name : {"q", "kt", "v"}) test::add_input(g, name);
   int s = test::add_node(g, "MatMul", "", {g.inputs[0], g.inputs[1]}, "qk");
   s = test::add_node(g, "Div", "", {s, test::add_init(g, "eight", test::make_tensor<float>({}, {8.f}))}, "div");
   s = test::add_node(g, "Softmax", "", {s}, "softmax", {{"axis", test::attr_int(-1)}});

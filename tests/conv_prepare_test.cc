@@ -38,9 +38,7 @@ std::shared_ptr<Model> one_node(const std::string& op, Attrs attrs, const std::s
   m->path = "prepare_test.onnx";
   Graph& g = m->graph;
   g.opset = 19;
-  const int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = test::add_input(g, "x");
   std::vector<int> in = {x};
   if (w.defined()) in.push_back(test::add_init(g, "w", w));
   g.outputs = {test::add_node(g, op, domain, in, "y", std::move(attrs))};

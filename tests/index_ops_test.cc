@@ -310,9 +310,7 @@ TEST(NonZero, DataDependentShapesInASession) {
   m->path = "nonzero.onnx";
   Graph& g = m->graph;
   g.opset = 13;
-  const int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = test::add_input(g, "x");
   const int r = test::add_node(g, "Relu", "", {x}, "r");
   const int nz = test::add_node(g, "NonZero", "", {r}, "nz");
   const int u = test::add_node(g, "Unique", "", {r}, "u");

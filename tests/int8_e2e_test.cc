@@ -106,18 +106,15 @@ struct Built {
 
 using test::add_node;
 using test::add_init;
+using test::add_input;
 
 std::shared_ptr<Model> build_fusable(int64_t K, int64_t N) {
   auto m = std::make_shared<Model>();
   m->path = "fusable";
   Graph& g = m->graph;
   g.opset = 17;
-  const int x = g.add_value("x");
-  g.values[x].dtype = DType::kFloat32;
-  g.inputs = {x};
-  const int r = g.add_value("r");  // [rows, N], broadcasts against y [2, rows, N]
-  g.values[r].dtype = DType::kFloat32;
-  g.inputs.push_back(r);
+  const int x = add_input(g, "x");
+  const int r = add_input(g, "r");  // [rows, N], broadcasts against y [2, rows, N]
   auto qmatmul = [&](const std::string& name, int in, uint32_t seed) {
     std::vector<int8_t> w(static_cast<size_t>(int8::packed_size(K, N)), 0);
     std::vector<int32_t> wsum(static_cast<size_t>(N), 0);
@@ -194,9 +191,7 @@ TEST(Fuse, ScaledSoftmaxIsBitIdenticalAndGeluChainIsClose) {
   m->path = "patterns";
   Graph& g = m->graph;
   g.opset = 17;
-  const int x = g.add_value("x");
-  g.values[x].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = add_input(g, "x");
   auto scalar = [&](const std::string& name, float v) {
     return add_init(g, name, test::make_tensor<float>({}, {v}));
   };
@@ -246,9 +241,7 @@ TEST(Fuse, ZeroOrNanDivisorStaysUnfusedAndRuns) {
     m->path = "div_softmax";
     Graph& g = m->graph;
     g.opset = 17;
-    const int x = g.add_value("x");
-    g.values[x].dtype = DType::kFloat32;
-    g.inputs = {x};
+    const int x = add_input(g, "x");
     const int s = add_node(g, "Div", "", {x, add_init(g, "c", test::make_tensor<float>({}, {divisor}))}, "scores");
     Node& sm = g.nodes[static_cast<size_t>(g.values[add_node(g, "Softmax", "", {s}, "probs")].producer)];
     sm.attrs["axis"] = test::attr_int(-1);

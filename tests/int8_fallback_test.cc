@@ -103,9 +103,7 @@ std::shared_ptr<Model> conv_model(const QWeight& w, bool quantized) {
   m->path = "fallback_test.sarai";
   Graph& g = m->graph;
   g.opset = 17;
-  const int x = g.add_value("x"), r = g.add_value("r");
-  g.values[static_cast<size_t>(x)].dtype = g.values[static_cast<size_t>(r)].dtype = DType::kFloat32;
-  g.inputs = {x, r};
+  const int x = test::add_input(g, "x"), r = test::add_input(g, "r");
   std::vector<float> bias;
   for (int64_t c = 0; c < w.channels(); ++c) bias.push_back(0.05f * static_cast<float>(c % 5) - 0.1f);
   std::vector<int> in = {x};
@@ -434,9 +432,7 @@ std::shared_ptr<Model> transpose_chain(int n, int64_t c) {
   m->path = "chain.sarai";
   Graph& g = m->graph;
   g.opset = 17;
-  int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  int x = test::add_input(g, "x");
   const QWeight w = make_weight(true, {c, c, 1, 1}, 9);
   for (int i = 0; i < n; ++i) {
     std::vector<int> in = {x};
@@ -599,9 +595,7 @@ std::shared_ptr<Model> general_model(const GeneralCase& c, const QWeight& w, boo
   m->path = "fallback_general.sarai";
   Graph& g = m->graph;
   g.opset = 17;
-  const int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = test::add_input(g, "x");
   std::vector<int> in = {x};
   if (quantized) {
     for (int v : add_quantized_weight(g, w)) in.push_back(v);

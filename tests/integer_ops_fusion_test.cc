@@ -168,9 +168,7 @@ std::shared_ptr<Model> new_model(Graph** g, int* x) {
   m->path = "integer_ops.onnx";
   *g = &m->graph;
   (*g)->opset = 17;
-  *x = (*g)->add_value("x");
-  (*g)->values[static_cast<size_t>(*x)].dtype = DType::kFloat32;
-  (*g)->inputs = {*x};
+  *x = test::add_input(**g, "x");
   return m;
 }
 
@@ -509,9 +507,7 @@ TEST(IntegerOpsFusion, LeavesEveryChainThatDoesNotMatchExactly) {
   std::vector<Variant> variants = {
       {"weight_is_an_input", &conv,
        [&](Graph& g, int x, const Weights& w) {
-         const int wi = g.add_value("w_in");
-         g.values[static_cast<size_t>(wi)].dtype = DType::kUInt8;
-         g.inputs.push_back(wi);
+         const int wi = test::add_input(g, "w_in", DType::kUInt8);
          Parts parts;
          parts.w = wi;
          return std::vector<int>{add_chain(g, add_dql(g, x, ""), conv, w, "", parts)};
@@ -519,9 +515,7 @@ TEST(IntegerOpsFusion, LeavesEveryChainThatDoesNotMatchExactly) {
        {{"w_in", wc.q}}},
       {"zero_point_is_an_input", &conv,
        [&](Graph& g, int x, const Weights& w) {
-         const int zi = g.add_value("zp_in");
-         g.values[static_cast<size_t>(zi)].dtype = DType::kUInt8;
-         g.inputs.push_back(zi);
+         const int zi = test::add_input(g, "zp_in", DType::kUInt8);
          Parts parts;
          parts.zp = zi;
          return std::vector<int>{add_chain(g, add_dql(g, x, ""), conv, w, "", parts)};
@@ -529,9 +523,7 @@ TEST(IntegerOpsFusion, LeavesEveryChainThatDoesNotMatchExactly) {
        {{"zp_in", wc.zp}}},
       {"scale_is_an_input", &mm,
        [&](Graph& g, int x, const Weights& w) {
-         const int si = g.add_value("scale_in");
-         g.values[static_cast<size_t>(si)].dtype = DType::kFloat32;
-         g.inputs.push_back(si);
+         const int si = test::add_input(g, "scale_in");
          Parts parts;
          parts.scale = si;
          return std::vector<int>{add_chain(g, add_dql(g, x, ""), mm, w, "", parts)};

@@ -223,6 +223,7 @@ TEST(MemoryPlan, LongChainsAndWideFansPlanCorrectly) {
 // ------------------------------------------------------------ random DAGs
 
 using test::add_init;
+using test::add_input;
 using test::session_on;
 
 // A node whose output is a new value "v<index>".
@@ -239,9 +240,7 @@ std::shared_ptr<Model> random_dag(uint32_t seed, int64_t rows, int64_t cols) {
   m->path = "random_dag_" + std::to_string(seed);
   Graph& g = m->graph;
   g.opset = 17;
-  const int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = add_input(g, "x");
   const int w = add_init(g, "w", test::random_tensor({cols, cols}, seed + 1, -0.2f, 0.2f));
   const int as_rc = add_init(g, "shape_rc", test::make_tensor<int64_t>({2}, {rows, cols}));
   const int as_cr = add_init(g, "shape_cr", test::make_tensor<int64_t>({2}, {cols, rows}));
@@ -441,9 +440,7 @@ std::shared_ptr<Model> relu_graph(int n, bool fan) {
   m->path = fan ? "fan" : "chain";
   Graph& g = m->graph;
   g.opset = 17;
-  const int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = add_input(g, "x");
   std::vector<int> reluts;
   int v = x;
   for (int i = 0; i < n; ++i) {
@@ -489,9 +486,7 @@ TEST(GraphSize, ValuesThatTogetherPassTheMachinesMemoryAreRefused) {
   m->path = "two_big";
   Graph& g = m->graph;
   g.opset = 17;
-  const int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = add_input(g, "x");
   const int shape = add_init(g, "shape", test::make_tensor<int64_t>({1}, {n}));
   const int a = add_node(g, "Expand", {x, shape});
   const int b = add_node(g, "Expand", {x, shape});

@@ -25,9 +25,7 @@ std::shared_ptr<Model> one_node(const std::string& op, std::map<std::string, Att
   m->path = "schema_test.onnx";
   Graph& g = m->graph;
   g.opset = opset;
-  const int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = test::add_input(g, "x");
   std::vector<int> in = {x};
   if (op == "Conv") in.push_back(test::add_init(g, "w", test::random_tensor({3, 2, 3, 3}, 1)));
   g.outputs = {test::add_node(g, op, domain, in, "y", std::move(attrs))};

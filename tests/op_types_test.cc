@@ -25,9 +25,7 @@ std::shared_ptr<Model> one_node(const std::string& op, DType xt, std::vector<Ten
   m->path = "types_test.onnx";
   Graph& g = m->graph;
   g.opset = opset;
-  const int x = g.add_value("x");
-  g.values[static_cast<size_t>(x)].dtype = xt;
-  g.inputs = {x};
+  const int x = test::add_input(g, "x", xt);
   std::vector<int> in = {x};
   for (size_t i = 0; i < inits.size(); ++i) in.push_back(test::add_init(g, test::numbered("w", i + 1), inits[i]));
   g.outputs = {test::add_node(g, op, domain, in, "y")};

@@ -33,9 +33,7 @@ std::shared_ptr<Model> model_of(const std::string& op, std::map<std::string, Att
   g.opset = opset;
   std::vector<int> in;
   if (op != "Constant") {
-    const int x = g.add_value("x");
-    g.values[static_cast<size_t>(x)].dtype = DType::kFloat32;
-    g.inputs = {x};
+    const int x = test::add_input(g, "x");
     in = {x, x, x};
     in.resize(op == "Attention" ? 3 : op == "Gemm" ? 2 : 1);
     for (size_t i = 0; i < inits.size(); ++i)

@@ -124,9 +124,7 @@ std::shared_ptr<Model> new_model(Graph** g, int* x) {
   m->path = "qdq.onnx";
   *g = &m->graph;
   (*g)->opset = 17;
-  *x = (*g)->add_value("x");
-  (*g)->values[static_cast<size_t>(*x)].dtype = DType::kFloat32;
-  (*g)->inputs = {*x};
+  *x = test::add_input(**g, "x");
   return m;
 }
 
@@ -163,9 +161,7 @@ std::shared_ptr<Model> qdq_model(const Case& c, const Weights& w, const Variant&
   const int xdq = add_qdq(*g, x, "x_", xs, c.s8_act, v.x_scale != 0 ? v.x_zero_point : x_zp(c), v.dq_scale != 0 ? v.dq_scale : xs);
   int wq;
   if (v.float_weight_input) {
-    wq = g->add_value("w_input");
-    g->values[static_cast<size_t>(wq)].dtype = w.q.dtype();
-    g->inputs.push_back(wq);
+    wq = test::add_input(*g, "w_input", w.q.dtype());
   } else {
     wq = test::add_init(*g, "w_quantized", w.q);
   }

@@ -334,12 +334,7 @@ TEST(QuantizeWeight, StopsBetweenBatchesWhenAsked) {
 // A tiny graph builder for plan tests.
 struct GraphBuilder {
   Graph g;
-  int input(const std::string& name) {
-    int v = g.add_value(name);
-    g.values[static_cast<size_t>(v)].dtype = DType::kFloat32;
-    g.inputs.push_back(v);
-    return v;
-  }
+  int input(const std::string& name) { return test::add_input(g, name); }
   int init(const std::string& name, Tensor t) {
     int v = g.add_value(name);
     Value& val = g.values[static_cast<size_t>(v)];

@@ -494,9 +494,7 @@ std::shared_ptr<Model> lstm_model(const Cfg& c, const Inputs& in) {
   m->path = "lstm.onnx";
   Graph& g = m->graph;
   g.opset = 14;
-  const int x = g.add_value("X");
-  g.values[size_t(x)].dtype = DType::kFloat32;
-  g.inputs = {x};
+  const int x = test::add_input(g, "X");
   const int w = test::add_init(g, "W", in.w), r = test::add_init(g, "R", in.r), b = test::add_init(g, "B", in.b);
   Node n = node_of(c);
   const int y = test::add_node(g, "LSTM", "", {x, w, r, b}, "Y", n.attrs);

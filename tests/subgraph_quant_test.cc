@@ -467,10 +467,8 @@ TEST(SubgraphQuant, WriterSubgraphTableErrors) {
   sub->outputs.push_back(a);
   Graph top;
   top.opset = 17;
-  const int c = top.add_value("c");
-  top.values[static_cast<size_t>(c)].dtype = DType::kBool;
+  const int c = test::add_input(top, "c", DType::kBool);
   const int y = top.add_value("y");
-  top.inputs.push_back(c);
   Node n;
   n.name = "if0";
   n.op_type = "If";

@@ -134,6 +134,13 @@ Attribute attr_floats(std::vector<float> v) { Attribute a; a.kind = Attribute::K
 Attribute attr_string(std::string v) { Attribute a; a.kind = Attribute::Kind::kString; a.s = std::move(v); return a; }
 Attribute attr_tensor(Tensor t) { Attribute a; a.kind = Attribute::Kind::kTensor; a.t = std::move(t); return a; }
 
+int add_input(Graph& g, const std::string& name, DType dtype) {
+  const int id = g.add_value(name);
+  g.values[static_cast<size_t>(id)].dtype = dtype;
+  g.inputs.push_back(id);
+  return id;
+}
+
 int add_init(Graph& g, const std::string& name, Tensor t) {
   const int id = g.add_value(name);
   Value& v = g.values[static_cast<size_t>(id)];

@@ -166,8 +166,10 @@ Attribute attr_floats(std::vector<float> v);
 Attribute attr_string(std::string v);
 Attribute attr_tensor(Tensor t);
 
-// Building IR graphs by hand: an initializer value, and a node (named
-// "<out>_node") with one new output value `out`. Both return the value id.
+// Building IR graphs by hand: a graph input of `dtype` (appended to
+// g.inputs; no shape declared), an initializer value, and a node (named
+// "<out>_node") with one new output value `out`. Each returns the value id.
+int add_input(Graph& g, const std::string& name, DType dtype = DType::kFloat32);
 int add_init(Graph& g, const std::string& name, Tensor t);
 int add_node(Graph& g, const std::string& op, const std::string& domain, std::vector<int> inputs,
              const std::string& out, std::map<std::string, Attribute> attrs = {});

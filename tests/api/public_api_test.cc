@@ -328,7 +328,7 @@ TEST(PublicApi, ModelMetadataSurvivesConvertAndExport) {
   ASSERT_TRUE(sarai::quant::convert_to_blob(**m, dir + "/m.sarai", {}).has_value());
   ASSERT_TRUE(sarai::quant::export_quantized_onnx(**m, dir + "/q.onnx", {}, {}).has_value());
 
-  for (const std::string path : {onnx_path, dir + "/m.sarai", dir + "/q.onnx"}) {
+  for (const std::string& path : {onnx_path, dir + "/m.sarai", dir + "/q.onnx"}) {
     SCOPED_TRACE(path);
     const bool exported = path == dir + "/q.onnx";
     auto s = sarai_rt::Session::open(path, {.threads = 1});
@@ -337,7 +337,9 @@ TEST(PublicApi, ModelMetadataSurvivesConvertAndExport) {
     EXPECT_EQ(md.producer_name, exported ? "sarai-rt" : "pytorch");
     EXPECT_EQ(md.graph_name, "main_graph");
     EXPECT_EQ(md.domain, "ai.example");
-    if (!exported) EXPECT_EQ(md.description, "a test model");  // the export describes its quantization
+    if (!exported) {
+      EXPECT_EQ(md.description, "a test model");  // the export describes its quantization
+    }
     EXPECT_EQ(md.graph_description, "its graph");
     EXPECT_EQ(md.version, 7);
     std::vector<std::pair<std::string, std::string>> custom = md.custom;

@@ -37,6 +37,12 @@
 //                         [M, C, 3, 3] kernel, pads 1, dilation d, with bias
 //                         (imgly's segmenter at 1024x1024 input);
 //                         items = multiply-adds (M * C * 9 * H * H)
+//   BM_transpose          the Transpose op (kernels/data_ops.cc) on the
+//                         encoder's [1, 1500, 8, 64] float32 tensor: perm 0
+//                         is (0, 2, 3, 1) (K to [1, 8, 64, 1500]: the
+//                         tiled in-register transpose), perm 1 is
+//                         (0, 2, 1, 3) (heads out: rows of 64 memcpy'd);
+//                         4 B in + 4 B out per element
 //
 // The data (<= 12 MB) fits in a 32 MB L3: these are in-cache rates, the
 // situation inside an encoder layer where a GEMM's output feeds the next op
@@ -292,6 +298,25 @@ void BM_conv3x3(benchmark::State& st) {
   st.SetLabel(sarai::isa_name(sarai::max_isa()));
 }
 
+void BM_transpose(benchmark::State& st) {
+  const int64_t which = st.range(0);
+  const int threads = static_cast<int>(st.range(1));
+  sarai::max_isa();
+  sarai::set_num_threads(threads);
+  const sarai::Tensor x = random_tensor({1, 1500, 8, 64}, 1.f, 31);
+  sarai::Node node;
+  node.name = "transpose";
+  node.op_type = "Transpose";
+  node.inputs = {0};
+  node.outputs = {1};
+  node.attrs["perm"] = sarai::Attribute::of_ints(which == 0 ? std::vector<int64_t>{0, 2, 3, 1}
+                                                             : std::vector<int64_t>{0, 2, 1, 3});
+  const sarai::Tensor* inputs[] = {&x};
+  time_kernel(st, node, kn::PrepareTranspose, kn::Transpose, inputs, 1, threads);
+  st.SetBytesProcessed(st.iterations() * x.numel() * 8);
+  st.SetLabel(std::string(which == 0 ? "perm 0,2,3,1 " : "perm 0,2,1,3 ") + sarai::isa_name(sarai::max_isa()));
+}
+
 BENCHMARK(BM_quantize_u8)
     ->ArgNames({"rows", "cols", "nthr"})
     ->ArgsProduct({{1, 1500}, {512, 2048}, {1, 2}})
@@ -323,6 +348,7 @@ BENCHMARK(BM_conv3x3)
     ->Args({16, 16, 1024, 1, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_transpose)->ArgNames({"perm", "nthr"})->ArgsProduct({{0, 1}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_lstm_step)->ArgNames({"seq", "nthr"})->ArgsProduct({{1, 16}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -15,6 +15,11 @@
 //             4 kW lanes of a, b, c, d, each in [0, 255], as 4 kW bytes in
 //             order (generic vector code has no saturating packs, and GCC
 //             narrows a __builtin_convertvector to bytes one lane at a time)
+//   kTB, transpose_block
+//             transpose_x32's block side and its block:
+//             void transpose_block(const uint32_t* s, int64_t lds,
+//             uint32_t* d, int64_t ldd): d[i * ldd + k] = s[k * lds + i]
+//             for i, k < kTB (kTB = 0: no block, the plain loop only)
 // Not a normal header: no include guard, no includes, internal linkage only
 // (every function is static), so the copies for each ISA never merge.
 
@@ -565,10 +570,28 @@ SARAI_VEC_TARGET static bool pack_s8_k4(const float* x, int64_t ldx, int64_t row
   return true;
 }
 
+// transpose_x32 (vec_kernels.h): whole kTB x kTB blocks by the includer's
+// transpose_block, the rest (n % kTB columns of each block row, m % kTB
+// rows) by the plain loop; kTB = 0: all of it by the plain loop.
+SARAI_VEC_TARGET static void transpose_x32(const uint32_t* src, int64_t lds, uint32_t* dst, int64_t ldd, int64_t m,
+                                           int64_t n) {
+  int64_t i = 0;
+  if constexpr (kTB > 0) {
+    for (; i + kTB <= m; i += kTB) {
+      int64_t k = 0;
+      for (; k + kTB <= n; k += kTB) transpose_block(src + k * lds + i, lds, dst + i * ldd + k, ldd);
+      for (; k < n; ++k)
+        for (int64_t r = i; r < i + kTB; ++r) dst[r * ldd + k] = src[k * lds + r];
+    }
+  }
+  for (; i < m; ++i)
+    for (int64_t k = 0; k < n; ++k) dst[i * ldd + k] = src[k * lds + i];
+}
+
 #undef SARAI_VEC_MAP
 
 static const VecKernels kTable = {
     kIsaName,  softmax_row, erf_n,  gelu_n,        sigmoid_n, hard_sigmoid_n,
     hard_swish_n, clip_n,   binary, layernorm_row, minmax,    quantize_u8_n, attention_scores,
-    softmax_u8_row, col_abs_max, pack_s8_k4,
+    softmax_u8_row, col_abs_max, pack_s8_k4, transpose_x32,
 };

@@ -117,6 +117,15 @@ struct VecKernels {
   // are then meaningless).
   bool (*pack_s8_k4)(const float* x, int64_t ldx, int64_t rows, int64_t n, const float* col_div,
                      const float* row_div, int8_t* dst, int64_t pstride, int32_t* colsum);
+  // A transpose of 32-bit words (any 4-byte dtype; bit copies, NaN
+  // payloads kept): for i < m, k < n,
+  //   dst[i * ldd + k] = src[k * lds + i]
+  // reading and writing those elements only (lds and ldd may be negative;
+  // m or n may be 0). Strided_copy's tiles (kernels/data_ops.cc) come here
+  // for Transpose and Slice. Level scalar is the plain loop; avx2 swaps 8x8
+  // blocks in ymm registers, avx512_vnni 16x16 in zmm (vec__<level>.cc),
+  // the edges past whole blocks by the plain loop.
+  void (*transpose_x32)(const uint32_t* src, int64_t lds, uint32_t* dst, int64_t ldd, int64_t m, int64_t n);
 };
 
 // The table of max_isa(): platform().vec (kernels/cpu/platform.h).

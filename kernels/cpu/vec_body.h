@@ -571,21 +571,24 @@ SARAI_VEC_TARGET static bool pack_s8_k4(const float* x, int64_t ldx, int64_t row
 }
 
 // transpose_x32 (vec_kernels.h): whole kTB x kTB blocks by the includer's
-// transpose_block, the rest (n % kTB columns of each block row, m % kTB
-// rows) by the plain loop; kTB = 0: all of it by the plain loop.
+// transpose_block, the rest (m % kTB words of each kTB source rows, then
+// the last n % kTB source rows) by the plain loop; kTB = 0: all of it by
+// the plain loop. Blocks go along the source rows (k outer): each source
+// line is read once, while the destination's lines, written kTB words at a
+// time, stay in L1 (see docs/BENCHMARKS.md for the other order).
 SARAI_VEC_TARGET static void transpose_x32(const uint32_t* src, int64_t lds, uint32_t* dst, int64_t ldd, int64_t m,
                                            int64_t n) {
-  int64_t i = 0;
+  int64_t k = 0;
   if constexpr (kTB > 0) {
-    for (; i + kTB <= m; i += kTB) {
-      int64_t k = 0;
-      for (; k + kTB <= n; k += kTB) transpose_block(src + k * lds + i, lds, dst + i * ldd + k, ldd);
-      for (; k < n; ++k)
-        for (int64_t r = i; r < i + kTB; ++r) dst[r * ldd + k] = src[k * lds + r];
+    for (; k + kTB <= n; k += kTB) {
+      int64_t i = 0;
+      for (; i + kTB <= m; i += kTB) transpose_block(src + k * lds + i, lds, dst + i * ldd + k, ldd);
+      for (; i < m; ++i)
+        for (int64_t c = k; c < k + kTB; ++c) dst[i * ldd + c] = src[c * lds + i];
     }
   }
-  for (; i < m; ++i)
-    for (int64_t k = 0; k < n; ++k) dst[i * ldd + k] = src[k * lds + i];
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = k; c < n; ++c) dst[i * ldd + c] = src[c * lds + i];
 }
 
 #undef SARAI_VEC_MAP

@@ -122,9 +122,10 @@ struct VecKernels {
   //   dst[i * ldd + k] = src[k * lds + i]
   // reading and writing those elements only (lds and ldd may be negative;
   // m or n may be 0). Strided_copy's tiles (kernels/data_ops.cc) come here
-  // for Transpose and Slice. Level scalar is the plain loop; avx2 swaps 8x8
-  // blocks in ymm registers, avx512_vnni 16x16 in zmm (vec__<level>.cc),
-  // the edges past whole blocks by the plain loop.
+  // for Transpose and Slice. Level scalar is the plain loop; avx2 and
+  // avx512_vnni swap 8x8 blocks in ymm registers
+  // (transpose_x32_8x8_avx2.h), the edges past whole blocks by the plain
+  // loop.
   void (*transpose_x32)(const uint32_t* src, int64_t lds, uint32_t* dst, int64_t ldd, int64_t m, int64_t n);
 };
 

@@ -42,7 +42,8 @@
 //                         is (0, 2, 3, 1) (K to [1, 8, 64, 1500]: the
 //                         tiled in-register transpose), perm 1 is
 //                         (0, 2, 1, 3) (heads out: rows of 64 memcpy'd);
-//                         4 B in + 4 B out per element; the output in a
+//                         es 4 float32, es 2 float16 (perm 0 only);
+//                         es B in + es B out per element; the output in a
 //                         planned arena (no page faults)
 //
 // The data (<= 12 MB) fits in a 32 MB L3: these are in-cache rates, the
@@ -52,6 +53,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <span>
 #include <vector>
@@ -302,11 +304,16 @@ void BM_conv3x3(benchmark::State& st) {
 }
 
 void BM_transpose(benchmark::State& st) {
-  const int64_t which = st.range(0);
+  const int64_t which = st.range(0), es = st.range(2);
   const int threads = static_cast<int>(st.range(1));
   sarai::max_isa();
   sarai::set_num_threads(threads);
-  const sarai::Tensor x = random_tensor({1, 1500, 8, 64}, 1.f, 31);
+  sarai::Tensor x = random_tensor({1, 1500, 8, 64}, 1.f, 31);
+  if (es == 2) {  // float16: the first half of the floats' bytes
+    sarai::Tensor h = sarai::Tensor::allocate(sarai::DType::kFloat16, x.shape());
+    std::memcpy(h.mutable_raw(), x.raw(), h.nbytes());
+    x = std::move(h);
+  }
   sarai::Node node;
   node.name = "transpose";
   node.op_type = "Transpose";
@@ -316,7 +323,7 @@ void BM_transpose(benchmark::State& st) {
                                                              : std::vector<int64_t>{0, 2, 1, 3});
   // The output in a planned arena, as in a session: on the heap, a fresh
   // 3 MB block per call spends most of the time in page faults.
-  std::vector<float> arena(static_cast<size_t>(x.numel()));
+  std::vector<float> arena(static_cast<size_t>(x.numel()));  // room for either dtype
   const int64_t offset[1] = {0};
   const uint64_t capacity[1] = {arena.size() * sizeof(float)};
   sarai::NodeMemory memory;
@@ -326,8 +333,9 @@ void BM_transpose(benchmark::State& st) {
   memory.output_capacity = capacity;
   const sarai::Tensor* inputs[] = {&x};
   time_kernel(st, node, kn::PrepareTranspose, kn::Transpose, inputs, 1, threads, &memory);
-  st.SetBytesProcessed(st.iterations() * x.numel() * 8);
-  st.SetLabel(std::string(which == 0 ? "perm 0,2,3,1 " : "perm 0,2,1,3 ") + sarai::isa_name(sarai::max_isa()));
+  st.SetBytesProcessed(st.iterations() * x.numel() * 2 * es);
+  st.SetLabel(std::string(which == 0 ? "perm 0,2,3,1 " : "perm 0,2,1,3 ") + (es == 2 ? "float16 " : "float32 ") +
+              sarai::isa_name(sarai::max_isa()));
 }
 
 BENCHMARK(BM_quantize_u8)
@@ -361,7 +369,12 @@ BENCHMARK(BM_conv3x3)
     ->Args({16, 16, 1024, 1, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_transpose)->ArgNames({"perm", "nthr"})->ArgsProduct({{0, 1}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_transpose)
+    ->ArgNames({"perm", "nthr", "es"})
+    ->ArgsProduct({{0, 1}, {1, 2}, {4}})
+    ->Args({0, 1, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_lstm_step)->ArgNames({"seq", "nthr"})->ArgsProduct({{1, 16}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

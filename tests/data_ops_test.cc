@@ -143,11 +143,11 @@ Tensor random_words(Shape shape, uint32_t seed) {
   return t;
 }
 
-// The 4-byte tiled path (vec_kernels().transpose_x32) at 1 and 2 threads,
-// on shapes whose sides are not multiples of the 8x8 / 16x16 blocks nor of
-// the 64x64 tiles: the encoder's K transpose (0, 2, 3, 1), the heads
+// The 4- and 2-byte tiled paths (vec_kernels().transpose_x32, _x16) at 1
+// and 2 threads, on shapes whose sides are not multiples of the 8x8 blocks
+// nor of the 64x64 tiles: the encoder's K transpose (0, 2, 3, 1), the heads
 // transpose (0, 2, 1, 3) (memcpy'd rows), and a matrix (1, 0).
-TEST(Transpose, FourByteTilesMatchNaiveAtOneAndTwoThreads) {
+TEST(Transpose, FourAndTwoByteTilesMatchNaiveAtOneAndTwoThreads) {
   const int saved = num_threads();
   struct Case {
     Shape shape;
@@ -166,6 +166,12 @@ TEST(Transpose, FourByteTilesMatchNaiveAtOneAndTwoThreads) {
       n.attrs["perm"] = attr_ints(c.perm);
       EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, n, {x}), naive_transpose<float>(x, c.perm)))
           << shape_to_string(c.shape) << " perm " << shape_to_string(c.perm) << " at " << threads << " threads";
+      // The 2-byte path (transpose_x16): the same words as float16.
+      Tensor h = Tensor::allocate(DType::kFloat16, c.shape);
+      std::memcpy(h.mutable_raw(), x.raw(), h.nbytes());
+      EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, n, {h}), naive_transpose<uint16_t>(h, c.perm)))
+          << "float16 " << shape_to_string(c.shape) << " perm " << shape_to_string(c.perm) << " at " << threads
+          << " threads";
     }
   }
   set_num_threads(saved);

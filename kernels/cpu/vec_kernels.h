@@ -127,6 +127,10 @@ struct VecKernels {
   // (transpose_x32_8x8_avx2.h), the edges past whole blocks by the plain
   // loop.
   void (*transpose_x32)(const uint32_t* src, int64_t lds, uint32_t* dst, int64_t ldd, int64_t m, int64_t n);
+  // The same for 16-bit words (float16, bfloat16, int16): level scalar the
+  // plain loop, avx2 and avx512_vnni 8x8 blocks in xmm registers
+  // (transpose_x16_8x8_sse2.h).
+  void (*transpose_x16)(const uint16_t* src, int64_t lds, uint16_t* dst, int64_t ldd, int64_t m, int64_t n);
 };
 
 // The table of max_isa(): platform().vec (kernels/cpu/platform.h).

@@ -121,8 +121,8 @@ struct VecKernels {
   // payloads kept): for i < m, k < n,
   //   dst[i * ldd + k] = src[k * lds + i]
   // reading and writing those elements only (lds and ldd may be negative;
-  // m or n may be 0). Strided_copy's tiles (kernels/data_ops.cc) come here
-  // for Transpose and Slice. Level scalar is the plain loop; avx2 and
+  // m or n may be 0). Strided_copy's tiles (kernels/data_ops.cc: Transpose)
+  // come here. Level scalar is the plain loop; avx2 and
   // avx512_vnni swap 8x8 blocks in ymm registers
   // (transpose_x32_8x8_avx2.h), the edges past whole blocks by the plain
   // loop.

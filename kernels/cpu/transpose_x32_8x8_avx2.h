@@ -15,7 +15,7 @@
 // At avx512_vnni a 16x16 block on zmm (the same scheme a level wider: a
 // broadcast load and three vinsertf32x4 per register, 32 in-lane shuffles
 // per 256 words) was 8-12 % slower on Zen 4, which splits 512-bit shuffles
-// in two (docs/BENCHMARKS.md; the code is in commit 6484174), so that
+// in two (docs/BENCHMARKS.md; the code is in commit afbef50), so that
 // level uses this one too.
 SARAI_VEC_TARGET static inline void transpose4_lanes(__m256 v[4]) {
   const __m256 ab0 = _mm256_unpacklo_ps(v[0], v[1]), ab1 = _mm256_unpackhi_ps(v[0], v[1]);

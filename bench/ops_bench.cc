@@ -37,6 +37,14 @@
 //                         [M, C, 3, 3] kernel, pads 1, dilation d, with bias
 //                         (imgly's segmenter at 1024x1024 input);
 //                         items = multiply-adds (M * C * 9 * H * H)
+//   BM_transpose          the Transpose op (kernels/data_ops.cc) on the
+//                         encoder's [1, 1500, 8, 64] float32 tensor: perm 0
+//                         is (0, 2, 3, 1) (K to [1, 8, 64, 1500]: the
+//                         tiled in-register transpose), perm 1 is
+//                         (0, 2, 1, 3) (heads out: rows of 64 memcpy'd);
+//                         es 4 float32, es 2 float16 (perm 0 only);
+//                         es B in + es B out per element; the output in a
+//                         planned arena (no page faults)
 //
 // The data (<= 12 MB) fits in a 32 MB L3: these are in-cache rates, the
 // situation inside an encoder layer where a GEMM's output feeds the next op
@@ -45,6 +53,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <span>
 #include <vector>
@@ -81,14 +90,16 @@ sarai::Tensor random_tensor(sarai::Shape shape, float scale, uint64_t seed) {
 }
 
 // Times `kernel` on `node` as a session runs it: attributes prepared once
-// (by `prepare`), a KernelContext per call, `nout` outputs.
+// (by `prepare`), a KernelContext per call, `nout` outputs (on the heap, or
+// in `memory`'s planned arena as a session's are).
 void time_kernel(benchmark::State& st, const sarai::Node& node, sarai::PrepareFn prepare, sarai::KernelFn kernel,
-                 std::span<const sarai::Tensor* const> in, size_t nout, int threads) {
+                 std::span<const sarai::Tensor* const> in, size_t nout, int threads,
+                 sarai::NodeMemory* memory = nullptr) {
   std::vector<sarai::Tensor> out(nout);
   auto prepared = prepare(node, 17);
   if (!prepared) st.SkipWithError((node.op_type + ": prepare failed: " + prepared.message()).c_str());
   for (auto _ : st) {
-    sarai::KernelContext ctx(node, 17, in, out, threads);
+    sarai::KernelContext ctx(node, 17, in, out, threads, memory);
     if (prepared) ctx.set_prepared(prepared->get());
     if (!sarai::invoke_kernel(kernel, ctx).is_ok()) st.SkipWithError((node.op_type + " failed").c_str());
     benchmark::ClobberMemory();
@@ -292,6 +303,41 @@ void BM_conv3x3(benchmark::State& st) {
   st.SetLabel(sarai::isa_name(sarai::max_isa()));
 }
 
+void BM_transpose(benchmark::State& st) {
+  const int64_t which = st.range(0), es = st.range(2);
+  const int threads = static_cast<int>(st.range(1));
+  sarai::max_isa();
+  sarai::set_num_threads(threads);
+  sarai::Tensor x = random_tensor({1, 1500, 8, 64}, 1.f, 31);
+  if (es == 2) {  // float16: the first half of the floats' bytes
+    sarai::Tensor h = sarai::Tensor::allocate(sarai::DType::kFloat16, x.shape());
+    std::memcpy(h.mutable_raw(), x.raw(), h.nbytes());
+    x = std::move(h);
+  }
+  sarai::Node node;
+  node.name = "transpose";
+  node.op_type = "Transpose";
+  node.inputs = {0};
+  node.outputs = {1};
+  node.attrs["perm"] = sarai::Attribute::of_ints(which == 0 ? std::vector<int64_t>{0, 2, 3, 1}
+                                                             : std::vector<int64_t>{0, 2, 1, 3});
+  // The output in a planned arena, as in a session: on the heap, a fresh
+  // 3 MB block per call spends most of the time in page faults.
+  std::vector<float> arena(static_cast<size_t>(x.numel()));  // room for either dtype
+  const int64_t offset[1] = {0};
+  const uint64_t capacity[1] = {arena.size() * sizeof(float)};
+  sarai::NodeMemory memory;
+  memory.mode = sarai::NodeMemory::Mode::kPlanned;
+  memory.arena = reinterpret_cast<uint8_t*>(arena.data());
+  memory.output_offset = offset;
+  memory.output_capacity = capacity;
+  const sarai::Tensor* inputs[] = {&x};
+  time_kernel(st, node, kn::PrepareTranspose, kn::Transpose, inputs, 1, threads, &memory);
+  st.SetBytesProcessed(st.iterations() * x.numel() * 2 * es);
+  st.SetLabel(std::string(which == 0 ? "perm 0,2,3,1 " : "perm 0,2,1,3 ") + (es == 2 ? "float16 " : "float32 ") +
+              sarai::isa_name(sarai::max_isa()));
+}
+
 BENCHMARK(BM_quantize_u8)
     ->ArgNames({"rows", "cols", "nthr"})
     ->ArgsProduct({{1, 1500}, {512, 2048}, {1, 2}})
@@ -323,6 +369,12 @@ BENCHMARK(BM_conv3x3)
     ->Args({16, 16, 1024, 1, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_transpose)
+    ->ArgNames({"perm", "nthr", "es"})
+    ->ArgsProduct({{0, 1}, {1, 2}, {4}})
+    ->Args({0, 1, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_lstm_step)->ArgNames({"seq", "nthr"})->ArgsProduct({{1, 16}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

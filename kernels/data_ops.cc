@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/vec_kernels.h"
 #include "kernels/kernels.h"
 #include "kernels/util.h"
 #include "runtime/parallel.h"
@@ -46,6 +47,9 @@ void copy_run(unsigned char* dst, const unsigned char* src, int64_t n, int64_t s
 // input but another dim `j` is contiguous there (a transpose of the two
 // innermost axes, e.g. [B, S, D] -> [B, D, S]): copy in kTile x kTile tiles so
 // both the reads along j and the writes along the last dim stay in cache.
+// 4- and 2-byte elements go through vec_kernels().transpose_x32 / _x16
+// (8x8 blocks in registers above level scalar), the others element by
+// element.
 template <class T>
 void tiled_copy(unsigned char* dst_b, const unsigned char* src_b, const Shape& shape,
                 const Shape& strides, size_t j) {
@@ -62,6 +66,9 @@ void tiled_copy(unsigned char* dst_b, const unsigned char* src_b, const Shape& s
   const int64_t j_tiles = (nj + kTile - 1) / kTile;
   T* dst = reinterpret_cast<T*>(dst_b);
   const T* src = reinterpret_cast<const T*>(src_b);
+  // 4- and 2-byte T: in registers.
+  [[maybe_unused]] const auto transpose_x32 = vec_kernels().transpose_x32;
+  [[maybe_unused]] const auto transpose_x16 = vec_kernels().transpose_x16;
   parallel_for(outer * j_tiles, std::max<int64_t>(1, kGrainBytes / (kTile * nl * static_cast<int64_t>(sizeof(T)))),
                [&](int64_t begin, int64_t end) {
     for (int64_t w = begin; w < end; ++w) {
@@ -75,10 +82,17 @@ void tiled_copy(unsigned char* dst_b, const unsigned char* src_b, const Shape& s
       const int64_t j0 = (w % j_tiles) * kTile, j1 = std::min(nj, j0 + kTile);
       for (int64_t l0 = 0; l0 < nl; l0 += kTile) {
         const int64_t l1 = std::min(nl, l0 + kTile);
-        for (int64_t a = j0; a < j1; ++a) {
-          T* d = dst + d_o + a * dj;
-          const T* s = src + so + a * sj;
-          for (int64_t l = l0; l < l1; ++l) d[l] = s[l * sl];
+        // sj == 1 (the caller's choice of j): a plain 2-D transpose.
+        if constexpr (sizeof(T) == 4) {
+          transpose_x32(src + so + l0 * sl + j0, sl, dst + d_o + j0 * dj + l0, dj, j1 - j0, l1 - l0);
+        } else if constexpr (sizeof(T) == 2) {
+          transpose_x16(src + so + l0 * sl + j0, sl, dst + d_o + j0 * dj + l0, dj, j1 - j0, l1 - l0);
+        } else {
+          for (int64_t a = j0; a < j1; ++a) {
+            T* d = dst + d_o + a * dj;
+            const T* s = src + so + a * sj;
+            for (int64_t l = l0; l < l1; ++l) d[l] = s[l * sl];
+          }
         }
       }
     }

@@ -131,6 +131,52 @@ TEST(Transpose, DefaultReversesAndLargeParallel) {
             (Shape{3, 0}));
 }
 
+// A float32 tensor of random 32-bit words (NaN payloads, subnormals and
+// all): a transpose must move the bits.
+Tensor random_words(Shape shape, uint32_t seed) {
+  Tensor t = Tensor::allocate(DType::kFloat32, shape);
+  uint32_t* w = static_cast<uint32_t*>(t.mutable_raw());
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    w[i] = seed;
+  }
+  return t;
+}
+
+// The 4- and 2-byte tiled paths (vec_kernels().transpose_x32, _x16) at 1
+// and 2 threads, on shapes whose sides are not multiples of the 8x8 blocks
+// nor of the 64x64 tiles: the encoder's K transpose (0, 2, 3, 1), the heads
+// transpose (0, 2, 1, 3) (memcpy'd rows), and a matrix (1, 0).
+TEST(Transpose, FourAndTwoByteTilesMatchNaiveAtOneAndTwoThreads) {
+  const int saved = num_threads();
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> perm;
+  };
+  const Case cases[] = {
+      {{1, 37, 3, 29}, {0, 2, 3, 1}}, {{2, 150, 5, 67}, {0, 2, 3, 1}}, {{3, 70, 5, 19}, {0, 2, 3, 1}},
+      {{1, 37, 3, 29}, {0, 2, 1, 3}}, {{2, 67, 5, 9}, {0, 2, 1, 3}},   {{75, 131}, {1, 0}},
+      {{131, 75}, {1, 0}},            {{9, 1}, {1, 0}},                 {{200, 13}, {1, 0}},
+  };
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const Case& c : cases) {
+      const Tensor x = random_words(c.shape, static_cast<uint32_t>(c.shape[0] * 7 + c.shape[1]));
+      Node n = make_node("Transpose", 1);
+      n.attrs["perm"] = attr_ints(c.perm);
+      EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, n, {x}), naive_transpose<float>(x, c.perm)))
+          << shape_to_string(c.shape) << " perm " << shape_to_string(c.perm) << " at " << threads << " threads";
+      // The 2-byte path (transpose_x16): the same words as float16.
+      Tensor h = Tensor::allocate(DType::kFloat16, c.shape);
+      std::memcpy(h.mutable_raw(), x.raw(), h.nbytes());
+      EXPECT_TRUE(tensors_equal(run1(kernels::Transpose, n, {h}), naive_transpose<uint16_t>(h, c.perm)))
+          << "float16 " << shape_to_string(c.shape) << " perm " << shape_to_string(c.perm) << " at " << threads
+          << " threads";
+    }
+  }
+  set_num_threads(saved);
+}
+
 TEST(Transpose, BadPerm) {
   Node n = make_node("Transpose", 1);
   n.attrs["perm"] = attr_ints({0, 0, 1});

@@ -11,6 +11,7 @@
 // beside each), so a kernel that loses accuracy fails while the rounding
 // differences between scalar (SSE2, no FMA) and avx2/avx512_vnni (FMA) pass.
 // (quantize_u8 and minmax: quantize_activations_test.cc, bit for bit.)
+// transpose_x32 and _x16 are checked bit for bit, inside guard pages too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -510,6 +511,67 @@ TEST_P(VecKernelsIsa, LayerNormMatchesDouble) {
     }
   }
   RecordProperty("layernorm_max_abs_err", sci(worst_y.abs));
+}
+
+// transpose_x32 / transpose_x16 copy bits: dst[i * ldd + k] = src[k * lds + i]
+// for i < m, k < n, every other word of dst untouched. m, n = 0..37 cross
+// every tail of the 8x8 blocks (and of 16x16 ones, were a level to use
+// them), with padded odd strides, a negative source stride, and random
+// words (NaN payloads and subnormals among them, which a float copy must
+// keep).
+template <class W>
+void check_transpose_exact(void (*fn)(const W*, int64_t, W*, int64_t, int64_t, int64_t), const char* what) {
+  const W kDstGuard = static_cast<W>(0xdeadbeefu);
+  std::mt19937 rng(41);
+  for (int64_t m = 0; m <= 37; ++m) {
+    for (int64_t n = 0; n <= 37; ++n) {
+      for (const bool reversed : {false, true}) {
+        const int64_t lds = m + 3, ldd = n + 5;
+        std::vector<W> src(static_cast<size_t>((n + 1) * lds)), dst(static_cast<size_t>((m + 1) * ldd), kDstGuard);
+        for (W& w : src) w = static_cast<W>(rng());
+        // reversed: source row k at src0 - k * lds, the buffer's rows backwards.
+        const W* src0 = reversed ? src.data() + n * lds : src.data();
+        const int64_t step = reversed ? -lds : lds;
+        fn(src0, step, dst.data(), ldd, m, n);
+        for (int64_t i = 0; i <= m; ++i) {
+          for (int64_t k = 0; k < ldd; ++k) {
+            const W want = i < m && k < n ? src0[k * step + i] : kDstGuard;
+            ASSERT_EQ(dst[static_cast<size_t>(i * ldd + k)], want)
+                << what << " m " << m << " n " << n << (reversed ? " lds < 0" : "") << " at dst[" << i << "][" << k
+                << "]";
+          }
+        }
+      }
+    }
+  }
+}
+
+// The same with every buffer ending (or starting) at a guard page and
+// dense strides (lds = m, ldd = n): a read or write outside the m x n words
+// faults.
+template <class W>
+void check_transpose_guarded(void (*fn)(const W*, int64_t, W*, int64_t, int64_t, int64_t), const char* what) {
+  for (const test::GuardSide side : {test::GuardSide::kAfter, test::GuardSide::kBefore}) {
+    for (int64_t m : {1, 7, 8, 9, 15, 16, 17, 31, 33, 37}) {
+      for (int64_t n : {1, 5, 8, 13, 16, 23, 32, 37}) {
+        test::Guarded<W> src(m * n, side), dst(m * n, side);
+        for (int64_t i = 0; i < m * n; ++i) src[i] = static_cast<W>(i * 2654435761u);
+        fn(src.data(), m, dst.data(), n, m, n);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t k = 0; k < n; ++k)
+            ASSERT_EQ(dst[i * n + k], src[k * m + i]) << what << " m " << m << " n " << n << " at [" << i << "][" << k << "]";
+      }
+    }
+  }
+}
+
+TEST_P(VecKernelsIsa, TransposeX32IsExact) { check_transpose_exact(vk_->transpose_x32, "transpose_x32"); }
+TEST_P(VecKernelsIsa, TransposeX16IsExact) { check_transpose_exact(vk_->transpose_x16, "transpose_x16"); }
+TEST_P(VecKernelsIsa, TransposeX32StaysInsideItsBuffers) {
+  check_transpose_guarded(vk_->transpose_x32, "transpose_x32");
+}
+TEST_P(VecKernelsIsa, TransposeX16StaysInsideItsBuffers) {
+  check_transpose_guarded(vk_->transpose_x16, "transpose_x16");
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, VecKernelsIsa, ::testing::Values("scalar", "avx2", "avx512_vnni"),

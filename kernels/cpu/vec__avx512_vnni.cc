@@ -35,6 +35,8 @@ SARAI_VEC_TARGET static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) 
   _mm512_mask_cvtepi32_storeu_epi8(p + 48, 0xffff, (__m512i)d);
 }
 
+#include "kernels/cpu/transpose_x16_8x8_sse2.h"
+#include "kernels/cpu/transpose_x32_8x8_avx2.h"
 #include "kernels/cpu/vec_body.h"
 
 #undef SARAI_VEC_TARGET

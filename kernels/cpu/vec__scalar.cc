@@ -23,6 +23,12 @@ static inline void pack_u8(uint8_t* p, vi a, vi b, vi c, vi d) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(ab, cd));
 }
 
+// transpose_x32, transpose_x16: the plain loop (kept as the baseline the
+// blocks are tested against; SSE2's 4x4 / 8x8 shuffles were not tried here).
+constexpr int kTB = 0, kTB16 = 0;
+[[maybe_unused]] static inline void transpose_block(const uint32_t*, int64_t, uint32_t*, int64_t) {}
+[[maybe_unused]] static inline void transpose_block_x16(const uint16_t*, int64_t, uint16_t*, int64_t) {}
+
 #include "kernels/cpu/vec_body.h"
 
 #undef SARAI_VEC_TARGET

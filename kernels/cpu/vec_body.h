@@ -15,6 +15,13 @@
 //             4 kW lanes of a, b, c, d, each in [0, 255], as 4 kW bytes in
 //             order (generic vector code has no saturating packs, and GCC
 //             narrows a __builtin_convertvector to bytes one lane at a time)
+//   kTB, transpose_block
+//             transpose_x32's block side and its block:
+//             void transpose_block(const uint32_t* s, int64_t lds,
+//             uint32_t* d, int64_t ldd): d[i * ldd + k] = s[k * lds + i]
+//             for i, k < kTB (kTB = 0: no block, the plain loop only)
+//   kTB16, transpose_block_x16
+//             the same for transpose_x16 (uint16_t words)
 // Not a normal header: no include guard, no includes, internal linkage only
 // (every function is static), so the copies for each ISA never merge.
 
@@ -565,10 +572,41 @@ SARAI_VEC_TARGET static bool pack_s8_k4(const float* x, int64_t ldx, int64_t row
   return true;
 }
 
+// transpose_x32 and transpose_x16 (vec_kernels.h): whole kB x kB blocks by
+// `block` (the includer's transpose_block / transpose_block_x16), the rest
+// (m % kB words of each kB source rows, then the last n % kB source rows)
+// by the plain loop; kB = 0: all of it by the plain loop. Blocks go along
+// the source rows (k outer): each source line is read once, while the
+// destination's lines, written kB words at a time, stay in L1 (twice as
+// fast as i outer at avx2 on the encoder's K transpose, docs/BENCHMARKS.md).
+template <int kB, class W, class Block>
+SARAI_VEC_TARGET static inline void transpose_by_blocks(const W* src, int64_t lds, W* dst, int64_t ldd, int64_t m,
+                                                        int64_t n, Block block) {
+  int64_t k = 0;
+  if constexpr (kB > 0) {
+    for (; k + kB <= n; k += kB) {
+      int64_t i = 0;
+      for (; i + kB <= m; i += kB) block(src + k * lds + i, lds, dst + i * ldd + k, ldd);
+      for (; i < m; ++i)
+        for (int64_t c = k; c < k + kB; ++c) dst[i * ldd + c] = src[c * lds + i];
+    }
+  }
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = k; c < n; ++c) dst[i * ldd + c] = src[c * lds + i];
+}
+SARAI_VEC_TARGET static void transpose_x32(const uint32_t* src, int64_t lds, uint32_t* dst, int64_t ldd, int64_t m,
+                                           int64_t n) {
+  transpose_by_blocks<kTB>(src, lds, dst, ldd, m, n, transpose_block);
+}
+SARAI_VEC_TARGET static void transpose_x16(const uint16_t* src, int64_t lds, uint16_t* dst, int64_t ldd, int64_t m,
+                                           int64_t n) {
+  transpose_by_blocks<kTB16>(src, lds, dst, ldd, m, n, transpose_block_x16);
+}
+
 #undef SARAI_VEC_MAP
 
 static const VecKernels kTable = {
     kIsaName,  softmax_row, erf_n,  gelu_n,        sigmoid_n, hard_sigmoid_n,
     hard_swish_n, clip_n,   binary, layernorm_row, minmax,    quantize_u8_n, attention_scores,
-    softmax_u8_row, col_abs_max, pack_s8_k4,
+    softmax_u8_row, col_abs_max, pack_s8_k4, transpose_x32, transpose_x16,
 };

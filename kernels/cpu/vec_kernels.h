@@ -117,6 +117,20 @@ struct VecKernels {
   // are then meaningless).
   bool (*pack_s8_k4)(const float* x, int64_t ldx, int64_t rows, int64_t n, const float* col_div,
                      const float* row_div, int8_t* dst, int64_t pstride, int32_t* colsum);
+  // A transpose of 32-bit words (any 4-byte dtype; bit copies, NaN
+  // payloads kept): for i < m, k < n,
+  //   dst[i * ldd + k] = src[k * lds + i]
+  // reading and writing those elements only (lds and ldd may be negative;
+  // m or n may be 0). Strided_copy's tiles (kernels/data_ops.cc: Transpose)
+  // come here. Level scalar is the plain loop; avx2 and
+  // avx512_vnni swap 8x8 blocks in ymm registers
+  // (transpose_x32_8x8_avx2.h), the edges past whole blocks by the plain
+  // loop.
+  void (*transpose_x32)(const uint32_t* src, int64_t lds, uint32_t* dst, int64_t ldd, int64_t m, int64_t n);
+  // The same for 16-bit words (float16, bfloat16, int16): level scalar the
+  // plain loop, avx2 and avx512_vnni 8x8 blocks in xmm registers
+  // (transpose_x16_8x8_sse2.h).
+  void (*transpose_x16)(const uint16_t* src, int64_t lds, uint16_t* dst, int64_t ldd, int64_t m, int64_t n);
 };
 
 // The table of max_isa(): platform().vec (kernels/cpu/platform.h).

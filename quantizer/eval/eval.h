@@ -110,6 +110,10 @@ struct LayerError {
 
 class PerLayer {
  public:
+  PerLayer() = default;
+  // The sessions' observers point at this object: it stays where init() found it.
+  PerLayer(const PerLayer&) = delete;
+  PerLayer& operator=(const PerLayer&) = delete;
   // Sessions for both models, unfused, capturing the values it needs.
   // With `attention` other than "fp32" the test model's attention chains are
   // fused (runtime/fuse.h) and each block is a layer like a quantized node

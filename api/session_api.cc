@@ -5,6 +5,9 @@
 #include "include/sarai_rt/sarai_rt.hpp"
 #include "kernels/kernels.h"
 #include "loader/model_file.h"
+#include "loader/onnx_loader.h"
+#include "quantizer/convert.h"
+#include "quantizer/onnx_export.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/session.h"
 
@@ -171,6 +174,53 @@ Result<std::vector<Tensor>> Session::run(const std::vector<TensorView>& inputs) 
 CacheCounters Session::cache_counters() const {
   const sarai::CacheStats c = impl_->session->cache_stats();
   return CacheCounters{c.hits, c.misses, c.entries, c.bytes};
+}
+
+Result<ConvertSummary> convert(const std::string& src, const std::string& dst, const ConvertOptions& options) {
+  ConvertSummary sum;
+  sum.format = options.to;
+  if (sum.format.empty())
+    sum.format = dst.size() >= 5 && dst.compare(dst.size() - 5, 5, ".onnx") == 0 ? "onnx" : "sarai";
+  if (sum.format != "sarai" && sum.format != "onnx")
+    return make_error(ErrorCategory::kInvalidArgument, dst + ": format '" + sum.format + "' is not sarai or onnx");
+  if (options.min_elements < 0)
+    return make_error(ErrorCategory::kInvalidArgument, dst + ": min_elements must be >= 0");
+  sarai::quant::OnnxExportOptions onnx;
+  if (sum.format == "onnx") {
+    auto w = sarai::quant::parse_onnx_weights(options.onnx_weights);
+    if (!w) return make_error(ErrorCategory::kInvalidArgument, dst + ": " + w.message());
+    onnx.weights = *w;
+    if (options.recurrent != "fp32")
+      return make_error(ErrorCategory::kInvalidArgument, dst + ": recurrent '" + options.recurrent +
+                                                             "' is for .sarai blobs; the ONNX export keeps fp32");
+  }
+  // Like open(): a missing or unreadable file is an I/O error.
+  auto model = sarai::load_onnx(src);
+  if (!model) return from_status(model.status(), ErrorCategory::kInvalidModel);
+  sarai::quant::ConvertOptions o;
+  o.per_tensor = options.per_tensor;
+  o.keep_fp32 = options.keep_fp32;
+  o.min_elements = options.min_elements;
+  o.attention = options.attention;
+  o.recurrent = options.recurrent;
+  if (sum.format == "sarai") {
+    auto r = sarai::quant::convert_to_blob(**model, dst, o);
+    if (!r) return from_status(r.status(), ErrorCategory::kInvalidArgument);
+    sum.quantized = r->quantized;
+    sum.kept_fp32 = r->kept_fp32;
+    sum.bytes_in = r->bytes_in;
+    sum.bytes_out = r->bytes_out;
+    sum.seconds = r->seconds;
+  } else {
+    auto r = sarai::quant::export_quantized_onnx(**model, dst, o, onnx);
+    if (!r) return from_status(r.status(), ErrorCategory::kInvalidArgument);
+    sum.quantized = r->quantized;
+    sum.kept_fp32 = r->kept_fp32;
+    sum.bytes_in = r->bytes_in;
+    sum.bytes_out = r->bytes_out;
+    sum.seconds = r->seconds;
+  }
+  return sum;
 }
 
 }  // namespace sarai_rt

@@ -129,6 +129,7 @@ NodeArg node_arg(const sarai_rt::TensorInfo& t) {
 // Settings whose effect a caller would look for (a profile file, an
 // optimised model written to disk, custom-op libraries) are refused when
 // the session opens, naming the setting.
+enum class QuantType { kQInt8 = 0, kQUInt8 = 1 };  // onnxruntime.quantization.QuantType's values
 enum class GraphOptimizationLevel { kDisableAll = 0, kEnableBasic = 1, kEnableExtended = 2, kEnableAll = 99 };
 enum class ExecutionMode { kSequential = 0, kParallel = 1 };
 enum class ExecutionOrder { kDefault = 0, kPriorityBased = 1, kMemoryEfficient = 2 };
@@ -474,6 +475,105 @@ PYBIND11_MODULE(sarai_rt, m) {
         if (it == o.config.end()) raise(sarai_rt::ErrorCategory::kInvalidArgument, "RunOptions: no config entry '" + key + "'");
         return it->second;
       });
+
+  // sarai-rt convert from Python (no accuracy check), and ONNX Runtime's
+  // quantize_dynamic on top of it, so an offline script changes its import
+  // too: `from sarai_rt.quantization import quantize_dynamic, QuantType`.
+  m.def(
+      "convert",
+      [](const py::object& src, const py::object& dst, std::optional<std::string> to, bool per_channel,
+         std::optional<std::vector<std::string>> keep_fp32, int64_t min_elements, const std::string& attention,
+         const std::string& recurrent, const std::string& onnx_weights) {
+        sarai_rt::ConvertOptions o;
+        o.to = to.value_or("");
+        o.per_tensor = !per_channel;
+        o.keep_fp32 = keep_fp32.value_or(std::vector<std::string>{});
+        o.min_elements = min_elements;
+        o.attention = attention;
+        o.recurrent = recurrent;
+        o.onnx_weights = onnx_weights;
+        const py::object fspath = py::module_::import("os").attr("fspath");
+        const std::string s = fspath(src).cast<std::string>(), d = fspath(dst).cast<std::string>();
+        std::optional<sarai_rt::Result<sarai_rt::ConvertSummary>> r;
+        {
+          py::gil_scoped_release nogil;
+          r.emplace(sarai_rt::convert(s, d, o));
+        }
+        if (!*r) raise(r->error());
+        const sarai_rt::ConvertSummary& c = r->value();
+        py::dict out;
+        out["format"] = c.format;
+        out["quantized"] = c.quantized;
+        out["kept_fp32"] = c.kept_fp32;
+        out["bytes_in"] = c.bytes_in;
+        out["bytes_out"] = c.bytes_out;
+        out["seconds"] = c.seconds;
+        return out;
+      },
+      py::arg("model_input"), py::arg("model_output"), py::kw_only(), py::arg("to") = py::none(),
+      py::arg("per_channel") = true, py::arg("keep_fp32") = py::none(), py::arg("min_elements") = 0,
+      py::arg("attention") = "int8", py::arg("recurrent") = "fp32", py::arg("onnx_weights") = "u8",
+      "Quantizes an ONNX model's weights to INT8 (sarai-rt convert without its accuracy check), in bounded "
+      "memory, into a .sarai blob or, for a model_output ending in .onnx (or to='onnx'), a quantized ONNX model "
+      "for ONNX Runtime. Returns a summary dict.");
+
+  py::module_ quantization = m.def_submodule("quantization", "ONNX Runtime's quantize_dynamic, on sarai-rt convert.");
+  py::module_::import("sys").attr("modules")["sarai_rt.quantization"] = quantization;
+  py::enum_<QuantType>(quantization, "QuantType")
+      .value("QInt8", QuantType::kQInt8)
+      .value("QUInt8", QuantType::kQUInt8);
+  quantization.def(
+      "quantize_dynamic",
+      [](const py::object& model_input, const py::object& model_output, const py::object& op_types_to_quantize,
+         std::optional<bool> per_channel, bool reduce_range, std::optional<QuantType> weight_type,
+         const py::object& nodes_to_quantize,
+         std::optional<std::vector<std::string>> nodes_to_exclude, bool /*use_external_data_format*/,
+         const py::object& /*extra_options*/) {
+        auto refuse = [](const std::string& what) {
+          raise(sarai_rt::ErrorCategory::kInvalidArgument, "quantize_dynamic: " + what);
+        };
+        if (!op_types_to_quantize.is_none())
+          refuse("op_types_to_quantize is not supported: sarai-rt quantizes every MatMul, Gemm, Conv and "
+                 "ConvTranspose weight; leave nodes out with nodes_to_exclude");
+        if (!nodes_to_quantize.is_none())
+          refuse("nodes_to_quantize is not supported: leave nodes out with nodes_to_exclude");
+        const py::object fspath = py::module_::import("os").attr("fspath");
+        const std::string out = fspath(model_output).cast<std::string>();
+        sarai_rt::ConvertOptions o;
+        // Unset per_channel: per output channel (sarai-rt's default, and the
+        // more accurate); per_channel=False asks for ONNX Runtime's default.
+        o.per_tensor = per_channel.has_value() && !*per_channel;
+        // Node names as they are (a --keep-fp32 glob that matches only itself).
+        for (const std::string& n : nodes_to_exclude.value_or(std::vector<std::string>{})) {
+          std::string g;
+          for (char c : n) {
+            if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') g += '\\';
+            g += c;
+          }
+          o.keep_fp32.push_back(g);
+        }
+        // The ONNX export's weight encoding: unset or QUInt8 = u8 (exact on
+        // every CPU; ONNX Runtime's own default QInt8 is wrong on x86 CPUs
+        // without VNNI, so it is used only when asked for), QInt8 = s8,
+        // reduce_range = 7-bit s7 (exact everywhere at s8's speed).
+        o.onnx_weights = reduce_range ? "s7" : weight_type == QuantType::kQInt8 ? "s8" : "u8";
+        const std::string in = fspath(model_input).cast<std::string>();
+        std::optional<sarai_rt::Result<sarai_rt::ConvertSummary>> r;
+        {
+          py::gil_scoped_release nogil;
+          r.emplace(sarai_rt::convert(in, out, o));
+        }
+        if (!*r) raise(r->error());
+      },
+      py::arg("model_input"), py::arg("model_output"), py::arg("op_types_to_quantize") = py::none(),
+      py::arg("per_channel") = py::none(), py::arg("reduce_range") = false, py::arg("weight_type") = py::none(),
+      py::arg("nodes_to_quantize") = py::none(), py::arg("nodes_to_exclude") = py::none(),
+      py::arg("use_external_data_format") = false, py::arg("extra_options") = py::none(),
+      "ONNX Runtime's quantize_dynamic in bounded memory: model_output ending in .onnx gets a quantized ONNX "
+      "model (weight_type unset or QUInt8: u8 weights, exact on every CPU; QInt8: s8, wrong on x86 CPUs without "
+      "VNNI in ONNX Runtime; reduce_range: 7-bit s7, exact everywhere); any other name gets a .sarai blob. Weights "
+      "per output channel unless per_channel=False; nodes_to_exclude stay FP32; extra_options and "
+      "use_external_data_format (the export always writes its weights to model_output + '.data') have no effect.");
 
   m.def("get_available_providers", [] { return std::vector<std::string>{"CPUExecutionProvider"}; });
   m.def("get_all_providers", [] { return std::vector<std::string>{"CPUExecutionProvider"}; });

@@ -171,4 +171,30 @@ class SARAI_RT_API Session {
   std::unique_ptr<Impl> impl_;
 };
 
+// Converting an ONNX model (`sarai-rt convert`, without its accuracy
+// check): weights per output channel to INT8, streamed in bounded memory,
+// into a .sarai blob, or (to = "onnx") a quantized ONNX model for ONNX
+// Runtime (MatMulInteger / ConvInteger, weights in dst + ".data"). The
+// output appears whole or not at all (written to a temporary file and
+// renamed); the source is never written.
+struct ConvertOptions {
+  std::string to;                      // "sarai" or "onnx"; empty: "onnx" when dst ends in .onnx, else "sarai"
+  bool per_tensor = false;             // one scale per weight instead of per output channel
+  std::vector<std::string> keep_fp32;  // weights left in FP32: node names, weight names or globs
+  int64_t min_elements = 0;            // weights with fewer elements stay FP32
+  std::string attention = "int8";      // blob: "int8", "int8-per-tensor" or "fp32" (fused attention blocks)
+  std::string recurrent = "fp32";      // blob: "fp32" or "int8" (LSTM / GRU / RNN gate GEMMs)
+  std::string onnx_weights = "u8";     // to "onnx": "u8", "s8" or "s7" (see `sarai-rt convert --help`)
+};
+struct ConvertSummary {
+  std::string format;      // "sarai" or "onnx"
+  int quantized = 0;       // weights stored as INT8
+  int kept_fp32 = 0;       // MatMul / Gemm / Conv / ConvTranspose weights left in FP32
+  uint64_t bytes_in = 0;   // the source: .onnx plus its external data
+  uint64_t bytes_out = 0;  // what was written
+  double seconds = 0;
+};
+SARAI_RT_API Result<ConvertSummary> convert(const std::string& src, const std::string& dst,
+                                            const ConvertOptions& options = {});
+
 }  // namespace sarai_rt

@@ -385,3 +385,60 @@ TEST(PublicApi, ModelMetadataSurvivesConvertAndExport) {
     sarai_rt_session_close(c);
   }
 }
+
+// sarai_rt::convert: a blob equal to the internal converter's output, the
+// ONNX export chosen by the file name, and errors by category.
+TEST(PublicApi, ConvertWritesBlobsAndQuantizedOnnx) {
+  const std::string dir = sarai::test::temp_dir("api_convert");
+  const std::string src = fixture("whisper_tiny_encoder.onnx");
+  auto blob = sarai_rt::convert(src, dir + "/w.sarai");
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  EXPECT_EQ(blob->format, "sarai");
+  EXPECT_GT(blob->quantized, 0);
+  EXPECT_EQ(blob->kept_fp32, 0);
+  auto m = sarai::load_onnx(src);
+  ASSERT_TRUE(m.has_value());
+  ASSERT_TRUE(sarai::quant::convert_to_blob(**m, dir + "/internal.sarai", {}).has_value());
+  sarai_rt::Session a = std::move(sarai_rt::Session::open(dir + "/w.sarai", {.threads = 1}).value());
+  sarai_rt::Session b = std::move(sarai_rt::Session::open(dir + "/internal.sarai", {.threads = 1}).value());
+  const sarai::Tensor x = sarai::test::random_tensor({1, 80, 30}, 5);
+  const sarai_rt::TensorView in{"mel", sarai_rt::DType::kFloat32, {1, 80, 30}, x.raw()};
+  auto ya = a.run({in}), yb = b.run({in});
+  ASSERT_TRUE(ya.ok() && yb.ok());
+  ASSERT_EQ(ya->at(0).size_bytes(), yb->at(0).size_bytes());
+  EXPECT_EQ(std::memcmp(ya->at(0).data(), yb->at(0).data(), ya->at(0).size_bytes()), 0);
+
+  sarai_rt::ConvertOptions keep;
+  keep.keep_fp32 = {"*"};
+  auto kept = sarai_rt::convert(src, dir + "/kept.sarai", keep);
+  ASSERT_TRUE(kept.ok()) << kept.error().message;
+  EXPECT_EQ(kept->quantized, 0);
+  EXPECT_EQ(kept->kept_fp32, blob->quantized);
+
+  auto q = sarai_rt::convert(src, dir + "/q.onnx");
+  ASSERT_TRUE(q.ok()) << q.error().message;
+  EXPECT_EQ(q->format, "onnx");
+  EXPECT_EQ(q->quantized, blob->quantized);
+
+  sarai_rt::ConvertOptions bad;
+  bad.onnx_weights = "s4";
+  auto r = sarai_rt::convert(src, dir + "/b.onnx", bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().category, sarai_rt::ErrorCategory::kInvalidArgument);
+  EXPECT_HAS(r.error().message, "s4");
+  bad = {};
+  bad.to = "tflite";
+  r = sarai_rt::convert(src, dir + "/b.tflite", bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_HAS(r.error().message, "format 'tflite' is not sarai or onnx");
+  r = sarai_rt::convert(dir + "/missing.onnx", dir + "/b.sarai");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().category, sarai_rt::ErrorCategory::kIo);
+  EXPECT_HAS(r.error().message, "missing.onnx");
+  // Never over its source.
+  sarai::test::write_file(dir + "/src.onnx", sarai::test::read_file(src));
+  r = sarai_rt::convert(dir + "/src.onnx", dir + "/src.onnx");
+  ASSERT_FALSE(r.ok());
+  EXPECT_HAS(r.error().message, "overwrite the source");
+  EXPECT_EQ(sarai::test::read_file(dir + "/src.onnx"), sarai::test::read_file(src));
+}

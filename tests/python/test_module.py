@@ -340,6 +340,61 @@ def test_model_metadata_as_onnxruntime_reports_it(tmp):
         s.get_modelmeta()
 
 
+def test_convert_and_quantize_dynamic(tmp):
+    """sarai_rt.convert and ONNX Runtime's quantize_dynamic: a blob equal to
+    the CLI's, a quantized ONNX whose weight encoding follows weight_type,
+    excluded nodes kept in FP32, errors as exceptions, the source untouched."""
+    from sarai_rt.quantization import QuantType, quantize_dynamic
+    blob = os.path.join(tmp, "api.sarai")
+    r = sarai_rt.convert(WHISPER, blob)
+    assert r["format"] == "sarai" and r["quantized"] > 0 and r["kept_fp32"] == 0 and r["bytes_out"] > 0
+    cli_blob = os.path.join(tmp, "cli.sarai")
+    subprocess.run([CLI, "convert", WHISPER, "-o", cli_blob, "-q", "--no-check"], check=True, capture_output=True)
+    x = {"mel": mel(30)}
+    [a] = sarai_rt.InferenceSession(blob, threads=1).run(None, x)
+    [b] = sarai_rt.InferenceSession(cli_blob, threads=1).run(None, x)
+    assert np.array_equal(a, b)
+
+    onnx_out = os.path.join(tmp, "api.int8.onnx")
+    assert sarai_rt.convert(WHISPER, onnx_out)["format"] == "onnx"
+    assert os.path.exists(onnx_out + ".data")
+    meta = sarai_rt.InferenceSession(onnx_out, threads=1).get_modelmeta().custom_metadata_map
+    assert meta["sarai.onnx_weights"] == "u8"
+
+    for kwargs, weights in [({}, "u8"), ({"weight_type": QuantType.QUInt8}, "u8"),
+                            ({"weight_type": QuantType.QInt8}, "s8"), ({"reduce_range": True}, "s7")]:
+        out = os.path.join(tmp, "qd.onnx")
+        quantize_dynamic(WHISPER, out, **kwargs)
+        meta = sarai_rt.InferenceSession(out, threads=1).get_modelmeta().custom_metadata_map
+        assert meta["sarai.onnx_weights"] == weights, kwargs
+
+    import onnx
+    first_matmul = next(n.name for n in onnx.load(WHISPER).graph.node if n.op_type == "MatMul")
+    excl = os.path.join(tmp, "excl.sarai")
+    quantize_dynamic(WHISPER, excl, nodes_to_exclude=[first_matmul])
+    assert r["quantized"] - 1 == sarai_rt.convert(WHISPER, excl, keep_fp32=[first_matmul])["quantized"]
+
+    with pytest.raises(sarai_rt.InvalidArgument, match="op_types_to_quantize"):
+        quantize_dynamic(WHISPER, excl, op_types_to_quantize=["MatMul"])
+    with pytest.raises(sarai_rt.InvalidArgument, match="format 'tflite'"):
+        sarai_rt.convert(WHISPER, excl, to="tflite")
+    with pytest.raises(sarai_rt.InvalidArgument, match="attention 'int4'"):
+        sarai_rt.convert(WHISPER, excl, attention="int4")
+    with pytest.raises(sarai_rt.IoError, match="nope.onnx"):
+        sarai_rt.convert(os.path.join(tmp, "nope.onnx"), excl)
+    with pytest.raises(sarai_rt.Error, match="does not exist"):
+        sarai_rt.convert(WHISPER, os.path.join(tmp, "no_such_dir", "x.sarai"))
+    # The source is never the output, for the .onnx nor its .data.
+    src = os.path.join(tmp, "src.onnx")
+    shutil.copy(WHISPER, src)
+    before = open(src, "rb").read()
+    with pytest.raises(sarai_rt.Error, match="overwrite the source"):
+        sarai_rt.convert(src, src)
+    with pytest.raises(sarai_rt.Error, match="source file"):  # a blob over the .onnx: convert_to_blob's words
+        sarai_rt.convert(src, src, to="sarai")
+    assert open(src, "rb").read() == before
+
+
 def test_result_cache_serves_a_second_identical_request():
     s = sarai_rt.InferenceSession(WHISPER, threads=1, cache_size=2)
     x = mel(100)

@@ -113,6 +113,36 @@ sarai_rt_status* sarai_rt_session_open(const char* path, const sarai_rt_options*
 
 void sarai_rt_session_close(sarai_rt_session* session) { delete session; }
 
+sarai_rt_status* sarai_rt_convert(const char* src, const char* dst, const sarai_rt_convert_options* options,
+                                  int* quantized, int* kept_fp32) {
+  if (src == nullptr) return null_argument("sarai_rt_convert", "src");
+  if (dst == nullptr) return null_argument("sarai_rt_convert", "dst");
+  if (options && options->keep_fp32 == nullptr && options->keep_fp32_count > 0)
+    return null_argument("sarai_rt_convert", "options->keep_fp32");
+  return guarded("sarai_rt_convert", [&]() -> sarai_rt_status* {
+    sarai_rt::ConvertOptions o;
+    if (options) {
+      if (options->to) o.to = options->to;
+      o.per_tensor = options->per_tensor != 0;
+      for (size_t i = 0; i < options->keep_fp32_count; ++i) {
+        if (options->keep_fp32[i] == nullptr)
+          return make_status(SARAI_RT_INVALID_ARGUMENT,
+                             "sarai_rt_convert: options->keep_fp32[" + std::to_string(i) + "] is NULL");
+        o.keep_fp32.push_back(options->keep_fp32[i]);
+      }
+      o.min_elements = options->min_elements;
+      if (options->attention) o.attention = options->attention;
+      if (options->recurrent) o.recurrent = options->recurrent;
+      if (options->onnx_weights) o.onnx_weights = options->onnx_weights;
+    }
+    auto r = sarai_rt::convert(src, dst, o);
+    if (!r) return from_error(r.error());
+    if (quantized) *quantized = r->quantized;
+    if (kept_fp32) *kept_fp32 = r->kept_fp32;
+    return nullptr;
+  });
+}
+
 sarai_rt_status* sarai_rt_session_input_count(const sarai_rt_session* session, size_t* count) {
   if (session == nullptr) return null_argument("sarai_rt_session_input_count", "session");
   if (count == nullptr) return null_argument("sarai_rt_session_input_count", "count");

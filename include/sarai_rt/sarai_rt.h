@@ -132,6 +132,26 @@ SARAI_RT_C_API void sarai_rt_outputs_free(sarai_rt_outputs* outputs); /* NULL is
 SARAI_RT_C_API sarai_rt_status* sarai_rt_session_cache_counters(const sarai_rt_session* session, uint64_t* hits,
                                                                 uint64_t* misses, uint64_t* bytes);
 
+/* Converting an ONNX model (sarai_rt::convert, sarai_rt.hpp): weights per
+ * output channel to INT8, streamed in bounded memory, into a .sarai blob or
+ * a quantized ONNX model; the output whole or not at all, the source never
+ * written. Every field may be 0 / NULL for its default. */
+typedef struct sarai_rt_convert_options {
+  const char* to;                /* "sarai" or "onnx"; NULL: "onnx" when dst ends in .onnx, else "sarai" */
+  int per_tensor;                /* nonzero: one scale per weight instead of per output channel */
+  const char* const* keep_fp32;  /* keep_fp32_count node names, weight names or globs left in FP32 */
+  size_t keep_fp32_count;
+  int64_t min_elements;          /* weights with fewer elements stay FP32 */
+  const char* attention;         /* blob: "int8" (NULL), "int8-per-tensor" or "fp32" */
+  const char* recurrent;         /* blob: "fp32" (NULL) or "int8" */
+  const char* onnx_weights;      /* ONNX output: "u8" (NULL), "s8" or "s7" */
+} sarai_rt_convert_options;
+/* options may be NULL; quantized / kept_fp32 (may be NULL) receive how many
+ * weights went to INT8 and how many stayed FP32. */
+SARAI_RT_C_API sarai_rt_status* sarai_rt_convert(const char* src, const char* dst,
+                                                 const sarai_rt_convert_options* options, int* quantized,
+                                                 int* kept_fp32);
+
 #ifdef __cplusplus
 }
 #endif

@@ -435,6 +435,36 @@ TEST(PublicApi, ConvertWritesBlobsAndQuantizedOnnx) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().category, sarai_rt::ErrorCategory::kIo);
   EXPECT_HAS(r.error().message, "missing.onnx");
+  // The C API: the same conversion, its options, its errors.
+  int quantized = -1, kept_c = -1;
+  ASSERT_EQ(sarai_rt_convert(src.c_str(), (dir + "/c.sarai").c_str(), nullptr, &quantized, &kept_c), nullptr);
+  EXPECT_EQ(quantized, blob->quantized);
+  EXPECT_EQ(kept_c, 0);
+  EXPECT_EQ(sarai::test::read_file(dir + "/c.sarai").size(), sarai::test::read_file(dir + "/w.sarai").size());
+  const char* keep_all[] = {"*"};
+  sarai_rt_convert_options co{};
+  co.keep_fp32 = keep_all;
+  co.keep_fp32_count = 1;
+  co.to = "onnx";
+  ASSERT_EQ(sarai_rt_convert(src.c_str(), (dir + "/c_kept.bin").c_str(), &co, &quantized, &kept_c), nullptr);
+  EXPECT_EQ(quantized, 0);
+  EXPECT_EQ(kept_c, blob->quantized);
+  co = {};
+  co.onnx_weights = "s4";
+  sarai_rt_status* st = sarai_rt_convert(src.c_str(), (dir + "/c.onnx").c_str(), &co, nullptr, nullptr);
+  EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_INVALID_ARGUMENT);
+  EXPECT_HAS(std::string(sarai_rt_status_message(st)), "s4");
+  sarai_rt_status_free(st);
+  co = {};
+  co.keep_fp32_count = 2;
+  st = sarai_rt_convert(src.c_str(), (dir + "/c.sarai").c_str(), &co, nullptr, nullptr);
+  EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_INVALID_ARGUMENT);
+  EXPECT_HAS(std::string(sarai_rt_status_message(st)), "sarai_rt_convert: options->keep_fp32 is NULL");
+  sarai_rt_status_free(st);
+  st = sarai_rt_convert(nullptr, "x", nullptr, nullptr, nullptr);
+  EXPECT_HAS(std::string(sarai_rt_status_message(st)), "sarai_rt_convert: src is NULL");
+  sarai_rt_status_free(st);
+
   // Never over its source.
   sarai::test::write_file(dir + "/src.onnx", sarai::test::read_file(src));
   r = sarai_rt::convert(dir + "/src.onnx", dir + "/src.onnx");

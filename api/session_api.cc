@@ -3,6 +3,9 @@
 // session's own output tensors, handed over (their storage is shared, not
 // copied).
 #include "include/sarai_rt/sarai_rt.hpp"
+
+#include <atomic>
+
 #include "kernels/kernels.h"
 #include "loader/model_file.h"
 #include "loader/onnx_loader.h"
@@ -203,6 +206,13 @@ Result<ConvertSummary> convert(const std::string& src, const std::string& dst, c
   o.min_elements = options.min_elements;
   o.attention = options.attention;
   o.recurrent = options.recurrent;
+  std::atomic<bool> stop{false};
+  if (options.progress) {
+    o.cancel = &stop;
+    o.progress = [&](uint64_t done, uint64_t total) {
+      if (!stop.load(std::memory_order_relaxed) && !options.progress(done, total)) stop = true;
+    };
+  }
   if (sum.format == "sarai") {
     auto r = sarai::quant::convert_to_blob(**model, dst, o);
     if (!r) return from_status(r.status(), ErrorCategory::kInvalidArgument);

@@ -371,6 +371,27 @@ class InferenceSession {
   SessionOptions options_;
 };
 
+// sarai_rt::convert with the GIL released; Ctrl-C (a pending signal, as
+// PyErr_CheckSignals reports it at each progress call) stops it and raises
+// KeyboardInterrupt, with nothing written.
+void convert_or_raise(const std::string& src, const std::string& dst, sarai_rt::ConvertOptions o,
+                      sarai_rt::ConvertSummary* out) {
+  bool interrupted = false;
+  o.progress = [&interrupted](uint64_t, uint64_t) {
+    py::gil_scoped_acquire gil;
+    interrupted = PyErr_CheckSignals() != 0;  // leaves the exception set for the caller
+    return !interrupted;
+  };
+  std::optional<sarai_rt::Result<sarai_rt::ConvertSummary>> r;
+  {
+    py::gil_scoped_release nogil;
+    r.emplace(sarai_rt::convert(src, dst, o));
+  }
+  if (interrupted) throw py::error_already_set();
+  if (!*r) raise(r->error());
+  *out = r->value();
+}
+
 }  // namespace
 
 PYBIND11_MODULE(sarai_rt, m) {
@@ -494,13 +515,8 @@ PYBIND11_MODULE(sarai_rt, m) {
         o.onnx_weights = onnx_weights;
         const py::object fspath = py::module_::import("os").attr("fspath");
         const std::string s = fspath(src).cast<std::string>(), d = fspath(dst).cast<std::string>();
-        std::optional<sarai_rt::Result<sarai_rt::ConvertSummary>> r;
-        {
-          py::gil_scoped_release nogil;
-          r.emplace(sarai_rt::convert(s, d, o));
-        }
-        if (!*r) raise(r->error());
-        const sarai_rt::ConvertSummary& c = r->value();
+        sarai_rt::ConvertSummary c;
+        convert_or_raise(s, d, o, &c);
         py::dict out;
         out["format"] = c.format;
         out["quantized"] = c.quantized;
@@ -557,13 +573,8 @@ PYBIND11_MODULE(sarai_rt, m) {
         // without VNNI, so it is used only when asked for), QInt8 = s8,
         // reduce_range = 7-bit s7 (exact everywhere at s8's speed).
         o.onnx_weights = reduce_range ? "s7" : weight_type == QuantType::kQInt8 ? "s8" : "u8";
-        const std::string in = fspath(model_input).cast<std::string>();
-        std::optional<sarai_rt::Result<sarai_rt::ConvertSummary>> r;
-        {
-          py::gil_scoped_release nogil;
-          r.emplace(sarai_rt::convert(in, out, o));
-        }
-        if (!*r) raise(r->error());
+        sarai_rt::ConvertSummary unused;
+        convert_or_raise(fspath(model_input).cast<std::string>(), out, o, &unused);
       },
       py::arg("model_input"), py::arg("model_output"), py::arg("op_types_to_quantize") = py::none(),
       py::arg("per_channel") = py::none(), py::arg("reduce_range") = false, py::arg("weight_type") = py::none(),

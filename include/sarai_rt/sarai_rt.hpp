@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -185,6 +186,11 @@ struct ConvertOptions {
   std::string attention = "int8";      // blob: "int8", "int8-per-tensor" or "fp32" (fused attention blocks)
   std::string recurrent = "fp32";      // blob: "fp32" or "int8" (LSTM / GRU / RNN gate GEMMs)
   std::string onnx_weights = "u8";     // to "onnx": "u8", "s8" or "s7" (see `sarai-rt convert --help`)
+  // Called on the converting thread after each tensor and within big ones
+  // (about every 8 MB) with the bytes done and in all; returning false
+  // stops the conversion: nothing is written and convert() fails with
+  // kInvalidArgument, "interrupted".
+  std::function<bool(uint64_t done_bytes, uint64_t total_bytes)> progress;
 };
 struct ConvertSummary {
   std::string format;      // "sarai" or "onnx"

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -471,4 +472,41 @@ TEST(PublicApi, ConvertWritesBlobsAndQuantizedOnnx) {
   ASSERT_FALSE(r.ok());
   EXPECT_HAS(r.error().message, "overwrite the source");
   EXPECT_EQ(sarai::test::read_file(dir + "/src.onnx"), sarai::test::read_file(src));
+}
+
+// ConvertOptions::progress: called with growing byte counts; returning
+// false stops the conversion with nothing written.
+TEST(PublicApi, ConvertProgressCanStopIt) {
+  const std::string dir = sarai::test::temp_dir("api_convert_stop");
+  const std::string src = fixture("whisper_tiny_encoder.onnx");
+  for (const std::string& out : {dir + "/w.sarai", dir + "/w.onnx"}) {
+    SCOPED_TRACE(out);
+    std::vector<std::pair<uint64_t, uint64_t>> calls;
+    sarai_rt::ConvertOptions o;
+    o.progress = [&](uint64_t done, uint64_t total) {
+      calls.emplace_back(done, total);
+      return true;
+    };
+    auto r = sarai_rt::convert(src, out, o);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    ASSERT_GE(calls.size(), 2u);
+    for (size_t i = 0; i < calls.size(); ++i) {
+      EXPECT_LE(calls[i].first, calls[i].second);
+      if (i > 0) {
+        EXPECT_GE(calls[i].first, calls[i - 1].first);
+      }
+    }
+    std::filesystem::remove(out);
+    std::filesystem::remove(out + ".data");  // the ONNX export's weights
+    int seen = 0;
+    o.progress = [&](uint64_t, uint64_t) { return ++seen < 2; };
+    r = sarai_rt::convert(src, out, o);
+    ASSERT_FALSE(r.ok());
+    EXPECT_HAS(r.error().message, "interrupted");
+    EXPECT_EQ(seen, 2);  // not called again once it said stop
+    EXPECT_FALSE(std::filesystem::exists(out));
+    EXPECT_FALSE(std::filesystem::exists(out + ".data"));
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  }
 }

@@ -395,6 +395,50 @@ def test_convert_and_quantize_dynamic(tmp):
     assert open(src, "rb").read() == before
 
 
+def test_ctrl_c_stops_a_conversion_and_writes_nothing(tmp):
+    """A SIGINT during sarai_rt.convert (GIL released) raises KeyboardInterrupt
+    at the converter's next progress call, with no output left behind."""
+    import signal
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4096])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4096])], [w])
+    src = os.path.join(tmp, "big64mb.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
+    out = os.path.join(tmp, "big64mb.sarai")
+    hits = []
+
+    def once(signum, frame):  # later signals (none expected) are only counted
+        hits.append(signum)
+        if len(hits) == 1:
+            raise KeyboardInterrupt
+
+    started = threading.Event()
+
+    def interrupt():
+        started.wait()
+        time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, once)
+    try:
+        t = threading.Thread(target=interrupt)
+        t.start()
+        with pytest.raises(KeyboardInterrupt):
+            started.set()
+            sarai_rt.convert(src, out)  # 64 MB: hundreds of ms, the signal lands inside
+        t.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert hits == [signal.SIGINT]
+    assert not os.path.exists(out)
+    assert not [f for f in os.listdir(tmp) if ".tmp-" in f]
+    # And without the interruption it converts.
+    assert sarai_rt.convert(src, out)["quantized"] == 1
+
+
 def test_result_cache_serves_a_second_identical_request():
     s = sarai_rt.InferenceSession(WHISPER, threads=1, cache_size=2)
     x = mel(100)

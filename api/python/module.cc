@@ -180,13 +180,21 @@ class InferenceSession {
     o.cache_size = cache_size;
     // ONNX Runtime's arguments, so existing calls keep working: the CPU
     // provider is the only one, and SessionOptions.intra_op_num_threads
-    // gives the thread count when `threads` does not.
+    // gives the thread count when `threads` does not. Another provider's
+    // name is dropped with a warning, as ONNX Runtime drops the providers
+    // its build lacks (an application that lists CUDA first still runs);
+    // what is not a provider name at all is an error.
     if (!providers.is_none()) {
       for (py::handle p : providers) {
         py::object name = py::isinstance<py::tuple>(p) ? py::reinterpret_borrow<py::tuple>(p)[0] : py::reinterpret_borrow<py::object>(p);
-        if (!py::isinstance<py::str>(name) || name.cast<std::string>() != "CPUExecutionProvider")
+        if (!py::isinstance<py::str>(name))
           raise(sarai_rt::ErrorCategory::kInvalidArgument,
-                path + ": provider " + py::repr(name).cast<std::string>() + " is not available (sarai-rt has only 'CPUExecutionProvider')");
+                path + ": provider " + py::repr(name).cast<std::string>() + " is not a provider name");
+        if (name.cast<std::string>() != "CPUExecutionProvider")
+          py::module_::import("warnings").attr("warn")(
+              "sarai_rt: " + path + ": provider '" + name.cast<std::string>() +
+                  "' is not available (sarai-rt has only 'CPUExecutionProvider'); it runs on the CPU",
+              py::module_::import("builtins").attr("RuntimeWarning"));
       }
     }
     if (!providers.is_none() && !provider_options.is_none() && py::len(provider_options) != py::len(providers))
@@ -610,7 +618,8 @@ PYBIND11_MODULE(sarai_rt, m) {
            py::arg("provider_options") = py::none(), py::kw_only(), py::arg("threads") = py::none(),
            py::arg("max_memory_mb") = py::none(), py::arg("cache_size") = 0, py::arg("disabled_optimizers") = py::none(),
            "As ONNX Runtime's: path_or_bytes (a path; bytes are refused), sess_options (SessionOptions: "
-           "intra_op_num_threads), providers (only 'CPUExecutionProvider'), provider_options (one dict per "
+           "intra_op_num_threads), providers (only 'CPUExecutionProvider'; others are dropped with a RuntimeWarning, "
+           "as ONNX Runtime drops those its build lacks), provider_options (one dict per "
            "provider, no effect). sarai-rt's own, by keyword: threads (overrides intra_op_num_threads; default "
            "one per physical core), max_memory_mb (a budget for the whole process; weights stream when needed), "
            "cache_size (result-cache entries; 0: off).")

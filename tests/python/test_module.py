@@ -217,8 +217,14 @@ def test_options_budget_and_providers():
     with pytest.raises(sarai_rt.OutOfMemoryBudget, match="too small"):
         s = sarai_rt.InferenceSession(WHISPER, max_memory_mb=1)
         s.run(None, {"mel": mel(3000)})
-    with pytest.raises(sarai_rt.InvalidArgument, match="CUDAExecutionProvider"):
-        sarai_rt.InferenceSession(WHISPER, providers=["CUDAExecutionProvider"])
+    # Providers this build lacks are dropped with a warning, as in ONNX
+    # Runtime: an application listing CUDA first still runs, on the CPU.
+    with pytest.warns(RuntimeWarning, match="'CUDAExecutionProvider' is not available"):
+        s = sarai_rt.InferenceSession(WHISPER, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert s.get_providers() == ["CPUExecutionProvider"]
+    assert len(s.run(None, {"mel": mel(30)})) == 1
+    with pytest.raises(sarai_rt.InvalidArgument, match="3 is not a provider name"):
+        sarai_rt.InferenceSession(WHISPER, providers=[3])
     with pytest.raises(sarai_rt.InvalidArgument, match="threads"):
         sarai_rt.InferenceSession(WHISPER, threads=-1)
 

@@ -214,6 +214,9 @@ class InferenceSession {
     } else if (!sess_options.is_none() && py::hasattr(sess_options, "intra_op_num_threads")) {
       // Another object that looks like ONNX Runtime's (e.g. onnxruntime's own).
       options_.intra_op_num_threads = sess_options.attr("intra_op_num_threads").cast<int>();
+    } else if (!sess_options.is_none()) {
+      throw py::type_error(path + ": sess_options must be a sarai_rt.SessionOptions, got " +
+                           py::repr(sess_options).cast<std::string>());
     }
     if (!threads) o.threads = options_.intra_op_num_threads;
     std::optional<sarai_rt::Result<sarai_rt::Session>> opened;

@@ -303,6 +303,8 @@ def test_onnxruntime_options_sarai_rt_cannot_honour_are_refused():
         sarai_rt.InferenceSession(WHISPER, so)
     with pytest.raises(sarai_rt.InvalidArgument, match="no config entry 'missing'"):
         so.get_session_config_entry("missing")
+    with pytest.raises(TypeError, match="sess_options must be a sarai_rt.SessionOptions, got 2"):
+        sarai_rt.InferenceSession(WHISPER, 2)  # sarai-rt's old positional threads
     with pytest.raises(ValueError, match="provider_options has 2 entries for 1 providers"):
         sarai_rt.InferenceSession(WHISPER, providers=["CPUExecutionProvider"], provider_options=[{}, {}])
     s = sarai_rt.InferenceSession(WHISPER, threads=1)

@@ -213,24 +213,18 @@ Result<ConvertSummary> convert(const std::string& src, const std::string& dst, c
       if (!stop.load(std::memory_order_relaxed) && !options.progress(done, total)) stop = true;
     };
   }
-  if (sum.format == "sarai") {
-    auto r = sarai::quant::convert_to_blob(**model, dst, o);
+  // Both converters' summaries have these fields.
+  auto summarize = [&](const auto& r) -> Result<ConvertSummary> {
     if (!r) return from_status(r.status(), ErrorCategory::kInvalidArgument);
     sum.quantized = r->quantized;
     sum.kept_fp32 = r->kept_fp32;
     sum.bytes_in = r->bytes_in;
     sum.bytes_out = r->bytes_out;
     sum.seconds = r->seconds;
-  } else {
-    auto r = sarai::quant::export_quantized_onnx(**model, dst, o, onnx);
-    if (!r) return from_status(r.status(), ErrorCategory::kInvalidArgument);
-    sum.quantized = r->quantized;
-    sum.kept_fp32 = r->kept_fp32;
-    sum.bytes_in = r->bytes_in;
-    sum.bytes_out = r->bytes_out;
-    sum.seconds = r->seconds;
-  }
-  return sum;
+    return sum;
+  };
+  if (sum.format == "sarai") return summarize(sarai::quant::convert_to_blob(**model, dst, o));
+  return summarize(sarai::quant::export_quantized_onnx(**model, dst, o, onnx));
 }
 
 }  // namespace sarai_rt

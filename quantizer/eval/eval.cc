@@ -332,6 +332,7 @@ Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Mo
       if (v != kNoValue && !tg.values[static_cast<size_t>(v)].is_initializer)
         needs.insert(tg.values[static_cast<size_t>(v)].name);
     for (const std::string& name : needs) needed_by_[name].push_back(i);
+    needs_.emplace_back(needs.begin(), needs.end());
   }
   SessionOptions o;
   o.num_threads = threads;
@@ -379,14 +380,9 @@ void PerLayer::on_ref_value(const std::string& name) {
   auto it = needed_by_.find(name);
   if (it == needed_by_.end()) return;
   for (size_t i : it->second) {
-    if (done_[i] || !ref_values_.count(layers_[i].output)) continue;
-    bool ready = true;
-    for (int v : nodes_[i]->inputs) {
-      if (v == kNoValue) continue;
-      const Value& val = test_model_->graph.values[static_cast<size_t>(v)];
-      if (!val.is_initializer && !ref_values_.count(val.name)) ready = false;
-    }
-    if (!ready) continue;
+    if (done_[i] || !std::all_of(needs_[i].begin(), needs_[i].end(),
+                                 [&](const std::string& v) { return ref_values_.count(v) > 0; }))
+      continue;
     if (Status st = measure(i); !st) {
       failed_ = st;
       return;
@@ -423,11 +419,7 @@ Status PerLayer::measure(size_t i) {
         if (!pages.empty()) ::madvise(const_cast<uint8_t*>(pages.data()), pages.size(), MADV_DONTNEED);
       }
   // Drop what no pending layer needs any more.
-  std::set<std::string> used = {l.output};
-  for (int v : n.inputs)
-    if (v != kNoValue && !tg.values[static_cast<size_t>(v)].is_initializer)
-      used.insert(tg.values[static_cast<size_t>(v)].name);
-  for (const std::string& name : used)
+  for (const std::string& name : needs_[i])
     if (--uses_left_.at(name) == 0) {
       auto it = ref_values_.find(name);
       if (captured_.erase(name)) held_bytes_ -= it->second.nbytes();
@@ -456,12 +448,8 @@ Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
   // A layer whose output the reference produced but not every input.
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (done_[i] || !ref_values_.count(layers_[i].output)) continue;
-    for (int v : nodes_[i]->inputs) {
-      if (v == kNoValue) continue;
-      const Value& val = test_model_->graph.values[static_cast<size_t>(v)];
-      if (!val.is_initializer && !ref_values_.count(val.name))
-        return Status::error(nodes_[i]->describe() + ": the reference has no value '" + val.name + "'");
-    }
+    for (const std::string& v : needs_[i])
+      if (!ref_values_.count(v)) return Status::error(nodes_[i]->describe() + ": the reference has no value '" + v + "'");
   }
   ref_values_.clear();
   test_values_.clear();

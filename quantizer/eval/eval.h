@@ -157,6 +157,7 @@ class PerLayer {
   // Per reference value a layer needs (its non-constant inputs, its
   // output): the layers that need it.
   std::map<std::string, std::vector<size_t>> needed_by_;
+  std::vector<std::vector<std::string>> needs_;  // per layer: those values
   // add()'s state: values at hand, how many pending layers still need each,
   // which layers are done, the first error met inside the observer.
   std::map<std::string, Tensor> ref_values_, test_values_;

@@ -617,17 +617,7 @@ Status parse(const uint8_t* d, uint64_t size, const std::string& file, const std
   for (const auto& [k, v] : m.metadata)
     if (k == "converter") m.producer_name = v;  // "sarai-rt 0.1.0"
   m.producer_version = "(blob format " + std::to_string(out->info.header.format_version) + ")";
-  // The source model's description (quantizer/convert.cc writes it).
-  const std::string props = blob::kSourcePropsPrefix;
-  for (const auto& [k, v] : m.metadata) {
-    ModelDescription& d = m.description;
-    if (k == "source.producer_name") d.producer_name = v;
-    else if (k == "source.domain") d.domain = v;
-    else if (k == "source.doc_string") d.doc_string = v;
-    else if (k == "source.graph_doc_string") d.graph_doc_string = v;
-    else if (k == "source.model_version") d.model_version = std::strtoll(v.c_str(), nullptr, 10);
-    else if (k.rfind(props, 0) == 0) d.props.emplace_back(k.substr(props.size()), v);
-  }
+  m.description = description_from_metadata(m.metadata);
   m.opset_imports[""] = m.graph.opset;
   for (const Node& n : m.graph.nodes)
     if (!n.domain.empty()) m.opset_imports.emplace(n.domain, 1);
@@ -747,7 +737,38 @@ Expected<std::shared_ptr<Model>> load_impl(const uint8_t* d, uint64_t size, std:
   return p.model;
 }
 
+// The description's string fields and their META keys (the version and
+// the props have their own form).
+constexpr std::pair<const char*, std::string ModelDescription::*> kDescriptionKeys[] = {
+    {"source.producer_name", &ModelDescription::producer_name},
+    {"source.domain", &ModelDescription::domain},
+    {"source.doc_string", &ModelDescription::doc_string},
+    {"source.graph_doc_string", &ModelDescription::graph_doc_string},
+};
+constexpr char kModelVersionKey[] = "source.model_version";
+
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> description_metadata(const ModelDescription& d) {
+  std::vector<std::pair<std::string, std::string>> meta;
+  for (const auto& [key, field] : kDescriptionKeys)
+    if (!(d.*field).empty()) meta.emplace_back(key, d.*field);
+  if (d.model_version != 0) meta.emplace_back(kModelVersionKey, std::to_string(d.model_version));
+  for (const auto& [k, v] : d.props) meta.emplace_back(blob::kSourcePropsPrefix + k, v);
+  return meta;
+}
+
+ModelDescription description_from_metadata(const std::vector<std::pair<std::string, std::string>>& meta) {
+  ModelDescription d;
+  const std::string props = blob::kSourcePropsPrefix;
+  for (const auto& [k, v] : meta) {
+    if (k == kModelVersionKey) d.model_version = std::strtoll(v.c_str(), nullptr, 10);
+    else if (k.rfind(props, 0) == 0) d.props.emplace_back(k.substr(props.size()), v);
+    for (const auto& [key, field] : kDescriptionKeys)
+      if (k == key) d.*field = v;
+  }
+  return d;
+}
 
 bool starts_like_blob(const uint8_t* data, uint64_t size) {
   return size >= sizeof blob::kMagic && std::memcmp(data, blob::kMagic, sizeof blob::kMagic) == 0;

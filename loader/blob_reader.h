@@ -35,6 +35,13 @@ struct BlobInfo {
   std::vector<BlobTensorInfo> tensors;
 };
 
+// A source model's description as blob META entries ("source.producer_name",
+// "source.domain", "source.doc_string", "source.graph_doc_string",
+// "source.model_version", "source.props.KEY"; empty fields left out), as
+// convert writes them, and back, as load_blob restores Model::description.
+std::vector<std::pair<std::string, std::string>> description_metadata(const ModelDescription& d);
+ModelDescription description_from_metadata(const std::vector<std::pair<std::string, std::string>>& meta);
+
 // True when the file's first 8 bytes are the blob magic.
 bool looks_like_blob(const std::string& path);
 // The same for bytes already in memory.

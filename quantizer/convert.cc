@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/int8_layout.h"
 #include "loader/blob_format.h"
+#include "loader/blob_reader.h"
 #include "quantizer/blob_writer.h"
 #include "quantizer/quantize.h"
 #include "quantizer/quantize_weight.h"
@@ -761,14 +762,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   meta.emplace_back("source.bytes", std::to_string(source_bytes));
   // The source's description, so the blob answers for the model it stands
   // in for (ONNX Runtime's ModelMetadata: loader/blob_reader.cc reads it back).
-  const ModelDescription& desc = model.description;
-  for (const auto& [k, v] : {std::pair<const char*, const std::string*>{"source.producer_name", &desc.producer_name},
-                             {"source.domain", &desc.domain},
-                             {"source.doc_string", &desc.doc_string},
-                             {"source.graph_doc_string", &desc.graph_doc_string}})
-    if (!v->empty()) meta.emplace_back(k, *v);
-  if (desc.model_version != 0) meta.emplace_back("source.model_version", std::to_string(desc.model_version));
-  for (const auto& [k, v] : desc.props) meta.emplace_back(blob::kSourcePropsPrefix + k, v);
+  for (auto& kv : description_metadata(model.description)) meta.push_back(std::move(kv));
   meta.emplace_back("converter", kConverterVersion);
   meta.emplace_back("options", opt.command_line.empty() ? canonical_options(opt) : opt.command_line);
   meta.emplace_back("weight_layout", "n16k4 v" + std::to_string(int8::kWeightLayoutVersion));

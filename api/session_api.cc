@@ -203,6 +203,7 @@ Result<ConvertSummary> convert(const std::string& src, const std::string& dst, c
   sarai::quant::ConvertOptions o;
   o.per_tensor = options.per_tensor;
   o.keep_fp32 = options.keep_fp32;
+  for (const std::string& n : options.keep_fp32_names) o.keep_fp32.push_back(sarai::quant::glob_escape(n));
   o.min_elements = options.min_elements;
   o.attention = options.attention;
   o.recurrent = options.recurrent;

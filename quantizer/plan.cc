@@ -88,6 +88,15 @@ std::string structural_check(const Graph& g, const Node& n, WeightRole role, int
 
 }  // namespace
 
+std::string glob_escape(const std::string& name) {
+  std::string r;
+  for (char c : name) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') r += '\\';
+    r += c;
+  }
+  return r;
+}
+
 const char* role_name(WeightRole r) {
   switch (r) {
     case WeightRole::kMatMul: return "MatMul";

@@ -18,6 +18,10 @@
 
 namespace sarai::quant {
 
+// A node or weight name as a keep_fp32 pattern that matches only itself
+// (fnmatch's special characters escaped).
+std::string glob_escape(const std::string& name);
+
 struct QuantOptions {
   bool per_tensor = false;              // one scale per weight instead of per output channel
   std::vector<std::string> keep_fp32;   // fnmatch globs on node names or weight names

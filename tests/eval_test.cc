@@ -741,8 +741,8 @@ TEST(EvalAccuracyCheck, CalibrationReferenceOutputsAreComputedOnce) {
 }
 
 TEST(EvalConvert, GlobEscapeMatchesOnlyTheName) {
-  EXPECT_EQ(eval::glob_escape("plain/name.0"), "plain/name.0");
-  EXPECT_EQ(eval::glob_escape("a*b?[c]\\d"), "a\\*b\\?\\[c\\]\\\\d");
+  EXPECT_EQ(quant::glob_escape("plain/name.0"), "plain/name.0");
+  EXPECT_EQ(quant::glob_escape("a*b?[c]\\d"), "a\\*b\\?\\[c\\]\\\\d");
 }
 
 }  // namespace

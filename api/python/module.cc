@@ -570,15 +570,7 @@ PYBIND11_MODULE(sarai_rt, m) {
         // Unset per_channel: per output channel (sarai-rt's default, and the
         // more accurate); per_channel=False asks for ONNX Runtime's default.
         o.per_tensor = per_channel.has_value() && !*per_channel;
-        // Node names as they are (a --keep-fp32 glob that matches only itself).
-        for (const std::string& n : nodes_to_exclude.value_or(std::vector<std::string>{})) {
-          std::string g;
-          for (char c : n) {
-            if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') g += '\\';
-            g += c;
-          }
-          o.keep_fp32.push_back(g);
-        }
+        o.keep_fp32_names = nodes_to_exclude.value_or(std::vector<std::string>{});
         // The ONNX export's weight encoding: unset or QUInt8 = u8 (exact on
         // every CPU; ONNX Runtime's own default QInt8 is wrong on x86 CPUs
         // without VNNI, so it is used only when asked for), QInt8 = s8,

@@ -182,6 +182,7 @@ struct ConvertOptions {
   std::string to;                      // "sarai" or "onnx"; empty: "onnx" when dst ends in .onnx, else "sarai"
   bool per_tensor = false;             // one scale per weight instead of per output channel
   std::vector<std::string> keep_fp32;  // weights left in FP32: node names, weight names or globs
+  std::vector<std::string> keep_fp32_names;  // the same by exact name (no glob characters read)
   int64_t min_elements = 0;            // weights with fewer elements stay FP32
   std::string attention = "int8";      // blob: "int8", "int8-per-tensor" or "fp32" (fused attention blocks)
   std::string recurrent = "fp32";      // blob: "fp32" or "int8" (LSTM / GRU / RNN gate GEMMs)

@@ -64,15 +64,6 @@ Status measure_static_ranges(const Calibration& c, const quant::RangeOptions& ro
   return Status::ok();
 }
 
-std::string glob_escape(const std::string& name) {
-  std::string r;
-  for (char c : name) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') r += '\\';
-    r += c;
-  }
-  return r;
-}
-
 Expected<AutoKeepFp32> choose_fp32_layers(Calibration& cal, double target_cosine, const std::string& trial_path,
                                           quant::ConvertOptions* opt) {
   const KernelTable& kernels = cal.kernels;
@@ -89,7 +80,7 @@ Expected<AutoKeepFp32> choose_fp32_layers(Calibration& cal, double target_cosine
     if (!source) return source.status();
     quant::ConvertOptions o = *opt;
     o.progress = nullptr;
-    for (const std::string& k : keep) o.keep_fp32.push_back(glob_escape(k));
+    for (const std::string& k : keep) o.keep_fp32.push_back(quant::glob_escape(k));
     auto r = quant::convert_to_blob(**source, trial_path, o);
     if (!r) return r.status();
     auto blob = load_blob(trial_path);
@@ -140,7 +131,7 @@ Expected<AutoKeepFp32> choose_fp32_layers(Calibration& cal, double target_cosine
   std::string kept;
   for (const std::string& k : r.kept) kept += (kept.empty() ? "" : ",") + k;
   char buf[64];
-  for (const std::string& k : r.kept) opt->keep_fp32.push_back(glob_escape(k));
+  for (const std::string& k : r.kept) opt->keep_fp32.push_back(quant::glob_escape(k));
   std::snprintf(buf, sizeof buf, "%.6f", r.plain_cosine);
   opt->extra_metadata.emplace_back("auto_keep_fp32.plain_int8_cosine", buf);
   std::snprintf(buf, sizeof buf, "%.6f", r.cosine);

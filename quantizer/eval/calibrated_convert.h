@@ -48,9 +48,6 @@ Status open_calibration(const std::string& model_path, const std::string& calibr
 // opt->extra_metadata ("static.*").
 Status measure_static_ranges(const Calibration& c, const quant::RangeOptions& ro, quant::ConvertOptions* opt);
 
-// A node name as a --keep-fp32 pattern that matches only itself.
-std::string glob_escape(const std::string& name);
-
 // --auto-keep-fp32: measures plain INT8 on the calibration sets; if it
 // misses `target_cosine`, ranks the quantized nodes by their single-layer
 // sensitivity (end to end, the node alone in INT8) and finds the fewest of

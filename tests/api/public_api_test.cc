@@ -415,6 +415,12 @@ TEST(PublicApi, ConvertWritesBlobsAndQuantizedOnnx) {
   ASSERT_TRUE(kept.ok()) << kept.error().message;
   EXPECT_EQ(kept->quantized, 0);
   EXPECT_EQ(kept->kept_fp32, blob->quantized);
+  // By exact name a "*" is only a name: no node or weight is called that.
+  sarai_rt::ConvertOptions named;
+  named.keep_fp32_names = {"*"};
+  auto none_kept = sarai_rt::convert(src, dir + "/named.sarai", named);
+  ASSERT_TRUE(none_kept.ok()) << none_kept.error().message;
+  EXPECT_EQ(none_kept->kept_fp32, 0);
 
   auto q = sarai_rt::convert(src, dir + "/q.onnx");
   ASSERT_TRUE(q.ok()) << q.error().message;

@@ -220,7 +220,7 @@ void warn_low_cosine(const ConvertArgs& a, double cosine, std::shared_ptr<const 
     std::printf("  try: --auto-keep-fp32 --calibration DIR (realistic input sets; keeps the fewest layers in FP32 that "
                 "reach --target-cosine)%s%s; `sarai-rt compare --per-layer` ranks layers by their effect on the "
                 "outputs\n",
-                names.empty() ? "" : ", or --keep-fp32 ", names.empty() ? "" : eval::glob_escape(names[0]).c_str());
+                names.empty() ? "" : ", or --keep-fp32 ", names.empty() ? "" : quant::glob_escape(names[0]).c_str());
   if (generated) std::printf("  these inputs were generated: realistic inputs may give a different figure\n");
 }
 

@@ -155,6 +155,14 @@ struct SessionOptions {
   std::vector<std::string> custom_op_libraries;
 };
 
+// get_session_config_entry / get_run_config_entry: the value, or an error
+// naming the missing key.
+std::string config_entry(const std::map<std::string, std::string>& config, const char* owner, const std::string& key) {
+  auto it = config.find(key);
+  if (it == config.end()) raise(sarai_rt::ErrorCategory::kInvalidArgument, std::string(owner) + ": no config entry '" + key + "'");
+  return it->second;
+}
+
 struct RunOptions {
   int log_severity_level = 2, log_verbosity_level = 0;
   std::string logid, run_tag;
@@ -477,12 +485,7 @@ PYBIND11_MODULE(sarai_rt, m) {
       .def("add_session_config_entry",
            [](SessionOptions& o, const std::string& key, const std::string& value) { o.config[key] = value; })
       .def("get_session_config_entry",
-           [](const SessionOptions& o, const std::string& key) {
-             auto it = o.config.find(key);
-             if (it == o.config.end())
-               raise(sarai_rt::ErrorCategory::kInvalidArgument, "SessionOptions: no config entry '" + key + "'");
-             return it->second;
-           })
+           [](const SessionOptions& o, const std::string& key) { return config_entry(o.config, "SessionOptions", key); })
       .def("add_free_dimension_override_by_name",
            [](SessionOptions& o, const std::string& name, int64_t value) {
              o.config["sarai.free_dimension_override." + name] = std::to_string(value);
@@ -502,11 +505,8 @@ PYBIND11_MODULE(sarai_rt, m) {
       .def_readwrite("only_execute_path_to_fetches", &RunOptions::only_execute_path_to_fetches)
       .def("add_run_config_entry",
            [](RunOptions& o, const std::string& key, const std::string& value) { o.config[key] = value; })
-      .def("get_run_config_entry", [](const RunOptions& o, const std::string& key) {
-        auto it = o.config.find(key);
-        if (it == o.config.end()) raise(sarai_rt::ErrorCategory::kInvalidArgument, "RunOptions: no config entry '" + key + "'");
-        return it->second;
-      });
+      .def("get_run_config_entry",
+           [](const RunOptions& o, const std::string& key) { return config_entry(o.config, "RunOptions", key); });
 
   // sarai-rt convert from Python (no accuracy check), and ONNX Runtime's
   // quantize_dynamic on top of it, so an offline script changes its import

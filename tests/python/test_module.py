@@ -301,8 +301,10 @@ def test_onnxruntime_options_sarai_rt_cannot_honour_are_refused():
     so.intra_op_num_threads = -2
     with pytest.raises(sarai_rt.InvalidArgument, match="threads"):
         sarai_rt.InferenceSession(WHISPER, so)
-    with pytest.raises(sarai_rt.InvalidArgument, match="no config entry 'missing'"):
+    with pytest.raises(sarai_rt.InvalidArgument, match="SessionOptions: no config entry 'missing'"):
         so.get_session_config_entry("missing")
+    with pytest.raises(sarai_rt.InvalidArgument, match="RunOptions: no config entry 'missing'"):
+        sarai_rt.RunOptions().get_run_config_entry("missing")
     with pytest.raises(TypeError, match="sess_options must be a sarai_rt.SessionOptions, got 2"):
         sarai_rt.InferenceSession(WHISPER, 2)  # sarai-rt's old positional threads
     with pytest.raises(ValueError, match="provider_options has 2 entries for 1 providers"):

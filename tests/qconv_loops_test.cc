@@ -39,7 +39,7 @@ class QconvLoopsTest : public test::QgemmUkernelTest {
   void SetUp() override {
     test::QgemmUkernelTest::SetUp();
     if (IsSkipped()) return;
-    loops_ = kernels::platform_for(GetParam())->qconv;
+    loops_ = kernels::platform_row(GetParam()).qconv;  // uk_ passed the CPU check
     ASSERT_NE(loops_, nullptr);
   }
   const QconvLoops* loops_ = nullptr;

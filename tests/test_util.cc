@@ -18,6 +18,12 @@
 #include "kernels/cpu/vec_kernels.h"
 #include "runtime/cpu_isa.h"
 
+namespace sarai::kernels {
+// tests/CMakeLists.txt: kernels/cpu/qgemm_u8s8_4x16c4__avx2_vnni.cc built
+// with SARAI_AVX2_VNNI_VIA_EVEX.
+const QgemmUkernel& qgemm_u8s8_4x16c4__avx2_vnni_evex();
+}  // namespace sarai::kernels
+
 namespace sarai::test {
 
 double cosine(const Tensor& a, const Tensor& b) {
@@ -52,6 +58,12 @@ const kernels::VecKernels* vec_table(const std::string& name) {
   const std::optional<Isa> isa = parse_isa(name);
   const kernels::Platform* p = isa ? kernels::platform_for(*isa) : nullptr;
   return p ? p->vec : nullptr;
+}
+
+const kernels::QgemmUkernel* ukernel_under_test(Isa isa) {
+  if (const kernels::QgemmUkernel* uk = kernels::qgemm_ukernel(isa)) return uk;
+  if (isa == Isa::kAvx2Vnni && isa_supported(Isa::kAvx512Vnni)) return &kernels::qgemm_u8s8_4x16c4__avx2_vnni_evex();
+  return nullptr;
 }
 
 std::string numbered(const char* prefix, size_t i) {

@@ -73,13 +73,20 @@ Tensor make_tensor(Shape shape, const std::vector<T>& values) {
 // inlined, so the tests name numbered things through this.
 std::string numbered(const char* prefix, size_t i);
 
+// The micro-kernel the tests run for a level: qgemm_ukernel(isa), or, for
+// avx2_vnni on a CPU with AVX-512 VNNI but no AVX-VNNI (Zen 4, Ice Lake to
+// Sapphire Rapids), the avx2_vnni kernel's code built with vpdpbusd's EVEX
+// encoding (the same operation; qgemm_u8s8_4x16c4__avx2_vnni.cc), so that
+// code is tested there too. nullptr when neither can run here.
+const kernels::QgemmUkernel* ukernel_under_test(Isa isa);
+
 // Tests over each QGEMM micro-kernel (kernels/cpu/qgemm.h), the ISA level as
-// the parameter: uk_ is that level's micro-kernel; the test is skipped where
-// the CPU/OS lacks it.
+// the parameter: uk_ is ukernel_under_test(level); the test is skipped where
+// the CPU/OS can run neither.
 class QgemmUkernelTest : public ::testing::TestWithParam<Isa> {
  protected:
   void SetUp() override {
-    uk_ = kernels::qgemm_ukernel(GetParam());
+    uk_ = ukernel_under_test(GetParam());
     if (uk_ == nullptr) GTEST_SKIP() << "no " << isa_name(GetParam()) << " on this CPU/OS";
     ASSERT_EQ(uk_->isa, GetParam());
   }

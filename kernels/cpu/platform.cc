@@ -46,6 +46,8 @@ const Platform* platform_for(Isa isa) {
   return &rows().r[static_cast<int>(isa)];
 }
 
+const Platform& platform_row(Isa isa) { return rows().r[static_cast<int>(isa)]; }
+
 const Platform& platform() {
   static const Platform& p = *platform_for(max_isa());  // max_isa() is supported
   return p;

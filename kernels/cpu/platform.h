@@ -43,6 +43,11 @@ struct Platform {
 // (ignores SARAI_MAX_ISA: tests and benchmarks run every level there is).
 const Platform* platform_for(Isa isa);
 
+// The table of one level whether or not this CPU has it: for callers that
+// already hold code of that level (a micro-kernel from platform_for or
+// qgemm_ukernel passed the check), to find the rest of its row.
+const Platform& platform_row(Isa isa);
+
 // The table of max_isa(), decided on first call.
 const Platform& platform();
 

@@ -24,8 +24,9 @@ void RowSink::operator()(const qref::ConvProblem& p, int64_t b, int64_t m, const
 namespace {
 
 // The loops of the micro-kernel's level (the caller's uk passed the CPU
-// check: qgemm_ukernel or the platform table).
-const QconvLoops& loops_for(const QgemmUkernel& uk) { return *platform_for(uk.isa)->qconv; }
+// check: qgemm_ukernel or the platform table; or it is the tests' EVEX build
+// of the avx2_vnni kernel, whose row's loops are avx2's).
+const QconvLoops& loops_for(const QgemmUkernel& uk) { return *platform_row(uk.isa).qconv; }
 
 }  // namespace
 }  // namespace qconv_detail

@@ -10,9 +10,25 @@
 // Σ_{t<4} a[m][4g+t] * w[4g+t][c]: u8 × s8 products summed in int32 without
 // intermediate saturation, so exact, like the AVX-512 VNNI kernel.
 //
+// Tested on CPUs without AVX-VNNI too: tests/CMakeLists.txt compiles this
+// file a second time with SARAI_AVX2_VNNI_VIA_EVEX, which swaps the VEX
+// instruction for vpdpbusd's EVEX encoding on ymm (AVX-512 VNNI + VL; the
+// same operation on the same registers) and names the table
+// qgemm_u8s8_4x16c4__avx2_vnni_evex, so an AVX-512 VNNI machine runs every
+// avx2_vnni micro-kernel test on this code (tests/test_util.h).
 #include <cassert>
 
 #include "kernels/cpu/qgemm_4x16c4_avx2_common.h"
+
+#ifdef SARAI_AVX2_VNNI_VIA_EVEX
+#undef SARAI_AVX2_VNNI
+#define SARAI_AVX2_VNNI __attribute__((target("avx512vnni,avx512vl,avx2,fma")))
+#define SARAI_DPBUSD_YMM _mm256_dpbusd_epi32
+#define SARAI_AVX2_VNNI_TABLE qgemm_u8s8_4x16c4__avx2_vnni_evex
+#else
+#define SARAI_DPBUSD_YMM _mm256_dpbusd_avx_epi32
+#define SARAI_AVX2_VNNI_TABLE qgemm_u8s8_4x16c4__avx2_vnni
+#endif
 
 namespace sarai::kernels {
 namespace avx2_4x16c4 {
@@ -25,8 +41,8 @@ SARAI_AVX2_VNNI inline void group_avx2_vnni(__m256i (&acc)[MR][2], const int32_t
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) {
     const __m256i xv = _mm256_set1_epi32(x[i]);
-    acc[i][0] = _mm256_dpbusd_avx_epi32(acc[i][0], xv, b0);
-    acc[i][1] = _mm256_dpbusd_avx_epi32(acc[i][1], xv, b1);
+    acc[i][0] = SARAI_DPBUSD_YMM(acc[i][0], xv, b0);
+    acc[i][1] = SARAI_DPBUSD_YMM(acc[i][1], xv, b1);
   }
 }
 
@@ -69,6 +85,6 @@ const QgemmUkernel kTable = {Isa::kAvx2Vnni, avx2_4x16c4::kMR, 1, avx2_4x16c4::t
                              avx2_4x16c4::epilogue_row};
 }  // namespace
 
-const QgemmUkernel& qgemm_u8s8_4x16c4__avx2_vnni() { return kTable; }
+const QgemmUkernel& SARAI_AVX2_VNNI_TABLE() { return kTable; }
 
 }  // namespace sarai::kernels

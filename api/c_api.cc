@@ -93,18 +93,39 @@ const char* sarai_rt_dtype_name(sarai_rt_dtype dtype) {
 
 size_t sarai_rt_dtype_size(sarai_rt_dtype dtype) { return sarai_rt::dtype_size(static_cast<sarai_rt::DType>(dtype)); }
 
+namespace {
+
+sarai_rt::Options options_of(const sarai_rt_options* options) {
+  sarai_rt::Options o;
+  if (options) {
+    o.threads = options->threads;
+    o.max_memory_mb = options->max_memory_mb;
+    o.cache_size = options->cache_size;
+  }
+  return o;
+}
+
+}  // namespace
+
 sarai_rt_status* sarai_rt_session_open(const char* path, const sarai_rt_options* options, sarai_rt_session** out) {
   if (path == nullptr) return null_argument("sarai_rt_session_open", "path");
   if (out == nullptr) return null_argument("sarai_rt_session_open", "out");
   *out = nullptr;
   return guarded("sarai_rt_session_open", [&]() -> sarai_rt_status* {
-    sarai_rt::Options o;
-    if (options) {
-      o.threads = options->threads;
-      o.max_memory_mb = options->max_memory_mb;
-      o.cache_size = options->cache_size;
-    }
-    auto session = sarai_rt::Session::open(path, o);
+    auto session = sarai_rt::Session::open(path, options_of(options));
+    if (!session) return from_error(session.error());
+    *out = new sarai_rt_session{std::move(*session)};
+    return nullptr;
+  });
+}
+
+sarai_rt_status* sarai_rt_session_open_memory(const void* data, size_t size, const sarai_rt_options* options,
+                                              sarai_rt_session** out) {
+  if (data == nullptr && size > 0) return null_argument("sarai_rt_session_open_memory", "data");
+  if (out == nullptr) return null_argument("sarai_rt_session_open_memory", "out");
+  *out = nullptr;
+  return guarded("sarai_rt_session_open_memory", [&]() -> sarai_rt_status* {
+    auto session = sarai_rt::Session::open_memory(data, size, options_of(options));
     if (!session) return from_error(session.error());
     *out = new sarai_rt_session{std::move(*session)};
     return nullptr;

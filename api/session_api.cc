@@ -92,6 +92,9 @@ struct Session::Impl {
   std::unique_ptr<sarai::Session> session;
   std::vector<TensorInfo> inputs, outputs;
   ModelMetadata metadata;
+
+  // The session on a loaded model: open's and open_memory's common part.
+  static Result<Session> create(const std::shared_ptr<sarai::Model>& model, const Options& options);
 };
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -99,31 +102,53 @@ Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 Session::~Session() = default;
 
-Result<Session> Session::open(const std::string& path, const Options& options) {
+namespace {
+
+std::optional<Error> check_options(const std::string& path, const Options& options) {
   if (options.threads < 0 || options.cache_size < 0)
     return make_error(ErrorCategory::kInvalidArgument, path + ": threads and cache_size must be >= 0");
   if (options.max_memory_mb > (uint64_t{1} << 40))
     return make_error(ErrorCategory::kInvalidArgument, path + ": max_memory_mb is larger than 2^40");
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<Session> Session::open(const std::string& path, const Options& options) {
+  if (auto bad = check_options(path, options)) return *bad;
   // A missing or unreadable file is an I/O error, never a broken model.
   auto model = sarai::open_model_file(path);
   if (!model) return from_status(model.status(), ErrorCategory::kInvalidModel);
+  return Impl::create(*model, options);
+}
+
+Result<Session> Session::open_memory(const void* data, size_t size, const Options& options, const std::string& name) {
+  if (auto bad = check_options(name, options)) return *bad;
+  if (data == nullptr && size > 0) return make_error(ErrorCategory::kInvalidArgument, name + ": no data for " + std::to_string(size) + " bytes");
+  if (size == 0) return make_error(ErrorCategory::kInvalidModel, name + ": the model is empty (0 bytes)");
+  auto model = sarai::open_model_memory(data, size, name);
+  if (!model) return from_status(model.status(), ErrorCategory::kInvalidModel);
+  return Impl::create(*model, options);
+}
+
+Result<Session> Session::Impl::create(const std::shared_ptr<sarai::Model>& model, const Options& options) {
   sarai::KernelTable table;
   sarai::register_kernels(table);
   sarai::SessionOptions so;
   so.num_threads = options.threads;
   so.max_memory_bytes = options.max_memory_mb * 1000000;
   so.cache_size = options.cache_size;
-  auto created = sarai::Session::create(*model, table, so);
+  auto created = sarai::Session::create(model, table, so);
   if (!created) return from_status(created.status(), ErrorCategory::kInvalidModel);
   auto impl = std::make_unique<Impl>();
   impl->session = std::move(*created);
   const sarai::Graph& g = impl->session->graph();
   for (int id : g.inputs) impl->inputs.push_back(info_of(g.values[static_cast<size_t>(id)]));
   for (int id : g.outputs) impl->outputs.push_back(info_of(g.values[static_cast<size_t>(id)]));
-  const sarai::ModelDescription& d = (*model)->description;
+  const sarai::ModelDescription& d = model->description;
   ModelMetadata& md = impl->metadata;
   md.producer_name = d.producer_name;
-  md.graph_name = (*model)->graph.name;
+  md.graph_name = model->graph.name;
   md.domain = d.domain;
   md.description = d.doc_string;
   md.graph_description = d.graph_doc_string;

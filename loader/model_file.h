@@ -17,4 +17,11 @@ namespace sarai {
 // checksum of a blob first (sarai-rt run --verify).
 Expected<std::shared_ptr<Model>> open_model_file(const std::string& path, bool verify_blob = false);
 
+// The same from a model's bytes in memory (copied first: MappedFile::copy_of),
+// `name` standing for the path in errors and Model::path. An ONNX model's
+// external data resolves against the working directory, as ONNX Runtime's
+// does for a model given as bytes.
+Expected<std::shared_ptr<Model>> open_model_memory(const void* data, uint64_t size, const std::string& name,
+                                                   bool verify_blob = false);
+
 }  // namespace sarai

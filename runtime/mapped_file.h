@@ -27,6 +27,13 @@ class MappedFile {
   // Maps `path` read-only. Errors name the file and the reason (missing,
   // not a regular file, permission...). An empty file maps to size 0.
   static Expected<std::shared_ptr<MappedFile>> open(const std::string& path);
+  // A copy of `size` bytes held in an anonymous in-memory file (memfd) and
+  // mapped like a file, so everything that reads mappings (and releases
+  // their pages with madvise: a file's pages come back from the file, where
+  // anonymous memory's would come back as zeros) works on it unchanged.
+  // `name` stands for the path in path() and in every error. The copy stays
+  // in memory while mapped: it has no file to page back in from.
+  static Expected<std::shared_ptr<MappedFile>> copy_of(const void* data, uint64_t size, const std::string& name);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -22,6 +22,7 @@
 
 #include "kernels/kernels.h"
 #include "loader/blob_reader.h"
+#include "loader/model_file.h"
 #include "loader/onnx_loader.h"
 #include "quantizer/convert.h"
 #include "runtime/memory_plan.h"
@@ -597,6 +598,43 @@ TEST(StreamingWeights, SameOutputsAndTheWeightsDoNotStayResident) {
   ASSERT_TRUE((*full)->run(in, &expect).is_ok());
   ASSERT_TRUE((*budget)->run(in, &out).is_ok());
   expect_same_outputs(expect, out, "budget");
+}
+
+// A blob given as bytes (loader/model_file.h open_model_memory) streams its
+// weights like the file: the run releases each layer's pages with madvise,
+// which on the in-memory copy (a memfd, not anonymous memory, whose pages
+// would come back as zeros) pages them back in intact, so every run equals
+// the file's bit for bit. Errors name the model as the caller called it.
+TEST(StreamingWeights, ABlobFromMemoryStreamsLikeItsFile) {
+  const std::string dir = test::temp_dir("stream_memory");
+  auto src = load_onnx(matmul_chain(dir, 8));
+  ASSERT_TRUE(src.has_value()) << src.message();
+  const std::string blob = dir + "/chain.sarai";
+  ASSERT_TRUE(quant::convert_to_blob(**src, blob, {}).has_value());
+  std::string bytes = test::read_file(blob);
+  auto from_file = open_model_file(blob);
+  auto from_memory = open_model_memory(bytes.data(), bytes.size(), "<chain bytes>");
+  ASSERT_TRUE(from_file.has_value()) << from_file.message();
+  ASSERT_TRUE(from_memory.has_value()) << from_memory.message();
+  auto cut = open_model_memory(bytes.data(), bytes.size() / 2, "<cut bytes>");
+  ASSERT_FALSE(cut.has_value());
+  EXPECT_HAS(cut.message(), "<cut bytes>: ");
+  std::fill(bytes.begin(), bytes.end(), '\xff');  // the model is a copy: the caller's buffer may change or go
+  EXPECT_EQ((*from_memory)->path, "<chain bytes>");
+  const std::vector<NamedTensor> in = {{"x", test::random_tensor({4, 512}, 5)}};
+  KernelTable table;
+  register_kernels(table);
+  SessionOptions o;
+  o.stream_weights = true;
+  std::vector<NamedTensor> expect, out;
+  auto file_session = Session::create(*from_file, table, o);
+  auto memory_session = Session::create(*from_memory, table, o);
+  ASSERT_TRUE(file_session.has_value() && memory_session.has_value());
+  ASSERT_TRUE((*file_session)->run(in, &expect).is_ok());
+  for (int r = 0; r < 3; ++r) {
+    ASSERT_TRUE((*memory_session)->run(in, &out).is_ok());
+    expect_same_outputs(expect, out, "run " + std::to_string(r) + " of the blob from memory");
+  }
 }
 
 // Plans are kept per input-shape signature, 8 at most; the least recently

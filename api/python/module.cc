@@ -175,12 +175,16 @@ class InferenceSession {
   InferenceSession(const py::object& path_like, const py::object& sess_options, const py::object& providers,
                    const py::object& provider_options, std::optional<int> threads, std::optional<uint64_t> max_memory_mb,
                    int cache_size, const py::object& /*disabled_optimizers: no effect*/) {
-    // A str or any os.PathLike; ONNX Runtime also takes a model's bytes,
-    // which sarai-rt does not (it maps the file instead of copying it).
-    if (py::isinstance<py::bytes>(path_like) || py::isinstance<py::bytearray>(path_like))
-      raise(sarai_rt::ErrorCategory::kInvalidArgument,
-            "InferenceSession: a model in memory (bytes) is not supported; pass the path of a .onnx or .sarai file");
-    path_ = py::module_::import("os").attr("fspath")(path_like).cast<std::string>();
+    // A str or any os.PathLike, or, as ONNX Runtime takes too, the model's
+    // bytes (bytes, bytearray or memoryview; copied, see
+    // Session::open_memory), named "<bytes>" in errors.
+    py::object model_bytes;
+    if (py::isinstance<py::bytes>(path_like)) {
+      model_bytes = path_like;
+    } else if (py::isinstance<py::bytearray>(path_like) || py::isinstance<py::memoryview>(path_like)) {
+      model_bytes = py::module_::import("builtins").attr("bytes")(path_like);  // immutable while the GIL is released
+    }
+    path_ = model_bytes ? std::string("<bytes>") : py::module_::import("os").attr("fspath")(path_like).cast<std::string>();
     const std::string& path = path_;
     sarai_rt::Options o;
     o.threads = threads.value_or(0);
@@ -228,9 +232,15 @@ class InferenceSession {
     }
     if (!threads) o.threads = options_.intra_op_num_threads;
     std::optional<sarai_rt::Result<sarai_rt::Session>> opened;
+    std::string_view b;  // the bytes object's own buffer, kept alive by model_bytes
+    if (model_bytes) b = model_bytes.cast<py::bytes>();
     {
       py::gil_scoped_release nogil;
-      opened.emplace(sarai_rt::Session::open(path, o));
+      if (model_bytes) {
+        opened.emplace(sarai_rt::Session::open_memory(b.data(), b.size(), o, path));
+      } else {
+        opened.emplace(sarai_rt::Session::open(path, o));
+      }
     }
     if (!*opened) raise(opened->error());
     session_.emplace(std::move(opened->value()));
@@ -612,7 +622,7 @@ PYBIND11_MODULE(sarai_rt, m) {
            py::arg("path_or_bytes"), py::arg("sess_options") = py::none(), py::arg("providers") = py::none(),
            py::arg("provider_options") = py::none(), py::kw_only(), py::arg("threads") = py::none(),
            py::arg("max_memory_mb") = py::none(), py::arg("cache_size") = 0, py::arg("disabled_optimizers") = py::none(),
-           "As ONNX Runtime's: path_or_bytes (a path; bytes are refused), sess_options (SessionOptions: "
+           "As ONNX Runtime's: path_or_bytes (a path, or the model's bytes, copied), sess_options (SessionOptions: "
            "intra_op_num_threads), providers (only 'CPUExecutionProvider'; others are dropped with a RuntimeWarning, "
            "as ONNX Runtime drops those its build lacks), provider_options (one dict per "
            "provider, no effect). sarai-rt's own, by keyword: threads (overrides intra_op_num_threads; default "

@@ -82,6 +82,11 @@ typedef struct sarai_rt_options {
 /* Opens an .onnx model or a .sarai blob; options may be NULL (defaults). */
 SARAI_RT_C_API sarai_rt_status* sarai_rt_session_open(const char* path, const sarai_rt_options* options,
                                                       sarai_rt_session** out);
+/* The same from `size` bytes of a model in memory (copied: free them once
+ * this returns; see sarai_rt::Session::open_memory). Errors name the model
+ * "<memory>". */
+SARAI_RT_C_API sarai_rt_status* sarai_rt_session_open_memory(const void* data, size_t size,
+                                                             const sarai_rt_options* options, sarai_rt_session** out);
 SARAI_RT_C_API void sarai_rt_session_close(sarai_rt_session* session); /* NULL is fine */
 
 /* Declared inputs and outputs. `dims` points at `rank` values owned by the

@@ -153,6 +153,14 @@ class SARAI_RT_API Session {
   // Opens a model: an ONNX file (with its external data) or a .sarai blob,
   // memory-mapped; checks that every op is supported.
   static Result<Session> open(const std::string& path, const Options& options = {});
+  // The same from a model's bytes in memory (ONNX Runtime's
+  // CreateSessionFromArray): the bytes are copied (the caller may free them
+  // once this returns) into an in-memory file that stays resident while the
+  // session lives, so max_memory_mb cannot page its weights out as it does
+  // a file's. `name` stands for the path in errors. An ONNX model's external
+  // data resolves against the working directory, as in ONNX Runtime.
+  static Result<Session> open_memory(const void* data, size_t size, const Options& options = {},
+                                     const std::string& name = "<memory>");
 
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;

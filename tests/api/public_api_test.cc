@@ -301,6 +301,96 @@ TEST(PublicApi, BadInputsThroughTheCApi) {
   sarai_rt_status_free(st);
 }
 
+// A model given as bytes (ONNX Runtime's CreateSessionFromArray): an ONNX
+// model and a blob each give their file's outputs bit for bit, through C++
+// and C, after the caller's buffer is gone; errors name "<memory>" (or the
+// C++ caller's name); an ONNX model's external data resolves against the
+// working directory.
+TEST(PublicApi, ModelsFromMemoryRunAsFromTheirFiles) {
+  using sarai_rt::ErrorCategory;
+  const std::string dir = sarai::test::temp_dir("api_memory");
+  const std::string onnx_path = fixture("whisper_tiny_encoder.onnx"), blob = dir + "/w.sarai";
+  auto m = sarai::load_onnx(onnx_path);
+  ASSERT_TRUE(m.has_value());
+  ASSERT_TRUE(sarai::quant::convert_to_blob(**m, blob, {}).has_value());
+  const std::vector<float> x(80 * 40, 0.5f);
+  const sarai_rt::TensorView in{"mel", sarai_rt::DType::kFloat32, {1, 80, 40}, x.data()};
+  for (const std::string& path : {onnx_path, blob}) {
+    auto from_file = sarai_rt::Session::open(path, {.threads = 1});
+    ASSERT_TRUE(from_file.ok()) << from_file.error().message;
+    auto want = from_file->run({in});
+    ASSERT_TRUE(want.ok()) << want.error().message;
+    std::string bytes = sarai::test::read_file(path);
+    auto session = sarai_rt::Session::open_memory(bytes.data(), bytes.size(), {.threads = 1});
+    ASSERT_TRUE(session.ok()) << session.error().message;
+    bytes.assign(bytes.size(), '\0');  // copied at open: the caller's buffer no longer matters
+    auto got = session->run({in});
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    ASSERT_EQ((*got)[0].size_bytes(), (*want)[0].size_bytes()) << path;
+    EXPECT_EQ(std::memcmp((*got)[0].data(), (*want)[0].data(), (*want)[0].size_bytes()), 0) << path;
+    EXPECT_EQ(session->inputs()[0].name, "mel");
+
+    bytes = sarai::test::read_file(path);
+    sarai_rt_session* cs = nullptr;
+    const sarai_rt_options opts = {1, 0, 0};
+    sarai_rt_status* st = sarai_rt_session_open_memory(bytes.data(), bytes.size(), &opts, &cs);
+    ASSERT_EQ(st, nullptr) << sarai_rt_status_message(st);
+    bytes.clear();
+    bytes.shrink_to_fit();
+    std::string message;
+    std::vector<float> c_out;
+    const int64_t dims[] = {1, 80, 40};
+    ASSERT_EQ(c_run(cs, {"mel", SARAI_RT_FLOAT32, 3, dims, x.data()}, &message, &c_out), SARAI_RT_OK) << message;
+    ASSERT_EQ(c_out.size() * sizeof(float), (*want)[0].size_bytes());
+    EXPECT_EQ(std::memcmp(c_out.data(), (*want)[0].data(), (*want)[0].size_bytes()), 0) << path;
+    sarai_rt_session_close(cs);
+  }
+
+  const std::string junk = "this is not a model";
+  auto bad = sarai_rt::Session::open_memory(junk.data(), junk.size());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().category, ErrorCategory::kInvalidModel);
+  EXPECT_HAS(bad.error().message, "<memory>: not a valid ONNX model");
+  auto named = sarai_rt::Session::open_memory(junk.data(), junk.size(), {}, "encoder bytes");
+  EXPECT_HAS(named.error().message, "encoder bytes: not a valid ONNX model");
+  const std::string blob_bytes = sarai::test::read_file(blob);
+  auto cut = sarai_rt::Session::open_memory(blob_bytes.data(), blob_bytes.size() / 3);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_HAS(cut.error().message, "<memory>: ");
+  auto empty = sarai_rt::Session::open_memory(junk.data(), 0);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.error().category, ErrorCategory::kInvalidModel);
+  EXPECT_HAS(empty.error().message, "<memory>: the model is empty (0 bytes)");
+  EXPECT_EQ(sarai_rt::Session::open_memory(nullptr, 10).error().category, ErrorCategory::kInvalidArgument);
+  EXPECT_EQ(sarai_rt::Session::open_memory(junk.data(), junk.size(), {.threads = -1}).error().category,
+            ErrorCategory::kInvalidArgument);
+
+  // External data: relative to the working directory, as in ONNX Runtime.
+  onnx::ModelProto ext = sarai::test::matmul_chain_model({1, 8}, {1, 8}, {sarai::test::random_tensor({8, 8}, 2)}, {"mm"});
+  onnx::TensorProto* w = ext.mutable_graph()->mutable_initializer(0);
+  w->clear_raw_data();
+  w->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* loc = w->add_external_data();
+  loc->set_key("location");
+  loc->set_value("no_such_weights.bin");
+  std::string ext_bytes;
+  ASSERT_TRUE(ext.SerializeToString(&ext_bytes));
+  auto missing = sarai_rt::Session::open_memory(ext_bytes.data(), ext_bytes.size());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_HAS(missing.error().message, "<memory>: tensor '" + w->name() + "': external data 'no_such_weights.bin': file not found");
+
+  sarai_rt_session* cs = nullptr;
+  sarai_rt_status* st = sarai_rt_session_open_memory(junk.data(), junk.size(), nullptr, &cs);
+  EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_INVALID_MODEL);
+  EXPECT_HAS(std::string(sarai_rt_status_message(st)), "<memory>: not a valid ONNX model");
+  EXPECT_EQ(cs, nullptr);
+  sarai_rt_status_free(st);
+  st = sarai_rt_session_open_memory(nullptr, 5, nullptr, &cs);
+  EXPECT_EQ(sarai_rt_status_code(st), SARAI_RT_INVALID_ARGUMENT);
+  EXPECT_HAS(std::string(sarai_rt_status_message(st)), "data is NULL");
+  sarai_rt_status_free(st);
+}
+
 // ONNX Runtime's ModelMetadata through both APIs: the ONNX model's own
 // description and metadata_props; a blob converted from it answers the
 // same (convert keeps them as source.* metadata), and so does the quantized

@@ -204,13 +204,29 @@ def test_an_unsupported_op_is_named(tmp):
         sarai_rt.InferenceSession(path)
 
 
-def test_paths_as_pathlike_and_bytes_refused():
+def test_paths_as_pathlike_and_models_as_bytes(tmp):
     import pathlib
     s = sarai_rt.InferenceSession(pathlib.Path(WHISPER), threads=1)
     assert s.get_inputs()[0].name == "mel"
-    with open(WHISPER, "rb") as f:
-        with pytest.raises(sarai_rt.InvalidArgument, match="bytes"):
-            sarai_rt.InferenceSession(f.read())
+    x = mel(40)
+    want = s.run(None, {"mel": x})[0]
+    # ONNX Runtime's InferenceSession(model_bytes): bytes, bytearray or a
+    # memoryview, for the ONNX model and for its blob alike.
+    blob = os.path.join(tmp, "w.sarai")
+    sarai_rt.convert(WHISPER, blob)
+    want_blob = sarai_rt.InferenceSession(blob, threads=1).run(None, {"mel": x})[0]
+    for path, expected in ((WHISPER, want), (blob, want_blob)):
+        with open(path, "rb") as f:
+            data = f.read()
+        for given in (data, bytearray(data), memoryview(data)):
+            got = sarai_rt.InferenceSession(given, threads=1).run(None, {"mel": x})[0]
+            assert np.array_equal(got, expected), (path, type(given))
+    with pytest.raises(sarai_rt.InvalidModel, match="^<bytes>: not a valid ONNX model"):
+        sarai_rt.InferenceSession(b"not a model")
+    with pytest.raises(sarai_rt.InvalidModel, match="^<bytes>: the model is empty"):
+        sarai_rt.InferenceSession(b"")
+    with pytest.raises(TypeError):
+        sarai_rt.InferenceSession(12)
 
 
 def test_options_budget_and_providers():

@@ -28,6 +28,7 @@
 //                         int8-per-tensor; items = multiply-adds of its two
 //                         products (2 * heads * T * T * 64), so items/s is
 //                         MAC/s including softmax and quantization
+//   BM_bilstm             a CRNN's bidirectional LSTM (512 -> 256), both directions
 //   BM_lstm_step          the LSTM op (kernels/recurrent.cc) at Silero VAD's
 //                         size: batch 1, input 128, hidden 128, seq 1, with
 //                         bias and initial states, outputs Y_h and Y_c (one
@@ -283,6 +284,28 @@ void BM_lstm_step(benchmark::State& st) {
   st.SetLabel(sarai::isa_name(sarai::max_isa()));
 }
 
+// A CRNN recognizer's bidirectional LSTM (EasyOCR's: input 512, hidden
+// 256, batch 1) over `seq` steps.
+void BM_bilstm(benchmark::State& st) {
+  const int64_t seq = st.range(0), in = 512, hid = 256;
+  sarai::max_isa();
+  const int threads = static_cast<int>(st.range(1));
+  sarai::set_num_threads(threads);
+  const sarai::Tensor x = random_tensor({seq, 1, in}, 1.f, 31), w = random_tensor({2, 4 * hid, in}, 0.05f, 32),
+                      r = random_tensor({2, 4 * hid, hid}, 0.05f, 33), b = random_tensor({2, 8 * hid}, 0.1f, 34);
+  sarai::Node node;
+  node.name = "bilstm";
+  node.op_type = "LSTM";
+  node.inputs = {0, 1, 2, 3};
+  node.outputs = {4};
+  node.attrs["hidden_size"] = sarai::Attribute::of_int(hid);
+  node.attrs["direction"] = sarai::Attribute::of_string("bidirectional");
+  const sarai::Tensor* inputs[] = {&x, &w, &r, &b};
+  time_kernel(st, node, kn::PrepareLSTM, kn::LSTM, inputs, 1, threads);
+  st.SetItemsProcessed(st.iterations() * seq);
+  st.SetLabel(sarai::isa_name(sarai::max_isa()));
+}
+
 void BM_conv3x3(benchmark::State& st) {
   const int64_t c = st.range(0), m = st.range(1), h = st.range(2), dil = st.range(3);
   const int threads = static_cast<int>(st.range(4));
@@ -375,6 +398,7 @@ BENCHMARK(BM_transpose)
     ->Args({0, 1, 2})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_bilstm)->ArgNames({"seq", "nthr"})->ArgsProduct({{40, 160}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_lstm_step)->ArgNames({"seq", "nthr"})->ArgsProduct({{1, 16}, {1, 2}})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

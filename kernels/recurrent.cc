@@ -10,7 +10,10 @@
 //      per direction), peepholes, clip and the activations.
 //
 // Scratch comes from one workspace; a run allocates nothing beyond it and
-// the outputs. Bidirectional layers run the directions one after the other.
+// the outputs. A bidirectional layer on one thread runs its directions one
+// after the other; on more, both input projections (threaded GEMMs), then
+// the two directions' steps at once, one thread each, on their own copy of
+// the scratch (the same results as on one thread).
 //
 // Semantics follow ONNX's operator text and, where it is silent, ONNX
 // Runtime: `clip` bounds every gate's pre-activation (not the cell state fed
@@ -492,28 +495,31 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep, bool quantized) {
     return Status::error("input 'X' " + shape_to_string(x.shape()) + " with hidden_size " + std::to_string(hid) +
                          " needs more scratch than can be addressed");
   const int64_t bh = batch * hid;  // <= batch * gh
-  float* ws = ctx.workspace<float>(total);
+  // A bidirectional layer on two or more threads runs its two directions'
+  // time steps at once, one thread each (their small per-step GEMMs would
+  // otherwise leave a core idle or pay a barrier per step), each direction
+  // on its own copy of the scratch. Every GEMM of a step then runs on one
+  // thread, as on one thread: the same results at any thread count.
+  const int64_t copies = nd == 2 && num_threads() > 1 ? 2 : 1;
+  int64_t ws_n;
+  if (__builtin_mul_overflow(copies, total, &ws_n))
+    return Status::error("input 'X' " + shape_to_string(x.shape()) + " with hidden_size " + std::to_string(hid) +
+                         " needs more scratch than can be addressed");
   int64_t* len = ctx.workspace<int64_t>(batch);
-  QScratch qs;
-  if (quantized) {
-    qs.aq = ctx.workspace<uint8_t>(std::max(rows * in, bh));  // rows * in = X's numel
-    qs.cscale = ctx.workspace<float>(gh);
-    qs.comp = ctx.workspace<int32_t>(gh);
-  }
+  float* ws_all = ctx.workspace<float>(ws_n);
+  QScratch qs_all[2];
+  if (quantized)
+    for (int64_t k = 0; k < copies; ++k) {
+      qs_all[k].aq = ctx.workspace<uint8_t>(std::max(rows * in, bh));  // rows * in = X's numel
+      qs_all[k].cscale = ctx.workspace<float>(gh);
+      qs_all[k].comp = ctx.workspace<int32_t>(gh);
+    }
   bool skip = want_y || want_yh || want_yc;
   if (y && !ctx.skip_compute(*y)) skip = false;
   if (yh && !ctx.skip_compute(*yh)) skip = false;
   if (yc && !ctx.skip_compute(*yc)) skip = false;
   if (skip || !(want_y || want_yh || want_yc)) return Status::ok();
 
-  float* xw = ws;
-  float* gates = xw + xw_n;
-  float* h = gates + bgh;
-  float* c = h + bh;                      // LSTM
-  float* rh = h + bh;                     // GRU
-  float* bias = h + (lstm || gru ? 2 : 1) * bh;
-  float* tmp = bias + gh;  // 2 gh
-  float* rbh = tmp + 2 * gh;
   int64_t max_len = 0;
   for (int64_t i = 0; i < batch; ++i) {
     len[i] = !lens ? seq : lens->dtype() == DType::kInt32 ? lens->data<int32_t>()[i] : lens->data<int64_t>()[i];
@@ -521,10 +527,28 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep, bool quantized) {
   }
 
   const float* px = x.data<float>();
-  for (int64_t d = 0; d < nd; ++d) {
+  // One direction in two parts: its input projection, the one big GEMM
+  // (threaded as the session's threads allow), then its time steps.
+  const auto project = [&](int64_t d) -> Status {
+    float* xw = ws_all + (copies == 2 ? d * total : 0);
+    const QScratch& qs = qs_all[copies == 2 ? d : 0];
+    if (max_len == 0) return Status::ok();
+    if (quantized) qgemm_nt(rows, gh, in, px, qw[d], qs, xw, gh);
+    else SARAI_RETURN_IF_ERROR(gemm_nt(rows, gh, in, px, in, w->data<float>() + d * gh * in, xw, gh));
+    return Status::ok();
+  };
+  const auto steps = [&](int64_t d) -> Status {
+    float* xw = ws_all + (copies == 2 ? d * total : 0);
+    const QScratch& qs = qs_all[copies == 2 ? d : 0];
+    float* gates = xw + xw_n;
+    float* h = gates + bgh;
+    float* c = h + bh;   // LSTM
+    float* rh = h + bh;  // GRU
+    float* bias = h + (lstm || gru ? 2 : 1) * bh;
+    float* tmp = bias + gh;  // 2 gh
+    float* rbh = tmp + 2 * gh;
     const bool reverse = p->direction == 1 || (p->direction == 2 && d == 1);
     const ActFn* act = p->act[d];
-    const float* wd = quantized ? nullptr : w->data<float>() + d * gh * in;
     const float* rd = quantized ? nullptr : r->data<float>() + d * gh * hid;
     // Folded bias: Wb + Rb, except GRU's Rbh with linear_before_reset
     // (applied inside r ⊙ (h Rhᵀ + Rbh)).
@@ -551,11 +575,6 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep, bool quantized) {
       }
     }
     if (gru && !p->linear_before_reset) std::fill(rh, rh + bh, 0.f);
-    // Every step's input projection at once.
-    if (max_len > 0) {
-      if (quantized) qgemm_nt(rows, gh, in, px, qw[d], qs, xw, gh);
-      else SARAI_RETURN_IF_ERROR(gemm_nt(rows, gh, in, px, in, wd, xw, gh));
-    }
     const float* pp = peep ? peep->data<float>() + d * 3 * hid : nullptr;
 
     for (int64_t s = 0; s < max_len; ++s) {
@@ -675,8 +694,26 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep, bool quantized) {
         else std::memcpy(dst, c + i * hid, static_cast<size_t>(hid) * sizeof(float));
       }
     }
+    return Status::ok();
+  };
+
+  if (copies == 1) {
+    for (int64_t d = 0; d < nd; ++d) {
+      SARAI_RETURN_IF_ERROR(project(d));
+      SARAI_RETURN_IF_ERROR(steps(d));
+    }
+    return Status::ok();
   }
-  return Status::ok();
+  for (int64_t d = 0; d < 2; ++d) SARAI_RETURN_IF_ERROR(project(d));
+  Status st[2];
+  parallel_for(2, 1, [&](int64_t begin, int64_t end) {
+    const int outer = num_threads();
+    set_num_threads(1);  // this thread's GEMMs: one thread, whichever thread this is
+    for (int64_t d = begin; d < end; ++d) st[d] = steps(d);
+    set_num_threads(outer);
+  });
+  SARAI_RETURN_IF_ERROR(st[0]);
+  return st[1];
 }
 
 }  // namespace

@@ -20,6 +20,14 @@
 //      With static ranges (attributes x_min and x_max, from `convert
 //      --static` calibration) the range pass is skipped: (s_x, z_x) =
 //      choose_u8_params(x_min, x_max), and values outside saturate.
+//      A depthwise QConv with x_per_channel = 1 (convert's default for
+//      dynamic depthwise convs) quantizes each input channel with its own
+//      (s_x[c], z_x[c]) (quantize_u8_per_channel): every output channel
+//      reads one input channel, so s_x and z_x below become that channel's,
+//      the padding reads z_x[c], and the identity holds channel by channel.
+//      After a BatchNorm the channels' ranges differ by orders of magnitude;
+//      one per-tensor scale leaves the narrow ones a few levels (PaddleOCR
+//      v4 rec: output cosine 0.971 -> 0.992; docs/BENCHMARKS.md).
 //   2. acc = the int32 core (kernels/cpu/qref.h), weights read in place.
 //   3. y = dequantize_acc(acc - z_x * wsum[n], s_x * scale[n], bias[n]).
 //
@@ -280,6 +288,7 @@ struct QMatMulAttrs {
 struct QConvAttrs {
   convgeo::ConvAttrs conv;
   QuantAttrs quant;
+  bool per_channel = false;  // x_per_channel = 1: X quantized per channel (depthwise QConv)
   bool has_weight_shape = false;
   Shape weight_shape;
 };
@@ -288,6 +297,14 @@ Expected<std::shared_ptr<const void>> prepare_qconv(const Node& node, bool trans
   QConvAttrs a;
   SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, transpose, &a.conv));
   SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a.quant));
+  if (!transpose && node.has_attr("x_per_channel")) {
+    const int64_t v = node.attr_int("x_per_channel", 0);
+    if (v != 0 && v != 1) return Status::error("attribute x_per_channel = " + str(v) + " must be 0 or 1");
+    a.per_channel = v == 1;
+    if (a.per_channel && a.quant.fixed)
+      return Status::error("attribute x_per_channel = 1 cannot go with a static range (x_min, x_max): "
+                           "X is quantized either per channel at run time or with the calibrated range");
+  }
   a.has_weight_shape = node.has_attr("weight_shape");
   if (!a.has_weight_shape) {
     if (!transpose && a.conv.group == 1)
@@ -425,6 +442,12 @@ Status QConv(KernelContext& ctx) {
   }
   SARAI_RETURN_IF_ERROR(check_channel_params(ctx, p.M));
   const std::optional<QuantParams>& fixed = a->quant.fixed;
+  // Per channel only where each output reads one input channel; with one
+  // channel (group 1, packed) it is the per-tensor path.
+  if (a->per_channel && p.C != group)
+    return Status::error("attribute x_per_channel = 1 needs a depthwise conv (group = C), got group " + str(group) +
+                         " over " + str(p.C) + " input channels");
+  const bool per_channel = a->per_channel && !packed;
 
   Shape out_shape = {p.batch, p.M};
   out_shape.insert(out_shape.end(), p.g.out.begin(), p.g.out.end());
@@ -435,9 +458,28 @@ Status QConv(KernelContext& ctx) {
   uint8_t* xq = ctx.workspace<uint8_t>(x.numel());
   const ChannelParams cp = channel_workspace(ctx, p.M);
   void* scratch = ctx.workspace<uint8_t>(qconv_scratch_bytes(p));
+  QuantParams* xps = per_channel ? ctx.workspace<QuantParams>(p.C) : nullptr;
+  uint8_t* zps = per_channel ? ctx.workspace<uint8_t>(p.C) : nullptr;
   if (ctx.skip_compute(*o.out)) return Status::ok();
-  const QuantParams xp = quantize_input(fixed, x, xq);
-  channel_params(ctx, xp, p.M, /*compensate=*/true, cp);
+  QuantParams xp;
+  if (per_channel) {
+    // Output channel m reads input channel m / (M / C) alone, so its
+    // constants take that channel's scale and zero point.
+    quantize_u8_per_channel(x.data<float>(), p.batch, p.C, p.g.in_size(), xq, xps);
+    const float* scale = ctx.input(2).data<float>();
+    const bool per_tensor_w = ctx.input(2).numel() == 1;
+    const int32_t* wsum = ctx.input(3).data<int32_t>();
+    const int64_t mult = p.M / p.C;
+    for (int64_t c = 0; c < p.C; ++c) zps[c] = xps[c].zero_point;
+    for (int64_t m = 0; m < p.M; ++m) {
+      const QuantParams& xc = xps[m / mult];
+      cp.cscale[m] = xc.scale * scale[per_tensor_w ? 0 : m];
+      cp.comp[m] = static_cast<int32_t>(static_cast<uint32_t>(int64_t{xc.zero_point} * wsum[m]));
+    }
+  } else {
+    xp = quantize_input(fixed, x, xq);
+    channel_params(ctx, xp, p.M, /*compensate=*/true, cp);
+  }
   QconvEpilogue ep;
   ep.comp = cp.comp;
   ep.cscale = cp.cscale;
@@ -445,7 +487,7 @@ Status QConv(KernelContext& ctx) {
   ep.residual = fusion.epilogue_residual();
   ep.act = fusion.epilogue_act();
   ep.y = o.y->mutable_data<float>();
-  qconv_u8s8(p, xq, xp.zero_point, w.data<int8_t>(), ep, nullptr, scratch);
+  qconv_u8s8(p, xq, xp.zero_point, w.data<int8_t>(), ep, nullptr, scratch, zps);
   finish_fusion(fusion, o);
   return Status::ok();
 }

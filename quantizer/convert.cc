@@ -554,6 +554,14 @@ Status rewrite_graph(const Model& model, const ConvertOptions& opt, bool static_
       out.attrs["weight_shape"] =
           Attribute::of_ints(src.values[static_cast<size_t>(c.weight_value)].initializer.shape().to_vector());
     }
+    if (c.role == WeightRole::kConv && !static_x && opt.depthwise_activations == "per-channel") {
+      // Depthwise: each output reads one input channel, whose range after a
+      // BatchNorm can be far narrower than the tensor's; its own scale keeps
+      // its resolution at no cost (kernels/qmatmul_qconv.cc).
+      const Shape& ws = src.values[static_cast<size_t>(c.weight_value)].initializer.shape();
+      const int64_t group = n.attr_int("group", 1);
+      if (group > 1 && ws.size() >= 3 && ws[1] == 1) out.attrs["x_per_channel"] = Attribute::of_int(1);
+    }
     if (static_x) {
       const std::string& xname = src.values[static_cast<size_t>(x)].name;
       auto r = opt.activation_ranges.find(xname);
@@ -768,6 +776,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   meta.emplace_back("weight_layout", "n16k4 v" + std::to_string(int8::kWeightLayoutVersion));
   meta.emplace_back("attention", opt.attention);
   meta.emplace_back("recurrent", opt.recurrent);
+  meta.emplace_back("depthwise_activations", opt.activation_ranges.empty() ? opt.depthwise_activations : "static");
   for (auto& jp : jobs) {
     for (auto& kv : choice_metadata(*jp->src, jp->plan, jp->prefix)) meta.push_back(std::move(kv));
     for (auto& kv : jp->rchoices) meta.push_back(kv);

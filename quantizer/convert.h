@@ -57,6 +57,11 @@ struct ConvertOptions : QuantOptions {
   // direction as N16K4 INT8 with a scale per gate row; the nodes become
   // sarai::QLSTM / QGRU / QRNN, kernels/recurrent.cc). Metadata "recurrent".
   std::string recurrent = "fp32";
+  // Depthwise convolutions (group = C > 1) with dynamic activations:
+  // "per-channel" (each input channel quantized with its own scale and zero
+  // point at run time: attribute x_per_channel = 1 on the QConv) or
+  // "per-tensor". Metadata "depthwise_activations".
+  std::string depthwise_activations = "per-channel";
 };
 
 struct ConvertSummary {

@@ -191,6 +191,7 @@ int apply_fp32_fallback(Graph& g, Fp32Fallback mode, uint64_t* fp32_bytes) {
     node.op_type = transpose ? "Fp32ConvTranspose" : "Fp32Conv";
     node.attrs.erase("x_min");
     node.attrs.erase("x_max");
+    node.attrs.erase("x_per_channel");
     node.attrs.erase("weight_shape");
     *fp32_bytes += bytes;
     ++rewritten;

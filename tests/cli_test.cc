@@ -697,6 +697,8 @@ TEST(CliConvert, Errors) {
   expect_one_line_error(run_cli({"convert", src, "-o", src, "-q"}), "convert never overwrites its input");
   expect_one_line_error(run_cli({"convert", src, "-o", dir + "/x.sarai", "--to", "tflite"}), "--to must be 'sarai' or 'onnx'");
   expect_one_line_error(run_cli({"convert", dir + "/none.onnx", "-o", dir + "/x.sarai"}), "none.onnx: cannot open");
+  expect_one_line_error(run_cli({"convert", src, "-o", dir + "/x.sarai", "--depthwise-activations", "per-row"}),
+                        "--depthwise-activations: per-row not in {per-channel,per-tensor}");
   EXPECT_EQ(test::read_file(src), before) << "convert changed its source";
   for (const auto& e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().filename(), "m.onnx") << "left behind: " << e.path();

@@ -56,6 +56,8 @@ using Ints = std::vector<int64_t>;
 struct Case : test::ConvCase {
   int zp = 0;
   bool extreme = false;  // x_q = 255 everywhere, w in {127, -127, -128}
+  std::vector<uint8_t> zp_c;  // depthwise only: a zero point per input channel (x_per_channel), zp unused
+  const uint8_t* zps() const { return zp_c.empty() ? nullptr : zp_c.data(); }
 
   int64_t batch() const { return x[0]; }
   int64_t C() const { return x[1]; }
@@ -68,7 +70,8 @@ struct Case : test::ConvCase {
     w.insert(w.end(), k.begin(), k.end());
   }
   std::string str() const {
-    return ConvCase::str() + " zp " + std::to_string(zp) + (extreme ? " (255 x ±127/-128)" : "");
+    return ConvCase::str() + (zp_c.empty() ? " zp " + std::to_string(zp) : std::string(" zp per channel")) +
+           (extreme ? " (255 x ±127/-128)" : "");
   }
 };
 
@@ -137,7 +140,7 @@ std::vector<int32_t> reference_acc(const ConvProblem& p, const Case& c, const Da
   if (transpose)
     kernels::qref::conv_transpose_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.w.data(), acc.data());
   else
-    kernels::qref::conv_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), acc.data());
+    kernels::qref::conv_u8s8(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), acc.data(), c.zps());
   return acc;
 }
 
@@ -150,7 +153,8 @@ void check_core(const QgemmUkernel* uk, const Case& c, bool transpose, uint32_t 
   if (transpose)
     kernels::qconv_transpose_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), d.w.data(), got.data(), uk);
   else
-    kernels::qconv_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), got.data(), uk);
+    kernels::qconv_u8s8_s32(p, d.xq.data(), static_cast<uint8_t>(c.zp), weights(c, d, false), got.data(), uk,
+                            nullptr, c.zps());
   const int64_t os = p.g.out_size();
   for (size_t i = 0; i < want.size(); ++i)
     ASSERT_EQ(got[i], want[i]) << "@ [b " << static_cast<int64_t>(i) / (p.M * os) << ", m "
@@ -378,6 +382,51 @@ TEST_P(QconvIsa, CoreEqualsReferenceAroundBlockBoundaries) {
     c.zp = 1;
     ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
   }
+}
+
+// Depthwise with a zero point per input channel (QConv's x_per_channel):
+// every depthwise case of the 1-D and 2-D sweeps and the wide lines, each
+// channel padding with its own zero point (0 and 255 among them), then the
+// extreme data with 255 everywhere; and the reference itself reads
+// channel c's zero point at channel c's padded taps (a hand-made case).
+TEST_P(QconvIsa, DepthwisePerChannelZeroPointsEqualReference) {
+  std::vector<Case> cases;
+  for (const std::vector<Case>& sweep : {sweep_1d(), sweep_2d()})
+    for (const Case& c : sweep)
+      if (c.group > 1 && c.group == c.C()) cases.push_back(c);
+  Case wide;
+  wide.group = 24;
+  wide.shape(1, 24, 48, {12, 80}, {5, 5});
+  wide.strides = {2, 1};
+  wide.pads = {2, 2, 2, 2};
+  cases.push_back(wide);
+  ASSERT_GT(cases.size(), 30u);
+  uint32_t seed = 1200;
+  for (Case& c : cases) {
+    c.zp_c.resize(static_cast<size_t>(c.C()));
+    for (size_t i = 0; i < c.zp_c.size(); ++i) c.zp_c[i] = static_cast<uint8_t>(i == 0 ? 255 : i == 1 ? 0 : (seed * 7 + i * 97) % 256);
+    ASSERT_NO_FATAL_FAILURE(check_core(uk_, c, false, seed++));
+  }
+  Case x;
+  x.group = 34;
+  x.shape(2, 34, 34, {40}, {5});
+  x.pads = {2, 2};
+  x.extreme = true;
+  x.zp_c.assign(34, 255);
+  x.zp_c[3] = 0;
+  ASSERT_NO_FATAL_FAILURE(check_core(uk_, x, false, seed++));
+
+  Case two;  // 2 channels, k3 pad 1 over 2 inputs, weights 1: out[o] = sum of the 3 taps
+  two.group = 2;
+  two.shape(1, 2, 2, {2}, {3});
+  two.pads = {1, 1};
+  two.zp_c = {10, 200};
+  const ConvProblem p = problem(two, false);
+  const std::vector<uint8_t> xq = {1, 2, 3, 4};
+  const std::vector<int8_t> w(6, 1);
+  std::vector<int32_t> acc(4);
+  kernels::qref::conv_u8s8(p, xq.data(), 0, w.data(), acc.data(), two.zps());
+  EXPECT_EQ(acc, (std::vector<int32_t>{10 + 1 + 2, 1 + 2 + 10, 200 + 3 + 4, 3 + 4 + 200}));
 }
 
 // 1x1 convolutions (the pointwise path, qconv_pointwise.cc): channels over
@@ -691,11 +740,15 @@ OpInputs op_inputs(const Case& c, bool transpose, bool bias, bool per_tensor, co
 
 enum class Fused { kNone, kResidualRelu, kBroadcastResidualRelu };
 
-void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused fused, uint32_t seed) {
+// x_per_channel: the QConv carries x_per_channel = 1 (depthwise), so X is
+// quantized per channel (quantize_u8_per_channel) and each output channel's
+// constants take its input channel's scale and zero point.
+void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused fused, uint32_t seed,
+              bool x_per_channel = false) {
   const bool residual_relu = fused != Fused::kNone;
   SCOPED_TRACE(c.str() + (transpose ? " QConvTranspose" : " QConv") + (bias ? " bias" : "") +
                (per_tensor ? " per-tensor" : "") + (residual_relu ? " residual+Relu" : "") +
-               (fused == Fused::kBroadcastResidualRelu ? " (broadcast)" : ""));
+               (fused == Fused::kBroadcastResidualRelu ? " (broadcast)" : "") + (x_per_channel ? " x per channel" : ""));
   const ConvProblem p0 = problem(c, transpose);
   Shape ys = {c.batch(), c.M()};
   ys.insert(ys.end(), p0.g.out.begin(), p0.g.out.end());
@@ -706,6 +759,7 @@ void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused f
   Node node = conv_node(transpose ? "QConvTranspose" : "QConv", c, residual_relu ? 6 : 5);
   node.attrs["weight_shape"] = attr_ints(w_shape(c, transpose));
   if (residual_relu) node.attrs["activation"] = attr_string("Relu");
+  if (x_per_channel) node.attrs["x_per_channel"] = test::attr_int(1);
   auto out = test::run_kernel(transpose ? kernels::QConvTranspose : kernels::QConv, node, in.inputs);
   ASSERT_TRUE(out.has_value()) << out.message();
   const Tensor& y = (*out)[0];
@@ -713,12 +767,21 @@ void check_op(const Case& c, bool transpose, bool bias, bool per_tensor, Fused f
   // The reference: the op's quantization, the scalar core, the epilogue.
   Case cq = c;
   in.d.xq.assign(in.x.size(), 0);
-  const kernels::QuantParams xp = kernels::quantize_u8(in.x.data(), static_cast<int64_t>(in.x.size()), in.d.xq.data());
-  cq.zp = xp.zero_point;
+  std::vector<kernels::QuantParams> xps;  // per input channel, or the one per-tensor pair
+  if (x_per_channel) {
+    xps.resize(static_cast<size_t>(c.C()));
+    kernels::quantize_u8_per_channel(in.x.data(), c.batch(), c.C(), numel_of(x_shape(c)) / (c.batch() * c.C()),
+                                     in.d.xq.data(), xps.data());
+    for (const kernels::QuantParams& q : xps) cq.zp_c.push_back(q.zero_point);
+  } else {
+    xps.push_back(kernels::quantize_u8(in.x.data(), static_cast<int64_t>(in.x.size()), in.d.xq.data()));
+    cq.zp = xps[0].zero_point;
+  }
   const ConvProblem p = problem(cq, transpose);
   const std::vector<int32_t> acc = reference_acc(p, cq, in.d, transpose);
   Epi e;
   for (int64_t m = 0; m < c.M(); ++m) {
+    const kernels::QuantParams& xp = xps[x_per_channel ? static_cast<size_t>(m / (c.M() / c.C())) : 0];
     e.cscale.push_back(xp.scale * in.scale[per_tensor ? 0 : static_cast<size_t>(m)]);
     e.comp.push_back(static_cast<int32_t>(int64_t{xp.zero_point} * in.wsum[static_cast<size_t>(m)]));
   }
@@ -765,6 +828,131 @@ TEST(QconvOp, QConvEqualsReferenceBitForBit) {
     ASSERT_NO_FATAL_FAILURE(check_op(c, false, true, false, Fused::kResidualRelu, seed++));
     ASSERT_NO_FATAL_FAILURE(check_op(c, false, false, false, Fused::kBroadcastResidualRelu, seed++));
   }
+}
+
+// x_per_channel = 1 on depthwise convs (multiplier 1 and 2, batch 1 and 2,
+// 1-D and 2-D, with and without bias, per-tensor weight scale, fused
+// residual + Relu), and on a one-channel conv (group 1: the per-tensor
+// path, the same numbers).
+TEST(QconvOp, QConvWithXPerChannelEqualsReferenceBitForBit) {
+  Case dw;
+  dw.group = 15;
+  dw.shape(1, 15, 15, {9, 8}, {3, 3});
+  dw.strides = {2, 1};
+  dw.pads = {1, 0, 1, 2};
+  dw.dilations = {2, 1};
+  Case dw2;  // multiplier 2, two images, 1-D
+  dw2.group = 6;
+  dw2.shape(2, 6, 12, {40}, {5});
+  dw2.pads = {2, 2};
+  Case ocr;  // OCR-like, past the single-thread cutoff
+  ocr.group = 40;
+  ocr.shape(1, 40, 40, {12, 80}, {5, 5});
+  ocr.pads = {2, 2, 2, 2};
+  Case one;
+  one.shape(1, 1, 1, {30}, {3});
+  one.pads = {1, 1};
+  uint32_t seed = 850;
+  for (const Case& c : {dw, dw2, ocr, one}) {
+    ASSERT_NO_FATAL_FAILURE(check_op(c, false, true, false, Fused::kNone, seed++, true));
+    ASSERT_NO_FATAL_FAILURE(check_op(c, false, false, true, Fused::kNone, seed++, true));
+    ASSERT_NO_FATAL_FAILURE(check_op(c, false, true, false, Fused::kResidualRelu, seed++, true));
+  }
+}
+
+// Why per channel: a depthwise conv after a BatchNorm whose channels'
+// ranges differ by 1000x. Per tensor, the narrow channel's inputs fall into
+// a few u8 steps and its outputs lose their shape; per channel it keeps
+// 256 levels. Against the FP32 conv, per output channel.
+TEST(QconvOp, XPerChannelKeepsANarrowChannelsResolution) {
+  Case c;
+  c.group = 2;
+  c.shape(1, 2, 2, {64}, {3});
+  c.pads = {1, 1};
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> x(128), wf = {0.5f, -0.25f, 0.75f, -0.5f, 1.f, 0.25f};
+  for (int i = 0; i < 128; ++i) x[static_cast<size_t>(i)] = (i < 64 ? 5.f : 0.005f) * u(rng);
+  // The FP32 reference, per output channel.
+  std::vector<float> want(128);
+  for (int ch = 0; ch < 2; ++ch)
+    for (int o = 0; o < 64; ++o) {
+      float s = 0.f;
+      for (int r = 0; r < 3; ++r) {
+        const int i = o + r - 1;
+        if (i >= 0 && i < 64) s += x[static_cast<size_t>(ch * 64 + i)] * wf[static_cast<size_t>(ch * 3 + r)];
+      }
+      want[static_cast<size_t>(ch * 64 + o)] = s;
+    }
+  // Weights quantized per output channel (scale = max |w| / 127).
+  std::vector<int8_t> wq(6);
+  std::vector<float> scale(2);
+  std::vector<int32_t> wsum(2, 0);
+  for (int ch = 0; ch < 2; ++ch) {
+    float mx = 0.f;
+    for (int r = 0; r < 3; ++r) mx = std::max(mx, std::abs(wf[static_cast<size_t>(ch * 3 + r)]));
+    scale[static_cast<size_t>(ch)] = mx / 127.f;
+    for (int r = 0; r < 3; ++r) {
+      const int8_t q = static_cast<int8_t>(std::nearbyint(wf[static_cast<size_t>(ch * 3 + r)] / scale[static_cast<size_t>(ch)]));
+      wq[static_cast<size_t>(ch * 3 + r)] = q;
+      wsum[static_cast<size_t>(ch)] += q;
+    }
+  }
+  const std::vector<Tensor> inputs = {make_tensor<float>({1, 2, 64}, x), make_tensor<int8_t>({2, 1, 3}, wq),
+                                      make_tensor<float>({2}, scale), make_tensor<int32_t>({2}, wsum)};
+  double cos_narrow[2] = {0, 0};
+  for (int per_channel = 0; per_channel < 2; ++per_channel) {
+    Node node = conv_node("QConv", c, 4);
+    node.attrs["weight_shape"] = attr_ints({2, 1, 3});
+    if (per_channel) node.attrs["x_per_channel"] = test::attr_int(1);
+    auto out = test::run_kernel(kernels::QConv, node, inputs);
+    ASSERT_TRUE(out.has_value()) << out.message();
+    const float* y = (*out)[0].data<float>();
+    double dot = 0, ny = 0, nw = 0;
+    for (int o = 64; o < 128; ++o) {  // the narrow channel
+      dot += double{y[o]} * want[static_cast<size_t>(o)];
+      ny += double{y[o]} * y[o];
+      nw += double{want[static_cast<size_t>(o)]} * want[static_cast<size_t>(o)];
+    }
+    cos_narrow[per_channel] = ny > 0 ? dot / std::sqrt(ny * nw) : 0.0;
+  }
+  EXPECT_LT(cos_narrow[0], 0.9) << "per tensor";
+  EXPECT_GT(cos_narrow[1], 0.9999) << "per channel";
+}
+
+// Each bad use of x_per_channel is refused with a message naming it.
+TEST(QconvOp, XPerChannelErrors) {
+  Case g1;
+  g1.shape(1, 4, 4, {10}, {3});
+  Case g2;
+  g2.group = 2;
+  g2.shape(1, 4, 4, {10}, {3});
+  for (const Case& c : {g1, g2}) {
+    OpInputs in = op_inputs(c, false, true, false, {}, 3);
+    Node node = conv_node("QConv", c);
+    node.attrs["weight_shape"] = attr_ints(w_shape(c, false));
+    node.attrs["x_per_channel"] = test::attr_int(1);
+    auto out = test::run_kernel(kernels::QConv, node, in.inputs);
+    ASSERT_FALSE(out.has_value()) << c.str();
+    EXPECT_HAS(out.message(), "attribute x_per_channel = 1 needs a depthwise conv (group = C), got group " +
+                                  std::to_string(c.group) + " over 4 input channels");
+  }
+  Case dw;
+  dw.group = 4;
+  dw.shape(1, 4, 4, {10}, {3});
+  OpInputs in = op_inputs(dw, false, true, false, {}, 4);
+  Node node = conv_node("QConv", dw);
+  node.attrs["weight_shape"] = attr_ints(w_shape(dw, false));
+  node.attrs["x_per_channel"] = test::attr_int(2);
+  auto bad = test::run_kernel(kernels::QConv, node, in.inputs);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_HAS(bad.message(), "attribute x_per_channel = 2 must be 0 or 1");
+  node.attrs["x_per_channel"] = test::attr_int(1);
+  node.attrs["x_min"] = test::attr_float(-1.f);
+  node.attrs["x_max"] = test::attr_float(1.f);
+  auto both = test::run_kernel(kernels::QConv, node, in.inputs);
+  ASSERT_FALSE(both.has_value());
+  EXPECT_HAS(both.message(), "attribute x_per_channel = 1 cannot go with a static range (x_min, x_max)");
 }
 
 TEST(QconvOp, QConvTransposeEqualsReferenceBitForBit) {

@@ -376,5 +376,56 @@ TEST_F(ThreadCount, QuantizeU8EqualsScalarForAnyThreadCount) {
   check_public(x, "float range");
 }
 
+// Per channel (a depthwise QConv's X, x_per_channel): channel c's params
+// and bytes are the oracle's quantize_u8 over channel c's values gathered
+// from every image, bit for bit, for any thread count; among the channels
+// a narrow one next to a wide one, one all zero, one all NaN, one with
+// infinities.
+TEST_F(ThreadCount, QuantizeU8PerChannelEqualsScalarPerChannel) {
+  struct Dims {
+    int64_t batch, channels, plane;
+  };
+  for (const Dims d : {Dims{1, 1, 1}, Dims{1, 5, 7}, Dims{2, 16, 960}, Dims{1, 40, 3840}, Dims{3, 7, 33}}) {
+    const std::string what = "batch " + std::to_string(d.batch) + " channels " + std::to_string(d.channels) +
+                             " plane " + std::to_string(d.plane);
+    std::vector<float> x = mixed_floats(static_cast<size_t>(d.batch * d.channels * d.plane), 77);
+    const auto at = [&](int64_t b, int64_t c, int64_t i) -> float& {
+      return x[static_cast<size_t>((b * d.channels + c) * d.plane + i)];
+    };
+    for (int64_t b = 0; b < d.batch; ++b)
+      for (int64_t i = 0; i < d.plane; ++i) {
+        if (d.channels > 1) at(b, 1, i) *= 1e-3f;  // narrow next to channel 0
+        if (d.channels > 2) at(b, 2, i) = 0.f;
+        if (d.channels > 3) at(b, 3, i) = kNaN;
+        if (d.channels > 4 && i == 0) at(b, 4, i) = b % 2 ? kInf : -kInf;
+      }
+    std::vector<uint8_t> want(x.size());
+    std::vector<QuantParams> want_p(static_cast<size_t>(d.channels));
+    for (int64_t c = 0; c < d.channels; ++c) {
+      std::vector<float> ch;
+      for (int64_t b = 0; b < d.batch; ++b)
+        for (int64_t i = 0; i < d.plane; ++i) ch.push_back(at(b, c, i));
+      std::vector<uint8_t> q(ch.size());
+      want_p[static_cast<size_t>(c)] = oracle::quantize_u8(ch.data(), static_cast<int64_t>(ch.size()), q.data());
+      for (int64_t b = 0; b < d.batch; ++b)
+        for (int64_t i = 0; i < d.plane; ++i)
+          want[static_cast<size_t>((b * d.channels + c) * d.plane + i)] = q[static_cast<size_t>(b * d.plane + i)];
+    }
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      std::vector<uint8_t> got(x.size(), 0xa5);
+      std::vector<QuantParams> got_p(static_cast<size_t>(d.channels));
+      kernels::quantize_u8_per_channel(x.data(), d.batch, d.channels, d.plane, got.data(), got_p.data());
+      for (int64_t c = 0; c < d.channels; ++c) {
+        ASSERT_EQ(bits(got_p[static_cast<size_t>(c)].scale), bits(want_p[static_cast<size_t>(c)].scale))
+            << what << " channel " << c << " threads " << threads;
+        ASSERT_EQ(got_p[static_cast<size_t>(c)].zero_point, want_p[static_cast<size_t>(c)].zero_point)
+            << what << " channel " << c << " threads " << threads;
+      }
+      ASSERT_EQ(first_mismatch(got, want), -1) << what << " threads " << threads;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sarai

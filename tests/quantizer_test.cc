@@ -759,6 +759,8 @@ TEST(Convert, SmallCnnPackedAndGroupedConvs) {
       if (ti.name == wq) t = &ti;
     ASSERT_NE(t, nullptr) << wq;
     EXPECT_EQ(t->entry.scheme, blob::Scheme::kInt8PerChannel);
+    // Depthwise convs quantize X per channel at run time (kernels/qmatmul_qconv.cc).
+    EXPECT_EQ(n.attr_int("x_per_channel", 0), n.attr_int("group", 1) > 1 ? 1 : 0) << n.name;
     if (n.attr_int("group", 1) == 1) {
       ++packed;
       EXPECT_EQ(t->entry.layout, blob::Layout::kPackedN16K4) << wq;
@@ -774,6 +776,33 @@ TEST(Convert, SmallCnnPackedAndGroupedConvs) {
   }
   EXPECT_EQ(packed, 7);
   EXPECT_EQ(plain, 1);  // the depthwise conv
+  EXPECT_EQ(meta(**blob, "depthwise_activations"), "per-channel");
+
+  // No x_per_channel when asked per tensor, or with static ranges (the
+  // calibrated per-tensor range applies).
+  for (int variant = 0; variant < 2; ++variant) {
+    auto src = load_onnx(fixture("small_cnn.onnx"));
+    ASSERT_TRUE(src.has_value());
+    quant::ConvertOptions vo;
+    if (variant == 0) {
+      vo.depthwise_activations = "per-tensor";
+    } else {
+      for (const Node& n : (*src)->graph.nodes)
+        if (n.op_type == "Conv") vo.activation_ranges[(*src)->graph.values[static_cast<size_t>(n.inputs[0])].name] = {-1.f, 1.f};
+    }
+    const std::string path = dir + "/v" + std::to_string(variant) + ".sarai";
+    ASSERT_TRUE(quant::convert_to_blob(**src, path, vo).has_value()) << variant;
+    auto vb = load_blob(path, true);
+    ASSERT_TRUE(vb.has_value()) << vb.message();
+    int dw = 0;
+    for (const Node& n : (*vb)->graph.nodes) {
+      if (n.op_type != "QConv") continue;
+      EXPECT_FALSE(n.has_attr("x_per_channel")) << n.name << " variant " << variant;
+      dw += n.attr_int("group", 1) > 1;
+    }
+    EXPECT_EQ(dw, 1);
+    EXPECT_EQ(meta(**vb, "depthwise_activations"), variant == 0 ? "per-tensor" : "static");
+  }
 
   // --per-tensor: one scale each.
   auto again = load_onnx(fixture("small_cnn.onnx"));

@@ -31,7 +31,9 @@
 //         ConvTranspose's attributes -> Y
 // Each may carry float attributes x_min and x_max (`convert --static`): X's
 // calibrated range, which replaces the per-call range of X (values outside
-// it saturate); see kernels/qmatmul_qconv.cc.
+// it saturate); see kernels/qmatmul_qconv.cc. A depthwise QConv (group = C)
+// may carry int attribute x_per_channel = 1 instead: X quantized per input
+// channel, each with its own s_x and z_x.
 // Y[m][n] = s_x * scale[n] * (Σ_k x_q[m][k] * w[k][n] - z_x * wsum[n]) + bias[n]
 // because x = s_x (x_q - z_x) and w = scale[n] * w_q, so
 // x·w = s_x scale[n] (Σ x_q w_q - z_x Σ w_q): the second sum is wsum, a

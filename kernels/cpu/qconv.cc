@@ -45,25 +45,27 @@ int64_t qconv_transpose_scratch_bytes(const qref::ConvProblem& p) {
 }
 
 void qconv_u8s8(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                const QconvEpilogue& ep, const QgemmUkernel* uk, void* scratch) {
+                const QconvEpilogue& ep, const QgemmUkernel* uk, void* scratch, const uint8_t* zp_c) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
   assert(!p.packed || p.group == 1);
+  assert(zp_c == nullptr || (p.C == p.group && !p.packed));
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return;
   const OwnedScratch sc(scratch, qconv_scratch_bytes(p));
   if (is_pointwise(p)) return conv_pointwise(p, xq, w, ep, u, loops_for(u), sc.get());
   if (p.packed) return conv_packed(p, xq, zp, w, ep, u, loops_for(u), sc.get());
-  conv_grouped(p, xq, zp, w, loops_for(u), sc.get(), RowSink{&ep, nullptr});
+  conv_grouped(p, xq, zp, zp_c, w, loops_for(u), sc.get(), RowSink{&ep, nullptr});
 }
 
 void qconv_u8s8_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                    int32_t* acc, const QgemmUkernel* uk, void* scratch) {
+                    int32_t* acc, const QgemmUkernel* uk, void* scratch, const uint8_t* zp_c) {
   const QgemmUkernel& u = uk ? *uk : qgemm_default_ukernel();
   assert(!p.packed || p.group == 1);
+  assert(zp_c == nullptr || (p.C == p.group && !p.packed));
   if (p.batch == 0 || p.M == 0 || p.g.out_size() == 0) return;
   const OwnedScratch sc(scratch, qconv_scratch_bytes(p));
   if (is_pointwise(p)) return conv_pointwise_s32(p, xq, w, acc, u, sc.get());
   if (p.packed) return conv_packed_s32(p, xq, zp, w, acc, u, sc.get());
-  conv_grouped(p, xq, zp, w, loops_for(u), sc.get(), RowSink{nullptr, acc});
+  conv_grouped(p, xq, zp, zp_c, w, loops_for(u), sc.get(), RowSink{nullptr, acc});
 }
 
 void qconv_transpose_u8s8(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp,

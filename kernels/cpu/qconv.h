@@ -73,13 +73,18 @@ int64_t qconv_transpose_scratch_bytes(const qref::ConvProblem& p);
 // selects the layout of w exactly as for the reference (packed requires
 // group 1). uk picks the ISA level (nullptr: qgemm_default_ukernel()).
 // Requires C/group * taps <= qref::kMaxReduction.
+// zp_c: a zero point per input channel ([C], replacing zp) for a depthwise
+// conv whose X was quantized per channel (quantize_u8_per_channel); only
+// depthwise problems (C == group > 1) take it.
 void qconv_u8s8(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                const QconvEpilogue& ep, const QgemmUkernel* uk = nullptr, void* scratch = nullptr);
+                const QconvEpilogue& ep, const QgemmUkernel* uk = nullptr, void* scratch = nullptr,
+                const uint8_t* zp_c = nullptr);
 
 // The raw accumulators, acc[b][m][o], equal to qref::conv_u8s8's: for tests
 // and for ops that need the integers.
 void qconv_u8s8_s32(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                    int32_t* acc, const QgemmUkernel* uk = nullptr, void* scratch = nullptr);
+                    int32_t* acc, const QgemmUkernel* uk = nullptr, void* scratch = nullptr,
+                    const uint8_t* zp_c = nullptr);
 
 // QConvTranspose: y = epilogue(qref::conv_transpose_u8s8(p, xq, zp, w)); the
 // core is already compensated, so ep.comp should be null.

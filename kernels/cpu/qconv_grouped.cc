@@ -170,8 +170,8 @@ void pad_channel(const ConvGeometry& g, const Ints& dims, const uint8_t* x, uint
   std::memset(dst, zp, static_cast<size_t>(slack));
 }
 
-void conv_depthwise(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
-                    const QconvLoops& loops, uint8_t* scratch, const RowSink& sink) {
+void conv_depthwise(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const uint8_t* zp_c,
+                    const int8_t* w, const QconvLoops& loops, uint8_t* scratch, const RowSink& sink) {
   const ConvGeometry& g = p.g;
   const size_t n = static_cast<size_t>(g.nsp);
   const int64_t mg = p.M / p.group, ks = g.kernel_size();
@@ -206,7 +206,7 @@ void conv_depthwise(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, c
     for (int64_t bm = begin; bm < end; ++bm) {
       const int64_t b = bm / p.M, m = bm % p.M, ch = b * p.C + m / mg;
       if (ch != padded_ch) {
-        pad_channel(g, pdims, xq + ch * in_size, zp, sc.chan_bytes - pad_bytes, xp);
+        pad_channel(g, pdims, xq + ch * in_size, zp_c ? zp_c[m / mg] : zp, sc.chan_bytes - pad_bytes, xp);
         padded_ch = ch;
       }
       dw_weight_pairs(w + m * ks, ks, wp);
@@ -230,9 +230,10 @@ int64_t grouped_scratch_bytes(const qref::ConvProblem& p) {
   return cv.used();
 }
 
-void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
+void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const uint8_t* zp_c, const int8_t* w,
                   const QconvLoops& loops, uint8_t* scratch, const RowSink& sink) {
-  if (is_depthwise(p)) return conv_depthwise(p, xq, zp, w, loops, scratch, sink);
+  if (is_depthwise(p)) return conv_depthwise(p, xq, zp, zp_c, w, loops, scratch, sink);
+  assert(zp_c == nullptr);
   const ConvGeometry& g = p.g;
   const size_t n = static_cast<size_t>(g.nsp);
   const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = g.kernel_size();

@@ -116,7 +116,8 @@ void conv_pointwise_s32(const qref::ConvProblem& p, const uint8_t* xq, const int
                         int32_t* acc, const QgemmUkernel& uk, uint8_t* scratch);
 
 int64_t grouped_scratch_bytes(const qref::ConvProblem& p);
-void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w,
+// zp_c: per input channel zero points (depthwise only), else zp for all.
+void conv_grouped(const qref::ConvProblem& p, const uint8_t* xq, uint8_t zp, const uint8_t* zp_c, const int8_t* w,
                   const QconvLoops& loops, uint8_t* scratch, const RowSink& sink);
 
 int64_t transpose_scratch_bytes(const qref::ConvProblem& p);

@@ -28,7 +28,8 @@ void gemm_u8s8_n16k4(int64_t M, int64_t K, int64_t N, const uint8_t* a, const in
 
 using convgeo::tap_table;
 
-void conv_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w, int32_t* acc) {
+void conv_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w, int32_t* acc,
+               const uint8_t* zp_c) {
   const auto& g = p.g;
   const int64_t cg = p.C / p.group, mg = p.M / p.group, ks = g.kernel_size();
   const int64_t kg = cg * ks, in_size = g.in_size(), out_size = g.out_size();
@@ -46,7 +47,8 @@ void conv_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t
           for (int64_t r = 0; r < ks; ++r) {
             const int64_t kk = c * ks + r;  // row of W's [K, N] view
             const int32_t wv = p.packed ? w[int8::packed_index(kk, m, kg)] : w[m * kg + kk];
-            const int32_t xv = t[r] < 0 ? zp : x[c * in_size + t[r]];
+            const int32_t pad = zp_c ? zp_c[grp * cg + c] : zp;
+            const int32_t xv = t[r] < 0 ? pad : x[c * in_size + t[r]];
             s += xv * wv;
           }
         }

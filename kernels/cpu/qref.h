@@ -33,7 +33,10 @@ struct ConvProblem {
 // QConv: acc[b][m][o] = Σ_{c < C/group, r < taps} x_q[b][grp*Cg + c][tap(o, r)] * W(m, c*taps + r)
 // where grp = m / (M/group) and x_q = zp at taps in the padding (x = 0
 // there). Raw, like gemm_u8s8_n16k4: the epilogue subtracts zp * wsum[m].
-void conv_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w, int32_t* acc);
+// zp_c (optional, [C]): input channel c's padding reads zp_c[c] instead
+// (X quantized per channel).
+void conv_u8s8(const ConvProblem& p, const uint8_t* xq, uint8_t zp, const int8_t* w, int32_t* acc,
+               const uint8_t* zp_c = nullptr);
 
 // QConvTranspose, already compensated: acc[b][ch][o] = Σ (x_q - zp) * w_q
 // over the (input position, channel, tap) triples that reach output o of

@@ -73,4 +73,24 @@ QuantParams quantize_u8(const float* x, int64_t n, uint8_t* out) {
   return p;
 }
 
+void quantize_u8_per_channel(const float* x, int64_t batch, int64_t channels, int64_t plane, uint8_t* out,
+                             QuantParams* params) {
+  const VecKernels& vk = vec_kernels();
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, batch * plane));
+  parallel_for(channels, grain, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      // Every image's plane folded from 0, 0: min and max are exact, so the
+      // order cannot change them.
+      float lo = 0.f, hi = 0.f;
+      for (int64_t b = 0; b < batch; ++b) vk.minmax(x + (b * channels + c) * plane, plane, &lo, &hi);
+      const QuantParams p = choose_u8_params(lo, hi);
+      params[c] = p;
+      for (int64_t b = 0; b < batch; ++b) {
+        const int64_t off = (b * channels + c) * plane;
+        vk.quantize_u8(x + off, plane, p.scale, p.zero_point, out + off);
+      }
+    }
+  });
+}
+
 }  // namespace sarai::kernels

@@ -34,6 +34,15 @@ void quantize_u8_with(const float* x, int64_t n, QuantParams p, uint8_t* out);
 // always holds 0), then quantize_u8_with.
 QuantParams quantize_u8(const float* x, int64_t n, uint8_t* out);
 
+// Per channel (a depthwise QConv's X, attribute x_per_channel): x is
+// [batch, channels, plane] and channel c gets its own params[c], chosen as
+// quantize_u8 chooses them over the channel's values in every image, then
+// its planes are quantized with them (quantize_u8_with's arithmetic).
+// Channels run in parallel; each result is the sequential loop's, bit for
+// bit, for any ISA and thread count.
+void quantize_u8_per_channel(const float* x, int64_t batch, int64_t channels, int64_t plane, uint8_t* out,
+                             QuantParams* params);
+
 // The epilogue of QMatMul / QConv / QConvTranspose for one output, with the
 // exact float operation order every kernel must use to stay bit-exact with
 // the reference:

@@ -345,6 +345,7 @@ int cmd_convert(const ConvertArgs& a) {
   opt.min_elements = a.min_elements;
   opt.attention = a.attention;
   opt.recurrent = a.recurrent;
+  opt.depthwise_activations = a.depthwise_activations;
   opt.command_line = a.command_line;
   opt.cancel = &g_cancel;
   opt.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };

@@ -186,6 +186,10 @@ int main(int argc, char** argv) {
                           "LSTM / GRU / RNN gate GEMMs: fp32 (default: weights as they are) or int8 (W and R per "
                           "gate row, run on the INT8 kernels; blob only)")
       ->check(CLI::IsMember({"fp32", "int8"}));
+  convert_cmd->add_option("--depthwise-activations", conv.depthwise_activations,
+                          "Depthwise convolutions' input X at run time: per-channel (default: each channel its own "
+                          "scale and zero point) or per-tensor; --static uses its calibrated range instead")
+      ->check(CLI::IsMember({"per-channel", "per-tensor"}));
   convert_cmd->add_option("--calibration", conv.calibration,
                           "Input sets for --static, --auto-keep-fp32 and the accuracy check: DIR/NAME.npy, or one "
                           "subfolder of NAME.npy per set (NAME as run --output-dir writes it, %XX-escaped, or as is)");

@@ -136,12 +136,16 @@ ChannelParams channel_workspace(KernelContext& ctx, int64_t channels) {
   return p;
 }
 
-void channel_params(const KernelContext& ctx, QuantParams xp, int64_t channels, bool compensate,
+// xps: X's one (s_x, z_x), or with `per` > 0 one pair per input channel,
+// output channel n taking xps[n / per] (a depthwise conv's, `per` outputs
+// per input channel).
+void channel_params(const KernelContext& ctx, const QuantParams* xps, int64_t per, int64_t channels, bool compensate,
                     const ChannelParams& p) {
   const float* scale = ctx.input(2).data<float>();
   const bool per_tensor = ctx.input(2).numel() == 1;
   const int32_t* wsum = ctx.input(3).data<int32_t>();
   for (int64_t n = 0; n < channels; ++n) {
+    const QuantParams& xp = xps[per > 0 ? n / per : 0];
     p.cscale[n] = xp.scale * scale[per_tensor ? 0 : n];
     p.comp[n] = compensate ? static_cast<int32_t>(static_cast<uint32_t>(int64_t{xp.zero_point} * wsum[n])) : 0;
   }
@@ -396,7 +400,7 @@ Status QMatMul(KernelContext& ctx) {
   // Planning pass: nothing read, the packed weights included.
   if (ctx.skip_compute(*o.out)) return Status::ok();
   const QuantParams xp = quantize_input(fixed, x, xq);
-  channel_params(ctx, xp, n, /*compensate=*/true, cp);
+  channel_params(ctx, &xp, 0, n, /*compensate=*/true, cp);
   QgemmEpilogue ep;
   ep.comp = cp.comp;
   ep.cscale = cp.cscale;
@@ -466,19 +470,11 @@ Status QConv(KernelContext& ctx) {
     // Output channel m reads input channel m / (M / C) alone, so its
     // constants take that channel's scale and zero point.
     quantize_u8_per_channel(x.data<float>(), p.batch, p.C, p.g.in_size(), xq, xps);
-    const float* scale = ctx.input(2).data<float>();
-    const bool per_tensor_w = ctx.input(2).numel() == 1;
-    const int32_t* wsum = ctx.input(3).data<int32_t>();
-    const int64_t mult = p.M / p.C;
     for (int64_t c = 0; c < p.C; ++c) zps[c] = xps[c].zero_point;
-    for (int64_t m = 0; m < p.M; ++m) {
-      const QuantParams& xc = xps[m / mult];
-      cp.cscale[m] = xc.scale * scale[per_tensor_w ? 0 : m];
-      cp.comp[m] = static_cast<int32_t>(static_cast<uint32_t>(int64_t{xc.zero_point} * wsum[m]));
-    }
+    channel_params(ctx, xps, p.M / p.C, p.M, /*compensate=*/true, cp);
   } else {
     xp = quantize_input(fixed, x, xq);
-    channel_params(ctx, xp, p.M, /*compensate=*/true, cp);
+    channel_params(ctx, &xp, 0, p.M, /*compensate=*/true, cp);
   }
   QconvEpilogue ep;
   ep.comp = cp.comp;
@@ -526,7 +522,7 @@ Status QConvTranspose(KernelContext& ctx) {
   if (ctx.skip_compute(y)) return Status::ok();
   const QuantParams xp = quantize_input(fixed, x, xq);
   // The core subtracts the zero point itself: no wsum compensation.
-  channel_params(ctx, xp, p.M, /*compensate=*/false, cp);
+  channel_params(ctx, &xp, 0, p.M, /*compensate=*/false, cp);
   QconvEpilogue ep;
   ep.cscale = cp.cscale;
   ep.bias = ctx.has_input(qop::kBias) ? ctx.input(qop::kBias).data<float>() : nullptr;

@@ -57,10 +57,12 @@ struct ConvertOptions : QuantOptions {
   // direction as N16K4 INT8 with a scale per gate row; the nodes become
   // sarai::QLSTM / QGRU / QRNN, kernels/recurrent.cc). Metadata "recurrent".
   std::string recurrent = "fp32";
-  // Depthwise convolutions (group = C > 1) with dynamic activations:
-  // "per-channel" (each input channel quantized with its own scale and zero
-  // point at run time: attribute x_per_channel = 1 on the QConv) or
-  // "per-tensor". Metadata "depthwise_activations".
+  // Depthwise convolutions (group = C > 1): "per-channel" (each input
+  // channel quantized with its own scale and zero point at run time:
+  // attribute x_per_channel = 1 on the QConv, with or without
+  // activation_ranges) or "per-tensor" (dynamic, or the calibrated range
+  // when activation_ranges is set). Metadata "depthwise_activations":
+  // per-channel, per-tensor or static.
   std::string depthwise_activations = "per-channel";
 };
 

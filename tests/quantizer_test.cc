@@ -778,18 +778,17 @@ TEST(Convert, SmallCnnPackedAndGroupedConvs) {
   EXPECT_EQ(plain, 1);  // the depthwise conv
   EXPECT_EQ(meta(**blob, "depthwise_activations"), "per-channel");
 
-  // No x_per_channel when asked per tensor, or with static ranges (the
-  // calibrated per-tensor range applies).
-  for (int variant = 0; variant < 2; ++variant) {
+  // Per tensor (0: dynamic, 2: with static ranges, the calibrated range
+  // for the depthwise conv too), and static ranges with the default (1: the
+  // depthwise conv stays per channel, the others take their range).
+  for (int variant = 0; variant < 3; ++variant) {
     auto src = load_onnx(fixture("small_cnn.onnx"));
     ASSERT_TRUE(src.has_value());
     quant::ConvertOptions vo;
-    if (variant == 0) {
-      vo.depthwise_activations = "per-tensor";
-    } else {
+    if (variant != 1) vo.depthwise_activations = "per-tensor";
+    if (variant != 0)
       for (const Node& n : (*src)->graph.nodes)
         if (n.op_type == "Conv") vo.activation_ranges[(*src)->graph.values[static_cast<size_t>(n.inputs[0])].name] = {-1.f, 1.f};
-    }
     const std::string path = dir + "/v" + std::to_string(variant) + ".sarai";
     ASSERT_TRUE(quant::convert_to_blob(**src, path, vo).has_value()) << variant;
     auto vb = load_blob(path, true);
@@ -797,11 +796,13 @@ TEST(Convert, SmallCnnPackedAndGroupedConvs) {
     int dw = 0;
     for (const Node& n : (*vb)->graph.nodes) {
       if (n.op_type != "QConv") continue;
-      EXPECT_FALSE(n.has_attr("x_per_channel")) << n.name << " variant " << variant;
-      dw += n.attr_int("group", 1) > 1;
+      const bool depthwise = n.attr_int("group", 1) > 1;
+      dw += depthwise;
+      EXPECT_EQ(n.has_attr("x_per_channel"), variant == 1 && depthwise) << n.name << " variant " << variant;
+      EXPECT_EQ(n.has_attr("x_min"), variant == 2 || (variant == 1 && !depthwise)) << n.name << " variant " << variant;
     }
     EXPECT_EQ(dw, 1);
-    EXPECT_EQ(meta(**vb, "depthwise_activations"), variant == 0 ? "per-tensor" : "static");
+    EXPECT_EQ(meta(**vb, "depthwise_activations"), variant == 0 ? "per-tensor" : variant == 1 ? "per-channel" : "static");
   }
 
   // --per-tensor: one scale each.

@@ -187,8 +187,9 @@ int main(int argc, char** argv) {
                           "gate row, run on the INT8 kernels; blob only)")
       ->check(CLI::IsMember({"fp32", "int8"}));
   convert_cmd->add_option("--depthwise-activations", conv.depthwise_activations,
-                          "Depthwise convolutions' input X at run time: per-channel (default: each channel its own "
-                          "scale and zero point) or per-tensor; --static uses its calibrated range instead")
+                          "Depthwise convolutions' input X: per-channel (default: each channel its own scale and zero "
+                          "point, chosen at run time, also with --static) or per-tensor (with --static: the calibrated "
+                          "range)")
       ->check(CLI::IsMember({"per-channel", "per-tensor"}));
   convert_cmd->add_option("--calibration", conv.calibration,
                           "Input sets for --static, --auto-keep-fp32 and the accuracy check: DIR/NAME.npy, or one "

@@ -335,14 +335,7 @@ TEST(QuantizeWeight, StopsBetweenBatchesWhenAsked) {
 struct GraphBuilder {
   Graph g;
   int input(const std::string& name) { return test::add_input(g, name); }
-  int init(const std::string& name, Tensor t) {
-    int v = g.add_value(name);
-    Value& val = g.values[static_cast<size_t>(v)];
-    val.is_initializer = true;
-    val.dtype = t.dtype();
-    val.initializer = std::move(t);
-    return v;
-  }
+  int init(const std::string& name, Tensor t) { return test::add_init(g, name, std::move(t)); }
   int node(const std::string& op, const std::string& name, std::vector<int> inputs,
            std::map<std::string, Attribute> attrs = {}) {
     Node n;

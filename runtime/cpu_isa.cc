@@ -19,39 +19,55 @@ uint64_t xgetbv0() {
   return (static_cast<uint64_t>(edx) << 32) | eax;
 }
 
-struct Features {
-  bool avx2 = false;         // AVX2 + FMA, YMM state saved
-  bool avx_vnni = false;     // VEX vpdpbusd (cpuid 7.1 eax bit 4)
-  bool avx512_vnni = false;  // F + DQ + BW + VL + VNNI, opmask/ZMM state saved
-  bool amx_int8 = false;     // AMX-TILE + AMX-INT8, tile state enabled in XCR0
-};
+}  // namespace
 
-Features detect() {
-  Features f;
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
-  const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
+namespace cpu_detail {
+
+CpuFeatures features_from(const CpuidWords& w) {
+  CpuFeatures f;
+  const bool osxsave = w.leaf1_ecx & (1u << 27), avx = w.leaf1_ecx & (1u << 28), fma = w.leaf1_ecx & (1u << 12);
   if (!osxsave || !avx || !fma) return f;
-  const uint64_t xcr0 = xgetbv0();
-  if ((xcr0 & 0x6) != 0x6) return f;  // XMM and YMM state
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
-  const unsigned b7 = b, c7 = c, d7 = d;
-  f.avx2 = b7 & (1u << 5);
+  if ((w.xcr0 & 0x6) != 0x6) return f;  // XMM and YMM state
+  if (!w.has_leaf7) return f;
+  f.avx2 = w.leaf7_ebx & (1u << 5);
   if (!f.avx2) return f;
-  unsigned a71 = 0, b71, c71, d71;
-  if (__get_cpuid_count(7, 1, &a71, &b71, &c71, &d71)) f.avx_vnni = a71 & (1u << 4);
-  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
+  f.avx_vnni = w.leaf7_1_eax & (1u << 4);
+  const bool zmm_state = (w.xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   // DQ too: the FP32 vector kernels of this level are built for it
   // (kernels/cpu/vec__avx512_vnni.cc). Every CPU with AVX-512 VNNI has it.
-  const bool avx512f = b7 & (1u << 16), avx512dq = b7 & (1u << 17), avx512bw = b7 & (1u << 30),
-             avx512vl = b7 & (1u << 31);
-  const bool vnni512 = c7 & (1u << 11);
+  const bool avx512f = w.leaf7_ebx & (1u << 16), avx512dq = w.leaf7_ebx & (1u << 17),
+             avx512bw = w.leaf7_ebx & (1u << 30), avx512vl = w.leaf7_ebx & (1u << 31);
+  const bool vnni512 = w.leaf7_ecx & (1u << 11);
   f.avx512_vnni = zmm_state && avx512f && avx512dq && avx512bw && avx512vl && vnni512;
-  const bool amx_tile = d7 & (1u << 24), amx_int8 = d7 & (1u << 25);
-  const bool tile_state = (xcr0 & (3ull << 17)) == (3ull << 17);  // XTILECFG, XTILEDATA
+  const bool amx_tile = w.leaf7_edx & (1u << 24), amx_int8 = w.leaf7_edx & (1u << 25);
+  const bool tile_state = (w.xcr0 & (3ull << 17)) == (3ull << 17);  // XTILECFG, XTILEDATA
   f.amx_int8 = f.avx512_vnni && amx_tile && amx_int8 && tile_state;
   return f;
 }
+
+CpuidWords read_cpuid() {
+  CpuidWords w;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return w;
+  w.leaf1_ecx = c;
+  // xgetbv faults without OSXSAVE; cpuid leaf 7 needs max leaf >= 7.
+  if (c & (1u << 27)) w.xcr0 = xgetbv0();
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return w;
+  w.has_leaf7 = true;
+  w.leaf7_ebx = b;
+  w.leaf7_ecx = c;
+  w.leaf7_edx = d;
+  // Sub-leaf 1 (EAX of sub-leaf 0 is the highest sub-leaf): zeros when absent.
+  if (a >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) w.leaf7_1_eax = a;
+  return w;
+}
+
+}  // namespace cpu_detail
+
+namespace {
+
+using Features = cpu_detail::CpuFeatures;
+Features detect() { return cpu_detail::features_from(cpu_detail::read_cpuid()); }
 
 const Features& features() {
   static const Features f = detect();

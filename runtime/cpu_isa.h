@@ -24,6 +24,7 @@
 //                run AVX-512 VNNI and oneDNN may use AMX.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -55,5 +56,25 @@ const char* isa_cap_warning();
 // ("SSE41", "AVX2", "AVX2_VNNI", "AVX512_CORE_VNNI", "AVX512_CORE_AMX"), or
 // "ALL" when no cap was set.
 const char* onednn_isa_name();
+
+// The detection's pure part, for tests (tests/cpu_isa_test.cc): the cpuid
+// and XCR0 words it reads, and what they make of each level.
+namespace cpu_detail {
+struct CpuidWords {
+  uint32_t leaf1_ecx = 0;                              // OSXSAVE 27, AVX 28, FMA 12
+  bool has_leaf7 = false;                              // max leaf >= 7
+  uint32_t leaf7_ebx = 0, leaf7_ecx = 0, leaf7_edx = 0;  // sub-leaf 0
+  uint32_t leaf7_1_eax = 0;                            // sub-leaf 1: AVX-VNNI 4
+  uint64_t xcr0 = 0;                                   // the OS-enabled state (xgetbv 0)
+};
+struct CpuFeatures {
+  bool avx2 = false;         // AVX2 + FMA, YMM state saved
+  bool avx_vnni = false;     // VEX vpdpbusd (cpuid 7.1 eax bit 4)
+  bool avx512_vnni = false;  // F + DQ + BW + VL + VNNI, opmask/ZMM state saved
+  bool amx_int8 = false;     // AMX-TILE + AMX-INT8, tile state enabled in XCR0
+};
+CpuFeatures features_from(const CpuidWords& w);
+CpuidWords read_cpuid();  // this CPU's
+}  // namespace cpu_detail
 
 }  // namespace sarai

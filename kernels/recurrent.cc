@@ -483,28 +483,21 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep, bool quantized) {
 
   // Workspace: XW [seq * batch, gh], gates [batch, gh], the state h (and c)
   // [batch, hid], r ⊙ h for GRU [batch, hid], the folded bias [gh], Rbh
-  // [hid], activation scratch [gh], lengths [batch].
-  int64_t rows, xw_n;
-  if (__builtin_mul_overflow(seq, batch, &rows) || __builtin_mul_overflow(rows, gh, &xw_n))
-    return Status::error("input 'X' " + shape_to_string(x.shape()) + " with hidden_size " + std::to_string(hid) +
-                         " needs more scratch than can be addressed");
-  int64_t bgh, total;
+  // [hid], activation scratch [gh], lengths [batch]. A bidirectional layer
+  // on two or more threads runs its two directions' time steps at once, one
+  // thread each (their small per-step GEMMs would otherwise leave a core
+  // idle or pay a barrier per step), each direction on its own copy of the
+  // scratch (`copies`). Every GEMM of a step then runs on one thread, as on
+  // one thread: the same results at any thread count.
+  const int64_t copies = nd == 2 && num_threads() > 1 ? 2 : 1;
   const int64_t states = lstm || gru ? 2 : 1;
-  if (__builtin_mul_overflow(batch, gh, &bgh) || !checked_mul_add(states + 1, bgh, xw_n, &total) ||
-      !checked_mul_add(4, gh, total, &total))
+  int64_t rows, xw_n, bgh, total, ws_n;
+  if (__builtin_mul_overflow(seq, batch, &rows) || __builtin_mul_overflow(rows, gh, &xw_n) ||
+      __builtin_mul_overflow(batch, gh, &bgh) || !checked_mul_add(states + 1, bgh, xw_n, &total) ||
+      !checked_mul_add(4, gh, total, &total) || __builtin_mul_overflow(copies, total, &ws_n))
     return Status::error("input 'X' " + shape_to_string(x.shape()) + " with hidden_size " + std::to_string(hid) +
                          " needs more scratch than can be addressed");
   const int64_t bh = batch * hid;  // <= batch * gh
-  // A bidirectional layer on two or more threads runs its two directions'
-  // time steps at once, one thread each (their small per-step GEMMs would
-  // otherwise leave a core idle or pay a barrier per step), each direction
-  // on its own copy of the scratch. Every GEMM of a step then runs on one
-  // thread, as on one thread: the same results at any thread count.
-  const int64_t copies = nd == 2 && num_threads() > 1 ? 2 : 1;
-  int64_t ws_n;
-  if (__builtin_mul_overflow(copies, total, &ws_n))
-    return Status::error("input 'X' " + shape_to_string(x.shape()) + " with hidden_size " + std::to_string(hid) +
-                         " needs more scratch than can be addressed");
   int64_t* len = ctx.workspace<int64_t>(batch);
   float* ws_all = ctx.workspace<float>(ws_n);
   QScratch qs_all[2];
@@ -529,17 +522,19 @@ Status run_recurrent(KernelContext& ctx, PrepareFn prep, bool quantized) {
   const float* px = x.data<float>();
   // One direction in two parts: its input projection, the one big GEMM
   // (threaded as the session's threads allow), then its time steps.
+  // Direction d's copy of the scratch.
+  const auto slot = [&](int64_t d) { return copies == 2 ? d : 0; };
   const auto project = [&](int64_t d) -> Status {
-    float* xw = ws_all + (copies == 2 ? d * total : 0);
-    const QScratch& qs = qs_all[copies == 2 ? d : 0];
+    float* xw = ws_all + slot(d) * total;
+    const QScratch& qs = qs_all[slot(d)];
     if (max_len == 0) return Status::ok();
     if (quantized) qgemm_nt(rows, gh, in, px, qw[d], qs, xw, gh);
     else SARAI_RETURN_IF_ERROR(gemm_nt(rows, gh, in, px, in, w->data<float>() + d * gh * in, xw, gh));
     return Status::ok();
   };
   const auto steps = [&](int64_t d) -> Status {
-    float* xw = ws_all + (copies == 2 ? d * total : 0);
-    const QScratch& qs = qs_all[copies == 2 ? d : 0];
+    float* xw = ws_all + slot(d) * total;
+    const QScratch& qs = qs_all[slot(d)];
     float* gates = xw + xw_n;
     float* h = gates + bgh;
     float* c = h + bh;   // LSTM

@@ -31,16 +31,12 @@ Expected<int> open_regular_file(const std::string& path, uint64_t* size) {
   return fd;
 }
 
-Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
-  uint64_t size = 0;
-  auto opened = open_regular_file(path, &size);
-  if (!opened) return opened.status();
-  const int fd = *opened;
+Expected<std::shared_ptr<MappedFile>> MappedFile::map(int fd, uint64_t size, const std::string& path) {
   std::shared_ptr<MappedFile> m(new MappedFile());
   m->path_ = path;
   m->size_ = size;
-  if (m->size_ > 0) {
-    void* p = ::mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (size > 0) {
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
       ::close(fd);
@@ -52,30 +48,28 @@ Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) 
   return m;
 }
 
+Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+  uint64_t size = 0;
+  auto opened = open_regular_file(path, &size);
+  if (!opened) return opened.status();
+  return map(*opened, size, path);
+}
+
 Expected<std::shared_ptr<MappedFile>> MappedFile::copy_of(const void* data, uint64_t size, const std::string& name) {
-  std::shared_ptr<MappedFile> m(new MappedFile());
-  m->path_ = name;
-  m->size_ = size;
-  if (size == 0) return m;
   const int fd = ::memfd_create("sarai-rt model", MFD_CLOEXEC);
   if (fd < 0) return Status::error(ErrorCode::kIo, name + ": cannot hold the model in memory: " + std::strerror(errno));
-  const auto fail = [&](const char* what) {
-    const int e = errno;
-    ::close(fd);
-    return Status::error(ErrorCode::kIo, name + ": cannot hold the model in memory (" + what + "): " + std::strerror(e));
-  };
   const auto* src = static_cast<const uint8_t*>(data);
   for (uint64_t done = 0; done < size;) {
     const ssize_t n = ::write(fd, src + done, static_cast<size_t>(std::min<uint64_t>(size - done, uint64_t{1} << 30)));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail("write");
+    if (n <= 0) {
+      const int e = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      return Status::error(ErrorCode::kIo, name + ": cannot hold the model in memory: " + std::strerror(e));
+    }
     done += static_cast<uint64_t>(n);
   }
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (p == MAP_FAILED) return fail("map");
-  ::close(fd);  // the mapping keeps the memfd alive
-  m->data_ = static_cast<const uint8_t*>(p);
-  return m;
+  return map(fd, size, name);  // the mapping keeps the memfd alive
 }
 
 MappedFile::~MappedFile() {

@@ -44,6 +44,8 @@ class MappedFile {
 
  private:
   MappedFile() = default;
+  // Maps `size` bytes of `fd` read-only and closes fd (also on failure).
+  static Expected<std::shared_ptr<MappedFile>> map(int fd, uint64_t size, const std::string& path);
   std::string path_;
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;

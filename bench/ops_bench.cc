@@ -136,8 +136,8 @@ void BM_quantize_u8_with(benchmark::State& st) {
   st.SetLabel(kn::vec_kernels().isa);
 }
 
-using EpilogueRow = void (*)(const int32_t*, int64_t, const int32_t*, const float*, const float*,
-                             const float*, kn::QgemmActivation, float*);
+using EpilogueRow = void (*)(const int32_t*, int64_t, const int32_t*, const float*, const kn::QuantParams*,
+                             const float*, const float*, kn::QgemmActivation, float*);
 
 void run_epilogue(benchmark::State& st, EpilogueRow fn, const char* label) {
   const int64_t rows = st.range(0), n = st.range(1);
@@ -148,7 +148,7 @@ void run_epilogue(benchmark::State& st, EpilogueRow fn, const char* label) {
   std::vector<float> y(static_cast<size_t>(rows * n));
   for (auto _ : st) {
     for (int64_t r = 0; r < rows; ++r)
-      fn(acc.data() + r * n, n, comp.data(), cscale.data(), bias.data(), nullptr,
+      fn(acc.data() + r * n, n, comp.data(), cscale.data(), nullptr, bias.data(), nullptr,
          kn::QgemmActivation::kNone, y.data() + r * n);
     benchmark::ClobberMemory();
   }

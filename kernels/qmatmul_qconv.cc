@@ -28,6 +28,11 @@
 //      After a BatchNorm the channels' ranges differ by orders of magnitude;
 //      one per-tensor scale leaves the narrow ones a few levels (PaddleOCR
 //      v4 rec: output cosine 0.971 -> 0.992; docs/BENCHMARKS.md).
+//      A QMatMul with x_per_row = 1 (convert's default for dynamic
+//      MatMul/Gemm) quantizes each row of X (a token) with its own
+//      (s_x[m], z_x[m]); below, s_x and z_x become row m's. One token far
+//      larger than the rest (the "massive activations" of a sink token)
+//      then costs only its own row's resolution.
 //   2. acc = the int32 core (kernels/cpu/qref.h), weights read in place.
 //   3. y = dequantize_acc(acc - z_x * wsum[n], s_x * scale[n], bias[n]).
 //
@@ -272,6 +277,19 @@ Status read_quant_attrs(const Node& node, QuantAttrs* q) {
   return Status::ok();
 }
 
+// A 0/1 attribute asking for X's ranges at a finer grain than the tensor,
+// chosen at run time (x_per_channel, x_per_row): true when 1. It excludes a
+// static range.
+Expected<bool> finer_x_attr(const Node& node, const char* name, const char* grain, const QuantAttrs& q) {
+  if (!node.has_attr(name)) return false;
+  const int64_t v = node.attr_int(name, 0);
+  if (v != 0 && v != 1) return Status::error(std::string("attribute ") + name + " = " + str(v) + " must be 0 or 1");
+  if (v == 1 && q.fixed)
+    return Status::error(std::string("attribute ") + name + " = 1 cannot go with a static range (x_min, x_max): " +
+                         "X is quantized either " + grain + " at run time or with the calibrated range");
+  return v == 1;
+}
+
 Expected<int64_t> positive_attr(const Node& node, const char* name, const char* meaning) {
   if (!node.has_attr(name))
     return Status::error(std::string("attribute ") + name + " (" + meaning + ") is missing");
@@ -284,6 +302,7 @@ Expected<int64_t> positive_attr(const Node& node, const char* name, const char* 
 struct QMatMulAttrs {
   int64_t k = 0, n = 0;
   QuantAttrs quant;
+  bool per_row = false;  // x_per_row = 1: each row of X quantized with its own (s_x, z_x)
 };
 
 // QConv's and QConvTranspose's (PrepareQConv, PrepareQConvTranspose): the
@@ -301,13 +320,8 @@ Expected<std::shared_ptr<const void>> prepare_qconv(const Node& node, bool trans
   QConvAttrs a;
   SARAI_RETURN_IF_ERROR(convgeo::read_conv_attrs(node, transpose, &a.conv));
   SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a.quant));
-  if (!transpose && node.has_attr("x_per_channel")) {
-    const int64_t v = node.attr_int("x_per_channel", 0);
-    if (v != 0 && v != 1) return Status::error("attribute x_per_channel = " + str(v) + " must be 0 or 1");
-    a.per_channel = v == 1;
-    if (a.per_channel && a.quant.fixed)
-      return Status::error("attribute x_per_channel = 1 cannot go with a static range (x_min, x_max): "
-                           "X is quantized either per channel at run time or with the calibrated range");
+  if (!transpose) {
+    SARAI_ASSIGN_OR_RETURN(a.per_channel, finer_x_attr(node, "x_per_channel", "per channel", a.quant));
   }
   a.has_weight_shape = node.has_attr("weight_shape");
   if (!a.has_weight_shape) {
@@ -361,6 +375,7 @@ Expected<std::shared_ptr<const void>> PrepareQMatMul(const Node& node, int64_t) 
   if (a.n > (int64_t{1} << 40) / int8::round_up(a.k, int8::kGroupK))
     return Status::error("attributes K = " + str(a.k) + ", N = " + str(a.n) + " are too large");
   SARAI_RETURN_IF_ERROR(read_quant_attrs(node, &a.quant));
+  SARAI_ASSIGN_OR_RETURN(a.per_row, finer_x_attr(node, "x_per_row", "per row", a.quant));
   return prepared_data(std::move(a));
 }
 
@@ -397,13 +412,25 @@ Status QMatMul(KernelContext& ctx) {
   // constants, in the workspace.
   uint8_t* xq = ctx.workspace<uint8_t>(x.numel());
   const ChannelParams cp = channel_workspace(ctx, n);
+  QuantParams* row_x = a->per_row ? ctx.workspace<QuantParams>(rows) : nullptr;
   // Planning pass: nothing read, the packed weights included.
   if (ctx.skip_compute(*o.out)) return Status::ok();
-  const QuantParams xp = quantize_input(fixed, x, xq);
-  channel_params(ctx, &xp, 0, n, /*compensate=*/true, cp);
+  if (row_x) {
+    // Each row (token) its own range, so one outlier row does not flatten
+    // the others (quantize_u8_per_channel over `rows` channels of K values);
+    // the epilogue combines row m's (s_x, z_x) with the channel factors
+    // scale[n] and wsum[n] (QgemmEpilogue::row_x).
+    quantize_u8_per_channel(x.data<float>(), 1, rows, k, xq, row_x);
+    const QuantParams unit{1.f, 1};
+    channel_params(ctx, &unit, 0, n, /*compensate=*/true, cp);
+  } else {
+    const QuantParams xp = quantize_input(fixed, x, xq);
+    channel_params(ctx, &xp, 0, n, /*compensate=*/true, cp);
+  }
   QgemmEpilogue ep;
   ep.comp = cp.comp;
   ep.cscale = cp.cscale;
+  ep.row_x = row_x;
   ep.bias = ctx.has_input(qop::kBias) ? ctx.input(qop::kBias).data<float>() : nullptr;
   ep.residual = fusion.epilogue_residual();
   ep.ldr_m = n;

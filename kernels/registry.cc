@@ -230,7 +230,7 @@ void register_kernels(KernelTable& t) {
   t.add_domain_op("sarai", "Gelu", Gelu).prepare(PrepareGelu).attrs({{"approximate", S}}).in_place({0}).types(kF32);  // fused erf-GELU chains (runtime/fuse.h), any opset
   t.add_domain_op("sarai", "ScaledSoftmax", ScaledSoftmax).prepare(PrepareScaledSoftmax).attrs({{"axis", I}, {"divisor", F}}).in_place({0}).types(kF32);  // fused Div + Softmax
   t.add_domain_op("sarai", "Attention", Attention).prepare(PrepareAttention).attrs({{"divisor", F}, {"precision", S}}).types(kF32);  // fused MatMul + ScaledSoftmax + MatMul
-  t.add_domain_op("sarai", "QMatMul", QMatMul).prepare(PrepareQMatMul).attrs({{"K", I}, {"N", I}}).attrs(kQuantizedAttrs).in_place({qop::kResidual}).types(kQuantizedTypes);
+  t.add_domain_op("sarai", "QMatMul", QMatMul).prepare(PrepareQMatMul).attrs({{"K", I}, {"N", I}, {"x_per_row", I}}).attrs(kQuantizedAttrs).in_place({qop::kResidual}).types(kQuantizedTypes);
   t.add_domain_op("sarai", "QConv", QConv).prepare(PrepareQConv).attrs(kConvAttrs).attrs(kQuantizedAttrs).attrs({{"weight_shape", Is}, {"x_per_channel", I}}).in_place({qop::kResidual}).types(kQuantizedTypes);
   t.add_domain_op("sarai", "QConvTranspose", QConvTranspose)
       .prepare(PrepareQConvTranspose)

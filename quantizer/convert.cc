@@ -549,6 +549,9 @@ Status rewrite_graph(const Model& model, const ConvertOptions& opt, bool static_
       out.attrs.clear();
       out.attrs["K"] = Attribute::of_int(qw.form.K);
       out.attrs["N"] = Attribute::of_int(qw.form.N);
+      // A row (token) far larger than the others, as transformers' sink
+      // tokens are, would leave them few levels under one range per call.
+      if (!static_x && opt.matmul_activations == "per-row") out.attrs["x_per_row"] = Attribute::of_int(1);
     } else {
       out.op_type = c.role == WeightRole::kConv ? "QConv" : "QConvTranspose";
       out.attrs["weight_shape"] =
@@ -617,6 +620,12 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   SARAI_RETURN_IF_ERROR(check_output_path(model, out_path));
   if (opt.attention != "fp32" && opt.attention != "int8" && opt.attention != "int8-per-tensor")
     return Status::error(out_path + ": attention '" + opt.attention + "' is not fp32, int8 or int8-per-tensor");
+  if (opt.depthwise_activations != "per-channel" && opt.depthwise_activations != "per-tensor")
+    return Status::error(out_path + ": depthwise activations '" + opt.depthwise_activations +
+                         "' are not per-channel or per-tensor");
+  if (opt.matmul_activations != "per-row" && opt.matmul_activations != "per-tensor")
+    return Status::error(out_path + ": matmul activations '" + opt.matmul_activations +
+                         "' are not per-row or per-tensor");
   if (opt.recurrent != "fp32" && opt.recurrent != "int8")
     return Status::error(out_path + ": recurrent '" + opt.recurrent + "' is not fp32 or int8");
   auto cancelled = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };
@@ -783,6 +792,7 @@ Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_pa
   meta.emplace_back("depthwise_activations", opt.depthwise_activations == "per-channel" || opt.activation_ranges.empty()
                                                 ? opt.depthwise_activations
                                                 : "static");
+  meta.emplace_back("matmul_activations", opt.activation_ranges.empty() ? opt.matmul_activations : "static");
   for (auto& jp : jobs) {
     for (auto& kv : choice_metadata(*jp->src, jp->plan, jp->prefix)) meta.push_back(std::move(kv));
     for (auto& kv : jp->rchoices) meta.push_back(kv);

@@ -64,6 +64,12 @@ struct ConvertOptions : QuantOptions {
   // when activation_ranges is set). Metadata "depthwise_activations":
   // per-channel, per-tensor or static.
   std::string depthwise_activations = "per-channel";
+  // MatMul / Gemm: "per-row" (each row of X, a token, quantized with its own
+  // scale and zero point at run time: attribute x_per_row = 1 on the
+  // QMatMul) or "per-tensor" (one dynamic range per call). Under
+  // activation_ranges every QMatMul takes its calibrated range instead.
+  // Metadata "matmul_activations": per-row, per-tensor or static.
+  std::string matmul_activations = "per-row";
 };
 
 struct ConvertSummary {

@@ -447,7 +447,8 @@ TEST(Cli, AutoKeepFp32ReachesTheTargetWherePlainInt8DoesNot) {
 // convert --static: the calibrated ranges land in the blob as QMatMul
 // attributes and the kernels use them. On a single MatMul calibrated on the
 // very input it then runs, min/max static quantization must reproduce the
-// dynamic blob bit for bit (the same range, hence the same parameters).
+// dynamic per-tensor blob bit for bit (the same range, hence the same
+// parameters).
 TEST(Cli, StaticCalibrationRoundTrip) {
   const std::string dir = test::temp_dir("static");
   const std::string one = dir + "/one.onnx";
@@ -456,7 +457,7 @@ TEST(Cli, StaticCalibrationRoundTrip) {
   const Tensor x = test::random_tensor({1, 16, 64}, 5, -1.f, 3.f);
   fs::create_directories(dir + "/calib/0");
   ASSERT_TRUE(write_npy(dir + "/calib/0/x.npy", x).is_ok());
-  ASSERT_EQ(run_cli({"convert", one, "-o", dir + "/dyn.sarai", "-q"}).code, 0);
+  ASSERT_EQ(run_cli({"convert", one, "-o", dir + "/dyn.sarai", "-q", "--matmul-activations", "per-tensor"}).code, 0);
   CliResult conv = run_cli({"convert", one, "-o", dir + "/static.sarai", "-q", "--static", "--calibration", dir + "/calib"});
   ASSERT_EQ(conv.code, 0) << conv.out << conv.err;
   EXPECT_NE(conv.out.find("static activation ranges (minmax) of 1 layer input from 1 calibration set"), std::string::npos)
@@ -699,6 +700,8 @@ TEST(CliConvert, Errors) {
   expect_one_line_error(run_cli({"convert", dir + "/none.onnx", "-o", dir + "/x.sarai"}), "none.onnx: cannot open");
   expect_one_line_error(run_cli({"convert", src, "-o", dir + "/x.sarai", "--depthwise-activations", "per-row"}),
                         "--depthwise-activations: per-row not in {per-channel,per-tensor}");
+  expect_one_line_error(run_cli({"convert", src, "-o", dir + "/x.sarai", "--matmul-activations", "per-channel"}),
+                        "--matmul-activations: per-channel not in {per-row,per-tensor}");
   EXPECT_EQ(test::read_file(src), before) << "convert changed its source";
   for (const auto& e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().filename(), "m.onnx") << "left behind: " << e.path();

@@ -165,7 +165,7 @@ TEST_P(QconvLoopsTest, TransposeEpilogueEveryTail) {
           for (int64_t m = sh.m0; m < channels; ++m)
             for (int64_t i = 0; i < sh.ni; ++i) {
               const int64_t at = m * ldy + i;
-              kernels::qgemm_epilogue_row_scalar(&acc[i * sh.lda + m], 1, &comp[m], &cs[m], &bias[m],
+              kernels::qgemm_epilogue_row_scalar(&acc[i * sh.lda + m], 1, &comp[m], &cs[m], nullptr, &bias[m],
                                                  r ? &r[at] : nullptr, act, &want[static_cast<size_t>(at)]);
             }
           loops_->transpose_epilogue(acc.data(), sh.lda, sh.ni, sh.m0, sh.nm, comp.data(), cs.data(),
@@ -288,7 +288,7 @@ TEST_P(QconvLoopsTest, PathsUnderGuardPages) {
             std::vector<float> csm(static_cast<size_t>(out_size), cs[static_cast<size_t>(m)]);
             std::vector<float> bm(static_cast<size_t>(out_size), bias[static_cast<size_t>(m)]);
             kernels::qgemm_epilogue_row_scalar(&ref[static_cast<size_t>(off)], out_size, cm.data(), csm.data(),
-                                               bm.data(), &res[off], act, want.data());
+                                               nullptr, bm.data(), &res[off], act, want.data());
             ASSERT_EQ(std::memcmp(&y[off], want.data(), want.size() * sizeof(float)), 0)
                 << "image " << b << " channel " << m << (act == QgemmActivation::kRelu ? " relu" : "");
           }

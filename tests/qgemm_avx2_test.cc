@@ -188,18 +188,23 @@ TEST_P(QgemmAvx2Exact, EpilogueRowEqualsScalarBitForBit) {
     std::copy(c.cscale.begin(), c.cscale.end(), cscale.data());
     std::copy(c.bias.begin(), c.bias.end(), bias.data());
     std::copy(c.residual.begin(), c.residual.end(), residual.data());
-    for (int with = 0; with < 8; ++with) {
+    // A row's own (s_x, z_x) (per-row activations) takes comp as wsum: the
+    // extreme zero point 255 times int32 extremes wraps, as the scalar does.
+    const kernels::QuantParams row{0.0371f, 255};
+    for (int with = 0; with < 12; ++with) {
       const int32_t* cp = with & 1 ? comp.data() : nullptr;
       const float* bp = with & 2 ? bias.data() : nullptr;
       const float* rp = with & 4 ? residual.data() : nullptr;
+      const kernels::QuantParams* rowp = with & 8 ? &row : nullptr;
+      if (rowp && !cp) continue;  // a row's constants need wsum
       for (QgemmActivation act : {QgemmActivation::kNone, QgemmActivation::kRelu}) {
         std::vector<float> want(static_cast<size_t>(n));
-        kernels::qgemm_epilogue_row_scalar(acc.data(), n, cp, cscale.data(), bp, rp, act, want.data());
+        kernels::qgemm_epilogue_row_scalar(acc.data(), n, cp, cscale.data(), rowp, bp, rp, act, want.data());
         std::fill(y.data(), y.data() + n, 12345.f);
-        uk_->epilogue_row(acc.data(), n, cp, cscale.data(), bp, rp, act, y.data());
+        uk_->epilogue_row(acc.data(), n, cp, cscale.data(), rowp, bp, rp, act, y.data());
         ASSERT_EQ(std::memcmp(y.data(), want.data(), static_cast<size_t>(n) * sizeof(float)), 0)
             << "n=" << n << " comp=" << (cp != nullptr) << " bias=" << (bp != nullptr)
-            << " residual=" << (rp != nullptr) << " relu=" << (act == QgemmActivation::kRelu)
+            << " residual=" << (rp != nullptr) << " row=" << (rowp != nullptr) << " relu=" << (act == QgemmActivation::kRelu)
             << " (" << isa_name(uk_->isa) << ")";
       }
     }

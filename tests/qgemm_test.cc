@@ -121,14 +121,14 @@ TEST_P(QgemmIsa, HonoursStridesAndLeavesOtherColumnsAlone) {
 }
 
 // The fused float epilogue (compensation, scale, bias, residual, Relu; row
-// and column-major output) against the reference epilogue
+// and column-major output; one (s_x, z_x) per row) against the reference epilogue
 // (tests/int8_reference.h) applied to the reference integers, compared as bits.
 TEST_P(QgemmIsa, FusedEpilogueEqualsReferenceBitForBit) {
   std::mt19937 rng(17);
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   for (int64_t M : {1, 3, 4, 5, 70})
     for (int64_t N : {1, 15, 16, 17, 33, 70})
-      for (int variant = 0; variant < 4; ++variant) {
+      for (int variant = 0; variant < 8; ++variant) {
         const int64_t K = 37 + M;
         const Problem p = make(M, K, N, Data::kRandom, static_cast<uint32_t>(M * 31 + N + variant));
         std::vector<int32_t> acc(static_cast<size_t>(M * N));
@@ -143,17 +143,31 @@ TEST_P(QgemmIsa, FusedEpilogueEqualsReferenceBitForBit) {
         res[0] = -0.f;
         const bool with_bias = variant & 1, with_res = variant & 2;
         const QgemmActivation act = (M + N) % 2 ? QgemmActivation::kRelu : QgemmActivation::kNone;
-        const bool col_major = variant == 3;  // y[n][m], as QConv writes
+        const bool col_major = (variant & 3) == 3;  // y[n][m], as QConv writes
+        // Per-row activations: comp and cs are wsum and the weight scales,
+        // row m's constants z_x[m] * wsum[n] and s_x[m] * scale[n].
+        std::vector<kernels::QuantParams> rows;
+        if (variant & 4)
+          for (int64_t m = 0; m < M; ++m)
+            rows.push_back({u(rng) * u(rng) + 2.5f, static_cast<uint8_t>(m == 0 ? 255 : m == 1 ? 0 : rng() % 256)});
         std::vector<float> want(static_cast<size_t>(M * N)), got(static_cast<size_t>(M * N), 7.f);
         for (int64_t m = 0; m < M; ++m)
           for (int64_t n = 0; n < N; ++n) {
             const size_t i = static_cast<size_t>(m * N + n), j = static_cast<size_t>(n);
+            int32_t c = comp[j];
+            float s = cs[j];
+            if (!rows.empty()) {
+              const kernels::QuantParams& r = rows[static_cast<size_t>(m)];
+              c = static_cast<int32_t>(int64_t{r.zero_point} * comp[j]);
+              s = r.scale * cs[j];
+            }
             want[static_cast<size_t>(col_major ? n * M + m : m * N + n)] = test::epilogue_ref(
-                acc[i], comp[j], cs[j], with_bias ? bias[j] : 0.f, with_res ? &res[i] : nullptr, act);
+                acc[i], c, s, with_bias ? bias[j] : 0.f, with_res ? &res[i] : nullptr, act);
           }
         QgemmEpilogue ep;
         ep.comp = comp.data();
         ep.cscale = cs.data();
+        ep.row_x = rows.empty() ? nullptr : rows.data();
         ep.bias = with_bias ? bias.data() : nullptr;
         ep.residual = with_res ? res.data() : nullptr;
         ep.ldr_m = N;

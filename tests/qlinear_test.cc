@@ -382,6 +382,111 @@ TEST(QMatMul, Errors) {
              "QMatMul needs inputs X, W, scale and wsum (bias is optional)");
 }
 
+// ---- Per-row activations (attribute x_per_row = 1, convert's default)
+
+Node per_row(Node n) {
+  n.attrs["x_per_row"] = attr_int(1);
+  return n;
+}
+
+// Row m of a per-row QMatMul is the per-tensor op on row m alone, bit for
+// bit: the same (s_x, z_x), the same integers, the same epilogue constants
+// (built in registers instead of per call). Tails of K and N, batched X, a
+// zero row (scale 1, zero point 0), an all-positive and an all-negative row
+// (zero points 0 and 255), a fused residual and Relu.
+TEST(QMatMulPerRow, EachRowIsThePerTensorOpOnThatRowBitForBit) {
+  uint32_t seed = 40;
+  for (int64_t K : {1, 3, 17, 64, 129})
+    for (int64_t N : {1, 16, 17, 70}) {
+      const Shape xs = {2, 3, K};
+      const int64_t rows = 6;
+      std::vector<float> x = random_floats(rows * K, seed, -1.5f, 2.f);
+      for (int64_t k = 0; k < K; ++k) {
+        x[static_cast<size_t>(1 * K + k)] = 0.f;
+        x[static_cast<size_t>(2 * K + k)] = 0.25f + 0.5f * static_cast<float>(k % 5);
+        x[static_cast<size_t>(3 * K + k)] = -0.5f - 100.f * static_cast<float>(k % 3);
+      }
+      for (int fused = 0; fused < 2; ++fused) {
+        SCOPED_TRACE("K=" + std::to_string(K) + " N=" + std::to_string(N) + (fused ? " residual+Relu" : ""));
+        QMatMulInputs in = qmatmul_inputs(xs, x, K, N, /*per_tensor=*/seed % 2 == 0, /*with_bias=*/true, seed);
+        Node node = qmatmul_node(K, N, true);
+        std::vector<float> res;
+        if (fused) {
+          res = random_floats(rows * N, seed + 7, -1.f, 1.f);
+          in.tensors.push_back(make_tensor<float>({2, 3, N}, res));
+          node = make_node("QMatMul", 6);
+          node.domain = "sarai";
+          node.attrs = qmatmul_node(K, N, true).attrs;
+          node.attrs["activation"] = attr_string("Relu");
+        }
+        Tensor y = run1(kernels::QMatMul, per_row(node), in.tensors);
+        ASSERT_EQ(y.shape(), (Shape{2, 3, N}));
+        for (int64_t m = 0; m < rows; ++m) {
+          std::vector<Tensor> one = in.tensors;
+          one[0] = make_tensor<float>({1, K}, std::vector<float>(x.begin() + m * K, x.begin() + (m + 1) * K));
+          if (fused) one[5] = make_tensor<float>({1, N}, std::vector<float>(res.begin() + m * N, res.begin() + (m + 1) * N));
+          Tensor want = run1(kernels::QMatMul, node, one);
+          ASSERT_EQ(std::memcmp(y.data<float>() + m * N, want.data<float>(), static_cast<size_t>(N) * sizeof(float)), 0)
+              << "row " << m;
+        }
+      }
+      ++seed;
+    }
+}
+
+// One row (a transformer's sink token) 1000x the others: one range per call
+// leaves the other rows a level or two; a range per row keeps them.
+TEST(QMatMulPerRow, AnOutlierRowNoLongerFlattensTheOthers) {
+  const int64_t M = 8, K = 96, N = 40;
+  std::vector<float> x = random_floats(M * K, 3, -1.f, 1.f);
+  for (int64_t k = 0; k < K; ++k) x[static_cast<size_t>(k)] *= 1000.f;  // row 0
+  Tensor w = random_tensor({K, N}, 4, -0.2f, 0.2f);
+  std::vector<int8_t> q(static_cast<size_t>(K * N));
+  std::vector<float> scales(static_cast<size_t>(N));
+  quant::quantize_symmetric(w.data<float>(), K, N, 1, q.data(), scales.data());
+  std::vector<int32_t> sums;
+  std::vector<int8_t> packed = pack(q, K, N, &sums);
+  const std::vector<Tensor> in = {make_tensor<float>({M, K}, x), make_tensor<int8_t>({int8::packed_size(K, N)}, packed),
+                                  make_tensor<float>({N}, scales), make_tensor<int32_t>({N}, sums)};
+  Tensor per_tensor = run1(kernels::QMatMul, qmatmul_node(K, N, false), in);
+  Tensor rows = run1(kernels::QMatMul, per_row(qmatmul_node(K, N, false)), in);
+  Tensor ref = run1(kernels::MatMul, make_node("MatMul", 2), {in[0], w});
+  // Rows 1..M-1 only: the outlier row itself is fine either way.
+  const auto rest = [&](const Tensor& t) {
+    return make_tensor<float>({M - 1, N}, std::vector<float>(t.data<float>() + N, t.data<float>() + M * N));
+  };
+  const double c_tensor = cosine(rest(per_tensor), rest(ref)), c_row = cosine(rest(rows), rest(ref));
+  EXPECT_LT(c_tensor, 0.9) << "the case must hurt one range per call";
+  EXPECT_GT(c_row, 0.9999);
+  EXPECT_GT(cosine(rows, ref), 0.9999);
+}
+
+TEST(QMatMulPerRow, ResultsDoNotDependOnThreadCount) {
+  const int64_t M = 150, K = 515, N = 200;  // above the threading threshold
+  QMatMulInputs in = qmatmul_inputs({M, K}, random_floats(M * K, 9, -3.f, 1.f), K, N, false, true, 10);
+  const int saved = num_threads();
+  Tensor first;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    Tensor y = run1(kernels::QMatMul, per_row(qmatmul_node(K, N, true)), in.tensors);
+    if (threads == 1) first = y;
+    else EXPECT_TRUE(test::tensors_equal(y, first)) << threads << " threads";
+  }
+  set_num_threads(saved);
+}
+
+TEST(QMatMulPerRow, Errors) {
+  QMatMulInputs in = qmatmul_inputs({2, 5}, random_floats(10, 1), 5, 4, false, true, 1);
+  Node two = qmatmul_node(5, 4, true);
+  two.attrs["x_per_row"] = attr_int(2);
+  EXPECT_HAS(run_error(kernels::QMatMul, two, in.tensors), "attribute x_per_row = 2 must be 0 or 1");
+  Node ranged = per_row(qmatmul_node(5, 4, true));
+  ranged.attrs["x_min"] = attr_float(-1);
+  ranged.attrs["x_max"] = attr_float(1);
+  EXPECT_HAS(run_error(kernels::QMatMul, ranged, in.tensors),
+             "attribute x_per_row = 1 cannot go with a static range (x_min, x_max)");
+}
+
 // ---- Static activation ranges (attributes x_min / x_max, from `convert --static`)
 
 Node with_range(Node n, float lo, float hi) {

@@ -619,6 +619,50 @@ int expect_fp32_tensors_identical(const Graph& source, const Graph& blob_graph) 
   return compared;
 }
 
+// MatMul/Gemm's X: per row by default; per tensor when asked; the
+// calibrated range under static ranges (no x_per_row). A value the converter
+// does not know is refused, naming the output.
+TEST(Convert, MatmulActivationsPerRowPerTensorOrStatic) {
+  const std::string dir = test::temp_dir("matmul_activations");
+  for (int variant = 0; variant < 3; ++variant) {
+    auto src = load_onnx(fixture("whisper_tiny_encoder.onnx"));
+    ASSERT_TRUE(src.has_value()) << src.message();
+    quant::ConvertOptions o;
+    if (variant == 1) o.matmul_activations = "per-tensor";
+    if (variant == 2)
+      for (const Node& n : (*src)->graph.nodes)
+        if (n.op_type == "MatMul" || n.op_type == "Conv" || n.op_type == "Gemm")
+          o.activation_ranges[(*src)->graph.values[static_cast<size_t>(n.inputs[0])].name] = {-4.f, 4.f};
+    const std::string path = dir + "/v" + std::to_string(variant) + ".sarai";
+    auto sum = quant::convert_to_blob(**src, path, o);
+    ASSERT_TRUE(sum.has_value()) << sum.message();
+    auto blob = load_blob(path, true);
+    ASSERT_TRUE(blob.has_value()) << blob.message();
+    int qmatmuls = 0;
+    for (const Node& n : (*blob)->graph.nodes) {
+      if (n.op_type != "QMatMul") continue;
+      ++qmatmuls;
+      EXPECT_EQ(n.has_attr("x_per_row"), variant == 0) << n.name << " variant " << variant;
+      EXPECT_EQ(n.has_attr("x_min"), variant == 2) << n.name << " variant " << variant;
+    }
+    EXPECT_EQ(qmatmuls, 12);
+    EXPECT_EQ(meta(**blob, "matmul_activations"), variant == 0 ? "per-row" : variant == 1 ? "per-tensor" : "static");
+  }
+  auto src = load_onnx(fixture("whisper_tiny_encoder.onnx"));
+  ASSERT_TRUE(src.has_value());
+  quant::ConvertOptions bad;
+  bad.matmul_activations = "per-channel";
+  auto r = quant::convert_to_blob(**src, dir + "/bad.sarai", bad);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_HAS(r.message(), "bad.sarai: matmul activations 'per-channel' are not per-row or per-tensor");
+  EXPECT_FALSE(fs::exists(dir + "/bad.sarai"));
+  quant::ConvertOptions bad_dw;
+  bad_dw.depthwise_activations = "per-row";
+  r = quant::convert_to_blob(**src, dir + "/bad.sarai", bad_dw);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_HAS(r.message(), "bad.sarai: depthwise activations 'per-row' are not per-channel or per-tensor");
+}
+
 TEST(Convert, WhisperEncoderFixture) {
   const std::string dir = test::temp_dir("whisper");
   const std::string src_path = fixture("whisper_tiny_encoder.onnx");
@@ -680,6 +724,7 @@ TEST(Convert, WhisperEncoderFixture) {
     const int64_t K = w.dim(0), N = w.dim(1);
     EXPECT_EQ(n.attr_int("K", -1), K);
     EXPECT_EQ(n.attr_int("N", -1), N);
+    EXPECT_EQ(n.attr_int("x_per_row", 0), 1) << n.name;  // convert's default: X per row
     std::vector<float> wf(w.span<float>().begin(), w.span<float>().end());
     std::vector<int8_t> q(wf.size());
     std::vector<float> scales(static_cast<size_t>(N));
@@ -696,6 +741,7 @@ TEST(Convert, WhisperEncoderFixture) {
     ++checked;
   }
   EXPECT_EQ(checked, 12);
+  EXPECT_EQ(meta(**blob, "matmul_activations"), "per-row");
   for (const Node& n : g.nodes) {
     if (n.op_type != "QConv") continue;
     EXPECT_EQ(n.attr_ints("weight_shape").size(), 3u) << n.name;

@@ -60,10 +60,18 @@ inline float epilogue_one(int32_t acc, int32_t comp, float cscale, float bias, c
   return v;
 }
 
+// A row's own constants from the channel factors (QgemmEpilogue::row_x):
+// comp = z_x * wsum (modular), cscale = s_x * scale.
+inline void row_constants(const QuantParams& row, int32_t* comp, float* cscale) {
+  *comp = static_cast<int32_t>(static_cast<uint32_t>(row.zero_point) * static_cast<uint32_t>(*comp));
+  *cscale = row.scale * *cscale;
+}
+
 // One task's output: rows [m0, m0 + rows), channels [n0, n0 + cols).
 void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, bool stream,
                     const int32_t* acc, int64_t ldacc, int64_t m0, int64_t rows, int64_t n0,
                     int64_t cols) {
+  assert(ep.row_x == nullptr || ep.comp != nullptr);
   const int32_t* comp = ep.comp ? ep.comp + n0 : nullptr;
   const float* cs = ep.cscale + n0;
   const float* bias = ep.bias ? ep.bias + n0 : nullptr;
@@ -77,7 +85,7 @@ void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, bool stream
       const int64_t m = m0 + i;
       const float* res = ep.residual ? ep.residual + m * ep.ldr_m + n0 : nullptr;
       float* y = ep.y + m * ep.ldy_m + n0;
-      row_fn(acc + i * ldacc, cols, comp, cs, bias, res, act, y);
+      row_fn(acc + i * ldacc, cols, comp, cs, ep.row_x ? ep.row_x + m : nullptr, bias, res, act, y);
       if (gelu) gelu_fn(y, y, cols);
     }
     return;
@@ -90,7 +98,10 @@ void apply_epilogue(const QgemmUkernel& uk, const QgemmEpilogue& ep, bool stream
       const int64_t m = m0 + i;
       const float* res = ep.residual ? ep.residual + m * ep.ldr_m + n * ep.ldr_n : nullptr;
       float* y = ep.y + m * ep.ldy_m + n * ep.ldy_n;
-      *y = epilogue_one(acc[i * ldacc + j], comp ? comp[j] : 0, cs[j], bias ? bias[j] : 0.f, res, act);
+      int32_t c = comp ? comp[j] : 0;
+      float s = cs[j];
+      if (ep.row_x) row_constants(ep.row_x[m], &c, &s);
+      *y = epilogue_one(acc[i * ldacc + j], c, s, bias ? bias[j] : 0.f, res, act);
       if (gelu && ep.ldy_m != 1) gelu_fn(y, y, 1);
     }
     // Column-major output (ldy_m == 1): this channel's rows are contiguous.
@@ -193,11 +204,14 @@ void drive(const QgemmUkernel& uk, const uint8_t* a, int64_t m, int64_t k, int64
 }  // namespace
 
 void qgemm_epilogue_row_scalar(const int32_t* acc, int64_t n, const int32_t* comp,
-                               const float* cscale, const float* bias, const float* residual,
-                               QgemmActivation act, float* y) {
-  for (int64_t j = 0; j < n; ++j)
-    y[j] = epilogue_one(acc[j], comp ? comp[j] : 0, cscale[j], bias ? bias[j] : 0.f,
-                        residual ? residual + j : nullptr, act);
+                               const float* cscale, const QuantParams* row, const float* bias,
+                               const float* residual, QgemmActivation act, float* y) {
+  for (int64_t j = 0; j < n; ++j) {
+    int32_t c = comp ? comp[j] : 0;
+    float s = cscale[j];
+    if (row) row_constants(*row, &c, &s);
+    y[j] = epilogue_one(acc[j], c, s, bias ? bias[j] : 0.f, residual ? residual + j : nullptr, act);
+  }
 }
 
 void qgemm_u8s8(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const int8_t* w_packed,

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/quantize_activations.h"
 #include "runtime/cpu_isa.h"
 
 namespace sarai::kernels {
@@ -45,9 +46,19 @@ enum class QgemmActivation : int { kNone = 0, kRelu = 1, kGelu = 2 };
 //   y[m * ldy_m + n * ldy_n] = v
 // comp[n] = z_x * wsum[n] (the activation zero point's compensation,
 // kernels/cpu/int8_layout.h); cscale[n] = s_x * scale[n].
+//
+// Per-row activations (row_x != nullptr: row m of `a` quantized with its own
+// (s_x, z_x) = row_x[m], QMatMul's x_per_row): comp and cscale then hold the
+// channel factors wsum[n] and scale[n], and row m's constants are
+//   comp[n] = z_x[m] * wsum[n]      (int32, modular)
+//   cscale[n] = s_x[m] * scale[n]   (one float multiply)
+// formed in registers by the epilogue row: the very numbers a per-tensor
+// call with row m's (s_x, z_x) would take, so row m's outputs equal that
+// call's bit for bit.
 struct QgemmEpilogue {
-  const int32_t* comp = nullptr;    // [N]; nullptr: no compensation
+  const int32_t* comp = nullptr;    // [N]; nullptr: no compensation (required with row_x)
   const float* cscale = nullptr;    // [N], required
+  const QuantParams* row_x = nullptr;  // [M]; nullptr: (s_x, z_x) already folded into comp, cscale
   const float* bias = nullptr;      // [N]; nullptr: none
   const float* residual = nullptr;  // nullptr: none
   int64_t ldr_m = 0, ldr_n = 1;
@@ -78,16 +89,20 @@ struct QgemmUkernel {
   // ldr_n == 1): for j < n, y[j] = epilogue(acc[j]) with comp, cscale, bias
   // already offset to the segment's first channel (bias/comp may be null,
   // residual may be null). act is kNone or kRelu (the driver applies kGelu).
+  // row != nullptr: the row's own (s_x, z_x), comp and cscale being the
+  // channel factors wsum and scale (QgemmEpilogue::row_x; comp not null):
+  // the constants are row->zero_point * comp[j] and row->scale * cscale[j].
   void (*epilogue_row)(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
-                       const float* bias, const float* residual, QgemmActivation act, float* y);
+                       const QuantParams* row, const float* bias, const float* residual, QgemmActivation act,
+                       float* y);
   // The same, writing y with non-temporal stores (bypassing the caches), or
   // nullptr. The driver uses it when y is larger than kStreamBytes: there
   // the stores' read-for-ownership misses cost more than the consumer's
   // later read from memory (measured: bench/qgemm_bench, M=1500 K=512
   // N=2048, 423 -> 644 GOPS on one thread).
   void (*epilogue_row_stream)(const int32_t* acc, int64_t n, const int32_t* comp,
-                              const float* cscale, const float* bias, const float* residual,
-                              QgemmActivation act, float* y) = nullptr;
+                              const float* cscale, const QuantParams* row, const float* bias,
+                              const float* residual, QgemmActivation act, float* y) = nullptr;
   // Optional packed-activation path (nullptr for the micro-kernels that read
   // a in place). pack_a expands rows [0, rows) of a (k bytes each, never
   // reading past a[i * lda + k - 1]) into ap, row i at ap + i * ldap
@@ -138,8 +153,8 @@ void qgemm_u8s8_s32(const uint8_t* a, int64_t m, int64_t k, int64_t lda, const i
 
 // The scalar epilogue_row, the reference the vector ones must equal.
 void qgemm_epilogue_row_scalar(const int32_t* acc, int64_t n, const int32_t* comp,
-                               const float* cscale, const float* bias, const float* residual,
-                               QgemmActivation act, float* y);
+                               const float* cscale, const QuantParams* row, const float* bias,
+                               const float* residual, QgemmActivation act, float* y);
 
 // The micro-kernels, named by contract, tile and level as XNNPACK names
 // its own (u8 x s8 -> s32, mr rows x np * 16 channels, k in groups of 4

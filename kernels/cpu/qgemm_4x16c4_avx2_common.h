@@ -69,7 +69,7 @@ SARAI_AVX2 inline void store_tile(const __m256i (&acc)[MR][2], int32_t* c, int64
 
 // The AVX2 epilogue row (both kernels' QgemmUkernel::epilogue_row), defined
 // in qgemm_u8s8_4x16c4__avx2.cc.
-void epilogue_row(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
+void epilogue_row(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale, const QuantParams* row,
                   const float* bias, const float* residual, QgemmActivation act, float* y);
 
 }  // namespace sarai::kernels::avx2_4x16c4

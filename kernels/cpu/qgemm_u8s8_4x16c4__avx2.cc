@@ -288,8 +288,8 @@ SARAI_AVX2 void tile_avx2_packed_rows(const uint8_t* ap, int64_t ldap, int64_t r
 // are read and written. Separate mul and add: the scalar order.
 template <bool kMasked>
 SARAI_AVX2 inline void epilogue8(const int32_t* acc, const int32_t* comp, const float* cscale,
-                      const float* bias, const float* residual, QgemmActivation act, float* y,
-                      __m256i mask) {
+                      const QuantParams* row, const float* bias, const float* residual, QgemmActivation act,
+                      float* y, __m256i mask) {
   const auto load_i = [mask](const int32_t* p) SARAI_AVX2 {
     return kMasked ? _mm256_maskload_epi32(p, mask) : load256(p);
   };
@@ -297,8 +297,16 @@ SARAI_AVX2 inline void epilogue8(const int32_t* acc, const int32_t* comp, const 
     return kMasked ? _mm256_maskload_ps(p, mask) : _mm256_loadu_ps(p);
   };
   __m256i v = load_i(acc);
-  if (comp) v = _mm256_sub_epi32(v, load_i(comp));
-  __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), load_f(cscale));
+  __m256 cs = load_f(cscale);
+  if (comp) {
+    __m256i c = load_i(comp);
+    if (row) {  // the row's constants: z_x * wsum (low 32 bits: modular), s_x * scale
+      c = _mm256_mullo_epi32(_mm256_set1_epi32(row->zero_point), c);
+      cs = _mm256_mul_ps(_mm256_set1_ps(row->scale), cs);
+    }
+    v = _mm256_sub_epi32(v, c);
+  }
+  __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), cs);
   f = _mm256_add_ps(f, bias ? load_f(bias) : _mm256_setzero_ps());
   if (residual) f = _mm256_add_ps(f, load_f(residual));
   if (act == QgemmActivation::kRelu) {
@@ -314,16 +322,17 @@ SARAI_AVX2 inline void epilogue8(const int32_t* acc, const int32_t* comp, const 
 }  // namespace
 
 SARAI_AVX2 void epilogue_row(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
-                       const float* bias, const float* residual, QgemmActivation act, float* y) {
+                             const QuantParams* row, const float* bias, const float* residual, QgemmActivation act,
+                             float* y) {
   int64_t j = 0;
   for (; j + 8 <= n; j += 8)
-    epilogue8<false>(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
+    epilogue8<false>(acc + j, comp ? comp + j : nullptr, cscale + j, row, bias ? bias + j : nullptr,
                      residual ? residual + j : nullptr, act, y + j, /*mask, unused=*/__m256i{});
   if (j < n) {
     // Lanes [0, n - j): masked loads never touch memory past element n - 1.
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - j)),
                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    epilogue8<true>(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
+    epilogue8<true>(acc + j, comp ? comp + j : nullptr, cscale + j, row, bias ? bias + j : nullptr,
                     residual ? residual + j : nullptr, act, y + j, mask);
   }
 }

@@ -181,12 +181,20 @@ SARAI_AVX512_VNNI void tile_avx512_vnni(const uint8_t* a, int64_t lda, int64_t r
 // kStream: full, 64-byte aligned vectors go out with non-temporal stores.
 template <bool kStream>
 SARAI_AVX512_VNNI inline void epilogue16(const int32_t* acc, const int32_t* comp, const float* cscale,
-                       const float* bias, const float* residual, QgemmActivation act, float* y,
-                       __mmask16 mask) {
+                       const QuantParams* row, const float* bias, const float* residual, QgemmActivation act,
+                       float* y, __mmask16 mask) {
   __m512i v = _mm512_maskz_loadu_epi32(mask, acc);
-  if (comp) v = _mm512_sub_epi32(v, _mm512_maskz_loadu_epi32(mask, comp));
+  __m512 cs = _mm512_maskz_loadu_ps(mask, cscale);
+  if (comp) {
+    __m512i c = _mm512_maskz_loadu_epi32(mask, comp);
+    if (row) {  // the row's constants: z_x * wsum (low 32 bits: modular), s_x * scale
+      c = _mm512_mullo_epi32(_mm512_set1_epi32(row->zero_point), c);
+      cs = _mm512_mul_ps(_mm512_set1_ps(row->scale), cs);
+    }
+    v = _mm512_sub_epi32(v, c);
+  }
   // (maskz form: GCC 12 warns falsely on the plain one's undefined source)
-  __m512 f = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xffff, v), _mm512_maskz_loadu_ps(mask, cscale));
+  __m512 f = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xffff, v), cs);
   f = _mm512_add_ps(f, bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps());
   if (residual) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(mask, residual));
   if (act == QgemmActivation::kRelu) {
@@ -202,13 +210,14 @@ SARAI_AVX512_VNNI inline void epilogue16(const int32_t* acc, const int32_t* comp
 
 template <bool kStream>
 SARAI_AVX512_VNNI void epilogue_row_avx512(const int32_t* acc, int64_t n, const int32_t* comp, const float* cscale,
-                         const float* bias, const float* residual, QgemmActivation act, float* y) {
+                                           const QuantParams* row, const float* bias, const float* residual,
+                                           QgemmActivation act, float* y) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16)
-    epilogue16<kStream>(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
+    epilogue16<kStream>(acc + j, comp ? comp + j : nullptr, cscale + j, row, bias ? bias + j : nullptr,
                         residual ? residual + j : nullptr, act, y + j, 0xffff);
   if (j < n)
-    epilogue16<kStream>(acc + j, comp ? comp + j : nullptr, cscale + j, bias ? bias + j : nullptr,
+    epilogue16<kStream>(acc + j, comp ? comp + j : nullptr, cscale + j, row, bias ? bias + j : nullptr,
                         residual ? residual + j : nullptr, act, y + j,
                         static_cast<__mmask16>((1u << (n - j)) - 1u));
 }

@@ -34,7 +34,8 @@ void quantize_u8_with(const float* x, int64_t n, QuantParams p, uint8_t* out);
 // always holds 0), then quantize_u8_with.
 QuantParams quantize_u8(const float* x, int64_t n, uint8_t* out);
 
-// Per channel (a depthwise QConv's X, attribute x_per_channel): x is
+// Per channel (a depthwise QConv's X, attribute x_per_channel; with batch 1
+// and channels = rows, plane = K: QMatMul's X per row, x_per_row): x is
 // [batch, channels, plane] and channel c gets its own params[c], chosen as
 // quantize_u8 chooses them over the channel's values in every image, then
 // its planes are quantized with them (quantize_u8_with's arithmetic).

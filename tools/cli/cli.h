@@ -118,6 +118,7 @@ struct ConvertArgs {
   std::string attention = "int8";  // quant::ConvertOptions::attention
   std::string recurrent = "fp32";  // quant::ConvertOptions::recurrent
   std::string depthwise_activations = "per-channel";  // quant::ConvertOptions::depthwise_activations
+  std::string matmul_activations = "per-row";  // quant::ConvertOptions::matmul_activations
   double percentile = 99.99;
   int threads = 0;
   // The accuracy check after writing (cmd_convert.cc): the output against

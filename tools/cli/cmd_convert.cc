@@ -346,6 +346,7 @@ int cmd_convert(const ConvertArgs& a) {
   opt.attention = a.attention;
   opt.recurrent = a.recurrent;
   opt.depthwise_activations = a.depthwise_activations;
+  opt.matmul_activations = a.matmul_activations;
   opt.command_line = a.command_line;
   opt.cancel = &g_cancel;
   opt.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };

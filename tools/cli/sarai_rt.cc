@@ -191,6 +191,11 @@ int main(int argc, char** argv) {
                           "point, chosen at run time, also with --static) or per-tensor (with --static: the calibrated "
                           "range)")
       ->check(CLI::IsMember({"per-channel", "per-tensor"}));
+  convert_cmd->add_option("--matmul-activations", conv.matmul_activations,
+                          "MatMul / Gemm input X: per-row (default: each row, a token, its own scale and zero point, "
+                          "chosen at run time) or per-tensor (one range per call; ONNX DynamicQuantizeLinear's "
+                          "scheme). --static uses the calibrated range either way; --to onnx exports per-tensor")
+      ->check(CLI::IsMember({"per-row", "per-tensor"}));
   convert_cmd->add_option("--calibration", conv.calibration,
                           "Input sets for --static, --auto-keep-fp32 and the accuracy check: DIR/NAME.npy, or one "
                           "subfolder of NAME.npy per set (NAME as run --output-dir writes it, %XX-escaped, or as is)");

@@ -281,13 +281,11 @@ Status read_quant_attrs(const Node& node, QuantAttrs* q) {
 // chosen at run time (x_per_channel, x_per_row): true when 1. It excludes a
 // static range.
 Expected<bool> finer_x_attr(const Node& node, const char* name, const char* grain, const QuantAttrs& q) {
-  if (!node.has_attr(name)) return false;
-  const int64_t v = node.attr_int(name, 0);
-  if (v != 0 && v != 1) return Status::error(std::string("attribute ") + name + " = " + str(v) + " must be 0 or 1");
-  if (v == 1 && q.fixed)
+  SARAI_ASSIGN_OR_RETURN(const bool on, attr_flag(node, name, false));
+  if (on && q.fixed)
     return Status::error(std::string("attribute ") + name + " = 1 cannot go with a static range (x_min, x_max): " +
                          "X is quantized either " + grain + " at run time or with the calibrated range");
-  return v == 1;
+  return on;
 }
 
 Expected<int64_t> positive_attr(const Node& node, const char* name, const char* meaning) {

@@ -946,7 +946,7 @@ TEST(QconvOp, XPerChannelErrors) {
   node.attrs["x_per_channel"] = test::attr_int(2);
   auto bad = test::run_kernel(kernels::QConv, node, in.inputs);
   ASSERT_FALSE(bad.has_value());
-  EXPECT_HAS(bad.message(), "attribute x_per_channel = 2 must be 0 or 1");
+  EXPECT_HAS(bad.message(), "attribute 'x_per_channel' must be 0 or 1, got 2");
   node.attrs["x_per_channel"] = test::attr_int(1);
   node.attrs["x_min"] = test::attr_float(-1.f);
   node.attrs["x_max"] = test::attr_float(1.f);

@@ -479,7 +479,7 @@ TEST(QMatMulPerRow, Errors) {
   QMatMulInputs in = qmatmul_inputs({2, 5}, random_floats(10, 1), 5, 4, false, true, 1);
   Node two = qmatmul_node(5, 4, true);
   two.attrs["x_per_row"] = attr_int(2);
-  EXPECT_HAS(run_error(kernels::QMatMul, two, in.tensors), "attribute x_per_row = 2 must be 0 or 1");
+  EXPECT_HAS(run_error(kernels::QMatMul, two, in.tensors), "attribute 'x_per_row' must be 0 or 1, got 2");
   Node ranged = per_row(qmatmul_node(5, 4, true));
   ranged.attrs["x_min"] = attr_float(-1);
   ranged.attrs["x_max"] = attr_float(1);

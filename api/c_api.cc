@@ -155,6 +155,8 @@ sarai_rt_status* sarai_rt_convert(const char* src, const char* dst, const sarai_
       if (options->attention) o.attention = options->attention;
       if (options->recurrent) o.recurrent = options->recurrent;
       if (options->onnx_weights) o.onnx_weights = options->onnx_weights;
+      if (options->depthwise_activations) o.depthwise_activations = options->depthwise_activations;
+      if (options->matmul_activations) o.matmul_activations = options->matmul_activations;
     }
     auto r = sarai_rt::convert(src, dst, o);
     if (!r) return from_error(r.error());

@@ -213,6 +213,15 @@ Result<ConvertSummary> convert(const std::string& src, const std::string& dst, c
     return make_error(ErrorCategory::kInvalidArgument, dst + ": format '" + sum.format + "' is not sarai or onnx");
   if (options.min_elements < 0)
     return make_error(ErrorCategory::kInvalidArgument, dst + ": min_elements must be >= 0");
+  // Checked for both formats: the ONNX export ignores them (per tensor), but
+  // a misspelt value is still an error.
+  {
+    sarai::quant::ConvertOptions schemes;
+    schemes.depthwise_activations = options.depthwise_activations;
+    schemes.matmul_activations = options.matmul_activations;
+    if (sarai::Status st = sarai::quant::check_activation_schemes(schemes, dst); !st)
+      return make_error(ErrorCategory::kInvalidArgument, st.message());
+  }
   sarai::quant::OnnxExportOptions onnx;
   if (sum.format == "onnx") {
     auto w = sarai::quant::parse_onnx_weights(options.onnx_weights);
@@ -232,6 +241,8 @@ Result<ConvertSummary> convert(const std::string& src, const std::string& dst, c
   o.min_elements = options.min_elements;
   o.attention = options.attention;
   o.recurrent = options.recurrent;
+  o.depthwise_activations = options.depthwise_activations;
+  o.matmul_activations = options.matmul_activations;
   std::atomic<bool> stop{false};
   if (options.progress) {
     o.cancel = &stop;

@@ -615,17 +615,22 @@ std::string canonical_options(const QuantOptions& o) {
   return s;
 }
 
-Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_path, const ConvertOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
-  SARAI_RETURN_IF_ERROR(check_output_path(model, out_path));
-  if (opt.attention != "fp32" && opt.attention != "int8" && opt.attention != "int8-per-tensor")
-    return Status::error(out_path + ": attention '" + opt.attention + "' is not fp32, int8 or int8-per-tensor");
+Status check_activation_schemes(const ConvertOptions& opt, const std::string& out_path) {
   if (opt.depthwise_activations != "per-channel" && opt.depthwise_activations != "per-tensor")
     return Status::error(out_path + ": depthwise activations '" + opt.depthwise_activations +
                          "' are not per-channel or per-tensor");
   if (opt.matmul_activations != "per-row" && opt.matmul_activations != "per-tensor")
     return Status::error(out_path + ": matmul activations '" + opt.matmul_activations +
                          "' are not per-row or per-tensor");
+  return Status::ok();
+}
+
+Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_path, const ConvertOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  SARAI_RETURN_IF_ERROR(check_output_path(model, out_path));
+  if (opt.attention != "fp32" && opt.attention != "int8" && opt.attention != "int8-per-tensor")
+    return Status::error(out_path + ": attention '" + opt.attention + "' is not fp32, int8 or int8-per-tensor");
+  SARAI_RETURN_IF_ERROR(check_activation_schemes(opt, out_path));
   if (opt.recurrent != "fp32" && opt.recurrent != "int8")
     return Status::error(out_path + ": recurrent '" + opt.recurrent + "' is not fp32 or int8");
   auto cancelled = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };

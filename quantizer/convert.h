@@ -96,6 +96,10 @@ struct ConvertSummary {
 // this). Errors are one line naming the file, tensor or node.
 Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_path, const ConvertOptions& opt);
 
+// depthwise_activations and matmul_activations hold known values (the
+// error names out_path); convert_to_blob checks it first thing.
+Status check_activation_schemes(const ConvertOptions& opt, const std::string& out_path);
+
 // "--per-tensor --keep-fp32 'a*' --min-elements 1024": the options as
 // recorded when ConvertOptions::command_line is empty.
 std::string canonical_options(const QuantOptions& o);

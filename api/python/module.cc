@@ -525,7 +525,8 @@ PYBIND11_MODULE(sarai_rt, m) {
       "convert",
       [](const py::object& src, const py::object& dst, std::optional<std::string> to, bool per_channel,
          std::optional<std::vector<std::string>> keep_fp32, int64_t min_elements, const std::string& attention,
-         const std::string& recurrent, const std::string& onnx_weights) {
+         const std::string& recurrent, const std::string& onnx_weights, const std::string& depthwise_activations,
+         const std::string& matmul_activations) {
         sarai_rt::ConvertOptions o;
         o.to = to.value_or("");
         o.per_tensor = !per_channel;
@@ -534,6 +535,8 @@ PYBIND11_MODULE(sarai_rt, m) {
         o.attention = attention;
         o.recurrent = recurrent;
         o.onnx_weights = onnx_weights;
+        o.depthwise_activations = depthwise_activations;
+        o.matmul_activations = matmul_activations;
         const py::object fspath = py::module_::import("os").attr("fspath");
         const std::string s = fspath(src).cast<std::string>(), d = fspath(dst).cast<std::string>();
         sarai_rt::ConvertSummary c;
@@ -550,6 +553,7 @@ PYBIND11_MODULE(sarai_rt, m) {
       py::arg("model_input"), py::arg("model_output"), py::kw_only(), py::arg("to") = py::none(),
       py::arg("per_channel") = true, py::arg("keep_fp32") = py::none(), py::arg("min_elements") = 0,
       py::arg("attention") = "int8", py::arg("recurrent") = "fp32", py::arg("onnx_weights") = "u8",
+      py::arg("depthwise_activations") = "per-channel", py::arg("matmul_activations") = "per-row",
       "Quantizes an ONNX model's weights to INT8 (sarai-rt convert without its accuracy check), in bounded "
       "memory, into a .sarai blob or, for a model_output ending in .onnx (or to='onnx'), a quantized ONNX model "
       "for ONNX Runtime. Returns a summary dict.");

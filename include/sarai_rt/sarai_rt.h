@@ -150,6 +150,8 @@ typedef struct sarai_rt_convert_options {
   const char* attention;         /* blob: "int8" (NULL), "int8-per-tensor" or "fp32" */
   const char* recurrent;         /* blob: "fp32" (NULL) or "int8" */
   const char* onnx_weights;      /* ONNX output: "u8" (NULL), "s8" or "s7" */
+  const char* depthwise_activations; /* blob: "per-channel" (NULL) or "per-tensor" */
+  const char* matmul_activations;    /* blob: "per-row" (NULL) or "per-tensor" */
 } sarai_rt_convert_options;
 /* options may be NULL; quantized / kept_fp32 (may be NULL) receive how many
  * weights went to INT8 and how many stayed FP32. */

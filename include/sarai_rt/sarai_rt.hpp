@@ -194,6 +194,10 @@ struct ConvertOptions {
   int64_t min_elements = 0;            // weights with fewer elements stay FP32
   std::string attention = "int8";      // blob: "int8", "int8-per-tensor" or "fp32" (fused attention blocks)
   std::string recurrent = "fp32";      // blob: "fp32" or "int8" (LSTM / GRU / RNN gate GEMMs)
+  // blob: how X is quantized at run time (`sarai-rt convert --help`); the
+  // ONNX export is per tensor either way.
+  std::string depthwise_activations = "per-channel";  // depthwise convs: "per-channel" or "per-tensor"
+  std::string matmul_activations = "per-row";         // MatMul / Gemm: "per-row" or "per-tensor"
   std::string onnx_weights = "u8";     // to "onnx": "u8", "s8" or "s7" (see `sarai-rt convert --help`)
   // Called on the converting thread after each tensor and within big ones
   // (about every 8 MB) with the bytes done and in all; returning false

@@ -512,6 +512,33 @@ TEST(PublicApi, ConvertWritesBlobsAndQuantizedOnnx) {
   ASSERT_TRUE(none_kept.ok()) << none_kept.error().message;
   EXPECT_EQ(none_kept->kept_fp32, 0);
 
+  // X's schemes: per tensor gives the internal converter's per-tensor blob
+  // (through the C API too), not the default's numbers.
+  sarai_rt::ConvertOptions pt;
+  pt.matmul_activations = "per-tensor";
+  pt.depthwise_activations = "per-tensor";
+  ASSERT_TRUE(sarai_rt::convert(src, dir + "/pt.sarai", pt).ok());
+  sarai_rt_convert_options cpt{};
+  cpt.matmul_activations = "per-tensor";
+  cpt.depthwise_activations = "per-tensor";
+  ASSERT_EQ(sarai_rt_convert(src.c_str(), (dir + "/c_pt.sarai").c_str(), &cpt, nullptr, nullptr), nullptr);
+  sarai::quant::ConvertOptions ipt;
+  ipt.matmul_activations = "per-tensor";
+  ipt.depthwise_activations = "per-tensor";
+  auto m2 = sarai::load_onnx(src);
+  ASSERT_TRUE(m2.has_value());
+  ASSERT_TRUE(sarai::quant::convert_to_blob(**m2, dir + "/internal_pt.sarai", ipt).has_value());
+  sarai_rt::Session ipt_s = std::move(sarai_rt::Session::open(dir + "/internal_pt.sarai", {.threads = 1}).value());
+  auto yi = ipt_s.run({in});
+  ASSERT_TRUE(yi.ok());
+  for (const char* name : {"/pt.sarai", "/c_pt.sarai"}) {
+    sarai_rt::Session s = std::move(sarai_rt::Session::open(dir + name, {.threads = 1}).value());
+    auto y = s.run({in});
+    ASSERT_TRUE(y.ok());
+    EXPECT_EQ(std::memcmp(y->at(0).data(), yi->at(0).data(), yi->at(0).size_bytes()), 0) << name;
+    EXPECT_NE(std::memcmp(y->at(0).data(), ya->at(0).data(), ya->at(0).size_bytes()), 0) << name;
+  }
+
   auto q = sarai_rt::convert(src, dir + "/q.onnx");
   ASSERT_TRUE(q.ok()) << q.error().message;
   EXPECT_EQ(q->format, "onnx");
@@ -523,6 +550,20 @@ TEST(PublicApi, ConvertWritesBlobsAndQuantizedOnnx) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().category, sarai_rt::ErrorCategory::kInvalidArgument);
   EXPECT_HAS(r.error().message, "s4");
+  for (const char* out : {"/b.sarai", "/b.onnx"}) {
+    bad = {};
+    bad.matmul_activations = "per-channel";
+    r = sarai_rt::convert(src, dir + out, bad);
+    ASSERT_FALSE(r.ok()) << out;
+    EXPECT_EQ(r.error().category, sarai_rt::ErrorCategory::kInvalidArgument);
+    EXPECT_HAS(r.error().message, std::string(out).substr(1) + ": matmul activations 'per-channel' are not per-row or per-tensor");
+    bad = {};
+    bad.depthwise_activations = "per-row";
+    r = sarai_rt::convert(src, dir + out, bad);
+    ASSERT_FALSE(r.ok()) << out;
+    EXPECT_HAS(r.error().message, "depthwise activations 'per-row' are not per-channel or per-tensor");
+    EXPECT_FALSE(std::filesystem::exists(dir + out));
+  }
   bad = {};
   bad.to = "tflite";
   r = sarai_rt::convert(src, dir + "/b.tflite", bad);

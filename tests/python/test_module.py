@@ -406,6 +406,17 @@ def test_convert_and_quantize_dynamic(tmp):
         sarai_rt.convert(WHISPER, excl, to="tflite")
     with pytest.raises(sarai_rt.InvalidArgument, match="attention 'int4'"):
         sarai_rt.convert(WHISPER, excl, attention="int4")
+    with pytest.raises(sarai_rt.InvalidArgument, match="matmul activations 'per-channel'"):
+        sarai_rt.convert(WHISPER, excl, matmul_activations="per-channel")
+    # X per tensor: the CLI's --matmul-activations per-tensor blob, bit for bit.
+    pt = os.path.join(tmp, "pt.sarai")
+    sarai_rt.convert(WHISPER, pt, matmul_activations="per-tensor", depthwise_activations="per-tensor")
+    cli_pt = os.path.join(tmp, "cli_pt.sarai")
+    subprocess.run([CLI, "convert", WHISPER, "-o", cli_pt, "-q", "--no-check", "--matmul-activations", "per-tensor",
+                    "--depthwise-activations", "per-tensor"], check=True, capture_output=True)
+    [c] = sarai_rt.InferenceSession(pt, threads=1).run(None, x)
+    [d] = sarai_rt.InferenceSession(cli_pt, threads=1).run(None, x)
+    assert np.array_equal(c, d) and not np.array_equal(a, c)
     with pytest.raises(sarai_rt.IoError, match="nope.onnx"):
         sarai_rt.convert(os.path.join(tmp, "nope.onnx"), excl)
     with pytest.raises(sarai_rt.Error, match="does not exist"):

@@ -563,12 +563,8 @@ Status rewrite_graph(const Model& model, const ConvertOptions& opt, bool static_
     // (kernels/qmatmul_qconv.cc), and beats one calibrated range too
     // (PaddleOCR rec: 0.9917 against 0.9860 with --static), so it applies
     // under --static as well unless per-tensor is asked for.
-    bool x_per_channel = false;
-    if (c.role == WeightRole::kConv && opt.depthwise_activations == "per-channel") {
-      const Shape& ws = src.values[static_cast<size_t>(c.weight_value)].initializer.shape();
-      x_per_channel = n.attr_int("group", 1) > 1 && ws.size() >= 3 && ws[1] == 1;
-      if (x_per_channel) out.attrs["x_per_channel"] = Attribute::of_int(1);
-    }
+    const bool x_per_channel = x_per_channel_at_run_time(src, c, opt);
+    if (x_per_channel) out.attrs["x_per_channel"] = Attribute::of_int(1);
     if (static_x && !x_per_channel) {
       const std::string& xname = src.values[static_cast<size_t>(x)].name;
       auto r = opt.activation_ranges.find(xname);
@@ -613,6 +609,12 @@ std::string canonical_options(const QuantOptions& o) {
   for (const std::string& g : o.keep_fp32) s += std::string(s.empty() ? "" : " ") + "--keep-fp32 '" + g + "'";
   s += std::string(s.empty() ? "" : " ") + "--min-elements " + std::to_string(o.min_elements);
   return s;
+}
+
+bool x_per_channel_at_run_time(const Graph& g, const WeightChoice& c, const ConvertOptions& opt) {
+  if (!c.quantize || c.role != WeightRole::kConv || opt.depthwise_activations != "per-channel") return false;
+  const Shape& ws = g.values[static_cast<size_t>(c.weight_value)].initializer.shape();
+  return g.nodes[static_cast<size_t>(c.node)].attr_int("group", 1) > 1 && ws.size() >= 3 && ws[1] == 1;
 }
 
 Status check_activation_schemes(const ConvertOptions& opt, const std::string& out_path) {

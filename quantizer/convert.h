@@ -96,6 +96,11 @@ struct ConvertSummary {
 // this). Errors are one line naming the file, tensor or node.
 Expected<ConvertSummary> convert_to_blob(Model& model, const std::string& out_path, const ConvertOptions& opt);
 
+// Whether quantized layer `c` of graph g quantizes its X per channel at run
+// time (a depthwise conv under depthwise_activations "per-channel"): such a
+// layer takes no static range, so --static does not measure one for it.
+bool x_per_channel_at_run_time(const Graph& g, const WeightChoice& c, const ConvertOptions& opt);
+
 // depthwise_activations and matmul_activations hold known values (the
 // error names out_path); convert_to_blob checks it first thing.
 Status check_activation_schemes(const ConvertOptions& opt, const std::string& out_path);

@@ -23,9 +23,7 @@ namespace {
 using test::CliResult;
 using test::run_cli;
 
-std::string fixture(const std::string& name) {
-  return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
-}
+using test::fixture;
 
 // A failed command prints exactly one line, on stderr, that contains `needle`.
 void expect_one_line_error(const CliResult& r, const std::string& needle) {

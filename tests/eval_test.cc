@@ -554,6 +554,27 @@ TEST(EvalConvert, StaticRangesCoverEveryQuantizedInput) {
   EXPECT_EQ(opt.activation_ranges.count("h0"), 1u);
 }
 
+// Depthwise convs quantizing X per channel at run time (the default) take no
+// static range, so none is measured for their input; per tensor, they do.
+TEST(EvalConvert, StaticRangesSkipDepthwiseInputsQuantizedPerChannel) {
+  const std::string dir = test::temp_dir("static_dw");
+  write(dir + "/calib/0/image.npy", test::random_tensor({1, 3, 32, 40}, 3));
+  eval::Calibration cal;
+  ASSERT_TRUE(eval::open_calibration(test::fixture("small_cnn.onnx"), dir + "/calib", 1, &cal).is_ok());
+  std::string dw_input;
+  for (const Node& n : cal.model->graph.nodes)
+    if (n.op_type == "Conv" && n.attr_int("group", 1) > 1) dw_input = cal.model->graph.values[static_cast<size_t>(n.inputs[0])].name;
+  ASSERT_FALSE(dw_input.empty());
+  quant::ConvertOptions per_channel, per_tensor;
+  per_tensor.depthwise_activations = "per-tensor";
+  ASSERT_TRUE(eval::measure_static_ranges(cal, {}, &per_channel).is_ok());
+  ASSERT_TRUE(eval::measure_static_ranges(cal, {}, &per_tensor).is_ok());
+  EXPECT_EQ(per_channel.activation_ranges.count(dw_input), 0u);
+  EXPECT_EQ(per_tensor.activation_ranges.count(dw_input), 1u);
+  EXPECT_EQ(per_tensor.activation_ranges.size(), per_channel.activation_ranges.size() + 1);
+  EXPECT_EQ(meta(per_channel, "static.ranges"), std::to_string(per_channel.activation_ranges.size()));
+}
+
 TEST(EvalConvert, OpenCalibrationErrors) {
   const std::string dir = test::temp_dir("open");
   test::save(test::sensitive_chain_model(), dir + "/sensitive.onnx");

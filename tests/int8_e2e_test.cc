@@ -26,9 +26,7 @@
 namespace sarai {
 namespace {
 
-std::string fixture(const std::string& name) {
-  return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
-}
+using test::fixture;
 
 using test::cosine;
 

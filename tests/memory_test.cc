@@ -91,9 +91,7 @@ int posix_memalign(void** out, size_t a, size_t n) {
 namespace sarai {
 namespace {
 
-std::string fixture(const std::string& name) {
-  return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
-}
+using test::fixture;
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;

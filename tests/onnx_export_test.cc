@@ -36,9 +36,7 @@ using quant::OnnxWeights;
 #define EXPECT_CONTAINS(haystack, needle) \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)
 
-std::string fixture(const std::string& name) {
-  return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
-}
+using test::fixture;
 
 // Files in `dir` (names only), sorted.
 std::vector<std::string> listing(const std::string& dir) {

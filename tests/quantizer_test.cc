@@ -570,9 +570,7 @@ TEST(ReleasePages, OnlyReadOnlyFileMappingsQualifyAndDataSurvives) {
 
 // ------------------------------------------------------------ convert_to_blob
 
-std::string fixture(const std::string& name) {
-  return test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
-}
+using test::fixture;
 
 std::vector<std::string> dir_entries(const std::string& dir) {
   std::vector<std::string> out;

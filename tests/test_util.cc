@@ -110,6 +110,8 @@ std::string create_error(std::shared_ptr<const Model> model, SessionOptions opti
   return msg;
 }
 
+std::string fixture(const std::string& name) { return test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name; }
+
 std::string test_setting(const char* name) {
   if (const char* v = std::getenv(name)) return v;
   const std::string n = name;

@@ -135,6 +135,9 @@ std::string create_error(std::shared_ptr<const Model> model, SessionOptions opti
 // SARAI_TEST_TMP).
 std::string test_setting(const char* name);
 
+// The path of tests/fixtures/NAME in the source tree.
+std::string fixture(const std::string& name);
+
 // What one run of the CLI (test_setting("SARAI_RT")) gave.
 struct CliResult {
   int code = -1;

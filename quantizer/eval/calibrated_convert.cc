@@ -48,8 +48,10 @@ Status measure_static_ranges(const Calibration& c, const quant::RangeOptions& ro
   Graph g = c.model->graph;
   quant::promote_constants(g);
   std::set<std::string> names;
+  // Depthwise convs quantizing X per channel at run time take no range.
   for (const quant::WeightChoice& w : quant::plan_quantization(g, *opt).choices)
-    if (w.quantize) names.insert(g.values[static_cast<size_t>(g.nodes[static_cast<size_t>(w.node)].inputs[0])].name);
+    if (w.quantize && !quant::x_per_channel_at_run_time(g, w, *opt))
+      names.insert(g.values[static_cast<size_t>(g.nodes[static_cast<size_t>(w.node)].inputs[0])].name);
   auto ranges = calibrate_ranges(c.model, c.sets, names, ro, c.session->num_threads(), c.kernels);
   if (!ranges) return ranges.status();
   opt->activation_ranges = std::move(*ranges);

@@ -23,10 +23,7 @@
 
 namespace {
 
-std::string fixture(const std::string& name) {
-  return sarai::test::test_setting("SARAI_SOURCE_DIR") + "/tests/fixtures/" + name;
-}
-
+using sarai::test::fixture;
 
 // The internal Session's output for `x`, as the reference.
 sarai::Tensor internal_output(const std::string& model, const sarai::Tensor& x) {

@@ -98,6 +98,20 @@ SARAI_AVX2 inline void group_avx2(__m256i (&acc)[MR][2], const int32_t (&x)[MR],
   }
 }
 
+// Software prefetch distance of `tile` (M = 1..3, the GEMV-like calls that
+// read each weight byte once): 8 blocks = 512 bytes = 8 cache lines ahead.
+// The exact AVX2 group spends ~18 uops per 64-byte line, so the out-of-order
+// window holds few lines' loads and the hardware prefetcher alone left the
+// cold GEMV at ~0.65 of the memory bandwidth (oneDNN's FP32 sgemm, ~4 uops
+// per line, reaches 1.0). Measured on AMD EPYC family 25 model 17 (Zen 4)
+// under SARAI_MAX_ISA=avx2, qgemm_bench BM_qgemm/M:1/.../nthr:1/cold:1,
+// medians of 3, alternating builds (docs/BENCHMARKS.md): K 2048 x N 8192
+// 809-821 -> 711-746 us, K 8192 x N 2048 849-863 -> 717-786 us; distances 4
+// and 8 measured alike, 16 and 32 no gain; warm calls unchanged. Past the
+// last block it touches the next panel (read next anyway) or memory after
+// the weights: a prefetch never faults.
+constexpr int64_t kPrefetchGroups = 8;
+
 // c[i][0..15] (+)= Σ over groups [0, groups) (+ one tail group of kt bytes)
 // for i < MR; `a` points at a[row0][k0], `w` at the block (panel, group g0).
 template <int MR>
@@ -114,6 +128,8 @@ SARAI_AVX2 void tile_avx2(const uint8_t* a, int64_t lda, const int8_t* w, int64_
     group_avx2<MR>(acc, x, w + groups * kBlockBytes);
   }
   for (int64_t g = 0; g < groups; ++g) {
+    // The weights' next lines, kPrefetchGroups blocks ahead (see below).
+    _mm_prefetch(reinterpret_cast<const char*>(w + (g + kPrefetchGroups) * kBlockBytes), _MM_HINT_T0);
     load_group<MR>(x, a + g * int8::kGroupK, lda, int8::kGroupK);
     group_avx2<MR>(acc, x, w + g * kBlockBytes);
   }

@@ -477,6 +477,60 @@ TEST(EvalPerLayer, LocalOnlyHoldsOneLayerAtATime) {
   }
 }
 
+// The test model's layer outputs past the memory limit go to a temporary
+// file and come back for the accumulated errors: the same errors, bit for
+// bit, with at most the limit held in memory.
+TEST(EvalPerLayer, TestOutputsPastTheLimitAreSpilledWithTheSameErrors) {
+  std::vector<Tensor> weights;
+  std::vector<std::string> names;
+  for (uint32_t i = 0; i < 8; ++i) {
+    weights.push_back(test::random_tensor({64, 64}, 30 + i, -0.2f, 0.2f));
+    names.push_back(test::numbered("m", i));
+  }
+  const RefAndBlob t = ref_and_blob("spill", test::matmul_chain_model({1, 16, 64}, {1, 16, 64}, weights, names));
+  ASSERT_TRUE(t.ref && t.blob);
+  KernelTable kernels;
+  register_kernels(kernels);
+  const std::vector<InputSet> sets = chain_sets(3, 70);
+  const uint64_t value_bytes = 16 * 64 * sizeof(float);
+  eval::PerLayer held, spilled;
+  ASSERT_TRUE(held.init(t.ref, t.blob, 1, kernels).is_ok());
+  ASSERT_TRUE(spilled.init(t.ref, t.blob, 1, kernels).is_ok());
+  spilled.set_memory_limit(value_bytes);  // one layer output in memory, the other 7 spilled
+  for (const InputSet& set : sets) {
+    ASSERT_TRUE(held.add(set.tensors).is_ok());
+    ASSERT_TRUE(spilled.add(set.tensors).is_ok());
+  }
+  EXPECT_EQ(held.spilled_bytes(), 0u);
+  EXPECT_EQ(held.peak_test_held_bytes(), 8 * value_bytes);
+  EXPECT_EQ(spilled.peak_test_held_bytes(), value_bytes);
+  EXPECT_EQ(spilled.spilled_bytes(), 3 * 7 * value_bytes);
+  std::vector<const eval::LayerError*> a = held.sorted(), b = spilled.sorted();
+  ASSERT_EQ(a.size(), 8u);
+  ASSERT_EQ(b.size(), 8u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]->node, b[i]->node);
+    EXPECT_EQ(b[i]->accumulated.elements(), 3 * 16 * 64) << b[i]->node;
+    EXPECT_EQ(a[i]->accumulated.relative_l2(), b[i]->accumulated.relative_l2()) << a[i]->node;
+    EXPECT_EQ(a[i]->accumulated.cosine(), b[i]->accumulated.cosine()) << a[i]->node;
+    EXPECT_EQ(a[i]->local.relative_l2(), b[i]->local.relative_l2()) << a[i]->node;
+  }
+
+  // A temporary folder that cannot take the file: add() fails, naming it.
+  const char* saved = std::getenv("TMPDIR");
+  const std::string keep = saved ? saved : "";
+  ::setenv("TMPDIR", "/nonexistent-sarai-tmp", 1);
+  eval::PerLayer nowhere;
+  ASSERT_TRUE(nowhere.init(t.ref, t.blob, 1, kernels).is_ok());
+  nowhere.set_memory_limit(0);
+  const Status st = nowhere.add(sets[0].tensors);
+  if (saved) ::setenv("TMPDIR", keep.c_str(), 1);
+  else ::unsetenv("TMPDIR");
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_HAS(st.message(), "cannot create a temporary file in /nonexistent-sarai-tmp (TMPDIR) for the test model's "
+                           "layer outputs: No such file or directory");
+}
+
 // ------------------------------------------------ convert --static / --auto-keep-fp32
 
 // Calibration sets of x [1, 16, 64] as subfolders of dir/calib.

@@ -33,7 +33,8 @@
 // calibrated range, which replaces the per-call range of X (values outside
 // it saturate); see kernels/qmatmul_qconv.cc. A depthwise QConv (group = C)
 // may carry int attribute x_per_channel = 1 instead: X quantized per input
-// channel, each with its own s_x and z_x.
+// channel, each with its own s_x and z_x; a QMatMul may carry x_per_row = 1:
+// each row m of X (a token) with its own s_x[m] and z_x[m].
 // Y[m][n] = s_x * scale[n] * (Σ_k x_q[m][k] * w[k][n] - z_x * wsum[n]) + bias[n]
 // because x = s_x (x_q - z_x) and w = scale[n] * w_q, so
 // x·w = s_x scale[n] (Σ x_q w_q - z_x Σ w_q): the second sum is wsum, a

@@ -5,7 +5,13 @@
 #include <filesystem>
 #include <map>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "loader/npy.h"
 #include "loader/tensor_file_name.h"
@@ -310,6 +316,67 @@ Expected<std::vector<Sensitivity>> single_layer_sensitivity(std::shared_ptr<cons
   return r;
 }
 
+SpillFile::~SpillFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status SpillFile::put(const std::string& name, const Tensor& t) {
+  if (fd_ < 0) {
+    const char* tmp = std::getenv("TMPDIR");
+    dir_ = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+    // Unlinked from the start (O_TMPFILE), or at once where the file system
+    // lacks it: nothing is left behind, whatever ends the process.
+    fd_ = ::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ < 0 && errno == EOPNOTSUPP) {
+      std::string path = dir_ + "/sarai-rt-spill-XXXXXX";
+      fd_ = ::mkostemp(path.data(), O_CLOEXEC);
+      if (fd_ >= 0) ::unlink(path.c_str());
+    }
+    if (fd_ < 0)
+      return Status::error("cannot create a temporary file in " + dir_ + " (TMPDIR) for the test model's layer "
+                           "outputs: " + std::strerror(errno));
+  }
+  const uint8_t* p = static_cast<const uint8_t*>(t.raw());
+  const uint64_t offset = end_;
+  for (size_t done = 0, n = t.nbytes(); done < n;) {
+    const ssize_t w = ::pwrite(fd_, p + done, n - done, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0)
+      return Status::error("cannot write the test model's layer outputs to a temporary file in " + dir_ +
+                           " (TMPDIR): " + (w < 0 ? std::strerror(errno) : "no progress"));
+    done += static_cast<size_t>(w);
+  }
+  end_ += t.nbytes();
+  written_ += t.nbytes();
+  entries_[name] = {t.dtype(), t.shape(), offset};
+  return Status::ok();
+}
+
+Expected<Tensor> SpillFile::take(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return Status::error("no spilled value '" + name + "'");
+  Tensor t = Tensor::allocate(it->second.dtype, it->second.shape);
+  uint8_t* p = static_cast<uint8_t*>(t.mutable_raw());
+  for (size_t done = 0, n = t.nbytes(); done < n;) {
+    const ssize_t r = ::pread(fd_, p + done, n - done, static_cast<off_t>(it->second.offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0)
+      return Status::error("cannot read '" + name + "' back from the temporary file in " + dir_ + ": " +
+                           (r < 0 ? std::strerror(errno) : "short file"));
+    done += static_cast<size_t>(r);
+  }
+  entries_.erase(it);
+  return t;
+}
+
+void SpillFile::clear() {
+  entries_.clear();
+  end_ = 0;
+  // Should it fail, puts write over the old bytes from offset 0 all the
+  // same; only the disk space stays taken until the file is closed.
+  if (fd_ >= 0) (void)!::ftruncate(fd_, 0);
+}
+
 Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Model> test, int threads,
                       const KernelTable& kernels, const std::string& attention, bool stream_weights,
                       bool accumulated) {
@@ -365,7 +432,15 @@ Status PerLayer::init(std::shared_ptr<const Model> ref, std::shared_ptr<const Mo
       for (size_t k = 0; k < outs.size(); ++k) {
         if (n.outputs[k] == kNoValue || !outs[k].defined()) continue;
         const std::string& name = g->values[static_cast<size_t>(n.outputs[k])].name;
-        if (want_test_.count(name)) test_values_[name] = outs[k].clone();
+        if (!want_test_.count(name) || !failed_) continue;
+        const uint64_t bytes = outs[k].nbytes();
+        if (test_held_ + bytes <= test_limit_) {
+          test_values_[name] = outs[k].clone();
+          test_held_ += bytes;
+          peak_test_held_ = std::max(peak_test_held_, test_held_);
+        } else if (Status st = spill_.put(name, outs[k]); !st) {
+          failed_ = st;
+        }
       }
     };
     auto s = Session::create(test, kernels, ok);
@@ -396,8 +471,16 @@ Status PerLayer::measure(size_t i) {
   const Tensor& expect = ref_values_.at(l.output);
   if (accumulated_) {
     auto t = test_values_.find(l.output);
-    SARAI_RETURN_IF_ERROR(l.accumulated.add(expect, t == test_values_.end() ? Tensor() : t->second));
-    if (t != test_values_.end()) test_values_.erase(t);
+    if (t != test_values_.end()) {
+      SARAI_RETURN_IF_ERROR(l.accumulated.add(expect, t->second));
+      test_held_ -= t->second.nbytes();
+      test_values_.erase(t);
+    } else if (spill_.has(l.output)) {
+      SARAI_ASSIGN_OR_RETURN(const Tensor back, spill_.take(l.output));
+      SARAI_RETURN_IF_ERROR(l.accumulated.add(expect, back));
+    } else {
+      SARAI_RETURN_IF_ERROR(l.accumulated.add(expect, Tensor()));
+    }
   }
   const Node& n = *nodes_[i];
   const Graph& tg = test_model_->graph;
@@ -431,13 +514,18 @@ Status PerLayer::measure(size_t i) {
 Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
   ref_values_.clear();
   test_values_.clear();
+  spill_.clear();
+  test_held_ = 0;
   captured_.clear();
   held_bytes_ = 0;
   failed_ = Status::ok();
   done_.assign(layers_.size(), false);
   uses_left_.clear();
   for (const auto& [name, layers] : needed_by_) uses_left_[name] = layers.size();
-  if (accumulated_) SARAI_RETURN_IF_ERROR(test_->run(inputs).status());
+  if (accumulated_) {
+    SARAI_RETURN_IF_ERROR(test_->run(inputs).status());
+    SARAI_RETURN_IF_ERROR(failed_);  // a spill that failed
+  }
   // Graph inputs feed quantized nodes too (views: the caller's tensors).
   for (const NamedTensor& t : inputs)
     if (needed_by_.count(t.name)) ref_values_[t.name] = t.tensor;
@@ -453,6 +541,8 @@ Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
   }
   ref_values_.clear();
   test_values_.clear();
+  spill_.clear();
+  test_held_ = 0;
   captured_.clear();
   return Status::ok();
 }

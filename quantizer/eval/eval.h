@@ -108,6 +108,36 @@ struct LayerError {
   double alone_cosine = -2;  // single-layer sensitivity when measured (set_sensitivity), else < -1
 };
 
+// Tensors written to an unlinked temporary file (in $TMPDIR, else /tmp)
+// and read back once: what PerLayer holds of the test model beyond its
+// memory limit. The file is created at the first put() and gone with the
+// object (or emptied by clear()).
+class SpillFile {
+ public:
+  SpillFile() = default;
+  SpillFile(const SpillFile&) = delete;
+  SpillFile& operator=(const SpillFile&) = delete;
+  ~SpillFile();
+  Status put(const std::string& name, const Tensor& t);
+  bool has(const std::string& name) const { return entries_.count(name) > 0; }
+  // The tensor `name` (put before), read back; then forgotten.
+  Expected<Tensor> take(const std::string& name);
+  // Forgets every tensor and empties the file.
+  void clear();
+  uint64_t bytes_written() const { return written_; }  // over the object's life
+
+ private:
+  struct Entry {
+    DType dtype;
+    Shape shape;
+    uint64_t offset = 0;
+  };
+  int fd_ = -1;
+  std::string dir_;
+  uint64_t end_ = 0, written_ = 0;
+  std::map<std::string, Entry> entries_;
+};
+
 class PerLayer {
  public:
   PerLayer() = default;
@@ -141,6 +171,13 @@ class PerLayer {
   // The largest total of captured reference values held at once by add()
   // so far, in bytes (what the local errors cost in memory).
   uint64_t peak_held_bytes() const { return peak_held_bytes_; }
+  // The accumulated errors hold the test model's layer outputs from its run
+  // until the reference's run reaches each layer: in memory up to this many
+  // bytes (default 256 MiB), the rest in a SpillFile, so a long input on a
+  // large model does not hold gigabytes. Set before add().
+  void set_memory_limit(uint64_t bytes) { test_limit_ = bytes; }
+  uint64_t peak_test_held_bytes() const { return peak_test_held_; }  // in memory, at once
+  uint64_t spilled_bytes() const { return spill_.bytes_written(); }
 
  private:
   // A newly captured reference value: measures the layers it completes.
@@ -161,6 +198,8 @@ class PerLayer {
   // add()'s state: values at hand, how many pending layers still need each,
   // which layers are done, the first error met inside the observer.
   std::map<std::string, Tensor> ref_values_, test_values_;
+  SpillFile spill_;  // test values past test_limit_
+  uint64_t test_limit_ = uint64_t{256} << 20, test_held_ = 0, peak_test_held_ = 0;
   std::set<std::string> captured_;  // the ref_values_ that are copies (not the caller's inputs)
   std::map<std::string, size_t> uses_left_;
   std::vector<bool> done_;

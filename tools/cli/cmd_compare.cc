@@ -97,6 +97,12 @@ int cmd_compare(const CompareArgs& a) {
   if (per_layer) {
     for (const eval::InputSet& set : sets)
       if (Status st = layers.add(set.tensors); !st) return fail(set.name + ": --per-layer: " + st.message());
+    if (layers.spilled_bytes() > 0)
+      std::fprintf(stderr,
+                   "note: --per-layer kept %.1f MB of the test model's layer outputs in memory and wrote %.1f MB "
+                   "to a temporary file (TMPDIR), read back layer by layer\n",
+                   static_cast<double>(layers.peak_test_held_bytes()) / 1e6,
+                   static_cast<double>(layers.spilled_bytes()) / 1e6);
     SessionOptions so;
     so.num_threads = ref.num_threads();
     auto ref_out = eval::ReferenceOutputs::run(ref, sets);

@@ -439,14 +439,19 @@ TEST(EvalPerLayer, LocalAndAccumulatedErrors) {
 // no pending layer needs it, so what is held stays one layer's input and
 // output however long the chain. The local errors are those of the full
 // measurement.
-TEST(EvalPerLayer, LocalOnlyHoldsOneLayerAtATime) {
+// A chain of 8 MatMuls m0..m7, x [1, 16, 64] -> y, and its blob.
+RefAndBlob chain_of_8(const std::string& name, uint32_t seed) {
   std::vector<Tensor> weights;
   std::vector<std::string> names;
   for (uint32_t i = 0; i < 8; ++i) {
-    weights.push_back(test::random_tensor({64, 64}, 10 + i, -0.2f, 0.2f));
+    weights.push_back(test::random_tensor({64, 64}, seed + i, -0.2f, 0.2f));
     names.push_back(test::numbered("m", i));
   }
-  const RefAndBlob t = ref_and_blob("local_only", test::matmul_chain_model({1, 16, 64}, {1, 16, 64}, weights, names));
+  return ref_and_blob(name, test::matmul_chain_model({1, 16, 64}, {1, 16, 64}, weights, names));
+}
+
+TEST(EvalPerLayer, LocalOnlyHoldsOneLayerAtATime) {
+  const RefAndBlob t = chain_of_8("local_only", 10);
   ASSERT_TRUE(t.ref && t.blob);
   KernelTable kernels;
   register_kernels(kernels);
@@ -481,13 +486,7 @@ TEST(EvalPerLayer, LocalOnlyHoldsOneLayerAtATime) {
 // file and come back for the accumulated errors: the same errors, bit for
 // bit, with at most the limit held in memory.
 TEST(EvalPerLayer, TestOutputsPastTheLimitAreSpilledWithTheSameErrors) {
-  std::vector<Tensor> weights;
-  std::vector<std::string> names;
-  for (uint32_t i = 0; i < 8; ++i) {
-    weights.push_back(test::random_tensor({64, 64}, 30 + i, -0.2f, 0.2f));
-    names.push_back(test::numbered("m", i));
-  }
-  const RefAndBlob t = ref_and_blob("spill", test::matmul_chain_model({1, 16, 64}, {1, 16, 64}, weights, names));
+  const RefAndBlob t = chain_of_8("spill", 30);
   ASSERT_TRUE(t.ref && t.blob);
   KernelTable kernels;
   register_kernels(kernels);

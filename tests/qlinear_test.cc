@@ -10,6 +10,7 @@
 // Accuracy against the FP32 ops: cosine >= 0.999 on random data.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -393,7 +394,7 @@ Node per_row(Node n) {
 // bit: the same (s_x, z_x), the same integers, the same epilogue constants
 // (built in registers instead of per call). Tails of K and N, batched X, a
 // zero row (scale 1, zero point 0), an all-positive and an all-negative row
-// (zero points 0 and 255), a fused residual and Relu.
+// (zero points 0 and 255), a NaN and an infinity, a fused residual and Relu.
 TEST(QMatMulPerRow, EachRowIsThePerTensorOpOnThatRowBitForBit) {
   uint32_t seed = 40;
   for (int64_t K : {1, 3, 17, 64, 129})
@@ -406,6 +407,10 @@ TEST(QMatMulPerRow, EachRowIsThePerTensorOpOnThatRowBitForBit) {
         x[static_cast<size_t>(2 * K + k)] = 0.25f + 0.5f * static_cast<float>(k % 5);
         x[static_cast<size_t>(3 * K + k)] = -0.5f - 100.f * static_cast<float>(k % 3);
       }
+      // A NaN (ignored by the range, quantized to 0) and an infinity (an
+      // infinite scale: the row's outputs are NaN) stay in their own rows.
+      x[static_cast<size_t>(4 * K + K / 2)] = std::nanf("");
+      x[static_cast<size_t>(5 * K)] = std::numeric_limits<float>::infinity();
       for (int fused = 0; fused < 2; ++fused) {
         SCOPED_TRACE("K=" + std::to_string(K) + " N=" + std::to_string(N) + (fused ? " residual+Relu" : ""));
         QMatMulInputs in = qmatmul_inputs(xs, x, K, N, /*per_tensor=*/seed % 2 == 0, /*with_bias=*/true, seed);
@@ -421,6 +426,7 @@ TEST(QMatMulPerRow, EachRowIsThePerTensorOpOnThatRowBitForBit) {
         }
         Tensor y = run1(kernels::QMatMul, per_row(node), in.tensors);
         ASSERT_EQ(y.shape(), (Shape{2, 3, N}));
+        for (int64_t i = 0; i < 4 * N; ++i) ASSERT_TRUE(std::isfinite(y.data<float>()[i])) << "rows 0..3, element " << i;
         for (int64_t m = 0; m < rows; ++m) {
           std::vector<Tensor> one = in.tensors;
           one[0] = make_tensor<float>({1, K}, std::vector<float>(x.begin() + m * K, x.begin() + (m + 1) * K));

@@ -110,8 +110,8 @@ AtomicFile::~AtomicFile() {
 
 namespace {
 
-// Calls `io(p, n)` (write or pwrite: bytes written or -1) until all of
-// data is written, retrying EINTR; 0 or the errno.
+// Calls `io(p, n)` (write, pwrite or pread: bytes moved or -1) until all of
+// data is moved, retrying EINTR; 0 or the errno (EIO for no progress).
 template <class Io>
 int write_fully(const void* data, size_t n, Io&& io) {
   const auto* p = static_cast<const char*>(data);
@@ -127,6 +127,23 @@ int write_fully(const void* data, size_t n, Io&& io) {
 
 }  // namespace
 
+int pwrite_fully(int fd, const void* data, size_t n, uint64_t offset) {
+  return write_fully(data, n, [&](const char* p, size_t k) {
+    const ssize_t w = ::pwrite(fd, p, k, static_cast<off_t>(offset));
+    if (w > 0) offset += static_cast<uint64_t>(w);
+    return w;
+  });
+}
+
+int pread_fully(int fd, void* data, size_t n, uint64_t offset) {
+  // The same loop: `data` filled instead of drained.
+  return write_fully(data, n, [&](const char* p, size_t k) {
+    const ssize_t r = ::pread(fd, const_cast<char*>(p), k, static_cast<off_t>(offset));
+    if (r > 0) offset += static_cast<uint64_t>(r);
+    return r;
+  });
+}
+
 int AtomicFile::write_all(const void* data, size_t n) {
   return write_fully(data, n, [&](const char* p, size_t k) {
     const ssize_t w = ::write(fd_, p, k);
@@ -135,13 +152,7 @@ int AtomicFile::write_all(const void* data, size_t n) {
   });
 }
 
-int AtomicFile::pwrite_all(const void* data, size_t n, uint64_t offset) {
-  return write_fully(data, n, [&](const char* p, size_t k) {
-    const ssize_t w = ::pwrite(fd_, p, k, static_cast<off_t>(offset));
-    if (w > 0) offset += static_cast<uint64_t>(w);
-    return w;
-  });
-}
+int AtomicFile::pwrite_all(const void* data, size_t n, uint64_t offset) { return pwrite_fully(fd_, data, n, offset); }
 
 int AtomicFile::sync_close() {
   if (fd_ < 0) return 0;

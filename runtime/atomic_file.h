@@ -29,6 +29,12 @@
 
 namespace sarai {
 
+// All n bytes at `offset` of fd, written or read with pwrite / pread,
+// EINTR retried: 0 or the errno (EIO when the call makes no progress: a
+// full device, or for a read the end of the file).
+int pwrite_fully(int fd, const void* data, size_t n, uint64_t offset);
+int pread_fully(int fd, void* data, size_t n, uint64_t offset);
+
 class AtomicFile {
  public:
   // Creates tmp_path (O_CREAT | O_EXCL), which must be in final_path's

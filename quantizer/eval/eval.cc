@@ -15,6 +15,7 @@
 
 #include "loader/npy.h"
 #include "loader/tensor_file_name.h"
+#include "runtime/atomic_file.h"
 #include "runtime/fuse.h"
 #include "runtime/mapped_file.h"
 #include "runtime/quantized_op.h"
@@ -336,16 +337,10 @@ Status SpillFile::put(const std::string& name, const Tensor& t) {
       return Status::error("cannot create a temporary file in " + dir_ + " (TMPDIR) for the test model's layer "
                            "outputs: " + std::strerror(errno));
   }
-  const uint8_t* p = static_cast<const uint8_t*>(t.raw());
   const uint64_t offset = end_;
-  for (size_t done = 0, n = t.nbytes(); done < n;) {
-    const ssize_t w = ::pwrite(fd_, p + done, n - done, static_cast<off_t>(offset + done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0)
-      return Status::error("cannot write the test model's layer outputs to a temporary file in " + dir_ +
-                           " (TMPDIR): " + (w < 0 ? std::strerror(errno) : "no progress"));
-    done += static_cast<size_t>(w);
-  }
+  if (const int err = pwrite_fully(fd_, t.raw(), t.nbytes(), offset); err != 0)
+    return Status::error("cannot write the test model's layer outputs to a temporary file in " + dir_ +
+                         " (TMPDIR): " + std::strerror(err));
   end_ += t.nbytes();
   written_ += t.nbytes();
   entries_[name] = {t.dtype(), t.shape(), offset};
@@ -356,15 +351,9 @@ Expected<Tensor> SpillFile::take(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end()) return Status::error("no spilled value '" + name + "'");
   Tensor t = Tensor::allocate(it->second.dtype, it->second.shape);
-  uint8_t* p = static_cast<uint8_t*>(t.mutable_raw());
-  for (size_t done = 0, n = t.nbytes(); done < n;) {
-    const ssize_t r = ::pread(fd_, p + done, n - done, static_cast<off_t>(it->second.offset + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0)
-      return Status::error("cannot read '" + name + "' back from the temporary file in " + dir_ + ": " +
-                           (r < 0 ? std::strerror(errno) : "short file"));
-    done += static_cast<size_t>(r);
-  }
+  if (const int err = pread_fully(fd_, t.mutable_raw(), t.nbytes(), it->second.offset); err != 0)
+    return Status::error("cannot read '" + name + "' back from the temporary file in " + dir_ + ": " +
+                         std::strerror(err));
   entries_.erase(it);
   return t;
 }
@@ -511,13 +500,17 @@ Status PerLayer::measure(size_t i) {
   return Status::ok();
 }
 
-Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
+void PerLayer::drop_values() {
   ref_values_.clear();
   test_values_.clear();
   spill_.clear();
   test_held_ = 0;
   captured_.clear();
   held_bytes_ = 0;
+}
+
+Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
+  drop_values();
   failed_ = Status::ok();
   done_.assign(layers_.size(), false);
   uses_left_.clear();
@@ -539,11 +532,7 @@ Status PerLayer::add(const std::vector<NamedTensor>& inputs) {
     for (const std::string& v : needs_[i])
       if (!ref_values_.count(v)) return Status::error(nodes_[i]->describe() + ": the reference has no value '" + v + "'");
   }
-  ref_values_.clear();
-  test_values_.clear();
-  spill_.clear();
-  test_held_ = 0;
-  captured_.clear();
+  drop_values();
   return Status::ok();
 }
 void PerLayer::set_sensitivity(const std::vector<Sensitivity>& s) {

@@ -184,6 +184,8 @@ class PerLayer {
   void on_ref_value(const std::string& name);
   // Layer i's local (and accumulated) error; its inputs and output are in ref_values_.
   Status measure(size_t i);
+  // Forgets every value held for one input set (and empties the spill file).
+  void drop_values();
 
   const KernelTable* kernels_ = nullptr;
   std::shared_ptr<const Model> test_model_;

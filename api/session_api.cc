@@ -213,15 +213,19 @@ Result<ConvertSummary> convert(const std::string& src, const std::string& dst, c
     return make_error(ErrorCategory::kInvalidArgument, dst + ": format '" + sum.format + "' is not sarai or onnx");
   if (options.min_elements < 0)
     return make_error(ErrorCategory::kInvalidArgument, dst + ": min_elements must be >= 0");
+  sarai::quant::ConvertOptions o;
+  o.per_tensor = options.per_tensor;
+  o.keep_fp32 = options.keep_fp32;
+  for (const std::string& n : options.keep_fp32_names) o.keep_fp32.push_back(sarai::quant::glob_escape(n));
+  o.min_elements = options.min_elements;
+  o.attention = options.attention;
+  o.recurrent = options.recurrent;
+  o.depthwise_activations = options.depthwise_activations;
+  o.matmul_activations = options.matmul_activations;
   // Checked for both formats: the ONNX export ignores them (per tensor), but
   // a misspelt value is still an error.
-  {
-    sarai::quant::ConvertOptions schemes;
-    schemes.depthwise_activations = options.depthwise_activations;
-    schemes.matmul_activations = options.matmul_activations;
-    if (sarai::Status st = sarai::quant::check_activation_schemes(schemes, dst); !st)
-      return make_error(ErrorCategory::kInvalidArgument, st.message());
-  }
+  if (sarai::Status st = sarai::quant::check_activation_schemes(o, dst); !st)
+    return make_error(ErrorCategory::kInvalidArgument, st.message());
   sarai::quant::OnnxExportOptions onnx;
   if (sum.format == "onnx") {
     auto w = sarai::quant::parse_onnx_weights(options.onnx_weights);
@@ -234,15 +238,6 @@ Result<ConvertSummary> convert(const std::string& src, const std::string& dst, c
   // Like open(): a missing or unreadable file is an I/O error.
   auto model = sarai::load_onnx(src);
   if (!model) return from_status(model.status(), ErrorCategory::kInvalidModel);
-  sarai::quant::ConvertOptions o;
-  o.per_tensor = options.per_tensor;
-  o.keep_fp32 = options.keep_fp32;
-  for (const std::string& n : options.keep_fp32_names) o.keep_fp32.push_back(sarai::quant::glob_escape(n));
-  o.min_elements = options.min_elements;
-  o.attention = options.attention;
-  o.recurrent = options.recurrent;
-  o.depthwise_activations = options.depthwise_activations;
-  o.matmul_activations = options.matmul_activations;
   std::atomic<bool> stop{false};
   if (options.progress) {
     o.cancel = &stop;

@@ -419,7 +419,7 @@ Status QMatMul(KernelContext& ctx) {
     // the epilogue combines row m's (s_x, z_x) with the channel factors
     // scale[n] and wsum[n] (QgemmEpilogue::row_x).
     quantize_u8_per_channel(x.data<float>(), 1, rows, k, xq, row_x);
-    const QuantParams unit{1.f, 1};
+    const QuantParams unit{1.f, 1};  // channel_params then gives scale[n] and wsum[n] themselves
     channel_params(ctx, &unit, 0, n, /*compensate=*/true, cp);
   } else {
     const QuantParams xp = quantize_input(fixed, x, xq);
